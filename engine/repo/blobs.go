@@ -1,0 +1,204 @@
+package repo
+
+import (
+	"context"
+	"fmt"
+	"sync"
+)
+
+// indexFlushPacks is how many finished packs are collected before an index
+// file is written, so an interrupted backup loses at most that many packs
+// for the next run's deduplication.
+const indexFlushPacks = 8
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 1<<20); return &b }}
+
+// SaveBlob stores plaintext data as a blob of type t under id (which the
+// caller computed with BlobID) unless the repository already has it.
+// It compresses in the caller's goroutine and streams into an open pack, so
+// concurrency is the number of concurrent callers. It reports whether the
+// blob was new.
+func (r *Repository) SaveBlob(ctx context.Context, t BlobType, id ID, data []byte) (bool, error) {
+	if !r.idx.claim(id) {
+		return false, nil
+	}
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	stored, compressed := r.comp.compress(*bp, data)
+	if compressed {
+		*bp = stored[:0]
+	} else {
+		stored = data
+	}
+	p, err := r.takePack(ctx, t)
+	if err != nil {
+		return false, err
+	}
+	if err := p.add(t, id, stored, len(data), compressed); err != nil {
+		p.abort()
+		return false, err
+	}
+	r.mu.Lock()
+	r.stats.Blobs++
+	r.stats.BlobBytes += int64(len(data))
+	r.stats.StoredBytes += int64(len(stored))
+	r.mu.Unlock()
+	if p.size() >= r.cfg.PackSize {
+		return true, r.finishPack(ctx, p)
+	}
+	r.putPack(p)
+	return true, nil
+}
+
+func (r *Repository) takePack(ctx context.Context, t BlobType) (*packWriter, error) {
+	r.mu.Lock()
+	if ps := r.open[t]; len(ps) > 0 {
+		p := ps[len(ps)-1]
+		r.open[t] = ps[:len(ps)-1]
+		r.mu.Unlock()
+		return p, nil
+	}
+	r.mu.Unlock()
+	recips := r.packRecips
+	if t == TreeBlob {
+		recips = r.metaRecips
+	}
+	return newPackWriter(ctx, r.b, recips)
+}
+
+func (r *Repository) putPack(p *packWriter) {
+	r.mu.Lock()
+	t := p.entries[0].Type
+	r.open[t] = append(r.open[t], p)
+	r.mu.Unlock()
+}
+
+// finishPack uploads the rest of a pack, adds it to the index and writes an
+// index file when enough packs are pending.
+func (r *Repository) finishPack(ctx context.Context, p *packWriter) error {
+	info, err := p.finish()
+	if err != nil {
+		return err
+	}
+	r.idx.AddPack(info)
+	r.mu.Lock()
+	r.stats.Packs++
+	r.pending = append(r.pending, info)
+	var flush []PackInfo
+	if len(r.pending) >= indexFlushPacks {
+		flush, r.pending = r.pending, nil
+	}
+	r.mu.Unlock()
+	if flush != nil {
+		return r.writeIndex(ctx, flush)
+	}
+	return nil
+}
+
+func (r *Repository) writeIndex(ctx context.Context, packs []PackInfo) error {
+	enc, err := r.sealMeta(encodeIndex(packs))
+	if err != nil {
+		return err
+	}
+	return writeNew(ctx, r.b, "index/"+NewRandomID().String(), enc)
+}
+
+// Flush finishes all open packs and writes the index for every pack not yet
+// indexed. After Flush returns, every blob SaveBlob reported is durable and
+// findable by other processes.
+func (r *Repository) Flush(ctx context.Context) error {
+	r.mu.Lock()
+	var open []*packWriter
+	for t, ps := range r.open {
+		open = append(open, ps...)
+		delete(r.open, t)
+	}
+	r.mu.Unlock()
+	var firstErr error
+	for _, p := range open {
+		if firstErr != nil {
+			p.abort()
+			continue
+		}
+		if err := r.finishPack(ctx, p); err != nil {
+			firstErr = err
+		}
+	}
+	if firstErr != nil {
+		return firstErr
+	}
+	r.mu.Lock()
+	flush := r.pending
+	r.pending = nil
+	r.mu.Unlock()
+	if len(flush) == 0 {
+		return nil
+	}
+	return r.writeIndex(ctx, flush)
+}
+
+// Abort discards open packs without storing them (on a failed backup).
+func (r *Repository) Abort() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for t, ps := range r.open {
+		for _, p := range ps {
+			p.abort()
+		}
+		delete(r.open, t)
+	}
+}
+
+// LoadBlob returns the plaintext of a blob, appended to buf[:0], after
+// verifying its ID.
+func (r *Repository) LoadBlob(ctx context.Context, id ID, buf []byte) ([]byte, error) {
+	loc, ok := r.idx.Lookup(id)
+	if !ok {
+		return nil, fmt.Errorf("blob %s: %w in the index", id, ErrNotFound)
+	}
+	return r.loadAt(ctx, loc, buf)
+}
+
+func (r *Repository) loadAt(ctx context.Context, loc Location, buf []byte) ([]byte, error) {
+	if loc.Type == DataBlob && !r.readData {
+		return nil, fmt.Errorf("%s: %w", packKey(loc.Pack), ErrNoDataKey)
+	}
+	pr, err := r.packReader(ctx, loc.Pack, loc.PackSize)
+	if err != nil {
+		return nil, err
+	}
+	dst := buf
+	var scratch *[]byte
+	if loc.Compressed {
+		scratch = bufPool.Get().(*[]byte)
+		defer bufPool.Put(scratch)
+		dst = *scratch
+	}
+	raw, full, err := pr.readAt(ctx, r.b, int64(loc.Offset), int64(loc.Length), dst)
+	if err != nil {
+		return nil, err
+	}
+	out := raw
+	if loc.Compressed {
+		*scratch = full[:0]
+		if out, err = decompress(buf, raw, int(loc.RawLength)); err != nil {
+			return nil, corrupt(packKey(loc.Pack), "blob %s: %v", loc.ID, err)
+		}
+	}
+	if r.BlobID(out) != loc.ID {
+		return nil, corrupt(packKey(loc.Pack), "blob %s: content does not match its ID", loc.ID)
+	}
+	return out, nil
+}
+
+func (r *Repository) packReader(ctx context.Context, id ID, size int64) (*packReader, error) {
+	if v, ok := r.readers.Load(id); ok {
+		return v.(*packReader), nil
+	}
+	pr, err := openPackReader(ctx, r.b, id, size, r.ids)
+	if err != nil {
+		return nil, err
+	}
+	r.readers.Store(id, pr)
+	return pr, nil
+}

@@ -1,0 +1,81 @@
+package repo
+
+import (
+	"fmt"
+	"sync"
+
+	"github.com/klauspost/compress/zstd"
+)
+
+func compressionLevel(name string) (zstd.EncoderLevel, error) {
+	switch name {
+	case "", "fastest":
+		return zstd.SpeedFastest, nil
+	case "default":
+		return zstd.SpeedDefault, nil
+	case "better":
+		return zstd.SpeedBetterCompression, nil
+	case "off":
+		return 0, nil
+	}
+	return 0, fmt.Errorf("unknown compression %q (want fastest, default, better or off)", name)
+}
+
+// compressor compresses blobs with a pool of single-threaded zstd encoders,
+// so concurrent callers each use their own core.
+type compressor struct {
+	level zstd.EncoderLevel // 0: off
+	pool  sync.Pool
+}
+
+func newCompressor(level zstd.EncoderLevel) *compressor {
+	c := &compressor{level: level}
+	c.pool.New = func() any {
+		e, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(level), zstd.WithEncoderConcurrency(1),
+			zstd.WithLowerEncoderMem(true), zstd.WithZeroFrames(true))
+		if err != nil {
+			panic(err) // only on invalid options
+		}
+		return e
+	}
+	return c
+}
+
+// compress appends the compressed form of src to dst[:0] and reports whether
+// it is worth keeping; data that does not shrink by at least 1/32 is stored raw.
+func (c *compressor) compress(dst, src []byte) ([]byte, bool) {
+	if c.level == 0 || len(src) < 64 {
+		return dst[:0], false
+	}
+	e := c.pool.Get().(*zstd.Encoder)
+	dst = e.EncodeAll(src, dst[:0])
+	c.pool.Put(e)
+	if len(dst) >= len(src)-len(src)/32 {
+		return dst[:0], false
+	}
+	return dst, true
+}
+
+var decoder = func() *zstd.Decoder {
+	d, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(1<<30))
+	if err != nil {
+		panic(err)
+	}
+	return d
+}()
+
+// decompress appends the decompression of src to dst[:0]; rawLen is the
+// expected size.
+func decompress(dst, src []byte, rawLen int) ([]byte, error) {
+	if cap(dst) < rawLen {
+		dst = make([]byte, 0, rawLen)
+	}
+	out, err := decoder.DecodeAll(src, dst[:0])
+	if err != nil {
+		return nil, err
+	}
+	if len(out) != rawLen {
+		return nil, fmt.Errorf("decompressed %d bytes, want %d", len(out), rawLen)
+	}
+	return out, nil
+}

@@ -1,0 +1,373 @@
+package repo
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"filippo.io/age"
+	"github.com/lifeboat-backup/lifeboat/engine/repo/chunker"
+	"gocloud.dev/blob"
+	"gocloud.dev/gcerrors"
+	"golang.org/x/sync/errgroup"
+)
+
+// Repository is an open repository. Blob saving and loading are safe for
+// concurrent use.
+type Repository struct {
+	b          *blob.Bucket
+	cfg        Config
+	key        *keyFile
+	ids        []age.Identity
+	packRecips []age.Recipient
+	metaRecips []age.Recipient
+	readData   bool
+	hasher     *hasher
+	gear       *chunker.Gear
+	comp       *compressor
+	idx        *Index
+
+	mu      sync.Mutex
+	open    map[BlobType][]*packWriter // idle open packs by type
+	pending []PackInfo                 // finished packs not yet in an index file
+	stats   SaveStats
+
+	readers sync.Map // ID -> *packReader
+}
+
+// SaveStats counts what SaveBlob stored.
+type SaveStats struct {
+	Blobs       int64 // new blobs
+	BlobBytes   int64 // their plaintext size
+	StoredBytes int64 // their size after compression
+	Packs       int64 // packs uploaded
+}
+
+// InitOptions configure a new repository.
+type InitOptions struct {
+	// OwnerRecipients receive pack contents. When empty (and no
+	// Passphrase), Init generates an owner identity and returns it.
+	OwnerRecipients []string
+	// Passphrase selects passphrase mode (single host): one scrypt-encrypted
+	// key holds the repository's own identity.
+	Passphrase  string
+	Chunker     chunker.Params
+	Compression string
+	PackSize    int
+}
+
+// InitResult holds the identities Init generated (age identity file text).
+// They are shown once; the repository keeps only public recipients.
+type InitResult struct {
+	RepoID        ID
+	OwnerIdentity string // empty when owner recipients were given or in passphrase mode
+	HostIdentity  string // empty in passphrase mode
+}
+
+// Init creates a repository in an empty location.
+func Init(ctx context.Context, b *blob.Bucket, opts InitOptions) (*InitResult, error) {
+	if ok, err := b.Exists(ctx, configKey); err != nil {
+		return nil, fmt.Errorf("check config: %w", err)
+	} else if ok {
+		return nil, ErrAlreadyInitialized
+	}
+	if opts.Chunker == (chunker.Params{}) {
+		opts.Chunker = chunker.DefaultParams()
+	}
+	if err := opts.Chunker.Validate(); err != nil {
+		return nil, err
+	}
+	if _, err := compressionLevel(opts.Compression); err != nil {
+		return nil, err
+	}
+	if opts.Compression == "" {
+		opts.Compression = "fastest"
+	}
+	if opts.PackSize <= 0 {
+		opts.PackSize = defaultPackSize
+	}
+	k := &keyFile{Version: 1, Created: time.Now().UTC(), MACKey: randBytes(32), GearKey: randBytes(32)}
+	res := &InitResult{}
+	var keyRecips []age.Recipient
+	switch {
+	case opts.Passphrase != "":
+		if len(opts.OwnerRecipients) > 0 {
+			return nil, errors.New("passphrase mode and owner recipients exclude each other")
+		}
+		_, secret, pub, err := newIdentity(false)
+		if err != nil {
+			return nil, err
+		}
+		k.Identity = secret
+		k.PackRecipients, k.MetaRecipients = []string{pub}, []string{pub}
+		sr, err := age.NewScryptRecipient(opts.Passphrase)
+		if err != nil {
+			return nil, err
+		}
+		keyRecips = []age.Recipient{sr}
+	default:
+		owners := opts.OwnerRecipients
+		if len(owners) == 0 {
+			_, secret, pub, err := newIdentity(false)
+			if err != nil {
+				return nil, err
+			}
+			res.OwnerIdentity, owners = secret, []string{pub}
+		}
+		hybrid := isHybrid(owners[0])
+		for _, o := range owners {
+			if isHybrid(o) != hybrid {
+				return nil, errors.New("owner recipients mix hybrid post-quantum (age1pq1...) and classic (age1...) keys; age cannot encrypt to both")
+			}
+		}
+		if _, err := ParseRecipients(owners); err != nil {
+			return nil, err
+		}
+		_, hostSecret, hostPub, err := newIdentity(hybrid)
+		if err != nil {
+			return nil, err
+		}
+		res.HostIdentity = hostSecret
+		k.PackRecipients = owners
+		k.MetaRecipients = append(slices.Clone(owners), hostPub)
+		var perr error
+		if keyRecips, perr = ParseRecipients(k.MetaRecipients); perr != nil {
+			return nil, perr
+		}
+	}
+	cfg := Config{Version: FormatVersion, ID: NewRandomID(), Created: k.Created, Chunker: opts.Chunker,
+		Compression: opts.Compression, PackSize: opts.PackSize}
+	res.RepoID = cfg.ID
+	plain, err := json.Marshal(k)
+	if err != nil {
+		return nil, err
+	}
+	var enc bytes.Buffer
+	w, err := age.Encrypt(&enc, keyRecips...)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := w.Write(plain); err != nil {
+		return nil, err
+	}
+	if err := w.Close(); err != nil {
+		return nil, err
+	}
+	if err := writeNew(ctx, b, "keys/"+NewRandomID().String(), enc.Bytes()); err != nil {
+		return nil, err
+	}
+	cj, err := json.MarshalIndent(cfg, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	// config last: a repository without config is not a repository, so an
+	// interrupted init can simply be run again.
+	if err := writeNew(ctx, b, configKey, cj); err != nil {
+		if gcerrors.Code(err) == gcerrors.FailedPrecondition {
+			return nil, ErrAlreadyInitialized
+		}
+		return nil, err
+	}
+	return res, nil
+}
+
+func randBytes(n int) []byte {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		panic(err)
+	}
+	return b
+}
+
+// writeNew stores an object that must not exist yet.
+func writeNew(ctx context.Context, b *blob.Bucket, key string, data []byte) error {
+	if err := b.WriteAll(ctx, key, data, &blob.WriterOptions{IfNotExist: true}); err != nil {
+		return fmt.Errorf("write %s: %w", key, err)
+	}
+	return nil
+}
+
+// Open opens the repository in b with the given credentials and loads its
+// index.
+func Open(ctx context.Context, b *blob.Bucket, creds Credentials) (*Repository, error) {
+	cfg, err := loadConfig(ctx, b)
+	if err != nil {
+		return nil, err
+	}
+	k, ids, err := loadKey(ctx, b, creds)
+	if err != nil {
+		return nil, err
+	}
+	r := &Repository{b: b, cfg: cfg, key: k, ids: ids, open: map[BlobType][]*packWriter{}, idx: NewIndex()}
+	if r.packRecips, err = ParseRecipients(k.PackRecipients); err != nil {
+		return nil, err
+	}
+	if r.metaRecips, err = ParseRecipients(k.MetaRecipients); err != nil {
+		return nil, err
+	}
+	for _, id := range ids {
+		if slices.Contains(k.PackRecipients, recipientOf(id)) {
+			r.readData = true
+		}
+	}
+	lvl, _ := compressionLevel(cfg.Compression)
+	r.comp = newCompressor(lvl)
+	r.hasher = newHasher(k.MACKey)
+	r.gear = chunker.NewGear([32]byte(k.GearKey))
+	if err := r.LoadIndex(ctx); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// Config returns the repository configuration.
+func (r *Repository) Config() Config { return r.cfg }
+
+// Bucket returns the underlying storage.
+func (r *Repository) Bucket() *blob.Bucket { return r.b }
+
+// Index returns the in-memory index.
+func (r *Repository) Index() *Index { return r.idx }
+
+// CanReadData reports whether the identity can decrypt pack contents (owner).
+func (r *Repository) CanReadData() bool { return r.readData }
+
+// Gear returns the chunker gear table derived from the repository key.
+func (r *Repository) Gear() *chunker.Gear { return r.gear }
+
+// ChunkerParams returns the repository's chunk size bounds.
+func (r *Repository) ChunkerParams() chunker.Params { return r.cfg.Chunker }
+
+// BlobID computes the keyed ID of a plaintext blob.
+func (r *Repository) BlobID(data []byte) ID { return r.hasher.sum(data) }
+
+// Stats returns what this process stored so far.
+func (r *Repository) Stats() SaveStats {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.stats
+}
+
+// sealMeta compresses and encrypts a metadata object to owner and host.
+func (r *Repository) sealMeta(plain []byte) ([]byte, error) {
+	comp, ok := r.comp.compress(nil, plain)
+	var buf bytes.Buffer
+	w, err := age.Encrypt(&buf, r.metaRecips...)
+	if err != nil {
+		return nil, err
+	}
+	flag := []byte{0}
+	if ok {
+		flag[0], plain = 1, comp
+	}
+	if _, err := w.Write(flag); err != nil {
+		return nil, err
+	}
+	if _, err := w.Write(plain); err != nil {
+		return nil, err
+	}
+	if err := w.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// loadMeta reads, decrypts and decompresses a metadata object.
+func (r *Repository) loadMeta(ctx context.Context, key string) ([]byte, error) {
+	data, err := r.b.ReadAll(ctx, key)
+	if err != nil {
+		if gcerrors.Code(err) == gcerrors.NotFound {
+			return nil, fmt.Errorf("%s: %w", key, ErrNotFound)
+		}
+		return nil, fmt.Errorf("read %s: %w", key, err)
+	}
+	rd, err := age.Decrypt(bytes.NewReader(data), r.ids...)
+	if err != nil {
+		return nil, corrupt(key, "%v", err)
+	}
+	plain, err := io.ReadAll(rd)
+	if err != nil {
+		return nil, corrupt(key, "%v", err)
+	}
+	if len(plain) == 0 {
+		return nil, corrupt(key, "empty")
+	}
+	if plain[0] == 1 {
+		out, err := decoder.DecodeAll(plain[1:], nil)
+		if err != nil {
+			return nil, corrupt(key, "%v", err)
+		}
+		return out, nil
+	}
+	return plain[1:], nil
+}
+
+// LoadIndex (re)reads every index file.
+func (r *Repository) LoadIndex(ctx context.Context) error {
+	idx := NewIndex()
+	err := r.eachIndexFile(ctx, func(key string, packs []PackInfo) error {
+		for _, p := range packs {
+			idx.AddPack(p)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	r.idx = idx
+	return nil
+}
+
+// eachIndexFile decodes every index file, two at a time, and calls fn
+// (serialized) for each.
+func (r *Repository) eachIndexFile(ctx context.Context, fn func(key string, packs []PackInfo) error) error {
+	keys, err := r.listKeys(ctx, "index/")
+	if err != nil {
+		return err
+	}
+	var mu sync.Mutex
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(runtime.GOMAXPROCS(0) + 2)
+	for _, key := range keys {
+		g.Go(func() error {
+			plain, err := r.loadMeta(gctx, key)
+			if err != nil {
+				return err
+			}
+			packs, err := decodeIndex(plain)
+			if err != nil {
+				return &CorruptError{Object: key, Err: err}
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			return fn(key, packs)
+		})
+	}
+	return g.Wait()
+}
+
+func (r *Repository) listKeys(ctx context.Context, prefix string) ([]string, error) {
+	var keys []string
+	it := r.b.List(&blob.ListOptions{Prefix: prefix})
+	for {
+		obj, err := it.Next(ctx)
+		if err == io.EOF {
+			return keys, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("list %s: %w", prefix, err)
+		}
+		if !obj.IsDir && !strings.HasSuffix(obj.Key, "/") {
+			keys = append(keys, obj.Key)
+		}
+	}
+}

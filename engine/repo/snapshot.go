@@ -1,0 +1,163 @@
+package repo
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Snapshot is a snapshot manifest, stored as snapshots/<id> (encrypted to
+// owner and host). Tree lists the tree blobs that, concatenated, form the
+// snapshot's metadata stream (see Node).
+type Snapshot struct {
+	ID            ID            `json:"-"`
+	Time          time.Time     `json:"time"`
+	Host          string        `json:"host"`
+	Username      string        `json:"username,omitempty"`
+	Target        string        `json:"target"` // target name, e.g. "media"
+	Kind          string        `json:"kind"`   // target kind: files, mysql, ...
+	Paths         []string      `json:"paths,omitempty"`
+	Tags          []string      `json:"tags,omitempty"`
+	Parent        *ID           `json:"parent,omitempty"`
+	Tree          []ID          `json:"tree"`
+	RecoveryPoint RecoveryPoint `json:"recovery_point"`
+	Stats         SnapshotStats `json:"stats"`
+	Program       string        `json:"program,omitempty"`
+}
+
+// RecoveryPoint is the moment the snapshot's data is consistent with, plus
+// target-specific details (binlog position, GTID set, LSN).
+type RecoveryPoint struct {
+	Time    time.Time         `json:"time"`
+	Details map[string]string `json:"details,omitempty"`
+}
+
+// SnapshotStats summarizes a backup.
+type SnapshotStats struct {
+	Files       int64   `json:"files"`
+	Dirs        int64   `json:"dirs"`
+	Others      int64   `json:"others"`
+	BytesIn     int64   `json:"bytes_in"`     // size of all file contents
+	BytesRead   int64   `json:"bytes_read"`   // contents actually read (changed files)
+	BytesAdded  int64   `json:"bytes_added"`  // new blob plaintext
+	BytesStored int64   `json:"bytes_stored"` // new blob bytes after compression
+	Blobs       int64   `json:"blobs_added"`
+	Duration    float64 `json:"duration_seconds"`
+}
+
+func snapshotKey(id ID) string { return "snapshots/" + id.String() }
+
+// SaveSnapshot stores a manifest. Call it after Flush: only then are all
+// blobs it references indexed.
+func (r *Repository) SaveSnapshot(ctx context.Context, sn *Snapshot) (ID, error) {
+	plain, err := json.Marshal(sn)
+	if err != nil {
+		return ID{}, err
+	}
+	enc, err := r.sealMeta(plain)
+	if err != nil {
+		return ID{}, err
+	}
+	id := NewRandomID()
+	if err := writeNew(ctx, r.b, snapshotKey(id), enc); err != nil {
+		return ID{}, err
+	}
+	sn.ID = id
+	return id, nil
+}
+
+// LoadSnapshot reads one manifest.
+func (r *Repository) LoadSnapshot(ctx context.Context, id ID) (*Snapshot, error) {
+	key := snapshotKey(id)
+	plain, err := r.loadMeta(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	var sn Snapshot
+	if err := json.Unmarshal(plain, &sn); err != nil {
+		return nil, corrupt(key, "%v", err)
+	}
+	sn.ID = id
+	return &sn, nil
+}
+
+// SnapshotIDs lists the IDs of all snapshots.
+func (r *Repository) SnapshotIDs(ctx context.Context) ([]ID, error) {
+	keys, err := r.listKeys(ctx, "snapshots/")
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]ID, 0, len(keys))
+	for _, k := range keys {
+		id, err := ParseID(strings.TrimPrefix(k, "snapshots/"))
+		if err != nil {
+			continue // not ours
+		}
+		ids = append(ids, id)
+	}
+	return ids, nil
+}
+
+// Snapshots loads all manifests, oldest first.
+func (r *Repository) Snapshots(ctx context.Context) ([]*Snapshot, error) {
+	ids, err := r.SnapshotIDs(ctx)
+	if err != nil {
+		return nil, err
+	}
+	sns := make([]*Snapshot, 0, len(ids))
+	for _, id := range ids {
+		sn, err := r.LoadSnapshot(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		sns = append(sns, sn)
+	}
+	slices.SortFunc(sns, func(a, b *Snapshot) int { return a.Time.Compare(b.Time) })
+	return sns, nil
+}
+
+// FindSnapshot resolves "latest" or a (prefix of a) snapshot ID. With
+// "latest", filter restricts the candidates (nil: all).
+func (r *Repository) FindSnapshot(ctx context.Context, ref string, filter func(*Snapshot) bool) (*Snapshot, error) {
+	if ref == "latest" {
+		sns, err := r.Snapshots(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for i := len(sns) - 1; i >= 0; i-- {
+			if filter == nil || filter(sns[i]) {
+				return sns[i], nil
+			}
+		}
+		return nil, fmt.Errorf("latest snapshot: %w (repository has no matching snapshot)", ErrNotFound)
+	}
+	ids, err := r.SnapshotIDs(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var match []ID
+	for _, id := range ids {
+		if strings.HasPrefix(id.String(), strings.ToLower(ref)) {
+			match = append(match, id)
+		}
+	}
+	switch {
+	case ref == "" || len(match) == 0:
+		return nil, fmt.Errorf("snapshot %q: %w", ref, ErrNotFound)
+	case len(match) > 1:
+		return nil, fmt.Errorf("snapshot prefix %q is ambiguous: %d snapshots match", ref, len(match))
+	}
+	return r.LoadSnapshot(ctx, match[0])
+}
+
+// DeleteSnapshot removes a manifest (forget). The data it referenced stays
+// until prune.
+func (r *Repository) DeleteSnapshot(ctx context.Context, id ID) error {
+	if err := r.b.Delete(ctx, snapshotKey(id)); err != nil {
+		return fmt.Errorf("delete %s: %w", snapshotKey(id), err)
+	}
+	return nil
+}

@@ -1,0 +1,151 @@
+package repo
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/lifeboat-backup/lifeboat/engine/repo/chunker"
+	"github.com/lifeboat-backup/lifeboat/targets"
+)
+
+// Node is one entry of a snapshot's metadata stream: the target's metadata
+// plus the data blobs holding its content, in order.
+type Node struct {
+	targets.Entry
+	Content []ID `json:"content,omitempty"`
+}
+
+// The metadata stream of a snapshot is its Nodes as JSON lines, in
+// targets.ComparePaths order, cut by the content-defined chunker into tree
+// blobs. Unchanged stretches of the stream give the same blobs, so an
+// unchanged tree costs nothing to store again (borg's item stream idea).
+
+// TreeWriter writes a metadata stream into tree blobs.
+type TreeWriter struct {
+	pw   *io.PipeWriter
+	bw   *bufio.Writer
+	enc  *json.Encoder
+	done chan struct{}
+	ids  []ID
+	err  error
+}
+
+// NewTreeWriter starts a metadata stream. Call Close to get its blob IDs.
+func (r *Repository) NewTreeWriter(ctx context.Context) *TreeWriter {
+	pr, pw := io.Pipe()
+	tw := &TreeWriter{pw: pw, bw: bufio.NewWriterSize(pw, 256<<10), done: make(chan struct{})}
+	tw.enc = json.NewEncoder(tw.bw)
+	tw.enc.SetEscapeHTML(false)
+	go func() {
+		defer close(tw.done)
+		c := chunker.New(pr, r.gear, r.cfg.Chunker)
+		for {
+			data, err := c.Next()
+			if err == io.EOF {
+				return
+			}
+			if err == nil {
+				id := r.BlobID(data)
+				_, err = r.SaveBlob(ctx, TreeBlob, id, data)
+				tw.ids = append(tw.ids, id)
+			}
+			if err != nil {
+				tw.err = err
+				pr.CloseWithError(err)
+				return
+			}
+		}
+	}()
+	return tw
+}
+
+// Add appends a node; nodes must come in targets.ComparePaths order.
+func (tw *TreeWriter) Add(n *Node) error {
+	if err := tw.enc.Encode(n); err != nil {
+		return fmt.Errorf("metadata stream: %w", err)
+	}
+	return nil
+}
+
+// Close ends the stream and returns the tree blob IDs.
+func (tw *TreeWriter) Close() ([]ID, error) {
+	err := tw.bw.Flush()
+	tw.pw.CloseWithError(err)
+	<-tw.done
+	if tw.err != nil {
+		return nil, tw.err
+	}
+	if err != nil {
+		return nil, err
+	}
+	return tw.ids, nil
+}
+
+// Abort stops the stream after a failure elsewhere.
+func (tw *TreeWriter) Abort(err error) {
+	tw.pw.CloseWithError(err)
+	<-tw.done
+}
+
+// TreeReader iterates over the Nodes of a snapshot, loading one tree blob at
+// a time.
+type TreeReader struct {
+	rd   *bufio.Reader
+	line int
+	sn   *Snapshot
+}
+
+type blobStream struct {
+	ctx  context.Context
+	r    *Repository
+	ids  []ID
+	cur  []byte
+	buf  []byte
+	next int
+}
+
+func (s *blobStream) Read(p []byte) (int, error) {
+	for len(s.cur) == 0 {
+		if s.next >= len(s.ids) {
+			return 0, io.EOF
+		}
+		data, err := s.r.LoadBlob(s.ctx, s.ids[s.next], s.buf)
+		if err != nil {
+			return 0, fmt.Errorf("tree blob %s: %w", s.ids[s.next].Short(), err)
+		}
+		s.next++
+		s.cur, s.buf = data, data
+	}
+	n := copy(p, s.cur)
+	s.cur = s.cur[n:]
+	return n, nil
+}
+
+// NewTreeReader reads the metadata stream of sn.
+func (r *Repository) NewTreeReader(ctx context.Context, sn *Snapshot) *TreeReader {
+	return &TreeReader{rd: bufio.NewReaderSize(&blobStream{ctx: ctx, r: r, ids: sn.Tree}, 256<<10), sn: sn}
+}
+
+// Next returns the next node, or io.EOF at the end.
+func (t *TreeReader) Next() (*Node, error) {
+	line, err := t.rd.ReadBytes('\n')
+	if err != nil {
+		if errors.Is(err, io.EOF) && len(line) == 0 {
+			return nil, io.EOF
+		}
+		if errors.Is(err, io.EOF) {
+			err = errors.New("last line is incomplete")
+		}
+		return nil, fmt.Errorf("snapshot %s metadata: %w", t.sn.ID.Short(), err)
+	}
+	t.line++
+	n := &Node{}
+	if err := json.Unmarshal(line, n); err != nil {
+		return nil, fmt.Errorf("snapshot %s metadata line %d: %w", t.sn.ID.Short(), t.line, err)
+	}
+	return n, nil
+}
