@@ -30,12 +30,7 @@ func (r *Repository) SaveBlob(ctx context.Context, t BlobType, id ID, data []byt
 	} else {
 		stored = data
 	}
-	p, err := r.takePack(ctx, t)
-	if err != nil {
-		return false, err
-	}
-	if err := p.add(t, id, stored, len(data), compressed); err != nil {
-		p.abort()
+	if err := r.store(ctx, t, id, stored, len(data), compressed); err != nil {
 		return false, err
 	}
 	r.mu.Lock()
@@ -43,11 +38,25 @@ func (r *Repository) SaveBlob(ctx context.Context, t BlobType, id ID, data []byt
 	r.stats.BlobBytes += int64(len(data))
 	r.stats.StoredBytes += int64(len(stored))
 	r.mu.Unlock()
+	return true, nil
+}
+
+// store appends a blob in its stored form to an open pack of its type and
+// finishes the pack when it is full.
+func (r *Repository) store(ctx context.Context, t BlobType, id ID, stored []byte, rawLen int, compressed bool) error {
+	p, err := r.takePack(ctx, t)
+	if err != nil {
+		return err
+	}
+	if err := p.add(t, id, stored, rawLen, compressed); err != nil {
+		p.abort()
+		return err
+	}
 	if p.size() >= r.cfg.PackSize {
-		return true, r.finishPack(ctx, p)
+		return r.finishPack(ctx, p)
 	}
 	r.putPack(p)
-	return true, nil
+	return nil
 }
 
 func (r *Repository) takePack(ctx context.Context, t BlobType) (*packWriter, error) {

@@ -1,0 +1,238 @@
+package repo
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"runtime"
+	"strings"
+	"sync"
+
+	"golang.org/x/sync/errgroup"
+)
+
+// CheckOptions select how deep check goes.
+type CheckOptions struct {
+	// ReadDataPercent > 0 downloads that share of packs (100: all), decrypts
+	// them and verifies every blob's ID against its content.
+	ReadDataPercent float64
+	// Progress, if set, is called after each pack is read.
+	Progress func(done, total int)
+}
+
+// CheckResult lists problems; an empty Errors means the repository is sound.
+type CheckResult struct {
+	Snapshots     int      `json:"snapshots"`
+	Packs         int      `json:"packs"`
+	Blobs         int      `json:"blobs"`
+	PacksRead     int      `json:"packs_read"`
+	UnindexedPack int      `json:"unindexed_packs"` // harmless: left by an interrupted backup, removed by prune
+	Errors        []string `json:"errors"`
+	Warnings      []string `json:"warnings,omitempty"`
+}
+
+// OK reports whether no error was found.
+func (c *CheckResult) OK() bool { return len(c.Errors) == 0 }
+
+// Check verifies structure: every index file and snapshot decodes, every
+// referenced blob is indexed, every indexed pack exists with its size; and
+// with ReadDataPercent, pack contents.
+func (r *Repository) Check(ctx context.Context, opts CheckOptions) (*CheckResult, error) {
+	res := &CheckResult{}
+	var mu sync.Mutex
+	fail := func(format string, args ...any) {
+		mu.Lock()
+		res.Errors = append(res.Errors, fmt.Sprintf(format, args...))
+		mu.Unlock()
+	}
+
+	// Index files, one by one, so a damaged one is named and the rest still count.
+	idx := NewIndex()
+	keys, err := r.listKeys(ctx, "index/")
+	if err != nil {
+		return nil, err
+	}
+	for _, key := range keys {
+		plain, err := r.loadMeta(ctx, key)
+		if err != nil {
+			fail("%v", err)
+			continue
+		}
+		packs, err := decodeIndex(plain)
+		if err != nil {
+			fail("%v", &CorruptError{Object: key, Err: err})
+			continue
+		}
+		for _, p := range packs {
+			idx.AddPack(p)
+		}
+	}
+	r.idx = idx
+	res.Blobs = idx.Len()
+
+	// Packs present with the indexed size.
+	stored := map[string]int64{}
+	it := r.b.List(nil)
+	for {
+		obj, err := it.Next(ctx)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("list data/: %w", err)
+		}
+		if strings.HasPrefix(obj.Key, "data/") {
+			stored[obj.Key] = obj.Size
+		}
+	}
+	packs := idx.Packs()
+	res.Packs = len(packs)
+	indexed := map[string]bool{}
+	for _, p := range packs {
+		key := packKey(p.ID)
+		indexed[key] = true
+		size, ok := stored[key]
+		switch {
+		case !ok:
+			fail("%s: missing (listed in the index)", key)
+		case size != p.Size:
+			fail("%s: size %d, index says %d", key, size, p.Size)
+		}
+	}
+	for key := range stored {
+		if !indexed[key] {
+			res.UnindexedPack++
+		}
+	}
+	if res.UnindexedPack > 0 {
+		res.Warnings = append(res.Warnings, fmt.Sprintf("%d packs are not in any index (left by an interrupted backup or prune; prune removes them)", res.UnindexedPack))
+	}
+
+	// Snapshots: every tree and content blob indexed.
+	ids, err := r.SnapshotIDs(ctx)
+	if err != nil {
+		return nil, err
+	}
+	res.Snapshots = len(ids)
+	for _, id := range ids {
+		if err := r.checkSnapshot(ctx, id, fail); err != nil {
+			return nil, err
+		}
+	}
+
+	if opts.ReadDataPercent > 0 {
+		r.checkData(ctx, packs, stored, opts, res, fail)
+	}
+	return res, nil
+}
+
+func (r *Repository) checkSnapshot(ctx context.Context, id ID, fail func(string, ...any)) error {
+	sn, err := r.LoadSnapshot(ctx, id)
+	if err != nil {
+		fail("%v", err)
+		return nil
+	}
+	for _, t := range sn.Tree {
+		if !r.idx.Has(t) {
+			fail("snapshot %s: tree blob %s not in the index", id.Short(), t)
+			return nil
+		}
+	}
+	tr := r.NewTreeReader(ctx, sn)
+	missing := 0
+	for {
+		n, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			fail("%v", err)
+			return nil
+		}
+		for _, c := range n.Content {
+			if !r.idx.Has(c) {
+				if missing < 10 {
+					fail("snapshot %s: %s: data blob %s not in the index", id.Short(), n.Path, c)
+				}
+				missing++
+			}
+		}
+	}
+	if missing > 10 {
+		fail("snapshot %s: %d more missing blobs", id.Short(), missing-10)
+	}
+	return nil
+}
+
+func (r *Repository) checkData(ctx context.Context, packs []PackInfo, stored map[string]int64, opts CheckOptions, res *CheckResult, fail func(string, ...any)) {
+	// Which blobs each pack should hold, from the loaded index.
+	want := map[ID][]BlobInfo{}
+	r.idx.Each(func(l Location) { want[l.Pack] = append(want[l.Pack], l.BlobInfo) })
+	var sel []PackInfo
+	skipped := 0
+	for _, p := range packs {
+		if _, ok := stored[packKey(p.ID)]; !ok {
+			continue // already reported missing
+		}
+		if w := want[p.ID]; !r.readData && len(w) > 0 && w[0].Type == DataBlob {
+			skipped++
+			continue
+		}
+		if opts.ReadDataPercent >= 100 || rand.Float64()*100 < opts.ReadDataPercent {
+			sel = append(sel, p)
+		}
+	}
+	if skipped > 0 {
+		res.Warnings = append(res.Warnings, fmt.Sprintf("%d data packs not read: the owner identity is required to decrypt them", skipped))
+	}
+	var mu sync.Mutex
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(runtime.GOMAXPROCS(0))
+	for _, p := range sel {
+		g.Go(func() error {
+			r.checkPack(gctx, p, want[p.ID], fail)
+			mu.Lock()
+			res.PacksRead++
+			done := res.PacksRead
+			mu.Unlock()
+			if opts.Progress != nil {
+				opts.Progress(done, len(sel))
+			}
+			return nil
+		})
+	}
+	_ = g.Wait()
+}
+
+func (r *Repository) checkPack(ctx context.Context, p PackInfo, want []BlobInfo, fail func(string, ...any)) {
+	key := packKey(p.ID)
+	plain, entries, err := readWholePack(ctx, r.b, p.ID, r.ids, &p.Hash)
+	if err != nil {
+		fail("%v", err)
+		return
+	}
+	inPack := make(map[ID]BlobInfo, len(entries))
+	for _, e := range entries {
+		inPack[e.ID] = e
+	}
+	var buf []byte
+	for _, w := range want {
+		e, ok := inPack[w.ID]
+		if !ok || e != w {
+			fail("%s: blob %s: pack header disagrees with the index", key, w.ID)
+			continue
+		}
+		data := plain[e.Offset : e.Offset+e.Length]
+		if e.Compressed {
+			if buf, err = decompress(buf, data, int(e.RawLength)); err != nil {
+				fail("%s: blob %s: %v", key, e.ID, err)
+				continue
+			}
+			data = buf
+		}
+		if r.BlobID(data) != e.ID {
+			fail("%s: blob %s: content does not match its ID", key, e.ID)
+		}
+	}
+}
