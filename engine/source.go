@@ -1,0 +1,51 @@
+package engine
+
+import (
+	"context"
+	"io"
+	"os"
+
+	"github.com/lifeboat-backup/lifeboat/targets"
+	"github.com/lifeboat-backup/lifeboat/targets/files"
+)
+
+// Opener opens the content of a file entry.
+type Opener func() (io.ReadCloser, error)
+
+// Source is what a target offers to back up: its entries in
+// targets.ComparePaths order, with a way to read each file's content.
+// A Source reports entries it cannot read through warn and goes on; an
+// error it returns aborts the backup.
+type Source interface {
+	Kind() string
+	Paths() []string
+	Walk(ctx context.Context, warn func(path string, err error), fn func(e targets.Entry, open Opener) error) error
+}
+
+// FilesSource backs up directory trees.
+type FilesSource struct {
+	Roots   []string
+	Options files.Options
+}
+
+// Kind implements Source.
+func (s *FilesSource) Kind() string { return "files" }
+
+// Paths implements Source.
+func (s *FilesSource) Paths() []string { return s.Roots }
+
+// Walk implements Source.
+func (s *FilesSource) Walk(ctx context.Context, warn func(string, error), fn func(targets.Entry, Opener) error) error {
+	opts := s.Options
+	opts.OnError = func(path string, err error) error {
+		warn(path, err)
+		return nil
+	}
+	return files.Walk(ctx, s.Roots, opts, func(e targets.Entry, src string) error {
+		var open Opener
+		if e.Type == targets.TypeFile {
+			open = func() (io.ReadCloser, error) { return os.Open(src) }
+		}
+		return fn(e, open)
+	})
+}
