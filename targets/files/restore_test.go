@@ -1,0 +1,351 @@
+package files
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
+
+	"github.com/lifeboat-backup/lifeboat/targets"
+	"github.com/lifeboat-backup/lifeboat/testdata/treecmp"
+)
+
+// restoreTree does what the engine does: walk src, and for each entry
+// create it, copy content in uneven "chunks" with WriteAtSparse from two
+// workers, Finish, and Close at the end.
+func restoreTree(t *testing.T, src, dst string, opts RestoreOptions) {
+	t.Helper()
+	r, err := NewRestorer(dst, opts)
+	require.NoError(t, err)
+	type job struct {
+		e   targets.Entry
+		f   *os.File
+		src string
+	}
+	jobs := make(chan job)
+	errs := make(chan error, 2)
+	var wg sync.WaitGroup
+	for w := range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(w), 1))
+			var first error
+			for j := range jobs {
+				if first != nil {
+					j.f.Close()
+					continue
+				}
+				first = copyChunks(j.f, j.src, rng)
+				if cerr := j.f.Close(); first == nil {
+					first = cerr
+				}
+				if first == nil {
+					first = r.Finish(j.e)
+				}
+			}
+			errs <- first
+		}()
+	}
+	err = Walk(context.Background(), []string{src}, Options{}, func(e targets.Entry, srcPath string) error {
+		switch e.Type {
+		case targets.TypeDir:
+			if err := r.Dir(e); err != nil {
+				return err
+			}
+		case targets.TypeFile:
+			f, err := r.File(e)
+			if err != nil {
+				return err
+			}
+			jobs <- job{e, f, srcPath}
+			return nil
+		default:
+			if err := r.Other(e); err != nil {
+				return err
+			}
+		}
+		return r.Finish(e)
+	})
+	close(jobs)
+	wg.Wait()
+	close(errs)
+	require.NoError(t, err)
+	for err := range errs {
+		require.NoError(t, err)
+	}
+	require.NoError(t, r.Close())
+}
+
+// copyChunks copies src into f in pieces of random length (not aligned to
+// blocks, like content-defined chunks), in order.
+func copyChunks(f *os.File, src string, rng *rand.Rand) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	buf := make([]byte, 300<<10)
+	var off int64
+	for {
+		n, err := io.ReadFull(in, buf[:1+rng.IntN(len(buf)-1)])
+		if n > 0 {
+			if werr := WriteAtSparse(f, buf[:n], off); werr != nil {
+				return werr
+			}
+			off += int64(n)
+		}
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+func TestRestoreRoundTrip(t *testing.T) {
+	src := genSmall(t, false)
+	dst := t.TempDir()
+	restoreTree(t, src, dst, RestoreOptions{})
+	diffs, err := treecmp.Compare(src, filepath.Join(dst, "tree"), treecmp.Options{Sparse: true, CompareRoot: true})
+	require.NoError(t, err)
+	assert.Empty(t, diffs)
+
+	// The sparse image really stayed sparse.
+	var st unix.Stat_t
+	require.NoError(t, unix.Lstat(filepath.Join(dst, "tree/var/lib/vm/disk.img"), &st))
+	assert.Less(t, st.Blocks*512, st.Size/4)
+
+	if xattrsSupported(t, dst) {
+		xs, err := treecmp.Xattrs(filepath.Join(dst, "tree/home/alice/.secret"))
+		require.NoError(t, err)
+		assert.Equal(t, []treecmp.Xattr{{Name: "user.lifeboat", Value: []byte("secret-label")}}, xs)
+	}
+
+	// Restoring again over the result overwrites and ends up identical.
+	require.NoError(t, os.WriteFile(filepath.Join(dst, "tree/odd/a.b"), []byte("changed"), 0o600))
+	require.NoError(t, os.Remove(filepath.Join(dst, "tree/home/bob/relative-link")))
+	require.NoError(t, os.WriteFile(filepath.Join(dst, "tree/home/bob/relative-link"), []byte("now a file"), 0o600))
+	restoreTree(t, src, dst, RestoreOptions{})
+	diffs, err = treecmp.Compare(src, filepath.Join(dst, "tree"), treecmp.Options{Sparse: true, CompareRoot: true})
+	require.NoError(t, err)
+	assert.Empty(t, diffs)
+}
+
+func TestRestoreNoOwnerNoXattrs(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to see the difference")
+	}
+	src := genSmall(t, false)
+	dst := t.TempDir()
+	restoreTree(t, src, dst, RestoreOptions{Owner: OwnerOff, NoXattrs: true})
+	diffs, err := treecmp.Compare(src, filepath.Join(dst, "tree"), treecmp.Options{})
+	require.NoError(t, err)
+	fields := map[string]bool{}
+	for _, d := range diffs {
+		fields[d.Field] = true
+	}
+	assert.True(t, fields["uid"])
+	diffs, err = treecmp.Compare(src, filepath.Join(dst, "tree"), treecmp.Options{IgnoreOwner: true, IgnoreXattrs: true})
+	require.NoError(t, err)
+	assert.Empty(t, diffs)
+}
+
+func TestRestoreUnsafePaths(t *testing.T) {
+	for _, p := range []string{"", "/etc/passwd", "../x", "a/../../x", "a/..", "a//b", "./a", "a/./b", "a/", "a\x00b"} {
+		t.Run(p, func(t *testing.T) {
+			dst := t.TempDir()
+			r, err := NewRestorer(dst, RestoreOptions{})
+			require.NoError(t, err)
+			defer r.Close()
+			assert.ErrorIs(t, r.Dir(targets.Entry{Path: p, Type: targets.TypeDir}), ErrUnsafePath)
+			_, err = r.File(targets.Entry{Path: p, Type: targets.TypeFile})
+			assert.ErrorIs(t, err, ErrUnsafePath)
+			assert.ErrorIs(t, r.Other(targets.Entry{Path: p, Type: targets.TypeSymlink, LinkTarget: "x"}), ErrUnsafePath)
+			assert.ErrorIs(t, r.Other(targets.Entry{Path: "ok", Type: targets.TypeHardlink, HardlinkTo: p}), ErrUnsafePath)
+			assert.ErrorIs(t, r.Finish(targets.Entry{Path: p, Type: targets.TypeFile}), ErrUnsafePath)
+		})
+	}
+
+	t.Run("through a restored symlink", func(t *testing.T) {
+		outside := t.TempDir()
+		require.NoError(t, os.WriteFile(filepath.Join(outside, "passwd"), []byte("original"), 0o644))
+		dst := t.TempDir()
+		r, err := NewRestorer(dst, RestoreOptions{})
+		require.NoError(t, err)
+		defer r.Close()
+		require.NoError(t, r.Other(targets.Entry{Path: "a", Type: targets.TypeSymlink, LinkTarget: outside}))
+		require.NoError(t, r.Other(targets.Entry{Path: "dot", Type: targets.TypeSymlink, LinkTarget: "."}))
+
+		_, err = r.File(targets.Entry{Path: "a/passwd", Type: targets.TypeFile, Size: 3})
+		assert.ErrorIs(t, err, ErrUnsafePath)
+		assert.ErrorContains(t, err, `"a/passwd"`)
+		assert.ErrorIs(t, r.Dir(targets.Entry{Path: "a/sub", Type: targets.TypeDir}), ErrUnsafePath)
+		assert.ErrorIs(t, r.Other(targets.Entry{Path: "a/evil", Type: targets.TypeSymlink, LinkTarget: "/"}), ErrUnsafePath)
+		assert.ErrorIs(t, r.Other(targets.Entry{Path: "hl", Type: targets.TypeHardlink, HardlinkTo: "a/passwd"}), ErrUnsafePath)
+		assert.ErrorIs(t, r.Other(targets.Entry{Path: "a/fifo", Type: targets.TypeFIFO}), ErrUnsafePath)
+		assert.ErrorIs(t, r.Finish(targets.Entry{Path: "a/passwd", Type: targets.TypeFile, Mode: 0o777}), ErrUnsafePath)
+		assert.ErrorIs(t, r.Dir(targets.Entry{Path: "dot/x", Type: targets.TypeDir}), ErrUnsafePath)
+		assert.ErrorIs(t, r.Dir(targets.Entry{Path: "a/b/c", Type: targets.TypeDir}), ErrUnsafePath)
+
+		// Finish on the symlink itself changes the link, not its target.
+		require.NoError(t, r.Finish(targets.Entry{Path: "a", Type: targets.TypeSymlink, Mode: 0o700, ModTime: time.Unix(1e9, 5)}))
+
+		entries, err := os.ReadDir(outside)
+		require.NoError(t, err)
+		assert.Len(t, entries, 1)
+		data, err := os.ReadFile(filepath.Join(outside, "passwd"))
+		require.NoError(t, err)
+		assert.Equal(t, "original", string(data))
+		fi, err := os.Stat(outside)
+		require.NoError(t, err)
+		assert.NotEqual(t, int64(1e9), fi.ModTime().Unix())
+	})
+
+	t.Run("pre-existing symlinks are replaced, not followed", func(t *testing.T) {
+		outside := t.TempDir()
+		target := filepath.Join(outside, "target")
+		require.NoError(t, os.WriteFile(target, []byte("original"), 0o644))
+		dst := t.TempDir()
+		require.NoError(t, os.Symlink(target, filepath.Join(dst, "f")))
+		require.NoError(t, os.Symlink(outside, filepath.Join(dst, "d")))
+		require.NoError(t, os.Symlink(outside, filepath.Join(dst, "x")))
+		r, err := NewRestorer(dst, RestoreOptions{})
+		require.NoError(t, err)
+		f, err := r.File(targets.Entry{Path: "f", Type: targets.TypeFile, Size: 3})
+		require.NoError(t, err)
+		_, err = f.WriteAt([]byte("new"), 0)
+		require.NoError(t, err)
+		require.NoError(t, f.Close())
+		require.NoError(t, r.Dir(targets.Entry{Path: "d", Type: targets.TypeDir}))
+		require.NoError(t, r.Dir(targets.Entry{Path: "d/sub", Type: targets.TypeDir}))
+		_, err = r.File(targets.Entry{Path: "x/target", Type: targets.TypeFile})
+		assert.ErrorIs(t, err, ErrUnsafePath)
+		require.NoError(t, r.Close())
+
+		data, err := os.ReadFile(target)
+		require.NoError(t, err)
+		assert.Equal(t, "original", string(data))
+		data, err = os.ReadFile(filepath.Join(dst, "f"))
+		require.NoError(t, err)
+		assert.Equal(t, "new", string(data))
+		fi, err := os.Lstat(filepath.Join(dst, "d/sub"))
+		require.NoError(t, err)
+		assert.True(t, fi.IsDir())
+		entries, err := os.ReadDir(outside)
+		require.NoError(t, err)
+		assert.Len(t, entries, 1)
+	})
+}
+
+func TestRestoreMisc(t *testing.T) {
+	dst := t.TempDir()
+	r, err := NewRestorer(dst, RestoreOptions{})
+	require.NoError(t, err)
+
+	// Parents are created on demand (partial restore).
+	f, err := r.File(targets.Entry{Path: "p/q/r.txt", Type: targets.TypeFile, Size: 10, Mode: 0o640})
+	require.NoError(t, err)
+	require.NoError(t, f.Close())
+	fi, err := os.Stat(filepath.Join(dst, "p/q/r.txt"))
+	require.NoError(t, err)
+	assert.Equal(t, int64(10), fi.Size())
+
+	// A missing hardlink target is reported as such.
+	err = r.Other(targets.Entry{Path: "p/link", Type: targets.TypeHardlink, HardlinkTo: "p/missing"})
+	assert.ErrorIs(t, err, ErrHardlinkTarget)
+	err = r.Other(targets.Entry{Path: "p/link", Type: targets.TypeHardlink, HardlinkTo: "nodir/missing"})
+	assert.ErrorIs(t, err, ErrHardlinkTarget)
+
+	// Sockets are skipped.
+	require.NoError(t, r.Other(targets.Entry{Path: "p/sock", Type: targets.TypeSocket}))
+	require.NoError(t, r.Finish(targets.Entry{Path: "p/sock", Type: targets.TypeSocket}))
+	_, err = os.Lstat(filepath.Join(dst, "p/sock"))
+	assert.ErrorIs(t, err, os.ErrNotExist)
+
+	// A file over an existing directory is an error, wrong methods too.
+	_, err = r.File(targets.Entry{Path: "p/q", Type: targets.TypeFile})
+	assert.ErrorContains(t, err, "directory")
+	_, err = r.File(targets.Entry{Path: "x", Type: targets.TypeDir})
+	assert.Error(t, err)
+	assert.Error(t, r.Other(targets.Entry{Path: "x", Type: targets.TypeFile}))
+	assert.Error(t, r.Dir(targets.Entry{Path: "x", Type: targets.TypeFile}))
+
+	// Finish checks the type on disk.
+	assert.ErrorContains(t, r.Finish(targets.Entry{Path: "p/q/r.txt", Type: targets.TypeSymlink}), "restored object is a file")
+	require.NoError(t, r.Close())
+	require.NoError(t, r.Close())
+	assert.Error(t, r.Dir(targets.Entry{Path: "y", Type: targets.TypeDir}))
+}
+
+func TestWriteAtSparse(t *testing.T) {
+	data := func(spec ...int) []byte { // alternating zero/non-zero run lengths
+		var b []byte
+		for i, n := range spec {
+			c := byte(0)
+			if i%2 == 1 {
+				c = 0xa5
+			}
+			b = append(b, bytes.Repeat([]byte{c}, n)...)
+		}
+		return b
+	}
+	tests := []struct {
+		name      string
+		p         []byte
+		off       int64
+		maxBlocks int64 // 512-byte blocks allowed
+	}{
+		{"all zero", data(1 << 20), 0, 0},
+		{"all zero unaligned", data(100_000), 1234, 0},
+		{"data only", data(0, 10_000), 0, 32},
+		{"zero middle", data(0, 4096, 1<<20, 4096), 0, 32},
+		{"unaligned runs", data(5000, 3, 9000, 1, 70_000, 8192), 777, 64},
+		{"empty", nil, 100, 0},
+		{"single byte", []byte{1}, 1 << 20, 8},
+		{"zero block with one byte", data(4095, 1, 4096*10), 0, 8},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := filepath.Join(t.TempDir(), "f")
+			f, err := os.Create(p)
+			require.NoError(t, err)
+			size := tt.off + int64(len(tt.p)) + 4096
+			require.NoError(t, f.Truncate(size))
+			require.NoError(t, WriteAtSparse(f, tt.p, tt.off))
+			require.NoError(t, f.Sync())
+			var st unix.Stat_t
+			require.NoError(t, unix.Fstat(int(f.Fd()), &st))
+			require.NoError(t, f.Close())
+			got, err := os.ReadFile(p)
+			require.NoError(t, err)
+			want := make([]byte, size)
+			copy(want[tt.off:], tt.p)
+			assert.True(t, bytes.Equal(want, got), "content")
+			assert.LessOrEqual(t, st.Blocks, tt.maxBlocks)
+		})
+	}
+}
+
+func BenchmarkWriteAtSparse(b *testing.B) {
+	f, err := os.Create(filepath.Join(b.TempDir(), "f"))
+	require.NoError(b, err)
+	defer f.Close()
+	zero := make([]byte, 8<<20)
+	b.SetBytes(int64(len(zero)))
+	for b.Loop() {
+		if err := WriteAtSparse(f, zero, 0); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
