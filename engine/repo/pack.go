@@ -13,6 +13,8 @@ import (
 
 	"filippo.io/age"
 	"gocloud.dev/blob"
+
+	"github.com/lifeboat-backup/lifeboat/engine/repo/storage"
 	"golang.org/x/crypto/chacha20poly1305"
 	"golang.org/x/crypto/hkdf"
 )
@@ -140,8 +142,7 @@ func (c *countingHash) Write(p []byte) (int, error) {
 // writer commits the object; cancel aborts it and leaves nothing behind.
 type packWriter struct {
 	id      ID
-	cancel  context.CancelFunc
-	w       *blob.Writer
+	w       *storage.Writer
 	ch      *countingHash
 	enc     io.WriteCloser
 	off     uint32
@@ -150,24 +151,19 @@ type packWriter struct {
 
 func newPackWriter(ctx context.Context, b *blob.Bucket, recips []age.Recipient) (*packWriter, error) {
 	id := NewRandomID()
-	wctx, cancel := context.WithCancel(ctx)
-	w, err := b.NewWriter(wctx, packKey(id), &blob.WriterOptions{
-		IfNotExist:  true,
-		ContentType: "application/octet-stream",
-		BufferSize:  8 << 20,
-	})
+	// A pack outlives the call that opened it (it is finished by a later
+	// SaveBlob or by Flush); abort, not the caller's context, cancels it.
+	w, err := storage.NewWriter(context.WithoutCancel(ctx), b, packKey(id))
 	if err != nil {
-		cancel()
 		return nil, fmt.Errorf("create pack %s: %w", packKey(id), err)
 	}
 	ch := &countingHash{w: w, h: sha256.New()}
 	enc, err := age.Encrypt(ch, recips...)
 	if err != nil {
-		cancel()
-		_ = w.Close()
+		w.Abort()
 		return nil, fmt.Errorf("encrypt pack: %w", err)
 	}
-	return &packWriter{id: id, cancel: cancel, w: w, ch: ch, enc: enc}, nil
+	return &packWriter{id: id, w: w, ch: ch, enc: enc}, nil
 }
 
 func (p *packWriter) add(t BlobType, id ID, stored []byte, rawLen int, compressed bool) error {
@@ -183,11 +179,12 @@ func (p *packWriter) add(t BlobType, id ID, stored []byte, rawLen int, compresse
 func (p *packWriter) size() int { return int(p.off) }
 
 func (p *packWriter) finish() (PackInfo, error) {
-	defer p.cancel()
 	if _, err := p.enc.Write(encodePackHeader(p.entries)); err != nil {
+		p.w.Abort()
 		return PackInfo{}, fmt.Errorf("write pack %s: %w", packKey(p.id), err)
 	}
 	if err := p.enc.Close(); err != nil {
+		p.w.Abort()
 		return PackInfo{}, fmt.Errorf("write pack %s: %w", packKey(p.id), err)
 	}
 	if err := p.w.Close(); err != nil {
@@ -198,10 +195,7 @@ func (p *packWriter) finish() (PackInfo, error) {
 	return info, nil
 }
 
-func (p *packWriter) abort() {
-	p.cancel()
-	_ = p.w.Close()
-}
+func (p *packWriter) abort() { p.w.Abort() }
 
 // age STREAM parameters (age-encryption.org/v1): the payload is a 16-byte
 // nonce followed by 64 KiB plaintext chunks sealed with ChaCha20-Poly1305.

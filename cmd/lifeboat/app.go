@@ -1,0 +1,280 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/viper"
+	"golang.org/x/term"
+
+	"github.com/lifeboat-backup/lifeboat/engine/repo"
+	"github.com/lifeboat-backup/lifeboat/engine/repo/storage"
+)
+
+// Exit codes (design.md, "Conventions"); set only in exitCode.
+const (
+	exitOK          = 0
+	exitFailure     = 1
+	exitUsage       = 2
+	exitObjective   = 3
+	exitPartial     = 4
+	exitNoRepo      = 10
+	exitLocked      = 11
+	exitWrongKey    = 12
+	exitInterrupted = 130
+)
+
+// usageError marks bad flags or arguments (exit 2).
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+func usagef(format string, args ...any) error { return usageError{fmt.Errorf(format, args...)} }
+
+// partialError: the snapshot was saved, but some source data could not be
+// read (exit 4).
+type partialError struct{ n int }
+
+func (e partialError) Error() string {
+	return fmt.Sprintf("snapshot saved, but %d source entries could not be read (listed above)", e.n)
+}
+
+// app holds what every command shares: standard streams, output mode and
+// the global options. No package-level state, so tests run it in-process.
+type app struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	v              *viper.Viper
+	json           bool
+	quiet          bool
+}
+
+func newApp(stdin io.Reader, stdout, stderr io.Writer) *app {
+	v := viper.New()
+	v.SetEnvPrefix("LIFEBOAT")
+	v.SetEnvKeyReplacer(strings.NewReplacer("-", "_"))
+	v.AutomaticEnv()
+	return &app{stdin: stdin, stdout: stdout, stderr: stderr, v: v}
+}
+
+func (a *app) root() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "lifeboat",
+		Short: "Backups and disaster recovery: deduplicated, compressed, encrypted snapshots in object storage",
+		Long: `lifeboat backs up file trees (and, soon, databases) into a repository in object storage
+(file://, s3://, gs://, azblob://), deduplicated, zstd-compressed and age-encrypted.
+
+Repository and key also come from the environment: LIFEBOAT_REPO, LIFEBOAT_KEY_FILE,
+LIFEBOAT_PASSPHRASE_FILE.
+
+Exit codes: 0 ok, 1 failure, 2 bad usage, 4 snapshot saved but some source data
+unreadable, 10 no repository, 11 repository locked, 12 wrong key, 130 interrupted.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	pf := root.PersistentFlags()
+	pf.String("repo", "", "repository URL (env LIFEBOAT_REPO)")
+	pf.String("key-file", "", "age identity file: owner or host key (env LIFEBOAT_KEY_FILE)")
+	pf.String("passphrase-file", "", "file holding the repository passphrase (env LIFEBOAT_PASSPHRASE_FILE)")
+	pf.Duration("retry-lock", 0, "wait this long for a conflicting lock to go away")
+	pf.BoolVar(&a.json, "json", false, "print JSON lines (summary last) instead of text")
+	pf.BoolVarP(&a.quiet, "quiet", "q", false, "print only the summary and errors")
+	for _, name := range []string{"repo", "key-file", "passphrase-file", "retry-lock"} {
+		_ = a.v.BindPFlag(name, pf.Lookup(name))
+	}
+	root.SetIn(a.stdin)
+	root.SetOut(a.stdout)
+	root.SetErr(a.stderr)
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	root.AddCommand(a.initCmd(), a.backupCmd(), a.snapshotsCmd(), a.lsCmd(), a.restoreCmd(),
+		a.checkCmd(), a.pruneCmd(), a.forgetCmd(), a.unlockCmd(), a.versionCmd())
+	return root
+}
+
+func (a *app) run(ctx context.Context, args []string) int {
+	root := a.root()
+	root.SetArgs(args)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return exitOK
+	}
+	code := exitCode(ctx, err)
+	msg := err.Error()
+	if code == exitUsage {
+		msg += "\nTry: lifeboat --help"
+	}
+	if a.json {
+		_ = json.NewEncoder(a.stderr).Encode(map[string]any{"error": err.Error(), "exit_code": code})
+	} else {
+		fmt.Fprintln(a.stderr, "lifeboat: "+msg)
+	}
+	return code
+}
+
+// exitCode maps typed errors to exit codes, in this one place.
+func exitCode(ctx context.Context, err error) int {
+	var ue usageError
+	var pe partialError
+	switch {
+	case ctx.Err() != nil:
+		return exitInterrupted
+	case errors.As(err, &ue) || isCobraUsage(err):
+		return exitUsage
+	case errors.As(err, &pe):
+		return exitPartial
+	case errors.Is(err, repo.ErrNoRepository):
+		return exitNoRepo
+	case repo.IsLocked(err):
+		return exitLocked
+	case errors.Is(err, repo.ErrWrongKey), errors.Is(err, repo.ErrNoDataKey):
+		return exitWrongKey
+	}
+	return exitFailure
+}
+
+func isCobraUsage(err error) bool {
+	s := err.Error()
+	return strings.HasPrefix(s, "unknown command") || strings.HasPrefix(s, "unknown flag") ||
+		strings.Contains(s, "arg(s), received") || strings.HasPrefix(s, "required flag")
+}
+
+func (a *app) repoURL() (string, error) {
+	u := a.v.GetString("repo")
+	if u == "" {
+		return "", usagef("no repository: give --repo URL or set LIFEBOAT_REPO")
+	}
+	return u, nil
+}
+
+func (a *app) passphrase() (string, error) {
+	f := a.v.GetString("passphrase-file")
+	if f == "" {
+		return "", nil
+	}
+	data, err := os.ReadFile(f)
+	if err != nil {
+		return "", fmt.Errorf("passphrase file: %w", err)
+	}
+	p := strings.TrimRight(string(data), "\r\n")
+	if p == "" {
+		return "", fmt.Errorf("passphrase file %s is empty", f)
+	}
+	return p, nil
+}
+
+func (a *app) credentials() (repo.Credentials, error) {
+	var c repo.Credentials
+	var err error
+	if c.Passphrase, err = a.passphrase(); err != nil {
+		return c, err
+	}
+	if kf := a.v.GetString("key-file"); kf != "" {
+		if c.Identities, err = repo.ParseIdentityFile(kf); err != nil {
+			return c, err
+		}
+	}
+	return c, nil
+}
+
+// openRepo opens the repository named by --repo with the given credentials.
+func (a *app) openRepo(ctx context.Context) (*repo.Repository, error) {
+	url, err := a.repoURL()
+	if err != nil {
+		return nil, err
+	}
+	creds, err := a.credentials()
+	if err != nil {
+		return nil, err
+	}
+	b, err := storage.OpenWith(ctx, url, storage.OpenOptions{Ping: true})
+	if err != nil {
+		if errors.Is(err, storage.ErrNotExist) {
+			return nil, fmt.Errorf("%w: %v", repo.ErrNoRepository, err)
+		}
+		return nil, err
+	}
+	r, err := repo.Open(ctx, b, creds)
+	if err != nil {
+		_ = b.Close()
+		if errors.Is(err, repo.ErrNoRepository) {
+			return nil, fmt.Errorf("%s: %w (run `lifeboat init` first)", storage.Redact(url), err)
+		}
+		return nil, err
+	}
+	return r, nil
+}
+
+// lock takes a repository lock for a command that writes or must not see
+// packs disappear.
+func (a *app) lock(ctx context.Context, r *repo.Repository, exclusive bool, purpose string) (*repo.Lock, error) {
+	return repo.AcquireLock(ctx, r.Bucket(), exclusive, purpose, a.v.GetDuration("retry-lock"))
+}
+
+// emit prints one JSON object (a line) in --json mode.
+func (a *app) emit(v any) error {
+	return json.NewEncoder(a.stdout).Encode(v)
+}
+
+// printf prints text unless in --json or --quiet mode.
+func (a *app) printf(format string, args ...any) {
+	if a.json || a.quiet {
+		return
+	}
+	fmt.Fprintf(a.stdout, format, args...)
+}
+
+// isTTY reports whether progress lines should be drawn: stderr is a
+// terminal and neither --json nor --quiet is set.
+func (a *app) isTTY() bool {
+	if a.json || a.quiet {
+		return false
+	}
+	f, ok := a.stderr.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// progress redraws status() on stderr every interval while running on a
+// TTY; the returned stop function clears the line.
+func (a *app) progress(status func() string) (stop func()) {
+	if !a.isTTY() {
+		return func() {}
+	}
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(500 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				fmt.Fprint(a.stderr, "\r\033[K")
+				return
+			case <-t.C:
+				fmt.Fprintf(a.stderr, "\r\033[K%s", status())
+			}
+		}
+	}()
+	return func() { close(done); <-finished }
+}
+
+func formatBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}

@@ -1,0 +1,134 @@
+package main
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/lifeboat-backup/lifeboat/engine"
+	"github.com/lifeboat-backup/lifeboat/engine/repo"
+	"github.com/lifeboat-backup/lifeboat/targets/files"
+)
+
+type backupOptions struct {
+	excludes      []string
+	tags          []string
+	host          string
+	target        string
+	parent        string
+	force         bool
+	oneFileSystem bool
+}
+
+func (a *app) backupCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "backup KIND ...",
+		Short: "Back up a target into the repository",
+	}
+	var o backupOptions
+	files := &cobra.Command{
+		Use:   "files PATH...",
+		Short: "Back up directory trees",
+		Long: `Back up directory trees. Each PATH is stored under its base name (/var/www/media/x
+becomes media/x). Files whose size, mtime, ctime and inode match the parent snapshot are
+not read again. Unreadable entries are skipped and named; the snapshot is still saved and
+the exit code is 4.`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error { return a.runBackupFiles(cmd, o, args) },
+	}
+	f := files.Flags()
+	f.StringArrayVar(&o.excludes, "exclude", nil, "exclude entries matching GLOB (path as stored or base name; ** allowed), repeatable")
+	f.StringArrayVar(&o.tags, "tag", nil, "tag the snapshot, repeatable")
+	f.StringVar(&o.host, "host", "", "host name recorded in the snapshot (default: this host)")
+	f.StringVar(&o.target, "target", "", "target name recorded in the snapshot (default: files)")
+	f.StringVar(&o.parent, "parent", "", "compare with this snapshot instead of the latest of the same target")
+	f.BoolVar(&o.force, "force", false, "read every file, ignoring the parent snapshot")
+	f.BoolVarP(&o.oneFileSystem, "one-file-system", "x", false, "do not cross mount points")
+	cmd.AddCommand(files)
+	return cmd
+}
+
+func (a *app) runBackupFiles(cmd *cobra.Command, o backupOptions, paths []string) error {
+	ctx := cmd.Context()
+	r, err := a.openRepo(ctx)
+	if err != nil {
+		return err
+	}
+	defer r.Bucket().Close()
+	lk, err := a.lock(ctx, r, false, "backup")
+	if err != nil {
+		return err
+	}
+	defer lk.Unlock(ctx)
+	opts := engine.BackupOptions{Target: o.target, Host: o.host, Tags: o.tags, NoParent: o.force, Progress: &engine.Progress{}}
+	if o.parent != "" {
+		p, err := r.FindSnapshot(ctx, o.parent, nil)
+		if err != nil {
+			return err
+		}
+		opts.Parent = &p.ID
+	}
+	src := &engine.FilesSource{Roots: paths, Options: files.Options{Excludes: o.excludes, OneFileSystem: o.oneFileSystem}}
+	start := time.Now()
+	stop := a.progress(func() string {
+		el := time.Since(start).Seconds()
+		b := opts.Progress.Bytes.Load()
+		return fmt.Sprintf("%d entries, %s processed, %.0f MB/s", opts.Progress.Files.Load(), formatBytes(b), float64(b)/1e6/max(el, 0.001))
+	})
+	res, err := engine.Backup(ctx, r, src, opts)
+	stop()
+	if err != nil {
+		return err
+	}
+	return a.backupSummary(res)
+}
+
+func (a *app) backupSummary(res *engine.BackupResult) error {
+	sn, st := res.Snapshot, res.Snapshot.Stats
+	if a.json {
+		out := map[string]any{
+			"message_type": "summary", "snapshot_id": sn.ID.String(), "short_id": sn.ID.Short(),
+			"target": sn.Target, "host": sn.Host, "time": sn.Time, "files": st.Files, "dirs": st.Dirs,
+			"others": st.Others, "bytes_in": st.BytesIn, "bytes_read": st.BytesRead, "bytes_added": st.BytesAdded,
+			"bytes_stored": st.BytesStored, "blobs_added": st.Blobs, "duration_seconds": st.Duration,
+			"warnings": nonNil(res.Warnings),
+		}
+		if sn.Parent != nil {
+			out["parent"] = sn.Parent.String()
+		}
+		if err := a.emit(out); err != nil {
+			return err
+		}
+	} else {
+		for _, w := range res.Warnings {
+			fmt.Fprintf(a.stderr, "warning: could not read %s\n", w)
+		}
+		parent := "none"
+		if sn.Parent != nil {
+			parent = sn.Parent.Short()
+		}
+		fmt.Fprintf(a.stdout, "snapshot %s saved (target %s, parent %s)\n", sn.ID.Short(), sn.Target, parent)
+		fmt.Fprintf(a.stdout, "  %d files, %d dirs, %d others, %s in, %s read\n", st.Files, st.Dirs, st.Others,
+			formatBytes(st.BytesIn), formatBytes(st.BytesRead))
+		fmt.Fprintf(a.stdout, "  added %s (%s stored) in %.1fs\n", formatBytes(st.BytesAdded), formatBytes(st.BytesStored), st.Duration)
+	}
+	if len(res.Warnings) > 0 {
+		return partialError{len(res.Warnings)}
+	}
+	return nil
+}
+
+// snapshotFilter selects snapshots by target and host ("" matches all).
+func snapshotFilter(target, host string) func(*repo.Snapshot) bool {
+	return func(s *repo.Snapshot) bool {
+		return (target == "" || s.Target == target) && (host == "" || s.Host == host)
+	}
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}

@@ -1,0 +1,206 @@
+package main
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/lifeboat-backup/lifeboat/engine"
+	"github.com/lifeboat-backup/lifeboat/engine/repo"
+)
+
+
+func (a *app) checkCmd() *cobra.Command {
+	var readData string
+	cmd := &cobra.Command{
+		Use:   "check [--read-data[=PERCENT]]",
+		Short: "Verify the repository structure, and with --read-data the pack contents",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			pct := 0.0
+			if cmd.Flags().Changed("read-data") {
+				v, err := strconv.ParseFloat(strings.TrimSuffix(readData, "%"), 64)
+				if err != nil || v <= 0 || v > 100 {
+					return usagef("--read-data=%q: want a percentage in (0, 100]", readData)
+				}
+				pct = v
+			}
+			ctx := cmd.Context()
+			r, err := a.openRepo(ctx)
+			if err != nil {
+				return err
+			}
+			defer r.Bucket().Close()
+			lk, err := a.lock(ctx, r, false, "check")
+			if err != nil {
+				return err
+			}
+			defer lk.Unlock(ctx)
+			var done, total int
+			stop := a.progress(func() string { return fmt.Sprintf("read %d of %d packs", done, total) })
+			res, err := r.Check(ctx, repo.CheckOptions{ReadDataPercent: pct, Progress: func(d, t int) { done, total = d, t }})
+			stop()
+			if err != nil {
+				return err
+			}
+			if a.json {
+				if err := a.emit(map[string]any{"message_type": "summary", "ok": res.OK(), "check": res}); err != nil {
+					return err
+				}
+			} else {
+				for _, w := range res.Warnings {
+					fmt.Fprintln(a.stderr, "warning: "+w)
+				}
+				for _, e := range res.Errors {
+					fmt.Fprintln(a.stderr, "error: "+e)
+				}
+				fmt.Fprintf(a.stdout, "%d snapshots, %d packs, %d blobs checked", res.Snapshots, res.Packs, res.Blobs)
+				if pct > 0 {
+					fmt.Fprintf(a.stdout, "; %d packs read and verified", res.PacksRead)
+				}
+				fmt.Fprintln(a.stdout)
+			}
+			if !res.OK() {
+				return fmt.Errorf("check found %d problems: %s", len(res.Errors), res.Errors[0])
+			}
+			a.printf("no problems found\n")
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&readData, "read-data", "100", "also download, decrypt and verify PERCENT of the packs (default all)")
+	cmd.Flags().Lookup("read-data").NoOptDefVal = "100"
+	return cmd
+}
+
+func (a *app) pruneCmd() *cobra.Command {
+	var o repo.PruneOptions
+	cmd := &cobra.Command{
+		Use:   "prune",
+		Short: "Remove data no snapshot references (exclusive lock)",
+		Long: `Remove data that no snapshot references: unused packs are deleted, mostly unused ones
+repacked, the index rewritten. Safe to interrupt: at every step the index covers every
+referenced blob. Repacking data packs needs the owner key; with a host key such packs are kept.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			r, err := a.openRepo(ctx)
+			if err != nil {
+				return err
+			}
+			defer r.Bucket().Close()
+			lk, err := a.lock(ctx, r, true, "prune")
+			if err != nil {
+				return err
+			}
+			defer lk.Unlock(ctx)
+			res, err := r.Prune(ctx, o)
+			if err != nil {
+				return err
+			}
+			if a.json {
+				return a.emit(map[string]any{"message_type": "summary", "dry_run": o.DryRun, "prune": res})
+			}
+			verb := "deleted"
+			if o.DryRun {
+				verb = "would delete"
+			}
+			fmt.Fprintf(a.stdout, "%s %d unused packs and %d orphaned packs, repacked %d, kept %d (%d partly used); %s freed\n",
+				verb, res.PacksDeleted, res.PacksUnindexed, res.PacksRepacked, res.PacksKept, res.PartlyUsedKept, formatBytes(res.BytesFreed))
+			if res.NeedOwnerKey > 0 {
+				fmt.Fprintf(a.stdout, "%d partly used data packs kept: repacking them needs the owner key\n", res.NeedOwnerKey)
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.BoolVar(&o.DryRun, "dry-run", false, "only report what would be removed")
+	f.DurationVar(&o.Grace, "grace", time.Hour, "keep unindexed packs younger than this (a backup may still index them)")
+	f.Float64Var(&o.RepackUnused, "repack-unused", 0.2, "repack packs with more than this share of unused bytes")
+	return cmd
+}
+
+func (a *app) forgetCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "forget ID...",
+		Short: "Remove snapshots (their data goes at the next prune)",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			r, err := a.openRepo(ctx)
+			if err != nil {
+				return err
+			}
+			defer r.Bucket().Close()
+			lk, err := a.lock(ctx, r, false, "forget")
+			if err != nil {
+				return err
+			}
+			defer lk.Unlock(ctx)
+			var removed []string
+			for _, ref := range args {
+				if ref == "latest" {
+					return usagef("forget takes snapshot IDs, not %q", ref)
+				}
+				sn, err := r.FindSnapshot(ctx, ref, nil)
+				if err != nil {
+					return err
+				}
+				if err := r.DeleteSnapshot(ctx, sn.ID); err != nil {
+					return err
+				}
+				removed = append(removed, sn.ID.String())
+				a.printf("removed snapshot %s\n", sn.ID.Short())
+			}
+			if a.json {
+				return a.emit(map[string]any{"message_type": "summary", "removed": removed})
+			}
+			return nil
+		},
+	}
+}
+
+func (a *app) unlockCmd() *cobra.Command {
+	var all bool
+	cmd := &cobra.Command{
+		Use:   "unlock",
+		Short: "Remove stale locks (expired leases, dead processes on this host); --all removes every lock",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			r, err := a.openRepo(ctx)
+			if err != nil {
+				return err
+			}
+			defer r.Bucket().Close()
+			n, err := repo.RemoveStaleLocks(ctx, r.Bucket(), all)
+			if err != nil {
+				return err
+			}
+			if a.json {
+				return a.emit(map[string]any{"message_type": "summary", "removed": n})
+			}
+			fmt.Fprintf(a.stdout, "removed %d locks\n", n)
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&all, "all", false, "remove all locks, also live ones (only when you know no lifeboat runs)")
+	return cmd
+}
+
+func (a *app) versionCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the version",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if a.json {
+				return a.emit(map[string]any{"version": engine.Version, "repository_format": repo.FormatVersion})
+			}
+			fmt.Fprintf(a.stdout, "lifeboat %s (repository format %d)\n", engine.Version, repo.FormatVersion)
+			return nil
+		},
+	}
+}

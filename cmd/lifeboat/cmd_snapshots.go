@@ -1,0 +1,183 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"io/fs"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/lifeboat-backup/lifeboat/engine/repo"
+	"github.com/lifeboat-backup/lifeboat/targets"
+	"github.com/lifeboat-backup/lifeboat/targets/files"
+)
+
+type snapshotJSON struct {
+	ID            string             `json:"id"`
+	ShortID       string             `json:"short_id"`
+	Time          time.Time          `json:"time"`
+	Target        string             `json:"target"`
+	Kind          string             `json:"kind"`
+	Host          string             `json:"host"`
+	Tags          []string           `json:"tags"`
+	Paths         []string           `json:"paths,omitempty"`
+	Parent        string             `json:"parent,omitempty"`
+	RecoveryPoint repo.RecoveryPoint `json:"recovery_point"`
+	Stats         repo.SnapshotStats `json:"stats"`
+}
+
+func toJSON(s *repo.Snapshot) snapshotJSON {
+	j := snapshotJSON{ID: s.ID.String(), ShortID: s.ID.Short(), Time: s.Time, Target: s.Target, Kind: s.Kind,
+		Host: s.Host, Tags: s.Tags, Paths: s.Paths, RecoveryPoint: s.RecoveryPoint, Stats: s.Stats}
+	if j.Tags == nil {
+		j.Tags = []string{}
+	}
+	if s.Parent != nil {
+		j.Parent = s.Parent.String()
+	}
+	return j
+}
+
+func (a *app) snapshotsCmd() *cobra.Command {
+	var target, host, tag string
+	cmd := &cobra.Command{
+		Use:   "snapshots",
+		Short: "List snapshots (takes no lock: never blocks or is blocked by a backup)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			r, err := a.openRepo(ctx)
+			if err != nil {
+				return err
+			}
+			defer r.Bucket().Close()
+			sns, err := r.Snapshots(ctx)
+			if err != nil {
+				return err
+			}
+			keep := snapshotFilter(target, host)
+			out := []snapshotJSON{}
+			for _, s := range sns {
+				if keep(s) && (tag == "" || slices.Contains(s.Tags, tag)) {
+					out = append(out, toJSON(s))
+				}
+			}
+			if a.json {
+				return a.emit(out)
+			}
+			tw := tabwriter.NewWriter(a.stdout, 0, 0, 2, ' ', 0)
+			fmt.Fprintln(tw, "ID\tTime\tTarget\tHost\tTags\tSize\tPaths")
+			for _, s := range out {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.ShortID, s.Time.Local().Format("2006-01-02 15:04:05"),
+					s.Target, s.Host, strings.Join(s.Tags, ","), formatBytes(s.Stats.BytesIn), strings.Join(s.Paths, " "))
+			}
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+			fmt.Fprintf(a.stdout, "%d snapshots\n", len(out))
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&target, "target", "", "only this target")
+	cmd.Flags().StringVar(&host, "host", "", "only this host")
+	cmd.Flags().StringVar(&tag, "tag", "", "only snapshots with this tag")
+	return cmd
+}
+
+func (a *app) lsCmd() *cobra.Command {
+	var target string
+	cmd := &cobra.Command{
+		Use:   "ls SNAPSHOT|latest [PATH]",
+		Short: "List the entries of a snapshot (no lock)",
+		Args:  cobra.RangeArgs(1, 2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			r, err := a.openRepo(ctx)
+			if err != nil {
+				return err
+			}
+			defer r.Bucket().Close()
+			sn, err := r.FindSnapshot(ctx, args[0], snapshotFilter(target, ""))
+			if err != nil {
+				return err
+			}
+			prefix := ""
+			if len(args) == 2 {
+				prefix = strings.Trim(args[1], "/")
+			}
+			tr := r.NewTreeReader(ctx, sn)
+			n := 0
+			for {
+				node, err := tr.Next()
+				if err == io.EOF {
+					break
+				}
+				if err != nil {
+					return err
+				}
+				if prefix != "" && node.Path != prefix && !strings.HasPrefix(node.Path, prefix+"/") {
+					continue
+				}
+				n++
+				if a.json {
+					if err := a.emit(lsJSON(node)); err != nil {
+						return err
+					}
+					continue
+				}
+				fmt.Fprintln(a.stdout, lsLine(node))
+			}
+			if prefix != "" && n == 0 {
+				return fmt.Errorf("%s: %w in snapshot %s", prefix, repo.ErrNotFound, sn.ID.Short())
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&target, "target", "", "with latest: the latest snapshot of this target")
+	return cmd
+}
+
+func lsJSON(n *repo.Node) map[string]any {
+	return map[string]any{"path": n.Path, "type": n.Type, "mode": fmt.Sprintf("%04o", files.UnixMode(n.Mode)),
+		"size": n.Size, "mtime": n.ModTime, "uid": n.UID, "gid": n.GID, "user": n.User, "group": n.Group,
+		"link": n.LinkTarget, "hardlink": n.HardlinkTo, "blobs": len(n.Content)}
+}
+
+func lsLine(n *repo.Node) string {
+	fm := fs.FileMode(n.Mode)
+	switch n.Type {
+	case targets.TypeDir:
+		fm |= fs.ModeDir
+	case targets.TypeSymlink:
+		fm |= fs.ModeSymlink
+	case targets.TypeDevice:
+		fm |= fs.ModeDevice
+	case targets.TypeCharDev:
+		fm |= fs.ModeDevice | fs.ModeCharDevice
+	case targets.TypeFIFO:
+		fm |= fs.ModeNamedPipe
+	case targets.TypeSocket:
+		fm |= fs.ModeSocket
+	}
+	mode := fm.String()
+	owner := n.User
+	if owner == "" {
+		owner = fmt.Sprint(n.UID)
+	}
+	group := n.Group
+	if group == "" {
+		group = fmt.Sprint(n.GID)
+	}
+	line := fmt.Sprintf("%s %8s %8s %12d %s %q", mode, owner, group, n.Size, n.ModTime.Local().Format("2006-01-02 15:04:05"), n.Path)
+	switch {
+	case n.LinkTarget != "":
+		line += " -> " + fmt.Sprintf("%q", n.LinkTarget)
+	case n.HardlinkTo != "":
+		line += " => " + fmt.Sprintf("%q", n.HardlinkTo)
+	}
+	return line
+}
