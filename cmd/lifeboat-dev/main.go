@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 )
@@ -69,7 +70,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 // argument counts, which it does not type.
 func isArgsError(err error) bool {
 	var ae argsError
-	return errors.As(err, &ae)
+	return errors.As(err, &ae) || strings.HasPrefix(err.Error(), "unknown command ")
 }
 
 type argsError struct{ err error }

@@ -35,6 +35,7 @@ func TestCommands(t *testing.T) {
 	assert.Equal(t, 2, run([]string{"compare-trees", a}, &stdout, &stderr))
 	assert.Equal(t, 2, run([]string{"gen-tree", filepath.Join(base, "c"), "--size", "lots"}, &stdout, &stderr))
 	assert.Equal(t, 2, run([]string{"gen-tree", "--bogus"}, &stdout, &stderr))
+	assert.Equal(t, 2, run([]string{"bogus"}, &stdout, &stderr))
 	assert.Equal(t, 1, run([]string{"compare-trees", a, filepath.Join(base, "missing")}, &stdout, &stderr))
 	_, err := os.Stat(filepath.Join(base, "c"))
 	assert.ErrorIs(t, err, os.ErrNotExist)
