@@ -41,17 +41,23 @@ type Stats struct {
 	Bytes int64 `json:"bytes"`
 }
 
-func included(path string, include []string) bool {
+// selected reports whether path is to be restored (at or below an
+// include) and whether it is a parent directory of an include, which is
+// created but not restored whole.
+func selected(path string, include []string) (restore, parent bool) {
 	if len(include) == 0 {
-		return true
+		return true, false
 	}
 	for _, inc := range include {
 		inc = strings.Trim(inc, "/")
-		if inc == "" || path == inc || strings.HasPrefix(path, inc+"/") || strings.HasPrefix(inc, path+"/") {
-			return true
+		if inc == "" || path == inc || strings.HasPrefix(path, inc+"/") {
+			return true, false
+		}
+		if strings.HasPrefix(inc, path+"/") {
+			parent = true
 		}
 	}
-	return false
+	return false, parent
 }
 
 // Files restores the file entries of sn under dest. File contents are
@@ -120,11 +126,11 @@ func Files(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, dest stri
 			if n.Type == targets.TypeFile && n.Links > 1 {
 				linked[n.Path] = n
 			}
-			if !included(n.Path, opts.Include) {
+			sel, parent := selected(n.Path, opts.Include)
+			if !sel && !parent {
 				continue
 			}
-			// A parent directory of an include is created, not restored whole.
-			matched = true
+			matched = matched || sel
 			switch n.Type {
 			case targets.TypeDir:
 				st.Dirs++

@@ -12,7 +12,6 @@ import (
 	"github.com/lifeboat-backup/lifeboat/engine/repo"
 )
 
-
 func (a *app) checkCmd() *cobra.Command {
 	var readData string
 	cmd := &cobra.Command{

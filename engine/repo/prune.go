@@ -228,5 +228,3 @@ func (r *Repository) Prune(ctx context.Context, opts PruneOptions) (*PruneResult
 	}
 	return res, r.LoadIndex(ctx)
 }
-
-

@@ -16,6 +16,7 @@ import (
 
 	"filippo.io/age"
 	"github.com/lifeboat-backup/lifeboat/engine/repo/chunker"
+	"github.com/lifeboat-backup/lifeboat/engine/repo/storage"
 	"gocloud.dev/blob"
 	"gocloud.dev/gcerrors"
 	"golang.org/x/sync/errgroup"
@@ -172,7 +173,7 @@ func Init(ctx context.Context, b *blob.Bucket, opts InitOptions) (*InitResult, e
 	// config last: a repository without config is not a repository, so an
 	// interrupted init can simply be run again.
 	if err := writeNew(ctx, b, configKey, cj); err != nil {
-		if gcerrors.Code(err) == gcerrors.FailedPrecondition {
+		if errors.Is(err, storage.ErrExist) {
 			return nil, ErrAlreadyInitialized
 		}
 		return nil, err
@@ -190,7 +191,7 @@ func randBytes(n int) []byte {
 
 // writeNew stores an object that must not exist yet.
 func writeNew(ctx context.Context, b *blob.Bucket, key string, data []byte) error {
-	if err := b.WriteAll(ctx, key, data, &blob.WriterOptions{IfNotExist: true}); err != nil {
+	if err := storage.WriteNew(ctx, b, key, data); err != nil {
 		return fmt.Errorf("write %s: %w", key, err)
 	}
 	return nil

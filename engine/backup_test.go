@@ -1,0 +1,198 @@
+package engine_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"gocloud.dev/blob"
+
+	"github.com/lifeboat-backup/lifeboat/engine"
+	"github.com/lifeboat-backup/lifeboat/engine/repo"
+	"github.com/lifeboat-backup/lifeboat/engine/repo/repotest"
+	"github.com/lifeboat-backup/lifeboat/engine/repo/storage"
+	"github.com/lifeboat-backup/lifeboat/engine/repo/storage/miniotest"
+	"github.com/lifeboat-backup/lifeboat/restore"
+	"github.com/lifeboat-backup/lifeboat/testdata/gentree"
+	"github.com/lifeboat-backup/lifeboat/testdata/treecmp"
+)
+
+func TestMain(m *testing.M) { os.Exit(miniotest.Main(m)) }
+
+// backends opens an empty bucket of each kind the repository runs on.
+var backends = []struct {
+	name string
+	open func(t *testing.T) *blob.Bucket
+}{
+	{"mem", func(t *testing.T) *blob.Bucket { return openURL(t, "mem://") }},
+	{"file", func(t *testing.T) *blob.Bucket { return openURL(t, "file://"+t.TempDir()) }},
+	{"minio", func(t *testing.T) *blob.Bucket {
+		srv := miniotest.Shared(t)
+		name := strings.ToLower(strings.NewReplacer("/", "-", "_", "-").Replace(t.Name()))
+		name = fmt.Sprintf("%.50s", name)
+		srv.CreateBucket(t, name)
+		return openURL(t, srv.URL(name, ""))
+	}},
+}
+
+func openURL(t *testing.T, url string) *blob.Bucket {
+	b, err := storage.OpenWith(context.Background(), url, storage.OpenOptions{Create: true})
+	require.NoError(t, err)
+	t.Cleanup(func() { b.Close() })
+	return b
+}
+
+func genTree(t *testing.T, size int64, seed int64) string {
+	dir := filepath.Join(t.TempDir(), "src")
+	_, err := gentree.Generate(dir, gentree.Options{Size: size, Seed: seed})
+	require.NoError(t, err)
+	return dir
+}
+
+func backup(t *testing.T, r *repo.Repository, root string) *engine.BackupResult {
+	t.Helper()
+	res, err := engine.Backup(context.Background(), r, &engine.FilesSource{Roots: []string{root}}, engine.BackupOptions{})
+	require.NoError(t, err)
+	require.Empty(t, res.Warnings)
+	return res
+}
+
+func restoreAndCompare(t *testing.T, r *repo.Repository, sn *repo.Snapshot, src string) {
+	t.Helper()
+	dest := t.TempDir()
+	_, err := restore.Files(context.Background(), r, sn, dest, restore.Options{})
+	require.NoError(t, err)
+	diffs, err := treecmp.Compare(src, filepath.Join(dest, filepath.Base(src)), treecmp.Options{Sparse: true, CompareRoot: true, MaxDifferences: 20})
+	require.NoError(t, err)
+	require.Empty(t, diffs, "restored tree differs")
+}
+
+func TestRoundTrip(t *testing.T) {
+	for _, be := range backends {
+		t.Run(be.name, func(t *testing.T) {
+			src := genTree(t, 12<<20, 1)
+			tr := repotest.Init(t, be.open(t), repotest.SmallChunks, 0)
+			host := tr.Open(t, tr.Host)
+			res := backup(t, host, src)
+			st := res.Snapshot.Stats
+			assert.Positive(t, st.Files)
+			assert.Equal(t, st.BytesIn, st.BytesRead)
+
+			owner := tr.Open(t, tr.Owner)
+			sn, err := owner.FindSnapshot(context.Background(), "latest", nil)
+			require.NoError(t, err)
+			restoreAndCompare(t, owner, sn, src)
+
+			chk, err := owner.Check(context.Background(), repo.CheckOptions{ReadDataPercent: 100})
+			require.NoError(t, err)
+			require.Empty(t, chk.Errors)
+			assert.Equal(t, chk.Packs, chk.PacksRead)
+		})
+	}
+}
+
+func TestHostKeyCannotRestore(t *testing.T) {
+	src := genTree(t, 2<<20, 2)
+	tr := repotest.Init(t, openURL(t, "mem://"), repotest.SmallChunks, 0)
+	host := tr.Open(t, tr.Host)
+	backup(t, host, src)
+	// The host can read metadata (and so deduplicate) ...
+	again := backup(t, host, src)
+	assert.Zero(t, again.Snapshot.Stats.BytesAdded)
+	assert.False(t, host.CanReadData())
+	// ... but not content.
+	_, err := restore.Files(context.Background(), host, again.Snapshot, t.TempDir(), restore.Options{})
+	require.ErrorIs(t, err, repo.ErrNoDataKey)
+}
+
+func TestDedup(t *testing.T) {
+	src := genTree(t, 32<<20, 3)
+	tr := repotest.Init(t, openURL(t, "file://"+t.TempDir()), repotest.SmallChunks, 0)
+	r := tr.Open(t, tr.Owner)
+	first := backup(t, r, src).Snapshot.Stats
+
+	// Unchanged: nothing read, nothing added.
+	second := backup(t, r, src).Snapshot.Stats
+	assert.Zero(t, second.BytesRead)
+	assert.Less(t, float64(second.BytesStored), 0.01*float64(first.BytesIn))
+
+	// Unchanged content, re-read without parent: still nothing new.
+	forced, err := engine.Backup(context.Background(), r, &engine.FilesSource{Roots: []string{src}}, engine.BackupOptions{NoParent: true})
+	require.NoError(t, err)
+	assert.Equal(t, first.BytesIn, forced.Snapshot.Stats.BytesRead)
+	assert.Less(t, float64(forced.Snapshot.Stats.BytesAdded), 0.01*float64(first.BytesIn))
+
+	// A 1% change adds about that much (chunks around each change).
+	changed, err := gentree.Mutate(src, 0.01, 7)
+	require.NoError(t, err)
+	third := backup(t, r, src)
+	added := third.Snapshot.Stats.BytesAdded
+	t.Logf("tree %d bytes, changed %d, added %d", first.BytesIn, changed, added)
+	assert.Positive(t, added)
+	assert.Less(t, float64(added), 0.10*float64(first.BytesIn), "a 1%% change must not re-store the tree")
+	restoreAndCompare(t, r, third.Snapshot, src)
+}
+
+func TestRestoreInclude(t *testing.T) {
+	src := t.TempDir()
+	for _, p := range []string{"a/x.txt", "a/y/z.txt", "b/w.txt"} {
+		require.NoError(t, os.MkdirAll(filepath.Join(src, filepath.Dir(p)), 0o755))
+		require.NoError(t, os.WriteFile(filepath.Join(src, p), []byte(p), 0o644))
+	}
+	tr := repotest.Init(t, openURL(t, "mem://"), repotest.SmallChunks, 0)
+	r := tr.Open(t, tr.Owner)
+	sn := backup(t, r, src).Snapshot
+	base := filepath.Base(src)
+
+	tests := []struct {
+		include []string
+		want    []string
+		wantErr bool
+	}{
+		{[]string{base + "/a/y"}, []string{"a/y/z.txt"}, false},
+		{[]string{base + "/b/w.txt", base + "/a/x.txt"}, []string{"a/x.txt", "b/w.txt"}, false},
+		{[]string{base + "/nope"}, nil, true},
+		{[]string{"../etc"}, nil, true},
+	}
+	for _, tc := range tests {
+		t.Run(strings.Join(tc.include, ","), func(t *testing.T) {
+			dest := t.TempDir()
+			_, err := restore.Files(context.Background(), r, sn, dest, restore.Options{Include: tc.include})
+			if tc.wantErr {
+				require.Error(t, err)
+				return
+			}
+			require.NoError(t, err)
+			var got []string
+			require.NoError(t, filepath.Walk(filepath.Join(dest, base), func(p string, fi os.FileInfo, err error) error {
+				if err == nil && fi.Mode().IsRegular() {
+					rel, _ := filepath.Rel(filepath.Join(dest, base), p)
+					got = append(got, rel)
+				}
+				return err
+			}))
+			assert.Equal(t, tc.want, got)
+		})
+	}
+}
+
+func TestUnreadableFileIsNamed(t *testing.T) {
+	if os.Geteuid() == 0 {
+		// root reads everything; make the file vanish instead via a FIFO-less trick:
+		// a directory without read permission is still readable by root, so use a dangling open.
+		t.Skip("root can read unreadable files")
+	}
+	src := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(src, "secret"), []byte("x"), 0o000))
+	tr := repotest.Init(t, openURL(t, "mem://"), repotest.SmallChunks, 0)
+	r := tr.Open(t, tr.Owner)
+	res, err := engine.Backup(context.Background(), r, &engine.FilesSource{Roots: []string{src}}, engine.BackupOptions{})
+	require.NoError(t, err)
+	require.Len(t, res.Warnings, 1)
+	assert.Contains(t, res.Warnings[0], "secret")
+}

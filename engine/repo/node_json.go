@@ -1,0 +1,51 @@
+package repo
+
+import (
+	"encoding/json"
+	"unicode/utf8"
+
+	"github.com/lifeboat-backup/lifeboat/targets"
+)
+
+// nodeJSON is the stored form of a Node. JSON strings must be valid UTF-8,
+// but file names need not be: names that are not valid UTF-8 are stored
+// byte-exact in the *_raw fields (base64), which win over the string ones.
+type nodeJSON struct {
+	targets.Entry
+	Content     []ID   `json:"content,omitempty"`
+	PathRaw     []byte `json:"path_raw,omitempty"`
+	LinkRaw     []byte `json:"link_raw,omitempty"`
+	HardlinkRaw []byte `json:"hardlink_raw,omitempty"`
+}
+
+func rawIfInvalid(s string) []byte {
+	if utf8.ValidString(s) {
+		return nil
+	}
+	return []byte(s)
+}
+
+// MarshalJSON implements json.Marshaler.
+func (n Node) MarshalJSON() ([]byte, error) {
+	return json.Marshal(nodeJSON{Entry: n.Entry, Content: n.Content,
+		PathRaw: rawIfInvalid(n.Path), LinkRaw: rawIfInvalid(n.LinkTarget), HardlinkRaw: rawIfInvalid(n.HardlinkTo)})
+}
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (n *Node) UnmarshalJSON(data []byte) error {
+	var j nodeJSON
+	if err := json.Unmarshal(data, &j); err != nil {
+		return err
+	}
+	n.Entry, n.Content = j.Entry, j.Content
+	if j.PathRaw != nil {
+		n.Path = string(j.PathRaw)
+	}
+	if j.LinkRaw != nil {
+		n.LinkTarget = string(j.LinkRaw)
+	}
+	if j.HardlinkRaw != nil {
+		n.HardlinkTo = string(j.HardlinkRaw)
+	}
+	return nil
+}

@@ -1,0 +1,54 @@
+// Package repotest creates repositories for tests.
+package repotest
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"filippo.io/age"
+	"github.com/stretchr/testify/require"
+	"gocloud.dev/blob"
+
+	"github.com/lifeboat-backup/lifeboat/engine/repo"
+	"github.com/lifeboat-backup/lifeboat/engine/repo/chunker"
+)
+
+// Repo is a freshly initialized repository with its two identities.
+type Repo struct {
+	Bucket *blob.Bucket
+	Owner  repo.Credentials
+	Host   repo.Credentials
+}
+
+// SmallChunks are chunker params that give many chunks on small test data.
+var SmallChunks = chunker.Params{Min: 16 << 10, Avg: 64 << 10, Max: 256 << 10}
+
+// Init initializes a repository in b (owner and host identities generated).
+// Zero params mean SmallChunks; packSize 0 means 1 MiB, so tests see many packs.
+func Init(t testing.TB, b *blob.Bucket, params chunker.Params, packSize int) *Repo {
+	t.Helper()
+	if params == (chunker.Params{}) {
+		params = SmallChunks
+	}
+	if packSize == 0 {
+		packSize = 1 << 20
+	}
+	res, err := repo.Init(context.Background(), b, repo.InitOptions{Chunker: params, PackSize: packSize})
+	require.NoError(t, err)
+	return &Repo{Bucket: b, Owner: creds(t, res.OwnerIdentity), Host: creds(t, res.HostIdentity)}
+}
+
+func creds(t testing.TB, secret string) repo.Credentials {
+	ids, err := age.ParseIdentities(strings.NewReader(secret))
+	require.NoError(t, err)
+	return repo.Credentials{Identities: ids}
+}
+
+// Open opens the repository with the given credentials.
+func (r *Repo) Open(t testing.TB, c repo.Credentials) *repo.Repository {
+	t.Helper()
+	rp, err := repo.Open(context.Background(), r.Bucket, c)
+	require.NoError(t, err)
+	return rp
+}
