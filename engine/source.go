@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"os"
 
@@ -36,6 +37,13 @@ func (s *FilesSource) Paths() []string { return s.Roots }
 
 // Walk implements Source.
 func (s *FilesSource) Walk(ctx context.Context, warn func(string, error), fn func(targets.Entry, Opener) error) error {
+	// A missing root is a mistake in the command or policy, not unreadable
+	// data: fail before a misleading empty snapshot is saved.
+	for _, root := range s.Roots {
+		if _, err := os.Lstat(root); err != nil {
+			return fmt.Errorf("backup root: %w", err)
+		}
+	}
 	opts := s.Options
 	opts.OnError = func(path string, err error) error {
 		warn(path, err)

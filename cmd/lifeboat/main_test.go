@@ -1,0 +1,127 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// cli runs lifeboat in-process with the given environment.
+type cli struct {
+	t   *testing.T
+	env map[string]string
+}
+
+func (c *cli) run(args ...string) (stdout, stderr string, code int) {
+	c.t.Helper()
+	for k, v := range c.env {
+		c.t.Setenv(k, v)
+	}
+	var out, errb bytes.Buffer
+	code = newApp(strings.NewReader(""), &out, &errb).run(context.Background(), args)
+	return out.String(), errb.String(), code
+}
+
+func (c *cli) ok(args ...string) string {
+	c.t.Helper()
+	out, errs, code := c.run(args...)
+	require.Equal(c.t, 0, code, "lifeboat %s: %s", strings.Join(args, " "), errs)
+	return out
+}
+
+// lastJSON decodes the last line of --json output (the summary).
+func lastJSON(t *testing.T, out string) map[string]any {
+	t.Helper()
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	var m map[string]any
+	require.NoError(t, json.Unmarshal([]byte(lines[len(lines)-1]), &m), out)
+	return m
+}
+
+func setup(t *testing.T) (*cli, string, string) {
+	dir := t.TempDir()
+	c := &cli{t: t, env: map[string]string{"LIFEBOAT_REPO": "file://" + filepath.Join(dir, "repo")}}
+	c.ok("init", "--owner-key-out", filepath.Join(dir, "owner.key"), "--host-key-out", filepath.Join(dir, "host.key"))
+	src := filepath.Join(dir, "src")
+	require.NoError(t, os.MkdirAll(filepath.Join(src, "sub"), 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(src, "sub", "a.txt"), bytes.Repeat([]byte("lifeboat "), 10000), 0o644))
+	return c, dir, src
+}
+
+func TestCLIBackupRestoreJSON(t *testing.T) {
+	c, dir, src := setup(t)
+	c.env["LIFEBOAT_KEY_FILE"] = filepath.Join(dir, "host.key")
+	sum := lastJSON(t, c.ok("backup", "files", src, "--tag", "nightly", "--json"))
+	for _, k := range []string{"snapshot_id", "bytes_in", "bytes_added", "files"} {
+		assert.Contains(t, sum, k)
+	}
+	assert.EqualValues(t, 90000, sum["bytes_in"])
+	assert.EqualValues(t, 1, sum["files"])
+
+	var list []map[string]any
+	require.NoError(t, json.Unmarshal([]byte(c.ok("snapshots", "--json")), &list))
+	require.Len(t, list, 1)
+	for _, k := range []string{"id", "time", "target", "host", "tags"} {
+		assert.Contains(t, list[0], k)
+	}
+	assert.Equal(t, sum["snapshot_id"], list[0]["id"])
+	assert.Equal(t, []any{"nightly"}, list[0]["tags"])
+
+	// host key: restore refused with the wrong-key exit code
+	_, errs, code := c.run("restore", "latest", "--to", filepath.Join(dir, "out"))
+	assert.Equal(t, exitWrongKey, code, errs)
+	assert.Contains(t, errs, "owner")
+
+	c.env["LIFEBOAT_KEY_FILE"] = filepath.Join(dir, "owner.key")
+	c.ok("restore", "latest", "--to", filepath.Join(dir, "out"))
+	got, err := os.ReadFile(filepath.Join(dir, "out", "src", "sub", "a.txt"))
+	require.NoError(t, err)
+	assert.Len(t, got, 90000)
+	assert.Contains(t, c.ok("ls", "latest", "src/sub"), "a.txt")
+	assert.Contains(t, c.ok("check", "--read-data"), "no problems found")
+}
+
+func TestCLIExitCodes(t *testing.T) {
+	c, dir, src := setup(t)
+	wrong := filepath.Join(dir, "wrong.key")
+	require.NoError(t, os.WriteFile(wrong, []byte("AGE-SECRET-KEY-1GFPYYSJZGFPYYSJZGFPYYSJZGFPYYSJZGFPYYSJZGFPYYSJZGFPQ4EGAEX\n"), 0o600))
+	tests := []struct {
+		name string
+		env  map[string]string
+		args []string
+		code int
+		msg  string
+	}{
+		{"no repo flag", map[string]string{"LIFEBOAT_REPO": ""}, []string{"snapshots"}, exitUsage, "--repo"},
+		{"unknown flag", nil, []string{"snapshots", "--bogus"}, exitUsage, "bogus"},
+		{"missing repository", map[string]string{"LIFEBOAT_REPO": "file://" + filepath.Join(dir, "nothing")}, []string{"snapshots"}, exitNoRepo, "nothing"},
+		{"bad scheme", map[string]string{"LIFEBOAT_REPO": "ftp://host/x"}, []string{"snapshots"}, exitFailure, "ftp"},
+		{"wrong key", map[string]string{"LIFEBOAT_KEY_FILE": wrong}, []string{"snapshots"}, exitWrongKey, "wrong key"},
+		{"no key", map[string]string{"LIFEBOAT_KEY_FILE": ""}, []string{"snapshots"}, exitWrongKey, "LIFEBOAT_KEY_FILE"},
+		{"unknown snapshot", map[string]string{"LIFEBOAT_KEY_FILE": filepath.Join(dir, "owner.key")}, []string{"restore", "deadbeef", "--to", dir}, exitFailure, "deadbeef"},
+		{"bad read-data", map[string]string{"LIFEBOAT_KEY_FILE": filepath.Join(dir, "owner.key")}, []string{"check", "--read-data=150"}, exitUsage, "150"},
+		{"init twice", nil, []string{"init", "--owner-key-out", filepath.Join(dir, "o2"), "--host-key-out", filepath.Join(dir, "h2")}, exitFailure, "already initialized"},
+		{"backup missing path", map[string]string{"LIFEBOAT_KEY_FILE": filepath.Join(dir, "host.key")}, []string{"backup", "files", filepath.Join(src, "missing")}, exitFailure, "missing"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cc := &cli{t: t, env: map[string]string{}}
+			for k, v := range c.env {
+				cc.env[k] = v
+			}
+			for k, v := range tc.env {
+				cc.env[k] = v
+			}
+			_, errs, code := cc.run(tc.args...)
+			assert.Equal(t, tc.code, code, errs)
+			assert.Contains(t, errs, tc.msg)
+		})
+	}
+}
