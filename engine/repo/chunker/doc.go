@@ -1,0 +1,2 @@
+// Package chunker splits byte streams into content-defined chunks with keyed FastCDC.
+package chunker
