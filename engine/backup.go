@@ -203,7 +203,8 @@ func (b *backup) run(ctx context.Context, src Source, parent *repo.Snapshot) err
 		defer close(jobs)
 		var pc *parentCursor
 		if parent != nil {
-			pc = &parentCursor{tr: b.r.NewTreeReader(ctx, parent)}
+			pc = newParentCursor(ctx, b.r.NewTreeReader(ctx, parent))
+			defer pc.stop()
 		}
 		return src.Walk(ctx, b.warn, func(e targets.Entry, open Opener) error {
 			j := &fileJob{node: &repo.Node{Entry: e}, open: open, done: make(chan struct{})}
@@ -340,30 +341,68 @@ func (b *backup) writeTree(ctx context.Context, ordered <-chan *fileJob) error {
 }
 
 // parentCursor walks the parent's metadata stream in step with the new walk
-// (both in ComparePaths order), so memory does not grow with the tree.
+// (both in ComparePaths order), so memory does not grow with the tree. The
+// stream is decoded ahead by its own goroutine, in batches.
 type parentCursor struct {
-	tr   *repo.TreeReader
-	cur  *repo.Node
-	done bool
+	batches <-chan []*repo.Node
+	cancel  context.CancelFunc
+	batch   []*repo.Node
+	done    bool
+}
+
+func newParentCursor(ctx context.Context, tr *repo.TreeReader) *parentCursor {
+	ctx, cancel := context.WithCancel(ctx)
+	ch := make(chan []*repo.Node, 4)
+	go func() {
+		defer close(ch)
+		batch := make([]*repo.Node, 0, 256)
+		for {
+			n, err := tr.Next()
+			if err != nil { // EOF, or unreadable: then the rest is read anew
+				break
+			}
+			if batch = append(batch, n); len(batch) == cap(batch) {
+				select {
+				case ch <- batch:
+				case <-ctx.Done():
+					return
+				}
+				batch = make([]*repo.Node, 0, 256)
+			}
+		}
+		if len(batch) > 0 {
+			select {
+			case ch <- batch:
+			case <-ctx.Done():
+			}
+		}
+	}()
+	return &parentCursor{batches: ch, cancel: cancel}
+}
+
+func (p *parentCursor) stop() {
+	p.cancel()
+	for range p.batches {
+	}
 }
 
 func (p *parentCursor) find(path string) *repo.Node {
 	for !p.done {
-		if p.cur == nil {
-			n, err := p.tr.Next()
-			if err != nil {
-				p.done = true // EOF, or unreadable: then everything is read anew
+		if len(p.batch) == 0 {
+			b, ok := <-p.batches
+			if !ok {
+				p.done = true
 				return nil
 			}
-			p.cur = n
+			p.batch = b
 		}
-		switch c := targets.ComparePaths(p.cur.Path, path); {
+		switch c := targets.ComparePaths(p.batch[0].Path, path); {
 		case c == 0:
-			return p.cur
+			return p.batch[0]
 		case c > 0:
 			return nil
 		}
-		p.cur = nil
+		p.batch = p.batch[1:]
 	}
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/pprof"
 	"strings"
 	"time"
 
@@ -55,6 +56,7 @@ type app struct {
 	v              *viper.Viper
 	json           bool
 	quiet          bool
+	cpuProfile     string
 }
 
 func newApp(stdin io.Reader, stdout, stderr io.Writer) *app {
@@ -87,6 +89,8 @@ unreadable, 10 no repository, 11 repository locked, 12 wrong key, 130 interrupte
 	pf.Duration("retry-lock", 0, "wait this long for a conflicting lock to go away")
 	pf.BoolVar(&a.json, "json", false, "print JSON lines (summary last) instead of text")
 	pf.BoolVarP(&a.quiet, "quiet", "q", false, "print only the summary and errors")
+	pf.StringVar(&a.cpuProfile, "cpu-profile", "", "write a CPU profile to this file (for performance work)")
+	_ = pf.MarkHidden("cpu-profile")
 	for _, name := range []string{"repo", "key-file", "passphrase-file", "retry-lock"} {
 		_ = a.v.BindPFlag(name, pf.Lookup(name))
 	}
@@ -94,6 +98,8 @@ unreadable, 10 no repository, 11 repository locked, 12 wrong key, 130 interrupte
 	root.SetOut(a.stdout)
 	root.SetErr(a.stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	root.PersistentPreRunE = func(*cobra.Command, []string) error { return a.startProfile() }
+	root.PersistentPostRun = func(*cobra.Command, []string) { pprof.StopCPUProfile() }
 	root.AddCommand(a.initCmd(), a.backupCmd(), a.snapshotsCmd(), a.lsCmd(), a.restoreCmd(),
 		a.checkCmd(), a.pruneCmd(), a.forgetCmd(), a.unlockCmd(), a.versionCmd())
 	return root
@@ -144,6 +150,17 @@ func isCobraUsage(err error) bool {
 	s := err.Error()
 	return strings.HasPrefix(s, "unknown command") || strings.HasPrefix(s, "unknown flag") ||
 		strings.Contains(s, "arg(s), received") || strings.HasPrefix(s, "required flag")
+}
+
+func (a *app) startProfile() error {
+	if a.cpuProfile == "" {
+		return nil
+	}
+	f, err := os.Create(a.cpuProfile)
+	if err != nil {
+		return err
+	}
+	return pprof.StartCPUProfile(f)
 }
 
 func (a *app) repoURL() (string, error) {

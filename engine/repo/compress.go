@@ -41,6 +41,11 @@ func newCompressor(level zstd.EncoderLevel) *compressor {
 	return c
 }
 
+// sampleSize is how much of a large blob is test-compressed first: content
+// within a chunk is nearly always of one kind, so media, archives and
+// encrypted data are recognized at 1/16 of the cost of compressing them.
+const sampleSize = 64 << 10
+
 // compress appends the compressed form of src to dst[:0] and reports whether
 // it is worth keeping; data that does not shrink by at least 1/32 is stored raw.
 func (c *compressor) compress(dst, src []byte) ([]byte, bool) {
@@ -48,8 +53,14 @@ func (c *compressor) compress(dst, src []byte) ([]byte, bool) {
 		return dst[:0], false
 	}
 	e := c.pool.Get().(*zstd.Encoder)
+	defer c.pool.Put(e)
+	if len(src) >= 4*sampleSize {
+		sample := src[len(src)/2-sampleSize/2 : len(src)/2+sampleSize/2]
+		if d := e.EncodeAll(sample, dst[:0]); len(d) >= len(sample)-len(sample)/32 {
+			return d[:0], false
+		}
+	}
 	dst = e.EncodeAll(src, dst[:0])
-	c.pool.Put(e)
 	if len(dst) >= len(src)-len(src)/32 {
 		return dst[:0], false
 	}

@@ -1,7 +1,6 @@
 package repo
 
 import (
-	"encoding/json"
 	"unicode/utf8"
 
 	"github.com/lifeboat-backup/lifeboat/targets"
@@ -25,19 +24,13 @@ func rawIfInvalid(s string) []byte {
 	return []byte(s)
 }
 
-// MarshalJSON implements json.Marshaler.
-func (n Node) MarshalJSON() ([]byte, error) {
-	return json.Marshal(nodeJSON{Entry: n.Entry, Content: n.Content,
-		PathRaw: rawIfInvalid(n.Path), LinkRaw: rawIfInvalid(n.LinkTarget), HardlinkRaw: rawIfInvalid(n.HardlinkTo)})
+func (n *Node) toJSON() *nodeJSON {
+	return &nodeJSON{Entry: n.Entry, Content: n.Content,
+		PathRaw: rawIfInvalid(n.Path), LinkRaw: rawIfInvalid(n.LinkTarget), HardlinkRaw: rawIfInvalid(n.HardlinkTo)}
 }
 
-// UnmarshalJSON implements json.Unmarshaler.
-func (n *Node) UnmarshalJSON(data []byte) error {
-	var j nodeJSON
-	if err := json.Unmarshal(data, &j); err != nil {
-		return err
-	}
-	n.Entry, n.Content = j.Entry, j.Content
+func (j *nodeJSON) node() *Node {
+	n := &Node{Entry: j.Entry, Content: j.Content}
 	if j.PathRaw != nil {
 		n.Path = string(j.PathRaw)
 	}
@@ -47,5 +40,5 @@ func (n *Node) UnmarshalJSON(data []byte) error {
 	if j.HardlinkRaw != nil {
 		n.HardlinkTo = string(j.HardlinkRaw)
 	}
-	return nil
+	return n
 }

@@ -265,6 +265,8 @@ func openPackReader(ctx context.Context, b *blob.Bucket, id ID, size int64, ids 
 
 // readAt returns plaintext bytes [off, off+n) of the pack. They are a
 // sub-slice of the returned buffer, which reuses buf when it is big enough.
+// The covering ciphertext is fetched with one ranged read and decrypted in
+// place.
 func (p *packReader) readAt(ctx context.Context, b *blob.Bucket, off, n int64, buf []byte) (data, full []byte, err error) {
 	if n == 0 {
 		return buf[:0], buf, nil
@@ -275,15 +277,15 @@ func (p *packReader) readAt(ctx context.Context, b *blob.Bucket, off, n int64, b
 	}
 	encStart := first * ageEncChunk
 	encEnd := min((last+1)*ageEncChunk, p.encSize)
-	enc := make([]byte, encEnd-encStart)
+	if int64(cap(buf)) < encEnd-encStart {
+		buf = make([]byte, encEnd-encStart)
+	}
+	enc := buf[:encEnd-encStart]
 	if err := readRange(ctx, b, p.key, p.payloadOff+encStart, enc); err != nil {
 		return nil, nil, err
 	}
-	plain := buf[:0]
-	if cap(plain) < int(last-first+1)*ageChunk {
-		plain = make([]byte, 0, int(last-first+1)*ageChunk)
-	}
 	var nonce [chacha20poly1305.NonceSize]byte
+	plainLen := int64(0)
 	for i := first; i <= last; i++ {
 		c := enc[(i-first)*ageEncChunk : min((i-first+1)*ageEncChunk, int64(len(enc)))]
 		binary.BigEndian.PutUint64(nonce[3:11], uint64(i))
@@ -291,16 +293,18 @@ func (p *packReader) readAt(ctx context.Context, b *blob.Bucket, off, n int64, b
 		if i == p.chunks-1 {
 			nonce[11] = 1
 		}
-		plain, err = p.aead.Open(plain, nonce[:], c, nil)
+		plain, err := p.aead.Open(c[:0], nonce[:], c, nil)
 		if err != nil {
 			return nil, nil, corrupt(p.key, "chunk %d fails authentication (damaged or truncated pack)", i)
 		}
+		// compact: plaintext chunks are 16 bytes shorter than their ciphertext
+		plainLen += int64(copy(enc[plainLen:], plain))
 	}
 	s := off - first*ageChunk
-	if s+n > int64(len(plain)) {
+	if s+n > plainLen {
 		return nil, nil, corrupt(p.key, "range %d+%d beyond the pack (truncated?)", off, n)
 	}
-	return plain[s : s+n], plain, nil
+	return enc[s : s+n], buf, nil
 }
 
 func readRange(ctx context.Context, b *blob.Bucket, key string, off int64, buf []byte) error {

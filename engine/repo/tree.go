@@ -65,7 +65,7 @@ func (r *Repository) NewTreeWriter(ctx context.Context) *TreeWriter {
 
 // Add appends a node; nodes must come in targets.ComparePaths order.
 func (tw *TreeWriter) Add(n *Node) error {
-	if err := tw.enc.Encode(n); err != nil {
+	if err := tw.enc.Encode(n.toJSON()); err != nil {
 		return fmt.Errorf("metadata stream: %w", err)
 	}
 	return nil
@@ -143,9 +143,9 @@ func (t *TreeReader) Next() (*Node, error) {
 		return nil, fmt.Errorf("snapshot %s metadata: %w", t.sn.ID.Short(), err)
 	}
 	t.line++
-	n := &Node{}
-	if err := json.Unmarshal(line, n); err != nil {
+	var j nodeJSON
+	if err := json.Unmarshal(line, &j); err != nil {
 		return nil, fmt.Errorf("snapshot %s metadata line %d: %w", t.sn.ID.Short(), t.line, err)
 	}
-	return n, nil
+	return j.node(), nil
 }

@@ -35,7 +35,11 @@ const (
 // shorter than Min. Avg is the normal size of FastCDC: the point where the
 // cut condition switches from the harder to the easier mask. Params are part
 // of the repository format: changing them changes the chunk boundaries.
-type Params struct{ Min, Avg, Max int }
+type Params struct {
+	Min int `json:"min"`
+	Avg int `json:"avg"`
+	Max int `json:"max"`
+}
 
 // DefaultParams returns Min 512 KiB, Avg 1 MiB, Max 8 MiB.
 func DefaultParams() Params {
