@@ -95,6 +95,9 @@ referenced blob. Repacking data packs needs the owner key; with a host key such 
 				return err
 			}
 			defer lk.Unlock(ctx)
+			if o.Grace == 0 {
+				o.Grace = -1 // --grace 0s: none at all
+			}
 			res, err := r.Prune(ctx, o)
 			if err != nil {
 				return err
@@ -116,7 +119,7 @@ referenced blob. Repacking data packs needs the owner key; with a host key such 
 	}
 	f := cmd.Flags()
 	f.BoolVar(&o.DryRun, "dry-run", false, "only report what would be removed")
-	f.DurationVar(&o.Grace, "grace", time.Hour, "keep unindexed packs younger than this (a backup may still index them)")
+	f.DurationVar(&o.Grace, "grace", repo.DefaultGrace, "keep unindexed packs younger than this (a backup may still index them)")
 	f.Float64Var(&o.RepackUnused, "repack-unused", 0.2, "repack packs with more than this share of unused bytes")
 	return cmd
 }

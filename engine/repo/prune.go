@@ -8,11 +8,14 @@ import (
 	"time"
 )
 
+// DefaultGrace is how old an unindexed pack must be before prune deletes it.
+const DefaultGrace = time.Hour
+
 // PruneOptions tune prune.
 type PruneOptions struct {
 	// Grace keeps packs that no index lists yet if they are younger than
 	// this: a backup may be about to index them, and some stores list new
-	// objects late. Default 1h.
+	// objects late. Zero means DefaultGrace; negative means none.
 	Grace time.Duration
 	// RepackUnused repacks a partly used pack when more than this share of
 	// its bytes is unused (default 0.2). Repacking data packs needs the
@@ -49,7 +52,7 @@ type packUse struct {
 // step the index covers every referenced blob.
 func (r *Repository) Prune(ctx context.Context, opts PruneOptions) (*PruneResult, error) {
 	if opts.Grace == 0 {
-		opts.Grace = time.Hour
+		opts.Grace = DefaultGrace
 	}
 	if opts.RepackUnused == 0 {
 		opts.RepackUnused = 0.2
