@@ -53,10 +53,47 @@ func (r *Repository) store(ctx context.Context, t BlobType, id ID, stored []byte
 		return err
 	}
 	if p.size() >= r.cfg.PackSize {
-		return r.finishPack(ctx, p)
+		return r.finishAsync(ctx, p)
 	}
 	r.putPack(p)
 	return nil
+}
+
+// maxFinishing bounds the packs being finished (last upload part, fsync)
+// in the background while savers fill new ones.
+const maxFinishing = 2
+
+// finishAsync finishes a full pack in the background, so the saver that
+// filled it goes on compressing; at most maxFinishing at a time (the
+// caller waits for a slot: backpressure). Flush waits for all of them.
+func (r *Repository) finishAsync(ctx context.Context, p *packWriter) error {
+	if err := r.finishError(); err != nil {
+		p.abort()
+		return err
+	}
+	r.finishSlots <- struct{}{}
+	r.finishing.Add(1)
+	// The caller's context may end before Flush (an errgroup's does when
+	// its Wait returns); the finish belongs to the repository now.
+	ctx = context.WithoutCancel(ctx)
+	go func() {
+		defer r.finishing.Done()
+		defer func() { <-r.finishSlots }()
+		if err := r.finishPack(ctx, p); err != nil {
+			r.mu.Lock()
+			if r.finishErr == nil {
+				r.finishErr = err
+			}
+			r.mu.Unlock()
+		}
+	}()
+	return nil
+}
+
+func (r *Repository) finishError() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.finishErr
 }
 
 func (r *Repository) takePack(ctx context.Context, t BlobType) (*packWriter, error) {
@@ -116,6 +153,11 @@ func (r *Repository) writeIndex(ctx context.Context, packs []PackInfo) error {
 // indexed. After Flush returns, every blob SaveBlob reported is durable and
 // findable by other processes.
 func (r *Repository) Flush(ctx context.Context) error {
+	r.finishing.Wait()
+	if err := r.finishError(); err != nil {
+		r.Abort()
+		return err
+	}
 	r.mu.Lock()
 	var open []*packWriter
 	for t, ps := range r.open {
@@ -148,6 +190,7 @@ func (r *Repository) Flush(ctx context.Context) error {
 
 // Abort discards open packs without storing them (on a failed backup).
 func (r *Repository) Abort() {
+	r.finishing.Wait()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for t, ps := range r.open {

@@ -37,10 +37,13 @@ type Repository struct {
 	comp       *compressor
 	idx        *Index
 
-	mu      sync.Mutex
-	open    map[BlobType][]*packWriter // idle open packs by type
-	pending []PackInfo                 // finished packs not yet in an index file
-	stats   SaveStats
+	mu          sync.Mutex
+	open        map[BlobType][]*packWriter // idle open packs by type
+	finishing   sync.WaitGroup             // packs being finished in the background
+	finishSlots chan struct{}
+	finishErr   error
+	pending     []PackInfo // finished packs not yet in an index file
+	stats       SaveStats
 
 	readers sync.Map // ID -> *packReader
 }
@@ -208,7 +211,8 @@ func Open(ctx context.Context, b *blob.Bucket, creds Credentials) (*Repository, 
 	if err != nil {
 		return nil, err
 	}
-	r := &Repository{b: b, cfg: cfg, key: k, ids: ids, open: map[BlobType][]*packWriter{}, idx: NewIndex()}
+	r := &Repository{b: b, cfg: cfg, key: k, ids: ids, open: map[BlobType][]*packWriter{}, idx: NewIndex(),
+		finishSlots: make(chan struct{}, maxFinishing)}
 	if r.packRecips, err = ParseRecipients(k.PackRecipients); err != nil {
 		return nil, err
 	}
