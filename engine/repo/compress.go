@@ -32,7 +32,9 @@ func newCompressor(level zstd.EncoderLevel) *compressor {
 	c := &compressor{level: level}
 	c.pool.New = func() any {
 		e, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(level), zstd.WithEncoderConcurrency(1),
-			zstd.WithLowerEncoderMem(true), zstd.WithZeroFrames(true))
+			zstd.WithLowerEncoderMem(true), zstd.WithZeroFrames(true),
+			// no xxhash per frame: every blob is verified by its BLAKE3 ID
+			zstd.WithEncoderCRC(false))
 		if err != nil {
 			panic(err) // only on invalid options
 		}
@@ -68,7 +70,8 @@ func (c *compressor) compress(dst, src []byte) ([]byte, bool) {
 }
 
 var decoder = func() *zstd.Decoder {
-	d, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(1<<30))
+	d, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(1<<30),
+		zstd.IgnoreChecksum(true))
 	if err != nil {
 		panic(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"sync/atomic"
 
 	"filippo.io/age"
 	"gocloud.dev/blob"
@@ -215,7 +216,20 @@ type packReader struct {
 	payloadOff int64
 	encSize    int64 // payload size
 	chunks     int64
+	// window caches the plaintext of the last read-ahead: small blobs
+	// (small files) sit next to each other in a pack and are restored in
+	// that order, so one read and one decryption serve many of them.
+	window atomic.Pointer[plainWindow]
 }
+
+// plainWindow is decrypted plaintext starting at age chunk first.
+type plainWindow struct {
+	first int64
+	plain []byte
+}
+
+// readAhead is how many age chunks a small read fetches and caches.
+const readAhead = 4
 
 func openPackReader(ctx context.Context, b *blob.Bucket, id ID, size int64, ids []age.Identity) (*packReader, error) {
 	key := packKey(id)
@@ -266,7 +280,8 @@ func openPackReader(ctx context.Context, b *blob.Bucket, id ID, size int64, ids 
 // readAt returns plaintext bytes [off, off+n) of the pack. They are a
 // sub-slice of the returned buffer, which reuses buf when it is big enough.
 // The covering ciphertext is fetched with one ranged read and decrypted in
-// place.
+// place; reads of at most two age chunks fetch readAhead chunks and keep
+// their plaintext for the next small read.
 func (p *packReader) readAt(ctx context.Context, b *blob.Bucket, off, n int64, buf []byte) (data, full []byte, err error) {
 	if n == 0 {
 		return buf[:0], buf, nil
@@ -274,6 +289,17 @@ func (p *packReader) readAt(ctx context.Context, b *blob.Bucket, off, n int64, b
 	first, last := off/ageChunk, (off+n-1)/ageChunk
 	if last >= p.chunks {
 		return nil, nil, corrupt(p.key, "range %d+%d beyond the pack (truncated?)", off, n)
+	}
+	if w := p.window.Load(); w != nil && first >= w.first && off+n <= w.first*ageChunk+int64(len(w.plain)) {
+		if int64(cap(buf)) < n {
+			buf = make([]byte, n)
+		}
+		s := off - w.first*ageChunk
+		return buf[:copy(buf[:n], w.plain[s:s+n])], buf, nil
+	}
+	small := last-first < 2
+	if small {
+		last = min(first+readAhead-1, p.chunks-1)
 	}
 	encStart := first * ageEncChunk
 	encEnd := min((last+1)*ageEncChunk, p.encSize)
@@ -303,6 +329,9 @@ func (p *packReader) readAt(ctx context.Context, b *blob.Bucket, off, n int64, b
 	s := off - first*ageChunk
 	if s+n > plainLen {
 		return nil, nil, corrupt(p.key, "range %d+%d beyond the pack (truncated?)", off, n)
+	}
+	if small {
+		p.window.Store(&plainWindow{first: first, plain: bytes.Clone(enc[:plainLen])})
 	}
 	return enc[s : s+n], buf, nil
 }
