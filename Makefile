@@ -1,0 +1,48 @@
+# lifeboat. `make test` is what CI runs (through .ci/run).
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+
+GO      ?= go
+CACHE   ?= $(or $(LIFEBOAT_CACHE),$(HOME)/.cache/lifeboat)
+export PATH := $(CACHE)/bin:/usr/local/go/bin:$(PATH)
+export LIFEBOAT_CACHE := $(CACHE)
+
+TEST_TIMEOUT ?= 30m
+PKGS    ?= ./...
+
+.PHONY: all deps build test test-short demo bench fmt vet
+
+all: build
+
+## deps: Debian packages, MinIO and restic (scripts/deps; cached in $(CACHE))
+deps:
+	scripts/deps
+
+## build: bin/lifeboat
+build:
+	$(GO) build -o bin/lifeboat ./cmd/lifeboat
+
+## test: vet, then every test with the race detector; MinIO tests must run
+test: deps
+	$(GO) vet $(PKGS)
+	LIFEBOAT_REQUIRE_MINIO=1 $(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) $(PKGS)
+
+## test-short: quick tests, no deps needed
+test-short:
+	$(GO) test -short $(PKGS)
+
+## demo: the end-to-end demo (scripts/demo)
+demo: deps build
+	scripts/demo
+
+## bench: benchmarks (bench/run)
+bench:
+	bench/run
+
+## fmt: gofmt the tree
+fmt:
+	gofmt -l -w $$(git ls-files '*.go')
+
+## vet: go vet
+vet:
+	$(GO) vet $(PKGS)
