@@ -24,6 +24,11 @@ type Node struct {
 // blobs. Unchanged stretches of the stream give the same blobs, so an
 // unchanged tree costs nothing to store again (borg's item stream idea).
 
+// treeChunks are the chunk bounds of metadata streams: smaller than data
+// chunks, so a change to a few entries stores little new metadata. They
+// affect only deduplication, not the format: readers just concatenate.
+var treeChunks = chunker.Params{Min: 64 << 10, Avg: 256 << 10, Max: 2 << 20}
+
 // TreeWriter writes a metadata stream into tree blobs.
 type TreeWriter struct {
 	pw   *io.PipeWriter
@@ -42,7 +47,7 @@ func (r *Repository) NewTreeWriter(ctx context.Context) *TreeWriter {
 	tw.enc.SetEscapeHTML(false)
 	go func() {
 		defer close(tw.done)
-		c := chunker.New(pr, r.gear, r.cfg.Chunker)
+		c := chunker.New(pr, r.gear, treeChunks)
 		for {
 			data, err := c.Next()
 			if err == io.EOF {
