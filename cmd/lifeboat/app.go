@@ -229,10 +229,32 @@ func (a *app) openRepo(ctx context.Context) (*repo.Repository, error) {
 	return r, nil
 }
 
-// lock takes a repository lock for a command that writes or must not see
-// packs disappear.
-func (a *app) lock(ctx context.Context, r *repo.Repository, exclusive bool, purpose string) (*repo.Lock, error) {
-	return repo.AcquireLock(ctx, r.Bucket(), exclusive, purpose, a.v.GetDuration("retry-lock"))
+// lockMode is the lock a command takes around its work.
+type lockMode int
+
+const (
+	noLock        lockMode = iota // read-only listing: never blocks, never blocked
+	sharedLock                    // writes new objects or must not see packs vanish
+	exclusiveLock                 // deletes packs (prune)
+)
+
+// withRepo opens the repository, takes the lock, runs fn, and releases
+// both (kopia's repositoryWriterAction): the one place commands get a
+// repository.
+func (a *app) withRepo(ctx context.Context, mode lockMode, purpose string, fn func(*repo.Repository) error) error {
+	r, err := a.openRepo(ctx)
+	if err != nil {
+		return err
+	}
+	defer r.Bucket().Close()
+	if mode != noLock {
+		lk, err := repo.AcquireLock(ctx, r.Bucket(), mode == exclusiveLock, purpose, a.v.GetDuration("retry-lock"))
+		if err != nil {
+			return err
+		}
+		defer lk.Unlock(context.WithoutCancel(ctx))
+	}
+	return fn(r)
 }
 
 // emit prints one JSON object (a line) in --json mode.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"time"
 
@@ -51,16 +52,12 @@ the exit code is 4.`,
 
 func (a *app) runBackupFiles(cmd *cobra.Command, o backupOptions, paths []string) error {
 	ctx := cmd.Context()
-	r, err := a.openRepo(ctx)
-	if err != nil {
-		return err
-	}
-	defer r.Bucket().Close()
-	lk, err := a.lock(ctx, r, false, "backup")
-	if err != nil {
-		return err
-	}
-	defer lk.Unlock(ctx)
+	return a.withRepo(ctx, sharedLock, "backup", func(r *repo.Repository) error {
+		return a.backupFiles(ctx, r, o, paths)
+	})
+}
+
+func (a *app) backupFiles(ctx context.Context, r *repo.Repository, o backupOptions, paths []string) error {
 	opts := engine.BackupOptions{Target: o.target, Host: o.host, Tags: o.tags, NoParent: o.force, Progress: &engine.Progress{}}
 	if o.parent != "" {
 		p, err := r.FindSnapshot(ctx, o.parent, nil)

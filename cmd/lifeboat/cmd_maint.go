@@ -27,45 +27,37 @@ func (a *app) checkCmd() *cobra.Command {
 				pct = v
 			}
 			ctx := cmd.Context()
-			r, err := a.openRepo(ctx)
-			if err != nil {
-				return err
-			}
-			defer r.Bucket().Close()
-			lk, err := a.lock(ctx, r, false, "check")
-			if err != nil {
-				return err
-			}
-			defer lk.Unlock(ctx)
-			var done, total int
-			stop := a.progress(func() string { return fmt.Sprintf("read %d of %d packs", done, total) })
-			res, err := r.Check(ctx, repo.CheckOptions{ReadDataPercent: pct, Progress: func(d, t int) { done, total = d, t }})
-			stop()
-			if err != nil {
-				return err
-			}
-			if a.json {
-				if err := a.emit(map[string]any{"message_type": "summary", "ok": res.OK(), "check": res}); err != nil {
+			return a.withRepo(ctx, sharedLock, "check", func(r *repo.Repository) error {
+				var done, total int
+				stop := a.progress(func() string { return fmt.Sprintf("read %d of %d packs", done, total) })
+				res, err := r.Check(ctx, repo.CheckOptions{ReadDataPercent: pct, Progress: func(d, t int) { done, total = d, t }})
+				stop()
+				if err != nil {
 					return err
 				}
-			} else {
-				for _, w := range res.Warnings {
-					fmt.Fprintln(a.stderr, "warning: "+w)
+				if a.json {
+					if err := a.emit(map[string]any{"message_type": "summary", "ok": res.OK(), "check": res}); err != nil {
+						return err
+					}
+				} else {
+					for _, w := range res.Warnings {
+						fmt.Fprintln(a.stderr, "warning: "+w)
+					}
+					for _, e := range res.Errors {
+						fmt.Fprintln(a.stderr, "error: "+e)
+					}
+					fmt.Fprintf(a.stdout, "%d snapshots, %d packs, %d blobs checked", res.Snapshots, res.Packs, res.Blobs)
+					if pct > 0 {
+						fmt.Fprintf(a.stdout, "; %d packs read and verified", res.PacksRead)
+					}
+					fmt.Fprintln(a.stdout)
 				}
-				for _, e := range res.Errors {
-					fmt.Fprintln(a.stderr, "error: "+e)
+				if !res.OK() {
+					return fmt.Errorf("check found %d problems: %s", len(res.Errors), res.Errors[0])
 				}
-				fmt.Fprintf(a.stdout, "%d snapshots, %d packs, %d blobs checked", res.Snapshots, res.Packs, res.Blobs)
-				if pct > 0 {
-					fmt.Fprintf(a.stdout, "; %d packs read and verified", res.PacksRead)
-				}
-				fmt.Fprintln(a.stdout)
-			}
-			if !res.OK() {
-				return fmt.Errorf("check found %d problems: %s", len(res.Errors), res.Errors[0])
-			}
-			a.printf("no problems found\n")
-			return nil
+				a.printf("no problems found\n")
+				return nil
+			})
 		},
 	}
 	cmd.Flags().StringVar(&readData, "read-data", "100", "also download, decrypt and verify PERCENT of the packs (default all)")
@@ -84,36 +76,28 @@ referenced blob. Repacking data packs needs the owner key; with a host key such 
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			r, err := a.openRepo(ctx)
-			if err != nil {
-				return err
-			}
-			defer r.Bucket().Close()
-			lk, err := a.lock(ctx, r, true, "prune")
-			if err != nil {
-				return err
-			}
-			defer lk.Unlock(ctx)
-			if o.Grace == 0 {
-				o.Grace = -1 // --grace 0s: none at all
-			}
-			res, err := r.Prune(ctx, o)
-			if err != nil {
-				return err
-			}
-			if a.json {
-				return a.emit(map[string]any{"message_type": "summary", "dry_run": o.DryRun, "prune": res})
-			}
-			verb := "deleted"
-			if o.DryRun {
-				verb = "would delete"
-			}
-			fmt.Fprintf(a.stdout, "%s %d unused packs and %d orphaned packs, repacked %d, kept %d (%d partly used); %s freed\n",
-				verb, res.PacksDeleted, res.PacksUnindexed, res.PacksRepacked, res.PacksKept, res.PartlyUsedKept, formatBytes(res.BytesFreed))
-			if res.NeedOwnerKey > 0 {
-				fmt.Fprintf(a.stdout, "%d partly used data packs kept: repacking them needs the owner key\n", res.NeedOwnerKey)
-			}
-			return nil
+			return a.withRepo(ctx, exclusiveLock, "prune", func(r *repo.Repository) error {
+				if o.Grace == 0 {
+					o.Grace = -1 // --grace 0s: none at all
+				}
+				res, err := r.Prune(ctx, o)
+				if err != nil {
+					return err
+				}
+				if a.json {
+					return a.emit(map[string]any{"message_type": "summary", "dry_run": o.DryRun, "prune": res})
+				}
+				verb := "deleted"
+				if o.DryRun {
+					verb = "would delete"
+				}
+				fmt.Fprintf(a.stdout, "%s %d unused packs and %d orphaned packs, repacked %d, kept %d (%d partly used); %s freed\n",
+					verb, res.PacksDeleted, res.PacksUnindexed, res.PacksRepacked, res.PacksKept, res.PartlyUsedKept, formatBytes(res.BytesFreed))
+				if res.NeedOwnerKey > 0 {
+					fmt.Fprintf(a.stdout, "%d partly used data packs kept: repacking them needs the owner key\n", res.NeedOwnerKey)
+				}
+				return nil
+			})
 		},
 	}
 	f := cmd.Flags()
@@ -130,35 +114,27 @@ func (a *app) forgetCmd() *cobra.Command {
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			r, err := a.openRepo(ctx)
-			if err != nil {
-				return err
-			}
-			defer r.Bucket().Close()
-			lk, err := a.lock(ctx, r, false, "forget")
-			if err != nil {
-				return err
-			}
-			defer lk.Unlock(ctx)
-			var removed []string
-			for _, ref := range args {
-				if ref == "latest" {
-					return usagef("forget takes snapshot IDs, not %q", ref)
+			return a.withRepo(ctx, sharedLock, "forget", func(r *repo.Repository) error {
+				var removed []string
+				for _, ref := range args {
+					if ref == "latest" {
+						return usagef("forget takes snapshot IDs, not %q", ref)
+					}
+					sn, err := r.FindSnapshot(ctx, ref, nil)
+					if err != nil {
+						return err
+					}
+					if err := r.DeleteSnapshot(ctx, sn.ID); err != nil {
+						return err
+					}
+					removed = append(removed, sn.ID.String())
+					a.printf("removed snapshot %s\n", sn.ID.Short())
 				}
-				sn, err := r.FindSnapshot(ctx, ref, nil)
-				if err != nil {
-					return err
+				if a.json {
+					return a.emit(map[string]any{"message_type": "summary", "removed": removed})
 				}
-				if err := r.DeleteSnapshot(ctx, sn.ID); err != nil {
-					return err
-				}
-				removed = append(removed, sn.ID.String())
-				a.printf("removed snapshot %s\n", sn.ID.Short())
-			}
-			if a.json {
-				return a.emit(map[string]any{"message_type": "summary", "removed": removed})
-			}
-			return nil
+				return nil
+			})
 		},
 	}
 }
@@ -171,20 +147,17 @@ func (a *app) unlockCmd() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			r, err := a.openRepo(ctx)
-			if err != nil {
-				return err
-			}
-			defer r.Bucket().Close()
-			n, err := repo.RemoveStaleLocks(ctx, r.Bucket(), all)
-			if err != nil {
-				return err
-			}
-			if a.json {
-				return a.emit(map[string]any{"message_type": "summary", "removed": n})
-			}
-			fmt.Fprintf(a.stdout, "removed %d locks\n", n)
-			return nil
+			return a.withRepo(ctx, noLock, "", func(r *repo.Repository) error {
+				n, err := repo.RemoveStaleLocks(ctx, r.Bucket(), all)
+				if err != nil {
+					return err
+				}
+				if a.json {
+					return a.emit(map[string]any{"message_type": "summary", "removed": n})
+				}
+				fmt.Fprintf(a.stdout, "removed %d locks\n", n)
+				return nil
+			})
 		},
 	}
 	cmd.Flags().BoolVar(&all, "all", false, "remove all locks, also live ones (only when you know no lifeboat runs)")

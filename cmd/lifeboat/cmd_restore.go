@@ -31,44 +31,36 @@ the byte ranges those files need. Every blob is verified against its ID. Needs t
 				return usagef("--to DIR is required")
 			}
 			ctx := cmd.Context()
-			r, err := a.openRepo(ctx)
-			if err != nil {
-				return err
-			}
-			defer r.Bucket().Close()
-			sn, err := r.FindSnapshot(ctx, args[0], snapshotFilter(o.target, o.host))
-			if err != nil {
-				return err
-			}
-			if !r.CanReadData() {
-				return fmt.Errorf("restore snapshot %s: %w", sn.ID.Short(), repo.ErrNoDataKey)
-			}
-			lk, err := a.lock(ctx, r, false, "restore")
-			if err != nil {
-				return err
-			}
-			defer lk.Unlock(ctx)
-			start := time.Now()
-			p := &restore.Progress{}
-			stop := a.progress(func() string {
-				b := p.Bytes.Load()
-				return fmt.Sprintf("%d entries, %s restored, %.0f MB/s", p.Files.Load(), formatBytes(b), float64(b)/1e6/max(time.Since(start).Seconds(), 0.001))
+			return a.withRepo(ctx, sharedLock, "restore", func(r *repo.Repository) error {
+				sn, err := r.FindSnapshot(ctx, args[0], snapshotFilter(o.target, o.host))
+				if err != nil {
+					return err
+				}
+				if !r.CanReadData() {
+					return fmt.Errorf("restore snapshot %s: %w", sn.ID.Short(), repo.ErrNoDataKey)
+				}
+				start := time.Now()
+				p := &restore.Progress{}
+				stop := a.progress(func() string {
+					b := p.Bytes.Load()
+					return fmt.Sprintf("%d entries, %s restored, %.0f MB/s", p.Files.Load(), formatBytes(b), float64(b)/1e6/max(time.Since(start).Seconds(), 0.001))
+				})
+				st, err := restore.Files(ctx, r, sn, o.to, restore.Options{Include: o.includes, Progress: p})
+				stop()
+				if err != nil {
+					return err
+				}
+				el := time.Since(start).Seconds()
+				if a.json {
+					return a.emit(map[string]any{"message_type": "summary", "snapshot_id": sn.ID.String(),
+						"target": sn.Target, "to": o.to, "files": st.Files, "dirs": st.Dirs, "others": st.Other,
+						"bytes": st.Bytes, "duration_seconds": el, "recovery_point": sn.RecoveryPoint.Time})
+				}
+				fmt.Fprintf(a.stdout, "restored snapshot %s (%s, taken %s, %s old) to %s\n", sn.ID.Short(), sn.Target,
+					sn.Time.Local().Format(time.RFC3339), time.Since(sn.RecoveryPoint.Time).Round(time.Second), o.to)
+				fmt.Fprintf(a.stdout, "  %d files, %d dirs, %d others, %s in %.1fs\n", st.Files, st.Dirs, st.Other, formatBytes(st.Bytes), el)
+				return nil
 			})
-			st, err := restore.Files(ctx, r, sn, o.to, restore.Options{Include: o.includes, Progress: p})
-			stop()
-			if err != nil {
-				return err
-			}
-			el := time.Since(start).Seconds()
-			if a.json {
-				return a.emit(map[string]any{"message_type": "summary", "snapshot_id": sn.ID.String(),
-					"target": sn.Target, "to": o.to, "files": st.Files, "dirs": st.Dirs, "others": st.Other,
-					"bytes": st.Bytes, "duration_seconds": el, "recovery_point": sn.RecoveryPoint.Time})
-			}
-			fmt.Fprintf(a.stdout, "restored snapshot %s (%s, taken %s, %s old) to %s\n", sn.ID.Short(), sn.Target,
-				sn.Time.Local().Format(time.RFC3339), time.Since(sn.RecoveryPoint.Time).Round(time.Second), o.to)
-			fmt.Fprintf(a.stdout, "  %d files, %d dirs, %d others, %s in %.1fs\n", st.Files, st.Dirs, st.Other, formatBytes(st.Bytes), el)
-			return nil
 		},
 	}
 	f := cmd.Flags()

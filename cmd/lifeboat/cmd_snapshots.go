@@ -50,36 +50,33 @@ func (a *app) snapshotsCmd() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			r, err := a.openRepo(ctx)
-			if err != nil {
-				return err
-			}
-			defer r.Bucket().Close()
-			sns, err := r.Snapshots(ctx)
-			if err != nil {
-				return err
-			}
-			keep := snapshotFilter(target, host)
-			out := []snapshotJSON{}
-			for _, s := range sns {
-				if keep(s) && (tag == "" || slices.Contains(s.Tags, tag)) {
-					out = append(out, toJSON(s))
+			return a.withRepo(ctx, noLock, "", func(r *repo.Repository) error {
+				sns, err := r.Snapshots(ctx)
+				if err != nil {
+					return err
 				}
-			}
-			if a.json {
-				return a.emit(out)
-			}
-			tw := tabwriter.NewWriter(a.stdout, 0, 0, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tTime\tTarget\tHost\tTags\tSize\tPaths")
-			for _, s := range out {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.ShortID, s.Time.Local().Format("2006-01-02 15:04:05"),
-					s.Target, s.Host, strings.Join(s.Tags, ","), formatBytes(s.Stats.BytesIn), strings.Join(s.Paths, " "))
-			}
-			if err := tw.Flush(); err != nil {
-				return err
-			}
-			fmt.Fprintf(a.stdout, "%d snapshots\n", len(out))
-			return nil
+				keep := snapshotFilter(target, host)
+				out := []snapshotJSON{}
+				for _, s := range sns {
+					if keep(s) && (tag == "" || slices.Contains(s.Tags, tag)) {
+						out = append(out, toJSON(s))
+					}
+				}
+				if a.json {
+					return a.emit(out)
+				}
+				tw := tabwriter.NewWriter(a.stdout, 0, 0, 2, ' ', 0)
+				fmt.Fprintln(tw, "ID\tTime\tTarget\tHost\tTags\tSize\tPaths")
+				for _, s := range out {
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.ShortID, s.Time.Local().Format("2006-01-02 15:04:05"),
+						s.Target, s.Host, strings.Join(s.Tags, ","), formatBytes(s.Stats.BytesIn), strings.Join(s.Paths, " "))
+				}
+				if err := tw.Flush(); err != nil {
+					return err
+				}
+				fmt.Fprintf(a.stdout, "%d snapshots\n", len(out))
+				return nil
+			})
 		},
 	}
 	cmd.Flags().StringVar(&target, "target", "", "only this target")
@@ -96,45 +93,42 @@ func (a *app) lsCmd() *cobra.Command {
 		Args:  cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			r, err := a.openRepo(ctx)
-			if err != nil {
-				return err
-			}
-			defer r.Bucket().Close()
-			sn, err := r.FindSnapshot(ctx, args[0], snapshotFilter(target, ""))
-			if err != nil {
-				return err
-			}
-			prefix := ""
-			if len(args) == 2 {
-				prefix = strings.Trim(args[1], "/")
-			}
-			tr := r.NewTreeReader(ctx, sn)
-			n := 0
-			for {
-				node, err := tr.Next()
-				if err == io.EOF {
-					break
-				}
+			return a.withRepo(ctx, noLock, "", func(r *repo.Repository) error {
+				sn, err := r.FindSnapshot(ctx, args[0], snapshotFilter(target, ""))
 				if err != nil {
 					return err
 				}
-				if prefix != "" && node.Path != prefix && !strings.HasPrefix(node.Path, prefix+"/") {
-					continue
+				prefix := ""
+				if len(args) == 2 {
+					prefix = strings.Trim(args[1], "/")
 				}
-				n++
-				if a.json {
-					if err := a.emit(lsJSON(node)); err != nil {
+				tr := r.NewTreeReader(ctx, sn)
+				n := 0
+				for {
+					node, err := tr.Next()
+					if err == io.EOF {
+						break
+					}
+					if err != nil {
 						return err
 					}
-					continue
+					if prefix != "" && node.Path != prefix && !strings.HasPrefix(node.Path, prefix+"/") {
+						continue
+					}
+					n++
+					if a.json {
+						if err := a.emit(lsJSON(node)); err != nil {
+							return err
+						}
+						continue
+					}
+					fmt.Fprintln(a.stdout, lsLine(node))
 				}
-				fmt.Fprintln(a.stdout, lsLine(node))
-			}
-			if prefix != "" && n == 0 {
-				return fmt.Errorf("%s: %w in snapshot %s", prefix, repo.ErrNotFound, sn.ID.Short())
-			}
-			return nil
+				if prefix != "" && n == 0 {
+					return fmt.Errorf("%s: %w in snapshot %s", prefix, repo.ErrNotFound, sn.ID.Short())
+				}
+				return nil
+			})
 		},
 	}
 	cmd.Flags().StringVar(&target, "target", "", "with latest: the latest snapshot of this target")

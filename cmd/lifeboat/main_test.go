@@ -11,6 +11,9 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/lifeboat-backup/lifeboat/engine/repo"
+	"github.com/lifeboat-backup/lifeboat/engine/repo/storage"
 )
 
 // cli runs lifeboat in-process with the given environment.
@@ -124,4 +127,24 @@ func TestCLIExitCodes(t *testing.T) {
 			assert.Contains(t, errs, tc.msg)
 		})
 	}
+}
+
+func TestCLIReadOnlyCommandsIgnoreLocks(t *testing.T) {
+	c, dir, src := setup(t)
+	c.env["LIFEBOAT_KEY_FILE"] = filepath.Join(dir, "owner.key")
+	c.ok("backup", "files", src)
+	b, err := storage.OpenWith(context.Background(), c.env["LIFEBOAT_REPO"], storage.OpenOptions{})
+	require.NoError(t, err)
+	defer b.Close()
+	lk, err := repo.AcquireLock(context.Background(), b, true, "prune", 0)
+	require.NoError(t, err)
+	defer lk.Unlock(context.Background())
+
+	// Listing never waits for or fails on a lock ...
+	assert.Contains(t, c.ok("snapshots"), "1 snapshots")
+	assert.Contains(t, c.ok("ls", "latest"), "a.txt")
+	// ... while a backup meets the exclusive lock and says who holds it.
+	_, errs, code := c.run("backup", "files", src)
+	assert.Equal(t, exitLocked, code)
+	assert.Contains(t, errs, "prune")
 }

@@ -6,7 +6,6 @@ import (
 	"io"
 	"math/rand/v2"
 	"runtime"
-	"strings"
 	"sync"
 
 	"golang.org/x/sync/errgroup"
@@ -72,36 +71,25 @@ func (r *Repository) Check(ctx context.Context, opts CheckOptions) (*CheckResult
 	res.Blobs = idx.Len()
 
 	// Packs present with the indexed size.
-	stored := map[string]int64{}
-	it := r.b.List(nil)
-	for {
-		obj, err := it.Next(ctx)
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return nil, fmt.Errorf("list data/: %w", err)
-		}
-		if strings.HasPrefix(obj.Key, "data/") {
-			stored[obj.Key] = obj.Size
-		}
+	stored, err := r.storedPacks(ctx)
+	if err != nil {
+		return nil, err
 	}
 	packs := idx.Packs()
 	res.Packs = len(packs)
-	indexed := map[string]bool{}
+	indexed := map[ID]bool{}
 	for _, p := range packs {
-		key := packKey(p.ID)
-		indexed[key] = true
-		size, ok := stored[key]
+		indexed[p.ID] = true
+		sp, ok := stored[p.ID]
 		switch {
 		case !ok:
-			fail("%s: missing (listed in the index)", key)
-		case size != p.Size:
-			fail("%s: size %d, index says %d", key, size, p.Size)
+			fail("%s: missing (listed in the index)", packKey(p.ID))
+		case sp.Size != p.Size:
+			fail("%s: size %d, index says %d", sp.Key, sp.Size, p.Size)
 		}
 	}
-	for key := range stored {
-		if !indexed[key] {
+	for id := range stored {
+		if !indexed[id] {
 			res.UnindexedPack++
 		}
 	}
@@ -165,14 +153,14 @@ func (r *Repository) checkSnapshot(ctx context.Context, id ID, fail func(string,
 	return nil
 }
 
-func (r *Repository) checkData(ctx context.Context, packs []PackInfo, stored map[string]int64, opts CheckOptions, res *CheckResult, fail func(string, ...any)) {
+func (r *Repository) checkData(ctx context.Context, packs []PackInfo, stored map[ID]storedPack, opts CheckOptions, res *CheckResult, fail func(string, ...any)) {
 	// Which blobs each pack should hold, from the loaded index.
 	want := map[ID][]BlobInfo{}
 	r.idx.Each(func(l Location) { want[l.Pack] = append(want[l.Pack], l.BlobInfo) })
 	var sel []PackInfo
 	skipped := 0
 	for _, p := range packs {
-		if _, ok := stored[packKey(p.ID)]; !ok {
+		if _, ok := stored[p.ID]; !ok {
 			continue // already reported missing
 		}
 		if w := want[p.ID]; !r.readData && len(w) > 0 && w[0].Type == DataBlob {

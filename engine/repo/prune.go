@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"strings"
 	"time"
 )
 
@@ -157,24 +156,16 @@ func (r *Repository) Prune(ctx context.Context, opts PruneOptions) (*PruneResult
 	// Packs no index lists, older than the grace period.
 	var unindexed []string
 	cutoff := time.Now().Add(-opts.Grace)
-	it := r.b.List(nil)
-	for {
-		obj, err := it.Next(ctx)
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return nil, fmt.Errorf("list data/: %w", err)
-		}
-		if !strings.HasPrefix(obj.Key, "data/") {
+	stored, err := r.storedPacks(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for id, sp := range stored {
+		if seen[id] || sp.ModTime.After(cutoff) {
 			continue
 		}
-		id, err := ParseID(obj.Key[strings.LastIndexByte(obj.Key, '/')+1:])
-		if err != nil || seen[id] || obj.ModTime.After(cutoff) {
-			continue
-		}
-		unindexed = append(unindexed, obj.Key)
-		res.BytesFreed += obj.Size
+		unindexed = append(unindexed, sp.Key)
+		res.BytesFreed += sp.Size
 	}
 	res.PacksUnindexed = len(unindexed)
 	if opts.DryRun {

@@ -376,3 +376,30 @@ func (r *Repository) listKeys(ctx context.Context, prefix string) ([]string, err
 		}
 	}
 }
+
+// storedPack is a pack object as listed.
+type storedPack struct {
+	Key     string
+	Size    int64
+	ModTime time.Time
+}
+
+// storedPacks lists the pack objects in data/ by ID.
+func (r *Repository) storedPacks(ctx context.Context) (map[ID]storedPack, error) {
+	packs := map[ID]storedPack{}
+	it := r.b.List(&blob.ListOptions{Prefix: "data/"})
+	for {
+		obj, err := it.Next(ctx)
+		if err == io.EOF {
+			return packs, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("list data/: %w", err)
+		}
+		id, err := ParseID(obj.Key[strings.LastIndexByte(obj.Key, '/')+1:])
+		if err != nil || obj.IsDir {
+			continue // not a pack (a staging file, say)
+		}
+		packs[id] = storedPack{Key: obj.Key, Size: obj.Size, ModTime: obj.ModTime}
+	}
+}
