@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	"github.com/spf13/cobra"
 
@@ -28,9 +29,12 @@ func (a *app) checkCmd() *cobra.Command {
 			}
 			ctx := cmd.Context()
 			return a.withRepo(ctx, sharedLock, "check", func(r *repo.Repository) error {
-				var done, total int
-				stop := a.progress(func() string { return fmt.Sprintf("read %d of %d packs", done, total) })
-				res, err := r.Check(ctx, repo.CheckOptions{ReadDataPercent: pct, Progress: func(d, t int) { done, total = d, t }})
+				var done, total atomic.Int64
+				stop := a.progress(func() string { return fmt.Sprintf("read %d of %d packs", done.Load(), total.Load()) })
+				res, err := r.Check(ctx, repo.CheckOptions{ReadDataPercent: pct, Progress: func(d, t int) {
+					done.Store(int64(d))
+					total.Store(int64(t))
+				}})
 				stop()
 				if err != nil {
 					return err
