@@ -103,6 +103,13 @@ func Backup(ctx context.Context, r *repo.Repository, src Source, opts BackupOpti
 	sn.Stats.BytesRead = opts.Progress.BytesRead.Load()
 	sn.Stats.Duration = time.Since(start).Seconds()
 	sn.RecoveryPoint.Time = start.UTC()
+	if rp, ok := src.(RecoveryPointer); ok {
+		t, details := rp.RecoveryPoint()
+		if !t.IsZero() {
+			sn.RecoveryPoint.Time = t.UTC()
+		}
+		sn.RecoveryPoint.Details = details
+	}
 	if _, err := r.SaveSnapshot(ctx, sn); err != nil {
 		return nil, err
 	}

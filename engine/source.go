@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"time"
 
 	"github.com/lifeboat-backup/lifeboat/targets"
 	"github.com/lifeboat-backup/lifeboat/targets/files"
@@ -21,6 +22,15 @@ type Source interface {
 	Kind() string
 	Paths() []string
 	Walk(ctx context.Context, warn func(path string, err error), fn func(e targets.Entry, open Opener) error) error
+}
+
+// RecoveryPointer is implemented by sources whose data is consistent with
+// a moment of their own (a database's consistent snapshot) rather than the
+// backup's start. Backup calls it after Walk returns and records the time
+// and details (binlog file/position, GTID set, LSN) in the snapshot.
+// Details must hold no secret.
+type RecoveryPointer interface {
+	RecoveryPoint() (time.Time, map[string]string)
 }
 
 // FilesSource backs up directory trees.
