@@ -82,7 +82,9 @@ func Files(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, dest stri
 	st := &Stats{}
 	matched := false
 	g, gctx := errgroup.WithContext(ctx)
-	jobs := make(chan fileJob, opts.Workers)
+	// The reader creates files ahead of the workers (it also handles
+	// directories and links), so give it room to run ahead.
+	jobs := make(chan fileJob, 64)
 	for range opts.Workers {
 		g.Go(func() error {
 			var buf []byte
@@ -202,14 +204,16 @@ func restoreFile(ctx context.Context, r *repo.Repository, rs *files.Restorer, j 
 		p.Bytes.Add(int64(len(data)))
 		buf = data[:0]
 	}
-	if err := f.Close(); err != nil {
-		return buf, fmt.Errorf("restore %s: %w", n.Path, err)
-	}
 	if off != n.Size {
+		f.Close()
 		return buf, fmt.Errorf("restore %s: content is %d bytes, metadata says %d", n.Path, off, n.Size)
 	}
-	if err := rs.Finish(n.Entry); err != nil {
+	if err := rs.FinishFile(f, n.Entry); err != nil {
+		f.Close()
 		return buf, err
+	}
+	if err := f.Close(); err != nil {
+		return buf, fmt.Errorf("restore %s: %w", n.Path, err)
 	}
 	p.Files.Add(1)
 	return buf, nil

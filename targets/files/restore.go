@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -83,6 +84,7 @@ type Restorer struct {
 	chown  bool
 	stack  []openDir // open directories on the current path; stack[0] is the root
 	dirs   []deferredDir
+	idMu   sync.Mutex // guards uids and gids (FinishFile runs without mu)
 	uids   map[string]int
 	gids   map[string]int
 	closed bool
@@ -471,6 +473,49 @@ func (r *Restorer) Finish(e targets.Entry) error {
 	return nil
 }
 
+// FinishFile is Finish for a regular file still open from File: it applies
+// owner, xattrs, mode and mtime through the descriptor, without resolving
+// the path again and without the Restorer's lock, so workers finish files
+// in parallel. Call it after the last write, before closing f.
+func (r *Restorer) FinishFile(f *os.File, e targets.Entry) error {
+	fd := int(f.Fd())
+	if r.chown {
+		uid, gid := r.owner(e)
+		if err := unix.Fchown(fd, uid, gid); err != nil {
+			return fmt.Errorf("entry %q: chown: %w", e.Path, err)
+		}
+	}
+	if !r.opts.NoXattrs {
+	xattrs:
+		for _, x := range e.Xattrs {
+			switch err := unix.Fsetxattr(fd, x.Name, x.Value, 0); err {
+			case nil:
+			case unix.ENOTSUP:
+				break xattrs
+			default:
+				return fmt.Errorf("entry %q: setxattr %s: %w", e.Path, x.Name, err)
+			}
+		}
+	}
+	if err := unix.Fchmod(fd, UnixMode(e.Mode)); err != nil {
+		return fmt.Errorf("entry %q: chmod: %w", e.Path, err)
+	}
+	ts := [2]unix.Timespec{{Nsec: unix.UTIME_OMIT}, {Sec: e.ModTime.Unix(), Nsec: int64(e.ModTime.Nanosecond())}}
+	if err := futimens(fd, &ts); err != nil {
+		return fmt.Errorf("entry %q: futimens: %w", e.Path, err)
+	}
+	return nil
+}
+
+// futimens sets the times of an open file with nanoseconds: utimensat with
+// a NULL path acts on the descriptor (what libc's futimens does).
+func futimens(fd int, ts *[2]unix.Timespec) error {
+	if _, _, errno := unix.Syscall6(unix.SYS_UTIMENSAT, uintptr(fd), 0, uintptr(unsafe.Pointer(ts)), 0, 0, 0); errno != 0 {
+		return errno
+	}
+	return nil
+}
+
 // Close applies the deferred mode and mtime of every finished directory,
 // deepest first, and releases the Restorer. It returns the errors of all
 // directories that failed.
@@ -513,6 +558,8 @@ func (r *Restorer) owner(e targets.Entry) (int, int) {
 	if r.opts.NumericOwner {
 		return uid, gid
 	}
+	r.idMu.Lock()
+	defer r.idMu.Unlock()
 	if e.User != "" {
 		id, ok := r.uids[e.User]
 		if !ok {
