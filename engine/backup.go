@@ -170,7 +170,9 @@ var chunkPool = sync.Pool{New: func() any { b := make([]byte, 0, 1<<20); return 
 func (b *backup) run(ctx context.Context, src Source, parent *repo.Snapshot) error {
 	g, ctx := errgroup.WithContext(ctx)
 	jobs := make(chan *fileJob)
-	ordered := make(chan *fileJob, 1024)
+	// Entries travel to the metadata stream in batches: one goroutine
+	// handoff per entry costs more than stat-ing it.
+	ordered := make(chan []*fileJob, 8)
 	saves := make(chan saveReq, b.opts.Workers)
 	var chunkers sync.WaitGroup
 
@@ -208,21 +210,32 @@ func (b *backup) run(ctx context.Context, src Source, parent *repo.Snapshot) err
 	g.Go(func() error {
 		defer close(ordered)
 		defer close(jobs)
+		// (batches are sent in order; a batch may hold files still being chunked)
 		var pc *parentCursor
 		if parent != nil {
 			pc = newParentCursor(ctx, b.r.NewTreeReader(ctx, parent))
 			defer pc.stop()
 		}
-		return src.Walk(ctx, b.warn, func(e targets.Entry, open Opener) error {
+		batch := make([]*fileJob, 0, orderedBatch)
+		send := func() error {
+			select {
+			case ordered <- batch:
+				batch = make([]*fileJob, 0, orderedBatch)
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		err := src.Walk(ctx, b.warn, func(e targets.Entry, open Opener) error {
 			j := &fileJob{node: &repo.Node{Entry: e}, open: open, done: make(chan struct{})}
 			reuse := false
 			if e.Type == targets.TypeFile {
 				reuse = b.unchanged(pc, j.node)
 			}
-			select {
-			case ordered <- j:
-			case <-ctx.Done():
-				return ctx.Err()
+			if batch = append(batch, j); len(batch) == orderedBatch {
+				if err := send(); err != nil {
+					return err
+				}
 			}
 			if e.Type != targets.TypeFile || reuse {
 				if reuse {
@@ -238,9 +251,16 @@ func (b *backup) run(ctx context.Context, src Source, parent *repo.Snapshot) err
 			}
 			return nil
 		})
+		if err == nil && len(batch) > 0 {
+			err = send()
+		}
+		return err
 	})
 	return g.Wait()
 }
+
+// orderedBatch is how many entries go to the metadata stream at once.
+const orderedBatch = 256
 
 // unchanged reports whether a file matches its parent entry (size, mtime,
 // ctime, inode) and all of the parent's blobs are still indexed; if so the
@@ -306,14 +326,32 @@ func (b *backup) chunkFile(ctx context.Context, c *chunker.Chunker, j *fileJob, 
 }
 
 // writeTree writes the metadata stream in walk order as entries finish.
-func (b *backup) writeTree(ctx context.Context, ordered <-chan *fileJob) error {
+func (b *backup) writeTree(ctx context.Context, ordered <-chan []*fileJob) error {
 	tw := b.r.NewTreeWriter(ctx)
 	st := &b.sn.Stats
-	for j := range ordered {
+	for batch := range ordered {
+		if err := b.addToTree(ctx, tw, st, batch); err != nil {
+			tw.Abort(err)
+			return err
+		}
+	}
+	if ctx.Err() != nil {
+		tw.Abort(ctx.Err())
+		return ctx.Err()
+	}
+	ids, err := tw.Close()
+	if err != nil {
+		return err
+	}
+	b.sn.Tree = ids
+	return nil
+}
+
+func (b *backup) addToTree(ctx context.Context, tw *repo.TreeWriter, st *repo.SnapshotStats, batch []*fileJob) error {
+	for _, j := range batch {
 		select {
 		case <-j.done:
 		case <-ctx.Done():
-			tw.Abort(ctx.Err())
 			return ctx.Err()
 		}
 		if j.err != nil {
@@ -331,19 +369,9 @@ func (b *backup) writeTree(ctx context.Context, ordered <-chan *fileJob) error {
 		}
 		b.opts.Progress.Files.Add(1)
 		if err := tw.Add(j.node); err != nil {
-			tw.Abort(err)
 			return err
 		}
 	}
-	if ctx.Err() != nil {
-		tw.Abort(ctx.Err())
-		return ctx.Err()
-	}
-	ids, err := tw.Close()
-	if err != nil {
-		return err
-	}
-	b.sn.Tree = ids
 	return nil
 }
 
