@@ -244,13 +244,47 @@ func (r *Repository) loadAt(ctx context.Context, loc Location, buf []byte) ([]by
 }
 
 func (r *Repository) packReader(ctx context.Context, id ID, size int64) (*packReader, error) {
-	if v, ok := r.readers.Load(id); ok {
-		return v.(*packReader), nil
+	if pr := r.readers.get(id); pr != nil {
+		return pr, nil
 	}
 	pr, err := openPackReader(ctx, r.b, id, size, r.ids)
 	if err != nil {
 		return nil, err
 	}
-	r.readers.Store(id, pr)
+	r.readers.put(id, pr)
 	return pr, nil
+}
+
+// readerCache keeps the most recently opened pack readers (decrypted file
+// key plus read-ahead window), bounded so a restore over thousands of packs
+// does not keep a window for each.
+type readerCache struct {
+	mu    sync.Mutex
+	m     map[ID]*packReader
+	order []ID // insertion order, oldest first
+}
+
+const readerCacheSize = 64
+
+func (c *readerCache) get(id ID) *packReader {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.m[id]
+}
+
+func (c *readerCache) put(id ID, pr *packReader) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = map[ID]*packReader{}
+	}
+	if _, ok := c.m[id]; ok {
+		return
+	}
+	if len(c.order) >= readerCacheSize {
+		delete(c.m, c.order[0])
+		c.order = c.order[1:]
+	}
+	c.m[id] = pr
+	c.order = append(c.order, id)
 }

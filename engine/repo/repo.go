@@ -45,7 +45,7 @@ type Repository struct {
 	pending     []PackInfo // finished packs not yet in an index file
 	stats       SaveStats
 
-	readers sync.Map // ID -> *packReader
+	readers readerCache
 }
 
 // SaveStats counts what SaveBlob stored.
