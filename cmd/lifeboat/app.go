@@ -241,7 +241,7 @@ const (
 // withRepo opens the repository, takes the lock, runs fn, and releases
 // both (kopia's repositoryWriterAction): the one place commands get a
 // repository.
-func (a *app) withRepo(ctx context.Context, mode lockMode, purpose string, fn func(*repo.Repository) error) error {
+func (a *app) withRepo(ctx context.Context, mode lockMode, purpose string, fn func(context.Context, *repo.Repository) error) error {
 	r, err := a.openRepo(ctx)
 	if err != nil {
 		return err
@@ -253,8 +253,24 @@ func (a *app) withRepo(ctx context.Context, mode lockMode, purpose string, fn fu
 			return err
 		}
 		defer lk.Unlock(context.WithoutCancel(ctx))
+		// Stop the work when the lease is lost: others may treat the lock
+		// as stale from then on (a prune could delete what we write).
+		var cancel context.CancelCauseFunc
+		ctx, cancel = context.WithCancelCause(ctx)
+		defer cancel(nil)
+		go func() {
+			select {
+			case <-lk.Lost():
+				cancel(repo.ErrLockLost)
+			case <-ctx.Done():
+			}
+		}()
 	}
-	return fn(r)
+	err = fn(ctx, r)
+	if cause := context.Cause(ctx); err != nil && errors.Is(cause, repo.ErrLockLost) {
+		return fmt.Errorf("%w (%v)", cause, err)
+	}
+	return err
 }
 
 // emit prints one JSON object (a line) in --json mode.

@@ -52,7 +52,7 @@ the exit code is 4.`,
 
 func (a *app) runBackupFiles(cmd *cobra.Command, o backupOptions, paths []string) error {
 	ctx := cmd.Context()
-	return a.withRepo(ctx, sharedLock, "backup", func(r *repo.Repository) error {
+	return a.withRepo(ctx, sharedLock, "backup", func(ctx context.Context, r *repo.Repository) error {
 		return a.backupFiles(ctx, r, o, paths)
 	})
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"strconv"
 	"strings"
@@ -28,7 +29,7 @@ func (a *app) checkCmd() *cobra.Command {
 				pct = v
 			}
 			ctx := cmd.Context()
-			return a.withRepo(ctx, sharedLock, "check", func(r *repo.Repository) error {
+			return a.withRepo(ctx, sharedLock, "check", func(ctx context.Context, r *repo.Repository) error {
 				var done, total atomic.Int64
 				stop := a.progress(func() string { return fmt.Sprintf("read %d of %d packs", done.Load(), total.Load()) })
 				res, err := r.Check(ctx, repo.CheckOptions{ReadDataPercent: pct, Progress: func(d, t int) {
@@ -80,7 +81,7 @@ referenced blob. Repacking data packs needs the owner key; with a host key such 
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			return a.withRepo(ctx, exclusiveLock, "prune", func(r *repo.Repository) error {
+			return a.withRepo(ctx, exclusiveLock, "prune", func(ctx context.Context, r *repo.Repository) error {
 				if o.Grace == 0 {
 					o.Grace = -1 // --grace 0s: none at all
 				}
@@ -118,7 +119,7 @@ func (a *app) forgetCmd() *cobra.Command {
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			return a.withRepo(ctx, sharedLock, "forget", func(r *repo.Repository) error {
+			return a.withRepo(ctx, sharedLock, "forget", func(ctx context.Context, r *repo.Repository) error {
 				var removed []string
 				for _, ref := range args {
 					if ref == "latest" {
@@ -151,7 +152,7 @@ func (a *app) unlockCmd() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			return a.withRepo(ctx, noLock, "", func(r *repo.Repository) error {
+			return a.withRepo(ctx, noLock, "", func(ctx context.Context, r *repo.Repository) error {
 				n, err := repo.RemoveStaleLocks(ctx, r.Bucket(), all)
 				if err != nil {
 					return err

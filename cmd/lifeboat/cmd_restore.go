@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"time"
 
@@ -31,7 +32,7 @@ the byte ranges those files need. Every blob is verified against its ID. Needs t
 				return usagef("--to DIR is required")
 			}
 			ctx := cmd.Context()
-			return a.withRepo(ctx, sharedLock, "restore", func(r *repo.Repository) error {
+			return a.withRepo(ctx, sharedLock, "restore", func(ctx context.Context, r *repo.Repository) error {
 				sn, err := r.FindSnapshot(ctx, args[0], snapshotFilter(o.target, o.host))
 				if err != nil {
 					return err

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"io/fs"
@@ -50,7 +51,7 @@ func (a *app) snapshotsCmd() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			return a.withRepo(ctx, noLock, "", func(r *repo.Repository) error {
+			return a.withRepo(ctx, noLock, "", func(ctx context.Context, r *repo.Repository) error {
 				sns, err := r.Snapshots(ctx)
 				if err != nil {
 					return err
@@ -93,7 +94,7 @@ func (a *app) lsCmd() *cobra.Command {
 		Args:  cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			return a.withRepo(ctx, noLock, "", func(r *repo.Repository) error {
+			return a.withRepo(ctx, noLock, "", func(ctx context.Context, r *repo.Repository) error {
 				sn, err := r.FindSnapshot(ctx, args[0], snapshotFilter(target, ""))
 				if err != nil {
 					return err

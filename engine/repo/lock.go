@@ -64,8 +64,16 @@ type Lock struct {
 	info   LockInfo
 	stop   chan struct{}
 	done   chan struct{}
+	lost   chan struct{}
 	stopMu sync.Once
 }
+
+// ErrLockLost: the lease could not be refreshed before it expired, so other
+// processes may now treat the lock as stale; work under it must stop.
+var ErrLockLost = errors.New("repository lock lost: its lease expired because it could not be refreshed")
+
+// Lost is closed when the lease expired without a successful refresh.
+func (l *Lock) Lost() <-chan struct{} { return l.lost }
 
 func hostname() string {
 	h, err := os.Hostname()
@@ -203,7 +211,7 @@ func tryLock(ctx context.Context, b *blob.Bucket, exclusive bool, purpose string
 		}
 		return nil, &LockedError{Holder: *c}
 	}
-	l := &Lock{b: b, info: info, stop: make(chan struct{}), done: make(chan struct{})}
+	l := &Lock{b: b, info: info, stop: make(chan struct{}), done: make(chan struct{}), lost: make(chan struct{})}
 	go l.refresh()
 	return l, nil
 }
@@ -230,21 +238,31 @@ func (l *Lock) refresh() {
 		case <-l.stop:
 			return
 		case <-t.C:
-			ctx, cancel := context.WithTimeout(context.Background(), LockRefresh)
-			l.mu.Lock()
-			next := l.info
-			next.Expires = time.Now().Add(LockLease).UTC()
-			old := l.info.key
-			// On failure keep the old lease; the next tick tries again
-			// well before it expires.
-			if err := writeLock(ctx, l.b, &next); err == nil {
-				l.info = next
-				_ = l.b.Delete(ctx, old)
+			if !l.renew() {
+				close(l.lost)
+				return
 			}
-			l.mu.Unlock()
-			cancel()
 		}
 	}
+}
+
+// renew writes a lock with a fresh lease and deletes the old one. On
+// failure the old lease stays and the next tick tries again; it reports
+// false once the lease would end before that next try.
+func (l *Lock) renew() bool {
+	ctx, cancel := context.WithTimeout(context.Background(), LockRefresh)
+	defer cancel()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	next := l.info
+	next.Expires = time.Now().Add(LockLease).UTC()
+	if err := writeLock(ctx, l.b, &next); err != nil {
+		return time.Now().Add(LockRefresh).Before(l.info.Expires)
+	}
+	old := l.info.key
+	l.info = next
+	_ = l.b.Delete(ctx, old)
+	return true
 }
 
 // Unlock stops the refresh and removes the lock object.
