@@ -36,6 +36,7 @@ func newRootCommand(stdout io.Writer) *cobra.Command {
 		newGenTreeCommand(),
 		newMutateCommand(),
 		newCompareTreesCommand(),
+		newGenShopCommand(),
 	)
 	return root
 }
