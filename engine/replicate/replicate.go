@@ -1,0 +1,334 @@
+package replicate
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+
+	"gocloud.dev/blob"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/lifeboat-backup/lifeboat/engine/repo"
+	"github.com/lifeboat-backup/lifeboat/engine/repo/storage"
+)
+
+// Options tune a replication run.
+type Options struct {
+	Workers int // parallel copies; default 2 x GOMAXPROCS (copies wait on the network)
+	// VerifyAll re-reads and hashes every pack already in the secondary,
+	// not only the ones copied now, and recopies damaged ones.
+	VerifyAll bool
+	// Progress, if set, is called after each copied object.
+	Progress func(p Progress)
+}
+
+// Progress counts a running replication.
+type Progress struct {
+	Objects, ObjectsTotal int
+	Bytes, BytesTotal     int64
+}
+
+// Result says what a run did.
+type Result struct {
+	Copied    int   `json:"copied"`
+	Bytes     int64 `json:"bytes"`
+	Recopied  int   `json:"recopied"` // found damaged in the secondary and copied again
+	Deleted   int   `json:"deleted"`  // gone from the primary (forget/prune), removed from the secondary
+	Snapshots int   `json:"snapshots"`
+	// Lag is the age of the newest primary snapshot the secondary lacked
+	// when the run started (0: it was up to date).
+	Lag time.Duration `json:"lag_ns"`
+}
+
+type object struct {
+	key  string
+	size int64
+	hash *[32]byte // known stored hash (packs, from the index); nil: hash the source
+}
+
+// Replicate brings dst up to date with the repository src: config and keys,
+// then packs (verified against the SHA-256 recorded in the index), then
+// index files, then snapshot manifests last, so the secondary never shows a
+// snapshot whose data it lacks. Objects gone from the primary are deleted
+// from the secondary in the reverse order, only after the copies. An
+// interrupted run leaves no half-written object and is simply run again:
+// what is there is skipped.
+func Replicate(ctx context.Context, src *repo.Repository, dst *blob.Bucket, opts Options) (*Result, error) {
+	if opts.Workers <= 0 {
+		opts.Workers = 2 * runtime.GOMAXPROCS(0)
+	}
+	sb := src.Bucket()
+	res := &Result{}
+	if err := sameRepository(ctx, sb, dst); err != nil {
+		return nil, err
+	}
+	lag, err := lagOf(ctx, src, dst)
+	if err != nil {
+		return nil, err
+	}
+	res.Lag = lag
+
+	c := &copier{src: sb, dst: dst, opts: opts, res: res}
+	// 1. config and keys
+	for _, prefix := range []string{"config", "keys/"} {
+		objs, err := listObjects(ctx, sb, prefix)
+		if err != nil {
+			return nil, err
+		}
+		if err := c.sync(ctx, objs, prefix); err != nil {
+			return nil, err
+		}
+	}
+	// 2. packs, verified against the index
+	var packs []object
+	for _, p := range src.Index().Packs() {
+		p := p
+		s := p.ID.String()
+		packs = append(packs, object{key: "data/" + s[:2] + "/" + s, size: p.Size, hash: &p.Hash})
+	}
+	if err := c.sync(ctx, packs, "data/"); err != nil {
+		return nil, err
+	}
+	// 3. index files, 4. snapshots
+	for _, prefix := range []string{"index/", "snapshots/"} {
+		objs, err := listObjects(ctx, sb, prefix)
+		if err != nil {
+			return nil, err
+		}
+		if err := c.sync(ctx, objs, prefix); err != nil {
+			return nil, err
+		}
+		if prefix == "snapshots/" {
+			res.Snapshots = len(objs)
+		}
+	}
+	// Deletions, newest layer first: snapshots, index, packs.
+	for _, prefix := range []string{"snapshots/", "index/", "data/"} {
+		if err := c.prune(ctx, prefix); err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+// sameRepository refuses to mix two different repositories.
+func sameRepository(ctx context.Context, src, dst *blob.Bucket) error {
+	a, err := src.ReadAll(ctx, "config")
+	if err != nil {
+		return fmt.Errorf("primary config: %w", storage.Wrap(err))
+	}
+	b, err := dst.ReadAll(ctx, "config")
+	if errors.Is(storage.Wrap(err), storage.ErrNotExist) {
+		return nil // a new secondary
+	}
+	if err != nil {
+		return fmt.Errorf("secondary config: %w", err)
+	}
+	if !bytes.Equal(a, b) {
+		return errors.New("the secondary holds a different repository (config differs); refusing to replicate into it")
+	}
+	return nil
+}
+
+// lagOf returns the age of the newest snapshot of src that dst lacks.
+func lagOf(ctx context.Context, src *repo.Repository, dst *blob.Bucket) (time.Duration, error) {
+	have, err := listObjects(ctx, dst, "snapshots/")
+	if err != nil {
+		return 0, err
+	}
+	got := map[string]bool{}
+	for _, o := range have {
+		got[o.key] = true
+	}
+	sns, err := src.Snapshots(ctx)
+	if err != nil {
+		return 0, err
+	}
+	for i := len(sns) - 1; i >= 0; i-- {
+		if !got["snapshots/"+sns[i].ID.String()] {
+			return time.Since(sns[i].Time), nil
+		}
+	}
+	return 0, nil
+}
+
+func listObjects(ctx context.Context, b *blob.Bucket, prefix string) ([]object, error) {
+	var out []object
+	it := b.List(&blob.ListOptions{Prefix: prefix})
+	for {
+		o, err := it.Next(ctx)
+		if err == io.EOF {
+			return out, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("list %s: %w", prefix, err)
+		}
+		if o.IsDir || storage.IsTempKey(o.Key) || (prefix == "config" && o.Key != "config") {
+			continue
+		}
+		out = append(out, object{key: o.Key, size: o.Size})
+	}
+}
+
+type copier struct {
+	src, dst *blob.Bucket
+	opts     Options
+	res      *Result
+	mu       sync.Mutex
+	progress Progress
+	wanted   map[string]bool
+}
+
+// sync copies objs that dst lacks, or holds with another size, or (packs
+// with VerifyAll) holds damaged, and remembers them for prune.
+func (c *copier) sync(ctx context.Context, objs []object, prefix string) error {
+	have, err := listObjects(ctx, c.dst, prefix)
+	if err != nil {
+		return err
+	}
+	size := map[string]int64{}
+	for _, o := range have {
+		size[o.key] = o.size
+	}
+	if c.wanted == nil {
+		c.wanted = map[string]bool{}
+	}
+	var todo []object
+	for _, o := range objs {
+		c.wanted[o.key] = true
+		s, ok := size[o.key]
+		switch {
+		case !ok:
+			todo = append(todo, o)
+		case s != o.size:
+			todo = append(todo, o)
+			c.res.Recopied++
+		case c.opts.VerifyAll && o.hash != nil:
+			if h, err := hashObject(ctx, c.dst, o.key); err != nil || h != *o.hash {
+				todo = append(todo, o)
+				c.res.Recopied++
+			}
+		}
+	}
+	c.mu.Lock()
+	c.progress.ObjectsTotal += len(todo)
+	for _, o := range todo {
+		c.progress.BytesTotal += o.size
+	}
+	c.mu.Unlock()
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(c.opts.Workers)
+	for _, o := range todo {
+		g.Go(func() error { return c.copy(gctx, o, size) })
+	}
+	return g.Wait()
+}
+
+// copy streams one object, hashing it on the way; the copy is accepted
+// only if the secondary then holds exactly the expected bytes.
+func (c *copier) copy(ctx context.Context, o object, existing map[string]int64) error {
+	if _, ok := existing[o.key]; ok {
+		// damaged or truncated: objects are write-once, so remove first
+		if err := c.dst.Delete(ctx, o.key); err != nil && !errors.Is(storage.Wrap(err), storage.ErrNotExist) {
+			return fmt.Errorf("secondary: delete damaged %s: %w", o.key, err)
+		}
+	}
+	r, err := c.src.NewReader(ctx, o.key, nil)
+	if err != nil {
+		return fmt.Errorf("primary: read %s: %w", o.key, storage.Wrap(err))
+	}
+	defer r.Close()
+	w, err := storage.NewWriter(ctx, c.dst, o.key)
+	if err != nil {
+		return fmt.Errorf("secondary: write %s: %w", o.key, err)
+	}
+	h := sha256.New()
+	n, err := io.Copy(io.MultiWriter(w, h), r)
+	if err != nil {
+		w.Abort()
+		return fmt.Errorf("copy %s: %w", o.key, err)
+	}
+	var sum [32]byte
+	h.Sum(sum[:0])
+	if o.hash != nil && sum != *o.hash {
+		w.Abort()
+		return &repo.CorruptError{Object: o.key, Err: errors.New("primary copy does not match the hash in the index; not replicated (run check on the primary)")}
+	}
+	if err := w.Close(); err != nil {
+		if errors.Is(err, storage.ErrExist) {
+			return nil // a concurrent run copied it
+		}
+		return fmt.Errorf("secondary: write %s: %w", o.key, err)
+	}
+	// Verify what the secondary stored.
+	got, err := hashObject(ctx, c.dst, o.key)
+	if err != nil {
+		return fmt.Errorf("secondary: verify %s: %w", o.key, err)
+	}
+	if got != sum {
+		return &repo.CorruptError{Object: "secondary " + o.key, Err: errors.New("stored bytes differ from the bytes sent")}
+	}
+	c.mu.Lock()
+	c.res.Copied++
+	c.res.Bytes += n
+	c.progress.Objects++
+	c.progress.Bytes += n
+	p := c.progress
+	c.mu.Unlock()
+	if c.opts.Progress != nil {
+		c.opts.Progress(p)
+	}
+	return nil
+}
+
+// prune deletes objects under prefix that the primary no longer has.
+func (c *copier) prune(ctx context.Context, prefix string) error {
+	have, err := listObjects(ctx, c.dst, prefix)
+	if err != nil {
+		return err
+	}
+	for _, o := range have {
+		if c.wanted[o.key] || !strings.HasPrefix(o.key, prefix) {
+			continue
+		}
+		if prefix == "data/" && !c.goneFromPrimary(ctx, o) {
+			continue
+		}
+		if err := c.dst.Delete(ctx, o.key); err != nil && !errors.Is(storage.Wrap(err), storage.ErrNotExist) {
+			return fmt.Errorf("secondary: delete %s: %w", o.key, err)
+		}
+		c.res.Deleted++
+	}
+	return nil
+}
+
+// goneFromPrimary reports whether a secondary pack may be deleted: it is
+// not in the primary's index and not in the primary's bucket either (a
+// pack of a running backup, not yet indexed, stays until it is indexed and
+// copied, or pruned on the primary).
+func (c *copier) goneFromPrimary(ctx context.Context, o object) bool {
+	ok, err := c.src.Exists(ctx, o.key)
+	return err == nil && !ok
+}
+
+func hashObject(ctx context.Context, b *blob.Bucket, key string) ([32]byte, error) {
+	var sum [32]byte
+	r, err := b.NewReader(ctx, key, nil)
+	if err != nil {
+		return sum, storage.Wrap(err)
+	}
+	defer r.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, r); err != nil {
+		return sum, err
+	}
+	h.Sum(sum[:0])
+	return sum, nil
+}
