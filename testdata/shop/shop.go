@@ -12,6 +12,7 @@ package shop
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"fmt"
 	"math/rand/v2"
 	"strconv"
@@ -100,6 +101,8 @@ func Generate(ctx context.Context, db *sql.DB, o Options) (*Stats, error) {
 	if _, err := db.ExecContext(ctx, "CREATE DATABASE "+q+" CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci"); err != nil {
 		return nil, fmt.Errorf("create database %s: %w", q, err)
 	}
+	// Connections run USE: they are dropped, not returned to the
+	// caller's pool (see discard).
 	setup := func(ctx context.Context) (*sql.Conn, error) {
 		c, err := db.Conn(ctx)
 		if err != nil {
@@ -108,7 +111,7 @@ func Generate(ctx context.Context, db *sql.DB, o Options) (*Stats, error) {
 		for _, s := range []string{"USE " + q, "SET NAMES utf8mb4", "SET SESSION sql_mode = 'NO_ENGINE_SUBSTITUTION'",
 			"SET SESSION foreign_key_checks = 0", "SET SESSION unique_checks = 0", "SET SESSION time_zone = '+00:00'"} {
 			if _, err := c.ExecContext(ctx, s); err != nil {
-				c.Close()
+				discard(c)
 				return nil, fmt.Errorf("%s: %w", s, err)
 			}
 		}
@@ -120,11 +123,11 @@ func Generate(ctx context.Context, db *sql.DB, o Options) (*Stats, error) {
 	}
 	for _, t := range specs() {
 		if _, err := c.ExecContext(ctx, t.ddl); err != nil {
-			c.Close()
+			discard(c)
 			return nil, fmt.Errorf("create table %s: %w", t.name, err)
 		}
 	}
-	c.Close()
+	discard(c)
 	st := &Stats{Tables: map[string]int64{}}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(o.Jobs)
@@ -135,7 +138,7 @@ func Generate(ctx context.Context, db *sql.DB, o Options) (*Stats, error) {
 			if err != nil {
 				return err
 			}
-			defer c.Close()
+			defer discard(c)
 			n := t.rows(o.Rows)
 			r := rand.New(rand.NewPCG(o.Seed, hashName(t.name)))
 			var b strings.Builder
@@ -170,13 +173,20 @@ func Generate(ctx context.Context, db *sql.DB, o Options) (*Stats, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer c.Close()
+	defer discard(c)
 	for _, s := range objects {
 		if _, err := c.ExecContext(ctx, s); err != nil {
 			return nil, fmt.Errorf("%.60s: %w", s, err)
 		}
 	}
 	return st, nil
+}
+
+// discard closes c without returning it to the pool, so that its session
+// state (current database, sql_mode) does not leak to the caller.
+func discard(c *sql.Conn) {
+	_ = c.Raw(func(any) error { return driver.ErrBadConn })
+	c.Close()
 }
 
 func hashName(s string) uint64 {

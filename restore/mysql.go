@@ -1,0 +1,515 @@
+package restore
+
+import (
+	"bufio"
+	"context"
+	"database/sql"
+	"fmt"
+	"io"
+	"regexp"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	driver "github.com/go-sql-driver/mysql"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/lifeboat-backup/lifeboat/engine/repo"
+	"github.com/lifeboat-backup/lifeboat/targets"
+	"github.com/lifeboat-backup/lifeboat/targets/mysql"
+)
+
+// MySQLOptions configure a restore of a mysql snapshot into a server.
+type MySQLOptions struct {
+	// DSN of the destination server (mysql://user@host:port/ or
+	// user@tcp(host:port)/); Password overrides one in it.
+	DSN      string
+	Password string
+	// Databases restores only these databases (names as stored).
+	Databases []string
+	// Rename maps stored database names to the names to restore under.
+	// Views, triggers and routines that name their database explicitly
+	// (`old`.) are rewritten to the new name.
+	Rename map[string]string
+	// Jobs is the number of tables loaded in parallel (default GOMAXPROCS).
+	Jobs     int
+	Progress *Progress
+}
+
+// MySQLStats summarize a database restore.
+type MySQLStats struct {
+	Databases int   `json:"databases"`
+	Tables    int   `json:"tables"`
+	Objects   int   `json:"objects"` // views, triggers, routines, events
+	Bytes     int64 `json:"bytes"`   // table data bytes loaded
+	// Warnings the server raised while loading (at most 3 per table),
+	// e.g. an ENUM's empty error value, which loads back as itself.
+	Warnings []string `json:"warnings,omitempty"`
+}
+
+// mysqlDB is one database of a snapshot.
+type mysqlDB struct {
+	name, target string
+	create       *repo.Node
+	tables       []string
+	schema, data map[string]*repo.Node
+	objects      map[string][]*repo.Node // by suffix
+}
+
+// sessionSetup makes a restore session take the dump's bytes and values
+// exactly: no FK or unique checks while loading, zero dates and zero
+// auto-increment values allowed, timestamps in UTC (as dumped).
+var sessionSetup = []string{
+	"SET SESSION foreign_key_checks = 0",
+	"SET SESSION unique_checks = 0",
+	"SET SESSION sql_mode = 'NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION'",
+	"SET SESSION time_zone = '+00:00'",
+}
+
+var loadSeq atomic.Int64
+
+// MySQL restores a snapshot made by targets/mysql into a server: creates
+// the databases (under their new names), runs the table schemas, loads
+// the tables' data in parallel with LOAD DATA LOCAL INFILE streamed from
+// the repository (no temporary files; each table in one transaction), then
+// creates routines, views, triggers and events. It refuses to start when
+// a destination database already holds a table or view of the same name.
+func MySQL(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, opts MySQLOptions) (*MySQLStats, error) {
+	if sn.Kind != "mysql" {
+		return nil, fmt.Errorf("snapshot %s is a %s snapshot, not mysql: restore it to a directory", sn.ID.Short(), sn.Kind)
+	}
+	if opts.Jobs <= 0 {
+		opts.Jobs = runtime.GOMAXPROCS(0)
+	}
+	if opts.Progress == nil {
+		opts.Progress = &Progress{}
+	}
+	dbs, err := readMySQLTree(ctx, r, sn, opts)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := mysql.ParseDSN(opts.DSN, opts.Password)
+	if err != nil {
+		return nil, err
+	}
+	db, err := mysql.Open(ctx, cfg, opts.Jobs+1)
+	if err != nil {
+		return nil, err
+	}
+	defer db.Close()
+	if err := checkConflicts(ctx, db, dbs); err != nil {
+		return nil, err
+	}
+	st := &MySQLStats{}
+	ctl, err := session(ctx, db, "SET NAMES utf8mb4")
+	if err != nil {
+		return nil, err
+	}
+	defer ctl.Close()
+	// Databases and table schemas.
+	for _, d := range dbs {
+		text, err := readNode(ctx, r, d.create)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := ctl.ExecContext(ctx, createDatabase(d.target, text)); err != nil {
+			return nil, fmt.Errorf("create database %s: %w", mysql.QuoteName(d.target), err)
+		}
+		st.Databases++
+		if _, err := ctl.ExecContext(ctx, "USE "+mysql.QuoteName(d.target)); err != nil {
+			return nil, err
+		}
+		for _, t := range d.tables {
+			if err := runObject(ctx, r, ctl, d.schema[t], "", ""); err != nil {
+				return nil, fmt.Errorf("create table %s.%s: %w", mysql.QuoteName(d.target), mysql.QuoteName(t), err)
+			}
+			st.Tables++
+		}
+	}
+	// Data, in parallel.
+	type job struct {
+		d    *mysqlDB
+		name string
+	}
+	jobs := make(chan job)
+	g, gctx := errgroup.WithContext(ctx)
+	var bytes atomic.Int64
+	var warnMu sync.Mutex
+	for range opts.Jobs {
+		g.Go(func() error {
+			c, err := session(gctx, db, "SET NAMES binary")
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			for j := range jobs {
+				n, warns, err := loadTable(gctx, r, c, j.d, j.name, opts.Progress)
+				if err != nil {
+					return err
+				}
+				warnMu.Lock()
+				st.Warnings = append(st.Warnings, warns...)
+				warnMu.Unlock()
+				bytes.Add(n)
+				opts.Progress.Files.Add(1)
+			}
+			return nil
+		})
+	}
+	g.Go(func() error {
+		defer close(jobs)
+		for _, d := range dbs {
+			for _, t := range d.tables {
+				if d.data[t] == nil {
+					continue
+				}
+				select {
+				case jobs <- job{d, t}:
+				case <-gctx.Done():
+					return gctx.Err()
+				}
+			}
+		}
+		return nil
+	})
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	st.Bytes = bytes.Load()
+	// Routines first (views may call functions), then views (retried in
+	// rounds, as views may use views), triggers and events.
+	for _, d := range dbs {
+		if _, err := ctl.ExecContext(ctx, "USE "+mysql.QuoteName(d.target)); err != nil {
+			return nil, err
+		}
+		for _, suffix := range []string{mysql.SuffixFunction, mysql.SuffixProcedure} {
+			for _, n := range d.objects[suffix] {
+				if err := runObject(ctx, r, ctl, n, d.name, d.target); err != nil {
+					return nil, fmt.Errorf("restore %s: %w", n.Path, err)
+				}
+				st.Objects++
+			}
+		}
+		pending := d.objects[mysql.SuffixView]
+		for len(pending) > 0 {
+			var failed []*repo.Node
+			var lastErr error
+			for _, n := range pending {
+				if err := runObject(ctx, r, ctl, n, d.name, d.target); err != nil {
+					failed, lastErr = append(failed, n), fmt.Errorf("restore %s: %w", n.Path, err)
+					continue
+				}
+				st.Objects++
+			}
+			if len(failed) == len(pending) {
+				return nil, lastErr
+			}
+			pending = failed
+		}
+		for _, suffix := range []string{mysql.SuffixTrigger, mysql.SuffixEvent} {
+			for _, n := range d.objects[suffix] {
+				if err := runObject(ctx, r, ctl, n, d.name, d.target); err != nil {
+					return nil, fmt.Errorf("restore %s: %w", n.Path, err)
+				}
+				st.Objects++
+			}
+		}
+	}
+	return st, nil
+}
+
+// readMySQLTree sorts the snapshot's entries into databases.
+func readMySQLTree(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, opts MySQLOptions) ([]*mysqlDB, error) {
+	tr := r.NewTreeReader(ctx, sn)
+	var dbs []*mysqlDB
+	byDir := map[string]*mysqlDB{}
+	for {
+		n, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		dir, base, nested := strings.Cut(n.Path, "/")
+		if !nested {
+			if n.Type != targets.TypeDir {
+				return nil, fmt.Errorf("snapshot %s: unexpected top-level entry %q", sn.ID.Short(), n.Path)
+			}
+			name, err := mysql.DecodeName(dir)
+			if err != nil {
+				return nil, err
+			}
+			d := &mysqlDB{name: name, target: name, schema: map[string]*repo.Node{}, data: map[string]*repo.Node{}, objects: map[string][]*repo.Node{}}
+			if t, ok := opts.Rename[name]; ok && t != "" {
+				d.target = t
+			}
+			byDir[dir] = d
+			if len(opts.Databases) == 0 || slices.Contains(opts.Databases, name) {
+				dbs = append(dbs, d)
+			}
+			continue
+		}
+		d := byDir[dir]
+		if d == nil || strings.Contains(base, "/") || n.Type != targets.TypeFile {
+			return nil, fmt.Errorf("snapshot %s: unexpected entry %q", sn.ID.Short(), n.Path)
+		}
+		name, suffix, err := mysql.ParseEntryName(base)
+		if err != nil {
+			return nil, fmt.Errorf("snapshot %s: %s: %w", sn.ID.Short(), n.Path, err)
+		}
+		switch suffix {
+		case mysql.DatabaseFile:
+			d.create = n
+		case mysql.SuffixSchema:
+			d.schema[name] = n
+			d.tables = append(d.tables, name)
+		case mysql.SuffixData:
+			d.data[name] = n
+		default:
+			d.objects[suffix] = append(d.objects[suffix], n)
+		}
+	}
+	for _, want := range opts.Databases {
+		if !slices.ContainsFunc(dbs, func(d *mysqlDB) bool { return d.name == want }) {
+			return nil, fmt.Errorf("database %q: %w in snapshot %s", want, repo.ErrNotFound, sn.ID.Short())
+		}
+	}
+	for _, d := range dbs {
+		if d.create == nil {
+			return nil, fmt.Errorf("snapshot %s: database %q has no %s", sn.ID.Short(), d.name, mysql.DatabaseFile)
+		}
+		for name := range d.data {
+			if d.schema[name] == nil {
+				return nil, fmt.Errorf("snapshot %s: table %q of %q has data but no schema", sn.ID.Short(), name, d.name)
+			}
+		}
+	}
+	if len(dbs) == 0 {
+		return nil, fmt.Errorf("snapshot %s holds no databases", sn.ID.Short())
+	}
+	return dbs, nil
+}
+
+// checkConflicts fails if a destination database has a table or view the
+// restore would create.
+func checkConflicts(ctx context.Context, db *sql.DB, dbs []*mysqlDB) error {
+	targetsSeen := map[string]bool{}
+	for _, d := range dbs {
+		if targetsSeen[d.target] {
+			return fmt.Errorf("two databases would be restored into %s", mysql.QuoteName(d.target))
+		}
+		targetsSeen[d.target] = true
+		rows, err := db.QueryContext(ctx, "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = ?", d.target)
+		if err != nil {
+			return fmt.Errorf("check destination %s: %w", mysql.QuoteName(d.target), err)
+		}
+		var clash []string
+		for rows.Next() {
+			var n string
+			if err := rows.Scan(&n); err != nil {
+				rows.Close()
+				return err
+			}
+			if d.schema[n] != nil || slices.ContainsFunc(d.objects[mysql.SuffixView], func(v *repo.Node) bool {
+				name, _, _ := mysql.ParseEntryName(v.Path[strings.LastIndexByte(v.Path, '/')+1:])
+				return name == n
+			}) {
+				clash = append(clash, n)
+			}
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		if len(clash) > 0 {
+			slices.Sort(clash)
+			more := ""
+			if len(clash) > 5 {
+				more = fmt.Sprintf(" and %d more", len(clash)-5)
+				clash = clash[:5]
+			}
+			return fmt.Errorf("destination database %s already has %s%s: drop them or restore under another name",
+				mysql.QuoteName(d.target), strings.Join(clash, ", "), more)
+		}
+	}
+	return nil
+}
+
+// session takes a connection and sets it up for restoring.
+func session(ctx context.Context, db *sql.DB, names string) (*sql.Conn, error) {
+	c, err := db.Conn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, q := range append([]string{names}, sessionSetup...) {
+		if _, err := c.ExecContext(ctx, q); err != nil {
+			c.Close()
+			return nil, fmt.Errorf("%s: %w", q, err)
+		}
+	}
+	return c, nil
+}
+
+var (
+	reCharset   = regexp.MustCompile(`(?i)CHARACTER SET (\w+)`)
+	reCollation = regexp.MustCompile(`(?i)COLLATE (\w+)`)
+)
+
+// createDatabase turns the stored CREATE DATABASE into one for name,
+// keeping the character set and collation.
+func createDatabase(name string, stored []byte) string {
+	q := "CREATE DATABASE IF NOT EXISTS " + mysql.QuoteName(name)
+	o, err := mysql.ParseObject(stored)
+	if err != nil {
+		return q
+	}
+	if m := reCharset.FindStringSubmatch(o.Stmt); m != nil {
+		q += " CHARACTER SET " + m[1]
+	}
+	if m := reCollation.FindStringSubmatch(o.Stmt); m != nil {
+		q += " COLLATE " + m[1]
+	}
+	return q
+}
+
+// runObject runs a stored .sql entry on c (whose current database is the
+// destination), rewriting `from`. to `to`. when the database is renamed.
+func runObject(ctx context.Context, r *repo.Repository, c *sql.Conn, n *repo.Node, from, to string) error {
+	text, err := readNode(ctx, r, n)
+	if err != nil {
+		return err
+	}
+	o, err := mysql.ParseObject(text)
+	if err != nil {
+		return err
+	}
+	for _, s := range o.Setup {
+		if _, err := c.ExecContext(ctx, s); err != nil {
+			return fmt.Errorf("%s: %w", s, err)
+		}
+	}
+	stmt := o.Stmt
+	if from != to && from != "" {
+		stmt = strings.ReplaceAll(stmt, mysql.QuoteName(from)+".", mysql.QuoteName(to)+".")
+	}
+	_, err = c.ExecContext(ctx, stmt)
+	// Back to the restore's own settings for whatever runs next.
+	for _, s := range append([]string{"SET NAMES utf8mb4"}, sessionSetup...) {
+		if _, e := c.ExecContext(ctx, s); e != nil && err == nil {
+			err = e
+		}
+	}
+	return err
+}
+
+// loadTable streams one table's data into the server in one transaction.
+func loadTable(ctx context.Context, r *repo.Repository, c *sql.Conn, d *mysqlDB, table string, p *Progress) (int64, []string, error) {
+	n := d.data[table]
+	name := mysql.QuoteName(d.target) + "." + mysql.QuoteName(table)
+	cr := &contentReader{ctx: ctx, r: r, ids: n.Content, p: p}
+	br := bufio.NewReaderSize(cr, 256<<10)
+	cols, err := mysql.ReadHeader(br)
+	if err != nil {
+		return 0, nil, fmt.Errorf("restore %s: %w", n.Path, err)
+	}
+	quoted := make([]string, len(cols))
+	for i, col := range cols {
+		quoted[i] = mysql.QuoteName(col)
+	}
+	handler := fmt.Sprintf("lifeboat-%d", loadSeq.Add(1))
+	driver.RegisterReaderHandler(handler, func() io.Reader { return br })
+	defer driver.DeregisterReaderHandler(handler)
+	if _, err := c.ExecContext(ctx, "BEGIN"); err != nil {
+		return 0, nil, err
+	}
+	q := "LOAD DATA LOCAL INFILE 'Reader::" + handler + "' INTO TABLE " + name +
+		" CHARACTER SET binary (" + strings.Join(quoted, ", ") + ")"
+	_, err = c.ExecContext(ctx, q)
+	if err == nil && cr.read != n.Size {
+		err = fmt.Errorf("content is %d bytes, metadata says %d", cr.read, n.Size)
+	}
+	var warns []string
+	if err == nil {
+		warns, err = loadWarnings(ctx, c)
+		for i, w := range warns {
+			warns[i] = name + ": " + w
+		}
+	}
+	if err != nil {
+		_, _ = c.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
+		if strings.Contains(err.Error(), "not allowed") || strings.Contains(err.Error(), "local_infile") {
+			err = fmt.Errorf("%w (the server must allow LOAD DATA LOCAL: SET GLOBAL local_infile = 1)", err)
+		}
+		return 0, nil, fmt.Errorf("load %s: %w", name, err)
+	}
+	if _, err := c.ExecContext(ctx, "COMMIT"); err != nil {
+		return 0, nil, fmt.Errorf("load %s: commit: %w", name, err)
+	}
+	return cr.read, warns, nil
+}
+
+// loadWarnings returns the warnings of the last LOAD DATA (converted
+// values, duplicate keys), at most 3.
+func loadWarnings(ctx context.Context, c *sql.Conn) ([]string, error) {
+	rows, err := c.QueryContext(ctx, "SHOW WARNINGS LIMIT 3")
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var msgs []string
+	for rows.Next() {
+		var level, msg string
+		var code int
+		if err := rows.Scan(&level, &code, &msg); err != nil {
+			return nil, err
+		}
+		msgs = append(msgs, fmt.Sprintf("%s %d: %s", level, code, msg))
+	}
+	return msgs, rows.Err()
+}
+
+// readNode reads a small entry whole.
+func readNode(ctx context.Context, r *repo.Repository, n *repo.Node) ([]byte, error) {
+	b, err := io.ReadAll(&contentReader{ctx: ctx, r: r, ids: n.Content})
+	if err != nil {
+		return nil, fmt.Errorf("restore %s: %w", n.Path, err)
+	}
+	return b, nil
+}
+
+// contentReader streams an entry's blobs in order, each verified against
+// its ID by LoadBlob.
+type contentReader struct {
+	ctx  context.Context
+	r    *repo.Repository
+	ids  []repo.ID
+	cur  []byte
+	buf  []byte
+	next int
+	read int64
+	p    *Progress
+}
+
+func (c *contentReader) Read(b []byte) (int, error) {
+	for len(c.cur) == 0 {
+		if c.next >= len(c.ids) {
+			return 0, io.EOF
+		}
+		data, err := c.r.LoadBlob(c.ctx, c.ids[c.next], c.buf)
+		if err != nil {
+			return 0, err
+		}
+		c.next++
+		c.cur, c.buf = data, data[:0]
+	}
+	n := copy(b, c.cur)
+	c.cur = c.cur[n:]
+	c.read += int64(n)
+	if c.p != nil {
+		c.p.Bytes.Add(int64(n))
+	}
+	return n, nil
+}

@@ -1,0 +1,295 @@
+package restore_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/lifeboat-backup/lifeboat/engine"
+	"github.com/lifeboat-backup/lifeboat/engine/repo"
+	"github.com/lifeboat-backup/lifeboat/engine/repo/repotest"
+	"github.com/lifeboat-backup/lifeboat/engine/repo/storage"
+	"github.com/lifeboat-backup/lifeboat/restore"
+	"github.com/lifeboat-backup/lifeboat/targets"
+	"github.com/lifeboat-backup/lifeboat/targets/mysql"
+	"github.com/lifeboat-backup/lifeboat/targets/mysql/mysqltest"
+	"github.com/lifeboat-backup/lifeboat/testdata/shop"
+)
+
+func TestMain(m *testing.M) { os.Exit(mysqltest.Main(m)) }
+
+// mysqlSource adapts mysql.Source to engine.Source: engine.Opener is a
+// named type, so a target (which must not import engine) cannot spell
+// the method's parameter type.
+type mysqlSource struct{ *mysql.Source }
+
+func (s mysqlSource) Walk(ctx context.Context, warn func(string, error), fn func(targets.Entry, engine.Opener) error) error {
+	return s.Source.Walk(ctx, warn, func(e targets.Entry, open func() (io.ReadCloser, error)) error { return fn(e, open) })
+}
+
+var (
+	_ engine.Source          = mysqlSource{}
+	_ engine.RecoveryPointer = mysqlSource{}
+)
+
+func newRepo(t *testing.T) (*repotest.Repo, *repo.Repository) {
+	t.Helper()
+	b, err := storage.OpenWith(context.Background(), "mem://", storage.OpenOptions{Create: true})
+	require.NoError(t, err)
+	t.Cleanup(func() { b.Close() })
+	tr := repotest.Init(t, b, repotest.SmallChunks, 0)
+	return tr, tr.Open(t, tr.Owner)
+}
+
+func backupMySQL(t *testing.T, r *repo.Repository, o mysql.Options) (*engine.BackupResult, error) {
+	t.Helper()
+	src, err := mysql.New(o)
+	require.NoError(t, err)
+	return engine.Backup(context.Background(), r, mysqlSource{src}, engine.BackupOptions{Workers: 4})
+}
+
+func exec(t *testing.T, db *sql.DB, qs ...string) {
+	t.Helper()
+	for _, q := range qs {
+		_, err := db.Exec(q)
+		require.NoError(t, err, q)
+	}
+}
+
+// tableDigest returns the row count and a hash of all rows (raw bytes,
+// NULL distinct from any string) in primary-key order, plus CHECKSUM TABLE.
+func tableDigest(t *testing.T, db *sql.DB, database, table string) (int64, string, int64) {
+	t.Helper()
+	ctx := context.Background()
+	c, err := db.Conn(ctx)
+	require.NoError(t, err)
+	defer c.Close()
+	_, err = c.ExecContext(ctx, "SET NAMES binary")
+	require.NoError(t, err)
+	_, err = c.ExecContext(ctx, "SET time_zone = '+00:00'")
+	require.NoError(t, err)
+	name := mysql.QuoteName(database) + "." + mysql.QuoteName(table)
+	rows, err := c.QueryContext(ctx, "SELECT * FROM "+name+" ORDER BY 1")
+	require.NoError(t, err)
+	defer rows.Close()
+	cols, _ := rows.Columns()
+	vals := make([]sql.RawBytes, len(cols))
+	ptrs := make([]any, len(cols))
+	for i := range vals {
+		ptrs[i] = &vals[i]
+	}
+	h := sha256.New()
+	var n int64
+	for rows.Next() {
+		require.NoError(t, rows.Scan(ptrs...))
+		for _, v := range vals {
+			if v == nil {
+				h.Write([]byte{0})
+			} else {
+				fmt.Fprintf(h, "\x01%d:", len(v))
+				h.Write(v)
+			}
+		}
+		n++
+	}
+	require.NoError(t, rows.Err())
+	var sum sql.NullInt64
+	require.NoError(t, c.QueryRowContext(ctx, "CHECKSUM TABLE "+name).Scan(new(string), &sum))
+	return n, hex.EncodeToString(h.Sum(nil)), sum.Int64
+}
+
+func showCreate(t *testing.T, db *sql.DB, kind, database, name string, col int) string {
+	t.Helper()
+	rows, err := db.Query("SHOW CREATE " + kind + " " + mysql.QuoteName(database) + "." + mysql.QuoteName(name))
+	require.NoError(t, err)
+	defer rows.Close()
+	cols, _ := rows.Columns()
+	vals := make([]sql.NullString, len(cols))
+	ptrs := make([]any, len(cols))
+	for i := range vals {
+		ptrs[i] = &vals[i]
+	}
+	require.True(t, rows.Next(), "SHOW CREATE %s %s.%s", kind, database, name)
+	require.NoError(t, rows.Scan(ptrs...))
+	return vals[col].String
+}
+
+func TestMySQLShopRoundTrip(t *testing.T) {
+	srv := mysqltest.Shared(t)
+	db := srv.DB(t, "")
+	rowsN := 3000
+	if testing.Short() {
+		rowsN = 300
+	}
+	_, err := shop.Generate(context.Background(), db, shop.Options{Database: "shop_rt", Rows: rowsN, Replace: true})
+	require.NoError(t, err)
+	exec(t, db, "DROP DATABASE IF EXISTS shop_rt_copy")
+
+	_, r := newRepo(t)
+	res, err := backupMySQL(t, r, mysql.Options{DSN: srv.DSN(), Password: srv.Password, Databases: []string{"shop_rt"}, Jobs: 3})
+	require.NoError(t, err)
+	require.Empty(t, res.Warnings)
+	sn := res.Snapshot
+	require.Equal(t, "mysql", sn.Kind)
+	require.Equal(t, []string{"mysql://lifeboat@" + srv.Addr + "/shop_rt"}, sn.Paths)
+	rp := sn.RecoveryPoint.Details
+	require.NotEmpty(t, rp["binlog_file"], "%v", rp)
+	require.NotEmpty(t, rp["binlog_position"])
+	require.NotEmpty(t, rp["gtid_binlog_pos"])
+	require.Equal(t, "ftwrl", rp["lock_mode"])
+	for k, v := range rp {
+		require.NotContains(t, v, srv.Password, k)
+	}
+	for _, p := range sn.Paths {
+		require.NotContains(t, p, srv.Password)
+	}
+
+	st, err := restore.MySQL(context.Background(), r, sn, restore.MySQLOptions{DSN: srv.DSN(), Password: srv.Password,
+		Rename: map[string]string{"shop_rt": "shop_rt_copy"}, Jobs: 4})
+	require.NoError(t, err)
+	require.Equal(t, 1, st.Databases)
+	require.Equal(t, len(shop.Tables()), st.Tables)
+	require.Equal(t, 6, st.Objects)
+
+	counts := shop.RowCounts(rowsN)
+	for _, tbl := range shop.Tables() {
+		n1, h1, c1 := tableDigest(t, db, "shop_rt", tbl)
+		n2, h2, c2 := tableDigest(t, db, "shop_rt_copy", tbl)
+		require.Equal(t, counts[tbl], n1, tbl)
+		require.Equal(t, n1, n2, tbl)
+		require.Equal(t, h1, h2, "rows of %s", tbl)
+		require.Equal(t, c1, c2, "CHECKSUM TABLE %s", tbl)
+		require.Equal(t, showCreate(t, db, "TABLE", "shop_rt", tbl, 1), showCreate(t, db, "TABLE", "shop_rt_copy", tbl, 1))
+	}
+	rename := func(s string) string { return strings.ReplaceAll(s, "`shop_rt`.", "`shop_rt_copy`.") }
+	for _, o := range []struct {
+		kind, name string
+		col        int
+	}{{"VIEW", "customer_orders", 1}, {"VIEW", "view on view", 1}, {"FUNCTION", "order_total_with_tax", 2},
+		{"PROCEDURE", "customer_count", 2}, {"TRIGGER", "quote_touch", 2}, {"EVENT", "purge_report_event", 3}} {
+		require.Equal(t, rename(showCreate(t, db, o.kind, "shop_rt", o.name, o.col)), showCreate(t, db, o.kind, "shop_rt_copy", o.name, o.col), o.kind+" "+o.name)
+	}
+
+	// Tricky values, checked one by one.
+	var all []byte
+	require.NoError(t, db.QueryRow("SELECT b FROM shop_rt_copy.`odd table ``name` WHERE id = 1").Scan(&all))
+	require.Len(t, all, 256)
+	for i, c := range all {
+		require.Equal(t, byte(i), c)
+	}
+	var nullStr, nullVal, empty sql.NullString
+	require.NoError(t, db.QueryRow("SELECT (SELECT b FROM shop_rt_copy.`odd table ``name` WHERE id = 4), "+
+		"(SELECT b FROM shop_rt_copy.`odd table ``name` WHERE id = 2), (SELECT b FROM shop_rt_copy.`odd table ``name` WHERE id = 3)").Scan(&nullStr, &nullVal, &empty))
+	require.Equal(t, sql.NullString{String: "NULL", Valid: true}, nullStr)
+	require.False(t, nullVal.Valid)
+	require.Equal(t, sql.NullString{String: "", Valid: true}, empty)
+	var zero string
+	require.NoError(t, db.QueryRow("SELECT CAST(d AS CHAR) FROM shop_rt_copy.`odd table ``name` WHERE id = 1").Scan(&zero))
+	require.Equal(t, "0000-00-00", zero)
+
+	// A second restore into the same names refuses to start.
+	_, err = restore.MySQL(context.Background(), r, sn, restore.MySQLOptions{DSN: srv.DSN(), Password: srv.Password,
+		Rename: map[string]string{"shop_rt": "shop_rt_copy"}})
+	require.ErrorContains(t, err, "already has")
+}
+
+// TestMySQLConsistency moves money between accounts and inserts pairs of
+// rows in transactions while backups run: every snapshot must hold the
+// invariant total and an even number of pair rows.
+func TestMySQLConsistency(t *testing.T) {
+	srv := mysqltest.Shared(t)
+	db := srv.DB(t, "")
+	exec(t, db, "DROP DATABASE IF EXISTS bank", "CREATE DATABASE bank",
+		"CREATE TABLE bank.accounts (id INT PRIMARY KEY, balance BIGINT NOT NULL) ENGINE=InnoDB",
+		"CREATE TABLE bank.pairs (id BIGINT AUTO_INCREMENT PRIMARY KEY, tx BIGINT NOT NULL, pad VARCHAR(200)) ENGINE=InnoDB")
+	var b strings.Builder
+	b.WriteString("INSERT INTO bank.accounts VALUES ")
+	for i := range 100 {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, "(%d, 1000)", i)
+	}
+	exec(t, db, b.String())
+	_, r := newRepo(t)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	var moves atomic.Int64
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ctx.Err() == nil; i++ {
+				from, to := (i*7+w)%100, (i*13+w*3+1)%100
+				tx, err := db.BeginTx(ctx, nil)
+				if err != nil {
+					return
+				}
+				_, e1 := tx.Exec("UPDATE bank.accounts SET balance = balance - 3 WHERE id = ?", from)
+				_, e2 := tx.Exec("INSERT INTO bank.pairs (tx, pad) VALUES (?, REPEAT('x', 150)), (?, REPEAT('y', 150))", i, i)
+				_, e3 := tx.Exec("UPDATE bank.accounts SET balance = balance + 3 WHERE id = ?", to)
+				if e1 != nil || e2 != nil || e3 != nil {
+					_ = tx.Rollback()
+					continue
+				}
+				if tx.Commit() == nil {
+					moves.Add(1)
+				}
+			}
+		}()
+	}
+	defer func() { cancel(); wg.Wait() }()
+	time.Sleep(200 * time.Millisecond)
+
+	for i, mode := range []mysql.LockMode{mysql.LockFTWRL, mysql.LockBackup, mysql.LockSingle} {
+		res, err := backupMySQL(t, r, mysql.Options{DSN: srv.DSN(), Password: srv.Password, Databases: []string{"bank"}, LockMode: mode, Jobs: 2})
+		require.NoError(t, err, mode)
+		target := fmt.Sprintf("bank_copy%d", i)
+		exec(t, db, "DROP DATABASE IF EXISTS "+target)
+		_, err = restore.MySQL(context.Background(), r, res.Snapshot, restore.MySQLOptions{DSN: srv.DSN(), Password: srv.Password,
+			Rename: map[string]string{"bank": target}, Jobs: 2})
+		require.NoError(t, err, mode)
+		var total, pairs int64
+		require.NoError(t, db.QueryRow("SELECT SUM(balance) FROM "+target+".accounts").Scan(&total))
+		require.NoError(t, db.QueryRow("SELECT COUNT(*) FROM "+target+".pairs").Scan(&pairs))
+		require.Equal(t, int64(100*1000), total, mode)
+		require.Zero(t, pairs%2, "%s: %d pair rows", mode, pairs)
+		require.NotEmpty(t, res.Snapshot.RecoveryPoint.Details["binlog_position"], mode)
+		t.Logf("%s: %d pair rows in the snapshot, lock held %ss, %d moves so far", mode, pairs,
+			res.Snapshot.RecoveryPoint.Details["lock_seconds"], moves.Load())
+	}
+	require.Positive(t, moves.Load())
+}
+
+func TestMySQLBackupFaults(t *testing.T) {
+	srv := mysqltest.Shared(t)
+	_, r := newRepo(t)
+
+	_, err := backupMySQL(t, r, mysql.Options{DSN: srv.DSN(), Password: "wrong-password"})
+	require.ErrorContains(t, err, "access denied")
+	require.NotContains(t, err.Error(), "wrong-password")
+
+	// A DSN holding the password: never in errors.
+	_, err = backupMySQL(t, r, mysql.Options{DSN: "mysql://lifeboat:hunter2-secret@127.0.0.1:1/"})
+	require.ErrorContains(t, err, "cannot connect")
+	require.NotContains(t, err.Error(), "hunter2")
+
+	_, err = backupMySQL(t, r, mysql.Options{DSN: srv.DSN(), Password: srv.Password, Databases: []string{"no_such_db"}})
+	require.ErrorContains(t, err, "no_such_db")
+
+	_, err = r.FindSnapshot(context.Background(), "latest", nil)
+	require.True(t, errors.Is(err, repo.ErrNotFound), "no snapshot may be saved: %v", err)
+}
