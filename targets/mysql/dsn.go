@@ -64,7 +64,7 @@ func ParseDSN(dsn, password string) (*driver.Config, error) {
 	} else {
 		var err error
 		if cfg, err = driver.ParseDSN(dsn); err != nil {
-			return nil, fmt.Errorf("invalid DSN %s: %v", Redact(dsn), scrub(err, dsn))
+			return nil, fmt.Errorf("invalid DSN: %v (expected user@tcp(host:port)/ or mysql://user@host:port/)", scrub(err, dsn))
 		}
 	}
 	if password != "" {

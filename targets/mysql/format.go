@@ -149,7 +149,10 @@ const delimiter = ";;"
 //	DELIMITER ;
 func (o *Object) Format() []byte {
 	var b bytes.Buffer
-	fmt.Fprintf(&b, "-- lifeboat mysql %s %s\n", o.Kind, QuoteName(o.Name))
+	// The name is informational (restores take it from the entry's path);
+	// line breaks in it would end the comment.
+	name := strings.NewReplacer("\n", " ", "\r", " ").Replace(o.Name)
+	fmt.Fprintf(&b, "-- lifeboat mysql %s %s\n", o.Kind, QuoteName(name))
 	for _, s := range o.Setup {
 		b.WriteString(s)
 		b.WriteString(";\n")
@@ -171,8 +174,11 @@ func ParseObject(data []byte) (*Object, error) {
 	for _, line := range strings.Split(strings.TrimSuffix(head, "\n"), "\n") {
 		switch {
 		case strings.HasPrefix(line, "-- lifeboat mysql "):
-			kind, _, _ := strings.Cut(strings.TrimPrefix(line, "-- lifeboat mysql "), " ")
+			kind, name, _ := strings.Cut(strings.TrimPrefix(line, "-- lifeboat mysql "), " ")
 			o.Kind = kind
+			if len(name) >= 2 && name[0] == '`' && name[len(name)-1] == '`' {
+				o.Name = strings.ReplaceAll(name[1:len(name)-1], "``", "`")
+			}
 		case strings.HasPrefix(line, "SET ") && strings.HasSuffix(line, ";"):
 			o.Setup = append(o.Setup, strings.TrimSuffix(line, ";"))
 		case line == "" || strings.HasPrefix(line, "--"):

@@ -344,4 +344,3 @@ func Main(m *testing.M) int {
 	}
 	return code
 }
-

@@ -1,0 +1,118 @@
+package mysql
+
+import (
+	"bufio"
+	"bytes"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/lifeboat-backup/lifeboat/targets"
+)
+
+func TestFieldRoundTrip(t *testing.T) {
+	all := make([]byte, 256)
+	for i := range all {
+		all[i] = byte(i)
+	}
+	rows := [][][]byte{
+		{nil, []byte{}, []byte("NULL"), []byte(`\N`), []byte("N")},
+		{all, []byte("a\tb\nc\\d\x00e"), []byte("😀 ü"), []byte(`\`), []byte("\\\\")},
+	}
+	for _, row := range rows {
+		line := AppendRow(nil, row)
+		require.Equal(t, byte('\n'), line[len(line)-1])
+		require.Equal(t, 1, bytes.Count(line, []byte{'\n'}), "one line: %q", line)
+		require.Equal(t, len(row)-1, bytes.Count(line, []byte{'\t'}))
+		got := SplitRow(line[:len(line)-1])
+		require.Equal(t, len(row), len(got))
+		for i := range row {
+			require.Equal(t, row[i] == nil, got[i] == nil, "field %d NULL-ness", i)
+			require.Equal(t, string(row[i]), string(got[i]), "field %d", i)
+		}
+	}
+	require.Equal(t, `\N`, string(AppendField(nil, nil)))
+	require.Equal(t, `\\N`, string(AppendField(nil, []byte(`\N`))))
+}
+
+func TestReadHeader(t *testing.T) {
+	cols := [][]byte{[]byte("id"), []byte("col with\ttab"), []byte("ëxtra")}
+	br := bufio.NewReader(bytes.NewReader(append(AppendRow(nil, cols), "1\t2\t3\n"...)))
+	got, err := ReadHeader(br)
+	require.NoError(t, err)
+	require.Equal(t, []string{"id", "col with\ttab", "ëxtra"}, got)
+	rest, _ := br.ReadString('\n')
+	require.Equal(t, "1\t2\t3\n", rest)
+	_, err = ReadHeader(bufio.NewReader(strings.NewReader("")))
+	require.Error(t, err)
+}
+
+func TestNames(t *testing.T) {
+	for _, n := range []string{"shop", "odd table `name", "a/b", "100%", ".", "..", ".hidden", "ürün", "a.b", "nul\x00"} {
+		e := EncodeName(n)
+		require.NotContains(t, e, "/")
+		require.NotEqual(t, ".", e)
+		require.NotEqual(t, "..", e)
+		require.False(t, strings.HasPrefix(e, "."), e)
+		d, err := DecodeName(e)
+		require.NoError(t, err)
+		require.Equal(t, n, d)
+		for _, s := range []string{SuffixData, SuffixSchema, SuffixView, SuffixTrigger, SuffixProcedure, SuffixFunction, SuffixEvent} {
+			name, suffix, err := ParseEntryName(e + s)
+			require.NoError(t, err)
+			require.Equal(t, n, name)
+			require.Equal(t, s, suffix)
+		}
+	}
+	_, suffix, err := ParseEntryName(DatabaseFile)
+	require.NoError(t, err)
+	require.Equal(t, DatabaseFile, suffix)
+	_, _, err = ParseEntryName("x.txt")
+	require.Error(t, err)
+	// Entries of a database sort as the snapshot needs: data before
+	// schema of one table, and ComparePaths agrees with byte order.
+	require.Negative(t, targets.ComparePaths("shop/t.data", "shop/t.schema.sql"))
+}
+
+func TestObjectFormat(t *testing.T) {
+	o := &Object{Kind: "trigger", Name: "tr`g", Setup: []string{"SET NAMES utf8mb4", "SET SESSION sql_mode = 'STRICT_TRANS_TABLES'"},
+		Stmt: "CREATE TRIGGER x BEFORE UPDATE ON t FOR EACH ROW BEGIN\n  SET NEW.a = ';;';\nEND"}
+	got, err := ParseObject(o.Format())
+	require.NoError(t, err)
+	require.Equal(t, o, got)
+	_, err = ParseObject([]byte("CREATE TABLE t (a int);"))
+	require.Error(t, err)
+}
+
+func TestParseDSN(t *testing.T) {
+	cfg, err := ParseDSN("mysql://bob:pw@db.example:3307/ignored", "")
+	require.NoError(t, err)
+	require.Equal(t, "bob", cfg.User)
+	require.Equal(t, "pw", cfg.Passwd)
+	require.Equal(t, "db.example:3307", cfg.Addr)
+	require.Equal(t, "", cfg.DBName)
+	cfg, err = ParseDSN("mysql://bob@db.example/", "from-file")
+	require.NoError(t, err)
+	require.Equal(t, "db.example:3306", cfg.Addr)
+	require.Equal(t, "from-file", cfg.Passwd)
+	cfg, err = ParseDSN("alice:secret@tcp(127.0.0.1:3306)/", "")
+	require.NoError(t, err)
+	require.Equal(t, "alice", cfg.User)
+	require.Equal(t, "secret", cfg.Passwd)
+
+	require.Equal(t, "mysql://alice@127.0.0.1:3306/", Redact("alice:secret@tcp(127.0.0.1:3306)/"))
+	require.Equal(t, "mysql://bob@db.example:3307/", Redact("mysql://bob:pw@db.example:3307/"))
+	_, err = ParseDSN("alice:secret@tcp(127.0.0.1:3306", "")
+	require.Error(t, err)
+	require.NotContains(t, err.Error(), "secret")
+	_, err = ParseDSN("mysql://bob:s3cret@[::1", "")
+	require.Error(t, err)
+	require.NotContains(t, err.Error(), "s3cret")
+
+	src, err := New(Options{DSN: "mysql://bob:pw@h:1/", Databases: []string{"b", "a"}})
+	require.NoError(t, err)
+	require.Equal(t, []string{"mysql://bob@h:1/a", "mysql://bob@h:1/b"}, src.Paths())
+	_, err = New(Options{DSN: "mysql://h/", LockMode: "bogus"})
+	require.Error(t, err)
+}
