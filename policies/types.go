@@ -1,0 +1,242 @@
+package policies
+
+// Struct tags used by the decoder, the validator and JSONSchema:
+//
+//	yaml:"key"         the policy key
+//	req:"1"            required (for target fields: required for the kinds listed)
+//	enum:"a,b"         allowed values
+//	kinds:"mysql,..."  target fields: the kinds the key applies to
+//	doc:"..."          description (schema, docs)
+
+// Policy is one policy file, validated and with defaults applied.
+type Policy struct {
+	Version      int          `yaml:"version" req:"1" doc:"policy format version: 1"`
+	Name         string       `yaml:"name" req:"1" doc:"policy name: tags snapshots, names units, metrics and journal entries"`
+	Host         string       `yaml:"host" doc:"host name recorded in snapshots; default: the hostname"`
+	Repositories Repositories `yaml:"repositories" req:"1" doc:"where snapshots are stored"`
+	Targets      []Target     `yaml:"targets" req:"1" doc:"what is backed up"`
+	Schedule     Schedule     `yaml:"schedule" doc:"when lifeboat run runs (systemd timer or lifeboat daemon)"`
+	Retention    Retention    `yaml:"retention" doc:"which snapshots are kept"`
+	Objectives   Objectives   `yaml:"objectives" doc:"recovery objectives checked by drills"`
+	Drill        Drill        `yaml:"drill" doc:"restore drills: schedule, scratch servers, health checks"`
+	Sanitize     Sanitize     `yaml:"sanitize" doc:"sanitized exports for developers"`
+	Notify       Notify       `yaml:"notify" doc:"notifications"`
+	Metrics      Metrics      `yaml:"metrics" doc:"Prometheus metrics"`
+
+	// File is the name the policy was parsed under (Load: its path).
+	File string `yaml:"-"`
+
+	src *source // positions, for ApplyEnv
+}
+
+// Repositories are the primary repository and its replicas.
+type Repositories struct {
+	Primary     Repository  `yaml:"primary" req:"1" doc:"the repository every run writes to"`
+	Secondaries []Secondary `yaml:"secondaries" doc:"replicas, copied to after every run; failover restores from them"`
+}
+
+// Repository is the primary repository.
+type Repository struct {
+	URL          string    `yaml:"url" req:"1" doc:"storage URL: file://, mem://, s3://, gs://, azblob://"`
+	Engine       string    `yaml:"engine" enum:"native,restic" doc:"repository engine; default native"`
+	KeyFile      SecretRef `yaml:"key_file" doc:"age identity file (owner or host key), or env:NAME; native engine"`
+	PasswordFile SecretRef `yaml:"password_file" doc:"file holding the repository passphrase (native passphrase mode, restic), or env:NAME"`
+	Password     SecretRef `yaml:"password" doc:"env:NAME only (never inline); stored in PasswordFile after validation"`
+}
+
+// Secondary is a replica of the primary repository.
+type Secondary struct {
+	Name   string   `yaml:"name" req:"1" doc:"unique name, used by failover --from"`
+	URL    string   `yaml:"url" req:"1" doc:"storage URL: file://, mem://, s3://, gs://, azblob://"`
+	MaxLag Duration `yaml:"max_lag" doc:"alert (notify on: lag) when the newest snapshot is missing here longer than this; 0: never"`
+}
+
+// Target kinds.
+const (
+	KindMySQL    = "mysql"
+	KindPostgres = "postgres"
+	KindFiles    = "files"
+	KindBucket   = "bucket"
+	KindVolume   = "volume"
+	KindExec     = "exec"
+)
+
+// Kinds lists the target kinds.
+var Kinds = []string{KindMySQL, KindPostgres, KindFiles, KindBucket, KindVolume, KindExec}
+
+// Target is one thing to back up. Which keys apply depends on Kind (the
+// kinds tag); a key given for another kind is an error.
+type Target struct {
+	Name string   `yaml:"name" req:"1" doc:"unique target name (letters, digits, . _ -); snapshots are tagged with it"`
+	Kind string   `yaml:"kind" req:"1" enum:"mysql,postgres,files,bucket,volume,exec" doc:"what kind of source this is"`
+	Tags []string `yaml:"tags" doc:"extra snapshot tags"`
+
+	// mysql, postgres
+	DSN           string    `yaml:"dsn" req:"mysql,postgres" kinds:"mysql,postgres" doc:"connection string without password (mysql: user@tcp(host:3306)/; postgres: postgres://user@host:5432/db or key=value)"`
+	PasswordFile  SecretRef `yaml:"password_file" kinds:"mysql,postgres" doc:"file holding the database password, or env:NAME"`
+	Password      SecretRef `yaml:"password" kinds:"mysql,postgres" doc:"env:NAME only (never inline); stored in PasswordFile after validation"`
+	Databases     []string  `yaml:"databases" kinds:"mysql,postgres" doc:"databases to back up; default: all (mysql: except system schemas)"`
+	ExcludeTables []string  `yaml:"exclude_tables" kinds:"mysql,postgres" doc:"db.table patterns (* and ? wildcards) left out"`
+	Jobs          int       `yaml:"jobs" kinds:"mysql,postgres" doc:"parallel dump workers; default 2"`
+	LockMode      string    `yaml:"lock_mode" kinds:"mysql" enum:"ftwrl,backup_lock,single" doc:"consistency: FLUSH TABLES WITH READ LOCK, backup locks, or single transaction (InnoDB only, no global lock); default ftwrl"`
+
+	// files
+	Paths         []string `yaml:"paths" req:"files" kinds:"files" doc:"directory trees to back up (absolute paths)"`
+	Exclude       []string `yaml:"exclude" kinds:"files,bucket" doc:"glob patterns left out"`
+	OneFileSystem bool     `yaml:"one_file_system" kinds:"files" doc:"do not cross file-system boundaries"`
+
+	// exec
+	Command        []string `yaml:"command" req:"exec" kinds:"exec" doc:"command whose stdout is backed up (argv, no shell)"`
+	RestoreCommand []string `yaml:"restore_command" kinds:"exec" doc:"command that receives the backup on stdin at restore (argv)"`
+
+	// bucket
+	URL     string   `yaml:"url" req:"bucket" kinds:"bucket" doc:"source bucket URL: file://, mem://, s3://, gs://, azblob://"`
+	Prefix  string   `yaml:"prefix" kinds:"bucket" doc:"only objects under this prefix"`
+	Include []string `yaml:"include" kinds:"bucket" doc:"glob patterns of object keys to back up; default: all"`
+
+	// volume
+	Path   string   `yaml:"path" req:"volume" kinds:"volume" doc:"block device or image file"`
+	Before []string `yaml:"before" kinds:"volume" doc:"command run before reading (e.g. lvcreate --snapshot, fsfreeze -f)"`
+	After  []string `yaml:"after" kinds:"volume" doc:"command run after reading, also after a failure"`
+}
+
+// Schedule is when a run (or drill) starts.
+type Schedule struct {
+	Calendar        Calendar `yaml:"calendar" doc:"systemd OnCalendar expression (supported subset: docs/policy.md)"`
+	RandomizedDelay Duration `yaml:"randomized_delay" doc:"random delay added to each start (RandomizedDelaySec); default 0"`
+}
+
+// Retention rules (see package retention).
+type Retention struct {
+	Timezone    string   `yaml:"timezone" doc:"IANA time zone periods are counted in; default UTC"`
+	WeekStarts  string   `yaml:"week_starts" enum:"monday,tuesday,wednesday,thursday,friday,saturday,sunday" doc:"first day of a week for keep_weekly; default monday"`
+	PeriodPick  string   `yaml:"period_pick" enum:"first,last" doc:"which snapshot of a period a period rule keeps; default last"`
+	KeepLast    int      `yaml:"keep_last" doc:"keep the newest N snapshots"`
+	KeepHourly  int      `yaml:"keep_hourly" doc:"keep one snapshot for each of the last N hours that have one"`
+	KeepDaily   int      `yaml:"keep_daily" doc:"keep one snapshot for each of the last N days that have one"`
+	KeepWeekly  int      `yaml:"keep_weekly" doc:"keep one snapshot for each of the last N weeks that have one"`
+	KeepMonthly int      `yaml:"keep_monthly" doc:"keep one snapshot for each of the last N months that have one"`
+	KeepYearly  int      `yaml:"keep_yearly" doc:"keep one snapshot for each of the last N years that have one"`
+	KeepWithin  Duration `yaml:"keep_within" doc:"keep every snapshot within this duration of the newest"`
+	KeepTags    []string `yaml:"keep_tags" doc:"keep every snapshot carrying one of these tags"`
+	PruneEvery  Duration `yaml:"prune_every" doc:"prune (free space) at most this often; forget runs every time; default 7d"`
+}
+
+// Objectives are the recovery objectives drills measure against.
+type Objectives struct {
+	RPO Duration `yaml:"rpo" doc:"recovery point objective: maximum age of the restored data at drill start"`
+	RTO Duration `yaml:"rto" doc:"recovery time objective: maximum drill time until all checks pass"`
+}
+
+// Drill configures restore drills.
+type Drill struct {
+	Schedule Schedule     `yaml:"schedule" doc:"when lifeboat drill runs"`
+	MySQL    DrillServer  `yaml:"mysql" doc:"scratch server for mysql targets"`
+	Postgres DrillServer  `yaml:"postgres" doc:"scratch server for postgres targets"`
+	Checks   []DrillCheck `yaml:"checks" doc:"health checks run after the restore"`
+}
+
+// DrillServer is where a drill restores a database: a scratch server
+// lifeboat starts from ServerBinary, or an existing scratch server (DSN).
+type DrillServer struct {
+	ServerBinary string    `yaml:"server_binary" doc:"server binary lifeboat starts on a scratch data directory (mariadbd, mysqld, postgres)"`
+	DSN          string    `yaml:"dsn" doc:"an existing scratch server (its data is replaced!), without password"`
+	PasswordFile SecretRef `yaml:"password_file" doc:"password of the DSN user, file or env:NAME"`
+	Password     SecretRef `yaml:"password" doc:"env:NAME only; stored in PasswordFile after validation"`
+}
+
+// Check kinds (DrillCheck.Kind).
+const (
+	CheckSQL     = "sql"
+	CheckPath    = "path"
+	CheckCommand = "command"
+	CheckHTTP    = "http"
+)
+
+// DrillCheck is one health check; exactly one of SQL, Path, Command, HTTP
+// is set.
+type DrillCheck struct {
+	Name     string   `yaml:"name" req:"1" doc:"unique check name"`
+	Target   string   `yaml:"target" doc:"target the check runs against (required for sql and path checks)"`
+	SQL      string   `yaml:"sql" doc:"query returning one value, run on the restored database"`
+	Min      *float64 `yaml:"min" doc:"sql: the value must be >= min"`
+	Max      *float64 `yaml:"max" doc:"sql: the value must be <= max"`
+	Expect   string   `yaml:"expect" doc:"sql: the value must equal this; http: the body must contain this"`
+	Path     string   `yaml:"path" doc:"path inside the restored target that must exist"`
+	MinFiles int      `yaml:"min_files" doc:"path: at least this many files below it"`
+	MinSize  Size     `yaml:"min_size" doc:"path: at least this many bytes below it (e.g. 10MiB)"`
+	Command  []string `yaml:"command" doc:"command (argv) that must exit 0"`
+	HTTP     string   `yaml:"http" doc:"URL that must answer 2xx"`
+	Timeout  Duration `yaml:"timeout" doc:"time limit of the check; default 5m"`
+}
+
+// Kind returns which kind of check c is (CheckSQL, ...), "" if none.
+func (c DrillCheck) Kind() string {
+	switch {
+	case c.SQL != "":
+		return CheckSQL
+	case c.Path != "":
+		return CheckPath
+	case len(c.Command) > 0:
+		return CheckCommand
+	case c.HTTP != "":
+		return CheckHTTP
+	}
+	return ""
+}
+
+// Sanitize configures sanitized exports.
+type Sanitize struct {
+	Preset  string                `yaml:"preset" enum:"magento2,orocommerce" doc:"built-in rules; rules below extend or override them"`
+	KeyFile SecretRef             `yaml:"key_file" doc:"pseudonymization key (file or env:NAME): same key, same fakes"`
+	Rules   map[string]TableRules `yaml:"rules" doc:"table -> column -> rule, or table -> truncate|skip"`
+	Export  SanitizeExport        `yaml:"export" doc:"export options"`
+}
+
+// SanitizeExport holds export options.
+type SanitizeExport struct {
+	Recipients []string `yaml:"recipients" doc:"age recipients (age1...) exports are encrypted to"`
+}
+
+// Table actions (TableRules.Action).
+const (
+	TableTruncate = "truncate"
+	TableSkip     = "skip"
+)
+
+// TableRules is the sanitize rule for one table: a whole-table action
+// (truncate: keep the table, no rows; skip: leave it out), or per-column
+// rules plus an optional where filter (keep only matching rows).
+type TableRules struct {
+	Action  string            // "", TableTruncate or TableSkip
+	Where   string            // SQL condition
+	Columns map[string]string // column -> rule (see ParseColumnRule)
+}
+
+// Notify configures notifications.
+type Notify struct {
+	On      []string `yaml:"on" enum:"success,failure,partial,objective_violation,lag" doc:"events that notify; default [failure, partial, objective_violation, lag]"`
+	Email   Email    `yaml:"email" doc:"SMTP email"`
+	Webhook Webhook  `yaml:"webhook" doc:"JSON POST"`
+	PingURL string   `yaml:"ping_url" doc:"healthchecks-style URL: GET on success, /fail on failure, /start at start"`
+}
+
+// Email is SMTP notification.
+type Email struct {
+	SMTP         string    `yaml:"smtp" doc:"SMTP server host:port"`
+	From         string    `yaml:"from" doc:"sender address"`
+	To           []string  `yaml:"to" doc:"recipient addresses"`
+	Username     string    `yaml:"username" doc:"SMTP user; no authentication when empty"`
+	PasswordFile SecretRef `yaml:"password_file" doc:"file holding the SMTP password, or env:NAME"`
+	Password     SecretRef `yaml:"password" doc:"env:NAME only; stored in PasswordFile after validation"`
+}
+
+// Webhook is a JSON POST notification.
+type Webhook struct {
+	URL string `yaml:"url" doc:"http(s) URL receiving a JSON POST per event"`
+}
+
+// Metrics configures Prometheus metrics.
+type Metrics struct {
+	Textfile string `yaml:"textfile" doc:"node-exporter textfile (*.prom) written after each run"`
+}
