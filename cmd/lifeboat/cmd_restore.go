@@ -20,6 +20,7 @@ type restoreOptions struct {
 
 func (a *app) restoreCmd() *cobra.Command {
 	var o restoreOptions
+	var my *mysqlRestoreFlags
 	cmd := &cobra.Command{
 		Use:   "restore SNAPSHOT|latest --to DIR [--include PATH]...",
 		Short: "Restore a snapshot, or paths in it, to a directory",
@@ -39,6 +40,9 @@ the byte ranges those files need. Every blob is verified against its ID. Needs t
 				}
 				if !r.CanReadData() {
 					return fmt.Errorf("restore snapshot %s: %w", sn.ID.Short(), repo.ErrNoDataKey)
+				}
+				if isMySQLDestination(o.to) {
+					return a.restoreMySQL(ctx, r, sn, o.to, my)
 				}
 				start := time.Now()
 				p := &restore.Progress{}
@@ -69,5 +73,6 @@ the byte ranges those files need. Every blob is verified against its ID. Needs t
 	f.StringArrayVar(&o.includes, "include", nil, "restore only this path and below, repeatable")
 	f.StringVar(&o.target, "target", "", "with latest: the latest snapshot of this target")
 	f.StringVar(&o.host, "host", "", "with latest: the latest snapshot of this host")
+	my = addMySQLRestoreFlags(f)
 	return cmd
 }
