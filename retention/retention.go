@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -410,4 +411,38 @@ func FormatDuration(d time.Duration) string {
 		b.WriteString(d.String())
 	}
 	return b.String()
+}
+
+// ParseDuration is time.ParseDuration plus day ("7d") and week ("4w")
+// units, as retention and policy files write them; "1w2d12h" mixes them.
+func ParseDuration(s string) (time.Duration, error) {
+	orig := s
+	var total time.Duration
+	for s != "" {
+		i := 0
+		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+			i++
+		}
+		if i == 0 || i == len(s) || (s[i] != 'd' && s[i] != 'w') {
+			break // the rest is Go syntax
+		}
+		n, err := strconv.Atoi(s[:i])
+		if err != nil {
+			return 0, fmt.Errorf("duration %q: %w", orig, err)
+		}
+		unit := 24 * time.Hour
+		if s[i] == 'w' {
+			unit *= 7
+		}
+		total += time.Duration(n) * unit
+		s = s[i+1:]
+	}
+	if s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			return 0, fmt.Errorf("duration %q: want e.g. 26h, 7d, 4w or 1d12h", orig)
+		}
+		total += d
+	}
+	return total, nil
 }

@@ -473,3 +473,30 @@ func golden(t *testing.T, name, got string) {
 	require.NoError(t, err, "run go test -update to create it")
 	assert.Equal(t, string(want), got)
 }
+
+func TestParseDuration(t *testing.T) {
+	tests := []struct {
+		in   string
+		want time.Duration
+		err  bool
+	}{
+		{"26h", 26 * time.Hour, false},
+		{"7d", 7 * 24 * time.Hour, false},
+		{"4w", 28 * 24 * time.Hour, false},
+		{"1d12h", 36 * time.Hour, false},
+		{"1w2d30m", 9*24*time.Hour + 30*time.Minute, false},
+		{"", 0, false},
+		{"7x", 0, true},
+		{"d", 0, true},
+		{"1d-", 0, true},
+	}
+	for _, tc := range tests {
+		got, err := ParseDuration(tc.in)
+		if tc.err {
+			assert.Error(t, err, tc.in)
+			continue
+		}
+		assert.NoError(t, err, tc.in)
+		assert.Equal(t, tc.want, got, tc.in)
+	}
+}

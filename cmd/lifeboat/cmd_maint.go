@@ -112,38 +112,6 @@ referenced blob. Repacking data packs needs the owner key; with a host key such 
 	return cmd
 }
 
-func (a *app) forgetCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:   "forget ID...",
-		Short: "Remove snapshots (their data goes at the next prune)",
-		Args:  cobra.MinimumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			return a.withRepo(ctx, sharedLock, "forget", func(ctx context.Context, r *repo.Repository) error {
-				var removed []string
-				for _, ref := range args {
-					if ref == "latest" {
-						return usagef("forget takes snapshot IDs, not %q", ref)
-					}
-					sn, err := r.FindSnapshot(ctx, ref, nil)
-					if err != nil {
-						return err
-					}
-					if err := r.DeleteSnapshot(ctx, sn.ID); err != nil {
-						return err
-					}
-					removed = append(removed, sn.ID.String())
-					a.printf("removed snapshot %s\n", sn.ID.Short())
-				}
-				if a.json {
-					return a.emit(map[string]any{"message_type": "summary", "removed": removed})
-				}
-				return nil
-			})
-		},
-	}
-}
-
 func (a *app) unlockCmd() *cobra.Command {
 	var all bool
 	cmd := &cobra.Command{

@@ -148,3 +148,29 @@ func TestCLIReadOnlyCommandsIgnoreLocks(t *testing.T) {
 	assert.Equal(t, exitLocked, code)
 	assert.Contains(t, errs, "prune")
 }
+
+func TestCLIForgetByRules(t *testing.T) {
+	c, dir, src := setup(t)
+	c.env["LIFEBOAT_KEY_FILE"] = filepath.Join(dir, "host.key")
+	for range 3 {
+		c.ok("backup", "files", src)
+	}
+	out := c.ok("forget", "--keep-last", "1", "--dry-run")
+	assert.Contains(t, out, "would remove 2 of 3 snapshots")
+	assert.Contains(t, out, "newest of group")
+	assert.Contains(t, c.ok("snapshots"), "3 snapshots", "a dry run removes nothing")
+
+	c.ok("forget", "--keep-last", "1")
+	assert.Contains(t, c.ok("snapshots"), "1 snapshots")
+
+	for _, args := range [][]string{
+		{"forget"},
+		{"forget", "--keep-daily", "-5"},
+		{"forget", "--keep-within", "7x"},
+		{"forget", "--keep-last", "1", "--timezone", "Mars/Olympus"},
+		{"forget", "abcd", "--keep-last", "1"},
+	} {
+		_, errs, code := c.run(args...)
+		assert.Equal(t, exitUsage, code, "%v: %s", args, errs)
+	}
+}
