@@ -5,6 +5,7 @@ import (
 	"maps"
 	"net"
 	"net/mail"
+	"net/url"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -68,6 +69,11 @@ func (c *checker) storageURL(path, u string) {
 		var allowed []string
 		if strings.HasPrefix(err.Error(), "scheme") {
 			allowed = RepositorySchemes
+		}
+		if pu, perr := url.Parse(u); perr == nil {
+			if _, hasPass := pu.User.Password(); hasPass {
+				u = "" // never echo a secret
+			}
 		}
 		c.add(path, u, allowed, "%v", err)
 	}
