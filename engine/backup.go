@@ -77,8 +77,10 @@ func Backup(ctx context.Context, r *repo.Repository, src Source, opts BackupOpti
 	if u, err := user.Current(); err == nil {
 		sn.Username = u.Username
 	}
+	aon, ok := src.(AllOrNothing)
+	strict := ok && aon.AllOrNothing()
 	var parent *repo.Snapshot
-	if !opts.NoParent {
+	if !opts.NoParent && !strict {
 		var err error
 		if parent, err = findParent(ctx, r, sn, opts.Parent); err != nil {
 			return nil, err
@@ -88,7 +90,7 @@ func Backup(ctx context.Context, r *repo.Repository, src Source, opts BackupOpti
 		}
 	}
 	before := r.Stats()
-	b := &backup{r: r, opts: opts, sn: sn}
+	b := &backup{r: r, opts: opts, sn: sn, strict: strict}
 	if err := b.run(ctx, src, parent); err != nil {
 		r.Abort()
 		return nil, err
@@ -133,6 +135,7 @@ type backup struct {
 	r        *repo.Repository
 	opts     BackupOptions
 	sn       *repo.Snapshot
+	strict   bool // AllOrNothing source: unreadable entries fail the backup
 	mu       sync.Mutex
 	warnings []string
 }
@@ -355,6 +358,9 @@ func (b *backup) addToTree(ctx context.Context, tw *repo.TreeWriter, st *repo.Sn
 			return ctx.Err()
 		}
 		if j.err != nil {
+			if b.strict {
+				return fmt.Errorf("%s: %w", j.node.Path, j.err)
+			}
 			b.warn(j.node.Path, j.err)
 			continue
 		}

@@ -2,7 +2,9 @@ package engine_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,6 +20,7 @@ import (
 	"github.com/lifeboat-backup/lifeboat/engine/repo/storage"
 	"github.com/lifeboat-backup/lifeboat/engine/repo/storage/miniotest"
 	"github.com/lifeboat-backup/lifeboat/restore"
+	"github.com/lifeboat-backup/lifeboat/targets"
 	"github.com/lifeboat-backup/lifeboat/testdata/gentree"
 	"github.com/lifeboat-backup/lifeboat/testdata/treecmp"
 )
@@ -195,4 +198,33 @@ func TestUnreadableFileIsNamed(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, res.Warnings, 1)
 	assert.Contains(t, res.Warnings[0], "secret")
+}
+
+// streamSource is a minimal all-or-nothing source: two entries, the second
+// of which cannot be read.
+type streamSource struct{}
+
+func (streamSource) Kind() string       { return "dump" }
+func (streamSource) Paths() []string    { return []string{"db"} }
+func (streamSource) AllOrNothing() bool { return true }
+func (streamSource) Walk(ctx context.Context, warn func(string, error), fn func(targets.Entry, engine.Opener) error) error {
+	ok := func() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader("rows")), nil }
+	bad := func() (io.ReadCloser, error) { return nil, errors.New("table is gone") }
+	if err := fn(targets.Entry{Path: "db", Type: targets.TypeDir}, nil); err != nil {
+		return err
+	}
+	if err := fn(targets.Entry{Path: "db/a.data", Type: targets.TypeFile}, ok); err != nil {
+		return err
+	}
+	return fn(targets.Entry{Path: "db/b.data", Type: targets.TypeFile}, bad)
+}
+
+func TestAllOrNothingSourceFailsWhole(t *testing.T) {
+	tr := repotest.Init(t, openURL(t, "mem://"), repotest.SmallChunks, 0)
+	r := tr.Open(t, tr.Owner)
+	_, err := engine.Backup(context.Background(), r, streamSource{}, engine.BackupOptions{})
+	require.ErrorContains(t, err, "db/b.data: table is gone")
+	ids, err := r.SnapshotIDs(context.Background())
+	require.NoError(t, err)
+	assert.Empty(t, ids, "no partial snapshot")
 }

@@ -11,8 +11,9 @@ import (
 	"github.com/lifeboat-backup/lifeboat/targets/files"
 )
 
-// Opener opens the content of a file entry.
-type Opener func() (io.ReadCloser, error)
+// Opener opens the content of a file entry. It is an alias, so targets
+// implement Source without importing engine.
+type Opener = func() (io.ReadCloser, error)
 
 // Source is what a target offers to back up: its entries in
 // targets.ComparePaths order, with a way to read each file's content.
@@ -31,6 +32,14 @@ type Source interface {
 // Details must hold no secret.
 type RecoveryPointer interface {
 	RecoveryPoint() (time.Time, map[string]string)
+}
+
+// AllOrNothing is implemented by sources whose entries form one consistent
+// whole, such as a database dump: every entry is read each time (no reuse
+// of the parent snapshot's content by metadata), and an entry that cannot
+// be read fails the backup instead of being skipped with a warning.
+type AllOrNothing interface {
+	AllOrNothing() bool
 }
 
 // FilesSource backs up directory trees.

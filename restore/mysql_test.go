@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"strings"
 	"sync"
@@ -22,7 +21,6 @@ import (
 	"github.com/lifeboat-backup/lifeboat/engine/repo/repotest"
 	"github.com/lifeboat-backup/lifeboat/engine/repo/storage"
 	"github.com/lifeboat-backup/lifeboat/restore"
-	"github.com/lifeboat-backup/lifeboat/targets"
 	"github.com/lifeboat-backup/lifeboat/targets/mysql"
 	"github.com/lifeboat-backup/lifeboat/targets/mysql/mysqltest"
 	"github.com/lifeboat-backup/lifeboat/testdata/shop"
@@ -30,18 +28,10 @@ import (
 
 func TestMain(m *testing.M) { os.Exit(mysqltest.Main(m)) }
 
-// mysqlSource adapts mysql.Source to engine.Source: engine.Opener is a
-// named type, so a target (which must not import engine) cannot spell
-// the method's parameter type.
-type mysqlSource struct{ *mysql.Source }
-
-func (s mysqlSource) Walk(ctx context.Context, warn func(string, error), fn func(targets.Entry, engine.Opener) error) error {
-	return s.Source.Walk(ctx, warn, func(e targets.Entry, open func() (io.ReadCloser, error)) error { return fn(e, open) })
-}
-
 var (
-	_ engine.Source          = mysqlSource{}
-	_ engine.RecoveryPointer = mysqlSource{}
+	_ engine.Source          = (*mysql.Source)(nil)
+	_ engine.RecoveryPointer = (*mysql.Source)(nil)
+	_ engine.AllOrNothing    = (*mysql.Source)(nil)
 )
 
 func newRepo(t *testing.T) (*repotest.Repo, *repo.Repository) {
@@ -57,7 +47,7 @@ func backupMySQL(t *testing.T, r *repo.Repository, o mysql.Options) (*engine.Bac
 	t.Helper()
 	src, err := mysql.New(o)
 	require.NoError(t, err)
-	return engine.Backup(context.Background(), r, mysqlSource{src}, engine.BackupOptions{Workers: 4})
+	return engine.Backup(context.Background(), r, src, engine.BackupOptions{Workers: 4})
 }
 
 func exec(t *testing.T, db *sql.DB, qs ...string) {

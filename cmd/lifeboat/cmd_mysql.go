@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"strings"
 	"time"
@@ -14,22 +13,8 @@ import (
 	"github.com/lifeboat-backup/lifeboat/engine"
 	"github.com/lifeboat-backup/lifeboat/engine/repo"
 	"github.com/lifeboat-backup/lifeboat/restore"
-	"github.com/lifeboat-backup/lifeboat/targets"
 	"github.com/lifeboat-backup/lifeboat/targets/mysql"
 )
-
-// mysqlSource adapts mysql.Source to engine.Source (engine.Opener is a
-// named type a target cannot name without importing engine).
-type mysqlSource struct{ *mysql.Source }
-
-var (
-	_ engine.Source          = mysqlSource{}
-	_ engine.RecoveryPointer = mysqlSource{}
-)
-
-func (s mysqlSource) Walk(ctx context.Context, warn func(string, error), fn func(targets.Entry, engine.Opener) error) error {
-	return s.Source.Walk(ctx, warn, func(e targets.Entry, open func() (io.ReadCloser, error)) error { return fn(e, open) })
-}
 
 // mysqlPassword reads the password from --password-file, else
 // $LIFEBOAT_MYSQL_PASSWORD, else $MYSQL_PWD ("" if none: the DSN's, if any).
@@ -89,7 +74,7 @@ The DSN is mysql://user@host:port/ or user@tcp(host:port)/. The password comes f
 					return fmt.Sprintf("%d entries, %s dumped, %.0f MB/s", opts.Progress.Files.Load(), formatBytes(b),
 						float64(b)/1e6/max(time.Since(start).Seconds(), 0.001))
 				})
-				res, err := engine.Backup(ctx, r, mysqlSource{src}, opts)
+				res, err := engine.Backup(ctx, r, src, opts)
 				stop()
 				if err != nil {
 					return err

@@ -101,6 +101,10 @@ func New(opts Options) (*Source, error) {
 // Kind implements engine.Source.
 func (s *Source) Kind() string { return "mysql" }
 
+// AllOrNothing implements engine.AllOrNothing: a dump is one consistent
+// whole, read completely each time; a table that cannot be read fails it.
+func (s *Source) AllOrNothing() bool { return true }
+
 // Paths implements engine.Source: the server without the password, one
 // path per selected database (or the server alone for all).
 func (s *Source) Paths() []string {
