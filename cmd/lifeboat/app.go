@@ -102,6 +102,7 @@ unreadable, 10 no repository, 11 repository locked, 12 wrong key, 130 interrupte
 	root.PersistentPostRun = func(*cobra.Command, []string) { pprof.StopCPUProfile() }
 	root.AddCommand(a.initCmd(), a.backupCmd(), a.snapshotsCmd(), a.lsCmd(), a.restoreCmd(),
 		a.checkCmd(), a.pruneCmd(), a.forgetCmd(), a.unlockCmd(), a.versionCmd(), a.replicateCmd())
+	root.AddCommand(a.configCmd())
 	return root
 }
 
