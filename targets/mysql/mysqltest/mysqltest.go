@@ -26,6 +26,8 @@ import (
 	"time"
 
 	driver "github.com/go-sql-driver/mysql"
+
+	"github.com/lifeboat-backup/lifeboat/internal/sharedserver"
 )
 
 // Test-only credentials of every server started here.
@@ -296,12 +298,7 @@ func (s *Server) halt(sig syscall.Signal, grace time.Duration) {
 	}
 }
 
-var shared struct {
-	sync.Mutex
-	srv *Server
-	dir string
-	err error
-}
+var shared sharedserver.Shared[*Server]
 
 // Shared returns one server for the whole test binary, started on first
 // use; databases keep tests apart. It skips t like Start. Use Main in
@@ -309,38 +306,10 @@ var shared struct {
 func Shared(t testing.TB) *Server {
 	t.Helper()
 	skipOrFail(t)
-	shared.Lock()
-	defer shared.Unlock()
-	if shared.srv == nil && shared.err == nil {
-		dir, err := os.MkdirTemp("", "mysqltest-")
-		if err == nil {
-			shared.dir = dir
-			shared.srv, err = New(dir)
-		}
-		shared.err = err
-	}
-	if shared.err != nil {
-		t.Fatalf("mysqltest: shared server: %v", shared.err)
-	}
-	if !shared.srv.Running() {
-		t.Fatal("mysqltest: the shared server was stopped (use Start for a server a test may stop)")
-	}
-	return shared.srv
+	return shared.Get(t, "mysqltest", func(dir string) (*Server, error) { return New(dir) })
 }
 
 // Main runs m, then stops the shared server and removes its data:
 //
 //	func TestMain(m *testing.M) { os.Exit(mysqltest.Main(m)) }
-func Main(m *testing.M) int {
-	code := m.Run()
-	shared.Lock()
-	defer shared.Unlock()
-	if shared.srv != nil {
-		shared.srv.Stop()
-		shared.srv = nil
-	}
-	if shared.dir != "" {
-		_ = os.RemoveAll(shared.dir)
-	}
-	return code
-}
+func Main(m *testing.M) int { return shared.Main(m) }

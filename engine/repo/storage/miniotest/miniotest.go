@@ -31,6 +31,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/lifeboat-backup/lifeboat/internal/sharedserver"
 )
 
 // Test-only credentials of every server started here.
@@ -328,12 +330,7 @@ func (s *Server) CreateBucket(t testing.TB, bucket string) {
 	}
 }
 
-var shared struct {
-	sync.Mutex
-	srv *Server
-	dir string
-	err error
-}
+var shared sharedserver.Shared[*Server]
 
 // Shared returns one server for the whole test binary, started on first
 // use; buckets keep tests apart. It skips t like Start. Use Main in
@@ -342,41 +339,13 @@ var shared struct {
 func Shared(t testing.TB) *Server {
 	t.Helper()
 	bin := binaryOrSkip(t)
-	shared.Lock()
-	defer shared.Unlock()
-	if shared.srv == nil && shared.err == nil {
-		dir, err := os.MkdirTemp("", "miniotest-")
-		if err == nil {
-			shared.dir = dir
-			shared.srv, err = New(bin, dir)
-		}
-		shared.err = err
-	}
-	if shared.err != nil {
-		t.Fatalf("miniotest: shared server: %v", shared.err)
-	}
-	if !shared.srv.Running() {
-		t.Fatalf("miniotest: the shared server was stopped (use Start for a server a test may stop)")
-	}
-	return shared.srv
+	return shared.Get(t, "miniotest", func(dir string) (*Server, error) { return New(bin, dir) })
 }
 
 // Main runs m and then stops the shared server and removes its data:
 //
 //	func TestMain(m *testing.M) { os.Exit(miniotest.Main(m)) }
-func Main(m *testing.M) int {
-	code := m.Run()
-	shared.Lock()
-	defer shared.Unlock()
-	if shared.srv != nil {
-		shared.srv.Stop()
-		shared.srv = nil
-	}
-	if shared.dir != "" {
-		_ = os.RemoveAll(shared.dir)
-	}
-	return code
-}
+func Main(m *testing.M) int { return shared.Main(m) }
 
 type syncWriter struct {
 	mu sync.Mutex
