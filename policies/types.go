@@ -189,7 +189,7 @@ func (c DrillCheck) Kind() string {
 type Sanitize struct {
 	Preset  string                `yaml:"preset" enum:"magento2,orocommerce" doc:"built-in rules; rules below extend or override them"`
 	KeyFile SecretRef             `yaml:"key_file" doc:"pseudonymization key (file or env:NAME): same key, same fakes"`
-	Rules   map[string]TableRules `yaml:"rules" doc:"table -> column -> rule, or table -> truncate|skip"`
+	Rules   map[string]TableRules `yaml:"rules" doc:"table -> column -> rule, or table -> truncate or skip"`
 	Export  SanitizeExport        `yaml:"export" doc:"export options"`
 }
 

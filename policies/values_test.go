@@ -254,3 +254,30 @@ func jsonType(v any, t string) bool {
 	}
 	return false
 }
+
+// TestDocsListEveryKey keeps docs/policy.md in step with the types.
+func TestDocsListEveryKey(t *testing.T) {
+	doc, err := os.ReadFile("../docs/policy.md")
+	if err != nil {
+		t.Skip("docs/policy.md not found")
+	}
+	var walk func(rt reflect.Type, prefix string)
+	walk = func(rt reflect.Type, prefix string) {
+		for _, fi := range structFields(rt) {
+			ft := rt.Field(fi.index).Type
+			p := prefix + fi.key
+			if ft.Kind() == reflect.Slice && ft.Elem().Kind() == reflect.Struct {
+				p += "[]"
+				ft = ft.Elem()
+			}
+			assert.Contains(t, string(doc), "`"+p+"`", "docs/policy.md lacks %s", p)
+			if ft.Kind() == reflect.Struct && ft != reflect.TypeFor[Calendar]() {
+				walk(ft, p+".")
+			}
+		}
+	}
+	walk(reflect.TypeFor[Policy](), "")
+	for _, o := range EnvOverrides {
+		assert.Contains(t, string(doc), "`"+o.Var+"`")
+	}
+}
