@@ -16,6 +16,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/lifeboat-backup/lifeboat/engine/repo"
+	"github.com/lifeboat-backup/lifeboat/policies"
 	"github.com/lifeboat-backup/lifeboat/engine/repo/storage"
 )
 
@@ -130,10 +131,11 @@ func (a *app) run(ctx context.Context, args []string) int {
 func exitCode(ctx context.Context, err error) int {
 	var ue usageError
 	var pe partialError
+	var ve policies.ValidationErrors
 	switch {
 	case ctx.Err() != nil:
 		return exitInterrupted
-	case errors.As(err, &ue) || isCobraUsage(err):
+	case errors.As(err, &ue) || errors.As(err, &ve) || isCobraUsage(err):
 		return exitUsage
 	case errors.As(err, &pe):
 		return exitPartial
