@@ -16,8 +16,8 @@ import (
 	"golang.org/x/term"
 
 	"github.com/lifeboat-backup/lifeboat/engine/repo"
-	"github.com/lifeboat-backup/lifeboat/policies"
 	"github.com/lifeboat-backup/lifeboat/engine/repo/storage"
+	"github.com/lifeboat-backup/lifeboat/policies"
 )
 
 // Exit codes (design.md, "Conventions"); set only in exitCode.
