@@ -58,6 +58,7 @@ type app struct {
 	json           bool
 	quiet          bool
 	cpuProfile     string
+	policy         *policies.Policy // from --policy or the run/replicate argument
 }
 
 func newApp(stdin io.Reader, stdout, stderr io.Writer) *app {
@@ -87,22 +88,28 @@ unreadable, 10 no repository, 11 repository locked, 12 wrong key, 130 interrupte
 	pf.String("repo", "", "repository URL (env LIFEBOAT_REPO)")
 	pf.String("key-file", "", "age identity file: owner or host key (env LIFEBOAT_KEY_FILE)")
 	pf.String("passphrase-file", "", "file holding the repository passphrase (env LIFEBOAT_PASSPHRASE_FILE)")
+	pf.String("policy", "", "work through this policy's primary repository and key (env LIFEBOAT_POLICY)")
 	pf.Duration("retry-lock", 0, "wait this long for a conflicting lock to go away")
 	pf.BoolVar(&a.json, "json", false, "print JSON lines (summary last) instead of text")
 	pf.BoolVarP(&a.quiet, "quiet", "q", false, "print only the summary and errors")
 	pf.StringVar(&a.cpuProfile, "cpu-profile", "", "write a CPU profile to this file (for performance work)")
 	_ = pf.MarkHidden("cpu-profile")
-	for _, name := range []string{"repo", "key-file", "passphrase-file", "retry-lock"} {
+	for _, name := range []string{"repo", "key-file", "passphrase-file", "retry-lock", "policy"} {
 		_ = a.v.BindPFlag(name, pf.Lookup(name))
 	}
 	root.SetIn(a.stdin)
 	root.SetOut(a.stdout)
 	root.SetErr(a.stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.PersistentPreRunE = func(*cobra.Command, []string) error { return a.startProfile() }
+	root.PersistentPreRunE = func(*cobra.Command, []string) error {
+		if err := a.startProfile(); err != nil {
+			return err
+		}
+		return a.usePolicy()
+	}
 	root.PersistentPostRun = func(*cobra.Command, []string) { pprof.StopCPUProfile() }
 	root.AddCommand(a.initCmd(), a.backupCmd(), a.snapshotsCmd(), a.lsCmd(), a.restoreCmd(),
-		a.checkCmd(), a.pruneCmd(), a.forgetCmd(), a.unlockCmd(), a.versionCmd(), a.replicateCmd())
+		a.checkCmd(), a.pruneCmd(), a.forgetCmd(), a.unlockCmd(), a.versionCmd(), a.replicateCmd(), a.runCmd())
 	root.AddCommand(a.configCmd())
 	return root
 }
@@ -168,18 +175,43 @@ func (a *app) startProfile() error {
 
 func (a *app) repoURL() (string, error) {
 	u := a.v.GetString("repo")
+	if u == "" && a.policy != nil {
+		u = a.policy.Repositories.Primary.URL
+	}
 	if u == "" {
-		return "", usagef("no repository: give --repo URL or set LIFEBOAT_REPO")
+		return "", usagef("no repository: give --repo URL, --policy FILE or set LIFEBOAT_REPO")
 	}
 	return u, nil
 }
 
+// usePolicy loads the policy named by --policy (once); commands then work
+// through its primary repository unless --repo/--key-file say otherwise.
+func (a *app) usePolicy() error {
+	path := a.v.GetString("policy")
+	if path == "" || a.policy != nil {
+		return nil
+	}
+	p, err := a.loadPolicy(path)
+	if err != nil {
+		return err
+	}
+	a.policy = p
+	return nil
+}
+
 func (a *app) passphrase() (string, error) {
 	f := a.v.GetString("passphrase-file")
-	if f == "" {
+	var data []byte
+	var err error
+	switch {
+	case f != "":
+		data, err = os.ReadFile(f)
+	case a.policy != nil && a.policy.Repositories.Primary.PasswordFile != "":
+		f = "repositories.primary.password_file"
+		data, err = a.policy.Repositories.Primary.PasswordFile.Read()
+	default:
 		return "", nil
 	}
-	data, err := os.ReadFile(f)
 	if err != nil {
 		return "", fmt.Errorf("passphrase file: %w", err)
 	}
@@ -199,6 +231,14 @@ func (a *app) credentials() (repo.Credentials, error) {
 	if kf := a.v.GetString("key-file"); kf != "" {
 		if c.Identities, err = repo.ParseIdentityFile(kf); err != nil {
 			return c, err
+		}
+	} else if a.policy != nil && a.policy.Repositories.Primary.KeyFile != "" {
+		data, err := a.policy.Repositories.Primary.KeyFile.Read()
+		if err != nil {
+			return c, fmt.Errorf("repositories.primary.key_file: %w", err)
+		}
+		if c.Identities, err = repo.ParseIdentities(data); err != nil {
+			return c, fmt.Errorf("repositories.primary.key_file: %w", err)
 		}
 	}
 	return c, nil

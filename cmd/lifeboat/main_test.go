@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -173,4 +174,68 @@ func TestCLIForgetByRules(t *testing.T) {
 		_, errs, code := c.run(args...)
 		assert.Equal(t, exitUsage, code, "%v: %s", args, errs)
 	}
+}
+
+func TestCLIRunPolicy(t *testing.T) {
+	c, dir, src := setup(t)
+	policy := filepath.Join(dir, "policy.yaml")
+	journal := filepath.Join(dir, "journal")
+	require.NoError(t, os.WriteFile(policy, []byte(`version: 1
+name: test-policy
+host: test-host
+repositories:
+  primary:
+    url: `+c.env["LIFEBOAT_REPO"]+`
+    key_file: `+filepath.Join(dir, "host.key")+`
+  secondaries:
+    - name: dr
+      url: file://`+filepath.Join(dir, "dr")+`
+targets:
+  - name: site
+    kind: files
+    paths: [`+src+`]
+retention:
+  keep_last: 2
+`), 0o600))
+	c.env["LIFEBOAT_REPO"] = "" // the policy names the repository
+	for i := range 3 {
+		require.NoError(t, os.WriteFile(filepath.Join(src, "sub", "n.txt"), []byte(fmt.Sprint(i)), 0o644))
+		out := c.ok("run", policy, "--journal", journal)
+		assert.Contains(t, out, "target site")
+		assert.Contains(t, out, "replicate dr")
+	}
+	// retention kept 2 of 3; the policy's repository works for listings
+	var list []map[string]any
+	require.NoError(t, json.Unmarshal([]byte(c.ok("snapshots", "--policy", policy, "--json")), &list))
+	require.Len(t, list, 2)
+	assert.Equal(t, "site", list[0]["target"])
+	assert.Equal(t, "test-host", list[0]["host"])
+	assert.Contains(t, list[0]["tags"], "policy:test-policy")
+
+	// the secondary restores the newest state with the owner key
+	c.env["LIFEBOAT_REPO"] = "file://" + filepath.Join(dir, "dr")
+	c.env["LIFEBOAT_KEY_FILE"] = filepath.Join(dir, "owner.key")
+	c.ok("restore", "latest", "--to", filepath.Join(dir, "out"))
+	got, err := os.ReadFile(filepath.Join(dir, "out", "src", "sub", "n.txt"))
+	require.NoError(t, err)
+	assert.Equal(t, "2", string(got))
+
+	// the journal has one line per run
+	data, err := os.ReadFile(filepath.Join(journal, "test-policy.jsonl"))
+	require.NoError(t, err)
+	assert.Equal(t, 3, strings.Count(string(data), "\n"))
+
+	// a failing target fails the run (exit 1), the summary names it
+	require.NoError(t, os.RemoveAll(src))
+	c.env["LIFEBOAT_REPO"] = ""
+	c.env["LIFEBOAT_KEY_FILE"] = ""
+	out, errs, code := c.run("run", policy, "--journal", journal)
+	assert.Equal(t, exitFailure, code, errs)
+	assert.Contains(t, out, "FAILED")
+
+	// an invalid policy is a usage error naming the line
+	require.NoError(t, os.WriteFile(policy, []byte("version: 1\nname: x\nbogus: 1\n"), 0o600))
+	_, errs, code = c.run("run", policy)
+	assert.Equal(t, exitUsage, code)
+	assert.Contains(t, errs, ":3:")
 }

@@ -42,14 +42,22 @@ type Credentials struct {
 // ParseIdentityFile reads an age identity file (X25519 or hybrid
 // post-quantum identities, one per line; # comments allowed).
 func ParseIdentityFile(path string) ([]age.Identity, error) {
-	f, err := os.Open(path)
+	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("key file: %w", err)
 	}
-	defer f.Close()
-	ids, err := age.ParseIdentities(f)
+	ids, err := ParseIdentities(data)
 	if err != nil {
 		return nil, fmt.Errorf("key file %s: %w", path, err)
+	}
+	return ids, nil
+}
+
+// ParseIdentities parses age identities from an identity file's content.
+func ParseIdentities(data []byte) ([]age.Identity, error) {
+	ids, err := age.ParseIdentities(bytes.NewReader(data))
+	if err != nil {
+		return nil, fmt.Errorf("identities: %w", err)
 	}
 	return ids, nil
 }

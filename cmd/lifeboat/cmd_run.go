@@ -1,0 +1,131 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/lifeboat-backup/lifeboat/engine"
+	"github.com/lifeboat-backup/lifeboat/engine/repo"
+)
+
+// defaultJournal is where run records go: /var/lib/lifeboat for root
+// (systemd units), the XDG state dir otherwise.
+func defaultJournal() string {
+	if os.Geteuid() == 0 {
+		return "/var/lib/lifeboat/journal"
+	}
+	if d := os.Getenv("XDG_STATE_HOME"); d != "" {
+		return filepath.Join(d, "lifeboat", "journal")
+	}
+	home, _ := os.UserHomeDir()
+	return filepath.Join(home, ".local", "state", "lifeboat", "journal")
+}
+
+func (a *app) runCmd() *cobra.Command {
+	var targets []string
+	var journal string
+	cmd := &cobra.Command{
+		Use:   "run POLICY",
+		Short: "Run a policy once: back up every target, apply retention, prune on its cadence, replicate",
+		Long: `Run a policy: back up each target (a failing target does not stop the others), forget the
+snapshots of this policy and host that retention does not keep, prune when retention.prune_every
+has passed since the last prune, and replicate to every secondary. One summary at the end; the
+run is appended to the journal (--journal, default /var/lib/lifeboat/journal as root).
+
+Exit codes: 0 ok, 1 a step failed, 2 invalid policy, 4 saved but some source data unreadable.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			p, err := a.loadPolicy(args[0])
+			if err != nil {
+				return err
+			}
+			for _, t := range targets {
+				if _, err := p.Target(t); err != nil {
+					return usageError{err}
+				}
+			}
+			a.policy = p
+			j := engine.Journal{Dir: journal}
+			last, err := j.LastPrune(p.Name)
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			var res *engine.RunResult
+			err = a.withRepo(ctx, sharedLock, "run "+p.Name, func(ctx context.Context, r *repo.Repository) error {
+				var runErr error
+				res, runErr = engine.Run(ctx, p, r, engine.RunOptions{Targets: targets, LastPrune: last,
+					Progress: func(string) *engine.Progress { return &engine.Progress{} }})
+				return runErr
+			})
+			if res == nil {
+				return err
+			}
+			if jerr := j.Append(res); jerr != nil {
+				fmt.Fprintln(a.stderr, "warning: "+jerr.Error())
+			}
+			if perr := a.runSummary(res); perr != nil {
+				return perr
+			}
+			if err != nil {
+				if errors.Is(err, engine.ErrRunFailed) {
+					return fmt.Errorf("policy %s: %d step(s) failed: %s", p.Name, len(res.Errors), res.Errors[0])
+				}
+				return err
+			}
+			if res.Partial {
+				n := 0
+				for _, t := range res.Targets {
+					n += len(t.Warnings)
+				}
+				return partialError{n}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringArrayVar(&targets, "target", nil, "only this target, repeatable")
+	cmd.Flags().StringVar(&journal, "journal", defaultJournal(), "directory of the run journal")
+	return cmd
+}
+
+func (a *app) runSummary(res *engine.RunResult) error {
+	if a.json {
+		return a.emit(map[string]any{"message_type": "summary", "run": res})
+	}
+	fmt.Fprintf(a.stdout, "policy %s on %s, %s\n", res.Policy, res.Host, res.End.Sub(res.Start).Round(10*time.Millisecond))
+	for _, t := range res.Targets {
+		if t.Error != "" {
+			fmt.Fprintf(a.stdout, "  target %-12s FAILED: %s\n", t.Name, t.Error)
+			continue
+		}
+		id := t.Snapshot
+		if len(id) > 8 {
+			id = id[:8]
+		}
+		fmt.Fprintf(a.stdout, "  target %-12s snapshot %s, %s in, %s added, %.1fs\n", t.Name, id,
+			formatBytes(t.BytesIn), formatBytes(t.BytesAdded), t.Seconds)
+		for _, w := range t.Warnings {
+			fmt.Fprintf(a.stdout, "    unreadable: %s\n", w)
+		}
+	}
+	fmt.Fprintf(a.stdout, "  retention: %d snapshots forgotten\n", len(res.Forgotten))
+	if res.Pruned {
+		fmt.Fprintf(a.stdout, "  prune: %d packs deleted, %d repacked, %s freed\n", res.Prune.PacksDeleted+res.Prune.PacksUnindexed,
+			res.Prune.PacksRepacked, formatBytes(res.Prune.BytesFreed))
+	}
+	for _, s := range res.Replicas {
+		if s.Error != "" {
+			fmt.Fprintf(a.stdout, "  replicate %s FAILED: %s\n", s.Name, s.Error)
+			continue
+		}
+		fmt.Fprintf(a.stdout, "  replicate %s: %d objects (%s) copied; lag before: %s\n", s.Name, s.Copied,
+			formatBytes(s.Bytes), time.Duration(s.Lag*1e9).Round(time.Second))
+	}
+	return nil
+}

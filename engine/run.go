@@ -1,0 +1,233 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/lifeboat-backup/lifeboat/engine/replicate"
+	"github.com/lifeboat-backup/lifeboat/engine/repo"
+	"github.com/lifeboat-backup/lifeboat/engine/repo/storage"
+	"github.com/lifeboat-backup/lifeboat/policies"
+	"github.com/lifeboat-backup/lifeboat/retention"
+	"github.com/lifeboat-backup/lifeboat/targets/files"
+	"github.com/lifeboat-backup/lifeboat/targets/mysql"
+)
+
+// ErrRunFailed: at least one step of a policy run failed (the others ran).
+var ErrRunFailed = errors.New("policy run failed")
+
+// TargetResult is one target's backup in a run.
+type TargetResult struct {
+	Name       string   `json:"name"`
+	Kind       string   `json:"kind"`
+	Snapshot   string   `json:"snapshot,omitempty"`
+	BytesIn    int64    `json:"bytes_in"`
+	BytesAdded int64    `json:"bytes_added"`
+	Seconds    float64  `json:"duration_seconds"`
+	Warnings   []string `json:"warnings,omitempty"`
+	Error      string   `json:"error,omitempty"`
+}
+
+// ReplicaResult is one secondary's replication in a run.
+type ReplicaResult struct {
+	Name   string  `json:"name"`
+	Copied int     `json:"copied"`
+	Bytes  int64   `json:"bytes"`
+	Lag    float64 `json:"lag_seconds"` // before the copy
+	Error  string  `json:"error,omitempty"`
+}
+
+// RunResult is the record of one `lifeboat run`: what the journal keeps.
+type RunResult struct {
+	Policy     string               `json:"policy"`
+	Host       string               `json:"host"`
+	Start      time.Time            `json:"start"`
+	End        time.Time            `json:"end"`
+	Targets    []TargetResult       `json:"targets"`
+	Forgotten  []string             `json:"forgotten"`
+	Pruned     bool                 `json:"pruned"`
+	Prune      *repo.PruneResult    `json:"prune,omitempty"`
+	Replicas   []ReplicaResult      `json:"replicas,omitempty"`
+	Errors     []string             `json:"errors,omitempty"`
+	Partial    bool                 `json:"partial"` // some source entries were unreadable
+	LastPruned *time.Time           `json:"-"`
+	Retention  []retention.Decision `json:"-"`
+}
+
+// OK reports whether every step succeeded.
+func (r *RunResult) OK() bool { return len(r.Errors) == 0 }
+
+// RunOptions tune a policy run.
+type RunOptions struct {
+	// Targets restricts the run to these target names (default: all).
+	Targets []string
+	// LastPrune is when this policy last pruned (from the journal); prune
+	// runs when it is older than retention.prune_every.
+	LastPrune time.Time
+	// Progress receives per-target progress (may be nil).
+	Progress func(target string) *Progress
+	// Now is the clock (tests); default time.Now.
+	Now func() time.Time
+}
+
+// SourceFor builds the Source of a policy target.
+func SourceFor(t policies.Target) (Source, error) {
+	switch t.Kind {
+	case "files":
+		return &FilesSource{Roots: t.Paths, Options: files.Options{Excludes: t.Exclude, OneFileSystem: t.OneFileSystem}}, nil
+	case "mysql":
+		var pw string
+		if t.PasswordFile != "" {
+			b, err := t.PasswordFile.Read()
+			if err != nil {
+				return nil, fmt.Errorf("target %s: password: %w", t.Name, err)
+			}
+			pw = strings.TrimRight(string(b), "\r\n")
+		}
+		return mysql.New(mysql.Options{DSN: t.DSN, Password: pw, Databases: t.Databases,
+			ExcludeTables: t.ExcludeTables, Jobs: t.Jobs, LockMode: mysql.LockMode(t.LockMode)})
+	}
+	return nil, fmt.Errorf("target %s: kind %q is not supported by this lifeboat yet", t.Name, t.Kind)
+}
+
+// RulesOf turns a policy's retention block into retention rules, grouped
+// per host and target.
+func RulesOf(p policies.Retention) retention.Rules {
+	return retention.Rules{
+		KeepLast: p.KeepLast, KeepHourly: p.KeepHourly, KeepDaily: p.KeepDaily, KeepWeekly: p.KeepWeekly,
+		KeepMonthly: p.KeepMonthly, KeepYearly: p.KeepYearly, KeepWithin: p.KeepWithin.D(), KeepTags: p.KeepTags,
+		Location: p.Location(), WeekStart: p.WeekStart(), PeriodPick: pick(p.PeriodPick),
+		GroupBy: []string{retention.GroupHost, retention.GroupTarget},
+	}
+}
+
+func pick(s string) retention.Pick {
+	if s == "first" {
+		return retention.PickFirst
+	}
+	return retention.PickLast
+}
+
+// PolicyTag marks snapshots made by a policy run.
+func PolicyTag(name string) string { return "policy:" + name }
+
+// Run executes a policy once: back up every target (a failing target does
+// not stop the others), forget what retention does not keep among this
+// policy's snapshots, prune when prune_every has passed, and replicate to
+// every secondary. Steps that fail are named in RunResult.Errors and the
+// error is ErrRunFailed; the caller records the result either way.
+func Run(ctx context.Context, p *policies.Policy, r *repo.Repository, opts RunOptions) (*RunResult, error) {
+	now := time.Now
+	if opts.Now != nil {
+		now = opts.Now
+	}
+	res := &RunResult{Policy: p.Name, Host: p.Host, Start: now().UTC()}
+	fail := func(format string, args ...any) { res.Errors = append(res.Errors, fmt.Sprintf(format, args...)) }
+
+	for _, t := range p.Targets {
+		if len(opts.Targets) > 0 && !slices.Contains(opts.Targets, t.Name) {
+			continue
+		}
+		tr := TargetResult{Name: t.Name, Kind: t.Kind}
+		start := now()
+		src, err := SourceFor(t)
+		if err == nil {
+			var prog *Progress
+			if opts.Progress != nil {
+				prog = opts.Progress(t.Name)
+			}
+			var br *BackupResult
+			tags := append([]string{PolicyTag(p.Name)}, t.Tags...)
+			br, err = Backup(ctx, r, src, BackupOptions{Target: t.Name, Host: p.Host, Tags: tags, Progress: prog})
+			if err == nil {
+				st := br.Snapshot.Stats
+				tr.Snapshot, tr.BytesIn, tr.BytesAdded, tr.Warnings = br.Snapshot.ID.String(), st.BytesIn, st.BytesAdded, br.Warnings
+				res.Partial = res.Partial || len(br.Warnings) > 0
+			}
+		}
+		tr.Seconds = now().Sub(start).Seconds()
+		if err != nil {
+			tr.Error = err.Error()
+			fail("target %s: %v", t.Name, err)
+		}
+		res.Targets = append(res.Targets, tr)
+		if ctx.Err() != nil {
+			return res, ctx.Err()
+		}
+	}
+
+	if rules := RulesOf(p.Retention); !rules.Empty() {
+		if err := forgetByPolicy(ctx, p, r, rules, res); err != nil {
+			fail("retention: %v", err)
+		}
+		if every := p.Retention.PruneEvery.D(); len(res.Errors) == 0 && (opts.LastPrune.IsZero() || now().Sub(opts.LastPrune) >= every) {
+			pr, err := r.Prune(ctx, repo.PruneOptions{})
+			if err != nil {
+				fail("prune: %v", err)
+			} else {
+				res.Pruned, res.Prune = true, pr
+			}
+		}
+	}
+
+	for _, sec := range p.Repositories.Secondaries {
+		rr := ReplicaResult{Name: sec.Name}
+		if err := replicateTo(ctx, r, sec.URL, &rr); err != nil {
+			rr.Error = err.Error()
+			fail("replicate to %s: %v", sec.Name, err)
+		}
+		res.Replicas = append(res.Replicas, rr)
+	}
+	res.End = now().UTC()
+	if !res.OK() {
+		return res, ErrRunFailed
+	}
+	return res, nil
+}
+
+// forgetByPolicy applies retention to the snapshots this policy made on
+// this host (tagged policy:NAME) and removes the rest.
+func forgetByPolicy(ctx context.Context, p *policies.Policy, r *repo.Repository, rules retention.Rules, res *RunResult) error {
+	sns, err := r.Snapshots(ctx)
+	if err != nil {
+		return err
+	}
+	var in []retention.Snapshot
+	byID := map[string]*repo.Snapshot{}
+	for _, s := range sns {
+		if s.Host != p.Host || !slices.Contains(s.Tags, PolicyTag(p.Name)) {
+			continue
+		}
+		byID[s.ID.String()] = s
+		in = append(in, retention.Snapshot{ID: s.ID.String(), Time: s.Time, Host: s.Host, Target: s.Target, Tags: s.Tags})
+	}
+	res.Retention = retention.Apply(in, rules)
+	for _, d := range res.Retention {
+		if d.Keep {
+			continue
+		}
+		if err := r.DeleteSnapshot(ctx, byID[d.Snapshot.ID].ID); err != nil {
+			return err
+		}
+		res.Forgotten = append(res.Forgotten, d.Snapshot.ID)
+	}
+	return nil
+}
+
+func replicateTo(ctx context.Context, r *repo.Repository, url string, rr *ReplicaResult) error {
+	dst, err := storage.OpenWith(ctx, url, storage.OpenOptions{Create: true, Ping: true})
+	if err != nil {
+		return err
+	}
+	defer dst.Close()
+	res, err := replicate.Replicate(ctx, r, dst, replicate.Options{})
+	if err != nil {
+		return err
+	}
+	rr.Copied, rr.Bytes, rr.Lag = res.Copied, res.Bytes, res.Lag.Seconds()
+	return nil
+}
