@@ -3,11 +3,13 @@ package main
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/lifeboat-backup/lifeboat/engine"
 	"github.com/lifeboat-backup/lifeboat/engine/repo"
 	"github.com/lifeboat-backup/lifeboat/retention"
 )
@@ -31,11 +33,22 @@ func (a *app) forgetCmd() *cobra.Command {
 Rules work per group (host and target by default) and are safe when backups stop: count
 rules count periods that have snapshots, --keep-within counts back from the newest
 snapshot, and the newest snapshot of each group is always kept. --dry-run prints the
-decision and its reason for every snapshot and changes nothing. See docs/retention.md.`,
+decision and its reason for every snapshot and changes nothing. With --policy and no rule
+flags, the policy's retention block applies to the snapshots that policy made on its host.
+See docs/retention.md.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			rules, err := o.parse()
 			if err != nil {
 				return err
+			}
+			var only func(*repo.Snapshot) bool
+			if rules.Empty() && a.policy != nil && len(args) == 0 {
+				// --policy alone: its retention block, over its own snapshots
+				p := a.policy
+				rules = engine.RulesOf(p.Retention)
+				only = func(s *repo.Snapshot) bool {
+					return s.Host == p.Host && slices.Contains(s.Tags, engine.PolicyTag(p.Name))
+				}
 			}
 			switch {
 			case len(args) > 0 && !rules.Empty():
@@ -57,7 +70,7 @@ decision and its reason for every snapshot and changes nothing. See docs/retenti
 						}
 						ids = append(ids, sn.ID)
 					}
-				} else if ids, err = a.applyRetention(ctx, r, rules, o.dryRun); err != nil {
+				} else if ids, err = a.applyRetention(ctx, r, rules, only, o.dryRun); err != nil {
 					return err
 				}
 				if o.dryRun {
@@ -120,7 +133,7 @@ func (o *forgetOptions) parse() (retention.Rules, error) {
 
 // applyRetention decides over all snapshots, prints the decisions (a
 // table, or JSON lines) and returns the IDs to remove.
-func (a *app) applyRetention(ctx context.Context, r *repo.Repository, rules retention.Rules, dryRun bool) ([]repo.ID, error) {
+func (a *app) applyRetention(ctx context.Context, r *repo.Repository, rules retention.Rules, only func(*repo.Snapshot) bool, dryRun bool) ([]repo.ID, error) {
 	sns, err := r.Snapshots(ctx)
 	if err != nil {
 		return nil, err
@@ -128,6 +141,9 @@ func (a *app) applyRetention(ctx context.Context, r *repo.Repository, rules rete
 	byID := map[string]*repo.Snapshot{}
 	in := make([]retention.Snapshot, 0, len(sns))
 	for _, s := range sns {
+		if only != nil && !only(s) {
+			continue
+		}
 		byID[s.ID.String()] = s
 		in = append(in, retention.Snapshot{ID: s.ID.String(), Time: s.Time, Host: s.Host, Target: s.Target, Tags: s.Tags})
 	}

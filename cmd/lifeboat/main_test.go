@@ -212,6 +212,9 @@ retention:
 	assert.Equal(t, "test-host", list[0]["host"])
 	assert.Contains(t, list[0]["tags"], "policy:test-policy")
 
+	// forget --policy applies the policy's retention (nothing left to drop)
+	assert.Contains(t, c.ok("forget", "--policy", policy, "--dry-run"), "would remove 0 of 2 snapshots")
+
 	// the secondary restores the newest state with the owner key
 	c.env["LIFEBOAT_REPO"] = "file://" + filepath.Join(dir, "dr")
 	c.env["LIFEBOAT_KEY_FILE"] = filepath.Join(dir, "owner.key")
