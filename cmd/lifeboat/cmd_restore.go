@@ -38,33 +38,7 @@ the byte ranges those files need. Every blob is verified against its ID. Needs t
 				if err != nil {
 					return err
 				}
-				if !r.CanReadData() {
-					return fmt.Errorf("restore snapshot %s: %w", sn.ID.Short(), repo.ErrNoDataKey)
-				}
-				if isMySQLDestination(o.to) {
-					return a.restoreMySQL(ctx, r, sn, o.to, my)
-				}
-				start := time.Now()
-				p := &restore.Progress{}
-				stop := a.progress(func() string {
-					b := p.Bytes.Load()
-					return fmt.Sprintf("%d entries, %s restored, %.0f MB/s", p.Files.Load(), formatBytes(b), float64(b)/1e6/max(time.Since(start).Seconds(), 0.001))
-				})
-				st, err := restore.Files(ctx, r, sn, o.to, restore.Options{Include: o.includes, Progress: p})
-				stop()
-				if err != nil {
-					return err
-				}
-				el := time.Since(start).Seconds()
-				if a.json {
-					return a.emit(map[string]any{"message_type": "summary", "snapshot_id": sn.ID.String(),
-						"target": sn.Target, "to": o.to, "files": st.Files, "dirs": st.Dirs, "others": st.Other,
-						"bytes": st.Bytes, "duration_seconds": el, "recovery_point": sn.RecoveryPoint.Time})
-				}
-				fmt.Fprintf(a.stdout, "restored snapshot %s (%s, taken %s, %s old) to %s\n", sn.ID.Short(), sn.Target,
-					sn.Time.Local().Format(time.RFC3339), time.Since(sn.RecoveryPoint.Time).Round(time.Second), o.to)
-				fmt.Fprintf(a.stdout, "  %d files, %d dirs, %d others, %s in %.1fs\n", st.Files, st.Dirs, st.Other, formatBytes(st.Bytes), el)
-				return nil
+				return a.restoreTo(ctx, r, sn, o, my)
 			})
 		},
 	}
@@ -75,4 +49,36 @@ the byte ranges those files need. Every blob is verified against its ID. Needs t
 	f.StringVar(&o.host, "host", "", "with latest: the latest snapshot of this host")
 	my = addMySQLRestoreFlags(f)
 	return cmd
+}
+
+// restoreTo restores sn to o.to: a mysql:// server or a directory. The one
+// place restore and failover dispatch on the destination.
+func (a *app) restoreTo(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, o restoreOptions, my *mysqlRestoreFlags) error {
+	if !r.CanReadData() {
+		return fmt.Errorf("restore snapshot %s: %w", sn.ID.Short(), repo.ErrNoDataKey)
+	}
+	if isMySQLDestination(o.to) {
+		return a.restoreMySQL(ctx, r, sn, o.to, my)
+	}
+	start := time.Now()
+	p := &restore.Progress{}
+	stop := a.progress(func() string {
+		b := p.Bytes.Load()
+		return fmt.Sprintf("%d entries, %s restored, %.0f MB/s", p.Files.Load(), formatBytes(b), float64(b)/1e6/max(time.Since(start).Seconds(), 0.001))
+	})
+	st, err := restore.Files(ctx, r, sn, o.to, restore.Options{Include: o.includes, Progress: p})
+	stop()
+	if err != nil {
+		return err
+	}
+	el := time.Since(start).Seconds()
+	if a.json {
+		return a.emit(map[string]any{"message_type": "summary", "snapshot_id": sn.ID.String(),
+			"target": sn.Target, "to": o.to, "files": st.Files, "dirs": st.Dirs, "others": st.Other,
+			"bytes": st.Bytes, "duration_seconds": el, "recovery_point": sn.RecoveryPoint.Time})
+	}
+	fmt.Fprintf(a.stdout, "restored snapshot %s (%s, taken %s, %s old) to %s\n", sn.ID.Short(), sn.Target,
+		sn.Time.Local().Format(time.RFC3339), time.Since(sn.RecoveryPoint.Time).Round(time.Second), o.to)
+	fmt.Fprintf(a.stdout, "  %d files, %d dirs, %d others, %s in %.1fs\n", st.Files, st.Dirs, st.Other, formatBytes(st.Bytes), el)
+	return nil
 }

@@ -69,11 +69,11 @@ func Replicate(ctx context.Context, src *repo.Repository, dst *blob.Bucket, opts
 	if err := sameRepository(ctx, sb, dst); err != nil {
 		return nil, err
 	}
-	lag, err := lagOf(ctx, src, dst)
+	lag, err := Lag(ctx, src, dst)
 	if err != nil {
 		return nil, err
 	}
-	res.Lag = lag
+	res.Lag = lag.Lag
 
 	c := &copier{src: sb, dst: dst, opts: opts, res: res}
 	// 1. config and keys
@@ -137,11 +137,23 @@ func sameRepository(ctx context.Context, src, dst *blob.Bucket) error {
 	return nil
 }
 
-// lagOf returns the age of the newest snapshot of src that dst lacks.
-func lagOf(ctx context.Context, src *repo.Repository, dst *blob.Bucket) (time.Duration, error) {
+// LagInfo says how far a secondary is behind its primary.
+type LagInfo struct {
+	// Lag is the age of the newest primary snapshot the secondary lacks
+	// (0: up to date).
+	Lag              time.Duration `json:"lag_ns"`
+	SnapshotsMissing int           `json:"snapshots_missing"`
+	PacksMissing     int           `json:"packs_missing"`
+	BytesPending     int64         `json:"bytes_pending"`
+	// NewestReplicated is the time of the newest snapshot the secondary has.
+	NewestReplicated time.Time `json:"newest_replicated"`
+}
+
+// Lag measures how far dst is behind src, from listings only.
+func Lag(ctx context.Context, src *repo.Repository, dst *blob.Bucket) (*LagInfo, error) {
 	have, err := listObjects(ctx, dst, "snapshots/")
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	got := map[string]bool{}
 	for _, o := range have {
@@ -149,14 +161,35 @@ func lagOf(ctx context.Context, src *repo.Repository, dst *blob.Bucket) (time.Du
 	}
 	sns, err := src.Snapshots(ctx)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
+	li := &LagInfo{}
 	for i := len(sns) - 1; i >= 0; i-- {
 		if !got["snapshots/"+sns[i].ID.String()] {
-			return time.Since(sns[i].Time), nil
+			li.SnapshotsMissing++
+			if li.Lag == 0 {
+				li.Lag = time.Since(sns[i].Time)
+			}
+		} else if li.NewestReplicated.IsZero() {
+			li.NewestReplicated = sns[i].Time
 		}
 	}
-	return 0, nil
+	packs, err := listObjects(ctx, dst, "data/")
+	if err != nil {
+		return nil, err
+	}
+	size := map[string]int64{}
+	for _, o := range packs {
+		size[o.key] = o.size
+	}
+	for _, p := range src.Index().Packs() {
+		s := p.ID.String()
+		if size["data/"+s[:2]+"/"+s] != p.Size {
+			li.PacksMissing++
+			li.BytesPending += p.Size
+		}
+	}
+	return li, nil
 }
 
 func listObjects(ctx context.Context, b *blob.Bucket, prefix string) ([]object, error) {
