@@ -109,7 +109,7 @@ unreadable, 10 no repository, 11 repository locked, 12 wrong key, 130 interrupte
 	}
 	root.PersistentPostRun = func(*cobra.Command, []string) { pprof.StopCPUProfile() }
 	root.AddCommand(a.initCmd(), a.backupCmd(), a.snapshotsCmd(), a.lsCmd(), a.restoreCmd(),
-		a.checkCmd(), a.pruneCmd(), a.forgetCmd(), a.unlockCmd(), a.versionCmd(), a.replicateCmd(), a.runCmd())
+		a.checkCmd(), a.pruneCmd(), a.forgetCmd(), a.unlockCmd(), a.versionCmd(), a.replicateCmd(), a.runCmd(), a.failoverCmd(), a.statusCmd())
 	root.AddCommand(a.configCmd())
 	return root
 }
@@ -250,6 +250,11 @@ func (a *app) openRepo(ctx context.Context) (*repo.Repository, error) {
 	if err != nil {
 		return nil, err
 	}
+	return a.openRepoAt(ctx, url)
+}
+
+// openRepoAt opens the repository at url with the command's credentials.
+func (a *app) openRepoAt(ctx context.Context, url string) (*repo.Repository, error) {
 	creds, err := a.credentials()
 	if err != nil {
 		return nil, err

@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -12,54 +14,95 @@ import (
 	"github.com/lifeboat-backup/lifeboat/engine/repo/storage"
 )
 
+// secondary is one replication destination.
+type secondary struct {
+	name, url string
+	maxLag    time.Duration
+}
+
 func (a *app) replicateCmd() *cobra.Command {
 	var to string
-	var opts replicate.Options
+	var verifyAll bool
 	cmd := &cobra.Command{
-		Use:   "replicate --to URL",
+		Use:   "replicate [POLICY] [--to URL]",
 		Short: "Copy the repository to a second location, byte for byte (the host key is enough)",
 		Long: `Copy every pack, index file and snapshot the secondary lacks, verifying each copy
 (SHA-256 of the stored bytes against the index), manifests last, so the secondary is
 always consistent; then remove from the secondary what forget/prune removed here.
 Interrupted runs resume: what is there is skipped. --verify-all also re-reads every
-pack already in the secondary and recopies damaged ones.`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if to == "" {
-				return usagef("--to URL is required")
+pack already in the secondary and recopies damaged ones. With POLICY: from its primary to
+each of its secondaries (exit 1 when one was further behind than its max_lag).`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var dests []secondary
+			switch {
+			case len(args) == 1 && to == "":
+				p, err := a.loadPolicy(args[0])
+				if err != nil {
+					return err
+				}
+				a.policy = p
+				for _, s := range p.Repositories.Secondaries {
+					dests = append(dests, secondary{s.Name, s.URL, s.MaxLag.D()})
+				}
+				if len(dests) == 0 {
+					return usagef("policy %s has no secondaries", p.Name)
+				}
+			case len(args) == 0 && to != "":
+				dests = []secondary{{"secondary", to, 0}}
+			default:
+				return usagef("give POLICY or --to URL")
 			}
 			ctx := cmd.Context()
 			return a.withRepo(ctx, sharedLock, "replicate", func(ctx context.Context, r *repo.Repository) error {
-				dst, err := storage.OpenWith(ctx, to, storage.OpenOptions{Create: true, Ping: true})
-				if err != nil {
-					return err
+				var lagging []string
+				for _, d := range dests {
+					res, err := a.replicateOne(ctx, r, d, replicate.Options{VerifyAll: verifyAll})
+					if err != nil {
+						return fmt.Errorf("replicate to %s: %w", d.name, err)
+					}
+					if d.maxLag > 0 && res.Lag > d.maxLag {
+						lagging = append(lagging, fmt.Sprintf("%s was %s behind (max_lag %s)", d.name, res.Lag.Round(time.Second), d.maxLag))
+					}
 				}
-				defer dst.Close()
-				var last atomic.Pointer[replicate.Progress]
-				last.Store(&replicate.Progress{})
-				stop := a.progress(func() string {
-					p := last.Load()
-					return fmt.Sprintf("copied %d of %d objects, %s of %s", p.Objects, p.ObjectsTotal,
-						formatBytes(p.Bytes), formatBytes(p.BytesTotal))
-				})
-				opts.Progress = func(p replicate.Progress) { last.Store(&p) }
-				res, err := replicate.Replicate(ctx, r, dst, opts)
-				stop()
-				if err != nil {
-					return err
+				if len(lagging) > 0 {
+					return fmt.Errorf("replication lag: %s", strings.Join(lagging, "; "))
 				}
-				if a.json {
-					return a.emit(map[string]any{"message_type": "summary", "to": storage.Redact(to), "copied": res.Copied,
-						"bytes": res.Bytes, "recopied": res.Recopied, "deleted": res.Deleted, "snapshots": res.Snapshots,
-						"lag_seconds": res.Lag.Seconds()})
-				}
-				fmt.Fprintf(a.stdout, "replicated to %s: %d objects copied (%s), %d damaged recopied, %d removed; %d snapshots; lag was %s\n",
-					storage.Redact(to), res.Copied, formatBytes(res.Bytes), res.Recopied, res.Deleted, res.Snapshots, res.Lag.Round(1e9))
 				return nil
 			})
 		},
 	}
 	cmd.Flags().StringVar(&to, "to", "", "secondary repository URL")
-	cmd.Flags().BoolVar(&opts.VerifyAll, "verify-all", false, "re-read and verify every pack already in the secondary")
+	cmd.Flags().BoolVar(&verifyAll, "verify-all", false, "re-read and verify every pack already in the secondary")
 	return cmd
+}
+
+// replicateOne copies r to one secondary and prints its summary.
+func (a *app) replicateOne(ctx context.Context, r *repo.Repository, d secondary, opts replicate.Options) (*replicate.Result, error) {
+	dst, err := storage.OpenWith(ctx, d.url, storage.OpenOptions{Create: true, Ping: true})
+	if err != nil {
+		return nil, err
+	}
+	defer dst.Close()
+	var last atomic.Pointer[replicate.Progress]
+	last.Store(&replicate.Progress{})
+	stop := a.progress(func() string {
+		p := last.Load()
+		return fmt.Sprintf("%s: copied %d of %d objects, %s of %s", d.name, p.Objects, p.ObjectsTotal,
+			formatBytes(p.Bytes), formatBytes(p.BytesTotal))
+	})
+	opts.Progress = func(p replicate.Progress) { last.Store(&p) }
+	res, err := replicate.Replicate(ctx, r, dst, opts)
+	stop()
+	if err != nil {
+		return nil, err
+	}
+	if a.json {
+		return res, a.emit(map[string]any{"message_type": "summary", "secondary": d.name, "to": storage.Redact(d.url),
+			"copied": res.Copied, "bytes": res.Bytes, "recopied": res.Recopied, "deleted": res.Deleted,
+			"snapshots": res.Snapshots, "lag_seconds": res.Lag.Seconds()})
+	}
+	fmt.Fprintf(a.stdout, "replicated to %s (%s): %d objects copied (%s), %d damaged recopied, %d removed; %d snapshots; lag was %s\n",
+		d.name, storage.Redact(d.url), res.Copied, formatBytes(res.Bytes), res.Recopied, res.Deleted, res.Snapshots, res.Lag.Round(time.Second))
+	return res, nil
 }

@@ -242,3 +242,53 @@ retention:
 	assert.Equal(t, exitUsage, code)
 	assert.Contains(t, errs, ":3:")
 }
+
+func TestCLIFailoverAndStatus(t *testing.T) {
+	c, dir, src := setup(t)
+	primary := c.env["LIFEBOAT_REPO"]
+	policy := filepath.Join(dir, "policy.yaml")
+	require.NoError(t, os.WriteFile(policy, []byte(`version: 1
+name: fo
+host: web-1
+repositories:
+  primary:
+    url: `+primary+`
+    key_file: `+filepath.Join(dir, "host.key")+`
+  secondaries:
+    - name: dr
+      url: file://`+filepath.Join(dir, "dr")+`
+      max_lag: 26h
+targets:
+  - name: site
+    kind: files
+    paths: [`+src+`]
+`), 0o600))
+	c.env["LIFEBOAT_REPO"] = ""
+	journal := filepath.Join(dir, "journal")
+	c.ok("run", policy, "--journal", journal)
+	out := c.ok("status", policy, "--journal", journal)
+	assert.Contains(t, out, "dr")
+	assert.Contains(t, out, "lag 0s")
+	c.ok("replicate", policy)
+
+	// the primary region is gone: status says so, failover does not care
+	require.NoError(t, os.RemoveAll(strings.TrimPrefix(primary, "file://")))
+	out, _, code := c.run("status", policy, "--journal", journal)
+	assert.Equal(t, exitFailure, code)
+	assert.Contains(t, out, "UNREACHABLE")
+
+	_, errs, code := c.run("failover", policy, "--to", filepath.Join(dir, "nope"))
+	assert.Equal(t, exitWrongKey, code, "the policy's host key cannot restore: %s", errs)
+	assert.Contains(t, errs, "owner key")
+
+	c.env["LIFEBOAT_KEY_FILE"] = filepath.Join(dir, "owner.key")
+	out = c.ok("failover", policy, "--to", filepath.Join(dir, "restored"))
+	assert.Contains(t, out, "failover from dr")
+	assert.Contains(t, out, "recovery point")
+	got, err := os.ReadFile(filepath.Join(dir, "restored", "src", "sub", "a.txt"))
+	require.NoError(t, err)
+	assert.Len(t, got, 90000)
+
+	_, _, code = c.run("failover", policy, "--from", "nowhere", "--to", dir)
+	assert.Equal(t, exitUsage, code)
+}

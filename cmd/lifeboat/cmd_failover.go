@@ -1,0 +1,210 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/lifeboat-backup/lifeboat/engine"
+	"github.com/lifeboat-backup/lifeboat/engine/replicate"
+	"github.com/lifeboat-backup/lifeboat/engine/repo"
+	"github.com/lifeboat-backup/lifeboat/engine/repo/storage"
+)
+
+func (a *app) failoverCmd() *cobra.Command {
+	var o restoreOptions
+	var from, snapshot string
+	var my *mysqlRestoreFlags
+	cmd := &cobra.Command{
+		Use:   "failover POLICY [--from SECONDARY] [--snapshot ID|latest] [--target NAME] --to DEST",
+		Short: "Restore from a secondary when the primary is gone (never contacts the primary)",
+		Long: `Restore a target from one of the policy's secondaries: a directory for files targets,
+mysql://user:pass@host:port/ for MySQL targets. The primary is not contacted at all, so this
+works when its region is down. Needs the owner key (--key-file or LIFEBOAT_KEY_FILE): the
+policy's key_file is a host key, which cannot read content. Takes no lock on the secondary.
+The summary says which recovery point was restored and how old it is.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if o.to == "" {
+				return usagef("--to DEST is required")
+			}
+			p, err := a.loadPolicy(args[0])
+			if err != nil {
+				return err
+			}
+			a.policy = p
+			sec, err := p.Secondary(from)
+			if err != nil {
+				return usageError{err}
+			}
+			t, err := p.Target(o.target)
+			if err != nil {
+				return usageError{err}
+			}
+			ctx := cmd.Context()
+			r, err := a.openRepoAt(ctx, sec.URL)
+			if err != nil {
+				return fmt.Errorf("secondary %s: %w", sec.Name, err)
+			}
+			defer r.Bucket().Close()
+			if !r.CanReadData() {
+				return fmt.Errorf("failover from %s: %w; give the owner key with --key-file", sec.Name, repo.ErrNoDataKey)
+			}
+			sn, err := r.FindSnapshot(ctx, snapshot, func(s *repo.Snapshot) bool { return s.Target == t.Name && s.Host == p.Host })
+			if err != nil {
+				return fmt.Errorf("secondary %s, target %s: %w", sec.Name, t.Name, err)
+			}
+			if !a.json {
+				fmt.Fprintf(a.stdout, "failover from %s (%s): target %s, snapshot %s, recovery point %s (%s old)\n",
+					sec.Name, storage.Redact(sec.URL), t.Name, sn.ID.Short(), sn.RecoveryPoint.Time.Format(time.RFC3339),
+					time.Since(sn.RecoveryPoint.Time).Round(time.Second))
+			}
+			o.target = t.Name
+			return a.restoreTo(ctx, r, sn, o, my)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&from, "from", "", "the secondary to restore from (default: the only one)")
+	f.StringVar(&snapshot, "snapshot", "latest", "snapshot ID, or latest")
+	f.StringVar(&o.target, "target", "", "the target to restore (default: the only one)")
+	f.StringVar(&o.to, "to", "", "destination: a directory, or mysql://user:pass@host:port/")
+	f.StringArrayVar(&o.includes, "include", nil, "files: restore only this path and below, repeatable")
+	my = addMySQLRestoreFlags(f)
+	return cmd
+}
+
+func (a *app) statusCmd() *cobra.Command {
+	var journal string
+	cmd := &cobra.Command{
+		Use:   "status POLICY",
+		Short: "Per repository: reachable, newest snapshot, replication lag; the last run",
+		Long: `Show the state of a policy: for the primary and every secondary whether it answers, its newest
+snapshot per target and, for secondaries, the replication lag (age of the newest primary
+snapshot it lacks, and bytes pending) against the policy's max_lag; then the last run from the
+journal. Takes no lock. Exit 1 when a repository is unreachable or a lag exceeds max_lag.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			p, err := a.loadPolicy(args[0])
+			if err != nil {
+				return err
+			}
+			a.policy = p
+			ctx := cmd.Context()
+			st, err := a.policyStatus(ctx, journal)
+			if err != nil {
+				return err
+			}
+			if a.json {
+				if err := a.emit(st); err != nil {
+					return err
+				}
+			} else {
+				a.printStatus(st)
+			}
+			if len(st.Problems) > 0 {
+				return errors.New(st.Problems[0])
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&journal, "journal", defaultJournal(), "directory of the run journal")
+	return cmd
+}
+
+type repoStatus struct {
+	Name      string               `json:"name"`
+	URL       string               `json:"url"`
+	Reachable bool                 `json:"reachable"`
+	Error     string               `json:"error,omitempty"`
+	Newest    map[string]time.Time `json:"newest_per_target,omitempty"`
+	Lag       *replicate.LagInfo   `json:"lag,omitempty"`
+	MaxLag    time.Duration        `json:"max_lag_ns,omitempty"`
+}
+
+type policyStatus struct {
+	Policy       string       `json:"policy"`
+	Repositories []repoStatus `json:"repositories"`
+	LastRun      any          `json:"last_run,omitempty"`
+	Problems     []string     `json:"problems,omitempty"`
+}
+
+func (a *app) policyStatus(ctx context.Context, journal string) (*policyStatus, error) {
+	p := a.policy
+	st := &policyStatus{Policy: p.Name}
+	newest := func(r *repo.Repository) (map[string]time.Time, error) {
+		sns, err := r.Snapshots(ctx)
+		if err != nil {
+			return nil, err
+		}
+		m := map[string]time.Time{}
+		for _, s := range sns {
+			if s.Host == p.Host && s.Time.After(m[s.Target]) {
+				m[s.Target] = s.Time
+			}
+		}
+		return m, nil
+	}
+	prim := repoStatus{Name: "primary", URL: storage.Redact(p.Repositories.Primary.URL)}
+	r, err := a.openRepoAt(ctx, p.Repositories.Primary.URL)
+	if err == nil {
+		defer r.Bucket().Close()
+		prim.Reachable = true
+		prim.Newest, err = newest(r)
+	}
+	if err != nil {
+		prim.Error = err.Error()
+		st.Problems = append(st.Problems, "primary: "+err.Error())
+	}
+	st.Repositories = append(st.Repositories, prim)
+	for _, sec := range p.Repositories.Secondaries {
+		rs := repoStatus{Name: sec.Name, URL: storage.Redact(sec.URL), MaxLag: sec.MaxLag.D()}
+		sr, err := a.openRepoAt(ctx, sec.URL)
+		if err == nil {
+			rs.Reachable = true
+			rs.Newest, err = newest(sr)
+			if err == nil && r != nil {
+				rs.Lag, err = replicate.Lag(ctx, r, sr.Bucket())
+			}
+			sr.Bucket().Close()
+		}
+		switch {
+		case err != nil:
+			rs.Error = err.Error()
+			st.Problems = append(st.Problems, sec.Name+": "+err.Error())
+		case rs.Lag != nil && rs.MaxLag > 0 && rs.Lag.Lag > rs.MaxLag:
+			st.Problems = append(st.Problems, fmt.Sprintf("%s: lag %s exceeds max_lag %s", sec.Name, rs.Lag.Lag.Round(time.Second), rs.MaxLag))
+		}
+		st.Repositories = append(st.Repositories, rs)
+	}
+	if runs, err := (engine.Journal{Dir: journal}).Runs(p.Name); err == nil && len(runs) > 0 {
+		st.LastRun = runs[len(runs)-1]
+	}
+	return st, nil
+}
+
+func (a *app) printStatus(st *policyStatus) {
+	fmt.Fprintf(a.stdout, "policy %s\n", st.Policy)
+	for _, r := range st.Repositories {
+		state := "reachable"
+		if !r.Reachable {
+			state = "UNREACHABLE: " + r.Error
+		}
+		fmt.Fprintf(a.stdout, "  %-10s %s  %s\n", r.Name, r.URL, state)
+		for t, ts := range r.Newest {
+			fmt.Fprintf(a.stdout, "    %-12s newest snapshot %s (%s old)\n", t, ts.Local().Format(time.RFC3339), time.Since(ts).Round(time.Second))
+		}
+		if r.Lag != nil {
+			fmt.Fprintf(a.stdout, "    lag %s, %d snapshots and %s pending", r.Lag.Lag.Round(time.Second), r.Lag.SnapshotsMissing, formatBytes(r.Lag.BytesPending))
+			if r.MaxLag > 0 {
+				fmt.Fprintf(a.stdout, " (max_lag %s)", r.MaxLag)
+			}
+			fmt.Fprintln(a.stdout)
+		}
+	}
+	for _, pr := range st.Problems {
+		fmt.Fprintln(a.stdout, "  PROBLEM: "+pr)
+	}
+}
