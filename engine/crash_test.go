@@ -219,6 +219,44 @@ func TestCrashKill9(t *testing.T) {
 		c.restoreCompare("latest", src)
 		require.Len(t, c.snapshotIDs(), 2)
 	})
+
+	t.Run("replicate", func(t *testing.T) {
+		c.t = t
+		dr := filepath.Join(t.TempDir(), "dr")
+		count := func(sub string) int {
+			n := 0
+			_ = filepath.WalkDir(filepath.Join(dr, sub), func(p string, d os.DirEntry, err error) error {
+				if strings.Contains(p, "/.tmp/") {
+					return nil // staging files of the killed copy
+				}
+				if err == nil && d.Type().IsRegular() {
+					n++
+				}
+				return nil
+			})
+			return n
+		}
+		// Kill replication once some packs are across: manifests come last,
+		// so the secondary shows no snapshot yet.
+		killed := c.killWhen(c.hostKey, func() bool { return count("data") > 2 }, "replicate", "--to", "file://"+dr)
+		require.True(t, killed, "replication finished before it could be killed")
+		copiedBefore := count("data") + count("keys") + count("index") + count("config")
+		require.Zero(t, count("snapshots"), "no half-visible snapshot on the secondary")
+
+		// The rerun copies only what is missing, and the secondary then
+		// restores like the primary.
+		res := c.runJSON(c.hostKey, "replicate", "--to", "file://"+dr)
+		total := c.count("data") + c.count("index") + c.count("snapshots") + c.count("keys") + 1
+		t.Logf("killed after %d objects; rerun copied %.0f of %d objects", copiedBefore, res["copied"].(float64), total)
+		assert.Equal(t, float64(total-copiedBefore), res["copied"], "no object copied twice")
+		assert.Equal(t, 2, count("snapshots"))
+
+		primary := c.repoDir
+		c.repoDir = dr
+		defer func() { c.repoDir = primary }()
+		c.checkReadData()
+		c.restoreCompare("latest", src)
+	})
 }
 
 // indexedBytes returns the plaintext size of all distinct indexed blobs.
