@@ -38,7 +38,10 @@ type ReplicaResult struct {
 	Copied int     `json:"copied"`
 	Bytes  int64   `json:"bytes"`
 	Lag    float64 `json:"lag_seconds"` // before the copy
-	Error  string  `json:"error,omitempty"`
+	// LagExceeded: the secondary was further behind than its max_lag
+	// before this copy (earlier replications failed or did not run).
+	LagExceeded bool   `json:"lag_exceeded,omitempty"`
+	Error       string `json:"error,omitempty"`
 }
 
 // RunResult is the record of one `lifeboat run`: what the journal keeps.
@@ -180,6 +183,7 @@ func Run(ctx context.Context, p *policies.Policy, r *repo.Repository, opts RunOp
 			rr.Error = err.Error()
 			fail("replicate to %s: %v", sec.Name, err)
 		}
+		rr.LagExceeded = sec.MaxLag.D() > 0 && rr.Lag > sec.MaxLag.D().Seconds()
 		res.Replicas = append(res.Replicas, rr)
 	}
 	res.End = now().UTC()
