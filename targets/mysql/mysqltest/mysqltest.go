@@ -142,7 +142,7 @@ func New(dir string) (*Server, error) {
 		return nil, fmt.Errorf("mariadb-install-db: %v\n%s", err, out)
 	}
 	for attempt := 0; ; attempt++ {
-		port, err := freePort()
+		port, err := sharedserver.FreePort()
 		if err != nil {
 			return nil, err
 		}
@@ -160,15 +160,6 @@ func New(dir string) (*Server, error) {
 		return nil, err
 	}
 	return s, nil
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 func (s *Server) start(server, dir string) error {

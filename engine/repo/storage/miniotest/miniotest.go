@@ -125,7 +125,7 @@ func New(bin, dataDir string) (*Server, error) {
 	var err error
 	for attempt := 0; attempt < 3; attempt++ { // the free port may be taken meanwhile
 		var port int
-		if port, err = freePort(); err != nil {
+		if port, err = sharedserver.FreePort(); err != nil {
 			return nil, err
 		}
 		s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
@@ -136,15 +136,6 @@ func New(bin, dataDir string) (*Server, error) {
 		}
 	}
 	return nil, err
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 func setCredentialEnv() {
