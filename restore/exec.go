@@ -1,0 +1,181 @@
+package restore
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	osexec "os/exec"
+	"time"
+
+	"github.com/lifeboat-backup/lifeboat/engine/repo"
+	"github.com/lifeboat-backup/lifeboat/targets"
+	"github.com/lifeboat-backup/lifeboat/targets/exec"
+)
+
+// ExecOptions say where the stream of an exec snapshot goes: into the
+// stdin of Command (argv, no shell), or into the file To ("-": w).
+type ExecOptions struct {
+	Command  []string
+	To       string
+	Stdout   io.Writer // for To == "-"
+	Progress *Progress
+}
+
+// ExecStats summarize a stream restore.
+type ExecStats struct {
+	Name   string `json:"name"`
+	Bytes  int64  `json:"bytes"`
+	SHA256 string `json:"sha256"`
+}
+
+// Exec restores the stream of an exec snapshot: it pipes it into a
+// command (which must exit 0) or writes it to a file (created or
+// truncated; written to FILE.lifeboat-tmp and renamed when complete).
+func Exec(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, opts ExecOptions) (*ExecStats, error) {
+	if sn.Kind != "exec" {
+		return nil, fmt.Errorf("snapshot %s is a %s snapshot, not exec", sn.ID.Short(), sn.Kind)
+	}
+	if (len(opts.Command) == 0) == (opts.To == "") {
+		return nil, errors.New("restore exec: give either a file or a command")
+	}
+	if opts.Progress == nil {
+		opts.Progress = &Progress{}
+	}
+	n, err := singleFile(ctx, r, sn)
+	if err != nil {
+		return nil, err
+	}
+	st := &ExecStats{Name: n.Path}
+	h := sha256.New()
+	copyTo := func(w io.Writer) error {
+		cr := NewContentReader(ctx, r, n)
+		written, err := io.Copy(io.MultiWriter(w, h, progressWriter{opts.Progress}), cr)
+		st.Bytes = written
+		return err
+	}
+	switch {
+	case len(opts.Command) > 0:
+		cmd := osexec.CommandContext(ctx, opts.Command[0], opts.Command[1:]...)
+		tail := &exec.TailBuffer{Max: exec.StderrTail}
+		cmd.Stderr = tail
+		cmd.Stdout = tail
+		cmd.WaitDelay = 5 * time.Second
+		in, err := cmd.StdinPipe()
+		if err != nil {
+			return nil, err
+		}
+		if err := cmd.Start(); err != nil {
+			return nil, fmt.Errorf("restore: start %s: %w", opts.Command[0], err)
+		}
+		cerr := copyTo(in)
+		in.Close()
+		werr := cmd.Wait()
+		if werr != nil {
+			return nil, exec.CommandError(opts.Command[0], werr, tail.String())
+		}
+		if cerr != nil {
+			return nil, fmt.Errorf("restore %s into %s: %w", n.Path, opts.Command[0], cerr)
+		}
+	case opts.To == "-":
+		w := opts.Stdout
+		if w == nil {
+			w = os.Stdout
+		}
+		if err := copyTo(w); err != nil {
+			return nil, err
+		}
+	default:
+		tmp := opts.To + ".lifeboat-tmp"
+		f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+		if err != nil {
+			return nil, err
+		}
+		err = copyTo(f)
+		if err == nil {
+			err = f.Sync()
+		}
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err == nil {
+			err = os.Rename(tmp, opts.To)
+		}
+		if err != nil {
+			os.Remove(tmp)
+			return nil, fmt.Errorf("restore %s to %s: %w", n.Path, opts.To, err)
+		}
+	}
+	if st.Bytes != n.Size {
+		return nil, fmt.Errorf("restore %s: content is %d bytes, metadata says %d", n.Path, st.Bytes, n.Size)
+	}
+	st.SHA256 = hex.EncodeToString(h.Sum(nil))
+	opts.Progress.Files.Add(1)
+	return st, nil
+}
+
+type progressWriter struct{ p *Progress }
+
+func (w progressWriter) Write(b []byte) (int, error) { w.p.Bytes.Add(int64(len(b))); return len(b), nil }
+
+// singleFile returns the one file entry of a stream or volume snapshot.
+func singleFile(ctx context.Context, r *repo.Repository, sn *repo.Snapshot) (*repo.Node, error) {
+	tr := r.NewTreeReader(ctx, sn)
+	var found *repo.Node
+	for {
+		n, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		if n.Type != targets.TypeFile {
+			continue
+		}
+		if found != nil {
+			return nil, fmt.Errorf("snapshot %s holds more than one file (%s, %s)", sn.ID.Short(), found.Path, n.Path)
+		}
+		found = n
+	}
+	if found == nil {
+		return nil, fmt.Errorf("snapshot %s holds no file", sn.ID.Short())
+	}
+	return found, nil
+}
+
+// ContentReader reads the content of a file node blob by blob; every
+// blob is verified against its ID as it is loaded.
+type ContentReader struct {
+	ctx  context.Context
+	r    *repo.Repository
+	ids  []repo.ID
+	cur  []byte
+	buf  []byte
+	next int
+}
+
+// NewContentReader returns a reader of n's content.
+func NewContentReader(ctx context.Context, r *repo.Repository, n *repo.Node) *ContentReader {
+	return &ContentReader{ctx: ctx, r: r, ids: n.Content}
+}
+
+func (c *ContentReader) Read(p []byte) (int, error) {
+	for len(c.cur) == 0 {
+		if c.next >= len(c.ids) {
+			return 0, io.EOF
+		}
+		data, err := c.r.LoadBlob(c.ctx, c.ids[c.next], c.buf)
+		if err != nil {
+			return 0, fmt.Errorf("blob %s: %w", c.ids[c.next].Short(), err)
+		}
+		c.next++
+		c.cur, c.buf = data, data[:0]
+	}
+	n := copy(p, c.cur)
+	c.cur = c.cur[n:]
+	return n, nil
+}

@@ -1,0 +1,277 @@
+package volume_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"io"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/lifeboat-backup/lifeboat/engine"
+	"github.com/lifeboat-backup/lifeboat/engine/repo"
+	"github.com/lifeboat-backup/lifeboat/engine/repo/chunker"
+	"github.com/lifeboat-backup/lifeboat/engine/repo/repotest"
+	"github.com/lifeboat-backup/lifeboat/engine/repo/storage"
+	"github.com/lifeboat-backup/lifeboat/restore"
+	"github.com/lifeboat-backup/lifeboat/targets"
+	"github.com/lifeboat-backup/lifeboat/targets/volume"
+)
+
+const mib = 1 << 20
+
+func newRepo(t testing.TB) *repo.Repository { return newRepoWith(t, repotest.SmallChunks) }
+
+func newRepoWith(t testing.TB, params chunker.Params) *repo.Repository {
+	t.Helper()
+	b, err := storage.OpenWith(context.Background(), "mem://", storage.OpenOptions{Create: true})
+	require.NoError(t, err)
+	t.Cleanup(func() { b.Close() })
+	tr := repotest.Init(t, b, params, 16*mib)
+	return tr.Open(t, tr.Owner)
+}
+
+// makeImage creates a sparse image of size bytes with data bytes of random
+// content in extents of 1 MiB spread over it.
+func makeImage(t testing.TB, path string, size, data int64, seed uint64) {
+	t.Helper()
+	f, err := os.Create(path)
+	require.NoError(t, err)
+	defer f.Close()
+	require.NoError(t, f.Truncate(size))
+	rng := rand.New(rand.NewPCG(seed, 1))
+	buf := make([]byte, mib)
+	extents := data / mib
+	stride := size / extents
+	for i := range extents {
+		for j := range buf {
+			buf[j] = byte(rng.Uint32())
+		}
+		_, err := f.WriteAt(buf, int64(i)*stride)
+		require.NoError(t, err)
+	}
+}
+
+// mutate rewrites frac of the data extents' bytes in contiguous runs of at
+// most 1 MiB at the start of extents spread over the image.
+func mutate(t testing.TB, path string, size, data int64, frac float64) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	require.NoError(t, err)
+	defer f.Close()
+	extents := data / mib
+	stride := size / extents
+	total := int64(float64(data) * frac)
+	runs := (total + mib - 1) / mib
+	buf := make([]byte, mib)
+	for i := range runs {
+		for j := range buf {
+			buf[j] = byte(i*31 + int64(j)*7 + 1)
+		}
+		n := min(total-i*mib, mib)
+		_, err := f.WriteAt(buf[:n], (i*extents/runs)*stride)
+		require.NoError(t, err)
+	}
+}
+
+func fileSHA(t testing.TB, path string) string {
+	f, err := os.Open(path)
+	require.NoError(t, err)
+	defer f.Close()
+	h := sha256.New()
+	_, err = io.Copy(h, f)
+	require.NoError(t, err)
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+func allocated(t testing.TB, path string) int64 {
+	var st syscall.Stat_t
+	require.NoError(t, syscall.Stat(path, &st))
+	return st.Blocks * 512
+}
+
+func backupVolume(t testing.TB, r *repo.Repository, o volume.Options) (*engine.BackupResult, error) {
+	src, err := volume.New(o)
+	require.NoError(t, err)
+	return engine.Backup(context.Background(), r, src, engine.BackupOptions{Workers: 4})
+}
+
+func TestSparseImageRoundTrip(t *testing.T) {
+	sizes := []struct {
+		name       string
+		size, data int64
+		large      bool
+	}{
+		{"64MiB-8MiB", 64 * mib, 8 * mib, false},
+		{"4GiB-500MiB", 4 << 30, 500 * mib, true},
+	}
+	for _, tc := range sizes {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.large && os.Getenv("LIFEBOAT_LARGE") != "1" {
+				t.Skip("set LIFEBOAT_LARGE=1")
+			}
+			dir := t.TempDir()
+			img := filepath.Join(dir, "disk.img")
+			makeImage(t, img, tc.size, tc.data, 1)
+			if allocated(t, img) > tc.data*2 {
+				t.Skip("file system does not keep holes")
+			}
+			params := repotest.SmallChunks
+			if tc.large {
+				params = chunker.DefaultParams()
+			}
+			r := newRepoWith(t, params)
+			res, err := backupVolume(t, r, volume.Options{Path: img})
+			require.NoError(t, err)
+			st1 := res.Snapshot.Stats
+			assert.Equal(t, tc.size, st1.BytesIn)
+			assert.Less(t, st1.BytesStored, tc.data+tc.data/10, "zeros stored once")
+			t.Logf("first: %d in, %d added, %d stored, %.2fs", st1.BytesIn, st1.BytesAdded, st1.BytesStored, st1.Duration)
+
+			out := filepath.Join(dir, "restored.img")
+			vs, err := restore.Volume(context.Background(), r, res.Snapshot, out, restore.VolumeOptions{})
+			require.NoError(t, err)
+			want := fileSHA(t, img)
+			assert.Equal(t, want, fileSHA(t, out))
+			assert.Equal(t, want, vs.SHA256)
+			fi, err := os.Stat(out)
+			require.NoError(t, err)
+			assert.Equal(t, tc.size, fi.Size())
+			assert.Less(t, allocated(t, out), tc.data+tc.data/4, "restored image is sparse")
+
+			// Existing non-empty file: refused unless Overwrite.
+			_, err = restore.Volume(context.Background(), r, res.Snapshot, out, restore.VolumeOptions{})
+			require.Error(t, err)
+			_, err = restore.Volume(context.Background(), r, res.Snapshot, out, restore.VolumeOptions{Overwrite: true})
+			require.NoError(t, err)
+			assert.Equal(t, want, fileSHA(t, out))
+
+			// 1% change: adds about 1% (a few chunks around each change).
+			mutate(t, img, tc.size, tc.data, 0.01)
+			res2, err := backupVolume(t, r, volume.Options{Path: img})
+			require.NoError(t, err)
+			added := res2.Snapshot.Stats.BytesStored
+			t.Logf("second: %d stored (%.1f%% of data), %.2fs", added, 100*float64(added)/float64(tc.data), res2.Snapshot.Stats.Duration)
+			assert.Less(t, added, tc.data/20, "a 1%% change adds a few %%")
+			out2 := filepath.Join(dir, "restored2.img")
+			_, err = restore.Volume(context.Background(), r, res2.Snapshot, out2, restore.VolumeOptions{})
+			require.NoError(t, err)
+			assert.Equal(t, fileSHA(t, img), fileSHA(t, out2))
+		})
+	}
+}
+
+func TestZeroThroughput(t *testing.T) {
+	size := int64(1 << 30)
+	if os.Getenv("LIFEBOAT_LARGE") == "1" {
+		size = 4 << 30
+	}
+	img := filepath.Join(t.TempDir(), "zero.img")
+	f, err := os.Create(img)
+	require.NoError(t, err)
+	require.NoError(t, f.Truncate(size))
+	require.NoError(t, f.Close())
+	r := newRepoWith(t, chunker.DefaultParams())
+	start := time.Now()
+	res, err := backupVolume(t, r, volume.Options{Path: img})
+	require.NoError(t, err)
+	el := time.Since(start)
+	gbs := float64(size) / 1e9 / el.Seconds()
+	t.Logf("%d bytes of holes in %v: %.2f GB/s; %d bytes added", size, el, gbs, res.Snapshot.Stats.BytesAdded)
+	assert.Less(t, res.Snapshot.Stats.BytesAdded, int64(9*mib))
+	if !raceEnabled {
+		assert.Greater(t, gbs, 0.5, "zero throughput")
+	}
+}
+
+func TestHooks(t *testing.T) {
+	dir := t.TempDir()
+	img := filepath.Join(dir, "d.img")
+	require.NoError(t, os.WriteFile(img, []byte("hello volume"), 0o600))
+	log := filepath.Join(dir, "log")
+	hook := func(word string) []string { return []string{"sh", "-c", "echo " + word + " >> " + log} }
+	cases := []struct {
+		name    string
+		opts    volume.Options
+		wantErr string
+		wantLog string
+	}{
+		{"ok", volume.Options{Path: img, Before: hook("before"), After: hook("after")}, "", "before\nafter\n"},
+		{"before fails, after runs", volume.Options{Path: img, Before: []string{"sh", "-c", "echo nope >&2; exit 3"}, After: hook("after")}, "before hook", "after\n"},
+		{"after fails", volume.Options{Path: img, Before: hook("before"), After: []string{"false"}}, "after hook", "before\n"},
+		{"device missing, after runs", volume.Options{Path: filepath.Join(dir, "missing"), Before: hook("before"), After: hook("after")}, "no such file", "before\nafter\n"},
+		{"hook not found", volume.Options{Path: img, Before: []string{"/nonexistent/hook"}, After: hook("after")}, "before hook", "after\n"},
+		{"not a device", volume.Options{Path: dir}, "neither", ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			os.Remove(log)
+			r := newRepo(t)
+			res, err := backupVolume(t, r, tc.opts)
+			got, _ := os.ReadFile(log)
+			assert.Equal(t, tc.wantLog, string(got))
+			if tc.wantErr != "" {
+				require.Error(t, err)
+				assert.Contains(t, err.Error(), tc.wantErr)
+				sns, lerr := r.Snapshots(context.Background())
+				require.NoError(t, lerr)
+				assert.Empty(t, sns, "no snapshot on failure")
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, int64(12), res.Snapshot.Stats.BytesIn)
+		})
+	}
+	_ = targets.TypeFile
+}
+
+func TestAfterRunsOnCancel(t *testing.T) {
+	dir := t.TempDir()
+	img := filepath.Join(dir, "d.img")
+	makeImage(t, img, 64*mib, 32*mib, 2)
+	log := filepath.Join(dir, "log")
+	src, err := volume.New(volume.Options{Path: img, After: []string{"sh", "-c", "echo after >> " + log}})
+	require.NoError(t, err)
+	r := newRepo(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	p := &engine.Progress{}
+	go func() {
+		for p.BytesRead.Load() == 0 {
+			time.Sleep(time.Millisecond)
+		}
+		cancel()
+	}()
+	_, err = engine.Backup(ctx, r, src, engine.BackupOptions{Progress: p})
+	require.Error(t, err)
+	got, _ := os.ReadFile(log)
+	assert.Equal(t, "after\n", string(got))
+}
+
+func TestReaderHoles(t *testing.T) {
+	dir := t.TempDir()
+	img := filepath.Join(dir, "h.img")
+	makeImage(t, img, 16*mib, 2*mib, 3)
+	f, err := os.Open(img)
+	require.NoError(t, err)
+	defer f.Close()
+	for _, sparse := range []bool{true, false} {
+		rd := volume.NewReader(f, 16*mib, sparse)
+		h := sha256.New()
+		n, err := io.CopyBuffer(h, rd, make([]byte, 3*mib+17))
+		require.NoError(t, err)
+		assert.Equal(t, int64(16*mib), n)
+		assert.Equal(t, fileSHA(t, img), hex.EncodeToString(h.Sum(nil)))
+		if sparse && allocated(t, img) < 4*mib {
+			assert.Equal(t, int64(2*mib), rd.DataBytes, "holes are not read")
+		} else if !sparse {
+			assert.Equal(t, int64(16*mib), rd.DataBytes)
+		}
+	}
+}
