@@ -1,0 +1,541 @@
+package sanitize
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/lifeboat-backup/lifeboat/engine/repo"
+	"github.com/lifeboat-backup/lifeboat/targets/mysql"
+)
+
+// ExportOptions configure Export.
+type ExportOptions struct {
+	// Databases exports only these databases (names as stored).
+	Databases []string
+	// Rename maps stored database names to the names in the dump; views,
+	// triggers and routines naming `old`. are rewritten.
+	Rename map[string]string
+	// KeepDefiners keeps DEFINER=... clauses (stripped by default: the
+	// developer's server rarely has the production users).
+	KeepDefiners bool
+	// BatchBytes is the size an INSERT statement grows to (default 1 MiB).
+	BatchBytes int
+}
+
+// TableStats are one table's numbers.
+type TableStats struct {
+	Database string `json:"database"`
+	Table    string `json:"table"`
+	Action   string `json:"action,omitempty"` // truncate, skip, where
+	RowsRead int64  `json:"rows_read"`
+	Rows     int64  `json:"rows"` // written
+}
+
+// ExportStats summarize an export.
+type ExportStats struct {
+	Tables  []TableStats `json:"tables"`
+	Objects int          `json:"objects"`
+	Bytes   int64        `json:"bytes"` // SQL bytes written (before compression)
+}
+
+// sessionSQL is the setup the dump loads under: strict, so a value that
+// does not fit its column fails the load instead of being cut.
+const sessionSQL = "SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION';\n" +
+	"SET SESSION time_zone = '+00:00';\nSET SESSION foreign_key_checks = 0;\nSET SESSION unique_checks = 0;\n"
+
+var reDefiner = regexp.MustCompile("DEFINER=(`[^`]*`|'[^']*'|[^ @]*)@(`[^`]*`|'[^']*'|[^ ]*) ")
+
+// Export writes a sanitized SQL dump of a mysql snapshot to w: per
+// database CREATE DATABASE and USE, each table's CREATE TABLE and its
+// sanitized rows as batched INSERTs, then routines, views, triggers and
+// events as stored (DELIMITER blocks). It streams: memory is bounded by
+// one INSERT batch and one row. Rules are checked against the snapshot's
+// tables before anything is written.
+func Export(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, c *Config, o ExportOptions, w io.Writer) (*ExportStats, error) {
+	if o.BatchBytes <= 0 {
+		o.BatchBytes = 1 << 20
+	}
+	dbs, err := readTree(ctx, r, sn)
+	if err != nil {
+		return nil, err
+	}
+	if len(o.Databases) > 0 {
+		var sel []*snapDB
+		for _, want := range o.Databases {
+			i := slices.IndexFunc(dbs, func(d *snapDB) bool { return d.name == want })
+			if i < 0 {
+				return nil, rulesErrorf("database %q is not in snapshot %s", want, sn.ID.Short())
+			}
+			sel = append(sel, dbs[i])
+		}
+		dbs = sel
+	}
+	// Plan every table first: bad rules fail before a byte is written.
+	plans := map[*snapDB]map[string]*tablePlan{}
+	schemas := map[*snapDB]map[string]*mysql.Object{}
+	for _, d := range dbs {
+		plans[d], schemas[d] = map[string]*tablePlan{}, map[string]*mysql.Object{}
+		for _, t := range d.tables {
+			obj, cols, err := tableSchema(ctx, r, d.schema[t])
+			if err != nil {
+				return nil, err
+			}
+			p, err := c.plan(d.name, t, cols)
+			if err != nil {
+				return nil, err
+			}
+			plans[d][t], schemas[d][t] = p, obj
+		}
+	}
+	if err := c.checkTables(dbs); err != nil {
+		return nil, err
+	}
+	cw := &countWriter{w: w}
+	bw := bufio.NewWriterSize(cw, 256<<10)
+	e := &exporter{ctx: ctx, r: r, w: bw, f: &faker{key: c.key}, o: o, now: sn.RecoveryPoint.Time, st: &ExportStats{}}
+	if e.now.IsZero() {
+		e.now = sn.Time
+	}
+	fmt.Fprintf(bw, "-- lifeboat sanitized export of snapshot %s (target %s, recovery point %s)\n", sn.ID.Short(), sn.Target,
+		e.now.UTC().Format(time.RFC3339))
+	fmt.Fprintf(bw, "-- Load with: mariadb (or mysql) < this file\n\n")
+	bw.WriteString("SET NAMES utf8mb4;\n" + sessionSQL)
+	for _, d := range dbs {
+		if err := e.database(d, plans[d], schemas[d]); err != nil {
+			return nil, err
+		}
+	}
+	bw.WriteString("\n-- end of export\n")
+	if err := bw.Flush(); err != nil {
+		return nil, err
+	}
+	e.st.Bytes = cw.n
+	return e.st, nil
+}
+
+// checkTables: every table the policy's rules name (TABLE or DB.TABLE)
+// must exist in the snapshot (a typo would leave data unsanitized).
+func (c *Config) checkTables(dbs []*snapDB) error {
+	for _, k := range c.userTables() {
+		found := false
+		for _, d := range dbs {
+			if d.schema[k] != nil || strings.HasPrefix(k, d.name+".") && d.schema[strings.TrimPrefix(k, d.name+".")] != nil {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return rulesErrorf("sanitize.rules: table %q is not in the snapshot (write TABLE or DATABASE.TABLE)", k)
+		}
+	}
+	return nil
+}
+
+type countWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+type exporter struct {
+	ctx context.Context
+	r   *repo.Repository
+	w   *bufio.Writer
+	f   *faker
+	o   ExportOptions
+	now time.Time
+	st  *ExportStats
+	buf []byte
+}
+
+func (e *exporter) target(d *snapDB) string {
+	if t, ok := e.o.Rename[d.name]; ok && t != "" {
+		return t
+	}
+	return d.name
+}
+
+func (e *exporter) database(d *snapDB, plans map[string]*tablePlan, schemas map[string]*mysql.Object) error {
+	target := e.target(d)
+	text, err := readNode(e.ctx, e.r, d.create)
+	if err != nil {
+		return err
+	}
+	q := "CREATE DATABASE IF NOT EXISTS " + mysql.QuoteName(target)
+	if o, err := mysql.ParseObject(text); err == nil {
+		if m := reCharset.FindStringSubmatch(o.Stmt); m != nil {
+			q += " CHARACTER SET " + m[1]
+		}
+		if m := reCollation.FindStringSubmatch(o.Stmt); m != nil {
+			q += " COLLATE " + m[1]
+		}
+	}
+	fmt.Fprintf(e.w, "\n--\n-- Database %s\n--\n%s;\nUSE %s;\n", mysql.QuoteName(target), q, mysql.QuoteName(target))
+	for _, t := range d.tables {
+		p := plans[t]
+		ts := TableStats{Database: d.name, Table: t, Action: p.action}
+		if p.action == "" && p.where != nil {
+			ts.Action = "where"
+		}
+		if p.action == "skip" {
+			e.st.Tables = append(e.st.Tables, ts)
+			continue
+		}
+		o := schemas[t]
+		fmt.Fprintf(e.w, "\n--\n-- Table %s\n--\nDROP TABLE IF EXISTS %s;\n", mysql.QuoteName(t), mysql.QuoteName(t))
+		for _, s := range o.Setup {
+			e.w.WriteString(s + ";\n")
+		}
+		e.w.WriteString(o.Stmt + ";\n")
+		if len(o.Setup) > 0 {
+			e.w.WriteString(sessionSQL)
+		}
+		if p.action != "truncate" && d.data[t] != nil {
+			if err := e.table(d, p, &ts); err != nil {
+				return fmt.Errorf("export %s.%s: %w", mysql.QuoteName(d.name), mysql.QuoteName(t), err)
+			}
+		}
+		e.st.Tables = append(e.st.Tables, ts)
+		if err := e.ctx.Err(); err != nil {
+			return err
+		}
+	}
+	// Routines first (views may call functions), views in dependency
+	// order, then triggers and events.
+	views, err := e.sortViews(d.objects[mysql.SuffixView])
+	if err != nil {
+		return err
+	}
+	var objs [][]byte
+	for _, suffix := range []string{mysql.SuffixFunction, mysql.SuffixProcedure} {
+		for _, n := range d.objects[suffix] {
+			b, err := readNode(e.ctx, e.r, n)
+			if err != nil {
+				return err
+			}
+			objs = append(objs, b)
+		}
+	}
+	objs = append(objs, views...)
+	for _, suffix := range []string{mysql.SuffixTrigger, mysql.SuffixEvent} {
+		for _, n := range d.objects[suffix] {
+			if name, _, _ := mysql.ParseEntryName(n.Path[strings.LastIndexByte(n.Path, '/')+1:]); suffix == mysql.SuffixTrigger && e.triggerOnSkipped(name, n, plans) {
+				continue
+			}
+			b, err := readNode(e.ctx, e.r, n)
+			if err != nil {
+				return err
+			}
+			objs = append(objs, b)
+		}
+	}
+	if len(objs) > 0 {
+		e.w.WriteString("\nSET NAMES utf8mb4;\n")
+	}
+	for _, b := range objs {
+		s := string(b)
+		if !e.o.KeepDefiners {
+			s = reDefiner.ReplaceAllString(s, "")
+		}
+		if target != d.name {
+			s = strings.ReplaceAll(s, mysql.QuoteName(d.name)+".", mysql.QuoteName(target)+".")
+		}
+		e.w.WriteString("\n" + s + sessionSQL)
+		e.st.Objects++
+	}
+	return nil
+}
+
+// triggerOnSkipped: a trigger of a skipped table is left out too.
+func (e *exporter) triggerOnSkipped(_ string, n *repo.Node, plans map[string]*tablePlan) bool {
+	b, err := readNode(e.ctx, e.r, n)
+	if err != nil {
+		return false
+	}
+	o, err := mysql.ParseObject(b)
+	if err != nil {
+		return false
+	}
+	m := reTriggerOn.FindStringSubmatch(o.Stmt)
+	if m == nil {
+		return false
+	}
+	name, _, _ := cutQuoted(m[1])
+	p := plans[name]
+	return p != nil && p.action == "skip"
+}
+
+var (
+	reTriggerOn = regexp.MustCompile("(?i) ON (`(?:[^`]|``)+`) FOR EACH ROW")
+	reCharset   = regexp.MustCompile(`(?i)CHARACTER SET (\w+)`)
+	reCollation = regexp.MustCompile(`(?i)COLLATE (\w+)`)
+)
+
+// sortViews orders views so that a view comes after the views it names.
+func (e *exporter) sortViews(nodes []*repo.Node) ([][]byte, error) {
+	type view struct {
+		name string
+		text []byte
+	}
+	var vs []view
+	for _, n := range nodes {
+		b, err := readNode(e.ctx, e.r, n)
+		if err != nil {
+			return nil, err
+		}
+		name, _, _ := mysql.ParseEntryName(n.Path[strings.LastIndexByte(n.Path, '/')+1:])
+		vs = append(vs, view{name, b})
+	}
+	var out [][]byte
+	done := map[string]bool{}
+	for len(vs) > 0 {
+		var rest []view
+		for _, v := range vs {
+			ready := true
+			for _, o := range vs {
+				if o.name != v.name && !done[o.name] && strings.Contains(string(v.text[len("-- lifeboat mysql view ")+len(mysql.QuoteName(v.name)):]), mysql.QuoteName(o.name)) {
+					ready = false
+					break
+				}
+			}
+			if ready {
+				out = append(out, v.text)
+				done[v.name] = true
+			} else {
+				rest = append(rest, v)
+			}
+		}
+		if len(rest) == len(vs) { // a cycle (cannot happen in a server): keep the order
+			for _, v := range rest {
+				out = append(out, v.text)
+			}
+			break
+		}
+		vs = rest
+	}
+	return out, nil
+}
+
+// table streams one table's rows: filtered, sanitized, batched INSERTs.
+func (e *exporter) table(d *snapDB, p *tablePlan, ts *TableStats) error {
+	br := bufio.NewReaderSize(newContentReader(e.ctx, e.r, d.data[p.name]), 256<<10)
+	header, err := mysql.ReadHeader(br)
+	if err != nil {
+		return err
+	}
+	cols := make([]*column, len(header))
+	rules := make([]*Rule, len(header))
+	idx := map[string]int{}
+	var prefix strings.Builder
+	prefix.WriteString("INSERT INTO " + mysql.QuoteName(p.name) + " (")
+	for i, h := range header {
+		idx[h] = i
+		cols[i] = p.byName[h]
+		if cols[i] == nil {
+			cols[i] = &column{name: h, typ: "text", nullable: true}
+		}
+		if r, ok := p.rules[h]; ok {
+			rules[i] = &r
+		}
+		if i > 0 {
+			prefix.WriteString(", ")
+		}
+		prefix.WriteString(mysql.QuoteName(h))
+	}
+	prefix.WriteString(") VALUES\n")
+	for name := range p.rules {
+		if _, ok := idx[name]; !ok && p.byName[name] != nil {
+			// A generated column: not stored, computed by the server.
+			continue
+		}
+	}
+	var ev *env
+	if p.where != nil {
+		for name := range p.where.cols {
+			if _, ok := idx[name]; !ok {
+				return rulesErrorf("%s: where uses column %q, which is generated (not stored)", p.qualified(), name)
+			}
+		}
+		ev = &env{cols: idx, now: e.now}
+	}
+	e.w.WriteString("SET NAMES binary;\n")
+	batch := e.buf[:0]
+	rowsInBatch := 0
+	flush := func() {
+		if rowsInBatch == 0 {
+			return
+		}
+		e.w.WriteString(prefix.String())
+		e.w.Write(batch)
+		e.w.WriteString(";\n")
+		batch, rowsInBatch = batch[:0], 0
+	}
+	for {
+		line, err := br.ReadSlice('\n')
+		if err == bufio.ErrBufferFull {
+			// A row longer than the buffer: gather it.
+			long := append([]byte{}, line...)
+			for err == bufio.ErrBufferFull {
+				line, err = br.ReadSlice('\n')
+				long = append(long, line...)
+			}
+			line = long
+		}
+		if err == io.EOF && len(line) == 0 {
+			break
+		}
+		if err != nil && err != io.EOF {
+			return err
+		}
+		if n := len(line); n > 0 && line[n-1] == '\n' {
+			line = line[:n-1]
+		}
+		row := mysql.SplitRow(line)
+		if len(row) != len(header) {
+			return fmt.Errorf("row %d has %d fields, the header %d", ts.RowsRead+1, len(row), len(header))
+		}
+		ts.RowsRead++
+		if ev != nil {
+			ev.row = row
+			if !truthy(p.where.x.eval(ev)) {
+				continue
+			}
+		}
+		if rowsInBatch > 0 {
+			batch = append(batch, ",\n"...)
+		}
+		batch = append(batch, '(')
+		for i, v := range row {
+			if i > 0 {
+				batch = append(batch, ',')
+			}
+			if rules[i] != nil {
+				v = e.f.apply(*rules[i], cols[i], v)
+			}
+			batch = appendLiteral(batch, cols[i], v)
+		}
+		batch = append(batch, ')')
+		rowsInBatch++
+		ts.Rows++
+		if len(batch) >= e.o.BatchBytes {
+			flush()
+			if err := e.ctx.Err(); err != nil {
+				return err
+			}
+		}
+		if err == io.EOF {
+			break
+		}
+	}
+	flush()
+	e.buf = batch[:0]
+	e.w.WriteString("SET NAMES utf8mb4;\n")
+	return nil
+}
+
+const hexDigits = "0123456789ABCDEF"
+
+// appendLiteral appends v as an SQL literal for col (the session runs SET
+// NAMES binary, so string bytes go into the column unconverted).
+func appendLiteral(dst []byte, col *column, v []byte) []byte {
+	if v == nil {
+		return append(dst, "NULL"...)
+	}
+	switch {
+	case col.typ == "bit":
+		dst = append(dst, "b'"...)
+		started := false
+		for _, c := range v {
+			for bit := 7; bit >= 0; bit-- {
+				one := c&(1<<bit) != 0
+				if one {
+					started = true
+				}
+				if started {
+					dst = append(dst, '0'+byte(c>>bit&1))
+				}
+			}
+		}
+		if !started {
+			dst = append(dst, '0')
+		}
+		return append(dst, '\'')
+	case col.isNumeric() && isNumber(v):
+		return append(dst, v...)
+	case col.isBinary() || !utf8.Valid(v):
+		if len(v) == 0 {
+			return append(dst, "''"...)
+		}
+		dst = append(dst, "X'"...)
+		for _, c := range v {
+			dst = append(dst, hexDigits[c>>4], hexDigits[c&15])
+		}
+		return append(dst, '\'')
+	}
+	dst = append(dst, '\'')
+	start := 0
+	for i, c := range v {
+		var esc byte
+		switch c {
+		case 0:
+			esc = '0'
+		case '\n':
+			esc = 'n'
+		case '\r':
+			esc = 'r'
+		case '\\':
+			esc = '\\'
+		case '\'':
+			esc = '\''
+		case 0x1a:
+			esc = 'Z'
+		default:
+			continue
+		}
+		dst = append(dst, v[start:i]...)
+		dst = append(dst, '\\', esc)
+		start = i + 1
+	}
+	dst = append(dst, v[start:]...)
+	return append(dst, '\'')
+}
+
+func isNumber(v []byte) bool {
+	if len(v) == 0 {
+		return false
+	}
+	i := 0
+	if v[0] == '-' {
+		i++
+	}
+	digits, dot, exp := 0, false, false
+	for ; i < len(v); i++ {
+		c := v[i]
+		switch {
+		case c >= '0' && c <= '9':
+			digits++
+		case c == '.' && !dot && !exp:
+			dot = true
+		case (c == 'e' || c == 'E') && !exp && digits > 0:
+			exp = true
+			if i+1 < len(v) && (v[i+1] == '-' || v[i+1] == '+') {
+				i++
+			}
+		default:
+			return false
+		}
+	}
+	return digits > 0
+}

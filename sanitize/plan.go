@@ -1,0 +1,160 @@
+package sanitize
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/lifeboat-backup/lifeboat/policies"
+)
+
+// tablePlan is how one table is exported.
+type tablePlan struct {
+	db, name string
+	action   string
+	where    *where
+	cols     []*column
+	byName   map[string]*column
+	rules    map[string]Rule
+}
+
+func (p *tablePlan) qualified() string { return p.db + "." + p.name }
+
+// plan merges the rules for a table and checks them against its columns.
+// Policy rules naming a missing column, or not fitting the column type,
+// are errors; preset rules for missing columns are ignored.
+func (c *Config) plan(db, table string, cols []*column) (*tablePlan, error) {
+	tr := c.ruleFor(db, table)
+	p := &tablePlan{db: db, name: table, action: tr.Action, cols: cols, byName: map[string]*column{}, rules: map[string]Rule{}}
+	for _, col := range cols {
+		p.byName[col.name] = col
+	}
+	if tr.Where != "" {
+		w, err := parseWhere(tr.Where)
+		if err != nil {
+			return nil, rulesErrorf("%s: where %q: %v", p.qualified(), tr.Where, err)
+		}
+		for name := range w.cols {
+			if p.byName[name] == nil {
+				return nil, rulesErrorf("%s: where %q: no column %q", p.qualified(), tr.Where, name)
+			}
+		}
+		p.where = w
+	}
+	user := map[string]bool{}
+	for _, k := range []string{table, db + "." + table} {
+		for col := range c.user[k].Columns {
+			user[col] = true
+		}
+	}
+	names := make([]string, 0, len(tr.Columns))
+	for k := range tr.Columns {
+		names = append(names, k)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		r := tr.Columns[name]
+		col := p.byName[name]
+		if col == nil {
+			if user[name] {
+				return nil, rulesErrorf("%s: no column %q (columns: %s)", p.qualified(), name, columnNames(cols))
+			}
+			continue
+		}
+		if err := fits(r, col); err != nil {
+			if !user[name] && r.Kind == policies.RuleNull && col.textLike() {
+				r = Rule{Kind: policies.RuleFixed} // a preset's null on a NOT NULL text column: empty
+			} else if !user[name] && r.Kind == policies.RuleNull {
+				continue
+			} else {
+				return nil, rulesErrorf("%s.%s: %v", p.qualified(), name, err)
+			}
+		}
+		if r.Kind == policies.RuleKeep {
+			continue
+		}
+		p.rules[name] = r
+	}
+	return p, nil
+}
+
+func columnNames(cols []*column) string {
+	var s []string
+	for _, c := range cols {
+		s = append(s, c.name)
+	}
+	return strings.Join(s, ", ")
+}
+
+// fits checks that a rule can write its values into the column.
+func fits(r Rule, col *column) error {
+	switch r.Kind {
+	case policies.RuleNull:
+		if !col.nullable {
+			return fmt.Errorf("null rule on a NOT NULL column: use fixed:VALUE")
+		}
+	case policies.RuleFixed:
+		if col.isNumeric() {
+			if _, err := strconv.ParseFloat(r.Arg, 64); err != nil {
+				return fmt.Errorf("fixed:%s on a %s column: give a number", r.Arg, col.typ)
+			}
+		}
+		if col.max > 0 && utf8.RuneCountInString(r.Arg) > col.max {
+			return fmt.Errorf("fixed value is %d characters, the column holds %d", utf8.RuneCountInString(r.Arg), col.max)
+		}
+	case policies.RuleFake:
+		if r.Arg == "date" && (col.isTemporal() || col.textLike()) {
+			return nil
+		}
+		if !col.textLike() {
+			return fmt.Errorf("fake:%s on a %s column: fakes are text (use null or fixed:VALUE)", r.Arg, col.typ)
+		}
+	case policies.RuleHash, policies.RuleMask, "template":
+		if !col.textLike() {
+			return fmt.Errorf("%s on a %s column: needs a text column (use null or fixed:VALUE)", r.Kind, col.typ)
+		}
+	}
+	return nil
+}
+
+// apply sanitizes one value (nil is NULL). NULL and empty values stay as
+// they are for every rule but null: there is nothing personal in them.
+func (f *faker) apply(r Rule, col *column, v []byte) []byte {
+	if r.Kind == policies.RuleNull {
+		return nil
+	}
+	if v == nil || (len(v) == 0 && r.Kind != policies.RuleFixed) {
+		return v
+	}
+	switch r.Kind {
+	case policies.RuleFixed:
+		return []byte(r.Arg)
+	case policies.RuleFake:
+		return []byte(f.fake(r.Arg, v, col.max))
+	case policies.RuleHash:
+		return []byte(fit(f.hashHex(v), col.max))
+	case policies.RuleMask:
+		s := string(v)
+		if !utf8.ValidString(s) {
+			s = strings.ToValidUTF8(s, "x")
+		}
+		rs := []rune(s)
+		for i := 0; i < len(rs)-r.keep; i++ {
+			rs[i] = 'x'
+		}
+		return []byte(fit(string(rs), col.max))
+	case "template":
+		var b strings.Builder
+		for _, part := range r.tmpl {
+			if part.kind == "" {
+				b.WriteString(part.lit)
+			} else {
+				b.WriteString(f.fake(part.kind, v, 0))
+			}
+		}
+		return []byte(fit(b.String(), col.max))
+	}
+	return v
+}
