@@ -355,12 +355,6 @@ func (e *exporter) table(d *snapDB, p *tablePlan, ts *TableStats) error {
 		prefix.WriteString(mysql.QuoteName(h))
 	}
 	prefix.WriteString(") VALUES\n")
-	for name := range p.rules {
-		if _, ok := idx[name]; !ok && p.byName[name] != nil {
-			// A generated column: not stored, computed by the server.
-			continue
-		}
-	}
 	var ev *env
 	if p.where != nil {
 		for name := range p.where.cols {
@@ -371,6 +365,12 @@ func (e *exporter) table(d *snapDB, p *tablePlan, ts *TableStats) error {
 		ev = &env{cols: idx, now: e.now}
 	}
 	e.w.WriteString("SET NAMES binary;\n")
+	lax := slices.ContainsFunc(p.cols, func(c *column) bool { return c.typ == "enum" })
+	if lax {
+		// An ENUM's empty error value loads back only outside strict mode.
+		// Sanitized values never go into ENUM columns, and they are fitted.
+		e.w.WriteString("SET SESSION sql_mode = 'NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION';\n")
+	}
 	batch := e.buf[:0]
 	rowsInBatch := 0
 	flush := func() {
@@ -442,6 +442,9 @@ func (e *exporter) table(d *snapDB, p *tablePlan, ts *TableStats) error {
 	flush()
 	e.buf = batch[:0]
 	e.w.WriteString("SET NAMES utf8mb4;\n")
+	if lax {
+		e.w.WriteString(sessionSQL)
+	}
 	return nil
 }
 

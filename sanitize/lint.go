@@ -51,6 +51,7 @@ var nameRules = []struct {
 var (
 	reEmail = regexp.MustCompile(`^[A-Za-z0-9._%+'-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}$`)
 	rePhone = regexp.MustCompile(`^(\+|00)[0-9][0-9 ()./-]{6,18}[0-9]$|^\(?[0-9]{2,5}\)?[ /-][0-9 /-]{5,14}[0-9]$`)
+	reDate  = regexp.MustCompile(`^[0-9]{4}-[0-9]{2}-[0-9]{2}`)
 	reCard  = regexp.MustCompile(`^[0-9][0-9 -]{11,21}[0-9]$`)
 )
 
@@ -65,7 +66,7 @@ func contentKind(v []byte) string {
 		return "email"
 	case reCard.MatchString(s) && luhn(s):
 		return "card"
-	case rePhone.MatchString(s):
+	case rePhone.MatchString(s) && !reDate.MatchString(s):
 		return "phone"
 	}
 	if a, err := netip.ParseAddr(s); err == nil && (a.Is4() || strings.Count(s, ":") >= 2) {
@@ -146,7 +147,10 @@ func Lint(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, c *Config,
 			if d.data[t] == nil {
 				continue
 			}
-			fs, err := sampleTable(ctx, r, d, t, o.SampleRows, func(col string) bool { return ruled(col) || flagged[col] })
+			fs, err := sampleTable(ctx, r, d, t, o.SampleRows, func(col string) bool {
+				c := p.byName[col]
+				return ruled(col) || flagged[col] || c != nil && !c.textLike()
+			})
 			if err != nil {
 				return nil, err
 			}
