@@ -1,0 +1,306 @@
+// Package mariadb starts throw-away MariaDB (or MySQL-compatible mariadbd)
+// servers on loopback in a private data directory: the scratch servers of
+// restore drills, and (through targets/mysql/mysqltest) of tests. It is
+// what scripts/mariadb does by hand.
+//
+// A server has root@localhost without a password (socket only) and
+// User@127.0.0.1 / User@localhost with Password and all privileges. The
+// binary log is on, so recovery points taken from it have a position.
+package mariadb
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	driver "github.com/go-sql-driver/mysql"
+
+	"github.com/lifeboat-backup/lifeboat/internal/sharedserver"
+)
+
+// Options configure a server.
+type Options struct {
+	// Server is the mariadbd binary: a path, or a name looked up on PATH,
+	// /usr/sbin, /usr/bin, /usr/local/{s,}bin. Default "mariadbd".
+	Server string
+	// Install is mariadb-install-db; default: next to Server, else looked
+	// up like Server.
+	Install string
+	// Dir holds the data directory, socket, pid file and error log. It
+	// must exist; the caller removes it.
+	Dir string
+	// User and Password of the TCP account created; default "lifeboat"
+	// and a random password.
+	User, Password string
+	// StartTimeout bounds the wait for the server to answer; default 60s.
+	StartTimeout time.Duration
+}
+
+// Server is one MariaDB server on 127.0.0.1.
+type Server struct {
+	Addr     string // 127.0.0.1:PORT
+	Port     int
+	Socket   string
+	DataDir  string
+	User     string
+	Password string
+
+	mu   sync.Mutex
+	cmd  *exec.Cmd
+	done chan struct{}
+	log  string
+}
+
+// Look finds a binary by path or name (PATH, then the sbin/bin dirs
+// where Debian's mariadb-server puts it).
+func Look(name string) (string, error) {
+	if filepath.IsAbs(name) || filepath.Base(name) != name {
+		if _, err := os.Stat(name); err != nil {
+			return "", err
+		}
+		return name, nil
+	}
+	if p, err := exec.LookPath(name); err == nil {
+		return p, nil
+	}
+	for _, d := range []string{"/usr/sbin", "/usr/bin", "/usr/local/bin", "/usr/local/sbin"} {
+		p := filepath.Join(d, name)
+		if _, err := os.Stat(p); err == nil {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("no %s found (install mariadb-server; scripts/deps does)", name)
+}
+
+// Binaries resolves the server and install-db binaries of o.
+func (o Options) Binaries() (server, install string, err error) {
+	name := o.Server
+	if name == "" {
+		name = "mariadbd"
+	}
+	if server, err = Look(name); err != nil {
+		return "", "", err
+	}
+	if o.Install != "" {
+		install, err = Look(o.Install)
+		return server, install, err
+	}
+	if p := filepath.Join(filepath.Dir(server), "mariadb-install-db"); fileExists(p) {
+		return server, p, nil
+	}
+	for _, n := range []string{"mariadb-install-db", "mysql_install_db"} {
+		if install, err = Look(n); err == nil {
+			return server, install, nil
+		}
+	}
+	return "", "", err
+}
+
+func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
+
+// Start initializes a data directory below o.Dir and starts a server on a
+// free loopback port. The caller stops it (Stop) and removes o.Dir.
+// Cancelling ctx aborts the start (the server is killed).
+func Start(ctx context.Context, o Options) (*Server, error) {
+	server, install, err := o.Binaries()
+	if err != nil {
+		return nil, err
+	}
+	if o.Dir == "" {
+		return nil, errors.New("mariadb: no directory")
+	}
+	if o.User == "" {
+		o.User = "lifeboat"
+	}
+	if o.Password == "" {
+		b := make([]byte, 16)
+		_, _ = rand.Read(b)
+		o.Password = hex.EncodeToString(b)
+	}
+	if o.StartTimeout <= 0 {
+		o.StartTimeout = 60 * time.Second
+	}
+	s := &Server{DataDir: filepath.Join(o.Dir, "db"), Socket: filepath.Join(o.Dir, "mysqld.sock"), User: o.User, Password: o.Password}
+	args := []string{"--no-defaults", "--datadir=" + s.DataDir, "--auth-root-authentication-method=normal", "--skip-test-db"}
+	if os.Geteuid() == 0 {
+		args = append(args, "--user=root")
+	}
+	if out, err := exec.CommandContext(ctx, install, args...).CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("mariadb-install-db: %v\n%s", err, out)
+	}
+	for attempt := 0; ; attempt++ {
+		port, err := sharedserver.FreePort()
+		if err != nil {
+			return nil, err
+		}
+		s.Port, s.Addr = port, net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+		err = s.start(ctx, server, o.Dir, o.StartTimeout)
+		if err == nil {
+			break
+		}
+		if attempt == 2 || ctx.Err() != nil {
+			return nil, err
+		}
+	}
+	if err := s.createUser(ctx); err != nil {
+		s.Stop()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Server) start(ctx context.Context, server, dir string, timeout time.Duration) error {
+	s.log = filepath.Join(dir, "error.log")
+	args := []string{"--no-defaults", "--datadir=" + s.DataDir, "--socket=" + s.Socket,
+		"--port=" + strconv.Itoa(s.Port), "--bind-address=127.0.0.1", "--skip-name-resolve",
+		"--pid-file=" + filepath.Join(dir, "mariadbd.pid"), "--log-error=" + s.log,
+		"--local-infile=1", "--server-id=1", "--log-bin=" + filepath.Join(s.DataDir, "binlog"),
+		"--innodb-buffer-pool-size=128M", "--innodb-flush-log-at-trx-commit=2", "--sync-binlog=0",
+		"--innodb-doublewrite=0", "--max-allowed-packet=64M", "--max-connections=200"}
+	if os.Geteuid() == 0 {
+		args = append(args, "--user=root")
+	}
+	cmd := exec.Command(server, args...)
+	// Own process group; killed with us if we die without tearing down.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	s.mu.Lock()
+	s.cmd, s.done = cmd, done
+	s.mu.Unlock()
+	deadline := time.Now().Add(timeout)
+	for {
+		select {
+		case <-done:
+			return fmt.Errorf("mariadbd exited: %s\n%s", out.String(), s.Logs())
+		case <-ctx.Done():
+			s.Kill()
+			return ctx.Err()
+		default:
+		}
+		if c, err := net.DialTimeout("unix", s.Socket, time.Second); err == nil {
+			c.Close()
+			if err := s.rootExec(ctx, "SELECT 1"); err == nil {
+				return nil
+			}
+		}
+		if time.Now().After(deadline) {
+			s.Kill()
+			return fmt.Errorf("mariadbd not ready after %s:\n%s", timeout, s.Logs())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// Pid is the server's process id (0 when not started).
+func (s *Server) Pid() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil || s.cmd.Process == nil {
+		return 0
+	}
+	return s.cmd.Process.Pid
+}
+
+// DSN is the go-sql-driver DSN of User without the password.
+func (s *Server) DSN() string { return fmt.Sprintf("%s@tcp(%s)/", s.User, s.Addr) }
+
+func (s *Server) rootDB() (*sql.DB, error) {
+	cfg := driver.NewConfig()
+	cfg.User, cfg.Net, cfg.Addr = "root", "unix", s.Socket
+	c, err := driver.NewConnector(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return sql.OpenDB(c), nil
+}
+
+func (s *Server) rootExec(ctx context.Context, queries ...string) error {
+	db, err := s.rootDB()
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	for _, q := range queries {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			return fmt.Errorf("%s: %w", q, err)
+		}
+	}
+	return nil
+}
+
+func (s *Server) createUser(ctx context.Context) error {
+	var qs []string
+	for _, h := range []string{"127.0.0.1", "localhost"} {
+		qs = append(qs,
+			fmt.Sprintf("CREATE USER IF NOT EXISTS '%s'@'%s' IDENTIFIED BY '%s'", s.User, h, s.Password),
+			fmt.Sprintf("GRANT ALL PRIVILEGES ON *.* TO '%s'@'%s' WITH GRANT OPTION", s.User, h))
+	}
+	return s.rootExec(ctx, qs...)
+}
+
+// Logs returns the tail of the server's error log.
+func (s *Server) Logs() string {
+	b, _ := os.ReadFile(s.log)
+	if len(b) > 1<<16 {
+		b = b[len(b)-1<<16:]
+	}
+	return string(b)
+}
+
+// Running reports whether the server process is alive.
+func (s *Server) Running() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.done == nil {
+		return false
+	}
+	select {
+	case <-s.done:
+		return false
+	default:
+		return true
+	}
+}
+
+// Stop shuts the server down (SIGTERM, then SIGKILL after 20 s) and waits
+// for the process to exit.
+func (s *Server) Stop() { s.halt(syscall.SIGTERM, 20*time.Second) }
+
+// Kill kills the server at once.
+func (s *Server) Kill() { s.halt(syscall.SIGKILL, 0) }
+
+func (s *Server) halt(sig syscall.Signal, grace time.Duration) {
+	s.mu.Lock()
+	cmd, done := s.cmd, s.done
+	s.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	_ = cmd.Process.Signal(sig)
+	select {
+	case <-done:
+	case <-time.After(grace):
+		_ = cmd.Process.Kill()
+		<-done
+	}
+}
