@@ -24,7 +24,7 @@ var ColumnRuleKinds = []string{RuleNull, RuleFixed, RuleHash, RuleFake, RuleMask
 
 // FakeKinds lists the values fake:KIND accepts.
 var FakeKinds = []string{
-	"email", "name", "first_name", "last_name", "username", "company",
+	"email", "name", "full_name", "first_name", "last_name", "username", "company",
 	"phone", "street", "address", "city", "postcode", "region", "country",
 	"ip", "ipv4", "ipv6", "url", "iban", "vat", "date", "text",
 }

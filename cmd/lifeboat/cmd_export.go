@@ -1,0 +1,258 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/lifeboat-backup/lifeboat/engine/repo"
+	"github.com/lifeboat-backup/lifeboat/policies"
+	"github.com/lifeboat-backup/lifeboat/sanitize"
+)
+
+// sanitizeConfig loads POLICY (it also names the repository and key) and
+// compiles its sanitize block; bad rules or a missing key are usage errors.
+func (a *app) sanitizeConfig(path string) (*policies.Policy, *sanitize.Config, error) {
+	p, err := a.loadPolicy(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	a.policy = p
+	c, err := sanitize.Compile(p.Sanitize, sanitize.Options{})
+	if err != nil {
+		return nil, nil, usageError{err}
+	}
+	return p, c, nil
+}
+
+// sanitizeErr makes rule errors found against the snapshot usage errors.
+func sanitizeErr(err error) error {
+	if errors.Is(err, sanitize.ErrRules) {
+		return usageError{err}
+	}
+	return err
+}
+
+func (a *app) sanitizeCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "sanitize",
+		Short: "Sanitize rules: lint a policy's rules against a snapshot",
+	}
+	var snapshot, target string
+	var sample int
+	lint := &cobra.Command{
+		Use:   "lint POLICY",
+		Short: "Report columns that look personal but have no sanitize rule",
+		Long: `Read the schema and a sample of rows of every table in a mysql snapshot (latest by default)
+and report columns whose name (email, phone, name, street, IP, birth date, card, password, tax id)
+or sampled content (emails, phone numbers, IP addresses, card numbers passing Luhn) looks personal
+but that neither the preset nor the policy's rules cover. Truncated and skipped tables are not
+looked at; a "keep" rule marks a column as reviewed. Needs the owner key (table data).
+
+Exit codes: 0 no findings, 1 findings (or a failure), 2 bad rules or key.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			_, c, err := a.sanitizeConfig(args[0])
+			if err != nil {
+				return err
+			}
+			return a.withRepo(cmd.Context(), sharedLock, "sanitize lint", func(ctx context.Context, r *repo.Repository) error {
+				sn, err := r.FindSnapshot(ctx, snapshot, snapshotFilter(target, ""))
+				if err != nil {
+					return err
+				}
+				fs, err := sanitize.Lint(ctx, r, sn, c, sanitize.LintOptions{SampleRows: sample})
+				if err != nil {
+					return sanitizeErr(err)
+				}
+				if a.json {
+					for _, f := range fs {
+						if err := a.emit(f); err != nil {
+							return err
+						}
+					}
+					if err := a.emit(map[string]any{"message_type": "summary", "snapshot_id": sn.ID.String(), "findings": len(fs)}); err != nil {
+						return err
+					}
+				} else {
+					for _, f := range fs {
+						fmt.Fprintln(a.stdout, f.String())
+					}
+				}
+				if len(fs) > 0 {
+					return fmt.Errorf("%d columns look personal but have no sanitize rule (snapshot %s)", len(fs), sn.ID.Short())
+				}
+				a.printf("no findings in snapshot %s\n", sn.ID.Short())
+				return nil
+			})
+		},
+	}
+	lint.Flags().StringVar(&snapshot, "snapshot", "latest", "snapshot ID or latest")
+	lint.Flags().StringVar(&target, "target", "", "with latest: the latest snapshot of this target")
+	lint.Flags().IntVar(&sample, "sample", 300, "rows read per table")
+	cmd.AddCommand(lint)
+	return cmd
+}
+
+type exportRecord struct {
+	Time        time.Time `json:"time"`
+	Policy      string    `json:"policy"`
+	SnapshotID  string    `json:"snapshot_id"`
+	Target      string    `json:"target"`
+	Output      string    `json:"output"`
+	Recipients  []string  `json:"recipients,omitempty"`
+	Bytes       int64     `json:"bytes"`
+	Tables      int       `json:"tables"`
+	Findings    int       `json:"lint_findings"`
+	AllowedPII  bool      `json:"allow_unruled_pii,omitempty"`
+	DurationSec float64   `json:"duration_seconds"`
+}
+
+func (a *app) exportCmd() *cobra.Command {
+	var (
+		sanitized, allowPII bool
+		snapshot, target    string
+		output, journal     string
+		recipients, dbs     []string
+		renames             []string
+	)
+	cmd := &cobra.Command{
+		Use:   "export POLICY --sanitized -o dump.sql.zst [--snapshot ID|latest] [--recipient age1...]",
+		Short: "Write a sanitized SQL dump of a mysql snapshot for developers",
+		Long: `Read a mysql snapshot from the policy's repository (never the production database), apply the
+policy's sanitize rules (preset plus rules) and write an SQL dump that loads with the plain
+mysql/mariadb client: .sql, .sql.gz or .sql.zst by the name of -o, age-encrypted to
+sanitize.export.recipients or --recipient when given (then name it ….age). The file appears only
+when complete. Exports refuse to run while "lifeboat sanitize lint" has findings, unless
+--allow-unruled-pii. Every export is appended to the journal (POLICY.exports.jsonl).
+Needs the owner key: the table data is encrypted to it.
+
+Exit codes: 0 ok, 1 failure or lint findings, 2 bad rules, key or flags, 12 wrong key.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if !sanitized {
+				return usagef("exports are sanitized: give --sanitized (to copy production data unchanged, use restore)")
+			}
+			if output == "" {
+				return usagef("-o FILE is required (.sql, .sql.gz or .sql.zst)")
+			}
+			rename, err := parseRenames(renames)
+			if err != nil {
+				return err
+			}
+			p, c, err := a.sanitizeConfig(args[0])
+			if err != nil {
+				return err
+			}
+			if len(recipients) == 0 {
+				recipients = p.Sanitize.Export.Recipients
+			}
+			rs, err := sanitize.ParseRecipients(recipients)
+			if err != nil {
+				return usageError{err}
+			}
+			start := time.Now()
+			return a.withRepo(cmd.Context(), sharedLock, "export", func(ctx context.Context, r *repo.Repository) error {
+				sn, err := r.FindSnapshot(ctx, snapshot, snapshotFilter(target, ""))
+				if err != nil {
+					return err
+				}
+				fs, err := sanitize.Lint(ctx, r, sn, c, sanitize.LintOptions{})
+				if err != nil {
+					return sanitizeErr(err)
+				}
+				if len(fs) > 0 && !allowPII {
+					for _, f := range fs {
+						fmt.Fprintln(a.stderr, f.String())
+					}
+					return fmt.Errorf("refusing to export: %d columns look personal but have no sanitize rule (add rules, \"keep\" for reviewed columns, or --allow-unruled-pii)", len(fs))
+				}
+				out, err := sanitize.CreateOutput(output, rs)
+				if err != nil {
+					return sanitizeErr(err)
+				}
+				st, err := sanitize.Export(ctx, r, sn, c, sanitize.ExportOptions{Databases: dbs, Rename: rename}, out)
+				if err != nil {
+					out.Abort()
+					return sanitizeErr(err)
+				}
+				if err := out.Commit(); err != nil {
+					return err
+				}
+				rec := exportRecord{Time: time.Now().UTC(), Policy: p.Name, SnapshotID: sn.ID.String(), Target: sn.Target,
+					Output: output, Recipients: recipients, Bytes: st.Bytes, Tables: len(st.Tables), Findings: len(fs),
+					AllowedPII: allowPII && len(fs) > 0, DurationSec: time.Since(start).Seconds()}
+				if abs, err := filepath.Abs(output); err == nil {
+					rec.Output = abs
+				}
+				if err := appendExportRecord(journal, p.Name, rec); err != nil {
+					fmt.Fprintf(a.stderr, "lifeboat: warning: export not recorded in the journal: %v\n", err)
+				}
+				if a.json {
+					return a.emit(map[string]any{"message_type": "summary", "export": rec, "tables": st.Tables})
+				}
+				enc := ""
+				if len(rs) > 0 {
+					enc = fmt.Sprintf(", encrypted to %d recipient(s)", len(rs))
+				}
+				fmt.Fprintf(a.stdout, "exported snapshot %s (%s) sanitized to %s: %d tables, %s of SQL in %.1fs%s\n",
+					sn.ID.Short(), sn.Target, output, len(st.Tables), formatBytes(st.Bytes), rec.DurationSec, enc)
+				return nil
+			})
+		},
+	}
+	f := cmd.Flags()
+	f.BoolVar(&sanitized, "sanitized", false, "apply the policy's sanitize rules (required)")
+	f.StringVarP(&output, "output", "o", "", "file to write: .sql, .sql.gz or .sql.zst (optionally .age)")
+	f.StringVar(&snapshot, "snapshot", "latest", "snapshot ID or latest")
+	f.StringVar(&target, "target", "", "with latest: the latest snapshot of this target")
+	f.StringArrayVar(&recipients, "recipient", nil, "age recipient (age1..., ssh-ed25519 ...) to encrypt to, repeatable; default sanitize.export.recipients")
+	f.StringArrayVar(&dbs, "database", nil, "export only this database, repeatable")
+	f.StringArrayVar(&renames, "rename", nil, "OLD=NEW: export database OLD under the name NEW, repeatable")
+	f.BoolVar(&allowPII, "allow-unruled-pii", false, "export even though lint finds personal-looking columns without rules")
+	f.StringVar(&journal, "journal", defaultJournal(), "directory of the run journal")
+	return cmd
+}
+
+func parseRenames(ss []string) (map[string]string, error) {
+	m := map[string]string{}
+	for _, s := range ss {
+		var old, new string
+		for i := 0; i < len(s); i++ {
+			if s[i] == '=' {
+				old, new = s[:i], s[i+1:]
+				break
+			}
+		}
+		if old == "" || new == "" {
+			return nil, usagef("--rename %q: write OLD=NEW", s)
+		}
+		m[old] = new
+	}
+	return m, nil
+}
+
+func appendExportRecord(dir, policy string, rec exportRecord) error {
+	if dir == "" {
+		return nil
+	}
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(filepath.Join(dir, policy+".exports.jsonl"), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o640)
+	if err != nil {
+		return err
+	}
+	b, _ := json.Marshal(rec)
+	if _, err := f.Write(append(b, '\n')); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
