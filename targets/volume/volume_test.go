@@ -71,9 +71,10 @@ func mutate(t testing.TB, path string, size, data int64, frac float64) {
 	total := int64(float64(data) * frac)
 	runs := (total + mib - 1) / mib
 	buf := make([]byte, mib)
+	rng := rand.New(rand.NewPCG(uint64(size), 2))
 	for i := range runs {
 		for j := range buf {
-			buf[j] = byte(i*31 + int64(j)*7 + 1)
+			buf[j] = byte(rng.Uint32())
 		}
 		n := min(total-i*mib, mib)
 		_, err := f.WriteAt(buf[:n], (i*extents/runs)*stride)
@@ -187,7 +188,7 @@ func TestZeroThroughput(t *testing.T) {
 	t.Logf("%d bytes of holes in %v: %.2f GB/s; %d bytes added", size, el, gbs, res.Snapshot.Stats.BytesAdded)
 	assert.Less(t, res.Snapshot.Stats.BytesAdded, int64(9*mib))
 	if !raceEnabled {
-		assert.Greater(t, gbs, 0.5, "zero throughput")
+		assert.Greater(t, gbs, 0.3, "zero throughput (holes are not read)")
 	}
 }
 
