@@ -1,0 +1,651 @@
+package restore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/lifeboat-backup/lifeboat/engine/repo"
+	"github.com/lifeboat-backup/lifeboat/internal/mariadb"
+	"github.com/lifeboat-backup/lifeboat/policies"
+	"github.com/lifeboat-backup/lifeboat/targets/mysql"
+)
+
+// Errors of a drill; the CLI maps ErrObjectiveViolated to exit 3 and
+// everything else (ErrCheckFailed included) to exit 1.
+var (
+	ErrCheckFailed       = errors.New("drill check failed")
+	ErrObjectiveViolated = errors.New("recovery objective violated")
+)
+
+// DrillSchema is the version of the DrillReport JSON schema
+// (docs/drills.md). Fields are only ever added.
+const DrillSchema = 1
+
+// Drill statuses (DrillReport.Status).
+const (
+	DrillPassed            = "passed"
+	DrillCheckFailed       = "check_failed"
+	DrillObjectiveViolated = "objective_violated"
+	DrillError             = "error"
+)
+
+// DrillOptions configure a drill.
+type DrillOptions struct {
+	Policy *policies.Policy
+	// From names the repository the drill restores from ("primary" or a
+	// secondary's name), for the report.
+	From string
+	// Targets restricts the drill to these targets; empty: all.
+	Targets []string
+	// TempDir is where the scratch directory is made; default os.TempDir.
+	TempDir string
+	// Log receives progress notes (nil: none).
+	Log io.Writer
+	// Now is the clock (tests); default time.Now.
+	Now func() time.Time
+	// KeepScratch tells Drill not to tear down (debugging); never in CLI
+	// defaults.
+	KeepScratch bool
+	// Scratch, when set, is called with the scratch directory and the
+	// scratch server's pid (0: none) once they exist (tests).
+	Scratch func(dir string, pid int)
+}
+
+// Measure is one measured duration against its objective.
+type Measure struct {
+	Seconds   float64 `json:"seconds"`
+	Objective float64 `json:"objective_seconds,omitempty"` // 0: no objective
+	Met       bool    `json:"met"`                         // true when there is no objective
+}
+
+// DrillPhase is one itemized step of the drill's wall time.
+type DrillPhase struct {
+	Name    string  `json:"name"` // "restore media", "scratch server", "checks", "teardown"
+	Target  string  `json:"target,omitempty"`
+	Seconds float64 `json:"seconds"`
+	InRTO   bool    `json:"in_rto"` // counted in RTO (teardown is not)
+}
+
+// DrillTarget is what the drill restored of one target.
+type DrillTarget struct {
+	Name          string    `json:"name"`
+	Kind          string    `json:"kind"`
+	Skipped       string    `json:"skipped,omitempty"` // why the target was not drilled
+	Snapshot      string    `json:"snapshot,omitempty"`
+	SnapshotTime  time.Time `json:"snapshot_time,omitzero"`
+	RecoveryPoint time.Time `json:"recovery_point,omitzero"`
+	RPOSeconds    float64   `json:"rpo_seconds,omitempty"`
+	RestoreSecs   float64   `json:"restore_seconds,omitempty"`
+	Files         int64     `json:"files,omitempty"`
+	Bytes         int64     `json:"bytes,omitempty"`
+	Databases     int       `json:"databases,omitempty"`
+	Tables        int       `json:"tables,omitempty"`
+	Error         string    `json:"error,omitempty"`
+}
+
+// DrillCheckResult is the outcome of one health check.
+type DrillCheckResult struct {
+	Name    string  `json:"name"`
+	Kind    string  `json:"kind"`
+	Target  string  `json:"target,omitempty"`
+	OK      bool    `json:"ok"`
+	Value   string  `json:"value,omitempty"`
+	Message string  `json:"message,omitempty"`
+	Seconds float64 `json:"seconds"`
+}
+
+// DrillReport is the record of one drill (JSON schema: docs/drills.md).
+type DrillReport struct {
+	Schema     int                `json:"schema"`
+	Kind       string             `json:"kind"` // "drill" or "spot_check"
+	Policy     string             `json:"policy"`
+	Host       string             `json:"host"`
+	From       string             `json:"from"`
+	Start      time.Time          `json:"start"`
+	End        time.Time          `json:"end"`
+	Status     string             `json:"status"`
+	RTO        Measure            `json:"rto"`
+	RPO        Measure            `json:"rpo"`
+	Phases     []DrillPhase       `json:"phases"`
+	Targets    []DrillTarget      `json:"targets"`
+	Checks     []DrillCheckResult `json:"checks"`
+	SpotChecks []SpotCheckResult  `json:"spot_checks,omitempty"`
+	Errors     []string           `json:"errors,omitempty"`
+	Notes      []string           `json:"notes,omitempty"`
+}
+
+// Err returns the error matching the report's status: nil when passed.
+func (r *DrillReport) Err() error {
+	switch r.Status {
+	case DrillPassed:
+		return nil
+	case DrillObjectiveViolated:
+		var v []string
+		if !r.RPO.Met {
+			v = append(v, fmt.Sprintf("RPO %s > objective %s", secs(r.RPO.Seconds), secs(r.RPO.Objective)))
+		}
+		if !r.RTO.Met {
+			v = append(v, fmt.Sprintf("RTO %s > objective %s", secs(r.RTO.Seconds), secs(r.RTO.Objective)))
+		}
+		return fmt.Errorf("drill %s: %w: %s", r.Policy, ErrObjectiveViolated, strings.Join(v, "; "))
+	case DrillCheckFailed:
+		var f []string
+		for _, c := range r.Checks {
+			if !c.OK {
+				f = append(f, fmt.Sprintf("%q: %s", c.Name, c.Message))
+			}
+		}
+		for _, s := range r.SpotChecks {
+			for _, p := range s.Problems {
+				f = append(f, fmt.Sprintf("spot check %s: %s", s.Target, p))
+			}
+		}
+		return fmt.Errorf("drill %s: %w: %s", r.Policy, ErrCheckFailed, strings.Join(f, "; "))
+	}
+	return fmt.Errorf("drill %s failed: %s", r.Policy, strings.Join(r.Errors, "; "))
+}
+
+func secs(s float64) string { return (time.Duration(s * float64(time.Second))).Round(time.Millisecond).String() }
+
+// drill is one running drill.
+type drill struct {
+	o       DrillOptions
+	p       *policies.Policy
+	r       *repo.Repository
+	rep     *DrillReport
+	dir     string
+	server  *mariadb.Server // scratch server started here
+	dsn     string          // where mysql targets are restored
+	pw      string
+	dirs    map[string]string // files target -> restore root
+	mysqlOK map[string]bool   // mysql target restored
+	now     func() time.Time
+}
+
+func (d *drill) logf(format string, args ...any) {
+	if d.o.Log != nil {
+		fmt.Fprintf(d.o.Log, format+"\n", args...)
+	}
+}
+
+func (d *drill) phase(name, target string, start time.Time, inRTO bool) {
+	d.rep.Phases = append(d.rep.Phases, DrillPhase{Name: name, Target: target, Seconds: d.now().Sub(start).Seconds(), InRTO: inRTO})
+}
+
+// Drill restores the latest snapshot of each target of o.Policy from r
+// into a scratch place (a MariaDB server it starts, or the policy's
+// scratch DSN; a temporary directory), runs the policy's drill checks,
+// tears everything down (also when ctx is cancelled), and measures RTO
+// and RPO against the policy's objectives. The report is returned also
+// with an error; its Err tells the outcome. The error returned is only
+// about the drill itself (no snapshot, cannot restore, interrupted).
+func Drill(ctx context.Context, r *repo.Repository, o DrillOptions) (rep *DrillReport, err error) {
+	p := o.Policy
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.From == "" {
+		o.From = "primary"
+	}
+	d := &drill{o: o, p: p, r: r, now: o.Now, dirs: map[string]string{}, mysqlOK: map[string]bool{}}
+	start := d.now()
+	d.rep = &DrillReport{Schema: DrillSchema, Kind: "drill", Policy: p.Name, Host: p.Host, From: o.From, Start: start.UTC(),
+		Phases: []DrillPhase{}, Targets: []DrillTarget{}, Checks: []DrillCheckResult{}}
+	rep = d.rep
+	if !r.CanReadData() {
+		return rep, fmt.Errorf("drill: %w: the policy's key_file is a host key, which cannot restore; give the owner key with --key-file or LIFEBOAT_KEY_FILE", repo.ErrNoDataKey)
+	}
+	for _, name := range o.Targets {
+		if _, err := p.Target(name); err != nil {
+			return rep, err
+		}
+	}
+	d.dir, err = os.MkdirTemp(o.TempDir, "lifeboat-drill-")
+	if err != nil {
+		return rep, err
+	}
+	defer func() {
+		if o.KeepScratch {
+			rep.Notes = append(rep.Notes, "scratch kept: "+d.dir)
+			return
+		}
+		t := d.now()
+		d.teardown()
+		d.phase("teardown", "", t, false)
+		rep.End = d.now().UTC()
+		if err != nil {
+			rep.Status = DrillError
+			rep.Errors = append(rep.Errors, err.Error())
+		}
+	}()
+	if o.Scratch != nil {
+		o.Scratch(d.dir, 0)
+	}
+
+	// Restore.
+	restored := 0
+	var rpo float64
+	for _, t := range p.Targets {
+		if len(o.Targets) > 0 && !contains(o.Targets, t.Name) {
+			continue
+		}
+		dt := DrillTarget{Name: t.Name, Kind: t.Kind}
+		if t.Kind != policies.KindFiles && t.Kind != policies.KindMySQL {
+			dt.Skipped = "drills restore files and mysql targets; " + t.Kind + " is not drilled yet"
+			rep.Notes = append(rep.Notes, "target "+t.Name+": "+dt.Skipped)
+			rep.Targets = append(rep.Targets, dt)
+			continue
+		}
+		sn, err := r.FindSnapshot(ctx, "latest", func(s *repo.Snapshot) bool { return s.Target == t.Name && s.Host == p.Host })
+		if err != nil {
+			return rep, fmt.Errorf("target %s: no snapshot to drill: %w", t.Name, err)
+		}
+		dt.Snapshot, dt.SnapshotTime = sn.ID.String(), sn.Time.UTC()
+		rp := sn.RecoveryPoint.Time
+		if rp.IsZero() {
+			rp = sn.Time
+		}
+		dt.RecoveryPoint = rp.UTC()
+		dt.RPOSeconds = start.Sub(rp).Seconds()
+		rpo = max(rpo, dt.RPOSeconds)
+		t0 := d.now()
+		switch t.Kind {
+		case policies.KindFiles:
+			err = d.restoreFiles(ctx, &t, sn, &dt)
+		case policies.KindMySQL:
+			err = d.restoreMySQL(ctx, &t, sn, &dt)
+		}
+		if ctx.Err() != nil {
+			return rep, ctx.Err()
+		}
+		dt.RestoreSecs = d.now().Sub(t0).Seconds()
+		if err != nil {
+			dt.Error = err.Error()
+			d.logf("target %s: restore FAILED: %v", t.Name, err)
+		} else {
+			restored++
+			d.logf("target %s: restored snapshot %s in %s", t.Name, sn.ID.Short(), secs(dt.RestoreSecs))
+		}
+		d.phase("restore "+t.Name, t.Name, t0, true)
+		rep.Targets = append(rep.Targets, dt)
+	}
+
+	// Checks.
+	t0 := d.now()
+	allOK := true
+	for _, t := range rep.Targets {
+		if t.Error != "" {
+			allOK = false
+		}
+	}
+	for _, c := range p.Drill.Checks {
+		if c.Target != "" && len(o.Targets) > 0 && !contains(o.Targets, c.Target) {
+			continue
+		}
+		if c.Target == "" && len(o.Targets) > 0 && c.Kind() != policies.CheckCommand && c.Kind() != policies.CheckHTTP {
+			continue
+		}
+		res := d.check(ctx, c)
+		if ctx.Err() != nil {
+			return rep, ctx.Err()
+		}
+		if res.OK {
+			d.logf("check %q: ok (%s)", c.Name, res.Value)
+		} else {
+			allOK = false
+			d.logf("check %q: FAILED: %s", c.Name, res.Message)
+		}
+		rep.Checks = append(rep.Checks, res)
+	}
+	d.phase("checks", "", t0, true)
+	end := d.now()
+
+	rep.RTO = measure(end.Sub(start).Seconds(), p.Objectives.RTO.D())
+	rep.RPO = measure(rpo, p.Objectives.RPO.D())
+	switch {
+	case !allOK:
+		rep.Status = DrillCheckFailed
+		// RTO is not reached while checks fail: report the time spent,
+		// but never as met.
+		rep.RTO.Met = false
+	case !rep.RTO.Met || !rep.RPO.Met:
+		rep.Status = DrillObjectiveViolated
+	default:
+		rep.Status = DrillPassed
+	}
+	if restored == 0 && allOK {
+		rep.Notes = append(rep.Notes, "no target was restored")
+	}
+	return rep, nil
+}
+
+func measure(s float64, obj time.Duration) Measure {
+	m := Measure{Seconds: s, Objective: obj.Seconds(), Met: true}
+	if obj > 0 && s > obj.Seconds() {
+		m.Met = false
+	}
+	return m
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// teardown stops the scratch server and removes the scratch directory.
+// It runs on success, failure and cancellation alike.
+func (d *drill) teardown() {
+	if d.server != nil {
+		d.server.Stop()
+		d.logf("scratch server stopped")
+	}
+	if d.dir != "" {
+		if err := os.RemoveAll(d.dir); err != nil {
+			d.rep.Errors = append(d.rep.Errors, "teardown: "+err.Error())
+		}
+	}
+}
+
+func (d *drill) restoreFiles(ctx context.Context, t *policies.Target, sn *repo.Snapshot, dt *DrillTarget) error {
+	dest := filepath.Join(d.dir, "files", t.Name)
+	if err := os.MkdirAll(dest, 0o700); err != nil {
+		return err
+	}
+	d.dirs[t.Name] = dest
+	st, err := Files(ctx, d.r, sn, dest, Options{})
+	if err != nil {
+		return err
+	}
+	dt.Files, dt.Bytes = st.Files, st.Bytes
+	return nil
+}
+
+// scratchServer starts (once) the server mysql targets are restored into.
+func (d *drill) scratchServer(ctx context.Context) error {
+	if d.dsn != "" {
+		return nil
+	}
+	srv := d.p.Drill.MySQL
+	if srv.DSN != "" {
+		d.dsn = srv.DSN
+		if srv.PasswordFile != "" {
+			b, err := srv.PasswordFile.Read()
+			if err != nil {
+				return fmt.Errorf("drill.mysql.password_file: %w", err)
+			}
+			d.pw = strings.TrimRight(string(b), "\r\n")
+		}
+		d.logf("restoring into the scratch server of drill.mysql.dsn")
+		return nil
+	}
+	t0 := d.now()
+	dir := filepath.Join(d.dir, "mariadb")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	s, err := mariadb.Start(ctx, mariadb.Options{Server: srv.ServerBinary, Dir: dir})
+	if err != nil {
+		return fmt.Errorf("scratch server (drill.mysql.server_binary): %w", err)
+	}
+	d.server, d.dsn, d.pw = s, s.DSN(), s.Password
+	if d.o.Scratch != nil {
+		d.o.Scratch(d.dir, s.Pid())
+	}
+	d.logf("scratch server started on %s (pid %d)", s.Addr, s.Pid())
+	d.phase("scratch server", "", t0, true)
+	return nil
+}
+
+func (d *drill) restoreMySQL(ctx context.Context, t *policies.Target, sn *repo.Snapshot, dt *DrillTarget) error {
+	if err := d.scratchServer(ctx); err != nil {
+		return err
+	}
+	if d.server == nil {
+		// An existing scratch server: its copies of the databases go.
+		dbs, err := readMySQLTree(ctx, d.r, sn, MySQLOptions{})
+		if err != nil {
+			return err
+		}
+		db, err := d.open(ctx)
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		for _, x := range dbs {
+			if _, err := db.ExecContext(ctx, "DROP DATABASE IF EXISTS "+mysql.QuoteName(x.target)); err != nil {
+				return fmt.Errorf("scratch server: %w", err)
+			}
+		}
+	}
+	// Same database names as the source: checks name their tables.
+	st, err := MySQL(ctx, d.r, sn, MySQLOptions{DSN: d.dsn, Password: d.pw})
+	if err != nil {
+		return err
+	}
+	d.mysqlOK[t.Name] = true
+	dt.Databases, dt.Tables, dt.Bytes = st.Databases, st.Tables, st.Bytes
+	return nil
+}
+
+func (d *drill) open(ctx context.Context) (*sql.DB, error) {
+	cfg, err := mysql.ParseDSN(d.dsn, d.pw)
+	if err != nil {
+		return nil, err
+	}
+	return mysql.Open(ctx, cfg, 2)
+}
+
+// check runs one health check with its timeout.
+func (d *drill) check(ctx context.Context, c policies.DrillCheck) DrillCheckResult {
+	res := DrillCheckResult{Name: c.Name, Kind: c.Kind(), Target: c.Target}
+	t0 := d.now()
+	timeout := c.Timeout.D()
+	if timeout <= 0 {
+		timeout = 5 * time.Minute
+	}
+	cctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var err error
+	switch c.Kind() {
+	case policies.CheckSQL:
+		res.Value, err = d.sqlCheck(cctx, c)
+	case policies.CheckPath:
+		res.Value, err = d.pathCheck(c)
+	case policies.CheckCommand:
+		res.Value, err = d.commandCheck(cctx, c)
+	case policies.CheckHTTP:
+		res.Value, err = httpCheck(cctx, c)
+	default:
+		err = errors.New("check has none of sql, path, command, http")
+	}
+	if err != nil && cctx.Err() == context.DeadlineExceeded && ctx.Err() == nil {
+		err = fmt.Errorf("timed out after %s: %w", timeout, err)
+	}
+	res.OK = err == nil
+	if err != nil {
+		res.Message = err.Error()
+	}
+	res.Seconds = d.now().Sub(t0).Seconds()
+	return res
+}
+
+func (d *drill) sqlTarget(c policies.DrillCheck) (string, error) {
+	name := c.Target
+	if name == "" {
+		for _, t := range d.p.Targets {
+			if t.Kind == policies.KindMySQL {
+				name = t.Name
+				break
+			}
+		}
+	}
+	if !d.mysqlOK[name] {
+		return "", fmt.Errorf("target %s was not restored", name)
+	}
+	return name, nil
+}
+
+func (d *drill) sqlCheck(ctx context.Context, c policies.DrillCheck) (string, error) {
+	if _, err := d.sqlTarget(c); err != nil {
+		return "", err
+	}
+	db, err := d.open(ctx)
+	if err != nil {
+		return "", err
+	}
+	defer db.Close()
+	var v sql.NullString
+	if err := db.QueryRowContext(ctx, c.SQL).Scan(&v); err != nil {
+		return "", fmt.Errorf("%s: %w", c.SQL, err)
+	}
+	if !v.Valid {
+		if c.Min != nil || c.Max != nil || c.Expect != "" {
+			return "NULL", fmt.Errorf("%s returned NULL", c.SQL)
+		}
+		return "NULL", nil
+	}
+	val := v.String
+	if c.Expect != "" && val != c.Expect {
+		return val, fmt.Errorf("%s returned %q, expected %q", c.SQL, val, c.Expect)
+	}
+	if c.Min != nil || c.Max != nil {
+		f, err := strconv.ParseFloat(strings.TrimSpace(val), 64)
+		if err != nil {
+			return val, fmt.Errorf("%s returned %q, not a number", c.SQL, val)
+		}
+		if c.Min != nil && f < *c.Min {
+			return val, fmt.Errorf("%s returned %s, below the minimum %s", c.SQL, val, fmtNum(*c.Min))
+		}
+		if c.Max != nil && f > *c.Max {
+			return val, fmt.Errorf("%s returned %s, above the maximum %s", c.SQL, val, fmtNum(*c.Max))
+		}
+	}
+	return val, nil
+}
+
+func fmtNum(f float64) string { return strconv.FormatFloat(f, 'f', -1, 64) }
+
+// pathRoot is where a path check's path is resolved: the restored target,
+// and below the single root's name when the target has one path (the
+// snapshot stores /var/www/media as "media/...", checks say "catalog").
+func (d *drill) pathCheck(c policies.DrillCheck) (string, error) {
+	name := c.Target
+	if name == "" {
+		for _, t := range d.p.Targets {
+			if t.Kind == policies.KindFiles {
+				name = t.Name
+				break
+			}
+		}
+	}
+	root, ok := d.dirs[name]
+	if !ok {
+		return "", fmt.Errorf("target %s was not restored", name)
+	}
+	rel := filepath.FromSlash(strings.Trim(c.Path, "/"))
+	cands := []string{filepath.Join(root, rel)}
+	if t, err := d.p.Target(name); err == nil && len(t.Paths) == 1 {
+		cands = append([]string{filepath.Join(root, filepath.Base(t.Paths[0]), rel)}, cands...)
+	}
+	var p string
+	for _, cand := range cands {
+		if _, err := os.Lstat(cand); err == nil {
+			p = cand
+			break
+		}
+	}
+	if p == "" {
+		return "", fmt.Errorf("%s is missing in the restored %s", c.Path, name)
+	}
+	var n, size int64
+	err := filepath.WalkDir(p, func(_ string, e fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if e.Type().IsRegular() {
+			n++
+			if fi, err := e.Info(); err == nil {
+				size += fi.Size()
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return "", err
+	}
+	val := fmt.Sprintf("%d files, %d bytes", n, size)
+	if c.MinFiles > 0 && n < int64(c.MinFiles) {
+		return val, fmt.Errorf("%s has %d files, fewer than min_files %d", c.Path, n, c.MinFiles)
+	}
+	if c.MinSize > 0 && size < int64(c.MinSize) {
+		return val, fmt.Errorf("%s holds %d bytes, less than min_size %d", c.Path, size, int64(c.MinSize))
+	}
+	return val, nil
+}
+
+// commandCheck runs argv in the scratch directory. The environment tells
+// it where things were restored: LIFEBOAT_DRILL_DIR (scratch directory),
+// LIFEBOAT_DRILL_MYSQL_DSN and LIFEBOAT_DRILL_MYSQL_PASSWORD (the scratch
+// server), LIFEBOAT_DRILL_FILES_<TARGET> (a files target's restore root;
+// TARGET upper-cased, - and . as _).
+func (d *drill) commandCheck(ctx context.Context, c policies.DrillCheck) (string, error) {
+	cmd := exec.CommandContext(ctx, c.Command[0], c.Command[1:]...)
+	cmd.Dir = d.dir
+	cmd.Env = append(os.Environ(), "LIFEBOAT_DRILL_DIR="+d.dir)
+	if d.dsn != "" {
+		cmd.Env = append(cmd.Env, "LIFEBOAT_DRILL_MYSQL_DSN="+d.dsn, "LIFEBOAT_DRILL_MYSQL_PASSWORD="+d.pw)
+	}
+	for name, dir := range d.dirs {
+		key := strings.NewReplacer("-", "_", ".", "_").Replace(strings.ToUpper(name))
+		cmd.Env = append(cmd.Env, "LIFEBOAT_DRILL_FILES_"+key+"="+dir)
+	}
+	cmd.WaitDelay = 2 * time.Second
+	out, err := cmd.CombinedOutput()
+	tail := strings.TrimSpace(string(out))
+	if len(tail) > 500 {
+		tail = "..." + tail[len(tail)-500:]
+	}
+	if err != nil {
+		if tail != "" {
+			return tail, fmt.Errorf("%s: %v: %s", strings.Join(c.Command, " "), err, tail)
+		}
+		return "", fmt.Errorf("%s: %v", strings.Join(c.Command, " "), err)
+	}
+	return "exit 0", nil
+}
+
+func httpCheck(ctx context.Context, c policies.DrillCheck) (string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.HTTP, nil)
+	if err != nil {
+		return "", err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	val := resp.Status
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return val, fmt.Errorf("%s answered %s", c.HTTP, resp.Status)
+	}
+	if c.Expect != "" && !strings.Contains(string(body), c.Expect) {
+		return val, fmt.Errorf("%s: body does not contain %q", c.HTTP, c.Expect)
+	}
+	return val, nil
+}

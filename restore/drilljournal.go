@@ -1,0 +1,121 @@
+package restore
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// DrillJournal records drills next to engine.Journal's runs: one JSON
+// line (a DrillReport) per drill in DIR/POLICY.drills.jsonl, appended,
+// never rewritten. Reports hold no secret.
+type DrillJournal struct{ Dir string }
+
+func (j DrillJournal) path(policy string) string {
+	return filepath.Join(j.Dir, policy+".drills.jsonl")
+}
+
+// Append records a drill.
+func (j DrillJournal) Append(rep *DrillReport) error {
+	if err := os.MkdirAll(j.Dir, 0o700); err != nil {
+		return fmt.Errorf("drill journal: %w", err)
+	}
+	line, err := json.Marshal(rep)
+	if err != nil {
+		return err
+	}
+	f, err := os.OpenFile(j.path(rep.Policy), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return fmt.Errorf("drill journal: %w", err)
+	}
+	if _, err := f.Write(append(line, '\n')); err != nil {
+		f.Close()
+		return fmt.Errorf("drill journal: %w", err)
+	}
+	return f.Close()
+}
+
+// Reports returns the recorded drills of a policy, oldest first; damaged
+// lines are skipped.
+func (j DrillJournal) Reports(policy string) ([]DrillReport, error) {
+	f, err := os.Open(j.path(policy))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("drill journal: %w", err)
+	}
+	defer f.Close()
+	var out []DrillReport
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 0, 64<<10), 16<<20)
+	for sc.Scan() {
+		var r DrillReport
+		if json.Unmarshal(sc.Bytes(), &r) == nil && r.Schema > 0 {
+			out = append(out, r)
+		}
+	}
+	return out, sc.Err()
+}
+
+// DrillMetricsFile is where drill metrics go for a policy's metrics
+// textfile: a sibling NAME-drill.prom, so that the run's own file is not
+// rewritten (node-exporter reads every *.prom of the directory).
+func DrillMetricsFile(textfile string) string {
+	return strings.TrimSuffix(textfile, ".prom") + "-drill.prom"
+}
+
+// WriteDrillMetrics writes lifeboat_drill_* gauges of rep to path,
+// atomically (temporary file and rename).
+func WriteDrillMetrics(path string, rep *DrillReport) error {
+	var b strings.Builder
+	pol := promLabel(rep.Policy)
+	g := func(name, help string, v float64, labels string) {
+		fmt.Fprintf(&b, "# HELP %s %s\n# TYPE %s gauge\n%s{policy=%s%s} %g\n", name, help, name, name, pol, labels, v)
+	}
+	b01 := func(ok bool) float64 {
+		if ok {
+			return 1
+		}
+		return 0
+	}
+	g("lifeboat_drill_last_timestamp_seconds", "Start of the last drill (unix seconds).", float64(rep.Start.Unix()), "")
+	g("lifeboat_drill_success", "1 when the last drill passed (checks ok, objectives met).", b01(rep.Status == DrillPassed), "")
+	g("lifeboat_drill_checks_ok", "1 when all checks of the last drill passed.", b01(rep.Status == DrillPassed || rep.Status == DrillObjectiveViolated), "")
+	g("lifeboat_drill_rto_seconds", "Measured RTO of the last drill.", rep.RTO.Seconds, "")
+	g("lifeboat_drill_rpo_seconds", "Measured RPO of the last drill.", rep.RPO.Seconds, "")
+	g("lifeboat_drill_rto_objective_seconds", "RTO objective (0: none).", rep.RTO.Objective, "")
+	g("lifeboat_drill_rpo_objective_seconds", "RPO objective (0: none).", rep.RPO.Objective, "")
+	g("lifeboat_drill_duration_seconds", "Wall time of the last drill, teardown included.", rep.End.Sub(rep.Start).Seconds(), "")
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".lifeboat-drill-*.tmp")
+	if err != nil {
+		return err
+	}
+	if _, err := tmp.WriteString(b.String()); err != nil {
+		tmp.Close()
+		os.Remove(tmp.Name())
+		return err
+	}
+	if err := tmp.Chmod(0o644); err != nil {
+		tmp.Close()
+		os.Remove(tmp.Name())
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		os.Remove(tmp.Name())
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
+
+func promLabel(s string) string {
+	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`).Replace(s) + `"`
+}
