@@ -156,7 +156,9 @@ func (r *DrillReport) Err() error {
 	return fmt.Errorf("drill %s failed: %s", r.Policy, strings.Join(r.Errors, "; "))
 }
 
-func secs(s float64) string { return (time.Duration(s * float64(time.Second))).Round(time.Millisecond).String() }
+func secs(s float64) string {
+	return (time.Duration(s * float64(time.Second))).Round(time.Millisecond).String()
+}
 
 // drill is one running drill.
 type drill struct {
