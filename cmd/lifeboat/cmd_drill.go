@@ -1,0 +1,182 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/lifeboat-backup/lifeboat/restore"
+)
+
+func (a *app) drillCmd() *cobra.Command {
+	var from, journal, tmp, out string
+	var targets []string
+	var spot bool
+	cmd := &cobra.Command{
+		Use:   "drill POLICY [--from primary|SECONDARY] [--target NAME] [--spot-check]",
+		Short: "Restore drill: restore the latest snapshots into scratch places, run the health checks, measure RTO/RPO",
+		Long: `Restore the latest snapshot of each files and mysql target into a scratch place (a temporary
+directory; a MariaDB server lifeboat starts on a free loopback port from drill.mysql.server_binary,
+or the scratch server drill.mysql.dsn), run the policy's drill.checks, tear everything down (also on
+failure and Ctrl-C), and compare the measured RTO (drill start until all checks pass) and RPO
+(drill start minus the snapshot's recovery point) with objectives. The drill is appended to the
+journal (POLICY.drills.jsonl); lifeboat_drill_* metrics go next to metrics.textfile.
+
+--spot-check restores nothing: it compares each files target's live file count (total and per
+directory, 5% tolerance) with its latest snapshot and hashes a random sample of live files
+against the snapshot's content.
+
+Needs the owner key (--key-file or LIFEBOAT_KEY_FILE): the policy's key_file is a host key,
+which cannot restore. See docs/drills.md.
+
+Exit codes: 0 passed, 1 a check failed (or the drill could not run), 3 an objective was violated.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			p, err := a.loadPolicy(args[0])
+			if err != nil {
+				return err
+			}
+			for _, t := range targets {
+				if _, err := p.Target(t); err != nil {
+					return usageError{err}
+				}
+			}
+			a.policy = p
+			ctx := cmd.Context()
+			url := p.Repositories.Primary.URL
+			if u := a.v.GetString("repo"); u != "" {
+				url = u
+			}
+			if from == "" {
+				from = "primary"
+			}
+			if from != "primary" {
+				sec, err := p.Secondary(from)
+				if err != nil {
+					return usageError{err}
+				}
+				url, from = sec.URL, sec.Name
+			}
+			r, err := a.openRepoAt(ctx, url)
+			if err != nil {
+				return fmt.Errorf("drill from %s: %w", from, err)
+			}
+			defer r.Bucket().Close()
+			var rep *restore.DrillReport
+			if spot {
+				rep, err = restore.SpotCheck(ctx, r, restore.SpotCheckOptions{Policy: p, From: from, Targets: targets})
+			} else {
+				o := restore.DrillOptions{Policy: p, From: from, Targets: targets, TempDir: tmp}
+				if !a.json && !a.quiet {
+					o.Log = a.stderr
+				}
+				rep, err = restore.Drill(ctx, r, o)
+			}
+			if rep != nil && ctx.Err() == nil {
+				j := restore.DrillJournal{Dir: journal}
+				if jerr := j.Append(rep); jerr != nil {
+					fmt.Fprintln(a.stderr, "warning: "+jerr.Error())
+				}
+				if p.Metrics.Textfile != "" && !spot {
+					if merr := restore.WriteDrillMetrics(restore.DrillMetricsFile(p.Metrics.Textfile), rep); merr != nil {
+						fmt.Fprintln(a.stderr, "warning: metrics: "+merr.Error())
+					}
+				}
+				if out != "" {
+					hist, _ := j.Reports(p.Name)
+					if werr := writeDrillReport(out, rep, hist); werr != nil {
+						fmt.Fprintln(a.stderr, "warning: "+werr.Error())
+					}
+				}
+				if perr := a.drillSummary(rep); perr != nil {
+					return perr
+				}
+			}
+			if err != nil {
+				return err
+			}
+			return rep.Err()
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&from, "from", "primary", "restore from the primary or this secondary")
+	f.StringArrayVar(&targets, "target", nil, "only this target, repeatable")
+	f.BoolVar(&spot, "spot-check", false, "files targets: compare the live source with the latest snapshot, restore nothing")
+	f.StringVar(&journal, "journal", defaultJournal(), "directory of the run journal")
+	f.StringVar(&tmp, "tmp-dir", "", "where the scratch directory is made (default $TMPDIR)")
+	f.StringVarP(&out, "output", "o", "", "also write the report to this file (.json, .md or .html)")
+	cmd.AddCommand(a.drillReportCmd())
+	return cmd
+}
+
+func (a *app) drillReportCmd() *cobra.Command {
+	var journal, out string
+	cmd := &cobra.Command{
+		Use:   "report POLICY -o FILE.html|FILE.md|FILE.json",
+		Short: "Render the last drill of a policy from the journal, with RTO/RPO history",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if out == "" {
+				return usagef("-o FILE is required (.html, .md or .json; - for JSON on stdout)")
+			}
+			name := args[0]
+			if strings.HasSuffix(name, ".yaml") || strings.HasSuffix(name, ".yml") || strings.Contains(name, string(filepath.Separator)) {
+				p, err := a.loadPolicy(name)
+				if err != nil {
+					return err
+				}
+				name = p.Name
+			}
+			hist, err := restore.DrillJournal{Dir: journal}.Reports(name)
+			if err != nil {
+				return err
+			}
+			if len(hist) == 0 {
+				return fmt.Errorf("no drill of policy %s in %s", name, journal)
+			}
+			last := hist[len(hist)-1]
+			if out == "-" {
+				return restore.WriteDrillJSON(a.stdout, &last)
+			}
+			return writeDrillReport(out, &last, hist)
+		},
+	}
+	cmd.Flags().StringVar(&journal, "journal", defaultJournal(), "directory of the run journal")
+	cmd.Flags().StringVarP(&out, "output", "o", "", "output file: .html, .md or .json (- : JSON on stdout)")
+	return cmd
+}
+
+func writeDrillReport(path string, rep *restore.DrillReport, hist []restore.DrillReport) error {
+	var b bytes.Buffer
+	var err error
+	switch strings.ToLower(filepath.Ext(path)) {
+	case ".html", ".htm":
+		err = restore.WriteDrillHTML(&b, rep, hist)
+	case ".md", ".markdown":
+		err = restore.WriteDrillMarkdown(&b, rep, hist)
+	case ".json":
+		err = restore.WriteDrillJSON(&b, rep)
+	default:
+		return usagef("report %s: use .html, .md or .json", path)
+	}
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, b.Bytes(), 0o644)
+}
+
+func (a *app) drillSummary(rep *restore.DrillReport) error {
+	if a.json {
+		return a.emit(map[string]any{"message_type": "summary", "drill": rep})
+	}
+	var b bytes.Buffer
+	if err := restore.WriteDrillMarkdown(&b, rep, nil); err != nil {
+		return err
+	}
+	_, err := a.stdout.Write(b.Bytes())
+	return err
+}
