@@ -119,7 +119,10 @@ func Exec(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, opts ExecO
 
 type progressWriter struct{ p *Progress }
 
-func (w progressWriter) Write(b []byte) (int, error) { w.p.Bytes.Add(int64(len(b))); return len(b), nil }
+func (w progressWriter) Write(b []byte) (int, error) {
+	w.p.Bytes.Add(int64(len(b)))
+	return len(b), nil
+}
 
 // singleFile returns the one file entry of a stream or volume snapshot.
 func singleFile(ctx context.Context, r *repo.Repository, sn *repo.Snapshot) (*repo.Node, error) {

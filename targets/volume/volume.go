@@ -13,6 +13,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -29,7 +30,7 @@ const HookTimeout = 10 * time.Minute
 type Options struct {
 	// Path of the block device or image file.
 	Path string
-	// Name is the entry path in the snapshot (default "volume.img").
+	// Name is the entry path in the snapshot (default: the base name of Path).
 	Name string
 	// Before and After are argv run before and after the read (no shell).
 	Before, After []string
@@ -47,7 +48,7 @@ func New(opts Options) (*Source, error) {
 		return nil, errors.New("volume: no path")
 	}
 	if opts.Name == "" {
-		opts.Name = "volume.img"
+		opts.Name = filepath.Base(opts.Path)
 	}
 	return &Source{opts: opts}, nil
 }
