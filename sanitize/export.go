@@ -2,6 +2,7 @@ package sanitize
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -372,6 +373,8 @@ func (e *exporter) table(d *snapDB, p *tablePlan, ts *TableStats) error {
 		e.w.WriteString("SET SESSION sql_mode = 'NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION';\n")
 	}
 	batch := e.buf[:0]
+	var row [][]byte
+	var arena []byte
 	rowsInBatch := 0
 	flush := func() {
 		if rowsInBatch == 0 {
@@ -402,7 +405,7 @@ func (e *exporter) table(d *snapDB, p *tablePlan, ts *TableStats) error {
 		if n := len(line); n > 0 && line[n-1] == '\n' {
 			line = line[:n-1]
 		}
-		row := mysql.SplitRow(line)
+		row, arena = splitRow(line, row[:0], arena[:0])
 		if len(row) != len(header) {
 			return fmt.Errorf("row %d has %d fields, the header %d", ts.RowsRead+1, len(row), len(header))
 		}
@@ -541,4 +544,57 @@ func isNumber(v []byte) bool {
 		}
 	}
 	return digits > 0
+}
+
+// splitRow is mysql.SplitRow without allocations per row: fields without
+// escapes point into line, the others into arena (both valid until the
+// next call). NULL (\N alone) is nil.
+func splitRow(line []byte, out [][]byte, arena []byte) ([][]byte, []byte) {
+	// Unescaped fields first; escaped ones are decoded into arena, whose
+	// growth must not move fields already taken: size it up front.
+	if cap(arena) < len(line) {
+		arena = make([]byte, 0, len(line))
+	}
+	start := 0
+	for i := 0; i <= len(line); i++ {
+		if i < len(line) && line[i] != '\t' {
+			continue
+		}
+		f := line[start:i]
+		start = i + 1
+		if len(f) == 2 && f[0] == '\\' && f[1] == 'N' {
+			out = append(out, nil)
+			continue
+		}
+		if bytes.IndexByte(f, '\\') < 0 {
+			out = append(out, f[:len(f):len(f)])
+			continue
+		}
+		from := len(arena)
+		for j := 0; j < len(f); j++ {
+			c := f[j]
+			if c == '\\' && j+1 < len(f) {
+				j++
+				switch f[j] {
+				case 't':
+					c = '\t'
+				case 'n':
+					c = '\n'
+				case '0':
+					c = 0
+				case 'r':
+					c = '\r'
+				case 'b':
+					c = '\b'
+				case 'Z':
+					c = 0x1a
+				default:
+					c = f[j]
+				}
+			}
+			arena = append(arena, c)
+		}
+		out = append(out, arena[from:len(arena):len(arena)])
+	}
+	return out, arena
 }

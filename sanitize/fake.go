@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
+	"hash"
 	"math/big"
 	"strings"
 	"unicode/utf8"
@@ -34,12 +35,22 @@ var (
 )
 
 // faker derives fakes from a keyed HMAC-SHA256 of the original value.
-type faker struct{ key []byte }
+// Not safe for concurrent use (one per export).
+type faker struct {
+	key   []byte
+	mac   hash.Hash
+	cache map[string]string // kind 0x00 value 0x00 max -> fake
+	ckey  []byte
+}
 
 // sum is HMAC-SHA256(key, kind 0x00 value): the same original gives the
 // same fake of a kind in every table and export with the same key.
 func (f *faker) sum(kind string, v []byte) [32]byte {
-	m := hmac.New(sha256.New, f.key)
+	if f.mac == nil {
+		f.mac = hmac.New(sha256.New, f.key)
+	}
+	m := f.mac
+	m.Reset()
 	m.Write([]byte(kind))
 	m.Write([]byte{0})
 	m.Write(v)
@@ -48,20 +59,41 @@ func (f *faker) sum(kind string, v []byte) [32]byte {
 	return out
 }
 
+// cachedFake is fake with a bounded cache: names, cities and the same
+// customer's email repeat across rows and tables.
+func (f *faker) cachedFake(kind string, v []byte, max int) string {
+	if len(v) > 256 {
+		return f.fake(kind, v, max)
+	}
+	f.ckey = append(append(append(append(f.ckey[:0], kind...), 0), v...), byte(max), byte(max>>8), byte(max>>16))
+	if s, ok := f.cache[string(f.ckey)]; ok {
+		return s
+	}
+	s := f.fake(kind, v, max)
+	if f.cache == nil {
+		f.cache = make(map[string]string, 1<<16)
+	} else if len(f.cache) >= 1<<16 {
+		clear(f.cache)
+	}
+	f.cache[string(f.ckey)] = s
+	return s
+}
+
 func pickWord(h [32]byte, i int, list []string) string {
 	return list[binary.BigEndian.Uint32(h[i*4:])%uint32(len(list))]
 }
 
 func digits(h [32]byte, off, n int) string {
-	var b strings.Builder
-	x := new(big.Int).SetBytes(h[off:])
-	ten := big.NewInt(10)
-	m := new(big.Int)
-	for range n {
-		x.DivMod(x, ten, m)
-		b.WriteByte(byte('0' + m.Int64()))
+	var b [24]byte
+	x := binary.BigEndian.Uint64(h[off%24:])
+	for i := range n {
+		if i == 18 {
+			x = binary.BigEndian.Uint64(h[(off+8)%24:])
+		}
+		b[i] = byte('0' + x%10)
+		x /= 10
 	}
-	return b.String()
+	return string(b[:n])
 }
 
 // hashHex is the hash rule's value: hex of the keyed hash.

@@ -132,7 +132,7 @@ func (f *faker) apply(r Rule, col *column, v []byte) []byte {
 	case policies.RuleFixed:
 		return []byte(r.Arg)
 	case policies.RuleFake:
-		return []byte(f.fake(r.Arg, v, col.max))
+		return []byte(f.cachedFake(r.Arg, v, col.max))
 	case policies.RuleHash:
 		return []byte(fit(f.hashHex(v), col.max))
 	case policies.RuleMask:
@@ -151,7 +151,7 @@ func (f *faker) apply(r Rule, col *column, v []byte) []byte {
 			if part.kind == "" {
 				b.WriteString(part.lit)
 			} else {
-				b.WriteString(f.fake(part.kind, v, 0))
+				b.WriteString(f.cachedFake(part.kind, v, 0))
 			}
 		}
 		return []byte(fit(b.String(), col.max))

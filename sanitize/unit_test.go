@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/lifeboat-backup/lifeboat/policies"
+	"github.com/lifeboat-backup/lifeboat/targets/mysql"
 )
 
 func TestWhere(t *testing.T) {
@@ -106,5 +107,17 @@ func TestContentKind(t *testing.T) {
 		"T-Shirt Anna":        "",
 	} {
 		require.Equal(t, want, contentKind([]byte(v)), v)
+	}
+}
+
+func TestSplitRow(t *testing.T) {
+	vals := [][]byte{nil, {}, []byte("plain"), []byte("tab\there"), []byte("nl\nx\\y"), {0, '\\', 'N'}, []byte("\\N"), []byte("N")}
+	for i := range vals {
+		for j := range vals {
+			line := mysql.AppendRow(nil, [][]byte{vals[i], vals[j], vals[(i+j)%len(vals)]})
+			line = line[:len(line)-1]
+			got, _ := splitRow(line, nil, nil)
+			require.Equal(t, mysql.SplitRow(line), got, "%q", line)
+		}
 	}
 }
