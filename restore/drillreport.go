@@ -127,6 +127,7 @@ func md(s string) string {
 type chart struct {
 	Title     string
 	W, H      int
+	X2, LY    int // right end of grid lines, y of the x labels
 	Line      string // polyline points
 	Points    []chartPoint
 	Objective float64 // y of the objective line, -1: none
@@ -148,7 +149,7 @@ type chartTick struct {
 
 func makeChart(title string, history []DrillReport, get func(*DrillReport) Measure) chart {
 	const w, h, left, right, top, bottom = 640, 220, 70, 20, 20, 40
-	c := chart{Title: title, W: w, H: h, Objective: -1}
+	c := chart{Title: title, W: w, H: h, X2: w - right, LY: h - 18, Objective: -1}
 	var maxV, obj float64
 	for i := range history {
 		m := get(&history[i])
@@ -236,11 +237,11 @@ svg{background:#fafafa;border:1px solid #ddd;margin:0.5em 0}
 {{range .R.Errors}}<p class="bad">error: {{.}}</p>{{end}}
 {{range .R.Notes}}<p>note: {{.}}</p>{{end}}
 <h2>History</h2>
-{{range .Charts}}<h3>{{.Title}}</h3>
+{{range $c := .Charts}}<h3>{{.Title}}</h3>
 <svg xmlns="http://www.w3.org/2000/svg" width="{{.W}}" height="{{.H}}" viewBox="0 0 {{.W}} {{.H}}" role="img" aria-label="{{.Title}}">
-{{range .YTicks}}<line x1="70" x2="{{sub $.W 20}}" y1="{{.Pos}}" y2="{{.Pos}}" stroke="#e5e5e5"/><text x="64" y="{{.Pos}}" font-size="11" text-anchor="end" dominant-baseline="middle">{{.Label}}</text>{{end}}
-{{range .XLabels}}<text x="{{.Pos}}" y="{{sub $.H 18}}" font-size="11" text-anchor="middle">{{.Label}}</text>{{end}}
-{{if ge .Objective 0.0}}<line x1="70" x2="{{sub $.W 20}}" y1="{{.Objective}}" y2="{{.Objective}}" stroke="#c2410c" stroke-dasharray="6 4"/><text x="{{sub $.W 22}}" y="{{.Objective}}" dy="-4" font-size="11" text-anchor="end" fill="#c2410c">{{.ObjLabel}}</text>{{end}}
+{{range .YTicks}}<line x1="70" x2="{{$c.X2}}" y1="{{.Pos}}" y2="{{.Pos}}" stroke="#e5e5e5"/><text x="64" y="{{.Pos}}" font-size="11" text-anchor="end" dominant-baseline="middle">{{.Label}}</text>{{end}}
+{{range .XLabels}}<text x="{{.Pos}}" y="{{$c.LY}}" font-size="11" text-anchor="middle">{{.Label}}</text>{{end}}
+{{if ge .Objective 0.0}}<line x1="70" x2="{{$c.X2}}" y1="{{.Objective}}" y2="{{.Objective}}" stroke="#c2410c" stroke-dasharray="6 4"/><text x="{{$c.X2}}" y="{{.Objective}}" dy="-4" font-size="11" text-anchor="end" fill="#c2410c">{{.ObjLabel}}</text>{{end}}
 <polyline points="{{.Line}}" fill="none" stroke="#2563eb" stroke-width="2"/>
 {{range .Points}}<circle cx="{{.X}}" cy="{{.Y}}" r="4" fill="{{if .OK}}#17803d{{else}}#b91c1c{{end}}"><title>{{.Label}}</title></circle>{{end}}
 </svg>{{end}}

@@ -218,24 +218,23 @@ func spotCheck(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, t *po
 		}
 	}
 	sort.Strings(names)
-	var reported []string
+	var differing []string
 	for _, d := range names {
-		l, s := live[d], stored[d]
-		if max(l, s) < int64(o.MinDirFiles) || !differ(l, s) {
+		if l, s := live[d], stored[d]; max(l, s) >= int64(o.MinDirFiles) && differ(l, s) {
+			differing = append(differing, d)
+		}
+	}
+	// Report the deepest differing directories: where the files went.
+	reported := 0
+	for i, d := range differing {
+		if i+1 < len(differing) && strings.HasPrefix(differing[i+1], d+"/") {
 			continue
 		}
-		// Report the topmost differing directory only.
-		under := false
-		for _, p := range reported {
-			if strings.HasPrefix(d, p+"/") {
-				under = true
-			}
+		if reported++; reported > 10 {
+			res.Problems = append(res.Problems, "more directories differ")
+			break
 		}
-		if under {
-			continue
-		}
-		reported = append(reported, d)
-		res.Problems = append(res.Problems, fmt.Sprintf("directory %s: %d files live, %d in the snapshot", d, l, s))
+		res.Problems = append(res.Problems, fmt.Sprintf("directory %s: %d files live, %d in the snapshot", d, live[d], stored[d]))
 	}
 	// Content sample.
 	for _, f := range sample {
