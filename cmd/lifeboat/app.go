@@ -18,6 +18,7 @@ import (
 	"github.com/lifeboat-backup/lifeboat/engine/repo"
 	"github.com/lifeboat-backup/lifeboat/engine/repo/storage"
 	"github.com/lifeboat-backup/lifeboat/policies"
+	"github.com/lifeboat-backup/lifeboat/restore"
 )
 
 // Exit codes (design.md, "Conventions"); set only in exitCode.
@@ -111,6 +112,7 @@ unreadable, 10 no repository, 11 repository locked, 12 wrong key, 130 interrupte
 	root.AddCommand(a.initCmd(), a.backupCmd(), a.snapshotsCmd(), a.lsCmd(), a.restoreCmd(),
 		a.checkCmd(), a.pruneCmd(), a.forgetCmd(), a.unlockCmd(), a.versionCmd(), a.replicateCmd(), a.runCmd(), a.failoverCmd(), a.statusCmd())
 	root.AddCommand(a.configCmd())
+	root.AddCommand(a.drillCmd())
 	root.AddCommand(a.exportCmd(), a.sanitizeCmd())
 	return root
 }
@@ -147,6 +149,8 @@ func exitCode(ctx context.Context, err error) int {
 		return exitUsage
 	case errors.As(err, &pe):
 		return exitPartial
+	case errors.Is(err, restore.ErrObjectiveViolated):
+		return exitObjective
 	case errors.Is(err, repo.ErrNoRepository):
 		return exitNoRepo
 	case repo.IsLocked(err):
