@@ -127,7 +127,7 @@ func md(s string) string {
 type chart struct {
 	Title     string
 	W, H      int
-	X2, LY    int // right end of grid lines, y of the x labels
+	X2, LY    int    // right end of grid lines, y of the x labels
 	Line      string // polyline points
 	Points    []chartPoint
 	Objective float64 // y of the objective line, -1: none
