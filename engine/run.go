@@ -13,8 +13,11 @@ import (
 	"github.com/lifeboat-backup/lifeboat/engine/repo/storage"
 	"github.com/lifeboat-backup/lifeboat/policies"
 	"github.com/lifeboat-backup/lifeboat/retention"
+	"github.com/lifeboat-backup/lifeboat/targets/bucket"
+	"github.com/lifeboat-backup/lifeboat/targets/exec"
 	"github.com/lifeboat-backup/lifeboat/targets/files"
 	"github.com/lifeboat-backup/lifeboat/targets/mysql"
+	"github.com/lifeboat-backup/lifeboat/targets/volume"
 )
 
 // ErrRunFailed: at least one step of a policy run failed (the others ran).
@@ -93,6 +96,12 @@ func SourceFor(t policies.Target) (Source, error) {
 		}
 		return mysql.New(mysql.Options{DSN: t.DSN, Password: pw, Databases: t.Databases,
 			ExcludeTables: t.ExcludeTables, Jobs: t.Jobs, LockMode: mysql.LockMode(t.LockMode)})
+	case "exec":
+		return exec.New(exec.Options{Name: t.Name, Command: t.Command})
+	case "bucket":
+		return bucket.New(bucket.Options{URL: t.URL, Prefix: t.Prefix, Include: t.Include, Exclude: t.Exclude})
+	case "volume":
+		return volume.New(volume.Options{Path: t.Path, Before: t.Before, After: t.After})
 	}
 	return nil, fmt.Errorf("target %s: kind %q is not supported by this lifeboat yet", t.Name, t.Kind)
 }

@@ -47,6 +47,7 @@ the exit code is 4.`,
 	f.BoolVar(&o.force, "force", false, "read every file, ignoring the parent snapshot")
 	f.BoolVarP(&o.oneFileSystem, "one-file-system", "x", false, "do not cross mount points")
 	cmd.AddCommand(files, a.backupMySQLCmd())
+	cmd.AddCommand(a.targetBackupCmds()...)
 	return cmd
 }
 

@@ -16,6 +16,7 @@ type restoreOptions struct {
 	includes []string
 	target   string
 	host     string
+	kinds    targetRestoreFlags // volume, bucket, exec snapshots (cmd_targets.go)
 }
 
 func (a *app) restoreCmd() *cobra.Command {
@@ -29,7 +30,7 @@ func (a *app) restoreCmd() *cobra.Command {
 the byte ranges those files need. Every blob is verified against its ID. Needs the owner key.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if o.to == "" {
+			if o.to == "" && o.kinds.toCommand == "" {
 				return usagef("--to DIR is required")
 			}
 			ctx := cmd.Context()
@@ -48,6 +49,7 @@ the byte ranges those files need. Every blob is verified against its ID. Needs t
 	f.StringVar(&o.target, "target", "", "with latest: the latest snapshot of this target")
 	f.StringVar(&o.host, "host", "", "with latest: the latest snapshot of this host")
 	my = addMySQLRestoreFlags(f)
+	addTargetRestoreFlags(f, &o.kinds)
 	return cmd
 }
 
@@ -59,6 +61,9 @@ func (a *app) restoreTo(ctx context.Context, r *repo.Repository, sn *repo.Snapsh
 	}
 	if isMySQLDestination(o.to) {
 		return a.restoreMySQL(ctx, r, sn, o.to, my)
+	}
+	if handled, err := a.restoreTargetKind(ctx, r, sn, o.to, o.kinds); handled {
+		return err
 	}
 	start := time.Now()
 	p := &restore.Progress{}

@@ -10,6 +10,9 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/lifeboat-backup/lifeboat/engine"
+	"github.com/lifeboat-backup/lifeboat/policies"
 )
 
 func TestCLITargetsExecVolumeBucket(t *testing.T) {
@@ -91,6 +94,33 @@ func TestCLITargetsExecVolumeBucket(t *testing.T) {
 			_, errs, code := c.run(tc.args...)
 			assert.Equal(t, tc.code, code, errs)
 			assert.NotEmpty(t, errs)
+		})
+	}
+}
+
+func TestPolicySourceForNewKinds(t *testing.T) {
+	cases := []struct {
+		name    string
+		target  policies.Target
+		kind    string
+		wantErr bool
+	}{
+		{"exec", policies.Target{Name: "redis", Kind: "exec", Command: []string{"true"}}, "exec", false},
+		{"exec not found", policies.Target{Name: "redis", Kind: "exec", Command: []string{"no-such-command-lifeboat"}}, "", true},
+		{"bucket", policies.Target{Name: "media", Kind: "bucket", URL: "mem://", Prefix: "m/", Include: []string{"*.jpg"}}, "bucket", false},
+		{"bucket bad glob", policies.Target{Name: "media", Kind: "bucket", URL: "mem://", Exclude: []string{""}}, "", true},
+		{"volume", policies.Target{Name: "disk", Kind: "volume", Path: "/dev/null", Before: []string{"true"}, After: []string{"true"}}, "volume", false},
+		{"volume no path", policies.Target{Name: "disk", Kind: "volume"}, "", true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			src, err := engine.SourceFor(tc.target)
+			if tc.wantErr {
+				require.Error(t, err)
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tc.kind, src.Kind())
 		})
 	}
 }

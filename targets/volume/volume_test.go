@@ -171,6 +171,9 @@ func TestSparseImageRoundTrip(t *testing.T) {
 
 func TestZeroThroughput(t *testing.T) {
 	size := int64(1 << 30)
+	if raceEnabled {
+		size = 128 << 20
+	}
 	if os.Getenv("LIFEBOAT_LARGE") == "1" {
 		size = 4 << 30
 	}
