@@ -138,12 +138,12 @@ func TestMinIOBucket(t *testing.T) {
 	srv.CreateBucket(t, "shop-media-restored")
 	ctx := context.Background()
 	src := openBucket(t, srv.URL("shop-media", ""))
+	t0 := time.Now()
+	lap := func(what string) { t.Logf("%s: %v", what, time.Since(t0)); t0 = time.Now() }
 	objs := genObjects(n, 1)
 	put(t, src, objs)
 	put(t, src, map[string]object{"other/not-backed-up": {[]byte("x"), "text/plain"}})
 
-	t0 := time.Now()
-	lap := func(what string) { t.Logf("%s: %v", what, time.Since(t0)); t0 = time.Now() }
 	lap("upload")
 	r := newRepo(t)
 	opts := bucket.Options{URL: srv.URL("shop-media", ""), Prefix: "catalog"}
