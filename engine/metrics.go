@@ -1,0 +1,197 @@
+package engine
+
+import (
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// RunMetrics renders the Prometheus text exposition of a policy's runs
+// (oldest first, the last one is the run just finished; at least one):
+// the gauges node-exporter's textfile collector picks up. Values that
+// need history (last success, last snapshot of a target that failed this
+// time) come from the earlier runs.
+func RunMetrics(runs []RunResult) []byte {
+	if len(runs) == 0 {
+		return nil
+	}
+	last := runs[len(runs)-1]
+	var m promWriter
+	pol := [][2]string{{"policy", last.Policy}}
+
+	var lastSuccess time.Time
+	for i := len(runs) - 1; i >= 0; i-- {
+		if runs[i].Policy == last.Policy && runs[i].OK() {
+			lastSuccess = runs[i].End
+			break
+		}
+	}
+	m.gauge("lifeboat_run_last_timestamp_seconds", "End of the last run (unix seconds).")
+	m.sample(pol, unix(last.End))
+	m.gauge("lifeboat_run_last_success_timestamp_seconds", "End of the last run without errors (unix seconds; 0: none recorded).")
+	m.sample(pol, unix(lastSuccess))
+	m.gauge("lifeboat_run_success", "1 when the last run had no errors.")
+	m.sample(pol, b01(last.OK()))
+	m.gauge("lifeboat_run_partial", "1 when the last run could not read some source entries.")
+	m.sample(pol, b01(last.Partial))
+	m.gauge("lifeboat_run_errors", "Failed steps in the last run.")
+	m.sample(pol, float64(len(last.Errors)))
+	m.gauge("lifeboat_run_duration_seconds", "Wall time of the last run.")
+	m.sample(pol, last.End.Sub(last.Start).Seconds())
+	m.gauge("lifeboat_snapshots_forgotten", "Snapshots removed by retention in the last run.")
+	m.sample(pol, float64(len(last.Forgotten)))
+
+	// Per target: this run's numbers, the last snapshot from history.
+	lastSnap := map[string]time.Time{}
+	for _, r := range runs {
+		for _, t := range r.Targets {
+			if t.Error == "" && t.Snapshot != "" {
+				lastSnap[t.Name] = r.Start
+			}
+		}
+	}
+	tl := func(t TargetResult) [][2]string { return [][2]string{{"policy", last.Policy}, {"target", t.Name}} }
+	perTarget := []struct {
+		name, help string
+		v          func(TargetResult) float64
+	}{
+		{"lifeboat_backup_success", "1 when the target's backup in the last run succeeded.", func(t TargetResult) float64 { return b01(t.Error == "") }},
+		{"lifeboat_backup_bytes_in", "Bytes read from the target in the last run.", func(t TargetResult) float64 { return float64(t.BytesIn) }},
+		{"lifeboat_backup_bytes_added", "Bytes added to the repository (after dedup and compression) in the last run.", func(t TargetResult) float64 { return float64(t.BytesAdded) }},
+		{"lifeboat_backup_duration_seconds", "Wall time of the target's backup in the last run.", func(t TargetResult) float64 { return t.Seconds }},
+		{"lifeboat_backup_unreadable_entries", "Source entries that could not be read in the last run.", func(t TargetResult) float64 { return float64(len(t.Warnings)) }},
+		{"lifeboat_backup_last_snapshot_timestamp_seconds", "Start of the last run that saved a snapshot of the target (unix seconds; 0: none recorded).",
+			func(t TargetResult) float64 { return unix(lastSnap[t.Name]) }},
+	}
+	if len(last.Targets) > 0 {
+		for _, g := range perTarget {
+			m.gauge(g.name, g.help)
+			for _, t := range last.Targets {
+				m.sample(tl(t), g.v(t))
+			}
+		}
+	}
+	if len(last.Replicas) > 0 {
+		sl := func(r ReplicaResult) [][2]string {
+			return [][2]string{{"policy", last.Policy}, {"secondary", r.Name}}
+		}
+		m.gauge("lifeboat_replication_success", "1 when the last replication to the secondary succeeded.")
+		for _, r := range last.Replicas {
+			m.sample(sl(r), b01(r.Error == ""))
+		}
+		m.gauge("lifeboat_replication_lag_seconds", "Age of the newest snapshot missing in the secondary, measured before the last run's copy (0 after a successful copy means in sync).")
+		for _, r := range last.Replicas {
+			m.sample(sl(r), r.Lag)
+		}
+		m.gauge("lifeboat_replication_lag_exceeded", "1 when the lag exceeded the secondary's max_lag.")
+		for _, r := range last.Replicas {
+			m.sample(sl(r), b01(r.LagExceeded))
+		}
+		m.gauge("lifeboat_replication_bytes", "Bytes copied to the secondary in the last run.")
+		for _, r := range last.Replicas {
+			m.sample(sl(r), float64(r.Bytes))
+		}
+	}
+	return []byte(m.b.String())
+}
+
+// WriteRunMetrics writes RunMetrics(runs) to path atomically: a reader
+// (node-exporter) sees the old file or the new one, never a part.
+func WriteRunMetrics(path string, runs []RunResult) error {
+	if err := WriteFileAtomic(path, RunMetrics(runs), 0o644); err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
+	return nil
+}
+
+// WriteFileAtomic writes data to a temporary file in path's directory,
+// syncs it and renames it over path.
+func WriteFileAtomic(path string, data []byte, mode os.FileMode) error {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	// The temporary name does not end in .prom: node-exporter ignores it.
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*.tmp")
+	if err != nil {
+		return err
+	}
+	fail := func(err error) error {
+		tmp.Close()
+		os.Remove(tmp.Name())
+		return err
+	}
+	if _, err := tmp.Write(data); err != nil {
+		return fail(err)
+	}
+	if err := tmp.Chmod(mode); err != nil {
+		return fail(err)
+	}
+	if err := tmp.Sync(); err != nil {
+		return fail(err)
+	}
+	if err := tmp.Close(); err != nil {
+		os.Remove(tmp.Name())
+		return err
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		os.Remove(tmp.Name())
+		return err
+	}
+	return nil
+}
+
+type promWriter struct {
+	b   strings.Builder
+	cur string
+}
+
+// gauge starts a metric family.
+func (w *promWriter) gauge(name, help string) {
+	w.cur = name
+	fmt.Fprintf(&w.b, "# HELP %s %s\n# TYPE %s gauge\n", name, help, name)
+}
+
+func (w *promWriter) sample(labels [][2]string, v float64) {
+	w.b.WriteString(w.cur)
+	if len(labels) > 0 {
+		w.b.WriteByte('{')
+		for i, l := range labels {
+			if i > 0 {
+				w.b.WriteByte(',')
+			}
+			w.b.WriteString(l[0])
+			w.b.WriteString(`="`)
+			w.b.WriteString(promEscape.Replace(l[1]))
+			w.b.WriteByte('"')
+		}
+		w.b.WriteByte('}')
+	}
+	w.b.WriteByte(' ')
+	if v == math.Trunc(v) && math.Abs(v) < 1e15 {
+		w.b.WriteString(strconv.FormatInt(int64(v), 10))
+	} else {
+		w.b.WriteString(strconv.FormatFloat(v, 'g', -1, 64))
+	}
+	w.b.WriteByte('\n')
+}
+
+var promEscape = strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`)
+
+func unix(t time.Time) float64 {
+	if t.IsZero() {
+		return 0
+	}
+	return float64(t.UnixNano()) / 1e9
+}
+
+func b01(ok bool) float64 {
+	if ok {
+		return 1
+	}
+	return 0
+}
