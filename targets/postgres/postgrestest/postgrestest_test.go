@@ -6,5 +6,7 @@ func TestStart(t *testing.T) {
 	s := Start(t)
 	out := s.MustPSQL(t, "postgres", "SELECT version()")
 	t.Log(out, s.URL())
-	if !s.Running() { t.Fatal("not running") }
+	if !s.Running() {
+		t.Fatal("not running")
+	}
 }

@@ -1,0 +1,146 @@
+package postgres
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+)
+
+// Conn is a parsed server address: the URL without its password, and the
+// password apart (it goes to child processes in PGPASSWORD only).
+type Conn struct {
+	u        *url.URL
+	Password string
+}
+
+// ParseDSN parses postgres://user[:password]@host[:port]/[dbname][?params]
+// (postgresql:// too). password, if not empty, overrides one in the URL.
+func ParseDSN(dsn, password string) (*Conn, error) {
+	u, err := url.Parse(dsn)
+	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+		return nil, fmt.Errorf("postgres: DSN must look like postgres://user@host:5432/ (got %s)", Redact(dsn))
+	}
+	if u.Host == "" && u.Query().Get("host") == "" {
+		return nil, errors.New("postgres: DSN has no host: postgres://user@host:5432/")
+	}
+	c := &Conn{Password: password}
+	if u.User != nil {
+		if p, ok := u.User.Password(); ok && password == "" {
+			c.Password = p
+		}
+		u.User = url.User(u.User.Username())
+	}
+	for _, k := range []string{"password", "passfile"} {
+		if q := u.Query(); q.Has(k) {
+			if k == "password" && c.Password == "" {
+				c.Password = q.Get(k)
+			}
+			q.Del(k)
+			u.RawQuery = q.Encode()
+		}
+	}
+	c.u = u
+	return c, nil
+}
+
+// Database is the database named in the URL ("" if none).
+func (c *Conn) Database() string { return strings.TrimPrefix(c.u.Path, "/") }
+
+// URL is the server URL without password for database db ("" keeps the
+// URL's own).
+func (c *Conn) URL(db string) string {
+	u := *c.u
+	if db != "" {
+		u.Path, u.RawPath = "/"+db, ""
+	}
+	return u.String()
+}
+
+// String is the URL without password and without database.
+func (c *Conn) String() string {
+	u := *c.u
+	u.Path, u.RawPath = "/", ""
+	return u.String()
+}
+
+// Env is the environment of a child process: the caller's, with
+// PGPASSWORD if a password was given, no password prompt and a connect
+// timeout.
+func (c *Conn) Env() []string {
+	env := []string{}
+	for _, e := range envList() {
+		if c.Password != "" && (strings.HasPrefix(e, "PGPASSWORD=") || strings.HasPrefix(e, "PGPASSFILE=")) {
+			continue
+		}
+		env = append(env, e)
+	}
+	if c.Password != "" {
+		env = append(env, "PGPASSWORD="+c.Password)
+	}
+	if !hasEnv(env, "PGCONNECT_TIMEOUT") {
+		env = append(env, "PGCONNECT_TIMEOUT=15")
+	}
+	if !hasEnv(env, "PGAPPNAME") {
+		env = append(env, "PGAPPNAME=lifeboat")
+	}
+	return env
+}
+
+func hasEnv(env []string, k string) bool {
+	for _, e := range env {
+		if strings.HasPrefix(e, k+"=") {
+			return true
+		}
+	}
+	return false
+}
+
+// Redact returns dsn without its password (for logs and snapshots).
+func Redact(dsn string) string {
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return "postgres://(unparsable DSN)"
+	}
+	if u.User != nil {
+		u.User = url.User(u.User.Username())
+	}
+	if q := u.Query(); q.Has("password") {
+		q.Del("password")
+		u.RawQuery = q.Encode()
+	}
+	return u.String()
+}
+
+// EncodeName turns a database name into a path element: bytes other than
+// letters, digits, '_', '-' and a '.' not in front become %XX.
+func EncodeName(name string) string {
+	var b strings.Builder
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-' || (c == '.' && i > 0) {
+			b.WriteByte(c)
+		} else {
+			fmt.Fprintf(&b, "%%%02X", c)
+		}
+	}
+	return b.String()
+}
+
+// DecodeName reverses EncodeName.
+func DecodeName(s string) (string, error) {
+	n, err := url.PathUnescape(s)
+	if err != nil {
+		return "", fmt.Errorf("postgres: bad database entry name %q", s)
+	}
+	return n, nil
+}
+
+// Entry names in a postgres snapshot.
+const (
+	// SuffixDump ends a database's pg_dump custom-format archive:
+	// EncodeName(db) + SuffixDump.
+	SuffixDump = ".dump"
+	// GlobalsFile holds pg_dumpall --globals-only (roles, tablespaces).
+	GlobalsFile = "globals.sql"
+)

@@ -1,0 +1,505 @@
+// Package postgres backs up PostgreSQL databases with pg_dump: one
+// custom-format archive per database streamed from pg_dump's stdout into
+// the repository (no local copy), each from the snapshot exported by a
+// transaction held for the whole backup (pg_export_snapshot, pg_dump
+// --snapshot), with the WAL LSN at that snapshot as the recovery point.
+// Passwords reach pg_dump and psql through PGPASSWORD in their
+// environment only.
+package postgres
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/lifeboat-backup/lifeboat/targets"
+)
+
+var envList = os.Environ
+
+// Options configure a dump.
+type Options struct {
+	// DSN of the server: postgres://user@host:5432/[dbname]. The dbname,
+	// if any, is the one the control session connects to (default
+	// postgres); it does not select what is dumped.
+	DSN string
+	// Password, if not in the DSN (else PGPASSWORD or ~/.pgpass apply).
+	Password string
+	// Databases to dump; empty: every database that allows connections
+	// but the templates and "postgres".
+	Databases []string
+	// ExcludeTables are pg_dump --exclude-table patterns (table or
+	// schema.table, * and ? wildcards), applied to every database.
+	ExcludeTables []string
+	// Jobs is how many databases are dumped at once (default 1; each
+	// pg_dump is one connection).
+	Jobs int
+	// Globals adds pg_dumpall --globals-only (roles, tablespaces) as
+	// globals.sql; it needs a superuser (role passwords are left out).
+	Globals bool
+	// BinDir holds pg_dump, pg_dumpall and psql (default: PATH).
+	BinDir string
+}
+
+// Source dumps databases of a PostgreSQL server. It has the method set
+// of engine.Source, engine.RecoveryPointer and engine.AllOrNothing.
+type Source struct {
+	opts Options
+	conn *Conn
+
+	mu      sync.Mutex
+	rpTime  time.Time
+	details map[string]string
+}
+
+// New checks the options; it does not connect.
+func New(opts Options) (*Source, error) {
+	if opts.DSN == "" {
+		return nil, errors.New("postgres: no DSN")
+	}
+	c, err := ParseDSN(opts.DSN, opts.Password)
+	if err != nil {
+		return nil, err
+	}
+	if opts.Jobs <= 0 {
+		opts.Jobs = 1
+	}
+	for _, p := range opts.ExcludeTables {
+		if p == "" || strings.HasPrefix(p, "-") {
+			return nil, fmt.Errorf("postgres: bad exclude pattern %q", p)
+		}
+	}
+	return &Source{opts: opts, conn: c}, nil
+}
+
+// Kind implements engine.Source.
+func (s *Source) Kind() string { return "postgres" }
+
+// AllOrNothing implements engine.AllOrNothing: a failing pg_dump fails
+// the backup.
+func (s *Source) AllOrNothing() bool { return true }
+
+// Paths implements engine.Source: the server without the password, one
+// path per selected database (or the server alone for all).
+func (s *Source) Paths() []string {
+	base := s.conn.String()
+	if len(s.opts.Databases) == 0 {
+		return []string{base}
+	}
+	dbs := slices.Clone(s.opts.Databases)
+	slices.Sort(dbs)
+	out := make([]string, len(dbs))
+	for i, d := range dbs {
+		out[i] = base + d
+	}
+	return out
+}
+
+// RecoveryPoint implements engine.RecoveryPointer: the moment of the
+// exported snapshot and the WAL LSN at it.
+func (s *Source) RecoveryPoint() (time.Time, map[string]string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.rpTime, s.details
+}
+
+// Binary returns the path of a PostgreSQL client program.
+func Binary(binDir, name string) (string, error) {
+	if binDir != "" {
+		p := filepath.Join(binDir, name)
+		if _, err := os.Stat(p); err != nil {
+			return "", fmt.Errorf("postgres: %s not found in %s", name, binDir)
+		}
+		return p, nil
+	}
+	p, err := exec.LookPath(name)
+	if err != nil {
+		return "", fmt.Errorf("postgres: %s not found on PATH (install postgresql-client-15 or newer, at least the server's version)", name)
+	}
+	return p, nil
+}
+
+// Session is a psql process holding one connection, fed statements one
+// at a time (for the snapshot transaction and restore's checks).
+type Session struct {
+	cmd    *exec.Cmd
+	in     io.WriteCloser
+	out    *bufio.Reader
+	stderr *bytes.Buffer
+	what   string
+}
+
+// OpenSession starts psql on database db of c.
+func OpenSession(ctx context.Context, psql string, c *Conn, db string) (*Session, error) {
+	cmd := exec.CommandContext(ctx, psql, "-X", "-w", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", c.URL(db))
+	cmd.Env = c.Env()
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	s := &Session{cmd: cmd, in: in, out: bufio.NewReader(out), stderr: &bytes.Buffer{}, what: c.URL(db)}
+	cmd.Stderr = s.stderr
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("postgres: start psql: %w", err)
+	}
+	// Fail early on a bad password or an absent database.
+	if _, err := s.Query("SELECT 1"); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Exec sends a statement that returns no rows.
+func (s *Session) Exec(stmt string) error {
+	if _, err := io.WriteString(s.in, stmt+";\n"); err != nil {
+		return s.fail(err)
+	}
+	return nil
+}
+
+// Query sends a statement returning one row of one column and returns it.
+func (s *Session) Query(stmt string) (string, error) {
+	if _, err := io.WriteString(s.in, stmt+";\n"); err != nil {
+		return "", s.fail(err)
+	}
+	line, err := s.out.ReadString('\n')
+	if err != nil {
+		return "", s.fail(err)
+	}
+	return strings.TrimSuffix(line, "\n"), nil
+}
+
+// fail ends psql and returns its error message.
+func (s *Session) fail(err error) error {
+	s.in.Close()
+	werr := s.cmd.Wait()
+	msg := strings.TrimSpace(s.stderr.String())
+	if msg == "" {
+		msg = fmt.Sprint(errors.Join(err, werr))
+	}
+	return fmt.Errorf("postgres: %s: %s", s.what, msg)
+}
+
+// Close ends the session (rolling back an open transaction).
+func (s *Session) Close() error {
+	s.in.Close()
+	return s.cmd.Wait()
+}
+
+// dump is one run of Walk.
+type dump struct {
+	s     *Source
+	mtime time.Time
+	sem   chan struct{}
+
+	errMu   sync.Mutex
+	errs    []error
+	pending int
+	cond    *sync.Cond
+}
+
+// Walk implements engine.Source. It opens a repeatable-read transaction
+// per database (a snapshot cannot be imported in another database),
+// exports their snapshots and reads the WAL LSN in each, then emits
+// globals.sql (with Globals) and one DB.dump per database, read when the
+// engine opens it from a pg_dump --snapshot process streaming the custom
+// format. Walk holds the snapshots until every dump was read, and fails
+// when any pg_dump fails. The recovery point is the first database's
+// snapshot (time and LSN); details also hold "lsn:DB" per database.
+func (s *Source) Walk(ctx context.Context, warn func(string, error), fn func(targets.Entry, func() (io.ReadCloser, error)) error) error {
+	psql, err := Binary(s.opts.BinDir, "psql")
+	if err != nil {
+		return err
+	}
+	pgDump, err := Binary(s.opts.BinDir, "pg_dump")
+	if err != nil {
+		return err
+	}
+	var pgDumpAll string
+	if s.opts.Globals {
+		if pgDumpAll, err = Binary(s.opts.BinDir, "pg_dumpall"); err != nil {
+			return err
+		}
+	}
+	ctl, err := OpenSession(ctx, psql, s.conn, s.controlDB())
+	if err != nil {
+		return err
+	}
+	defer ctl.Close()
+	version, err := ctl.Query("SHOW server_version")
+	if err != nil {
+		return err
+	}
+	dbs, err := s.databases(ctl)
+	if err != nil {
+		return err
+	}
+	// A snapshot can only be imported in its own database: one held
+	// transaction per database, all begun before the first export so the
+	// databases are as close in time as PostgreSQL allows.
+	sessions := make([]*Session, len(dbs))
+	defer func() {
+		for _, se := range sessions {
+			if se != nil {
+				se.Close()
+			}
+		}
+	}()
+	for i, db := range dbs {
+		if sessions[i], err = OpenSession(ctx, psql, s.conn, db); err != nil {
+			return err
+		}
+	}
+	snapshots := map[string]string{}
+	details := map[string]string{"server": s.conn.String(), "server_version": version, "format": "custom",
+		"databases": strings.Join(dbs, ",")}
+	var rpTime time.Time
+	for i, se := range sessions {
+		if err := se.Exec("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"); err != nil {
+			return err
+		}
+		line, err := se.Query(`SELECT pg_export_snapshot() || ' ' ||
+			(CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END)::text || ' ' ||
+			pg_is_in_recovery()::text || ' ' || to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`)
+		if err != nil {
+			return err
+		}
+		f := strings.Fields(line)
+		if len(f) != 4 {
+			return fmt.Errorf("postgres: unexpected snapshot row %q", line)
+		}
+		t, err := time.Parse(time.RFC3339Nano, f[3])
+		if err != nil {
+			return fmt.Errorf("postgres: snapshot time %q: %w", f[3], err)
+		}
+		snapshots[dbs[i]] = f[0]
+		details["lsn:"+dbs[i]] = f[1]
+		if i == 0 {
+			// The recovery point is the first (oldest) snapshot.
+			rpTime, details["lsn"], details["in_recovery"] = t, f[1], f[2]
+		}
+	}
+	s.mu.Lock()
+	s.rpTime, s.details = rpTime, details
+	s.mu.Unlock()
+
+	d := &dump{s: s, mtime: rpTime, sem: make(chan struct{}, s.opts.Jobs)}
+	d.cond = sync.NewCond(&d.errMu)
+	type item struct {
+		path string
+		open func() (io.ReadCloser, error)
+	}
+	var items []item
+	if s.opts.Globals {
+		items = append(items, item{GlobalsFile, func() (io.ReadCloser, error) {
+			return d.run(ctx, GlobalsFile, pgDumpAll, "-w", "--globals-only", "--no-role-passwords", "-d", s.conn.URL(s.controlDB()))
+		}})
+	}
+	for _, db := range dbs {
+		args := []string{"-w", "-Fc", "--snapshot=" + snapshots[db], "-d", s.conn.URL(db)}
+		for _, p := range s.opts.ExcludeTables {
+			args = append(args, "--exclude-table="+p)
+		}
+		items = append(items, item{EncodeName(db) + SuffixDump, func() (io.ReadCloser, error) {
+			return d.run(ctx, "pg_dump of "+db, pgDump, args...)
+		}})
+	}
+	slices.SortFunc(items, func(a, b item) int { return targets.ComparePaths(a.path, b.path) })
+	for _, it := range items {
+		ent := targets.Entry{Path: it.path, Type: targets.TypeFile, Mode: 0o600, ModTime: d.mtime}
+		d.begin()
+		if err := fn(ent, it.open); err != nil {
+			d.finish(nil)
+			return err
+		}
+	}
+	return d.wait(ctx)
+}
+
+func (s *Source) controlDB() string {
+	if db := s.conn.Database(); db != "" {
+		return db
+	}
+	return "postgres"
+}
+
+// databases lists the databases to dump, checking that named ones exist.
+func (s *Source) databases(ctl *Session) ([]string, error) {
+	line, err := ctl.Query(`SELECT coalesce(string_agg(encode(convert_to(datname, 'UTF8'), 'hex'), ',' ORDER BY datname), '')
+		FROM pg_database WHERE datallowconn AND NOT datistemplate`)
+	if err != nil {
+		return nil, err
+	}
+	var have []string
+	for _, h := range strings.Split(line, ",") {
+		if h == "" {
+			continue
+		}
+		b, err := hex.DecodeString(h)
+		if err != nil {
+			return nil, fmt.Errorf("postgres: list databases: %w", err)
+		}
+		have = append(have, string(b))
+	}
+	var out []string
+	if len(s.opts.Databases) == 0 {
+		for _, n := range have {
+			if n != "postgres" {
+				out = append(out, n)
+			}
+		}
+		if len(out) == 0 {
+			return nil, errors.New("postgres: no database to back up (postgres and templates are left out unless named in databases)")
+		}
+		return out, nil
+	}
+	for _, n := range s.opts.Databases {
+		if !slices.Contains(have, n) {
+			return nil, fmt.Errorf("postgres: database %q does not exist (or does not allow connections)", n)
+		}
+		out = append(out, n)
+	}
+	slices.Sort(out)
+	return slices.Compact(out), nil
+}
+
+func (d *dump) begin() {
+	d.errMu.Lock()
+	d.pending++
+	d.errMu.Unlock()
+}
+
+func (d *dump) finish(err error) {
+	d.errMu.Lock()
+	if err != nil {
+		d.errs = append(d.errs, err)
+	}
+	d.pending--
+	d.cond.Broadcast()
+	d.errMu.Unlock()
+}
+
+func (d *dump) wait(ctx context.Context) error {
+	stop := context.AfterFunc(ctx, func() {
+		d.errMu.Lock()
+		d.cond.Broadcast()
+		d.errMu.Unlock()
+	})
+	defer stop()
+	d.errMu.Lock()
+	defer d.errMu.Unlock()
+	for d.pending > 0 && len(d.errs) == 0 && ctx.Err() == nil {
+		d.cond.Wait()
+	}
+	if len(d.errs) > 0 {
+		return d.errs[0]
+	}
+	return ctx.Err()
+}
+
+// run starts a dump program and returns its stdout; reading it to the
+// end returns the program's failure (with its stderr) instead of EOF.
+func (d *dump) run(ctx context.Context, what, bin string, args ...string) (io.ReadCloser, error) {
+	select {
+	case d.sem <- struct{}{}:
+	case <-ctx.Done():
+		d.finish(ctx.Err())
+		return nil, ctx.Err()
+	}
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Env = d.s.conn.Env()
+	stderr := &bytes.Buffer{}
+	cmd.Stderr = stderr
+	out, err := cmd.StdoutPipe()
+	if err == nil {
+		err = cmd.Start()
+	}
+	if err != nil {
+		<-d.sem
+		err = fmt.Errorf("postgres: %s: %w", what, err)
+		d.finish(err)
+		return nil, err
+	}
+	return &procReader{what: what, cmd: cmd, out: out, stderr: stderr, d: d}, nil
+}
+
+// procReader reads a dump program's stdout.
+type procReader struct {
+	what   string
+	cmd    *exec.Cmd
+	out    io.ReadCloser
+	stderr *bytes.Buffer
+	d      *dump
+	err    error
+	done   bool
+}
+
+func (p *procReader) Read(b []byte) (int, error) {
+	if p.err != nil {
+		return 0, p.err
+	}
+	n, err := p.out.Read(b)
+	if err == io.EOF {
+		p.err = p.end(nil)
+		if p.err == nil {
+			p.err = io.EOF
+		}
+		return n, p.err
+	}
+	if err != nil {
+		p.err = p.end(err)
+	}
+	return n, err
+}
+
+// end waits for the program and reports it once.
+func (p *procReader) end(readErr error) error {
+	if p.done {
+		return nil
+	}
+	p.done = true
+	if readErr != nil && p.cmd.Process != nil {
+		_ = p.cmd.Process.Kill()
+	}
+	err := p.cmd.Wait()
+	<-p.d.sem
+	if err == nil && readErr != nil {
+		err = readErr
+	}
+	if err != nil {
+		msg := strings.TrimSpace(p.stderr.String())
+		if msg != "" {
+			err = fmt.Errorf("postgres: %s failed: %s (%v)", p.what, msg, err)
+		} else {
+			err = fmt.Errorf("postgres: %s failed: %w", p.what, err)
+		}
+	}
+	p.d.finish(err)
+	return err
+}
+
+func (p *procReader) Close() error {
+	if !p.done {
+		p.out.Close()
+		err := p.end(errors.New("not read to the end"))
+		if p.err == nil {
+			p.err = err
+		}
+	}
+	return nil
+}
