@@ -178,7 +178,9 @@ func hardening(p *policies.Policy, o UnitOptions) sandbox {
 		}
 	}
 	switch {
-	case slices.ContainsFunc(p.Targets, func(t policies.Target) bool { return t.Kind == policies.KindVolume && (len(t.Before) > 0 || len(t.After) > 0) }):
+	case slices.ContainsFunc(p.Targets, func(t policies.Target) bool {
+		return t.Kind == policies.KindVolume && (len(t.Before) > 0 || len(t.After) > 0)
+	}):
 		// lvcreate/fsfreeze write /etc/lvm, /run/lock and touch devices.
 		h.protectSystem, h.protectHome, h.protectKernel = "", "read-only", false
 		h.comments = append(h.comments, "volume before/after hooks (LVM snapshots, fsfreeze) need a writable system: ProtectSystem is off.")
