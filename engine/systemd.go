@@ -161,30 +161,28 @@ func hardening(p *policies.Policy, o UnitOptions) sandbox {
 		}
 	}
 	var reads []string
-	hooks := false
+	volumeHooks, execs := false, false
 	for _, t := range p.Targets {
 		switch t.Kind {
 		case policies.KindFiles:
 			reads = append(reads, t.Paths...)
 		case policies.KindVolume:
 			reads = append(reads, t.Path)
-			hooks = hooks || len(t.Before) > 0 || len(t.After) > 0
+			volumeHooks = volumeHooks || len(t.Before) > 0 || len(t.After) > 0
 		case policies.KindBucket:
 			if d := fileURLPath(t.URL); d != "" {
 				reads = append(reads, d)
 			}
 		case policies.KindExec:
-			hooks = true
+			execs = true
 		}
 	}
 	switch {
-	case slices.ContainsFunc(p.Targets, func(t policies.Target) bool {
-		return t.Kind == policies.KindVolume && (len(t.Before) > 0 || len(t.After) > 0)
-	}):
+	case volumeHooks:
 		// lvcreate/fsfreeze write /etc/lvm, /run/lock and touch devices.
 		h.protectSystem, h.protectHome, h.protectKernel = "", "read-only", false
 		h.comments = append(h.comments, "volume before/after hooks (LVM snapshots, fsfreeze) need a writable system: ProtectSystem is off.")
-	case hooks:
+	case execs:
 		// exec targets run arbitrary dump commands: keep /usr, /boot and
 		// /etc read-only, the rest writable for their scratch files.
 		h.protectSystem, h.protectHome = "full", "read-only"
