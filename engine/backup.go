@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -135,7 +136,8 @@ type backup struct {
 	r        *repo.Repository
 	opts     BackupOptions
 	sn       *repo.Snapshot
-	strict   bool // AllOrNothing source: unreadable entries fail the backup
+	strict   bool            // AllOrNothing source: unreadable entries fail the backup
+	zeroIDs  map[int]repo.ID // IDs of all-zero chunks by length (under mu)
 	mu       sync.Mutex
 	warnings []string
 }
@@ -307,7 +309,7 @@ func (b *backup) chunkFile(ctx context.Context, c *chunker.Chunker, j *fileJob, 
 			j.err = err
 			return nil
 		}
-		id := b.r.BlobID(data)
+		id := b.blobID(data)
 		j.node.Content = append(j.node.Content, id)
 		size += int64(len(data))
 		b.opts.Progress.Bytes.Add(int64(len(data)))
@@ -326,6 +328,40 @@ func (b *backup) chunkFile(ctx context.Context, c *chunker.Chunker, j *fileJob, 
 	// The file may have changed while it was read; store what was read.
 	j.node.Size = size
 	return nil
+}
+
+// blobID is r.BlobID with a shortcut for all-zero chunks (sparse images,
+// preallocated files): they recur with few lengths, so their IDs are
+// computed once per length. A non-zero chunk costs one compare of its
+// leading bytes.
+func (b *backup) blobID(data []byte) repo.ID {
+	if len(data) == 0 || data[0] != 0 || data[len(data)-1] != 0 || !isZero(data) {
+		return b.r.BlobID(data)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.zeroIDs == nil {
+		b.zeroIDs = map[int]repo.ID{}
+	}
+	id, ok := b.zeroIDs[len(data)]
+	if !ok {
+		id = b.r.BlobID(data)
+		b.zeroIDs[len(data)] = id
+	}
+	return id
+}
+
+var zeroBlock [64 << 10]byte
+
+func isZero(p []byte) bool {
+	for len(p) > 0 {
+		n := min(len(p), len(zeroBlock))
+		if !bytes.Equal(p[:n], zeroBlock[:n]) {
+			return false
+		}
+		p = p[n:]
+	}
+	return true
 }
 
 // writeTree writes the metadata stream in walk order as entries finish.

@@ -1,6 +1,7 @@
 package chunker
 
 import (
+	"bytes"
 	"crypto/hkdf"
 	"crypto/sha256"
 	"encoding/binary"
@@ -127,6 +128,41 @@ type Chunker struct {
 	// byte to hash is buf[start+pos], with fingerprint fp so far.
 	pos int
 	fp  uint64
+
+	// zeroCut is the length of a chunk that starts with a run of zeros at
+	// least that long (sparse images, preallocated files): the same for
+	// every such chunk, so it is computed once (0: not yet, -1: computing).
+	zeroCut int
+}
+
+// zeros is compared against to recognize zero runs.
+var zeros [64 << 10]byte
+
+// isZero reports whether b holds only zero bytes.
+func isZero(b []byte) bool {
+	for len(b) > 0 {
+		n := min(len(b), len(zeros))
+		if !bytes.Equal(b[:n], zeros[:n]) {
+			return false
+		}
+		b = b[n:]
+	}
+	return true
+}
+
+// zeroCutLen returns the cut of an all-zero chunk, scanning Max zero bytes
+// the first time: the gear hash of a zero run depends only on its length,
+// so every chunk that starts with that many zeros is cut there.
+func (c *Chunker) zeroCutLen() int {
+	if c.zeroCut == 0 {
+		c.zeroCut = -1
+		pos, fp := c.pos, c.fp
+		c.resetScan()
+		n, _ := c.cut(make([]byte, c.p.Max))
+		c.pos, c.fp = pos, fp
+		c.zeroCut = n
+	}
+	return c.zeroCut
 }
 
 // New returns a Chunker that reads from r and cuts with gear table g and
@@ -236,6 +272,14 @@ func (c *Chunker) emit(n int) []byte {
 // chunk length and true if the chunk ends within data (a content-defined
 // cut, or Max), or false if more data is needed.
 func (c *Chunker) cut(data []byte) (int, bool) {
+	// Zero runs: at a fresh chunk that starts with zeros, compare instead
+	// of hashing (memcmp is ~10x faster than the gear scan); the cut is
+	// the same the scan would find.
+	if c.pos == c.p.Min-1 && c.fp == 0 && c.zeroCut >= 0 && len(data) > 0 && data[0] == 0 {
+		if zc := c.zeroCutLen(); len(data) >= zc && isZero(data[:zc]) {
+			return zc, true
+		}
+	}
 	n := min(len(data), c.p.Max)
 	i, fp := c.pos, c.fp
 	// Hard mask for cuts that give chunks shorter than Avg: the byte at

@@ -565,6 +565,11 @@ func TestMatchesReference(t *testing.T) {
 		{"tight", Params{Min: 1000, Avg: 1024, Max: 1030}, randomData(102, 200_000)},
 		{"lowEntropy", smallParams, bytes.Repeat([]byte("abcabcabd"), 200_000)},
 		{"default", DefaultParams(), randomData(103, 24<<20)},
+		// zero runs take the compare-instead-of-hash path
+		{"zeroRuns", smallParams, zeroRuns()},
+		{"zeroRunsDefault", DefaultParams(), zeroRuns()},
+		{"zeroRunsTight", Params{Min: 1000, Avg: 1024, Max: 1030}, zeroRuns()},
+		{"allZero", smallParams, make([]byte, 3<<20+17)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -573,4 +578,15 @@ func TestMatchesReference(t *testing.T) {
 			assert.Equal(t, referenceSizes(g, tt.p, tt.data), sizes(got))
 		})
 	}
+}
+
+// zeroRuns mixes random data with zero runs of many lengths, some starting
+// right at a chunk boundary, some not.
+func zeroRuns() []byte {
+	var b []byte
+	for i, n := range []int{0, 1, 63, 64, 1000, 1030, 70_000, 1 << 20, 9 << 20, 5, 300_000} {
+		b = append(b, randomData(uint64(200+i), 50_000+i*1111)...)
+		b = append(b, make([]byte, n)...)
+	}
+	return b
 }
