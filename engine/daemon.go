@@ -1,0 +1,149 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/lifeboat-backup/lifeboat/policies"
+)
+
+// Clock is the daemon's time source; tests step a fake one.
+type Clock interface {
+	Now() time.Time
+	After(d time.Duration) <-chan time.Time
+}
+
+// SystemClock is the real clock.
+type SystemClock struct{}
+
+// Now returns time.Now().
+func (SystemClock) Now() time.Time { return time.Now() }
+
+// After is time.After.
+func (SystemClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
+
+// Daemon runs policies on their schedule.calendar in-process, for hosts
+// without systemd: what the timer units of SystemdUnits do.
+//
+//   - Each start is the calendar's next time plus a random delay in
+//     [0, schedule.randomized_delay).
+//   - A policy never runs twice at once; runs of different policies are
+//     serialized too (they would compete for the same disks and network).
+//   - A start missed while the daemon was down (the journal's last run is
+//     older than the previous calendar time) or while the previous run
+//     overran is caught up once, right away, like Persistent=true.
+//   - Cancelling the context stops it: waits end at once, a running run
+//     gets the cancelled context and Serve returns when it has ended.
+type Daemon struct {
+	Policies []*policies.Policy
+	// Run runs one policy once (the code path of `lifeboat run`); its
+	// error is logged, the schedule goes on.
+	Run func(ctx context.Context, p *policies.Policy) error
+	// LastRun returns when the policy's last run started (zero: never),
+	// from the journal. Optional: without it nothing is caught up.
+	LastRun func(p *policies.Policy) (time.Time, error)
+	// Clock defaults to SystemClock.
+	Clock Clock
+	// Delay returns a random duration in [0, max); default math/rand.
+	Delay func(max time.Duration) time.Duration
+	// Log receives scheduling decisions; default discarded.
+	Log *slog.Logger
+
+	sem chan struct{}
+}
+
+// ErrNoCalendar: a policy given to the daemon has no schedule.calendar.
+var ErrNoCalendar = errors.New("no schedule.calendar")
+
+// Serve runs the schedules until ctx is cancelled; it then returns nil.
+func (d *Daemon) Serve(ctx context.Context) error {
+	if len(d.Policies) == 0 {
+		return errors.New("daemon: no policies")
+	}
+	for _, p := range d.Policies {
+		if p.Schedule.Calendar.IsZero() {
+			return fmt.Errorf("policy %s: %w", p.Name, ErrNoCalendar)
+		}
+	}
+	if d.Clock == nil {
+		d.Clock = SystemClock{}
+	}
+	if d.Delay == nil {
+		d.Delay = func(max time.Duration) time.Duration {
+			if max <= 0 {
+				return 0
+			}
+			return rand.N(max)
+		}
+	}
+	if d.Log == nil {
+		d.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	d.sem = make(chan struct{}, 1)
+	var wg sync.WaitGroup
+	for _, p := range d.Policies {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			d.loop(ctx, p)
+		}()
+	}
+	wg.Wait()
+	return nil
+}
+
+func (d *Daemon) loop(ctx context.Context, p *policies.Policy) {
+	cal := p.Schedule.Calendar
+	now := d.Clock.Now()
+	base := now // the last calendar time handled
+	if d.LastRun != nil {
+		last, err := d.LastRun(p)
+		if err != nil {
+			d.Log.Warn("cannot read the last run; no catch-up", "policy", p.Name, "error", err)
+		} else if !last.IsZero() && last.Before(now) {
+			base = last
+		}
+	}
+	for {
+		now := d.Clock.Now()
+		next := cal.Next(base)
+		if next.IsZero() {
+			d.Log.Warn("the calendar has no further start", "policy", p.Name, "calendar", cal.String())
+			<-ctx.Done()
+			return
+		}
+		if next.After(now) {
+			due := next.Add(d.Delay(p.Schedule.RandomizedDelay.D()))
+			d.Log.Info("next run", "policy", p.Name, "at", due)
+			select {
+			case <-ctx.Done():
+				return
+			case <-d.Clock.After(due.Sub(now)):
+			}
+			base = next
+		} else {
+			d.Log.Info("catching up a missed run", "policy", p.Name, "scheduled", next)
+			base = now
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case d.sem <- struct{}{}:
+		}
+		d.Log.Info("run", "policy", p.Name)
+		err := d.Run(ctx, p)
+		<-d.sem
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			d.Log.Error("run failed", "policy", p.Name, "error", err)
+		}
+	}
+}
