@@ -15,12 +15,23 @@ import (
 // the gauges node-exporter's textfile collector picks up. Values that
 // need history (last success, last snapshot of a target that failed this
 // time) come from the earlier runs.
-func RunMetrics(runs []RunResult) []byte {
-	if len(runs) == 0 {
-		return nil
+func RunMetrics(runs []RunResult) []byte { return PoliciesMetrics(runs) }
+
+// PoliciesMetrics renders the metrics of several policies (each the runs
+// of one policy, as for RunMetrics) as one exposition: each metric family
+// once, with a sample per policy.
+func PoliciesMetrics(histories ...[]RunResult) []byte {
+	m := &promWriter{}
+	for _, runs := range histories {
+		if len(runs) > 0 {
+			runMetrics(m, runs)
+		}
 	}
+	return m.bytes()
+}
+
+func runMetrics(m *promWriter, runs []RunResult) {
 	last := runs[len(runs)-1]
-	var m promWriter
 	pol := [][2]string{{"policy", last.Policy}}
 
 	var lastSuccess time.Time
@@ -96,7 +107,6 @@ func RunMetrics(runs []RunResult) []byte {
 			m.sample(sl(r), float64(r.Bytes))
 		}
 	}
-	return []byte(m.b.String())
 }
 
 // WriteRunMetrics writes RunMetrics(runs) to path atomically: a reader
@@ -145,39 +155,64 @@ func WriteFileAtomic(path string, data []byte, mode os.FileMode) error {
 	return nil
 }
 
+// promWriter collects gauge families in first-seen order; a family
+// started again (another policy) gets its samples appended.
 type promWriter struct {
-	b   strings.Builder
-	cur string
+	families []*promFamily
+	cur      *promFamily
 }
 
-// gauge starts a metric family.
+type promFamily struct {
+	name, help string
+	b          strings.Builder
+}
+
+// gauge starts (or continues) a metric family.
 func (w *promWriter) gauge(name, help string) {
-	w.cur = name
-	fmt.Fprintf(&w.b, "# HELP %s %s\n# TYPE %s gauge\n", name, help, name)
+	for _, f := range w.families {
+		if f.name == name {
+			w.cur = f
+			return
+		}
+	}
+	w.cur = &promFamily{name: name, help: help}
+	w.families = append(w.families, w.cur)
+}
+
+func (w *promWriter) bytes() []byte {
+	var b strings.Builder
+	for _, f := range w.families {
+		fmt.Fprintf(&b, "# HELP %s %s\n# TYPE %s gauge\n", f.name, f.help, f.name)
+		b.WriteString(f.b.String())
+	}
+	if b.Len() == 0 {
+		return nil
+	}
+	return []byte(b.String())
 }
 
 func (w *promWriter) sample(labels [][2]string, v float64) {
-	w.b.WriteString(w.cur)
+	w.cur.b.WriteString(w.cur.name)
 	if len(labels) > 0 {
-		w.b.WriteByte('{')
+		w.cur.b.WriteByte('{')
 		for i, l := range labels {
 			if i > 0 {
-				w.b.WriteByte(',')
+				w.cur.b.WriteByte(',')
 			}
-			w.b.WriteString(l[0])
-			w.b.WriteString(`="`)
-			w.b.WriteString(promEscape.Replace(l[1]))
-			w.b.WriteByte('"')
+			w.cur.b.WriteString(l[0])
+			w.cur.b.WriteString(`="`)
+			w.cur.b.WriteString(promEscape.Replace(l[1]))
+			w.cur.b.WriteByte('"')
 		}
-		w.b.WriteByte('}')
+		w.cur.b.WriteByte('}')
 	}
-	w.b.WriteByte(' ')
+	w.cur.b.WriteByte(' ')
 	if v == math.Trunc(v) && math.Abs(v) < 1e15 {
-		w.b.WriteString(strconv.FormatInt(int64(v), 10))
+		w.cur.b.WriteString(strconv.FormatInt(int64(v), 10))
 	} else {
-		w.b.WriteString(strconv.FormatFloat(v, 'g', -1, 64))
+		w.cur.b.WriteString(strconv.FormatFloat(v, 'g', -1, 64))
 	}
-	w.b.WriteByte('\n')
+	w.cur.b.WriteByte('\n')
 }
 
 var promEscape = strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`)

@@ -172,3 +172,13 @@ func TestWriteRunMetricsAtomic(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, []string{path}, left, "no temporary files left behind")
 }
+
+func TestPoliciesMetricsMergesFamilies(t *testing.T) {
+	a := RunResult{Policy: "a", Start: time.Unix(100, 0), End: time.Unix(110, 0)}
+	b := RunResult{Policy: "b", Start: time.Unix(200, 0), End: time.Unix(230, 0), Errors: []string{"x"}}
+	out := string(PoliciesMetrics([]RunResult{a}, nil, []RunResult{b}))
+	assert.Equal(t, 1, strings.Count(out, "# TYPE lifeboat_run_success gauge\n"))
+	assert.Contains(t, out, "# TYPE lifeboat_run_success gauge\nlifeboat_run_success{policy=\"a\"} 1\nlifeboat_run_success{policy=\"b\"} 0\n")
+	assert.Contains(t, out, "lifeboat_run_last_success_timestamp_seconds{policy=\"b\"} 0\n")
+	assert.Contains(t, out, "lifeboat_run_duration_seconds{policy=\"b\"} 30\n")
+}
