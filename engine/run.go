@@ -17,6 +17,7 @@ import (
 	"github.com/lifeboat-backup/lifeboat/targets/exec"
 	"github.com/lifeboat-backup/lifeboat/targets/files"
 	"github.com/lifeboat-backup/lifeboat/targets/mysql"
+	"github.com/lifeboat-backup/lifeboat/targets/postgres"
 	"github.com/lifeboat-backup/lifeboat/targets/volume"
 )
 
@@ -96,6 +97,17 @@ func SourceFor(t policies.Target) (Source, error) {
 		}
 		return mysql.New(mysql.Options{DSN: t.DSN, Password: pw, Databases: t.Databases,
 			ExcludeTables: t.ExcludeTables, Jobs: t.Jobs, LockMode: mysql.LockMode(t.LockMode)})
+	case "postgres":
+		var pw string
+		if t.PasswordFile != "" {
+			b, err := t.PasswordFile.Read()
+			if err != nil {
+				return nil, fmt.Errorf("target %s: password: %w", t.Name, err)
+			}
+			pw = strings.TrimRight(string(b), "\r\n")
+		}
+		return postgres.New(postgres.Options{DSN: t.DSN, Password: pw, Databases: t.Databases,
+			ExcludeTables: t.ExcludeTables, Jobs: t.Jobs})
 	case "exec":
 		return exec.New(exec.Options{Name: t.Name, Command: t.Command})
 	case "bucket":

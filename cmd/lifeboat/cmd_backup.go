@@ -46,7 +46,7 @@ the exit code is 4.`,
 	f.StringVar(&o.parent, "parent", "", "compare with this snapshot instead of the latest of the same target")
 	f.BoolVar(&o.force, "force", false, "read every file, ignoring the parent snapshot")
 	f.BoolVarP(&o.oneFileSystem, "one-file-system", "x", false, "do not cross mount points")
-	cmd.AddCommand(files, a.backupMySQLCmd())
+	cmd.AddCommand(files, a.backupMySQLCmd(), a.backupPostgresCmd())
 	cmd.AddCommand(a.targetBackupCmds()...)
 	return cmd
 }

@@ -16,7 +16,8 @@ type restoreOptions struct {
 	includes []string
 	target   string
 	host     string
-	kinds    targetRestoreFlags // volume, bucket, exec snapshots (cmd_targets.go)
+	kinds    targetRestoreFlags    // volume, bucket, exec snapshots (cmd_targets.go)
+	pg       *postgresRestoreFlags // postgres:// destinations (cmd_postgres.go)
 }
 
 func (a *app) restoreCmd() *cobra.Command {
@@ -49,6 +50,7 @@ the byte ranges those files need. Every blob is verified against its ID. Needs t
 	f.StringVar(&o.target, "target", "", "with latest: the latest snapshot of this target")
 	f.StringVar(&o.host, "host", "", "with latest: the latest snapshot of this host")
 	my = addMySQLRestoreFlags(f)
+	o.pg = addPostgresRestoreFlags(f)
 	addTargetRestoreFlags(f, &o.kinds)
 	return cmd
 }
@@ -61,6 +63,9 @@ func (a *app) restoreTo(ctx context.Context, r *repo.Repository, sn *repo.Snapsh
 	}
 	if isMySQLDestination(o.to) {
 		return a.restoreMySQL(ctx, r, sn, o.to, my)
+	}
+	if isPostgresDestination(o.to) {
+		return a.restorePostgres(ctx, r, sn, o.to, my, o.pg)
 	}
 	if handled, err := a.restoreTargetKind(ctx, r, sn, o.to, o.kinds); handled {
 		return err

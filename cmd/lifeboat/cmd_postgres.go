@@ -1,0 +1,170 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/lifeboat-backup/lifeboat/engine"
+	"github.com/lifeboat-backup/lifeboat/engine/repo"
+	"github.com/lifeboat-backup/lifeboat/restore"
+	"github.com/lifeboat-backup/lifeboat/targets/postgres"
+)
+
+// postgresPassword reads the password from --password-file, else
+// $LIFEBOAT_POSTGRES_PASSWORD ("" if none: the DSN's, $PGPASSWORD or
+// ~/.pgpass, which pg_dump and psql read themselves).
+func postgresPassword(file string) (string, error) {
+	if file != "" {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return "", fmt.Errorf("password file: %w", err)
+		}
+		return strings.TrimRight(string(b), "\r\n"), nil
+	}
+	return os.Getenv("LIFEBOAT_POSTGRES_PASSWORD"), nil
+}
+
+func (a *app) backupPostgresCmd() *cobra.Command {
+	var (
+		o            backupOptions
+		po           postgres.Options
+		passwordFile string
+	)
+	cmd := &cobra.Command{
+		Use:   "postgres --dsn postgres://user@host:5432/ [--databases a,b] [--jobs N] [--globals]",
+		Short: "Back up PostgreSQL databases with pg_dump",
+		Long: `Back up databases of a PostgreSQL server: per database one pg_dump custom-format archive
+(DB.dump), streamed from pg_dump into the repository; nothing is written to disk. Each database
+is dumped from a snapshot exported by a transaction lifeboat holds for the whole backup; the WAL
+LSN at it is the snapshot's recovery point. --globals adds pg_dumpall --globals-only (roles,
+without passwords) as globals.sql. A failing pg_dump fails the backup: no snapshot is saved.
+
+pg_dump, pg_dumpall and psql come from PATH (postgresql-client, at least the server's version).
+The password comes from --password-file, $LIFEBOAT_POSTGRES_PASSWORD, the DSN, $PGPASSWORD or
+~/.pgpass; it reaches pg_dump in its environment only and is never printed or stored.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if po.DSN == "" {
+				return usagef("--dsn is required")
+			}
+			pw, err := postgresPassword(passwordFile)
+			if err != nil {
+				return err
+			}
+			po.Password = pw
+			src, err := postgres.New(po)
+			if err != nil {
+				return usageError{err}
+			}
+			ctx := cmd.Context()
+			return a.withRepo(ctx, sharedLock, "backup", func(ctx context.Context, r *repo.Repository) error {
+				opts := engine.BackupOptions{Target: o.target, Host: o.host, Tags: o.tags, NoParent: o.force, Progress: &engine.Progress{}}
+				start := time.Now()
+				stop := a.progress(func() string {
+					b := opts.Progress.Bytes.Load()
+					return fmt.Sprintf("%d entries, %s dumped, %.0f MB/s", opts.Progress.Files.Load(), formatBytes(b),
+						float64(b)/1e6/max(time.Since(start).Seconds(), 0.001))
+				})
+				res, err := engine.Backup(ctx, r, src, opts)
+				stop()
+				if err != nil {
+					return err
+				}
+				if !a.json && !a.quiet {
+					rp := res.Snapshot.RecoveryPoint
+					fmt.Fprintf(a.stdout, "consistent at %s (WAL LSN %s; databases %s)\n", rp.Time.Local().Format(time.RFC3339Nano),
+						rp.Details["lsn"], rp.Details["databases"])
+				}
+				return a.backupSummary(res)
+			})
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&po.DSN, "dsn", "", "server: postgres://user@host:5432/ (a database in it is only where lifeboat connects)")
+	f.StringVar(&passwordFile, "password-file", "", "file holding the password (else $LIFEBOAT_POSTGRES_PASSWORD, $PGPASSWORD or ~/.pgpass)")
+	f.StringSliceVar(&po.Databases, "databases", nil, "databases to back up, comma-separated (default: all but postgres and the templates)")
+	f.StringArrayVar(&po.ExcludeTables, "exclude-tables", nil, "pg_dump --exclude-table pattern (table or schema.table), repeatable")
+	f.IntVar(&po.Jobs, "jobs", 1, "databases dumped at once")
+	f.BoolVar(&po.Globals, "globals", false, "also back up roles and tablespaces (pg_dumpall --globals-only; needs a superuser)")
+	f.StringArrayVar(&o.tags, "tag", nil, "tag the snapshot, repeatable")
+	f.StringVar(&o.host, "host", "", "host name recorded in the snapshot (default: this host)")
+	f.StringVar(&o.target, "target", "", "target name recorded in the snapshot (default: postgres)")
+	f.BoolVar(&o.force, "force", false, "ignore the parent snapshot")
+	return cmd
+}
+
+// postgresRestoreFlags are restore's flags for postgres:// destinations
+// beyond those shared with mysql:// (--databases, --rename, --jobs,
+// --password-file).
+type postgresRestoreFlags struct {
+	globals bool
+	noOwner bool
+	tempDir string
+}
+
+func addPostgresRestoreFlags(f *pflag.FlagSet) *postgresRestoreFlags {
+	p := &postgresRestoreFlags{}
+	f.BoolVar(&p.globals, "globals", false, "with --to postgres://: first run the snapshot's globals.sql (roles) with psql")
+	f.BoolVar(&p.noOwner, "no-owner", false, "with --to postgres://: objects belong to the restoring user (pg_restore --no-owner)")
+	f.StringVar(&p.tempDir, "temp-dir", "", "with --to postgres:// and --jobs > 1: where the archive is staged for pg_restore --jobs")
+	return p
+}
+
+func isPostgresDestination(to string) bool {
+	return strings.HasPrefix(to, "postgres://") || strings.HasPrefix(to, "postgresql://")
+}
+
+// restorePostgres restores snapshot sn into the server named by to.
+// --jobs > 1 stages each archive in a temporary file for pg_restore
+// --jobs; otherwise archives stream into pg_restore.
+func (a *app) restorePostgres(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, to string, m *mysqlRestoreFlags, pg *postgresRestoreFlags) error {
+	if pg == nil {
+		pg = &postgresRestoreFlags{}
+	}
+	pw, err := postgresPassword(m.passwordFile)
+	if err != nil {
+		return err
+	}
+	rename := map[string]string{}
+	for _, rn := range m.renames {
+		from, into, ok := strings.Cut(rn, "=")
+		if !ok || from == "" || into == "" {
+			return usagef("--rename %q: want OLD=NEW", rn)
+		}
+		rename[from] = into
+	}
+	p := &restore.Progress{}
+	start := time.Now()
+	stop := a.progress(func() string {
+		b := p.Bytes.Load()
+		return fmt.Sprintf("%d databases, %s of archives restored, %.0f MB/s", p.Files.Load(), formatBytes(b),
+			float64(b)/1e6/max(time.Since(start).Seconds(), 0.001))
+	})
+	st, err := restore.Postgres(ctx, r, sn, restore.PostgresOptions{DSN: to, Password: pw, Databases: m.databases,
+		Rename: rename, Jobs: m.jobs, TempDir: pg.tempDir, Globals: pg.globals, NoOwner: pg.noOwner, Progress: p})
+	stop()
+	if err != nil {
+		return err
+	}
+	el := time.Since(start).Seconds()
+	dest := postgres.Redact(to)
+	if a.json {
+		return a.emit(map[string]any{"message_type": "summary", "snapshot_id": sn.ID.String(), "target": sn.Target,
+			"to": dest, "databases": st.Databases, "bytes": st.Bytes, "globals": st.Globals,
+			"warnings": nonNil(st.Warnings), "duration_seconds": el, "recovery_point": sn.RecoveryPoint.Time,
+			"recovery_point_details": sn.RecoveryPoint.Details})
+	}
+	for _, w := range st.Warnings {
+		fmt.Fprintf(a.stderr, "warning: %s\n", w)
+	}
+	fmt.Fprintf(a.stdout, "restored snapshot %s (%s, consistent at %s, WAL LSN %s) to %s\n", sn.ID.Short(), sn.Target,
+		sn.RecoveryPoint.Time.Local().Format(time.RFC3339), sn.RecoveryPoint.Details["lsn"], dest)
+	fmt.Fprintf(a.stdout, "  databases %s, %s of archives in %.1fs\n", strings.Join(st.Databases, ", "), formatBytes(st.Bytes), el)
+	return nil
+}
