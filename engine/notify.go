@@ -199,16 +199,17 @@ func (n *Notifier) Start(ctx context.Context, cfg policies.Notify) error {
 	return n.ping(ctx, cfg.PingURL, "/start")
 }
 
-// Notify sends ev through every configured channel: the ping URL always
-// (healthchecks-style: URL on success, URL/fail otherwise, so a missing
-// ping is noticed), email and webhook when notify.on selects one of the
-// event's events. It returns one error per failed channel: warnings, a
+// Notify sends ev through every configured channel: the ping URL for
+// every run (healthchecks-style: URL on success, URL/fail otherwise, so a
+// missing ping is noticed; drills do not ping, a passing drill must not
+// hide missed backups), email and webhook when notify.on selects one of
+// the event's events. It returns one error per failed channel: warnings, a
 // run's result never depends on them. The errors name the channel and
 // the host it talked to, never a full URL (webhook and ping URLs often
 // hold a token) or a password.
 func (n *Notifier) Notify(ctx context.Context, cfg policies.Notify, ev Event) []error {
 	var errs []error
-	if cfg.PingURL != "" {
+	if cfg.PingURL != "" && ev.Kind == "run" {
 		suffix := ""
 		if !ev.OK() {
 			suffix = "/fail"

@@ -371,3 +371,15 @@ func TestEmailErrorsAreWarningsWithoutSecrets(t *testing.T) {
 		})
 	}
 }
+
+func TestDrillEventsDoNotPing(t *testing.T) {
+	srv := newHookServer(t, 0)
+	n := &Notifier{RetryDelay: time.Millisecond}
+	ev := Event{Kind: "drill", Policy: "shop", Status: EventObjectiveViolation, Events: []string{EventObjectiveViolation}}
+	errs := n.Notify(context.Background(), policies.Notify{On: []string{"objective_violation"},
+		Webhook: policies.Webhook{URL: srv.URL + "/hook"}, PingURL: srv.URL + "/ping"}, ev)
+	assert.Empty(t, errs)
+	paths, _ := srv.got()
+	assert.Equal(t, []string{"POST /hook"}, paths)
+	assert.Equal(t, "lifeboat drill shop on  violated its objectives", ev.Subject())
+}
