@@ -210,7 +210,7 @@ func (w *promWriter) sample(labels [][2]string, v float64) {
 	if v == math.Trunc(v) && math.Abs(v) < 1e15 {
 		w.cur.b.WriteString(strconv.FormatInt(int64(v), 10))
 	} else {
-		w.cur.b.WriteString(strconv.FormatFloat(v, 'g', -1, 64))
+		w.cur.b.WriteString(strconv.FormatFloat(v, 'f', -1, 64))
 	}
 	w.cur.b.WriteByte('\n')
 }
