@@ -12,6 +12,7 @@ import (
 
 	"github.com/lifeboat-backup/lifeboat/engine"
 	"github.com/lifeboat-backup/lifeboat/engine/repo"
+	"github.com/lifeboat-backup/lifeboat/policies"
 )
 
 // defaultJournal is where run records go: /var/lib/lifeboat for root
@@ -50,48 +51,64 @@ Exit codes: 0 ok, 1 a step failed, 2 invalid policy, 4 saved but some source dat
 					return usageError{err}
 				}
 			}
-			a.policy = p
-			j := engine.Journal{Dir: journal}
-			last, err := j.LastPrune(p.Name)
-			if err != nil {
-				return err
-			}
-			ctx := cmd.Context()
-			var res *engine.RunResult
-			err = a.withRepo(ctx, sharedLock, "run "+p.Name, func(ctx context.Context, r *repo.Repository) error {
-				var runErr error
-				res, runErr = engine.Run(ctx, p, r, engine.RunOptions{Targets: targets, LastPrune: last,
-					Progress: func(string) *engine.Progress { return &engine.Progress{} }})
-				return runErr
-			})
-			if res == nil {
-				return err
-			}
-			if jerr := j.Append(res); jerr != nil {
-				fmt.Fprintln(a.stderr, "warning: "+jerr.Error())
-			}
-			if perr := a.runSummary(res); perr != nil {
-				return perr
-			}
-			if err != nil {
-				if errors.Is(err, engine.ErrRunFailed) {
-					return fmt.Errorf("policy %s: %d step(s) failed: %s", p.Name, len(res.Errors), res.Errors[0])
-				}
-				return err
-			}
-			if res.Partial {
-				n := 0
-				for _, t := range res.Targets {
-					n += len(t.Warnings)
-				}
-				return partialError{n}
-			}
-			return nil
+			return a.runPolicy(cmd.Context(), p, targets, journal)
 		},
 	}
 	cmd.Flags().StringArrayVar(&targets, "target", nil, "only this target, repeatable")
 	cmd.Flags().StringVar(&journal, "journal", defaultJournal(), "directory of the run journal")
 	return cmd
+}
+
+// runPolicy runs p once, records it in the journal, notifies and writes
+// the metrics textfile: the code path of `lifeboat run` and `lifeboat daemon`.
+func (a *app) runPolicy(ctx context.Context, p *policies.Policy, targets []string, journal string) error {
+	a.policy = p
+	j := engine.Journal{Dir: journal}
+	last, err := j.LastPrune(p.Name)
+	if err != nil {
+		return err
+	}
+	a.beforeRun(ctx, p)
+	start := time.Now().UTC()
+	var res *engine.RunResult
+	err = a.withRepo(ctx, sharedLock, "run "+p.Name, func(ctx context.Context, r *repo.Repository) error {
+		var runErr error
+		res, runErr = engine.Run(ctx, p, r, engine.RunOptions{Targets: targets, LastPrune: last,
+			Progress: func(string) *engine.Progress { return &engine.Progress{} }})
+		return runErr
+	})
+	if res == nil {
+		if err != nil && ctx.Err() == nil { // the repository could not be opened or locked
+			res = &engine.RunResult{Policy: p.Name, Host: p.Host, Start: start, End: time.Now().UTC(), Errors: []string{err.Error()}}
+			if jerr := j.Append(res); jerr != nil {
+				fmt.Fprintln(a.stderr, "warning: "+jerr.Error())
+			}
+			a.afterRun(ctx, p, j, res)
+		}
+		return err
+	}
+	if jerr := j.Append(res); jerr != nil {
+		fmt.Fprintln(a.stderr, "warning: "+jerr.Error())
+	}
+	perr := a.runSummary(res)
+	a.afterRun(ctx, p, j, res)
+	if perr != nil {
+		return perr
+	}
+	if err != nil {
+		if errors.Is(err, engine.ErrRunFailed) {
+			return fmt.Errorf("policy %s: %d step(s) failed: %s", p.Name, len(res.Errors), res.Errors[0])
+		}
+		return err
+	}
+	if res.Partial {
+		n := 0
+		for _, t := range res.Targets {
+			n += len(t.Warnings)
+		}
+		return partialError{n}
+	}
+	return nil
 }
 
 func (a *app) runSummary(res *engine.RunResult) error {
