@@ -95,6 +95,7 @@ Exit codes: 0 passed, 1 a check failed (or the drill could not run), 3 an object
 				if perr := a.drillSummary(rep); perr != nil {
 					return perr
 				}
+				a.notifyDrill(ctx, p, rep)
 			}
 			if err != nil {
 				return err

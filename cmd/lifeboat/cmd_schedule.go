@@ -421,7 +421,7 @@ func drillEvent(rep *restore.DrillReport) engine.Event {
 }
 
 // notifyDrill sends a drill's notifications (ping_url, and email and
-// webhook per notify.on); failures are warnings. For cmd_drill.go.
+// webhook per notify.on); failures are warnings.
 func (a *app) notifyDrill(ctx context.Context, p *policies.Policy, rep *restore.DrillReport) {
 	n := engine.Notifier{}
 	for _, err := range n.Notify(context.WithoutCancel(ctx), p.Notify, drillEvent(rep)) {
