@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -208,6 +209,13 @@ func Run(ctx context.Context, p *policies.Policy, r *repo.Repository, opts RunOp
 		res.Replicas = append(res.Replicas, rr)
 	}
 	res.End = now().UTC()
+	// A copy of the journal entry in the repository: whoever holds a key
+	// can see what ran, also when this host is gone.
+	if data, err := json.Marshal(res); err == nil {
+		if _, err := r.SaveRecord(ctx, "runs/"+p.Name, res.Start, data); err != nil {
+			fail("journal copy: %v", err)
+		}
+	}
 	if !res.OK() {
 		return res, ErrRunFailed
 	}

@@ -161,3 +161,21 @@ func (r *Repository) DeleteSnapshot(ctx context.Context, id ID) error {
 	}
 	return nil
 }
+
+// SaveRecord stores a small record (a run journal entry, say) under
+// records/<kind>/<UTC time>-<random>, compressed and encrypted to owner and
+// host like every metadata object, and returns its key. Records are not
+// snapshots: check, prune and replication leave them alone.
+func (r *Repository) SaveRecord(ctx context.Context, kind string, t time.Time, data []byte) (string, error) {
+	enc, err := r.sealMeta(data)
+	if err != nil {
+		return "", err
+	}
+	key := "records/" + kind + "/" + t.UTC().Format("20060102T150405Z") + "-" + NewRandomID().Short()
+	return key, writeNew(ctx, r.b, key, enc)
+}
+
+// LoadRecord reads a record stored by SaveRecord.
+func (r *Repository) LoadRecord(ctx context.Context, key string) ([]byte, error) {
+	return r.loadMeta(ctx, key)
+}

@@ -35,3 +35,23 @@ func TestLockRenew(t *testing.T) {
 	l.info.Expires = time.Now().Add(LockRefresh / 2)
 	assert.False(t, l.renew(), "the lease ends before the next try: lost")
 }
+
+func TestRecords(t *testing.T) {
+	ctx := context.Background()
+	b := memblob.OpenBucket(nil)
+	res, err := Init(ctx, b, InitOptions{})
+	require.NoError(t, err)
+	host, err := ParseIdentities([]byte(res.HostIdentity))
+	require.NoError(t, err)
+	r, err := Open(ctx, b, Credentials{Identities: host})
+	require.NoError(t, err)
+	key, err := r.SaveRecord(ctx, "runs/shop", time.Date(2026, 11, 25, 2, 30, 0, 0, time.UTC), []byte(`{"policy":"shop"}`))
+	require.NoError(t, err)
+	assert.Contains(t, key, "records/runs/shop/20261125T023000Z-")
+	raw, err := b.ReadAll(ctx, key)
+	require.NoError(t, err)
+	assert.NotContains(t, string(raw), "shop", "records are encrypted")
+	got, err := r.LoadRecord(ctx, key)
+	require.NoError(t, err)
+	assert.JSONEq(t, `{"policy":"shop"}`, string(got))
+}
