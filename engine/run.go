@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/lifeboat-backup/lifeboat/engine/replicate"
@@ -88,24 +87,16 @@ func SourceFor(t policies.Target) (Source, error) {
 	case "files":
 		return &FilesSource{Roots: t.Paths, Options: files.Options{Excludes: t.Exclude, OneFileSystem: t.OneFileSystem}}, nil
 	case "mysql":
-		var pw string
-		if t.PasswordFile != "" {
-			b, err := t.PasswordFile.Read()
-			if err != nil {
-				return nil, fmt.Errorf("target %s: password: %w", t.Name, err)
-			}
-			pw = strings.TrimRight(string(b), "\r\n")
+		pw, err := password(t)
+		if err != nil {
+			return nil, err
 		}
 		return mysql.New(mysql.Options{DSN: t.DSN, Password: pw, Databases: t.Databases,
 			ExcludeTables: t.ExcludeTables, Jobs: t.Jobs, LockMode: mysql.LockMode(t.LockMode)})
 	case "postgres":
-		var pw string
-		if t.PasswordFile != "" {
-			b, err := t.PasswordFile.Read()
-			if err != nil {
-				return nil, fmt.Errorf("target %s: password: %w", t.Name, err)
-			}
-			pw = strings.TrimRight(string(b), "\r\n")
+		pw, err := password(t)
+		if err != nil {
+			return nil, err
 		}
 		return postgres.New(postgres.Options{DSN: t.DSN, Password: pw, Databases: t.Databases,
 			ExcludeTables: t.ExcludeTables, Jobs: t.Jobs})
@@ -117,6 +108,18 @@ func SourceFor(t policies.Target) (Source, error) {
 		return volume.New(volume.Options{Path: t.Path, Before: t.Before, After: t.After})
 	}
 	return nil, fmt.Errorf("target %s: kind %q is not supported by this lifeboat yet", t.Name, t.Kind)
+}
+
+// password reads a database target's password_file ("" when unset).
+func password(t policies.Target) (string, error) {
+	if t.PasswordFile.IsZero() {
+		return "", nil
+	}
+	b, err := t.PasswordFile.Read()
+	if err != nil {
+		return "", fmt.Errorf("target %s: password: %w", t.Name, err)
+	}
+	return string(b), nil
 }
 
 // RulesOf turns a policy's retention block into retention rules, grouped

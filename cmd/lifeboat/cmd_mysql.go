@@ -16,9 +16,10 @@ import (
 	"github.com/lifeboat-backup/lifeboat/targets/mysql"
 )
 
-// mysqlPassword reads the password from --password-file, else
-// $LIFEBOAT_MYSQL_PASSWORD, else $MYSQL_PWD ("" if none: the DSN's, if any).
-func mysqlPassword(file string) (string, error) {
+// databasePassword reads a database password from file, else from the
+// first of the environment variables that is set ("" if none: the DSN's
+// or the client's own defaults).
+func databasePassword(file string, envs ...string) (string, error) {
 	if file != "" {
 		b, err := os.ReadFile(file)
 		if err != nil {
@@ -26,10 +27,12 @@ func mysqlPassword(file string) (string, error) {
 		}
 		return strings.TrimRight(string(b), "\r\n"), nil
 	}
-	if p := os.Getenv("LIFEBOAT_MYSQL_PASSWORD"); p != "" {
-		return p, nil
+	for _, e := range envs {
+		if p := os.Getenv(e); p != "" {
+			return p, nil
+		}
 	}
-	return os.Getenv("MYSQL_PWD"), nil
+	return "", nil
 }
 
 func (a *app) backupMySQLCmd() *cobra.Command {
@@ -56,7 +59,7 @@ The DSN is mysql://user@host:port/ or user@tcp(host:port)/. The password comes f
 			if mo.DSN == "" {
 				return usagef("--dsn is required")
 			}
-			pw, err := mysqlPassword(passwordFile)
+			pw, err := databasePassword(passwordFile, "LIFEBOAT_MYSQL_PASSWORD", "MYSQL_PWD")
 			if err != nil {
 				return err
 			}
@@ -129,7 +132,7 @@ func isMySQLDestination(to string) bool { return strings.HasPrefix(to, "mysql://
 
 // restoreMySQL restores snapshot sn into the server named by to.
 func (a *app) restoreMySQL(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, to string, m *mysqlRestoreFlags) error {
-	pw, err := mysqlPassword(m.passwordFile)
+	pw, err := databasePassword(m.passwordFile, "LIFEBOAT_MYSQL_PASSWORD", "MYSQL_PWD")
 	if err != nil {
 		return err
 	}

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
 	"strings"
 	"time"
 
@@ -15,20 +14,6 @@ import (
 	"github.com/lifeboat-backup/lifeboat/restore"
 	"github.com/lifeboat-backup/lifeboat/targets/postgres"
 )
-
-// postgresPassword reads the password from --password-file, else
-// $LIFEBOAT_POSTGRES_PASSWORD ("" if none: the DSN's, $PGPASSWORD or
-// ~/.pgpass, which pg_dump and psql read themselves).
-func postgresPassword(file string) (string, error) {
-	if file != "" {
-		b, err := os.ReadFile(file)
-		if err != nil {
-			return "", fmt.Errorf("password file: %w", err)
-		}
-		return strings.TrimRight(string(b), "\r\n"), nil
-	}
-	return os.Getenv("LIFEBOAT_POSTGRES_PASSWORD"), nil
-}
 
 func (a *app) backupPostgresCmd() *cobra.Command {
 	var (
@@ -53,7 +38,7 @@ The password comes from --password-file, $LIFEBOAT_POSTGRES_PASSWORD, the DSN, $
 			if po.DSN == "" {
 				return usagef("--dsn is required")
 			}
-			pw, err := postgresPassword(passwordFile)
+			pw, err := databasePassword(passwordFile, "LIFEBOAT_POSTGRES_PASSWORD")
 			if err != nil {
 				return err
 			}
@@ -127,7 +112,7 @@ func (a *app) restorePostgres(ctx context.Context, r *repo.Repository, sn *repo.
 	if pg == nil {
 		pg = &postgresRestoreFlags{}
 	}
-	pw, err := postgresPassword(m.passwordFile)
+	pw, err := databasePassword(m.passwordFile, "LIFEBOAT_POSTGRES_PASSWORD")
 	if err != nil {
 		return err
 	}
