@@ -1,14 +1,11 @@
 package engine
 
 import (
-	"bufio"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io/fs"
-	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/lifeboat-backup/lifeboat/internal/jsonl"
 )
 
 // Journal is the local record of policy runs: one JSON line per run in
@@ -20,45 +17,20 @@ func (j Journal) path(policy string) string { return filepath.Join(j.Dir, policy
 
 // Append records a run.
 func (j Journal) Append(res *RunResult) error {
-	if err := os.MkdirAll(j.Dir, 0o700); err != nil {
+	if err := jsonl.Append(j.path(res.Policy), res); err != nil {
 		return fmt.Errorf("journal: %w", err)
 	}
-	line, err := json.Marshal(res)
-	if err != nil {
-		return err
-	}
-	f, err := os.OpenFile(j.path(res.Policy), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
-	if err != nil {
-		return fmt.Errorf("journal: %w", err)
-	}
-	if _, err := f.Write(append(line, '\n')); err != nil {
-		f.Close()
-		return fmt.Errorf("journal: %w", err)
-	}
-	return f.Close()
+	return nil
 }
 
 // Runs returns the recorded runs of a policy, oldest first. A damaged line
 // (a crash mid-write) is skipped, not fatal.
 func (j Journal) Runs(policy string) ([]RunResult, error) {
-	f, err := os.Open(j.path(policy))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
+	runs, err := jsonl.Read[RunResult](j.path(policy), nil)
 	if err != nil {
 		return nil, fmt.Errorf("journal: %w", err)
 	}
-	defer f.Close()
-	var runs []RunResult
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 0, 64<<10), 16<<20)
-	for sc.Scan() {
-		var r RunResult
-		if json.Unmarshal(sc.Bytes(), &r) == nil {
-			runs = append(runs, r)
-		}
-	}
-	return runs, sc.Err()
+	return runs, nil
 }
 
 // LastPrune returns when the policy last pruned (zero: never).

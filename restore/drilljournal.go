@@ -1,14 +1,12 @@
 package restore
 
 import (
-	"bufio"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/lifeboat-backup/lifeboat/internal/jsonl"
 )
 
 // DrillJournal records drills next to engine.Journal's runs: one JSON
@@ -22,45 +20,20 @@ func (j DrillJournal) path(policy string) string {
 
 // Append records a drill.
 func (j DrillJournal) Append(rep *DrillReport) error {
-	if err := os.MkdirAll(j.Dir, 0o700); err != nil {
+	if err := jsonl.Append(j.path(rep.Policy), rep); err != nil {
 		return fmt.Errorf("drill journal: %w", err)
 	}
-	line, err := json.Marshal(rep)
-	if err != nil {
-		return err
-	}
-	f, err := os.OpenFile(j.path(rep.Policy), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
-	if err != nil {
-		return fmt.Errorf("drill journal: %w", err)
-	}
-	if _, err := f.Write(append(line, '\n')); err != nil {
-		f.Close()
-		return fmt.Errorf("drill journal: %w", err)
-	}
-	return f.Close()
+	return nil
 }
 
 // Reports returns the recorded drills of a policy, oldest first; damaged
 // lines are skipped.
 func (j DrillJournal) Reports(policy string) ([]DrillReport, error) {
-	f, err := os.Open(j.path(policy))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
+	out, err := jsonl.Read(j.path(policy), func(r *DrillReport) bool { return r.Schema > 0 })
 	if err != nil {
 		return nil, fmt.Errorf("drill journal: %w", err)
 	}
-	defer f.Close()
-	var out []DrillReport
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 0, 64<<10), 16<<20)
-	for sc.Scan() {
-		var r DrillReport
-		if json.Unmarshal(sc.Bytes(), &r) == nil && r.Schema > 0 {
-			out = append(out, r)
-		}
-	}
-	return out, sc.Err()
+	return out, nil
 }
 
 // DrillMetricsFile is where drill metrics go for a policy's metrics
