@@ -55,6 +55,10 @@ func runMetrics(m *promWriter, runs []RunResult) {
 	m.sample(pol, last.End.Sub(last.Start).Seconds())
 	m.gauge("lifeboat_snapshots_forgotten", "Snapshots removed by retention in the last run.")
 	m.sample(pol, float64(len(last.Forgotten)))
+	m.gauge("lifeboat_snapshots", "Snapshots of the policy (its host) in the repository after the last run.")
+	m.sample(pol, float64(last.Snapshots))
+	m.gauge("lifeboat_repository_bytes", "Stored bytes of all packs of the repository after the last run.")
+	m.sample(pol, float64(last.RepositoryBytes))
 
 	// Per target: this run's numbers, the last snapshot from history.
 	lastSnap := map[string]time.Time{}

@@ -35,6 +35,12 @@ lifeboat_run_duration_seconds{policy="shop"} 90
 # HELP lifeboat_snapshots_forgotten Snapshots removed by retention in the last run.
 # TYPE lifeboat_snapshots_forgotten gauge
 lifeboat_snapshots_forgotten{policy="shop"} 0
+# HELP lifeboat_snapshots Snapshots of the policy (its host) in the repository after the last run.
+# TYPE lifeboat_snapshots gauge
+lifeboat_snapshots{policy="shop"} 0
+# HELP lifeboat_repository_bytes Stored bytes of all packs of the repository after the last run.
+# TYPE lifeboat_repository_bytes gauge
+lifeboat_repository_bytes{policy="shop"} 0
 # HELP lifeboat_backup_success 1 when the target's backup in the last run succeeded.
 # TYPE lifeboat_backup_success gauge
 lifeboat_backup_success{policy="shop",target="media"} 1
@@ -109,6 +115,12 @@ lifeboat_run_duration_seconds{policy="a\"b\\c"} 1.5
 # HELP lifeboat_snapshots_forgotten Snapshots removed by retention in the last run.
 # TYPE lifeboat_snapshots_forgotten gauge
 lifeboat_snapshots_forgotten{policy="a\"b\\c"} 0
+# HELP lifeboat_snapshots Snapshots of the policy (its host) in the repository after the last run.
+# TYPE lifeboat_snapshots gauge
+lifeboat_snapshots{policy="a\"b\\c"} 0
+# HELP lifeboat_repository_bytes Stored bytes of all packs of the repository after the last run.
+# TYPE lifeboat_repository_bytes gauge
+lifeboat_repository_bytes{policy="a\"b\\c"} 0
 `},
 		{"no runs", nil, ""},
 	}

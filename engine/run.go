@@ -50,19 +50,23 @@ type ReplicaResult struct {
 
 // RunResult is the record of one `lifeboat run`: what the journal keeps.
 type RunResult struct {
-	Policy     string               `json:"policy"`
-	Host       string               `json:"host"`
-	Start      time.Time            `json:"start"`
-	End        time.Time            `json:"end"`
-	Targets    []TargetResult       `json:"targets"`
-	Forgotten  []string             `json:"forgotten"`
-	Pruned     bool                 `json:"pruned"`
-	Prune      *repo.PruneResult    `json:"prune,omitempty"`
-	Replicas   []ReplicaResult      `json:"replicas,omitempty"`
-	Errors     []string             `json:"errors,omitempty"`
-	Partial    bool                 `json:"partial"` // some source entries were unreadable
-	LastPruned *time.Time           `json:"-"`
-	Retention  []retention.Decision `json:"-"`
+	Policy    string            `json:"policy"`
+	Host      string            `json:"host"`
+	Start     time.Time         `json:"start"`
+	End       time.Time         `json:"end"`
+	Targets   []TargetResult    `json:"targets"`
+	Forgotten []string          `json:"forgotten"`
+	Pruned    bool              `json:"pruned"`
+	Prune     *repo.PruneResult `json:"prune,omitempty"`
+	Replicas  []ReplicaResult   `json:"replicas,omitempty"`
+	Errors    []string          `json:"errors,omitempty"`
+	Partial   bool              `json:"partial"` // some source entries were unreadable
+	// Snapshots of this policy and host, and the repository's stored
+	// bytes (all packs), after the run.
+	Snapshots       int                  `json:"snapshots"`
+	RepositoryBytes int64                `json:"repository_bytes"`
+	LastPruned      *time.Time           `json:"-"`
+	Retention       []retention.Decision `json:"-"`
 }
 
 // OK reports whether every step succeeded.
@@ -210,6 +214,16 @@ func Run(ctx context.Context, p *policies.Policy, r *repo.Repository, opts RunOp
 		}
 		rr.LagExceeded = sec.MaxLag.D() > 0 && rr.Lag > sec.MaxLag.D().Seconds()
 		res.Replicas = append(res.Replicas, rr)
+	}
+	if sns, err := r.Snapshots(ctx); err == nil {
+		for _, s := range sns {
+			if s.Host == p.Host && slices.Contains(s.Tags, PolicyTag(p.Name)) {
+				res.Snapshots++
+			}
+		}
+	}
+	for _, pk := range r.Index().Packs() {
+		res.RepositoryBytes += pk.Size
 	}
 	res.End = now().UTC()
 	// A copy of the journal entry in the repository: whoever holds a key

@@ -227,6 +227,7 @@ retention:
 	data, err := os.ReadFile(filepath.Join(journal, "test-policy.jsonl"))
 	require.NoError(t, err)
 	assert.Equal(t, 3, strings.Count(string(data), "\n"))
+	assert.Contains(t, string(data), `"snapshots":2,"repository_bytes":`, "the last run counts what retention kept")
 
 	// a failing target fails the run (exit 1), the summary names it
 	require.NoError(t, os.RemoveAll(src))
