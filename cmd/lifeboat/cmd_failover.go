@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -193,7 +195,8 @@ func (a *app) printStatus(st *policyStatus) {
 			state = "UNREACHABLE: " + r.Error
 		}
 		fmt.Fprintf(a.stdout, "  %-10s %s  %s\n", r.Name, r.URL, state)
-		for t, ts := range r.Newest {
+		for _, t := range slices.Sorted(maps.Keys(r.Newest)) {
+			ts := r.Newest[t]
 			fmt.Fprintf(a.stdout, "    %-12s newest snapshot %s (%s old)\n", t, ts.Local().Format(time.RFC3339), time.Since(ts).Round(time.Second))
 		}
 		if r.Lag != nil {
