@@ -2,6 +2,7 @@ package restore_test
 
 import (
 	"bytes"
+	"context"
 	"image/png"
 	"os"
 	osexec "os/exec"
@@ -45,7 +46,9 @@ func TestDrillReportRendersInChromium(t *testing.T) {
 	require.NoError(t, os.WriteFile(html, page.Bytes(), 0o644))
 
 	shot := filepath.Join(dir, "shot.png")
-	cmd := osexec.Command(bin, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	cmd := osexec.CommandContext(ctx, bin, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
 		"--disable-background-networking", "--disable-component-update", "--disable-sync",
 		"--user-data-dir="+filepath.Join(dir, "profile"), "--window-size=1200,1600",
 		"--screenshot="+shot, "file://"+html)
