@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -80,6 +82,12 @@ Exit codes: 0 passed, 1 a check failed (or the drill could not run), 3 an object
 				j := restore.DrillJournal{Dir: journal}
 				if jerr := j.Append(rep); jerr != nil {
 					fmt.Fprintln(a.stderr, "warning: "+jerr.Error())
+				}
+				// and a copy in the repository drilled, encrypted like metadata
+				if data, jerr := json.Marshal(rep); jerr == nil {
+					if _, jerr := r.SaveRecord(context.WithoutCancel(ctx), "drills/"+p.Name, rep.Start, data); jerr != nil {
+						fmt.Fprintln(a.stderr, "warning: drill record: "+jerr.Error())
+					}
 				}
 				if p.Metrics.Textfile != "" && !spot {
 					if merr := restore.WriteDrillMetrics(restore.DrillMetricsFile(p.Metrics.Textfile), rep); merr != nil {

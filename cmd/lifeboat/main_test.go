@@ -293,3 +293,74 @@ targets:
 	_, _, code = c.run("failover", policy, "--from", "nowhere", "--to", dir)
 	assert.Equal(t, exitUsage, code)
 }
+
+func TestCLIDrill(t *testing.T) {
+	c, dir, src := setup(t)
+	primary := c.env["LIFEBOAT_REPO"]
+	c.env["LIFEBOAT_REPO"] = ""
+	journal := filepath.Join(dir, "journal")
+	write := func(name, rto, minFiles string) string {
+		p := filepath.Join(dir, name+".yaml")
+		require.NoError(t, os.WriteFile(p, []byte(`version: 1
+name: `+name+`
+host: web-1
+repositories:
+  primary:
+    url: `+primary+`
+    key_file: `+filepath.Join(dir, "host.key")+`
+  secondaries:
+    - name: dr
+      url: file://`+filepath.Join(dir, "dr")+`
+targets:
+  - name: site
+    kind: files
+    paths: [`+src+`]
+objectives:
+  rpo: 26h
+  rto: `+rto+`
+drill:
+  checks:
+    - name: content present
+      target: site
+      path: sub
+      min_files: `+minFiles+`
+`), 0o600))
+		return p
+	}
+	good := write("drill-ok", "30m", "1")
+	c.ok("run", good, "--journal", journal)
+
+	// the policy's host key cannot restore: exit 12, with the way out
+	_, errs, code := c.run("drill", good, "--journal", journal)
+	assert.Equal(t, exitWrongKey, code, errs)
+
+	c.env["LIFEBOAT_KEY_FILE"] = filepath.Join(dir, "owner.key")
+	for _, from := range []string{"primary", "dr"} {
+		out := c.ok("drill", good, "--from", from, "--journal", journal, "-o", filepath.Join(dir, from+".html"))
+		assert.Contains(t, out, "PASSED", from)
+		assert.Contains(t, out, "From: "+from)
+		assert.FileExists(t, filepath.Join(dir, from+".html"))
+	}
+	// each drill's report is also kept, encrypted, in the repository it drilled
+	for _, repoDir := range []string{strings.TrimPrefix(primary, "file://"), filepath.Join(dir, "dr")} {
+		recs, err := os.ReadDir(filepath.Join(repoDir, "records", "drills", "drill-ok"))
+		require.NoError(t, err)
+		assert.NotEmpty(t, recs, repoDir) // the primary also has the refused host-key drill
+	}
+
+	failing := write("drill-fail", "30m", "1000")
+	c.env["LIFEBOAT_KEY_FILE"] = filepath.Join(dir, "host.key")
+	c.ok("run", failing, "--journal", journal)
+	c.env["LIFEBOAT_KEY_FILE"] = filepath.Join(dir, "owner.key")
+	out, errs, code := c.run("drill", failing, "--journal", journal)
+	assert.Equal(t, exitFailure, code, "a failed check: %s%s", out, errs)
+	assert.Contains(t, out+errs, "content present")
+
+	slow := write("drill-slow", "1us", "1")
+	c.env["LIFEBOAT_KEY_FILE"] = filepath.Join(dir, "host.key")
+	c.ok("run", slow, "--journal", journal)
+	c.env["LIFEBOAT_KEY_FILE"] = filepath.Join(dir, "owner.key")
+	out, errs, code = c.run("drill", slow, "--journal", journal)
+	assert.Equal(t, exitObjective, code, "an objective below the measured RTO: %s%s", out, errs)
+	assert.Contains(t, out+errs, "RTO")
+}
