@@ -151,7 +151,7 @@ func putObject(ctx context.Context, r *repo.Repository, b *blob.Bucket, key stri
 	if err != nil {
 		return err
 	}
-	written, err := io.Copy(w, NewContentReader(ctx, r, n))
+	written, err := io.Copy(w, r.NewBlobReader(ctx, n.Content))
 	if err == nil && written != n.Size {
 		err = fmt.Errorf("content is %d bytes, metadata says %d", written, n.Size)
 	}
@@ -175,7 +175,7 @@ func putFile(ctx context.Context, r *repo.Repository, dest string, n *repo.Node)
 	if err != nil {
 		return err
 	}
-	written, err := io.Copy(f, NewContentReader(ctx, r, n))
+	written, err := io.Copy(f, r.NewBlobReader(ctx, n.Content))
 	if err == nil && written != n.Size {
 		err = fmt.Errorf("content is %d bytes, metadata says %d", written, n.Size)
 	}

@@ -52,7 +52,7 @@ func Exec(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, opts ExecO
 	st := &ExecStats{Name: n.Path}
 	h := sha256.New()
 	copyTo := func(w io.Writer) error {
-		cr := NewContentReader(ctx, r, n)
+		cr := r.NewBlobReader(ctx, n.Content)
 		written, err := io.Copy(io.MultiWriter(w, h, progressWriter{opts.Progress}), cr)
 		st.Bytes = written
 		return err
@@ -148,37 +148,4 @@ func singleFile(ctx context.Context, r *repo.Repository, sn *repo.Snapshot) (*re
 		return nil, fmt.Errorf("snapshot %s holds no file", sn.ID.Short())
 	}
 	return found, nil
-}
-
-// ContentReader reads the content of a file node blob by blob; every
-// blob is verified against its ID as it is loaded.
-type ContentReader struct {
-	ctx  context.Context
-	r    *repo.Repository
-	ids  []repo.ID
-	cur  []byte
-	buf  []byte
-	next int
-}
-
-// NewContentReader returns a reader of n's content.
-func NewContentReader(ctx context.Context, r *repo.Repository, n *repo.Node) *ContentReader {
-	return &ContentReader{ctx: ctx, r: r, ids: n.Content}
-}
-
-func (c *ContentReader) Read(p []byte) (int, error) {
-	for len(c.cur) == 0 {
-		if c.next >= len(c.ids) {
-			return 0, io.EOF
-		}
-		data, err := c.r.LoadBlob(c.ctx, c.ids[c.next], c.buf)
-		if err != nil {
-			return 0, fmt.Errorf("blob %s: %w", c.ids[c.next].Short(), err)
-		}
-		c.next++
-		c.cur, c.buf = data, data[:0]
-	}
-	n := copy(p, c.cur)
-	c.cur = c.cur[n:]
-	return n, nil
 }

@@ -409,7 +409,7 @@ func runObject(ctx context.Context, r *repo.Repository, c *sql.Conn, n *repo.Nod
 func loadTable(ctx context.Context, r *repo.Repository, c *sql.Conn, d *mysqlDB, table string, p *Progress) (int64, []string, error) {
 	n := d.data[table]
 	name := mysql.QuoteName(d.target) + "." + mysql.QuoteName(table)
-	cr := &contentReader{ctx: ctx, r: r, ids: n.Content, p: p}
+	cr := &countingReader{r: r.NewBlobReader(ctx, n.Content), p: p}
 	br := bufio.NewReaderSize(cr, 256<<10)
 	cols, err := mysql.ReadHeader(br)
 	if err != nil {
@@ -428,8 +428,8 @@ func loadTable(ctx context.Context, r *repo.Repository, c *sql.Conn, d *mysqlDB,
 	q := "LOAD DATA LOCAL INFILE 'Reader::" + handler + "' INTO TABLE " + name +
 		" CHARACTER SET binary (" + strings.Join(quoted, ", ") + ")"
 	_, err = c.ExecContext(ctx, q)
-	if err == nil && cr.read != n.Size {
-		err = fmt.Errorf("content is %d bytes, metadata says %d", cr.read, n.Size)
+	if err == nil && cr.n != n.Size {
+		err = fmt.Errorf("content is %d bytes, metadata says %d", cr.n, n.Size)
 	}
 	var warns []string
 	if err == nil {
@@ -448,7 +448,7 @@ func loadTable(ctx context.Context, r *repo.Repository, c *sql.Conn, d *mysqlDB,
 	if _, err := c.ExecContext(ctx, "COMMIT"); err != nil {
 		return 0, nil, fmt.Errorf("load %s: commit: %w", name, err)
 	}
-	return cr.read, warns, nil
+	return cr.n, warns, nil
 }
 
 // loadWarnings returns the warnings of the last LOAD DATA (converted
@@ -473,43 +473,9 @@ func loadWarnings(ctx context.Context, c *sql.Conn) ([]string, error) {
 
 // readNode reads a small entry whole.
 func readNode(ctx context.Context, r *repo.Repository, n *repo.Node) ([]byte, error) {
-	b, err := io.ReadAll(&contentReader{ctx: ctx, r: r, ids: n.Content})
+	b, err := io.ReadAll(r.NewBlobReader(ctx, n.Content))
 	if err != nil {
 		return nil, fmt.Errorf("restore %s: %w", n.Path, err)
 	}
 	return b, nil
-}
-
-// contentReader streams an entry's blobs in order, each verified against
-// its ID by LoadBlob.
-type contentReader struct {
-	ctx  context.Context
-	r    *repo.Repository
-	ids  []repo.ID
-	cur  []byte
-	buf  []byte
-	next int
-	read int64
-	p    *Progress
-}
-
-func (c *contentReader) Read(b []byte) (int, error) {
-	for len(c.cur) == 0 {
-		if c.next >= len(c.ids) {
-			return 0, io.EOF
-		}
-		data, err := c.r.LoadBlob(c.ctx, c.ids[c.next], c.buf)
-		if err != nil {
-			return 0, err
-		}
-		c.next++
-		c.cur, c.buf = data, data[:0]
-	}
-	n := copy(b, c.cur)
-	c.cur = c.cur[n:]
-	c.read += int64(n)
-	if c.p != nil {
-		c.p.Bytes.Add(int64(n))
-	}
-	return n, nil
 }

@@ -210,7 +210,7 @@ func pgRestoreDB(ctx context.Context, r *repo.Repository, pgRestore string, conn
 	if opts.NoOwner {
 		args = append(args, "--no-owner")
 	}
-	counter := &countingReader{r: NewContentReader(ctx, r, d.node), p: opts.Progress}
+	counter := &countingReader{r: r.NewBlobReader(ctx, d.node.Content), p: opts.Progress}
 	var stdin io.Reader = counter
 	if opts.Jobs > 1 {
 		f, err := os.CreateTemp(opts.TempDir, "lifeboat-pgrestore-*.dump")
@@ -252,7 +252,7 @@ func pgRestoreDB(ctx context.Context, r *repo.Repository, pgRestore string, conn
 func runGlobals(ctx context.Context, r *repo.Repository, psql string, conn *postgres.Conn, n *repo.Node) ([]string, error) {
 	cmd := exec.CommandContext(ctx, psql, "-X", "-w", "-q", "-d", conn.URL("postgres"), "-f", "-")
 	cmd.Env = conn.Env()
-	cmd.Stdin = NewContentReader(ctx, r, n)
+	cmd.Stdin = r.NewBlobReader(ctx, n.Content)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Run(); err != nil {
@@ -276,7 +276,9 @@ type countingReader struct {
 func (c *countingReader) Read(b []byte) (int, error) {
 	n, err := c.r.Read(b)
 	c.n += int64(n)
-	c.p.Bytes.Add(int64(n))
+	if c.p != nil {
+		c.p.Bytes.Add(int64(n))
+	}
 	return n, err
 }
 

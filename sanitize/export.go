@@ -331,7 +331,7 @@ func (e *exporter) sortViews(nodes []*repo.Node) ([][]byte, error) {
 
 // table streams one table's rows: filtered, sanitized, batched INSERTs.
 func (e *exporter) table(d *snapDB, p *tablePlan, ts *TableStats) error {
-	br := bufio.NewReaderSize(newContentReader(e.ctx, e.r, d.data[p.name]), 256<<10)
+	br := bufio.NewReaderSize(e.r.NewBlobReader(e.ctx, d.data[p.name].Content), 256<<10)
 	header, err := mysql.ReadHeader(br)
 	if err != nil {
 		return err

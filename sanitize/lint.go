@@ -163,7 +163,7 @@ func Lint(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, c *Config,
 var suggestFor = map[string]string{"email": "fake:email", "phone": "fake:phone", "ip": "fake:ip", "card": `"null"`}
 
 func sampleTable(ctx context.Context, r *repo.Repository, d *snapDB, t string, n int, skip func(string) bool) ([]Finding, error) {
-	br := bufio.NewReaderSize(newContentReader(ctx, r, d.data[t]), 64<<10)
+	br := bufio.NewReaderSize(r.NewBlobReader(ctx, d.data[t].Content), 64<<10)
 	header, err := mysql.ReadHeader(br)
 	if err != nil {
 		return nil, fmt.Errorf("%s/%s: %w", d.name, t, err)

@@ -89,39 +89,8 @@ func readTree(ctx context.Context, r *repo.Repository, sn *repo.Snapshot) ([]*sn
 	return dbs, nil
 }
 
-// contentReader streams an entry's blobs in order, each verified by LoadBlob.
-type contentReader struct {
-	ctx  context.Context
-	r    *repo.Repository
-	ids  []repo.ID
-	cur  []byte
-	buf  []byte
-	next int
-}
-
-func newContentReader(ctx context.Context, r *repo.Repository, n *repo.Node) *contentReader {
-	return &contentReader{ctx: ctx, r: r, ids: n.Content}
-}
-
-func (c *contentReader) Read(b []byte) (int, error) {
-	for len(c.cur) == 0 {
-		if c.next >= len(c.ids) {
-			return 0, io.EOF
-		}
-		data, err := c.r.LoadBlob(c.ctx, c.ids[c.next], c.buf)
-		if err != nil {
-			return 0, err
-		}
-		c.next++
-		c.cur, c.buf = data, data[:0]
-	}
-	n := copy(b, c.cur)
-	c.cur = c.cur[n:]
-	return n, nil
-}
-
 func readNode(ctx context.Context, r *repo.Repository, n *repo.Node) ([]byte, error) {
-	b, err := io.ReadAll(newContentReader(ctx, r, n))
+	b, err := io.ReadAll(r.NewBlobReader(ctx, n.Content))
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", n.Path, err)
 	}

@@ -3,6 +3,7 @@ package repo
 import (
 	"context"
 	"fmt"
+	"io"
 	"sync"
 )
 
@@ -287,4 +288,38 @@ func (c *readerCache) put(id ID, pr *packReader) {
 	}
 	c.m[id] = pr
 	c.order = append(c.order, id)
+}
+
+// BlobReader streams a sequence of blobs (a file's or a table's content, a
+// metadata stream) in order, each verified against its ID as it is loaded;
+// one blob in memory at a time.
+type BlobReader struct {
+	ctx  context.Context
+	r    *Repository
+	ids  []ID
+	cur  []byte
+	buf  []byte
+	next int
+}
+
+// NewBlobReader returns a reader of the concatenated blobs ids.
+func (r *Repository) NewBlobReader(ctx context.Context, ids []ID) *BlobReader {
+	return &BlobReader{ctx: ctx, r: r, ids: ids}
+}
+
+func (b *BlobReader) Read(p []byte) (int, error) {
+	for len(b.cur) == 0 {
+		if b.next >= len(b.ids) {
+			return 0, io.EOF
+		}
+		data, err := b.r.LoadBlob(b.ctx, b.ids[b.next], b.buf)
+		if err != nil {
+			return 0, fmt.Errorf("blob %s: %w", b.ids[b.next].Short(), err)
+		}
+		b.next++
+		b.cur, b.buf = data, data[:0]
+	}
+	n := copy(p, b.cur)
+	b.cur = b.cur[n:]
+	return n, nil
 }

@@ -104,35 +104,9 @@ type TreeReader struct {
 	sn   *Snapshot
 }
 
-type blobStream struct {
-	ctx  context.Context
-	r    *Repository
-	ids  []ID
-	cur  []byte
-	buf  []byte
-	next int
-}
-
-func (s *blobStream) Read(p []byte) (int, error) {
-	for len(s.cur) == 0 {
-		if s.next >= len(s.ids) {
-			return 0, io.EOF
-		}
-		data, err := s.r.LoadBlob(s.ctx, s.ids[s.next], s.buf)
-		if err != nil {
-			return 0, fmt.Errorf("tree blob %s: %w", s.ids[s.next].Short(), err)
-		}
-		s.next++
-		s.cur, s.buf = data, data
-	}
-	n := copy(p, s.cur)
-	s.cur = s.cur[n:]
-	return n, nil
-}
-
 // NewTreeReader reads the metadata stream of sn.
 func (r *Repository) NewTreeReader(ctx context.Context, sn *Snapshot) *TreeReader {
-	return &TreeReader{rd: bufio.NewReaderSize(&blobStream{ctx: ctx, r: r, ids: sn.Tree}, 256<<10), sn: sn}
+	return &TreeReader{rd: bufio.NewReaderSize(r.NewBlobReader(ctx, sn.Tree), 256<<10), sn: sn}
 }
 
 // Next returns the next node, or io.EOF at the end.
