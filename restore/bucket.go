@@ -44,13 +44,15 @@ func IsBucketURL(dest string) bool { return strings.Contains(dest, "://") }
 // encoding/disposition/language, user metadata, and their MD5 checked by
 // the store where one was recorded), or a directory (one file per object,
 // parents created, mtime set). The destination bucket must exist.
-func Bucket(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, dest string, opts BucketOptions) (*BucketStats, error) {
+func Bucket(ctx context.Context, s Snapshot, dest string, opts BucketOptions) (*BucketStats, error) {
+	sn := s.Info()
 	if sn.Kind != "bucket" {
 		return nil, fmt.Errorf("snapshot %s is a %s snapshot, not bucket", sn.ID.Short(), sn.Kind)
 	}
 	if opts.Workers <= 0 {
 		opts.Workers = 2 * runtime.GOMAXPROCS(0)
 	}
+	opts.Workers = jobs(s, opts.Workers)
 	if opts.Progress == nil {
 		opts.Progress = &Progress{}
 	}
@@ -61,12 +63,12 @@ func Bucket(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, dest str
 			return nil, err
 		}
 		defer b.Close()
-		put = func(ctx context.Context, n *repo.Node) error { return putObject(ctx, r, b, opts.Prefix+n.Path, n) }
+		put = func(ctx context.Context, n *repo.Node) error { return putObject(ctx, s, b, opts.Prefix+n.Path, n) }
 	} else {
 		if err := os.MkdirAll(dest, 0o755); err != nil {
 			return nil, err
 		}
-		put = func(ctx context.Context, n *repo.Node) error { return putFile(ctx, r, dest, n) }
+		put = func(ctx context.Context, n *repo.Node) error { return putFile(ctx, s, dest, n) }
 	}
 	st := &BucketStats{}
 	var objects, bytes atomic.Int64
@@ -88,7 +90,7 @@ func Bucket(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, dest str
 	}
 	g.Go(func() error {
 		defer close(jobs)
-		tr := r.NewTreeReader(gctx, sn)
+		tr := s.Tree(gctx)
 		for {
 			n, err := tr.Next()
 			if err == io.EOF {
@@ -144,14 +146,16 @@ func WriterOptions(e targets.Entry) *blob.WriterOptions {
 	return o
 }
 
-func putObject(ctx context.Context, r *repo.Repository, b *blob.Bucket, key string, n *repo.Node) error {
+func putObject(ctx context.Context, s Snapshot, b *blob.Bucket, key string, n *repo.Node) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel() // an unfinished write is discarded by cancelling it
 	w, err := b.NewWriter(ctx, key, WriterOptions(n.Entry))
 	if err != nil {
 		return err
 	}
-	written, err := io.Copy(w, r.NewBlobReader(ctx, n.Content))
+	content := s.Open(ctx, n)
+	defer content.Close()
+	written, err := io.Copy(w, content)
 	if err == nil && written != n.Size {
 		err = fmt.Errorf("content is %d bytes, metadata says %d", written, n.Size)
 	}
@@ -163,7 +167,7 @@ func putObject(ctx context.Context, r *repo.Repository, b *blob.Bucket, key stri
 	return w.Close()
 }
 
-func putFile(ctx context.Context, r *repo.Repository, dest string, n *repo.Node) error {
+func putFile(ctx context.Context, s Snapshot, dest string, n *repo.Node) error {
 	if err := files.CheckPath(n.Path); err != nil {
 		return err
 	}
@@ -175,7 +179,9 @@ func putFile(ctx context.Context, r *repo.Repository, dest string, n *repo.Node)
 	if err != nil {
 		return err
 	}
-	written, err := io.Copy(f, r.NewBlobReader(ctx, n.Content))
+	content := s.Open(ctx, n)
+	defer content.Close()
+	written, err := io.Copy(f, content)
 	if err == nil && written != n.Size {
 		err = fmt.Errorf("content is %d bytes, metadata says %d", written, n.Size)
 	}

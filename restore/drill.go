@@ -419,7 +419,7 @@ func (d *drill) restoreMySQL(ctx context.Context, t *policies.Target, sn *repo.S
 	}
 	if d.server == nil {
 		// An existing scratch server: its copies of the databases go.
-		dbs, err := readMySQLTree(ctx, d.r, sn, MySQLOptions{})
+		dbs, err := readMySQLTree(ctx, FromRepository(d.r, sn), MySQLOptions{})
 		if err != nil {
 			return err
 		}
@@ -435,7 +435,7 @@ func (d *drill) restoreMySQL(ctx context.Context, t *policies.Target, sn *repo.S
 		}
 	}
 	// Same database names as the source: checks name their tables.
-	st, err := MySQL(ctx, d.r, sn, MySQLOptions{DSN: d.dsn, Password: d.pw})
+	st, err := MySQL(ctx, FromRepository(d.r, sn), MySQLOptions{DSN: d.dsn, Password: d.pw})
 	if err != nil {
 		return err
 	}

@@ -35,7 +35,8 @@ type ExecStats struct {
 // Exec restores the stream of an exec snapshot: it pipes it into a
 // command (which must exit 0) or writes it to a file (created or
 // truncated; written to FILE.lifeboat-tmp and renamed when complete).
-func Exec(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, opts ExecOptions) (*ExecStats, error) {
+func Exec(ctx context.Context, s Snapshot, opts ExecOptions) (*ExecStats, error) {
+	sn := s.Info()
 	if sn.Kind != "exec" {
 		return nil, fmt.Errorf("snapshot %s is a %s snapshot, not exec", sn.ID.Short(), sn.Kind)
 	}
@@ -45,14 +46,15 @@ func Exec(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, opts ExecO
 	if opts.Progress == nil {
 		opts.Progress = &Progress{}
 	}
-	n, err := singleFile(ctx, r, sn)
+	n, err := singleFile(ctx, s)
 	if err != nil {
 		return nil, err
 	}
 	st := &ExecStats{Name: n.Path}
 	h := sha256.New()
 	copyTo := func(w io.Writer) error {
-		cr := r.NewBlobReader(ctx, n.Content)
+		cr := s.Open(ctx, n)
+		defer cr.Close()
 		written, err := io.Copy(io.MultiWriter(w, h, progressWriter{opts.Progress}), cr)
 		st.Bytes = written
 		return err
@@ -125,8 +127,9 @@ func (w progressWriter) Write(b []byte) (int, error) {
 }
 
 // singleFile returns the one file entry of a stream or volume snapshot.
-func singleFile(ctx context.Context, r *repo.Repository, sn *repo.Snapshot) (*repo.Node, error) {
-	tr := r.NewTreeReader(ctx, sn)
+func singleFile(ctx context.Context, s Snapshot) (*repo.Node, error) {
+	sn := s.Info()
+	tr := s.Tree(ctx)
 	var found *repo.Node
 	for {
 		n, err := tr.Next()

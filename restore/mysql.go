@@ -76,17 +76,19 @@ var loadSeq atomic.Int64
 // the repository (no temporary files; each table in one transaction), then
 // creates routines, views, triggers and events. It refuses to start when
 // a destination database already holds a table or view of the same name.
-func MySQL(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, opts MySQLOptions) (*MySQLStats, error) {
+func MySQL(ctx context.Context, s Snapshot, opts MySQLOptions) (*MySQLStats, error) {
+	sn := s.Info()
 	if sn.Kind != "mysql" {
 		return nil, fmt.Errorf("snapshot %s is a %s snapshot, not mysql: restore it to a directory", sn.ID.Short(), sn.Kind)
 	}
 	if opts.Jobs <= 0 {
 		opts.Jobs = runtime.GOMAXPROCS(0)
 	}
+	opts.Jobs = jobs(s, opts.Jobs)
 	if opts.Progress == nil {
 		opts.Progress = &Progress{}
 	}
-	dbs, err := readMySQLTree(ctx, r, sn, opts)
+	dbs, err := readMySQLTree(ctx, s, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -110,7 +112,7 @@ func MySQL(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, opts MySQ
 	defer ctl.Close()
 	// Databases and table schemas.
 	for _, d := range dbs {
-		text, err := readNode(ctx, r, d.create)
+		text, err := readNode(ctx, s, d.create)
 		if err != nil {
 			return nil, err
 		}
@@ -122,7 +124,7 @@ func MySQL(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, opts MySQ
 			return nil, err
 		}
 		for _, t := range d.tables {
-			if err := runObject(ctx, r, ctl, d.schema[t], "", ""); err != nil {
+			if err := runObject(ctx, s, ctl, d.schema[t], "", ""); err != nil {
 				return nil, fmt.Errorf("create table %s.%s: %w", mysql.QuoteName(d.target), mysql.QuoteName(t), err)
 			}
 			st.Tables++
@@ -145,7 +147,7 @@ func MySQL(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, opts MySQ
 			}
 			defer c.Close()
 			for j := range jobs {
-				n, warns, err := loadTable(gctx, r, c, j.d, j.name, opts.Progress)
+				n, warns, err := loadTable(gctx, s, c, j.d, j.name, opts.Progress)
 				if err != nil {
 					return err
 				}
@@ -186,7 +188,7 @@ func MySQL(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, opts MySQ
 		}
 		for _, suffix := range []string{mysql.SuffixFunction, mysql.SuffixProcedure} {
 			for _, n := range d.objects[suffix] {
-				if err := runObject(ctx, r, ctl, n, d.name, d.target); err != nil {
+				if err := runObject(ctx, s, ctl, n, d.name, d.target); err != nil {
 					return nil, fmt.Errorf("restore %s: %w", n.Path, err)
 				}
 				st.Objects++
@@ -197,7 +199,7 @@ func MySQL(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, opts MySQ
 			var failed []*repo.Node
 			var lastErr error
 			for _, n := range pending {
-				if err := runObject(ctx, r, ctl, n, d.name, d.target); err != nil {
+				if err := runObject(ctx, s, ctl, n, d.name, d.target); err != nil {
 					failed, lastErr = append(failed, n), fmt.Errorf("restore %s: %w", n.Path, err)
 					continue
 				}
@@ -210,7 +212,7 @@ func MySQL(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, opts MySQ
 		}
 		for _, suffix := range []string{mysql.SuffixTrigger, mysql.SuffixEvent} {
 			for _, n := range d.objects[suffix] {
-				if err := runObject(ctx, r, ctl, n, d.name, d.target); err != nil {
+				if err := runObject(ctx, s, ctl, n, d.name, d.target); err != nil {
 					return nil, fmt.Errorf("restore %s: %w", n.Path, err)
 				}
 				st.Objects++
@@ -221,8 +223,9 @@ func MySQL(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, opts MySQ
 }
 
 // readMySQLTree sorts the snapshot's entries into databases.
-func readMySQLTree(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, opts MySQLOptions) ([]*mysqlDB, error) {
-	tr := r.NewTreeReader(ctx, sn)
+func readMySQLTree(ctx context.Context, s Snapshot, opts MySQLOptions) ([]*mysqlDB, error) {
+	sn := s.Info()
+	tr := s.Tree(ctx)
 	var dbs []*mysqlDB
 	byDir := map[string]*mysqlDB{}
 	for {
@@ -377,8 +380,8 @@ func createDatabase(name string, stored []byte) string {
 
 // runObject runs a stored .sql entry on c (whose current database is the
 // destination), rewriting `from`. to `to`. when the database is renamed.
-func runObject(ctx context.Context, r *repo.Repository, c *sql.Conn, n *repo.Node, from, to string) error {
-	text, err := readNode(ctx, r, n)
+func runObject(ctx context.Context, s Snapshot, c *sql.Conn, n *repo.Node, from, to string) error {
+	text, err := readNode(ctx, s, n)
 	if err != nil {
 		return err
 	}
@@ -406,10 +409,12 @@ func runObject(ctx context.Context, r *repo.Repository, c *sql.Conn, n *repo.Nod
 }
 
 // loadTable streams one table's data into the server in one transaction.
-func loadTable(ctx context.Context, r *repo.Repository, c *sql.Conn, d *mysqlDB, table string, p *Progress) (int64, []string, error) {
+func loadTable(ctx context.Context, s Snapshot, c *sql.Conn, d *mysqlDB, table string, p *Progress) (int64, []string, error) {
 	n := d.data[table]
 	name := mysql.QuoteName(d.target) + "." + mysql.QuoteName(table)
-	cr := &countingReader{r: r.NewBlobReader(ctx, n.Content), p: p}
+	content := s.Open(ctx, n)
+	defer content.Close()
+	cr := &countingReader{r: content, p: p}
 	br := bufio.NewReaderSize(cr, 256<<10)
 	cols, err := mysql.ReadHeader(br)
 	if err != nil {
@@ -472,8 +477,10 @@ func loadWarnings(ctx context.Context, c *sql.Conn) ([]string, error) {
 }
 
 // readNode reads a small entry whole.
-func readNode(ctx context.Context, r *repo.Repository, n *repo.Node) ([]byte, error) {
-	b, err := io.ReadAll(r.NewBlobReader(ctx, n.Content))
+func readNode(ctx context.Context, s Snapshot, n *repo.Node) ([]byte, error) {
+	rc := s.Open(ctx, n)
+	defer rc.Close()
+	b, err := io.ReadAll(rc)
 	if err != nil {
 		return nil, fmt.Errorf("restore %s: %w", n.Path, err)
 	}

@@ -146,7 +146,7 @@ func TestMySQLShopRoundTrip(t *testing.T) {
 		require.NotContains(t, p, srv.Password)
 	}
 
-	st, err := restore.MySQL(context.Background(), r, sn, restore.MySQLOptions{DSN: srv.DSN(), Password: srv.Password,
+	st, err := restore.MySQL(context.Background(), restore.FromRepository(r, sn), restore.MySQLOptions{DSN: srv.DSN(), Password: srv.Password,
 		Rename: map[string]string{"shop_rt": "shop_rt_copy"}, Jobs: 4})
 	require.NoError(t, err)
 	require.Equal(t, 1, st.Databases)
@@ -190,7 +190,7 @@ func TestMySQLShopRoundTrip(t *testing.T) {
 	require.Equal(t, "0000-00-00", zero)
 
 	// A second restore into the same names refuses to start.
-	_, err = restore.MySQL(context.Background(), r, sn, restore.MySQLOptions{DSN: srv.DSN(), Password: srv.Password,
+	_, err = restore.MySQL(context.Background(), restore.FromRepository(r, sn), restore.MySQLOptions{DSN: srv.DSN(), Password: srv.Password,
 		Rename: map[string]string{"shop_rt": "shop_rt_copy"}})
 	require.ErrorContains(t, err, "already has")
 }
@@ -249,7 +249,7 @@ func TestMySQLConsistency(t *testing.T) {
 		require.NoError(t, err, mode)
 		target := fmt.Sprintf("bank_copy%d", i)
 		exec(t, db, "DROP DATABASE IF EXISTS "+target)
-		_, err = restore.MySQL(context.Background(), r, res.Snapshot, restore.MySQLOptions{DSN: srv.DSN(), Password: srv.Password,
+		_, err = restore.MySQL(context.Background(), restore.FromRepository(r, res.Snapshot), restore.MySQLOptions{DSN: srv.DSN(), Password: srv.Password,
 			Rename: map[string]string{"bank": target}, Jobs: 2})
 		require.NoError(t, err, mode)
 		var total, pairs int64

@@ -63,7 +63,8 @@ type pgDB struct {
 // custom-format archive, streamed or, with Jobs > 1, from a temporary
 // file in parallel. It refuses to start when a destination database
 // exists, and drops the databases it created when a restore fails.
-func Postgres(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, opts PostgresOptions) (*PostgresStats, error) {
+func Postgres(ctx context.Context, s Snapshot, opts PostgresOptions) (*PostgresStats, error) {
+	sn := s.Info()
 	if sn.Kind != "postgres" {
 		return nil, fmt.Errorf("snapshot %s is a %s snapshot, not postgres: restore it to a directory", sn.ID.Short(), sn.Kind)
 	}
@@ -74,7 +75,7 @@ func Postgres(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, opts P
 	if err != nil {
 		return nil, err
 	}
-	dbs, globals, err := readPostgresTree(ctx, r, sn, opts, conn.Database())
+	dbs, globals, err := readPostgresTree(ctx, s, opts, conn.Database())
 	if err != nil {
 		return nil, err
 	}
@@ -103,7 +104,7 @@ func Postgres(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, opts P
 	}
 	st := &PostgresStats{}
 	if opts.Globals && globals != nil {
-		warns, err := runGlobals(ctx, r, psql, conn, globals)
+		warns, err := runGlobals(ctx, s, psql, conn, globals)
 		if err != nil {
 			return nil, err
 		}
@@ -127,7 +128,7 @@ func Postgres(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, opts P
 			return fail(fmt.Errorf("create database %q: %w", d.target, err))
 		}
 		created = append(created, d.target)
-		n, err := pgRestoreDB(ctx, r, pgRestore, conn, d, opts)
+		n, err := pgRestoreDB(ctx, s, pgRestore, conn, d, opts)
 		st.Bytes += n
 		if err != nil {
 			return fail(err)
@@ -139,8 +140,9 @@ func Postgres(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, opts P
 }
 
 // readPostgresTree finds the databases (and globals) of a snapshot.
-func readPostgresTree(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, opts PostgresOptions, dsnDB string) ([]*pgDB, *repo.Node, error) {
-	tr := r.NewTreeReader(ctx, sn)
+func readPostgresTree(ctx context.Context, s Snapshot, opts PostgresOptions, dsnDB string) ([]*pgDB, *repo.Node, error) {
+	sn := s.Info()
+	tr := s.Tree(ctx)
 	var all []*pgDB
 	var globals *repo.Node
 	for {
@@ -205,12 +207,14 @@ func readPostgresTree(ctx context.Context, r *repo.Repository, sn *repo.Snapshot
 
 // pgRestoreDB runs pg_restore of one archive into its (new, empty)
 // database and returns the archive bytes read.
-func pgRestoreDB(ctx context.Context, r *repo.Repository, pgRestore string, conn *postgres.Conn, d *pgDB, opts PostgresOptions) (int64, error) {
+func pgRestoreDB(ctx context.Context, s Snapshot, pgRestore string, conn *postgres.Conn, d *pgDB, opts PostgresOptions) (int64, error) {
 	args := []string{"-w", "--exit-on-error", "-d", conn.URL(d.target)}
 	if opts.NoOwner {
 		args = append(args, "--no-owner")
 	}
-	counter := &countingReader{r: r.NewBlobReader(ctx, d.node.Content), p: opts.Progress}
+	content := s.Open(ctx, d.node)
+	defer content.Close()
+	counter := &countingReader{r: content, p: opts.Progress}
 	var stdin io.Reader = counter
 	if opts.Jobs > 1 {
 		f, err := os.CreateTemp(opts.TempDir, "lifeboat-pgrestore-*.dump")
@@ -249,10 +253,12 @@ func pgRestoreDB(ctx context.Context, r *repo.Repository, pgRestore string, conn
 }
 
 // runGlobals runs globals.sql with psql, without stopping on errors.
-func runGlobals(ctx context.Context, r *repo.Repository, psql string, conn *postgres.Conn, n *repo.Node) ([]string, error) {
+func runGlobals(ctx context.Context, s Snapshot, psql string, conn *postgres.Conn, n *repo.Node) ([]string, error) {
 	cmd := exec.CommandContext(ctx, psql, "-X", "-w", "-q", "-d", conn.URL("postgres"), "-f", "-")
 	cmd.Env = conn.Env()
-	cmd.Stdin = r.NewBlobReader(ctx, n.Content)
+	content := s.Open(ctx, n)
+	defer content.Close()
+	cmd.Stdin = content
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Run(); err != nil {

@@ -141,7 +141,7 @@ func TestPostgresOroRoundTrip(t *testing.T) {
 
 	ctx := context.Background()
 	// Streamed (jobs 1), renamed, with globals.
-	st, err := restore.Postgres(ctx, r, sn, restore.PostgresOptions{DSN: s.URL(), Password: s.Password, Globals: true,
+	st, err := restore.Postgres(ctx, restore.FromRepository(r, sn), restore.PostgresOptions{DSN: s.URL(), Password: s.Password, Globals: true,
 		Rename: map[string]string{"oro": "oro_restored", "audit db": "audit2"}})
 	require.NoError(t, err)
 	require.ElementsMatch(t, []string{"oro_restored", "audit2"}, st.Databases)
@@ -150,19 +150,19 @@ func TestPostgresOroRoundTrip(t *testing.T) {
 	require.Equal(t, "t", s.MustPSQL(t, "oro_restored", `SELECT has_table_privilege('oro_reader', 'oro_order', 'SELECT')`))
 
 	// Parallel from a temp file, into the database named in the URL.
-	st, err = restore.Postgres(ctx, r, sn, restore.PostgresOptions{DSN: s.URL() + "oro_parallel", Password: s.Password,
+	st, err = restore.Postgres(ctx, restore.FromRepository(r, sn), restore.PostgresOptions{DSN: s.URL() + "oro_parallel", Password: s.Password,
 		Databases: []string{"oro"}, Jobs: 4, TempDir: t.TempDir(), NoOwner: true})
 	require.NoError(t, err)
 	require.Equal(t, []string{"oro_parallel"}, st.Databases)
 	require.Equal(t, want, pgDigests(t, s, "oro_parallel"))
 
 	// The destination exists: refused before anything is touched.
-	_, err = restore.Postgres(ctx, r, sn, restore.PostgresOptions{DSN: s.URL(), Password: s.Password, Databases: []string{"oro"}})
+	_, err = restore.Postgres(ctx, restore.FromRepository(r, sn), restore.PostgresOptions{DSN: s.URL(), Password: s.Password, Databases: []string{"oro"}})
 	require.ErrorContains(t, err, `database "oro" already exists`)
 	// Several databases into one name: refused.
-	_, err = restore.Postgres(ctx, r, sn, restore.PostgresOptions{DSN: s.URL() + "x", Password: s.Password})
+	_, err = restore.Postgres(ctx, restore.FromRepository(r, sn), restore.PostgresOptions{DSN: s.URL() + "x", Password: s.Password})
 	require.ErrorContains(t, err, "holds 2 databases")
-	_, err = restore.Postgres(ctx, r, sn, restore.PostgresOptions{DSN: s.URL(), Password: "wrong", Databases: []string{"oro"}})
+	_, err = restore.Postgres(ctx, restore.FromRepository(r, sn), restore.PostgresOptions{DSN: s.URL(), Password: "wrong", Databases: []string{"oro"}})
 	require.ErrorContains(t, err, "password authentication failed")
 }
 

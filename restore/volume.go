@@ -45,7 +45,7 @@ func Volume(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, dest str
 	if opts.Progress == nil {
 		opts.Progress = &Progress{}
 	}
-	n, err := singleFile(ctx, r, sn)
+	n, err := singleFile(ctx, FromRepository(r, sn))
 	if err != nil {
 		return nil, err
 	}

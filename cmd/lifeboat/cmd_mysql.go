@@ -150,7 +150,7 @@ func (a *app) restoreMySQL(ctx context.Context, r *repo.Repository, sn *repo.Sna
 		b := p.Bytes.Load()
 		return fmt.Sprintf("%d tables, %s loaded, %.0f MB/s", p.Files.Load(), formatBytes(b), float64(b)/1e6/max(time.Since(start).Seconds(), 0.001))
 	})
-	st, err := restore.MySQL(ctx, r, sn, restore.MySQLOptions{DSN: to, Password: pw, Databases: m.databases,
+	st, err := restore.MySQL(ctx, restore.FromRepository(r, sn), restore.MySQLOptions{DSN: to, Password: pw, Databases: m.databases,
 		Rename: rename, Jobs: m.jobs, Progress: p})
 	stop()
 	if err != nil {

@@ -131,7 +131,7 @@ func (a *app) restorePostgres(ctx context.Context, r *repo.Repository, sn *repo.
 		return fmt.Sprintf("%d databases, %s of archives restored, %.0f MB/s", p.Files.Load(), formatBytes(b),
 			float64(b)/1e6/max(time.Since(start).Seconds(), 0.001))
 	})
-	st, err := restore.Postgres(ctx, r, sn, restore.PostgresOptions{DSN: to, Password: pw, Databases: m.databases,
+	st, err := restore.Postgres(ctx, restore.FromRepository(r, sn), restore.PostgresOptions{DSN: to, Password: pw, Databases: m.databases,
 		Rename: rename, Jobs: m.jobs, TempDir: pg.tempDir, Globals: pg.globals, NoOwner: pg.noOwner, Progress: p})
 	stop()
 	if err != nil {

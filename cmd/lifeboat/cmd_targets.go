@@ -184,7 +184,7 @@ func (a *app) restoreTargetKind(ctx context.Context, r *repo.Repository, sn *rep
 		if to == "" {
 			return true, usagef("--to URL|DIR is required")
 		}
-		st, err := restore.Bucket(ctx, r, sn, to, restore.BucketOptions{Prefix: t.prefix, Progress: p})
+		st, err := restore.Bucket(ctx, restore.FromRepository(r, sn), to, restore.BucketOptions{Prefix: t.prefix, Progress: p})
 		if err != nil {
 			return true, err
 		}
@@ -201,7 +201,7 @@ func (a *app) restoreTargetKind(ctx context.Context, r *repo.Repository, sn *rep
 		if to == "-" && a.json {
 			return true, usagef("--to - and --json both write to stdout")
 		}
-		st, err := restore.Exec(ctx, r, sn, restore.ExecOptions{To: to, Command: argv, Stdout: a.stdout, Progress: p})
+		st, err := restore.Exec(ctx, restore.FromRepository(r, sn), restore.ExecOptions{To: to, Command: argv, Stdout: a.stdout, Progress: p})
 		if err != nil {
 			return true, err
 		}

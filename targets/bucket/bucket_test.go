@@ -196,7 +196,7 @@ func TestMinIOBucket(t *testing.T) {
 	assert.Equal(t, changedBytes, res2.Snapshot.Stats.BytesRead, "only the changed objects are read")
 	assert.Equal(t, int64(len(objs)), res2.Snapshot.Stats.Files)
 
-	st, err := restore.Bucket(ctx, r, res2.Snapshot, srv.URL("shop-media-restored", ""), restore.BucketOptions{})
+	st, err := restore.Bucket(ctx, restore.FromRepository(r, res2.Snapshot), srv.URL("shop-media-restored", ""), restore.BucketOptions{})
 	require.NoError(t, err)
 	assert.Equal(t, int64(len(objs)), st.Objects)
 	lap("restore")
@@ -274,7 +274,7 @@ func TestRestoreToDirectory(t *testing.T) {
 	require.Len(t, res.Warnings, 1, "invalid key skipped with a warning")
 	assert.Contains(t, res.Warnings[0], "bad//key")
 	dest := t.TempDir()
-	st, err := restore.Bucket(context.Background(), r, res.Snapshot, dest, restore.BucketOptions{})
+	st, err := restore.Bucket(context.Background(), restore.FromRepository(r, res.Snapshot), dest, restore.BucketOptions{})
 	require.NoError(t, err)
 	assert.Equal(t, int64(2), st.Objects)
 	for _, k := range []string{"x/y/z.txt", "top.bin"} {
