@@ -149,45 +149,74 @@ func (b *backup) warn(path string, err error) {
 }
 
 // fileJob is one entry on its way into the metadata stream; done is closed
-// when its content is chunked (err set if it could not be read).
+// when its content is cut into chunks (err set if it could not be read).
+// The IDs of its last chunks may still be computed then: they are in
+// pending, in order after node.Content.
 type fileJob struct {
-	node *repo.Node
-	open Opener
-	err  error
-	done chan struct{}
+	node    *repo.Node
+	open    Opener
+	err     error
+	pending []*chunkTask
+	done    chan struct{}
 }
 
-// saveReq is one chunk on its way to compression and a pack.
-type saveReq struct {
-	id  repo.ID
-	buf *[]byte
+// chunkTask is one chunk on its way through hashing and saving: a future
+// for its ID. done is closed once id is set and the blob is stored or
+// known; a failed save stops the whole backup instead.
+type chunkTask struct {
+	buf  *[]byte
+	id   repo.ID
+	done chan struct{}
 }
 
 var chunkPool = sync.Pool{New: func() any { b := make([]byte, 0, 1<<20); return &b }}
 
+// FixedBlocks is implemented by sources whose content changes in place at
+// fixed offsets (block devices, disk images). Their entries are cut into
+// aligned blocks of BlockSize bytes instead of content-defined chunks:
+// nothing shifts on a block device, so a write costs exactly the blocks it
+// touches, and the cut costs no scan.
+type FixedBlocks interface {
+	BlockSize() int
+}
+
+// maxBlockSize bounds FixedBlocks.BlockSize (as chunker.Params.Max).
+const maxBlockSize = 64 << 20
+
 // run drives the pipeline:
 //
-//	walk -> [jobs] -> chunk+hash (workers) -> [saves] -> compress+pack (workers)
-//	walk -> [ordered] -> metadata stream
+//	walk -> [jobs] -> read+cut (workers) -> [tasks] -> hash+compress+pack (workers)
+//	walk -> [ordered] -> metadata stream (chunk IDs taken in order)
 //
-// Channels are small and every stage blocks when the next is busy, so
-// memory is bounded by workers x max chunk size, not by the input.
+// A single stream (a volume, a dump) is cut by one goroutine while the
+// others hash, compress and encrypt its chunks; the IDs come back in order
+// as futures. Channels are small and every stage blocks when the next is
+// busy, so memory is bounded by workers x max chunk size, not by the input.
 func (b *backup) run(ctx context.Context, src Source, parent *repo.Snapshot) error {
+	block := 0
+	if fb, ok := src.(FixedBlocks); ok {
+		if block = fb.BlockSize(); block <= 0 || block > maxBlockSize {
+			return fmt.Errorf("%s source: block size %d out of range (1 to %d bytes)", src.Kind(), block, maxBlockSize)
+		}
+	}
 	g, ctx := errgroup.WithContext(ctx)
 	jobs := make(chan *fileJob)
 	// Entries travel to the metadata stream in batches: one goroutine
 	// handoff per entry costs more than stat-ing it.
 	ordered := make(chan []*fileJob, 8)
-	saves := make(chan saveReq, b.opts.Workers)
+	tasks := make(chan *chunkTask, b.opts.Workers)
 	var chunkers sync.WaitGroup
 
 	for range b.opts.Workers {
 		chunkers.Add(1)
 		g.Go(func() error {
 			defer chunkers.Done()
-			c := chunker.New(nil, b.r.Gear(), b.r.ChunkerParams())
+			var c *chunker.Chunker
+			if block == 0 {
+				c = chunker.New(nil, b.r.Gear(), b.r.ChunkerParams())
+			}
 			for j := range jobs {
-				if err := b.chunkFile(ctx, c, j, saves); err != nil {
+				if err := b.chunkFile(ctx, c, block, j, tasks); err != nil {
 					return err
 				}
 			}
@@ -196,20 +225,11 @@ func (b *backup) run(ctx context.Context, src Source, parent *repo.Snapshot) err
 	}
 	g.Go(func() error {
 		chunkers.Wait()
-		close(saves)
+		close(tasks)
 		return nil
 	})
 	for range b.opts.Workers {
-		g.Go(func() error {
-			for s := range saves {
-				_, err := b.r.SaveBlob(ctx, repo.DataBlob, s.id, *s.buf)
-				chunkPool.Put(s.buf)
-				if err != nil {
-					return err
-				}
-			}
-			return nil
-		})
+		g.Go(func() error { return b.saveChunks(ctx, tasks) })
 	}
 	g.Go(func() error { return b.writeTree(ctx, ordered) })
 	g.Go(func() error {
@@ -264,6 +284,26 @@ func (b *backup) run(ctx context.Context, src Source, parent *repo.Snapshot) err
 	return g.Wait()
 }
 
+// saveChunks hashes chunks, and compresses and packs the new ones, until
+// tasks is closed.
+func (b *backup) saveChunks(ctx context.Context, tasks <-chan *chunkTask) error {
+	idx := b.r.Index()
+	for t := range tasks {
+		data := *t.buf
+		t.id = b.blobID(data)
+		var err error
+		if !idx.Has(t.id) {
+			_, err = b.r.SaveBlob(ctx, repo.DataBlob, t.id, data)
+		}
+		chunkPool.Put(t.buf)
+		if err != nil {
+			return err
+		}
+		close(t.done)
+	}
+	return nil
+}
+
 // orderedBatch is how many entries go to the metadata stream at once.
 const orderedBatch = 256
 
@@ -289,7 +329,12 @@ func (b *backup) unchanged(pc *parentCursor, n *repo.Node) bool {
 	return true
 }
 
-func (b *backup) chunkFile(ctx context.Context, c *chunker.Chunker, j *fileJob, saves chan<- saveReq) error {
+// chunkFile reads one file, cuts it into chunks (content-defined with c,
+// or fixed blocks of block bytes when c is nil) and hands them to the
+// savers. IDs that are already known are moved to node.Content as it
+// goes, so a long stream keeps only the chunks in flight; the rest stay in
+// j.pending for the metadata stream to wait for.
+func (b *backup) chunkFile(ctx context.Context, c *chunker.Chunker, block int, j *fileJob, tasks chan<- *chunkTask) error {
 	defer close(j.done)
 	f, err := j.open()
 	if err != nil {
@@ -297,11 +342,24 @@ func (b *backup) chunkFile(ctx context.Context, c *chunker.Chunker, j *fileJob, 
 		return nil
 	}
 	defer f.Close()
-	c.Reset(f)
+	var next func() (*[]byte, error)
+	if c == nil {
+		next = fixedBlocks(f, block)
+	} else {
+		c.Reset(f)
+		next = func() (*[]byte, error) {
+			data, err := c.Next()
+			if err != nil {
+				return nil, err
+			}
+			buf := chunkPool.Get().(*[]byte)
+			*buf = append((*buf)[:0], data...)
+			return buf, nil
+		}
+	}
 	var size int64
-	idx := b.r.Index()
 	for {
-		data, err := c.Next()
+		buf, err := next()
 		if err == io.EOF {
 			break
 		}
@@ -309,24 +367,71 @@ func (b *backup) chunkFile(ctx context.Context, c *chunker.Chunker, j *fileJob, 
 			j.err = err
 			return nil
 		}
-		id := b.blobID(data)
-		j.node.Content = append(j.node.Content, id)
-		size += int64(len(data))
-		b.opts.Progress.Bytes.Add(int64(len(data)))
-		b.opts.Progress.BytesRead.Add(int64(len(data)))
-		if idx.Has(id) {
-			continue
-		}
-		buf := chunkPool.Get().(*[]byte)
-		*buf = append((*buf)[:0], data...)
+		n := int64(len(*buf))
+		size += n
+		b.opts.Progress.Bytes.Add(n)
+		b.opts.Progress.BytesRead.Add(n)
+		t := &chunkTask{buf: buf, done: make(chan struct{})}
 		select {
-		case saves <- saveReq{id: id, buf: buf}:
+		case tasks <- t:
 		case <-ctx.Done():
+			chunkPool.Put(buf)
 			return ctx.Err()
 		}
+		j.pending = append(j.pending, t)
+		j.collect()
 	}
 	// The file may have changed while it was read; store what was read.
 	j.node.Size = size
+	return nil
+}
+
+// fixedBlocks returns a reader of f in blocks of block bytes (the last one
+// shorter), each in a pooled buffer; io.EOF after the last.
+func fixedBlocks(f io.Reader, block int) func() (*[]byte, error) {
+	return func() (*[]byte, error) {
+		buf := chunkPool.Get().(*[]byte)
+		if cap(*buf) < block {
+			*buf = make([]byte, block)
+		}
+		n, err := io.ReadFull(f, (*buf)[:block])
+		*buf = (*buf)[:n]
+		switch {
+		case err == nil:
+			return buf, nil
+		case n > 0 && errors.Is(err, io.ErrUnexpectedEOF):
+			return buf, nil // the last, short block; EOF on the next read
+		}
+		chunkPool.Put(buf)
+		return nil, err
+	}
+}
+
+// collect moves the IDs of the leading finished chunks to node.Content.
+func (j *fileJob) collect() {
+	for len(j.pending) > 0 {
+		select {
+		case <-j.pending[0].done:
+		default:
+			return
+		}
+		j.node.Content = append(j.node.Content, j.pending[0].id)
+		j.pending[0] = nil
+		j.pending = j.pending[1:]
+	}
+}
+
+// finish waits for the IDs still pending, in order.
+func (j *fileJob) finish(ctx context.Context) error {
+	for _, t := range j.pending {
+		select {
+		case <-t.done:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		j.node.Content = append(j.node.Content, t.id)
+	}
+	j.pending = nil
 	return nil
 }
 
@@ -392,6 +497,11 @@ func (b *backup) addToTree(ctx context.Context, tw *repo.TreeWriter, st *repo.Sn
 		case <-j.done:
 		case <-ctx.Done():
 			return ctx.Err()
+		}
+		if j.err == nil {
+			if err := j.finish(ctx); err != nil {
+				return err
+			}
 		}
 		if j.err != nil {
 			if b.strict {
