@@ -1,14 +1,18 @@
 package engine_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"testing/iotest"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -227,4 +231,112 @@ func TestAllOrNothingSourceFailsWhole(t *testing.T) {
 	ids, err := r.SnapshotIDs(context.Background())
 	require.NoError(t, err)
 	assert.Empty(t, ids, "no partial snapshot")
+}
+
+// blockSource is one stream entry, cut in fixed blocks when block > 0; a
+// non-nil readErr is returned after the content.
+type blockSource struct {
+	data    []byte
+	block   int
+	readErr error
+}
+
+func (s *blockSource) Kind() string       { return "volume" }
+func (s *blockSource) Paths() []string    { return []string{"disk"} }
+func (s *blockSource) AllOrNothing() bool { return true }
+func (s *blockSource) Walk(ctx context.Context, warn func(string, error), fn func(targets.Entry, engine.Opener) error) error {
+	open := func() (io.ReadCloser, error) {
+		var rd io.Reader = bytes.NewReader(s.data)
+		if s.readErr != nil {
+			rd = io.MultiReader(rd, iotest.ErrReader(s.readErr))
+		}
+		return io.NopCloser(rd), nil
+	}
+	return fn(targets.Entry{Path: "disk", Type: targets.TypeFile, Size: int64(len(s.data))}, open)
+}
+
+// fixedSource adds engine.FixedBlocks.
+type fixedSource struct{ blockSource }
+
+func (s *fixedSource) BlockSize() int { return s.block }
+
+// TestSingleStream backs up one stream, cut content-defined or in fixed
+// blocks, hashed and saved by several workers: the chunk IDs must come back
+// in stream order, fixed blocks must be aligned and all-zero blocks stored
+// once.
+func TestSingleStream(t *testing.T) {
+	rnd := make([]byte, 3<<20)
+	_, err := rand.NewChaCha8([32]byte{1}).Read(rnd)
+	require.NoError(t, err)
+	mixed := slices.Concat(rnd[:10000], make([]byte, 64<<10), rnd[10000:20005], make([]byte, 4096))
+	cases := []struct {
+		name       string
+		src        engine.Source
+		wantBlobs  int // len(Content); 0: do not check
+		wantUnique int // distinct IDs; 0: do not check
+		wantErr    string
+	}{
+		{"content-defined, 3 MiB", &blockSource{data: rnd}, 0, 0, ""},
+		{"fixed 4 KiB, holes", &fixedSource{blockSource{data: mixed, block: 4096}}, 22, 8, ""},
+		{"fixed, exact multiple", &fixedSource{blockSource{data: rnd, block: 64 << 10}}, 48, 48, ""},
+		{"fixed, shorter than a block", &fixedSource{blockSource{data: rnd[:100], block: 64 << 10}}, 1, 1, ""},
+		{"fixed, empty", &fixedSource{blockSource{block: 4096}}, 0, 0, ""},
+		{"fixed, read error", &fixedSource{blockSource{data: rnd, block: 4096, readErr: errors.New("device gone")}}, 0, 0, "disk: device gone"},
+		{"content-defined, read error", &blockSource{data: rnd, readErr: errors.New("pipe broke")}, 0, 0, "disk: pipe broke"},
+		{"block size 0", &fixedSource{blockSource{data: rnd}}, 0, 0, "block size 0 out of range"},
+		{"block size too big", &fixedSource{blockSource{data: rnd, block: 65 << 20}}, 0, 0, "block size 68157440 out of range"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			tr := repotest.Init(t, openURL(t, "mem://"), repotest.SmallChunks, 0)
+			r := tr.Open(t, tr.Owner)
+			res, err := engine.Backup(context.Background(), r, tc.src, engine.BackupOptions{Workers: 4})
+			if tc.wantErr != "" {
+				require.ErrorContains(t, err, tc.wantErr)
+				ids, err := r.SnapshotIDs(context.Background())
+				require.NoError(t, err)
+				assert.Empty(t, ids, "no partial snapshot")
+				return
+			}
+			require.NoError(t, err)
+			var data []byte
+			var block int
+			switch s := tc.src.(type) {
+			case *fixedSource:
+				data, block = s.data, s.block
+			case *blockSource:
+				data = s.data
+			}
+			tree, err := r.NewTreeReader(context.Background(), res.Snapshot).Next()
+			require.NoError(t, err)
+			assert.Equal(t, int64(len(data)), tree.Size)
+			if tc.wantBlobs > 0 || block > 0 {
+				assert.Len(t, tree.Content, tc.wantBlobs)
+			} else {
+				assert.Greater(t, len(tree.Content), 10, "many chunks in flight at once")
+			}
+			if tc.wantUnique > 0 {
+				assert.Len(t, uniq(tree.Content), tc.wantUnique)
+			}
+			var off int
+			for i, id := range tree.Content {
+				blob, err := r.LoadBlob(context.Background(), id, nil)
+				require.NoError(t, err)
+				if block > 0 && i < len(tree.Content)-1 {
+					require.Len(t, blob, block, "block %d", i)
+				}
+				require.Equal(t, data[off:off+len(blob)], blob, "blob %d in stream order", i)
+				off += len(blob)
+			}
+			assert.Equal(t, len(data), off)
+		})
+	}
+}
+
+func uniq(ids []repo.ID) map[repo.ID]bool {
+	m := map[repo.ID]bool{}
+	for _, id := range ids {
+		m[id] = true
+	}
+	return m
 }
