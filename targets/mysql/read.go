@@ -3,9 +3,12 @@ package mysql
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
+
+	driver "github.com/go-sql-driver/mysql"
 )
 
 // readBatch is how many bytes of encoded rows a table reader prepares at a
@@ -29,7 +32,7 @@ func (d *dump) openTable(ctx context.Context, t *table) (io.ReadCloser, error) {
 	rows, err := c.QueryContext(ctx, q)
 	if err != nil {
 		d.workers <- c
-		return nil, fmt.Errorf("dump %s.%s: %w", QuoteName(t.db), QuoteName(t.name), err)
+		return nil, t.readError(err)
 	}
 	r := &tableReader{d: d, c: c, rows: rows, t: t, vals: make([]sql.RawBytes, len(cols))}
 	r.dest = make([]any, len(cols))
@@ -67,13 +70,13 @@ func (r *tableReader) fill() {
 		if !r.rows.Next() {
 			r.done = true
 			if err := r.rows.Err(); err != nil {
-				r.err = fmt.Errorf("dump %s.%s: %w", QuoteName(r.t.db), QuoteName(r.t.name), err)
+				r.err = r.t.readError(err)
 			}
 			return
 		}
 		if err := r.rows.Scan(r.dest...); err != nil {
 			r.done = true
-			r.err = fmt.Errorf("dump %s.%s: %w", QuoteName(r.t.db), QuoteName(r.t.name), err)
+			r.err = r.t.readError(err)
 			return
 		}
 		for i, v := range r.vals {
@@ -106,4 +109,21 @@ func (r *tableReader) Close() error {
 	r.rows = nil
 	r.d.workers <- r.c
 	return err
+}
+
+// readError names the table, and says what happened when DDL hit it after
+// the snapshot point: dropped (1146) or changed (1412: altered, truncated,
+// dropped and created again).
+func (t *table) readError(err error) error {
+	name := QuoteName(t.db) + "." + QuoteName(t.name)
+	var me *driver.MySQLError
+	if errors.As(err, &me) {
+		switch me.Number {
+		case 1146:
+			return fmt.Errorf("dump %s: the table was dropped during the dump; run the backup again: %w", name, err)
+		case 1412:
+			return fmt.Errorf("dump %s: the table was altered, truncated or re-created during the dump; run the backup again: %w", name, err)
+		}
+	}
+	return fmt.Errorf("dump %s: %w", name, err)
 }

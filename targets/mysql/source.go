@@ -169,23 +169,14 @@ func (s *Source) Walk(ctx context.Context, warn func(string, error), fn func(tar
 	d := &dump{s: s, db: db}
 	d.cond = sync.NewCond(&d.errMu)
 	defer d.close()
-	if err := d.start(ctx); err != nil {
-		return err
-	}
-	dbs, err := d.databases(ctx)
+	plan, err := d.start(ctx)
 	if err != nil {
 		return err
 	}
-	walkErr := func() error {
-		for _, name := range dbs {
-			if err := d.walkDatabase(ctx, name, fn); err != nil {
-				return err
-			}
+	for _, p := range plan {
+		if err := d.emit(p, fn); err != nil {
+			return err
 		}
-		return nil
-	}()
-	if walkErr != nil {
-		return walkErr
 	}
 	// Wait for the engine to read every entry emitted.
 	return d.wait(ctx)
@@ -247,26 +238,27 @@ func (d *dump) wait(ctx context.Context) error {
 	return ctx.Err()
 }
 
-// start opens the worker connections and takes the consistent snapshot.
-func (d *dump) start(ctx context.Context) error {
+// start opens the worker connections, takes the consistent snapshot and
+// lists what to dump.
+func (d *dump) start(ctx context.Context) ([]*dbPlan, error) {
 	s := d.s
 	var err error
 	if d.ctl, err = d.db.Conn(ctx); err != nil {
-		return connectError(s.cfg, err)
+		return nil, connectError(s.cfg, err)
 	}
 	var version string
 	if err := d.ctl.QueryRowContext(ctx, "SELECT VERSION()").Scan(&version); err != nil {
-		return fmt.Errorf("mysql: %w", err)
+		return nil, fmt.Errorf("mysql: %w", err)
 	}
 	d.mariadb = strings.Contains(strings.ToLower(version), "mariadb")
 	if s.opts.LockMode == LockBackup && !d.mariadb {
-		return errors.New("mysql: --lock-mode backup_lock is implemented for MariaDB only; use ftwrl or single")
+		return nil, errors.New("mysql: --lock-mode backup_lock is implemented for MariaDB only; use ftwrl or single")
 	}
 	// Worker sessions: raw bytes, UTC timestamps, repeatable read.
 	for range s.opts.Jobs {
 		c, err := d.db.Conn(ctx)
 		if err != nil {
-			return connectError(s.cfg, err)
+			return nil, connectError(s.cfg, err)
 		}
 		d.all = append(d.all, c)
 		for _, q := range []string{
@@ -277,58 +269,129 @@ func (d *dump) start(ctx context.Context) error {
 			"SET SESSION wait_timeout = 86400",
 		} {
 			if _, err := c.ExecContext(ctx, q); err != nil {
-				return fmt.Errorf("mysql: %s: %w", q, err)
+				return nil, fmt.Errorf("mysql: %s: %w", q, err)
 			}
 		}
 	}
 	details := map[string]string{"server": RedactConfig(s.cfg), "server_version": version, "lock_mode": string(s.opts.LockMode)}
-	var unlock string
-	lockStart := time.Now()
-	switch s.opts.LockMode {
-	case LockFTWRL:
-		if _, err := d.ctl.ExecContext(ctx, "FLUSH TABLES WITH READ LOCK"); err != nil {
-			return fmt.Errorf("mysql: FLUSH TABLES WITH READ LOCK (needs the RELOAD privilege; --lock-mode single avoids it): %w", err)
-		}
-		unlock = "UNLOCK TABLES"
-	case LockBackup:
-		for _, q := range []string{"BACKUP STAGE START", "BACKUP STAGE BLOCK_COMMIT"} {
-			if _, err := d.ctl.ExecContext(ctx, q); err != nil {
-				return fmt.Errorf("mysql: %s (needs the RELOAD privilege): %w", q, err)
-			}
-		}
-		unlock = "BACKUP STAGE END"
-	}
-	for _, c := range d.all {
-		if _, err := c.ExecContext(ctx, "START TRANSACTION WITH CONSISTENT SNAPSHOT"); err != nil {
-			if unlock != "" {
-				_, _ = d.ctl.ExecContext(context.WithoutCancel(ctx), unlock)
-			}
-			return fmt.Errorf("mysql: START TRANSACTION WITH CONSISTENT SNAPSHOT: %w", err)
-		}
-	}
-	rpTime := time.Now()
-	var posErr error
-	if unlock != "" {
-		posErr = d.binlogLocked(ctx, details)
-		if _, err := d.ctl.ExecContext(ctx, unlock); err != nil {
-			return fmt.Errorf("mysql: %s: %w", unlock, err)
-		}
-		details["lock_seconds"] = strconv.FormatFloat(time.Since(lockStart).Seconds(), 'f', 3, 64)
+	var plan []*dbPlan
+	if s.opts.LockMode == LockSingle {
+		plan, err = d.snapshotSingle(ctx, details)
 	} else {
-		posErr = d.binlogSnapshot(ctx, details)
+		plan, err = d.snapshotLocked(ctx, details)
 	}
-	if posErr != nil {
-		return posErr
+	if err != nil {
+		return nil, err
 	}
 	d.workers = make(chan *sql.Conn, len(d.all))
 	for _, c := range d.all {
 		d.workers <- c
 	}
-	d.mtime = rpTime.UTC()
-	s.mu.Lock()
-	s.rpTime, s.details = rpTime.UTC(), details
-	s.mu.Unlock()
+	return plan, nil
+}
+
+// snapshotLocked takes the lock, starts the workers' snapshot
+// transactions, reads the binlog position and lists every object while
+// DDL is blocked, then unlocks. So the list is exactly what the
+// transactions see: a table created after the unlock is not in it (its
+// reading would fail with error 1412), and every table in it existed at
+// the snapshot point.
+func (d *dump) snapshotLocked(ctx context.Context, details map[string]string) ([]*dbPlan, error) {
+	var unlock string
+	lockStart := time.Now()
+	switch d.s.opts.LockMode {
+	case LockFTWRL:
+		if _, err := d.ctl.ExecContext(ctx, "FLUSH TABLES WITH READ LOCK"); err != nil {
+			return nil, fmt.Errorf("mysql: FLUSH TABLES WITH READ LOCK (needs the RELOAD privilege; --lock-mode single avoids it): %w", err)
+		}
+		unlock = "UNLOCK TABLES"
+	case LockBackup:
+		// BLOCK_COMMIT runs the stages before it (FLUSH, BLOCK_DDL) too.
+		for _, q := range []string{"BACKUP STAGE START", "BACKUP STAGE BLOCK_COMMIT"} {
+			if _, err := d.ctl.ExecContext(ctx, q); err != nil {
+				return nil, fmt.Errorf("mysql: %s (needs the RELOAD privilege): %w", q, err)
+			}
+		}
+		unlock = "BACKUP STAGE END"
+	}
+	plan, err := func() ([]*dbPlan, error) {
+		if err := d.startTransactions(ctx); err != nil {
+			return nil, err
+		}
+		d.setRecoveryPoint(time.Now(), details)
+		if err := d.binlogLocked(ctx, details); err != nil {
+			return nil, err
+		}
+		return d.list(ctx)
+	}()
+	if _, uerr := d.ctl.ExecContext(context.WithoutCancel(ctx), unlock); uerr != nil && err == nil {
+		err = fmt.Errorf("mysql: %s: %w", unlock, uerr)
+	}
+	details["lock_seconds"] = strconv.FormatFloat(time.Since(lockStart).Seconds(), 'f', 3, 64)
+	return plan, err
+}
+
+// snapshotSingle starts the one worker's transaction without a lock. DDL
+// is not blocked, so the tables are listed before and after the
+// transaction starts; if they differ (a table was created or dropped
+// just then) it starts again, so that the list matches the snapshot.
+func (d *dump) snapshotSingle(ctx context.Context, details map[string]string) ([]*dbPlan, error) {
+	const attempts = 5
+	for range attempts {
+		before, err := d.tableSet(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if err := d.startTransactions(ctx); err != nil {
+			return nil, err
+		}
+		d.setRecoveryPoint(time.Now(), details)
+		if err := d.binlogSnapshot(ctx, details); err != nil {
+			return nil, err
+		}
+		plan, err := d.list(ctx)
+		if err != nil {
+			return nil, err
+		}
+		after, err := d.tableSet(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if slices.Equal(before, after) {
+			return plan, nil
+		}
+		for _, c := range d.all {
+			if _, err := c.ExecContext(ctx, "ROLLBACK"); err != nil {
+				return nil, fmt.Errorf("mysql: ROLLBACK: %w", err)
+			}
+		}
+	}
+	return nil, fmt.Errorf("mysql: tables were created or dropped each time the snapshot started (%d attempts); DDL is running: retry later or use --lock-mode ftwrl", attempts)
+}
+
+func (d *dump) startTransactions(ctx context.Context) error {
+	for _, c := range d.all {
+		if _, err := c.ExecContext(ctx, "START TRANSACTION WITH CONSISTENT SNAPSHOT"); err != nil {
+			return fmt.Errorf("mysql: START TRANSACTION WITH CONSISTENT SNAPSHOT: %w", err)
+		}
+	}
 	return nil
+}
+
+func (d *dump) setRecoveryPoint(t time.Time, details map[string]string) {
+	d.mtime = t.UTC()
+	d.s.mu.Lock()
+	d.s.rpTime, d.s.details = t.UTC(), details
+	d.s.mu.Unlock()
+}
+
+// tableSet lists every table and view of the server as "db.name" lines.
+func (d *dump) tableSet(ctx context.Context) ([]string, error) {
+	set, err := queryStrings(ctx, d.ctl, "SELECT CONCAT(TABLE_SCHEMA, '.', TABLE_NAME, '.', TABLE_TYPE) FROM information_schema.TABLES ORDER BY 1")
+	if err != nil {
+		return nil, fmt.Errorf("mysql: list tables: %w", err)
+	}
+	return set, nil
 }
 
 // binlogLocked reads the binlog position while commits are blocked.
@@ -482,8 +545,32 @@ type entry struct {
 	open func() (io.ReadCloser, error)
 }
 
-func (d *dump) walkDatabase(ctx context.Context, name string, fn func(targets.Entry, func() (io.ReadCloser, error)) error) error {
-	dir := EncodeName(name)
+// dbPlan is what to emit for one database: its directory's entries,
+// sorted by name.
+type dbPlan struct {
+	name    string
+	entries []entry
+}
+
+// list reads the databases, their tables' columns and every CREATE
+// statement; table data is read later, when the engine opens the entries.
+func (d *dump) list(ctx context.Context) ([]*dbPlan, error) {
+	names, err := d.databases(ctx)
+	if err != nil {
+		return nil, err
+	}
+	plan := make([]*dbPlan, 0, len(names))
+	for _, n := range names {
+		p, err := d.listDatabase(ctx, n)
+		if err != nil {
+			return nil, err
+		}
+		plan = append(plan, p)
+	}
+	return plan, nil
+}
+
+func (d *dump) listDatabase(ctx context.Context, name string) (*dbPlan, error) {
 	var entries []entry
 	addSQL := func(base string, data []byte) {
 		entries = append(entries, entry{base: base, size: int64(len(data)), open: func() (io.ReadCloser, error) {
@@ -492,18 +579,18 @@ func (d *dump) walkDatabase(ctx context.Context, name string, fn func(targets.En
 	}
 	var createDB string
 	if err := d.ctl.QueryRowContext(ctx, "SHOW CREATE DATABASE "+QuoteName(name)).Scan(new(string), &createDB); err != nil {
-		return fmt.Errorf("mysql: SHOW CREATE DATABASE %s: %w", QuoteName(name), err)
+		return nil, fmt.Errorf("mysql: SHOW CREATE DATABASE %s: %w", QuoteName(name), err)
 	}
 	addSQL(DatabaseFile, (&Object{Kind: "database", Name: name, Stmt: createDB}).Format())
 
 	tables, views, err := d.tables(ctx, name)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	for _, t := range tables {
 		var create string
 		if err := d.ctl.QueryRowContext(ctx, "SHOW CREATE TABLE "+QuoteName(name)+"."+QuoteName(t.name)).Scan(new(string), &create); err != nil {
-			return fmt.Errorf("mysql: SHOW CREATE TABLE %s.%s: %w", QuoteName(name), QuoteName(t.name), err)
+			return nil, fmt.Errorf("mysql: SHOW CREATE TABLE %s.%s: %w", QuoteName(name), QuoteName(t.name), err)
 		}
 		addSQL(EncodeName(t.name)+SuffixSchema, (&Object{Kind: "table", Name: t.name,
 			Setup: []string{"SET NAMES utf8mb4"}, Stmt: create}).Format())
@@ -515,7 +602,7 @@ func (d *dump) walkDatabase(ctx context.Context, name string, fn func(targets.En
 	for _, v := range views {
 		o, err := d.showCreate(ctx, "view", name, v)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		addSQL(EncodeName(v)+SuffixView, o.Format())
 	}
@@ -527,23 +614,29 @@ func (d *dump) walkDatabase(ctx context.Context, name string, fn func(targets.En
 	} {
 		names, err := queryStrings(ctx, d.ctl, k.query, name)
 		if err != nil {
-			return fmt.Errorf("mysql: list %ss of %s: %w", k.kind, QuoteName(name), err)
+			return nil, fmt.Errorf("mysql: list %ss of %s: %w", k.kind, QuoteName(name), err)
 		}
 		for _, n := range names {
 			o, err := d.showCreate(ctx, k.kind, name, n)
 			if err != nil {
-				return err
+				return nil, err
 			}
 			addSQL(EncodeName(n)+k.suffix, o.Format())
 		}
 	}
 	slices.SortFunc(entries, func(a, b entry) int { return strings.Compare(a.base, b.base) })
+	return &dbPlan{name: name, entries: entries}, nil
+}
 
+// emit hands one database's directory and entries to the engine; each
+// entry's reading is tracked so that Walk can wait for all of them.
+func (d *dump) emit(p *dbPlan, fn func(targets.Entry, func() (io.ReadCloser, error)) error) error {
+	dir := EncodeName(p.name)
 	dirEntry := targets.Entry{Path: dir, Type: targets.TypeDir, Mode: 0o700, ModTime: d.mtime}
 	if err := fn(dirEntry, nil); err != nil {
 		return err
 	}
-	for _, e := range entries {
+	for _, e := range p.entries {
 		ent := targets.Entry{Path: dir + "/" + e.base, Type: targets.TypeFile, Mode: 0o600, ModTime: d.mtime, Size: e.size}
 		d.begin()
 		open := e.open
