@@ -1,8 +1,10 @@
 package restore
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
+	"encoding/csv"
 	"errors"
 	"fmt"
 	"io"
@@ -11,14 +13,17 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/lifeboat-backup/lifeboat/engine/repo"
 	"github.com/lifeboat-backup/lifeboat/internal/mariadb"
+	"github.com/lifeboat-backup/lifeboat/internal/pgscratch"
 	"github.com/lifeboat-backup/lifeboat/policies"
 	"github.com/lifeboat-backup/lifeboat/targets/mysql"
+	"github.com/lifeboat-backup/lifeboat/targets/postgres"
 )
 
 // Errors of a drill; the CLI maps ErrObjectiveViolated to exit 3 and
@@ -172,7 +177,16 @@ type drill struct {
 	pw      string
 	dirs    map[string]string // files target -> restore root
 	mysqlOK map[string]bool   // mysql target restored
+	pg      pgDrill
 	now     func() time.Time
+}
+
+// pgDrill is the PostgreSQL side of a drill.
+type pgDrill struct {
+	server *pgscratch.Server   // scratch server started here
+	conn   *postgres.Conn      // where postgres targets are restored
+	binDir string              // client programs ("" : PATH)
+	dbs    map[string][]string // postgres target -> databases restored
 }
 
 func (d *drill) logf(format string, args ...any) {
@@ -200,7 +214,8 @@ func Drill(ctx context.Context, r *repo.Repository, o DrillOptions) (rep *DrillR
 	if o.From == "" {
 		o.From = "primary"
 	}
-	d := &drill{o: o, p: p, r: r, now: o.Now, dirs: map[string]string{}, mysqlOK: map[string]bool{}}
+	d := &drill{o: o, p: p, r: r, now: o.Now, dirs: map[string]string{}, mysqlOK: map[string]bool{},
+		pg: pgDrill{dbs: map[string][]string{}}}
 	start := d.now()
 	d.rep = &DrillReport{Schema: DrillSchema, Kind: "drill", Policy: p.Name, Host: p.Host, From: o.From, Start: start.UTC(),
 		Phases: []DrillPhase{}, Targets: []DrillTarget{}, Checks: []DrillCheckResult{}}
@@ -243,8 +258,8 @@ func Drill(ctx context.Context, r *repo.Repository, o DrillOptions) (rep *DrillR
 			continue
 		}
 		dt := DrillTarget{Name: t.Name, Kind: t.Kind}
-		if t.Kind != policies.KindFiles && t.Kind != policies.KindMySQL {
-			dt.Skipped = "drills restore files and mysql targets; " + t.Kind + " is not drilled yet"
+		if t.Kind != policies.KindFiles && t.Kind != policies.KindMySQL && t.Kind != policies.KindPostgres {
+			dt.Skipped = "drills restore files, mysql and postgres targets; " + t.Kind + " is not drilled yet"
 			rep.Notes = append(rep.Notes, "target "+t.Name+": "+dt.Skipped)
 			rep.Targets = append(rep.Targets, dt)
 			continue
@@ -267,6 +282,8 @@ func Drill(ctx context.Context, r *repo.Repository, o DrillOptions) (rep *DrillR
 			err = d.restoreFiles(ctx, &t, sn, &dt)
 		case policies.KindMySQL:
 			err = d.restoreMySQL(ctx, &t, sn, &dt)
+		case policies.KindPostgres:
+			err = d.restorePostgres(ctx, &t, sn, &dt)
 		}
 		if ctx.Err() != nil {
 			return rep, ctx.Err()
@@ -349,12 +366,16 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-// teardown stops the scratch server and removes the scratch directory.
+// teardown stops the scratch servers and removes the scratch directory.
 // It runs on success, failure and cancellation alike.
 func (d *drill) teardown() {
 	if d.server != nil {
 		d.server.Stop()
 		d.logf("scratch server stopped")
+	}
+	if d.pg.server != nil {
+		d.pg.server.Stop()
+		d.logf("scratch postgres stopped")
 	}
 	if d.dir != "" {
 		if err := os.RemoveAll(d.dir); err != nil {
@@ -486,35 +507,53 @@ func (d *drill) check(ctx context.Context, c policies.DrillCheck) DrillCheckResu
 	return res
 }
 
-func (d *drill) sqlTarget(c policies.DrillCheck) (string, error) {
+// sqlTarget is the target an sql check runs against: its own, else the
+// policy's first mysql or postgres target.
+func (d *drill) sqlTarget(c policies.DrillCheck) (*policies.Target, error) {
 	name := c.Target
 	if name == "" {
 		for _, t := range d.p.Targets {
-			if t.Kind == policies.KindMySQL {
+			if t.Kind == policies.KindMySQL || t.Kind == policies.KindPostgres {
 				name = t.Name
 				break
 			}
 		}
 	}
-	if !d.mysqlOK[name] {
-		return "", fmt.Errorf("target %s was not restored", name)
+	t, err := d.p.Target(name)
+	if err != nil {
+		return nil, err
 	}
-	return name, nil
+	if !d.mysqlOK[name] && len(d.pg.dbs[name]) == 0 {
+		return nil, fmt.Errorf("target %s was not restored", name)
+	}
+	return t, nil
 }
 
 func (d *drill) sqlCheck(ctx context.Context, c policies.DrillCheck) (string, error) {
-	if _, err := d.sqlTarget(c); err != nil {
-		return "", err
-	}
-	db, err := d.open(ctx)
+	t, err := d.sqlTarget(c)
 	if err != nil {
 		return "", err
 	}
-	defer db.Close()
 	var v sql.NullString
-	if err := db.QueryRowContext(ctx, c.SQL).Scan(&v); err != nil {
-		return "", fmt.Errorf("%s: %w", c.SQL, err)
+	if t.Kind == policies.KindPostgres {
+		if v, err = d.pgQuery(ctx, t, c.SQL); err != nil {
+			return "", err
+		}
+	} else {
+		db, err := d.open(ctx)
+		if err != nil {
+			return "", err
+		}
+		defer db.Close()
+		if err := db.QueryRowContext(ctx, c.SQL).Scan(&v); err != nil {
+			return "", fmt.Errorf("%s: %w", c.SQL, err)
+		}
 	}
+	return checkValue(c, v)
+}
+
+// checkValue compares an sql check's value with min, max and expect.
+func checkValue(c policies.DrillCheck, v sql.NullString) (string, error) {
 	if !v.Valid {
 		if c.Min != nil || c.Max != nil || c.Expect != "" {
 			return "NULL", fmt.Errorf("%s returned NULL", c.SQL)
@@ -603,14 +642,19 @@ func (d *drill) pathCheck(c policies.DrillCheck) (string, error) {
 // commandCheck runs argv in the scratch directory. The environment tells
 // it where things were restored: LIFEBOAT_DRILL_DIR (scratch directory),
 // LIFEBOAT_DRILL_MYSQL_DSN and LIFEBOAT_DRILL_MYSQL_PASSWORD (the scratch
-// server), LIFEBOAT_DRILL_FILES_<TARGET> (a files target's restore root;
-// TARGET upper-cased, - and . as _).
+// server), LIFEBOAT_DRILL_POSTGRES_URL and LIFEBOAT_DRILL_POSTGRES_PASSWORD
+// (the scratch PostgreSQL, no database in the URL),
+// LIFEBOAT_DRILL_FILES_<TARGET> (a files target's restore root; TARGET
+// upper-cased, - and . as _).
 func (d *drill) commandCheck(ctx context.Context, c policies.DrillCheck) (string, error) {
 	cmd := exec.CommandContext(ctx, c.Command[0], c.Command[1:]...)
 	cmd.Dir = d.dir
 	cmd.Env = append(os.Environ(), "LIFEBOAT_DRILL_DIR="+d.dir)
 	if d.dsn != "" {
 		cmd.Env = append(cmd.Env, "LIFEBOAT_DRILL_MYSQL_DSN="+d.dsn, "LIFEBOAT_DRILL_MYSQL_PASSWORD="+d.pw)
+	}
+	if d.pg.conn != nil {
+		cmd.Env = append(cmd.Env, "LIFEBOAT_DRILL_POSTGRES_URL="+d.pg.conn.String(), "LIFEBOAT_DRILL_POSTGRES_PASSWORD="+d.pg.conn.Password)
 	}
 	for name, dir := range d.dirs {
 		key := strings.NewReplacer("-", "_", ".", "_").Replace(strings.ToUpper(name))
@@ -650,4 +694,162 @@ func httpCheck(ctx context.Context, c policies.DrillCheck) (string, error) {
 		return val, fmt.Errorf("%s: body does not contain %q", c.HTTP, c.Expect)
 	}
 	return val, nil
+}
+
+// scratchPostgres starts (once) the PostgreSQL server postgres targets
+// are restored into, or takes drill.postgres.dsn.
+func (d *drill) scratchPostgres(ctx context.Context) error {
+	if d.pg.conn != nil {
+		return nil
+	}
+	srv := d.p.Drill.Postgres
+	if srv.DSN != "" {
+		pw := ""
+		if srv.PasswordFile != "" {
+			b, err := srv.PasswordFile.Read()
+			if err != nil {
+				return fmt.Errorf("drill.postgres.password_file: %w", err)
+			}
+			pw = strings.TrimRight(string(b), "\r\n")
+		}
+		c, err := postgres.ParseDSN(srv.DSN, pw)
+		if err != nil {
+			return fmt.Errorf("drill.postgres.dsn: %w", err)
+		}
+		d.pg.conn = c
+		d.logf("restoring into the scratch server of drill.postgres.dsn")
+		return nil
+	}
+	t0 := d.now()
+	dir := filepath.Join(d.dir, "postgres")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	if os.Geteuid() == 0 {
+		// The server runs as the postgres user, which must enter the
+		// scratch directory (not list it; what is below stays 0700).
+		if err := os.Chmod(d.dir, 0o711); err != nil {
+			return err
+		}
+	}
+	s, err := pgscratch.Start(ctx, pgscratch.Options{Server: srv.ServerBinary, Dir: dir})
+	if err != nil {
+		return fmt.Errorf("scratch postgres (drill.postgres.server_binary): %w", err)
+	}
+	d.pg.server, d.pg.binDir = s, s.BinDir()
+	if d.pg.conn, err = postgres.ParseDSN(s.URL(), s.Password); err != nil {
+		return err
+	}
+	if d.o.Scratch != nil {
+		d.o.Scratch(d.dir, s.Pid())
+	}
+	d.logf("scratch postgres started on %s:%d (pid %d)", s.Host, s.Port, s.Pid())
+	d.phase("scratch postgres", "", t0, true)
+	return nil
+}
+
+// restorePostgres restores a postgres snapshot under its databases'
+// original names (checks name them). With the snapshot's globals the
+// roles come first and ownership and grants are kept; without, objects
+// belong to the scratch superuser and grants are left out.
+func (d *drill) restorePostgres(ctx context.Context, t *policies.Target, sn *repo.Snapshot, dt *DrillTarget) error {
+	if err := d.scratchPostgres(ctx); err != nil {
+		return err
+	}
+	s := FromRepository(d.r, sn)
+	dbs, globals, err := readPostgresTree(ctx, s, PostgresOptions{}, "")
+	if err != nil {
+		return err
+	}
+	if d.pg.server == nil {
+		if err := d.pgDrop(ctx, dbs); err != nil {
+			return err
+		}
+	}
+	opts := PostgresOptions{DSN: d.pg.conn.String(), Password: d.pg.conn.Password, BinDir: d.pg.binDir,
+		Jobs: t.Jobs, TempDir: d.dir, Globals: globals != nil}
+	if globals == nil {
+		opts.NoOwner, opts.NoPrivileges = true, true
+	}
+	st, err := Postgres(ctx, s, opts)
+	if err != nil {
+		return err
+	}
+	if len(st.Warnings) > 0 {
+		d.rep.Notes = append(d.rep.Notes, fmt.Sprintf("target %s: %d warnings while restoring roles (first: %s)", t.Name, len(st.Warnings), st.Warnings[0]))
+	}
+	d.pg.dbs[t.Name] = st.Databases
+	dt.Databases, dt.Bytes = len(st.Databases), st.Bytes
+	return nil
+}
+
+// pgDrop drops an existing scratch server's copies of dbs.
+func (d *drill) pgDrop(ctx context.Context, dbs []*pgDB) error {
+	psql, err := postgres.Binary(d.pg.binDir, "psql")
+	if err != nil {
+		return err
+	}
+	se, err := postgres.OpenSession(ctx, psql, d.pg.conn, "postgres")
+	if err != nil {
+		return fmt.Errorf("scratch postgres: %w", err)
+	}
+	defer se.Close()
+	for _, x := range dbs {
+		if err := se.Exec("DROP DATABASE IF EXISTS " + quoteIdent(x.target) + " WITH (FORCE)"); err != nil {
+			return fmt.Errorf("scratch postgres: %w", err)
+		}
+	}
+	if _, err := se.Query("SELECT 1"); err != nil {
+		return fmt.Errorf("scratch postgres: drop the previous drill's databases: %w", err)
+	}
+	return nil
+}
+
+// pgNull is what psql prints for NULL in a check's value.
+const pgNull = "\x1a"
+
+// pgQuery runs an sql check with psql in a restored database of postgres
+// target t: the first of the target's databases (policy order) that was
+// restored, else the first restored by name. It returns the first column
+// of the first row.
+func (d *drill) pgQuery(ctx context.Context, t *policies.Target, q string) (sql.NullString, error) {
+	dbs := d.pg.dbs[t.Name]
+	db := dbs[0]
+	for _, want := range t.Databases {
+		if slices.Contains(dbs, want) {
+			db = want
+			break
+		}
+	}
+	psql, err := postgres.Binary(d.pg.binDir, "psql")
+	if err != nil {
+		return sql.NullString{}, err
+	}
+	cmd := exec.CommandContext(ctx, psql, "-X", "-w", "-q", "--csv", "-t", "-P", "null="+pgNull,
+		"-v", "ON_ERROR_STOP=1", "-d", d.pg.conn.URL(db), "-f", "-")
+	cmd.Env = d.pg.conn.Env()
+	cmd.Stdin = strings.NewReader(q)
+	cmd.WaitDelay = 2 * time.Second
+	var out, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &stderr
+	if err := cmd.Run(); err != nil {
+		msg := strings.TrimSpace(stderr.String())
+		if msg == "" {
+			msg = err.Error()
+		}
+		return sql.NullString{}, fmt.Errorf("%s (database %s): %s", q, db, msg)
+	}
+	r := csv.NewReader(&out)
+	r.FieldsPerRecord = -1
+	rec, err := r.Read()
+	if err == io.EOF {
+		return sql.NullString{}, fmt.Errorf("%s (database %s) returned no rows", q, db)
+	}
+	if err != nil {
+		return sql.NullString{}, fmt.Errorf("%s (database %s): psql output: %w", q, db, err)
+	}
+	if len(rec) != 1 {
+		return sql.NullString{}, fmt.Errorf("%s (database %s) returned %d columns, expected 1", q, db, len(rec))
+	}
+	return sql.NullString{String: rec[0], Valid: rec[0] != pgNull}, nil
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -22,6 +23,8 @@ import (
 	"github.com/lifeboat-backup/lifeboat/restore"
 	"github.com/lifeboat-backup/lifeboat/targets/mysql"
 	"github.com/lifeboat-backup/lifeboat/targets/mysql/mysqltest"
+	"github.com/lifeboat-backup/lifeboat/targets/postgres"
+	"github.com/lifeboat-backup/lifeboat/targets/postgres/postgrestest"
 	"github.com/lifeboat-backup/lifeboat/testdata/shop"
 )
 
@@ -269,4 +272,175 @@ func TestSpotCheckEmptiedDirectory(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, restore.DrillCheckFailed, rep.Status)
 	require.Contains(t, rep.Err().Error(), "img000.jpg: live content differs")
+}
+
+// openTempDir is a temp dir a scratch postgres (run as the postgres user
+// when root) can reach.
+func openTempDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "drill-test-")
+	require.NoError(t, err)
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	require.NoError(t, os.Chmod(dir, 0o711))
+	return dir
+}
+
+func TestDrillPostgres(t *testing.T) {
+	src := postgrestest.Start(t)
+	src.CreateDatabase(t, "drill_oro")
+	src.CreateDatabase(t, "drill_log")
+	src.MustPSQL(t, "drill_oro", oroFuncs+oroSchema)
+	src.MustPSQL(t, "drill_log", `CREATE TABLE log (line text); INSERT INTO log VALUES ('a'), (NULL)`)
+	src.MustPSQL(t, "postgres", `CREATE ROLE oro_app LOGIN`)
+	src.MustPSQL(t, "drill_oro", `ALTER TABLE oro_email OWNER TO oro_app; GRANT SELECT ON oro_order TO oro_app`)
+	ordersMD5 := src.MustPSQL(t, "drill_oro", `SELECT md5(string_agg(t::text, '|' ORDER BY t::text)) FROM oro_order t`)
+
+	_, r := newRepo(t)
+	withGlobals := func(globals bool, target string) {
+		s, err := postgres.New(postgres.Options{DSN: src.URL(), Password: src.Password, Databases: []string{"drill_oro", "drill_log"}, Globals: globals})
+		require.NoError(t, err)
+		_, err = engine.Backup(context.Background(), r, s, engine.BackupOptions{Target: target, Host: "drillhost", Workers: 2})
+		require.NoError(t, err)
+	}
+	withGlobals(true, "orodb")
+	withGlobals(false, "orodb_plain")
+
+	pol := func(target string) *policies.Policy {
+		return &policies.Policy{Version: 1, Name: "pgdrill", Host: "drillhost",
+			Targets: []policies.Target{
+				{Name: target, Kind: policies.KindPostgres, DSN: src.URL(), Databases: []string{"drill_oro", "drill_log"}, Jobs: 2},
+			},
+			Objectives: policies.Objectives{RPO: policies.Duration(time.Hour), RTO: policies.Duration(10 * time.Minute)},
+			Drill: policies.Drill{Checks: []policies.DrillCheck{
+				{Name: "orders", Target: target, SQL: "SELECT count(*) FROM oro_order", Min: f64(5000), Max: f64(5000), Timeout: policies.Duration(time.Minute)},
+				{Name: "orders intact", SQL: "SELECT md5(string_agg(t::text, '|' ORDER BY t::text)) FROM oro_order t", Expect: ordersMD5, Timeout: policies.Duration(time.Minute)},
+				{Name: "null is null", Target: target, SQL: "SELECT NULL", Timeout: policies.Duration(time.Minute)},
+				{Name: "env", Command: []string{"sh", "-c", `test -n "$LIFEBOAT_DRILL_POSTGRES_PASSWORD" && PGPASSWORD="$LIFEBOAT_DRILL_POSTGRES_PASSWORD" "$PSQL" -X -w -At -d "${LIFEBOAT_DRILL_POSTGRES_URL}drill_log" -c 'SELECT count(*) FROM log' | grep -qx 2`}, Timeout: policies.Duration(time.Minute)},
+			}}}
+	}
+	bin, err := postgrestest.BinDir()
+	require.NoError(t, err)
+	t.Setenv("PSQL", filepath.Join(bin, "psql"))
+	tmp := openTempDir(t)
+	var logw io.Writer
+	drill := func(ctx context.Context, p *policies.Policy) (*restore.DrillReport, error, string, int) {
+		t.Helper()
+		var dir string
+		var pid int
+		rep, err := restore.Drill(ctx, r, restore.DrillOptions{Policy: p, TempDir: tmp, Log: logw,
+			Scratch: func(d string, p int) { dir = d; pid = max(pid, p) }})
+		gone(t, dir, pid)
+		return rep, err, dir, pid
+	}
+
+	for target, owner := range map[string]string{"orodb": "oro_app", "orodb_plain": "lifeboat"} {
+		t.Run(target, func(t *testing.T) {
+			// With globals the roles exist and own their tables; without,
+			// the scratch superuser owns everything.
+			p := pol(target)
+			p.Drill.Checks = append(p.Drill.Checks, policies.DrillCheck{Name: "owner", Target: target,
+				SQL: "SELECT tableowner FROM pg_tables WHERE tablename = 'oro_email'", Expect: owner, Timeout: policies.Duration(time.Minute)})
+			rep, err, _, pid := drill(context.Background(), p)
+			require.NoError(t, err)
+			require.Equal(t, restore.DrillPassed, rep.Status, "%+v", rep)
+			require.NotZero(t, pid, "a scratch postgres was started")
+			require.Len(t, rep.Checks, 5)
+			for _, c := range rep.Checks {
+				require.True(t, c.OK, "%+v", c)
+			}
+			require.Equal(t, "5000", rep.Checks[0].Value)
+			require.Equal(t, ordersMD5, rep.Checks[1].Value)
+			require.Equal(t, "NULL", rep.Checks[2].Value)
+			require.Equal(t, 2, rep.Targets[0].Databases)
+			require.Greater(t, rep.Targets[0].Bytes, int64(100000))
+			names := []string{}
+			for _, p := range rep.Phases {
+				names = append(names, p.Name)
+			}
+			require.Equal(t, []string{"scratch postgres", "restore " + target, "checks", "teardown"}, names)
+			require.True(t, rep.RTO.Met)
+			require.Greater(t, rep.RPO.Seconds, 0.0)
+		})
+	}
+
+	// Failing checks name the query, the database and the reason.
+	p := pol("orodb")
+	p.Drill.Checks = []policies.DrillCheck{
+		{Name: "too few", Target: "orodb", SQL: "SELECT count(*) FROM oro_order", Min: f64(1e9), Timeout: policies.Duration(time.Minute)},
+		{Name: "missing table", Target: "orodb", SQL: "SELECT count(*) FROM no_such_table", Timeout: policies.Duration(time.Minute)},
+		{Name: "no rows", Target: "orodb", SQL: "SELECT 1 WHERE false", Timeout: policies.Duration(time.Minute)},
+		{Name: "two columns", Target: "orodb", SQL: "SELECT 1, 2", Timeout: policies.Duration(time.Minute)},
+		{Name: "null with min", Target: "orodb", SQL: "SELECT NULL::int", Min: f64(1), Timeout: policies.Duration(time.Minute)},
+		{Name: "slow", Target: "orodb", SQL: "SELECT pg_sleep(30)", Timeout: policies.Duration(time.Second)},
+	}
+	bad, err, _, _ := drill(context.Background(), p)
+	require.NoError(t, err)
+	require.Equal(t, restore.DrillCheckFailed, bad.Status)
+	msgs := map[string]string{}
+	for _, c := range bad.Checks {
+		require.False(t, c.OK, "%+v", c)
+		msgs[c.Name] = c.Message
+	}
+	require.Contains(t, msgs["too few"], "returned 5000, below the minimum 1000000000")
+	require.Contains(t, msgs["missing table"], `(database drill_oro)`)
+	require.Contains(t, msgs["missing table"], `relation "no_such_table" does not exist`)
+	require.Contains(t, msgs["no rows"], "returned no rows")
+	require.Contains(t, msgs["two columns"], "returned 2 columns, expected 1")
+	require.Contains(t, msgs["null with min"], "returned NULL")
+	require.Contains(t, msgs["slow"], "timed out after 1s")
+	require.ErrorIs(t, bad.Err(), restore.ErrCheckFailed)
+
+	// An existing scratch server (drill.postgres.dsn): the previous
+	// drill's copies are dropped, twice in a row works.
+	scratch := postgrestest.Start(t)
+	pwFile := filepath.Join(t.TempDir(), "pw")
+	require.NoError(t, os.WriteFile(pwFile, []byte(scratch.Password+"\n"), 0o600))
+	p = pol("orodb")
+	p.Drill.Postgres = policies.DrillServer{DSN: scratch.URL(), PasswordFile: policies.SecretRef(pwFile)}
+	for range 2 {
+		rep, err, _, pid := drill(context.Background(), p)
+		require.NoError(t, err)
+		require.Zero(t, pid)
+		require.Equal(t, restore.DrillPassed, rep.Status, "%+v", rep)
+	}
+	require.Equal(t, "5000", scratch.MustPSQL(t, "drill_oro", "SELECT count(*) FROM oro_order"))
+
+	// A server binary that is not there: a clear error, torn down.
+	p = pol("orodb")
+	p.Drill.Postgres.ServerBinary = "/nonexistent/postgres"
+	rep, err, _, _ := drill(context.Background(), p)
+	require.NoError(t, err)
+	require.Equal(t, restore.DrillCheckFailed, rep.Status)
+	require.Contains(t, rep.Targets[0].Error, "scratch postgres (drill.postgres.server_binary)")
+	require.Contains(t, rep.Targets[0].Error, "no initdb next to /nonexistent/postgres")
+
+	// Ctrl-C while a check runs: the scratch postgres is stopped and the
+	// scratch directory removed.
+	p = pol("orodb")
+	p.Drill.Checks = []policies.DrillCheck{{Name: "hang", Target: "orodb", SQL: "SELECT pg_sleep(30)", Timeout: policies.Duration(time.Minute)}}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var log triggerWriter
+	log.on, log.do = "target orodb: restored", func() { time.AfterFunc(time.Second, cancel) }
+	logw = &log
+	start := time.Now()
+	rep, err, _, pid := drill(ctx, p)
+	require.ErrorIs(t, err, context.Canceled)
+	require.Equal(t, restore.DrillError, rep.Status)
+	require.NotZero(t, pid)
+	require.Less(t, time.Since(start), 25*time.Second)
+}
+
+// triggerWriter calls do once when a write contains on.
+type triggerWriter struct {
+	on   string
+	do   func()
+	done atomic.Bool
+}
+
+func (w *triggerWriter) Write(b []byte) (int, error) {
+	if strings.Contains(string(b), w.on) && w.done.CompareAndSwap(false, true) {
+		w.do()
+	}
+	return len(b), nil
 }

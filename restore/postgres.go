@@ -40,6 +40,9 @@ type PostgresOptions struct {
 	// --no-owner): objects belong to the restoring user. Needed when the
 	// dump's roles do not exist on the destination.
 	NoOwner bool
+	// NoPrivileges leaves out the dump's grants (pg_restore
+	// --no-privileges): for destinations without the dump's roles.
+	NoPrivileges bool
 	// BinDir holds pg_restore and psql (default: PATH).
 	BinDir   string
 	Progress *Progress
@@ -211,6 +214,9 @@ func pgRestoreDB(ctx context.Context, s Snapshot, pgRestore string, conn *postgr
 	args := []string{"-w", "--exit-on-error", "-d", conn.URL(d.target)}
 	if opts.NoOwner {
 		args = append(args, "--no-owner")
+	}
+	if opts.NoPrivileges {
+		args = append(args, "--no-privileges")
 	}
 	content := s.Open(ctx, d.node)
 	defer content.Close()

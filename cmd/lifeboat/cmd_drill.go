@@ -21,9 +21,12 @@ func (a *app) drillCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "drill POLICY [--from primary|SECONDARY] [--target NAME] [--spot-check]",
 		Short: "Restore drill: restore the latest snapshots into scratch places, run the health checks, measure RTO/RPO",
-		Long: `Restore the latest snapshot of each files and mysql target into a scratch place (a temporary
-directory; a MariaDB server lifeboat starts on a free loopback port from drill.mysql.server_binary,
-or the scratch server drill.mysql.dsn), run the policy's drill.checks, tear everything down (also on
+		Long: `Restore the latest snapshot of each files, mysql and postgres target into a scratch place (a
+temporary directory; a MariaDB server lifeboat starts on a free loopback port from
+drill.mysql.server_binary, or the scratch server drill.mysql.dsn; likewise a PostgreSQL server
+initialized with initdb from drill.postgres.server_binary, or drill.postgres.dsn), run the
+policy's drill.checks (sql checks on postgres targets run with psql in the target's first
+database), tear everything down (also on
 failure and Ctrl-C), and compare the measured RTO (drill start until all checks pass) and RPO
 (drill start minus the snapshot's recovery point) with objectives. The drill is appended to the
 journal (POLICY.drills.jsonl); lifeboat_drill_* metrics go next to metrics.textfile.
