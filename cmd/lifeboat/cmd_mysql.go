@@ -104,6 +104,7 @@ The DSN is mysql://user@host:port/ or user@tcp(host:port)/. The password comes f
 	f.StringArrayVar(&mo.ExcludeTables, "exclude-tables", nil, "skip tables matching PAT (glob on db.table or table), repeatable")
 	f.IntVar(&mo.Jobs, "jobs", 0, "worker connections (default: CPUs, at most 16)")
 	f.StringVar(&lockMode, "lock-mode", "ftwrl", "ftwrl, backup_lock (MariaDB) or single (no lock, one connection)")
+	f.Int64Var(&mo.SplitBytes, "split-bytes", 0, "read InnoDB tables bigger than this in primary-key ranges on several connections (default 64 MiB, -1: never)")
 	f.StringArrayVar(&o.tags, "tag", nil, "tag the snapshot, repeatable")
 	f.StringVar(&o.host, "host", "", "host name recorded in the snapshot (default: this host)")
 	f.StringVar(&o.target, "target", "", "target name recorded in the snapshot (default: mysql)")

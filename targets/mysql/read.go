@@ -6,17 +6,38 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
+	"sync"
 
 	driver "github.com/go-sql-driver/mysql"
 )
 
-// readBatch is how many bytes of encoded rows a table reader prepares at a
-// time.
-const readBatch = 256 << 10
+const (
+	// readBatch is how many bytes of encoded rows travel at a time.
+	readBatch = 256 << 10
+	// partQueue is how many batches a range reader prepares ahead of the
+	// stream; with the batch in hand and the one being filled, a range
+	// reader holds at most (partQueue+2) x readBatch.
+	partQueue = 2
+	// maxParts bounds the ranges of one table.
+	maxParts = 256
+)
 
-// openTable starts streaming a table from a worker's snapshot
-// transaction; the connection returns to the workers on Close.
+var batchPool = sync.Pool{New: func() any { b := make([]byte, 0, readBatch+64<<10); return &b }}
+
+// putBatch pools a batch buffer unless a huge row made it grow.
+func putBatch(b *[]byte) {
+	if cap(*b) <= 4*readBatch {
+		batchPool.Put(b)
+	}
+}
+
+// openTable starts streaming a table from the workers' snapshot
+// transactions. A table is read in parts (primary-key ranges, or one part
+// for the whole table); each part is read by one worker connection, parts
+// in parallel when connections are free, and the stream takes the parts
+// in key order. Connections return to the workers as their parts end.
 func (d *dump) openTable(ctx context.Context, t *table) (io.ReadCloser, error) {
 	var c *sql.Conn
 	select {
@@ -24,91 +45,282 @@ func (d *dump) openTable(ctx context.Context, t *table) (io.ReadCloser, error) {
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
-	cols := make([]string, len(t.columns))
-	for i, n := range t.columns {
-		cols[i] = QuoteName(n)
-	}
-	q := "SELECT " + strings.Join(cols, ", ") + " FROM " + QuoteName(t.db) + "." + QuoteName(t.name)
-	rows, err := c.QueryContext(ctx, q)
+	parts, err := d.parts(ctx, c, t)
 	if err != nil {
 		d.workers <- c
 		return nil, t.readError(err)
-	}
-	r := &tableReader{d: d, c: c, rows: rows, t: t, vals: make([]sql.RawBytes, len(cols))}
-	r.dest = make([]any, len(cols))
-	for i := range r.vals {
-		r.dest[i] = &r.vals[i]
 	}
 	header := make([][]byte, len(t.columns))
 	for i, n := range t.columns {
 		header[i] = []byte(n)
 	}
-	r.buf = AppendRow(make([]byte, 0, readBatch+64<<10), header)
+	r := &tableReader{d: d, t: t, queries: parts, parts: make([]chan batch, len(parts))}
+	for i := range r.parts {
+		r.parts[i] = make(chan batch, partQueue)
+	}
+	r.ctx, r.cancel = context.WithCancel(ctx)
+	r.buf = AppendRow(nil, header)
+	r.claimed = 1
+	r.start(c, 0)
+	r.grow()
 	return r, nil
 }
 
+// parts returns the SELECT of each part of t, in key order: one for the
+// whole table unless it is big and split by its integer primary key.
+func (d *dump) parts(ctx context.Context, c *sql.Conn, t *table) ([]string, error) {
+	cols := make([]string, len(t.columns))
+	for i, n := range t.columns {
+		cols[i] = QuoteName(n)
+	}
+	from := "SELECT " + strings.Join(cols, ", ") + " FROM " + QuoteName(t.db) + "." + QuoteName(t.name)
+	split := d.s.opts.SplitBytes
+	if split < 0 || t.size <= split || !strings.EqualFold(t.engine, "InnoDB") {
+		return []string{from}, nil
+	}
+	pk, err := queryStrings(ctx, c, `SELECT COLUMN_NAME FROM information_schema.STATISTICS
+		WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND INDEX_NAME = 'PRIMARY'`, t.db, t.name)
+	if err != nil {
+		return nil, fmt.Errorf("primary key: %w", err)
+	}
+	if len(pk) != 1 {
+		return []string{from}, nil // no key or a composite one
+	}
+	var typ string
+	if err := c.QueryRowContext(ctx, `SELECT DATA_TYPE FROM information_schema.COLUMNS
+		WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND COLUMN_NAME = ?`, t.db, t.name, pk[0]).Scan(&typ); err != nil {
+		return nil, fmt.Errorf("primary key: %w", err)
+	}
+	switch strings.ToLower(typ) {
+	case "tinyint", "smallint", "mediumint", "int", "bigint":
+	default:
+		return []string{from}, nil
+	}
+	key := QuoteName(pk[0])
+	// MIN and MAX from the snapshot (the connection's transaction).
+	var lo, hi sql.NullString
+	if err := c.QueryRowContext(ctx, "SELECT MIN("+key+"), MAX("+key+") FROM "+QuoteName(t.db)+"."+QuoteName(t.name)).Scan(&lo, &hi); err != nil {
+		return nil, err
+	}
+	bounds := splitRange(lo.String, hi.String, min((t.size+split-1)/split, maxParts))
+	if bounds == nil {
+		return []string{from}, nil
+	}
+	from += " FORCE INDEX (PRIMARY)"
+	order := " ORDER BY " + key
+	out := make([]string, 0, len(bounds)+1)
+	out = append(out, from+" WHERE "+key+" < "+bounds[0]+order)
+	for i := 1; i < len(bounds); i++ {
+		out = append(out, from+" WHERE "+key+" >= "+bounds[i-1]+" AND "+key+" < "+bounds[i]+order)
+	}
+	return append(out, from+" WHERE "+key+" >= "+bounds[len(bounds)-1]+order), nil
+}
+
+// splitRange returns the n-1 inner boundaries cutting [lo, hi] into n
+// ranges of equal width, or nil when it cannot be split (empty table,
+// values beyond int64, fewer values than ranges).
+func splitRange(lo, hi string, n int64) []string {
+	a, err1 := strconv.ParseInt(lo, 10, 64)
+	b, err2 := strconv.ParseInt(hi, 10, 64)
+	if err1 != nil || err2 != nil || b < a || n < 2 {
+		return nil
+	}
+	span := uint64(b) - uint64(a) // the width, also when it exceeds MaxInt64
+	if span < uint64(n)-1 { // fewer values than ranges
+		return nil
+	}
+	step := span/uint64(n) + 1
+	out := make([]string, 0, n-1)
+	for k := uint64(1); k < uint64(n); k++ {
+		v := int64(uint64(a) + k*step)
+		if v > b {
+			break
+		}
+		out = append(out, strconv.FormatInt(v, 10))
+	}
+	return out
+}
+
+// batch is encoded rows of one part, or the error that ended it.
+type batch struct {
+	buf *[]byte
+	err error
+}
+
 type tableReader struct {
-	d    *dump
-	c    *sql.Conn
-	rows *sql.Rows
-	t    *table
-	vals []sql.RawBytes
-	dest []any
-	row  [][]byte
+	d       *dump
+	t       *table
+	queries []string
+	parts   []chan batch // closed when the part has been read
+	ctx     context.Context
+	cancel  context.CancelFunc
+
+	mu      sync.Mutex
+	claimed int // parts handed to a range reader so far
+	wg      sync.WaitGroup
+
+	// the stream's side
+	cur  int     // part being read
+	held *[]byte // pooled batch behind buf
 	buf  []byte
 	off  int
-	done bool
 	err  error
 }
 
-func (r *tableReader) fill() {
-	r.buf, r.off = r.buf[:0], 0
-	if r.row == nil {
-		r.row = make([][]byte, len(r.vals))
-	}
-	for len(r.buf) < readBatch {
-		if !r.rows.Next() {
-			r.done = true
-			if err := r.rows.Err(); err != nil {
-				r.err = r.t.readError(err)
+// start runs a range reader on c: it reads part first, then the next
+// unclaimed parts in order until none are left, then returns c to the
+// workers.
+func (r *tableReader) start(c *sql.Conn, first int) {
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		defer func() { r.d.workers <- c }()
+		for i := first; i >= 0; i = r.claim() {
+			if !r.readPart(c, i) {
+				return
 			}
-			return
+			r.grow()
 		}
-		if err := r.rows.Scan(r.dest...); err != nil {
-			r.done = true
-			r.err = r.t.readError(err)
-			return
-		}
-		for i, v := range r.vals {
-			r.row[i] = v // nil for NULL
-		}
-		r.buf = AppendRow(r.buf, r.row)
+	}()
+}
+
+// claim hands out the next unread part (-1: none left).
+func (r *tableReader) claim() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.claimed == len(r.parts) {
+		return -1
 	}
+	r.claimed++
+	return r.claimed - 1
+}
+
+// grow starts a range reader on each free worker connection while parts
+// are left unclaimed (never waiting for one: the connections other
+// tables' readers hold come back on their own).
+func (r *tableReader) grow() {
+	for r.ctx.Err() == nil {
+		r.mu.Lock()
+		if r.claimed == len(r.parts) {
+			r.mu.Unlock()
+			return
+		}
+		select {
+		case c := <-r.d.workers:
+			r.claimed++
+			i := r.claimed - 1
+			r.mu.Unlock()
+			r.start(c, i)
+		default:
+			r.mu.Unlock()
+			return
+		}
+	}
+}
+
+// readPart streams part i into its channel; false when it failed or the
+// reader was closed.
+func (r *tableReader) readPart(c *sql.Conn, i int) bool {
+	send := func(b batch) bool {
+		select {
+		case r.parts[i] <- b:
+			return true
+		case <-r.ctx.Done():
+			if b.buf != nil {
+				putBatch(b.buf)
+			}
+			return false
+		}
+	}
+	rows, err := c.QueryContext(r.ctx, r.queries[i])
+	if err != nil {
+		send(batch{err: r.t.readError(err)})
+		return false
+	}
+	defer rows.Close()
+	vals := make([]sql.RawBytes, len(r.t.columns))
+	dest := make([]any, len(vals))
+	for k := range vals {
+		dest[k] = &vals[k]
+	}
+	row := make([][]byte, len(vals))
+	buf := batchPool.Get().(*[]byte)
+	*buf = (*buf)[:0]
+	for rows.Next() {
+		if err := rows.Scan(dest...); err != nil {
+			putBatch(buf)
+			send(batch{err: r.t.readError(err)})
+			return false
+		}
+		for k, v := range vals {
+			row[k] = v // nil for NULL
+		}
+		*buf = AppendRow(*buf, row)
+		if len(*buf) >= readBatch {
+			if !send(batch{buf: buf}) {
+				return false
+			}
+			buf = batchPool.Get().(*[]byte)
+			*buf = (*buf)[:0]
+		}
+	}
+	if err := rows.Err(); err != nil {
+		putBatch(buf)
+		send(batch{err: r.t.readError(err)})
+		return false
+	}
+	if len(*buf) > 0 {
+		if !send(batch{buf: buf}) {
+			return false
+		}
+	} else {
+		putBatch(buf)
+	}
+	close(r.parts[i])
+	return true
 }
 
 func (r *tableReader) Read(p []byte) (int, error) {
 	for r.off == len(r.buf) {
+		if r.held != nil {
+			putBatch(r.held)
+			r.held, r.buf, r.off = nil, nil, 0
+		}
 		if r.err != nil {
 			return 0, r.err
 		}
-		if r.done {
+		if r.cur == len(r.parts) {
 			return 0, io.EOF
 		}
-		r.fill()
+		select {
+		case b, ok := <-r.parts[r.cur]:
+			switch {
+			case !ok:
+				r.cur++
+			case b.err != nil:
+				r.err = b.err
+			default:
+				r.held, r.buf, r.off = b.buf, *b.buf, 0
+			}
+		case <-r.ctx.Done():
+			r.err = r.ctx.Err()
+		}
 	}
 	n := copy(p, r.buf[r.off:])
 	r.off += n
 	return n, nil
 }
 
+// Close stops the range readers (a table closed before its end fails the
+// dump anyway) and waits for them to give their connections back.
 func (r *tableReader) Close() error {
-	if r.rows == nil {
-		return nil
+	r.cancel()
+	r.wg.Wait()
+	if r.held != nil {
+		putBatch(r.held)
+		r.held, r.buf = nil, nil
 	}
-	err := r.rows.Close()
-	r.rows = nil
-	r.d.workers <- r.c
-	return err
+	return nil
 }
 
 // readError names the table, and says what happened when DDL hit it after
