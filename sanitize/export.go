@@ -2,7 +2,6 @@ package sanitize
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -10,7 +9,6 @@ import (
 	"slices"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/lifeboat-backup/lifeboat/engine/repo"
 	"github.com/lifeboat-backup/lifeboat/targets/mysql"
@@ -28,6 +26,12 @@ type ExportOptions struct {
 	KeepDefiners bool
 	// BatchBytes is the size an INSERT statement grows to (default 1 MiB).
 	BatchBytes int
+	// Jobs is the number of workers sanitizing and rendering rows
+	// (default 2). The output does not depend on it.
+	Jobs int
+	// ChunkBytes is the table data per work unit (default 1 MiB); a
+	// chunk always ends an INSERT statement.
+	ChunkBytes int
 }
 
 // TableStats are one table's numbers.
@@ -100,25 +104,35 @@ func Export(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, c *Confi
 	}
 	cw := &countWriter{w: w}
 	bw := bufio.NewWriterSize(cw, 256<<10)
-	e := &exporter{ctx: ctx, r: r, w: bw, f: &faker{key: c.key}, o: o, now: sn.RecoveryPoint.Time, st: &ExportStats{}}
+	e := &exporter{ctx: ctx, r: r, o: o, now: sn.RecoveryPoint.Time}
 	if e.now.IsZero() {
 		e.now = sn.Time
 	}
-	fmt.Fprintf(bw, "-- lifeboat sanitized export of snapshot %s (target %s, recovery point %s)\n", sn.ID.Short(), sn.Target,
-		e.now.UTC().Format(time.RFC3339))
-	fmt.Fprintf(bw, "-- Load with: mariadb (or mysql) < this file\n\n")
-	bw.WriteString("SET NAMES utf8mb4;\n" + sessionSQL)
-	for _, d := range dbs {
-		if err := e.database(d, plans[d], schemas[d]); err != nil {
-			return nil, err
+	err = runPipeline(ctx, o.Jobs, o.ChunkBytes, c.key, bw, func(p *pipeline) error {
+		e.w = p
+		fmt.Fprintf(p, "-- lifeboat sanitized export of snapshot %s (target %s, recovery point %s)\n", sn.ID.Short(), sn.Target,
+			e.now.UTC().Format(time.RFC3339))
+		fmt.Fprintf(p, "-- Load with: mariadb (or mysql) < this file\n\n")
+		p.WriteString("SET NAMES utf8mb4;\n" + sessionSQL)
+		for _, d := range dbs {
+			if err := e.database(d, plans[d], schemas[d]); err != nil {
+				return err
+			}
 		}
+		p.WriteString("\n-- end of export\n")
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
-	bw.WriteString("\n-- end of export\n")
 	if err := bw.Flush(); err != nil {
 		return nil, err
 	}
-	e.st.Bytes = cw.n
-	return e.st, nil
+	st := &ExportStats{Bytes: cw.n, Objects: e.objects}
+	for _, ts := range e.tables {
+		st.Tables = append(st.Tables, *ts)
+	}
+	return st, nil
 }
 
 // checkTables: every table the policy's rules name (TABLE or DB.TABLE)
@@ -151,14 +165,13 @@ func (c *countWriter) Write(p []byte) (int, error) {
 }
 
 type exporter struct {
-	ctx context.Context
-	r   *repo.Repository
-	w   *bufio.Writer
-	f   *faker
-	o   ExportOptions
-	now time.Time
-	st  *ExportStats
-	buf []byte
+	ctx     context.Context
+	r       *repo.Repository
+	w       *pipeline
+	o       ExportOptions
+	now     time.Time
+	tables  []*TableStats // filled in by the pipeline's writer
+	objects int
 }
 
 func (e *exporter) target(d *snapDB) string {
@@ -186,12 +199,12 @@ func (e *exporter) database(d *snapDB, plans map[string]*tablePlan, schemas map[
 	fmt.Fprintf(e.w, "\n--\n-- Database %s\n--\n%s;\nUSE %s;\n", mysql.QuoteName(target), q, mysql.QuoteName(target))
 	for _, t := range d.tables {
 		p := plans[t]
-		ts := TableStats{Database: d.name, Table: t, Action: p.action}
+		ts := &TableStats{Database: d.name, Table: t, Action: p.action}
 		if p.action == "" && p.where != nil {
 			ts.Action = "where"
 		}
+		e.tables = append(e.tables, ts)
 		if p.action == "skip" {
-			e.st.Tables = append(e.st.Tables, ts)
 			continue
 		}
 		o := schemas[t]
@@ -204,11 +217,10 @@ func (e *exporter) database(d *snapDB, plans map[string]*tablePlan, schemas map[
 			e.w.WriteString(sessionSQL)
 		}
 		if p.action != "truncate" && d.data[t] != nil {
-			if err := e.table(d, p, &ts); err != nil {
+			if err := e.table(d, p, ts); err != nil {
 				return fmt.Errorf("export %s.%s: %w", mysql.QuoteName(d.name), mysql.QuoteName(t), err)
 			}
 		}
-		e.st.Tables = append(e.st.Tables, ts)
 		if err := e.ctx.Err(); err != nil {
 			return err
 		}
@@ -254,7 +266,7 @@ func (e *exporter) database(d *snapDB, plans map[string]*tablePlan, schemas map[
 			s = strings.ReplaceAll(s, mysql.QuoteName(d.name)+".", mysql.QuoteName(target)+".")
 		}
 		e.w.WriteString("\n" + s + sessionSQL)
-		e.st.Objects++
+		e.objects++
 	}
 	return nil
 }
@@ -329,26 +341,27 @@ func (e *exporter) sortViews(nodes []*repo.Node) ([][]byte, error) {
 	return out, nil
 }
 
-// table streams one table's rows: filtered, sanitized, batched INSERTs.
+// table queues one table's rows: filtered, sanitized, batched INSERTs
+// rendered by the pipeline's workers.
 func (e *exporter) table(d *snapDB, p *tablePlan, ts *TableStats) error {
 	br := bufio.NewReaderSize(e.r.NewBlobReader(e.ctx, d.data[p.name].Content), 256<<10)
 	header, err := mysql.ReadHeader(br)
 	if err != nil {
 		return err
 	}
-	cols := make([]*column, len(header))
-	rules := make([]*Rule, len(header))
-	idx := map[string]int{}
+	rd := &insertRenderer{ncols: len(header), cols: make([]*column, len(header)), lits: make([]litKind, len(header)),
+		rules: make([]*Rule, len(header)), idx: map[string]int{}, now: e.now, batch: e.o.BatchBytes}
 	var prefix strings.Builder
 	prefix.WriteString("INSERT INTO " + mysql.QuoteName(p.name) + " (")
 	for i, h := range header {
-		idx[h] = i
-		cols[i] = p.byName[h]
-		if cols[i] == nil {
-			cols[i] = &column{name: h, typ: "text", nullable: true}
+		rd.idx[h] = i
+		col := p.byName[h]
+		if col == nil {
+			col = &column{name: h, typ: "text", nullable: true}
 		}
+		rd.cols[i], rd.lits[i] = col, col.litKind()
 		if r, ok := p.rules[h]; ok {
-			rules[i] = &r
+			rd.rules[i] = &r
 		}
 		if i > 0 {
 			prefix.WriteString(", ")
@@ -356,14 +369,14 @@ func (e *exporter) table(d *snapDB, p *tablePlan, ts *TableStats) error {
 		prefix.WriteString(mysql.QuoteName(h))
 	}
 	prefix.WriteString(") VALUES\n")
-	var ev *env
+	rd.prefix = prefix.String()
 	if p.where != nil {
 		for name := range p.where.cols {
-			if _, ok := idx[name]; !ok {
+			if _, ok := rd.idx[name]; !ok {
 				return rulesErrorf("%s: where uses column %q, which is generated (not stored)", p.qualified(), name)
 			}
 		}
-		ev = &env{cols: idx, now: e.now}
+		rd.where = p.where
 	}
 	e.w.WriteString("SET NAMES binary;\n")
 	lax := slices.ContainsFunc(p.cols, func(c *column) bool { return c.typ == "enum" })
@@ -372,229 +385,12 @@ func (e *exporter) table(d *snapDB, p *tablePlan, ts *TableStats) error {
 		// Sanitized values never go into ENUM columns, and they are fitted.
 		e.w.WriteString("SET SESSION sql_mode = 'NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION';\n")
 	}
-	batch := e.buf[:0]
-	var row [][]byte
-	var arena []byte
-	rowsInBatch := 0
-	flush := func() {
-		if rowsInBatch == 0 {
-			return
-		}
-		e.w.WriteString(prefix.String())
-		e.w.Write(batch)
-		e.w.WriteString(";\n")
-		batch, rowsInBatch = batch[:0], 0
+	if err := e.w.data(br, rd, ts, fmt.Sprintf("export %s.%s", mysql.QuoteName(d.name), mysql.QuoteName(p.name))); err != nil {
+		return err
 	}
-	for {
-		line, err := br.ReadSlice('\n')
-		if err == bufio.ErrBufferFull {
-			// A row longer than the buffer: gather it.
-			long := append([]byte{}, line...)
-			for err == bufio.ErrBufferFull {
-				line, err = br.ReadSlice('\n')
-				long = append(long, line...)
-			}
-			line = long
-		}
-		if err == io.EOF && len(line) == 0 {
-			break
-		}
-		if err != nil && err != io.EOF {
-			return err
-		}
-		if n := len(line); n > 0 && line[n-1] == '\n' {
-			line = line[:n-1]
-		}
-		row, arena = splitRow(line, row[:0], arena[:0])
-		if len(row) != len(header) {
-			return fmt.Errorf("row %d has %d fields, the header %d", ts.RowsRead+1, len(row), len(header))
-		}
-		ts.RowsRead++
-		if ev != nil {
-			ev.row = row
-			if !truthy(p.where.x.eval(ev)) {
-				continue
-			}
-		}
-		if rowsInBatch > 0 {
-			batch = append(batch, ",\n"...)
-		}
-		batch = append(batch, '(')
-		for i, v := range row {
-			if i > 0 {
-				batch = append(batch, ',')
-			}
-			if rules[i] != nil {
-				v = e.f.apply(*rules[i], cols[i], v)
-			}
-			batch = appendLiteral(batch, cols[i], v)
-		}
-		batch = append(batch, ')')
-		rowsInBatch++
-		ts.Rows++
-		if len(batch) >= e.o.BatchBytes {
-			flush()
-			if err := e.ctx.Err(); err != nil {
-				return err
-			}
-		}
-		if err == io.EOF {
-			break
-		}
-	}
-	flush()
-	e.buf = batch[:0]
 	e.w.WriteString("SET NAMES utf8mb4;\n")
 	if lax {
 		e.w.WriteString(sessionSQL)
 	}
 	return nil
-}
-
-const hexDigits = "0123456789ABCDEF"
-
-// appendLiteral appends v as an SQL literal for col (the session runs SET
-// NAMES binary, so string bytes go into the column unconverted).
-func appendLiteral(dst []byte, col *column, v []byte) []byte {
-	if v == nil {
-		return append(dst, "NULL"...)
-	}
-	switch {
-	case col.typ == "bit":
-		dst = append(dst, "b'"...)
-		started := false
-		for _, c := range v {
-			for bit := 7; bit >= 0; bit-- {
-				one := c&(1<<bit) != 0
-				if one {
-					started = true
-				}
-				if started {
-					dst = append(dst, '0'+byte(c>>bit&1))
-				}
-			}
-		}
-		if !started {
-			dst = append(dst, '0')
-		}
-		return append(dst, '\'')
-	case col.isNumeric() && isNumber(v):
-		return append(dst, v...)
-	case col.isBinary() || !utf8.Valid(v):
-		if len(v) == 0 {
-			return append(dst, "''"...)
-		}
-		dst = append(dst, "X'"...)
-		for _, c := range v {
-			dst = append(dst, hexDigits[c>>4], hexDigits[c&15])
-		}
-		return append(dst, '\'')
-	}
-	dst = append(dst, '\'')
-	start := 0
-	for i, c := range v {
-		var esc byte
-		switch c {
-		case 0:
-			esc = '0'
-		case '\n':
-			esc = 'n'
-		case '\r':
-			esc = 'r'
-		case '\\':
-			esc = '\\'
-		case '\'':
-			esc = '\''
-		case 0x1a:
-			esc = 'Z'
-		default:
-			continue
-		}
-		dst = append(dst, v[start:i]...)
-		dst = append(dst, '\\', esc)
-		start = i + 1
-	}
-	dst = append(dst, v[start:]...)
-	return append(dst, '\'')
-}
-
-func isNumber(v []byte) bool {
-	if len(v) == 0 {
-		return false
-	}
-	i := 0
-	if v[0] == '-' {
-		i++
-	}
-	digits, dot, exp := 0, false, false
-	for ; i < len(v); i++ {
-		c := v[i]
-		switch {
-		case c >= '0' && c <= '9':
-			digits++
-		case c == '.' && !dot && !exp:
-			dot = true
-		case (c == 'e' || c == 'E') && !exp && digits > 0:
-			exp = true
-			if i+1 < len(v) && (v[i+1] == '-' || v[i+1] == '+') {
-				i++
-			}
-		default:
-			return false
-		}
-	}
-	return digits > 0
-}
-
-// splitRow is mysql.SplitRow without allocations per row: fields without
-// escapes point into line, the others into arena (both valid until the
-// next call). NULL (\N alone) is nil.
-func splitRow(line []byte, out [][]byte, arena []byte) ([][]byte, []byte) {
-	// Unescaped fields first; escaped ones are decoded into arena, whose
-	// growth must not move fields already taken: size it up front.
-	if cap(arena) < len(line) {
-		arena = make([]byte, 0, len(line))
-	}
-	start := 0
-	for i := 0; i <= len(line); i++ {
-		if i < len(line) && line[i] != '\t' {
-			continue
-		}
-		f := line[start:i]
-		start = i + 1
-		if len(f) == 2 && f[0] == '\\' && f[1] == 'N' {
-			out = append(out, nil)
-			continue
-		}
-		if bytes.IndexByte(f, '\\') < 0 {
-			out = append(out, f[:len(f):len(f)])
-			continue
-		}
-		from := len(arena)
-		for j := 0; j < len(f); j++ {
-			c := f[j]
-			if c == '\\' && j+1 < len(f) {
-				j++
-				switch f[j] {
-				case 't':
-					c = '\t'
-				case 'n':
-					c = '\n'
-				case '0':
-					c = 0
-				case 'r':
-					c = '\r'
-				case 'b':
-					c = '\b'
-				case 'Z':
-					c = 0x1a
-				default:
-					c = f[j]
-				}
-			}
-			arena = append(arena, c)
-		}
-		out = append(out, arena[from:len(arena):len(arena)])
-	}
-	return out, arena
 }

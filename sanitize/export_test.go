@@ -282,6 +282,11 @@ func TestSanitizedExportShop(t *testing.T) {
 	c2, err := sanitize.Compile(policy(), sanitize.Options{Key: bytes.Repeat([]byte("k"), 32)})
 	require.NoError(t, err)
 	require.NotEqual(t, dump, export(t, f, c2, o))
+	// Small chunks: the output does not depend on the number of workers.
+	small := sanitize.ExportOptions{BatchBytes: 8 << 10, ChunkBytes: 16 << 10, Jobs: 1}
+	one := export(t, f, c, small)
+	small.Jobs = 4
+	require.Equal(t, one, export(t, f, c, small))
 
 	// age-encrypted to a recipient.
 	id, err := age.GenerateX25519Identity()

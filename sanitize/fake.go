@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"hash"
 	"math/big"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 )
@@ -32,14 +33,24 @@ var (
 	loremWords   = []string{"lorem", "ipsum", "dolor", "sit", "amet", "consectetur", "adipiscing", "elit", "sed", "do", "eiusmod", "tempor"}
 	emailDomains = []string{"example.com", "example.net", "example.org"}
 	lowerBase32  = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
+	firstLower   = lowerAll(firstNames)
+	lastLower    = lowerAll(lastNames)
 )
+
+func lowerAll(ss []string) []string {
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i] = strings.ToLower(s)
+	}
+	return out
+}
 
 // faker derives fakes from a keyed HMAC-SHA256 of the original value.
 // Not safe for concurrent use (one per export).
 type faker struct {
 	key   []byte
 	mac   hash.Hash
-	cache map[string]string // kind 0x00 value 0x00 max -> fake
+	cache map[string][]byte // kind 0x00 value max -> fake
 	ckey  []byte
 }
 
@@ -59,42 +70,48 @@ func (f *faker) sum(kind string, v []byte) [32]byte {
 	return out
 }
 
-// cachedFake is fake with a bounded cache: names, cities and the same
-// customer's email repeat across rows and tables.
-func (f *faker) cachedFake(kind string, v []byte, max int) string {
+// cachedFake is fake with a small cache: names, cities and the same
+// customer's email repeat across rows and tables. The result is shared:
+// callers must not modify it.
+func (f *faker) cachedFake(kind string, v []byte, max int) []byte {
 	if len(v) > 256 {
-		return f.fake(kind, v, max)
+		return f.appendFake(nil, kind, v, max)
 	}
 	f.ckey = append(append(append(append(f.ckey[:0], kind...), 0), v...), byte(max), byte(max>>8), byte(max>>16))
 	if s, ok := f.cache[string(f.ckey)]; ok {
 		return s
 	}
-	s := f.fake(kind, v, max)
+	s := f.appendFake(nil, kind, v, max)
 	if f.cache == nil {
-		f.cache = make(map[string]string, 1<<16)
-	} else if len(f.cache) >= 1<<16 {
+		f.cache = make(map[string][]byte, cacheSize)
+	} else if len(f.cache) >= cacheSize {
 		clear(f.cache)
 	}
 	f.cache[string(f.ckey)] = s
 	return s
 }
 
+// cacheSize bounds the fake cache: small enough to stay in the CPU
+// caches (a miss costs about as much as making the fake).
+const cacheSize = 1 << 12
+
 func pickWord(h [32]byte, i int, list []string) string {
 	return list[binary.BigEndian.Uint32(h[i*4:])%uint32(len(list))]
 }
 
-func digits(h [32]byte, off, n int) string {
-	var b [24]byte
+func appendDigits(dst []byte, h [32]byte, off, n int) []byte {
 	x := binary.BigEndian.Uint64(h[off%24:])
 	for i := range n {
 		if i == 18 {
 			x = binary.BigEndian.Uint64(h[(off+8)%24:])
 		}
-		b[i] = byte('0' + x%10)
+		dst = append(dst, byte('0'+x%10))
 		x /= 10
 	}
-	return string(b[:n])
+	return dst
 }
+
+func digits(h [32]byte, off, n int) string { return string(appendDigits(nil, h, off, n)) }
 
 // hashHex is the hash rule's value: hex of the keyed hash.
 func (f *faker) hashHex(v []byte) string {
@@ -103,73 +120,96 @@ func (f *faker) hashHex(v []byte) string {
 }
 
 // fake returns the fake of kind for v fitted to max characters (0: no
-// limit). Kinds that must stay unique (email, username, url, iban) carry
-// enough hash bits (60) that distinct originals practically never meet.
+// limit).
 func (f *faker) fake(kind string, v []byte, max int) string {
+	return string(f.appendFake(nil, kind, v, max))
+}
+
+// appendFake appends the fake of kind for v fitted to max characters (0:
+// no limit; fakes are ASCII). Kinds that must stay unique (email,
+// username, url, iban) carry enough hash bits (60) that distinct
+// originals practically never meet.
+func (f *faker) appendFake(dst []byte, kind string, v []byte, max int) []byte {
 	h := f.sum(kind, v)
-	first, last := pickWord(h, 0, firstNames), pickWord(h, 1, lastNames)
-	tag := lowerBase32.EncodeToString(h[8:16])[:12] // 60 bits
-	var s string
+	n := binary.BigEndian.Uint32(h[0:]) % uint32(len(firstNames))
+	m := binary.BigEndian.Uint32(h[4:]) % uint32(len(lastNames))
+	first, last := firstNames[n], lastNames[m]
+	var tagBuf [13]byte
+	lowerBase32.Encode(tagBuf[:], h[8:16])
+	tag := tagBuf[:12] // 60 bits
+	start := len(dst)
 	switch kind {
 	case "email":
-		local := strings.ToLower(first + "." + last + "." + tag)
 		domain := pickWord(h, 4, emailDomains)
-		s = local + "@" + domain
-		if max > 0 && len(s) > max {
-			s = tag + "@" + domain
-			if len(s) > max {
-				s = tag + "@x.io"
-			}
+		local := len(first) + len(last) + len(tag) + 2
+		switch {
+		case max <= 0 || local+1+len(domain) <= max:
+			dst = append(dst, firstLower[n]...)
+			dst = append(dst, '.')
+			dst = append(dst, lastLower[m]...)
+			dst = append(dst, '.')
+			dst = append(append(append(dst, tag...), '@'), domain...)
+		case len(tag)+1+len(domain) <= max:
+			dst = append(append(append(dst, tag...), '@'), domain...)
+		default:
+			dst = append(append(dst, tag...), "@x.io"...)
 		}
 	case "first_name":
-		s = first
+		dst = append(dst, first...)
 	case "last_name":
-		s = last
+		dst = append(dst, last...)
 	case "name", "full_name":
-		s = first + " " + last
+		dst = append(append(append(dst, first...), ' '), last...)
 	case "username":
-		s = strings.ToLower(first) + "_" + tag
+		dst = append(append(append(dst, firstLower[n]...), '_'), tag...)
 	case "company":
-		s = last + " " + pickWord(h, 2, companyEnds)
+		dst = append(append(append(dst, last...), ' '), pickWord(h, 2, companyEnds)...)
 	case "phone":
-		s = "+1 555 " + digits(h, 16, 3) + " " + digits(h, 20, 4)
+		dst = appendDigits(append(appendDigits(append(dst, "+1 555 "...), h, 16, 3), ' '), h, 20, 4)
 	case "street":
-		s = fmt.Sprintf("%s %d", pickWord(h, 2, streetNames), 1+h[12]%150)
+		dst = strconv.AppendInt(append(append(dst, pickWord(h, 2, streetNames)...), ' '), 1+int64(h[12])%150, 10)
 	case "address":
-		s = fmt.Sprintf("%s %d, %s %s", pickWord(h, 2, streetNames), 1+h[12]%150, digits(h, 16, 5), pickWord(h, 3, cityNames))
+		dst = strconv.AppendInt(append(append(dst, pickWord(h, 2, streetNames)...), ' '), 1+int64(h[12])%150, 10)
+		dst = append(append(appendDigits(append(dst, ", "...), h, 16, 5), ' '), pickWord(h, 3, cityNames)...)
 	case "city":
-		s = pickWord(h, 3, cityNames)
+		dst = append(dst, pickWord(h, 3, cityNames)...)
 	case "postcode":
-		s = digits(h, 16, 5)
+		dst = appendDigits(dst, h, 16, 5)
 	case "region":
-		s = pickWord(h, 3, regionNames)
+		dst = append(dst, pickWord(h, 3, regionNames)...)
 	case "country":
-		s = pickWord(h, 3, countryCodes)
+		dst = append(dst, pickWord(h, 3, countryCodes)...)
 	case "ip", "ipv4":
-		s = fmt.Sprintf("10.%d.%d.%d", h[16], h[17], 1+h[18]%254)
+		dst = strconv.AppendInt(append(dst, "10."...), int64(h[16]), 10)
+		dst = strconv.AppendInt(append(dst, '.'), int64(h[17]), 10)
+		dst = strconv.AppendInt(append(dst, '.'), 1+int64(h[18])%254, 10)
 	case "ipv6":
-		s = fmt.Sprintf("fd00:%x:%x:%x::%x", binary.BigEndian.Uint16(h[16:]), binary.BigEndian.Uint16(h[18:]),
+		dst = fmt.Appendf(dst, "fd00:%x:%x:%x::%x", binary.BigEndian.Uint16(h[16:]), binary.BigEndian.Uint16(h[18:]),
 			binary.BigEndian.Uint16(h[20:]), 1+binary.BigEndian.Uint16(h[22:])%0xfffe)
 	case "url":
-		s = "https://" + pickWord(h, 4, emailDomains) + "/" + tag
+		dst = append(append(append(dst, "https://"...), pickWord(h, 4, emailDomains)...), '/')
+		dst = append(dst, tag...)
 	case "iban":
-		s = iban(digits(h, 12, 18))
+		dst = append(dst, iban(digits(h, 12, 18))...)
 	case "vat":
-		s = pickWord(h, 3, countryCodes) + digits(h, 16, 9)
+		dst = appendDigits(append(dst, pickWord(h, 3, countryCodes)...), h, 16, 9)
 	case "date":
-		days := int(binary.BigEndian.Uint32(h[16:]) % (55 * 365))
-		s = dateFromDays(days)
+		dst = append(dst, dateFromDays(int(binary.BigEndian.Uint32(h[16:])%(55*365)))...)
 	case "text":
 		n := 3 + int(h[20]%6)
-		words := make([]string, n)
-		for i := range words {
-			words[i] = loremWords[int(h[i])%len(loremWords)]
+		for i := range n {
+			if i > 0 {
+				dst = append(dst, ' ')
+			}
+			dst = append(dst, loremWords[int(h[i])%len(loremWords)]...)
 		}
-		s = strings.Join(words, " ")
 	default:
-		s = tag
+		dst = append(dst, tag...)
 	}
-	return fit(s, max)
+	if max > 0 && len(dst)-start > max {
+		dst = dst[:start+max]
+	}
+	return dst
 }
 
 // iban makes a German-format IBAN with valid check digits from 18 digits.

@@ -65,7 +65,7 @@ func (c *Config) plan(db, table string, cols []*column) (*tablePlan, error) {
 		}
 		if err := fits(r, col); err != nil {
 			if !user[name] && r.Kind == policies.RuleNull && col.textLike() {
-				r = Rule{Kind: policies.RuleFixed} // a preset's null on a NOT NULL text column: empty
+				r = Rule{Kind: policies.RuleFixed, fixed: []byte{}} // a preset's null on a NOT NULL text column: empty
 			} else if !user[name] && r.Kind == policies.RuleNull {
 				continue
 			} else {
@@ -121,7 +121,7 @@ func fits(r Rule, col *column) error {
 
 // apply sanitizes one value (nil is NULL). NULL and empty values stay as
 // they are for every rule but null: there is nothing personal in them.
-func (f *faker) apply(r Rule, col *column, v []byte) []byte {
+func (f *faker) apply(r *Rule, col *column, v []byte) []byte {
 	if r.Kind == policies.RuleNull {
 		return nil
 	}
@@ -130,9 +130,9 @@ func (f *faker) apply(r Rule, col *column, v []byte) []byte {
 	}
 	switch r.Kind {
 	case policies.RuleFixed:
-		return []byte(r.Arg)
+		return r.fixed
 	case policies.RuleFake:
-		return []byte(f.cachedFake(r.Arg, v, col.max))
+		return f.cachedFake(r.Arg, v, col.max)
 	case policies.RuleHash:
 		return []byte(fit(f.hashHex(v), col.max))
 	case policies.RuleMask:
@@ -151,7 +151,7 @@ func (f *faker) apply(r Rule, col *column, v []byte) []byte {
 			if part.kind == "" {
 				b.WriteString(part.lit)
 			} else {
-				b.WriteString(f.cachedFake(part.kind, v, 0))
+				b.Write(f.cachedFake(part.kind, v, 0))
 			}
 		}
 		return []byte(fit(b.String(), col.max))

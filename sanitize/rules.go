@@ -21,10 +21,11 @@ func rulesErrorf(format string, args ...any) error {
 
 // Rule is one column rule.
 type Rule struct {
-	Kind string // policies.Rule* or "template"
-	Arg  string // fixed value, fake kind, kept characters (mask), template text
-	keep int
-	tmpl []tmplPart
+	Kind  string // policies.Rule* or "template"
+	Arg   string // fixed value, fake kind, kept characters (mask), template text
+	keep  int
+	fixed []byte // Arg of a fixed rule
+	tmpl  []tmplPart
 }
 
 type tmplPart struct{ lit, kind string }
@@ -46,6 +47,9 @@ func ParseRule(s string) (Rule, error) {
 		return Rule{}, rulesErrorf("%v", err)
 	}
 	r := Rule{Kind: pr.Kind, Arg: pr.Arg}
+	if r.Kind == policies.RuleFixed {
+		r.fixed = []byte(r.Arg)
+	}
 	switch r.Kind {
 	case policies.RuleMask:
 		r.keep, _ = strconv.Atoi(r.Arg)

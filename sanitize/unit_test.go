@@ -74,13 +74,13 @@ func TestFakes(t *testing.T) {
 	r, err := ParseRule("fixed:{first_name}.{last_name}@example.com")
 	require.NoError(t, err)
 	col := &column{typ: "varchar", max: 255}
-	v := string(f.apply(r, col, []byte("orig")))
+	v := string(f.apply(&r, col, []byte("orig")))
 	require.Equal(t, strings.ToLower(f.fake("first_name", []byte("orig"), 0)), strings.ToLower(strings.Split(v, ".")[0]))
 	require.True(t, strings.HasSuffix(v, "@example.com"))
 	m, err := ParseRule("mask:keep_last=4")
 	require.NoError(t, err)
-	require.Equal(t, "xxxxxxxxxxxx1234", string(f.apply(m, col, []byte("4111111111111234"))))
-	require.Nil(t, f.apply(Rule{Kind: policies.RuleFake, Arg: "email"}, col, nil))
+	require.Equal(t, "xxxxxxxxxxxx1234", string(f.apply(&m, col, []byte("4111111111111234"))))
+	require.Nil(t, f.apply(&Rule{Kind: policies.RuleFake, Arg: "email"}, col, nil))
 }
 
 func TestParseColumns(t *testing.T) {
