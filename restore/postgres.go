@@ -3,6 +3,8 @@ package restore
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -41,8 +43,14 @@ type PostgresOptions struct {
 	// dump's roles do not exist on the destination.
 	NoOwner bool
 	// NoPrivileges leaves out the dump's grants (pg_restore
-	// --no-privileges): for destinations without the dump's roles.
+	// --no-privileges, and the grants on the database itself): for
+	// destinations without the dump's roles.
 	NoPrivileges bool
+	// NoDatabaseProperties creates the databases with the server's
+	// defaults (encoding, locale) and leaves out the recorded owner,
+	// comment, connection limit, settings and grants of the databases
+	// themselves (snapshots made before they were recorded have none).
+	NoDatabaseProperties bool
 	// BinDir holds pg_restore and psql (default: PATH).
 	BinDir   string
 	Progress *Progress
@@ -59,12 +67,15 @@ type PostgresStats struct {
 type pgDB struct {
 	name, target string
 	node         *repo.Node
+	props        *repo.Node // DB.database.json; nil in old snapshots
 }
 
 // Postgres restores a snapshot made by targets/postgres into a server:
-// per database CREATE DATABASE (under its new name) and pg_restore of its
-// custom-format archive, streamed or, with Jobs > 1, from a temporary
-// file in parallel. It refuses to start when a destination database
+// per database CREATE DATABASE (under its new name, with the original's
+// encoding and locale), pg_restore of its custom-format archive, streamed
+// or, with Jobs > 1, from a temporary file in parallel, then the
+// original's owner, comment, connection limit, settings and grants of
+// the database itself. It refuses to start when a destination database
 // exists, and drops the databases it created when a restore fails.
 func Postgres(ctx context.Context, s Snapshot, opts PostgresOptions) (*PostgresStats, error) {
 	sn := s.Info()
@@ -113,6 +124,14 @@ func Postgres(ctx context.Context, s Snapshot, opts PostgresOptions) (*PostgresS
 		}
 		st.Globals, st.Warnings = true, append(st.Warnings, warns...)
 	}
+	user, err := ctl.Query("SELECT current_user")
+	if err != nil {
+		return nil, err
+	}
+	roles, err := pgRoles(ctl)
+	if err != nil {
+		return nil, err
+	}
 	var created []string
 	fail := func(err error) (*PostgresStats, error) {
 		for _, name := range created {
@@ -124,10 +143,21 @@ func Postgres(ctx context.Context, s Snapshot, opts PostgresOptions) (*PostgresS
 		return nil, err
 	}
 	for _, d := range dbs {
-		if err := ctl.Exec("CREATE DATABASE " + quoteIdent(d.target) + " TEMPLATE template0"); err != nil {
-			return fail(fmt.Errorf("create database %q: %w", d.target, err))
+		var props *postgres.DatabaseProps
+		if d.props != nil && !opts.NoDatabaseProperties {
+			if props, err = readPostgresProps(ctx, s, d.props); err != nil {
+				return fail(err)
+			}
 		}
-		if _, err := ctl.Query("SELECT 1"); err != nil {
+		create := "CREATE DATABASE " + quoteIdent(d.target) + " TEMPLATE template0"
+		if props != nil {
+			create += props.CreateOptions()
+		}
+		if err := pgExec(ctx, psql, conn, create); err != nil {
+			if props != nil {
+				err = fmt.Errorf("%w (the original's encoding %s, locale provider %s, LC_COLLATE %s, LC_CTYPE %s must exist here; --no-db-properties uses the server's defaults)",
+					err, props.Encoding, props.LocaleProvider, props.Collate, props.Ctype)
+			}
 			return fail(fmt.Errorf("create database %q: %w", d.target, err))
 		}
 		created = append(created, d.target)
@@ -135,6 +165,17 @@ func Postgres(ctx context.Context, s Snapshot, opts PostgresOptions) (*PostgresS
 		st.Bytes += n
 		if err != nil {
 			return fail(err)
+		}
+		if props != nil {
+			stmts, warns, err := props.Statements(postgres.Apply{Database: d.target, Owner: user, Roles: roles,
+				NoOwner: opts.NoOwner, NoPrivileges: opts.NoPrivileges})
+			if err == nil {
+				err = pgExec(ctx, psql, conn, stmts...)
+			}
+			if err != nil {
+				return fail(fmt.Errorf("database %q: the original's properties: %w", d.target, err))
+			}
+			st.Warnings = append(st.Warnings, warns...)
 		}
 		opts.Progress.Files.Add(1)
 		st.Databases = append(st.Databases, d.target)
@@ -148,6 +189,7 @@ func readPostgresTree(ctx context.Context, s Snapshot, opts PostgresOptions, dsn
 	tr := s.Tree(ctx)
 	var all []*pgDB
 	var globals *repo.Node
+	props := map[string]*repo.Node{}
 	for {
 		n, err := tr.Next()
 		if err == io.EOF {
@@ -159,6 +201,12 @@ func readPostgresTree(ctx context.Context, s Snapshot, opts PostgresOptions, dsn
 		switch {
 		case n.Type == targets.TypeFile && n.Path == postgres.GlobalsFile:
 			globals = n
+		case n.Type == targets.TypeFile && !strings.Contains(n.Path, "/") && strings.HasSuffix(n.Path, postgres.SuffixProps):
+			name, err := postgres.DecodeName(strings.TrimSuffix(n.Path, postgres.SuffixProps))
+			if err != nil {
+				return nil, nil, err
+			}
+			props[name] = n
 		case n.Type == targets.TypeFile && !strings.Contains(n.Path, "/") && strings.HasSuffix(n.Path, postgres.SuffixDump):
 			name, err := postgres.DecodeName(strings.TrimSuffix(n.Path, postgres.SuffixDump))
 			if err != nil {
@@ -168,6 +216,13 @@ func readPostgresTree(ctx context.Context, s Snapshot, opts PostgresOptions, dsn
 		default:
 			return nil, nil, fmt.Errorf("snapshot %s: unexpected entry %q", sn.ID.Short(), n.Path)
 		}
+	}
+	for _, d := range all {
+		d.props = props[d.name]
+		delete(props, d.name)
+	}
+	for name := range props {
+		return nil, nil, fmt.Errorf("snapshot %s: properties of database %q but no archive", sn.ID.Short(), name)
 	}
 	var dbs []*pgDB
 	for _, want := range opts.Databases {
@@ -256,6 +311,63 @@ func pgRestoreDB(ctx context.Context, s Snapshot, pgRestore string, conn *postgr
 		return counter.n, fmt.Errorf("restore %s: archive is %d bytes, metadata says %d", d.node.Path, counter.n, d.node.Size)
 	}
 	return counter.n, nil
+}
+
+// readPostgresProps reads a database's recorded properties.
+func readPostgresProps(ctx context.Context, s Snapshot, n *repo.Node) (*postgres.DatabaseProps, error) {
+	content := s.Open(ctx, n)
+	defer content.Close()
+	b, err := io.ReadAll(io.LimitReader(content, 16<<20))
+	if err != nil {
+		return nil, fmt.Errorf("restore %s: %w", n.Path, err)
+	}
+	var p postgres.DatabaseProps
+	if err := json.Unmarshal(b, &p); err != nil {
+		return nil, fmt.Errorf("restore %s: %w", n.Path, err)
+	}
+	return &p, nil
+}
+
+// pgRoles lists the roles of the server.
+func pgRoles(ctl *postgres.Session) (map[string]bool, error) {
+	line, err := ctl.Query(`SELECT coalesce(string_agg(encode(convert_to(rolname, 'UTF8'), 'hex'), ','), '') FROM pg_roles`)
+	if err != nil {
+		return nil, err
+	}
+	roles := map[string]bool{}
+	for _, h := range strings.Split(line, ",") {
+		b, err := hex.DecodeString(h)
+		if err != nil {
+			return nil, fmt.Errorf("list roles: %w", err)
+		}
+		if len(b) > 0 {
+			roles[string(b)] = true
+		}
+	}
+	return roles, nil
+}
+
+// pgExec runs statements in a session of their own (a failing one ends
+// its psql, not the caller's control session) and returns the first
+// error, naming the statement.
+func pgExec(ctx context.Context, psql string, conn *postgres.Conn, stmts ...string) error {
+	if len(stmts) == 0 {
+		return nil
+	}
+	se, err := postgres.OpenSession(ctx, psql, conn, "postgres")
+	if err != nil {
+		return err
+	}
+	defer se.Close()
+	for _, q := range stmts {
+		if err := se.Exec(q); err == nil {
+			_, err = se.Query("SELECT 1")
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", q, err)
+		}
+	}
+	return nil
 }
 
 // runGlobals runs globals.sql with psql, without stopping on errors.

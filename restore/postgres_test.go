@@ -2,9 +2,12 @@ package restore_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -13,6 +16,7 @@ import (
 	"github.com/lifeboat-backup/lifeboat/engine"
 	"github.com/lifeboat-backup/lifeboat/engine/repo"
 	"github.com/lifeboat-backup/lifeboat/restore"
+	"github.com/lifeboat-backup/lifeboat/targets"
 	"github.com/lifeboat-backup/lifeboat/targets/postgres"
 	"github.com/lifeboat-backup/lifeboat/targets/postgres/postgrestest"
 )
@@ -206,4 +210,117 @@ func TestPostgresBackupFaults(t *testing.T) {
 	// And a good backup afterwards works.
 	_, err = backupPostgres(t, r, postgres.Options{DSN: s.URL(), Password: s.Password})
 	require.NoError(t, err)
+}
+
+// dbProps reads database db's recorded properties as backup does, with
+// the ACL sorted.
+func dbProps(t *testing.T, s *postgrestest.Server, db string) postgres.DatabaseProps {
+	t.Helper()
+	var p postgres.DatabaseProps
+	require.NoError(t, json.Unmarshal([]byte(s.MustPSQL(t, db, postgres.PropsQuery(150000))), &p))
+	slices.Sort(p.ACL)
+	return p
+}
+
+// noProps is a postgres source as made before database properties were
+// recorded: no DB.database.json entries.
+type noProps struct{ *postgres.Source }
+
+func (n noProps) Walk(ctx context.Context, warn func(string, error), fn func(targets.Entry, func() (io.ReadCloser, error)) error) error {
+	return n.Source.Walk(ctx, warn, func(e targets.Entry, open func() (io.ReadCloser, error)) error {
+		if strings.HasSuffix(e.Path, postgres.SuffixProps) {
+			return nil
+		}
+		return fn(e, open)
+	})
+}
+
+func TestPostgresDatabaseProperties(t *testing.T) {
+	s := postgrestest.Start(t)
+	s.MustPSQL(t, "postgres", `CREATE ROLE oro_app LOGIN; CREATE ROLE "Read Only";
+		CREATE DATABASE "Oro db" TEMPLATE template0 ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C' OWNER oro_app CONNECTION LIMIT 50;
+		CREATE DATABASE icu TEMPLATE template0 ENCODING 'UTF8' LOCALE_PROVIDER icu ICU_LOCALE 'de-DE' LC_COLLATE 'C.UTF-8' LC_CTYPE 'C.UTF-8';
+		COMMENT ON DATABASE "Oro db" IS 'shop''s db — ü';
+		ALTER DATABASE "Oro db" SET search_path = "$user", public, "My Schema";
+		ALTER DATABASE "Oro db" SET work_mem = '64MB';
+		ALTER DATABASE "Oro db" SET app.tenant = 'a''b';
+		ALTER ROLE oro_app IN DATABASE "Oro db" SET work_mem = '32MB';
+		REVOKE CONNECT ON DATABASE "Oro db" FROM PUBLIC;
+		GRANT CONNECT, TEMP ON DATABASE "Oro db" TO "Read Only";
+		GRANT CREATE ON DATABASE "Oro db" TO "Read Only" WITH GRANT OPTION;`)
+	s.MustPSQL(t, "Oro db", `CREATE TABLE t (name text); INSERT INTO t VALUES ('Zoë'), ('zoe'), ('Ärger'), ('b')`)
+	s.MustPSQL(t, "icu", `CREATE TABLE t (name text); INSERT INTO t VALUES ('Zoë'), ('zoe'), ('Ärger'), ('b')`)
+	want := dbProps(t, s, "Oro db")
+	require.Equal(t, "LATIN1", want.Encoding)
+	require.Len(t, want.ACL, 3)
+	wantICU := dbProps(t, s, "icu")
+	require.Equal(t, "icu", wantICU.LocaleProvider)
+	order := `SELECT string_agg(name, ',' ORDER BY name) FROM t`
+	require.Equal(t, "Zoë,b,zoe,Ärger", s.MustPSQL(t, "Oro db", order), "C collation")
+	require.Equal(t, "Ärger,b,zoe,Zoë", s.MustPSQL(t, "icu", order), "de-DE collation")
+
+	_, r := newRepo(t)
+	res, err := backupPostgres(t, r, postgres.Options{DSN: s.URL(), Password: s.Password, Databases: []string{"Oro db", "icu"}, Globals: true})
+	require.NoError(t, err)
+	sn := res.Snapshot
+	ctx := context.Background()
+
+	// Under new names: encoding, locale, owner, comment, connection
+	// limit, settings (also a role's in the database) and grants as the
+	// original's.
+	st, err := restore.Postgres(ctx, restore.FromRepository(r, sn), restore.PostgresOptions{DSN: s.URL(), Password: s.Password,
+		Rename: map[string]string{"Oro db": "oro copy", "icu": "icu copy"}})
+	require.NoError(t, err)
+	require.Empty(t, st.Warnings)
+	require.Equal(t, want, dbProps(t, s, "oro copy"))
+	require.Equal(t, wantICU, dbProps(t, s, "icu copy"))
+	require.Equal(t, "Zoë,b,zoe,Ärger", s.MustPSQL(t, "oro copy", order))
+	require.Equal(t, "Ärger,b,zoe,Zoë", s.MustPSQL(t, "icu copy", order))
+	require.Equal(t, "32MB", s.MustPSQL(t, "postgres", `SELECT split_part(setconfig[1], '=', 2) FROM pg_db_role_setting
+		WHERE setdatabase = (SELECT oid FROM pg_database WHERE datname = 'oro copy') AND setrole = 'oro_app'::regrole`))
+
+	// --no-owner --no-privileges: the restoring user owns it, default
+	// grants; the rest is kept.
+	_, err = restore.Postgres(ctx, restore.FromRepository(r, sn), restore.PostgresOptions{DSN: s.URL(), Password: s.Password,
+		Databases: []string{"Oro db"}, Rename: map[string]string{"Oro db": "oro_noowner"}, NoOwner: true, NoPrivileges: true})
+	require.NoError(t, err)
+	got := dbProps(t, s, "oro_noowner")
+	require.Equal(t, "lifeboat", got.Owner)
+	require.Nil(t, got.ACL)
+	require.Equal(t, want.Settings, got.Settings)
+	require.Equal(t, want.Comment, got.Comment)
+	require.Equal(t, "LATIN1", got.Encoding)
+
+	// --no-db-properties: the server's defaults.
+	_, err = restore.Postgres(ctx, restore.FromRepository(r, sn), restore.PostgresOptions{DSN: s.URL(), Password: s.Password,
+		Databases: []string{"Oro db"}, Rename: map[string]string{"Oro db": "oro_plain"}, NoDatabaseProperties: true})
+	require.NoError(t, err)
+	got = dbProps(t, s, "oro_plain")
+	require.Equal(t, "UTF8", got.Encoding)
+	require.Nil(t, got.Comment)
+	require.Empty(t, got.Settings)
+
+	// A server without the roles: restored with warnings naming them.
+	other := postgrestest.Start(t)
+	st, err = restore.Postgres(ctx, restore.FromRepository(r, sn), restore.PostgresOptions{DSN: other.URL(), Password: other.Password,
+		Databases: []string{"Oro db"}, NoOwner: true})
+	require.NoError(t, err)
+	require.ElementsMatch(t, []string{
+		`database Oro db: settings of role "oro_app" left out: the role does not exist here`,
+		`database Oro db: grant to role "Read Only" left out: the role does not exist here`,
+	}, st.Warnings)
+	got = dbProps(t, other, "Oro db")
+	require.Equal(t, []string{"=T/lifeboat", "lifeboat=CTc/lifeboat"}, got.ACL, "PUBLIC keeps TEMP only, as in the original; the owner's privileges go to the restoring user")
+	require.Equal(t, want.Settings, dbProps(t, other, "Oro db").Settings)
+
+	// A snapshot from before properties were recorded restores as before.
+	src, err := postgres.New(postgres.Options{DSN: s.URL(), Password: s.Password, Databases: []string{"Oro db"}})
+	require.NoError(t, err)
+	res, err = engine.Backup(ctx, r, noProps{src}, engine.BackupOptions{Workers: 2})
+	require.NoError(t, err)
+	st, err = restore.Postgres(ctx, restore.FromRepository(r, res.Snapshot), restore.PostgresOptions{DSN: s.URL(), Password: s.Password,
+		Rename: map[string]string{"Oro db": "oro_old"}})
+	require.NoError(t, err)
+	require.Equal(t, "UTF8", dbProps(t, s, "oro_old").Encoding)
+	require.Equal(t, "4", s.MustPSQL(t, "oro_old", `SELECT count(*) FROM t`))
 }

@@ -88,15 +88,19 @@ The password comes from --password-file, $LIFEBOAT_POSTGRES_PASSWORD, the DSN, $
 // beyond those shared with mysql:// (--databases, --rename, --jobs,
 // --password-file).
 type postgresRestoreFlags struct {
-	globals bool
-	noOwner bool
-	tempDir string
+	globals      bool
+	noOwner      bool
+	noPrivileges bool
+	noDBProps    bool
+	tempDir      string
 }
 
 func addPostgresRestoreFlags(f *pflag.FlagSet) *postgresRestoreFlags {
 	p := &postgresRestoreFlags{}
 	f.BoolVar(&p.globals, "globals", false, "with --to postgres://: first run the snapshot's globals.sql (roles) with psql")
 	f.BoolVar(&p.noOwner, "no-owner", false, "with --to postgres://: objects belong to the restoring user (pg_restore --no-owner)")
+	f.BoolVar(&p.noPrivileges, "no-privileges", false, "with --to postgres://: leave out grants (pg_restore --no-privileges, and those on the databases)")
+	f.BoolVar(&p.noDBProps, "no-db-properties", false, "with --to postgres://: create databases with the server's default encoding and locale, without their recorded owner, comment, settings and grants")
 	f.StringVar(&p.tempDir, "temp-dir", "", "with --to postgres:// and --jobs > 1: where the archive is staged for pg_restore --jobs")
 	return p
 }
@@ -132,7 +136,8 @@ func (a *app) restorePostgres(ctx context.Context, r *repo.Repository, sn *repo.
 			float64(b)/1e6/max(time.Since(start).Seconds(), 0.001))
 	})
 	st, err := restore.Postgres(ctx, restore.FromRepository(r, sn), restore.PostgresOptions{DSN: to, Password: pw, Databases: m.databases,
-		Rename: rename, Jobs: m.jobs, TempDir: pg.tempDir, Globals: pg.globals, NoOwner: pg.noOwner, Progress: p})
+		Rename: rename, Jobs: m.jobs, TempDir: pg.tempDir, Globals: pg.globals, NoOwner: pg.noOwner,
+		NoPrivileges: pg.noPrivileges, NoDatabaseProperties: pg.noDBProps, Progress: p})
 	stop()
 	if err != nil {
 		return err

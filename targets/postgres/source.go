@@ -12,6 +12,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -19,6 +20,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -215,8 +217,9 @@ type dump struct {
 
 // Walk implements engine.Source. It opens a repeatable-read transaction
 // per database (a snapshot cannot be imported in another database),
-// exports their snapshots and reads the WAL LSN in each, then emits
-// globals.sql (with Globals) and one DB.dump per database, read when the
+// exports their snapshots and reads the WAL LSN and the database's
+// properties in each, then emits globals.sql (with Globals), one
+// DB.database.json (DatabaseProps) and one DB.dump per database, read when the
 // engine opens it from a pg_dump --snapshot process streaming the custom
 // format. Walk holds the snapshots until every dump was read, and fails
 // when any pg_dump fails. The recovery point is the first database's
@@ -245,6 +248,14 @@ func (s *Source) Walk(ctx context.Context, warn func(string, error), fn func(tar
 	if err != nil {
 		return err
 	}
+	numStr, err := ctl.Query("SHOW server_version_num")
+	if err != nil {
+		return err
+	}
+	num, err := strconv.Atoi(numStr)
+	if err != nil {
+		return fmt.Errorf("postgres: server_version_num %q: %w", numStr, err)
+	}
 	dbs, err := s.databases(ctl)
 	if err != nil {
 		return err
@@ -266,6 +277,7 @@ func (s *Source) Walk(ctx context.Context, warn func(string, error), fn func(tar
 		}
 	}
 	snapshots := map[string]string{}
+	props := map[string][]byte{}
 	details := map[string]string{"server": s.conn.String(), "server_version": version, "format": "custom",
 		"databases": strings.Join(dbs, ",")}
 	var rpTime time.Time
@@ -288,6 +300,9 @@ func (s *Source) Walk(ctx context.Context, warn func(string, error), fn func(tar
 			return fmt.Errorf("postgres: snapshot time %q: %w", f[3], err)
 		}
 		snapshots[dbs[i]] = f[0]
+		if props[dbs[i]], err = readProps(se, num, dbs[i]); err != nil {
+			return err
+		}
 		details["lsn:"+dbs[i]] = f[1]
 		if i == 0 {
 			// The recovery point is the first (oldest) snapshot.
@@ -302,26 +317,36 @@ func (s *Source) Walk(ctx context.Context, warn func(string, error), fn func(tar
 	d.cond = sync.NewCond(&d.errMu)
 	type item struct {
 		path string
+		mem  []byte // content held in memory, or
 		open func() (io.ReadCloser, error)
 	}
 	var items []item
 	if s.opts.Globals {
-		items = append(items, item{GlobalsFile, func() (io.ReadCloser, error) {
+		items = append(items, item{GlobalsFile, nil, func() (io.ReadCloser, error) {
 			return d.run(ctx, GlobalsFile, pgDumpAll, "-w", "--globals-only", "--no-role-passwords", "-d", s.conn.URL(s.controlDB()))
 		}})
 	}
 	for _, db := range dbs {
+		items = append(items, item{path: EncodeName(db) + SuffixProps, mem: props[db]})
 		args := []string{"-w", "-Fc", "--snapshot=" + snapshots[db], "-d", s.conn.URL(db)}
 		for _, p := range s.opts.ExcludeTables {
 			args = append(args, "--exclude-table="+p)
 		}
-		items = append(items, item{EncodeName(db) + SuffixDump, func() (io.ReadCloser, error) {
+		items = append(items, item{EncodeName(db) + SuffixDump, nil, func() (io.ReadCloser, error) {
 			return d.run(ctx, "pg_dump of "+db, pgDump, args...)
 		}})
 	}
 	slices.SortFunc(items, func(a, b item) int { return targets.ComparePaths(a.path, b.path) })
 	for _, it := range items {
 		ent := targets.Entry{Path: it.path, Type: targets.TypeFile, Mode: 0o600, ModTime: d.mtime}
+		if it.mem != nil {
+			// In memory: no program to wait for.
+			ent.Size = int64(len(it.mem))
+			if err := fn(ent, func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(it.mem)), nil }); err != nil {
+				return err
+			}
+			continue
+		}
 		d.begin()
 		if err := fn(ent, it.open); err != nil {
 			d.finish(nil)
@@ -329,6 +354,23 @@ func (s *Source) Walk(ctx context.Context, warn func(string, error), fn func(tar
 		}
 	}
 	return d.wait(ctx)
+}
+
+// readProps reads the properties of the session's database as JSON.
+func readProps(se *Session, num int, db string) ([]byte, error) {
+	line, err := se.Query(PropsQuery(num))
+	if err != nil {
+		return nil, err
+	}
+	var p DatabaseProps
+	if err := json.Unmarshal([]byte(line), &p); err != nil {
+		return nil, fmt.Errorf("postgres: properties of database %q: %w", db, err)
+	}
+	b, err := json.MarshalIndent(&p, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	return append(b, '\n'), nil
 }
 
 func (s *Source) controlDB() string {
