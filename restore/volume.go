@@ -9,6 +9,8 @@ import (
 	"hash"
 	"io"
 	"os"
+	"runtime"
+	"sync"
 
 	"github.com/lifeboat-backup/lifeboat/engine/repo"
 	"github.com/lifeboat-backup/lifeboat/targets/files"
@@ -100,62 +102,177 @@ func Volume(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, dest str
 	return st, nil
 }
 
-func writeVolume(ctx context.Context, r *repo.Repository, n *repo.Node, f *os.File, st *VolumeStats, opts VolumeOptions) error {
-	var h hash.Hash
-	if !opts.NoHash {
-		h = sha256.New()
-	}
-	// All-zero blobs (holes) are recognized by ID after the first load:
-	// not loaded, hashed from a shared zero buffer, not written to images.
+// blobLoad is one blob of the volume on its way from the loaders to the
+// writer: a future, done when data (or err) is set. zero: all zeros, size
+// bytes (data is nil when it was known by its ID and not loaded).
+type blobLoad struct {
+	id   repo.ID
+	buf  *[]byte
+	data []byte
+	zero bool
+	size int
+	err  error
+	done chan struct{}
+}
+
+// hashItem is a piece of the content for the hasher: data (buf returned to
+// the pool after) or zeros bytes of zeros.
+type hashItem struct {
+	buf   *[]byte
+	data  []byte
+	zeros int
+}
+
+var volumeBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1<<20); return &b }}
+
+// writeVolume restores n's content into f in three stages: loaders read,
+// decrypt and verify blobs ahead of the writer (in parallel, at most
+// 3 x GOMAXPROCS blobs in flight), the caller writes them in order, and a
+// hasher computes the SHA-256 of the content on its own core behind the
+// writes. All-zero blobs (holes) are recognized by ID after their first
+// load: not loaded again, not written to images, hashed from a shared
+// zero buffer.
+func writeVolume(ctx context.Context, r *repo.Repository, n *repo.Node, f *os.File, st *VolumeStats, opts VolumeOptions) (err error) {
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer func() {
+		cancel()
+		wg.Wait()
+	}()
+	workers := max(2, runtime.GOMAXPROCS(0))
+	ordered := make(chan *blobLoad, 2*workers)
+	jobs := make(chan *blobLoad)
+	var zmu sync.Mutex
 	zeroIDs := map[repo.ID]int{}
+
+	wg.Add(1)
+	go func() { // in content order: to the writer, and to a loader unless known zeros
+		defer wg.Done()
+		defer close(ordered)
+		defer close(jobs)
+		for _, id := range n.Content {
+			l := &blobLoad{id: id, done: make(chan struct{})}
+			zmu.Lock()
+			l.size, l.zero = zeroIDs[id]
+			zmu.Unlock()
+			if l.zero {
+				close(l.done)
+			}
+			select {
+			case ordered <- l:
+			case <-ctx.Done():
+				return
+			}
+			if !l.zero {
+				select {
+				case jobs <- l:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}
+	}()
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for l := range jobs {
+				l.buf = volumeBufs.Get().(*[]byte)
+				l.data, l.err = r.LoadBlob(ctx, l.id, (*l.buf)[:0])
+				if l.err == nil {
+					*l.buf = l.data[:0]
+					if l.zero = allZero(l.data); l.zero {
+						l.size = len(l.data)
+						zmu.Lock()
+						zeroIDs[l.id] = l.size
+						zmu.Unlock()
+					}
+				}
+				close(l.done)
+			}
+		}()
+	}
+
+	var hq chan hashItem
+	var hashed chan string
+	if !opts.NoHash {
+		hq, hashed = make(chan hashItem, 4), make(chan string, 1)
+		go func() {
+			h := sha256.New()
+			var zeros []byte
+			for it := range hq {
+				if it.buf == nil {
+					hashZeros(h, &zeros, it.zeros)
+					continue
+				}
+				h.Write(it.data)
+				volumeBufs.Put(it.buf)
+			}
+			hashed <- hex.EncodeToString(h.Sum(nil))
+		}()
+		defer func() {
+			if hq != nil { // an error: stop the hasher
+				close(hq)
+				<-hashed
+			}
+		}()
+	}
+
 	var zeros []byte
-	var buf []byte
 	var off int64
-	for _, id := range n.Content {
-		if size, ok := zeroIDs[id]; ok {
+	for l := range ordered {
+		select {
+		case <-l.done:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		if l.err != nil {
+			return l.err
+		}
+		item := hashItem{zeros: l.size}
+		if l.zero {
 			if st.Device {
-				if err := writeZeros(f, &zeros, off, size); err != nil {
+				if err := writeZeros(f, &zeros, off, l.size); err != nil {
 					return err
 				}
 			}
-			if h != nil {
-				hashZeros(h, &zeros, size)
+			st.ZeroBytes += int64(l.size)
+			if l.buf != nil {
+				volumeBufs.Put(l.buf)
 			}
-			off += int64(size)
-			st.ZeroBytes += int64(size)
-			opts.Progress.Bytes.Add(int64(size))
-			continue
-		}
-		data, err := r.LoadBlob(ctx, id, buf)
-		if err != nil {
-			return err
-		}
-		if allZero(data) {
-			zeroIDs[id] = len(data)
-			st.ZeroBytes += int64(len(data))
 		} else {
-			st.Written += int64(len(data))
+			l.size = len(l.data)
+			if st.Device {
+				_, err = f.WriteAt(l.data, off)
+			} else {
+				err = files.WriteAtSparse(f, l.data, off)
+			}
+			if err != nil {
+				volumeBufs.Put(l.buf)
+				return err
+			}
+			st.Written += int64(l.size)
+			item = hashItem{buf: l.buf, data: l.data}
 		}
-		if st.Device {
-			_, err = f.WriteAt(data, off)
-		} else {
-			err = files.WriteAtSparse(f, data, off)
+		off += int64(l.size)
+		opts.Progress.Bytes.Add(int64(l.size))
+		switch {
+		case hq != nil:
+			hq <- item
+		case item.buf != nil:
+			volumeBufs.Put(item.buf)
 		}
-		if err != nil {
-			return err
-		}
-		if h != nil {
-			h.Write(data)
-		}
-		off += int64(len(data))
-		opts.Progress.Bytes.Add(int64(len(data)))
-		buf = data[:0]
+	}
+	if err := ctx.Err(); err != nil {
+		return err
 	}
 	if off != n.Size {
 		return fmt.Errorf("content is %d bytes, metadata says %d", off, n.Size)
 	}
-	if h != nil {
-		st.SHA256 = hex.EncodeToString(h.Sum(nil))
+	if hq != nil {
+		close(hq)
+		hq = nil
+		st.SHA256 = <-hashed
 	}
 	return nil
 }

@@ -8,12 +8,14 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"gocloud.dev/blob"
 
 	"github.com/lifeboat-backup/lifeboat/engine"
 	"github.com/lifeboat-backup/lifeboat/engine/repo"
@@ -360,5 +362,57 @@ func TestBlockSizeOption(t *testing.T) {
 		}
 		require.NoError(t, err)
 		assert.Equal(t, tc.want, src.BlockSize())
+	}
+}
+
+// TestRestoreFailures: the restore loads blobs ahead in parallel; a failure
+// anywhere must end it with the error, not hang, and leave no goroutine
+// behind.
+func TestRestoreFailures(t *testing.T) {
+	cases := []struct {
+		name    string
+		break_  func(t *testing.T, tr *repotest.Repo) context.Context
+		wantErr string
+	}{
+		{"packs gone", func(t *testing.T, tr *repotest.Repo) context.Context {
+			it := tr.Bucket.List(&blob.ListOptions{Prefix: "data/"})
+			for {
+				o, err := it.Next(context.Background())
+				if err == io.EOF {
+					break
+				}
+				require.NoError(t, err)
+				require.NoError(t, tr.Bucket.Delete(context.Background(), o.Key))
+			}
+			return context.Background()
+		}, "data/"},
+		{"cancelled", func(t *testing.T, tr *repotest.Repo) context.Context {
+			ctx, cancel := context.WithCancel(context.Background())
+			cancel()
+			return ctx
+		}, "context canceled"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			img := filepath.Join(dir, "disk.img")
+			makeImage(t, img, 64*mib, 16*mib, 4)
+			b, err := storage.OpenWith(context.Background(), "mem://", storage.OpenOptions{Create: true})
+			require.NoError(t, err)
+			t.Cleanup(func() { b.Close() })
+			tr := repotest.Init(t, b, repotest.SmallChunks, 4*mib)
+			res, err := backupVolume(t, tr.Open(t, tr.Owner), volume.Options{Path: img, BlockSize: 64 << 10})
+			require.NoError(t, err)
+			ctx := tc.break_(t, tr)
+			owner := tr.Open(t, tr.Owner)
+			goroutines := runtime.NumGoroutine()
+			_, err = restore.Volume(ctx, owner, res.Snapshot, filepath.Join(dir, "out.img"), restore.VolumeOptions{})
+			require.ErrorContains(t, err, tc.wantErr)
+			// (a loop, not assert.Eventually: that runs its own goroutines)
+			for end := time.Now().Add(5 * time.Second); runtime.NumGoroutine() > goroutines && time.Now().Before(end); {
+				time.Sleep(10 * time.Millisecond)
+			}
+			assert.LessOrEqual(t, runtime.NumGoroutine(), goroutines, "restore goroutines end with it")
+		})
 	}
 }
