@@ -148,7 +148,8 @@ func TestMySQLSakilaFidelity(t *testing.T) {
 // table does not cover: odd table, column and database names (dot, %,
 // backtick, leading dot, unicode, newline), FKs between them, a table
 // without a primary key, an empty table, MyISAM, latin1 bytes, every
-// escape of the text format, BIT widths, an AUTO_INCREMENT above the
+// escape of the text format, BIT widths, integer, float and YEAR
+// extremes (the driver parses them; YEAR 0000 must not load as 2000), an AUTO_INCREMENT above the
 // largest id (in SHOW CREATE TABLE), and views on functions, triggers (one
 // that would change the rows if it ran during the load), routines and
 // events on the odd names.
@@ -163,6 +164,9 @@ func hardCorpus(t *testing.T, srv *mysqltest.Server, name string) {
 		"CREATE TABLE `.leading dot` (v VARCHAR(10)) ENGINE=InnoDB",
 		"CREATE TABLE `empty%` (id INT PRIMARY KEY) ENGINE=InnoDB",
 		"CREATE TABLE `my isam` (id INT PRIMARY KEY, t TEXT CHARACTER SET latin1) ENGINE=MyISAM DEFAULT CHARSET=latin1",
+		"CREATE TABLE numbers (id TINYINT PRIMARY KEY, y YEAR, z INT(6) UNSIGNED ZEROFILL, f FLOAT, d DOUBLE, u BIGINT UNSIGNED, s SMALLINT, m MEDIUMINT) ENGINE=InnoDB",
+		"INSERT INTO numbers VALUES (-128, 0, 0, -0, -0, 18446744073709551615, -32768, -8388608), (1, 1901, 42, 3.4e38, 1.7976931348623157e308, 0, 32767, 8388607), "+
+			"(2, 2155, 999999, 1.17549e-38, 4.9e-324, 9223372036854775808, 0, 0), (3, NULL, NULL, 0.1, 0.1, NULL, NULL, NULL), (127, 2000, 1, 1e-10, -2.5, 1, 1, 1)",
 		"INSERT INTO `a.b` VALUES (1, _latin1 X'E9E8FFA4', 'tab\there\nnew line \\\\ back\\\\slash \\r cr \\b bs \\Z ctrlz \\0 nul', b'1010101', b'1111111111111111111111111111111111111111111111111111111111111111'), "+
 			"(2, NULL, 'NULL', b'0', 0), (3, '', '\\\\N', NULL, NULL), (4, 'N', '\\\\', b'1', 1)",
 		"INSERT INTO `ünïcödé 表` (id, parent, amount) VALUES (1, 1, 12345678901234567890123456789012345.123456789012345678901234567890), "+
@@ -186,7 +190,7 @@ func TestMySQLHardCorpus(t *testing.T) {
 	const src, dst = "hard.db%", "hard `copy` ü"
 	hardCorpus(t, srv, src)
 	want := dbState(t, db, src)
-	require.Len(t, dbObjects(t, db, src), 5+2+1+1+1+1)
+	require.Len(t, dbObjects(t, db, src), 6+2+1+1+1+1)
 
 	_, r := newRepo(t)
 	res, err := backupMySQL(t, r, mysql.Options{DSN: srv.DSN(), Password: srv.Password, Databases: []string{src}, Jobs: 2})

@@ -3,6 +3,7 @@ package mysql
 import (
 	"context"
 	"database/sql"
+	sqldriver "database/sql/driver"
 	"errors"
 	"fmt"
 	"io"
@@ -126,7 +127,7 @@ func splitRange(lo, hi string, n int64) []string {
 		return nil
 	}
 	span := uint64(b) - uint64(a) // the width, also when it exceeds MaxInt64
-	if span < uint64(n)-1 { // fewer values than ranges
+	if span < uint64(n)-1 {       // fewer values than ranges
 		return nil
 	}
 	step := span/uint64(n) + 1
@@ -232,39 +233,45 @@ func (r *tableReader) readPart(c *sql.Conn, i int) bool {
 			return false
 		}
 	}
-	rows, err := c.QueryContext(r.ctx, r.queries[i])
-	if err != nil {
-		send(batch{err: r.t.readError(err)})
-		return false
-	}
-	defer rows.Close()
-	vals := make([]sql.RawBytes, len(r.t.columns))
-	dest := make([]any, len(vals))
-	for k := range vals {
-		dest[k] = &vals[k]
-	}
-	row := make([][]byte, len(vals))
 	buf := batchPool.Get().(*[]byte)
 	*buf = (*buf)[:0]
-	for rows.Next() {
-		if err := rows.Scan(dest...); err != nil {
-			putBatch(buf)
-			send(batch{err: r.t.readError(err)})
-			return false
+	// The driver's own rows, not database/sql's Scan: no per-value
+	// conversion and locking, and the column types for formatting the
+	// numbers the driver parses.
+	sent := true
+	err := c.Raw(func(dc any) error {
+		q, ok := dc.(sqldriver.QueryerContext)
+		if !ok {
+			return fmt.Errorf("driver connection %T cannot query", dc)
 		}
-		for k, v := range vals {
-			row[k] = v // nil for NULL
+		rows, err := q.QueryContext(r.ctx, r.queries[i], nil)
+		if err != nil {
+			return err
 		}
-		*buf = AppendRow(*buf, row)
-		if len(*buf) >= readBatch {
-			if !send(batch{buf: buf}) {
-				return false
+		defer rows.Close()
+		f := newRowFormatter(rows, len(r.t.columns))
+		for {
+			row, err := f.next()
+			if err == io.EOF {
+				return nil
 			}
-			buf = batchPool.Get().(*[]byte)
-			*buf = (*buf)[:0]
+			if err != nil {
+				return err
+			}
+			*buf = AppendRow(*buf, row)
+			if len(*buf) >= readBatch {
+				if sent = send(batch{buf: buf}); !sent {
+					return nil
+				}
+				buf = batchPool.Get().(*[]byte)
+				*buf = (*buf)[:0]
+			}
 		}
+	})
+	if !sent {
+		return false
 	}
-	if err := rows.Err(); err != nil {
+	if err != nil {
 		putBatch(buf)
 		send(batch{err: r.t.readError(err)})
 		return false
@@ -278,6 +285,67 @@ func (r *tableReader) readPart(c *sql.Conn, i int) bool {
 	}
 	close(r.parts[i])
 	return true
+}
+
+// rowFormatter turns the driver's values back into the server's text: the
+// text protocol sends every value as text, and the driver parses integers
+// and floats; they are formatted again as the server would print them
+// (YEAR with four digits: "0" would load as 2000).
+type rowFormatter struct {
+	rows    sqldriver.Rows
+	dest    []sqldriver.Value
+	row     [][]byte
+	year    []bool
+	scratch []byte
+}
+
+// maxNumberText bounds the text of one formatted number.
+const maxNumberText = 32
+
+func newRowFormatter(rows sqldriver.Rows, n int) *rowFormatter {
+	f := &rowFormatter{rows: rows, dest: make([]sqldriver.Value, n), row: make([][]byte, n), year: make([]bool, n),
+		scratch: make([]byte, 0, n*maxNumberText)}
+	if t, ok := rows.(sqldriver.RowsColumnTypeDatabaseTypeName); ok {
+		for k := range f.year {
+			f.year[k] = t.ColumnTypeDatabaseTypeName(k) == "YEAR"
+		}
+	}
+	return f
+}
+
+// next returns the next row (nil for NULL); valid until the next call.
+func (f *rowFormatter) next() ([][]byte, error) {
+	if err := f.rows.Next(f.dest); err != nil {
+		return nil, err
+	}
+	// scratch has room for every column's number: its slices stay valid.
+	f.scratch = f.scratch[:0]
+	for k, v := range f.dest {
+		start := len(f.scratch)
+		switch v := v.(type) {
+		case nil:
+			f.row[k] = nil
+			continue
+		case []byte:
+			f.row[k] = v
+			continue
+		case int64:
+			if f.year[k] && v >= 0 && v < 10 {
+				f.scratch = append(f.scratch, "000"...)
+			}
+			f.scratch = strconv.AppendInt(f.scratch, v, 10)
+		case uint64:
+			f.scratch = strconv.AppendUint(f.scratch, v, 10)
+		case float32:
+			f.scratch = strconv.AppendFloat(f.scratch, float64(v), 'g', -1, 32)
+		case float64:
+			f.scratch = strconv.AppendFloat(f.scratch, v, 'g', -1, 64)
+		default:
+			return nil, fmt.Errorf("column %d: unexpected %T from the driver", k+1, v)
+		}
+		f.row[k] = f.scratch[start:len(f.scratch):len(f.scratch)]
+	}
+	return f.row, nil
 }
 
 func (r *tableReader) Read(p []byte) (int, error) {
