@@ -2,6 +2,8 @@ package policies
 
 import (
 	"fmt"
+	"os"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -17,10 +19,13 @@ const (
 	RuleFake  = "fake"  // fake:KIND, deterministic from a keyed hash of the original
 	RuleMask  = "mask"  // mask or mask:N, keep the last N characters (default 4)
 	RuleKeep  = "keep"  // leave as is (overrides a preset rule)
+	// RuleTemplate is template:TEXT, fakes of the original in {KIND}
+	// placeholders (a fixed value with placeholders is the same).
+	RuleTemplate = "template"
 )
 
 // ColumnRuleKinds lists the column rule kinds.
-var ColumnRuleKinds = []string{RuleNull, RuleFixed, RuleHash, RuleFake, RuleMask, RuleKeep}
+var ColumnRuleKinds = []string{RuleNull, RuleFixed, RuleHash, RuleFake, RuleMask, RuleKeep, RuleTemplate}
 
 // FakeKinds lists the values fake:KIND accepts.
 var FakeKinds = []string{
@@ -37,9 +42,17 @@ type ColumnRule struct {
 }
 
 // ParseColumnRule parses a column rule: null, hash, keep, mask, mask:N,
-// fixed:VALUE, fake:KIND (FakeKinds).
+// mask:keep_last=N, fixed:VALUE, fake:KIND (FakeKinds), template:TEXT.
+// Blanks after the colon are ignored ("fake: email"), except in fixed
+// values and templates.
 func ParseColumnRule(s string) (ColumnRule, error) {
 	kind, arg, hasArg := strings.Cut(s, ":")
+	kind = strings.TrimSpace(kind)
+	if kind != RuleFixed && kind != RuleTemplate {
+		arg = strings.TrimSpace(arg)
+	} else {
+		arg = strings.TrimPrefix(arg, " ")
+	}
 	r := ColumnRule{Kind: kind, Arg: arg}
 	switch kind {
 	case RuleNull, RuleHash, RuleKeep:
@@ -50,6 +63,10 @@ func ParseColumnRule(s string) (ColumnRule, error) {
 		if !hasArg {
 			return r, fmt.Errorf("%q: write fixed:VALUE", s)
 		}
+	case RuleTemplate:
+		if !hasArg || !strings.Contains(arg, "{") {
+			return r, fmt.Errorf("%q: write template:TEXT with {KIND} placeholders, e.g. template:{first_name}.{last_name}@example.com", s)
+		}
 	case RuleFake:
 		if !slices.Contains(FakeKinds, arg) {
 			return r, ruleError{fmt.Sprintf("%q: unknown fake kind %q", s, arg), FakeKinds}
@@ -57,9 +74,13 @@ func ParseColumnRule(s string) (ColumnRule, error) {
 	case RuleMask:
 		if !hasArg {
 			r.Arg = "4"
-		} else if n, err := strconv.Atoi(arg); err != nil || n < 0 {
-			return r, fmt.Errorf("%q: write mask or mask:N (N characters kept)", s)
+			break
 		}
+		n, err := strconv.Atoi(strings.TrimPrefix(arg, "keep_last="))
+		if err != nil || n < 0 {
+			return r, fmt.Errorf("%q: write mask, mask:N or mask:keep_last=N (the last N characters kept)", s)
+		}
+		r.Arg = strconv.Itoa(n)
 	case TableTruncate, TableSkip, "where":
 		return r, fmt.Errorf("%q is a table rule: write `TABLE: %s`", s, kind)
 	default:
@@ -75,7 +96,7 @@ type ruleError struct {
 
 func (e ruleError) Error() string { return e.msg + " (allowed: " + strings.Join(e.allowed, ", ") + ")" }
 
-var columnRuleForms = []string{"null", "hash", "keep", "mask", "mask:N", "fixed:VALUE", "fake:KIND"}
+var columnRuleForms = []string{"null", "hash", "keep", "mask", "mask:keep_last=N", "fixed:VALUE", "fake:KIND", "template:TEXT"}
 
 // decodeNode reads `TABLE: truncate|skip` or `TABLE: {where: SQL, COLUMN: RULE...}`.
 func (r *TableRules) decodeNode(d *decoder, n *yaml.Node, path string) {
@@ -94,8 +115,18 @@ func (r *TableRules) decodeNode(d *decoder, n *yaml.Node, path string) {
 				v = v.Alias
 			}
 			d.src.values[p] = v
+			if v.Kind == yaml.MappingNode && len(v.Content) == 2 && v.Content[0].Kind == yaml.ScalarNode &&
+				v.Content[1].Kind == yaml.ScalarNode && key != "where" {
+				// {fake: email}, {mask: keep_last=4}: the rule as a one-key mapping.
+				k, a := v.Content[0], v.Content[1]
+				rule := k.Value
+				if !isNull(a) {
+					rule += ":" + a.Value
+				}
+				v = &yaml.Node{Kind: yaml.ScalarNode, Value: rule, Line: k.Line, Column: k.Column, Tag: "!!str"}
+			}
 			if v.Kind != yaml.ScalarNode {
-				d.errorf(v, p, "", nil, "expected a string, got %s", describe(v))
+				d.errorf(v, p, "", nil, "expected a rule (a string, or a one-key mapping such as {fake: email}), got %s", describe(v))
 				return
 			}
 			if key == "where" {
@@ -126,4 +157,44 @@ func (r *TableRules) decodeNode(d *decoder, n *yaml.Node, path string) {
 	default:
 		d.errorf(n, path, "", nil, "expected truncate, skip or a mapping of column rules, got %s", describe(n))
 	}
+}
+
+// LoadRules reads a separate sanitize rules file: a mapping of tables to
+// rules, exactly as under sanitize.rules in a policy. Problems carry the
+// file, line and column.
+func LoadRules(path string) (map[string]TableRules, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("rules file: %w", err)
+	}
+	return ParseRules(path, data)
+}
+
+// ParseRules is LoadRules for data read already; name is the file name in
+// messages.
+func ParseRules(name string, data []byte) (map[string]TableRules, error) {
+	root, errs := parseYAML(name, data)
+	if root == nil {
+		for i := range errs {
+			errs[i].Msg = strings.ReplaceAll(errs[i].Msg, "empty policy", "empty rules file")
+		}
+		return nil, errs
+	}
+	src := newSource(name)
+	src.root = root
+	d := &decoder{src: src}
+	var rules map[string]TableRules
+	if root.Kind != yaml.MappingNode {
+		d.errorf(root, "", "", nil, "a rules file is a mapping of tables to rules, got %s", describe(root))
+	} else {
+		d.decode(root, reflect.ValueOf(&rules).Elem(), "", nil, 0)
+	}
+	errs = append(errs, d.errs...)
+	c := &checker{src: src}
+	c.tableRules(rules, "")
+	errs = append(errs, c.errs...)
+	if len(errs) > 0 {
+		return nil, errs.sort()
+	}
+	return rules, nil
 }

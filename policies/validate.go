@@ -331,12 +331,7 @@ func (c *checker) requireTarget(p *Policy, path, what string, kinds ...string) {
 
 func (c *checker) sanitize(p *Policy) {
 	s := p.Sanitize
-	for table, r := range s.Rules {
-		path := childPath("sanitize.rules", table)
-		if r.Action == "" && r.Where == "" && len(r.Columns) == 0 && c.src.values[path] == nil && c.src.keys[path] != nil {
-			c.add(path, "", []string{TableTruncate, TableSkip, "a mapping of column rules"}, "empty table rule")
-		}
-	}
+	c.tableRules(s.Rules, "sanitize.rules")
 	for i, r := range s.Export.Recipients {
 		path := indexPath("sanitize.export.recipients", i)
 		switch {
@@ -344,6 +339,16 @@ func (c *checker) sanitize(p *Policy) {
 		case strings.HasPrefix(r, "ssh-ed25519 ") || strings.HasPrefix(r, "ssh-rsa "):
 		default:
 			c.add(path, r, nil, "%q is not an age recipient (age1..., ssh-ed25519 ..., ssh-rsa ...)", truncate(r))
+		}
+	}
+}
+
+// tableRules checks sanitize table rules found at path.
+func (c *checker) tableRules(rules map[string]TableRules, path string) {
+	for table, r := range rules {
+		path := childPath(path, table)
+		if r.Action == "" && r.Where == "" && len(r.Columns) == 0 && c.src.values[path] == nil && c.src.keys[path] != nil {
+			c.add(path, "", []string{TableTruncate, TableSkip, "a mapping of column rules"}, "empty table rule")
 		}
 	}
 }

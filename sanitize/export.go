@@ -27,7 +27,7 @@ type ExportOptions struct {
 	// BatchBytes is the size an INSERT statement grows to (default 1 MiB).
 	BatchBytes int
 	// Jobs is the number of workers sanitizing and rendering rows
-	// (default 2). The output does not depend on it.
+	// (default GOMAXPROCS). The output does not depend on it.
 	Jobs int
 	// ChunkBytes is the table data per work unit (default 1 MiB); a
 	// chunk always ends an INSERT statement.
@@ -231,48 +231,63 @@ func (e *exporter) database(d *snapDB, plans map[string]*tablePlan, schemas map[
 	if err != nil {
 		return err
 	}
-	var objs [][]byte
-	for _, suffix := range []string{mysql.SuffixFunction, mysql.SuffixProcedure} {
+	var objs []object
+	read := func(suffix string) error {
 		for _, n := range d.objects[suffix] {
-			b, err := readNode(e.ctx, e.r, n)
-			if err != nil {
-				return err
-			}
-			objs = append(objs, b)
-		}
-	}
-	objs = append(objs, views...)
-	for _, suffix := range []string{mysql.SuffixTrigger, mysql.SuffixEvent} {
-		for _, n := range d.objects[suffix] {
-			if name, _, _ := mysql.ParseEntryName(n.Path[strings.LastIndexByte(n.Path, '/')+1:]); suffix == mysql.SuffixTrigger && e.triggerOnSkipped(name, n, plans) {
+			name, _, _ := mysql.ParseEntryName(n.Path[strings.LastIndexByte(n.Path, '/')+1:])
+			if suffix == mysql.SuffixTrigger && e.triggerOnSkipped(n, plans) {
 				continue
 			}
 			b, err := readNode(e.ctx, e.r, n)
 			if err != nil {
 				return err
 			}
-			objs = append(objs, b)
+			objs = append(objs, object{kind: objectKinds[suffix], name: name, text: b})
+		}
+		return nil
+	}
+	for _, suffix := range []string{mysql.SuffixFunction, mysql.SuffixProcedure} {
+		if err := read(suffix); err != nil {
+			return err
+		}
+	}
+	objs = append(objs, views...)
+	for _, suffix := range []string{mysql.SuffixTrigger, mysql.SuffixEvent} {
+		if err := read(suffix); err != nil {
+			return err
 		}
 	}
 	if len(objs) > 0 {
 		e.w.WriteString("\nSET NAMES utf8mb4;\n")
 	}
-	for _, b := range objs {
-		s := string(b)
+	for _, o := range objs {
+		s := string(o.text)
 		if !e.o.KeepDefiners {
 			s = reDefiner.ReplaceAllString(s, "")
 		}
 		if target != d.name {
 			s = strings.ReplaceAll(s, mysql.QuoteName(d.name)+".", mysql.QuoteName(target)+".")
 		}
-		e.w.WriteString("\n" + s + sessionSQL)
+		// DROP first (after the object's header line): the dump loads
+		// again into the same database.
+		head, body, _ := strings.Cut(s, "\n")
+		e.w.WriteString("\n" + head + "\nDROP " + o.kind + " IF EXISTS " + mysql.QuoteName(o.name) + ";\n" + body + sessionSQL)
 		e.objects++
 	}
 	return nil
 }
 
+// object is a view, routine, trigger or event as stored.
+type object struct {
+	kind, name string // kind as in DROP kind IF EXISTS
+	text       []byte
+}
+
+var objectKinds = map[string]string{mysql.SuffixFunction: "FUNCTION", mysql.SuffixProcedure: "PROCEDURE",
+	mysql.SuffixView: "VIEW", mysql.SuffixTrigger: "TRIGGER", mysql.SuffixEvent: "EVENT"}
+
 // triggerOnSkipped: a trigger of a skipped table is left out too.
-func (e *exporter) triggerOnSkipped(_ string, n *repo.Node, plans map[string]*tablePlan) bool {
+func (e *exporter) triggerOnSkipped(n *repo.Node, plans map[string]*tablePlan) bool {
 	b, err := readNode(e.ctx, e.r, n)
 	if err != nil {
 		return false
@@ -297,7 +312,7 @@ var (
 )
 
 // sortViews orders views so that a view comes after the views it names.
-func (e *exporter) sortViews(nodes []*repo.Node) ([][]byte, error) {
+func (e *exporter) sortViews(nodes []*repo.Node) ([]object, error) {
 	type view struct {
 		name string
 		text []byte
@@ -311,7 +326,7 @@ func (e *exporter) sortViews(nodes []*repo.Node) ([][]byte, error) {
 		name, _, _ := mysql.ParseEntryName(n.Path[strings.LastIndexByte(n.Path, '/')+1:])
 		vs = append(vs, view{name, b})
 	}
-	var out [][]byte
+	var out []object
 	done := map[string]bool{}
 	for len(vs) > 0 {
 		var rest []view
@@ -324,7 +339,7 @@ func (e *exporter) sortViews(nodes []*repo.Node) ([][]byte, error) {
 				}
 			}
 			if ready {
-				out = append(out, v.text)
+				out = append(out, object{"VIEW", v.name, v.text})
 				done[v.name] = true
 			} else {
 				rest = append(rest, v)
@@ -332,7 +347,7 @@ func (e *exporter) sortViews(nodes []*repo.Node) ([][]byte, error) {
 		}
 		if len(rest) == len(vs) { // a cycle (cannot happen in a server): keep the order
 			for _, v := range rest {
-				out = append(out, v.text)
+				out = append(out, object{"VIEW", v.name, v.text})
 			}
 			break
 		}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"runtime"
 	"slices"
 
 	"golang.org/x/sync/errgroup"
@@ -66,7 +67,7 @@ type pipeline struct {
 // and calls data for table rows.
 func runPipeline(ctx context.Context, jobs, chunkSize int, key []byte, w io.Writer, produce func(p *pipeline) error) error {
 	if jobs <= 0 {
-		jobs = 2
+		jobs = runtime.GOMAXPROCS(0)
 	}
 	if chunkSize <= 0 {
 		chunkSize = defaultChunk

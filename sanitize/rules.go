@@ -3,6 +3,7 @@ package sanitize
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"regexp"
 	"slices"
@@ -32,21 +33,21 @@ type tmplPart struct{ lit, kind string }
 
 var placeholder = regexp.MustCompile(`\{([a-z0-9_]+)\}`)
 
-// ParseRule parses a column rule: the forms of policies.ParseColumnRule,
-// plus mask:keep_last=N, and a fixed value holding {KIND} placeholders
-// (fake kinds) is a template: fixed:{first_name}.{last_name}@example.com.
+// ParseRule parses a column rule (policies.ParseColumnRule); a fixed
+// value holding {KIND} placeholders (fake kinds) is a template, as is
+// template:TEXT: fixed:{first_name}.{last_name}@example.com.
 func ParseRule(s string) (Rule, error) {
-	if rest, ok := strings.CutPrefix(s, "mask:keep_last="); ok {
-		s = "mask:" + rest
-	}
-	if rest, ok := strings.CutPrefix(s, "template:"); ok {
-		s = "fixed:" + rest
-	}
 	pr, err := policies.ParseColumnRule(s)
 	if err != nil {
 		return Rule{}, rulesErrorf("%v", err)
 	}
 	r := Rule{Kind: pr.Kind, Arg: pr.Arg}
+	if r.Kind == policies.RuleTemplate {
+		if !placeholder.MatchString(r.Arg) {
+			return Rule{}, rulesErrorf("%q: a template needs {KIND} placeholders (fake kinds: %s)", s, strings.Join(policies.FakeKinds, ", "))
+		}
+		r.Kind = policies.RuleFixed
+	}
 	if r.Kind == policies.RuleFixed {
 		r.fixed = []byte(r.Arg)
 	}
@@ -91,6 +92,9 @@ type Config struct {
 type Options struct {
 	// Key overrides the policy's key_file (tests).
 	Key []byte
+	// RulesFile is a separate rules file (policies.LoadRules) whose
+	// tables add to the policy's rules; a table in both is an error.
+	RulesFile string
 }
 
 // Compile checks a policy's sanitize block and reads its key.
@@ -106,7 +110,24 @@ func Compile(s policies.Sanitize, o Options) (*Config, error) {
 			return nil, fmt.Errorf("preset %s: %w", s.Preset, err)
 		}
 	}
-	for name, tr := range s.Rules {
+	rules := s.Rules
+	if o.RulesFile != "" {
+		file, err := policies.LoadRules(o.RulesFile)
+		if err != nil {
+			return nil, rulesErrorf("%v", err)
+		}
+		rules = maps.Clone(rules)
+		if rules == nil {
+			rules = map[string]policies.TableRules{}
+		}
+		for name, tr := range file {
+			if _, dup := rules[name]; dup {
+				return nil, rulesErrorf("%s: table %q has rules in the policy too: keep them in one place", o.RulesFile, name)
+			}
+			rules[name] = tr
+		}
+	}
+	for name, tr := range rules {
 		t, err := compileTable(name, tr.Action, tr.Where, tr.Columns)
 		if err != nil {
 			return nil, err

@@ -7,24 +7,28 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
+
+	driver "github.com/go-sql-driver/mysql"
 
 	"github.com/spf13/cobra"
 
 	"github.com/lifeboat-backup/lifeboat/engine/repo"
 	"github.com/lifeboat-backup/lifeboat/policies"
 	"github.com/lifeboat-backup/lifeboat/sanitize"
+	"github.com/lifeboat-backup/lifeboat/targets/mysql"
 )
 
 // sanitizeConfig loads POLICY (it also names the repository and key) and
 // compiles its sanitize block; bad rules or a missing key are usage errors.
-func (a *app) sanitizeConfig(path string) (*policies.Policy, *sanitize.Config, error) {
+func (a *app) sanitizeConfig(path, rulesFile string) (*policies.Policy, *sanitize.Config, error) {
 	p, err := a.loadPolicy(path)
 	if err != nil {
 		return nil, nil, err
 	}
 	a.policy = p
-	c, err := sanitize.Compile(p.Sanitize, sanitize.Options{})
+	c, err := sanitize.Compile(p.Sanitize, sanitize.Options{RulesFile: rulesFile})
 	if err != nil {
 		return nil, nil, usageError{err}
 	}
@@ -44,7 +48,7 @@ func (a *app) sanitizeCmd() *cobra.Command {
 		Use:   "sanitize",
 		Short: "Sanitize rules: lint a policy's rules against a snapshot",
 	}
-	var snapshot, target string
+	var snapshot, target, rulesFile string
 	var sample int
 	lint := &cobra.Command{
 		Use:   "lint POLICY",
@@ -58,7 +62,7 @@ looked at; a "keep" rule marks a column as reviewed. Needs the owner key (table 
 Exit codes: 0 no findings, 1 findings (or a failure), 2 bad rules or key.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			_, c, err := a.sanitizeConfig(args[0])
+			_, c, err := a.sanitizeConfig(args[0], rulesFile)
 			if err != nil {
 				return err
 			}
@@ -96,6 +100,7 @@ Exit codes: 0 no findings, 1 findings (or a failure), 2 bad rules or key.`,
 	lint.Flags().StringVar(&snapshot, "snapshot", "latest", "snapshot ID or latest")
 	lint.Flags().StringVar(&target, "target", "", "with latest: the latest snapshot of this target")
 	lint.Flags().IntVar(&sample, "sample", 300, "rows read per table")
+	lint.Flags().StringVar(&rulesFile, "rules", "", "a rules file (tables to rules, as under sanitize.rules) adding to the policy's")
 	cmd.AddCommand(lint)
 	return cmd
 }
@@ -119,17 +124,23 @@ func (a *app) exportCmd() *cobra.Command {
 		sanitized, allowPII bool
 		snapshot, target    string
 		output, journal     string
+		to, passwordFile    string
+		rulesFile           string
 		recipients, dbs     []string
 		renames             []string
+		jobs                int
 	)
 	cmd := &cobra.Command{
-		Use:   "export POLICY --sanitized -o dump.sql.zst [--snapshot ID|latest] [--recipient age1...]",
-		Short: "Write a sanitized SQL dump of a mysql snapshot for developers",
+		Use:   "export POLICY --sanitized (-o dump.sql.zst [--recipient age1...] | --to mysql://user@host:port/) [--snapshot ID|latest]",
+		Short: "Write a sanitized SQL dump of a mysql snapshot for developers, or load it into their server",
 		Long: `Read a mysql snapshot from the policy's repository (never the production database), apply the
 policy's sanitize rules (preset plus rules) and write an SQL dump that loads with the plain
 mysql/mariadb client: .sql, .sql.gz or .sql.zst by the name of -o, age-encrypted to
 sanitize.export.recipients or --recipient when given (then name it ….age). The file appears only
-when complete. Exports refuse to run while "lifeboat sanitize lint" has findings, unless
+when complete. With --to mysql://user@host:port/ the dump is loaded straight into that server
+(a developer's) with the mariadb/mysql client; the password comes from --password-file,
+$LIFEBOAT_MYSQL_PASSWORD or $MYSQL_PWD (never from the command line, never printed), and a failed
+statement is reported with its table. Exports refuse to run while "lifeboat sanitize lint" has findings, unless
 --allow-unruled-pii. Every export is appended to the journal (POLICY.exports.jsonl).
 Needs the owner key: the table data is encrypted to it.
 
@@ -139,18 +150,37 @@ Exit codes: 0 ok, 1 failure or lint findings, 2 bad rules, key or flags, 12 wron
 			if !sanitized {
 				return usagef("exports are sanitized: give --sanitized (to copy production data unchanged, use restore)")
 			}
-			if output == "" {
-				return usagef("-o FILE is required (.sql, .sql.gz or .sql.zst)")
+			if (output == "") == (to == "") {
+				return usagef("give -o FILE (.sql, .sql.gz or .sql.zst) or --to mysql://user@host:port/")
+			}
+			var server *driver.Config
+			if to != "" {
+				if !strings.HasPrefix(to, "mysql://") {
+					return usagef("--to %s: give a mysql://user@host:port/ URL", mysql.Redact(to))
+				}
+				if len(recipients) > 0 {
+					return usagef("--recipient encrypts a file: it does not go with --to")
+				}
+				pw, err := databasePassword(passwordFile, "LIFEBOAT_MYSQL_PASSWORD", "MYSQL_PWD")
+				if err != nil {
+					return usageError{err}
+				}
+				if server, err = mysql.ParseDSN(to, pw); err != nil {
+					return usageError{err}
+				}
+				if _, err := sanitize.ClientBinary(); err != nil {
+					return usageError{err}
+				}
 			}
 			rename, err := parseRenames(renames)
 			if err != nil {
 				return err
 			}
-			p, c, err := a.sanitizeConfig(args[0])
+			p, c, err := a.sanitizeConfig(args[0], rulesFile)
 			if err != nil {
 				return err
 			}
-			if len(recipients) == 0 {
+			if len(recipients) == 0 && to == "" {
 				recipients = p.Sanitize.Export.Recipients
 			}
 			rs, err := sanitize.ParseRecipients(recipients)
@@ -173,24 +203,33 @@ Exit codes: 0 ok, 1 failure or lint findings, 2 bad rules, key or flags, 12 wron
 					}
 					return fmt.Errorf("refusing to export: %d columns look personal but have no sanitize rule (add rules, \"keep\" for reviewed columns, or --allow-unruled-pii)", len(fs))
 				}
-				out, err := sanitize.CreateOutput(output, rs)
-				if err != nil {
-					return sanitizeErr(err)
-				}
-				st, err := sanitize.Export(ctx, r, sn, c, sanitize.ExportOptions{Databases: dbs, Rename: rename}, out)
-				if err != nil {
-					out.Abort()
-					return sanitizeErr(err)
-				}
-				if err := out.Commit(); err != nil {
-					return err
+				eo := sanitize.ExportOptions{Databases: dbs, Rename: rename, Jobs: jobs}
+				var st *sanitize.ExportStats
+				if server != nil {
+					output = mysql.RedactConfig(server)
+					if st, err = exportToServer(ctx, r, sn, c, eo, server); err != nil {
+						return err
+					}
+				} else {
+					out, err := sanitize.CreateOutput(output, rs)
+					if err != nil {
+						return sanitizeErr(err)
+					}
+					st, err = sanitize.Export(ctx, r, sn, c, eo, out)
+					if err != nil {
+						out.Abort()
+						return sanitizeErr(err)
+					}
+					if err := out.Commit(); err != nil {
+						return err
+					}
+					if abs, err := filepath.Abs(output); err == nil {
+						output = abs
+					}
 				}
 				rec := exportRecord{Time: time.Now().UTC(), Policy: p.Name, SnapshotID: sn.ID.String(), Target: sn.Target,
 					Output: output, Recipients: recipients, Bytes: st.Bytes, Tables: len(st.Tables), Findings: len(fs),
 					AllowedPII: allowPII && len(fs) > 0, DurationSec: time.Since(start).Seconds()}
-				if abs, err := filepath.Abs(output); err == nil {
-					rec.Output = abs
-				}
 				if err := appendExportRecord(journal, p.Name, rec); err != nil {
 					fmt.Fprintf(a.stderr, "lifeboat: warning: export not recorded in the journal: %v\n", err)
 				}
@@ -201,8 +240,12 @@ Exit codes: 0 ok, 1 failure or lint findings, 2 bad rules, key or flags, 12 wron
 				if len(rs) > 0 {
 					enc = fmt.Sprintf(", encrypted to %d recipient(s)", len(rs))
 				}
-				fmt.Fprintf(a.stdout, "exported snapshot %s (%s) sanitized to %s: %d tables, %s of SQL in %.1fs%s\n",
-					sn.ID.Short(), sn.Target, output, len(st.Tables), formatBytes(st.Bytes), rec.DurationSec, enc)
+				verb := "exported"
+				if server != nil {
+					verb = "loaded"
+				}
+				fmt.Fprintf(a.stdout, "%s snapshot %s (%s) sanitized to %s: %d tables, %s of SQL in %.1fs%s\n",
+					verb, sn.ID.Short(), sn.Target, output, len(st.Tables), formatBytes(st.Bytes), rec.DurationSec, enc)
 				return nil
 			})
 		},
@@ -210,6 +253,10 @@ Exit codes: 0 ok, 1 failure or lint findings, 2 bad rules, key or flags, 12 wron
 	f := cmd.Flags()
 	f.BoolVar(&sanitized, "sanitized", false, "apply the policy's sanitize rules (required)")
 	f.StringVarP(&output, "output", "o", "", "file to write: .sql, .sql.gz or .sql.zst (optionally .age)")
+	f.StringVar(&to, "to", "", "mysql://user@host:port/: load into this server instead of writing a file")
+	f.StringVar(&passwordFile, "password-file", "", "with --to: file holding the password (else $LIFEBOAT_MYSQL_PASSWORD or $MYSQL_PWD)")
+	f.StringVar(&rulesFile, "rules", "", "a rules file (tables to rules, as under sanitize.rules) adding to the policy's")
+	f.IntVar(&jobs, "jobs", 0, "workers sanitizing rows (default: the number of CPUs; the output does not depend on it)")
 	f.StringVar(&snapshot, "snapshot", "latest", "snapshot ID or latest")
 	f.StringVar(&target, "target", "", "with latest: the latest snapshot of this target")
 	f.StringArrayVar(&recipients, "recipient", nil, "age recipient (age1..., ssh-ed25519 ...) to encrypt to, repeatable; default sanitize.export.recipients")
@@ -218,6 +265,28 @@ Exit codes: 0 ok, 1 failure or lint findings, 2 bad rules, key or flags, 12 wron
 	f.BoolVar(&allowPII, "allow-unruled-pii", false, "export even though lint finds personal-looking columns without rules")
 	f.StringVar(&journal, "journal", defaultJournal(), "directory of the run journal")
 	return cmd
+}
+
+// exportToServer streams the export into a server through its client.
+// A failed load is reported with the client's error and the table.
+func exportToServer(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, c *sanitize.Config, o sanitize.ExportOptions, server *driver.Config) (*sanitize.ExportStats, error) {
+	l, err := sanitize.StartLoad(ctx, server)
+	if err != nil {
+		return nil, err
+	}
+	st, err := sanitize.Export(ctx, r, sn, c, o, l)
+	if err != nil && errors.Is(err, sanitize.ErrRules) {
+		l.Abort()
+		return nil, usageError{err}
+	}
+	// The client's own error explains a broken pipe better.
+	if lerr := l.Close(); lerr != nil {
+		return nil, lerr
+	}
+	if err != nil {
+		return nil, err
+	}
+	return st, nil
 }
 
 func parseRenames(ss []string) (map[string]string, error) {

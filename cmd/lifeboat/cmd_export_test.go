@@ -1,0 +1,142 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/lifeboat-backup/lifeboat/targets/mysql/mysqltest"
+	"github.com/lifeboat-backup/lifeboat/testdata/shop"
+)
+
+// TestCLIExport: a sanitized export loaded straight into a server
+// (--to), rules from a separate file, and bad input: exit 2 with a clear
+// message and no output file left behind.
+func TestCLIExport(t *testing.T) {
+	ctx := context.Background()
+	srv := mysqltest.Shared(t)
+	conn := srv.DB(t, "")
+	_, err := shop.Generate(ctx, conn, shop.Options{Database: "ex_shop", Rows: 200, Replace: true})
+	require.NoError(t, err)
+	dir := t.TempDir()
+	file := func(name, text string) string {
+		p := filepath.Join(dir, name)
+		require.NoError(t, os.WriteFile(p, []byte(text), 0o600))
+		return p
+	}
+	pass := file("mysql.pass", srv.Password+"\n")
+	key := file("sanitize.key", "0123456789abcdef0123456789abcdef\n")
+	c := &cli{t: t, env: map[string]string{"LIFEBOAT_REPO": "file://" + filepath.Join(dir, "repo")}}
+	c.ok("init", "--owner-key-out", filepath.Join(dir, "owner.key"), "--host-key-out", filepath.Join(dir, "host.key"))
+	policyText := func(keyFile string) string {
+		return `version: 1
+name: exshop
+repositories:
+  primary:
+    url: file://` + filepath.Join(dir, "repo") + `
+    key_file: ` + filepath.Join(dir, "owner.key") + `
+targets:
+  - name: shopdb
+    kind: mysql
+    dsn: ` + srv.DSN() + `
+    password_file: ` + pass + `
+    databases: [ex_shop]
+sanitize:
+  preset: magento2
+  key_file: ` + keyFile + `
+  rules:
+    quote:
+      customer_email: fake:email
+`
+	}
+	policy := file("policy.yaml", policyText(key))
+	c.env["LIFEBOAT_REPO"] = ""
+	journal := filepath.Join(dir, "journal")
+	c.ok("run", policy, "--journal", journal)
+	url := "mysql://" + srv.User + "@" + srv.Addr + "/" // the password comes from --password-file
+	c.env["LIFEBOAT_KEY_FILE"] = filepath.Join(dir, "owner.key")
+	c.env["MYSQL_PWD"] = ""
+	c.env["LIFEBOAT_MYSQL_PASSWORD"] = ""
+
+	// Rules in a separate file, mask written as the issue does.
+	rules := file("rules.yaml", "sales_order_payment:\n  last_trans_id: {mask: keep_last=2}\ncustomer_entity:\n  note: keep\n")
+	exec1 := func(q string) {
+		_, err := conn.Exec(q)
+		require.NoError(t, err, q)
+	}
+	exec1("DROP DATABASE IF EXISTS ex_dev")
+	// Twice: a reload into the same database replaces everything.
+	for range 2 {
+		out, errs, code := c.run("export", policy, "--sanitized", "--to", url, "--password-file", pass,
+			"--rules", rules, "--rename", "ex_shop=ex_dev", "--journal", journal)
+		require.Equal(t, 0, code, errs)
+		assert.Contains(t, out, "loaded snapshot")
+		assert.NotContains(t, out+errs, srv.Password)
+	}
+	count := func(q string) (n int64) {
+		require.NoError(t, conn.QueryRow(q).Scan(&n), q)
+		return n
+	}
+	for _, tb := range []string{"customer_entity", "sales_order", "sales_order_address", "quote"} {
+		assert.Equal(t, count("SELECT COUNT(*) FROM ex_shop."+tb), count("SELECT COUNT(*) FROM ex_dev."+tb), tb)
+	}
+	assert.Zero(t, count("SELECT COUNT(*) FROM ex_dev.customer_entity c JOIN ex_shop.customer_entity s ON s.email = c.email"))
+	assert.Zero(t, count("SELECT COUNT(*) FROM ex_dev.sales_order_payment WHERE last_trans_id IS NOT NULL AND last_trans_id NOT REGEXP '^x*.{0,2}$'"))
+	assert.Positive(t, count("SELECT COUNT(*) FROM ex_dev.sales_order_payment WHERE last_trans_id LIKE 'x%'"))
+	journalText, err := os.ReadFile(filepath.Join(journal, "exshop.exports.jsonl"))
+	require.NoError(t, err)
+	assert.Contains(t, string(journalText), `"output":"mysql://`+srv.User+"@"+srv.Addr+`/"`)
+	assert.NotContains(t, string(journalText), srv.Password)
+
+	// A failing load names the table (an existing view of that name).
+	exec1("DROP TABLE ex_dev.quote")
+	exec1("CREATE VIEW ex_dev.quote AS SELECT 1 AS x")
+	_, errs, code := c.run("export", policy, "--sanitized", "--to", url, "--password-file", pass, "--rename", "ex_shop=ex_dev", "--journal", journal)
+	assert.Equal(t, 1, code)
+	assert.Contains(t, errs, "table `ex_dev`.`quote`: ERROR")
+	assert.NotContains(t, errs, srv.Password)
+	// Without the password: the server says no, the message has no secret.
+	_, errs, code = c.run("export", policy, "--sanitized", "--to", url, "--journal", journal)
+	assert.Equal(t, 1, code)
+	assert.Contains(t, errs, "Access denied")
+
+	// Bad input: exit 2, a clear message, no file left behind.
+	out := filepath.Join(dir, "out")
+	require.NoError(t, os.MkdirAll(out, 0o755))
+	for _, tc := range []struct {
+		name   string
+		policy string
+		args   []string
+		want   string
+	}{
+		{"unknown table", policy, []string{"--rules", file("r1.yaml", "no_such_table:\n  x: null\n")}, `table "no_such_table" is not in the snapshot`},
+		{"unknown column", policy, []string{"--rules", file("r2.yaml", "customer_entity:\n  no_col: fake:email\n")}, `no column "no_col"`},
+		{"rule does not fit the type", policy, []string{"--rules", file("r3.yaml", "customer_entity:\n  entity_id: fake:email\n")}, "fake:email on a int column"},
+		{"bad rule in the file", policy, []string{"--rules", file("r4.yaml", "customer_entity:\n  email: {mask: keep_last=x}\n")}, "r4.yaml:2:11: customer_entity.email"},
+		{"table in both", policy, []string{"--rules", file("r5.yaml", "quote: truncate\n")}, `table "quote" has rules in the policy too`},
+		{"missing rules file", policy, []string{"--rules", filepath.Join(dir, "nope.yaml")}, "nope.yaml"},
+		{"missing key file", file("nokey.yaml", policyText(filepath.Join(dir, "missing.key"))), nil, "missing.key"},
+		{"both -o and --to", policy, []string{"--to", url, "-o", filepath.Join(out, "x.sql")}, "give -o FILE"},
+		{"--to not mysql", policy, []string{"--to", "postgres://u@h/"}, "give a mysql://"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(out, strings.ReplaceAll(tc.name, " ", "_")+".sql.zst")
+			args := append([]string{"export", tc.policy, "--sanitized", "--journal", journal}, tc.args...)
+			if !strings.Contains(tc.name, "--to") {
+				args = append(args, "-o", path)
+			}
+			_, errs, code := c.run(args...)
+			assert.Equal(t, 2, code, errs)
+			assert.Contains(t, errs, tc.want)
+			left, err := os.ReadDir(out)
+			require.NoError(t, err)
+			assert.Empty(t, left, fmt.Sprint(left))
+		})
+	}
+}
