@@ -191,7 +191,8 @@ const maxBlockSize = 64 << 20
 // A single stream (a volume, a dump) is cut by one goroutine while the
 // others hash, compress and encrypt its chunks; the IDs come back in order
 // as futures. Channels are small and every stage blocks when the next is
-// busy, so memory is bounded by workers x max chunk size, not by the input.
+// busy, so memory is bounded by workers x max chunk size, not by the input:
+// in flight are one chunk per saver, one queued, and one per reader.
 func (b *backup) run(ctx context.Context, src Source, parent *repo.Snapshot) error {
 	block := 0
 	if fb, ok := src.(FixedBlocks); ok {
@@ -204,7 +205,7 @@ func (b *backup) run(ctx context.Context, src Source, parent *repo.Snapshot) err
 	// Entries travel to the metadata stream in batches: one goroutine
 	// handoff per entry costs more than stat-ing it.
 	ordered := make(chan []*fileJob, 8)
-	tasks := make(chan *chunkTask, b.opts.Workers)
+	tasks := make(chan *chunkTask, 1)
 	var chunkers sync.WaitGroup
 
 	for range b.opts.Workers {
