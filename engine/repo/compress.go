@@ -1,6 +1,7 @@
 package repo
 
 import (
+	"bytes"
 	"fmt"
 	"sync"
 
@@ -48,6 +49,12 @@ func newCompressor(level zstd.EncoderLevel) *compressor {
 // encrypted data are recognized at 1/16 of the cost of compressing them.
 const sampleSize = 64 << 10
 
+// edgeSize is how much of each end of a blob is checked for zeros: a blob
+// that starts or ends with a zero run (a volume block where data meets a
+// hole, a preallocated tail) is compressed in full even when its middle
+// does not compress, so the zeros are not stored.
+const edgeSize = 4 << 10
+
 // compress appends the compressed form of src to dst[:0] and reports whether
 // it is worth keeping; data that does not shrink by at least 1/32 is stored raw.
 func (c *compressor) compress(dst, src []byte) ([]byte, bool) {
@@ -58,7 +65,7 @@ func (c *compressor) compress(dst, src []byte) ([]byte, bool) {
 	defer c.pool.Put(e)
 	if len(src) >= 4*sampleSize {
 		sample := src[len(src)/2-sampleSize/2 : len(src)/2+sampleSize/2]
-		if d := e.EncodeAll(sample, dst[:0]); len(d) >= len(sample)-len(sample)/32 {
+		if d := e.EncodeAll(sample, dst[:0]); len(d) >= len(sample)-len(sample)/32 && !zeroEdge(src) {
 			return d[:0], false
 		}
 	}
@@ -67,6 +74,15 @@ func (c *compressor) compress(dst, src []byte) ([]byte, bool) {
 		return dst[:0], false
 	}
 	return dst, true
+}
+
+var zeroEdgeBlock [edgeSize]byte
+
+// zeroEdge reports whether the first or the last edgeSize bytes of p are all
+// zero (p is longer than 2*edgeSize).
+func zeroEdge(p []byte) bool {
+	return (p[0] == 0 && bytes.Equal(p[:edgeSize], zeroEdgeBlock[:])) ||
+		(p[len(p)-1] == 0 && bytes.Equal(p[len(p)-edgeSize:], zeroEdgeBlock[:]))
 }
 
 var decoder = func() *zstd.Decoder {
