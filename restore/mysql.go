@@ -34,8 +34,12 @@ type MySQLOptions struct {
 	// (`old`.) are rewritten to the new name.
 	Rename map[string]string
 	// Jobs is the number of tables loaded in parallel (default GOMAXPROCS).
-	Jobs     int
-	Progress *Progress
+	Jobs int
+	// DeferIndexesFrom: InnoDB tables with at least this many bytes of
+	// data get their secondary indexes and foreign keys after their rows
+	// (0: 4 MiB; negative: never).
+	DeferIndexesFrom int64
+	Progress         *Progress
 }
 
 // MySQLStats summarize a database restore.
@@ -56,6 +60,8 @@ type mysqlDB struct {
 	tables       []string
 	schema, data map[string]*repo.Node
 	objects      map[string][]*repo.Node // by suffix
+	// alter adds a table's deferred indexes and foreign keys after its data.
+	alter map[string]string
 }
 
 // sessionSetup makes a restore session take the dump's bytes and values
@@ -87,6 +93,9 @@ func MySQL(ctx context.Context, s Snapshot, opts MySQLOptions) (*MySQLStats, err
 	opts.Jobs = jobs(s, opts.Jobs)
 	if opts.Progress == nil {
 		opts.Progress = &Progress{}
+	}
+	if opts.DeferIndexesFrom == 0 {
+		opts.DeferIndexesFrom = deferIndexesFrom
 	}
 	dbs, err := readMySQLTree(ctx, s, opts)
 	if err != nil {
@@ -124,8 +133,13 @@ func MySQL(ctx context.Context, s Snapshot, opts MySQLOptions) (*MySQLStats, err
 			return nil, err
 		}
 		for _, t := range d.tables {
-			if err := runObject(ctx, s, ctl, d.schema[t], "", ""); err != nil {
+			big := opts.DeferIndexesFrom > 0 && d.data[t] != nil && d.data[t].Size >= opts.DeferIndexesFrom
+			later, err := createTable(ctx, s, ctl, d.schema[t], big)
+			if err != nil {
 				return nil, fmt.Errorf("create table %s.%s: %w", mysql.QuoteName(d.target), mysql.QuoteName(t), err)
+			}
+			if len(later) > 0 {
+				d.alter[t] = "ALTER TABLE " + mysql.QuoteName(d.target) + "." + mysql.QuoteName(t) + " " + strings.Join(later, ", ")
 			}
 			st.Tables++
 		}
@@ -150,6 +164,12 @@ func MySQL(ctx context.Context, s Snapshot, opts MySQLOptions) (*MySQLStats, err
 				n, warns, err := loadTable(gctx, s, c, j.d, j.name, opts.Progress)
 				if err != nil {
 					return err
+				}
+				if q := j.d.alter[j.name]; q != "" {
+					if _, err := c.ExecContext(gctx, q); err != nil {
+						return fmt.Errorf("restore %s.%s: add the secondary indexes and foreign keys after the data: %w",
+							mysql.QuoteName(j.d.target), mysql.QuoteName(j.name), err)
+					}
 				}
 				warnMu.Lock()
 				st.Warnings = append(st.Warnings, warns...)
@@ -245,7 +265,8 @@ func readMySQLTree(ctx context.Context, s Snapshot, opts MySQLOptions) ([]*mysql
 			if err != nil {
 				return nil, err
 			}
-			d := &mysqlDB{name: name, target: name, schema: map[string]*repo.Node{}, data: map[string]*repo.Node{}, objects: map[string][]*repo.Node{}}
+			d := &mysqlDB{name: name, target: name, schema: map[string]*repo.Node{}, data: map[string]*repo.Node{},
+				objects: map[string][]*repo.Node{}, alter: map[string]string{}}
 			if t, ok := opts.Rename[name]; ok && t != "" {
 				d.target = t
 			}
@@ -389,16 +410,21 @@ func runObject(ctx context.Context, s Snapshot, c *sql.Conn, n *repo.Node, from,
 	if err != nil {
 		return err
 	}
+	if from != to && from != "" {
+		o.Stmt = strings.ReplaceAll(o.Stmt, mysql.QuoteName(from)+".", mysql.QuoteName(to)+".")
+	}
+	return execObject(ctx, c, o)
+}
+
+// execObject runs an object's session settings and statement on c, then
+// restores the restore's own settings.
+func execObject(ctx context.Context, c *sql.Conn, o *mysql.Object) error {
 	for _, s := range o.Setup {
 		if _, err := c.ExecContext(ctx, s); err != nil {
 			return fmt.Errorf("%s: %w", s, err)
 		}
 	}
-	stmt := o.Stmt
-	if from != to && from != "" {
-		stmt = strings.ReplaceAll(stmt, mysql.QuoteName(from)+".", mysql.QuoteName(to)+".")
-	}
-	_, err = c.ExecContext(ctx, stmt)
+	_, err := c.ExecContext(ctx, o.Stmt)
 	// Back to the restore's own settings for whatever runs next.
 	for _, s := range append([]string{"SET NAMES utf8mb4"}, sessionSetup...) {
 		if _, e := c.ExecContext(ctx, s); e != nil && err == nil {
@@ -406,6 +432,83 @@ func runObject(ctx context.Context, s Snapshot, c *sql.Conn, n *repo.Node, from,
 		}
 	}
 	return err
+}
+
+// deferIndexesFrom is the default MySQLOptions.DeferIndexesFrom: from this
+// size on, adding the indexes after the rows (InnoDB builds each sorted, in
+// one pass, instead of inserting every row into it) beats the cost of an
+// extra ALTER TABLE.
+const deferIndexesFrom = 4 << 20
+
+// createTable runs a stored CREATE TABLE on c. With deferIndexes, an
+// InnoDB table is created without its plain and spatial secondary keys and
+// its foreign keys, returned as ALTER TABLE clauses that add them back (in
+// their order, so SHOW CREATE TABLE comes out the same).
+func createTable(ctx context.Context, s Snapshot, c *sql.Conn, n *repo.Node, deferIndexes bool) ([]string, error) {
+	text, err := readNode(ctx, s, n)
+	if err != nil {
+		return nil, err
+	}
+	o, err := mysql.ParseObject(text)
+	if err != nil {
+		return nil, err
+	}
+	var later []string
+	if deferIndexes {
+		o.Stmt, later = splitIndexes(o.Stmt)
+	}
+	return later, execObject(ctx, c, o)
+}
+
+// splitIndexes takes the plain (KEY) and SPATIAL KEY indexes and the
+// FOREIGN KEY constraints out of an InnoDB table's SHOW CREATE TABLE and
+// returns them as ALTER TABLE clauses. Unique keys stay (they are not
+// sorted after plain ones), and so do FULLTEXT keys (sorted after them),
+// so adding the rest back in their order keeps the index order; InnoDB
+// lists foreign keys by name. Anything not in SHOW CREATE TABLE's layout
+// is left as it is.
+func splitIndexes(create string) (string, []string) {
+	lines := strings.Split(create, "\n")
+	if len(lines) < 3 || !strings.HasPrefix(lines[0], "CREATE TABLE ") || !strings.HasSuffix(lines[0], " (") {
+		return create, nil
+	}
+	end := slices.IndexFunc(lines, func(l string) bool { return strings.HasPrefix(l, ")") })
+	if end < 0 || !strings.Contains(lines[end], "ENGINE=InnoDB") {
+		return create, nil
+	}
+	var keep, later []string
+	for _, l := range lines[1:end] {
+		def := strings.TrimSuffix(l, ",")
+		if strings.HasPrefix(def, "  KEY `") || strings.HasPrefix(def, "  SPATIAL KEY `") || isForeignKey(def) {
+			later = append(later, "ADD "+strings.TrimPrefix(def, "  "))
+			continue
+		}
+		keep = append(keep, def)
+	}
+	if len(later) == 0 || len(keep) == 0 {
+		return create, nil
+	}
+	out := append([]string{lines[0]}, strings.Join(keep, ",\n"))
+	return strings.Join(append(out, lines[end:]...), "\n"), later
+}
+
+// isForeignKey tells a "  CONSTRAINT `name` FOREIGN KEY (...)" line.
+func isForeignKey(def string) bool {
+	rest, ok := strings.CutPrefix(def, "  CONSTRAINT `")
+	if !ok {
+		return false
+	}
+	for i := 0; i < len(rest); i++ { // the name, `` for a backtick
+		if rest[i] != '`' {
+			continue
+		}
+		if i+1 < len(rest) && rest[i+1] == '`' {
+			i++
+			continue
+		}
+		return strings.HasPrefix(rest[i+1:], " FOREIGN KEY (")
+	}
+	return false
 }
 
 // loadTable streams one table's data into the server in one transaction.
