@@ -2,15 +2,12 @@ package engine
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
 	"time"
 
-	"github.com/lifeboat-backup/lifeboat/engine/replicate"
 	"github.com/lifeboat-backup/lifeboat/engine/repo"
-	"github.com/lifeboat-backup/lifeboat/engine/repo/storage"
 	"github.com/lifeboat-backup/lifeboat/policies"
 	"github.com/lifeboat-backup/lifeboat/retention"
 	"github.com/lifeboat-backup/lifeboat/targets/bucket"
@@ -147,12 +144,13 @@ func pick(s string) retention.Pick {
 // PolicyTag marks snapshots made by a policy run.
 func PolicyTag(name string) string { return "policy:" + name }
 
-// Run executes a policy once: back up every target (a failing target does
-// not stop the others), forget what retention does not keep among this
-// policy's snapshots, prune when prune_every has passed, and replicate to
-// every secondary. Steps that fail are named in RunResult.Errors and the
-// error is ErrRunFailed; the caller records the result either way.
-func Run(ctx context.Context, p *policies.Policy, r *repo.Repository, opts RunOptions) (*RunResult, error) {
+// Run executes a policy once on engine e: back up every target (a failing
+// target does not stop the others), forget what retention does not keep
+// among this policy's snapshots, prune when prune_every has passed, and
+// replicate to every secondary. Steps that fail are named in
+// RunResult.Errors and the error is ErrRunFailed; the caller records the
+// result either way.
+func Run(ctx context.Context, p *policies.Policy, e Engine, opts RunOptions) (*RunResult, error) {
 	now := time.Now
 	if opts.Now != nil {
 		now = opts.Now
@@ -174,7 +172,7 @@ func Run(ctx context.Context, p *policies.Policy, r *repo.Repository, opts RunOp
 			}
 			var br *BackupResult
 			tags := append([]string{PolicyTag(p.Name)}, t.Tags...)
-			br, err = Backup(ctx, r, src, BackupOptions{Target: t.Name, Host: p.Host, Tags: tags, Progress: prog})
+			br, err = e.Backup(ctx, src, BackupOptions{Target: t.Name, Host: p.Host, Tags: tags, Progress: prog})
 			if err == nil {
 				st := br.Snapshot.Stats
 				tr.Snapshot, tr.BytesIn, tr.BytesAdded, tr.Warnings = br.Snapshot.ID.String(), st.BytesIn, st.BytesAdded, br.Warnings
@@ -193,11 +191,11 @@ func Run(ctx context.Context, p *policies.Policy, r *repo.Repository, opts RunOp
 	}
 
 	if rules := RulesOf(p.Retention); !rules.Empty() {
-		if err := forgetByPolicy(ctx, p, r, rules, res); err != nil {
+		if err := forgetByPolicy(ctx, p, e, rules, res); err != nil {
 			fail("retention: %v", err)
 		}
 		if every := p.Retention.PruneEvery.D(); len(res.Errors) == 0 && (opts.LastPrune.IsZero() || now().Sub(opts.LastPrune) >= every) {
-			pr, err := r.Prune(ctx, repo.PruneOptions{})
+			pr, err := e.Prune(ctx)
 			if err != nil {
 				fail("prune: %v", err)
 			} else {
@@ -208,30 +206,31 @@ func Run(ctx context.Context, p *policies.Policy, r *repo.Repository, opts RunOp
 
 	for _, sec := range p.Repositories.Secondaries {
 		rr := ReplicaResult{Name: sec.Name}
-		if err := replicateTo(ctx, r, sec.URL, &rr); err != nil {
+		st, err := e.Replicate(ctx, sec.URL)
+		if err != nil {
 			rr.Error = err.Error()
 			fail("replicate to %s: %v", sec.Name, err)
+		} else {
+			rr.Copied, rr.Bytes, rr.Lag = st.Copied, st.Bytes, st.Lag.Seconds()
 		}
 		rr.LagExceeded = sec.MaxLag.D() > 0 && rr.Lag > sec.MaxLag.D().Seconds()
 		res.Replicas = append(res.Replicas, rr)
 	}
-	if sns, err := r.Snapshots(ctx); err == nil {
+	if sns, err := e.Snapshots(ctx); err == nil {
 		for _, s := range sns {
 			if s.Host == p.Host && slices.Contains(s.Tags, PolicyTag(p.Name)) {
 				res.Snapshots++
 			}
 		}
 	}
-	for _, pk := range r.Index().Packs() {
-		res.RepositoryBytes += pk.Size
+	if size, err := e.Size(ctx); err == nil {
+		res.RepositoryBytes = size
 	}
 	res.End = now().UTC()
 	// A copy of the journal entry in the repository: whoever holds a key
 	// can see what ran, also when this host is gone.
-	if data, err := json.Marshal(res); err == nil {
-		if _, err := r.SaveRecord(ctx, "runs/"+p.Name, res.Start, data); err != nil {
-			fail("journal copy: %v", err)
-		}
+	if err := e.SaveRunRecord(ctx, p.Name, res.Start, res); err != nil {
+		fail("journal copy: %v", err)
 	}
 	if !res.OK() {
 		return res, ErrRunFailed
@@ -241,8 +240,8 @@ func Run(ctx context.Context, p *policies.Policy, r *repo.Repository, opts RunOp
 
 // forgetByPolicy applies retention to the snapshots this policy made on
 // this host (tagged policy:NAME) and removes the rest.
-func forgetByPolicy(ctx context.Context, p *policies.Policy, r *repo.Repository, rules retention.Rules, res *RunResult) error {
-	sns, err := r.Snapshots(ctx)
+func forgetByPolicy(ctx context.Context, p *policies.Policy, e Engine, rules retention.Rules, res *RunResult) error {
+	sns, err := e.Snapshots(ctx)
 	if err != nil {
 		return err
 	}
@@ -256,28 +255,20 @@ func forgetByPolicy(ctx context.Context, p *policies.Policy, r *repo.Repository,
 		in = append(in, retention.Snapshot{ID: s.ID.String(), Time: s.Time, Host: s.Host, Target: s.Target, Tags: s.Tags})
 	}
 	res.Retention = retention.Apply(in, rules)
+	var drop []repo.ID
 	for _, d := range res.Retention {
-		if d.Keep {
-			continue
+		if !d.Keep {
+			drop = append(drop, byID[d.Snapshot.ID].ID)
 		}
-		if err := r.DeleteSnapshot(ctx, byID[d.Snapshot.ID].ID); err != nil {
-			return err
-		}
-		res.Forgotten = append(res.Forgotten, d.Snapshot.ID)
 	}
-	return nil
-}
-
-func replicateTo(ctx context.Context, r *repo.Repository, url string, rr *ReplicaResult) error {
-	dst, err := storage.OpenWith(ctx, url, storage.OpenOptions{Create: true, Ping: true})
-	if err != nil {
+	if len(drop) == 0 {
+		return nil
+	}
+	if err := e.Forget(ctx, drop); err != nil {
 		return err
 	}
-	defer dst.Close()
-	res, err := replicate.Replicate(ctx, r, dst, replicate.Options{})
-	if err != nil {
-		return err
+	for _, id := range drop {
+		res.Forgotten = append(res.Forgotten, id.String())
 	}
-	rr.Copied, rr.Bytes, rr.Lag = res.Copied, res.Bytes, res.Lag.Seconds()
 	return nil
 }

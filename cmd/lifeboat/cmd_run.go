@@ -73,7 +73,7 @@ func (a *app) runPolicy(ctx context.Context, p *policies.Policy, targets []strin
 	var res *engine.RunResult
 	err = a.withRepo(ctx, sharedLock, "run "+p.Name, func(ctx context.Context, r *repo.Repository) error {
 		var runErr error
-		res, runErr = engine.Run(ctx, p, r, engine.RunOptions{Targets: targets, LastPrune: last,
+		res, runErr = engine.Run(ctx, p, engine.Native{R: r}, engine.RunOptions{Targets: targets, LastPrune: last,
 			Progress: func(string) *engine.Progress { return &engine.Progress{} }})
 		return runErr
 	})

@@ -1,0 +1,105 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+
+	"github.com/lifeboat-backup/lifeboat/engine/replicate"
+	"github.com/lifeboat-backup/lifeboat/engine/repo"
+	"github.com/lifeboat-backup/lifeboat/engine/repo/storage"
+)
+
+// Engine is a repository engine as a policy run sees it: the native
+// repository (Native) or a restic repository (engine/restic). Snapshots of
+// both are *repo.Snapshot records, so listing, retention and restore
+// selection treat them alike.
+type Engine interface {
+	// Name is "native" or "restic".
+	Name() string
+	// Backup stores one snapshot of src.
+	Backup(ctx context.Context, src Source, opts BackupOptions) (*BackupResult, error)
+	// Snapshots lists all snapshots, oldest first.
+	Snapshots(ctx context.Context) ([]*repo.Snapshot, error)
+	// Forget removes snapshots by ID; their data goes at the next Prune.
+	Forget(ctx context.Context, ids []repo.ID) error
+	// Prune removes data no snapshot references.
+	Prune(ctx context.Context) (*repo.PruneResult, error)
+	// Replicate copies every snapshot the repository at url lacks there.
+	Replicate(ctx context.Context, url string) (*ReplicaStats, error)
+	// Size is the bytes the repository stores (for the run record).
+	Size(ctx context.Context) (int64, error)
+	// SaveRunRecord keeps a copy of a run's record in the repository, where
+	// the engine has a place for it (native: records/runs/POLICY).
+	SaveRunRecord(ctx context.Context, policy string, t time.Time, res *RunResult) error
+}
+
+// ReplicaStats is what one replication copied.
+type ReplicaStats struct {
+	Copied int           // objects (native) or snapshots (restic) copied
+	Bytes  int64         // bytes copied, where the engine reports them
+	Lag    time.Duration // age of the newest snapshot the secondary lacked
+}
+
+// Native is the native repository as an Engine.
+type Native struct{ R *repo.Repository }
+
+// Name implements Engine.
+func (Native) Name() string { return "native" }
+
+// Backup implements Engine.
+func (n Native) Backup(ctx context.Context, src Source, opts BackupOptions) (*BackupResult, error) {
+	return Backup(ctx, n.R, src, opts)
+}
+
+// Snapshots implements Engine.
+func (n Native) Snapshots(ctx context.Context) ([]*repo.Snapshot, error) { return n.R.Snapshots(ctx) }
+
+// Forget implements Engine.
+func (n Native) Forget(ctx context.Context, ids []repo.ID) error {
+	for _, id := range ids {
+		if err := n.R.DeleteSnapshot(ctx, id); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Prune implements Engine.
+func (n Native) Prune(ctx context.Context) (*repo.PruneResult, error) {
+	return n.R.Prune(ctx, repo.PruneOptions{})
+}
+
+// Replicate implements Engine: the secondary is opened (created if
+// missing) and receives every object it lacks.
+func (n Native) Replicate(ctx context.Context, url string) (*ReplicaStats, error) {
+	dst, err := storage.OpenWith(ctx, url, storage.OpenOptions{Create: true, Ping: true})
+	if err != nil {
+		return nil, err
+	}
+	defer dst.Close()
+	res, err := replicate.Replicate(ctx, n.R, dst, replicate.Options{})
+	if err != nil {
+		return nil, err
+	}
+	return &ReplicaStats{Copied: res.Copied, Bytes: res.Bytes, Lag: res.Lag}, nil
+}
+
+// Size implements Engine: the bytes of all packs.
+func (n Native) Size(context.Context) (int64, error) {
+	var total int64
+	for _, pk := range n.R.Index().Packs() {
+		total += pk.Size
+	}
+	return total, nil
+}
+
+// SaveRunRecord implements Engine.
+func (n Native) SaveRunRecord(ctx context.Context, policy string, t time.Time, res *RunResult) error {
+	data, err := json.Marshal(res)
+	if err != nil {
+		return err
+	}
+	_, err = n.R.SaveRecord(ctx, "runs/"+policy, t, data)
+	return err
+}
