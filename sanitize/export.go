@@ -32,6 +32,8 @@ type ExportOptions struct {
 	// ChunkBytes is the table data per work unit (default 1 MiB); a
 	// chunk always ends an INSERT statement.
 	ChunkBytes int
+	// PGBinDir holds pg_restore for postgres snapshots (default: PATH).
+	PGBinDir string
 }
 
 // TableStats are one table's numbers.
@@ -66,6 +68,9 @@ var reDefiner = regexp.MustCompile("DEFINER=(`[^`]*`|'[^']*'|[^ @]*)@(`[^`]*`|'[
 func Export(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, c *Config, o ExportOptions, w io.Writer) (*ExportStats, error) {
 	if o.BatchBytes <= 0 {
 		o.BatchBytes = 1 << 20
+	}
+	if sn.Kind == "postgres" {
+		return exportPostgres(ctx, r, sn, c, o, w)
 	}
 	dbs, err := readTree(ctx, r, sn)
 	if err != nil {

@@ -108,6 +108,9 @@ func fits(r Rule, col *column) error {
 		if r.Arg == "date" && (col.isTemporal() || col.textLike()) {
 			return nil
 		}
+		if col.typ == "inet" && (r.Arg == "ip" || r.Arg == "ipv4" || r.Arg == "ipv6") {
+			return nil
+		}
 		if !col.textLike() {
 			return fmt.Errorf("fake:%s on a %s column: fakes are text (use null or fixed:VALUE)", r.Arg, col.typ)
 		}

@@ -132,10 +132,11 @@ func (a *app) exportCmd() *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "export POLICY --sanitized (-o dump.sql.zst [--recipient age1...] | --to mysql://user@host:port/) [--snapshot ID|latest]",
-		Short: "Write a sanitized SQL dump of a mysql snapshot for developers, or load it into their server",
-		Long: `Read a mysql snapshot from the policy's repository (never the production database), apply the
-policy's sanitize rules (preset plus rules) and write an SQL dump that loads with the plain
-mysql/mariadb client: .sql, .sql.gz or .sql.zst by the name of -o, age-encrypted to
+		Short: "Write a sanitized SQL dump of a mysql or postgres snapshot for developers, or load it into their server",
+		Long: `Read a mysql or postgres snapshot from the policy's repository (never the production database),
+apply the policy's sanitize rules (preset plus rules, plus --rules FILE) and write an SQL dump that
+loads with the plain client (mysql/mariadb; psql into an existing database for PostgreSQL, one
+database per export): .sql, .sql.gz or .sql.zst by the name of -o, age-encrypted to
 sanitize.export.recipients or --recipient when given (then name it ….age). The file appears only
 when complete. With --to mysql://user@host:port/ the dump is loaded straight into that server
 (a developer's) with the mariadb/mysql client; the password comes from --password-file,
@@ -193,9 +194,16 @@ Exit codes: 0 ok, 1 failure or lint findings, 2 bad rules, key or flags, 12 wron
 				if err != nil {
 					return err
 				}
-				fs, err := sanitize.Lint(ctx, r, sn, c, sanitize.LintOptions{})
-				if err != nil {
-					return sanitizeErr(err)
+				if server != nil && sn.Kind != "mysql" {
+					return usagef("--to mysql:// loads a mysql snapshot; snapshot %s is %s (write a file with -o and load it with psql)", sn.ID.Short(), sn.Kind)
+				}
+				var fs []sanitize.Finding
+				if sn.Kind == "mysql" {
+					if fs, err = sanitize.Lint(ctx, r, sn, c, sanitize.LintOptions{}); err != nil {
+						return sanitizeErr(err)
+					}
+				} else {
+					fmt.Fprintf(a.stderr, "lifeboat: note: lint reads mysql snapshots only; snapshot %s (%s) is exported with the rules as they are\n", sn.ID.Short(), sn.Kind)
 				}
 				if len(fs) > 0 && !allowPII {
 					for _, f := range fs {

@@ -1,0 +1,726 @@
+package sanitize
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os/exec"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/lifeboat-backup/lifeboat/engine/repo"
+	"github.com/lifeboat-backup/lifeboat/policies"
+	"github.com/lifeboat-backup/lifeboat/targets"
+	"github.com/lifeboat-backup/lifeboat/targets/postgres"
+)
+
+// A postgres snapshot holds pg_dump custom-format archives per database.
+// The export streams each through pg_restore -f - (plain SQL, no server)
+// and sanitizes the rows of its COPY ... FROM stdin blocks (text format:
+// tab-separated, \N for NULL, backslash escapes); everything else passes
+// unchanged. The output loads with psql into an existing database.
+
+// pgDB is one database of a postgres snapshot.
+type pgDB struct {
+	name            string
+	whole, pre, pst *repo.Node
+	data            map[int]*repo.Node
+}
+
+// archives are the database's archives in load order.
+func (d *pgDB) archives() []*repo.Node {
+	if d.whole != nil {
+		return []*repo.Node{d.whole}
+	}
+	out := []*repo.Node{d.pre}
+	for i := range len(d.data) {
+		out = append(out, d.data[i])
+	}
+	return append(out, d.pst)
+}
+
+func readPGTree(ctx context.Context, r *repo.Repository, sn *repo.Snapshot) ([]*pgDB, error) {
+	if !r.CanReadData() {
+		return nil, fmt.Errorf("read snapshot %s: %w (sanitizing reads the table data: give the owner key, --key-file)", sn.ID.Short(), repo.ErrNoDataKey)
+	}
+	tr := r.NewTreeReader(ctx, sn)
+	var dbs []*pgDB
+	byName := map[string]*pgDB{}
+	for {
+		n, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		if n.Type != targets.TypeFile || n.Path == postgres.GlobalsFile {
+			continue
+		}
+		name, part, i, ok := postgres.SplitEntry(n.Path)
+		if !ok {
+			return nil, fmt.Errorf("snapshot %s: unexpected entry %q", sn.ID.Short(), n.Path)
+		}
+		d := byName[name]
+		if d == nil {
+			d = &pgDB{name: name, data: map[int]*repo.Node{}}
+			byName[name] = d
+			dbs = append(dbs, d)
+		}
+		switch part {
+		case "whole":
+			d.whole = n
+		case "pre":
+			d.pre = n
+		case "post":
+			d.pst = n
+		case "data":
+			d.data[i] = n
+		}
+	}
+	for _, d := range dbs {
+		complete := d.pre != nil && d.pst != nil
+		for i := range len(d.data) {
+			complete = complete && d.data[i] != nil
+		}
+		if d.whole == nil && !complete {
+			return nil, fmt.Errorf("snapshot %s: database %q has no complete archive", sn.ID.Short(), d.name)
+		}
+	}
+	if len(dbs) == 0 {
+		return nil, fmt.Errorf("snapshot %s holds no databases", sn.ID.Short())
+	}
+	return dbs, nil
+}
+
+// pgProc is a running pg_restore -f - fed from the repository.
+type pgProc struct {
+	cmd    *exec.Cmd
+	out    io.ReadCloser
+	stderr limitedBuffer
+	what   string
+}
+
+func startPGRestore(ctx context.Context, r *repo.Repository, bin string, n *repo.Node, args ...string) (*pgProc, error) {
+	p := &pgProc{what: n.Path}
+	p.cmd = exec.CommandContext(ctx, bin, append([]string{"-f", "-"}, args...)...)
+	p.cmd.Stdin = r.NewBlobReader(ctx, n.Content)
+	p.cmd.Stderr = &p.stderr
+	var err error
+	if p.out, err = p.cmd.StdoutPipe(); err != nil {
+		return nil, err
+	}
+	if err := p.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start pg_restore: %w", err)
+	}
+	return p, nil
+}
+
+// wait ends the process: an error says what pg_restore said.
+func (p *pgProc) wait() error {
+	io.Copy(io.Discard, p.out)
+	if err := p.cmd.Wait(); err != nil {
+		msg := strings.TrimSpace(p.stderr.String())
+		if msg == "" {
+			msg = err.Error()
+		}
+		return fmt.Errorf("pg_restore of %s: %s", p.what, msg)
+	}
+	return nil
+}
+
+// restrictKey tells whether pg_restore takes --restrict-key (15.14 and
+// later minor releases print a random \restrict key otherwise).
+func restrictKey(bin string) bool {
+	out, err := exec.Command(bin, "--help").Output()
+	return err == nil && bytes.Contains(out, []byte("--restrict-key"))
+}
+
+// pgTable is a table as its CREATE TABLE in pg_restore's output says.
+type pgTable struct {
+	schema, name string
+	cols         []*column
+}
+
+// pgSchemas reads the tables of d (pg_restore --schema-only).
+func pgSchemas(ctx context.Context, r *repo.Repository, bin string, d *pgDB) (map[string]*pgTable, error) {
+	n := d.whole
+	if n == nil {
+		n = d.pre
+	}
+	p, err := startPGRestore(ctx, r, bin, n, "--schema-only")
+	if err != nil {
+		return nil, err
+	}
+	tables, perr := parsePGSchema(p.out)
+	if err := p.wait(); err != nil {
+		return nil, err
+	}
+	return tables, perr
+}
+
+// parsePGSchema collects the CREATE TABLE statements of pg_restore's
+// plain output: "CREATE TABLE schema.name (" then one column per line.
+func parsePGSchema(rd io.Reader) (map[string]*pgTable, error) {
+	tables := map[string]*pgTable{}
+	sc := bufio.NewScanner(rd)
+	sc.Buffer(make([]byte, 64<<10), 64<<20)
+	var cur *pgTable
+	for sc.Scan() {
+		line := sc.Text()
+		if cur == nil {
+			rest, ok := strings.CutPrefix(line, "CREATE TABLE ")
+			if !ok {
+				rest, ok = strings.CutPrefix(line, "CREATE UNLOGGED TABLE ")
+			}
+			if !ok || !strings.HasSuffix(rest, " (") {
+				continue
+			}
+			schema, name, err := pgQualified(strings.TrimSuffix(rest, " ("))
+			if err != nil {
+				return nil, fmt.Errorf("%q: %w", line, err)
+			}
+			cur = &pgTable{schema: schema, name: name}
+			continue
+		}
+		if strings.HasPrefix(line, ")") {
+			tables[cur.schema+"."+cur.name] = cur
+			cur = nil
+			continue
+		}
+		def := strings.TrimSuffix(strings.TrimSpace(line), ",")
+		if strings.HasPrefix(def, "CONSTRAINT ") {
+			continue
+		}
+		name, rest, err := pgIdent(def)
+		if err != nil {
+			return nil, fmt.Errorf("%s.%s: %q: %w", cur.schema, cur.name, line, err)
+		}
+		cur.cols = append(cur.cols, pgColumn(name, strings.TrimSpace(rest)))
+	}
+	return tables, sc.Err()
+}
+
+// pgIdent reads a leading identifier, "quoted" or bare.
+func pgIdent(s string) (name, rest string, err error) {
+	if !strings.HasPrefix(s, `"`) {
+		end := strings.IndexAny(s, " .(,")
+		if end < 0 {
+			end = len(s)
+		}
+		if end == 0 {
+			return "", s, errors.New("no identifier")
+		}
+		return s[:end], s[end:], nil
+	}
+	var b strings.Builder
+	for i := 1; i < len(s); i++ {
+		if s[i] == '"' {
+			if i+1 < len(s) && s[i+1] == '"' {
+				b.WriteByte('"')
+				i++
+				continue
+			}
+			return b.String(), s[i+1:], nil
+		}
+		b.WriteByte(s[i])
+	}
+	return "", s, errors.New("unterminated quoted identifier")
+}
+
+// pgQualified splits schema.name.
+func pgQualified(s string) (schema, name string, err error) {
+	schema, rest, err := pgIdent(s)
+	if err != nil {
+		return "", "", err
+	}
+	if !strings.HasPrefix(rest, ".") {
+		return "public", schema, nil
+	}
+	name, rest, err = pgIdent(rest[1:])
+	if err == nil && rest != "" {
+		err = fmt.Errorf("unexpected %q", rest)
+	}
+	return schema, name, err
+}
+
+// pgColumn maps a column definition (type and modifiers) to the column
+// facts rules are checked against.
+func pgColumn(name, def string) *column {
+	c := &column{name: name, nullable: !strings.Contains(def, " NOT NULL") && !strings.HasPrefix(def, "NOT NULL")}
+	typ := def
+	for _, stop := range []string{" NOT NULL", " DEFAULT ", " COLLATE ", " GENERATED ", " NULL"} {
+		if i := strings.Index(typ, stop); i >= 0 {
+			typ = typ[:i]
+		}
+	}
+	typ = strings.ToLower(strings.TrimSpace(typ))
+	length := 0
+	if open := strings.IndexByte(typ, '('); open > 0 && strings.HasSuffix(typ, ")") && !strings.HasSuffix(typ, "[]") {
+		length, _ = strconv.Atoi(typ[open+1 : len(typ)-1])
+		typ = typ[:open]
+	}
+	switch {
+	case strings.HasSuffix(typ, "[]"):
+		c.typ = "array"
+	case typ == "character varying" || typ == "varchar":
+		c.typ, c.max = "varchar", length
+	case typ == "character" || typ == "char" || typ == "bpchar":
+		c.typ, c.max = "char", max(length, 1)
+	case typ == "text" || typ == "citext" || typ == "name":
+		c.typ = "text"
+	case typ == "integer" || typ == "int" || typ == "int4":
+		c.typ = "int"
+	case typ == "bigint" || typ == "smallint" || typ == "numeric" || typ == "real" || typ == "decimal":
+		c.typ = typ
+	case typ == "double precision":
+		c.typ = "double"
+	case typ == "date":
+		c.typ = "date"
+	case strings.HasPrefix(typ, "timestamp"):
+		c.typ = "timestamp"
+	case strings.HasPrefix(typ, "time"):
+		c.typ = "time"
+	case typ == "inet" || typ == "cidr":
+		c.typ = "inet"
+	case typ == "json" || typ == "jsonb":
+		c.typ = "pg" + typ // not text: a fake is no JSON
+	default:
+		c.typ = "pg:" + typ // boolean, bytea, uuid, ...: no text rules
+	}
+	return c
+}
+
+// exportPostgres is Export for a postgres snapshot.
+func exportPostgres(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, c *Config, o ExportOptions, w io.Writer) (*ExportStats, error) {
+	if len(o.Rename) > 0 {
+		return nil, rulesErrorf("--rename does not apply to a PostgreSQL export: it loads into the database psql connects to")
+	}
+	dbs, err := readPGTree(ctx, r, sn)
+	if err != nil {
+		return nil, err
+	}
+	if len(o.Databases) > 0 {
+		dbs = slices.DeleteFunc(dbs, func(d *pgDB) bool { return !slices.Contains(o.Databases, d.name) })
+		for _, want := range o.Databases {
+			if !slices.ContainsFunc(dbs, func(d *pgDB) bool { return d.name == want }) {
+				return nil, rulesErrorf("database %q is not in snapshot %s", want, sn.ID.Short())
+			}
+		}
+	}
+	if len(dbs) != 1 {
+		var names []string
+		for _, d := range dbs {
+			names = append(names, d.name)
+		}
+		return nil, rulesErrorf("snapshot %s holds %d databases (%s): export one at a time (--database)", sn.ID.Short(), len(dbs), strings.Join(names, ", "))
+	}
+	d := dbs[0]
+	bin, err := postgres.Binary(o.PGBinDir, "pg_restore")
+	if err != nil {
+		return nil, err
+	}
+	tables, err := pgSchemas(ctx, r, bin, d)
+	if err != nil {
+		return nil, err
+	}
+	// Plan every table first: bad rules fail before a byte is written.
+	plans := map[string]*tablePlan{}
+	for key, t := range tables {
+		p, err := c.plan(t.schema, t.name, t.cols)
+		if err != nil {
+			return nil, err
+		}
+		if p.action == policies.TableSkip {
+			return nil, rulesErrorf("%s: skip is not supported in PostgreSQL exports (its indexes and constraints stay): use truncate", p.qualified())
+		}
+		plans[key] = p
+	}
+	for _, k := range c.userTables() {
+		found := false
+		for _, t := range tables {
+			found = found || k == t.name || k == t.schema+"."+t.name
+		}
+		if !found {
+			return nil, rulesErrorf("sanitize.rules: table %q is not in database %q of the snapshot (write TABLE or SCHEMA.TABLE)", k, d.name)
+		}
+	}
+	now := sn.RecoveryPoint.Time
+	if now.IsZero() {
+		now = sn.Time
+	}
+	var args []string
+	if restrictKey(bin) {
+		// psql's \restrict key, random unless given: derived from the
+		// sanitize key, so the same key gives the same export.
+		f := &faker{key: c.key}
+		args = append(args, "--restrict-key="+f.hashHex([]byte("restrict-key " + sn.ID.String()))[:32])
+	}
+	if !o.KeepDefiners {
+		args = append(args, "--no-owner", "--no-privileges")
+	}
+	cw := &countWriter{w: w}
+	bw := bufio.NewWriterSize(cw, 256<<10)
+	stats := map[string]*TableStats{}
+	var order []*TableStats
+	err = runPipeline(ctx, o.Jobs, o.ChunkBytes, c.key, bw, func(p *pipeline) error {
+		fmt.Fprintf(p, "-- lifeboat sanitized export of snapshot %s (target %s, database %s, recovery point %s)\n",
+			sn.ID.Short(), sn.Target, d.name, now.UTC().Format(time.RFC3339))
+		fmt.Fprintf(p, "-- Load with: createdb DB && psql -v ON_ERROR_STOP=1 -d DB -f this file\n\n")
+		for _, n := range d.archives() {
+			proc, err := startPGRestore(ctx, r, bin, n, args...)
+			if err != nil {
+				return err
+			}
+			err = pgStream(p, proc.out, c, plans, now, func(key string, t *tablePlan) *TableStats {
+				if stats[key] == nil {
+					ts := &TableStats{Database: d.name, Table: key, Action: t.action}
+					if t.action == "" && t.where != nil {
+						ts.Action = "where"
+					}
+					stats[key] = ts
+					order = append(order, ts)
+				}
+				return stats[key]
+			})
+			if err != nil {
+				proc.cmd.Process.Kill()
+				if werr := proc.wait(); werr != nil && !errors.Is(err, context.Canceled) {
+					return fmt.Errorf("%w (%v)", err, werr)
+				}
+				return err
+			}
+			if err := proc.wait(); err != nil {
+				return err
+			}
+		}
+		p.WriteString("\n-- end of export\n")
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := bw.Flush(); err != nil {
+		return nil, err
+	}
+	st := &ExportStats{Bytes: cw.n}
+	for _, ts := range order {
+		st.Tables = append(st.Tables, *ts)
+	}
+	return st, nil
+}
+
+// pgStream copies pg_restore's output to the pipeline, sending the rows
+// of each COPY block through the table's rules.
+func pgStream(p *pipeline, out io.Reader, c *Config, plans map[string]*tablePlan, now time.Time, stats func(string, *tablePlan) *TableStats) error {
+	br := bufio.NewReaderSize(out, 256<<10)
+	var long []byte
+	for {
+		line, err := br.ReadSlice('\n')
+		if err == bufio.ErrBufferFull {
+			long = append(long[:0], line...)
+			for err == bufio.ErrBufferFull {
+				line, err = br.ReadSlice('\n')
+				long = append(long, line...)
+			}
+			line = long
+		}
+		if err != nil && err != io.EOF {
+			return err
+		}
+		if len(line) == 0 {
+			return nil
+		}
+		schema, name, cols, ok := parseCopyHeader(line)
+		key := schema + "." + name
+		t := plans[key]
+		if ok && t == nil {
+			// A table without its own CREATE TABLE (a partition): its
+			// columns as text, so that preset rules still apply.
+			var tcols []*column
+			for _, n := range cols {
+				tcols = append(tcols, &column{name: n, typ: "text", nullable: true})
+			}
+			var err error
+			if t, err = c.plan(schema, name, tcols); err != nil {
+				return err
+			}
+			plans[key] = t
+		}
+		if !ok {
+			if _, werr := p.Write(line); werr != nil {
+				return werr
+			}
+			if err == io.EOF {
+				return nil
+			}
+			continue
+		}
+		ts := stats(key, t)
+		rd, err := newCopyRenderer(t, cols, now)
+		if err != nil {
+			return err
+		}
+		data := &copyReader{br: br, atStart: true}
+		if t.action == policies.TableTruncate {
+			_, err := io.Copy(io.Discard, data)
+			if err != nil {
+				return fmt.Errorf("export %s: %w", t.qualified(), err)
+			}
+			continue
+		}
+		p.Write(line)
+		if err := p.data(data, rd, ts, "export "+t.qualified()); err != nil {
+			return err
+		}
+		p.WriteString("\\.\n")
+	}
+}
+
+// parseCopyHeader reads `COPY schema.table (a, b) FROM stdin;`.
+func parseCopyHeader(line []byte) (schema, name string, cols []string, ok bool) {
+	s, found := strings.CutPrefix(string(line), "COPY ")
+	if !found || !strings.HasSuffix(s, " FROM stdin;\n") {
+		return "", "", nil, false
+	}
+	s = strings.TrimSuffix(s, " FROM stdin;\n")
+	open := strings.Index(s, " (")
+	if open < 0 || !strings.HasSuffix(s, ")") {
+		return "", "", nil, false
+	}
+	schema, name, err := pgQualified(s[:open])
+	if err != nil {
+		return "", "", nil, false
+	}
+	rest := s[open+2 : len(s)-1]
+	for rest != "" {
+		col, after, err := pgIdent(rest)
+		if err != nil {
+			return "", "", nil, false
+		}
+		cols = append(cols, col)
+		rest = strings.TrimPrefix(after, ", ")
+		if rest == after && rest != "" {
+			return "", "", nil, false
+		}
+	}
+	return schema, name, cols, true
+}
+
+// copyReader reads a COPY block's rows up to (not including) its \.
+// line, which it consumes.
+type copyReader struct {
+	br      *bufio.Reader
+	pending []byte
+	atStart bool
+	done    bool
+}
+
+func (c *copyReader) Read(p []byte) (int, error) {
+	for len(c.pending) == 0 {
+		if c.done {
+			return 0, io.EOF
+		}
+		line, err := c.br.ReadSlice('\n')
+		if c.atStart && string(line) == "\\.\n" {
+			c.done = true
+			return 0, io.EOF
+		}
+		switch {
+		case err == bufio.ErrBufferFull:
+			c.atStart = false
+		case err == io.EOF:
+			return 0, errors.New(`COPY data ends without its \. line`)
+		case err != nil:
+			return 0, err
+		default:
+			c.atStart = true
+		}
+		c.pending = line
+	}
+	n := copy(p, c.pending)
+	c.pending = c.pending[n:]
+	return n, nil
+}
+
+// copyRenderer sanitizes rows of COPY text format. Fields without a rule
+// pass through as they are.
+type copyRenderer struct {
+	ncols int
+	cols  []*column
+	rules []*Rule
+	where *where
+	idx   map[string]int
+	now   time.Time
+}
+
+func newCopyRenderer(t *tablePlan, names []string, now time.Time) (*copyRenderer, error) {
+	rd := &copyRenderer{ncols: len(names), cols: make([]*column, len(names)), rules: make([]*Rule, len(names)), idx: map[string]int{}, now: now}
+	for i, h := range names {
+		rd.idx[h] = i
+		col := t.byName[h]
+		if col == nil {
+			col = &column{name: h, typ: "text", nullable: true}
+		}
+		rd.cols[i] = col
+		if r, ok := t.rules[h]; ok {
+			rd.rules[i] = &r
+		}
+	}
+	if t.where != nil {
+		for name := range t.where.cols {
+			if _, ok := rd.idx[name]; !ok {
+				return nil, rulesErrorf("%s: where uses column %q, which is not in the data (generated)", t.qualified(), name)
+			}
+		}
+		rd.where = t.where
+	}
+	return rd, nil
+}
+
+func (t *copyRenderer) render(f *faker, in []byte, first int64, out []byte) ([]byte, int64, int64, error) {
+	var ev *env
+	if t.where != nil {
+		ev = &env{cols: t.idx, now: t.now}
+	}
+	raw := make([][]byte, 0, t.ncols)
+	row := make([][]byte, t.ncols)
+	var arena []byte
+	var read, written int64
+	for len(in) > 0 {
+		nl := bytes.IndexByte(in, '\n')
+		line := in[:nl]
+		in = in[nl+1:]
+		raw = raw[:0]
+		for {
+			i := bytes.IndexByte(line, '\t')
+			if i < 0 {
+				raw = append(raw, line)
+				break
+			}
+			raw = append(raw, line[:i])
+			line = line[i+1:]
+		}
+		if len(raw) != t.ncols {
+			return out, read, written, fmt.Errorf("row %d has %d fields, the COPY header %d", first+read, len(raw), t.ncols)
+		}
+		read++
+		arena = arena[:0]
+		if ev != nil {
+			for i, v := range raw {
+				row[i], arena = pgDecode(v, arena)
+			}
+			ev.row = row
+			if !truthy(t.where.x.eval(ev)) {
+				continue
+			}
+		}
+		for i, v := range raw {
+			if i > 0 {
+				out = append(out, '\t')
+			}
+			r := t.rules[i]
+			if r == nil {
+				out = append(out, v...)
+				continue
+			}
+			var orig []byte
+			orig, arena = pgDecode(v, arena)
+			out = appendCopyField(out, f.apply(r, t.cols[i], orig))
+		}
+		out = append(out, '\n')
+		written++
+	}
+	return out, read, written, nil
+}
+
+// pgDecode decodes a COPY text field into arena (nil for \N).
+func pgDecode(v, arena []byte) ([]byte, []byte) {
+	if len(v) == 2 && v[0] == '\\' && v[1] == 'N' {
+		return nil, arena
+	}
+	if bytes.IndexByte(v, '\\') < 0 {
+		return v, arena
+	}
+	from := len(arena)
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if c != '\\' || i+1 == len(v) {
+			arena = append(arena, c)
+			continue
+		}
+		i++
+		switch e := v[i]; {
+		case e == 'b':
+			arena = append(arena, '\b')
+		case e == 'f':
+			arena = append(arena, '\f')
+		case e == 'n':
+			arena = append(arena, '\n')
+		case e == 'r':
+			arena = append(arena, '\r')
+		case e == 't':
+			arena = append(arena, '\t')
+		case e == 'v':
+			arena = append(arena, '\v')
+		case e >= '0' && e <= '7':
+			n := 0
+			j := i
+			for ; j < len(v) && j < i+3 && v[j] >= '0' && v[j] <= '7'; j++ {
+				n = n*8 + int(v[j]-'0')
+			}
+			arena = append(arena, byte(n))
+			i = j - 1
+		case e == 'x' && i+1 < len(v) && isHex(v[i+1]):
+			n := 0
+			j := i + 1
+			for ; j < len(v) && j < i+3 && isHex(v[j]); j++ {
+				n = n*16 + hexVal(v[j])
+			}
+			arena = append(arena, byte(n))
+			i = j - 1
+		default:
+			arena = append(arena, e)
+		}
+	}
+	return arena[from:len(arena):len(arena)], arena
+}
+
+func isHex(c byte) bool { return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F' }
+
+func hexVal(c byte) int {
+	switch {
+	case c >= 'a':
+		return int(c-'a') + 10
+	case c >= 'A':
+		return int(c-'A') + 10
+	}
+	return int(c - '0')
+}
+
+// appendCopyField appends v in COPY text format (nil is \N).
+func appendCopyField(dst, v []byte) []byte {
+	if v == nil {
+		return append(dst, '\\', 'N')
+	}
+	for _, c := range v {
+		switch c {
+		case '\\':
+			dst = append(dst, '\\', '\\')
+		case '\n':
+			dst = append(dst, '\\', 'n')
+		case '\r':
+			dst = append(dst, '\\', 'r')
+		case '\t':
+			dst = append(dst, '\\', 't')
+		default:
+			dst = append(dst, c)
+		}
+	}
+	return dst
+}
