@@ -2,6 +2,8 @@ package restore
 
 import (
 	"bufio"
+	"bytes"
+	"cmp"
 	"context"
 	"database/sql"
 	"fmt"
@@ -39,7 +41,12 @@ type MySQLOptions struct {
 	// data get their secondary indexes and foreign keys after their rows
 	// (0: 4 MiB; negative: never).
 	DeferIndexesFrom int64
-	Progress         *Progress
+	// PieceBytes: InnoDB tables with a primary key and at least 4 pieces
+	// of data are cut into pieces of about this size at row boundaries,
+	// loaded by all connections, each in its own transaction (0: 8 MiB;
+	// negative: never).
+	PieceBytes int64
+	Progress   *Progress
 }
 
 // MySQLStats summarize a database restore.
@@ -62,6 +69,7 @@ type mysqlDB struct {
 	objects      map[string][]*repo.Node // by suffix
 	// alter adds a table's deferred indexes and foreign keys after its data.
 	alter map[string]string
+	pk    map[string]bool // InnoDB with a primary key
 }
 
 // sessionSetup makes a restore session take the dump's bytes and values
@@ -96,6 +104,9 @@ func MySQL(ctx context.Context, s Snapshot, opts MySQLOptions) (*MySQLStats, err
 	}
 	if opts.DeferIndexesFrom == 0 {
 		opts.DeferIndexesFrom = deferIndexesFrom
+	}
+	if opts.PieceBytes == 0 {
+		opts.PieceBytes = pieceBytes
 	}
 	dbs, err := readMySQLTree(ctx, s, opts)
 	if err != nil {
@@ -134,7 +145,10 @@ func MySQL(ctx context.Context, s Snapshot, opts MySQLOptions) (*MySQLStats, err
 		}
 		for _, t := range d.tables {
 			big := opts.DeferIndexesFrom > 0 && d.data[t] != nil && d.data[t].Size >= opts.DeferIndexesFrom
-			later, err := createTable(ctx, s, ctl, d.schema[t], big)
+			later, pk, err := createTable(ctx, s, ctl, d.schema[t], big)
+			if pk {
+				d.pk[t] = true
+			}
 			if err != nil {
 				return nil, fmt.Errorf("create table %s.%s: %w", mysql.QuoteName(d.target), mysql.QuoteName(t), err)
 			}
@@ -145,61 +159,11 @@ func MySQL(ctx context.Context, s Snapshot, opts MySQLOptions) (*MySQLStats, err
 		}
 	}
 	// Data, in parallel.
-	type job struct {
-		d    *mysqlDB
-		name string
-	}
-	jobs := make(chan job)
-	g, gctx := errgroup.WithContext(ctx)
-	var bytes atomic.Int64
-	var warnMu sync.Mutex
-	for range opts.Jobs {
-		g.Go(func() error {
-			c, err := session(gctx, db, "SET NAMES binary")
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			for j := range jobs {
-				n, warns, err := loadTable(gctx, s, c, j.d, j.name, opts.Progress)
-				if err != nil {
-					return err
-				}
-				if q := j.d.alter[j.name]; q != "" {
-					if _, err := c.ExecContext(gctx, q); err != nil {
-						return fmt.Errorf("restore %s.%s: add the secondary indexes and foreign keys after the data: %w",
-							mysql.QuoteName(j.d.target), mysql.QuoteName(j.name), err)
-					}
-				}
-				warnMu.Lock()
-				st.Warnings = append(st.Warnings, warns...)
-				warnMu.Unlock()
-				bytes.Add(n)
-				opts.Progress.Files.Add(1)
-			}
-			return nil
-		})
-	}
-	g.Go(func() error {
-		defer close(jobs)
-		for _, d := range dbs {
-			for _, t := range d.tables {
-				if d.data[t] == nil {
-					continue
-				}
-				select {
-				case jobs <- job{d, t}:
-				case <-gctx.Done():
-					return gctx.Err()
-				}
-			}
-		}
-		return nil
-	})
-	if err := g.Wait(); err != nil {
+	n, err := loadData(ctx, s, db, dbs, opts, st)
+	if err != nil {
 		return nil, err
 	}
-	st.Bytes = bytes.Load()
+	st.Bytes = n
 	// Routines first (views may call functions), then views (retried in
 	// rounds, as views may use views), triggers and events.
 	for _, d := range dbs {
@@ -266,7 +230,7 @@ func readMySQLTree(ctx context.Context, s Snapshot, opts MySQLOptions) ([]*mysql
 				return nil, err
 			}
 			d := &mysqlDB{name: name, target: name, schema: map[string]*repo.Node{}, data: map[string]*repo.Node{},
-				objects: map[string][]*repo.Node{}, alter: map[string]string{}}
+				objects: map[string][]*repo.Node{}, alter: map[string]string{}, pk: map[string]bool{}}
 			if t, ok := opts.Rename[name]; ok && t != "" {
 				d.target = t
 			}
@@ -444,20 +408,23 @@ const deferIndexesFrom = 4 << 20
 // InnoDB table is created without its plain and spatial secondary keys and
 // its foreign keys, returned as ALTER TABLE clauses that add them back (in
 // their order, so SHOW CREATE TABLE comes out the same).
-func createTable(ctx context.Context, s Snapshot, c *sql.Conn, n *repo.Node, deferIndexes bool) ([]string, error) {
+// It also tells whether the table is InnoDB with a primary key: rows
+// then have no order of their own, and the table may be loaded in pieces.
+func createTable(ctx context.Context, s Snapshot, c *sql.Conn, n *repo.Node, deferIndexes bool) ([]string, bool, error) {
 	text, err := readNode(ctx, s, n)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	o, err := mysql.ParseObject(text)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
+	pk := strings.Contains(o.Stmt, "\n  PRIMARY KEY (") && strings.Contains(o.Stmt, "\n) ENGINE=InnoDB")
 	var later []string
 	if deferIndexes {
 		o.Stmt, later = splitIndexes(o.Stmt)
 	}
-	return later, execObject(ctx, c, o)
+	return later, pk, execObject(ctx, c, o)
 }
 
 // splitIndexes takes the plain (KEY) and SPATIAL KEY indexes and the
@@ -511,8 +478,170 @@ func isForeignKey(def string) bool {
 	return false
 }
 
-// loadTable streams one table's data into the server in one transaction.
-func loadTable(ctx context.Context, s Snapshot, c *sql.Conn, d *mysqlDB, table string, p *Progress) (int64, []string, error) {
+// pieceBytes is the default MySQLOptions.PieceBytes: the size of the
+// pieces a big table is loaded in, each by whichever connection is free.
+// A restore holds at most one piece per connection plus the one being cut.
+const pieceBytes = 8 << 20
+
+// loadJob is a table to stream into the server, or one piece of a big one
+// (then piece holds the rows and load is shared by the table's pieces).
+type loadJob struct {
+	d     *mysqlDB
+	table string
+	piece []byte
+	load  *pieceLoad
+}
+
+// pieceLoad tracks a table loaded in pieces: pending counts the pieces
+// not yet loaded plus one for the cutting, so that whoever brings it to
+// zero adds the table's deferred indexes.
+type pieceLoad struct {
+	cols    []string
+	pending atomic.Int64
+}
+
+// loadData loads every table's rows with opts.Jobs connections: big
+// InnoDB tables with a primary key are cut into pieces at row boundaries
+// (largest table first) and loaded by all connections; the others each
+// stream straight from the repository in one transaction.
+func loadData(ctx context.Context, s Snapshot, db *sql.DB, dbs []*mysqlDB, opts MySQLOptions, st *MySQLStats) (int64, error) {
+	jobs := make(chan loadJob)
+	g, gctx := errgroup.WithContext(ctx)
+	var total atomic.Int64
+	var warnMu sync.Mutex
+	warn := func(ws []string) {
+		warnMu.Lock()
+		st.Warnings = append(st.Warnings, ws...)
+		warnMu.Unlock()
+	}
+	for range opts.Jobs {
+		g.Go(func() error {
+			c, err := session(gctx, db, "SET NAMES binary")
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			for j := range jobs {
+				name := mysql.QuoteName(j.d.target) + "." + mysql.QuoteName(j.table)
+				if j.load == nil {
+					n, warns, err := loadStream(gctx, s, c, j.d, j.table, opts.Progress)
+					if err != nil {
+						return err
+					}
+					warn(warns)
+					total.Add(n)
+				} else if j.piece != nil {
+					warns, err := loadRows(gctx, c, name, j.load.cols, bytes.NewReader(j.piece), nil)
+					if err != nil {
+						return err
+					}
+					warn(warns)
+					total.Add(int64(len(j.piece)))
+				}
+				if j.load != nil && j.load.pending.Add(-1) > 0 {
+					continue // more pieces of the table to come or loading
+				}
+				if q := j.d.alter[j.table]; q != "" {
+					if _, err := c.ExecContext(gctx, q); err != nil {
+						return fmt.Errorf("restore %s: add the secondary indexes and foreign keys after the data: %w", name, err)
+					}
+				}
+				opts.Progress.Files.Add(1)
+			}
+			return nil
+		})
+	}
+	g.Go(func() error {
+		defer close(jobs)
+		send := func(j loadJob) error {
+			select {
+			case jobs <- j:
+				return nil
+			case <-gctx.Done():
+				return gctx.Err()
+			}
+		}
+		var small []loadJob
+		var big []loadJob
+		for _, d := range dbs {
+			for _, t := range d.tables {
+				if n := d.data[t]; n == nil {
+					continue
+				} else if opts.Jobs > 1 && opts.PieceBytes > 0 && d.pk[t] && n.Size >= 4*opts.PieceBytes {
+					big = append(big, loadJob{d: d, table: t})
+				} else {
+					small = append(small, loadJob{d: d, table: t})
+				}
+			}
+		}
+		slices.SortStableFunc(big, func(a, b loadJob) int { return cmp.Compare(b.d.data[b.table].Size, a.d.data[a.table].Size) })
+		for _, j := range big {
+			if err := cutPieces(gctx, s, j, opts.PieceBytes, opts.Progress, send); err != nil {
+				return err
+			}
+		}
+		for _, j := range small {
+			if err := send(j); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err := g.Wait(); err != nil {
+		return 0, err
+	}
+	return total.Load(), nil
+}
+
+// cutPieces reads a table's data and sends it in pieces of about size
+// bytes ending at a row boundary (a raw newline only ends a row: one in a
+// value is escaped), then a last job without rows that counts the cutting
+// as done.
+func cutPieces(ctx context.Context, s Snapshot, j loadJob, size int64, p *Progress, send func(loadJob) error) error {
+	n := j.d.data[j.table]
+	content := s.Open(ctx, n)
+	defer content.Close()
+	cr := &countingReader{r: content, p: p}
+	br := bufio.NewReaderSize(cr, 256<<10)
+	cols, err := mysql.ReadHeader(br)
+	if err != nil {
+		return fmt.Errorf("restore %s: %w", n.Path, err)
+	}
+	load := &pieceLoad{cols: cols}
+	load.pending.Store(1)
+	for {
+		piece := make([]byte, size, size+64<<10)
+		k, err := io.ReadFull(br, piece)
+		piece = piece[:k]
+		if err == nil {
+			var rest []byte
+			rest, err = br.ReadBytes('\n')
+			piece = append(piece, rest...)
+		}
+		if err != nil && err != io.EOF && err != io.ErrUnexpectedEOF {
+			return fmt.Errorf("restore %s: %w", n.Path, err)
+		}
+		if len(piece) > 0 {
+			if piece[len(piece)-1] != '\n' {
+				return fmt.Errorf("restore %s: data does not end with a newline", n.Path)
+			}
+			load.pending.Add(1)
+			if err := send(loadJob{d: j.d, table: j.table, piece: piece, load: load}); err != nil {
+				return err
+			}
+		}
+		if err != nil {
+			break
+		}
+	}
+	if cr.n != n.Size {
+		return fmt.Errorf("restore %s: content is %d bytes, metadata says %d", n.Path, cr.n, n.Size)
+	}
+	return send(loadJob{d: j.d, table: j.table, load: load})
+}
+
+// loadStream streams one table's data into the server in one transaction.
+func loadStream(ctx context.Context, s Snapshot, c *sql.Conn, d *mysqlDB, table string, p *Progress) (int64, []string, error) {
 	n := d.data[table]
 	name := mysql.QuoteName(d.target) + "." + mysql.QuoteName(table)
 	content := s.Open(ctx, n)
@@ -523,21 +652,33 @@ func loadTable(ctx context.Context, s Snapshot, c *sql.Conn, d *mysqlDB, table s
 	if err != nil {
 		return 0, nil, fmt.Errorf("restore %s: %w", n.Path, err)
 	}
+	warns, err := loadRows(ctx, c, name, cols, br, func() error {
+		if cr.n != n.Size {
+			return fmt.Errorf("content is %d bytes, metadata says %d", cr.n, n.Size)
+		}
+		return nil
+	})
+	return cr.n, warns, err
+}
+
+// loadRows runs LOAD DATA LOCAL INFILE of rows into table name (quoted),
+// in one transaction, committed if check (may be nil) passes.
+func loadRows(ctx context.Context, c *sql.Conn, name string, cols []string, rows io.Reader, check func() error) ([]string, error) {
 	quoted := make([]string, len(cols))
 	for i, col := range cols {
 		quoted[i] = mysql.QuoteName(col)
 	}
 	handler := fmt.Sprintf("lifeboat-%d", loadSeq.Add(1))
-	driver.RegisterReaderHandler(handler, func() io.Reader { return br })
+	driver.RegisterReaderHandler(handler, func() io.Reader { return rows })
 	defer driver.DeregisterReaderHandler(handler)
 	if _, err := c.ExecContext(ctx, "BEGIN"); err != nil {
-		return 0, nil, err
+		return nil, err
 	}
 	q := "LOAD DATA LOCAL INFILE 'Reader::" + handler + "' INTO TABLE " + name +
 		" CHARACTER SET binary (" + strings.Join(quoted, ", ") + ")"
-	_, err = c.ExecContext(ctx, q)
-	if err == nil && cr.n != n.Size {
-		err = fmt.Errorf("content is %d bytes, metadata says %d", cr.n, n.Size)
+	_, err := c.ExecContext(ctx, q)
+	if err == nil && check != nil {
+		err = check()
 	}
 	var warns []string
 	if err == nil {
@@ -551,12 +692,12 @@ func loadTable(ctx context.Context, s Snapshot, c *sql.Conn, d *mysqlDB, table s
 		if strings.Contains(err.Error(), "not allowed") || strings.Contains(err.Error(), "local_infile") {
 			err = fmt.Errorf("%w (the server must allow LOAD DATA LOCAL: SET GLOBAL local_infile = 1)", err)
 		}
-		return 0, nil, fmt.Errorf("load %s: %w", name, err)
+		return nil, fmt.Errorf("load %s: %w", name, err)
 	}
 	if _, err := c.ExecContext(ctx, "COMMIT"); err != nil {
-		return 0, nil, fmt.Errorf("load %s: commit: %w", name, err)
+		return nil, fmt.Errorf("load %s: commit: %w", name, err)
 	}
-	return cr.n, warns, nil
+	return warns, nil
 }
 
 // loadWarnings returns the warnings of the last LOAD DATA (converted

@@ -146,12 +146,19 @@ func TestMySQLShopRoundTrip(t *testing.T) {
 		require.NotContains(t, p, srv.Password)
 	}
 
+	// Big tables in pieces of 16 KiB on 4 connections, indexes after the rows.
+	loads := func() (n int64) {
+		require.NoError(t, db.QueryRow("SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME = 'COM_LOAD'").Scan(&n))
+		return n
+	}
+	loadsBefore := loads()
 	st, err := restore.MySQL(context.Background(), restore.FromRepository(r, sn), restore.MySQLOptions{DSN: srv.DSN(), Password: srv.Password,
-		Rename: map[string]string{"shop_rt": "shop_rt_copy"}, Jobs: 4})
+		Rename: map[string]string{"shop_rt": "shop_rt_copy"}, Jobs: 4, PieceBytes: 16 << 10, DeferIndexesFrom: 1})
 	require.NoError(t, err)
 	require.Equal(t, 1, st.Databases)
 	require.Equal(t, len(shop.Tables()), st.Tables)
 	require.Equal(t, 6, st.Objects)
+	require.Greater(t, loads()-loadsBefore, int64(3*len(shop.Tables())), "big tables must be loaded in pieces")
 
 	counts := shop.RowCounts(rowsN)
 	for _, tbl := range shop.Tables() {
