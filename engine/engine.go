@@ -3,6 +3,8 @@ package engine
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"strings"
 	"time"
 
 	"github.com/lifeboat-backup/lifeboat/engine/replicate"
@@ -102,4 +104,31 @@ func (n Native) SaveRunRecord(ctx context.Context, policy string, t time.Time, r
 	}
 	_, err = n.R.SaveRecord(ctx, "runs/"+policy, t, data)
 	return err
+}
+
+// FindSnapshot picks ref among sns (oldest first): "latest" is the newest
+// that filter keeps (nil: any), anything else a unique ID prefix. It is
+// repo.Repository.FindSnapshot for engines that list all snapshots at once.
+func FindSnapshot(sns []*repo.Snapshot, ref string, filter func(*repo.Snapshot) bool) (*repo.Snapshot, error) {
+	if ref == "latest" {
+		for i := len(sns) - 1; i >= 0; i-- {
+			if filter == nil || filter(sns[i]) {
+				return sns[i], nil
+			}
+		}
+		return nil, fmt.Errorf("latest snapshot: %w (repository has no matching snapshot)", repo.ErrNotFound)
+	}
+	var match []*repo.Snapshot
+	for _, s := range sns {
+		if ref != "" && strings.HasPrefix(s.ID.String(), strings.ToLower(ref)) {
+			match = append(match, s)
+		}
+	}
+	switch {
+	case len(match) == 0:
+		return nil, fmt.Errorf("snapshot %q: %w", ref, repo.ErrNotFound)
+	case len(match) > 1:
+		return nil, fmt.Errorf("snapshot prefix %q is ambiguous: %d snapshots match", ref, len(match))
+	}
+	return match[0], nil
 }

@@ -1,0 +1,237 @@
+package restic
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/lifeboat-backup/lifeboat/engine/repo"
+	"github.com/lifeboat-backup/lifeboat/restore"
+	"github.com/lifeboat-backup/lifeboat/targets"
+)
+
+// smallEntry is the largest content Tree keeps in memory: schemas, views,
+// small tables are then read without a second dump pass.
+const smallEntry = 1 << 20
+
+// Open returns a stream snapshot (mysql, postgres, exec, bucket, volume)
+// as a restore.Snapshot, read through `restic dump`. Tree makes one pass
+// over the archive; content bigger than smallEntry is streamed by a second
+// pass in tree order (Sequential), and an open out of order restarts it.
+func (e *Engine) Open(sn *repo.Snapshot) restore.Snapshot {
+	return &streamSnapshot{r: e.R, sn: sn, file: "/" + sn.Target + ArchiveSuffix}
+}
+
+type streamSnapshot struct {
+	r    *Restic
+	sn   *repo.Snapshot
+	file string
+
+	once  sync.Once
+	nodes []*repo.Node
+	index map[string]int
+	small map[string][]byte
+	err   error
+
+	mu  sync.Mutex
+	cur *dumpPass
+}
+
+func (s *streamSnapshot) Info() *repo.Snapshot { return s.sn }
+
+// Sequential implements restore.Sequential: big entries come in tree order.
+func (s *streamSnapshot) Sequential() bool { return true }
+
+func (s *streamSnapshot) Tree(ctx context.Context) restore.TreeReader {
+	s.once.Do(func() { s.err = s.load(ctx) })
+	return &nodeList{nodes: s.nodes, err: s.err}
+}
+
+// load reads the whole archive once: nodes with their real sizes, small
+// contents, and the recovery point from the end record.
+func (s *streamSnapshot) load(ctx context.Context) error {
+	p, err := s.startPass(ctx)
+	if err != nil {
+		return err
+	}
+	defer p.close()
+	s.index, s.small = map[string]int{}, map[string][]byte{}
+	buf := make([]byte, smallEntry+1)
+	for {
+		e, err := p.ar.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return s.fail(p, err)
+		}
+		n := &repo.Node{Entry: *e}
+		if e.Type == targets.TypeFile {
+			k, err := io.ReadFull(p.ar, buf)
+			switch err {
+			case io.EOF, io.ErrUnexpectedEOF:
+				s.small[e.Path] = bytes.Clone(buf[:k])
+				n.Size = int64(k)
+			case nil:
+				rest, err := io.Copy(io.Discard, p.ar)
+				if err != nil {
+					return s.fail(p, err)
+				}
+				n.Size = int64(k) + rest
+			default:
+				return s.fail(p, err)
+			}
+		}
+		s.index[e.Path] = len(s.nodes)
+		s.nodes = append(s.nodes, n)
+	}
+	end := p.ar.end
+	s.sn.RecoveryPoint = repo.RecoveryPoint{Time: end.RecoveryPoint, Details: end.Details}
+	return p.close()
+}
+
+func (s *streamSnapshot) fail(p *dumpPass, err error) error {
+	if werr := p.close(); werr != nil {
+		return werr // restic's own failure explains a cut stream
+	}
+	return fmt.Errorf("snapshot %s %s: %w", s.sn.ID.Short(), s.file, err)
+}
+
+func (s *streamSnapshot) Open(ctx context.Context, n *repo.Node) io.ReadCloser {
+	if b, ok := s.small[n.Path]; ok {
+		return io.NopCloser(bytes.NewReader(b))
+	}
+	idx, ok := s.index[n.Path]
+	if !ok {
+		return errReader{fmt.Errorf("snapshot %s: no entry %q (read the tree first)", s.sn.ID.Short(), n.Path)}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cur != nil && s.cur.pos >= idx {
+		_ = s.cur.close()
+		s.cur = nil
+	}
+	if s.cur == nil {
+		p, err := s.startPass(ctx)
+		if err != nil {
+			return errReader{err}
+		}
+		s.cur = p
+	}
+	for s.cur.pos < idx {
+		if _, err := s.cur.ar.Next(); err != nil {
+			err = s.fail(s.cur, err)
+			s.cur = nil
+			return errReader{err}
+		}
+		s.cur.pos++
+	}
+	return entryReader{s: s, p: s.cur}
+}
+
+// Close ends a running dump pass.
+func (s *streamSnapshot) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cur == nil {
+		return nil
+	}
+	err := s.cur.close()
+	s.cur = nil
+	return err
+}
+
+// dumpPass is one running `restic dump SNAPSHOT /TARGET.lifeboat`.
+type dumpPass struct {
+	ar     *archiveReader
+	pr     *io.PipeReader
+	cancel context.CancelFunc
+	done   chan error
+	pos    int // index of the entry whose content is next
+	err    error
+	closed bool
+}
+
+func (s *streamSnapshot) startPass(ctx context.Context) (*dumpPass, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	pr, pw := io.Pipe()
+	p := &dumpPass{pr: pr, cancel: cancel, done: make(chan error, 1), pos: -1}
+	go func() {
+		err := s.r.run(ctx, cmd{args: []string{"dump", s.sn.ID.String(), s.file}, stdout: pw})
+		_ = pw.CloseWithError(err)
+		p.done <- err
+	}()
+	ar, err := newArchiveReader(pr)
+	if err != nil {
+		return nil, s.fail(p, err)
+	}
+	p.ar = ar
+	return p, nil
+}
+
+// close stops the pass and returns restic's error, if it failed before
+// it was stopped.
+func (p *dumpPass) close() error {
+	if p.closed {
+		return p.err
+	}
+	p.closed = true
+	_ = p.pr.Close()
+	finished := false
+	var err error
+	select {
+	case err = <-p.done:
+		finished = true
+	default:
+	}
+	p.cancel()
+	if !finished {
+		<-p.done // stopped by us: not a failure
+		return nil
+	}
+	p.err = err
+	return err
+}
+
+// entryReader reads one entry's content of a pass.
+type entryReader struct {
+	s *streamSnapshot
+	p *dumpPass
+}
+
+func (r entryReader) Read(b []byte) (int, error) {
+	n, err := r.p.ar.Read(b)
+	if err != nil && err != io.EOF {
+		if werr := r.p.close(); werr != nil {
+			err = werr
+		}
+		err = fmt.Errorf("snapshot %s %s: %w", r.s.sn.ID.Short(), r.s.file, err)
+	}
+	return n, err
+}
+
+func (entryReader) Close() error { return nil }
+
+type errReader struct{ err error }
+
+func (e errReader) Read([]byte) (int, error) { return 0, e.err }
+func (errReader) Close() error               { return nil }
+
+type nodeList struct {
+	nodes []*repo.Node
+	i     int
+	err   error
+}
+
+func (l *nodeList) Next() (*repo.Node, error) {
+	if l.err != nil {
+		return nil, l.err
+	}
+	if l.i == len(l.nodes) {
+		return nil, io.EOF
+	}
+	l.i++
+	return l.nodes[l.i-1], nil
+}
