@@ -46,7 +46,11 @@ type MySQLOptions struct {
 	// loaded by all connections, each in its own transaction (0: 8 MiB;
 	// negative: never).
 	PieceBytes int64
-	Progress   *Progress
+	// NoBinlog loads without writing the binary log (SET sql_log_bin = 0,
+	// needs the SUPER or BINLOG ADMIN privilege), as myloader does by
+	// default: replicas of the destination do not get the restored data.
+	NoBinlog bool
+	Progress *Progress
 }
 
 // MySQLStats summarize a database restore.
@@ -125,7 +129,11 @@ func MySQL(ctx context.Context, s Snapshot, opts MySQLOptions) (*MySQLStats, err
 		return nil, err
 	}
 	st := &MySQLStats{}
-	ctl, err := session(ctx, db, "SET NAMES utf8mb4")
+	setup := slices.Clone(sessionSetup)
+	if opts.NoBinlog {
+		setup = append(setup, "SET SESSION sql_log_bin = 0")
+	}
+	ctl, err := session(ctx, db, setup, "SET NAMES utf8mb4")
 	if err != nil {
 		return nil, err
 	}
@@ -159,7 +167,7 @@ func MySQL(ctx context.Context, s Snapshot, opts MySQLOptions) (*MySQLStats, err
 		}
 	}
 	// Data, in parallel.
-	n, err := loadData(ctx, s, db, dbs, opts, st)
+	n, err := loadData(ctx, s, db, setup, dbs, opts, st)
 	if err != nil {
 		return nil, err
 	}
@@ -327,12 +335,12 @@ func checkConflicts(ctx context.Context, db *sql.DB, dbs []*mysqlDB) error {
 }
 
 // session takes a connection and sets it up for restoring.
-func session(ctx context.Context, db *sql.DB, names string) (*sql.Conn, error) {
+func session(ctx context.Context, db *sql.DB, setup []string, names string) (*sql.Conn, error) {
 	c, err := db.Conn(ctx)
 	if err != nil {
 		return nil, err
 	}
-	for _, q := range append([]string{names}, sessionSetup...) {
+	for _, q := range append([]string{names}, setup...) {
 		if _, err := c.ExecContext(ctx, q); err != nil {
 			c.Close()
 			return nil, fmt.Errorf("%s: %w", q, err)
@@ -504,7 +512,7 @@ type pieceLoad struct {
 // InnoDB tables with a primary key are cut into pieces at row boundaries
 // (largest table first) and loaded by all connections; the others each
 // stream straight from the repository in one transaction.
-func loadData(ctx context.Context, s Snapshot, db *sql.DB, dbs []*mysqlDB, opts MySQLOptions, st *MySQLStats) (int64, error) {
+func loadData(ctx context.Context, s Snapshot, db *sql.DB, setup []string, dbs []*mysqlDB, opts MySQLOptions, st *MySQLStats) (int64, error) {
 	jobs := make(chan loadJob)
 	g, gctx := errgroup.WithContext(ctx)
 	var total atomic.Int64
@@ -516,7 +524,7 @@ func loadData(ctx context.Context, s Snapshot, db *sql.DB, dbs []*mysqlDB, opts 
 	}
 	for range opts.Jobs {
 		g.Go(func() error {
-			c, err := session(gctx, db, "SET NAMES binary")
+			c, err := session(gctx, db, setup, "SET NAMES binary")
 			if err != nil {
 				return err
 			}

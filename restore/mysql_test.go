@@ -290,3 +290,46 @@ func TestMySQLBackupFaults(t *testing.T) {
 	_, err = r.FindSnapshot(context.Background(), "latest", nil)
 	require.True(t, errors.Is(err, repo.ErrNotFound), "no snapshot may be saved: %v", err)
 }
+
+// TestMySQLRestoreNoBinlog: with NoBinlog nothing of the restore reaches
+// the binary log; without it, everything does.
+func TestMySQLRestoreNoBinlog(t *testing.T) {
+	srv := mysqltest.Shared(t)
+	db := srv.DB(t, "")
+	exec(t, db, "DROP DATABASE IF EXISTS nolog", "CREATE DATABASE nolog",
+		"CREATE TABLE nolog.t (id INT PRIMARY KEY, v VARCHAR(20))", "INSERT INTO nolog.t VALUES (1, 'a'), (2, 'b')")
+	_, r := newRepo(t)
+	res, err := backupMySQL(t, r, mysql.Options{DSN: srv.DSN(), Password: srv.Password, Databases: []string{"nolog"}})
+	require.NoError(t, err)
+	position := func() string {
+		var file, pos string
+		rows, err := db.Query("SHOW MASTER STATUS")
+		require.NoError(t, err)
+		defer rows.Close()
+		require.True(t, rows.Next())
+		cols, _ := rows.Columns()
+		vals := make([]any, len(cols))
+		vals[0], vals[1] = &file, &pos
+		for i := 2; i < len(vals); i++ {
+			vals[i] = new(sql.RawBytes)
+		}
+		require.NoError(t, rows.Scan(vals...))
+		return file + ":" + pos
+	}
+	for _, noBinlog := range []bool{true, false} {
+		target := fmt.Sprintf("nolog_%t", noBinlog)
+		exec(t, db, "DROP DATABASE IF EXISTS "+target)
+		before := position()
+		_, err = restore.MySQL(context.Background(), restore.FromRepository(r, res.Snapshot), restore.MySQLOptions{DSN: srv.DSN(), Password: srv.Password,
+			Rename: map[string]string{"nolog": target}, NoBinlog: noBinlog})
+		require.NoError(t, err)
+		var n int
+		require.NoError(t, db.QueryRow("SELECT COUNT(*) FROM "+target+".t").Scan(&n))
+		require.Equal(t, 2, n)
+		if noBinlog {
+			require.Equal(t, before, position(), "nothing may reach the binlog")
+		} else {
+			require.NotEqual(t, before, position())
+		}
+	}
+}

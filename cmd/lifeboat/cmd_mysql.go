@@ -118,6 +118,7 @@ type mysqlRestoreFlags struct {
 	renames      []string
 	jobs         int
 	passwordFile string
+	noBinlog     bool
 }
 
 func addMySQLRestoreFlags(f *pflag.FlagSet) *mysqlRestoreFlags {
@@ -126,6 +127,7 @@ func addMySQLRestoreFlags(f *pflag.FlagSet) *mysqlRestoreFlags {
 	f.StringArrayVar(&m.renames, "rename", nil, "with --to mysql://: restore database OLD as NEW (OLD=NEW), repeatable")
 	f.IntVar(&m.jobs, "jobs", 0, "with --to mysql://: tables loaded in parallel (default: CPUs)")
 	f.StringVar(&m.passwordFile, "password-file", "", "with --to mysql://: file holding the password (else in the URL, $LIFEBOAT_MYSQL_PASSWORD or $MYSQL_PWD)")
+	f.BoolVar(&m.noBinlog, "no-binlog", false, "with --to mysql://: do not write the restored rows to the binary log (replicas do not get them; needs SUPER or BINLOG ADMIN)")
 	return m
 }
 
@@ -152,7 +154,7 @@ func (a *app) restoreMySQL(ctx context.Context, r *repo.Repository, sn *repo.Sna
 		return fmt.Sprintf("%d tables, %s loaded, %.0f MB/s", p.Files.Load(), formatBytes(b), float64(b)/1e6/max(time.Since(start).Seconds(), 0.001))
 	})
 	st, err := restore.MySQL(ctx, restore.FromRepository(r, sn), restore.MySQLOptions{DSN: to, Password: pw, Databases: m.databases,
-		Rename: rename, Jobs: m.jobs, Progress: p})
+		Rename: rename, Jobs: m.jobs, NoBinlog: m.noBinlog, Progress: p})
 	stop()
 	if err != nil {
 		return err
