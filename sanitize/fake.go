@@ -48,10 +48,12 @@ func lowerAll(ss []string) []string {
 // faker derives fakes from a keyed HMAC-SHA256 of the original value.
 // Not safe for concurrent use (one per export).
 type faker struct {
-	key   []byte
-	mac   hash.Hash
-	cache map[string][]byte // kind 0x00 value max -> fake
-	ckey  []byte
+	key     []byte
+	mac     hash.Hash
+	cache   map[string][]byte // kind 0x00 value max -> fake
+	ckey    []byte
+	kinds   map[string]*kindStats
+	scratch []byte // an uncached fake, valid until the next call
 }
 
 // sum is HMAC-SHA256(key, kind 0x00 value): the same original gives the
@@ -71,15 +73,31 @@ func (f *faker) sum(kind string, v []byte) [32]byte {
 }
 
 // cachedFake is fake with a small cache: names, cities and the same
-// customer's email repeat across rows and tables. The result is shared:
-// callers must not modify it.
+// customer's email repeat across rows and tables. A kind whose values
+// rarely repeat (phones, postcodes) stops using the cache after a trial:
+// a miss costs a lookup and an insert on top of the fake. The result is
+// shared: callers must not modify it.
 func (f *faker) cachedFake(kind string, v []byte, max int) []byte {
-	if len(v) > 256 {
-		return f.appendFake(nil, kind, v, max)
+	ks := f.kinds[kind]
+	if ks == nil {
+		if f.kinds == nil {
+			f.kinds = map[string]*kindStats{}
+		}
+		ks = &kindStats{}
+		f.kinds[kind] = ks
+	}
+	if len(v) > 256 || ks.off {
+		f.scratch = f.appendFake(f.scratch[:0], kind, v, max)
+		return f.scratch
 	}
 	f.ckey = append(append(append(append(f.ckey[:0], kind...), 0), v...), byte(max), byte(max>>8), byte(max>>16))
+	ks.lookups++
 	if s, ok := f.cache[string(f.ckey)]; ok {
+		ks.hits++
 		return s
+	}
+	if ks.lookups == cacheTrial && ks.hits < cacheTrial/4 {
+		ks.off = true
 	}
 	s := f.appendFake(nil, kind, v, max)
 	if f.cache == nil {
@@ -90,6 +108,16 @@ func (f *faker) cachedFake(kind string, v []byte, max int) []byte {
 	f.cache[string(f.ckey)] = s
 	return s
 }
+
+// kindStats decide whether a fake kind is worth caching.
+type kindStats struct {
+	lookups, hits int
+	off           bool
+}
+
+// cacheTrial is the number of lookups after which a kind with fewer than
+// a quarter hits stops using the cache.
+const cacheTrial = 2048
 
 // cacheSize bounds the fake cache: small enough to stay in the CPU
 // caches (a miss costs about as much as making the fake).
