@@ -21,6 +21,9 @@ import (
 //
 //	LOAD DATA LOCAL INFILE 't.data' INTO TABLE t CHARACTER SET binary IGNORE 1 LINES (col, ...)
 
+// escapes maps each byte that needs a backslash to the letter after it.
+var escapes = [256]byte{'\\': '\\', '\t': 't', '\n': 'n', 0: '0'}
+
 // AppendField appends one value in the LOAD DATA text format (nil is NULL).
 func AppendField(dst, v []byte) []byte {
 	if v == nil {
@@ -28,17 +31,8 @@ func AppendField(dst, v []byte) []byte {
 	}
 	start := 0
 	for i, c := range v {
-		var esc byte
-		switch c {
-		case '\\':
-			esc = '\\'
-		case '\t':
-			esc = 't'
-		case '\n':
-			esc = 'n'
-		case 0:
-			esc = '0'
-		default:
+		esc := escapes[c]
+		if esc == 0 {
 			continue
 		}
 		dst = append(dst, v[start:i]...)
