@@ -125,8 +125,12 @@ type archiveReader struct {
 func newArchiveReader(r io.Reader) (*archiveReader, error) {
 	br := bufio.NewReaderSize(r, 256<<10)
 	magic := make([]byte, len(archiveMagic))
-	if _, err := io.ReadFull(br, magic); err != nil || string(magic) != archiveMagic {
-		return nil, fmt.Errorf("not a lifeboat archive (bad magic %q)", magic)
+	n, err := io.ReadFull(br, magic)
+	if err != nil && err != io.EOF && err != io.ErrUnexpectedEOF {
+		return nil, err
+	}
+	if string(magic[:n]) != archiveMagic {
+		return nil, fmt.Errorf("not a lifeboat archive (bad magic %q)", magic[:n])
 	}
 	return &archiveReader{r: br}, nil
 }

@@ -172,27 +172,26 @@ func (s *streamSnapshot) startPass(ctx context.Context) (*dumpPass, error) {
 }
 
 // close stops the pass and returns restic's error, if it failed before
-// it was stopped.
+// it was stopped. A running restic gets SIGINT (it then removes its lock)
+// and its remaining output is drained: closing the pipe instead would
+// kill it by SIGPIPE and leave its lock behind.
 func (p *dumpPass) close() error {
 	if p.closed {
 		return p.err
 	}
 	p.closed = true
-	_ = p.pr.Close()
-	finished := false
 	var err error
 	select {
 	case err = <-p.done:
-		finished = true
+		p.err = err
+		_ = p.pr.Close()
+		return err
 	default:
 	}
 	p.cancel()
-	if !finished {
-		<-p.done // stopped by us: not a failure
-		return nil
-	}
-	p.err = err
-	return err
+	_, _ = io.Copy(io.Discard, p.pr)
+	<-p.done // stopped by us: not a failure
+	return nil
 }
 
 // entryReader reads one entry's content of a pass.

@@ -1,0 +1,256 @@
+package restic
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/lifeboat-backup/lifeboat/engine"
+	"github.com/lifeboat-backup/lifeboat/engine/repo"
+	"github.com/lifeboat-backup/lifeboat/engine/repo/storage/miniotest"
+	"github.com/lifeboat-backup/lifeboat/targets"
+)
+
+func TestMain(m *testing.M) { os.Exit(miniotest.Main(m)) }
+
+// streamSource is a database-like source: entries with content produced
+// on the fly, a recovery point, and optionally a failure after n entries.
+type streamSource struct {
+	entries []archived
+	failAt  int // fail when reaching this entry (0: never)
+}
+
+func (s *streamSource) Kind() string       { return "exec" }
+func (s *streamSource) Paths() []string    { return []string{"dump"} }
+func (s *streamSource) AllOrNothing() bool { return true }
+func (s *streamSource) RecoveryPoint() (time.Time, map[string]string) {
+	return time.Date(2026, 11, 25, 3, 0, 0, 0, time.UTC), map[string]string{"lsn": "0/16B3748"}
+}
+
+func (s *streamSource) Walk(ctx context.Context, _ func(string, error), fn func(targets.Entry, engine.Opener) error) error {
+	for i, a := range s.entries {
+		if s.failAt > 0 && i == s.failAt {
+			return errors.New("server went away")
+		}
+		var open engine.Opener
+		if a.content != nil {
+			c := a.content
+			open = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(c)), nil }
+		}
+		if err := fn(a.e, open); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func randomBytes(n int, seed uint64) []byte {
+	r := rand.New(rand.NewPCG(seed, seed))
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(r.Uint32())
+	}
+	return b
+}
+
+func testEntries() []archived {
+	return []archived{
+		{e: targets.Entry{Path: "db", Type: targets.TypeDir, Mode: 0o755}},
+		{e: targets.Entry{Path: "db/a.sql", Type: targets.TypeFile}, content: []byte("CREATE TABLE a (id int)")},
+		{e: targets.Entry{Path: "db/big1.tsv", Type: targets.TypeFile}, content: randomBytes(3<<20+17, 1)},
+		{e: targets.Entry{Path: "db/empty.tsv", Type: targets.TypeFile}, content: []byte{}},
+		{e: targets.Entry{Path: "db/big2.tsv", Type: targets.TypeFile}, content: randomBytes(smallEntry+1, 2)},
+		{e: targets.Entry{Path: "db/z.sql", Type: targets.TypeFile}, content: []byte("CREATE VIEW z AS SELECT 1")},
+	}
+}
+
+func TestStreamBackupRestore(t *testing.T) {
+	for _, where := range []string{"local", "minio"} {
+		t.Run(where, func(t *testing.T) {
+			url := ""
+			if where == "minio" {
+				srv := miniotest.Shared(t)
+				bucket := fmt.Sprintf("restic-stream-%d", time.Now().UnixNano())
+				srv.CreateBucket(t, bucket)
+				url = srv.URL(bucket, "shop")
+			}
+			testStreamBackupRestore(t, newRepo(t, url, "pw"))
+		})
+	}
+}
+
+func testStreamBackupRestore(t *testing.T, e *Engine) {
+	ctx := context.Background()
+	src := &streamSource{entries: testEntries()}
+	res, err := e.Backup(ctx, src, engine.BackupOptions{Target: "shopdb", Host: "db1", Tags: []string{"policy:shop", "nightly"}})
+	require.NoError(t, err)
+	sn := res.Snapshot
+	assert.Equal(t, "shopdb", sn.Target)
+	assert.Equal(t, "exec", sn.Kind)
+	assert.Equal(t, int64(5), sn.Stats.Files)
+	assert.Equal(t, int64(1), sn.Stats.Dirs)
+	assert.Equal(t, "0/16B3748", sn.RecoveryPoint.Details["lsn"])
+
+	sns, err := e.Snapshots(ctx)
+	require.NoError(t, err)
+	require.Len(t, sns, 1)
+	got := sns[0]
+	assert.Equal(t, sn.ID, got.ID)
+	assert.Equal(t, "shopdb", got.Target)
+	assert.Equal(t, "exec", got.Kind)
+	assert.Equal(t, "db1", got.Host)
+	assert.Equal(t, []string{"policy:shop", "nightly"}, got.Tags)
+
+	s := e.Open(got)
+	var nodes []*repo.Node
+	tr := s.Tree(ctx)
+	for {
+		n, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		require.NoError(t, err)
+		nodes = append(nodes, n)
+	}
+	require.Len(t, nodes, len(src.entries))
+	assert.Equal(t, time.Date(2026, 11, 25, 3, 0, 0, 0, time.UTC), s.Info().RecoveryPoint.Time)
+	read := func(n *repo.Node) []byte {
+		rc := s.Open(ctx, n)
+		defer rc.Close()
+		b, err := io.ReadAll(rc)
+		require.NoError(t, err, n.Path)
+		return b
+	}
+	// in tree order, then out of order (restarts the dump pass)
+	for _, order := range [][]int{{1, 2, 3, 4, 5}, {4, 2, 5, 1, 2}} {
+		for _, i := range order {
+			want := src.entries[i].content
+			assert.Equal(t, int64(len(want)), nodes[i].Size, nodes[i].Path)
+			assert.True(t, bytes.Equal(want, read(nodes[i])), "content of %s (order %v)", nodes[i].Path, order)
+		}
+	}
+	// opening big1 and reading only part of it, then big2, works
+	rc := s.Open(ctx, nodes[2])
+	_, err = io.ReadFull(rc, make([]byte, 100))
+	require.NoError(t, err)
+	assert.True(t, bytes.Equal(src.entries[4].content, read(nodes[4])))
+	require.NoError(t, s.(io.Closer).Close())
+
+	// a node the tree does not have
+	_, err = io.ReadAll(s.Open(ctx, &repo.Node{Entry: targets.Entry{Path: "db/nope"}}))
+	require.ErrorContains(t, err, `no entry "db/nope"`)
+
+	// A source failing halfway leaves no snapshot.
+	_, err = e.Backup(ctx, &streamSource{entries: testEntries(), failAt: 3}, engine.BackupOptions{Target: "shopdb", Host: "db1"})
+	require.ErrorContains(t, err, "server went away")
+	sns, err = e.Snapshots(ctx)
+	require.NoError(t, err)
+	assert.Len(t, sns, 1)
+
+	// Forget
+	require.NoError(t, e.Forget(ctx, []repo.ID{got.ID}))
+	sns, err = e.Snapshots(ctx)
+	require.NoError(t, err)
+	assert.Empty(t, sns)
+	_, err = e.Prune(ctx)
+	require.NoError(t, err)
+	require.NoError(t, e.Check(ctx, 100))
+}
+
+func TestCutArchiveRefused(t *testing.T) {
+	ctx := context.Background()
+	e := newRepo(t, "", "pw")
+	// Back up a cut archive by hand (as if lifeboat had died mid-stream).
+	data := writeArchive(t, testEntries()[:3], false)
+	var out bytes.Buffer
+	require.NoError(t, e.R.run(ctx, cmd{args: []string{"backup", "--json", "--stdin", "--stdin-filename", "/cut" + ArchiveSuffix,
+		"--tag", tagTarget + "cut", "--tag", tagKind + "mysql"}, stdin: bytes.NewReader(data), stdout: &out}))
+	sns, err := e.Snapshots(ctx)
+	require.NoError(t, err)
+	require.Len(t, sns, 1)
+	_, err = e.Open(sns[0]).Tree(ctx).Next()
+	require.ErrorContains(t, err, "cut short")
+
+	// A snapshot of another target name has no such archive.
+	other := *sns[0]
+	other.Target = "other"
+	_, err = e.Open(&other).Tree(ctx).Next()
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "restic dump")
+}
+
+func TestFilesBackupRestoreReplicate(t *testing.T) {
+	ctx := context.Background()
+	e := newRepo(t, "", "pw")
+	root := filepath.Join(t.TempDir(), "media")
+	require.NoError(t, os.MkdirAll(filepath.Join(root, "cache"), 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(root, "a.jpg"), randomBytes(100_000, 3), 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(root, "cache", "x"), []byte("skip me"), 0o644))
+	require.NoError(t, os.Symlink("a.jpg", filepath.Join(root, "link")))
+
+	src := &engine.FilesSource{Roots: []string{root}}
+	src.Options.Excludes = []string{root + "/cache/*"}
+	res, err := e.Backup(ctx, src, engine.BackupOptions{Target: "media", Host: "web1", Tags: []string{"policy:shop"}})
+	require.NoError(t, err)
+	assert.Equal(t, "files", res.Snapshot.Kind)
+	assert.Equal(t, int64(100_000), res.Snapshot.Stats.BytesIn)
+	assert.Empty(t, res.Warnings)
+
+	_, err = e.Backup(ctx, &engine.FilesSource{Roots: []string{filepath.Join(root, "missing")}}, engine.BackupOptions{})
+	require.ErrorContains(t, err, "backup root")
+
+	sns, err := e.Snapshots(ctx)
+	require.NoError(t, err)
+	require.Len(t, sns, 1)
+	assert.Equal(t, []string{root}, sns[0].Paths)
+	dest := t.TempDir()
+	st, err := e.RestoreFiles(ctx, sns[0], dest)
+	require.NoError(t, err)
+	assert.Equal(t, int64(100_000), st.Bytes)
+	b, err := os.ReadFile(filepath.Join(dest, "media", "a.jpg"))
+	require.NoError(t, err)
+	assert.True(t, bytes.Equal(randomBytes(100_000, 3), b))
+	link, err := os.Readlink(filepath.Join(dest, "media", "link"))
+	require.NoError(t, err)
+	assert.Equal(t, "a.jpg", link)
+	assert.NoFileExists(t, filepath.Join(dest, "media", "cache", "x"))
+
+	_, err = e.RestoreFiles(ctx, &repo.Snapshot{Kind: "mysql"}, dest)
+	require.ErrorContains(t, err, "not files")
+
+	// copy to a secondary restic repository (created on the first copy)
+	_, err = e.Backup(ctx, &streamSource{entries: testEntries()}, engine.BackupOptions{Target: "db", Host: "web1"})
+	require.NoError(t, err)
+	secURL := "file://" + filepath.Join(t.TempDir(), "secondary")
+	rs, err := e.Replicate(ctx, secURL)
+	require.NoError(t, err)
+	assert.Equal(t, 2, rs.Copied)
+	assert.Greater(t, rs.Lag, time.Duration(0))
+	rs, err = e.Replicate(ctx, secURL)
+	require.NoError(t, err)
+	assert.Equal(t, 0, rs.Copied)
+	sec := reopen(t, &Engine{R: &Restic{bin: e.R.bin, url: secURL}}, "pw")
+	secSns, err := sec.Snapshots(ctx)
+	require.NoError(t, err)
+	require.Len(t, secSns, 2)
+	for _, s := range secSns {
+		if s.Kind == "exec" {
+			n, err := sec.Open(s).Tree(ctx).Next()
+			require.NoError(t, err)
+			assert.Equal(t, "db", n.Path)
+		}
+	}
+	size, err := e.Size(ctx)
+	require.NoError(t, err)
+	assert.Greater(t, size, int64(3<<20))
+}
