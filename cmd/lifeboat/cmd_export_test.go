@@ -12,6 +12,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/lifeboat-backup/lifeboat/targets/mysql/mysqltest"
+	"github.com/lifeboat-backup/lifeboat/targets/postgres/postgrestest"
+	"github.com/lifeboat-backup/lifeboat/testdata/oroshop"
 	"github.com/lifeboat-backup/lifeboat/testdata/shop"
 )
 
@@ -139,4 +141,67 @@ sanitize:
 			assert.Empty(t, left, fmt.Sprint(left))
 		})
 	}
+}
+
+// TestCLIExportPostgres: `lifeboat export` of a postgres target's
+// snapshot with the orocommerce preset writes a file that psql loads.
+func TestCLIExportPostgres(t *testing.T) {
+	s := postgrestest.Start(t)
+	s.CreateDatabase(t, "oro")
+	s.MustPSQL(t, "oro", oroshop.SQL(100))
+	dir := t.TempDir()
+	file := func(name, text string) string {
+		p := filepath.Join(dir, name)
+		require.NoError(t, os.WriteFile(p, []byte(text), 0o600))
+		return p
+	}
+	pass := file("pg.pass", s.Password+"\n")
+	key := file("sanitize.key", "0123456789abcdef0123456789abcdef\n")
+	c := &cli{t: t, env: map[string]string{"LIFEBOAT_REPO": "file://" + filepath.Join(dir, "repo"), "PGPASSWORD": ""}}
+	c.ok("init", "--owner-key-out", filepath.Join(dir, "owner.key"), "--host-key-out", filepath.Join(dir, "host.key"))
+	policy := file("oro.yaml", `version: 1
+name: oro
+repositories:
+  primary:
+    url: file://`+filepath.Join(dir, "repo")+`
+    key_file: `+filepath.Join(dir, "owner.key")+`
+targets:
+  - name: orodb
+    kind: postgres
+    dsn: `+s.URL()+`
+    password_file: `+pass+`
+    databases: [oro]
+sanitize:
+  preset: orocommerce
+  key_file: `+key+`
+`)
+	c.env["LIFEBOAT_REPO"] = ""
+	journal := filepath.Join(dir, "journal")
+	c.ok("run", policy, "--journal", journal)
+	c.env["LIFEBOAT_KEY_FILE"] = filepath.Join(dir, "owner.key")
+
+	out := filepath.Join(dir, "oro.sql")
+	_, errs, code := c.run("export", policy, "--sanitized", "-o", out, "--journal", journal)
+	require.Equal(t, 0, code, errs)
+	assert.Contains(t, errs, "lint reads mysql snapshots only")
+	dump, err := os.ReadFile(out)
+	require.NoError(t, err)
+	for _, e := range strings.Split(s.MustPSQL(t, "oro", "SELECT email FROM oro_customer_user UNION SELECT email FROM oro_user"), "\n") {
+		assert.NotContains(t, string(dump), e)
+	}
+	s.CreateDatabase(t, "oro_dev")
+	s.MustPSQL(t, "oro_dev", `\i `+out)
+	for _, tb := range []string{"oro_customer_user", "oro_order", "oro_order_address"} {
+		assert.Equal(t, s.MustPSQL(t, "oro", "SELECT count(*) FROM "+tb), s.MustPSQL(t, "oro_dev", "SELECT count(*) FROM "+tb), tb)
+	}
+	assert.Equal(t, "0", s.MustPSQL(t, "oro_dev", "SELECT count(*) FROM oro_audit"))
+
+	// --to mysql:// does not take a postgres snapshot; --rename has no sense.
+	_, errs, code = c.run("export", policy, "--sanitized", "--to", "mysql://u@127.0.0.1:1/", "--journal", journal)
+	assert.Equal(t, 2, code)
+	assert.Contains(t, errs, "loads a mysql snapshot")
+	_, errs, code = c.run("export", policy, "--sanitized", "-o", filepath.Join(dir, "x.sql"), "--rename", "oro=x", "--journal", journal)
+	assert.Equal(t, 2, code)
+	assert.Contains(t, errs, "--rename does not apply")
+	assert.NoFileExists(t, filepath.Join(dir, "x.sql"))
 }
