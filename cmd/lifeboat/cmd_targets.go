@@ -34,6 +34,7 @@ func commonBackupFlags(f *pflag.FlagSet, o *backupOptions, kind string, force bo
 func (a *app) targetBackupCmds() []*cobra.Command {
 	var vo, bo, eo backupOptions
 	var before, after string
+	var blockSize int
 	vol := &cobra.Command{
 		Use:   "volume PATH [--before CMD] [--after CMD]",
 		Short: "Back up a block device or disk image file",
@@ -41,11 +42,12 @@ func (a *app) targetBackupCmds() []*cobra.Command {
 read (e.g. "lvcreate --snapshot ..." or "fsfreeze -f /mnt"), --after after it; --after always
 runs once --before was tried, also when the backup fails or is interrupted. Commands are split
 into words like a shell does (quotes allowed) but run without a shell. Holes of image files are
-not read; content-defined chunks dedupe between days, so an unchanged volume adds almost nothing.
+not read. The volume is cut into aligned blocks (--block-size, default 256 KiB): a write costs
+the blocks it touches, so an unchanged volume adds almost nothing.
 A failed read or hook fails the backup: no snapshot is saved.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			o := volume.Options{Path: args[0]}
+			o := volume.Options{Path: args[0], BlockSize: blockSize}
 			var err error
 			if o.Before, err = splitCommand(before); err != nil {
 				return usagef("--before: %v", err)
@@ -62,6 +64,7 @@ A failed read or hook fails the backup: no snapshot is saved.`,
 	}
 	vol.Flags().StringVar(&before, "before", "", "command run before the read")
 	vol.Flags().StringVar(&after, "after", "", "command run after the read (always, once --before was tried)")
+	vol.Flags().IntVar(&blockSize, "block-size", 0, "bytes per block, a power of two from 4096 to 16777216 (default 262144)")
 	commonBackupFlags(vol.Flags(), &vo, "volume", false)
 
 	var bucketOpts bucket.Options
@@ -146,12 +149,14 @@ func (a *app) backupSource(ctx context.Context, o backupOptions, src engine.Sour
 type targetRestoreFlags struct {
 	toCommand string
 	overwrite bool
+	noHash    bool
 	prefix    string
 }
 
 func addTargetRestoreFlags(f *pflag.FlagSet, t *targetRestoreFlags) {
 	f.StringVar(&t.toCommand, "to-command", "", "exec snapshots: pipe the stream into this command (split like a shell, run without one)")
 	f.BoolVar(&t.overwrite, "overwrite", false, "volume snapshots: replace an existing non-empty image file")
+	f.BoolVar(&t.noHash, "no-hash", false, "volume snapshots: skip the SHA-256 of the restored content (blobs are verified either way)")
 	f.StringVar(&t.prefix, "prefix", "", "bucket snapshots restored to a bucket: put P before every key")
 }
 
@@ -173,7 +178,7 @@ func (a *app) restoreTargetKind(ctx context.Context, r *repo.Repository, sn *rep
 		if to == "" {
 			return true, usagef("--to IMAGE|DEVICE is required")
 		}
-		st, err := restore.Volume(ctx, r, sn, to, restore.VolumeOptions{Overwrite: t.overwrite, Progress: p})
+		st, err := restore.Volume(ctx, r, sn, to, restore.VolumeOptions{Overwrite: t.overwrite, NoHash: t.noHash, Progress: p})
 		if err != nil {
 			return true, err
 		}

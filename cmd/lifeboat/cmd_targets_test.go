@@ -59,6 +59,14 @@ func TestCLITargetsExecVolumeBucket(t *testing.T) {
 	assert.True(t, bytes.Equal(wantImg, gotImg))
 	hi := sha256.Sum256(wantImg)
 	assert.Equal(t, hex.EncodeToString(hi[:]), rs["sha256"])
+	// Smaller blocks, and a restore without the whole-content hash.
+	c.ok("backup", "volume", img, "--block-size", "65536")
+	rimg2 := filepath.Join(dir, "restored-64k.img")
+	rs = lastJSON(t, c.ok("restore", "latest", "--target", "volume", "--to", rimg2, "--no-hash", "--json"))
+	assert.Empty(t, rs["sha256"])
+	gotImg, err = os.ReadFile(rimg2)
+	require.NoError(t, err)
+	assert.True(t, bytes.Equal(wantImg, gotImg))
 
 	// bucket (file://) to a directory
 	bdir := filepath.Join(dir, "bucket")
@@ -84,6 +92,7 @@ func TestCLITargetsExecVolumeBucket(t *testing.T) {
 		{"exec exits 1", []string{"backup", "exec", "--name", "x", "--", "sh", "-c", "echo partial; exit 1"}, exitFailure},
 		{"volume missing", []string{"backup", "volume", filepath.Join(dir, "missing.img")}, exitFailure},
 		{"volume hook fails", []string{"backup", "volume", img, "--before", "false"}, exitFailure},
+		{"volume block size not a power of two", []string{"backup", "volume", img, "--block-size", "100000"}, exitUsage},
 		{"bucket missing", []string{"backup", "bucket", "file://" + filepath.Join(dir, "nope")}, exitFailure},
 		{"volume restore over existing", []string{"restore", "latest", "--target", "volume", "--to", rimg}, exitFailure},
 		{"exec restore without destination", []string{"restore", "latest", "--target", "exec", "--to-command", ""}, exitUsage},
