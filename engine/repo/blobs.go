@@ -2,6 +2,7 @@ package repo
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"sync"
@@ -250,10 +251,21 @@ func (r *Repository) packReader(ctx context.Context, id ID, size int64) (*packRe
 	}
 	pr, err := openPackReader(ctx, r.b, id, size, r.ids)
 	if err != nil {
-		return nil, err
+		return nil, r.unreadable(id, err)
 	}
 	r.readers.put(id, pr)
 	return pr, nil
+}
+
+// unreadable reports a pack whose header no identity of ours opens as
+// corrupt when we hold the owner identity: every pack is encrypted to the
+// owner, so its recipient stanza must be damaged. For a host identity the
+// error stays ErrNoDataKey.
+func (r *Repository) unreadable(id ID, err error) error {
+	if r.readData && errors.Is(err, ErrNoDataKey) {
+		return corrupt(packKey(id), "age header: no recipient stanza opens with the owner identity (damaged header)")
+	}
+	return err
 }
 
 // readerCache keeps the most recently opened pack readers (decrypted file

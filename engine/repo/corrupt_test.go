@@ -66,6 +66,7 @@ func TestCorruptDataPack(t *testing.T) {
 		{"file middle", true, func(n int) int { return n / 2 }, true},
 		{"mem last byte", false, func(n int) int { return n - 1 }, false},
 		{"file age header mac", true, func(n int) int { return -1 }, true},
+		{"mem recipient stanza body", false, func(n int) int { return -2 }, true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -76,10 +77,23 @@ func TestCorruptDataPack(t *testing.T) {
 			data, err := tr.Bucket.ReadAll(ctx, key)
 			require.NoError(t, err)
 			pos := tc.pos(len(data))
-			if pos < 0 { // a byte of the header MAC ("--- <mac>\n")
+			switch pos {
+			case -1: // a byte of the header MAC ("--- <mac>\n")
 				pos = strings.Index(string(data), "\n--- ") + 6
+				data[pos] ^= 0x04
+			case -2: // the wrapped file key of every recipient stanza, still valid base64
+				for i := 0; ; {
+					j := strings.Index(string(data[i:]), "\n-> ")
+					if j < 0 || i+j > strings.Index(string(data), "\n--- ") {
+						break
+					}
+					body := i + j + 1 + strings.IndexByte(string(data[i+j+1:]), '\n') + 1
+					data[body+2] = map[bool]byte{true: 'B', false: 'A'}[data[body+2] == 'A']
+					i = body
+				}
+			default:
+				data[pos] ^= 0x04
 			}
-			data[pos] ^= 0x04
 			overwrite(t, tr.Bucket, key, data)
 
 			r = tr.Open(t, tr.Owner) // no cached pack readers
