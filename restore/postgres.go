@@ -11,6 +11,9 @@ import (
 	"os/exec"
 	"slices"
 	"strings"
+	"sync"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/lifeboat-backup/lifeboat/engine/repo"
 	"github.com/lifeboat-backup/lifeboat/targets"
@@ -29,10 +32,13 @@ type PostgresOptions struct {
 	Databases []string
 	// Rename maps stored database names to the names to restore under.
 	Rename map[string]string
-	// Jobs > 1 runs pg_restore --jobs N, which needs a seekable archive:
-	// each database's archive is first written to a temporary file in
-	// TempDir (default os.TempDir()). Jobs <= 1 streams the archive from
-	// the repository into pg_restore's stdin (no local copy).
+	// Jobs > 1 restores a split snapshot's data archives Jobs at once,
+	// each streamed into a pg_restore of its own, and its post-data
+	// archive (small) with pg_restore --jobs from a temporary file. A
+	// whole archive needs a seekable file for pg_restore --jobs: it is
+	// first written to a temporary file in TempDir (default
+	// os.TempDir()). Jobs <= 1 streams every archive from the repository
+	// into pg_restore's stdin (no local copy).
 	Jobs    int
 	TempDir string
 	// Globals runs the snapshot's globals.sql (roles) with psql first;
@@ -64,10 +70,33 @@ type PostgresStats struct {
 	Warnings  []string `json:"warnings,omitempty"`
 }
 
+// pgDB is one database of a snapshot: a whole archive, or pre-data,
+// data-only and post-data archives (split, dumped with jobs > 1).
 type pgDB struct {
 	name, target string
-	node         *repo.Node
-	props        *repo.Node // DB.database.json; nil in old snapshots
+	whole        *repo.Node
+	pre, post    *repo.Node
+	data         map[int]*repo.Node
+	props        *repo.Node // nil in snapshots from before properties
+}
+
+// check tells whether d's archives are complete and not mixed.
+func (d *pgDB) check() error {
+	split := d.pre != nil || d.post != nil || len(d.data) > 0
+	switch {
+	case d.whole != nil && split:
+		return fmt.Errorf("database %q has a whole archive and split archives", d.name)
+	case d.whole == nil && !split:
+		return fmt.Errorf("database %q has properties but no archive", d.name)
+	case d.whole == nil && (d.pre == nil || d.post == nil || len(d.data) == 0):
+		return fmt.Errorf("database %q is incomplete: pre-data, data and post-data archives expected", d.name)
+	}
+	for i := range len(d.data) {
+		if d.data[i] == nil {
+			return fmt.Errorf("database %q: data archive %d of %d is missing", d.name, i, len(d.data))
+		}
+	}
+	return nil
 }
 
 // Postgres restores a snapshot made by targets/postgres into a server:
@@ -161,7 +190,12 @@ func Postgres(ctx context.Context, s Snapshot, opts PostgresOptions) (*PostgresS
 			return fail(fmt.Errorf("create database %q: %w", d.target, err))
 		}
 		created = append(created, d.target)
-		n, err := pgRestoreDB(ctx, s, pgRestore, conn, d, opts)
+		var n int64
+		if d.whole != nil {
+			n, err = pgRestoreArchive(ctx, s, pgRestore, conn, d, d.whole, opts, opts.Jobs)
+		} else {
+			n, err = pgRestoreSplit(ctx, s, pgRestore, conn, d, opts)
+		}
 		st.Bytes += n
 		if err != nil {
 			return fail(err)
@@ -188,8 +222,8 @@ func readPostgresTree(ctx context.Context, s Snapshot, opts PostgresOptions, dsn
 	sn := s.Info()
 	tr := s.Tree(ctx)
 	var all []*pgDB
+	byName := map[string]*pgDB{}
 	var globals *repo.Node
-	props := map[string]*repo.Node{}
 	for {
 		n, err := tr.Next()
 		if err == io.EOF {
@@ -198,31 +232,37 @@ func readPostgresTree(ctx context.Context, s Snapshot, opts PostgresOptions, dsn
 		if err != nil {
 			return nil, nil, err
 		}
-		switch {
-		case n.Type == targets.TypeFile && n.Path == postgres.GlobalsFile:
+		if n.Type == targets.TypeFile && n.Path == postgres.GlobalsFile {
 			globals = n
-		case n.Type == targets.TypeFile && !strings.Contains(n.Path, "/") && strings.HasSuffix(n.Path, postgres.SuffixProps):
-			name, err := postgres.DecodeName(strings.TrimSuffix(n.Path, postgres.SuffixProps))
-			if err != nil {
-				return nil, nil, err
-			}
-			props[name] = n
-		case n.Type == targets.TypeFile && !strings.Contains(n.Path, "/") && strings.HasSuffix(n.Path, postgres.SuffixDump):
-			name, err := postgres.DecodeName(strings.TrimSuffix(n.Path, postgres.SuffixDump))
-			if err != nil {
-				return nil, nil, err
-			}
-			all = append(all, &pgDB{name: name, target: name, node: n})
-		default:
+			continue
+		}
+		name, part, i, ok := postgres.SplitEntry(n.Path)
+		if !ok || n.Type != targets.TypeFile {
 			return nil, nil, fmt.Errorf("snapshot %s: unexpected entry %q", sn.ID.Short(), n.Path)
+		}
+		d := byName[name]
+		if d == nil {
+			d = &pgDB{name: name, target: name, data: map[int]*repo.Node{}}
+			byName[name] = d
+			all = append(all, d)
+		}
+		switch part {
+		case "props":
+			d.props = n
+		case "whole":
+			d.whole = n
+		case "pre":
+			d.pre = n
+		case "post":
+			d.post = n
+		case "data":
+			d.data[i] = n
 		}
 	}
 	for _, d := range all {
-		d.props = props[d.name]
-		delete(props, d.name)
-	}
-	for name := range props {
-		return nil, nil, fmt.Errorf("snapshot %s: properties of database %q but no archive", sn.ID.Short(), name)
+		if err := d.check(); err != nil {
+			return nil, nil, fmt.Errorf("snapshot %s: %w", sn.ID.Short(), err)
+		}
 	}
 	var dbs []*pgDB
 	for _, want := range opts.Databases {
@@ -263,9 +303,41 @@ func readPostgresTree(ctx context.Context, s Snapshot, opts PostgresOptions, dsn
 	return dbs, globals, nil
 }
 
-// pgRestoreDB runs pg_restore of one archive into its (new, empty)
-// database and returns the archive bytes read.
-func pgRestoreDB(ctx context.Context, s Snapshot, pgRestore string, conn *postgres.Conn, d *pgDB, opts PostgresOptions) (int64, error) {
+// pgRestoreSplit restores a database dumped in parts: the pre-data
+// archive (tables without indexes or constraints), then the data-only
+// archives, up to Jobs at once, each streamed from the repository into a
+// pg_restore of its own, then the post-data archive (indexes,
+// constraints, triggers: small, so with Jobs > 1 it is staged and
+// pg_restore --jobs builds the indexes in parallel).
+func pgRestoreSplit(ctx context.Context, s Snapshot, pgRestore string, conn *postgres.Conn, d *pgDB, opts PostgresOptions) (int64, error) {
+	total, err := pgRestoreArchive(ctx, s, pgRestore, conn, d, d.pre, opts, 1)
+	if err != nil {
+		return total, err
+	}
+	var mu sync.Mutex
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(max(jobs(s, opts.Jobs), 1))
+	for i := range len(d.data) {
+		n := d.data[i]
+		g.Go(func() error {
+			k, err := pgRestoreArchive(gctx, s, pgRestore, conn, d, n, opts, 1)
+			mu.Lock()
+			total += k
+			mu.Unlock()
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return total, err
+	}
+	k, err := pgRestoreArchive(ctx, s, pgRestore, conn, d, d.post, opts, jobs(s, opts.Jobs))
+	return total + k, err
+}
+
+// pgRestoreArchive runs pg_restore of one archive of d into its database
+// and returns the archive bytes read: streamed into pg_restore's stdin,
+// or with jobs > 1 staged in a temporary file for pg_restore --jobs.
+func pgRestoreArchive(ctx context.Context, s Snapshot, pgRestore string, conn *postgres.Conn, d *pgDB, node *repo.Node, opts PostgresOptions, jobs int) (int64, error) {
 	args := []string{"-w", "--exit-on-error", "-d", conn.URL(d.target)}
 	if opts.NoOwner {
 		args = append(args, "--no-owner")
@@ -273,11 +345,11 @@ func pgRestoreDB(ctx context.Context, s Snapshot, pgRestore string, conn *postgr
 	if opts.NoPrivileges {
 		args = append(args, "--no-privileges")
 	}
-	content := s.Open(ctx, d.node)
+	content := s.Open(ctx, node)
 	defer content.Close()
 	counter := &countingReader{r: content, p: opts.Progress}
 	var stdin io.Reader = counter
-	if opts.Jobs > 1 {
+	if jobs > 1 {
 		f, err := os.CreateTemp(opts.TempDir, "lifeboat-pgrestore-*.dump")
 		if err != nil {
 			return 0, fmt.Errorf("restore %s: temporary archive: %w", d.name, err)
@@ -290,7 +362,7 @@ func pgRestoreDB(ctx context.Context, s Snapshot, pgRestore string, conn *postgr
 		if err != nil {
 			return counter.n, fmt.Errorf("restore %s: temporary archive: %w", d.name, err)
 		}
-		args = append(args, fmt.Sprintf("--jobs=%d", opts.Jobs), f.Name())
+		args = append(args, fmt.Sprintf("--jobs=%d", jobs), f.Name())
 		stdin = nil
 	}
 	cmd := exec.CommandContext(ctx, pgRestore, args...)
@@ -305,10 +377,10 @@ func pgRestoreDB(ctx context.Context, s Snapshot, pgRestore string, conn *postgr
 		if msg == "" {
 			msg = err.Error()
 		}
-		return counter.n, fmt.Errorf("restore database %q as %q: pg_restore: %s", d.name, d.target, msg)
+		return counter.n, fmt.Errorf("restore database %q as %q: pg_restore of %s: %s", d.name, d.target, node.Path, msg)
 	}
-	if counter.n != d.node.Size {
-		return counter.n, fmt.Errorf("restore %s: archive is %d bytes, metadata says %d", d.node.Path, counter.n, d.node.Size)
+	if counter.n != node.Size {
+		return counter.n, fmt.Errorf("restore %s: archive is %d bytes, metadata says %d", node.Path, counter.n, node.Size)
 	}
 	return counter.n, nil
 }

@@ -102,7 +102,7 @@ $$ SELECT decode(substr(repeat(md5(n::text), 4), 1, 2 * (n % 64)), 'hex') $$;`
 // ordered contents, plus the sequence value and the view's definition.
 func pgDigests(t *testing.T, s *postgrestest.Server, db string) map[string]string {
 	t.Helper()
-	tables := strings.Fields(s.MustPSQL(t, db, `SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1`))
+	tables := strings.Fields(s.MustPSQL(t, db, `SELECT quote_ident(tablename) FROM pg_tables WHERE schemaname = 'public' ORDER BY 1`))
 	require.NotEmpty(t, tables)
 	out := map[string]string{}
 	for _, tb := range tables {
@@ -129,6 +129,14 @@ func TestPostgresOroRoundTrip(t *testing.T) {
 	s.MustPSQL(t, "audit db", `CREATE TABLE log (id serial PRIMARY KEY, line text); INSERT INTO log (line) SELECT 'l' || g FROM generate_series(1, 100) g;`)
 	s.MustPSQL(t, "postgres", `CREATE ROLE oro_reader LOGIN; GRANT CONNECT ON DATABASE oro TO oro_reader`)
 	s.MustPSQL(t, "oro", `GRANT SELECT ON oro_order TO oro_reader`)
+	// Names that are pg_dump pattern characters, a schema, a large object.
+	s.MustPSQL(t, "oro", `CREATE SCHEMA "My Schema"; CREATE TABLE "My Schema"."Odd*Name.x?" (id int, "Qu""ote" text);
+		INSERT INTO "My Schema"."Odd*Name.x?" SELECT g, 'q' || g FROM generate_series(1, 50) g;
+		CREATE TABLE "public"."Odd*Name" (id int); INSERT INTO "Odd*Name" VALUES (1);
+		SELECT lo_from_bytea(4242, 'large object ü')`)
+	extra := `SELECT (SELECT count(*) || md5(string_agg(t::text, '|' ORDER BY t::text)) FROM "My Schema"."Odd*Name.x?" t) || ' ' ||
+		(SELECT count(*) FROM "Odd*Name") || ' ' || encode(lo_get(4242), 'escape')`
+	wantExtra := s.MustPSQL(t, "oro", extra)
 	want := pgDigests(t, s, "oro")
 	require.Equal(t, "5000", strings.Fields(want["oro_order"])[0])
 
@@ -140,6 +148,21 @@ func TestPostgresOroRoundTrip(t *testing.T) {
 	rp := sn.RecoveryPoint
 	require.Regexp(t, `^[0-9A-F]+/[0-9A-F]+$`, rp.Details["lsn"])
 	require.Equal(t, "audit db,oro", rp.Details["databases"])
+	require.Equal(t, "custom-split", rp.Details["format"])
+	// Jobs 2: each database in a pre-data, two data-only and a post-data
+	// archive, in the order restore reads them.
+	var paths []string
+	tr := r.NewTreeReader(context.Background(), sn)
+	for {
+		n, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		require.NoError(t, err)
+		paths = append(paths, n.Path)
+	}
+	require.Equal(t, []string{"audit%20db+0-properties.json", "audit%20db+1-pre.dump", "audit%20db+2-data-00.dump", "audit%20db+3-post.dump",
+		"globals.sql", "oro+0-properties.json", "oro+1-pre.dump", "oro+2-data-00.dump", "oro+2-data-01.dump", "oro+3-post.dump"}, paths)
 	require.NotContains(t, strings.Join(sn.Paths, " "), s.Password)
 	require.False(t, rp.Time.IsZero())
 
@@ -150,6 +173,7 @@ func TestPostgresOroRoundTrip(t *testing.T) {
 	require.NoError(t, err)
 	require.ElementsMatch(t, []string{"oro_restored", "audit2"}, st.Databases)
 	require.Equal(t, want, pgDigests(t, s, "oro_restored"))
+	require.Equal(t, wantExtra, s.MustPSQL(t, "oro_restored", extra))
 	require.Equal(t, "100", s.MustPSQL(t, "audit2", `SELECT count(*) FROM log`))
 	require.Equal(t, "t", s.MustPSQL(t, "oro_restored", `SELECT has_table_privilege('oro_reader', 'oro_order', 'SELECT')`))
 
@@ -159,6 +183,37 @@ func TestPostgresOroRoundTrip(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []string{"oro_parallel"}, st.Databases)
 	require.Equal(t, want, pgDigests(t, s, "oro_parallel"))
+	require.Equal(t, wantExtra, s.MustPSQL(t, "oro_parallel", extra))
+	indexes := `SELECT string_agg(indexdef, ';' ORDER BY indexname) || (SELECT count(*) FROM pg_constraint WHERE contype = 'f') FROM pg_indexes WHERE schemaname = 'public'`
+	require.Equal(t, s.MustPSQL(t, "oro", indexes), s.MustPSQL(t, "oro_parallel", indexes), "post-data: indexes and foreign keys")
+
+	// Jobs 1: one whole archive per database (the format of older
+	// snapshots), restored streamed and staged.
+	res, err = backupPostgres(t, r, postgres.Options{DSN: s.URL(), Password: s.Password, Databases: []string{"oro"}})
+	require.NoError(t, err)
+	require.Equal(t, "custom", res.Snapshot.RecoveryPoint.Details["format"])
+	for jobs, name := range map[int]string{1: "oro_whole1", 3: "oro_whole3"} {
+		_, err = restore.Postgres(ctx, restore.FromRepository(r, res.Snapshot), restore.PostgresOptions{DSN: s.URL(), Password: s.Password,
+			Rename: map[string]string{"oro": name}, Jobs: jobs, TempDir: t.TempDir()})
+		require.NoError(t, err)
+		require.Equal(t, want, pgDigests(t, s, name))
+		require.Equal(t, wantExtra, s.MustPSQL(t, name, extra))
+	}
+
+	// A split snapshot missing an archive is refused, naming what lacks.
+	src, err := postgres.New(postgres.Options{DSN: s.URL(), Password: s.Password, Databases: []string{"oro"}, Jobs: 3})
+	require.NoError(t, err)
+	for suffix, msg := range map[string]string{
+		postgres.SuffixPost:    `database "oro" is incomplete: pre-data, data and post-data archives expected`,
+		postgres.DataSuffix(0): `database "oro": data archive 0 of 2 is missing`,
+	} {
+		bad, err := engine.Backup(ctx, r, dropEntries{src, suffix}, engine.BackupOptions{Workers: 2})
+		require.NoError(t, err)
+		_, err = restore.Postgres(ctx, restore.FromRepository(r, bad.Snapshot), restore.PostgresOptions{DSN: s.URL(), Password: s.Password,
+			Rename: map[string]string{"oro": "oro_bad"}})
+		require.ErrorContains(t, err, msg)
+	}
+	require.Equal(t, "0", s.MustPSQL(t, "postgres", `SELECT count(*) FROM pg_database WHERE datname = 'oro_bad'`))
 
 	// The destination exists: refused before anything is touched.
 	_, err = restore.Postgres(ctx, restore.FromRepository(r, sn), restore.PostgresOptions{DSN: s.URL(), Password: s.Password, Databases: []string{"oro"}})
@@ -222,14 +277,24 @@ func dbProps(t *testing.T, s *postgrestest.Server, db string) postgres.DatabaseP
 	return p
 }
 
-// noProps is a postgres source as made before database properties were
-// recorded: no DB.database.json entries.
-type noProps struct{ *postgres.Source }
+// dropEntries is a postgres source whose snapshots lack the entries
+// ending in suffix (properties: as made before they were recorded).
+type dropEntries struct {
+	*postgres.Source
+	suffix string
+}
 
-func (n noProps) Walk(ctx context.Context, warn func(string, error), fn func(targets.Entry, func() (io.ReadCloser, error)) error) error {
+func (n dropEntries) Walk(ctx context.Context, warn func(string, error), fn func(targets.Entry, func() (io.ReadCloser, error)) error) error {
 	return n.Source.Walk(ctx, warn, func(e targets.Entry, open func() (io.ReadCloser, error)) error {
-		if strings.HasSuffix(e.Path, postgres.SuffixProps) {
-			return nil
+		if strings.HasSuffix(e.Path, n.suffix) {
+			// Read and dropped: the source waits for its dumps to end.
+			rc, err := open()
+			if err != nil {
+				return err
+			}
+			defer rc.Close()
+			_, err = io.Copy(io.Discard, rc)
+			return err
 		}
 		return fn(e, open)
 	})
@@ -316,7 +381,7 @@ func TestPostgresDatabaseProperties(t *testing.T) {
 	// A snapshot from before properties were recorded restores as before.
 	src, err := postgres.New(postgres.Options{DSN: s.URL(), Password: s.Password, Databases: []string{"Oro db"}})
 	require.NoError(t, err)
-	res, err = engine.Backup(ctx, r, noProps{src}, engine.BackupOptions{Workers: 2})
+	res, err = engine.Backup(ctx, r, dropEntries{src, postgres.SuffixProps}, engine.BackupOptions{Workers: 2})
 	require.NoError(t, err)
 	st, err = restore.Postgres(ctx, restore.FromRepository(r, res.Snapshot), restore.PostgresOptions{DSN: s.URL(), Password: s.Password,
 		Rename: map[string]string{"Oro db": "oro_old"}})

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"strings"
 	"time"
 
@@ -24,8 +25,11 @@ func (a *app) backupPostgresCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "postgres --dsn postgres://user@host:5432/ [--databases a,b] [--jobs N] [--globals]",
 		Short: "Back up PostgreSQL databases with pg_dump",
-		Long: `Back up databases of a PostgreSQL server: per database one pg_dump custom-format archive
-(DB.dump), streamed from pg_dump into the repository; nothing is written to disk. Each database
+		Long: `Back up databases of a PostgreSQL server with pg_dump (custom format), streamed from pg_dump
+into the repository; nothing is written to disk. With --jobs 1, one archive per database
+(DB.dump); with --jobs N > 1, per database a pre-data archive, up to N data archives (the tables
+spread over them by size) and a post-data archive, N pg_dumps at once, which restore --jobs N
+also loads in parallel without a local copy (docs/postgres-target.md). Each database
 is dumped from a snapshot exported by a transaction lifeboat holds for the whole backup; the WAL
 LSN at it is the snapshot's recovery point. --globals adds pg_dumpall --globals-only (roles,
 without passwords) as globals.sql. A failing pg_dump fails the backup: no snapshot is saved.
@@ -49,7 +53,9 @@ The password comes from --password-file, $LIFEBOAT_POSTGRES_PASSWORD, the DSN, $
 			}
 			ctx := cmd.Context()
 			return a.withRepo(ctx, sharedLock, "backup", func(ctx context.Context, r *repo.Repository) error {
-				opts := engine.BackupOptions{Target: o.target, Host: o.host, Tags: o.tags, NoParent: o.force, Progress: &engine.Progress{}}
+				// One worker per pg_dump stream (they wait on pg_dump, not CPU).
+				opts := engine.BackupOptions{Target: o.target, Host: o.host, Tags: o.tags, NoParent: o.force, Progress: &engine.Progress{},
+					Workers: max(runtime.GOMAXPROCS(0), po.Jobs)}
 				start := time.Now()
 				stop := a.progress(func() string {
 					b := opts.Progress.Bytes.Load()
@@ -75,7 +81,7 @@ The password comes from --password-file, $LIFEBOAT_POSTGRES_PASSWORD, the DSN, $
 	f.StringVar(&passwordFile, "password-file", "", "file holding the password (else $LIFEBOAT_POSTGRES_PASSWORD, $PGPASSWORD or ~/.pgpass)")
 	f.StringSliceVar(&po.Databases, "databases", nil, "databases to back up, comma-separated (default: all but postgres and the templates)")
 	f.StringArrayVar(&po.ExcludeTables, "exclude-tables", nil, "pg_dump --exclude-table pattern (table or schema.table), repeatable")
-	f.IntVar(&po.Jobs, "jobs", 1, "databases dumped at once")
+	f.IntVar(&po.Jobs, "jobs", 1, "pg_dumps at once; > 1 splits each database's data over that many archives")
 	f.BoolVar(&po.Globals, "globals", false, "also back up roles and tablespaces (pg_dumpall --globals-only; needs a superuser)")
 	f.StringArrayVar(&o.tags, "tag", nil, "tag the snapshot, repeatable")
 	f.StringVar(&o.host, "host", "", "host name recorded in the snapshot (default: this host)")
@@ -101,7 +107,7 @@ func addPostgresRestoreFlags(f *pflag.FlagSet) *postgresRestoreFlags {
 	f.BoolVar(&p.noOwner, "no-owner", false, "with --to postgres://: objects belong to the restoring user (pg_restore --no-owner)")
 	f.BoolVar(&p.noPrivileges, "no-privileges", false, "with --to postgres://: leave out grants (pg_restore --no-privileges, and those on the databases)")
 	f.BoolVar(&p.noDBProps, "no-db-properties", false, "with --to postgres://: create databases with the server's default encoding and locale, without their recorded owner, comment, settings and grants")
-	f.StringVar(&p.tempDir, "temp-dir", "", "with --to postgres:// and --jobs > 1: where the archive is staged for pg_restore --jobs")
+	f.StringVar(&p.tempDir, "temp-dir", "", "with --to postgres:// and --jobs > 1: where a whole archive (or a post-data one) is staged for pg_restore --jobs")
 	return p
 }
 
@@ -110,8 +116,8 @@ func isPostgresDestination(to string) bool {
 }
 
 // restorePostgres restores snapshot sn into the server named by to.
-// --jobs > 1 stages each archive in a temporary file for pg_restore
-// --jobs; otherwise archives stream into pg_restore.
+// --jobs N restores split archives N at once, streamed, and stages a
+// whole archive in a temporary file for pg_restore --jobs N.
 func (a *app) restorePostgres(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, to string, m *mysqlRestoreFlags, pg *postgresRestoreFlags) error {
 	if pg == nil {
 		pg = &postgresRestoreFlags{}

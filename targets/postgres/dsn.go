@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"regexp"
+	"strconv"
 	"strings"
 )
 
@@ -136,11 +138,58 @@ func DecodeName(s string) (string, error) {
 	return n, nil
 }
 
-// Entry names in a postgres snapshot.
+// Entry names in a postgres snapshot. A database's entries follow each
+// other in tree order in the order restore reads them ('+' is always
+// escaped by EncodeName, so the suffixes cannot be part of a name).
 const (
-	// SuffixDump ends a database's pg_dump custom-format archive:
+	// SuffixProps ends a database's properties entry: EncodeName(db) +
+	// SuffixProps, JSON of DatabaseProps. Snapshots made before it
+	// existed have none; their databases get the server's defaults.
+	SuffixProps = "+0-properties.json"
+	// SuffixDump ends a database's whole pg_dump custom-format archive
+	// (one pg_dump: Jobs 1, and every snapshot before split archives):
 	// EncodeName(db) + SuffixDump.
 	SuffixDump = ".dump"
+	// SuffixPre and SuffixPost end a database's pre-data and post-data
+	// archives (pg_dump --section) when its data is split over several
+	// archives, EncodeName(db) + DataSuffix(i), dumped in parallel.
+	SuffixPre  = "+1-pre.dump"
+	SuffixPost = "+3-post.dump"
 	// GlobalsFile holds pg_dumpall --globals-only (roles, tablespaces).
 	GlobalsFile = "globals.sql"
 )
+
+// DataSuffix ends the i-th data-only archive of a split database.
+func DataSuffix(i int) string { return fmt.Sprintf("+2-data-%02d.dump", i) }
+
+var dataSuffixRE = regexp.MustCompile(`^(.*)\+2-data-([0-9]{2,})\.dump$`)
+
+// SplitEntry tells which database an entry name belongs to and what it
+// is: "props", "pre", "data" (with its index), "post", "whole" (a
+// complete archive); ok is false for other names.
+func SplitEntry(path string) (db, part string, index int, ok bool) {
+	cut := func(suffix, what string) bool {
+		if strings.HasSuffix(path, suffix) {
+			db, part = strings.TrimSuffix(path, suffix), what
+			return true
+		}
+		return false
+	}
+	if m := dataSuffixRE.FindStringSubmatch(path); m != nil {
+		n, err := strconv.Atoi(m[2])
+		if err != nil {
+			return "", "", 0, false
+		}
+		db, part, index = m[1], "data", n
+	} else if !cut(SuffixProps, "props") && !cut(SuffixPre, "pre") && !cut(SuffixPost, "post") && !cut(SuffixDump, "whole") {
+		return "", "", 0, false
+	}
+	if db == "" || strings.Contains(db, "/") || strings.Contains(db, "+") {
+		return "", "", 0, false
+	}
+	name, err := DecodeName(db)
+	if err != nil {
+		return "", "", 0, false
+	}
+	return name, part, index, true
+}

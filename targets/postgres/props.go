@@ -8,11 +8,6 @@ import (
 	"strings"
 )
 
-// SuffixProps ends a database's properties entry: EncodeName(db) +
-// SuffixProps, JSON of DatabaseProps. Snapshots made before it existed
-// have none; their databases are restored with the server's defaults.
-const SuffixProps = ".database.json"
-
 // DatabaseProps are the properties of a database itself, which a
 // per-database pg_dump archive only restores with pg_restore --create
 // (under the original name only): recorded at backup, applied by restore

@@ -10,6 +10,7 @@ package postgres
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/hex"
 	"encoding/json"
@@ -44,8 +45,12 @@ type Options struct {
 	// ExcludeTables are pg_dump --exclude-table patterns (table or
 	// schema.table, * and ? wildcards), applied to every database.
 	ExcludeTables []string
-	// Jobs is how many databases are dumped at once (default 1; each
-	// pg_dump is one connection).
+	// Jobs is how many pg_dumps run at once (default 1; each is one
+	// connection). With Jobs > 1 each database is dumped as a pre-data
+	// archive, up to Jobs data-only archives (tables spread by size) and
+	// a post-data archive, all from the same snapshot, so one database is
+	// dumped in parallel and restored in parallel without a local copy;
+	// with 1, as one whole archive.
 	Jobs int
 	// Globals adds pg_dumpall --globals-only (roles, tablespaces) as
 	// globals.sql; it needs a superuser (role passwords are left out).
@@ -278,7 +283,13 @@ func (s *Source) Walk(ctx context.Context, warn func(string, error), fn func(tar
 	}
 	snapshots := map[string]string{}
 	props := map[string][]byte{}
-	details := map[string]string{"server": s.conn.String(), "server_version": version, "format": "custom",
+	tables := map[string][]table{}
+	split := s.opts.Jobs > 1
+	format := "custom"
+	if split {
+		format = "custom-split"
+	}
+	details := map[string]string{"server": s.conn.String(), "server_version": version, "format": format,
 		"databases": strings.Join(dbs, ",")}
 	var rpTime time.Time
 	for i, se := range sessions {
@@ -302,6 +313,11 @@ func (s *Source) Walk(ctx context.Context, warn func(string, error), fn func(tar
 		snapshots[dbs[i]] = f[0]
 		if props[dbs[i]], err = readProps(se, num, dbs[i]); err != nil {
 			return err
+		}
+		if split {
+			if tables[dbs[i]], err = listTables(se, dbs[i]); err != nil {
+				return err
+			}
 		}
 		details["lsn:"+dbs[i]] = f[1]
 		if i == 0 {
@@ -328,13 +344,36 @@ func (s *Source) Walk(ctx context.Context, warn func(string, error), fn func(tar
 	}
 	for _, db := range dbs {
 		items = append(items, item{path: EncodeName(db) + SuffixProps, mem: props[db]})
-		args := []string{"-w", "-Fc", "--snapshot=" + snapshots[db], "-d", s.conn.URL(db)}
+		base := []string{"-w", "-Fc", "--snapshot=" + snapshots[db], "-d", s.conn.URL(db)}
 		for _, p := range s.opts.ExcludeTables {
-			args = append(args, "--exclude-table="+p)
+			base = append(base, "--exclude-table="+p)
 		}
-		items = append(items, item{EncodeName(db) + SuffixDump, nil, func() (io.ReadCloser, error) {
-			return d.run(ctx, "pg_dump of "+db, pgDump, args...)
-		}})
+		add := func(suffix, what string, args ...string) {
+			args = append(slices.Clone(base), args...)
+			items = append(items, item{EncodeName(db) + suffix, nil, func() (io.ReadCloser, error) {
+				return d.run(ctx, what, pgDump, args...)
+			}})
+		}
+		if !split {
+			add(SuffixDump, "pg_dump of "+db)
+			continue
+		}
+		add(SuffixPre, "pg_dump --section=pre-data of "+db, "--section=pre-data")
+		add(SuffixPost, "pg_dump --section=post-data of "+db, "--section=post-data")
+		// The first data archive holds everything but the tables of the
+		// others: sequences, large objects, extension configuration and
+		// tables created since the listing.
+		bs := spread(tables[db], s.opts.Jobs)
+		var rest []string
+		for i, b := range bs[1:] {
+			var args []string
+			for _, t := range b {
+				args = append(args, "--table="+t)
+				rest = append(rest, "--exclude-table="+t)
+			}
+			add(DataSuffix(i+1), fmt.Sprintf("pg_dump --section=data (part %d) of %s", i+1, db), append([]string{"--section=data"}, args...)...)
+		}
+		add(DataSuffix(0), "pg_dump --section=data (part 0) of "+db, append([]string{"--section=data"}, rest...)...)
 	}
 	slices.SortFunc(items, func(a, b item) int { return targets.ComparePaths(a.path, b.path) })
 	for _, it := range items {
@@ -354,6 +393,78 @@ func (s *Source) Walk(ctx context.Context, warn func(string, error), fn func(tar
 		}
 	}
 	return d.wait(ctx)
+}
+
+// table is a table to dump: its pg_dump pattern matching exactly it, and
+// its size.
+type table struct {
+	pattern string
+	size    int64
+}
+
+// listTables lists the ordinary tables of the session's database (not
+// the catalogs', not extension members) with their size on disk.
+func listTables(se *Session, db string) ([]table, error) {
+	line, err := se.Query(`SELECT coalesce(string_agg(encode(convert_to(n.nspname, 'UTF8'), 'hex') || '.' ||
+		encode(convert_to(c.relname, 'UTF8'), 'hex') || '.' || coalesce(pg_table_size(c.oid), 0), ',' ORDER BY c.oid), '')
+		FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE c.relkind = 'r' AND c.relpersistence <> 't' AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+		AND n.nspname NOT LIKE 'pg\_toast%' AND n.nspname NOT LIKE 'pg\_temp\_%'
+		AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')`)
+	if err != nil {
+		return nil, err
+	}
+	var out []table
+	for _, f := range strings.Split(line, ",") {
+		if f == "" {
+			continue
+		}
+		p := strings.Split(f, ".")
+		if len(p) != 3 {
+			return nil, fmt.Errorf("postgres: list tables of %q: unexpected %q", db, f)
+		}
+		schema, err1 := hex.DecodeString(p[0])
+		name, err2 := hex.DecodeString(p[1])
+		size, err3 := strconv.ParseInt(p[2], 10, 64)
+		if err := errors.Join(err1, err2, err3); err != nil {
+			return nil, fmt.Errorf("postgres: list tables of %q: %w", db, err)
+		}
+		out = append(out, table{pattern: exactPattern(string(schema)) + "." + exactPattern(string(name)), size: size})
+	}
+	return out, nil
+}
+
+// exactPattern is a pg_dump name pattern matching exactly name: inside
+// double quotes the pattern characters (* ? . and regular expression
+// ones) are literal.
+func exactPattern(name string) string { return `"` + strings.ReplaceAll(name, `"`, `""`) + `"` }
+
+// spread distributes tables over n parts, largest first each to the
+// part with the least so far (the longest-processing-time rule), and
+// returns the parts' patterns.
+func spread(tables []table, n int) [][]string {
+	ts := slices.Clone(tables)
+	slices.SortStableFunc(ts, func(a, b table) int { return cmp.Compare(b.size, a.size) })
+	parts := make([][]string, n)
+	load := make([]int64, n)
+	for _, t := range ts {
+		i := 0
+		for j := range load {
+			if load[j] < load[i] {
+				i = j
+			}
+		}
+		parts[i] = append(parts[i], t.pattern)
+		load[i] += t.size + 1
+	}
+	// Empty parts dump nothing: drop them (part 0 always stays).
+	out := [][]string{parts[0]}
+	for _, p := range parts[1:] {
+		if len(p) > 0 {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // readProps reads the properties of the session's database as JSON.
