@@ -29,7 +29,8 @@ func (f Finding) String() string {
 
 // LintOptions configure Lint.
 type LintOptions struct {
-	SampleRows int // rows read per table (default 300)
+	SampleRows int    // rows read per table (default 300)
+	PGBinDir   string // holds pg_restore for postgres snapshots (default: PATH)
 }
 
 var nameRules = []struct {
@@ -108,6 +109,9 @@ func Lint(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, c *Config,
 	if o.SampleRows <= 0 {
 		o.SampleRows = 300
 	}
+	if sn.Kind == "postgres" {
+		return lintPostgres(ctx, r, sn, c, o)
+	}
 	dbs, err := readTree(ctx, r, sn)
 	if err != nil {
 		return nil, err
@@ -131,23 +135,12 @@ func Lint(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, c *Config,
 			}
 			tr := c.ruleFor(d.name, t)
 			ruled := func(col string) bool { _, ok := tr.Columns[col]; return ok }
-			flagged := map[string]bool{}
-			for _, col := range cols {
-				if ruled(col.name) || col.isNumeric() && !strings.Contains(strings.ToLower(col.name), "ip") {
-					continue
-				}
-				for _, nr := range nameRules {
-					if nr.re.MatchString(col.name) {
-						out = append(out, Finding{d.name, t, col.name, nr.kind, "column name", nr.suggest})
-						flagged[col.name] = true
-						break
-					}
-				}
-			}
+			fs, flagged := nameFindings(d.name, t, cols, tr)
+			out = append(out, fs...)
 			if d.data[t] == nil {
 				continue
 			}
-			fs, err := sampleTable(ctx, r, d, t, o.SampleRows, func(col string) bool {
+			fs, err = sampleTable(ctx, r, d, t, o.SampleRows, func(col string) bool {
 				c := p.byName[col]
 				return ruled(col) || flagged[col] || c != nil && !c.textLike()
 			})
@@ -160,6 +153,70 @@ func Lint(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, c *Config,
 	return out, nil
 }
 
+// nameFindings are the columns without a rule whose name looks personal.
+func nameFindings(db, t string, cols []*column, tr TableRule) ([]Finding, map[string]bool) {
+	var out []Finding
+	flagged := map[string]bool{}
+	for _, col := range cols {
+		if _, ok := tr.Columns[col.name]; ok || col.typ == "pg:boolean" || col.isNumeric() && !strings.Contains(strings.ToLower(col.name), "ip") {
+			continue
+		}
+		for _, nr := range nameRules {
+			if nr.re.MatchString(col.name) {
+				out = append(out, Finding{db, t, col.name, nr.kind, "column name", nr.suggest})
+				flagged[col.name] = true
+				break
+			}
+		}
+	}
+	return out, flagged
+}
+
+// sampler counts what sampled values of each column look like.
+type sampler struct {
+	header   []string
+	counts   []map[string]int
+	nonEmpty []int
+}
+
+func newSampler(header []string) *sampler {
+	s := &sampler{header: header, counts: make([]map[string]int, len(header)), nonEmpty: make([]int, len(header))}
+	for i := range s.counts {
+		s.counts[i] = map[string]int{}
+	}
+	return s
+}
+
+func (s *sampler) add(row [][]byte) {
+	for i, v := range row {
+		if i >= len(s.header) || len(v) == 0 {
+			continue
+		}
+		s.nonEmpty[i]++
+		if k := contentKind(v); k != "" {
+			s.counts[i][k]++
+		}
+	}
+}
+
+// findings: columns (but skipped ones) where a fifth of the sampled
+// values (at least 2) are of one personal kind.
+func (s *sampler) findings(db, t string, skip func(string) bool) []Finding {
+	var out []Finding
+	for i, h := range s.header {
+		if skip(h) {
+			continue
+		}
+		for _, k := range []string{"email", "card", "phone", "ip"} {
+			if c := s.counts[i][k]; c >= 2 && c*5 >= s.nonEmpty[i] {
+				out = append(out, Finding{db, t, h, k, fmt.Sprintf("content: %d of %d sampled values", c, s.nonEmpty[i]), suggestFor[k]})
+				break
+			}
+		}
+	}
+	return out
+}
+
 var suggestFor = map[string]string{"email": "fake:email", "phone": "fake:phone", "ip": "fake:ip", "card": `"null"`}
 
 func sampleTable(ctx context.Context, r *repo.Repository, d *snapDB, t string, n int, skip func(string) bool) ([]Finding, error) {
@@ -168,11 +225,7 @@ func sampleTable(ctx context.Context, r *repo.Repository, d *snapDB, t string, n
 	if err != nil {
 		return nil, fmt.Errorf("%s/%s: %w", d.name, t, err)
 	}
-	counts := make([]map[string]int, len(header))
-	nonEmpty := make([]int, len(header))
-	for i := range counts {
-		counts[i] = map[string]int{}
-	}
+	sm := newSampler(header)
 	for range n {
 		line, err := br.ReadBytes('\n')
 		if len(line) == 0 && err != nil {
@@ -181,32 +234,10 @@ func sampleTable(ctx context.Context, r *repo.Repository, d *snapDB, t string, n
 		if line[len(line)-1] == '\n' {
 			line = line[:len(line)-1]
 		}
-		row := mysql.SplitRow(line)
-		for i, v := range row {
-			if i >= len(header) || len(v) == 0 {
-				continue
-			}
-			nonEmpty[i]++
-			if k := contentKind(v); k != "" {
-				counts[i][k]++
-			}
-		}
+		sm.add(mysql.SplitRow(line))
 		if err != nil {
 			break
 		}
 	}
-	var out []Finding
-	for i, h := range header {
-		if skip(h) {
-			continue
-		}
-		for _, k := range []string{"email", "card", "phone", "ip"} {
-			// A fifth of the sampled values (at least 2) is a pattern.
-			if c := counts[i][k]; c >= 2 && c*5 >= nonEmpty[i] {
-				out = append(out, Finding{d.name, t, h, k, fmt.Sprintf("content: %d of %d sampled values", c, nonEmpty[i]), suggestFor[k]})
-				break
-			}
-		}
-	}
-	return out, nil
+	return sm.findings(d.name, t, skip), nil
 }

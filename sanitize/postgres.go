@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os/exec"
 	"slices"
 	"strconv"
@@ -341,14 +342,8 @@ func exportPostgres(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, 
 		}
 		plans[key] = p
 	}
-	for _, k := range c.userTables() {
-		found := false
-		for _, t := range tables {
-			found = found || k == t.name || k == t.schema+"."+t.name
-		}
-		if !found {
-			return nil, rulesErrorf("sanitize.rules: table %q is not in database %q of the snapshot (write TABLE or SCHEMA.TABLE)", k, d.name)
-		}
+	if err := c.checkPGTables(d, tables); err != nil {
+		return nil, err
 	}
 	now := sn.RecoveryPoint.Time
 	if now.IsZero() {
@@ -413,6 +408,148 @@ func exportPostgres(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, 
 		st.Tables = append(st.Tables, *ts)
 	}
 	return st, nil
+}
+
+// checkPGTables: every table the policy's rules name (TABLE or
+// SCHEMA.TABLE) must be in the database.
+func (c *Config) checkPGTables(d *pgDB, tables map[string]*pgTable) error {
+	for _, k := range c.userTables() {
+		found := false
+		for _, t := range tables {
+			found = found || k == t.name || k == t.schema+"."+t.name
+		}
+		if !found {
+			return rulesErrorf("sanitize.rules: table %q is not in database %q of the snapshot (write TABLE or SCHEMA.TABLE)", k, d.name)
+		}
+	}
+	return nil
+}
+
+// lintPostgres is Lint for a postgres snapshot: names from the CREATE
+// TABLEs, content from the first rows of each COPY block (pg_restore
+// --data-only reads every archive once).
+func lintPostgres(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, c *Config, o LintOptions) ([]Finding, error) {
+	dbs, err := readPGTree(ctx, r, sn)
+	if err != nil {
+		return nil, err
+	}
+	bin, err := postgres.Binary(o.PGBinDir, "pg_restore")
+	if err != nil {
+		return nil, err
+	}
+	var out []Finding
+	for _, d := range dbs {
+		tables, err := pgSchemas(ctx, r, bin, d)
+		if err != nil {
+			return nil, err
+		}
+		if len(dbs) == 1 {
+			if err := c.checkPGTables(d, tables); err != nil {
+				return nil, err
+			}
+		}
+		keys := slices.Sorted(maps.Keys(tables))
+		plans := map[string]*tablePlan{}
+		samplers := map[string]*sampler{}
+		for _, key := range keys {
+			t := tables[key]
+			p, err := c.plan(t.schema, t.name, t.cols)
+			if err != nil {
+				return nil, err
+			}
+			if p.action != "" {
+				continue
+			}
+			fs, _ := nameFindings(d.name, key, t.cols, c.ruleFor(t.schema, t.name))
+			out = append(out, fs...)
+			plans[key] = p
+		}
+		for _, n := range d.archives() {
+			proc, err := startPGRestore(ctx, r, bin, n, "--data-only")
+			if err != nil {
+				return nil, err
+			}
+			err = samplePG(proc.out, o.SampleRows, func(key string, cols []string) *sampler {
+				if plans[key] == nil {
+					return nil
+				}
+				samplers[key] = newSampler(cols)
+				return samplers[key]
+			})
+			if werr := proc.wait(); err == nil {
+				err = werr
+			}
+			if err != nil {
+				return nil, err
+			}
+		}
+		for _, key := range keys {
+			sm := samplers[key]
+			if sm == nil {
+				continue
+			}
+			t, p := tables[key], plans[key]
+			tr := c.ruleFor(t.schema, t.name)
+			_, flagged := nameFindings(d.name, key, t.cols, tr)
+			out = append(out, sm.findings(d.name, key, func(col string) bool {
+				_, ruled := tr.Columns[col]
+				cc := p.byName[col]
+				return ruled || flagged[col] || cc != nil && !cc.textLike()
+			})...)
+		}
+	}
+	return out, nil
+}
+
+// samplePG feeds the first n rows of each COPY block of pg_restore's
+// output to the sampler that start returns (nil: not sampled).
+func samplePG(out io.Reader, n int, start func(key string, cols []string) *sampler) error {
+	br := bufio.NewReaderSize(out, 256<<10)
+	var sm *sampler
+	rows := 0
+	var fields [][]byte
+	for {
+		line, err := br.ReadBytes('\n')
+		if len(line) == 0 {
+			if err == io.EOF {
+				return nil
+			}
+			return err
+		}
+		switch {
+		case sm == nil && rows < 0:
+			if string(line) == "\\.\n" {
+				rows = 0
+			}
+		case sm != nil:
+			if string(line) == "\\.\n" {
+				sm, rows = nil, 0
+				continue
+			}
+			if rows >= n {
+				continue
+			}
+			rows++
+			fields = fields[:0]
+			for _, f := range bytes.Split(bytes.TrimSuffix(line, []byte{'\n'}), []byte{'\t'}) {
+				v, _ := pgDecode(f, nil)
+				fields = append(fields, v)
+			}
+			sm.add(fields)
+		default:
+			if schema, name, cols, ok := parseCopyHeader(line); ok {
+				if sm = start(schema+"."+name, cols); sm == nil {
+					rows = -1 // skip the block
+				}
+			}
+		}
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
 }
 
 // pgStream copies pg_restore's output to the pipeline, sending the rows

@@ -119,6 +119,29 @@ func TestSanitizedExportPostgres(t *testing.T) {
 	require.Equal(t, count("oro", orders), count("oro_dev", orders))
 	require.Equal(t, "Bestellungen — commandes", count("oro_dev", "SELECT obj_description('oro_order'::regclass)"))
 
+	// Lint: the preset covers the shop; without it, names and contents are found.
+	fs, err := sanitize.Lint(ctx, r, last, c, sanitize.LintOptions{PGBinDir: s.BinDir()})
+	require.NoError(t, err)
+	require.Empty(t, fs)
+	bare, err := sanitize.Compile(policies.Sanitize{}, sanitize.Options{Key: testKey})
+	require.NoError(t, err)
+	fs, err = sanitize.Lint(ctx, r, last, bare, sanitize.LintOptions{PGBinDir: s.BinDir()})
+	require.NoError(t, err)
+	var found []string
+	for _, f := range fs {
+		found = append(found, f.Table+"."+f.Column+":"+f.Kind+" ("+f.Reason+")")
+	}
+	for _, want := range []string{
+		"public.oro_customer_user.email:email (column name)",
+		"public.oro_order_address.phone:phone (column name)",
+		"public.oro_customer_user.birthday:birth date (column name)",
+		"public.oro_audit.object_name:email (content: 300 of 300 sampled values)",
+		"public.oro_user.password:secret (column name)",
+	} {
+		require.Contains(t, found, want)
+	}
+	require.NotContains(t, strings.Join(found, " "), "oro_user.enabled")
+
 	// Bad rules: errors before a byte is written.
 	bad := func(s policies.Sanitize, want string) {
 		t.Helper()

@@ -53,7 +53,7 @@ func (a *app) sanitizeCmd() *cobra.Command {
 	lint := &cobra.Command{
 		Use:   "lint POLICY",
 		Short: "Report columns that look personal but have no sanitize rule",
-		Long: `Read the schema and a sample of rows of every table in a mysql snapshot (latest by default)
+		Long: `Read the schema and a sample of rows of every table in a mysql or postgres snapshot (latest by default)
 and report columns whose name (email, phone, name, street, IP, birth date, card, password, tax id)
 or sampled content (emails, phone numbers, IP addresses, card numbers passing Luhn) looks personal
 but that neither the preset nor the policy's rules cover. Truncated and skipped tables are not
@@ -197,13 +197,9 @@ Exit codes: 0 ok, 1 failure or lint findings, 2 bad rules, key or flags, 12 wron
 				if server != nil && sn.Kind != "mysql" {
 					return usagef("--to mysql:// loads a mysql snapshot; snapshot %s is %s (write a file with -o and load it with psql)", sn.ID.Short(), sn.Kind)
 				}
-				var fs []sanitize.Finding
-				if sn.Kind == "mysql" {
-					if fs, err = sanitize.Lint(ctx, r, sn, c, sanitize.LintOptions{}); err != nil {
-						return sanitizeErr(err)
-					}
-				} else {
-					fmt.Fprintf(a.stderr, "lifeboat: note: lint reads mysql snapshots only; snapshot %s (%s) is exported with the rules as they are\n", sn.ID.Short(), sn.Kind)
+				fs, err := sanitize.Lint(ctx, r, sn, c, sanitize.LintOptions{})
+				if err != nil {
+					return sanitizeErr(err)
 				}
 				if len(fs) > 0 && !allowPII {
 					for _, f := range fs {
