@@ -52,8 +52,12 @@ func schemaFor(t reflect.Type, fi *fieldInfo) obj {
 		s = obj{"oneOf": []any{
 			obj{"enum": []any{TableTruncate, TableSkip}},
 			obj{"type": "object", "properties": obj{"where": obj{"type": "string"}},
-				"additionalProperties": obj{"type": []any{"string", "null"},
-					"description": "column rule: null, hash, keep, mask, mask:N, fixed:VALUE, fake:KIND"}},
+				"additionalProperties": obj{
+					"description": "column rule: null, hash, keep, mask, mask:keep_last=N, fixed:VALUE, fake:KIND, template:TEXT; or as a one-key mapping, e.g. {mask: keep_last=4}",
+					"oneOf": []any{
+						obj{"type": []any{"string", "null"}},
+						obj{"type": "object", "additionalProperties": obj{"type": []any{"string", "null"}}},
+					}}},
 		}}
 	default:
 		switch t.Kind() {
