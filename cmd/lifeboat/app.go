@@ -17,6 +17,7 @@ import (
 
 	"github.com/lifeboat-backup/lifeboat/engine/repo"
 	"github.com/lifeboat-backup/lifeboat/engine/repo/storage"
+	"github.com/lifeboat-backup/lifeboat/engine/restic"
 	"github.com/lifeboat-backup/lifeboat/policies"
 	"github.com/lifeboat-backup/lifeboat/restore"
 )
@@ -90,12 +91,13 @@ unreadable, 10 no repository, 11 repository locked, 12 wrong key, 130 interrupte
 	pf.String("key-file", "", "age identity file: owner or host key (env LIFEBOAT_KEY_FILE)")
 	pf.String("passphrase-file", "", "file holding the repository passphrase (env LIFEBOAT_PASSPHRASE_FILE)")
 	pf.String("policy", "", "work through this policy's primary repository and key (env LIFEBOAT_POLICY)")
+	pf.String("engine", "", "repository engine: native or restic (env LIFEBOAT_ENGINE; default: the policy's, else native)")
 	pf.Duration("retry-lock", 0, "wait this long for a conflicting lock to go away")
 	pf.BoolVar(&a.json, "json", false, "print JSON lines (summary last) instead of text")
 	pf.BoolVarP(&a.quiet, "quiet", "q", false, "print only the summary and errors")
 	pf.StringVar(&a.cpuProfile, "cpu-profile", "", "write a CPU profile to this file (for performance work)")
 	_ = pf.MarkHidden("cpu-profile")
-	for _, name := range []string{"repo", "key-file", "passphrase-file", "retry-lock", "policy"} {
+	for _, name := range []string{"repo", "key-file", "passphrase-file", "retry-lock", "policy", "engine"} {
 		_ = a.v.BindPFlag(name, pf.Lookup(name))
 	}
 	root.SetIn(a.stdin)
@@ -152,11 +154,11 @@ func exitCode(ctx context.Context, err error) int {
 		return exitPartial
 	case errors.Is(err, restore.ErrObjectiveViolated):
 		return exitObjective
-	case errors.Is(err, repo.ErrNoRepository):
+	case errors.Is(err, repo.ErrNoRepository), errors.Is(err, restic.ErrNoRepository):
 		return exitNoRepo
-	case repo.IsLocked(err):
+	case repo.IsLocked(err), errors.Is(err, restic.ErrLocked):
 		return exitLocked
-	case errors.Is(err, repo.ErrWrongKey), errors.Is(err, repo.ErrNoDataKey):
+	case errors.Is(err, repo.ErrWrongKey), errors.Is(err, repo.ErrNoDataKey), errors.Is(err, restic.ErrWrongPassword):
 		return exitWrongKey
 	}
 	return exitFailure
@@ -296,6 +298,13 @@ const (
 // both (kopia's repositoryWriterAction): the one place commands get a
 // repository.
 func (a *app) withRepo(ctx context.Context, mode lockMode, purpose string, fn func(context.Context, *repo.Repository) error) error {
+	name, err := a.engineName()
+	if err != nil {
+		return err
+	}
+	if name == "restic" {
+		return usagef("this command works on native repositories only; the repository's engine is restic (docs/restic-engine.md)")
+	}
 	r, err := a.openRepo(ctx)
 	if err != nil {
 		return err

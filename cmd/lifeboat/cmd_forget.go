@@ -57,30 +57,30 @@ See docs/retention.md.`,
 				return usagef("give snapshot IDs or retention rules (--keep-daily N, ...)")
 			}
 			ctx := cmd.Context()
-			return a.withRepo(ctx, sharedLock, "forget", func(ctx context.Context, r *repo.Repository) error {
+			return a.withEngine(ctx, sharedLock, "forget", func(ctx context.Context, e engine.Engine) error {
 				var ids []repo.ID
 				if len(args) > 0 {
 					for _, ref := range args {
 						if ref == "latest" {
 							return usagef("forget takes snapshot IDs, not %q", ref)
 						}
-						sn, err := r.FindSnapshot(ctx, ref, nil)
+						sn, err := findSnapshot(ctx, e, ref, nil)
 						if err != nil {
 							return err
 						}
 						ids = append(ids, sn.ID)
 					}
-				} else if ids, err = a.applyRetention(ctx, r, rules, only, o.dryRun); err != nil {
+				} else if ids, err = a.applyRetention(ctx, e, rules, only, o.dryRun); err != nil {
 					return err
 				}
 				if o.dryRun {
 					return nil
 				}
+				if err := e.Forget(ctx, ids); err != nil {
+					return err
+				}
 				var removed []string
 				for _, id := range ids {
-					if err := r.DeleteSnapshot(ctx, id); err != nil {
-						return err
-					}
 					removed = append(removed, id.String())
 					a.printf("removed snapshot %s\n", id.Short())
 				}
@@ -133,8 +133,8 @@ func (o *forgetOptions) parse() (retention.Rules, error) {
 
 // applyRetention decides over all snapshots, prints the decisions (a
 // table, or JSON lines) and returns the IDs to remove.
-func (a *app) applyRetention(ctx context.Context, r *repo.Repository, rules retention.Rules, only func(*repo.Snapshot) bool, dryRun bool) ([]repo.ID, error) {
-	sns, err := r.Snapshots(ctx)
+func (a *app) applyRetention(ctx context.Context, e engine.Engine, rules retention.Rules, only func(*repo.Snapshot) bool, dryRun bool) ([]repo.ID, error) {
+	sns, err := e.Snapshots(ctx)
 	if err != nil {
 		return nil, err
 	}

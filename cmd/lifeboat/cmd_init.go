@@ -50,6 +50,18 @@ and deduplicate, not read old content. Restores and drills use the owner key.
 
 func (a *app) runInit(cmd *cobra.Command, o initOptions) error {
 	ctx := cmd.Context()
+	if e, err := a.resticEngine(ctx); err != nil || e != nil {
+		if err != nil {
+			return err
+		}
+		if len(o.recipients) > 0 || o.recipientsFile != "" || o.ownerKeyOut != "" || o.hostKeyOut != "" {
+			return usagef("a restic repository has a password, not age keys: give --passphrase-file only")
+		}
+		if err := e.Init(ctx); err != nil {
+			return err
+		}
+		return a.resticDone("init")
+	}
 	url, err := a.repoURL()
 	if err != nil {
 		return err

@@ -29,6 +29,15 @@ func (a *app) checkCmd() *cobra.Command {
 				pct = v
 			}
 			ctx := cmd.Context()
+			if e, err := a.resticEngine(ctx); err != nil || e != nil {
+				if err != nil {
+					return err
+				}
+				if err := e.Check(ctx, pct); err != nil {
+					return err
+				}
+				return a.resticDone("check")
+			}
 			return a.withRepo(ctx, sharedLock, "check", func(ctx context.Context, r *repo.Repository) error {
 				var done, total atomic.Int64
 				stop := a.progress(func() string { return fmt.Sprintf("read %d of %d packs", done.Load(), total.Load()) })
@@ -81,6 +90,18 @@ referenced blob. Repacking data packs needs the owner key; with a host key such 
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
+			if e, err := a.resticEngine(ctx); err != nil || e != nil {
+				if err != nil {
+					return err
+				}
+				if o.DryRun {
+					return usagef("--dry-run: run restic prune --dry-run on a restic repository")
+				}
+				if _, err := e.Prune(ctx); err != nil {
+					return err
+				}
+				return a.resticDone("prune")
+			}
 			return a.withRepo(ctx, exclusiveLock, "prune", func(ctx context.Context, r *repo.Repository) error {
 				if o.Grace == 0 {
 					o.Grace = -1 // --grace 0s: none at all
@@ -120,6 +141,18 @@ func (a *app) unlockCmd() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
+			if e, err := a.resticEngine(ctx); err != nil || e != nil {
+				if err != nil {
+					return err
+				}
+				if all {
+					return usagef("--all: run restic unlock --remove-all on a restic repository")
+				}
+				if err := e.Unlock(ctx); err != nil {
+					return err
+				}
+				return a.resticDone("unlock")
+			}
 			return a.withRepo(ctx, noLock, "", func(ctx context.Context, r *repo.Repository) error {
 				n, err := repo.RemoveStaleLocks(ctx, r.Bucket(), all)
 				if err != nil {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/lifeboat-backup/lifeboat/engine"
 	"github.com/lifeboat-backup/lifeboat/engine/replicate"
 	"github.com/lifeboat-backup/lifeboat/engine/repo"
 	"github.com/lifeboat-backup/lifeboat/engine/repo/storage"
@@ -26,12 +27,16 @@ func (a *app) replicateCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "replicate [POLICY] [--to URL]",
 		Short: "Copy the repository to a second location, byte for byte (the host key is enough)",
+		Example: `  lifeboat replicate --to s3://dr-bucket/shop?region=eu-west-1
+  lifeboat replicate /etc/lifeboat/shop.yaml   # engine: restic -> restic copy to each secondary`,
 		Long: `Copy every pack, index file and snapshot the secondary lacks, verifying each copy
 (SHA-256 of the stored bytes against the index), manifests last, so the secondary is
 always consistent; then remove from the secondary what forget/prune removed here.
 Interrupted runs resume: what is there is skipped. --verify-all also re-reads every
 pack already in the secondary and recopies damaged ones. With POLICY: from its primary to
-each of its secondaries (exit 1 when one was further behind than its max_lag).`,
+each of its secondaries (exit 1 when one was further behind than its max_lag).
+On a restic repository: restic copy of the snapshots the secondary lacks into a restic
+repository with the same password (created with the same chunker parameters if missing).`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var dests []secondary
@@ -54,15 +59,32 @@ each of its secondaries (exit 1 when one was further behind than its max_lag).`,
 				return usagef("give POLICY or --to URL")
 			}
 			ctx := cmd.Context()
-			return a.withRepo(ctx, sharedLock, "replicate", func(ctx context.Context, r *repo.Repository) error {
+			return a.withEngine(ctx, sharedLock, "replicate", func(ctx context.Context, e engine.Engine) error {
 				var lagging []string
 				for _, d := range dests {
-					res, err := a.replicateOne(ctx, r, d, replicate.Options{VerifyAll: verifyAll})
-					if err != nil {
-						return fmt.Errorf("replicate to %s: %w", d.name, err)
+					var lag time.Duration
+					switch e := e.(type) {
+					case engine.Native:
+						res, err := a.replicateOne(ctx, e.R, d, replicate.Options{VerifyAll: verifyAll})
+						if err != nil {
+							return fmt.Errorf("replicate to %s: %w", d.name, err)
+						}
+						lag = res.Lag
+					default:
+						if verifyAll {
+							return usagef("--verify-all works on native repositories (restic: lifeboat check on the secondary)")
+						}
+						st, err := e.Replicate(ctx, d.url)
+						if err != nil {
+							return fmt.Errorf("replicate to %s: %w", d.name, err)
+						}
+						if err := a.replicaSummary(d, st); err != nil {
+							return err
+						}
+						lag = st.Lag
 					}
-					if d.maxLag > 0 && res.Lag > d.maxLag {
-						lagging = append(lagging, fmt.Sprintf("%s was %s behind (max_lag %s)", d.name, res.Lag.Round(time.Second), d.maxLag))
+					if d.maxLag > 0 && lag > d.maxLag {
+						lagging = append(lagging, fmt.Sprintf("%s was %s behind (max_lag %s)", d.name, lag.Round(time.Second), d.maxLag))
 					}
 				}
 				if len(lagging) > 0 {
@@ -105,4 +127,15 @@ func (a *app) replicateOne(ctx context.Context, r *repo.Repository, d secondary,
 	fmt.Fprintf(a.stdout, "replicated to %s (%s): %d objects copied (%s), %d damaged recopied, %d removed; %d snapshots; lag was %s\n",
 		d.name, storage.Redact(d.url), res.Copied, formatBytes(res.Bytes), res.Recopied, res.Deleted, res.Snapshots, res.Lag.Round(time.Second))
 	return res, nil
+}
+
+// replicaSummary prints what a restic copy did.
+func (a *app) replicaSummary(d secondary, st *engine.ReplicaStats) error {
+	if a.json {
+		return a.emit(map[string]any{"message_type": "summary", "secondary": d.name, "to": storage.Redact(d.url),
+			"engine": "restic", "snapshots_copied": st.Copied, "lag_seconds": st.Lag.Seconds()})
+	}
+	fmt.Fprintf(a.stdout, "replicated to %s (%s, restic copy): %d snapshots copied; lag was %s\n",
+		d.name, storage.Redact(d.url), st.Copied, st.Lag.Round(time.Second))
+	return nil
 }

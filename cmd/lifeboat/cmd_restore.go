@@ -3,12 +3,17 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/lifeboat-backup/lifeboat/engine"
 	"github.com/lifeboat-backup/lifeboat/engine/repo"
+	"github.com/lifeboat-backup/lifeboat/engine/restic"
 	"github.com/lifeboat-backup/lifeboat/restore"
+	"github.com/lifeboat-backup/lifeboat/targets/mysql"
 )
 
 type restoreOptions struct {
@@ -35,12 +40,18 @@ the byte ranges those files need. Every blob is verified against its ID. Needs t
 				return usagef("--to DIR is required")
 			}
 			ctx := cmd.Context()
-			return a.withRepo(ctx, sharedLock, "restore", func(ctx context.Context, r *repo.Repository) error {
-				sn, err := r.FindSnapshot(ctx, args[0], snapshotFilter(o.target, o.host))
+			return a.withEngine(ctx, sharedLock, "restore", func(ctx context.Context, e engine.Engine) error {
+				sn, err := findSnapshot(ctx, e, args[0], snapshotFilter(o.target, o.host))
 				if err != nil {
 					return err
 				}
-				return a.restoreTo(ctx, r, sn, o, my)
+				switch e := e.(type) {
+				case engine.Native:
+					return a.restoreTo(ctx, e.R, sn, o, my)
+				case *restic.Engine:
+					return a.restoreRestic(ctx, e, sn, o, my)
+				}
+				return fmt.Errorf("engine %s cannot restore", e.Name())
 			})
 		},
 	}
@@ -91,4 +102,69 @@ func (a *app) restoreTo(ctx context.Context, r *repo.Repository, sn *repo.Snapsh
 		sn.Time.Local().Format(time.RFC3339), time.Since(sn.RecoveryPoint.Time).Round(time.Second), o.to)
 	fmt.Fprintf(a.stdout, "  %d files, %d dirs, %d others, %s in %.1fs\n", st.Files, st.Dirs, st.Other, formatBytes(st.Bytes), el)
 	return nil
+}
+
+// restoreRestic restores a snapshot of a restic repository: files
+// snapshots with restic restore, MySQL snapshots from their stream archive
+// through the same restore.MySQL as native ones.
+func (a *app) restoreRestic(ctx context.Context, e *restic.Engine, sn *repo.Snapshot, o restoreOptions, my *mysqlRestoreFlags) error {
+	start := time.Now()
+	switch {
+	case sn.Kind == "files":
+		if len(o.includes) > 0 {
+			return usagef("--include is not supported on restic files snapshots (use restic restore --include)")
+		}
+		if o.to == "" || isMySQLDestination(o.to) || isPostgresDestination(o.to) {
+			return usagef("snapshot %s is a files snapshot: --to DIR", sn.ID.Short())
+		}
+		st, err := e.RestoreFiles(ctx, sn, o.to)
+		if err != nil {
+			return err
+		}
+		el := time.Since(start).Seconds()
+		if a.json {
+			return a.emit(map[string]any{"message_type": "summary", "snapshot_id": sn.ID.String(), "engine": "restic",
+				"target": sn.Target, "to": o.to, "files": st.Files, "bytes": st.Bytes, "duration_seconds": el})
+		}
+		fmt.Fprintf(a.stdout, "restored snapshot %s (%s, restic, taken %s) to %s\n", sn.ID.Short(), sn.Target,
+			sn.Time.Local().Format(time.RFC3339), o.to)
+		fmt.Fprintf(a.stdout, "  %d files, %s in %.1fs\n", st.Files, formatBytes(st.Bytes), el)
+		return nil
+	case sn.Kind == "mysql" && isMySQLDestination(o.to):
+		pw, err := databasePassword(my.passwordFile, "LIFEBOAT_MYSQL_PASSWORD", "MYSQL_PWD")
+		if err != nil {
+			return err
+		}
+		rename := map[string]string{}
+		for _, rn := range my.renames {
+			from, into, ok := strings.Cut(rn, "=")
+			if !ok || from == "" || into == "" {
+				return usagef("--rename %q: want OLD=NEW", rn)
+			}
+			rename[from] = into
+		}
+		s := e.Open(sn)
+		defer s.(io.Closer).Close()
+		st, err := restore.MySQL(ctx, s, restore.MySQLOptions{DSN: o.to, Password: pw, Databases: my.databases,
+			Rename: rename, Jobs: my.jobs, NoBinlog: my.noBinlog, Progress: &restore.Progress{}})
+		if err != nil {
+			return err
+		}
+		el := time.Since(start).Seconds()
+		if a.json {
+			return a.emit(map[string]any{"message_type": "summary", "snapshot_id": sn.ID.String(), "engine": "restic",
+				"target": sn.Target, "to": mysql.Redact(o.to), "databases": st.Databases, "tables": st.Tables,
+				"objects": st.Objects, "bytes": st.Bytes, "warnings": nonNil(st.Warnings), "duration_seconds": el,
+				"recovery_point": sn.RecoveryPoint.Time, "recovery_point_details": sn.RecoveryPoint.Details})
+		}
+		for _, w := range st.Warnings {
+			fmt.Fprintf(a.stderr, "warning: %s\n", w)
+		}
+		fmt.Fprintf(a.stdout, "restored snapshot %s (%s, restic, consistent at %s) to %s\n", sn.ID.Short(), sn.Target,
+			sn.RecoveryPoint.Time.Local().Format(time.RFC3339), mysql.Redact(o.to))
+		fmt.Fprintf(a.stdout, "  %d databases, %d tables, %d views/triggers/routines/events, %s of rows in %.1fs\n",
+			st.Databases, st.Tables, st.Objects, formatBytes(st.Bytes), el)
+		return nil
+	}
+	return usagef("restoring %s snapshots to %q from a restic repository is not supported: files to a directory and mysql to mysql:// are (docs/restic-engine.md)", sn.Kind, o.to)
 }

@@ -11,7 +11,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/lifeboat-backup/lifeboat/engine"
-	"github.com/lifeboat-backup/lifeboat/engine/repo"
 	"github.com/lifeboat-backup/lifeboat/policies"
 )
 
@@ -71,9 +70,9 @@ func (a *app) runPolicy(ctx context.Context, p *policies.Policy, targets []strin
 	a.beforeRun(ctx, p)
 	start := time.Now().UTC()
 	var res *engine.RunResult
-	err = a.withRepo(ctx, sharedLock, "run "+p.Name, func(ctx context.Context, r *repo.Repository) error {
+	err = a.withEngine(ctx, sharedLock, "run "+p.Name, func(ctx context.Context, e engine.Engine) error {
 		var runErr error
-		res, runErr = engine.Run(ctx, p, engine.Native{R: r}, engine.RunOptions{Targets: targets, LastPrune: last,
+		res, runErr = engine.Run(ctx, p, e, engine.RunOptions{Targets: targets, LastPrune: last,
 			Progress: func(string) *engine.Progress { return &engine.Progress{} }})
 		return runErr
 	})

@@ -12,7 +12,10 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/lifeboat-backup/lifeboat/engine"
 	"github.com/lifeboat-backup/lifeboat/engine/repo"
+	"github.com/lifeboat-backup/lifeboat/engine/restic"
+	"github.com/lifeboat-backup/lifeboat/restore"
 	"github.com/lifeboat-backup/lifeboat/targets"
 	"github.com/lifeboat-backup/lifeboat/targets/files"
 )
@@ -48,11 +51,15 @@ func (a *app) snapshotsCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "snapshots",
 		Short: "List snapshots (takes no lock: never blocks or is blocked by a backup)",
-		Args:  cobra.NoArgs,
+		Long: `List snapshots, oldest first: ID, time, target, host, tags, size and paths. A restic
+repository (--engine restic or a policy with engine: restic) is listed alike: lifeboat's
+target and kind come from its snapshots' target:/kind: tags; snapshots restic made by
+itself show as files snapshots named after their first path.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			return a.withRepo(ctx, noLock, "", func(ctx context.Context, r *repo.Repository) error {
-				sns, err := r.Snapshots(ctx)
+			return a.withEngine(ctx, noLock, "", func(ctx context.Context, e engine.Engine) error {
+				sns, err := e.Snapshots(ctx)
 				if err != nil {
 					return err
 				}
@@ -94,8 +101,8 @@ func (a *app) lsCmd() *cobra.Command {
 		Args:  cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			return a.withRepo(ctx, noLock, "", func(ctx context.Context, r *repo.Repository) error {
-				sn, err := r.FindSnapshot(ctx, args[0], snapshotFilter(target, ""))
+			return a.withEngine(ctx, noLock, "", func(ctx context.Context, e engine.Engine) error {
+				sn, err := findSnapshot(ctx, e, args[0], snapshotFilter(target, ""))
 				if err != nil {
 					return err
 				}
@@ -103,7 +110,10 @@ func (a *app) lsCmd() *cobra.Command {
 				if len(args) == 2 {
 					prefix = strings.Trim(args[1], "/")
 				}
-				tr := r.NewTreeReader(ctx, sn)
+				tr, err := treeOf(ctx, e, sn)
+				if err != nil {
+					return err
+				}
 				n := 0
 				for {
 					node, err := tr.Next()
@@ -134,6 +144,21 @@ func (a *app) lsCmd() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&target, "target", "", "with latest: the latest snapshot of this target")
 	return cmd
+}
+
+// treeOf reads a snapshot's nodes: any native snapshot; on restic the
+// stream snapshots (files snapshots are restic's own tree: restic ls).
+func treeOf(ctx context.Context, e engine.Engine, sn *repo.Snapshot) (restore.TreeReader, error) {
+	switch e := e.(type) {
+	case engine.Native:
+		return e.R.NewTreeReader(ctx, sn), nil
+	case *restic.Engine:
+		if sn.Kind == "files" {
+			return nil, usagef("snapshot %s is restic's own file tree: list it with restic ls %s", sn.ID.Short(), sn.ID.Short())
+		}
+		return e.Open(sn).Tree(ctx), nil
+	}
+	return nil, fmt.Errorf("engine %s cannot list snapshot trees", e.Name())
 }
 
 func lsJSON(n *repo.Node) map[string]any {

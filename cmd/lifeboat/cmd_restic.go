@@ -1,0 +1,104 @@
+package main
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/lifeboat-backup/lifeboat/engine"
+	"github.com/lifeboat-backup/lifeboat/engine/repo"
+	"github.com/lifeboat-backup/lifeboat/engine/restic"
+)
+
+// engineName is the repository engine commands work on: --engine or
+// LIFEBOAT_ENGINE, else the policy's repositories.primary.engine, else
+// native.
+func (a *app) engineName() (string, error) {
+	name := a.v.GetString("engine")
+	if name == "" && a.policy != nil {
+		name = a.policy.Repositories.Primary.Engine
+	}
+	switch name {
+	case "", "native":
+		return "native", nil
+	case "restic":
+		return "restic", nil
+	}
+	return "", usagef("--engine %q: want native or restic", name)
+}
+
+// openRestic drives the restic repository named by --repo or the policy,
+// with the password of --passphrase-file or the policy's password_file.
+// restic is $LIFEBOAT_RESTIC, else restic on PATH.
+func (a *app) openRestic(ctx context.Context) (*restic.Engine, error) {
+	url, err := a.repoURL()
+	if err != nil {
+		return nil, err
+	}
+	pw, err := a.passphrase()
+	if err != nil {
+		return nil, err
+	}
+	if pw == "" {
+		return nil, usagef("a restic repository needs its password: --passphrase-file FILE or repositories.primary.password_file")
+	}
+	r, err := restic.New(ctx, restic.Options{URL: url, Password: []byte(pw)})
+	if err != nil {
+		return nil, err
+	}
+	return &restic.Engine{R: r}, nil
+}
+
+// withEngine runs fn on the repository's engine: the native repository
+// opened and locked as withRepo does, or a restic repository (restic locks
+// each of its own commands).
+func (a *app) withEngine(ctx context.Context, mode lockMode, purpose string, fn func(context.Context, engine.Engine) error) error {
+	name, err := a.engineName()
+	if err != nil {
+		return err
+	}
+	if name == "restic" {
+		e, err := a.openRestic(ctx)
+		if err != nil {
+			return err
+		}
+		return fn(ctx, e)
+	}
+	return a.withRepo(ctx, mode, purpose, func(ctx context.Context, r *repo.Repository) error {
+		return fn(ctx, engine.Native{R: r})
+	})
+}
+
+// findSnapshot resolves a snapshot reference on either engine.
+func findSnapshot(ctx context.Context, e engine.Engine, ref string, filter func(*repo.Snapshot) bool) (*repo.Snapshot, error) {
+	if n, ok := e.(engine.Native); ok {
+		return n.R.FindSnapshot(ctx, ref, filter)
+	}
+	sns, err := e.Snapshots(ctx)
+	if err != nil {
+		return nil, err
+	}
+	sn, err := engine.FindSnapshot(sns, ref, filter)
+	if err != nil {
+		return nil, fmt.Errorf("restic repository: %w", err)
+	}
+	return sn, nil
+}
+
+// resticEngine opens the restic repository when the engine is restic, and
+// returns nil for the native engine.
+func (a *app) resticEngine(ctx context.Context) (*restic.Engine, error) {
+	name, err := a.engineName()
+	if err != nil || name != "restic" {
+		return nil, err
+	}
+	return a.openRestic(ctx)
+}
+
+// resticDone prints a maintenance command's one-line result.
+func (a *app) resticDone(what string) error {
+	if a.json {
+		return a.emit(map[string]any{"message_type": "summary", "engine": "restic", "ok": true, "done": what})
+	}
+	fmt.Fprintf(a.stdout, "restic %s: done\n", what)
+	return nil
+}
