@@ -389,3 +389,40 @@ func TestPostgresDatabaseProperties(t *testing.T) {
 	require.Equal(t, "UTF8", dbProps(t, s, "oro_old").Encoding)
 	require.Equal(t, "4", s.MustPSQL(t, "oro_old", `SELECT count(*) FROM t`))
 }
+
+func TestPostgresRestoreBadInput(t *testing.T) {
+	s := postgrestest.Start(t)
+	s.CreateDatabase(t, "shop")
+	s.MustPSQL(t, "shop", `CREATE TABLE t (id int); INSERT INTO t VALUES (1)`)
+	_, r := newRepo(t)
+	res, err := backupPostgres(t, r, postgres.Options{DSN: s.URL(), Password: s.Password})
+	require.NoError(t, err)
+	sn := restore.FromRepository(r, res.Snapshot)
+	psql, err := postgres.Binary("", "psql")
+	require.NoError(t, err)
+	onlyPsql := t.TempDir()
+	require.NoError(t, os.Symlink(psql, filepath.Join(onlyPsql, "psql")))
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name string
+		o    restore.PostgresOptions
+		want string
+	}{
+		{"wrong password", restore.PostgresOptions{DSN: s.URL(), Password: "not-the-password-x", Rename: map[string]string{"shop": "a"}}, "password authentication failed"},
+		{"unreachable", restore.PostgresOptions{DSN: "postgres://lifeboat:pw-in-url-x@127.0.0.1:1/", Rename: map[string]string{"shop": "a"}}, "127.0.0.1"},
+		{"not a postgres URL", restore.PostgresOptions{DSN: "mysql://root@127.0.0.1/"}, "DSN must look like postgres://user@host:5432/"},
+		{"database not in the snapshot", restore.PostgresOptions{DSN: s.URL(), Password: s.Password, Databases: []string{"nope"}}, `holds no database "nope"`},
+		{"rename of an absent database", restore.PostgresOptions{DSN: s.URL(), Password: s.Password, Rename: map[string]string{"nope": "x"}}, `--rename nope: snapshot`},
+		{"destination exists", restore.PostgresOptions{DSN: s.URL(), Password: s.Password}, `database "shop" already exists`},
+		{"no pg_restore", restore.PostgresOptions{DSN: s.URL(), Password: s.Password, Rename: map[string]string{"shop": "a"}, BinDir: onlyPsql}, "pg_restore not found in " + onlyPsql},
+		{"temp dir missing", restore.PostgresOptions{DSN: s.URL(), Password: s.Password, Rename: map[string]string{"shop": "b"}, Jobs: 2, TempDir: "/nonexistent/tmp"}, "temporary archive"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := restore.Postgres(ctx, sn, tc.o)
+			require.ErrorContains(t, err, tc.want)
+			require.NotContains(t, err.Error(), "not-the-password-x")
+			require.NotContains(t, err.Error(), "pw-in-url-x")
+		})
+	}
+	require.Equal(t, "0", s.MustPSQL(t, "postgres", `SELECT count(*) FROM pg_database WHERE datname IN ('a', 'b')`), "nothing left behind")
+}
