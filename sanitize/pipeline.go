@@ -87,6 +87,7 @@ func runPipeline(ctx context.Context, jobs, chunkSize int, key []byte, w io.Writ
 					select {
 					case out = <-outFree:
 					default:
+						out = make([]byte, 0, len(c.in)+len(c.in)/2) // SQL is ~1.2 times the data
 					}
 					c.out, c.read, c.rows, c.err = c.r.render(f, c.in, c.first, out[:0])
 				}
