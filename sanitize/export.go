@@ -59,12 +59,14 @@ const sessionSQL = "SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_AUTO_VALUE_ON_Z
 
 var reDefiner = regexp.MustCompile("DEFINER=(`[^`]*`|'[^']*'|[^ @]*)@(`[^`]*`|'[^']*'|[^ ]*) ")
 
-// Export writes a sanitized SQL dump of a mysql snapshot to w: per
+// Export writes a sanitized SQL dump of a snapshot to w. For mysql: per
 // database CREATE DATABASE and USE, each table's CREATE TABLE and its
 // sanitized rows as batched INSERTs, then routines, views, triggers and
-// events as stored (DELIMITER blocks). It streams: memory is bounded by
-// one INSERT batch and one row. Rules are checked against the snapshot's
-// tables before anything is written.
+// events as stored (DELIMITER blocks). For postgres: see exportPostgres.
+// Rows are sanitized by o.Jobs workers (pipeline.go); the output is the
+// same whatever their number, and memory is bounded by the pipeline's
+// queue. Rules are checked against the snapshot's tables before anything
+// is written.
 func Export(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, c *Config, o ExportOptions, w io.Writer) (*ExportStats, error) {
 	if o.BatchBytes <= 0 {
 		o.BatchBytes = 1 << 20
