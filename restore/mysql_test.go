@@ -7,7 +7,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -204,7 +206,9 @@ func TestMySQLShopRoundTrip(t *testing.T) {
 
 // TestMySQLConsistency moves money between accounts and inserts pairs of
 // rows in transactions while backups run: every snapshot must hold the
-// invariant total and an even number of pair rows.
+// invariant total and an even number of pair rows, and (with a lock) it
+// must match its recorded GTID position exactly: it holds every writer
+// transaction whose GTID is at or below it and none above.
 func TestMySQLConsistency(t *testing.T) {
 	srv := mysqltest.Shared(t)
 	db := srv.DB(t, "")
@@ -225,25 +229,42 @@ func TestMySQLConsistency(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	var moves atomic.Int64
+	var gtidMu sync.Mutex
+	gtidSeq := map[int64]int64{} // writer transaction -> its GTID's sequence number
 	for w := range 4 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			c, err := db.Conn(ctx)
+			if err != nil {
+				return
+			}
+			defer c.Close()
 			for i := 0; ctx.Err() == nil; i++ {
-				from, to := (i*7+w)%100, (i*13+w*3+1)%100
-				tx, err := db.BeginTx(ctx, nil)
+				from, to, txID := (i*7+w)%100, (i*13+w*3+1)%100, int64(w)*1_000_000_000+int64(i)
+				tx, err := c.BeginTx(ctx, nil)
 				if err != nil {
 					return
 				}
 				_, e1 := tx.Exec("UPDATE bank.accounts SET balance = balance - 3 WHERE id = ?", from)
-				_, e2 := tx.Exec("INSERT INTO bank.pairs (tx, pad) VALUES (?, REPEAT('x', 150)), (?, REPEAT('y', 150))", i, i)
+				_, e2 := tx.Exec("INSERT INTO bank.pairs (tx, pad) VALUES (?, REPEAT('x', 150)), (?, REPEAT('y', 150))", txID, txID)
 				_, e3 := tx.Exec("UPDATE bank.accounts SET balance = balance + 3 WHERE id = ?", to)
 				if e1 != nil || e2 != nil || e3 != nil {
 					_ = tx.Rollback()
 					continue
 				}
-				if tx.Commit() == nil {
-					moves.Add(1)
+				if tx.Commit() != nil {
+					continue
+				}
+				moves.Add(1)
+				var gtid string
+				if c.QueryRowContext(context.Background(), "SELECT @@last_gtid").Scan(&gtid) != nil {
+					continue
+				}
+				if seq, err := gtidSequence(gtid); err == nil {
+					gtidMu.Lock()
+					gtidSeq[txID] = seq
+					gtidMu.Unlock()
 				}
 			}
 		}()
@@ -264,11 +285,43 @@ func TestMySQLConsistency(t *testing.T) {
 		require.NoError(t, db.QueryRow("SELECT COUNT(*) FROM "+target+".pairs").Scan(&pairs))
 		require.Equal(t, int64(100*1000), total, mode)
 		require.Zero(t, pairs%2, "%s: %d pair rows", mode, pairs)
-		require.NotEmpty(t, res.Snapshot.RecoveryPoint.Details["binlog_position"], mode)
-		t.Logf("%s: %d pair rows in the snapshot, lock held %ss, %d moves so far", mode, pairs,
-			res.Snapshot.RecoveryPoint.Details["lock_seconds"], moves.Load())
+		rp := res.Snapshot.RecoveryPoint.Details
+		require.NotEmpty(t, rp["binlog_position"], mode)
+		t.Logf("%s: %d pair rows in the snapshot, lock held %ss, %d moves so far", mode, pairs, rp["lock_seconds"], moves.Load())
+		if mode == mysql.LockSingle {
+			continue // MariaDB gives a binlog position for it, but no GTID
+		}
+		at, err := gtidSequence(rp["gtid_binlog_pos"])
+		require.NoError(t, err, mode)
+		inSnapshot := map[int64]bool{}
+		rows, err := db.Query("SELECT DISTINCT tx FROM " + target + ".pairs")
+		require.NoError(t, err)
+		for rows.Next() {
+			var tx int64
+			require.NoError(t, rows.Scan(&tx))
+			inSnapshot[tx] = true
+		}
+		require.NoError(t, rows.Err())
+		rows.Close()
+		gtidMu.Lock()
+		committed := maps.Clone(gtidSeq)
+		gtidMu.Unlock()
+		require.NotEmpty(t, committed, mode)
+		for tx, seq := range committed {
+			require.Equal(t, seq <= at, inSnapshot[tx], "%s: transaction %d has GTID sequence %d, snapshot at %d", mode, tx, seq, at)
+		}
 	}
 	require.Positive(t, moves.Load())
+}
+
+// gtidSequence returns the sequence number of a one-domain MariaDB GTID
+// position such as 0-1-42.
+func gtidSequence(pos string) (int64, error) {
+	parts := strings.Split(pos, "-")
+	if len(parts) != 3 {
+		return 0, fmt.Errorf("GTID position %q: not domain-server-sequence", pos)
+	}
+	return strconv.ParseInt(parts[2], 10, 64)
 }
 
 func TestMySQLBackupFaults(t *testing.T) {
