@@ -340,8 +340,23 @@ func TestMySQLBackupFaults(t *testing.T) {
 	_, err = backupMySQL(t, r, mysql.Options{DSN: srv.DSN(), Password: srv.Password, Databases: []string{"no_such_db"}})
 	require.ErrorContains(t, err, "no_such_db")
 
+	// A user without RELOAD cannot lock: the error says what to do.
+	db := srv.DB(t, "")
+	exec(t, db, "DROP DATABASE IF EXISTS weakdb", "CREATE DATABASE weakdb", "CREATE TABLE weakdb.t (id INT PRIMARY KEY)",
+		"INSERT INTO weakdb.t VALUES (1)", "DROP USER IF EXISTS 'weak'@'127.0.0.1'",
+		"CREATE USER 'weak'@'127.0.0.1' IDENTIFIED BY 'weak-secret'", "GRANT SELECT, SHOW VIEW ON weakdb.* TO 'weak'@'127.0.0.1'")
+	weak := "weak@tcp(" + srv.Addr + ")/"
+	for _, mode := range []mysql.LockMode{mysql.LockFTWRL, mysql.LockBackup} {
+		_, err = backupMySQL(t, r, mysql.Options{DSN: weak, Password: "weak-secret", Databases: []string{"weakdb"}, LockMode: mode})
+		require.ErrorContains(t, err, "needs the RELOAD privilege", mode)
+		require.NotContains(t, err.Error(), "weak-secret")
+	}
 	_, err = r.FindSnapshot(context.Background(), "latest", nil)
 	require.True(t, errors.Is(err, repo.ErrNotFound), "no snapshot may be saved: %v", err)
+	// Single mode needs no lock.
+	res, err := backupMySQL(t, r, mysql.Options{DSN: weak, Password: "weak-secret", Databases: []string{"weakdb"}, LockMode: mysql.LockSingle})
+	require.NoError(t, err)
+	require.Equal(t, "single", res.Snapshot.RecoveryPoint.Details["lock_mode"])
 }
 
 // TestMySQLRestoreNoBinlog: with NoBinlog nothing of the restore reaches
