@@ -31,6 +31,7 @@ func TestResticEngineSamePolicy(t *testing.T) {
 		t.Skip("MariaDB, MinIO and restic")
 	}
 	bin := restictest.BinaryOrSkip(t)
+	t.Setenv("RESTIC_CACHE_DIR", t.TempDir())
 	t.Setenv("LIFEBOAT_RESTIC", bin)
 	db := mysqltest.Shared(t)
 	conn := db.DB(t, "")
@@ -162,6 +163,7 @@ repositories:
 
 func TestResticEngineCLIErrors(t *testing.T) {
 	bin := restictest.BinaryOrSkip(t)
+	t.Setenv("RESTIC_CACHE_DIR", t.TempDir())
 	dir := t.TempDir()
 	pass := filepath.Join(dir, "pass")
 	require.NoError(t, os.WriteFile(pass, []byte("right\n"), 0o600))

@@ -165,7 +165,7 @@ type cmd struct {
 
 // run runs restic with args on the repository and classifies failures.
 func (r *Restic) run(ctx context.Context, c cmd) error {
-	args := append([]string{"--repo", r.repo, "--no-cache", "--quiet"}, c.args...)
+	args := append([]string{"--repo", r.repo, "--quiet"}, c.args...)
 	x := osexec.CommandContext(ctx, r.bin, args...)
 	// Ctrl-C: restic removes its lock on SIGINT; killed after 30 s.
 	x.Cancel = func() error { return x.Process.Signal(syscall.SIGINT) }
@@ -223,11 +223,12 @@ func classify(code int, stderr string) error {
 
 // cleanEnv is this process's environment without the RESTIC_* variables
 // that would override what the driver passes (another repository or
-// password).
+// password); others (RESTIC_CACHE_DIR, ...) stay.
 func cleanEnv() []string {
 	var env []string
 	for _, kv := range os.Environ() {
-		if strings.HasPrefix(kv, "RESTIC_") {
+		if strings.HasPrefix(kv, "RESTIC_REPOSITORY") || strings.HasPrefix(kv, "RESTIC_PASSWORD") ||
+			strings.HasPrefix(kv, "RESTIC_FROM_") || strings.HasPrefix(kv, "RESTIC_KEY_HINT") {
 			continue
 		}
 		env = append(env, kv)

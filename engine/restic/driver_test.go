@@ -129,6 +129,7 @@ func TestClassify(t *testing.T) {
 func newRepo(t *testing.T, url string, password string) *Engine {
 	t.Helper()
 	bin := restictest.BinaryOrSkip(t)
+	t.Setenv("RESTIC_CACHE_DIR", t.TempDir())
 	if url == "" {
 		url = "file://" + filepath.Join(t.TempDir(), "repo")
 	}
