@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -425,4 +426,33 @@ func TestPostgresRestoreBadInput(t *testing.T) {
 		})
 	}
 	require.Equal(t, "0", s.MustPSQL(t, "postgres", `SELECT count(*) FROM pg_database WHERE datname IN ('a', 'b')`), "nothing left behind")
+}
+
+func TestPostgresExcludeTables(t *testing.T) {
+	s := postgrestest.Start(t)
+	s.CreateDatabase(t, "shop")
+	s.MustPSQL(t, "shop", `CREATE SCHEMA log;
+		CREATE TABLE keep_a (id int PRIMARY KEY); INSERT INTO keep_a SELECT generate_series(1, 300);
+		CREATE TABLE keep_b (id int REFERENCES keep_a); INSERT INTO keep_b SELECT generate_series(1, 200);
+		CREATE TABLE cache_x (v text); INSERT INTO cache_x VALUES ('x');
+		CREATE TABLE cache_y (v text); INSERT INTO cache_y VALUES ('y');
+		CREATE TABLE log.entries (v text); INSERT INTO log.entries VALUES ('l')`)
+	_, r := newRepo(t)
+	ctx := context.Background()
+	tables := `SELECT string_agg(schemaname || '.' || tablename, ',' ORDER BY 1) FROM pg_tables WHERE schemaname IN ('public', 'log')`
+	for _, jobs := range []int{1, 3} {
+		t.Run(fmt.Sprint("jobs ", jobs), func(t *testing.T) {
+			res, err := backupPostgres(t, r, postgres.Options{DSN: s.URL(), Password: s.Password, Databases: []string{"shop"}, Jobs: jobs,
+				ExcludeTables: []string{"cache_*", "log.entries"}})
+			require.NoError(t, err)
+			name := fmt.Sprint("shop_", jobs)
+			_, err = restore.Postgres(ctx, restore.FromRepository(r, res.Snapshot), restore.PostgresOptions{DSN: s.URL(), Password: s.Password,
+				Rename: map[string]string{"shop": name}, Jobs: jobs})
+			require.NoError(t, err)
+			require.Equal(t, "public.keep_a,public.keep_b", s.MustPSQL(t, name, tables))
+			require.Equal(t, "300 200", s.MustPSQL(t, name, `SELECT (SELECT count(*) FROM keep_a) || ' ' || (SELECT count(*) FROM keep_b)`))
+		})
+	}
+	_, err := postgres.New(postgres.Options{DSN: s.URL(), ExcludeTables: []string{"--evil"}})
+	require.ErrorContains(t, err, `bad exclude pattern "--evil"`)
 }
