@@ -190,7 +190,10 @@ type Sanitize struct {
 	Preset  string                `yaml:"preset" enum:"magento2,orocommerce" doc:"built-in rules; rules below extend or override them"`
 	KeyFile SecretRef             `yaml:"key_file" doc:"pseudonymization key (file or env:NAME): same key, same fakes"`
 	Rules   map[string]TableRules `yaml:"rules" doc:"table -> column -> rule, or table -> truncate or skip"`
-	Export  SanitizeExport        `yaml:"export" doc:"export options"`
+	// RulesFile holds more rules in their own file (the form of rules);
+	// `export --rules FILE` / `sanitize lint --rules FILE` replace it.
+	RulesFile string         `yaml:"rules_file" doc:"a separate rules file (table -> column -> rule, as under rules); --rules replaces it"`
+	Export    SanitizeExport `yaml:"export" doc:"export options"`
 }
 
 // SanitizeExport holds export options.

@@ -28,6 +28,9 @@ func (a *app) sanitizeConfig(path, rulesFile string) (*policies.Policy, *sanitiz
 		return nil, nil, err
 	}
 	a.policy = p
+	if rulesFile == "" {
+		rulesFile = p.Sanitize.RulesFile
+	}
 	c, err := sanitize.Compile(p.Sanitize, sanitize.Options{RulesFile: rulesFile})
 	if err != nil {
 		return nil, nil, usageError{err}

@@ -124,6 +124,8 @@ sanitize:
 		{"table in both", policy, []string{"--rules", file("r5.yaml", "quote: truncate\n")}, `table "quote" has rules in the policy too`},
 		{"missing rules file", policy, []string{"--rules", filepath.Join(dir, "nope.yaml")}, "nope.yaml"},
 		{"missing key file", file("nokey.yaml", policyText(filepath.Join(dir, "missing.key"))), nil, "missing.key"},
+		{"bad rules_file of the policy", file("rulesfile.yaml", strings.Replace(policyText(key), "  rules:\n", "  rules_file: "+file("r6.yaml", "customer_entity:\n  no_col: null\n")+"\n  rules:\n", 1)), nil, `no column "no_col"`},
+		{"--rules replaces rules_file", file("rulesfile2.yaml", strings.Replace(policyText(key), "  rules:\n", "  rules_file: "+filepath.Join(dir, "nope2.yaml")+"\n  rules:\n", 1)), []string{"--rules", file("r7.yaml", "customer_entity:\n  no_col2: null\n")}, `no column "no_col2"`},
 		{"both -o and --to", policy, []string{"--to", url, "-o", filepath.Join(out, "x.sql")}, "give -o FILE"},
 		{"--to not mysql", policy, []string{"--to", "postgres://u@h/"}, "give a mysql://"},
 	} {
