@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/lifeboat-backup/lifeboat/engine"
 	"github.com/lifeboat-backup/lifeboat/engine/restic/restictest"
 )
 
@@ -152,10 +153,17 @@ func TestRealResticErrors(t *testing.T) {
 	e := newRepo(t, "", "right horse")
 
 	t.Run("wrong password", func(t *testing.T) {
-		_, err := reopen(t, e, "wrong horse").Snapshots(ctx)
+		wrong := reopen(t, e, "wrong horse")
+		_, err := wrong.Snapshots(ctx)
 		require.ErrorIs(t, err, ErrWrongPassword)
 		assert.Contains(t, err.Error(), "restic snapshots: wrong password")
 		assert.NotContains(t, err.Error(), "horse")
+		// a stream backup reports restic's error, not the closed pipe
+		_, err = wrong.Backup(ctx, &streamSource{entries: testEntries()}, engine.BackupOptions{Target: "db"})
+		require.ErrorIs(t, err, ErrWrongPassword)
+		assert.Contains(t, err.Error(), "restic backup")
+		_, err = wrong.Backup(ctx, &engine.FilesSource{Roots: []string{t.TempDir()}}, engine.BackupOptions{})
+		require.ErrorIs(t, err, ErrWrongPassword)
 	})
 	t.Run("no repository", func(t *testing.T) {
 		r, err := New(ctx, Options{Binary: e.R.bin, URL: "file://" + filepath.Join(t.TempDir(), "none"), Password: []byte("x")})

@@ -260,6 +260,11 @@ func (e *Engine) backupStream(ctx context.Context, src engine.Source, opts engin
 	runErr := e.R.run(ctx, cmd{args: args, stdin: pr, stdout: &out})
 	_ = pr.Close()
 	werr := <-walkErr
+	// restic failing first (locked, wrong password) closes the pipe under
+	// the source: its error is the one to report.
+	if runErr != nil && (werr == nil || errors.Is(werr, io.ErrClosedPipe)) {
+		return nil, runErr
+	}
 	if werr != nil {
 		if sum, _, perr := parseBackup(out.Bytes()); perr == nil {
 			if id, err := repo.ParseID(sum.SnapshotID); err == nil {
@@ -269,9 +274,6 @@ func (e *Engine) backupStream(ctx context.Context, src engine.Source, opts engin
 			}
 		}
 		return nil, werr
-	}
-	if runErr != nil {
-		return nil, runErr
 	}
 	sum, _, err := parseBackup(out.Bytes())
 	if err != nil {
