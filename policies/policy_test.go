@@ -167,6 +167,16 @@ func TestMalformed(t *testing.T) {
 		{"check with two kinds", minimal + "drill:\n  checks:\n    - name: c\n      command: [true]\n      http: http://x/\n", []string{
 			`policy.yaml:17:13: drill.checks[0].http: a check has one of sql, path, command or http, not both command and http`,
 		}},
+		{"check database on a mysql target", minimal + "drill:\n  checks:\n    - name: c\n      target: db\n      sql: SELECT 1\n      database: shop\n", []string{
+			`policy.yaml:18:17: drill.checks[0].database: database applies to sql checks on a postgres target (mysql queries name their database)`,
+		}},
+		{"check database on a path check", minimal + "drill:\n  checks:\n    - name: c\n      target: media\n      path: x\n      database: shop\n", []string{
+			`policy.yaml:18:17: drill.checks[0].database: database does not apply to a path check`,
+		}},
+		{"check database the postgres target does not back up", strings.Replace(strings.Replace(minimal, "kind: mysql", "kind: postgres\n    databases: [oro]", 1), "root@tcp(127.0.0.1:3306)/", "postgres://root@127.0.0.1:5432/", 1) +
+			"drill:\n  checks:\n    - name: c\n      target: db\n      sql: SELECT 1\n      database: shop\n", []string{
+			`policy.yaml:19:17: drill.checks[0].database: target "db" does not back up database "shop" (allowed: oro)`,
+		}},
 		{"sanitize rule", minimal + "sanitize:\n  rules:\n    customer:\n      email: fake:mail\n", []string{
 			`policy.yaml:16:14: sanitize.rules.customer.email: "fake:mail": unknown fake kind "mail" (allowed: ` + strings.Join(FakeKinds, ", ") + `)`,
 		}},

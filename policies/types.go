@@ -159,6 +159,7 @@ type DrillCheck struct {
 	Name     string   `yaml:"name" req:"1" doc:"unique check name"`
 	Target   string   `yaml:"target" doc:"target the check runs against (required for sql and path checks)"`
 	SQL      string   `yaml:"sql" doc:"query returning one value, run on the restored database"`
+	Database string   `yaml:"database" doc:"sql checks on postgres targets: the database the query runs in; default the target's first"`
 	Min      *float64 `yaml:"min" doc:"sql: the value must be >= min"`
 	Max      *float64 `yaml:"max" doc:"sql: the value must be <= max"`
 	Expect   string   `yaml:"expect" doc:"sql: the value must equal this; http: the body must contain this"`

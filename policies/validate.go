@@ -233,7 +233,7 @@ func (c *checker) retention(p *Policy) {
 }
 
 var checkKeys = map[string][]string{
-	CheckSQL:     {"min", "max", "expect"},
+	CheckSQL:     {"min", "max", "expect", "database"},
 	CheckPath:    {"min_files", "min_size"},
 	CheckCommand: {"expect"},
 	CheckHTTP:    {"expect"},
@@ -279,7 +279,7 @@ func (c *checker) drill(p *Policy) {
 			continue
 		}
 		kind := kinds[0]
-		for _, k := range []string{"min", "max", "expect", "min_files", "min_size"} {
+		for _, k := range []string{"min", "max", "expect", "database", "min_files", "min_size"} {
 			if c.src.has(path+"."+k) && !slices.Contains(checkKeys[kind], k) {
 				c.add(path+"."+k, "", nil, "%s does not apply to a %s check", k, kind)
 			}
@@ -301,6 +301,13 @@ func (c *checker) drill(p *Policy) {
 				c.requireTarget(p, path, "an sql check", KindMySQL, KindPostgres)
 			} else if t != nil && t.Kind != KindMySQL && t.Kind != KindPostgres {
 				c.add(path+".target", ch.Target, nil, "an sql check needs a mysql or postgres target, %q is %s", t.Name, t.Kind)
+			}
+			switch {
+			case ch.Database == "":
+			case t == nil || t.Kind != KindPostgres:
+				c.add(path+".database", ch.Database, nil, "database applies to sql checks on a postgres target (mysql queries name their database)")
+			case len(t.Databases) > 0 && !slices.Contains(t.Databases, ch.Database):
+				c.add(path+".database", ch.Database, t.Databases, "target %q does not back up database %q", t.Name, ch.Database)
 			}
 		case CheckPath:
 			if t == nil && ch.Target == "" {

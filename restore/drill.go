@@ -536,7 +536,7 @@ func (d *drill) sqlCheck(ctx context.Context, c policies.DrillCheck) (string, er
 	}
 	var v sql.NullString
 	if t.Kind == policies.KindPostgres {
-		if v, err = d.pgQuery(ctx, t, c.SQL); err != nil {
+		if v, err = d.pgQuery(ctx, t, c.Database, c.SQL); err != nil {
 			return "", err
 		}
 	} else {
@@ -809,10 +809,10 @@ func (d *drill) pgDrop(ctx context.Context, dbs []*pgDB) error {
 const pgNull = "\x1a"
 
 // pgQuery runs an sql check with psql in a restored database of postgres
-// target t: the first of the target's databases (policy order) that was
-// restored, else the first restored by name. It returns the first column
-// of the first row.
-func (d *drill) pgQuery(ctx context.Context, t *policies.Target, q string) (sql.NullString, error) {
+// target t: database when given, else the first of the target's databases
+// (policy order) that was restored, else the first restored by name. It
+// returns the first column of the first row.
+func (d *drill) pgQuery(ctx context.Context, t *policies.Target, database, q string) (sql.NullString, error) {
 	dbs := d.pg.dbs[t.Name]
 	db := dbs[0]
 	for _, want := range t.Databases {
@@ -820,6 +820,12 @@ func (d *drill) pgQuery(ctx context.Context, t *policies.Target, q string) (sql.
 			db = want
 			break
 		}
+	}
+	if database != "" {
+		if !slices.Contains(dbs, database) {
+			return sql.NullString{}, fmt.Errorf("%s: database %q is not in the restored snapshot of %s (it has %s)", q, database, t.Name, strings.Join(dbs, ", "))
+		}
+		db = database
 	}
 	psql, err := postgres.Binary(d.pg.binDir, "psql")
 	if err != nil {

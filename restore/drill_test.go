@@ -316,6 +316,7 @@ func TestDrillPostgres(t *testing.T) {
 				{Name: "orders intact", SQL: "SELECT md5(string_agg(t::text, '|' ORDER BY t::text)) FROM oro_order t", Expect: ordersMD5, Timeout: policies.Duration(time.Minute)},
 				{Name: "null is null", Target: target, SQL: "SELECT NULL", Timeout: policies.Duration(time.Minute)},
 				{Name: "env", Command: []string{"sh", "-c", `test -n "$LIFEBOAT_DRILL_POSTGRES_PASSWORD" && PGPASSWORD="$LIFEBOAT_DRILL_POSTGRES_PASSWORD" "$PSQL" -X -w -At -d "${LIFEBOAT_DRILL_POSTGRES_URL}drill_log" -c 'SELECT count(*) FROM log' | grep -qx 2`}, Timeout: policies.Duration(time.Minute)},
+				{Name: "other database", Target: target, Database: "drill_log", SQL: "SELECT count(*) FROM log", Expect: "2", Timeout: policies.Duration(time.Minute)},
 			}}}
 	}
 	bin, err := postgrestest.BinDir()
@@ -344,7 +345,7 @@ func TestDrillPostgres(t *testing.T) {
 			require.NoError(t, err)
 			require.Equal(t, restore.DrillPassed, rep.Status, "%+v", rep)
 			require.NotZero(t, pid, "a scratch postgres was started")
-			require.Len(t, rep.Checks, 5)
+			require.Len(t, rep.Checks, 6)
 			for _, c := range rep.Checks {
 				require.True(t, c.OK, "%+v", c)
 			}
@@ -372,6 +373,7 @@ func TestDrillPostgres(t *testing.T) {
 		{Name: "two columns", Target: "orodb", SQL: "SELECT 1, 2", Timeout: policies.Duration(time.Minute)},
 		{Name: "null with min", Target: "orodb", SQL: "SELECT NULL::int", Min: f64(1), Timeout: policies.Duration(time.Minute)},
 		{Name: "slow", Target: "orodb", SQL: "SELECT pg_sleep(30)", Timeout: policies.Duration(time.Second)},
+		{Name: "unknown database", Target: "orodb", Database: "nope", SQL: "SELECT 1", Timeout: policies.Duration(time.Minute)},
 	}
 	bad, err, _, _ := drill(context.Background(), p)
 	require.NoError(t, err)
@@ -388,6 +390,7 @@ func TestDrillPostgres(t *testing.T) {
 	require.Contains(t, msgs["two columns"], "returned 2 columns, expected 1")
 	require.Contains(t, msgs["null with min"], "returned NULL")
 	require.Contains(t, msgs["slow"], "timed out after 1s")
+	require.Contains(t, msgs["unknown database"], `database "nope" is not in the restored snapshot of orodb (it has drill_log, drill_oro)`)
 	require.ErrorIs(t, bad.Err(), restore.ErrCheckFailed)
 
 	// An existing scratch server (drill.postgres.dsn): the previous
