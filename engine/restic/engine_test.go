@@ -14,6 +14,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/lifeboat-backup/lifeboat/engine"
 	"github.com/lifeboat-backup/lifeboat/engine/repo"
@@ -144,6 +145,27 @@ func testStreamBackupRestore(t *testing.T, e *Engine) {
 	_, err = io.ReadFull(rc, make([]byte, 100))
 	require.NoError(t, err)
 	assert.True(t, bytes.Equal(src.entries[4].content, read(nodes[4])))
+	require.NoError(t, rc.Close())
+	// readers in parallel, out of tree order, more than maxPasses at once
+	var g errgroup.Group
+	for k := range 2 * maxPasses {
+		i := []int{4, 2}[k%2]
+		g.Go(func() error {
+			rc := s.Open(ctx, nodes[i])
+			defer rc.Close()
+			b, err := io.ReadAll(rc)
+			if err != nil {
+				return err
+			}
+			if !bytes.Equal(src.entries[i].content, b) {
+				return fmt.Errorf("content of %s differs", nodes[i].Path)
+			}
+			return nil
+		})
+	}
+	require.NoError(t, g.Wait())
+	// a reader left open is stopped by the snapshot's Close
+	_ = s.Open(ctx, nodes[4])
 	require.NoError(t, s.(io.Closer).Close())
 
 	// a node the tree does not have

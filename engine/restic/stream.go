@@ -3,8 +3,10 @@ package restic
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 
 	"github.com/lifeboat-backup/lifeboat/engine/repo"
@@ -16,12 +18,21 @@ import (
 // small tables are then read without a second dump pass.
 const smallEntry = 1 << 20
 
+// maxPasses bounds the restic dump processes one snapshot runs at once for
+// readers of big entries.
+const maxPasses = 4
+
 // Open returns a stream snapshot (mysql, postgres, exec, bucket, volume)
 // as a restore.Snapshot, read through `restic dump`. Tree makes one pass
-// over the archive; content bigger than smallEntry is streamed by a second
-// pass in tree order (Sequential), and an open out of order restarts it.
+// over the archive; content bigger than smallEntry is streamed by further
+// passes: a reader takes the running pass nearest before its entry and
+// skips forward, or starts one (up to maxPasses at once), so readers in
+// parallel and out of tree order work, and a restore in tree order costs
+// one more pass. Close the snapshot (io.Closer) to stop passes left.
 func (e *Engine) Open(sn *repo.Snapshot) restore.Snapshot {
-	return &streamSnapshot{r: e.R, sn: sn, file: "/" + sn.Target + ArchiveSuffix}
+	s := &streamSnapshot{r: e.R, sn: sn, file: "/" + sn.Target + ArchiveSuffix}
+	s.cond = sync.NewCond(&s.mu)
+	return s
 }
 
 type streamSnapshot struct {
@@ -35,14 +46,14 @@ type streamSnapshot struct {
 	small map[string][]byte
 	err   error
 
-	mu  sync.Mutex
-	cur *dumpPass
+	mu     sync.Mutex
+	cond   *sync.Cond
+	free   []*dumpPass // running passes no reader holds
+	all    []*dumpPass // running passes, free or held
+	passes int         // len(all)
 }
 
 func (s *streamSnapshot) Info() *repo.Snapshot { return s.sn }
-
-// Sequential implements restore.Sequential: big entries come in tree order.
-func (s *streamSnapshot) Sequential() bool { return true }
 
 func (s *streamSnapshot) Tree(ctx context.Context) restore.TreeReader {
 	s.once.Do(func() { s.err = s.load(ctx) })
@@ -107,39 +118,96 @@ func (s *streamSnapshot) Open(ctx context.Context, n *repo.Node) io.ReadCloser {
 	if !ok {
 		return errReader{fmt.Errorf("snapshot %s: no entry %q (read the tree first)", s.sn.ID.Short(), n.Path)}
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.cur != nil && s.cur.pos >= idx {
-		_ = s.cur.close()
-		s.cur = nil
+	p, err := s.take(ctx, idx)
+	if err != nil {
+		return errReader{err}
 	}
-	if s.cur == nil {
-		p, err := s.startPass(ctx)
-		if err != nil {
+	for p.pos < idx {
+		if _, err := p.ar.Next(); err != nil {
+			err = s.fail(p, err)
+			s.release(p, true)
 			return errReader{err}
 		}
-		s.cur = p
+		p.pos++
 	}
-	for s.cur.pos < idx {
-		if _, err := s.cur.ar.Next(); err != nil {
-			err = s.fail(s.cur, err)
-			s.cur = nil
-			return errReader{err}
-		}
-		s.cur.pos++
-	}
-	return entryReader{s: s, p: s.cur}
+	return &entryReader{s: s, p: p}
 }
 
-// Close ends a running dump pass.
+// take returns a dump pass positioned before entry idx, for one reader:
+// the free pass nearest before it, else a new one (at most maxPasses run;
+// a free pass already past idx is stopped to make room), else it waits for
+// a reader to close.
+func (s *streamSnapshot) take(ctx context.Context, idx int) (*dumpPass, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for {
+		var best, past *dumpPass
+		for _, p := range s.free {
+			if p.pos < idx && (best == nil || p.pos > best.pos) {
+				best = p
+			}
+			if p.pos >= idx {
+				past = p
+			}
+		}
+		if best != nil {
+			s.remove(best)
+			return best, nil
+		}
+		if past != nil && s.passes >= maxPasses {
+			s.remove(past)
+			s.end(past)
+		}
+		if s.passes < maxPasses {
+			p, err := s.startPass(ctx)
+			if err != nil {
+				return nil, err
+			}
+			s.all = append(s.all, p)
+			s.passes++
+			return p, nil
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		s.cond.Wait()
+	}
+}
+
+func (s *streamSnapshot) remove(p *dumpPass) {
+	s.free = slices.DeleteFunc(s.free, func(q *dumpPass) bool { return q == p })
+}
+
+// end stops a pass and forgets it; s.mu is held.
+func (s *streamSnapshot) end(p *dumpPass) error {
+	s.all = slices.DeleteFunc(s.all, func(q *dumpPass) bool { return q == p })
+	s.passes = len(s.all)
+	return p.close()
+}
+
+// release gives a pass back after its reader closed; a broken one ends.
+func (s *streamSnapshot) release(p *dumpPass, broken bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if broken {
+		_ = s.end(p)
+	} else {
+		s.free = append(s.free, p)
+	}
+	s.cond.Broadcast()
+}
+
+// Close ends the dump passes left running, also those of readers not
+// closed.
 func (s *streamSnapshot) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.cur == nil {
-		return nil
+	var err error
+	for _, p := range slices.Clone(s.all) {
+		err = errors.Join(err, s.end(p))
 	}
-	err := s.cur.close()
-	s.cur = nil
+	s.free = nil
+	s.cond.Broadcast()
 	return err
 }
 
@@ -194,15 +262,22 @@ func (p *dumpPass) close() error {
 	return nil
 }
 
-// entryReader reads one entry's content of a pass.
+// entryReader reads one entry's content of a pass; Close gives the pass
+// back.
 type entryReader struct {
-	s *streamSnapshot
-	p *dumpPass
+	s      *streamSnapshot
+	p      *dumpPass
+	broken bool
+	closed bool
 }
 
-func (r entryReader) Read(b []byte) (int, error) {
+func (r *entryReader) Read(b []byte) (int, error) {
+	if r.closed {
+		return 0, errors.New("read after close")
+	}
 	n, err := r.p.ar.Read(b)
 	if err != nil && err != io.EOF {
+		r.broken = true
 		if werr := r.p.close(); werr != nil {
 			err = werr
 		}
@@ -211,7 +286,13 @@ func (r entryReader) Read(b []byte) (int, error) {
 	return n, err
 }
 
-func (entryReader) Close() error { return nil }
+func (r *entryReader) Close() error {
+	if !r.closed {
+		r.closed = true
+		r.s.release(r.p, r.broken)
+	}
+	return nil
+}
 
 type errReader struct{ err error }
 
