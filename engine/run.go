@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"time"
 
@@ -99,14 +100,14 @@ func SourceFor(t policies.Target) (Source, error) {
 		if err != nil {
 			return nil, err
 		}
-		return postgres.New(postgres.Options{DSN: t.DSN, Password: pw, Databases: t.Databases,
+		return postgres.New(postgres.Options{DSN: t.DSN, Password: pw, Databases: t.Databases, Globals: t.Globals,
 			ExcludeTables: t.ExcludeTables, Jobs: t.Jobs})
 	case "exec":
 		return exec.New(exec.Options{Name: t.Name, Command: t.Command})
 	case "bucket":
 		return bucket.New(bucket.Options{URL: t.URL, Prefix: t.Prefix, Include: t.Include, Exclude: t.Exclude})
 	case "volume":
-		return volume.New(volume.Options{Path: t.Path, Before: t.Before, After: t.After})
+		return volume.New(volume.Options{Path: t.Path, Before: t.Before, After: t.After, BlockSize: int(t.BlockSize)})
 	}
 	return nil, fmt.Errorf("target %s: kind %q is not supported by this lifeboat yet", t.Name, t.Kind)
 }
@@ -172,7 +173,9 @@ func Run(ctx context.Context, p *policies.Policy, e Engine, opts RunOptions) (*R
 			}
 			var br *BackupResult
 			tags := append([]string{PolicyTag(p.Name)}, t.Tags...)
-			br, err = e.Backup(ctx, src, BackupOptions{Target: t.Name, Host: p.Host, Tags: tags, Progress: prog})
+			// A database target's jobs are dumps read at once: as many workers.
+			workers := max(runtime.GOMAXPROCS(0), t.Jobs)
+			br, err = e.Backup(ctx, src, BackupOptions{Target: t.Name, Host: p.Host, Tags: tags, Progress: prog, Workers: workers})
 			if err == nil {
 				st := br.Snapshot.Stats
 				tr.Snapshot, tr.BytesIn, tr.BytesAdded, tr.Warnings = br.Snapshot.ID.String(), st.BytesIn, st.BytesAdded, br.Warnings

@@ -177,6 +177,9 @@ func TestMalformed(t *testing.T) {
 			"drill:\n  checks:\n    - name: c\n      target: db\n      sql: SELECT 1\n      database: shop\n", []string{
 			`policy.yaml:19:17: drill.checks[0].database: target "db" does not back up database "shop" (allowed: oro)`,
 		}},
+		{"volume block size", minimal + "  - name: disk\n    kind: volume\n    path: /dev/vdb\n    block_size: 100KiB\n", []string{
+			`policy.yaml:16:17: targets[2].block_size: must be a power of two from 4KiB to 16MiB`,
+		}},
 		{"sanitize rule", minimal + "sanitize:\n  rules:\n    customer:\n      email: fake:mail\n", []string{
 			`policy.yaml:16:14: sanitize.rules.customer.email: "fake:mail": unknown fake kind "mail" (allowed: ` + strings.Join(FakeKinds, ", ") + `)`,
 		}},

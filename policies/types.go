@@ -79,6 +79,7 @@ type Target struct {
 	ExcludeTables []string  `yaml:"exclude_tables" kinds:"mysql,postgres" doc:"db.table patterns (* and ? wildcards) left out"`
 	Jobs          int       `yaml:"jobs" kinds:"mysql,postgres" doc:"parallel dump workers; default 2"`
 	LockMode      string    `yaml:"lock_mode" kinds:"mysql" enum:"ftwrl,backup_lock,single" doc:"consistency: FLUSH TABLES WITH READ LOCK, backup locks, or single transaction (InnoDB only, no global lock); default ftwrl"`
+	Globals       bool      `yaml:"globals" kinds:"postgres" doc:"also back up roles and tablespaces (pg_dumpall --globals-only); restores and drills re-create them"`
 
 	// files
 	Paths         []string `yaml:"paths" req:"files" kinds:"files" doc:"directory trees to back up (absolute paths)"`
@@ -95,10 +96,17 @@ type Target struct {
 	Include []string `yaml:"include" kinds:"bucket" doc:"glob patterns of object keys to back up; default: all"`
 
 	// volume
-	Path   string   `yaml:"path" req:"volume" kinds:"volume" doc:"block device or image file"`
-	Before []string `yaml:"before" kinds:"volume" doc:"command run before reading (e.g. lvcreate --snapshot, fsfreeze -f)"`
-	After  []string `yaml:"after" kinds:"volume" doc:"command run after reading, also after a failure"`
+	Path      string   `yaml:"path" req:"volume" kinds:"volume" doc:"block device or image file"`
+	Before    []string `yaml:"before" kinds:"volume" doc:"command run before reading (e.g. lvcreate --snapshot, fsfreeze -f)"`
+	After     []string `yaml:"after" kinds:"volume" doc:"command run after reading, also after a failure"`
+	BlockSize Size     `yaml:"block_size" kinds:"volume" doc:"aligned block size the volume is cut into: a power of two from 4KiB to 16MiB; default 256KiB"`
 }
+
+// Volume block size limits (targets/volume.MinBlockSize, MaxBlockSize).
+const (
+	MinVolumeBlockSize = 4 << 10
+	MaxVolumeBlockSize = 16 << 20
+)
 
 // Schedule is when a run (or drill) starts.
 type Schedule struct {

@@ -171,6 +171,9 @@ func (c *checker) targets(p *Policy) {
 			c.absPath(path+".path", t.Path)
 			c.argv(path+".before", t.Before)
 			c.argv(path+".after", t.After)
+			if bs := int64(t.BlockSize); c.src.has(path+".block_size") && (bs < MinVolumeBlockSize || bs > MaxVolumeBlockSize || bs&(bs-1) != 0) {
+				c.add(path+".block_size", strconv.FormatInt(bs, 10), nil, "must be a power of two from 4KiB to 16MiB")
+			}
 		}
 	}
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/lifeboat-backup/lifeboat/engine"
 	"github.com/lifeboat-backup/lifeboat/policies"
+	"github.com/lifeboat-backup/lifeboat/targets/volume"
 )
 
 func TestCLITargetsExecVolumeBucket(t *testing.T) {
@@ -120,6 +121,8 @@ func TestPolicySourceForNewKinds(t *testing.T) {
 		{"bucket bad glob", policies.Target{Name: "media", Kind: "bucket", URL: "mem://", Exclude: []string{""}}, "", true},
 		{"volume", policies.Target{Name: "disk", Kind: "volume", Path: "/dev/null", Before: []string{"true"}, After: []string{"true"}}, "volume", false},
 		{"volume no path", policies.Target{Name: "disk", Kind: "volume"}, "", true},
+		{"volume block size", policies.Target{Name: "disk", Kind: "volume", Path: "/dev/null", BlockSize: 64 << 10}, "volume", false},
+		{"volume bad block size", policies.Target{Name: "disk", Kind: "volume", Path: "/dev/null", BlockSize: 3000}, "", true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -130,6 +133,12 @@ func TestPolicySourceForNewKinds(t *testing.T) {
 			}
 			require.NoError(t, err)
 			assert.Equal(t, tc.kind, src.Kind())
+			if tc.target.BlockSize != 0 {
+				assert.EqualValues(t, tc.target.BlockSize, src.(engine.FixedBlocks).BlockSize())
+			}
 		})
 	}
+	// The policy checks block sizes against the volume target's limits.
+	assert.EqualValues(t, volume.MinBlockSize, policies.MinVolumeBlockSize)
+	assert.EqualValues(t, volume.MaxBlockSize, policies.MaxVolumeBlockSize)
 }
