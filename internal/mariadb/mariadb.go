@@ -21,12 +21,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"sync"
 	"syscall"
 	"time"
 
 	driver "github.com/go-sql-driver/mysql"
 
+	"github.com/lifeboat-backup/lifeboat/internal/scratchproc"
 	"github.com/lifeboat-backup/lifeboat/internal/sharedserver"
 )
 
@@ -57,9 +57,7 @@ type Server struct {
 	User     string
 	Password string
 
-	mu   sync.Mutex
-	cmd  *exec.Cmd
-	done chan struct{}
+	proc scratchproc.Process
 	log  string
 }
 
@@ -173,53 +171,25 @@ func (s *Server) start(ctx context.Context, server, dir string, timeout time.Dur
 		args = append(args, "--user=root")
 	}
 	cmd := exec.Command(server, args...)
-	// Own process group; killed with us if we die without tearing down.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		return err
+	err := s.proc.Start(ctx, cmd, timeout, func() bool {
+		c, err := net.DialTimeout("unix", s.Socket, time.Second)
+		if err != nil {
+			return false
+		}
+		c.Close()
+		return s.rootExec(ctx, "SELECT 1") == nil
+	})
+	if err != nil && ctx.Err() == nil {
+		return fmt.Errorf("mariadbd: %w: %s\n%s", err, out.String(), s.Logs())
 	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	s.mu.Lock()
-	s.cmd, s.done = cmd, done
-	s.mu.Unlock()
-	deadline := time.Now().Add(timeout)
-	for {
-		select {
-		case <-done:
-			return fmt.Errorf("mariadbd exited: %s\n%s", out.String(), s.Logs())
-		case <-ctx.Done():
-			s.Kill()
-			return ctx.Err()
-		default:
-		}
-		if c, err := net.DialTimeout("unix", s.Socket, time.Second); err == nil {
-			c.Close()
-			if err := s.rootExec(ctx, "SELECT 1"); err == nil {
-				return nil
-			}
-		}
-		if time.Now().After(deadline) {
-			s.Kill()
-			return fmt.Errorf("mariadbd not ready after %s:\n%s", timeout, s.Logs())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	return err
 }
 
 // Pid is the server's process id (0 when not started).
-func (s *Server) Pid() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.cmd == nil || s.cmd.Process == nil {
-		return 0
-	}
-	return s.cmd.Process.Pid
-}
+func (s *Server) Pid() int { return s.proc.Pid() }
 
-// DSN is the go-sql-driver DSN of User without the password.
 func (s *Server) DSN() string { return fmt.Sprintf("%s@tcp(%s)/", s.User, s.Addr) }
 
 func (s *Server) rootDB() (*sql.DB, error) {
@@ -259,48 +229,14 @@ func (s *Server) createUser(ctx context.Context) error {
 }
 
 // Logs returns the tail of the server's error log.
-func (s *Server) Logs() string {
-	b, _ := os.ReadFile(s.log)
-	if len(b) > 1<<16 {
-		b = b[len(b)-1<<16:]
-	}
-	return string(b)
-}
+func (s *Server) Logs() string { return scratchproc.Tail(s.log) }
 
 // Running reports whether the server process is alive.
-func (s *Server) Running() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.done == nil {
-		return false
-	}
-	select {
-	case <-s.done:
-		return false
-	default:
-		return true
-	}
-}
+func (s *Server) Running() bool { return s.proc.Running() }
 
 // Stop shuts the server down (SIGTERM, then SIGKILL after 20 s) and waits
 // for the process to exit.
-func (s *Server) Stop() { s.halt(syscall.SIGTERM, 20*time.Second) }
+func (s *Server) Stop() { s.proc.Stop(syscall.SIGTERM, 20*time.Second) }
 
 // Kill kills the server at once.
-func (s *Server) Kill() { s.halt(syscall.SIGKILL, 0) }
-
-func (s *Server) halt(sig syscall.Signal, grace time.Duration) {
-	s.mu.Lock()
-	cmd, done := s.cmd, s.done
-	s.mu.Unlock()
-	if cmd == nil {
-		return
-	}
-	_ = cmd.Process.Signal(sig)
-	select {
-	case <-done:
-	case <-time.After(grace):
-		_ = cmd.Process.Kill()
-		<-done
-	}
-}
+func (s *Server) Kill() { s.proc.Kill() }

@@ -16,7 +16,6 @@
 package pgscratch
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -29,10 +28,10 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
+	"github.com/lifeboat-backup/lifeboat/internal/scratchproc"
 	"github.com/lifeboat-backup/lifeboat/internal/sharedserver"
 )
 
@@ -66,9 +65,7 @@ type Server struct {
 	binDir string
 	cred   *syscall.Credential // postgres user's, as root
 
-	mu   sync.Mutex
-	cmd  *exec.Cmd
-	done chan struct{}
+	proc scratchproc.Process
 }
 
 // BinDir finds the directory of the server programs: that of server (a
@@ -237,37 +234,14 @@ func (s *Server) start(ctx context.Context, timeout time.Duration) error {
 		"-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
 		"-c", "max_wal_senders=0", "-c", "wal_level=minimal", "-c", "max_connections=100", "-c", "timezone=UTC",
 		"-c", "logging_collector=off")
-	// Own process group (Ctrl-C reaches lifeboat, which shuts the server
-	// down in order); killed with lifeboat if it dies without teardown.
-	cmd.SysProcAttr.Setpgid = true
-	cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
 	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("pgscratch: start postgres: %w", err)
+	if err := s.proc.Start(ctx, cmd, timeout, s.ready); err != nil {
+		if ctx.Err() != nil {
+			return err
+		}
+		return fmt.Errorf("pgscratch: postgres: %w: %s", err, s.Logs())
 	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	s.mu.Lock()
-	s.cmd, s.done = cmd, done
-	s.mu.Unlock()
-	deadline := time.Now().Add(timeout)
-	for {
-		select {
-		case <-done:
-			return fmt.Errorf("pgscratch: postgres exited during start: %s", s.Logs())
-		case <-ctx.Done():
-			s.Kill()
-			return ctx.Err()
-		case <-time.After(50 * time.Millisecond):
-		}
-		if s.ready() {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			s.Kill()
-			return fmt.Errorf("pgscratch: postgres not ready after %s: %s", timeout, s.Logs())
-		}
-	}
+	return nil
 }
 
 // ready reads the status line of postmaster.pid (as pg_ctl -w does).
@@ -290,59 +264,17 @@ func (s *Server) BinDir() string { return s.binDir }
 func (s *Server) URL() string { return fmt.Sprintf("postgres://%s@%s:%d/", s.User, s.Host, s.Port) }
 
 // Logs returns the tail of the server's log.
-func (s *Server) Logs() string {
-	b, _ := os.ReadFile(s.logPath())
-	if len(b) > 1<<16 {
-		b = b[len(b)-1<<16:]
-	}
-	return string(bytes.TrimSpace(b))
-}
+func (s *Server) Logs() string { return strings.TrimSpace(scratchproc.Tail(s.logPath())) }
 
 // Pid is the server's process id (0 when not started).
-func (s *Server) Pid() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.cmd == nil || s.cmd.Process == nil {
-		return 0
-	}
-	return s.cmd.Process.Pid
-}
+func (s *Server) Pid() int { return s.proc.Pid() }
 
 // Running reports whether the server process is alive.
-func (s *Server) Running() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.done == nil {
-		return false
-	}
-	select {
-	case <-s.done:
-		return false
-	default:
-		return true
-	}
-}
+func (s *Server) Running() bool { return s.proc.Running() }
 
 // Stop shuts the server down (fast shutdown: SIGINT; SIGKILL after 20 s)
-// and waits for it to exit.
-func (s *Server) Stop() { s.halt(syscall.SIGINT, 20*time.Second) }
+// and waits for it and its backends to exit.
+func (s *Server) Stop() { s.proc.Stop(syscall.SIGINT, 20*time.Second) }
 
-// Kill kills the server and its children at once.
-func (s *Server) Kill() { s.halt(syscall.SIGKILL, 0) }
-
-func (s *Server) halt(sig syscall.Signal, grace time.Duration) {
-	s.mu.Lock()
-	cmd, done := s.cmd, s.done
-	s.mu.Unlock()
-	if cmd == nil {
-		return
-	}
-	_ = cmd.Process.Signal(sig)
-	select {
-	case <-done:
-	case <-time.After(grace):
-	}
-	// The backends are in the server's process group: none may outlive it.
-	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-	<-done
-}
+// Kill kills the server and its backends at once.
+func (s *Server) Kill() { s.proc.Kill() }
