@@ -9,6 +9,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/lifeboat-backup/lifeboat/engine/repo/chunker"
 	"github.com/lifeboat-backup/lifeboat/targets"
 )
 
@@ -20,11 +21,24 @@ import (
 //	magic "LIFEBOAT-ARCHIVE-1\n"
 //	records: type byte, uvarint length, payload
 //	  'H' entry header: JSON of targets.Entry (Size as announced, may be 0)
-//	  'D' content frame of the entry last opened (at most frameSize bytes)
+//	  'D' content frame of the entry last opened (at most frameSize bytes,
+//	      cut where the content says: see frameParams)
 //	  'Z' end: JSON of archiveEnd; nothing may follow
 //
 // An archive without its end record was cut short and is refused.
 const archiveMagic = "LIFEBOAT-ARCHIVE-1\n"
+
+// Frames are cut content-defined (FastCDC over a fixed, public gear table),
+// not every frameSize bytes: a frame header then sits at the same place
+// relative to the content around it after an insert or delete earlier in
+// the entry, and restic's own content-defined chunking finds its old
+// chunks again. With fixed-size frames every chunk after a change held a
+// shifted header and was stored anew (measured: 11.2 of 16.8 MB added for
+// a 30-byte insert, TestStreamDedupAfterInsert).
+var (
+	frameParams = chunker.Params{Min: 128 << 10, Avg: 256 << 10, Max: frameSize}
+	frameGear   = chunker.NewGear([32]byte{'l', 'i', 'f', 'e', 'b', 'o', 'a', 't', '-', 'f', 'r', 'a', 'm', 'e', 's'})
+)
 
 const (
 	recHeader = 'H'
@@ -47,6 +61,7 @@ type archiveEnd struct {
 // archiveWriter writes an archive.
 type archiveWriter struct {
 	w       *bufio.Writer
+	ch      *chunker.Chunker
 	entries int
 	bytes   int64
 	hdr     [1 + binary.MaxVarintLen64]byte
@@ -69,7 +84,7 @@ func (a *archiveWriter) record(typ byte, payload []byte) error {
 }
 
 // Entry writes e's header, then its content read from r (nil: none).
-func (a *archiveWriter) Entry(e targets.Entry, r io.Reader, buf []byte) error {
+func (a *archiveWriter) Entry(e targets.Entry, r io.Reader) error {
 	h, err := json.Marshal(e)
 	if err != nil {
 		return err
@@ -81,20 +96,23 @@ func (a *archiveWriter) Entry(e targets.Entry, r io.Reader, buf []byte) error {
 	if r == nil {
 		return nil
 	}
+	if a.ch == nil {
+		a.ch = chunker.New(r, frameGear, frameParams)
+	} else {
+		a.ch.Reset(r)
+	}
 	for {
-		n, err := io.ReadFull(r, buf)
-		if n > 0 {
-			if werr := a.record(recData, buf[:n]); werr != nil {
-				return werr
-			}
-			a.bytes += int64(n)
-		}
-		if err == io.EOF || err == io.ErrUnexpectedEOF {
+		frame, err := a.ch.Next()
+		if err == io.EOF {
 			return nil
 		}
 		if err != nil {
 			return fmt.Errorf("read %s: %w", e.Path, err)
 		}
+		if err := a.record(recData, frame); err != nil {
+			return err
+		}
+		a.bytes += int64(len(frame))
 	}
 }
 

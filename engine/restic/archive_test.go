@@ -24,13 +24,12 @@ func writeArchive(t *testing.T, entries []archived, end bool) []byte {
 	var b bytes.Buffer
 	aw, err := newArchiveWriter(&b)
 	require.NoError(t, err)
-	buf := make([]byte, frameSize)
 	for _, a := range entries {
 		var r io.Reader
 		if a.content != nil {
 			r = bytes.NewReader(a.content)
 		}
-		require.NoError(t, aw.Entry(a.e, r, buf))
+		require.NoError(t, aw.Entry(a.e, r))
 	}
 	if end {
 		require.NoError(t, aw.End(time.Date(2026, 11, 25, 1, 2, 3, 0, time.UTC), map[string]string{"binlog_file": "b.000001"}))

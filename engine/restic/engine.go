@@ -206,7 +206,6 @@ func (e *Engine) backupStream(ctx context.Context, src engine.Source, opts engin
 			if err != nil {
 				return err
 			}
-			buf := make([]byte, frameSize)
 			warn := func(p string, err error) { warnings = append(warnings, fmt.Sprintf("%s: %v", p, err)) }
 			err = src.Walk(ctx, warn, func(en targets.Entry, open engine.Opener) error {
 				var rc io.ReadCloser
@@ -225,7 +224,7 @@ func (e *Engine) backupStream(ctx context.Context, src engine.Source, opts engin
 				if rc != nil {
 					r = &countReader{r: rc, p: prog}
 				}
-				if err := aw.Entry(en, r, buf); err != nil {
+				if err := aw.Entry(en, r); err != nil {
 					return err
 				}
 				switch en.Type {
