@@ -12,6 +12,7 @@ import (
 	"path"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/lifeboat-backup/lifeboat/engine"
@@ -198,7 +199,9 @@ func (e *Engine) backupStream(ctx context.Context, src engine.Source, opts engin
 	}
 	pr, pw := io.Pipe()
 	var warnings []string
+	var warnMu sync.Mutex
 	var stats repo.SnapshotStats
+	var rp repo.RecoveryPoint
 	walkErr := make(chan error, 1)
 	go func() {
 		err := func() error {
@@ -206,7 +209,11 @@ func (e *Engine) backupStream(ctx context.Context, src engine.Source, opts engin
 			if err != nil {
 				return err
 			}
-			warn := func(p string, err error) { warnings = append(warnings, fmt.Sprintf("%s: %v", p, err)) }
+			warn := func(p string, err error) {
+				warnMu.Lock()
+				defer warnMu.Unlock()
+				warnings = append(warnings, fmt.Sprintf("%s: %v", p, err))
+			}
 			err = src.Walk(ctx, warn, func(en targets.Entry, open engine.Opener) error {
 				var rc io.ReadCloser
 				if open != nil {
@@ -241,14 +248,14 @@ func (e *Engine) backupStream(ctx context.Context, src engine.Source, opts engin
 			if err != nil {
 				return err
 			}
-			rp, details := time.Now().UTC(), map[string]string(nil)
+			rp.Time = time.Now().UTC()
 			if p, ok := src.(engine.RecoveryPointer); ok {
 				if t, d := p.RecoveryPoint(); !t.IsZero() {
-					rp, details = t, d
+					rp = repo.RecoveryPoint{Time: t.UTC(), Details: d}
 				}
 			}
 			stats.BytesIn = aw.bytes
-			return aw.End(rp, details)
+			return aw.End(rp.Time, rp.Details)
 		}()
 		// A source error closes the stream short: restic sees the end of
 		// its stdin. The error is kept and the snapshot forgotten below.
@@ -285,11 +292,7 @@ func (e *Engine) backupStream(ctx context.Context, src engine.Source, opts engin
 	sn.Paths = src.Paths()
 	sn.Stats.Files, sn.Stats.Dirs, sn.Stats.Others, sn.Stats.BytesIn = stats.Files, stats.Dirs, stats.Others, stats.BytesIn
 	sn.Stats.BytesRead = stats.BytesIn
-	if p, ok := src.(engine.RecoveryPointer); ok {
-		if t, d := p.RecoveryPoint(); !t.IsZero() {
-			sn.RecoveryPoint = repo.RecoveryPoint{Time: t.UTC(), Details: d}
-		}
-	}
+	sn.RecoveryPoint = rp
 	return &engine.BackupResult{Snapshot: sn, Warnings: warnings}, nil
 }
 

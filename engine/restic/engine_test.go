@@ -230,6 +230,8 @@ func TestFilesBackupRestoreReplicate(t *testing.T) {
 
 	_, err = e.Backup(ctx, &engine.FilesSource{Roots: []string{filepath.Join(root, "missing")}}, engine.BackupOptions{})
 	require.ErrorContains(t, err, "backup root")
+	_, err = e.Backup(ctx, src, engine.BackupOptions{Tags: []string{"a,b"}})
+	require.ErrorContains(t, err, `tag "a,b": restic tags cannot hold a comma`)
 
 	sns, err := e.Snapshots(ctx)
 	require.NoError(t, err)
