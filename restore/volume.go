@@ -125,9 +125,12 @@ type hashItem struct {
 
 var volumeBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1<<20); return &b }}
 
+// maxVolumeLoaders bounds the parallel blob loads of a volume restore.
+const maxVolumeLoaders = 8
+
 // writeVolume restores n's content into f in three stages: loaders read,
 // decrypt and verify blobs ahead of the writer (in parallel, at most
-// 3 x GOMAXPROCS blobs in flight), the caller writes them in order, and a
+// 3 x min(GOMAXPROCS, maxVolumeLoaders) blobs in flight), the caller writes them in order, and a
 // hasher computes the SHA-256 of the content on its own core behind the
 // writes. All-zero blobs (holes) are recognized by ID after their first
 // load: not loaded again, not written to images, hashed from a shared
@@ -139,7 +142,9 @@ func writeVolume(ctx context.Context, r *repo.Repository, n *repo.Node, f *os.Fi
 		cancel()
 		wg.Wait()
 	}()
-	workers := max(2, runtime.GOMAXPROCS(0))
+	// Bounded whatever the core count: at most 3 x maxVolumeLoaders + 4
+	// blobs in memory (7 MiB with the default 256 KiB blocks).
+	workers := min(max(2, runtime.GOMAXPROCS(0)), maxVolumeLoaders)
 	ordered := make(chan *blobLoad, 2*workers)
 	jobs := make(chan *blobLoad)
 	var zmu sync.Mutex

