@@ -34,7 +34,7 @@ const archiveMagic = "LIFEBOAT-ARCHIVE-1\n"
 // the entry, and restic's own content-defined chunking finds its old
 // chunks again. With fixed-size frames every chunk after a change held a
 // shifted header and was stored anew (measured: 11.2 of 16.8 MB added for
-// a 30-byte insert, TestStreamDedupAfterInsert).
+// a 30-byte insert; 2.0-4.4 MB with these frames, TestStreamDedupAfterInsert).
 var (
 	frameParams = chunker.Params{Min: 128 << 10, Avg: 256 << 10, Max: frameSize}
 	frameGear   = chunker.NewGear([32]byte{'l', 'i', 'f', 'e', 'b', 'o', 'a', 't', '-', 'f', 'r', 'a', 'm', 'e', 's'})

@@ -295,5 +295,9 @@ func TestStreamDedupAfterInsert(t *testing.T) {
 	res, err := e.Backup(ctx, &streamSource{entries: entries(changed)}, engine.BackupOptions{Target: "db", Host: "h"})
 	require.NoError(t, err)
 	t.Logf("added %d of %d bytes after an insert", res.Snapshot.Stats.BytesAdded, len(changed))
-	assert.Less(t, res.Snapshot.Stats.BytesAdded, int64(len(changed)/4))
+	// restic's chunker polynomial is random per repository, so the chunks
+	// around the insert vary (2-4.5 MB measured); fixed-size frames stored
+	// everything after the insert again (11.2 MB).
+	after := int64(len(changed) - 5<<20)
+	assert.Less(t, res.Snapshot.Stats.BytesAdded, after/2)
 }
