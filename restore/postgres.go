@@ -16,7 +16,6 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/lifeboat-backup/lifeboat/engine/repo"
-	"github.com/lifeboat-backup/lifeboat/targets"
 	"github.com/lifeboat-backup/lifeboat/targets/postgres"
 )
 
@@ -70,33 +69,10 @@ type PostgresStats struct {
 	Warnings  []string `json:"warnings,omitempty"`
 }
 
-// pgDB is one database of a snapshot: a whole archive, or pre-data,
-// data-only and post-data archives (split, dumped with jobs > 1).
+// pgDB is one database of a snapshot and the name it is restored under.
 type pgDB struct {
-	name, target string
-	whole        *repo.Node
-	pre, post    *repo.Node
-	data         map[int]*repo.Node
-	props        *repo.Node // nil in snapshots from before properties
-}
-
-// check tells whether d's archives are complete and not mixed.
-func (d *pgDB) check() error {
-	split := d.pre != nil || d.post != nil || len(d.data) > 0
-	switch {
-	case d.whole != nil && split:
-		return fmt.Errorf("database %q has a whole archive and split archives", d.name)
-	case d.whole == nil && !split:
-		return fmt.Errorf("database %q has properties but no archive", d.name)
-	case d.whole == nil && (d.pre == nil || d.post == nil || len(d.data) == 0):
-		return fmt.Errorf("database %q is incomplete: pre-data, data and post-data archives expected", d.name)
-	}
-	for i := range len(d.data) {
-		if d.data[i] == nil {
-			return fmt.Errorf("database %q: data archive %d of %d is missing", d.name, i, len(d.data))
-		}
-	}
-	return nil
+	*postgres.Database
+	target string
 }
 
 // Postgres restores a snapshot made by targets/postgres into a server:
@@ -142,7 +118,7 @@ func Postgres(ctx context.Context, s Snapshot, opts PostgresOptions) (*PostgresS
 		}
 		if n != "0" {
 			return nil, fmt.Errorf("database %q already exists on %s: drop it, or restore under another name with --rename %s=NEW",
-				d.target, conn.String(), d.name)
+				d.target, conn.String(), d.Name)
 		}
 	}
 	st := &PostgresStats{}
@@ -173,8 +149,8 @@ func Postgres(ctx context.Context, s Snapshot, opts PostgresOptions) (*PostgresS
 	}
 	for _, d := range dbs {
 		var props *postgres.DatabaseProps
-		if d.props != nil && !opts.NoDatabaseProperties {
-			if props, err = readPostgresProps(ctx, s, d.props); err != nil {
+		if d.Props != nil && !opts.NoDatabaseProperties {
+			if props, err = readPostgresProps(ctx, s, d.Props); err != nil {
 				return fail(err)
 			}
 		}
@@ -191,8 +167,8 @@ func Postgres(ctx context.Context, s Snapshot, opts PostgresOptions) (*PostgresS
 		}
 		created = append(created, d.target)
 		var n int64
-		if d.whole != nil {
-			n, err = pgRestoreArchive(ctx, s, pgRestore, conn, d, d.whole, opts, opts.Jobs)
+		if d.Whole != nil {
+			n, err = pgRestoreArchive(ctx, s, pgRestore, conn, d, d.Whole, opts, opts.Jobs)
 		} else {
 			n, err = pgRestoreSplit(ctx, s, pgRestore, conn, d, opts)
 		}
@@ -217,69 +193,35 @@ func Postgres(ctx context.Context, s Snapshot, opts PostgresOptions) (*PostgresS
 	return st, nil
 }
 
-// readPostgresTree finds the databases (and globals) of a snapshot.
+// readPostgresTree finds the databases (and globals) of a snapshot to
+// restore, in the order of postgres.ReadLayout.
 func readPostgresTree(ctx context.Context, s Snapshot, opts PostgresOptions, dsnDB string) ([]*pgDB, *repo.Node, error) {
 	sn := s.Info()
-	tr := s.Tree(ctx)
-	var all []*pgDB
-	byName := map[string]*pgDB{}
-	var globals *repo.Node
-	for {
-		n, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return nil, nil, err
-		}
-		if n.Type == targets.TypeFile && n.Path == postgres.GlobalsFile {
-			globals = n
-			continue
-		}
-		name, part, i, ok := postgres.SplitEntry(n.Path)
-		if !ok || n.Type != targets.TypeFile {
-			return nil, nil, fmt.Errorf("snapshot %s: unexpected entry %q", sn.ID.Short(), n.Path)
-		}
-		d := byName[name]
-		if d == nil {
-			d = &pgDB{name: name, target: name, data: map[int]*repo.Node{}}
-			byName[name] = d
-			all = append(all, d)
-		}
-		switch part {
-		case "props":
-			d.props = n
-		case "whole":
-			d.whole = n
-		case "pre":
-			d.pre = n
-		case "post":
-			d.post = n
-		case "data":
-			d.data[i] = n
-		}
+	l, err := postgres.ReadLayout(s.Tree(ctx))
+	if err != nil {
+		return nil, nil, fmt.Errorf("snapshot %s: %w", sn.ID.Short(), err)
 	}
-	for _, d := range all {
-		if err := d.check(); err != nil {
-			return nil, nil, fmt.Errorf("snapshot %s: %w", sn.ID.Short(), err)
-		}
-	}
+	all, globals := l.Databases, l.Globals
 	var dbs []*pgDB
+	has := func(name string) bool {
+		return slices.ContainsFunc(all, func(d *postgres.Database) bool { return d.Name == name })
+	}
 	for _, want := range opts.Databases {
-		if !slices.ContainsFunc(all, func(d *pgDB) bool { return d.name == want }) {
+		if !has(want) {
 			return nil, nil, fmt.Errorf("snapshot %s holds no database %q", sn.ID.Short(), want)
 		}
 	}
 	for _, d := range all {
-		if len(opts.Databases) == 0 || slices.Contains(opts.Databases, d.name) {
-			if t, ok := opts.Rename[d.name]; ok && t != "" {
-				d.target = t
+		if len(opts.Databases) == 0 || slices.Contains(opts.Databases, d.Name) {
+			target := d.Name
+			if t, ok := opts.Rename[d.Name]; ok && t != "" {
+				target = t
 			}
-			dbs = append(dbs, d)
+			dbs = append(dbs, &pgDB{Database: d, target: target})
 		}
 	}
 	for from := range opts.Rename {
-		if !slices.ContainsFunc(all, func(d *pgDB) bool { return d.name == from }) {
+		if !has(from) {
 			return nil, nil, fmt.Errorf("--rename %s: snapshot %s holds no database %q", from, sn.ID.Short(), from)
 		}
 	}
@@ -310,15 +252,14 @@ func readPostgresTree(ctx context.Context, s Snapshot, opts PostgresOptions, dsn
 // constraints, triggers: small, so with Jobs > 1 it is staged and
 // pg_restore --jobs builds the indexes in parallel).
 func pgRestoreSplit(ctx context.Context, s Snapshot, pgRestore string, conn *postgres.Conn, d *pgDB, opts PostgresOptions) (int64, error) {
-	total, err := pgRestoreArchive(ctx, s, pgRestore, conn, d, d.pre, opts, 1)
+	total, err := pgRestoreArchive(ctx, s, pgRestore, conn, d, d.Pre, opts, 1)
 	if err != nil {
 		return total, err
 	}
 	var mu sync.Mutex
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(max(jobs(s, opts.Jobs), 1))
-	for i := range len(d.data) {
-		n := d.data[i]
+	for _, n := range d.Data {
 		g.Go(func() error {
 			k, err := pgRestoreArchive(gctx, s, pgRestore, conn, d, n, opts, 1)
 			mu.Lock()
@@ -330,7 +271,7 @@ func pgRestoreSplit(ctx context.Context, s Snapshot, pgRestore string, conn *pos
 	if err := g.Wait(); err != nil {
 		return total, err
 	}
-	k, err := pgRestoreArchive(ctx, s, pgRestore, conn, d, d.post, opts, jobs(s, opts.Jobs))
+	k, err := pgRestoreArchive(ctx, s, pgRestore, conn, d, d.Post, opts, jobs(s, opts.Jobs))
 	return total + k, err
 }
 
@@ -352,7 +293,7 @@ func pgRestoreArchive(ctx context.Context, s Snapshot, pgRestore string, conn *p
 	if jobs > 1 {
 		f, err := os.CreateTemp(opts.TempDir, "lifeboat-pgrestore-*.dump")
 		if err != nil {
-			return 0, fmt.Errorf("restore %s: temporary archive: %w", d.name, err)
+			return 0, fmt.Errorf("restore %s: temporary archive: %w", d.Name, err)
 		}
 		defer os.Remove(f.Name())
 		_, err = io.Copy(f, counter)
@@ -360,7 +301,7 @@ func pgRestoreArchive(ctx context.Context, s Snapshot, pgRestore string, conn *p
 			err = cerr
 		}
 		if err != nil {
-			return counter.n, fmt.Errorf("restore %s: temporary archive: %w", d.name, err)
+			return counter.n, fmt.Errorf("restore %s: temporary archive: %w", d.Name, err)
 		}
 		args = append(args, fmt.Sprintf("--jobs=%d", jobs), f.Name())
 		stdin = nil
@@ -377,7 +318,7 @@ func pgRestoreArchive(ctx context.Context, s Snapshot, pgRestore string, conn *p
 		if msg == "" {
 			msg = err.Error()
 		}
-		return counter.n, fmt.Errorf("restore database %q as %q: pg_restore of %s: %s", d.name, d.target, node.Path, msg)
+		return counter.n, fmt.Errorf("restore database %q as %q: pg_restore of %s: %s", d.Name, d.target, node.Path, msg)
 	}
 	if counter.n != node.Size {
 		return counter.n, fmt.Errorf("restore %s: archive is %d bytes, metadata says %d", node.Path, counter.n, node.Size)

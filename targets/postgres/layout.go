@@ -1,0 +1,137 @@
+package postgres
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+
+	"github.com/lifeboat-backup/lifeboat/engine/repo"
+	"github.com/lifeboat-backup/lifeboat/targets"
+)
+
+// NodeReader yields a snapshot's nodes in tree order until io.EOF: the
+// native repository's *repo.TreeReader and restore.Snapshot's Tree fit.
+type NodeReader interface {
+	Next() (*repo.Node, error)
+}
+
+// Layout is the checked content of a postgres snapshot.
+type Layout struct {
+	// Databases in the tree order of their first archive: restoring them
+	// in this order opens the archives in tree order (what a sequential
+	// reader needs; properties and globals are small and read apart).
+	Databases []*Database
+	// Globals is the pg_dumpall --globals-only entry (nil if none).
+	Globals *repo.Node
+}
+
+// Database is one database of a snapshot: one whole archive, or pre-data,
+// data-only and post-data archives (split, dumped with jobs > 1).
+type Database struct {
+	Name  string
+	Props *repo.Node // nil in snapshots from before properties
+	Whole *repo.Node
+	Pre   *repo.Node
+	Data  []*repo.Node // in index order, none missing
+	Post  *repo.Node
+
+	first int // tree position of the first archive
+}
+
+// Archives are the database's archives in load order: the whole one, or
+// pre-data, the data archives, post-data.
+func (d *Database) Archives() []*repo.Node {
+	if d.Whole != nil {
+		return []*repo.Node{d.Whole}
+	}
+	return slices.Concat([]*repo.Node{d.Pre}, d.Data, []*repo.Node{d.Post})
+}
+
+// ReadLayout reads a postgres snapshot's nodes and checks them: only
+// regular files named as the source names them (SplitEntry, GlobalsFile),
+// each at most once, and per database either one whole archive or a
+// complete split set (pre-data, data 0..n-1, post-data), not both. The
+// errors name the entry or database at fault.
+func ReadLayout(nodes NodeReader) (*Layout, error) {
+	l := &Layout{}
+	byName := map[string]*Database{}
+	data := map[string]map[int]*repo.Node{}
+	for pos := 0; ; pos++ {
+		n, err := nodes.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		if n.Type != targets.TypeFile {
+			return nil, fmt.Errorf("unexpected %s entry %q: a postgres snapshot holds files only", n.Type, n.Path)
+		}
+		if n.Path == GlobalsFile {
+			if l.Globals != nil {
+				return nil, fmt.Errorf("entry %q appears twice", n.Path)
+			}
+			l.Globals = n
+			continue
+		}
+		name, part, i, ok := SplitEntry(n.Path)
+		if !ok {
+			return nil, fmt.Errorf("unexpected entry %q", n.Path)
+		}
+		d := byName[name]
+		if d == nil {
+			d = &Database{Name: name, first: -1}
+			byName[name] = d
+			data[name] = map[int]*repo.Node{}
+			l.Databases = append(l.Databases, d)
+		}
+		if part != "props" && d.first < 0 {
+			d.first = pos
+		}
+		slot := map[string]**repo.Node{"props": &d.Props, "whole": &d.Whole, "pre": &d.Pre, "post": &d.Post}[part]
+		if part == "data" {
+			if data[name][i] != nil {
+				return nil, fmt.Errorf("database %q: data archive %d appears twice (%q)", name, i, n.Path)
+			}
+			data[name][i] = n
+			continue
+		}
+		if *slot != nil {
+			return nil, fmt.Errorf("entry %q appears twice", n.Path)
+		}
+		*slot = n
+	}
+	for _, d := range l.Databases {
+		if err := d.check(data[d.Name]); err != nil {
+			return nil, err
+		}
+	}
+	if len(l.Databases) == 0 {
+		return nil, errors.New("no database in the snapshot")
+	}
+	slices.SortStableFunc(l.Databases, func(a, b *Database) int { return a.first - b.first })
+	return l, nil
+}
+
+// check tells whether d's archives are complete and not mixed, and fills
+// d.Data from data (index -> node).
+func (d *Database) check(data map[int]*repo.Node) error {
+	split := d.Pre != nil || d.Post != nil || len(data) > 0
+	switch {
+	case d.Whole != nil && split:
+		return fmt.Errorf("database %q has a whole archive and split archives", d.Name)
+	case d.Whole == nil && !split:
+		return fmt.Errorf("database %q has properties but no archive", d.Name)
+	case d.Whole == nil && (d.Pre == nil || d.Post == nil || len(data) == 0):
+		return fmt.Errorf("database %q is incomplete: pre-data, data and post-data archives expected", d.Name)
+	}
+	for i := range len(data) {
+		n := data[i]
+		if n == nil {
+			return fmt.Errorf("database %q: data archive %d of %d is missing", d.Name, i, len(data))
+		}
+		d.Data = append(d.Data, n)
+	}
+	return nil
+}
