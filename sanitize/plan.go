@@ -13,6 +13,7 @@ import (
 // tablePlan is how one table is exported.
 type tablePlan struct {
 	db, name string
+	of       string // a partition: the qualified partitioned table whose rules it takes
 	action   string
 	where    *where
 	cols     []*column
@@ -20,14 +21,28 @@ type tablePlan struct {
 	rules    map[string]Rule
 }
 
-func (p *tablePlan) qualified() string { return p.db + "." + p.name }
+func (p *tablePlan) qualified() string {
+	if p.of != "" {
+		return p.db + "." + p.name + " (partition of " + p.of + ")"
+	}
+	return p.db + "." + p.name
+}
 
 // plan merges the rules for a table and checks them against its columns.
 // Policy rules naming a missing column, or not fitting the column type,
 // are errors; preset rules for missing columns are ignored.
 func (c *Config) plan(db, table string, cols []*column) (*tablePlan, error) {
-	tr := c.ruleFor(db, table)
+	return c.planAs(db, table, db, table, cols)
+}
+
+// planAs plans db.table with the rules written for ruleDB.ruleTable (a
+// PostgreSQL partition takes its partitioned table's rules).
+func (c *Config) planAs(db, table, ruleDB, ruleTable string, cols []*column) (*tablePlan, error) {
+	tr := c.ruleFor(ruleDB, ruleTable)
 	p := &tablePlan{db: db, name: table, action: tr.Action, cols: cols, byName: map[string]*column{}, rules: map[string]Rule{}}
+	if ruleDB != db || ruleTable != table {
+		p.of = ruleDB + "." + ruleTable
+	}
 	for _, col := range cols {
 		p.byName[col.name] = col
 	}
@@ -44,7 +59,7 @@ func (c *Config) plan(db, table string, cols []*column) (*tablePlan, error) {
 		p.where = w
 	}
 	user := map[string]bool{}
-	for _, k := range []string{table, db + "." + table} {
+	for _, k := range []string{ruleTable, ruleDB + "." + ruleTable} {
 		for col := range c.user[k].Columns {
 			user[col] = true
 		}

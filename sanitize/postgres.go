@@ -146,6 +146,18 @@ func restrictKey(bin string) bool {
 type pgTable struct {
 	schema, name string
 	cols         []*column
+	parent       *pgTable // a partition: the table it is attached to
+}
+
+func (t *pgTable) key() string { return t.schema + "." + t.name }
+
+// root is the partitioned table at the top of t's partitions (t itself
+// when it is no partition).
+func (t *pgTable) root() *pgTable {
+	for t.parent != nil {
+		t = t.parent
+	}
+	return t
 }
 
 // pgSchemas reads the tables of d (pg_restore --schema-only).
@@ -166,15 +178,26 @@ func pgSchemas(ctx context.Context, r *repo.Repository, bin string, d *pgDB) (ma
 }
 
 // parsePGSchema collects the CREATE TABLE statements of pg_restore's
-// plain output: "CREATE TABLE schema.name (" then one column per line.
+// plain output: "CREATE TABLE schema.name (" then one column per line,
+// and the partitions: pg_dump writes each as its own CREATE TABLE, then
+// "ALTER TABLE ONLY parent ATTACH PARTITION child ...".
 func parsePGSchema(rd io.Reader) (map[string]*pgTable, error) {
 	tables := map[string]*pgTable{}
+	var attach [][3]string // parent, child, line
 	sc := bufio.NewScanner(rd)
 	sc.Buffer(make([]byte, 64<<10), 64<<20)
 	var cur *pgTable
 	for sc.Scan() {
 		line := sc.Text()
 		if cur == nil {
+			if rest, ok := strings.CutPrefix(line, "ALTER TABLE ONLY "); ok && strings.Contains(rest, " ATTACH PARTITION ") {
+				parent, child, err := pgAttach(rest)
+				if err != nil {
+					return nil, fmt.Errorf("%q: %w", line, err)
+				}
+				attach = append(attach, [3]string{parent, child, line})
+				continue
+			}
 			rest, ok := strings.CutPrefix(line, "CREATE TABLE ")
 			if !ok {
 				rest, ok = strings.CutPrefix(line, "CREATE UNLOGGED TABLE ")
@@ -204,7 +227,46 @@ func parsePGSchema(rd io.Reader) (map[string]*pgTable, error) {
 		}
 		cur.cols = append(cur.cols, pgColumn(name, strings.TrimSpace(rest)))
 	}
-	return tables, sc.Err()
+	if err := sc.Err(); err != nil {
+		return nil, err
+	}
+	for _, a := range attach {
+		parent, child := tables[a[0]], tables[a[1]]
+		if parent == nil || child == nil {
+			return nil, fmt.Errorf("%q: a partition of a table without its CREATE TABLE", a[2])
+		}
+		if child.parent != nil {
+			return nil, fmt.Errorf("%q: %s is already a partition of %s", a[2], a[1], child.parent.key())
+		}
+		for p := parent; p != nil; p = p.parent {
+			if p == child {
+				return nil, fmt.Errorf("%q: partitions form a cycle", a[2])
+			}
+		}
+		child.parent = parent
+	}
+	return tables, nil
+}
+
+// pgAttach reads "parent ATTACH PARTITION child FOR VALUES ...;" (or
+// "... child DEFAULT;") into the two qualified names.
+func pgAttach(s string) (parent, child string, err error) {
+	ps, pn, rest, err := pgQualifiedPrefix(s)
+	if err != nil {
+		return "", "", err
+	}
+	rest, ok := strings.CutPrefix(rest, " ATTACH PARTITION ")
+	if !ok {
+		return "", "", fmt.Errorf("unexpected %q", rest)
+	}
+	cs, cn, rest, err := pgQualifiedPrefix(rest)
+	if err != nil {
+		return "", "", err
+	}
+	if !strings.HasPrefix(rest, " FOR VALUES ") && rest != " DEFAULT;" {
+		return "", "", fmt.Errorf("no FOR VALUES or DEFAULT after the partition %s.%s", cs, cn)
+	}
+	return ps + "." + pn, cs + "." + cn, nil
 }
 
 // pgIdent reads a leading identifier, "quoted" or bare.
@@ -236,18 +298,49 @@ func pgIdent(s string) (name, rest string, err error) {
 
 // pgQualified splits schema.name.
 func pgQualified(s string) (schema, name string, err error) {
-	schema, rest, err := pgIdent(s)
-	if err != nil {
-		return "", "", err
-	}
-	if !strings.HasPrefix(rest, ".") {
-		return "public", schema, nil
-	}
-	name, rest, err = pgIdent(rest[1:])
+	schema, name, rest, err := pgQualifiedPrefix(s)
 	if err == nil && rest != "" {
 		err = fmt.Errorf("unexpected %q", rest)
 	}
 	return schema, name, err
+}
+
+// pgQualifiedPrefix reads a leading [schema.]name and returns the rest.
+func pgQualifiedPrefix(s string) (schema, name, rest string, err error) {
+	schema, rest, err = pgIdent(s)
+	if err != nil {
+		return "", "", "", err
+	}
+	if !strings.HasPrefix(rest, ".") {
+		return "public", schema, rest, nil
+	}
+	name, rest, err = pgIdent(rest[1:])
+	return schema, name, rest, err
+}
+
+// planPG plans every table of a database. A partition takes the rules of
+// the partitioned table at its root (pg_dump writes its rows in a COPY
+// block of its own): rules written for a partition itself are an error,
+// as they would silently not apply to its siblings.
+func (c *Config) planPG(tables map[string]*pgTable) (map[string]*tablePlan, error) {
+	plans := map[string]*tablePlan{}
+	for _, key := range slices.Sorted(maps.Keys(tables)) {
+		t := tables[key]
+		r := t.root()
+		if r != t {
+			for _, k := range []string{t.name, key} {
+				if _, ok := c.user[k]; ok {
+					return nil, rulesErrorf("sanitize.rules: table %q is a partition of %s: write its rules for %s (they apply to every partition)", k, r.key(), r.key())
+				}
+			}
+		}
+		p, err := c.planAs(t.schema, t.name, r.schema, r.name, t.cols)
+		if err != nil {
+			return nil, err
+		}
+		plans[key] = p
+	}
+	return plans, nil
 }
 
 // pgColumn maps a column definition (type and modifiers) to the column
@@ -331,16 +424,14 @@ func exportPostgres(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, 
 		return nil, err
 	}
 	// Plan every table first: bad rules fail before a byte is written.
-	plans := map[string]*tablePlan{}
-	for key, t := range tables {
-		p, err := c.plan(t.schema, t.name, t.cols)
-		if err != nil {
-			return nil, err
-		}
-		if p.action == policies.TableSkip {
+	plans, err := c.planPG(tables)
+	if err != nil {
+		return nil, err
+	}
+	for _, key := range slices.Sorted(maps.Keys(plans)) {
+		if p := plans[key]; p.action == policies.TableSkip {
 			return nil, rulesErrorf("%s: skip is not supported in PostgreSQL exports (its indexes and constraints stay): use truncate", p.qualified())
 		}
-		plans[key] = p
 	}
 	if err := c.checkPGTables(d, tables); err != nil {
 		return nil, err
@@ -372,7 +463,7 @@ func exportPostgres(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, 
 			if err != nil {
 				return err
 			}
-			err = pgStream(p, proc.out, c, plans, now, func(key string, t *tablePlan) *TableStats {
+			err = pgStream(p, proc.out, d.name, plans, now, func(key string, t *tablePlan) *TableStats {
 				if stats[key] == nil {
 					ts := &TableStats{Database: d.name, Table: key, Action: t.action}
 					if t.action == "" && t.where != nil {
@@ -449,32 +540,34 @@ func lintPostgres(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, c 
 			}
 		}
 		keys := slices.Sorted(maps.Keys(tables))
-		plans := map[string]*tablePlan{}
+		plans, err := c.planPG(tables)
+		if err != nil {
+			return nil, err
+		}
 		samplers := map[string]*sampler{}
 		for _, key := range keys {
 			t := tables[key]
-			p, err := c.plan(t.schema, t.name, t.cols)
-			if err != nil {
-				return nil, err
-			}
-			if p.action != "" {
-				continue
+			if plans[key].action != "" || t.parent != nil {
+				continue // a partition's names are its partitioned table's
 			}
 			fs, _ := nameFindings(d.name, key, t.cols, c.ruleFor(t.schema, t.name))
 			out = append(out, fs...)
-			plans[key] = p
 		}
 		for _, n := range d.archives() {
 			proc, err := startPGRestore(ctx, r, bin, n, "--data-only")
 			if err != nil {
 				return nil, err
 			}
-			err = samplePG(proc.out, o.SampleRows, func(key string, cols []string) *sampler {
-				if plans[key] == nil {
-					return nil
+			err = samplePG(proc.out, o.SampleRows, func(key string, cols []string) (*sampler, error) {
+				p := plans[key]
+				if p == nil {
+					return nil, noCreateTable(d.name, key)
+				}
+				if p.action != "" {
+					return nil, nil
 				}
 				samplers[key] = newSampler(cols)
-				return samplers[key]
+				return samplers[key], nil
 			})
 			if werr := proc.wait(); err == nil {
 				err = werr
@@ -489,7 +582,8 @@ func lintPostgres(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, c 
 				continue
 			}
 			t, p := tables[key], plans[key]
-			tr := c.ruleFor(t.schema, t.name)
+			root := t.root()
+			tr := c.ruleFor(root.schema, root.name)
 			_, flagged := nameFindings(d.name, key, t.cols, tr)
 			out = append(out, sm.findings(d.name, key, func(col string) bool {
 				_, ruled := tr.Columns[col]
@@ -501,9 +595,15 @@ func lintPostgres(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, c 
 	return out, nil
 }
 
+// noCreateTable: COPY data for a table the schema does not create (no
+// rules could be planned for it, so its rows would leave unsanitized).
+func noCreateTable(db, key string) error {
+	return rulesErrorf("database %q: %s has COPY data but no CREATE TABLE in the snapshot's schema: refusing to export its rows unsanitized", db, key)
+}
+
 // samplePG feeds the first n rows of each COPY block of pg_restore's
 // output to the sampler that start returns (nil: not sampled).
-func samplePG(out io.Reader, n int, start func(key string, cols []string) *sampler) error {
+func samplePG(out io.Reader, n int, start func(key string, cols []string) (*sampler, error)) error {
 	br := bufio.NewReaderSize(out, 256<<10)
 	var sm *sampler
 	rows := 0
@@ -538,7 +638,11 @@ func samplePG(out io.Reader, n int, start func(key string, cols []string) *sampl
 			sm.add(fields)
 		default:
 			if schema, name, cols, ok := parseCopyHeader(line); ok {
-				if sm = start(schema+"."+name, cols); sm == nil {
+				var serr error
+				if sm, serr = start(schema+"."+name, cols); serr != nil {
+					return serr
+				}
+				if sm == nil {
 					rows = -1 // skip the block
 				}
 			}
@@ -554,7 +658,7 @@ func samplePG(out io.Reader, n int, start func(key string, cols []string) *sampl
 
 // pgStream copies pg_restore's output to the pipeline, sending the rows
 // of each COPY block through the table's rules.
-func pgStream(p *pipeline, out io.Reader, c *Config, plans map[string]*tablePlan, now time.Time, stats func(string, *tablePlan) *TableStats) error {
+func pgStream(p *pipeline, out io.Reader, db string, plans map[string]*tablePlan, now time.Time, stats func(string, *tablePlan) *TableStats) error {
 	br := bufio.NewReaderSize(out, 256<<10)
 	var long []byte
 	for {
@@ -577,17 +681,7 @@ func pgStream(p *pipeline, out io.Reader, c *Config, plans map[string]*tablePlan
 		key := schema + "." + name
 		t := plans[key]
 		if ok && t == nil {
-			// A table without its own CREATE TABLE (a partition): its
-			// columns as text, so that preset rules still apply.
-			var tcols []*column
-			for _, n := range cols {
-				tcols = append(tcols, &column{name: n, typ: "text", nullable: true})
-			}
-			var err error
-			if t, err = c.plan(schema, name, tcols); err != nil {
-				return err
-			}
-			plans[key] = t
+			return noCreateTable(db, key)
 		}
 		if !ok {
 			if _, werr := p.Write(line); werr != nil {

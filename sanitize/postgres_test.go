@@ -3,6 +3,7 @@ package sanitize_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -162,4 +163,108 @@ func TestSanitizedExportPostgres(t *testing.T) {
 	bad(rules("oro_user", map[string]string{"enabled": "fake:email"}), "fake:email on a pg:boolean column")
 	bad(rules("oro_user", map[string]string{"username": "null"}), "NOT NULL column")
 	bad(policies.Sanitize{Rules: map[string]policies.TableRules{"oro_audit": {Action: policies.TableSkip}}}, "skip is not supported")
+}
+
+// TestSanitizedExportPostgresPartitions: pg_dump writes each partition of
+// a partitioned table as a table of its own (CREATE TABLE, then ALTER
+// TABLE ONLY parent ATTACH PARTITION child) with its own COPY block: the
+// rules written for the partitioned table apply to every partition,
+// nested and default ones included, in exports and in lint; rules naming
+// a partition are an error.
+func TestSanitizedExportPostgresPartitions(t *testing.T) {
+	ctx := context.Background()
+	s := postgrestest.Start(t)
+	s.CreateDatabase(t, "parts")
+	s.MustPSQL(t, "parts", `
+CREATE TABLE contact (id integer NOT NULL, region text NOT NULL, email text NOT NULL, info text, note text) PARTITION BY LIST (region);
+CREATE TABLE contact_eu PARTITION OF contact FOR VALUES IN ('de', 'fr') PARTITION BY RANGE (id);
+CREATE TABLE contact_eu_low PARTITION OF contact_eu FOR VALUES FROM (0) TO (50);
+CREATE TABLE contact_eu_high PARTITION OF contact_eu FOR VALUES FROM (50) TO (MAXVALUE);
+CREATE TABLE contact_us PARTITION OF contact FOR VALUES IN ('us');
+CREATE TABLE contact_other PARTITION OF contact DEFAULT;
+INSERT INTO contact SELECT i, (ARRAY['de','fr','us','jp'])[i % 4 + 1], 'person' || i || '@mail.test', 'alt' || i || '@mail.test', 'private note ' || i FROM generate_series(1, 120) i;
+`)
+	b, err := storage.OpenWith(ctx, "mem://", storage.OpenOptions{Create: true})
+	require.NoError(t, err)
+	t.Cleanup(func() { b.Close() })
+	tr := repotest.Init(t, b, repotest.SmallChunks, 0)
+	r := tr.Open(t, tr.Owner)
+	compile := func(rules map[string]policies.TableRules) *sanitize.Config {
+		c, err := sanitize.Compile(policies.Sanitize{Rules: rules}, sanitize.Options{Key: testKey})
+		require.NoError(t, err)
+		return c
+	}
+	c := compile(map[string]policies.TableRules{"contact": {Columns: map[string]string{"email": "fake:email", "info": "null", "note": "null"}}})
+	o := sanitize.ExportOptions{PGBinDir: s.BinDir(), Jobs: 2}
+	for _, jobs := range []int{1, 2} { // one whole archive, then split archives
+		src, err := postgres.New(postgres.Options{DSN: s.URL(), Password: s.Password, Databases: []string{"parts"}, Jobs: jobs, BinDir: s.BinDir()})
+		require.NoError(t, err)
+		res, err := engine.Backup(ctx, r, src, engine.BackupOptions{Workers: 2})
+		require.NoError(t, err)
+		sn := res.Snapshot
+
+		var buf bytes.Buffer
+		st, err := sanitize.Export(ctx, r, sn, c, o, &buf)
+		require.NoError(t, err)
+		dump := buf.String()
+		require.Contains(t, dump, "COPY public.contact_eu_low ", "the partitions' rows are in the export")
+		require.NotContains(t, dump, "@mail.test")
+		require.NotContains(t, dump, "private note")
+		var tables []string
+		for _, ts := range st.Tables {
+			tables = append(tables, ts.Table)
+		}
+		require.Subset(t, tables, []string{"public.contact_eu_low", "public.contact_eu_high", "public.contact_us", "public.contact_other"})
+
+		db := fmt.Sprintf("parts_dev%d", jobs)
+		s.CreateDatabase(t, db)
+		path := filepath.Join(t.TempDir(), "parts.sql")
+		require.NoError(t, os.WriteFile(path, buf.Bytes(), 0o644))
+		s.MustPSQL(t, db, `\i `+path)
+		require.Equal(t, "120", s.MustPSQL(t, db, "SELECT count(*) FROM contact"))
+		require.Equal(t, "30", s.MustPSQL(t, db, "SELECT count(*) FROM contact_other"))
+		require.Equal(t, "0", s.MustPSQL(t, db, "SELECT count(*) FROM contact WHERE email LIKE '%@mail.test' OR note IS NOT NULL OR info IS NOT NULL OR email NOT LIKE '%@example.%'"))
+		require.Equal(t, "120", s.MustPSQL(t, db, "SELECT count(DISTINCT email) FROM contact"))
+
+		// Lint: the parent's rules cover the partitions; without rules the
+		// name is found once (on the partitioned table) and the contents
+		// in the partitions' rows.
+		fs, err := sanitize.Lint(ctx, r, sn, c, sanitize.LintOptions{PGBinDir: s.BinDir()})
+		require.NoError(t, err)
+		require.Empty(t, fs)
+		fs, err = sanitize.Lint(ctx, r, sn, compile(nil), sanitize.LintOptions{PGBinDir: s.BinDir()})
+		require.NoError(t, err)
+		var found []string
+		for _, f := range fs {
+			found = append(found, f.Table+"."+f.Column+":"+f.Reason)
+		}
+		require.Contains(t, found, "public.contact.email:column name")
+		require.NotContains(t, found, "public.contact_us.email:column name")
+		require.NotContains(t, strings.Join(found, " "), "public.contact.info")
+		require.Contains(t, strings.Join(found, " "), "public.contact_us.info:content")
+
+		// Rules for a partition, or not fitting a partition: errors
+		// before a byte is written.
+		for _, tc := range []struct {
+			rules map[string]policies.TableRules
+			want  string
+		}{
+			{map[string]policies.TableRules{"contact_us": {Columns: map[string]string{"email": "fake:email"}}}, `table "contact_us" is a partition of public.contact`},
+			{map[string]policies.TableRules{"public.contact_eu_low": {Action: policies.TableTruncate}}, `table "public.contact_eu_low" is a partition of public.contact`},
+			{map[string]policies.TableRules{"contact": {Columns: map[string]string{"id": "fake:email"}}}, "fake:email on a int column"},
+		} {
+			var buf bytes.Buffer
+			_, err := sanitize.Export(ctx, r, sn, compile(tc.rules), o, &buf)
+			require.ErrorIs(t, err, sanitize.ErrRules)
+			require.ErrorContains(t, err, tc.want)
+			require.Zero(t, buf.Len())
+			_, err = sanitize.Lint(ctx, r, sn, compile(tc.rules), sanitize.LintOptions{PGBinDir: s.BinDir()})
+			require.ErrorIs(t, err, sanitize.ErrRules)
+		}
+		// truncate on the partitioned table empties every partition.
+		buf.Reset()
+		_, err = sanitize.Export(ctx, r, sn, compile(map[string]policies.TableRules{"contact": {Action: policies.TableTruncate}}), o, &buf)
+		require.NoError(t, err)
+		require.NotContains(t, buf.String(), "COPY public.contact")
+	}
 }

@@ -1,10 +1,15 @@
 package sanitize
 
 import (
+	"bytes"
+	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/lifeboat-backup/lifeboat/policies"
 )
 
 func TestCopyFields(t *testing.T) {
@@ -84,4 +89,83 @@ CREATE VIEW public.v AS
 	require.Equal(t, []string{"line", "Odd, col"}, cols)
 	_, _, _, ok = parseCopyHeader([]byte("COPY public.t (a) TO stdout;\n"))
 	require.False(t, ok)
+}
+
+// TestPGSchemaPartitions: ATTACH PARTITION lines make a partition take
+// its root's rules; attaches that do not add up are errors naming the line.
+func TestPGSchemaPartitions(t *testing.T) {
+	const tables = `CREATE TABLE public.contact (
+    id integer NOT NULL,
+    email text
+)
+PARTITION BY LIST (region);
+CREATE TABLE public.contact_eu (
+    id integer NOT NULL,
+    email text
+)
+PARTITION BY RANGE (id);
+CREATE TABLE public.contact_eu_low (
+    id integer NOT NULL,
+    email text
+);
+CREATE TABLE "Odd"."Other ATTACH PARTITION x" (
+    id integer NOT NULL,
+    email text
+);
+`
+	tbl, err := parsePGSchema(strings.NewReader(tables + `ALTER TABLE ONLY public.contact ATTACH PARTITION public.contact_eu FOR VALUES IN ('de', 'fr');
+ALTER TABLE ONLY public.contact_eu ATTACH PARTITION public.contact_eu_low FOR VALUES FROM (0) TO (50);
+ALTER TABLE ONLY public.contact ATTACH PARTITION "Odd"."Other ATTACH PARTITION x" DEFAULT;
+ALTER INDEX public.contact_eu_pkey ATTACH PARTITION public.contact_pkey;
+`))
+	require.NoError(t, err)
+	require.Nil(t, tbl["public.contact"].parent)
+	require.Equal(t, tbl["public.contact"], tbl["public.contact_eu"].parent)
+	require.Equal(t, tbl["public.contact_eu"], tbl["public.contact_eu_low"].parent)
+	require.Equal(t, tbl["public.contact"], tbl["public.contact_eu_low"].root())
+	require.Equal(t, tbl["public.contact"], tbl[`Odd.Other ATTACH PARTITION x`].root())
+
+	c, err := Compile(policies.Sanitize{Rules: map[string]policies.TableRules{
+		"contact": {Columns: map[string]string{"email": "fake:email"}, Where: "id > 3"},
+	}}, Options{Key: []byte("0123456789abcdef0123456789abcdef")})
+	require.NoError(t, err)
+	plans, err := c.planPG(tbl)
+	require.NoError(t, err)
+	for _, key := range []string{"public.contact", "public.contact_eu", "public.contact_eu_low", "Odd.Other ATTACH PARTITION x"} {
+		require.Contains(t, plans[key].rules, "email", key)
+		require.NotNil(t, plans[key].where, key)
+	}
+	require.Equal(t, "public.contact_eu_low (partition of public.contact)", plans["public.contact_eu_low"].qualified())
+
+	for _, tc := range []struct{ attach, want string }{
+		{"ALTER TABLE ONLY public.contact ATTACH PARTITION public.nope FOR VALUES IN (1);", "a partition of a table without its CREATE TABLE"},
+		{"ALTER TABLE ONLY public.nope ATTACH PARTITION public.contact_eu FOR VALUES IN (1);", "a partition of a table without its CREATE TABLE"},
+		{"ALTER TABLE ONLY public.contact ATTACH PARTITION public.contact_eu FOR VALUES IN (1);\nALTER TABLE ONLY public.contact_eu_low ATTACH PARTITION public.contact_eu DEFAULT;", "already a partition of public.contact"},
+		{"ALTER TABLE ONLY public.contact ATTACH PARTITION public.contact_eu FOR VALUES IN (1);\nALTER TABLE ONLY public.contact_eu ATTACH PARTITION public.contact DEFAULT;", "partitions form a cycle"},
+		{"ALTER TABLE ONLY public.contact ATTACH PARTITION public.contact_eu;", "no FOR VALUES or DEFAULT after the partition public.contact_eu;"},
+		{"ALTER TABLE ONLY public.contact DETACH x ATTACH PARTITION public.contact_eu DEFAULT;", `unexpected " DETACH x ATTACH PARTITION public.contact_eu DEFAULT;"`},
+		{`ALTER TABLE ONLY public."contact ATTACH PARTITION public.contact_eu DEFAULT;`, "unterminated quoted identifier"},
+	} {
+		_, err := parsePGSchema(strings.NewReader(tables + tc.attach + "\n"))
+		require.ErrorContains(t, err, tc.want, tc.attach)
+	}
+}
+
+// TestPGCopyWithoutCreateTable: COPY data for a table the schema does
+// not create is a rules error in exports and lint, not rows passed on
+// unsanitized.
+func TestPGCopyWithoutCreateTable(t *testing.T) {
+	input := "SET x = 1;\nCOPY public.ghost (id, email) FROM stdin;\n1\tme@mail.test\n\\.\n"
+	var out bytes.Buffer
+	err := runPipeline(context.Background(), 1, 0, []byte("0123456789abcdef0123456789abcdef"), &out, func(p *pipeline) error {
+		return pgStream(p, strings.NewReader(input), "shop", map[string]*tablePlan{}, time.Now(), func(string, *tablePlan) *TableStats { return &TableStats{} })
+	})
+	require.ErrorIs(t, err, ErrRules)
+	require.ErrorContains(t, err, `database "shop": public.ghost has COPY data but no CREATE TABLE`)
+	require.NotContains(t, out.String(), "me@mail.test")
+
+	err = samplePG(strings.NewReader(input), 10, func(key string, cols []string) (*sampler, error) {
+		return nil, noCreateTable("shop", key)
+	})
+	require.ErrorIs(t, err, ErrRules)
 }
