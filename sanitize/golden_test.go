@@ -34,3 +34,59 @@ func TestFakesGolden(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, string(want), b.String())
 }
+
+// TestCachedFakeEqualsFake: the paths exports take (cachedFake: cache
+// hits, shared cached slices, the cache cleared when full, the scratch
+// buffer once a kind turns its cache off after cacheTrial lookups, values
+// too long to cache) give exactly the pinned uncached fake, on every call.
+func TestCachedFakeEqualsFake(t *testing.T) {
+	key := []byte("0123456789abcdef0123456789abcdef")
+	for _, tc := range []struct {
+		name    string
+		unique  func(i int) bool // the i-th value is new, else one of 16 repeating ones
+		wantOff bool
+	}{
+		{"mostly repeating: cache stays on", func(i int) bool { return i%5 == 0 }, false},
+		{"mostly unique: cache turns off", func(i int) bool { return i%7 != 0 }, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := &faker{key: key} // one faker for every kind, as an export worker has
+			ref := &faker{key: key}
+			type kept struct {
+				kind, in string
+				max      int
+				got      []byte
+			}
+			var cached []kept
+			for i := range 2*cacheTrial + 500 {
+				for _, kind := range policies.FakeKinds {
+					in := fmt.Sprintf("customer-%d@mail.test", i)
+					if !tc.unique(i) {
+						in = fmt.Sprintf("Repeat %d Müller", i%16)
+					}
+					if i%997 == 0 {
+						in = strings.Repeat("long ", 60) + in // more than 256 bytes: never cached
+					}
+					max := []int{0, 12, 40}[i%3]
+					ks := f.kinds[kind]
+					off := ks != nil && ks.off || len(in) > 256
+					got := f.cachedFake(kind, []byte(in), max)
+					require.Equal(t, ref.fake(kind, []byte(in), max), string(got), "%s %q max %d, call %d", kind, in, max, i)
+					if !off {
+						cached = append(cached, kept{kind, in, max, got})
+					}
+				}
+			}
+			for _, kind := range policies.FakeKinds {
+				require.Equal(t, tc.wantOff, f.kinds[kind].off, kind)
+				if !tc.wantOff {
+					require.Positive(t, f.kinds[kind].hits, kind)
+				}
+			}
+			// Cached results are shared: later calls must not change them.
+			for _, k := range cached {
+				require.Equal(t, ref.fake(k.kind, []byte(k.in), k.max), string(k.got), "%s %q max %d", k.kind, k.in, k.max)
+			}
+		})
+	}
+}
