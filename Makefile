@@ -29,7 +29,7 @@ test: deps
 	$(GO) vet $(PKGS)
 	test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
 	LIFEBOAT_REQUIRE_MINIO=1 LIFEBOAT_LARGE=1 $(GO) test -count=1 -timeout $(TEST_TIMEOUT) -run 'Large' ./engine/
-	LIFEBOAT_REQUIRE_MINIO=1 LIFEBOAT_REQUIRE_MARIADB=1 LIFEBOAT_REQUIRE_POSTGRES=1 LIFEBOAT_REQUIRE_REDIS=1 LIFEBOAT_REQUIRE_CHROMIUM=1 $(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) $(PKGS)
+	LIFEBOAT_REQUIRE_MINIO=1 LIFEBOAT_REQUIRE_MARIADB=1 LIFEBOAT_REQUIRE_POSTGRES=1 LIFEBOAT_REQUIRE_REDIS=1 LIFEBOAT_REQUIRE_CHROMIUM=1 LIFEBOAT_REQUIRE_RESTIC=1 $(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) $(PKGS)
 
 ## test-short: quick tests, no deps needed
 test-short:
