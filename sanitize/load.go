@@ -108,13 +108,25 @@ var (
 
 const sectionPrefixMax = 512
 
+// LoadWriteError is a write to the client's input that failed: the
+// client exited or stopped reading (a failed statement, a lost server).
+// Its own error, from Close, says why better than the broken pipe.
+type LoadWriteError struct {
+	Server string // redacted URL
+	Err    error
+}
+
+func (e *LoadWriteError) Error() string { return "load into " + e.Server + ": " + e.Err.Error() }
+
+func (e *LoadWriteError) Unwrap() error { return e.Err }
+
 // Write sends dump text to the client, noting where each table's section
-// starts.
+// starts. Its errors are *LoadWriteError.
 func (l *Loader) Write(p []byte) (int, error) {
 	l.track(p)
 	n, err := l.stdin.Write(p)
 	if err != nil {
-		return n, fmt.Errorf("load into %s: %w", l.server, err)
+		return n, &LoadWriteError{Server: l.server, Err: err}
 	}
 	return n, nil
 }
@@ -187,16 +199,19 @@ func (l *Loader) Close() error {
 	return fmt.Errorf("load into %s: %s%s", l.server, where, msg)
 }
 
-// Abort stops the client (an export that failed before its end).
+// Abort stops the client (an export that failed before its end): it is
+// killed before its input is closed, so that it does not take the end of
+// the input for the end of the dump and run the statements still unread.
+// Statements it already ran stay.
 func (l *Loader) Abort() {
 	if l.done {
 		return
 	}
 	l.done = true
-	l.stdin.Close()
 	if l.cmd.Process != nil {
 		l.cmd.Process.Kill()
 	}
+	l.stdin.Close()
 	l.cmd.Wait()
 }
 

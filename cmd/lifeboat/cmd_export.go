@@ -103,7 +103,7 @@ Exit codes: 0 no findings, 1 findings (or a failure), 2 bad rules or key.`,
 	lint.Flags().StringVar(&snapshot, "snapshot", "latest", "snapshot ID or latest")
 	lint.Flags().StringVar(&target, "target", "", "with latest: the latest snapshot of this target")
 	lint.Flags().IntVar(&sample, "sample", 300, "rows read per table")
-	lint.Flags().StringVar(&rulesFile, "rules", "", "a rules file (tables to rules, as under sanitize.rules) adding to the policy's")
+	lint.Flags().StringVar(&rulesFile, "rules", "", "a rules file (tables to rules, as under sanitize.rules) replacing the policy's sanitize.rules_file")
 	cmd.AddCommand(lint)
 	return cmd
 }
@@ -137,7 +137,7 @@ func (a *app) exportCmd() *cobra.Command {
 		Use:   "export POLICY --sanitized (-o dump.sql.zst [--recipient age1...] | --to mysql://user@host:port/) [--snapshot ID|latest]",
 		Short: "Write a sanitized SQL dump of a mysql or postgres snapshot for developers, or load it into their server",
 		Long: `Read a mysql or postgres snapshot from the policy's repository (never the production database),
-apply the policy's sanitize rules (preset plus rules, plus --rules FILE) and write an SQL dump that
+apply the policy's sanitize rules (preset, rules, and the rules file: --rules FILE replaces sanitize.rules_file) and write an SQL dump that
 loads with the plain client (mysql/mariadb; psql into an existing database for PostgreSQL, one
 database per export): .sql, .sql.gz or .sql.zst by the name of -o, age-encrypted to
 sanitize.export.recipients or --recipient when given (then name it ….age). The file appears only
@@ -262,7 +262,7 @@ Exit codes: 0 ok, 1 failure or lint findings, 2 bad rules, key or flags, 12 wron
 	f.StringVarP(&output, "output", "o", "", "file to write: .sql, .sql.gz or .sql.zst (optionally .age)")
 	f.StringVar(&to, "to", "", "mysql://user@host:port/: load into this server instead of writing a file")
 	f.StringVar(&passwordFile, "password-file", "", "with --to: file holding the password (else $LIFEBOAT_MYSQL_PASSWORD or $MYSQL_PWD)")
-	f.StringVar(&rulesFile, "rules", "", "a rules file (tables to rules, as under sanitize.rules) adding to the policy's")
+	f.StringVar(&rulesFile, "rules", "", "a rules file (tables to rules, as under sanitize.rules) replacing the policy's sanitize.rules_file")
 	f.IntVar(&jobs, "jobs", 0, "workers sanitizing rows (default: the number of CPUs; the output does not depend on it)")
 	f.StringVar(&snapshot, "snapshot", "latest", "snapshot ID or latest")
 	f.StringVar(&target, "target", "", "with latest: the latest snapshot of this target")
@@ -275,18 +275,31 @@ Exit codes: 0 ok, 1 failure or lint findings, 2 bad rules, key or flags, 12 wron
 }
 
 // exportToServer streams the export into a server through its client.
-// A failed load is reported with the client's error and the table.
+// A failed load is reported with the client's error and the table. An
+// export that fails otherwise (bad rules, a repository read, Ctrl-C)
+// kills the client, so that it does not run a cut dump, and returns that
+// error.
 func exportToServer(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, c *sanitize.Config, o sanitize.ExportOptions, server *driver.Config) (*sanitize.ExportStats, error) {
 	l, err := sanitize.StartLoad(ctx, server)
 	if err != nil {
 		return nil, err
 	}
 	st, err := sanitize.Export(ctx, r, sn, c, o, l)
-	if err != nil && errors.Is(err, sanitize.ErrRules) {
+	if cerr := ctx.Err(); cerr != nil {
+		// Cancelled: the client was killed with the context, so a broken
+		// pipe or its "signal: killed" is no cause.
 		l.Abort()
-		return nil, usageError{err}
+		if err == nil || !errors.Is(err, cerr) {
+			err = fmt.Errorf("export to %s: %w", mysql.RedactConfig(server), cerr)
+		}
+		return nil, err
 	}
-	// The client's own error explains a broken pipe better.
+	var werr *sanitize.LoadWriteError
+	if err != nil && !errors.As(err, &werr) {
+		l.Abort()
+		return nil, sanitizeErr(err)
+	}
+	// The client stopped reading: its own error explains the broken pipe.
 	if lerr := l.Close(); lerr != nil {
 		return nil, lerr
 	}

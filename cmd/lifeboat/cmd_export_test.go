@@ -7,10 +7,17 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/lifeboat-backup/lifeboat/engine"
+	"github.com/lifeboat-backup/lifeboat/engine/repo/repotest"
+	"github.com/lifeboat-backup/lifeboat/engine/repo/storage"
+	"github.com/lifeboat-backup/lifeboat/policies"
+	"github.com/lifeboat-backup/lifeboat/sanitize"
+	"github.com/lifeboat-backup/lifeboat/targets/mysql"
 	"github.com/lifeboat-backup/lifeboat/targets/mysql/mysqltest"
 	"github.com/lifeboat-backup/lifeboat/targets/postgres/postgrestest"
 	"github.com/lifeboat-backup/lifeboat/testdata/oroshop"
@@ -209,4 +216,56 @@ sanitize:
 	assert.Equal(t, 2, code)
 	assert.Contains(t, errs, "--rename does not apply")
 	assert.NoFileExists(t, filepath.Join(dir, "x.sql"))
+}
+
+// TestCLIExportToServerCancelled: an export into a server that is
+// cancelled (Ctrl-C) in the middle of the load returns context.Canceled,
+// not the killed client's error, and the client runs nothing more (the
+// tables after the cut are not created). A broken pipe still reports the
+// client's own error (TestCLIExport, "a failing load names the table").
+func TestCLIExportToServerCancelled(t *testing.T) {
+	ctx := context.Background()
+	srv := mysqltest.Shared(t)
+	conn := srv.DB(t, "")
+	_, err := shop.Generate(ctx, conn, shop.Options{Database: "ex_cut", Rows: 3000, Replace: true})
+	require.NoError(t, err)
+	b, err := storage.OpenWith(ctx, "mem://", storage.OpenOptions{Create: true})
+	require.NoError(t, err)
+	t.Cleanup(func() { b.Close() })
+	tr := repotest.Init(t, b, repotest.SmallChunks, 0)
+	r := tr.Open(t, tr.Owner)
+	src, err := mysql.New(mysql.Options{DSN: srv.DSN(), Password: srv.Password, Databases: []string{"ex_cut"}})
+	require.NoError(t, err)
+	res, err := engine.Backup(ctx, r, src, engine.BackupOptions{Workers: 2})
+	require.NoError(t, err)
+	c, err := sanitize.Compile(policies.Sanitize{Preset: "magento2"}, sanitize.Options{Key: []byte("0123456789abcdef0123456789abcdef")})
+	require.NoError(t, err)
+	server, err := mysql.ParseDSN("mysql://"+srv.User+"@"+srv.Addr+"/", srv.Password)
+	require.NoError(t, err)
+	tables := func(db string) (n int) {
+		require.NoError(t, conn.QueryRow("SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = ?", db).Scan(&n))
+		return n
+	}
+	_, err = conn.Exec("DROP DATABASE IF EXISTS ex_cut_dev")
+	require.NoError(t, err)
+
+	cctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() { // Ctrl-C once the client has created the first table
+		for cctx.Err() == nil {
+			var n int
+			if conn.QueryRow("SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = 'ex_cut_dev'").Scan(&n) == nil && n > 0 {
+				cancel()
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}()
+	_, err = exportToServer(cctx, r, res.Snapshot, c, sanitize.ExportOptions{Rename: map[string]string{"ex_cut": "ex_cut_dev"}, Jobs: 1}, server)
+	require.ErrorIs(t, err, context.Canceled)
+	assert.NotContains(t, err.Error(), "signal")
+	assert.NotContains(t, err.Error(), "ERROR")
+	assert.NotContains(t, err.Error(), srv.Password)
+	time.Sleep(200 * time.Millisecond) // a client still running would go on loading
+	assert.Less(t, tables("ex_cut_dev"), tables("ex_cut"), "the load stopped at the cut")
 }
