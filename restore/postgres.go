@@ -158,7 +158,7 @@ func Postgres(ctx context.Context, s Snapshot, opts PostgresOptions) (*PostgresS
 		if props != nil {
 			create += props.CreateOptions()
 		}
-		if err := pgExec(ctx, psql, conn, create); err != nil {
+		if err := pgExec(ctx, psql, conn, postgres.Plain(create)); err != nil {
 			if props != nil {
 				err = fmt.Errorf("%w (the original's encoding %s, locale provider %s, LC_COLLATE %s, LC_CTYPE %s must exist here; --no-db-properties uses the server's defaults)",
 					err, props.Encoding, props.LocaleProvider, props.Collate, props.Ctype)
@@ -362,8 +362,9 @@ func pgRoles(ctl *postgres.Session) (map[string]bool, error) {
 
 // pgExec runs statements in a session of their own (a failing one ends
 // its psql, not the caller's control session) and returns the first
-// error, naming the statement.
-func pgExec(ctx context.Context, psql string, conn *postgres.Conn, stmts ...string) error {
+// error, naming the statement by its label (setting values, which can be
+// secrets, redacted, also from the server's message).
+func pgExec(ctx context.Context, psql string, conn *postgres.Conn, stmts ...postgres.Statement) error {
 	if len(stmts) == 0 {
 		return nil
 	}
@@ -373,11 +374,12 @@ func pgExec(ctx context.Context, psql string, conn *postgres.Conn, stmts ...stri
 	}
 	defer se.Close()
 	for _, q := range stmts {
-		if err := se.Exec(q); err == nil {
-			_, err = se.Query("SELECT 1")
+		err := se.Exec(q.SQL)
+		if err == nil {
+			_, err = se.Query("SELECT 1") // the statement's error, if any
 		}
 		if err != nil {
-			return fmt.Errorf("%s: %w", q, err)
+			return fmt.Errorf("%s: %s", q.Label, q.Redact(err.Error()))
 		}
 	}
 	return nil

@@ -456,3 +456,49 @@ func TestPostgresExcludeTables(t *testing.T) {
 	_, err := postgres.New(postgres.Options{DSN: s.URL(), ExcludeTables: []string{"--evil"}})
 	require.ErrorContains(t, err, `bad exclude pattern "--evil"`)
 }
+
+// badSetting is a postgres source whose properties entries hold the
+// setting work_mem=value, which the server rejects.
+type badSetting struct {
+	*postgres.Source
+	value string
+}
+
+func (b badSetting) Walk(ctx context.Context, warn func(string, error), fn func(targets.Entry, func() (io.ReadCloser, error)) error) error {
+	return b.Source.Walk(ctx, warn, func(e targets.Entry, open func() (io.ReadCloser, error)) error {
+		if !strings.HasSuffix(e.Path, postgres.SuffixProps) {
+			return fn(e, open)
+		}
+		return fn(e, func() (io.ReadCloser, error) {
+			rc, err := open()
+			if err != nil {
+				return nil, err
+			}
+			defer rc.Close()
+			var p postgres.DatabaseProps
+			if err := json.NewDecoder(rc).Decode(&p); err != nil {
+				return nil, err
+			}
+			p.Settings = append(p.Settings, "work_mem="+b.value)
+			out, err := json.Marshal(p)
+			return io.NopCloser(strings.NewReader(string(out))), err
+		})
+	})
+}
+
+func TestPostgresSettingErrorRedacted(t *testing.T) {
+	s := postgrestest.Start(t)
+	s.CreateDatabase(t, "shop")
+	s.MustPSQL(t, "postgres", `ALTER DATABASE shop SET app.jwt_secret = 'jwt-s3cret-value'`)
+	_, r := newRepo(t)
+	src, err := postgres.New(postgres.Options{DSN: s.URL(), Password: s.Password, Databases: []string{"shop"}})
+	require.NoError(t, err)
+	res, err := engine.Backup(context.Background(), r, badSetting{src, "work-s3cret-value"}, engine.BackupOptions{Workers: 2})
+	require.NoError(t, err)
+	_, err = restore.Postgres(context.Background(), restore.FromRepository(r, res.Snapshot), restore.PostgresOptions{DSN: s.URL(), Password: s.Password,
+		Rename: map[string]string{"shop": "shop_copy"}})
+	require.ErrorContains(t, err, `database "shop_copy": the original's properties: ALTER DATABASE "shop_copy" SET work_mem TO ***: `)
+	require.ErrorContains(t, err, `invalid value for parameter "work_mem"`)
+	require.NotContains(t, err.Error(), "s3cret")
+	require.Equal(t, "0", s.MustPSQL(t, "postgres", `SELECT count(*) FROM pg_database WHERE datname = 'shop_copy'`), "dropped")
+}

@@ -96,34 +96,66 @@ type Apply struct {
 	NoOwner, NoPrivileges bool
 }
 
+// Statement is one SQL statement and the label that errors and logs show
+// instead: the SQL itself, or for a setting (whose value can be a secret,
+// such as app.jwt_secret) the statement with the value as ***.
+type Statement struct {
+	SQL, Label string
+	values     []string
+}
+
+// Plain is a statement that holds nothing secret: its label is its SQL.
+func Plain(sql string) Statement { return Statement{SQL: sql, Label: sql} }
+
+// Redact replaces the statement's setting values in msg (a server error
+// can quote them: "invalid value for parameter ...: "v"", or show the
+// statement) with ***: quoted as the SQL and the server quote them, and
+// bare when at least minBare bytes long (shorter ones would mangle the
+// message's numbers and words, and are no secrets).
+func (s Statement) Redact(msg string) string {
+	for _, v := range s.values {
+		if v == "" {
+			continue
+		}
+		msg = strings.ReplaceAll(msg, QuoteLiteral(v), "***")
+		msg = strings.ReplaceAll(msg, `"`+v+`"`, "***")
+		if len(v) >= minBare {
+			msg = strings.ReplaceAll(msg, v, "***")
+		}
+	}
+	return msg
+}
+
+const minBare = 6
+
 // Statements returns the SQL (run in any database of the destination)
 // that gives database a.Database the owner, connection limit, comment,
 // settings and grants of p, and warnings for what refers to roles absent
 // on the destination (left out). Grants are made by the restoring user
 // (the grantor of the original is not kept).
-func (p *DatabaseProps) Statements(a Apply) (stmts, warnings []string, err error) {
+func (p *DatabaseProps) Statements(a Apply) (stmts []Statement, warnings []string, err error) {
 	db := QuoteIdent(a.Database)
 	owner := a.Owner
 	if !a.NoOwner && p.Owner != "" && p.Owner != owner {
 		if a.Roles[p.Owner] {
-			stmts = append(stmts, "ALTER DATABASE "+db+" OWNER TO "+QuoteIdent(p.Owner))
+			stmts = append(stmts, Plain("ALTER DATABASE "+db+" OWNER TO "+QuoteIdent(p.Owner)))
 			owner = p.Owner
 		} else {
 			warnings = append(warnings, fmt.Sprintf("database %s: owner role %q does not exist here; owned by %q", a.Database, p.Owner, owner))
 		}
 	}
 	if p.ConnectionLimit != -1 {
-		stmts = append(stmts, fmt.Sprintf("ALTER DATABASE %s CONNECTION LIMIT %d", db, p.ConnectionLimit))
+		stmts = append(stmts, Plain(fmt.Sprintf("ALTER DATABASE %s CONNECTION LIMIT %d", db, p.ConnectionLimit)))
 	}
 	if p.Comment != nil {
-		stmts = append(stmts, "COMMENT ON DATABASE "+db+" IS "+QuoteLiteral(*p.Comment))
+		stmts = append(stmts, Plain("COMMENT ON DATABASE "+db+" IS "+QuoteLiteral(*p.Comment)))
 	}
 	for _, s := range p.Settings {
 		set, err := setClause(s)
 		if err != nil {
 			return nil, nil, fmt.Errorf("database %s: %w", a.Database, err)
 		}
-		stmts = append(stmts, "ALTER DATABASE "+db+" "+set)
+		stmts = append(stmts, set.on("ALTER DATABASE "+db+" "))
 	}
 	roles := make([]string, 0, len(p.RoleSettings))
 	for r := range p.RoleSettings {
@@ -140,7 +172,7 @@ func (p *DatabaseProps) Statements(a Apply) (stmts, warnings []string, err error
 			if err != nil {
 				return nil, nil, fmt.Errorf("database %s, role %s: %w", a.Database, r, err)
 			}
-			stmts = append(stmts, "ALTER ROLE "+QuoteIdent(r)+" IN DATABASE "+db+" "+set)
+			stmts = append(stmts, set.on("ALTER ROLE "+QuoteIdent(r)+" IN DATABASE "+db+" "))
 		}
 	}
 	if p.ACL != nil && !a.NoPrivileges {
@@ -148,7 +180,10 @@ func (p *DatabaseProps) Statements(a Apply) (stmts, warnings []string, err error
 		if err != nil {
 			return nil, nil, err
 		}
-		stmts, warnings = append(stmts, grants...), append(warnings, warns...)
+		for _, g := range grants {
+			stmts = append(stmts, Plain(g))
+		}
+		warnings = append(warnings, warns...)
 	}
 	return stmts, warnings, nil
 }
@@ -247,28 +282,45 @@ var listQuoted = []string{"local_preload_libraries", "search_path", "session_pre
 
 var plainName = regexp.MustCompile(`^[a-z_][a-z0-9_]*$`)
 
+// setting is a SET clause: the SQL, and its label and values for
+// Statement.
+type setting struct {
+	sql, label string
+	values     []string
+}
+
+// on is the statement prefix + the SET clause.
+func (c setting) on(prefix string) Statement {
+	return Statement{SQL: prefix + c.sql, Label: prefix + c.label, values: c.values}
+}
+
 // setClause turns a stored setting, name=value, into SET name TO value,
-// the value quoted as pg_dump does.
-func setClause(s string) (string, error) {
+// the value quoted as pg_dump does. Its errors do not show the value.
+func setClause(s string) (setting, error) {
 	name, value, ok := strings.Cut(s, "=")
 	if !ok || name == "" {
-		return "", fmt.Errorf("unparsable setting %q (want name=value)", s)
+		return setting{}, fmt.Errorf("unparsable setting %q (want name=value)", name)
 	}
 	n := name
 	if !plainName.MatchString(n) {
 		n = QuoteIdent(n)
 	}
+	c := setting{label: "SET " + n + " TO ***", values: []string{value}}
 	if !slices.Contains(listQuoted, strings.ToLower(name)) {
-		return "SET " + n + " TO " + QuoteLiteral(value), nil
+		c.sql = "SET " + n + " TO " + QuoteLiteral(value)
+		return c, nil
 	}
 	elems, err := splitGUCList(value)
 	if err != nil {
-		return "", fmt.Errorf("setting %s: %w", name, err)
+		return setting{}, fmt.Errorf("setting %s: %w", name, err)
 	}
+	c.values = append(c.values, elems...)
+	quoted := make([]string, len(elems))
 	for i, e := range elems {
-		elems[i] = QuoteLiteral(e)
+		quoted[i] = QuoteLiteral(e)
 	}
-	return "SET " + n + " TO " + strings.Join(elems, ", "), nil
+	c.sql = "SET " + n + " TO " + strings.Join(quoted, ", ")
+	return c, nil
 }
 
 // splitGUCList splits a list setting's value into its elements:

@@ -85,8 +85,12 @@ func TestStatements(t *testing.T) {
 			}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, warns, err := tc.p.Statements(tc.a)
+			stmts, warns, err := tc.p.Statements(tc.a)
 			require.NoError(t, err)
+			var got []string
+			for _, st := range stmts {
+				got = append(got, st.SQL)
+			}
 			require.Equal(t, tc.want, got)
 			require.Equal(t, tc.warns, warns)
 		})
@@ -101,7 +105,7 @@ func TestStatementsBadInput(t *testing.T) {
 		want string
 	}{
 		{"setting without =", DatabaseProps{Settings: []string{"work_mem"}}, `database oro: unparsable setting "work_mem" (want name=value)`},
-		{"setting without name", DatabaseProps{Settings: []string{"=1"}}, `unparsable setting "=1"`},
+		{"setting without name", DatabaseProps{Settings: []string{"=1"}}, `unparsable setting "" (want name=value)`},
 		{"unterminated list quote", DatabaseProps{Settings: []string{`search_path="abc`}}, `database oro: setting search_path: unterminated quote in "\"abc"`},
 		{"junk after list element", DatabaseProps{Settings: []string{`search_path="a"b`}}, `unexpected 'b' in list`},
 		{"role setting", DatabaseProps{RoleSettings: map[string][]string{"r": {"x"}}}, `database oro, role r: unparsable setting "x"`},
@@ -115,6 +119,43 @@ func TestStatementsBadInput(t *testing.T) {
 			_, _, err := tc.p.Statements(a)
 			require.ErrorContains(t, err, tc.want)
 		})
+	}
+}
+
+func TestStatementLabels(t *testing.T) {
+	p := DatabaseProps{Owner: "lifeboat", ConnectionLimit: 5, Comment: strp("c"),
+		Settings:     []string{"app.jwt_secret=s3cr3t-'jwt'", "work_mem=64MB", `search_path="$user", "hidden schema"`},
+		RoleSettings: map[string][]string{"r": {"app.api_key=k3y-value"}}}
+	stmts, _, err := p.Statements(Apply{Database: "x", Owner: "lifeboat", Roles: map[string]bool{"r": true}})
+	require.NoError(t, err)
+	var labels []string
+	for _, st := range stmts {
+		labels = append(labels, st.Label)
+	}
+	require.Equal(t, []string{
+		`ALTER DATABASE "x" CONNECTION LIMIT 5`,
+		`COMMENT ON DATABASE "x" IS 'c'`,
+		`ALTER DATABASE "x" SET "app.jwt_secret" TO ***`,
+		`ALTER DATABASE "x" SET work_mem TO ***`,
+		`ALTER DATABASE "x" SET search_path TO ***`,
+		`ALTER ROLE "r" IN DATABASE "x" SET "app.api_key" TO ***`,
+	}, labels)
+	require.Equal(t, `ALTER DATABASE "x" SET "app.jwt_secret" TO 's3cr3t-''jwt'''`, stmts[2].SQL)
+
+	for _, tc := range []struct {
+		name string
+		st   Statement
+		msg  string
+		want string
+	}{
+		{"server quotes the value", stmts[3], `ERROR:  invalid value for parameter "work_mem": "64MB"`, `ERROR:  invalid value for parameter "work_mem": ***`},
+		{"statement shown", stmts[2], `LINE 1: ALTER DATABASE "x" SET "app.jwt_secret" TO 's3cr3t-''jwt''' x`, `LINE 1: ALTER DATABASE "x" SET "app.jwt_secret" TO *** x`},
+		{"bare long value", stmts[2], `ERROR: bad s3cr3t-'jwt' here`, `ERROR: bad *** here`},
+		{"list elements", stmts[4], `ERROR: schema "hidden schema" does not exist`, `ERROR: schema *** does not exist`},
+		{"short bare value kept: no secret, and digits stay", stmts[3], `line 64MB`, `line 64MB`},
+		{"plain statement unchanged", stmts[0], `ERROR: 's3cr3t'`, `ERROR: 's3cr3t'`},
+	} {
+		t.Run(tc.name, func(t *testing.T) { require.Equal(t, tc.want, tc.st.Redact(tc.msg)) })
 	}
 }
 
