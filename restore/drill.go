@@ -187,6 +187,7 @@ type pgDrill struct {
 	conn   *postgres.Conn      // where postgres targets are restored
 	binDir string              // client programs ("" : PATH)
 	dbs    map[string][]string // postgres target -> databases restored
+	owner  map[string]string   // database -> postgres target restored into it
 }
 
 func (d *drill) logf(format string, args ...any) {
@@ -215,7 +216,7 @@ func Drill(ctx context.Context, r *repo.Repository, o DrillOptions) (rep *DrillR
 		o.From = "primary"
 	}
 	d := &drill{o: o, p: p, r: r, now: o.Now, dirs: map[string]string{}, mysqlOK: map[string]bool{},
-		pg: pgDrill{dbs: map[string][]string{}}}
+		pg: pgDrill{dbs: map[string][]string{}, owner: map[string]string{}}}
 	start := d.now()
 	d.rep = &DrillReport{Schema: DrillSchema, Kind: "drill", Policy: p.Name, Host: p.Host, From: o.From, Start: start.UTC(),
 		Phases: []DrillPhase{}, Targets: []DrillTarget{}, Checks: []DrillCheckResult{}}
@@ -760,6 +761,18 @@ func (d *drill) restorePostgres(ctx context.Context, t *policies.Target, sn *rep
 	dbs, globals, err := readPostgresTree(ctx, s, PostgresOptions{}, "")
 	if err != nil {
 		return err
+	}
+	// Checks name databases by their original names, so two targets
+	// cannot share one: the second would fail as "already exists" (or,
+	// on drill.postgres.dsn, drop the first's copy under its checks).
+	for _, x := range dbs {
+		if other, ok := d.pg.owner[x.target]; ok {
+			return fmt.Errorf("database %q is in targets %s and %s, restored into the same scratch PostgreSQL under their original names: drill the two targets in separate policies",
+				x.target, other, t.Name)
+		}
+	}
+	for _, x := range dbs {
+		d.pg.owner[x.target] = t.Name
 	}
 	if d.pg.server == nil {
 		if err := d.pgDrop(ctx, dbs); err != nil {

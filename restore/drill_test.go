@@ -408,6 +408,26 @@ func TestDrillPostgres(t *testing.T) {
 	}
 	require.Equal(t, "5000", scratch.MustPSQL(t, "drill_oro", "SELECT count(*) FROM oro_order"))
 
+	// Two targets holding the same databases: the second fails naming
+	// both and the database, before touching the first's copy, whose
+	// checks still see its data (restored with globals: oro_app owns).
+	p = pol("orodb")
+	p.Targets = append(p.Targets, policies.Target{Name: "orodb_plain", Kind: policies.KindPostgres, DSN: src.URL(),
+		Databases: []string{"drill_oro", "drill_log"}})
+	p.Drill.Postgres = policies.DrillServer{DSN: scratch.URL(), PasswordFile: policies.SecretRef(pwFile)}
+	p.Drill.Checks = append(p.Drill.Checks, policies.DrillCheck{Name: "owner", Target: "orodb",
+		SQL: "SELECT tableowner FROM pg_tables WHERE tablename = 'oro_email'", Expect: "oro_app", Timeout: policies.Duration(time.Minute)})
+	clash, err, _, _ := drill(context.Background(), p)
+	require.NoError(t, err)
+	require.Equal(t, restore.DrillCheckFailed, clash.Status)
+	require.Len(t, clash.Targets, 2)
+	require.Empty(t, clash.Targets[0].Error)
+	require.Equal(t, `database "drill_log" is in targets orodb and orodb_plain, restored into the same scratch PostgreSQL under their original names: drill the two targets in separate policies`,
+		clash.Targets[1].Error)
+	for _, c := range clash.Checks {
+		require.True(t, c.OK, "%+v", c)
+	}
+
 	// A server binary that is not there: a clear error, torn down.
 	p = pol("orodb")
 	p.Drill.Postgres.ServerBinary = "/nonexistent/postgres"
