@@ -138,9 +138,15 @@ func DecodeName(s string) (string, error) {
 	return n, nil
 }
 
-// Entry names in a postgres snapshot. A database's entries follow each
-// other in tree order in the order restore reads them ('+' is always
-// escaped by EncodeName, so the suffixes cannot be part of a name).
+// Entry names in a postgres snapshot ('+' is always escaped by
+// EncodeName, so the suffixes cannot be part of a name). A database's
+// split entries (db+0-properties.json, db+1-pre.dump, db+2-data-NN.dump,
+// db+3-post.dump) follow each other in tree order, but its whole archive
+// db.dump need not follow its properties: EncodeName keeps '-' and '.',
+// which sort after '+', so other databases' entries can come between
+// (shop+0-properties.json, shop-eu+0-properties.json, shop-eu.dump,
+// shop.dump). ReadLayout orders databases by their first archive, so a
+// restore in its order opens the archives in tree order.
 const (
 	// SuffixProps ends a database's properties entry: EncodeName(db) +
 	// SuffixProps, JSON of DatabaseProps. Snapshots made before it
