@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -96,12 +97,49 @@ func TestStartBadInput(t *testing.T) {
 	}
 }
 
+// TestStartCancelled cancels a start once the postmaster runs (its pid in
+// postmaster.pid), held stopped so that it cannot become ready first:
+// Start returns context.Canceled and the postmaster is gone.
 func TestStartCancelled(t *testing.T) {
 	needServer(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	dir := openDir(t)
+	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	_, err := Start(ctx, Options{Dir: openDir(t)})
-	require.Error(t, err)
+	errc := make(chan error, 1)
+	go func() {
+		s, err := Start(ctx, Options{Dir: dir})
+		if err == nil {
+			s.Stop()
+		}
+		errc <- err
+	}()
+	pid := 0
+	for deadline := time.Now().Add(time.Minute); pid == 0; time.Sleep(time.Millisecond) {
+		require.True(t, time.Now().Before(deadline), "no postmaster.pid after a minute")
+		select {
+		case err := <-errc:
+			t.Fatalf("Start ended before the postmaster ran: %v", err)
+		default:
+		}
+		b, err := os.ReadFile(filepath.Join(dir, "data", "postmaster.pid"))
+		if err != nil {
+			continue
+		}
+		lines := strings.Split(string(b), "\n")
+		// initdb's standalone backends write their pid negated.
+		if p, err := strconv.Atoi(strings.TrimSpace(lines[0])); err == nil && p > 0 {
+			require.NoError(t, syscall.Kill(p, syscall.SIGSTOP))
+			b, err = os.ReadFile(filepath.Join(dir, "data", "postmaster.pid"))
+			require.NoError(t, err)
+			lines = strings.Split(string(b), "\n")
+			require.False(t, len(lines) > 7 && strings.TrimSpace(lines[7]) == "ready", "the postmaster was ready before it could be stopped")
+			pid = p
+		}
+	}
+	cancel()
+	err := <-errc
+	require.ErrorIs(t, err, context.Canceled)
+	require.ErrorIs(t, syscall.Kill(pid, 0), syscall.ESRCH, "postmaster %d still there", pid)
 }
 
 func TestBinDir(t *testing.T) {
