@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/lifeboat-backup/lifeboat/engine"
+	"github.com/lifeboat-backup/lifeboat/engine/repo"
 	"github.com/lifeboat-backup/lifeboat/engine/repo/repotest"
 	"github.com/lifeboat-backup/lifeboat/engine/repo/storage"
 	"github.com/lifeboat-backup/lifeboat/policies"
@@ -219,8 +221,9 @@ sanitize:
 }
 
 // TestCLIExportToServerCancelled: an export into a server that is
-// cancelled (Ctrl-C) in the middle of the load returns context.Canceled,
-// not the killed client's error, and the client runs nothing more (the
+// cancelled (Ctrl-C) or fails to read the repository in the middle of the
+// load returns that error, not the killed client's "signal: killed" or
+// its error on a cut statement, and the client runs nothing more (the
 // tables after the cut are not created). A broken pipe still reports the
 // client's own error (TestCLIExport, "a failing load names the table").
 func TestCLIExportToServerCancelled(t *testing.T) {
@@ -232,7 +235,7 @@ func TestCLIExportToServerCancelled(t *testing.T) {
 	b, err := storage.OpenWith(ctx, "mem://", storage.OpenOptions{Create: true})
 	require.NoError(t, err)
 	t.Cleanup(func() { b.Close() })
-	tr := repotest.Init(t, b, repotest.SmallChunks, 0)
+	tr := repotest.Init(t, b, repotest.SmallChunks, 64<<10) // small packs: one can go missing alone
 	r := tr.Open(t, tr.Owner)
 	src, err := mysql.New(mysql.Options{DSN: srv.DSN(), Password: srv.Password, Databases: []string{"ex_cut"}})
 	require.NoError(t, err)
@@ -268,4 +271,49 @@ func TestCLIExportToServerCancelled(t *testing.T) {
 	assert.NotContains(t, err.Error(), srv.Password)
 	time.Sleep(200 * time.Millisecond) // a client still running would go on loading
 	assert.Less(t, tables("ex_cut_dev"), tables("ex_cut"), "the load stopped at the cut")
+
+	// A repository read that fails in the middle (a pack holding only
+	// later rows of the biggest table is gone): that error, not the
+	// client's syntax error on the cut statement.
+	var big *repo.Node
+	early := map[repo.ID]bool{} // packs read before the biggest table's rows
+	packOf := func(id repo.ID) repo.ID {
+		loc, ok := r.Index().Lookup(id)
+		require.True(t, ok)
+		return loc.Pack
+	}
+	tw := r.NewTreeReader(ctx, res.Snapshot)
+	for {
+		n, err := tw.Next()
+		if err == io.EOF {
+			break
+		}
+		require.NoError(t, err)
+		if !strings.HasSuffix(n.Path, ".data") {
+			for _, id := range n.Content {
+				early[packOf(id)] = true
+			}
+		}
+		if big == nil || len(n.Content) > len(big.Content) {
+			big = n
+		}
+	}
+	early[packOf(big.Content[0])] = true
+	var gone repo.ID
+	for i := len(big.Content) - 1; i > 0 && gone.IsNull(); i-- {
+		if p := packOf(big.Content[i]); !early[p] {
+			gone = p
+		}
+	}
+	require.False(t, gone.IsNull(), "no pack holds only later rows of %s", big.Path)
+	pack := gone.String()
+	require.NoError(t, b.Delete(ctx, "data/"+pack[:2]+"/"+pack))
+	_, err = conn.Exec("DROP DATABASE IF EXISTS ex_cut_dev")
+	require.NoError(t, err)
+	_, err = exportToServer(ctx, r, res.Snapshot, c, sanitize.ExportOptions{Rename: map[string]string{"ex_cut": "ex_cut_dev"}, Jobs: 1}, server)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), pack[:8])
+	assert.NotContains(t, err.Error(), "ERROR")
+	assert.NotContains(t, err.Error(), "signal")
+	assert.Less(t, tables("ex_cut_dev"), tables("ex_cut"), "the load stopped at the failed read")
 }
