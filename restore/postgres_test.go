@@ -502,3 +502,51 @@ func TestPostgresSettingErrorRedacted(t *testing.T) {
 	require.NotContains(t, err.Error(), "s3cret")
 	require.Equal(t, "0", s.MustPSQL(t, "postgres", `SELECT count(*) FROM pg_database WHERE datname = 'shop_copy'`), "dropped")
 }
+
+// openLog is a sequential snapshot that records the files opened.
+type openLog struct {
+	restore.Snapshot
+	opened []string
+}
+
+func (o *openLog) Sequential() bool { return true }
+
+func (o *openLog) Open(ctx context.Context, n *repo.Node) io.ReadCloser {
+	o.opened = append(o.opened, n.Path)
+	return o.Snapshot.Open(ctx, n)
+}
+
+func TestPostgresRestoreOpensArchivesInTreeOrder(t *testing.T) {
+	s := postgrestest.Start(t)
+	for _, db := range []string{"shop", "shop-eu", "shop.at"} {
+		s.CreateDatabase(t, db)
+	}
+	_, r := newRepo(t)
+	res, err := backupPostgres(t, r, postgres.Options{DSN: s.URL(), Password: s.Password, Databases: []string{"shop", "shop-eu", "shop.at"}})
+	require.NoError(t, err)
+	sn := &openLog{Snapshot: restore.FromRepository(r, res.Snapshot)}
+	var tree []string
+	tr := sn.Tree(context.Background())
+	for {
+		n, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		require.NoError(t, err)
+		tree = append(tree, n.Path)
+	}
+	require.Equal(t, []string{"shop+0-properties.json", "shop-eu+0-properties.json", "shop-eu.dump",
+		"shop.at+0-properties.json", "shop.at.dump", "shop.dump"}, tree, "a whole archive need not follow its properties")
+
+	st, err := restore.Postgres(context.Background(), sn, restore.PostgresOptions{DSN: s.URL(), Password: s.Password,
+		Rename: map[string]string{"shop": "a", "shop-eu": "b", "shop.at": "c"}})
+	require.NoError(t, err)
+	require.Equal(t, []string{"b", "c", "a"}, st.Databases)
+	var archives []string
+	for _, p := range sn.opened {
+		if !strings.HasSuffix(p, postgres.SuffixProps) {
+			archives = append(archives, p)
+		}
+	}
+	require.Equal(t, []string{"shop-eu.dump", "shop.at.dump", "shop.dump"}, archives)
+}
