@@ -16,7 +16,6 @@ import (
 
 	"github.com/lifeboat-backup/lifeboat/engine/repo"
 	"github.com/lifeboat-backup/lifeboat/policies"
-	"github.com/lifeboat-backup/lifeboat/targets"
 	"github.com/lifeboat-backup/lifeboat/targets/postgres"
 )
 
@@ -26,77 +25,17 @@ import (
 // tab-separated, \N for NULL, backslash escapes); everything else passes
 // unchanged. The output loads with psql into an existing database.
 
-// pgDB is one database of a postgres snapshot.
-type pgDB struct {
-	name            string
-	whole, pre, pst *repo.Node
-	data            map[int]*repo.Node
-}
-
-// archives are the database's archives in load order.
-func (d *pgDB) archives() []*repo.Node {
-	if d.whole != nil {
-		return []*repo.Node{d.whole}
-	}
-	out := []*repo.Node{d.pre}
-	for i := range len(d.data) {
-		out = append(out, d.data[i])
-	}
-	return append(out, d.pst)
-}
-
-func readPGTree(ctx context.Context, r *repo.Repository, sn *repo.Snapshot) ([]*pgDB, error) {
+// readPGTree reads and checks a postgres snapshot's layout the way
+// restore does (postgres.ReadLayout).
+func readPGTree(ctx context.Context, r *repo.Repository, sn *repo.Snapshot) ([]*postgres.Database, error) {
 	if !r.CanReadData() {
 		return nil, fmt.Errorf("read snapshot %s: %w (sanitizing reads the table data: give the owner key, --key-file)", sn.ID.Short(), repo.ErrNoDataKey)
 	}
-	tr := r.NewTreeReader(ctx, sn)
-	var dbs []*pgDB
-	byName := map[string]*pgDB{}
-	for {
-		n, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return nil, err
-		}
-		if n.Type != targets.TypeFile || n.Path == postgres.GlobalsFile {
-			continue
-		}
-		name, part, i, ok := postgres.SplitEntry(n.Path)
-		if !ok {
-			return nil, fmt.Errorf("snapshot %s: unexpected entry %q", sn.ID.Short(), n.Path)
-		}
-		d := byName[name]
-		if d == nil {
-			d = &pgDB{name: name, data: map[int]*repo.Node{}}
-			byName[name] = d
-			dbs = append(dbs, d)
-		}
-		switch part {
-		case "whole":
-			d.whole = n
-		case "pre":
-			d.pre = n
-		case "post":
-			d.pst = n
-		case "data":
-			d.data[i] = n
-		}
+	l, err := postgres.ReadLayout(r.NewTreeReader(ctx, sn))
+	if err != nil {
+		return nil, fmt.Errorf("snapshot %s: %w", sn.ID.Short(), err)
 	}
-	for _, d := range dbs {
-		complete := d.pre != nil && d.pst != nil
-		for i := range len(d.data) {
-			complete = complete && d.data[i] != nil
-		}
-		if d.whole == nil && !complete {
-			return nil, fmt.Errorf("snapshot %s: database %q has no complete archive", sn.ID.Short(), d.name)
-		}
-	}
-	if len(dbs) == 0 {
-		return nil, fmt.Errorf("snapshot %s holds no databases", sn.ID.Short())
-	}
-	return dbs, nil
+	return l.Databases, nil
 }
 
 // pgProc is a running pg_restore -f - fed from the repository.
@@ -161,10 +100,10 @@ func (t *pgTable) root() *pgTable {
 }
 
 // pgSchemas reads the tables of d (pg_restore --schema-only).
-func pgSchemas(ctx context.Context, r *repo.Repository, bin string, d *pgDB) (map[string]*pgTable, error) {
-	n := d.whole
+func pgSchemas(ctx context.Context, r *repo.Repository, bin string, d *postgres.Database) (map[string]*pgTable, error) {
+	n := d.Whole
 	if n == nil {
-		n = d.pre
+		n = d.Pre
 	}
 	p, err := startPGRestore(ctx, r, bin, n, "--schema-only")
 	if err != nil {
@@ -400,9 +339,9 @@ func exportPostgres(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, 
 		return nil, err
 	}
 	if len(o.Databases) > 0 {
-		dbs = slices.DeleteFunc(dbs, func(d *pgDB) bool { return !slices.Contains(o.Databases, d.name) })
+		dbs = slices.DeleteFunc(dbs, func(d *postgres.Database) bool { return !slices.Contains(o.Databases, d.Name) })
 		for _, want := range o.Databases {
-			if !slices.ContainsFunc(dbs, func(d *pgDB) bool { return d.name == want }) {
+			if !slices.ContainsFunc(dbs, func(d *postgres.Database) bool { return d.Name == want }) {
 				return nil, rulesErrorf("database %q is not in snapshot %s", want, sn.ID.Short())
 			}
 		}
@@ -410,7 +349,7 @@ func exportPostgres(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, 
 	if len(dbs) != 1 {
 		var names []string
 		for _, d := range dbs {
-			names = append(names, d.name)
+			names = append(names, d.Name)
 		}
 		return nil, rulesErrorf("snapshot %s holds %d databases (%s): export one at a time (--database)", sn.ID.Short(), len(dbs), strings.Join(names, ", "))
 	}
@@ -456,16 +395,16 @@ func exportPostgres(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, 
 	var order []*TableStats
 	err = runPipeline(ctx, o.Jobs, o.ChunkBytes, c.key, bw, func(p *pipeline) error {
 		fmt.Fprintf(p, "-- lifeboat sanitized export of snapshot %s (target %s, database %s, recovery point %s)\n",
-			sn.ID.Short(), sn.Target, d.name, now.UTC().Format(time.RFC3339))
+			sn.ID.Short(), sn.Target, d.Name, now.UTC().Format(time.RFC3339))
 		fmt.Fprintf(p, "-- Load with: createdb DB && psql -v ON_ERROR_STOP=1 -d DB -f this file\n\n")
-		for _, n := range d.archives() {
+		for _, n := range d.Archives() {
 			proc, err := startPGRestore(ctx, r, bin, n, args...)
 			if err != nil {
 				return err
 			}
-			err = pgStream(p, proc.out, d.name, plans, now, func(key string, t *tablePlan) *TableStats {
+			err = pgStream(p, proc.out, d.Name, plans, now, func(key string, t *tablePlan) *TableStats {
 				if stats[key] == nil {
-					ts := &TableStats{Database: d.name, Table: key, Action: t.action}
+					ts := &TableStats{Database: d.Name, Table: key, Action: t.action}
 					if t.action == "" && t.where != nil {
 						ts.Action = "where"
 					}
@@ -503,14 +442,14 @@ func exportPostgres(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, 
 
 // checkPGTables: every table the policy's rules name (TABLE or
 // SCHEMA.TABLE) must be in the database.
-func (c *Config) checkPGTables(d *pgDB, tables map[string]*pgTable) error {
+func (c *Config) checkPGTables(d *postgres.Database, tables map[string]*pgTable) error {
 	for _, k := range c.userTables() {
 		found := false
 		for _, t := range tables {
 			found = found || k == t.name || k == t.schema+"."+t.name
 		}
 		if !found {
-			return rulesErrorf("sanitize.rules: table %q is not in database %q of the snapshot (write TABLE or SCHEMA.TABLE)", k, d.name)
+			return rulesErrorf("sanitize.rules: table %q is not in database %q of the snapshot (write TABLE or SCHEMA.TABLE)", k, d.Name)
 		}
 	}
 	return nil
@@ -550,10 +489,10 @@ func lintPostgres(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, c 
 			if plans[key].action != "" || t.parent != nil {
 				continue // a partition's names are its partitioned table's
 			}
-			fs, _ := nameFindings(d.name, key, t.cols, c.ruleFor(t.schema, t.name))
+			fs, _ := nameFindings(d.Name, key, t.cols, c.ruleFor(t.schema, t.name))
 			out = append(out, fs...)
 		}
-		for _, n := range d.archives() {
+		for _, n := range d.Archives() {
 			proc, err := startPGRestore(ctx, r, bin, n, "--data-only")
 			if err != nil {
 				return nil, err
@@ -561,7 +500,7 @@ func lintPostgres(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, c 
 			err = samplePG(proc.out, o.SampleRows, func(key string, cols []string) (*sampler, error) {
 				p := plans[key]
 				if p == nil {
-					return nil, noCreateTable(d.name, key)
+					return nil, noCreateTable(d.Name, key)
 				}
 				if p.action != "" {
 					return nil, nil
@@ -584,8 +523,8 @@ func lintPostgres(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, c 
 			t, p := tables[key], plans[key]
 			root := t.root()
 			tr := c.ruleFor(root.schema, root.name)
-			_, flagged := nameFindings(d.name, key, t.cols, tr)
-			out = append(out, sm.findings(d.name, key, func(col string) bool {
+			_, flagged := nameFindings(d.Name, key, t.cols, tr)
+			out = append(out, sm.findings(d.Name, key, func(col string) bool {
 				_, ruled := tr.Columns[col]
 				cc := p.byName[col]
 				return ruled || flagged[col] || cc != nil && !cc.textLike()
