@@ -133,8 +133,10 @@ func addMySQLRestoreFlags(f *pflag.FlagSet) *mysqlRestoreFlags {
 
 func isMySQLDestination(to string) bool { return strings.HasPrefix(to, "mysql://") }
 
-// restoreMySQL restores snapshot sn into the server named by to.
-func (a *app) restoreMySQL(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, to string, m *mysqlRestoreFlags) error {
+// restoreMySQL restores snapshot s (of any engine) into the server named
+// by to.
+func (a *app) restoreMySQL(ctx context.Context, s restore.Snapshot, to string, m *mysqlRestoreFlags) error {
+	sn := s.Info()
 	pw, err := databasePassword(m.passwordFile, "LIFEBOAT_MYSQL_PASSWORD", "MYSQL_PWD")
 	if err != nil {
 		return err
@@ -153,7 +155,7 @@ func (a *app) restoreMySQL(ctx context.Context, r *repo.Repository, sn *repo.Sna
 		b := p.Bytes.Load()
 		return fmt.Sprintf("%d tables, %s loaded, %.0f MB/s", p.Files.Load(), formatBytes(b), float64(b)/1e6/max(time.Since(start).Seconds(), 0.001))
 	})
-	st, err := restore.MySQL(ctx, restore.FromRepository(r, sn), restore.MySQLOptions{DSN: to, Password: pw, Databases: m.databases,
+	st, err := restore.MySQL(ctx, s, restore.MySQLOptions{DSN: to, Password: pw, Databases: m.databases,
 		Rename: rename, Jobs: m.jobs, NoBinlog: m.noBinlog, Progress: p})
 	stop()
 	if err != nil {

@@ -118,7 +118,8 @@ func isPostgresDestination(to string) bool {
 // restorePostgres restores snapshot sn into the server named by to.
 // --jobs N restores split archives N at once, streamed, and stages a
 // whole archive in a temporary file for pg_restore --jobs N.
-func (a *app) restorePostgres(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, to string, m *mysqlRestoreFlags, pg *postgresRestoreFlags) error {
+func (a *app) restorePostgres(ctx context.Context, s restore.Snapshot, to string, m *mysqlRestoreFlags, pg *postgresRestoreFlags) error {
+	sn := s.Info()
 	if pg == nil {
 		pg = &postgresRestoreFlags{}
 	}
@@ -141,7 +142,7 @@ func (a *app) restorePostgres(ctx context.Context, r *repo.Repository, sn *repo.
 		return fmt.Sprintf("%d databases, %s of archives restored, %.0f MB/s", p.Files.Load(), formatBytes(b),
 			float64(b)/1e6/max(time.Since(start).Seconds(), 0.001))
 	})
-	st, err := restore.Postgres(ctx, restore.FromRepository(r, sn), restore.PostgresOptions{DSN: to, Password: pw, Databases: m.databases,
+	st, err := restore.Postgres(ctx, s, restore.PostgresOptions{DSN: to, Password: pw, Databases: m.databases,
 		Rename: rename, Jobs: m.jobs, TempDir: pg.tempDir, Globals: pg.globals, NoOwner: pg.noOwner,
 		NoPrivileges: pg.noPrivileges, NoDatabaseProperties: pg.noDBProps, Progress: p})
 	stop()

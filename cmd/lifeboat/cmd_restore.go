@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -13,7 +12,6 @@ import (
 	"github.com/lifeboat-backup/lifeboat/engine/repo"
 	"github.com/lifeboat-backup/lifeboat/engine/restic"
 	"github.com/lifeboat-backup/lifeboat/restore"
-	"github.com/lifeboat-backup/lifeboat/targets/mysql"
 )
 
 type restoreOptions struct {
@@ -72,13 +70,7 @@ func (a *app) restoreTo(ctx context.Context, r *repo.Repository, sn *repo.Snapsh
 	if !r.CanReadData() {
 		return fmt.Errorf("restore snapshot %s: %w", sn.ID.Short(), repo.ErrNoDataKey)
 	}
-	if isMySQLDestination(o.to) {
-		return a.restoreMySQL(ctx, r, sn, o.to, my)
-	}
-	if isPostgresDestination(o.to) {
-		return a.restorePostgres(ctx, r, sn, o.to, my, o.pg)
-	}
-	if handled, err := a.restoreTargetKind(ctx, r, sn, o.to, o.kinds); handled {
+	if handled, err := a.restoreStream(ctx, restore.FromRepository(r, sn), r, o, my); handled {
 		return err
 	}
 	start := time.Now()
@@ -104,13 +96,25 @@ func (a *app) restoreTo(ctx context.Context, r *repo.Repository, sn *repo.Snapsh
 	return nil
 }
 
+// restoreStream restores a database, exec, bucket or volume snapshot of
+// any engine (r: the native repository, nil for others); handled is false
+// for a files snapshot.
+func (a *app) restoreStream(ctx context.Context, s restore.Snapshot, r *repo.Repository, o restoreOptions, my *mysqlRestoreFlags) (handled bool, err error) {
+	if isMySQLDestination(o.to) {
+		return true, a.restoreMySQL(ctx, s, o.to, my)
+	}
+	if isPostgresDestination(o.to) {
+		return true, a.restorePostgres(ctx, s, o.to, my, o.pg)
+	}
+	return a.restoreTargetKind(ctx, s, r, o.to, o.kinds)
+}
+
 // restoreRestic restores a snapshot of a restic repository: files
-// snapshots with restic restore, MySQL snapshots from their stream archive
-// through the same restore.MySQL as native ones.
+// snapshots with restic restore, the stream kinds from their archive
+// through the same restores as native ones (volumes excepted).
 func (a *app) restoreRestic(ctx context.Context, e *restic.Engine, sn *repo.Snapshot, o restoreOptions, my *mysqlRestoreFlags) error {
-	start := time.Now()
-	switch {
-	case sn.Kind == "files":
+	if sn.Kind == "files" {
+		start := time.Now()
 		if len(o.includes) > 0 {
 			return usagef("--include is not supported on restic files snapshots (use restic restore --include)")
 		}
@@ -130,41 +134,11 @@ func (a *app) restoreRestic(ctx context.Context, e *restic.Engine, sn *repo.Snap
 			sn.Time.Local().Format(time.RFC3339), o.to)
 		fmt.Fprintf(a.stdout, "  %d files, %s in %.1fs\n", st.Files, formatBytes(st.Bytes), el)
 		return nil
-	case sn.Kind == "mysql" && isMySQLDestination(o.to):
-		pw, err := databasePassword(my.passwordFile, "LIFEBOAT_MYSQL_PASSWORD", "MYSQL_PWD")
-		if err != nil {
-			return err
-		}
-		rename := map[string]string{}
-		for _, rn := range my.renames {
-			from, into, ok := strings.Cut(rn, "=")
-			if !ok || from == "" || into == "" {
-				return usagef("--rename %q: want OLD=NEW", rn)
-			}
-			rename[from] = into
-		}
-		s := e.Open(sn)
-		defer s.(io.Closer).Close()
-		st, err := restore.MySQL(ctx, s, restore.MySQLOptions{DSN: o.to, Password: pw, Databases: my.databases,
-			Rename: rename, Jobs: my.jobs, NoBinlog: my.noBinlog, Progress: &restore.Progress{}})
-		if err != nil {
-			return err
-		}
-		el := time.Since(start).Seconds()
-		if a.json {
-			return a.emit(map[string]any{"message_type": "summary", "snapshot_id": sn.ID.String(), "engine": "restic",
-				"target": sn.Target, "to": mysql.Redact(o.to), "databases": st.Databases, "tables": st.Tables,
-				"objects": st.Objects, "bytes": st.Bytes, "warnings": nonNil(st.Warnings), "duration_seconds": el,
-				"recovery_point": sn.RecoveryPoint.Time, "recovery_point_details": sn.RecoveryPoint.Details})
-		}
-		for _, w := range st.Warnings {
-			fmt.Fprintf(a.stderr, "warning: %s\n", w)
-		}
-		fmt.Fprintf(a.stdout, "restored snapshot %s (%s, restic, consistent at %s) to %s\n", sn.ID.Short(), sn.Target,
-			sn.RecoveryPoint.Time.Local().Format(time.RFC3339), mysql.Redact(o.to))
-		fmt.Fprintf(a.stdout, "  %d databases, %d tables, %d views/triggers/routines/events, %s of rows in %.1fs\n",
-			st.Databases, st.Tables, st.Objects, formatBytes(st.Bytes), el)
-		return nil
 	}
-	return usagef("restoring %s snapshots to %q from a restic repository is not supported: files to a directory and mysql to mysql:// are (docs/restic-engine.md)", sn.Kind, o.to)
+	st := e.Open(sn)
+	defer st.(io.Closer).Close()
+	if handled, err := a.restoreStream(ctx, st, nil, o, my); handled {
+		return err
+	}
+	return usagef("restoring %s snapshots to %q from a restic repository is not supported: files to a directory and the stream kinds are (docs/restic-engine.md)", sn.Kind, o.to)
 }

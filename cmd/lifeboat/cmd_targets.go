@@ -162,7 +162,8 @@ func addTargetRestoreFlags(f *pflag.FlagSet, t *targetRestoreFlags) {
 
 // restoreTargetKind restores volume, bucket and exec snapshots; handled
 // is false for other kinds.
-func (a *app) restoreTargetKind(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, to string, t targetRestoreFlags) (handled bool, err error) {
+func (a *app) restoreTargetKind(ctx context.Context, s restore.Snapshot, r *repo.Repository, to string, t targetRestoreFlags) (handled bool, err error) {
+	sn := s.Info()
 	start := time.Now()
 	p := &restore.Progress{}
 	stop := a.progress(func() string {
@@ -178,6 +179,9 @@ func (a *app) restoreTargetKind(ctx context.Context, r *repo.Repository, sn *rep
 		if to == "" {
 			return true, usagef("--to IMAGE|DEVICE is required")
 		}
+		if r == nil {
+			return true, usagef("volume snapshots restore from native repositories only (docs/restic-engine.md)")
+		}
 		st, err := restore.Volume(ctx, r, sn, to, restore.VolumeOptions{Overwrite: t.overwrite, NoHash: t.noHash, Progress: p})
 		if err != nil {
 			return true, err
@@ -189,7 +193,7 @@ func (a *app) restoreTargetKind(ctx context.Context, r *repo.Repository, sn *rep
 		if to == "" {
 			return true, usagef("--to URL|DIR is required")
 		}
-		st, err := restore.Bucket(ctx, restore.FromRepository(r, sn), to, restore.BucketOptions{Prefix: t.prefix, Progress: p})
+		st, err := restore.Bucket(ctx, s, to, restore.BucketOptions{Prefix: t.prefix, Progress: p})
 		if err != nil {
 			return true, err
 		}
@@ -206,7 +210,7 @@ func (a *app) restoreTargetKind(ctx context.Context, r *repo.Repository, sn *rep
 		if to == "-" && a.json {
 			return true, usagef("--to - and --json both write to stdout")
 		}
-		st, err := restore.Exec(ctx, restore.FromRepository(r, sn), restore.ExecOptions{To: to, Command: argv, Stdout: a.stdout, Progress: p})
+		st, err := restore.Exec(ctx, s, restore.ExecOptions{To: to, Command: argv, Stdout: a.stdout, Progress: p})
 		if err != nil {
 			return true, err
 		}

@@ -39,6 +39,12 @@ func TestResticEngineSamePolicy(t *testing.T) {
 	_, err := shop.Generate(ctx, conn, shop.Options{Database: "rs_shop", Rows: 300, Replace: true})
 	require.NoError(t, err)
 
+	var seq strings.Builder
+	for i := 1; i <= 200000; i++ {
+		fmt.Fprintln(&seq, i)
+	}
+	wantStream := seq.String()
+
 	for _, where := range []string{"local", "minio"} {
 		t.Run(where, func(t *testing.T) {
 			dir := t.TempDir()
@@ -65,6 +71,9 @@ func TestResticEngineSamePolicy(t *testing.T) {
     dsn: ` + db.DSN() + `
     password_file: ` + mysqlPass + `
     databases: [rs_shop]
+  - name: stream
+    kind: exec
+    command: [sh, -c, "seq 1 200000"]
 retention:
   keep_last: 1
 `
@@ -101,7 +110,7 @@ repositories:
 				out := c.ok("run", rpolicy, "--journal", journal)
 				assert.Contains(t, out, "target media")
 				assert.Contains(t, out, "target shopdb")
-				assert.Contains(t, out, "replicate dr: 2 objects")
+				assert.Contains(t, out, "replicate dr: 3 objects")
 			}
 			data, err := os.ReadFile(filepath.Join(journal, "shop.jsonl"))
 			require.NoError(t, err)
@@ -109,7 +118,7 @@ repositories:
 			require.Len(t, lines, 3)
 			var last map[string]any
 			require.NoError(t, json.Unmarshal([]byte(lines[2]), &last))
-			assert.Len(t, last["forgotten"], 2, "retention forgot the first restic run")
+			assert.Len(t, last["forgotten"], 3, "retention forgot the first restic run")
 
 			// snapshots lists both alike
 			list := func(policy string) []map[string]any {
@@ -118,8 +127,8 @@ repositories:
 				return l
 			}
 			nl, rl := list(native), list(rpolicy)
-			require.Len(t, nl, 2)
-			require.Len(t, rl, 2)
+			require.Len(t, nl, 3)
+			require.Len(t, rl, 3)
 			for i := range nl {
 				for _, k := range []string{"target", "kind", "host", "tags"} {
 					assert.Equal(t, nl[i][k], rl[i][k], "%s of snapshot %d", k, i)
@@ -130,7 +139,7 @@ repositories:
 			text := c.ok("snapshots", "--policy", rpolicy)
 			assert.Contains(t, text, "ID        Time")
 			assert.Contains(t, text, "policy:shop")
-			assert.Contains(t, text, "2 snapshots")
+			assert.Contains(t, text, "3 snapshots")
 
 			// both restore identical content
 			for _, p := range []struct{ name, policy string }{{"native", native}, {"restic", rpolicy}} {
@@ -142,6 +151,11 @@ repositories:
 				c.ok("restore", "latest", "--policy", p.policy, "--target", "shopdb", "--to", db.URL(),
 					"--rename", "rs_shop=rs_shop_"+p.name+"_"+where)
 				assert.Equal(t, checksums(t, conn, "rs_shop"), checksums(t, conn, "rs_shop_"+p.name+"_"+where), p.name)
+				stream := filepath.Join(dir, "stream-"+p.name)
+				c.ok("restore", "latest", "--policy", p.policy, "--target", "stream", "--to", stream)
+				got, err := os.ReadFile(stream)
+				require.NoError(t, err)
+				require.Equal(t, wantStream, string(got), p.name)
 			}
 
 			// ls reads a stream snapshot's tree from restic
@@ -151,12 +165,12 @@ repositories:
 			c.env["LIFEBOAT_REPO"], c.env["LIFEBOAT_ENGINE"], c.env["LIFEBOAT_PASSPHRASE_FILE"] = repoURL("restic-dr"), "restic", resticPass
 			var dr []map[string]any
 			require.NoError(t, json.Unmarshal([]byte(c.ok("snapshots", "--json")), &dr))
-			assert.Len(t, dr, 4, "copies are not forgotten on the secondary by the primary's retention")
+			assert.Len(t, dr, 6, "copies are not forgotten on the secondary by the primary's retention")
 			c.ok("check")
 			c.env["LIFEBOAT_REPO"], c.env["LIFEBOAT_ENGINE"], c.env["LIFEBOAT_PASSPHRASE_FILE"] = "", "", ""
 
 			// retention dry run on the restic policy: same decisions table
-			assert.Contains(t, c.ok("forget", "--policy", rpolicy, "--dry-run"), "would remove 0 of 2 snapshots")
+			assert.Contains(t, c.ok("forget", "--policy", rpolicy, "--dry-run"), "would remove 0 of 3 snapshots")
 		})
 	}
 }
