@@ -19,7 +19,6 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/lifeboat-backup/lifeboat/engine/repo"
-	"github.com/lifeboat-backup/lifeboat/targets"
 	"github.com/lifeboat-backup/lifeboat/targets/mysql"
 )
 
@@ -64,13 +63,10 @@ type MySQLStats struct {
 	Warnings []string `json:"warnings,omitempty"`
 }
 
-// mysqlDB is one database of a snapshot.
+// mysqlDB is one database of a snapshot and where it goes.
 type mysqlDB struct {
-	name, target string
-	create       *repo.Node
-	tables       []string
-	schema, data map[string]*repo.Node
-	objects      map[string][]*repo.Node // by suffix
+	*mysql.DB
+	target string // database name on the destination
 	// alter adds a table's deferred indexes and foreign keys after its data.
 	alter map[string]string
 	pk    map[string]bool // InnoDB with a primary key
@@ -140,7 +136,7 @@ func MySQL(ctx context.Context, s Snapshot, opts MySQLOptions) (*MySQLStats, err
 	defer ctl.Close()
 	// Databases and table schemas.
 	for _, d := range dbs {
-		text, err := readNode(ctx, s, d.create)
+		text, err := readNode(ctx, s, d.Create)
 		if err != nil {
 			return nil, err
 		}
@@ -151,9 +147,9 @@ func MySQL(ctx context.Context, s Snapshot, opts MySQLOptions) (*MySQLStats, err
 		if _, err := ctl.ExecContext(ctx, "USE "+mysql.QuoteName(d.target)); err != nil {
 			return nil, err
 		}
-		for _, t := range d.tables {
-			big := opts.DeferIndexesFrom > 0 && d.data[t] != nil && d.data[t].Size >= opts.DeferIndexesFrom
-			later, pk, err := createTable(ctx, s, ctl, d.schema[t], big)
+		for _, t := range d.Tables {
+			big := opts.DeferIndexesFrom > 0 && d.Data[t] != nil && d.Data[t].Size >= opts.DeferIndexesFrom
+			later, pk, err := createTable(ctx, s, ctl, d.Schema[t], big)
 			if pk {
 				d.pk[t] = true
 			}
@@ -179,19 +175,19 @@ func MySQL(ctx context.Context, s Snapshot, opts MySQLOptions) (*MySQLStats, err
 			return nil, err
 		}
 		for _, suffix := range []string{mysql.SuffixFunction, mysql.SuffixProcedure} {
-			for _, n := range d.objects[suffix] {
-				if err := runObject(ctx, s, ctl, n, d.name, d.target); err != nil {
+			for _, n := range d.Objects[suffix] {
+				if err := runObject(ctx, s, ctl, n, d.Name, d.target); err != nil {
 					return nil, fmt.Errorf("restore %s: %w", n.Path, err)
 				}
 				st.Objects++
 			}
 		}
-		pending := d.objects[mysql.SuffixView]
+		pending := d.Objects[mysql.SuffixView]
 		for len(pending) > 0 {
 			var failed []*repo.Node
 			var lastErr error
 			for _, n := range pending {
-				if err := runObject(ctx, s, ctl, n, d.name, d.target); err != nil {
+				if err := runObject(ctx, s, ctl, n, d.Name, d.target); err != nil {
 					failed, lastErr = append(failed, n), fmt.Errorf("restore %s: %w", n.Path, err)
 					continue
 				}
@@ -203,8 +199,8 @@ func MySQL(ctx context.Context, s Snapshot, opts MySQLOptions) (*MySQLStats, err
 			pending = failed
 		}
 		for _, suffix := range []string{mysql.SuffixTrigger, mysql.SuffixEvent} {
-			for _, n := range d.objects[suffix] {
-				if err := runObject(ctx, s, ctl, n, d.name, d.target); err != nil {
+			for _, n := range d.Objects[suffix] {
+				if err := runObject(ctx, s, ctl, n, d.Name, d.target); err != nil {
 					return nil, fmt.Errorf("restore %s: %w", n.Path, err)
 				}
 				st.Objects++
@@ -214,77 +210,29 @@ func MySQL(ctx context.Context, s Snapshot, opts MySQLOptions) (*MySQLStats, err
 	return st, nil
 }
 
-// readMySQLTree sorts the snapshot's entries into databases.
+// readMySQLTree reads the snapshot's databases (those of opts.Databases,
+// or all) with their destination names.
 func readMySQLTree(ctx context.Context, s Snapshot, opts MySQLOptions) ([]*mysqlDB, error) {
 	sn := s.Info()
-	tr := s.Tree(ctx)
+	all, err := mysql.ReadLayout(s.Tree(ctx).Next)
+	if err != nil {
+		return nil, fmt.Errorf("snapshot %s: %w", sn.ID.Short(), err)
+	}
 	var dbs []*mysqlDB
-	byDir := map[string]*mysqlDB{}
-	for {
-		n, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return nil, err
-		}
-		dir, base, nested := strings.Cut(n.Path, "/")
-		if !nested {
-			if n.Type != targets.TypeDir {
-				return nil, fmt.Errorf("snapshot %s: unexpected top-level entry %q", sn.ID.Short(), n.Path)
-			}
-			name, err := mysql.DecodeName(dir)
-			if err != nil {
-				return nil, err
-			}
-			d := &mysqlDB{name: name, target: name, schema: map[string]*repo.Node{}, data: map[string]*repo.Node{},
-				objects: map[string][]*repo.Node{}, alter: map[string]string{}, pk: map[string]bool{}}
-			if t, ok := opts.Rename[name]; ok && t != "" {
-				d.target = t
-			}
-			byDir[dir] = d
-			if len(opts.Databases) == 0 || slices.Contains(opts.Databases, name) {
-				dbs = append(dbs, d)
-			}
+	for _, d := range all {
+		if len(opts.Databases) > 0 && !slices.Contains(opts.Databases, d.Name) {
 			continue
 		}
-		d := byDir[dir]
-		if d == nil || strings.Contains(base, "/") || n.Type != targets.TypeFile {
-			return nil, fmt.Errorf("snapshot %s: unexpected entry %q", sn.ID.Short(), n.Path)
+		md := &mysqlDB{DB: d, target: d.Name, alter: map[string]string{}, pk: map[string]bool{}}
+		if t, ok := opts.Rename[d.Name]; ok && t != "" {
+			md.target = t
 		}
-		name, suffix, err := mysql.ParseEntryName(base)
-		if err != nil {
-			return nil, fmt.Errorf("snapshot %s: %s: %w", sn.ID.Short(), n.Path, err)
-		}
-		switch suffix {
-		case mysql.DatabaseFile:
-			d.create = n
-		case mysql.SuffixSchema:
-			d.schema[name] = n
-			d.tables = append(d.tables, name)
-		case mysql.SuffixData:
-			d.data[name] = n
-		default:
-			d.objects[suffix] = append(d.objects[suffix], n)
-		}
+		dbs = append(dbs, md)
 	}
 	for _, want := range opts.Databases {
-		if !slices.ContainsFunc(dbs, func(d *mysqlDB) bool { return d.name == want }) {
+		if !slices.ContainsFunc(dbs, func(d *mysqlDB) bool { return d.Name == want }) {
 			return nil, fmt.Errorf("database %q: %w in snapshot %s", want, repo.ErrNotFound, sn.ID.Short())
 		}
-	}
-	for _, d := range dbs {
-		if d.create == nil {
-			return nil, fmt.Errorf("snapshot %s: database %q has no %s", sn.ID.Short(), d.name, mysql.DatabaseFile)
-		}
-		for name := range d.data {
-			if d.schema[name] == nil {
-				return nil, fmt.Errorf("snapshot %s: table %q of %q has data but no schema", sn.ID.Short(), name, d.name)
-			}
-		}
-	}
-	if len(dbs) == 0 {
-		return nil, fmt.Errorf("snapshot %s holds no databases", sn.ID.Short())
 	}
 	return dbs, nil
 }
@@ -309,7 +257,7 @@ func checkConflicts(ctx context.Context, db *sql.DB, dbs []*mysqlDB) error {
 				rows.Close()
 				return err
 			}
-			if d.schema[n] != nil || slices.ContainsFunc(d.objects[mysql.SuffixView], func(v *repo.Node) bool {
+			if d.Schema[n] != nil || slices.ContainsFunc(d.Objects[mysql.SuffixView], func(v *repo.Node) bool {
 				name, _, _ := mysql.ParseEntryName(v.Path[strings.LastIndexByte(v.Path, '/')+1:])
 				return name == n
 			}) {
@@ -572,8 +520,8 @@ func loadData(ctx context.Context, s Snapshot, db *sql.DB, setup []string, dbs [
 		var small []loadJob
 		var big []loadJob
 		for _, d := range dbs {
-			for _, t := range d.tables {
-				if n := d.data[t]; n == nil {
+			for _, t := range d.Tables {
+				if n := d.Data[t]; n == nil {
 					continue
 				} else if opts.Jobs > 1 && opts.PieceBytes > 0 && d.pk[t] && n.Size >= 4*opts.PieceBytes {
 					big = append(big, loadJob{d: d, table: t})
@@ -582,7 +530,7 @@ func loadData(ctx context.Context, s Snapshot, db *sql.DB, setup []string, dbs [
 				}
 			}
 		}
-		slices.SortStableFunc(big, func(a, b loadJob) int { return cmp.Compare(b.d.data[b.table].Size, a.d.data[a.table].Size) })
+		slices.SortStableFunc(big, func(a, b loadJob) int { return cmp.Compare(b.d.Data[b.table].Size, a.d.Data[a.table].Size) })
 		for _, j := range big {
 			if err := cutPieces(gctx, s, j, opts.PieceBytes, opts.Progress, send); err != nil {
 				return err
@@ -606,7 +554,7 @@ func loadData(ctx context.Context, s Snapshot, db *sql.DB, setup []string, dbs [
 // value is escaped), then a last job without rows that counts the cutting
 // as done.
 func cutPieces(ctx context.Context, s Snapshot, j loadJob, size int64, p *Progress, send func(loadJob) error) error {
-	n := j.d.data[j.table]
+	n := j.d.Data[j.table]
 	content := s.Open(ctx, n)
 	defer content.Close()
 	cr := &countingReader{r: content, p: p}
@@ -650,7 +598,7 @@ func cutPieces(ctx context.Context, s Snapshot, j loadJob, size int64, p *Progre
 
 // loadStream streams one table's data into the server in one transaction.
 func loadStream(ctx context.Context, s Snapshot, c *sql.Conn, d *mysqlDB, table string, p *Progress) (int64, []string, error) {
-	n := d.data[table]
+	n := d.Data[table]
 	name := mysql.QuoteName(d.target) + "." + mysql.QuoteName(table)
 	content := s.Open(ctx, n)
 	defer content.Close()

@@ -79,9 +79,9 @@ func Export(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, c *Confi
 		return nil, err
 	}
 	if len(o.Databases) > 0 {
-		var sel []*snapDB
+		var sel []*mysql.DB
 		for _, want := range o.Databases {
-			i := slices.IndexFunc(dbs, func(d *snapDB) bool { return d.name == want })
+			i := slices.IndexFunc(dbs, func(d *mysql.DB) bool { return d.Name == want })
 			if i < 0 {
 				return nil, rulesErrorf("database %q is not in snapshot %s", want, sn.ID.Short())
 			}
@@ -90,16 +90,16 @@ func Export(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, c *Confi
 		dbs = sel
 	}
 	// Plan every table first: bad rules fail before a byte is written.
-	plans := map[*snapDB]map[string]*tablePlan{}
-	schemas := map[*snapDB]map[string]*mysql.Object{}
+	plans := map[*mysql.DB]map[string]*tablePlan{}
+	schemas := map[*mysql.DB]map[string]*mysql.Object{}
 	for _, d := range dbs {
 		plans[d], schemas[d] = map[string]*tablePlan{}, map[string]*mysql.Object{}
-		for _, t := range d.tables {
-			obj, cols, err := tableSchema(ctx, r, d.schema[t])
+		for _, t := range d.Tables {
+			obj, cols, err := tableSchema(ctx, r, d.Schema[t])
 			if err != nil {
 				return nil, err
 			}
-			p, err := c.plan(d.name, t, cols)
+			p, err := c.plan(d.Name, t, cols)
 			if err != nil {
 				return nil, err
 			}
@@ -144,11 +144,11 @@ func Export(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, c *Confi
 
 // checkTables: every table the policy's rules name (TABLE or DB.TABLE)
 // must exist in the snapshot (a typo would leave data unsanitized).
-func (c *Config) checkTables(dbs []*snapDB) error {
+func (c *Config) checkTables(dbs []*mysql.DB) error {
 	for _, k := range c.userTables() {
 		found := false
 		for _, d := range dbs {
-			if d.schema[k] != nil || strings.HasPrefix(k, d.name+".") && d.schema[strings.TrimPrefix(k, d.name+".")] != nil {
+			if d.Schema[k] != nil || strings.HasPrefix(k, d.Name+".") && d.Schema[strings.TrimPrefix(k, d.Name+".")] != nil {
 				found = true
 				break
 			}
@@ -181,16 +181,16 @@ type exporter struct {
 	objects int
 }
 
-func (e *exporter) target(d *snapDB) string {
-	if t, ok := e.o.Rename[d.name]; ok && t != "" {
+func (e *exporter) target(d *mysql.DB) string {
+	if t, ok := e.o.Rename[d.Name]; ok && t != "" {
 		return t
 	}
-	return d.name
+	return d.Name
 }
 
-func (e *exporter) database(d *snapDB, plans map[string]*tablePlan, schemas map[string]*mysql.Object) error {
+func (e *exporter) database(d *mysql.DB, plans map[string]*tablePlan, schemas map[string]*mysql.Object) error {
 	target := e.target(d)
-	text, err := readNode(e.ctx, e.r, d.create)
+	text, err := readNode(e.ctx, e.r, d.Create)
 	if err != nil {
 		return err
 	}
@@ -204,9 +204,9 @@ func (e *exporter) database(d *snapDB, plans map[string]*tablePlan, schemas map[
 		}
 	}
 	fmt.Fprintf(e.w, "\n--\n-- Database %s\n--\n%s;\nUSE %s;\n", mysql.QuoteName(target), q, mysql.QuoteName(target))
-	for _, t := range d.tables {
+	for _, t := range d.Tables {
 		p := plans[t]
-		ts := &TableStats{Database: d.name, Table: t, Action: p.action}
+		ts := &TableStats{Database: d.Name, Table: t, Action: p.action}
 		if p.action == "" && p.where != nil {
 			ts.Action = "where"
 		}
@@ -223,9 +223,9 @@ func (e *exporter) database(d *snapDB, plans map[string]*tablePlan, schemas map[
 		if len(o.Setup) > 0 {
 			e.w.WriteString(sessionSQL)
 		}
-		if p.action != "truncate" && d.data[t] != nil {
+		if p.action != "truncate" && d.Data[t] != nil {
 			if err := e.table(d, p, ts); err != nil {
-				return fmt.Errorf("export %s.%s: %w", mysql.QuoteName(d.name), mysql.QuoteName(t), err)
+				return fmt.Errorf("export %s.%s: %w", mysql.QuoteName(d.Name), mysql.QuoteName(t), err)
 			}
 		}
 		if err := e.ctx.Err(); err != nil {
@@ -234,13 +234,13 @@ func (e *exporter) database(d *snapDB, plans map[string]*tablePlan, schemas map[
 	}
 	// Routines first (views may call functions), views in dependency
 	// order, then triggers and events.
-	views, err := e.sortViews(d.objects[mysql.SuffixView])
+	views, err := e.sortViews(d.Objects[mysql.SuffixView])
 	if err != nil {
 		return err
 	}
 	var objs []object
 	read := func(suffix string) error {
-		for _, n := range d.objects[suffix] {
+		for _, n := range d.Objects[suffix] {
 			name, _, _ := mysql.ParseEntryName(n.Path[strings.LastIndexByte(n.Path, '/')+1:])
 			if suffix == mysql.SuffixTrigger && e.triggerOnSkipped(n, plans) {
 				continue
@@ -272,8 +272,8 @@ func (e *exporter) database(d *snapDB, plans map[string]*tablePlan, schemas map[
 		if !e.o.KeepDefiners {
 			s = reDefiner.ReplaceAllString(s, "")
 		}
-		if target != d.name {
-			s = strings.ReplaceAll(s, mysql.QuoteName(d.name)+".", mysql.QuoteName(target)+".")
+		if target != d.Name {
+			s = strings.ReplaceAll(s, mysql.QuoteName(d.Name)+".", mysql.QuoteName(target)+".")
 		}
 		// DROP first (after the object's header line): the dump loads
 		// again into the same database.
@@ -365,8 +365,8 @@ func (e *exporter) sortViews(nodes []*repo.Node) ([]object, error) {
 
 // table queues one table's rows: filtered, sanitized, batched INSERTs
 // rendered by the pipeline's workers.
-func (e *exporter) table(d *snapDB, p *tablePlan, ts *TableStats) error {
-	br := bufio.NewReaderSize(e.r.NewBlobReader(e.ctx, d.data[p.name].Content), 256<<10)
+func (e *exporter) table(d *mysql.DB, p *tablePlan, ts *TableStats) error {
+	br := bufio.NewReaderSize(e.r.NewBlobReader(e.ctx, d.Data[p.name].Content), 256<<10)
 	header, err := mysql.ReadHeader(br)
 	if err != nil {
 		return err
@@ -407,7 +407,7 @@ func (e *exporter) table(d *snapDB, p *tablePlan, ts *TableStats) error {
 		// Sanitized values never go into ENUM columns, and they are fitted.
 		e.w.WriteString("SET SESSION sql_mode = 'NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION';\n")
 	}
-	if err := e.w.data(br, rd, ts, fmt.Sprintf("export %s.%s", mysql.QuoteName(d.name), mysql.QuoteName(p.name))); err != nil {
+	if err := e.w.data(br, rd, ts, fmt.Sprintf("export %s.%s", mysql.QuoteName(d.Name), mysql.QuoteName(p.name))); err != nil {
 		return err
 	}
 	e.w.WriteString("SET NAMES utf8mb4;\n")

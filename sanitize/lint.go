@@ -121,23 +121,23 @@ func Lint(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, c *Config,
 	}
 	var out []Finding
 	for _, d := range dbs {
-		for _, t := range d.tables {
-			_, cols, err := tableSchema(ctx, r, d.schema[t])
+		for _, t := range d.Tables {
+			_, cols, err := tableSchema(ctx, r, d.Schema[t])
 			if err != nil {
 				return nil, err
 			}
-			p, err := c.plan(d.name, t, cols)
+			p, err := c.plan(d.Name, t, cols)
 			if err != nil {
 				return nil, err
 			}
 			if p.action != "" {
 				continue
 			}
-			tr := c.ruleFor(d.name, t)
+			tr := c.ruleFor(d.Name, t)
 			ruled := func(col string) bool { _, ok := tr.Columns[col]; return ok }
-			fs, flagged := nameFindings(d.name, t, cols, tr)
+			fs, flagged := nameFindings(d.Name, t, cols, tr)
 			out = append(out, fs...)
-			if d.data[t] == nil {
+			if d.Data[t] == nil {
 				continue
 			}
 			fs, err = sampleTable(ctx, r, d, t, o.SampleRows, func(col string) bool {
@@ -219,11 +219,11 @@ func (s *sampler) findings(db, t string, skip func(string) bool) []Finding {
 
 var suggestFor = map[string]string{"email": "fake:email", "phone": "fake:phone", "ip": "fake:ip", "card": `"null"`}
 
-func sampleTable(ctx context.Context, r *repo.Repository, d *snapDB, t string, n int, skip func(string) bool) ([]Finding, error) {
-	br := bufio.NewReaderSize(r.NewBlobReader(ctx, d.data[t].Content), 64<<10)
+func sampleTable(ctx context.Context, r *repo.Repository, d *mysql.DB, t string, n int, skip func(string) bool) ([]Finding, error) {
+	br := bufio.NewReaderSize(r.NewBlobReader(ctx, d.Data[t].Content), 64<<10)
 	header, err := mysql.ReadHeader(br)
 	if err != nil {
-		return nil, fmt.Errorf("%s/%s: %w", d.name, t, err)
+		return nil, fmt.Errorf("%s/%s: %w", d.Name, t, err)
 	}
 	sm := newSampler(header)
 	for range n {
@@ -239,5 +239,5 @@ func sampleTable(ctx context.Context, r *repo.Repository, d *snapDB, t string, n
 			break
 		}
 	}
-	return sm.findings(d.name, t, skip), nil
+	return sm.findings(d.Name, t, skip), nil
 }

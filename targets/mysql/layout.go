@@ -1,0 +1,94 @@
+package mysql
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strings"
+
+	"github.com/lifeboat-backup/lifeboat/engine/repo"
+	"github.com/lifeboat-backup/lifeboat/targets"
+)
+
+// DB is one database of a mysql snapshot, as Source lays it out: a
+// directory (EncodeName of the database) holding DatabaseFile, one
+// SuffixSchema and (unless excluded) one SuffixData entry per table, and
+// the views, triggers, routines and events.
+type DB struct {
+	Name    string
+	Create  *repo.Node              // DatabaseFile: CREATE DATABASE
+	Tables  []string                // in tree order
+	Schema  map[string]*repo.Node   // table -> CREATE TABLE
+	Data    map[string]*repo.Node   // table -> rows
+	Objects map[string][]*repo.Node // suffix -> views, triggers, routines, events
+}
+
+// ErrLayout: a snapshot's tree is not what Source writes.
+var ErrLayout = errors.New("not a mysql snapshot layout")
+
+// ReadLayout sorts a snapshot's nodes (next yields them in tree order
+// until io.EOF) into databases, in tree order, and checks each: its
+// DatabaseFile present, a schema for every data entry, nothing else.
+// Restore and sanitized exports read snapshots through it.
+func ReadLayout(next func() (*repo.Node, error)) ([]*DB, error) {
+	var dbs []*DB
+	byDir := map[string]*DB{}
+	for {
+		n, err := next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		dir, base, nested := strings.Cut(n.Path, "/")
+		if !nested {
+			if n.Type != targets.TypeDir {
+				return nil, fmt.Errorf("%w: unexpected top-level entry %q", ErrLayout, n.Path)
+			}
+			name, err := DecodeName(dir)
+			if err != nil {
+				return nil, fmt.Errorf("%w: %q: %v", ErrLayout, n.Path, err)
+			}
+			d := &DB{Name: name, Schema: map[string]*repo.Node{}, Data: map[string]*repo.Node{}, Objects: map[string][]*repo.Node{}}
+			byDir[dir] = d
+			dbs = append(dbs, d)
+			continue
+		}
+		d := byDir[dir]
+		if d == nil || strings.Contains(base, "/") || n.Type != targets.TypeFile {
+			return nil, fmt.Errorf("%w: unexpected entry %q", ErrLayout, n.Path)
+		}
+		name, suffix, err := ParseEntryName(base)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %s: %v", ErrLayout, n.Path, err)
+		}
+		switch suffix {
+		case DatabaseFile:
+			d.Create = n
+		case SuffixSchema:
+			d.Schema[name] = n
+			d.Tables = append(d.Tables, name)
+		case SuffixData:
+			d.Data[name] = n
+		default:
+			d.Objects[suffix] = append(d.Objects[suffix], n)
+		}
+	}
+	for _, d := range dbs {
+		if d.Create == nil {
+			return nil, fmt.Errorf("%w: database %q has no %s", ErrLayout, d.Name, DatabaseFile)
+		}
+		for _, t := range slices.Sorted(maps.Keys(d.Data)) {
+			if d.Schema[t] == nil {
+				return nil, fmt.Errorf("%w: table %q of %q has data but no schema", ErrLayout, t, d.Name)
+			}
+		}
+	}
+	if len(dbs) == 0 {
+		return nil, fmt.Errorf("%w: no databases", ErrLayout)
+	}
+	return dbs, nil
+}

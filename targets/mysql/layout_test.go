@@ -1,0 +1,72 @@
+package mysql
+
+import (
+	"errors"
+	"io"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/lifeboat-backup/lifeboat/engine/repo"
+	"github.com/lifeboat-backup/lifeboat/targets"
+)
+
+func nodes(paths ...string) func() (*repo.Node, error) {
+	var ns []*repo.Node
+	for _, p := range paths {
+		typ := targets.TypeFile
+		if p[len(p)-1] == '/' {
+			p, typ = p[:len(p)-1], targets.TypeDir
+		}
+		ns = append(ns, &repo.Node{Entry: targets.Entry{Path: p, Type: typ}})
+	}
+	return func() (*repo.Node, error) {
+		if len(ns) == 0 {
+			return nil, io.EOF
+		}
+		n := ns[0]
+		ns = ns[1:]
+		return n, nil
+	}
+}
+
+func TestReadLayout(t *testing.T) {
+	shop := []string{"shop/", "shop/" + DatabaseFile, "shop/orders" + SuffixData, "shop/orders" + SuffixSchema,
+		"shop/recent" + SuffixView, "shop/t_upd" + SuffixTrigger, "shop/z" + SuffixSchema}
+	dbs, err := ReadLayout(nodes(shop...))
+	require.NoError(t, err)
+	require.Len(t, dbs, 1)
+	d := dbs[0]
+	assert.Equal(t, "shop", d.Name)
+	assert.Equal(t, "shop/"+DatabaseFile, d.Create.Path)
+	assert.Equal(t, []string{"orders", "z"}, d.Tables)
+	assert.NotNil(t, d.Data["orders"])
+	assert.Nil(t, d.Data["z"], "a table without data (excluded rows)")
+	assert.Len(t, d.Objects[SuffixView], 1)
+	assert.Len(t, d.Objects[SuffixTrigger], 1)
+
+	failed := errors.New("tree read failed")
+	for _, tc := range []struct {
+		name string
+		next func() (*repo.Node, error)
+		want string
+	}{
+		{"empty", nodes(), "no databases"},
+		{"file at the top", nodes("shop.sql"), `unexpected top-level entry "shop.sql"`},
+		{"entry outside a database", nodes("shop/", "shop/"+DatabaseFile, "other/x"+SuffixSchema), `unexpected entry "other/x.schema.sql"`},
+		{"nested", nodes("shop/", "shop/"+DatabaseFile, "shop/a/b"+SuffixSchema), `unexpected entry "shop/a/b.schema.sql"`},
+		{"unknown suffix", nodes("shop/", "shop/"+DatabaseFile, "shop/x.txt"), "shop/x.txt"},
+		{"no database file", nodes("shop/", "shop/a"+SuffixSchema), `database "shop" has no .database.sql`},
+		{"data without schema", nodes("shop/", "shop/"+DatabaseFile, "shop/a"+SuffixData), `table "a" of "shop" has data but no schema`},
+		{"read error", func() (*repo.Node, error) { return nil, failed }, "tree read failed"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := ReadLayout(tc.next)
+			require.ErrorContains(t, err, tc.want)
+			if tc.name != "read error" {
+				assert.ErrorIs(t, err, ErrLayout)
+			}
+		})
+	}
+}
