@@ -309,24 +309,6 @@ func exportToServer(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, 
 	return st, nil
 }
 
-func parseRenames(ss []string) (map[string]string, error) {
-	m := map[string]string{}
-	for _, s := range ss {
-		var old, new string
-		for i := 0; i < len(s); i++ {
-			if s[i] == '=' {
-				old, new = s[:i], s[i+1:]
-				break
-			}
-		}
-		if old == "" || new == "" {
-			return nil, usagef("--rename %q: write OLD=NEW", s)
-		}
-		m[old] = new
-	}
-	return m, nil
-}
-
 func appendExportRecord(dir, policy string, rec exportRecord) error {
 	if dir == "" {
 		return nil

@@ -131,6 +131,28 @@ func addMySQLRestoreFlags(f *pflag.FlagSet) *mysqlRestoreFlags {
 	return m
 }
 
+// parseRenames parses --rename OLD=NEW flags (restore and export).
+func parseRenames(ss []string) (map[string]string, error) {
+	m := map[string]string{}
+	for _, s := range ss {
+		from, into, ok := strings.Cut(s, "=")
+		if !ok || from == "" || into == "" {
+			return nil, usagef("--rename %q: want OLD=NEW", s)
+		}
+		m[from] = into
+	}
+	return m, nil
+}
+
+// restoreProgress draws "N ITEMS, SIZE DONE, R MB/s" while a restore that
+// started at start runs; the returned func stops it.
+func (a *app) restoreProgress(p *restore.Progress, start time.Time, items, done string) func() {
+	return a.progress(func() string {
+		b := p.Bytes.Load()
+		return fmt.Sprintf("%d %s, %s %s, %.0f MB/s", p.Files.Load(), items, formatBytes(b), done, float64(b)/1e6/max(time.Since(start).Seconds(), 0.001))
+	})
+}
+
 func isMySQLDestination(to string) bool { return strings.HasPrefix(to, "mysql://") }
 
 // restoreMySQL restores snapshot s (of any engine) into the server named
@@ -141,20 +163,13 @@ func (a *app) restoreMySQL(ctx context.Context, s restore.Snapshot, to string, m
 	if err != nil {
 		return err
 	}
-	rename := map[string]string{}
-	for _, rn := range m.renames {
-		from, into, ok := strings.Cut(rn, "=")
-		if !ok || from == "" || into == "" {
-			return usagef("--rename %q: want OLD=NEW", rn)
-		}
-		rename[from] = into
+	rename, err := parseRenames(m.renames)
+	if err != nil {
+		return err
 	}
 	p := &restore.Progress{}
 	start := time.Now()
-	stop := a.progress(func() string {
-		b := p.Bytes.Load()
-		return fmt.Sprintf("%d tables, %s loaded, %.0f MB/s", p.Files.Load(), formatBytes(b), float64(b)/1e6/max(time.Since(start).Seconds(), 0.001))
-	})
+	stop := a.restoreProgress(p, start, "tables", "loaded")
 	st, err := restore.MySQL(ctx, s, restore.MySQLOptions{DSN: to, Password: pw, Databases: m.databases,
 		Rename: rename, Jobs: m.jobs, NoBinlog: m.noBinlog, Progress: p})
 	stop()

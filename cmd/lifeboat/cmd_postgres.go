@@ -127,21 +127,13 @@ func (a *app) restorePostgres(ctx context.Context, s restore.Snapshot, to string
 	if err != nil {
 		return err
 	}
-	rename := map[string]string{}
-	for _, rn := range m.renames {
-		from, into, ok := strings.Cut(rn, "=")
-		if !ok || from == "" || into == "" {
-			return usagef("--rename %q: want OLD=NEW", rn)
-		}
-		rename[from] = into
+	rename, err := parseRenames(m.renames)
+	if err != nil {
+		return err
 	}
 	p := &restore.Progress{}
 	start := time.Now()
-	stop := a.progress(func() string {
-		b := p.Bytes.Load()
-		return fmt.Sprintf("%d databases, %s of archives restored, %.0f MB/s", p.Files.Load(), formatBytes(b),
-			float64(b)/1e6/max(time.Since(start).Seconds(), 0.001))
-	})
+	stop := a.restoreProgress(p, start, "databases", "of archives restored")
 	st, err := restore.Postgres(ctx, s, restore.PostgresOptions{DSN: to, Password: pw, Databases: m.databases,
 		Rename: rename, Jobs: m.jobs, TempDir: pg.tempDir, Globals: pg.globals, NoOwner: pg.noOwner,
 		NoPrivileges: pg.noPrivileges, NoDatabaseProperties: pg.noDBProps, Progress: p})

@@ -75,10 +75,7 @@ func (a *app) restoreTo(ctx context.Context, r *repo.Repository, sn *repo.Snapsh
 	}
 	start := time.Now()
 	p := &restore.Progress{}
-	stop := a.progress(func() string {
-		b := p.Bytes.Load()
-		return fmt.Sprintf("%d entries, %s restored, %.0f MB/s", p.Files.Load(), formatBytes(b), float64(b)/1e6/max(time.Since(start).Seconds(), 0.001))
-	})
+	stop := a.restoreProgress(p, start, "entries", "restored")
 	st, err := restore.Files(ctx, r, sn, o.to, restore.Options{Include: o.includes, Progress: p})
 	stop()
 	if err != nil {

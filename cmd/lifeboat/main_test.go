@@ -96,6 +96,9 @@ func TestCLIExitCodes(t *testing.T) {
 	c, dir, src := setup(t)
 	wrong := filepath.Join(dir, "wrong.key")
 	require.NoError(t, os.WriteFile(wrong, []byte("AGE-SECRET-KEY-1GFPYYSJZGFPYYSJZGFPYYSJZGFPYYSJZGFPYYSJZGFPYYSJZGFPQ4EGAEX\n"), 0o600))
+	c.env["LIFEBOAT_KEY_FILE"] = filepath.Join(dir, "host.key")
+	c.ok("backup", "files", src) // a snapshot for the restore flag checks
+	delete(c.env, "LIFEBOAT_KEY_FILE")
 	tests := []struct {
 		name string
 		env  map[string]string
@@ -113,6 +116,8 @@ func TestCLIExitCodes(t *testing.T) {
 		{"bad read-data", map[string]string{"LIFEBOAT_KEY_FILE": filepath.Join(dir, "owner.key")}, []string{"check", "--read-data=150"}, exitUsage, "150"},
 		{"init twice", nil, []string{"init", "--owner-key-out", filepath.Join(dir, "o2"), "--host-key-out", filepath.Join(dir, "h2")}, exitFailure, "already initialized"},
 		{"backup missing path", map[string]string{"LIFEBOAT_KEY_FILE": filepath.Join(dir, "host.key")}, []string{"backup", "files", filepath.Join(src, "missing")}, exitFailure, "missing"},
+		{"bad mysql rename", map[string]string{"LIFEBOAT_KEY_FILE": filepath.Join(dir, "owner.key")}, []string{"restore", "latest", "--to", "mysql://u@127.0.0.1:1/", "--rename", "shop"}, exitUsage, `--rename "shop": want OLD=NEW`},
+		{"bad postgres rename", map[string]string{"LIFEBOAT_KEY_FILE": filepath.Join(dir, "owner.key")}, []string{"restore", "latest", "--to", "postgres://u@127.0.0.1:1/", "--rename", "=x"}, exitUsage, `--rename "=x": want OLD=NEW`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
