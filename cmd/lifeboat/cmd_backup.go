@@ -20,6 +20,11 @@ type backupOptions struct {
 	parent        string
 	force         bool
 	oneFileSystem bool
+	// workers overrides the backup's reader count (database dumps: one
+	// per dump stream); consistent, when set, describes a database
+	// snapshot's recovery point on a line before the summary.
+	workers    int
+	consistent func(repo.RecoveryPoint) string
 }
 
 func (a *app) backupCmd() *cobra.Command {

@@ -10,7 +10,6 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
-	"github.com/lifeboat-backup/lifeboat/engine"
 	"github.com/lifeboat-backup/lifeboat/engine/repo"
 	"github.com/lifeboat-backup/lifeboat/restore"
 	"github.com/lifeboat-backup/lifeboat/targets/mysql"
@@ -68,33 +67,17 @@ The DSN is mysql://user@host:port/ or user@tcp(host:port)/. The password comes f
 			if err != nil {
 				return usageError{err}
 			}
-			ctx := cmd.Context()
-			return a.withRepo(ctx, sharedLock, "backup", func(ctx context.Context, r *repo.Repository) error {
-				opts := engine.BackupOptions{Target: o.target, Host: o.host, Tags: o.tags, NoParent: o.force, Progress: &engine.Progress{}}
-				start := time.Now()
-				stop := a.progress(func() string {
-					b := opts.Progress.Bytes.Load()
-					return fmt.Sprintf("%d entries, %s dumped, %.0f MB/s", opts.Progress.Files.Load(), formatBytes(b),
-						float64(b)/1e6/max(time.Since(start).Seconds(), 0.001))
-				})
-				res, err := engine.Backup(ctx, r, src, opts)
-				stop()
-				if err != nil {
-					return err
+			o.consistent = func(rp repo.RecoveryPoint) string {
+				pos := "binlog off or unknown"
+				if f := rp.Details["binlog_file"]; f != "" {
+					pos = f + ":" + rp.Details["binlog_position"]
 				}
-				if !a.json && !a.quiet {
-					rp := res.Snapshot.RecoveryPoint
-					pos := "binlog off or unknown"
-					if f := rp.Details["binlog_file"]; f != "" {
-						pos = f + ":" + rp.Details["binlog_position"]
-					}
-					if g := rp.Details["gtid_binlog_pos"] + rp.Details["gtid_executed"]; g != "" {
-						pos += ", GTID " + g
-					}
-					fmt.Fprintf(a.stdout, "consistent at %s (%s)\n", rp.Time.Local().Format(time.RFC3339Nano), pos)
+				if g := rp.Details["gtid_binlog_pos"] + rp.Details["gtid_executed"]; g != "" {
+					pos += ", GTID " + g
 				}
-				return a.backupSummary(res)
-			})
+				return pos
+			}
+			return a.backupSource(cmd.Context(), o, src, "dumped")
 		},
 	}
 	f := cmd.Flags()

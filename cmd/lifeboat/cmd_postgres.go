@@ -10,7 +10,6 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
-	"github.com/lifeboat-backup/lifeboat/engine"
 	"github.com/lifeboat-backup/lifeboat/engine/repo"
 	"github.com/lifeboat-backup/lifeboat/restore"
 	"github.com/lifeboat-backup/lifeboat/targets/postgres"
@@ -51,29 +50,12 @@ The password comes from --password-file, $LIFEBOAT_POSTGRES_PASSWORD, the DSN, $
 			if err != nil {
 				return usageError{err}
 			}
-			ctx := cmd.Context()
-			return a.withRepo(ctx, sharedLock, "backup", func(ctx context.Context, r *repo.Repository) error {
-				// One worker per pg_dump stream (they wait on pg_dump, not CPU).
-				opts := engine.BackupOptions{Target: o.target, Host: o.host, Tags: o.tags, NoParent: o.force, Progress: &engine.Progress{},
-					Workers: max(runtime.GOMAXPROCS(0), po.Jobs)}
-				start := time.Now()
-				stop := a.progress(func() string {
-					b := opts.Progress.Bytes.Load()
-					return fmt.Sprintf("%d entries, %s dumped, %.0f MB/s", opts.Progress.Files.Load(), formatBytes(b),
-						float64(b)/1e6/max(time.Since(start).Seconds(), 0.001))
-				})
-				res, err := engine.Backup(ctx, r, src, opts)
-				stop()
-				if err != nil {
-					return err
-				}
-				if !a.json && !a.quiet {
-					rp := res.Snapshot.RecoveryPoint
-					fmt.Fprintf(a.stdout, "consistent at %s (WAL LSN %s; databases %s)\n", rp.Time.Local().Format(time.RFC3339Nano),
-						rp.Details["lsn"], rp.Details["databases"])
-				}
-				return a.backupSummary(res)
-			})
+			// One worker per pg_dump stream (they wait on pg_dump, not CPU).
+			o.workers = max(runtime.GOMAXPROCS(0), po.Jobs)
+			o.consistent = func(rp repo.RecoveryPoint) string {
+				return fmt.Sprintf("WAL LSN %s; databases %s", rp.Details["lsn"], rp.Details["databases"])
+			}
+			return a.backupSource(cmd.Context(), o, src, "dumped")
 		},
 	}
 	f := cmd.Flags()

@@ -121,7 +121,8 @@ lifeboat restore SNAPSHOT --to FILE or --to-command 'COMMAND ARGS'.`,
 // backupSource runs one backup of src with progress and the summary.
 func (a *app) backupSource(ctx context.Context, o backupOptions, src engine.Source, verb string) error {
 	return a.withRepo(ctx, sharedLock, "backup", func(ctx context.Context, r *repo.Repository) error {
-		opts := engine.BackupOptions{Target: o.target, Host: o.host, Tags: o.tags, NoParent: o.force, Progress: &engine.Progress{}}
+		opts := engine.BackupOptions{Target: o.target, Host: o.host, Tags: o.tags, NoParent: o.force, Progress: &engine.Progress{},
+			Workers: o.workers}
 		if o.parent != "" {
 			p, err := r.FindSnapshot(ctx, o.parent, nil)
 			if err != nil {
@@ -139,6 +140,10 @@ func (a *app) backupSource(ctx context.Context, o backupOptions, src engine.Sour
 		stop()
 		if err != nil {
 			return err
+		}
+		if o.consistent != nil && !a.json && !a.quiet {
+			rp := res.Snapshot.RecoveryPoint
+			fmt.Fprintf(a.stdout, "consistent at %s (%s)\n", rp.Time.Local().Format(time.RFC3339Nano), o.consistent(rp))
 		}
 		return a.backupSummary(res)
 	})
