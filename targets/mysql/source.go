@@ -17,6 +17,7 @@ import (
 
 	driver "github.com/go-sql-driver/mysql"
 
+	"github.com/lifeboat-backup/lifeboat/internal/inflight"
 	"github.com/lifeboat-backup/lifeboat/targets"
 )
 
@@ -159,10 +160,7 @@ type dump struct {
 	mtime   time.Time
 	mariadb bool
 
-	errMu   sync.Mutex
-	errs    []error
-	pending int // emitted entries not yet finished
-	cond    *sync.Cond
+	streams inflight.Streams // entries emitted and not yet read
 }
 
 // Walk implements engine.Source. It takes the consistent snapshot, then
@@ -180,7 +178,6 @@ func (s *Source) Walk(ctx context.Context, warn func(string, error), fn func(tar
 	}
 	defer db.Close()
 	d := &dump{s: s, db: db}
-	d.cond = sync.NewCond(&d.errMu)
 	defer d.close()
 	plan, err := d.start(ctx)
 	if err != nil {
@@ -192,7 +189,7 @@ func (s *Source) Walk(ctx context.Context, warn func(string, error), fn func(tar
 		}
 	}
 	// Wait for the engine to read every entry emitted.
-	return d.wait(ctx)
+	return d.streams.Wait(ctx)
 }
 
 // close ends the worker transactions once no reader holds a connection.
@@ -209,46 +206,6 @@ func (d *dump) close() {
 	if d.ctl != nil {
 		d.ctl.Close()
 	}
-}
-
-func (d *dump) fail(err error) {
-	d.errMu.Lock()
-	d.errs = append(d.errs, err)
-	d.errMu.Unlock()
-}
-
-func (d *dump) begin() {
-	d.errMu.Lock()
-	d.pending++
-	d.errMu.Unlock()
-}
-
-func (d *dump) finish(err error) {
-	d.errMu.Lock()
-	if err != nil {
-		d.errs = append(d.errs, err)
-	}
-	d.pending--
-	d.cond.Broadcast()
-	d.errMu.Unlock()
-}
-
-func (d *dump) wait(ctx context.Context) error {
-	stop := context.AfterFunc(ctx, func() {
-		d.errMu.Lock()
-		d.cond.Broadcast()
-		d.errMu.Unlock()
-	})
-	defer stop()
-	d.errMu.Lock()
-	defer d.errMu.Unlock()
-	for d.pending > 0 && len(d.errs) == 0 && ctx.Err() == nil {
-		d.cond.Wait()
-	}
-	if len(d.errs) > 0 {
-		return d.errs[0]
-	}
-	return ctx.Err()
 }
 
 // start opens the worker connections, takes the consistent snapshot and
@@ -651,23 +608,23 @@ func (d *dump) emit(p *dbPlan, fn func(targets.Entry, func() (io.ReadCloser, err
 	}
 	for _, e := range p.entries {
 		ent := targets.Entry{Path: dir + "/" + e.base, Type: targets.TypeFile, Mode: 0o600, ModTime: d.mtime, Size: e.size}
-		d.begin()
+		d.streams.Begin()
 		open := e.open
 		tracked := func() (io.ReadCloser, error) {
 			rc, err := open()
 			if err != nil {
-				d.finish(fmt.Errorf("%s: %w", ent.Path, err))
+				d.streams.Finish(fmt.Errorf("%s: %w", ent.Path, err))
 				return nil, err
 			}
 			return &trackedReader{rc: rc, done: func(err error) {
 				if err != nil {
 					err = fmt.Errorf("%s: %w", ent.Path, err)
 				}
-				d.finish(err)
+				d.streams.Finish(err)
 			}}, nil
 		}
 		if err := fn(ent, tracked); err != nil {
-			d.finish(nil)
+			d.streams.Finish(nil)
 			return err
 		}
 	}

@@ -26,6 +26,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/lifeboat-backup/lifeboat/internal/inflight"
 	"github.com/lifeboat-backup/lifeboat/targets"
 )
 
@@ -214,10 +215,7 @@ type dump struct {
 	mtime time.Time
 	sem   chan struct{}
 
-	errMu   sync.Mutex
-	errs    []error
-	pending int
-	cond    *sync.Cond
+	streams inflight.Streams // entries emitted and not yet read
 }
 
 // Walk implements engine.Source. It opens a repeatable-read transaction
@@ -330,7 +328,6 @@ func (s *Source) Walk(ctx context.Context, warn func(string, error), fn func(tar
 	s.mu.Unlock()
 
 	d := &dump{s: s, mtime: rpTime, sem: make(chan struct{}, s.opts.Jobs)}
-	d.cond = sync.NewCond(&d.errMu)
 	type item struct {
 		path string
 		mem  []byte // content held in memory, or
@@ -386,13 +383,13 @@ func (s *Source) Walk(ctx context.Context, warn func(string, error), fn func(tar
 			}
 			continue
 		}
-		d.begin()
+		d.streams.Begin()
 		if err := fn(ent, it.open); err != nil {
-			d.finish(nil)
+			d.streams.Finish(nil)
 			return err
 		}
 	}
-	return d.wait(ctx)
+	return d.streams.Wait(ctx)
 }
 
 // table is a table to dump: its pg_dump pattern matching exactly it, and
@@ -531,47 +528,13 @@ func (s *Source) databases(ctl *Session) ([]string, error) {
 	return slices.Compact(out), nil
 }
 
-func (d *dump) begin() {
-	d.errMu.Lock()
-	d.pending++
-	d.errMu.Unlock()
-}
-
-func (d *dump) finish(err error) {
-	d.errMu.Lock()
-	if err != nil {
-		d.errs = append(d.errs, err)
-	}
-	d.pending--
-	d.cond.Broadcast()
-	d.errMu.Unlock()
-}
-
-func (d *dump) wait(ctx context.Context) error {
-	stop := context.AfterFunc(ctx, func() {
-		d.errMu.Lock()
-		d.cond.Broadcast()
-		d.errMu.Unlock()
-	})
-	defer stop()
-	d.errMu.Lock()
-	defer d.errMu.Unlock()
-	for d.pending > 0 && len(d.errs) == 0 && ctx.Err() == nil {
-		d.cond.Wait()
-	}
-	if len(d.errs) > 0 {
-		return d.errs[0]
-	}
-	return ctx.Err()
-}
-
 // run starts a dump program and returns its stdout; reading it to the
 // end returns the program's failure (with its stderr) instead of EOF.
 func (d *dump) run(ctx context.Context, what, bin string, args ...string) (io.ReadCloser, error) {
 	select {
 	case d.sem <- struct{}{}:
 	case <-ctx.Done():
-		d.finish(ctx.Err())
+		d.streams.Finish(ctx.Err())
 		return nil, ctx.Err()
 	}
 	cmd := exec.CommandContext(ctx, bin, args...)
@@ -585,7 +548,7 @@ func (d *dump) run(ctx context.Context, what, bin string, args ...string) (io.Re
 	if err != nil {
 		<-d.sem
 		err = fmt.Errorf("postgres: %s: %w", what, err)
-		d.finish(err)
+		d.streams.Finish(err)
 		return nil, err
 	}
 	return &procReader{what: what, cmd: cmd, out: out, stderr: stderr, d: d}, nil
@@ -642,7 +605,7 @@ func (p *procReader) end(readErr error) error {
 			err = fmt.Errorf("postgres: %s failed: %w", p.what, err)
 		}
 	}
-	p.d.finish(err)
+	p.d.streams.Finish(err)
 	return err
 }
 
