@@ -20,6 +20,8 @@ type Snapshot interface {
 	// Open streams the content of a file node. The content is verified as
 	// it is read: a read error reports corruption or a missing object.
 	Open(ctx context.Context, n *repo.Node) io.ReadCloser
+	// Close releases what reading took (another engine's processes).
+	Close() error
 }
 
 // TreeReader yields nodes until io.EOF.
@@ -40,6 +42,8 @@ type nativeSnapshot struct {
 func (s nativeSnapshot) Info() *repo.Snapshot { return s.sn }
 
 func (s nativeSnapshot) Tree(ctx context.Context) TreeReader { return s.r.NewTreeReader(ctx, s.sn) }
+
+func (nativeSnapshot) Close() error { return nil }
 
 func (s nativeSnapshot) Open(ctx context.Context, n *repo.Node) io.ReadCloser {
 	return io.NopCloser(s.r.NewBlobReader(ctx, n.Content))

@@ -7,6 +7,7 @@ import (
 	"github.com/lifeboat-backup/lifeboat/engine"
 	"github.com/lifeboat-backup/lifeboat/engine/repo"
 	"github.com/lifeboat-backup/lifeboat/engine/restic"
+	"github.com/lifeboat-backup/lifeboat/restore"
 )
 
 // engineName is the repository engine commands work on: --engine or
@@ -70,18 +71,19 @@ func (a *app) withEngine(ctx context.Context, mode lockMode, purpose string, fn 
 
 // findSnapshot resolves a snapshot reference on either engine.
 func findSnapshot(ctx context.Context, e engine.Engine, ref string, filter func(*repo.Snapshot) bool) (*repo.Snapshot, error) {
-	if n, ok := e.(engine.Native); ok {
-		return n.R.FindSnapshot(ctx, ref, filter)
+	return readerOf(e).FindSnapshot(ctx, ref, filter)
+}
+
+// readerOf is an engine's repository as restores, drills and exports read
+// it.
+func readerOf(e engine.Engine) restore.Repository {
+	switch e := e.(type) {
+	case engine.Native:
+		return restore.Native{R: e.R}
+	case *restic.Engine:
+		return e
 	}
-	sns, err := e.Snapshots(ctx)
-	if err != nil {
-		return nil, err
-	}
-	sn, err := engine.FindSnapshot(sns, ref, filter)
-	if err != nil {
-		return nil, fmt.Errorf("restic repository: %w", err)
-	}
-	return sn, nil
+	panic("unknown engine " + e.Name())
 }
 
 // resticEngine opens the restic repository when the engine is restic, and

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -132,8 +131,11 @@ func (a *app) restoreRestic(ctx context.Context, e *restic.Engine, sn *repo.Snap
 		fmt.Fprintf(a.stdout, "  %d files, %s in %.1fs\n", st.Files, formatBytes(st.Bytes), el)
 		return nil
 	}
-	st := e.Open(sn)
-	defer st.(io.Closer).Close()
+	st, err := e.Open(ctx, sn)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
 	if handled, err := a.restoreStream(ctx, st, nil, o, my); handled {
 		return err
 	}

@@ -156,7 +156,12 @@ func treeOf(ctx context.Context, e engine.Engine, sn *repo.Snapshot) (restore.Tr
 		if sn.Kind == "files" {
 			return nil, usagef("snapshot %s is restic's own file tree: list it with restic ls %s", sn.ID.Short(), sn.ID.Short())
 		}
-		return e.Open(sn).Tree(ctx), nil
+		s, err := e.Open(ctx, sn)
+		if err != nil {
+			return nil, err
+		}
+		defer s.Close()
+		return s.Tree(ctx), nil // read whole by Tree: the snapshot can close
 	}
 	return nil, fmt.Errorf("engine %s cannot list snapshot trees", e.Name())
 }

@@ -338,6 +338,19 @@ func (e *Engine) list(ctx context.Context) ([]resticSnapshot, error) {
 	return rs, nil
 }
 
+// FindSnapshot implements restore.Repository.
+func (e *Engine) FindSnapshot(ctx context.Context, ref string, filter func(*repo.Snapshot) bool) (*repo.Snapshot, error) {
+	sns, err := e.Snapshots(ctx)
+	if err != nil {
+		return nil, err
+	}
+	sn, err := engine.FindSnapshot(sns, ref, filter)
+	if err != nil {
+		return nil, fmt.Errorf("restic repository: %w", err)
+	}
+	return sn, nil
+}
+
 // Snapshots implements engine.Engine. Snapshots restic made without
 // lifeboat (no target: tag) are listed as files snapshots named after
 // their first path.

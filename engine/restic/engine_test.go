@@ -112,7 +112,8 @@ func testStreamBackupRestore(t *testing.T, e *Engine) {
 	assert.Equal(t, "db1", got.Host)
 	assert.Equal(t, []string{"policy:shop", "nightly"}, got.Tags)
 
-	s := e.Open(got)
+	s, err := e.Open(ctx, got)
+	require.NoError(t, err)
 	var nodes []*repo.Node
 	tr := s.Tree(ctx)
 	for {
@@ -166,7 +167,7 @@ func testStreamBackupRestore(t *testing.T, e *Engine) {
 	require.NoError(t, g.Wait())
 	// a reader left open is stopped by the snapshot's Close
 	_ = s.Open(ctx, nodes[4])
-	require.NoError(t, s.(io.Closer).Close())
+	require.NoError(t, s.Close())
 
 	// a node the tree does not have
 	_, err = io.ReadAll(s.Open(ctx, &repo.Node{Entry: targets.Entry{Path: "db/nope"}}))
@@ -200,13 +201,17 @@ func TestCutArchiveRefused(t *testing.T) {
 	sns, err := e.Snapshots(ctx)
 	require.NoError(t, err)
 	require.Len(t, sns, 1)
-	_, err = e.Open(sns[0]).Tree(ctx).Next()
+	s0, err := e.Open(ctx, sns[0])
+	require.NoError(t, err)
+	_, err = s0.Tree(ctx).Next()
 	require.ErrorContains(t, err, "cut short")
 
 	// A snapshot of another target name has no such archive.
 	other := *sns[0]
 	other.Target = "other"
-	_, err = e.Open(&other).Tree(ctx).Next()
+	s1, err := e.Open(ctx, &other)
+	require.NoError(t, err)
+	_, err = s1.Tree(ctx).Next()
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "restic dump")
 }
@@ -269,8 +274,11 @@ func TestFilesBackupRestoreReplicate(t *testing.T) {
 	require.Len(t, secSns, 2)
 	for _, s := range secSns {
 		if s.Kind == "exec" {
-			n, err := sec.Open(s).Tree(ctx).Next()
+			ss, err := sec.Open(ctx, s)
 			require.NoError(t, err)
+			n, err := ss.Tree(ctx).Next()
+			require.NoError(t, err)
+			require.NoError(t, ss.Close())
 			assert.Equal(t, "db", n.Path)
 		}
 	}

@@ -9,22 +9,17 @@ import (
 	"path/filepath"
 
 	"github.com/lifeboat-backup/lifeboat/engine/repo"
+	"github.com/lifeboat-backup/lifeboat/restore"
 )
-
-// FilesStats is what a files restore wrote.
-type FilesStats struct {
-	Files int64
-	Bytes int64
-}
 
 // RestoreFiles restores a files snapshot to dest the way the native engine
 // lays it out: each backed-up root under dest/BASENAME (restic restore
 // SNAPSHOT:ROOT --target dest/BASENAME).
-func (e *Engine) RestoreFiles(ctx context.Context, sn *repo.Snapshot, dest string) (*FilesStats, error) {
+func (e *Engine) RestoreFiles(ctx context.Context, sn *repo.Snapshot, dest string) (*restore.Stats, error) {
 	if sn.Kind != "files" {
 		return nil, fmt.Errorf("snapshot %s is a %s snapshot, not files", sn.ID.Short(), sn.Kind)
 	}
-	st := &FilesStats{}
+	st := &restore.Stats{}
 	for _, root := range sn.Paths {
 		to := filepath.Join(dest, path.Base(filepath.ToSlash(root)))
 		var out bytes.Buffer

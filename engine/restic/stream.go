@@ -28,11 +28,15 @@ const maxPasses = 4
 // passes: a reader takes the running pass nearest before its entry and
 // skips forward, or starts one (up to maxPasses at once), so readers in
 // parallel and out of tree order work, and a restore in tree order costs
-// one more pass. Close the snapshot (io.Closer) to stop passes left.
-func (e *Engine) Open(sn *repo.Snapshot) restore.Snapshot {
+// one more pass. Close the snapshot to stop passes left. Files snapshots
+// are restic's own trees: RestoreFiles restores them.
+func (e *Engine) Open(_ context.Context, sn *repo.Snapshot) (restore.Snapshot, error) {
+	if sn.Kind == "files" {
+		return nil, fmt.Errorf("snapshot %s is restic's own file tree, not a lifeboat archive: restore it as files", sn.ID.Short())
+	}
 	s := &streamSnapshot{r: e.R, sn: sn, file: "/" + sn.Target + ArchiveSuffix}
 	s.cond = sync.NewCond(&s.mu)
-	return s
+	return s, nil
 }
 
 type streamSnapshot struct {
