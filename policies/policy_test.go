@@ -186,6 +186,10 @@ func TestMalformed(t *testing.T) {
 		{"age recipient", minimal + "sanitize:\n  export:\n    recipients: [AGE-SECRET-KEY-1XYZ]\n", []string{
 			`policy.yaml:15:18: sanitize.export.recipients[0]: "AGE-SECRET-KEY-1XYZ" is not an age recipient (age1..., ssh-ed25519 ..., ssh-rsa ...)`,
 		}},
+		{"secondary password on a native repository", strings.Replace(minimal, "    url: file:///tmp/repo\n",
+			"    url: file:///tmp/repo\n  secondaries:\n    - name: dr\n      url: file:///tmp/dr\n      password_file: /p\n", 1), []string{
+			`policy.yaml:9:22: repositories.secondaries[0].password_file: a native secondary is a byte copy of the primary and opens with its keys: password_file is for restic secondaries`,
+		}},
 		{"empty", "", []string{`policy.yaml: empty policy`}},
 		{"two documents", minimal + "---\nversion: 1\n", []string{
 			`policy.yaml:13:1: a policy is one YAML document: remove the second`,

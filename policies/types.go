@@ -46,9 +46,10 @@ type Repository struct {
 
 // Secondary is a replica of the primary repository.
 type Secondary struct {
-	Name   string   `yaml:"name" req:"1" doc:"unique name, used by failover --from"`
-	URL    string   `yaml:"url" req:"1" doc:"storage URL: file://, mem://, s3://, gs://, azblob://"`
-	MaxLag Duration `yaml:"max_lag" doc:"alert (notify on: lag) when the newest snapshot is missing here longer than this; 0: never"`
+	Name         string    `yaml:"name" req:"1" doc:"unique name, used by failover --from"`
+	URL          string    `yaml:"url" req:"1" doc:"storage URL: file://, mem://, s3://, gs://, azblob://"`
+	MaxLag       Duration  `yaml:"max_lag" doc:"alert (notify on: lag) when the newest snapshot is missing here longer than this; 0: never"`
+	PasswordFile SecretRef `yaml:"password_file" doc:"restic engine: this secondary's own password (file or env:NAME); default: the primary's"`
 }
 
 // Target kinds.

@@ -108,6 +108,9 @@ func (c *checker) repositories(p *Policy) {
 		if s.URL != "" && s.URL == pr.URL {
 			c.add(path+".url", s.URL, nil, "a secondary must not be the primary repository")
 		}
+		if s.PasswordFile != "" && pr.Engine != "restic" {
+			c.add(path+".password_file", "", nil, "a native secondary is a byte copy of the primary and opens with its keys: password_file is for restic secondaries")
+		}
 	}
 }
 

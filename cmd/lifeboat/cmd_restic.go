@@ -3,10 +3,12 @@ package main
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/lifeboat-backup/lifeboat/engine"
 	"github.com/lifeboat-backup/lifeboat/engine/repo"
 	"github.com/lifeboat-backup/lifeboat/engine/restic"
+	"github.com/lifeboat-backup/lifeboat/policies"
 	"github.com/lifeboat-backup/lifeboat/restore"
 )
 
@@ -35,12 +37,25 @@ func (a *app) openRestic(ctx context.Context) (*restic.Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	pw, err := a.passphrase()
-	if err != nil {
+	return a.resticAt(ctx, url, "", "")
+}
+
+// resticAt drives the restic repository at url. Its password is in
+// pwFile (a secondary's own, named by what), else the primary's.
+func (a *app) resticAt(ctx context.Context, url string, pwFile policies.SecretRef, what string) (*restic.Engine, error) {
+	var pw string
+	var err error
+	if pwFile != "" {
+		b, err := pwFile.Read()
+		if err != nil {
+			return nil, fmt.Errorf("%s password_file: %w", what, err)
+		}
+		pw = strings.TrimRight(string(b), "\r\n")
+	} else if pw, err = a.passphrase(); err != nil {
 		return nil, err
 	}
 	if pw == "" {
-		return nil, usagef("a restic repository needs its password: --passphrase-file FILE or repositories.primary.password_file")
+		return nil, usagef("a restic repository needs its password: --passphrase-file FILE or the policy's password_file")
 	}
 	r, err := restic.New(ctx, restic.Options{URL: url, Password: []byte(pw)})
 	if err != nil {
@@ -103,4 +118,43 @@ func (a *app) resticDone(what string) error {
 	}
 	fmt.Fprintf(a.stdout, "restic %s: done\n", what)
 	return nil
+}
+
+// openReader opens, on the policy's engine, the repository restores,
+// drills and exports read: the primary (from "" or "primary"; --repo
+// overrides its URL) or the policy's secondary named from. A restic
+// secondary takes its own password_file, else the primary's password.
+// done releases it.
+func (a *app) openReader(ctx context.Context, from string) (r restore.Repository, done func(), err error) {
+	name, err := a.engineName()
+	if err != nil {
+		return nil, nil, err
+	}
+	url, pwFile := "", policies.SecretRef("")
+	if from == "" || from == "primary" {
+		if url, err = a.repoURL(); err != nil {
+			return nil, nil, err
+		}
+	} else {
+		if a.policy == nil {
+			return nil, nil, usagef("secondary %q: give a policy", from)
+		}
+		sec, err := a.policy.Secondary(from)
+		if err != nil {
+			return nil, nil, usageError{err}
+		}
+		url, pwFile = sec.URL, sec.PasswordFile
+	}
+	if name == "native" {
+		nr, err := a.openRepoAt(ctx, url)
+		if err != nil {
+			return nil, nil, err
+		}
+		return restore.Native{R: nr}, func() { nr.Bucket().Close() }, nil
+	}
+	e, err := a.resticAt(ctx, url, pwFile, "repositories.secondaries "+from)
+	if err != nil {
+		return nil, nil, err
+	}
+	return e, func() {}, nil
 }
