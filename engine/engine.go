@@ -10,6 +10,7 @@ import (
 	"github.com/lifeboat-backup/lifeboat/engine/replicate"
 	"github.com/lifeboat-backup/lifeboat/engine/repo"
 	"github.com/lifeboat-backup/lifeboat/engine/repo/storage"
+	"github.com/lifeboat-backup/lifeboat/policies"
 )
 
 // Engine is a repository engine as a policy run sees it: the native
@@ -27,8 +28,8 @@ type Engine interface {
 	Forget(ctx context.Context, ids []repo.ID) error
 	// Prune removes data no snapshot references.
 	Prune(ctx context.Context) (*repo.PruneResult, error)
-	// Replicate copies every snapshot the repository at url lacks there.
-	Replicate(ctx context.Context, url string) (*ReplicaStats, error)
+	// Replicate copies every snapshot the secondary lacks there.
+	Replicate(ctx context.Context, sec policies.Secondary) (*ReplicaStats, error)
 	// Size is the bytes the repository stores (for the run record).
 	Size(ctx context.Context) (int64, error)
 	// SaveRunRecord keeps a copy of a run's record in the repository, where
@@ -73,9 +74,10 @@ func (n Native) Prune(ctx context.Context) (*repo.PruneResult, error) {
 }
 
 // Replicate implements Engine: the secondary is opened (created if
-// missing) and receives every object it lacks.
-func (n Native) Replicate(ctx context.Context, url string) (*ReplicaStats, error) {
-	dst, err := storage.OpenWith(ctx, url, storage.OpenOptions{Create: true, Ping: true})
+// missing) and receives every object it lacks. It is a byte copy, opened
+// with the primary's keys.
+func (n Native) Replicate(ctx context.Context, sec policies.Secondary) (*ReplicaStats, error) {
+	dst, err := storage.OpenWith(ctx, sec.URL, storage.OpenOptions{Create: true, Ping: true})
 	if err != nil {
 		return nil, err
 	}

@@ -209,7 +209,7 @@ func Run(ctx context.Context, p *policies.Policy, e Engine, opts RunOptions) (*R
 
 	for _, sec := range p.Repositories.Secondaries {
 		rr := ReplicaResult{Name: sec.Name}
-		st, err := e.Replicate(ctx, sec.URL)
+		st, err := e.Replicate(ctx, sec)
 		if err != nil {
 			rr.Error = err.Error()
 			fail("replicate to %s: %v", sec.Name, err)

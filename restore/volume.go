@@ -39,15 +39,18 @@ type VolumeStats struct {
 // Volume restores a volume snapshot to dest: a block device (written in
 // full) or an image file (created, ftruncated to the size, all-zero pieces
 // left as holes through files.WriteAtSparse). Blobs are verified on load;
-// the SHA-256 of the whole content is reported.
-func Volume(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, dest string, opts VolumeOptions) (*VolumeStats, error) {
+// the SHA-256 of the whole content is reported. A native snapshot is
+// restored blob by blob, loads in parallel; another engine's is copied
+// from its content stream.
+func Volume(ctx context.Context, s Snapshot, dest string, opts VolumeOptions) (*VolumeStats, error) {
+	sn := s.Info()
 	if sn.Kind != "volume" {
 		return nil, fmt.Errorf("snapshot %s is a %s snapshot, not volume", sn.ID.Short(), sn.Kind)
 	}
 	if opts.Progress == nil {
 		opts.Progress = &Progress{}
 	}
-	n, err := singleFile(ctx, FromRepository(r, sn))
+	n, err := singleFile(ctx, s)
 	if err != nil {
 		return nil, err
 	}
@@ -84,7 +87,12 @@ func Volume(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, dest str
 	default:
 		return nil, err
 	}
-	if err := writeVolume(ctx, r, n, f, st, opts); err != nil {
+	if ns, ok := s.(nativeSnapshot); ok {
+		err = writeVolume(ctx, ns.r, n, f, st, opts)
+	} else {
+		err = copyVolume(ctx, s, n, f, st, opts)
+	}
+	if err != nil {
 		f.Close()
 		return nil, fmt.Errorf("restore %s to %s: %w", n.Path, dest, err)
 	}
@@ -281,6 +289,64 @@ func writeVolume(ctx context.Context, r *repo.Repository, n *repo.Node, f *os.Fi
 	}
 	return nil
 }
+
+// copyVolume restores n's content into f from its content stream (a
+// restic archive): read in volumeBlock pieces, all-zero pieces left as
+// holes in images, the SHA-256 computed on the way.
+func copyVolume(ctx context.Context, s Snapshot, n *repo.Node, f *os.File, st *VolumeStats, opts VolumeOptions) error {
+	rc := s.Open(ctx, n)
+	defer rc.Close()
+	var h hash.Hash
+	if !opts.NoHash {
+		h = sha256.New()
+	}
+	buf := make([]byte, volumeBlock)
+	var off int64
+	for {
+		k, rerr := io.ReadFull(rc, buf)
+		if p := buf[:k]; k > 0 {
+			var err error
+			switch {
+			case allZero(p):
+				st.ZeroBytes += int64(k)
+				if st.Device {
+					_, err = f.WriteAt(p, off)
+				}
+			case st.Device:
+				_, err = f.WriteAt(p, off)
+				st.Written += int64(k)
+			default:
+				err = files.WriteAtSparse(f, p, off)
+				st.Written += int64(k)
+			}
+			if err != nil {
+				return err
+			}
+			if h != nil {
+				h.Write(p)
+			}
+			off += int64(k)
+			opts.Progress.Bytes.Add(int64(k))
+		}
+		if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
+			break
+		}
+		if rerr != nil {
+			return rerr
+		}
+	}
+	if off != n.Size {
+		return fmt.Errorf("content is %d bytes, metadata says %d", off, n.Size)
+	}
+	if h != nil {
+		st.SHA256 = hex.EncodeToString(h.Sum(nil))
+	}
+	return nil
+}
+
+// volumeBlock is the piece copyVolume reads and tests for zeros: the
+// default block size volumes are cut into.
+const volumeBlock = 256 << 10
 
 func allZero(p []byte) bool {
 	for len(p) >= files.SparseBlock {

@@ -1,9 +1,7 @@
 package main
 
 import (
-	"context"
 	"fmt"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -57,34 +55,8 @@ the exit code is 4.`,
 }
 
 func (a *app) runBackupFiles(cmd *cobra.Command, o backupOptions, paths []string) error {
-	ctx := cmd.Context()
-	return a.withRepo(ctx, sharedLock, "backup", func(ctx context.Context, r *repo.Repository) error {
-		return a.backupFiles(ctx, r, o, paths)
-	})
-}
-
-func (a *app) backupFiles(ctx context.Context, r *repo.Repository, o backupOptions, paths []string) error {
-	opts := engine.BackupOptions{Target: o.target, Host: o.host, Tags: o.tags, NoParent: o.force, Progress: &engine.Progress{}}
-	if o.parent != "" {
-		p, err := r.FindSnapshot(ctx, o.parent, nil)
-		if err != nil {
-			return err
-		}
-		opts.Parent = &p.ID
-	}
 	src := &engine.FilesSource{Roots: paths, Options: files.Options{Excludes: o.excludes, OneFileSystem: o.oneFileSystem}}
-	start := time.Now()
-	stop := a.progress(func() string {
-		el := time.Since(start).Seconds()
-		b := opts.Progress.Bytes.Load()
-		return fmt.Sprintf("%d entries, %s processed, %.0f MB/s", opts.Progress.Files.Load(), formatBytes(b), float64(b)/1e6/max(el, 0.001))
-	})
-	res, err := engine.Backup(ctx, r, src, opts)
-	stop()
-	if err != nil {
-		return err
-	}
-	return a.backupSummary(res)
+	return a.backupSource(cmd.Context(), o, src, "processed")
 }
 
 func (a *app) backupSummary(res *engine.BackupResult) error {

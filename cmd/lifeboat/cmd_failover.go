@@ -14,6 +14,9 @@ import (
 	"github.com/lifeboat-backup/lifeboat/engine/replicate"
 	"github.com/lifeboat-backup/lifeboat/engine/repo"
 	"github.com/lifeboat-backup/lifeboat/engine/repo/storage"
+	"github.com/lifeboat-backup/lifeboat/engine/restic"
+	"github.com/lifeboat-backup/lifeboat/policies"
+	"github.com/lifeboat-backup/lifeboat/restore"
 )
 
 func (a *app) failoverCmd() *cobra.Command {
@@ -47,12 +50,12 @@ The summary says which recovery point was restored and how old it is.`,
 				return usageError{err}
 			}
 			ctx := cmd.Context()
-			r, err := a.openRepoAt(ctx, sec.URL)
+			r, done, err := a.openReader(ctx, sec.Name)
 			if err != nil {
 				return fmt.Errorf("secondary %s: %w", sec.Name, err)
 			}
-			defer r.Bucket().Close()
-			if !r.CanReadData() {
+			defer done()
+			if n, ok := r.(restore.Native); ok && !n.R.CanReadData() {
 				return fmt.Errorf("failover from %s: %w; give the owner key with --key-file", sec.Name, repo.ErrNoDataKey)
 			}
 			sn, err := r.FindSnapshot(ctx, snapshot, func(s *repo.Snapshot) bool { return s.Target == t.Name && s.Host == p.Host })
@@ -65,7 +68,7 @@ The summary says which recovery point was restored and how old it is.`,
 					time.Since(sn.RecoveryPoint.Time).Round(time.Second))
 			}
 			o.target = t.Name
-			return a.restoreTo(ctx, r, sn, o, my)
+			return a.restoreFrom(ctx, r, sn, o, my)
 		},
 	}
 	f := cmd.Flags()
@@ -136,8 +139,8 @@ type policyStatus struct {
 func (a *app) policyStatus(ctx context.Context, journal string) (*policyStatus, error) {
 	p := a.policy
 	st := &policyStatus{Policy: p.Name}
-	newest := func(r *repo.Repository) (map[string]time.Time, error) {
-		sns, err := r.Snapshots(ctx)
+	newest := func(e engine.Engine) (map[string]time.Time, error) {
+		sns, err := e.Snapshots(ctx)
 		if err != nil {
 			return nil, err
 		}
@@ -150,11 +153,11 @@ func (a *app) policyStatus(ctx context.Context, journal string) (*policyStatus, 
 		return m, nil
 	}
 	prim := repoStatus{Name: "primary", URL: storage.Redact(p.Repositories.Primary.URL)}
-	r, err := a.openRepoAt(ctx, p.Repositories.Primary.URL)
+	pe, done, err := a.engineAt(ctx, "primary")
 	if err == nil {
-		defer r.Bucket().Close()
+		defer done()
 		prim.Reachable = true
-		prim.Newest, err = newest(r)
+		prim.Newest, err = newest(pe)
 	}
 	if err != nil {
 		prim.Error = err.Error()
@@ -163,14 +166,14 @@ func (a *app) policyStatus(ctx context.Context, journal string) (*policyStatus, 
 	st.Repositories = append(st.Repositories, prim)
 	for _, sec := range p.Repositories.Secondaries {
 		rs := repoStatus{Name: sec.Name, URL: storage.Redact(sec.URL), MaxLag: sec.MaxLag.D()}
-		sr, err := a.openRepoAt(ctx, sec.URL)
+		se, done, err := a.engineAt(ctx, sec.Name)
 		if err == nil {
 			rs.Reachable = true
-			rs.Newest, err = newest(sr)
-			if err == nil && r != nil {
-				rs.Lag, err = replicate.Lag(ctx, r, sr.Bucket())
+			rs.Newest, err = newest(se)
+			if err == nil && pe != nil {
+				rs.Lag, err = lagOf(ctx, pe, se, sec)
 			}
-			sr.Bucket().Close()
+			done()
 		}
 		switch {
 		case err != nil:
@@ -185,6 +188,18 @@ func (a *app) policyStatus(ctx context.Context, journal string) (*policyStatus, 
 		st.LastRun = runs[len(runs)-1]
 	}
 	return st, nil
+}
+
+// lagOf is how far the secondary sec (opened as se) is behind the
+// primary pe.
+func lagOf(ctx context.Context, pe, se engine.Engine, sec policies.Secondary) (*replicate.LagInfo, error) {
+	switch pe := pe.(type) {
+	case engine.Native:
+		return replicate.Lag(ctx, pe.R, se.(engine.Native).R.Bucket())
+	case *restic.Engine:
+		return pe.Lag(ctx, sec)
+	}
+	return nil, fmt.Errorf("engine %s has no replication lag", pe.Name())
 }
 
 func (a *app) printStatus(st *policyStatus) {

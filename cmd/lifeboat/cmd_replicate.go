@@ -13,13 +13,8 @@ import (
 	"github.com/lifeboat-backup/lifeboat/engine/replicate"
 	"github.com/lifeboat-backup/lifeboat/engine/repo"
 	"github.com/lifeboat-backup/lifeboat/engine/repo/storage"
+	"github.com/lifeboat-backup/lifeboat/policies"
 )
-
-// secondary is one replication destination.
-type secondary struct {
-	name, url string
-	maxLag    time.Duration
-}
 
 func (a *app) replicateCmd() *cobra.Command {
 	var to string
@@ -39,7 +34,7 @@ On a restic repository: restic copy of the snapshots the secondary lacks into a 
 repository with the same password (created with the same chunker parameters if missing).`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var dests []secondary
+			var dests []policies.Secondary
 			switch {
 			case len(args) == 1 && to == "":
 				p, err := a.loadPolicy(args[0])
@@ -47,14 +42,12 @@ repository with the same password (created with the same chunker parameters if m
 					return err
 				}
 				a.policy = p
-				for _, s := range p.Repositories.Secondaries {
-					dests = append(dests, secondary{s.Name, s.URL, s.MaxLag.D()})
-				}
+				dests = p.Repositories.Secondaries
 				if len(dests) == 0 {
 					return usagef("policy %s has no secondaries", p.Name)
 				}
 			case len(args) == 0 && to != "":
-				dests = []secondary{{"secondary", to, 0}}
+				dests = []policies.Secondary{{Name: "secondary", URL: to}}
 			default:
 				return usagef("give POLICY or --to URL")
 			}
@@ -67,24 +60,24 @@ repository with the same password (created with the same chunker parameters if m
 					case engine.Native:
 						res, err := a.replicateOne(ctx, e.R, d, replicate.Options{VerifyAll: verifyAll})
 						if err != nil {
-							return fmt.Errorf("replicate to %s: %w", d.name, err)
+							return fmt.Errorf("replicate to %s: %w", d.Name, err)
 						}
 						lag = res.Lag
 					default:
 						if verifyAll {
 							return usagef("--verify-all works on native repositories (restic: lifeboat check on the secondary)")
 						}
-						st, err := e.Replicate(ctx, d.url)
+						st, err := e.Replicate(ctx, d)
 						if err != nil {
-							return fmt.Errorf("replicate to %s: %w", d.name, err)
+							return fmt.Errorf("replicate to %s: %w", d.Name, err)
 						}
 						if err := a.replicaSummary(d, st); err != nil {
 							return err
 						}
 						lag = st.Lag
 					}
-					if d.maxLag > 0 && lag > d.maxLag {
-						lagging = append(lagging, fmt.Sprintf("%s was %s behind (max_lag %s)", d.name, lag.Round(time.Second), d.maxLag))
+					if limit := d.MaxLag.D(); limit > 0 && lag > limit {
+						lagging = append(lagging, fmt.Sprintf("%s was %s behind (max_lag %s)", d.Name, lag.Round(time.Second), limit))
 					}
 				}
 				if len(lagging) > 0 {
@@ -100,8 +93,8 @@ repository with the same password (created with the same chunker parameters if m
 }
 
 // replicateOne copies r to one secondary and prints its summary.
-func (a *app) replicateOne(ctx context.Context, r *repo.Repository, d secondary, opts replicate.Options) (*replicate.Result, error) {
-	dst, err := storage.OpenWith(ctx, d.url, storage.OpenOptions{Create: true, Ping: true})
+func (a *app) replicateOne(ctx context.Context, r *repo.Repository, d policies.Secondary, opts replicate.Options) (*replicate.Result, error) {
+	dst, err := storage.OpenWith(ctx, d.URL, storage.OpenOptions{Create: true, Ping: true})
 	if err != nil {
 		return nil, err
 	}
@@ -110,7 +103,7 @@ func (a *app) replicateOne(ctx context.Context, r *repo.Repository, d secondary,
 	last.Store(&replicate.Progress{})
 	stop := a.progress(func() string {
 		p := last.Load()
-		return fmt.Sprintf("%s: copied %d of %d objects, %s of %s", d.name, p.Objects, p.ObjectsTotal,
+		return fmt.Sprintf("%s: copied %d of %d objects, %s of %s", d.Name, p.Objects, p.ObjectsTotal,
 			formatBytes(p.Bytes), formatBytes(p.BytesTotal))
 	})
 	opts.Progress = func(p replicate.Progress) { last.Store(&p) }
@@ -120,22 +113,22 @@ func (a *app) replicateOne(ctx context.Context, r *repo.Repository, d secondary,
 		return nil, err
 	}
 	if a.json {
-		return res, a.emit(map[string]any{"message_type": "summary", "secondary": d.name, "to": storage.Redact(d.url),
+		return res, a.emit(map[string]any{"message_type": "summary", "secondary": d.Name, "to": storage.Redact(d.URL),
 			"copied": res.Copied, "bytes": res.Bytes, "recopied": res.Recopied, "deleted": res.Deleted,
 			"snapshots": res.Snapshots, "lag_seconds": res.Lag.Seconds()})
 	}
 	fmt.Fprintf(a.stdout, "replicated to %s (%s): %d objects copied (%s), %d damaged recopied, %d removed; %d snapshots; lag was %s\n",
-		d.name, storage.Redact(d.url), res.Copied, formatBytes(res.Bytes), res.Recopied, res.Deleted, res.Snapshots, res.Lag.Round(time.Second))
+		d.Name, storage.Redact(d.URL), res.Copied, formatBytes(res.Bytes), res.Recopied, res.Deleted, res.Snapshots, res.Lag.Round(time.Second))
 	return res, nil
 }
 
 // replicaSummary prints what a restic copy did.
-func (a *app) replicaSummary(d secondary, st *engine.ReplicaStats) error {
+func (a *app) replicaSummary(d policies.Secondary, st *engine.ReplicaStats) error {
 	if a.json {
-		return a.emit(map[string]any{"message_type": "summary", "secondary": d.name, "to": storage.Redact(d.url),
+		return a.emit(map[string]any{"message_type": "summary", "secondary": d.Name, "to": storage.Redact(d.URL),
 			"engine": "restic", "snapshots_copied": st.Copied, "lag_seconds": st.Lag.Seconds()})
 	}
 	fmt.Fprintf(a.stdout, "replicated to %s (%s, restic copy): %d snapshots copied; lag was %s\n",
-		d.name, storage.Redact(d.url), st.Copied, st.Lag.Round(time.Second))
+		d.Name, storage.Redact(d.URL), st.Copied, st.Lag.Round(time.Second))
 	return nil
 }

@@ -122,39 +122,50 @@ func (a *app) resticDone(what string) error {
 
 // openReader opens, on the policy's engine, the repository restores,
 // drills and exports read: the primary (from "" or "primary"; --repo
-// overrides its URL) or the policy's secondary named from. A restic
-// secondary takes its own password_file, else the primary's password.
-// done releases it.
+// overrides its URL) or the policy's secondary named from. done releases
+// it.
 func (a *app) openReader(ctx context.Context, from string) (r restore.Repository, done func(), err error) {
+	e, done, err := a.engineAt(ctx, from)
+	if err != nil {
+		return nil, nil, err
+	}
+	return readerOf(e), done, nil
+}
+
+// engineAt opens the primary (from "" or "primary"; --repo overrides its
+// URL) or the policy's secondary named from, on the policy's engine,
+// without a lock. A restic secondary takes its own password_file, else
+// the primary's password. done releases it.
+func (a *app) engineAt(ctx context.Context, from string) (e engine.Engine, done func(), err error) {
 	name, err := a.engineName()
 	if err != nil {
 		return nil, nil, err
 	}
-	url, pwFile := "", policies.SecretRef("")
+	var sec policies.Secondary
 	if from == "" || from == "primary" {
-		if url, err = a.repoURL(); err != nil {
+		if sec.URL, err = a.repoURL(); err != nil {
 			return nil, nil, err
 		}
 	} else {
 		if a.policy == nil {
 			return nil, nil, usagef("secondary %q: give a policy", from)
 		}
-		sec, err := a.policy.Secondary(from)
+		s, err := a.policy.Secondary(from)
 		if err != nil {
 			return nil, nil, usageError{err}
 		}
-		url, pwFile = sec.URL, sec.PasswordFile
+		sec = *s
 	}
 	if name == "native" {
-		nr, err := a.openRepoAt(ctx, url)
+		r, err := a.openRepoAt(ctx, sec.URL)
 		if err != nil {
 			return nil, nil, err
 		}
-		return restore.Native{R: nr}, func() { nr.Bucket().Close() }, nil
+		return engine.Native{R: r}, func() { r.Bucket().Close() }, nil
 	}
-	e, err := a.resticAt(ctx, url, pwFile, "repositories.secondaries "+from)
+	re, err := a.resticAt(ctx, sec.URL, sec.PasswordFile, "repositories.secondaries "+sec.Name)
 	if err != nil {
 		return nil, nil, err
 	}
-	return e, func() {}, nil
+	return re, func() {}, nil
 }

@@ -42,13 +42,7 @@ the byte ranges those files need. Every blob is verified against its ID. Needs t
 				if err != nil {
 					return err
 				}
-				switch e := e.(type) {
-				case engine.Native:
-					return a.restoreTo(ctx, e.R, sn, o, my)
-				case *restic.Engine:
-					return a.restoreRestic(ctx, e, sn, o, my)
-				}
-				return fmt.Errorf("engine %s cannot restore", e.Name())
+				return a.restoreFrom(ctx, readerOf(e), sn, o, my)
 			})
 		},
 	}
@@ -63,13 +57,24 @@ the byte ranges those files need. Every blob is verified against its ID. Needs t
 	return cmd
 }
 
+// restoreFrom restores sn of either engine's repository to o.to.
+func (a *app) restoreFrom(ctx context.Context, r restore.Repository, sn *repo.Snapshot, o restoreOptions, my *mysqlRestoreFlags) error {
+	switch r := r.(type) {
+	case restore.Native:
+		return a.restoreTo(ctx, r.R, sn, o, my)
+	case *restic.Engine:
+		return a.restoreRestic(ctx, r, sn, o, my)
+	}
+	return fmt.Errorf("cannot restore from %T", r)
+}
+
 // restoreTo restores sn to o.to: a mysql:// server or a directory. The one
 // place restore and failover dispatch on the destination.
 func (a *app) restoreTo(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, o restoreOptions, my *mysqlRestoreFlags) error {
 	if !r.CanReadData() {
 		return fmt.Errorf("restore snapshot %s: %w", sn.ID.Short(), repo.ErrNoDataKey)
 	}
-	if handled, err := a.restoreStream(ctx, restore.FromRepository(r, sn), r, o, my); handled {
+	if handled, err := a.restoreStream(ctx, restore.FromRepository(r, sn), o, my); handled {
 		return err
 	}
 	start := time.Now()
@@ -93,16 +98,15 @@ func (a *app) restoreTo(ctx context.Context, r *repo.Repository, sn *repo.Snapsh
 }
 
 // restoreStream restores a database, exec, bucket or volume snapshot of
-// any engine (r: the native repository, nil for others); handled is false
-// for a files snapshot.
-func (a *app) restoreStream(ctx context.Context, s restore.Snapshot, r *repo.Repository, o restoreOptions, my *mysqlRestoreFlags) (handled bool, err error) {
+// any engine; handled is false for a files snapshot.
+func (a *app) restoreStream(ctx context.Context, s restore.Snapshot, o restoreOptions, my *mysqlRestoreFlags) (handled bool, err error) {
 	if isMySQLDestination(o.to) {
 		return true, a.restoreMySQL(ctx, s, o.to, my)
 	}
 	if isPostgresDestination(o.to) {
 		return true, a.restorePostgres(ctx, s, o.to, my, o.pg)
 	}
-	return a.restoreTargetKind(ctx, s, r, o.to, o.kinds)
+	return a.restoreTargetKind(ctx, s, o.to, o.kinds)
 }
 
 // restoreRestic restores a snapshot of a restic repository: files
@@ -136,7 +140,7 @@ func (a *app) restoreRestic(ctx context.Context, e *restic.Engine, sn *repo.Snap
 		return err
 	}
 	defer st.Close()
-	if handled, err := a.restoreStream(ctx, st, nil, o, my); handled {
+	if handled, err := a.restoreStream(ctx, st, o, my); handled {
 		return err
 	}
 	return usagef("restoring %s snapshots to %q from a restic repository is not supported: files to a directory and the stream kinds are (docs/restic-engine.md)", sn.Kind, o.to)

@@ -11,7 +11,6 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/lifeboat-backup/lifeboat/engine"
-	"github.com/lifeboat-backup/lifeboat/engine/repo"
 	"github.com/lifeboat-backup/lifeboat/restore"
 	"github.com/lifeboat-backup/lifeboat/targets/bucket"
 	"github.com/lifeboat-backup/lifeboat/targets/exec"
@@ -118,13 +117,14 @@ lifeboat restore SNAPSHOT --to FILE or --to-command 'COMMAND ARGS'.`,
 	return []*cobra.Command{vol, bkt, ex}
 }
 
-// backupSource runs one backup of src with progress and the summary.
+// backupSource runs one backup of src on the repository's engine, with
+// progress and the summary.
 func (a *app) backupSource(ctx context.Context, o backupOptions, src engine.Source, verb string) error {
-	return a.withRepo(ctx, sharedLock, "backup", func(ctx context.Context, r *repo.Repository) error {
+	return a.withEngine(ctx, sharedLock, "backup", func(ctx context.Context, e engine.Engine) error {
 		opts := engine.BackupOptions{Target: o.target, Host: o.host, Tags: o.tags, NoParent: o.force, Progress: &engine.Progress{},
 			Workers: o.workers}
 		if o.parent != "" {
-			p, err := r.FindSnapshot(ctx, o.parent, nil)
+			p, err := findSnapshot(ctx, e, o.parent, nil)
 			if err != nil {
 				return err
 			}
@@ -136,7 +136,7 @@ func (a *app) backupSource(ctx context.Context, o backupOptions, src engine.Sour
 			return fmt.Sprintf("%d entries, %s %s, %.0f MB/s", opts.Progress.Files.Load(), formatBytes(b), verb,
 				float64(b)/1e6/max(time.Since(start).Seconds(), 0.001))
 		})
-		res, err := engine.Backup(ctx, r, src, opts)
+		res, err := e.Backup(ctx, src, opts)
 		stop()
 		if err != nil {
 			return err
@@ -167,7 +167,7 @@ func addTargetRestoreFlags(f *pflag.FlagSet, t *targetRestoreFlags) {
 
 // restoreTargetKind restores volume, bucket and exec snapshots; handled
 // is false for other kinds.
-func (a *app) restoreTargetKind(ctx context.Context, s restore.Snapshot, r *repo.Repository, to string, t targetRestoreFlags) (handled bool, err error) {
+func (a *app) restoreTargetKind(ctx context.Context, s restore.Snapshot, to string, t targetRestoreFlags) (handled bool, err error) {
 	sn := s.Info()
 	start := time.Now()
 	p := &restore.Progress{}
@@ -184,10 +184,7 @@ func (a *app) restoreTargetKind(ctx context.Context, s restore.Snapshot, r *repo
 		if to == "" {
 			return true, usagef("--to IMAGE|DEVICE is required")
 		}
-		if r == nil {
-			return true, usagef("volume snapshots restore from native repositories only (docs/restic-engine.md)")
-		}
-		st, err := restore.Volume(ctx, r, sn, to, restore.VolumeOptions{Overwrite: t.overwrite, NoHash: t.noHash, Progress: p})
+		st, err := restore.Volume(ctx, s, to, restore.VolumeOptions{Overwrite: t.overwrite, NoHash: t.noHash, Progress: p})
 		if err != nil {
 			return true, err
 		}

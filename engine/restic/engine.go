@@ -16,7 +16,9 @@ import (
 	"time"
 
 	"github.com/lifeboat-backup/lifeboat/engine"
+	"github.com/lifeboat-backup/lifeboat/engine/replicate"
 	"github.com/lifeboat-backup/lifeboat/engine/repo"
+	"github.com/lifeboat-backup/lifeboat/policies"
 	"github.com/lifeboat-backup/lifeboat/targets"
 )
 
@@ -91,6 +93,12 @@ func (e *Engine) Backup(ctx context.Context, src engine.Source, opts engine.Back
 			return nil, fmt.Errorf("tag %q: restic tags cannot hold a comma", t)
 		}
 		args = append(args, "--tag", t)
+	}
+	if opts.Parent != nil {
+		args = append(args, "--parent", opts.Parent.String())
+	}
+	if opts.NoParent {
+		args = append(args, "--force")
 	}
 	var res *engine.BackupResult
 	var err error
@@ -458,27 +466,65 @@ func (e *Engine) Size(ctx context.Context) (int64, error) {
 // place for lifeboat's records; the run journal on the host keeps it.
 func (*Engine) SaveRunRecord(context.Context, string, time.Time, *engine.RunResult) error { return nil }
 
-// Replicate implements engine.Engine: restic copy into the restic
-// repository at url (same password), created with this repository's
-// chunker parameters when missing so deduplication carries over.
-func (e *Engine) Replicate(ctx context.Context, url string) (*engine.ReplicaStats, error) {
-	loc, env, err := Location(url)
+// Secondary drives the restic repository of sec: with its own password
+// (password_file) when it has one, else this repository's.
+func (e *Engine) Secondary(sec policies.Secondary) (*Engine, error) {
+	loc, env, err := Location(sec.URL)
 	if err != nil {
 		return nil, err
 	}
-	dst := &Engine{R: &Restic{bin: e.R.bin, repo: loc, env: env, url: url, password: e.R.password, Version: e.R.Version}}
+	pw := e.R.password
+	if sec.PasswordFile != "" {
+		b, err := sec.PasswordFile.Read()
+		if err != nil {
+			return nil, fmt.Errorf("secondary %s: password_file: %w", sec.Name, err)
+		}
+		if pw = bytes.TrimRight(b, "\r\n"); len(pw) == 0 {
+			return nil, fmt.Errorf("secondary %s: password_file is empty", sec.Name)
+		}
+	}
+	return &Engine{R: &Restic{bin: e.R.bin, repo: loc, env: env, url: sec.URL, password: pw, Version: e.R.Version}}, nil
+}
+
+// lacking lists the snapshots of src that dst has neither itself nor as
+// the original of a copy, and the time of the newest of them.
+func lacking(src, dst []resticSnapshot) (n int, newest time.Time) {
+	have := map[string]bool{}
+	for _, s := range dst {
+		have[s.ID], have[s.Original] = true, true
+	}
+	for _, s := range src {
+		if !have[s.ID] {
+			n++
+			if s.Time.After(newest) {
+				newest = s.Time
+			}
+		}
+	}
+	return n, newest
+}
+
+// Replicate implements engine.Engine with restic copy: the snapshots the
+// secondary lacks (by ID, or as the original of an earlier copy) are
+// copied; a missing secondary is created with this repository's chunker
+// parameters, so that copies deduplicate.
+func (e *Engine) Replicate(ctx context.Context, sec policies.Secondary) (*engine.ReplicaStats, error) {
+	dst, err := e.Secondary(sec)
+	if err != nil {
+		return nil, err
+	}
 	// The source's location environment (region) goes along; S3
 	// credentials are the same for both.
 	from := cmd{fromPassword: e.R.password, fromEnv: e.R.env}
 	ok, err := dst.Exists(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("secondary %s: %w", url, err)
+		return nil, fmt.Errorf("secondary %s: %w", sec.Name, err)
 	}
 	if !ok {
 		c := from
 		c.args = []string{"init", "--copy-chunker-params", "--from-repo", e.R.repo}
 		if err := dst.R.run(ctx, c); err != nil {
-			return nil, fmt.Errorf("secondary %s: %w", url, err)
+			return nil, fmt.Errorf("secondary %s: %w", sec.Name, err)
 		}
 	}
 	src, err := e.list(ctx)
@@ -489,30 +535,47 @@ func (e *Engine) Replicate(ctx context.Context, url string) (*engine.ReplicaStat
 	if err != nil {
 		return nil, err
 	}
-	have := map[string]bool{}
-	for _, s := range before {
-		have[s.ID], have[s.Original] = true, true
-	}
 	// Lag as the native engine reports it: the age of the newest
 	// snapshot the secondary lacked.
-	st := &engine.ReplicaStats{}
-	var newest time.Time
-	for _, s := range src {
-		if !have[s.ID] {
-			st.Copied++
-			if s.Time.After(newest) {
-				newest = s.Time
-			}
-		}
-	}
-	if st.Copied == 0 {
+	n, newest := lacking(src, before)
+	st := &engine.ReplicaStats{Copied: n}
+	if n == 0 {
 		return st, nil
 	}
 	c := from
 	c.args = []string{"copy", "--from-repo", e.R.repo}
 	if err := dst.R.run(ctx, c); err != nil {
-		return nil, fmt.Errorf("secondary %s: %w", url, err)
+		return nil, fmt.Errorf("secondary %s: %w", sec.Name, err)
 	}
 	st.Lag = time.Since(newest)
 	return st, nil
+}
+
+// Lag is how far the secondary sec is behind this repository: the
+// snapshots it lacks and the age of the newest of them (0: up to date).
+// restic does not tell the bytes a copy would move.
+func (e *Engine) Lag(ctx context.Context, sec policies.Secondary) (*replicate.LagInfo, error) {
+	dst, err := e.Secondary(sec)
+	if err != nil {
+		return nil, err
+	}
+	src, err := e.list(ctx)
+	if err != nil {
+		return nil, err
+	}
+	have, err := dst.list(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("secondary %s: %w", sec.Name, err)
+	}
+	li := &replicate.LagInfo{}
+	var newest time.Time
+	if li.SnapshotsMissing, newest = lacking(src, have); li.SnapshotsMissing > 0 {
+		li.Lag = time.Since(newest)
+	}
+	for _, s := range have {
+		if s.Time.After(li.NewestReplicated) {
+			li.NewestReplicated = s.Time
+		}
+	}
+	return li, nil
 }

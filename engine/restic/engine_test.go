@@ -19,6 +19,7 @@ import (
 	"github.com/lifeboat-backup/lifeboat/engine"
 	"github.com/lifeboat-backup/lifeboat/engine/repo"
 	"github.com/lifeboat-backup/lifeboat/engine/repo/storage/miniotest"
+	"github.com/lifeboat-backup/lifeboat/policies"
 	"github.com/lifeboat-backup/lifeboat/targets"
 )
 
@@ -260,18 +261,38 @@ func TestFilesBackupRestoreReplicate(t *testing.T) {
 	// copy to a secondary restic repository (created on the first copy)
 	_, err = e.Backup(ctx, &streamSource{entries: testEntries()}, engine.BackupOptions{Target: "db", Host: "web1"})
 	require.NoError(t, err)
-	secURL := "file://" + filepath.Join(t.TempDir(), "secondary")
-	rs, err := e.Replicate(ctx, secURL)
+	// with its own password
+	secDir := t.TempDir()
+	secPass := filepath.Join(secDir, "pass")
+	require.NoError(t, os.WriteFile(secPass, []byte("dr-pw\n"), 0o600))
+	secURL := "file://" + filepath.Join(secDir, "secondary")
+	dr := policies.Secondary{Name: "dr", URL: secURL, PasswordFile: policies.SecretRef(secPass)}
+	rs, err := e.Replicate(ctx, dr)
 	require.NoError(t, err)
 	assert.Equal(t, 2, rs.Copied)
 	assert.Greater(t, rs.Lag, time.Duration(0))
-	rs, err = e.Replicate(ctx, secURL)
+	rs, err = e.Replicate(ctx, dr)
 	require.NoError(t, err)
 	assert.Equal(t, 0, rs.Copied)
-	sec := reopen(t, &Engine{R: &Restic{bin: e.R.bin, url: secURL}}, "pw")
+	lag, err := e.Lag(ctx, dr)
+	require.NoError(t, err)
+	assert.Equal(t, 0, lag.SnapshotsMissing)
+	assert.Zero(t, lag.Lag)
+	assert.False(t, lag.NewestReplicated.IsZero())
+	_, err = e.Backup(ctx, &streamSource{entries: testEntries()}, engine.BackupOptions{Target: "db", Host: "web1"})
+	require.NoError(t, err)
+	lag, err = e.Lag(ctx, dr)
+	require.NoError(t, err)
+	assert.Equal(t, 1, lag.SnapshotsMissing)
+	assert.Greater(t, lag.Lag, time.Duration(0))
+	_, err = e.Lag(ctx, policies.Secondary{Name: "dr", URL: secURL}) // the primary's password does not open it
+	require.ErrorIs(t, err, ErrWrongPassword)
+	_, err = e.Replicate(ctx, dr)
+	require.NoError(t, err)
+	sec := reopen(t, &Engine{R: &Restic{bin: e.R.bin, url: secURL}}, "dr-pw")
 	secSns, err := sec.Snapshots(ctx)
 	require.NoError(t, err)
-	require.Len(t, secSns, 2)
+	require.Len(t, secSns, 3)
 	for _, s := range secSns {
 		if s.Kind == "exec" {
 			ss, err := sec.Open(ctx, s)

@@ -283,6 +283,6 @@ func TestRestoreToDirectory(t *testing.T) {
 		assert.Equal(t, objs[k].data, got)
 	}
 	// Wrong kind.
-	_, err = restore.Volume(context.Background(), r, res.Snapshot, filepath.Join(dest, "img"), restore.VolumeOptions{})
+	_, err = restore.Volume(context.Background(), restore.FromRepository(r, res.Snapshot), filepath.Join(dest, "img"), restore.VolumeOptions{})
 	require.Error(t, err)
 }

@@ -106,6 +106,21 @@ func backupVolume(t testing.TB, r *repo.Repository, o volume.Options) (*engine.B
 	return engine.Backup(context.Background(), r, src, engine.BackupOptions{Workers: 4})
 }
 
+// streamOnly hides a native snapshot's type: the restore reads it as it
+// reads another engine's.
+type streamOnly struct{ restore.Snapshot }
+
+// cutShort is a stream snapshot whose content ends 1000 bytes early.
+type cutShort struct{ streamOnly }
+
+func (c cutShort) Open(ctx context.Context, n *repo.Node) io.ReadCloser {
+	rc := c.Snapshot.Open(ctx, n)
+	return struct {
+		io.Reader
+		io.Closer
+	}{io.LimitReader(rc, n.Size-1000), rc}
+}
+
 func TestSparseImageRoundTrip(t *testing.T) {
 	sizes := []struct {
 		name       string
@@ -139,7 +154,7 @@ func TestSparseImageRoundTrip(t *testing.T) {
 			t.Logf("first: %d in, %d added, %d stored, %.2fs", st1.BytesIn, st1.BytesAdded, st1.BytesStored, st1.Duration)
 
 			out := filepath.Join(dir, "restored.img")
-			vs, err := restore.Volume(context.Background(), r, res.Snapshot, out, restore.VolumeOptions{})
+			vs, err := restore.Volume(context.Background(), restore.FromRepository(r, res.Snapshot), out, restore.VolumeOptions{})
 			require.NoError(t, err)
 			want := fileSHA(t, img)
 			assert.Equal(t, want, fileSHA(t, out))
@@ -149,10 +164,23 @@ func TestSparseImageRoundTrip(t *testing.T) {
 			assert.Equal(t, tc.size, fi.Size())
 			assert.Less(t, allocated(t, out), tc.data+tc.data/4, "restored image is sparse")
 
+			// From the content stream, as another engine's snapshot is
+			// restored: same content, same holes.
+			streamed := filepath.Join(dir, "streamed.img")
+			ss, err := restore.Volume(context.Background(), streamOnly{restore.FromRepository(r, res.Snapshot)}, streamed, restore.VolumeOptions{})
+			require.NoError(t, err)
+			assert.Equal(t, want, fileSHA(t, streamed))
+			assert.Equal(t, want, ss.SHA256)
+			assert.Equal(t, vs.Written+vs.ZeroBytes, ss.Written+ss.ZeroBytes)
+			assert.Less(t, allocated(t, streamed), tc.data+tc.data/4, "streamed image is sparse")
+			_, err = restore.Volume(context.Background(), cutShort{streamOnly{restore.FromRepository(r, res.Snapshot)}},
+				filepath.Join(dir, "cut.img"), restore.VolumeOptions{})
+			require.ErrorContains(t, err, "metadata says")
+
 			// Existing non-empty file: refused unless Overwrite.
-			_, err = restore.Volume(context.Background(), r, res.Snapshot, out, restore.VolumeOptions{})
+			_, err = restore.Volume(context.Background(), restore.FromRepository(r, res.Snapshot), out, restore.VolumeOptions{})
 			require.Error(t, err)
-			_, err = restore.Volume(context.Background(), r, res.Snapshot, out, restore.VolumeOptions{Overwrite: true})
+			_, err = restore.Volume(context.Background(), restore.FromRepository(r, res.Snapshot), out, restore.VolumeOptions{Overwrite: true})
 			require.NoError(t, err)
 			assert.Equal(t, want, fileSHA(t, out))
 
@@ -170,7 +198,7 @@ func TestSparseImageRoundTrip(t *testing.T) {
 			}
 			assert.LessOrEqual(t, added, bound, "a 1%% change adds about 1%% (index and tree blobs included)")
 			out2 := filepath.Join(dir, "restored2.img")
-			_, err = restore.Volume(context.Background(), r, res2.Snapshot, out2, restore.VolumeOptions{})
+			_, err = restore.Volume(context.Background(), restore.FromRepository(r, res2.Snapshot), out2, restore.VolumeOptions{})
 			require.NoError(t, err)
 			assert.Equal(t, fileSHA(t, img), fileSHA(t, out2))
 		})
@@ -412,7 +440,7 @@ func TestRestoreFailures(t *testing.T) {
 			ctx := tc.break_(t, tr)
 			owner := tr.Open(t, tr.Owner)
 			goroutines := runtime.NumGoroutine()
-			_, err = restore.Volume(ctx, owner, res.Snapshot, filepath.Join(dir, "out.img"), restore.VolumeOptions{})
+			_, err = restore.Volume(ctx, restore.FromRepository(owner, res.Snapshot), filepath.Join(dir, "out.img"), restore.VolumeOptions{})
 			require.ErrorContains(t, err, tc.wantErr)
 			// (a loop, not assert.Eventually: that runs its own goroutines)
 			for end := time.Now().Add(5 * time.Second); runtime.NumGoroutine() > goroutines && time.Now().Before(end); {
