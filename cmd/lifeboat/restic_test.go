@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -175,6 +176,120 @@ repositories:
 	}
 }
 
+// What an operator does by hand on a restic policy: backups of files,
+// exec and volume targets, replication to a secondary with its own
+// password, status with the lag, failover restores from the secondary,
+// a volume restore.
+func TestResticEngineOperatorCommands(t *testing.T) {
+	if testing.Short() {
+		t.Skip("restic")
+	}
+	bin := restictest.BinaryOrSkip(t)
+	t.Setenv("RESTIC_CACHE_DIR", t.TempDir())
+	dir := t.TempDir()
+	src := filepath.Join(dir, "media")
+	_, err := gentree.Generate(src, gentree.Options{Size: 1 << 20, Seed: 5, NoSpecial: true})
+	require.NoError(t, err)
+	img := filepath.Join(dir, "disk.img")
+	data := make([]byte, 4<<20) // 4 MiB: 1 MiB of data, the rest zeros
+	for i := range 1 << 20 {
+		data[i+(2<<20)] = byte(i*7 + i>>9)
+	}
+	require.NoError(t, os.WriteFile(img, data, 0o600))
+	pass, drPass := filepath.Join(dir, "restic.pass"), filepath.Join(dir, "dr.pass")
+	require.NoError(t, os.WriteFile(pass, []byte("primary pw\n"), 0o600))
+	require.NoError(t, os.WriteFile(drPass, []byte("dr pw\n"), 0o600))
+	policy := filepath.Join(dir, "p.yaml")
+	writePolicy := func(drPassFile string) {
+		require.NoError(t, os.WriteFile(policy, []byte(`version: 1
+name: ops
+host: ops-1
+repositories:
+  primary:
+    url: file://`+filepath.Join(dir, "repo")+`
+    engine: restic
+    password_file: `+pass+`
+  secondaries:
+    - name: dr
+      url: file://`+filepath.Join(dir, "dr")+`
+      password_file: `+drPassFile+`
+targets:
+  - name: media
+    kind: files
+    paths: [`+src+`]
+  - name: disk
+    kind: volume
+    path: `+img+`
+  - name: stream
+    kind: exec
+    command: [sh, -c, "seq 1 5000"]
+`), 0o600))
+	}
+	writePolicy(drPass)
+	c := &cli{t: t, env: map[string]string{"LIFEBOAT_RESTIC": bin}}
+	c.ok("init", "--policy", policy)
+	p := []string{"--policy", policy, "--host", "ops-1"}
+	c.ok(append([]string{"backup", "files", src, "--target", "media"}, p...)...)
+	out := c.ok(append([]string{"backup", "files", src, "--target", "media", "--force", "--json"}, p...)...)
+	assert.Equal(t, "media", lastJSON(t, out)["target"])
+	c.ok(append([]string{"backup", "volume", img, "--target", "disk"}, p...)...)
+	c.ok(append([]string{"backup", "exec", "--name", "seq", "--target", "stream"}, append(p, "--", "sh", "-c", "seq 1 5000")...)...)
+
+	// the secondary gets its own password (restic init --from-repo)
+	out = c.ok("replicate", policy)
+	assert.Contains(t, out, "4 snapshots copied")
+	status := func() (map[string]any, int) {
+		o, errs, code := c.run("status", policy, "--json")
+		var st map[string]any
+		require.NoError(t, json.Unmarshal([]byte(o), &st), errs)
+		return st, code
+	}
+	st, code := status()
+	require.Equal(t, 0, code, st)
+	repos := st["repositories"].([]any)
+	dr := repos[1].(map[string]any)
+	assert.Equal(t, true, dr["reachable"])
+	assert.Equal(t, 0.0, dr["lag"].(map[string]any)["snapshots_missing"])
+	assert.Len(t, dr["newest_per_target"], 3)
+	c.ok(append([]string{"backup", "exec", "--name", "seq", "--target", "stream"}, append(p, "--", "sh", "-c", "seq 1 6000")...)...)
+	st, _ = status()
+	assert.Equal(t, 1.0, st["repositories"].([]any)[1].(map[string]any)["lag"].(map[string]any)["snapshots_missing"])
+
+	// failover from the secondary: files, volume, exec
+	c.ok("failover", policy, "--target", "media", "--to", filepath.Join(dir, "fo"))
+	diffs, err := treecmp.Compare(src, filepath.Join(dir, "fo", "media"), treecmp.Options{})
+	require.NoError(t, err)
+	assert.Empty(t, diffs)
+	out = c.ok("failover", policy, "--target", "disk", "--to", filepath.Join(dir, "fo.img"), "--json")
+	got, err := os.ReadFile(filepath.Join(dir, "fo.img"))
+	require.NoError(t, err)
+	require.True(t, bytes.Equal(data, got), "volume restored from the secondary")
+	assert.Equal(t, float64(3<<20), lastJSON(t, out)["zero_bytes"])
+	c.ok("failover", policy, "--target", "stream", "--to", filepath.Join(dir, "fo.seq"))
+	got, err = os.ReadFile(filepath.Join(dir, "fo.seq"))
+	require.NoError(t, err)
+	assert.True(t, strings.HasSuffix(string(got), "\n5000\n"), "the secondary's stream is the replicated one")
+
+	// volume restore from the primary
+	c.ok("restore", "latest", "--policy", policy, "--target", "disk", "--to", filepath.Join(dir, "p.img"))
+	got, err = os.ReadFile(filepath.Join(dir, "p.img"))
+	require.NoError(t, err)
+	require.True(t, bytes.Equal(data, got))
+
+	// a wrong secondary password: status names the secondary, exit 1; failover exit 12
+	wrong := filepath.Join(dir, "wrong.pass")
+	require.NoError(t, os.WriteFile(wrong, []byte("nope\n"), 0o600))
+	writePolicy(wrong)
+	st, code = status()
+	assert.Equal(t, exitFailure, code)
+	assert.Contains(t, st["problems"].([]any)[0], "dr: ")
+	assert.Contains(t, st["problems"].([]any)[0], "wrong password")
+	_, errs, code := c.run("failover", policy, "--target", "stream", "--to", filepath.Join(dir, "x"))
+	assert.Equal(t, exitWrongKey, code, errs)
+	assert.Contains(t, errs, "secondary dr")
+	assert.NotContains(t, errs, "nope")
+}
+
 func TestResticEngineCLIErrors(t *testing.T) {
 	bin := restictest.BinaryOrSkip(t)
 	t.Setenv("RESTIC_CACHE_DIR", t.TempDir())
@@ -205,7 +320,7 @@ func TestResticEngineCLIErrors(t *testing.T) {
 		{"restic too old", map[string]string{"LIFEBOAT_RESTIC": old}, []string{"snapshots"}, exitFailure, "restic is too old"},
 		{"no password", map[string]string{"LIFEBOAT_PASSPHRASE_FILE": ""}, []string{"snapshots"}, exitUsage, "needs its password"},
 		{"bad engine", map[string]string{"LIFEBOAT_ENGINE": "borg"}, []string{"snapshots"}, exitUsage, `--engine "borg"`},
-		{"native-only command", nil, []string{"backup", "files", dir}, exitUsage, "native repositories only"},
+		{"native-only option", nil, []string{"replicate", "--to", "file://" + filepath.Join(dir, "dr"), "--verify-all"}, exitUsage, "works on native repositories"},
 		{"keys on restic init", nil, []string{"init", "--host-key-out", filepath.Join(dir, "k")}, exitUsage, "password, not age keys"},
 		{"unknown snapshot", nil, []string{"restore", "abcdef12", "--to", dir}, exitFailure, `snapshot "abcdef12"`},
 	}
