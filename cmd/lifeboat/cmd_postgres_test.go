@@ -51,14 +51,7 @@ func TestCLIPostgresBackupRestore(t *testing.T) {
 		{[]string{"--password-file", pwFile, "--databases", "absent"}, nil, `database "absent" does not exist`},
 		{[]string{"--password-file", pwFile}, map[string]string{"PATH": t.TempDir()}, "not found on PATH"},
 	} {
-		cc := &cli{t: t, env: map[string]string{}}
-		for k, v := range c.env {
-			cc.env[k] = v
-		}
-		for k, v := range tc.env {
-			cc.env[k] = v
-		}
-		_, errs, code := cc.run(append([]string{"backup", "postgres", "--dsn", s.URL()}, tc.args...)...)
+		_, errs, code := c.with(t, tc.env).run(append([]string{"backup", "postgres", "--dsn", s.URL()}, tc.args...)...)
 		require.NotEqual(t, 0, code, tc.args)
 		require.Contains(t, errs, tc.msg)
 		require.NotContains(t, errs, "nope-not-it")

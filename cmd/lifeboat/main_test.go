@@ -33,6 +33,18 @@ func (c *cli) run(args ...string) (stdout, stderr string, code int) {
 	return out.String(), errb.String(), code
 }
 
+// with is a copy of c for subtest t whose environment has env on top.
+func (c *cli) with(t *testing.T, env map[string]string) *cli {
+	cc := &cli{t: t, env: map[string]string{}}
+	for k, v := range c.env {
+		cc.env[k] = v
+	}
+	for k, v := range env {
+		cc.env[k] = v
+	}
+	return cc
+}
+
 func (c *cli) ok(args ...string) string {
 	c.t.Helper()
 	out, errs, code := c.run(args...)
@@ -121,14 +133,7 @@ func TestCLIExitCodes(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			cc := &cli{t: t, env: map[string]string{}}
-			for k, v := range c.env {
-				cc.env[k] = v
-			}
-			for k, v := range tc.env {
-				cc.env[k] = v
-			}
-			_, errs, code := cc.run(tc.args...)
+			_, errs, code := c.with(t, tc.env).run(tc.args...)
 			assert.Equal(t, tc.code, code, errs)
 			assert.Contains(t, errs, tc.msg)
 		})

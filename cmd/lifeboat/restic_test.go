@@ -326,14 +326,7 @@ func TestResticEngineCLIErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cc := &cli{t: t, env: map[string]string{}}
-			for k, v := range c.env {
-				cc.env[k] = v
-			}
-			for k, v := range tt.env {
-				cc.env[k] = v
-			}
-			_, errs, code := cc.run(tt.args...)
+			_, errs, code := c.with(t, tt.env).run(tt.args...)
 			assert.Equal(t, tt.code, code, errs)
 			assert.Contains(t, errs, tt.msg)
 			assert.NotContains(t, errs, "right")
