@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	driver "github.com/go-sql-driver/mysql"
 )
@@ -235,30 +236,19 @@ func (r *tableReader) readPart(c *sql.Conn, i int) bool {
 	}
 	buf := batchPool.Get().(*[]byte)
 	*buf = (*buf)[:0]
-	// The driver's own rows, not database/sql's Scan: no per-value
-	// conversion and locking, and the column types for formatting the
-	// numbers the driver parses.
 	sent := true
-	err := c.Raw(func(dc any) error {
-		q, ok := dc.(sqldriver.QueryerContext)
-		if !ok {
-			return fmt.Errorf("driver connection %T cannot query", dc)
-		}
-		rows, err := q.QueryContext(r.ctx, r.queries[i], nil)
+	err := c.Raw(func(dc any) (err error) {
+		rows, done, err := r.query(dc, r.queries[i])
 		if err != nil {
 			return err
 		}
-		defer rows.Close()
-		f := newRowFormatter(rows, len(r.t.columns))
+		defer func() { err = done(err) }()
 		for {
-			row, err := f.next()
-			if err == io.EOF {
+			if *buf, err = rows.appendRow(*buf); err == io.EOF {
 				return nil
-			}
-			if err != nil {
+			} else if err != nil {
 				return err
 			}
-			*buf = AppendRow(*buf, row)
 			if len(*buf) >= readBatch {
 				if sent = send(batch{buf: buf}); !sent {
 					return nil
@@ -285,6 +275,48 @@ func (r *tableReader) readPart(c *sql.Conn, i int) bool {
 	}
 	close(r.parts[i])
 	return true
+}
+
+// rowSource yields the rows of a query in the text format.
+type rowSource interface {
+	// appendRow appends the next row to dst; io.EOF after the last.
+	appendRow(dst []byte) ([]byte, error)
+}
+
+// query runs q on the driver connection dc: on the wire when it can (see
+// wire.go), else through the driver's own rows (not database/sql's Scan:
+// no per-value conversion and locking). done ends the query and returns
+// the error to report: one that leaves the connection out of step with
+// the server makes database/sql discard it.
+func (r *tableReader) query(dc any, q string) (rows rowSource, done func(error) error, err error) {
+	if w, ok := newWireConn(dc, r.d.s.cfg); ok {
+		// A cancel unblocks the reads; the connection is then unusable.
+		stop := context.AfterFunc(r.ctx, func() { _ = w.conn.SetDeadline(time.Unix(1, 0)) })
+		wr, err := w.query(q, len(r.t.columns))
+		done := func(err error) error {
+			w.release()
+			if !stop() {
+				return badConn{errors.Join(r.ctx.Err(), err)}
+			}
+			if err == nil && !wr.done { // left before the end
+				return badConn{errors.New("query ended before its last row")}
+			}
+			return err
+		}
+		if err != nil {
+			return nil, nil, done(err)
+		}
+		return wr, done, nil
+	}
+	qc, ok := dc.(sqldriver.QueryerContext)
+	if !ok {
+		return nil, nil, fmt.Errorf("driver connection %T cannot query", dc)
+	}
+	dr, err := qc.QueryContext(r.ctx, q, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	return newRowFormatter(dr, len(r.t.columns)), func(err error) error { dr.Close(); return err }, nil
 }
 
 // rowFormatter turns the driver's values back into the server's text: the
@@ -346,6 +378,14 @@ func (f *rowFormatter) next() ([][]byte, error) {
 		f.row[k] = f.scratch[start:len(f.scratch):len(f.scratch)]
 	}
 	return f.row, nil
+}
+
+func (f *rowFormatter) appendRow(dst []byte) ([]byte, error) {
+	row, err := f.next()
+	if err != nil {
+		return dst, err
+	}
+	return AppendRow(dst, row), nil
 }
 
 func (r *tableReader) Read(p []byte) (int, error) {
