@@ -169,7 +169,7 @@ func secs(s float64) string {
 type drill struct {
 	o       DrillOptions
 	p       *policies.Policy
-	r       *repo.Repository
+	r       Repository
 	rep     *DrillReport
 	dir     string
 	server  *mariadb.Server // scratch server started here
@@ -201,13 +201,14 @@ func (d *drill) phase(name, target string, start time.Time, inRTO bool) {
 }
 
 // Drill restores the latest snapshot of each target of o.Policy from r
-// into a scratch place (a MariaDB server it starts, or the policy's
-// scratch DSN; a temporary directory), runs the policy's drill checks,
-// tears everything down (also when ctx is cancelled), and measures RTO
-// and RPO against the policy's objectives. The report is returned also
-// with an error; its Err tells the outcome. The error returned is only
-// about the drill itself (no snapshot, cannot restore, interrupted).
-func Drill(ctx context.Context, r *repo.Repository, o DrillOptions) (rep *DrillReport, err error) {
+// (the native repository or a restic one) into a scratch place (a
+// MariaDB server it starts, or the policy's scratch DSN; a temporary
+// directory), runs the policy's drill checks, tears everything down
+// (also when ctx is cancelled), and measures RTO and RPO against the
+// policy's objectives. The report is returned also with an error; its Err
+// tells the outcome. The error returned is only about the drill itself
+// (no snapshot, cannot restore, interrupted).
+func Drill(ctx context.Context, r Repository, o DrillOptions) (rep *DrillReport, err error) {
 	p := o.Policy
 	if o.Now == nil {
 		o.Now = time.Now
@@ -221,7 +222,14 @@ func Drill(ctx context.Context, r *repo.Repository, o DrillOptions) (rep *DrillR
 	d.rep = &DrillReport{Schema: DrillSchema, Kind: "drill", Policy: p.Name, Host: p.Host, From: o.From, Start: start.UTC(),
 		Phases: []DrillPhase{}, Targets: []DrillTarget{}, Checks: []DrillCheckResult{}}
 	rep = d.rep
-	if !r.CanReadData() {
+	defer func() { // after teardown, on every way out
+		rep.End = d.now().UTC()
+		if err != nil {
+			rep.Status = DrillError
+			rep.Errors = append(rep.Errors, err.Error())
+		}
+	}()
+	if n, ok := r.(Native); ok && !n.R.CanReadData() {
 		return rep, fmt.Errorf("drill: %w: the policy's key_file is a host key, which cannot restore; give the owner key with --key-file or LIFEBOAT_KEY_FILE", repo.ErrNoDataKey)
 	}
 	for _, name := range o.Targets {
@@ -241,11 +249,6 @@ func Drill(ctx context.Context, r *repo.Repository, o DrillOptions) (rep *DrillR
 		t := d.now()
 		d.teardown()
 		d.phase("teardown", "", t, false)
-		rep.End = d.now().UTC()
-		if err != nil {
-			rep.Status = DrillError
-			rep.Errors = append(rep.Errors, err.Error())
-		}
 	}()
 	if o.Scratch != nil {
 		o.Scratch(d.dir, 0)
@@ -266,10 +269,28 @@ func Drill(ctx context.Context, r *repo.Repository, o DrillOptions) (rep *DrillR
 			continue
 		}
 		sn, err := r.FindSnapshot(ctx, "latest", func(s *repo.Snapshot) bool { return s.Target == t.Name && s.Host == p.Host })
-		if err != nil {
-			return rep, fmt.Errorf("target %s: no snapshot to drill: %w", t.Name, err)
+		if errors.Is(err, repo.ErrNotFound) {
+			return rep, fmt.Errorf("target %s: no snapshot of host %s to drill: %w", t.Name, p.Host, err)
+		}
+		if err != nil { // the repository cannot be read (wrong password, unreachable)
+			return rep, fmt.Errorf("target %s: %w", t.Name, err)
 		}
 		dt.Snapshot, dt.SnapshotTime = sn.ID.String(), sn.Time.UTC()
+		t0 := d.now()
+		switch t.Kind {
+		case policies.KindFiles:
+			err = d.restoreFiles(ctx, &t, sn, &dt)
+		case policies.KindMySQL:
+			err = d.withSnapshot(ctx, sn, func(s Snapshot) error { return d.restoreMySQL(ctx, &t, s, &dt) })
+		case policies.KindPostgres:
+			err = d.withSnapshot(ctx, sn, func(s Snapshot) error { return d.restorePostgres(ctx, &t, s, &dt) })
+		}
+		if ctx.Err() != nil {
+			return rep, ctx.Err()
+		}
+		dt.RestoreSecs = d.now().Sub(t0).Seconds()
+		// After the restore: another engine's snapshot learns its
+		// recovery point (the database's consistent point) on reading.
 		rp := sn.RecoveryPoint.Time
 		if rp.IsZero() {
 			rp = sn.Time
@@ -277,19 +298,6 @@ func Drill(ctx context.Context, r *repo.Repository, o DrillOptions) (rep *DrillR
 		dt.RecoveryPoint = rp.UTC()
 		dt.RPOSeconds = start.Sub(rp).Seconds()
 		rpo = max(rpo, dt.RPOSeconds)
-		t0 := d.now()
-		switch t.Kind {
-		case policies.KindFiles:
-			err = d.restoreFiles(ctx, &t, sn, &dt)
-		case policies.KindMySQL:
-			err = d.restoreMySQL(ctx, &t, sn, &dt)
-		case policies.KindPostgres:
-			err = d.restorePostgres(ctx, &t, sn, &dt)
-		}
-		if ctx.Err() != nil {
-			return rep, ctx.Err()
-		}
-		dt.RestoreSecs = d.now().Sub(t0).Seconds()
 		if err != nil {
 			dt.Error = err.Error()
 			d.logf("target %s: restore FAILED: %v", t.Name, err)
@@ -391,7 +399,7 @@ func (d *drill) restoreFiles(ctx context.Context, t *policies.Target, sn *repo.S
 		return err
 	}
 	d.dirs[t.Name] = dest
-	st, err := Files(ctx, d.r, sn, dest, Options{})
+	st, err := d.r.RestoreFiles(ctx, sn, dest)
 	if err != nil {
 		return err
 	}
@@ -435,13 +443,27 @@ func (d *drill) scratchServer(ctx context.Context) error {
 	return nil
 }
 
-func (d *drill) restoreMySQL(ctx context.Context, t *policies.Target, sn *repo.Snapshot, dt *DrillTarget) error {
+// withSnapshot runs fn on snapshot sn opened from the repository and
+// closes it after.
+func (d *drill) withSnapshot(ctx context.Context, sn *repo.Snapshot, fn func(Snapshot) error) error {
+	s, err := d.r.Open(ctx, sn)
+	if err != nil {
+		return err
+	}
+	err = fn(s)
+	if cerr := s.Close(); err == nil && cerr != nil {
+		return fmt.Errorf("snapshot %s: %w", sn.ID.Short(), cerr)
+	}
+	return err
+}
+
+func (d *drill) restoreMySQL(ctx context.Context, t *policies.Target, s Snapshot, dt *DrillTarget) error {
 	if err := d.scratchServer(ctx); err != nil {
 		return err
 	}
 	if d.server == nil {
 		// An existing scratch server: its copies of the databases go.
-		dbs, err := readMySQLTree(ctx, FromRepository(d.r, sn), MySQLOptions{})
+		dbs, err := readMySQLTree(ctx, s, MySQLOptions{})
 		if err != nil {
 			return err
 		}
@@ -457,7 +479,7 @@ func (d *drill) restoreMySQL(ctx context.Context, t *policies.Target, sn *repo.S
 		}
 	}
 	// Same database names as the source: checks name their tables.
-	st, err := MySQL(ctx, FromRepository(d.r, sn), MySQLOptions{DSN: d.dsn, Password: d.pw})
+	st, err := MySQL(ctx, s, MySQLOptions{DSN: d.dsn, Password: d.pw})
 	if err != nil {
 		return err
 	}
@@ -753,11 +775,10 @@ func (d *drill) scratchPostgres(ctx context.Context) error {
 // original names (checks name them). With the snapshot's globals the
 // roles come first and ownership and grants are kept; without, objects
 // belong to the scratch superuser and grants are left out.
-func (d *drill) restorePostgres(ctx context.Context, t *policies.Target, sn *repo.Snapshot, dt *DrillTarget) error {
+func (d *drill) restorePostgres(ctx context.Context, t *policies.Target, s Snapshot, dt *DrillTarget) error {
 	if err := d.scratchPostgres(ctx); err != nil {
 		return err
 	}
-	s := FromRepository(d.r, sn)
 	dbs, globals, err := readPostgresTree(ctx, s, PostgresOptions{}, "")
 	if err != nil {
 		return err

@@ -96,7 +96,7 @@ func TestDrillShopAndFiles(t *testing.T) {
 		t.Helper()
 		var dir string
 		var pid int
-		rep, err := restore.Drill(context.Background(), r, restore.DrillOptions{Policy: p, TempDir: tmp,
+		rep, err := restore.Drill(context.Background(), restore.Native{R: r}, restore.DrillOptions{Policy: p, TempDir: tmp,
 			Scratch: func(d string, p int) { dir = d; pid = max(pid, p) }})
 		require.NoError(t, err)
 		gone(t, dir, pid)
@@ -218,7 +218,7 @@ func TestDrillCancelTearsDown(t *testing.T) {
 		}
 	}()
 	start := time.Now()
-	rep, err := restore.Drill(ctx, r, restore.DrillOptions{Policy: p, TempDir: t.TempDir(),
+	rep, err := restore.Drill(ctx, restore.Native{R: r}, restore.DrillOptions{Policy: p, TempDir: t.TempDir(),
 		Scratch: func(d string, p int) {
 			dir = d
 			pid = max(pid, p)
@@ -328,7 +328,7 @@ func TestDrillPostgres(t *testing.T) {
 		t.Helper()
 		var dir string
 		var pid int
-		rep, err := restore.Drill(ctx, r, restore.DrillOptions{Policy: p, TempDir: tmp, Log: logw,
+		rep, err := restore.Drill(ctx, restore.Native{R: r}, restore.DrillOptions{Policy: p, TempDir: tmp, Log: logw,
 			Scratch: func(d string, p int) { dir = d; pid = max(pid, p) }})
 		gone(t, dir, pid)
 		return rep, err, dir, pid
@@ -466,4 +466,155 @@ func (w *triggerWriter) Write(b []byte) (int, error) {
 		w.do()
 	}
 	return len(b), nil
+}
+
+// fakeRepo is a repository of another engine over a native one: it can
+// fail where a restic repository fails, learns recovery points on reading
+// as restic's stream snapshots do, and counts the snapshots it closes.
+type fakeRepo struct {
+	restore.Native
+	findErr  error
+	openErr  error
+	closeErr error
+	rp       time.Time // recovery point the snapshot learns on reading
+	closed   int
+}
+
+func (f *fakeRepo) FindSnapshot(ctx context.Context, ref string, filter func(*repo.Snapshot) bool) (*repo.Snapshot, error) {
+	if f.findErr != nil {
+		return nil, f.findErr
+	}
+	return f.Native.FindSnapshot(ctx, ref, filter)
+}
+
+func (f *fakeRepo) Open(ctx context.Context, sn *repo.Snapshot) (restore.Snapshot, error) {
+	if f.openErr != nil {
+		return nil, f.openErr
+	}
+	s, err := f.Native.Open(ctx, sn)
+	if err != nil {
+		return nil, err
+	}
+	return &fakeSnapshot{Snapshot: s, f: f}, nil
+}
+
+func (f *fakeRepo) RestoreFiles(ctx context.Context, sn *repo.Snapshot, dest string) (*restore.Stats, error) {
+	if !f.rp.IsZero() {
+		sn.RecoveryPoint.Time = f.rp
+	}
+	return f.Native.RestoreFiles(ctx, sn, dest)
+}
+
+type fakeSnapshot struct {
+	restore.Snapshot
+	f *fakeRepo
+}
+
+func (s *fakeSnapshot) Tree(ctx context.Context) restore.TreeReader {
+	if !s.f.rp.IsZero() {
+		s.Info().RecoveryPoint.Time = s.f.rp
+	}
+	return s.Snapshot.Tree(ctx)
+}
+
+func (s *fakeSnapshot) Close() error {
+	s.f.closed++
+	return s.f.closeErr
+}
+
+// Drill reads any restore.Repository: errors of the repository are told
+// apart from a missing snapshot, database snapshots are closed after the
+// restore (a close failure fails the target), the recovery point is the
+// one the snapshot knows after reading, and the owner-key check applies
+// to native repositories only.
+func TestDrillRepository(t *testing.T) {
+	srv := mysqltest.Shared(t)
+	db := srv.DB(t, "")
+	_, err := shop.Generate(context.Background(), db, shop.Options{Database: "drill_repo", Rows: 20, Replace: true})
+	require.NoError(t, err)
+	media := mediaTree(t, 8)
+	tr, r := newRepo(t)
+	src, err := mysql.New(mysql.Options{DSN: srv.DSN(), Password: srv.Password, Databases: []string{"drill_repo"}})
+	require.NoError(t, err)
+	_, err = engine.Backup(context.Background(), r, src, engine.BackupOptions{Target: "shopdb", Host: "drillhost"})
+	require.NoError(t, err)
+	backupFiles(t, r, "media", media)
+	pw := filepath.Join(t.TempDir(), "scratch.pass")
+	require.NoError(t, os.WriteFile(pw, []byte(srv.Password+"\n"), 0o600))
+
+	learned := time.Now().Add(-90 * time.Minute).UTC().Truncate(time.Second)
+	notFound := fmt.Errorf("latest snapshot: %w (repository has no matching snapshot)", repo.ErrNotFound)
+	tests := []struct {
+		name      string
+		repo      *fakeRepo
+		target    string // the one target drilled
+		err       string // Drill's error
+		targetErr string // the target's error in the report
+		status    string
+		closed    int
+		rpo       time.Time // the target's recovery point, when set
+	}{
+		{name: "database restored and closed", repo: &fakeRepo{}, target: "shopdb", status: restore.DrillPassed, closed: 1},
+		{name: "recovery point learned on reading", repo: &fakeRepo{rp: learned}, target: "shopdb",
+			status: restore.DrillObjectiveViolated, closed: 1, rpo: learned},
+		{name: "files recovery point", repo: &fakeRepo{rp: learned}, target: "media",
+			status: restore.DrillObjectiveViolated, rpo: learned},
+		{name: "close fails", repo: &fakeRepo{closeErr: errors.New("restic dump: exit 1")}, target: "shopdb",
+			status: restore.DrillCheckFailed, closed: 1, targetErr: "restic dump: exit 1"},
+		{name: "open fails", repo: &fakeRepo{openErr: errors.New("snapshot abc: not a lifeboat archive")}, target: "shopdb",
+			status: restore.DrillCheckFailed, targetErr: "not a lifeboat archive"},
+		{name: "repository unreadable", repo: &fakeRepo{findErr: errors.New("restic snapshots: wrong password")}, target: "media",
+			err: "target media: restic snapshots: wrong password", status: restore.DrillError},
+		{name: "no snapshot", repo: &fakeRepo{findErr: notFound}, target: "media",
+			err: "target media: no snapshot of host drillhost to drill: latest snapshot: not found", status: restore.DrillError},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.repo.Native = restore.Native{R: r}
+			p := &policies.Policy{Version: 1, Name: "repodrill", Host: "drillhost",
+				Targets: []policies.Target{
+					{Name: "shopdb", Kind: policies.KindMySQL, DSN: srv.DSN(), Databases: []string{"drill_repo"}},
+					{Name: "media", Kind: policies.KindFiles, Paths: []string{media}},
+				},
+				Objectives: policies.Objectives{RPO: policies.Duration(time.Hour)},
+				// The shared server as the scratch server: its drill_repo is
+				// dropped and restored from the snapshot.
+				Drill: policies.Drill{MySQL: policies.DrillServer{DSN: srv.DSN(), PasswordFile: policies.SecretRef(pw)}}}
+			rep, err := restore.Drill(context.Background(), tt.repo, restore.DrillOptions{Policy: p, TempDir: t.TempDir(),
+				Targets: []string{tt.target}})
+			if tt.err != "" {
+				require.ErrorContains(t, err, tt.err)
+				require.NotErrorIs(t, err, repo.ErrNoDataKey)
+			} else {
+				require.NoError(t, err)
+			}
+			require.Equal(t, tt.status, rep.Status, "%+v", rep)
+			require.Equal(t, tt.closed, tt.repo.closed, "snapshots closed")
+			if tt.err != "" {
+				return
+			}
+			require.Len(t, rep.Targets, 1)
+			got := rep.Targets[0]
+			if tt.targetErr != "" {
+				require.Contains(t, got.Error, tt.targetErr)
+			} else {
+				require.Empty(t, got.Error)
+			}
+			if !tt.rpo.IsZero() {
+				require.Equal(t, tt.rpo, got.RecoveryPoint)
+				require.InDelta(t, 90*60, got.RPOSeconds, 60)
+				require.False(t, rep.RPO.Met)
+			}
+		})
+	}
+
+	// A native repository opened with the host key cannot restore.
+	rep, err := restore.Drill(context.Background(), restore.Native{R: tr.Open(t, tr.Host)}, restore.DrillOptions{
+		Policy: &policies.Policy{Version: 1, Name: "hostkey", Host: "drillhost",
+			Targets: []policies.Target{{Name: "media", Kind: policies.KindFiles, Paths: []string{media}}}}})
+	require.ErrorIs(t, err, repo.ErrNoDataKey)
+	require.ErrorContains(t, err, "give the owner key")
+	require.Equal(t, restore.DrillError, rep.Status, "a refused drill is journaled as an error")
+	require.Len(t, rep.Errors, 1)
+	require.False(t, rep.End.IsZero())
 }
