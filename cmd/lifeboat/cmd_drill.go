@@ -35,8 +35,10 @@ journal (POLICY.drills.jsonl); lifeboat_drill_* metrics go next to metrics.textf
 directory, 5% tolerance) with its latest snapshot and hashes a random sample of live files
 against the snapshot's content.
 
-Needs the owner key (--key-file or LIFEBOAT_KEY_FILE): the policy's key_file is a host key,
-which cannot restore. See docs/drills.md.
+Native repositories: needs the owner key (--key-file or LIFEBOAT_KEY_FILE): the policy's
+key_file is a host key, which cannot restore. Restic repositories (engine: restic): needs the
+repository's password only (a secondary's own password_file, else the primary's);
+--spot-check is for native repositories only. See docs/drills.md.
 
 Exit codes: 0 passed, 1 a check failed (or the drill could not run), 3 an objective was violated.`,
 		Args: cobra.ExactArgs(1),
@@ -52,10 +54,6 @@ Exit codes: 0 passed, 1 a check failed (or the drill could not run), 3 an object
 			}
 			a.policy = p
 			ctx := cmd.Context()
-			url := p.Repositories.Primary.URL
-			if u := a.v.GetString("repo"); u != "" {
-				url = u
-			}
 			if from == "" {
 				from = "primary"
 			}
@@ -64,16 +62,24 @@ Exit codes: 0 passed, 1 a check failed (or the drill could not run), 3 an object
 				if err != nil {
 					return usageError{err}
 				}
-				url, from = sec.URL, sec.Name
+				from = sec.Name
 			}
-			r, err := a.openRepoAt(ctx, url)
+			engineName, err := a.engineName()
+			if err != nil {
+				return err
+			}
+			if spot && engineName != "native" {
+				return usagef("--spot-check reads the snapshot's content blobs of native repositories only; this policy's repository engine is %s: run `lifeboat drill` without --spot-check (it restores and checks)", engineName)
+			}
+			r, done, err := a.openReader(ctx, from)
 			if err != nil {
 				return fmt.Errorf("drill from %s: %w", from, err)
 			}
-			defer r.Bucket().Close()
+			defer done()
+			native, isNative := r.(restore.Native)
 			var rep *restore.DrillReport
 			if spot {
-				rep, err = restore.SpotCheck(ctx, r, restore.SpotCheckOptions{Policy: p, From: from, Targets: targets})
+				rep, err = restore.SpotCheck(ctx, native.R, restore.SpotCheckOptions{Policy: p, From: from, Targets: targets})
 			} else {
 				o := restore.DrillOptions{Policy: p, From: from, Targets: targets, TempDir: tmp}
 				if !a.json && !a.quiet {
@@ -86,9 +92,10 @@ Exit codes: 0 passed, 1 a check failed (or the drill could not run), 3 an object
 				if jerr := j.Append(rep); jerr != nil {
 					fmt.Fprintln(a.stderr, "warning: "+jerr.Error())
 				}
-				// and a copy in the repository drilled, encrypted like metadata
-				if data, jerr := json.Marshal(rep); jerr == nil {
-					if _, jerr := r.SaveRecord(context.WithoutCancel(ctx), "drills/"+p.Name, rep.Start, data); jerr != nil {
+				// and a copy in a native repository drilled, encrypted like
+				// metadata (a restic repository has no place for it)
+				if data, jerr := json.Marshal(rep); jerr == nil && isNative {
+					if _, jerr := native.R.SaveRecord(context.WithoutCancel(ctx), "drills/"+p.Name, rep.Start, data); jerr != nil {
 						fmt.Fprintln(a.stderr, "warning: drill record: "+jerr.Error())
 					}
 				}
@@ -109,7 +116,7 @@ Exit codes: 0 passed, 1 a check failed (or the drill could not run), 3 an object
 				a.notifyDrill(ctx, p, rep)
 			}
 			if err != nil {
-				return err
+				return fmt.Errorf("drill from %s: %w", from, err)
 			}
 			return rep.Err()
 		},
