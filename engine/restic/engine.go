@@ -447,7 +447,10 @@ func (e *Engine) Unlock(ctx context.Context) error {
 	return e.R.run(ctx, cmd{args: []string{"unlock"}})
 }
 
-// Size implements engine.Engine: restic stats --mode raw-data.
+// Size implements engine.Engine: restic stats --mode raw-data, the
+// stored size of the blobs the snapshots reference (data forgotten but
+// not yet pruned is not counted: restic has no command that sums its
+// pack files).
 func (e *Engine) Size(ctx context.Context) (int64, error) {
 	var out bytes.Buffer
 	if err := e.R.run(ctx, cmd{args: []string{"stats", "--json", "--mode", "raw-data"}, stdout: &out}); err != nil {
