@@ -15,6 +15,7 @@ import (
 	"github.com/lifeboat-backup/lifeboat/engine/repo/repotest"
 	"github.com/lifeboat-backup/lifeboat/engine/repo/storage"
 	"github.com/lifeboat-backup/lifeboat/policies"
+	"github.com/lifeboat-backup/lifeboat/restore"
 	"github.com/lifeboat-backup/lifeboat/sanitize"
 	"github.com/lifeboat-backup/lifeboat/targets/mysql"
 	"github.com/lifeboat-backup/lifeboat/targets/mysql/mysqltest"
@@ -45,6 +46,7 @@ func BenchmarkExport(b *testing.B) {
 	require.NoError(b, err)
 	res, err := engine.Backup(ctx, r, src, engine.BackupOptions{Workers: 2})
 	require.NoError(b, err)
+	sn := restore.FromRepository(r, res.Snapshot)
 	c, err := sanitize.Compile(policies.Sanitize{Preset: "magento2", Rules: map[string]policies.TableRules{
 		"quote": {Where: quoteWhere},
 	}}, sanitize.Options{Key: testKey})
@@ -60,7 +62,7 @@ func BenchmarkExport(b *testing.B) {
 	b.ResetTimer()
 	var out int64
 	for range b.N {
-		es, err := sanitize.Export(ctx, r, res.Snapshot, c, o, io.Discard)
+		es, err := sanitize.Export(ctx, sn, c, o, io.Discard)
 		require.NoError(b, err)
 		out = es.Bytes
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/lifeboat-backup/lifeboat/engine/repo"
+	"github.com/lifeboat-backup/lifeboat/restore"
 	"github.com/lifeboat-backup/lifeboat/targets/mysql"
 )
 
@@ -67,14 +68,15 @@ var reDefiner = regexp.MustCompile("DEFINER=(`[^`]*`|'[^']*'|[^ @]*)@(`[^`]*`|'[
 // same whatever their number, and memory is bounded by the pipeline's
 // queue. Rules are checked against the snapshot's tables before anything
 // is written.
-func Export(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, c *Config, o ExportOptions, w io.Writer) (*ExportStats, error) {
+func Export(ctx context.Context, s restore.Snapshot, c *Config, o ExportOptions, w io.Writer) (*ExportStats, error) {
 	if o.BatchBytes <= 0 {
 		o.BatchBytes = 1 << 20
 	}
+	sn := s.Info()
 	if sn.Kind == "postgres" {
-		return exportPostgres(ctx, r, sn, c, o, w)
+		return exportPostgres(ctx, s, c, o, w)
 	}
-	dbs, err := readTree(ctx, r, sn)
+	dbs, err := readTree(ctx, s)
 	if err != nil {
 		return nil, err
 	}
@@ -95,7 +97,7 @@ func Export(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, c *Confi
 	for _, d := range dbs {
 		plans[d], schemas[d] = map[string]*tablePlan{}, map[string]*mysql.Object{}
 		for _, t := range d.Tables {
-			obj, cols, err := tableSchema(ctx, r, d.Schema[t])
+			obj, cols, err := tableSchema(ctx, s, d.Schema[t])
 			if err != nil {
 				return nil, err
 			}
@@ -111,7 +113,7 @@ func Export(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, c *Confi
 	}
 	cw := &countWriter{w: w}
 	bw := bufio.NewWriterSize(cw, 256<<10)
-	e := &exporter{ctx: ctx, r: r, o: o, now: sn.RecoveryPoint.Time}
+	e := &exporter{ctx: ctx, s: s, o: o, now: sn.RecoveryPoint.Time}
 	if e.now.IsZero() {
 		e.now = sn.Time
 	}
@@ -173,7 +175,7 @@ func (c *countWriter) Write(p []byte) (int, error) {
 
 type exporter struct {
 	ctx     context.Context
-	r       *repo.Repository
+	s       restore.Snapshot
 	w       *pipeline
 	o       ExportOptions
 	now     time.Time
@@ -190,7 +192,7 @@ func (e *exporter) target(d *mysql.DB) string {
 
 func (e *exporter) database(d *mysql.DB, plans map[string]*tablePlan, schemas map[string]*mysql.Object) error {
 	target := e.target(d)
-	text, err := readNode(e.ctx, e.r, d.Create)
+	text, err := readNode(e.ctx, e.s, d.Create)
 	if err != nil {
 		return err
 	}
@@ -245,7 +247,7 @@ func (e *exporter) database(d *mysql.DB, plans map[string]*tablePlan, schemas ma
 			if suffix == mysql.SuffixTrigger && e.triggerOnSkipped(n, plans) {
 				continue
 			}
-			b, err := readNode(e.ctx, e.r, n)
+			b, err := readNode(e.ctx, e.s, n)
 			if err != nil {
 				return err
 			}
@@ -295,7 +297,7 @@ var objectKinds = map[string]string{mysql.SuffixFunction: "FUNCTION", mysql.Suff
 
 // triggerOnSkipped: a trigger of a skipped table is left out too.
 func (e *exporter) triggerOnSkipped(n *repo.Node, plans map[string]*tablePlan) bool {
-	b, err := readNode(e.ctx, e.r, n)
+	b, err := readNode(e.ctx, e.s, n)
 	if err != nil {
 		return false
 	}
@@ -326,7 +328,7 @@ func (e *exporter) sortViews(nodes []*repo.Node) ([]object, error) {
 	}
 	var vs []view
 	for _, n := range nodes {
-		b, err := readNode(e.ctx, e.r, n)
+		b, err := readNode(e.ctx, e.s, n)
 		if err != nil {
 			return nil, err
 		}
@@ -366,7 +368,9 @@ func (e *exporter) sortViews(nodes []*repo.Node) ([]object, error) {
 // table queues one table's rows: filtered, sanitized, batched INSERTs
 // rendered by the pipeline's workers.
 func (e *exporter) table(d *mysql.DB, p *tablePlan, ts *TableStats) error {
-	br := bufio.NewReaderSize(e.r.NewBlobReader(e.ctx, d.Data[p.name].Content), 256<<10)
+	rc := e.s.Open(e.ctx, d.Data[p.name])
+	defer rc.Close()
+	br := bufio.NewReaderSize(rc, 256<<10)
 	header, err := mysql.ReadHeader(br)
 	if err != nil {
 		return err

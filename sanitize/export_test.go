@@ -18,10 +18,10 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/lifeboat-backup/lifeboat/engine"
-	"github.com/lifeboat-backup/lifeboat/engine/repo"
 	"github.com/lifeboat-backup/lifeboat/engine/repo/repotest"
 	"github.com/lifeboat-backup/lifeboat/engine/repo/storage"
 	"github.com/lifeboat-backup/lifeboat/policies"
+	"github.com/lifeboat-backup/lifeboat/restore"
 	"github.com/lifeboat-backup/lifeboat/sanitize"
 	"github.com/lifeboat-backup/lifeboat/targets/mysql"
 	"github.com/lifeboat-backup/lifeboat/targets/mysql/mysqltest"
@@ -91,8 +91,7 @@ func containsWord(b []byte, s string) bool {
 type fixture struct {
 	srv *mysqltest.Server
 	db  *sql.DB
-	r   *repo.Repository
-	sn  *repo.Snapshot
+	s   restore.Snapshot
 }
 
 const (
@@ -122,7 +121,7 @@ func setup(t *testing.T) *fixture {
 	require.NoError(t, err)
 	res, err := engine.Backup(context.Background(), r, src, engine.BackupOptions{Workers: 4})
 	require.NoError(t, err)
-	return &fixture{srv: srv, db: db, r: r, sn: res.Snapshot}
+	return &fixture{srv: srv, db: db, s: restore.FromRepository(r, res.Snapshot)}
 }
 
 func policy() policies.Sanitize {
@@ -141,7 +140,7 @@ func policy() policies.Sanitize {
 func export(t *testing.T, f *fixture, c *sanitize.Config, o sanitize.ExportOptions) []byte {
 	t.Helper()
 	var buf bytes.Buffer
-	_, err := sanitize.Export(context.Background(), f.r, f.sn, c, o, &buf)
+	_, err := sanitize.Export(context.Background(), f.s, c, o, &buf)
 	require.NoError(t, err)
 	return buf.Bytes()
 }
@@ -157,14 +156,14 @@ func TestSanitizedExportShop(t *testing.T) {
 	delete(bare.Rules, "crm_contact")
 	cb, err := sanitize.Compile(bare, sanitize.Options{Key: testKey})
 	require.NoError(t, err)
-	findings, err := sanitize.Lint(ctx, f.r, f.sn, cb, sanitize.LintOptions{})
+	findings, err := sanitize.Lint(ctx, f.s, cb, sanitize.LintOptions{})
 	require.NoError(t, err)
 	var got []string
 	for _, fi := range findings {
 		got = append(got, fi.Table+"."+fi.Column+":"+fi.Kind)
 	}
 	require.Equal(t, []string{"crm_contact.info:email"}, got, "%v", findings)
-	findings, err = sanitize.Lint(ctx, f.r, f.sn, c, sanitize.LintOptions{})
+	findings, err = sanitize.Lint(ctx, f.s, c, sanitize.LintOptions{})
 	require.NoError(t, err)
 	require.Empty(t, findings)
 
@@ -175,7 +174,7 @@ func TestSanitizedExportShop(t *testing.T) {
 	path := filepath.Join(dir, "dump.sql.zst")
 	out, err := sanitize.CreateOutput(path, nil)
 	require.NoError(t, err)
-	st, err := sanitize.Export(ctx, f.r, f.sn, c, sanitize.ExportOptions{Rename: map[string]string{srcDB: dst}, BatchBytes: 64 << 10}, out)
+	st, err := sanitize.Export(ctx, f.s, c, sanitize.ExportOptions{Rename: map[string]string{srcDB: dst}, BatchBytes: 64 << 10}, out)
 	require.NoError(t, err)
 	require.NoError(t, out.Commit())
 	require.Greater(t, st.Bytes, int64(100<<10))
@@ -296,7 +295,7 @@ func TestSanitizedExportShop(t *testing.T) {
 	encPath := filepath.Join(dir, "dump.sql.gz.age")
 	out, err = sanitize.CreateOutput(encPath, rs)
 	require.NoError(t, err)
-	_, err = sanitize.Export(ctx, f.r, f.sn, c, sanitize.ExportOptions{Databases: []string{srcDB}}, out)
+	_, err = sanitize.Export(ctx, f.s, c, sanitize.ExportOptions{Databases: []string{srcDB}}, out)
 	require.NoError(t, err)
 	require.NoError(t, out.Commit())
 	ef, err := os.Open(encPath)
@@ -315,7 +314,7 @@ func TestSanitizedExportShop(t *testing.T) {
 		c, err := sanitize.Compile(s, sanitize.Options{Key: testKey})
 		if err == nil {
 			var buf bytes.Buffer
-			_, err = sanitize.Export(ctx, f.r, f.sn, c, sanitize.ExportOptions{}, &buf)
+			_, err = sanitize.Export(ctx, f.s, c, sanitize.ExportOptions{}, &buf)
 			require.Zero(t, buf.Len(), "nothing written before the rules are checked")
 		}
 		require.Error(t, err)

@@ -4,11 +4,12 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"net/netip"
 	"regexp"
 	"strings"
 
-	"github.com/lifeboat-backup/lifeboat/engine/repo"
+	"github.com/lifeboat-backup/lifeboat/restore"
 	"github.com/lifeboat-backup/lifeboat/targets/mysql"
 )
 
@@ -105,14 +106,14 @@ func luhn(s string) bool {
 // content looks personal but that no rule (preset or policy) covers.
 // Truncated and skipped tables are not looked at; a keep rule marks a
 // column as reviewed.
-func Lint(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, c *Config, o LintOptions) ([]Finding, error) {
+func Lint(ctx context.Context, s restore.Snapshot, c *Config, o LintOptions) ([]Finding, error) {
 	if o.SampleRows <= 0 {
 		o.SampleRows = 300
 	}
-	if sn.Kind == "postgres" {
-		return lintPostgres(ctx, r, sn, c, o)
+	if s.Info().Kind == "postgres" {
+		return lintPostgres(ctx, s, c, o)
 	}
-	dbs, err := readTree(ctx, r, sn)
+	dbs, err := readTree(ctx, s)
 	if err != nil {
 		return nil, err
 	}
@@ -122,7 +123,7 @@ func Lint(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, c *Config,
 	var out []Finding
 	for _, d := range dbs {
 		for _, t := range d.Tables {
-			_, cols, err := tableSchema(ctx, r, d.Schema[t])
+			_, cols, err := tableSchema(ctx, s, d.Schema[t])
 			if err != nil {
 				return nil, err
 			}
@@ -140,7 +141,7 @@ func Lint(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, c *Config,
 			if d.Data[t] == nil {
 				continue
 			}
-			fs, err = sampleTable(ctx, r, d, t, o.SampleRows, func(col string) bool {
+			fs, err = sampleTable(ctx, s, d, t, o.SampleRows, func(col string) bool {
 				c := p.byName[col]
 				return ruled(col) || flagged[col] || c != nil && !c.textLike()
 			})
@@ -219,8 +220,12 @@ func (s *sampler) findings(db, t string, skip func(string) bool) []Finding {
 
 var suggestFor = map[string]string{"email": "fake:email", "phone": "fake:phone", "ip": "fake:ip", "card": `"null"`}
 
-func sampleTable(ctx context.Context, r *repo.Repository, d *mysql.DB, t string, n int, skip func(string) bool) ([]Finding, error) {
-	br := bufio.NewReaderSize(r.NewBlobReader(ctx, d.Data[t].Content), 64<<10)
+// sampleTable reads the first n rows of table t: the reader is closed
+// before the rest is read.
+func sampleTable(ctx context.Context, s restore.Snapshot, d *mysql.DB, t string, n int, skip func(string) bool) ([]Finding, error) {
+	rc := s.Open(ctx, d.Data[t])
+	defer rc.Close()
+	br := bufio.NewReaderSize(rc, 64<<10)
 	header, err := mysql.ReadHeader(br)
 	if err != nil {
 		return nil, fmt.Errorf("%s/%s: %w", d.Name, t, err)
@@ -228,6 +233,9 @@ func sampleTable(ctx context.Context, r *repo.Repository, d *mysql.DB, t string,
 	sm := newSampler(header)
 	for range n {
 		line, err := br.ReadBytes('\n')
+		if err != nil && err != io.EOF {
+			return nil, fmt.Errorf("%s/%s: %w", d.Name, t, err)
+		}
 		if len(line) == 0 && err != nil {
 			break
 		}

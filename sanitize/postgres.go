@@ -16,6 +16,7 @@ import (
 
 	"github.com/lifeboat-backup/lifeboat/engine/repo"
 	"github.com/lifeboat-backup/lifeboat/policies"
+	"github.com/lifeboat-backup/lifeboat/restore"
 	"github.com/lifeboat-backup/lifeboat/targets/postgres"
 )
 
@@ -27,44 +28,47 @@ import (
 
 // readPGTree reads and checks a postgres snapshot's layout the way
 // restore does (postgres.ReadLayout).
-func readPGTree(ctx context.Context, r *repo.Repository, sn *repo.Snapshot) ([]*postgres.Database, error) {
-	if !r.CanReadData() {
-		return nil, fmt.Errorf("read snapshot %s: %w (sanitizing reads the table data: give the owner key, --key-file)", sn.ID.Short(), repo.ErrNoDataKey)
-	}
-	l, err := postgres.ReadLayout(r.NewTreeReader(ctx, sn))
+func readPGTree(ctx context.Context, s restore.Snapshot) ([]*postgres.Database, error) {
+	l, err := postgres.ReadLayout(s.Tree(ctx))
 	if err != nil {
-		return nil, fmt.Errorf("snapshot %s: %w", sn.ID.Short(), err)
+		return nil, fmt.Errorf("snapshot %s: %w", s.Info().ID.Short(), err)
 	}
 	return l.Databases, nil
 }
 
-// pgProc is a running pg_restore -f - fed from the repository.
+// pgProc is a running pg_restore -f - fed from the snapshot.
 type pgProc struct {
 	cmd    *exec.Cmd
+	in     io.ReadCloser
 	out    io.ReadCloser
 	stderr limitedBuffer
 	what   string
 }
 
-func startPGRestore(ctx context.Context, r *repo.Repository, bin string, n *repo.Node, args ...string) (*pgProc, error) {
-	p := &pgProc{what: n.Path}
+func startPGRestore(ctx context.Context, s restore.Snapshot, bin string, n *repo.Node, args ...string) (*pgProc, error) {
+	p := &pgProc{what: n.Path, in: s.Open(ctx, n)}
 	p.cmd = exec.CommandContext(ctx, bin, append([]string{"-f", "-"}, args...)...)
-	p.cmd.Stdin = r.NewBlobReader(ctx, n.Content)
+	p.cmd.Stdin = p.in
 	p.cmd.Stderr = &p.stderr
 	var err error
 	if p.out, err = p.cmd.StdoutPipe(); err != nil {
+		p.in.Close()
 		return nil, err
 	}
 	if err := p.cmd.Start(); err != nil {
+		p.in.Close()
 		return nil, fmt.Errorf("start pg_restore: %w", err)
 	}
 	return p, nil
 }
 
-// wait ends the process: an error says what pg_restore said.
+// wait ends the process and closes its input: an error says what
+// pg_restore said.
 func (p *pgProc) wait() error {
 	io.Copy(io.Discard, p.out)
-	if err := p.cmd.Wait(); err != nil {
+	err := p.cmd.Wait()
+	p.in.Close()
+	if err != nil {
 		msg := strings.TrimSpace(p.stderr.String())
 		if msg == "" {
 			msg = err.Error()
@@ -100,12 +104,12 @@ func (t *pgTable) root() *pgTable {
 }
 
 // pgSchemas reads the tables of d (pg_restore --schema-only).
-func pgSchemas(ctx context.Context, r *repo.Repository, bin string, d *postgres.Database) (map[string]*pgTable, error) {
+func pgSchemas(ctx context.Context, s restore.Snapshot, bin string, d *postgres.Database) (map[string]*pgTable, error) {
 	n := d.Whole
 	if n == nil {
 		n = d.Pre
 	}
-	p, err := startPGRestore(ctx, r, bin, n, "--schema-only")
+	p, err := startPGRestore(ctx, s, bin, n, "--schema-only")
 	if err != nil {
 		return nil, err
 	}
@@ -330,11 +334,12 @@ func pgColumn(name, def string) *column {
 }
 
 // exportPostgres is Export for a postgres snapshot.
-func exportPostgres(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, c *Config, o ExportOptions, w io.Writer) (*ExportStats, error) {
+func exportPostgres(ctx context.Context, s restore.Snapshot, c *Config, o ExportOptions, w io.Writer) (*ExportStats, error) {
 	if len(o.Rename) > 0 {
 		return nil, rulesErrorf("--rename does not apply to a PostgreSQL export: it loads into the database psql connects to")
 	}
-	dbs, err := readPGTree(ctx, r, sn)
+	sn := s.Info()
+	dbs, err := readPGTree(ctx, s)
 	if err != nil {
 		return nil, err
 	}
@@ -358,7 +363,7 @@ func exportPostgres(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, 
 	if err != nil {
 		return nil, err
 	}
-	tables, err := pgSchemas(ctx, r, bin, d)
+	tables, err := pgSchemas(ctx, s, bin, d)
 	if err != nil {
 		return nil, err
 	}
@@ -398,7 +403,7 @@ func exportPostgres(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, 
 			sn.ID.Short(), sn.Target, d.Name, now.UTC().Format(time.RFC3339))
 		fmt.Fprintf(p, "-- Load with: createdb DB && psql -v ON_ERROR_STOP=1 -d DB -f this file\n\n")
 		for _, n := range d.Archives() {
-			proc, err := startPGRestore(ctx, r, bin, n, args...)
+			proc, err := startPGRestore(ctx, s, bin, n, args...)
 			if err != nil {
 				return err
 			}
@@ -458,8 +463,8 @@ func (c *Config) checkPGTables(d *postgres.Database, tables map[string]*pgTable)
 // lintPostgres is Lint for a postgres snapshot: names from the CREATE
 // TABLEs, content from the first rows of each COPY block (pg_restore
 // --data-only reads every archive once).
-func lintPostgres(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, c *Config, o LintOptions) ([]Finding, error) {
-	dbs, err := readPGTree(ctx, r, sn)
+func lintPostgres(ctx context.Context, s restore.Snapshot, c *Config, o LintOptions) ([]Finding, error) {
+	dbs, err := readPGTree(ctx, s)
 	if err != nil {
 		return nil, err
 	}
@@ -469,7 +474,7 @@ func lintPostgres(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, c 
 	}
 	var out []Finding
 	for _, d := range dbs {
-		tables, err := pgSchemas(ctx, r, bin, d)
+		tables, err := pgSchemas(ctx, s, bin, d)
 		if err != nil {
 			return nil, err
 		}
@@ -493,7 +498,7 @@ func lintPostgres(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, c 
 			out = append(out, fs...)
 		}
 		for _, n := range d.Archives() {
-			proc, err := startPGRestore(ctx, r, bin, n, "--data-only")
+			proc, err := startPGRestore(ctx, s, bin, n, "--data-only")
 			if err != nil {
 				return nil, err
 			}

@@ -6,30 +6,36 @@ import (
 	"io"
 
 	"github.com/lifeboat-backup/lifeboat/engine/repo"
+	"github.com/lifeboat-backup/lifeboat/restore"
 	"github.com/lifeboat-backup/lifeboat/targets/mysql"
 )
+
+// Exports and lint read a snapshot through restore.Snapshot, so a native
+// repository (restore.FromRepository) and a restic one (engine/restic's
+// Engine.Open) are read alike. Every content reader is closed after use:
+// another engine holds a process per reader.
 
 // ErrNotMySQL: the snapshot is not a mysql snapshot.
 var ErrNotMySQL = fmt.Errorf("%w: not a mysql snapshot", ErrRules)
 
 // readTree reads a mysql snapshot's databases, in the snapshot's (sorted)
 // order.
-func readTree(ctx context.Context, r *repo.Repository, sn *repo.Snapshot) ([]*mysql.DB, error) {
+func readTree(ctx context.Context, s restore.Snapshot) ([]*mysql.DB, error) {
+	sn := s.Info()
 	if sn.Kind != "mysql" {
 		return nil, fmt.Errorf("snapshot %s is a %s snapshot: %w", sn.ID.Short(), sn.Kind, ErrNotMySQL)
 	}
-	if !r.CanReadData() {
-		return nil, fmt.Errorf("read snapshot %s: %w (sanitizing reads the table data: give the owner key, --key-file)", sn.ID.Short(), repo.ErrNoDataKey)
-	}
-	dbs, err := mysql.ReadLayout(r.NewTreeReader(ctx, sn).Next)
+	dbs, err := mysql.ReadLayout(s.Tree(ctx).Next)
 	if err != nil {
 		return nil, fmt.Errorf("snapshot %s: %w", sn.ID.Short(), err)
 	}
 	return dbs, nil
 }
 
-func readNode(ctx context.Context, r *repo.Repository, n *repo.Node) ([]byte, error) {
-	b, err := io.ReadAll(r.NewBlobReader(ctx, n.Content))
+func readNode(ctx context.Context, s restore.Snapshot, n *repo.Node) ([]byte, error) {
+	rc := s.Open(ctx, n)
+	defer rc.Close()
+	b, err := io.ReadAll(rc)
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", n.Path, err)
 	}
@@ -37,8 +43,8 @@ func readNode(ctx context.Context, r *repo.Repository, n *repo.Node) ([]byte, er
 }
 
 // tableSchema reads and parses a table's CREATE TABLE.
-func tableSchema(ctx context.Context, r *repo.Repository, n *repo.Node) (*mysql.Object, []*column, error) {
-	text, err := readNode(ctx, r, n)
+func tableSchema(ctx context.Context, s restore.Snapshot, n *repo.Node) (*mysql.Object, []*column, error) {
+	text, err := readNode(ctx, s, n)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -14,8 +14,10 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/lifeboat-backup/lifeboat/engine"
 	"github.com/lifeboat-backup/lifeboat/engine/repo"
 	"github.com/lifeboat-backup/lifeboat/policies"
+	"github.com/lifeboat-backup/lifeboat/restore"
 	"github.com/lifeboat-backup/lifeboat/sanitize"
 	"github.com/lifeboat-backup/lifeboat/targets/mysql"
 )
@@ -36,6 +38,34 @@ func (a *app) sanitizeConfig(path, rulesFile string) (*policies.Policy, *sanitiz
 		return nil, nil, usageError{err}
 	}
 	return p, c, nil
+}
+
+// withSnapshot runs fn on snapshot ref (latest: of target) of the
+// policy's repository, on its engine: native (under a shared lock, with
+// the owner key) or restic. The snapshot is closed after fn.
+func (a *app) withSnapshot(ctx context.Context, purpose, ref, target string, fn func(context.Context, restore.Snapshot) error) error {
+	return a.withEngine(ctx, sharedLock, purpose, func(ctx context.Context, e engine.Engine) error {
+		r := readerOf(e)
+		sn, err := r.FindSnapshot(ctx, ref, snapshotFilter(target, ""))
+		if err != nil {
+			return err
+		}
+		if sn.Kind != "mysql" && sn.Kind != "postgres" {
+			return usagef("snapshot %s is a %s snapshot: %s reads mysql and postgres snapshots", sn.ID.Short(), sn.Kind, purpose)
+		}
+		s, err := r.Open(ctx, sn)
+		if err != nil {
+			if errors.Is(err, repo.ErrNoDataKey) {
+				err = fmt.Errorf("%w (%s reads the table data: give the owner key, --key-file)", err, purpose)
+			}
+			return err
+		}
+		err = fn(ctx, s)
+		if cerr := s.Close(); err == nil {
+			err = cerr
+		}
+		return err
+	})
 }
 
 // sanitizeErr makes rule errors found against the snapshot usage errors.
@@ -60,21 +90,19 @@ func (a *app) sanitizeCmd() *cobra.Command {
 and report columns whose name (email, phone, name, street, IP, birth date, card, password, tax id)
 or sampled content (emails, phone numbers, IP addresses, card numbers passing Luhn) looks personal
 but that neither the preset nor the policy's rules cover. Truncated and skipped tables are not
-looked at; a "keep" rule marks a column as reviewed. Needs the owner key (table data).
+looked at; a "keep" rule marks a column as reviewed. Reads native and restic repositories; needs
+the owner key (native: the table data is encrypted to it) or the restic password.
 
-Exit codes: 0 no findings, 1 findings (or a failure), 2 bad rules or key.`,
+Exit codes: 0 no findings, 1 findings (or a failure), 2 bad rules or key, 12 wrong key or password.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			_, c, err := a.sanitizeConfig(args[0], rulesFile)
 			if err != nil {
 				return err
 			}
-			return a.withRepo(cmd.Context(), sharedLock, "sanitize lint", func(ctx context.Context, r *repo.Repository) error {
-				sn, err := r.FindSnapshot(ctx, snapshot, snapshotFilter(target, ""))
-				if err != nil {
-					return err
-				}
-				fs, err := sanitize.Lint(ctx, r, sn, c, sanitize.LintOptions{SampleRows: sample})
+			return a.withSnapshot(cmd.Context(), "sanitize lint", snapshot, target, func(ctx context.Context, s restore.Snapshot) error {
+				sn := s.Info()
+				fs, err := sanitize.Lint(ctx, s, c, sanitize.LintOptions{SampleRows: sample})
 				if err != nil {
 					return sanitizeErr(err)
 				}
@@ -136,7 +164,7 @@ func (a *app) exportCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "export POLICY --sanitized (-o dump.sql.zst [--recipient age1...] | --to mysql://user@host:port/) [--snapshot ID|latest]",
 		Short: "Write a sanitized SQL dump of a mysql or postgres snapshot for developers, or load it into their server",
-		Long: `Read a mysql or postgres snapshot from the policy's repository (never the production database),
+		Long: `Read a mysql or postgres snapshot from the policy's repository, native or restic (never the production database),
 apply the policy's sanitize rules (preset, rules, and the rules file: --rules FILE replaces sanitize.rules_file) and write an SQL dump that
 loads with the plain client (mysql/mariadb; psql into an existing database for PostgreSQL, one
 database per export): .sql, .sql.gz or .sql.zst by the name of -o, age-encrypted to
@@ -146,9 +174,9 @@ when complete. With --to mysql://user@host:port/ the dump is loaded straight int
 $LIFEBOAT_MYSQL_PASSWORD or $MYSQL_PWD (never from the command line, never printed), and a failed
 statement is reported with its table. Exports refuse to run while "lifeboat sanitize lint" has findings, unless
 --allow-unruled-pii. Every export is appended to the journal (POLICY.exports.jsonl).
-Needs the owner key: the table data is encrypted to it.
+Needs the owner key (native: the table data is encrypted to it) or the restic password.
 
-Exit codes: 0 ok, 1 failure or lint findings, 2 bad rules, key or flags, 12 wrong key.`,
+Exit codes: 0 ok, 1 failure or lint findings, 2 bad rules, key or flags, 12 wrong key or password.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if !sanitized {
@@ -192,15 +220,12 @@ Exit codes: 0 ok, 1 failure or lint findings, 2 bad rules, key or flags, 12 wron
 				return usageError{err}
 			}
 			start := time.Now()
-			return a.withRepo(cmd.Context(), sharedLock, "export", func(ctx context.Context, r *repo.Repository) error {
-				sn, err := r.FindSnapshot(ctx, snapshot, snapshotFilter(target, ""))
-				if err != nil {
-					return err
-				}
+			return a.withSnapshot(cmd.Context(), "export", snapshot, target, func(ctx context.Context, s restore.Snapshot) error {
+				sn := s.Info()
 				if server != nil && sn.Kind != "mysql" {
 					return usagef("--to mysql:// loads a mysql snapshot; snapshot %s is %s (write a file with -o and load it with psql)", sn.ID.Short(), sn.Kind)
 				}
-				fs, err := sanitize.Lint(ctx, r, sn, c, sanitize.LintOptions{})
+				fs, err := sanitize.Lint(ctx, s, c, sanitize.LintOptions{})
 				if err != nil {
 					return sanitizeErr(err)
 				}
@@ -214,7 +239,7 @@ Exit codes: 0 ok, 1 failure or lint findings, 2 bad rules, key or flags, 12 wron
 				var st *sanitize.ExportStats
 				if server != nil {
 					output = mysql.RedactConfig(server)
-					if st, err = exportToServer(ctx, r, sn, c, eo, server); err != nil {
+					if st, err = exportToServer(ctx, s, c, eo, server); err != nil {
 						return err
 					}
 				} else {
@@ -222,7 +247,7 @@ Exit codes: 0 ok, 1 failure or lint findings, 2 bad rules, key or flags, 12 wron
 					if err != nil {
 						return sanitizeErr(err)
 					}
-					st, err = sanitize.Export(ctx, r, sn, c, eo, out)
+					st, err = sanitize.Export(ctx, s, c, eo, out)
 					if err != nil {
 						out.Abort()
 						return sanitizeErr(err)
@@ -279,12 +304,12 @@ Exit codes: 0 ok, 1 failure or lint findings, 2 bad rules, key or flags, 12 wron
 // export that fails otherwise (bad rules, a repository read, Ctrl-C)
 // kills the client, so that it does not run a cut dump, and returns that
 // error.
-func exportToServer(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, c *sanitize.Config, o sanitize.ExportOptions, server *driver.Config) (*sanitize.ExportStats, error) {
+func exportToServer(ctx context.Context, s restore.Snapshot, c *sanitize.Config, o sanitize.ExportOptions, server *driver.Config) (*sanitize.ExportStats, error) {
 	l, err := sanitize.StartLoad(ctx, server)
 	if err != nil {
 		return nil, err
 	}
-	st, err := sanitize.Export(ctx, r, sn, c, o, l)
+	st, err := sanitize.Export(ctx, s, c, o, l)
 	if cerr := ctx.Err(); cerr != nil {
 		// Cancelled: the client was killed with the context, so a broken
 		// pipe or its "signal: killed" is no cause.

@@ -18,6 +18,7 @@ import (
 	"github.com/lifeboat-backup/lifeboat/engine/repo/repotest"
 	"github.com/lifeboat-backup/lifeboat/engine/repo/storage"
 	"github.com/lifeboat-backup/lifeboat/policies"
+	"github.com/lifeboat-backup/lifeboat/restore"
 	"github.com/lifeboat-backup/lifeboat/sanitize"
 	"github.com/lifeboat-backup/lifeboat/targets/mysql"
 	"github.com/lifeboat-backup/lifeboat/targets/mysql/mysqltest"
@@ -264,7 +265,7 @@ func TestCLIExportToServerCancelled(t *testing.T) {
 			time.Sleep(10 * time.Millisecond)
 		}
 	}()
-	_, err = exportToServer(cctx, r, res.Snapshot, c, sanitize.ExportOptions{Rename: map[string]string{"ex_cut": "ex_cut_dev"}, Jobs: 1}, server)
+	_, err = exportToServer(cctx, restore.FromRepository(r, res.Snapshot), c, sanitize.ExportOptions{Rename: map[string]string{"ex_cut": "ex_cut_dev"}, Jobs: 1}, server)
 	require.ErrorIs(t, err, context.Canceled)
 	assert.NotContains(t, err.Error(), "signal")
 	assert.NotContains(t, err.Error(), "ERROR")
@@ -310,7 +311,7 @@ func TestCLIExportToServerCancelled(t *testing.T) {
 	require.NoError(t, b.Delete(ctx, "data/"+pack[:2]+"/"+pack))
 	_, err = conn.Exec("DROP DATABASE IF EXISTS ex_cut_dev")
 	require.NoError(t, err)
-	_, err = exportToServer(ctx, r, res.Snapshot, c, sanitize.ExportOptions{Rename: map[string]string{"ex_cut": "ex_cut_dev"}, Jobs: 1}, server)
+	_, err = exportToServer(ctx, restore.FromRepository(r, res.Snapshot), c, sanitize.ExportOptions{Rename: map[string]string{"ex_cut": "ex_cut_dev"}, Jobs: 1}, server)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), pack[:8])
 	assert.NotContains(t, err.Error(), "ERROR")
