@@ -16,6 +16,7 @@ import (
 	"github.com/lifeboat-backup/lifeboat/engine/restic/restictest"
 	"github.com/lifeboat-backup/lifeboat/restore"
 	"github.com/lifeboat-backup/lifeboat/targets/mysql/mysqltest"
+	"github.com/lifeboat-backup/lifeboat/targets/postgres/postgrestest"
 	"github.com/lifeboat-backup/lifeboat/testdata/shop"
 )
 
@@ -184,4 +185,70 @@ drill:
 			}
 		})
 	}
+}
+
+// A postgres target drilled from a restic repository: restored from
+// `restic dump` into a scratch PostgreSQL, checked with psql.
+func TestDrillResticPostgres(t *testing.T) {
+	if testing.Short() {
+		t.Skip("PostgreSQL and restic")
+	}
+	bin := restictest.BinaryOrSkip(t)
+	t.Setenv("RESTIC_CACHE_DIR", t.TempDir())
+	s := postgrestest.Start(t)
+	s.CreateDatabase(t, "oro")
+	s.MustPSQL(t, "oro", `CREATE TABLE oro_order (id serial PRIMARY KEY, total numeric(12,2), note text);
+		INSERT INTO oro_order (total, note) SELECT g * 1.5, 'Bestellung ' || g FROM generate_series(1, 700) g`)
+	digest := `SELECT md5(string_agg(t::text, '|' ORDER BY t::text)) FROM oro_order t`
+	want := s.MustPSQL(t, "oro", digest)
+
+	dir := t.TempDir()
+	pgPass := filepath.Join(dir, "pg.pass")
+	require.NoError(t, os.WriteFile(pgPass, []byte(s.Password+"\n"), 0o600))
+	resticPass := filepath.Join(dir, "restic.pass")
+	require.NoError(t, os.WriteFile(resticPass, []byte("oro restic password\n"), 0o600))
+	policy := filepath.Join(dir, "oro.yaml")
+	require.NoError(t, os.WriteFile(policy, []byte(`version: 1
+name: oro
+host: oro-1
+repositories:
+  primary:
+    url: file://`+filepath.Join(dir, "restic")+`
+    engine: restic
+    password_file: `+resticPass+`
+targets:
+  - name: orodb
+    kind: postgres
+    dsn: `+s.URL()+`
+    password_file: `+pgPass+`
+    databases: [oro]
+objectives:
+  rpo: 1h
+drill:
+  checks:
+    - name: orders intact
+      target: orodb
+      sql: "`+digest+`"
+      expect: "`+want+`"
+`), 0o600))
+	c := &cli{t: t, env: map[string]string{"LIFEBOAT_RESTIC": bin, "LIFEBOAT_REPO": "", "LIFEBOAT_ENGINE": "",
+		"LIFEBOAT_PASSPHRASE_FILE": "", "LIFEBOAT_KEY_FILE": "", "PGPASSWORD": ""}}
+	journal := filepath.Join(dir, "journal")
+	c.ok("init", "--policy", policy)
+	c.ok("run", policy, "--journal", journal)
+	out := c.ok("drill", policy, "--journal", journal, "--json")
+	var sum struct {
+		Drill restore.DrillReport `json:"drill"`
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	require.NoError(t, json.Unmarshal([]byte(lines[len(lines)-1]), &sum), out)
+	rep := sum.Drill
+	require.Equal(t, restore.DrillPassed, rep.Status, "%+v", rep)
+	require.Len(t, rep.Checks, 1)
+	assert.Equal(t, want, rep.Checks[0].Value)
+	require.Len(t, rep.Targets, 1)
+	assert.Equal(t, 1, rep.Targets[0].Databases)
+	assert.True(t, rep.RPO.Met)
+	assert.Greater(t, rep.RPO.Seconds, 0.0)
+	assert.Greater(t, rep.RTO.Seconds, 0.0)
 }
