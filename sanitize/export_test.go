@@ -11,13 +11,16 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"testing/iotest"
 
 	"filippo.io/age"
 	"github.com/klauspost/compress/zstd"
 	"github.com/stretchr/testify/require"
 
 	"github.com/lifeboat-backup/lifeboat/engine"
+	"github.com/lifeboat-backup/lifeboat/engine/repo"
 	"github.com/lifeboat-backup/lifeboat/engine/repo/repotest"
 	"github.com/lifeboat-backup/lifeboat/engine/repo/storage"
 	"github.com/lifeboat-backup/lifeboat/policies"
@@ -346,4 +349,69 @@ func TestSanitizedExportShop(t *testing.T) {
 	out.Abort()
 	left, _ := filepath.Glob(filepath.Join(dir, "*aborted*"))
 	require.Empty(t, left)
+}
+
+// countingSnapshot counts the content readers open, and fails the reads
+// of the node named fail after 100 bytes.
+type countingSnapshot struct {
+	restore.Snapshot
+	fail string
+	open atomic.Int64
+}
+
+var errBroken = errors.New("broken read")
+
+func (s *countingSnapshot) Open(ctx context.Context, n *repo.Node) io.ReadCloser {
+	s.open.Add(1)
+	var rc io.ReadCloser = &closeOnce{ReadCloser: s.Snapshot.Open(ctx, n), open: &s.open}
+	if n.Path == s.fail {
+		rc = struct {
+			io.Reader
+			io.Closer
+		}{io.MultiReader(io.LimitReader(rc, 100), iotest.ErrReader(errBroken)), rc}
+	}
+	return rc
+}
+
+type closeOnce struct {
+	io.ReadCloser
+	open   *atomic.Int64
+	closed bool
+}
+
+func (c *closeOnce) Close() error {
+	if !c.closed {
+		c.closed = true
+		c.open.Add(-1)
+	}
+	return c.ReadCloser.Close()
+}
+
+// TestSnapshotReaders: export and lint close every content reader they
+// open (another engine holds a process per reader), also when a read
+// fails, and a failed read is an error naming the table, not a shorter
+// sample or dump.
+func TestSnapshotReaders(t *testing.T) {
+	f := setup(t)
+	ctx := context.Background()
+	c, err := sanitize.Compile(policy(), sanitize.Options{Key: testKey})
+	require.NoError(t, err)
+	s := &countingSnapshot{Snapshot: f.s}
+	var want bytes.Buffer
+	_, err = sanitize.Export(ctx, s, c, sanitize.ExportOptions{}, &want)
+	require.NoError(t, err)
+	require.Zero(t, s.open.Load(), "readers left open by Export")
+	_, err = sanitize.Lint(ctx, s, c, sanitize.LintOptions{SampleRows: 5})
+	require.NoError(t, err)
+	require.Zero(t, s.open.Load(), "readers left open by Lint")
+
+	s.fail = srcDB + "/crm_contact" + mysql.SuffixData
+	_, err = sanitize.Export(ctx, s, c, sanitize.ExportOptions{}, io.Discard)
+	require.ErrorIs(t, err, errBroken)
+	require.ErrorContains(t, err, "export `san_src`.`crm_contact`")
+	require.Zero(t, s.open.Load(), "readers left open by a failed Export")
+	_, err = sanitize.Lint(ctx, s, c, sanitize.LintOptions{})
+	require.ErrorIs(t, err, errBroken)
+	require.ErrorContains(t, err, "san_src/crm_contact")
+	require.Zero(t, s.open.Load(), "readers left open by a failed Lint")
 }
