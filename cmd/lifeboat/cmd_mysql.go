@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"strings"
 	"time"
@@ -141,8 +142,37 @@ func isMySQLDestination(to string) bool { return strings.HasPrefix(to, "mysql://
 // restoreMySQL restores snapshot s (of any engine) into the server named
 // by to.
 func (a *app) restoreMySQL(ctx context.Context, s restore.Snapshot, to string, m *mysqlRestoreFlags) error {
+	return a.restoreDatabase(s, mysql.Redact(to), m, []string{"LIFEBOAT_MYSQL_PASSWORD", "MYSQL_PWD"}, "tables", "loaded",
+		func(pw string, rename map[string]string, p *restore.Progress) (*dbRestored, error) {
+			st, err := restore.MySQL(ctx, s, restore.MySQLOptions{DSN: to, Password: pw, Databases: m.databases,
+				Rename: rename, Jobs: m.jobs, NoBinlog: m.noBinlog, Progress: p})
+			if err != nil {
+				return nil, err
+			}
+			return &dbRestored{
+				summary:  map[string]any{"databases": st.Databases, "tables": st.Tables, "objects": st.Objects, "bytes": st.Bytes},
+				warnings: st.Warnings,
+				details: fmt.Sprintf("%d databases, %d tables, %d views/triggers/routines/events, %s of rows",
+					st.Databases, st.Tables, st.Objects, formatBytes(st.Bytes)),
+			}, nil
+		})
+}
+
+// dbRestored is what one database restore reports.
+type dbRestored struct {
+	summary  map[string]any // the kind's fields of the JSON summary
+	warnings []string
+	point    string // after the recovery point's time in the text summary
+	details  string // the text summary's second line
+}
+
+// restoreDatabase runs a database restore: the password (--password-file,
+// else the first of envs set), --rename, progress, and the summary, with
+// run doing the kind's own part.
+func (a *app) restoreDatabase(s restore.Snapshot, dest string, m *mysqlRestoreFlags, envs []string, items, verb string,
+	run func(pw string, rename map[string]string, p *restore.Progress) (*dbRestored, error)) error {
 	sn := s.Info()
-	pw, err := databasePassword(m.passwordFile, "LIFEBOAT_MYSQL_PASSWORD", "MYSQL_PWD")
+	pw, err := databasePassword(m.passwordFile, envs...)
 	if err != nil {
 		return err
 	}
@@ -152,27 +182,25 @@ func (a *app) restoreMySQL(ctx context.Context, s restore.Snapshot, to string, m
 	}
 	p := &restore.Progress{}
 	start := time.Now()
-	stop := a.restoreProgress(p, start, "tables", "loaded")
-	st, err := restore.MySQL(ctx, s, restore.MySQLOptions{DSN: to, Password: pw, Databases: m.databases,
-		Rename: rename, Jobs: m.jobs, NoBinlog: m.noBinlog, Progress: p})
+	stop := a.restoreProgress(p, start, items, verb)
+	res, err := run(pw, rename, p)
 	stop()
 	if err != nil {
 		return err
 	}
 	el := time.Since(start).Seconds()
-	dest := mysql.Redact(to)
 	if a.json {
-		return a.emit(map[string]any{"message_type": "summary", "snapshot_id": sn.ID.String(), "target": sn.Target,
-			"to": dest, "databases": st.Databases, "tables": st.Tables, "objects": st.Objects, "bytes": st.Bytes,
-			"warnings": nonNil(st.Warnings), "duration_seconds": el, "recovery_point": sn.RecoveryPoint.Time,
-			"recovery_point_details": sn.RecoveryPoint.Details})
+		out := map[string]any{"message_type": "summary", "snapshot_id": sn.ID.String(), "target": sn.Target,
+			"to": dest, "warnings": nonNil(res.warnings), "duration_seconds": el, "recovery_point": sn.RecoveryPoint.Time,
+			"recovery_point_details": sn.RecoveryPoint.Details}
+		maps.Copy(out, res.summary)
+		return a.emit(out)
 	}
-	for _, w := range st.Warnings {
+	for _, w := range res.warnings {
 		fmt.Fprintf(a.stderr, "warning: %s\n", w)
 	}
-	fmt.Fprintf(a.stdout, "restored snapshot %s (%s, consistent at %s) to %s\n", sn.ID.Short(), sn.Target,
-		sn.RecoveryPoint.Time.Local().Format(time.RFC3339), dest)
-	fmt.Fprintf(a.stdout, "  %d databases, %d tables, %d views/triggers/routines/events, %s of rows in %.1fs\n",
-		st.Databases, st.Tables, st.Objects, formatBytes(st.Bytes), el)
+	fmt.Fprintf(a.stdout, "restored snapshot %s (%s, consistent at %s%s) to %s\n", sn.ID.Short(), sn.Target,
+		sn.RecoveryPoint.Time.Local().Format(time.RFC3339), res.point, dest)
+	fmt.Fprintf(a.stdout, "  %s in %.1fs\n", res.details, el)
 	return nil
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"runtime"
 	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -101,41 +100,22 @@ func isPostgresDestination(to string) bool {
 // --jobs N restores split archives N at once, streamed, and stages a
 // whole archive in a temporary file for pg_restore --jobs N.
 func (a *app) restorePostgres(ctx context.Context, s restore.Snapshot, to string, m *mysqlRestoreFlags, pg *postgresRestoreFlags) error {
-	sn := s.Info()
 	if pg == nil {
 		pg = &postgresRestoreFlags{}
 	}
-	pw, err := databasePassword(m.passwordFile, "LIFEBOAT_POSTGRES_PASSWORD")
-	if err != nil {
-		return err
-	}
-	rename, err := parseRenames(m.renames)
-	if err != nil {
-		return err
-	}
-	p := &restore.Progress{}
-	start := time.Now()
-	stop := a.restoreProgress(p, start, "databases", "of archives restored")
-	st, err := restore.Postgres(ctx, s, restore.PostgresOptions{DSN: to, Password: pw, Databases: m.databases,
-		Rename: rename, Jobs: m.jobs, TempDir: pg.tempDir, Globals: pg.globals, NoOwner: pg.noOwner,
-		NoPrivileges: pg.noPrivileges, NoDatabaseProperties: pg.noDBProps, Progress: p})
-	stop()
-	if err != nil {
-		return err
-	}
-	el := time.Since(start).Seconds()
-	dest := postgres.Redact(to)
-	if a.json {
-		return a.emit(map[string]any{"message_type": "summary", "snapshot_id": sn.ID.String(), "target": sn.Target,
-			"to": dest, "databases": st.Databases, "bytes": st.Bytes, "globals": st.Globals,
-			"warnings": nonNil(st.Warnings), "duration_seconds": el, "recovery_point": sn.RecoveryPoint.Time,
-			"recovery_point_details": sn.RecoveryPoint.Details})
-	}
-	for _, w := range st.Warnings {
-		fmt.Fprintf(a.stderr, "warning: %s\n", w)
-	}
-	fmt.Fprintf(a.stdout, "restored snapshot %s (%s, consistent at %s, WAL LSN %s) to %s\n", sn.ID.Short(), sn.Target,
-		sn.RecoveryPoint.Time.Local().Format(time.RFC3339), sn.RecoveryPoint.Details["lsn"], dest)
-	fmt.Fprintf(a.stdout, "  databases %s, %s of archives in %.1fs\n", strings.Join(st.Databases, ", "), formatBytes(st.Bytes), el)
-	return nil
+	return a.restoreDatabase(s, postgres.Redact(to), m, []string{"LIFEBOAT_POSTGRES_PASSWORD"}, "databases", "of archives restored",
+		func(pw string, rename map[string]string, p *restore.Progress) (*dbRestored, error) {
+			st, err := restore.Postgres(ctx, s, restore.PostgresOptions{DSN: to, Password: pw, Databases: m.databases,
+				Rename: rename, Jobs: m.jobs, TempDir: pg.tempDir, Globals: pg.globals, NoOwner: pg.noOwner,
+				NoPrivileges: pg.noPrivileges, NoDatabaseProperties: pg.noDBProps, Progress: p})
+			if err != nil {
+				return nil, err
+			}
+			return &dbRestored{
+				summary:  map[string]any{"databases": st.Databases, "bytes": st.Bytes, "globals": st.Globals},
+				warnings: st.Warnings,
+				point:    ", WAL LSN " + s.Info().RecoveryPoint.Details["lsn"],
+				details:  fmt.Sprintf("databases %s, %s of archives", strings.Join(st.Databases, ", "), formatBytes(st.Bytes)),
+			}, nil
+		})
 }
