@@ -101,6 +101,7 @@ drill:
 	out := c.ok("run", good, "--journal", journal)
 	require.Contains(t, out, "replicate dr: 2 objects")
 
+	drilled := map[string]string{} // from -> the media snapshot drilled
 	for _, from := range []string{"primary", "dr"} {
 		t.Run("from "+from, func(t *testing.T) {
 			start := time.Now()
@@ -136,8 +137,11 @@ drill:
 			assert.Greater(t, rep.RPO.Seconds, 0.0)
 			assert.True(t, rep.RPO.Met)
 			assert.EqualValues(t, 1800, rep.RTO.Objective)
+			drilled[from] = rep.Targets[0].Snapshot
 		})
 	}
+	// restic copy gives the secondary's copies IDs of their own
+	assert.NotEqual(t, drilled["primary"], drilled["dr"], "the drill from dr read the secondary")
 	hist, err := restore.DrillJournal{Dir: journal}.Reports("shop")
 	require.NoError(t, err)
 	assert.Len(t, hist, 2, "both drills journaled")
