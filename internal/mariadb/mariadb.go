@@ -11,9 +11,7 @@ package mariadb
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"database/sql"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -119,17 +117,7 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 	if o.Dir == "" {
 		return nil, errors.New("mariadb: no directory")
 	}
-	if o.User == "" {
-		o.User = "lifeboat"
-	}
-	if o.Password == "" {
-		b := make([]byte, 16)
-		_, _ = rand.Read(b)
-		o.Password = hex.EncodeToString(b)
-	}
-	if o.StartTimeout <= 0 {
-		o.StartTimeout = 60 * time.Second
-	}
+	scratchproc.Defaults(&o.User, &o.Password, &o.StartTimeout)
 	s := &Server{DataDir: filepath.Join(o.Dir, "db"), Socket: filepath.Join(o.Dir, "mysqld.sock"), User: o.User, Password: o.Password}
 	args := []string{"--no-defaults", "--datadir=" + s.DataDir, "--auth-root-authentication-method=normal", "--skip-test-db"}
 	if os.Geteuid() == 0 {

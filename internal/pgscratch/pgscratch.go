@@ -17,8 +17,6 @@ package pgscratch
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -136,17 +134,7 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 	if fi, err := os.Stat(o.Dir); err != nil || !fi.IsDir() {
 		return nil, fmt.Errorf("pgscratch: %s is not a directory", o.Dir)
 	}
-	if o.User == "" {
-		o.User = "lifeboat"
-	}
-	if o.Password == "" {
-		b := make([]byte, 16)
-		_, _ = rand.Read(b)
-		o.Password = hex.EncodeToString(b)
-	}
-	if o.StartTimeout <= 0 {
-		o.StartTimeout = 60 * time.Second
-	}
+	scratchproc.Defaults(&o.User, &o.Password, &o.StartTimeout)
 	s := &Server{Host: "127.0.0.1", User: o.User, Password: o.Password, dir: o.Dir, binDir: bin,
 		DataDir: filepath.Join(o.Dir, "data")}
 	if os.Geteuid() == 0 {

@@ -8,6 +8,8 @@ package scratchproc
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -16,6 +18,22 @@ import (
 	"syscall"
 	"time"
 )
+
+// Defaults fills what a scratch server's options leave empty: the user
+// "lifeboat", a random password (16 bytes, hex) and a 60 s start timeout.
+func Defaults(user, password *string, startTimeout *time.Duration) {
+	if *user == "" {
+		*user = "lifeboat"
+	}
+	if *password == "" {
+		b := make([]byte, 16)
+		_, _ = rand.Read(b)
+		*password = hex.EncodeToString(b)
+	}
+	if *startTimeout <= 0 {
+		*startTimeout = 60 * time.Second
+	}
+}
 
 // ErrExited: the server process ended while it was starting.
 var ErrExited = errors.New("exited during start")
