@@ -36,6 +36,47 @@ func TestFieldRoundTrip(t *testing.T) {
 	require.Equal(t, `\\N`, string(AppendField(nil, []byte(`\N`))))
 }
 
+// TestAppendFieldEveryPosition: a byte to escape is found wherever it is
+// in the eight-byte words AppendField scans, next to any other byte.
+func TestAppendFieldEveryPosition(t *testing.T) {
+	simple := func(v []byte) string { // one byte at a time
+		var b strings.Builder
+		for _, c := range v {
+			switch c {
+			case '\\':
+				b.WriteString(`\\`)
+			case '\t':
+				b.WriteString(`\t`)
+			case '\n':
+				b.WriteString(`\n`)
+			case 0:
+				b.WriteString(`\0`)
+			default:
+				b.WriteByte(c)
+			}
+		}
+		return b.String()
+	}
+	for _, special := range []byte{'\\', '\t', '\n', 0} {
+		for _, fill := range []byte{'a', 0x01, 0x08, 0x0b, 0x5b, 0x5d, 0x80, 0xdc, 0xff} {
+			for n := 1; n <= 24; n++ {
+				for pos := range n {
+					v := bytes.Repeat([]byte{fill}, n)
+					v[pos] = special
+					require.Equal(t, simple(v), string(AppendField([]byte("x"), v))[1:], "%q", v)
+					v[n-1-pos] = special // two of them
+					require.Equal(t, simple(v), string(AppendField(nil, v)), "%q", v)
+				}
+			}
+		}
+	}
+	all := make([]byte, 0, 3*256)
+	for i := range 3 * 256 {
+		all = append(all, byte(i*7))
+	}
+	require.Equal(t, simple(all), string(AppendField(nil, all)))
+}
+
 func TestReadHeader(t *testing.T) {
 	cols := [][]byte{[]byte("id"), []byte("col with\ttab"), []byte("ëxtra")}
 	br := bufio.NewReader(bytes.NewReader(append(AppendRow(nil, cols), "1\t2\t3\n"...)))
@@ -115,4 +156,24 @@ func TestParseDSN(t *testing.T) {
 	require.Equal(t, []string{"mysql://bob@h:1/a", "mysql://bob@h:1/b"}, src.Paths())
 	_, err = New(Options{DSN: "mysql://h/", LockMode: "bogus"})
 	require.Error(t, err)
+}
+
+// BenchmarkAppendField: values the way a shop's rows have them (numbers,
+// dates, names, e-mails, addresses, the odd tab or newline).
+func BenchmarkAppendField(b *testing.B) {
+	vals := [][]byte{[]byte("1234567"), []byte("2024-02-29 23:59:59"), []byte("complete"), []byte("129.9500"),
+		[]byte("jane.doe.1234@example.com"), []byte("Main Street 1234, Apartment 56"), []byte("Doe"),
+		[]byte("line one\nline two"), []byte("EUR"), []byte("0"), []byte("a much longer free text comment field of a quote\twith a tab")}
+	n := 0
+	for _, v := range vals {
+		n += len(v)
+	}
+	b.SetBytes(int64(n))
+	var dst []byte
+	for b.Loop() {
+		dst = dst[:0]
+		for _, v := range vals {
+			dst = AppendField(dst, v)
+		}
+	}
 }
