@@ -162,9 +162,9 @@ drill:
 		msg  string
 	}{
 		{"wrong primary password", map[string]string{"LIFEBOAT_PASSPHRASE_FILE": wrongPass}, []string{"drill", good},
-			exitWrongKey, "drill from primary: target media: restic snapshots: wrong password for the restic repository"},
+			exitWrongKey, "drill from primary: target media: restic snapshots on file://" + repoDir + ": wrong password for the restic repository"},
 		{"wrong secondary password", nil, []string{"drill", wrongDR, "--from", "dr"},
-			exitWrongKey, "drill from dr: target media: restic snapshots: wrong password for the restic repository"},
+			exitWrongKey, "drill from dr: target media: restic snapshots on file://" + drDir + ": wrong password for the restic repository"},
 		{"target never backed up", nil, []string{"drill", neverRun, "--target", "uploads"},
 			exitFailure, "drill from primary: target uploads: no snapshot of host shop-1 to drill"},
 		{"secondary not in the policy", nil, []string{"drill", good, "--from", "elsewhere"},
@@ -174,14 +174,7 @@ drill:
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cc := &cli{t: t, env: map[string]string{}}
-			for k, v := range c.env {
-				cc.env[k] = v
-			}
-			for k, v := range tt.env {
-				cc.env[k] = v
-			}
-			out, errs, code := cc.run(append(tt.args, "--journal", journal)...)
+			out, errs, code := c.with(t, tt.env).run(append(tt.args, "--journal", journal)...)
 			assert.Equal(t, tt.code, code, "%s%s", out, errs)
 			assert.Contains(t, errs, tt.msg)
 			for _, secret := range []string{"primary horse", "dr staple", "not the password"} {

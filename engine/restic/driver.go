@@ -7,6 +7,7 @@ package restic
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -17,6 +18,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/lifeboat-backup/lifeboat/engine/repo/storage"
 )
 
 // MinVersion is the oldest restic this driver accepts: 0.17 gave the exit
@@ -31,7 +34,7 @@ const EnvBinary = "LIFEBOAT_RESTIC"
 var (
 	ErrNotInstalled  = errors.New("restic executable not found (install restic >= 0.17 or set " + EnvBinary + ")")
 	ErrTooOld        = errors.New("restic is too old")
-	ErrWrongPassword = errors.New("wrong password for the restic repository (repositories.primary.password_file)")
+	ErrWrongPassword = errors.New("wrong password for the restic repository")
 	ErrLocked        = errors.New("restic repository is locked by another process (`restic unlock` removes stale locks)")
 	ErrNoRepository  = errors.New("no restic repository at this location (run `lifeboat init` first)")
 	ErrFailed        = errors.New("restic command failed")
@@ -193,7 +196,7 @@ func (r *Restic) run(ctx context.Context, c cmd) error {
 	if err == nil {
 		return nil
 	}
-	op := "restic " + c.args[0]
+	op := "restic " + c.args[0] + " on " + storage.Redact(r.url)
 	var ee *osexec.ExitError
 	if !errors.As(err, &ee) {
 		if ctx.Err() != nil {
@@ -204,7 +207,23 @@ func (r *Restic) run(ctx context.Context, c cmd) error {
 	if ctx.Err() != nil {
 		return fmt.Errorf("%s: %w", op, ctx.Err())
 	}
-	return &Error{Op: op, Code: ee.ExitCode(), Stderr: stderr.String(), Kind: classify(ee.ExitCode(), stderr.String())}
+	msg := readable(stderr.String())
+	return &Error{Op: op, Code: ee.ExitCode(), Stderr: msg, Kind: classify(ee.ExitCode(), msg)}
+}
+
+// readable is restic's stderr with the JSON messages of --json commands
+// ({"message_type":"exit_error","message":"Fatal: ..."}) as their text.
+func readable(stderr string) string {
+	lines := strings.Split(stderr, "\n")
+	for i, l := range lines {
+		var m struct {
+			Message string `json:"message"`
+		}
+		if strings.HasPrefix(l, "{") && json.Unmarshal([]byte(l), &m) == nil && m.Message != "" {
+			lines[i] = m.Message
+		}
+	}
+	return strings.Join(lines, "\n")
 }
 
 // classify maps restic's exit code (0.17+) or, failing that, its message

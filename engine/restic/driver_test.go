@@ -156,7 +156,8 @@ func TestRealResticErrors(t *testing.T) {
 		wrong := reopen(t, e, "wrong horse")
 		_, err := wrong.Snapshots(ctx)
 		require.ErrorIs(t, err, ErrWrongPassword)
-		assert.Contains(t, err.Error(), "restic snapshots: wrong password")
+		assert.Contains(t, err.Error(), "restic snapshots on "+e.R.url+": wrong password for the restic repository: Fatal: wrong password")
+		assert.NotContains(t, err.Error(), "message_type", "restic's JSON error read as text")
 		assert.NotContains(t, err.Error(), "horse")
 		// a stream backup reports restic's error, not the closed pipe
 		_, err = wrong.Backup(ctx, &streamSource{entries: testEntries()}, engine.BackupOptions{Target: "db"})
