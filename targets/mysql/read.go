@@ -69,7 +69,10 @@ func (d *dump) openTable(ctx context.Context, t *table) (io.ReadCloser, error) {
 }
 
 // parts returns the SELECT of each part of t, in key order: one for the
-// whole table unless it is big and split by its integer primary key.
+// whole table unless it is big and its primary key starts with an integer
+// column, whose values are then cut into ranges (with a composite key,
+// rows sharing the first column's value stay in one part). Each part is
+// read in primary-key order.
 func (d *dump) parts(ctx context.Context, c *sql.Conn, t *table) ([]string, error) {
 	cols := make([]string, len(t.columns))
 	for i, n := range t.columns {
@@ -81,12 +84,12 @@ func (d *dump) parts(ctx context.Context, c *sql.Conn, t *table) ([]string, erro
 		return []string{from}, nil
 	}
 	pk, err := queryStrings(ctx, c, `SELECT COLUMN_NAME FROM information_schema.STATISTICS
-		WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND INDEX_NAME = 'PRIMARY'`, t.db, t.name)
+		WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND INDEX_NAME = 'PRIMARY' ORDER BY SEQ_IN_INDEX`, t.db, t.name)
 	if err != nil {
 		return nil, fmt.Errorf("primary key: %w", err)
 	}
-	if len(pk) != 1 {
-		return []string{from}, nil // no key or a composite one
+	if len(pk) == 0 {
+		return []string{from}, nil
 	}
 	var typ string
 	if err := c.QueryRowContext(ctx, `SELECT DATA_TYPE FROM information_schema.COLUMNS
@@ -109,7 +112,11 @@ func (d *dump) parts(ctx context.Context, c *sql.Conn, t *table) ([]string, erro
 		return []string{from}, nil
 	}
 	from += " FORCE INDEX (PRIMARY)"
-	order := " ORDER BY " + key
+	keys := make([]string, len(pk))
+	for i, k := range pk {
+		keys[i] = QuoteName(k)
+	}
+	order := " ORDER BY " + strings.Join(keys, ", ")
 	out := make([]string, 0, len(bounds)+1)
 	out = append(out, from+" WHERE "+key+" < "+bounds[0]+order)
 	for i := 1; i < len(bounds); i++ {

@@ -40,7 +40,9 @@ func TestParts(t *testing.T) {
 	for _, q := range []string{"DROP DATABASE IF EXISTS parts", "CREATE DATABASE parts",
 		"CREATE TABLE parts.t (`k``ey` INT PRIMARY KEY, v INT) ENGINE=InnoDB", "INSERT INTO parts.t VALUES (0, 0), (99, 1)",
 		"CREATE TABLE parts.s (id VARCHAR(10) PRIMARY KEY) ENGINE=InnoDB", "CREATE TABLE parts.m (id INT PRIMARY KEY) ENGINE=MyISAM",
-		"INSERT INTO parts.m VALUES (1), (1000)"} {
+		"INSERT INTO parts.m VALUES (1), (1000)",
+		"CREATE TABLE parts.c (a SMALLINT, b VARCHAR(5), v INT, PRIMARY KEY (a, b)) ENGINE=InnoDB", "INSERT INTO parts.c VALUES (-5, 'x', 0), (5, 'y', 1)",
+		"CREATE TABLE parts.cs (a VARCHAR(5), b INT, PRIMARY KEY (a, b)) ENGINE=InnoDB"} {
 		_, err := db.Exec(q)
 		require.NoError(t, err, q)
 	}
@@ -63,7 +65,11 @@ func TestParts(t *testing.T) {
 		{100, tbl("t", "InnoDB", 100, "k`ey", "v"), []string{"SELECT `k``ey`, `v` FROM `parts`.`t`"}},  // not above the size
 		{-1, tbl("t", "InnoDB", 1<<40, "k`ey", "v"), []string{"SELECT `k``ey`, `v` FROM `parts`.`t`"}}, // never
 		{1, tbl("s", "InnoDB", 1<<30, "id"), []string{"SELECT `id` FROM `parts`.`s`"}},                 // string key
-		{1, tbl("m", "MyISAM", 1<<30, "id"), []string{"SELECT `id` FROM `parts`.`m`"}},                 // not InnoDB
+		{50, tbl("c", "InnoDB", 100, "a", "b", "v"), []string{ // composite key: ranges of its first column
+			"SELECT `a`, `b`, `v` FROM `parts`.`c` FORCE INDEX (PRIMARY) WHERE `a` < 1 ORDER BY `a`, `b`",
+			"SELECT `a`, `b`, `v` FROM `parts`.`c` FORCE INDEX (PRIMARY) WHERE `a` >= 1 ORDER BY `a`, `b`"}},
+		{1, tbl("cs", "InnoDB", 1<<30, "a", "b"), []string{"SELECT `a`, `b` FROM `parts`.`cs`"}}, // composite, string first
+		{1, tbl("m", "MyISAM", 1<<30, "id"), []string{"SELECT `id` FROM `parts`.`m`"}},           // not InnoDB
 	} {
 		d := &dump{s: &Source{opts: Options{SplitBytes: tc.split}}}
 		got, err := d.parts(ctx, c, tc.t)

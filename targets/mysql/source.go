@@ -52,8 +52,8 @@ type Options struct {
 	// most 16); LockSingle uses one.
 	Jobs     int
 	LockMode LockMode
-	// SplitBytes: an InnoDB table with a one-column integer primary key
-	// whose data is larger than this is read in primary-key ranges of
+	// SplitBytes: an InnoDB table whose primary key starts with an integer
+	// column and whose data is larger than this is read in ranges of
 	// about this size by as many worker connections as are free, and
 	// stored as one stream, in key order as if read whole. 0: 64 MiB;
 	// negative: never split.

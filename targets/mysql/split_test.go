@@ -40,7 +40,8 @@ func dumpAll(t *testing.T, o mysql.Options) map[string]string {
 // TestSplitTablesSameStream: tables read in primary-key ranges by several
 // connections give exactly the bytes of reading them whole, whatever the
 // key: negative and sparse, spanning all of BIGINT, unsigned beyond
-// int64, composite, or an empty table.
+// int64, composite (also with few values of its first column), or an
+// empty table.
 func TestSplitTablesSameStream(t *testing.T) {
 	srv := mysqltest.Shared(t)
 	db := srv.DB(t, "")
@@ -49,6 +50,7 @@ func TestSplitTablesSameStream(t *testing.T) {
 		"CREATE TABLE split.wide (id BIGINT PRIMARY KEY, v INT) ENGINE=InnoDB",
 		"CREATE TABLE split.ubig (id BIGINT UNSIGNED PRIMARY KEY, v INT) ENGINE=InnoDB",
 		"CREATE TABLE split.comp (a INT, b INT, v TEXT, PRIMARY KEY (a, b)) ENGINE=InnoDB",
+		"CREATE TABLE split.comp2 (a INT, b INT, v TEXT, PRIMARY KEY (a, b)) ENGINE=InnoDB",
 		"CREATE TABLE split.empty (id INT PRIMARY KEY) ENGINE=InnoDB",
 		"CREATE TABLE split.nokey (v INT) ENGINE=InnoDB",
 		"INSERT INTO split.wide VALUES (-9223372036854775808, 1), (0, 2), (9223372036854775807, 3)",
@@ -71,10 +73,11 @@ func TestSplitTablesSameStream(t *testing.T) {
 		fmt.Fprintf(&b, "(%d, %s, REPEAT(CHAR(%d), %d))", i*i-4000000, v, i%256, i%300)
 	}
 	run(t, db, b.String())
-	run(t, db, "INSERT INTO split.comp SELECT id, -id, v FROM split.sparse", "INSERT INTO split.nokey SELECT id FROM split.sparse", "ANALYZE TABLE split.sparse, split.comp")
+	run(t, db, "INSERT INTO split.comp SELECT id, -id, v FROM split.sparse", "INSERT INTO split.nokey SELECT id FROM split.sparse",
+		"INSERT INTO split.comp2 SELECT MOD(id, 10), id, v FROM split.sparse", "ANALYZE TABLE split.sparse, split.comp, split.comp2")
 
 	whole := dumpAll(t, mysql.Options{DSN: srv.DSN(), Password: srv.Password, Databases: []string{"split"}, Jobs: 4, SplitBytes: -1})
-	require.Len(t, whole, 13)
+	require.Len(t, whole, 15)
 	require.Equal(t, 3001, strings.Count(whole["split/sparse.data"], "\n"))
 	for _, mode := range []mysql.LockMode{mysql.LockFTWRL, mysql.LockSingle} {
 		split := dumpAll(t, mysql.Options{DSN: srv.DSN(), Password: srv.Password, Databases: []string{"split"}, Jobs: 4, SplitBytes: 1, LockMode: mode})
