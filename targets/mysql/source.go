@@ -366,17 +366,24 @@ func (d *dump) tableSet(ctx context.Context) ([]string, error) {
 
 // binlogLocked reads the binlog position while commits are blocked.
 func (d *dump) binlogLocked(ctx context.Context, details map[string]string) error {
-	rows, err := d.ctl.QueryContext(ctx, "SHOW MASTER STATUS")
+	q := "SHOW MASTER STATUS"
+	rows, err := d.ctl.QueryContext(ctx, q)
+	var me *driver.MySQLError
+	if errors.As(err, &me) && me.Number == 1064 && !d.mariadb {
+		// MySQL 8.4 removed SHOW MASTER STATUS (8.2 added this name).
+		q = "SHOW BINARY LOG STATUS"
+		rows, err = d.ctl.QueryContext(ctx, q)
+	}
 	if err != nil {
 		if isAccessDenied(err) {
-			details["binlog"] = "unknown (no privilege for SHOW MASTER STATUS)"
+			details["binlog"] = "unknown (no privilege for " + q + ")"
 			return nil
 		}
-		return fmt.Errorf("mysql: SHOW MASTER STATUS: %w", err)
+		return fmt.Errorf("mysql: %s: %w", q, err)
 	}
 	row, err := scanMap(rows)
 	if err != nil {
-		return fmt.Errorf("mysql: SHOW MASTER STATUS: %w", err)
+		return fmt.Errorf("mysql: %s: %w", q, err)
 	}
 	if row == nil {
 		details["binlog"] = "off"
