@@ -2,6 +2,7 @@ package sanitize
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -13,7 +14,7 @@ import (
 // tablePlan is how one table is exported.
 type tablePlan struct {
 	db, name string
-	of       string // a partition: the qualified partitioned table whose rules it takes
+	of       string // "partition of T" / "inherits T": where its rules come from, when not its own
 	action   string
 	where    *where
 	cols     []*column
@@ -23,7 +24,7 @@ type tablePlan struct {
 
 func (p *tablePlan) qualified() string {
 	if p.of != "" {
-		return p.db + "." + p.name + " (partition of " + p.of + ")"
+		return p.db + "." + p.name + " (" + p.of + ")"
 	}
 	return p.db + "." + p.name
 }
@@ -38,11 +39,36 @@ func (c *Config) plan(db, table string, cols []*column) (*tablePlan, error) {
 // planAs plans db.table with the rules written for ruleDB.ruleTable (a
 // PostgreSQL partition takes its partitioned table's rules).
 func (c *Config) planAs(db, table, ruleDB, ruleTable string, cols []*column) (*tablePlan, error) {
-	tr := c.ruleFor(ruleDB, ruleTable)
-	p := &tablePlan{db: db, name: table, action: tr.Action, cols: cols, byName: map[string]*column{}, rules: map[string]Rule{}}
+	of := ""
 	if ruleDB != db || ruleTable != table {
-		p.of = ruleDB + "." + ruleTable
+		of = "partition of " + ruleDB + "." + ruleTable
 	}
+	return c.planFrom(db, table, of, [][2]string{{ruleDB, ruleTable}}, cols)
+}
+
+// planFrom plans db.table with the rules of the tables srcs ({db, table})
+// merged in order, later ones winning (a PostgreSQL table inheriting
+// from others: its ancestors' rules, then its own); of says where they
+// come from when not (only) from the table itself.
+func (c *Config) planFrom(db, table, of string, srcs [][2]string, cols []*column) (*tablePlan, error) {
+	tr := TableRule{Columns: map[string]Rule{}}
+	user := map[string]bool{}
+	for _, src := range srcs {
+		r := c.ruleFor(src[0], src[1])
+		if r.Action != "" {
+			tr.Action = r.Action
+		}
+		if r.Where != "" {
+			tr.Where = r.Where
+		}
+		maps.Copy(tr.Columns, r.Columns)
+		for _, k := range []string{src[1], src[0] + "." + src[1]} {
+			for col := range c.user[k].Columns {
+				user[col] = true
+			}
+		}
+	}
+	p := &tablePlan{db: db, name: table, of: of, action: tr.Action, cols: cols, byName: map[string]*column{}, rules: map[string]Rule{}}
 	for _, col := range cols {
 		p.byName[col.name] = col
 	}
@@ -57,12 +83,6 @@ func (c *Config) planAs(db, table, ruleDB, ruleTable string, cols []*column) (*t
 			}
 		}
 		p.where = w
-	}
-	user := map[string]bool{}
-	for _, k := range []string{ruleTable, ruleDB + "." + ruleTable} {
-		for col := range c.user[k].Columns {
-			user[col] = true
-		}
 	}
 	names := make([]string, 0, len(tr.Columns))
 	for k := range tr.Columns {

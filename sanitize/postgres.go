@@ -89,10 +89,29 @@ func restrictKey(bin string) bool {
 type pgTable struct {
 	schema, name string
 	cols         []*column
-	parent       *pgTable // a partition: the table it is attached to
+	parent       *pgTable   // a partition: the table it is attached to
+	inherits     []*pgTable // INHERITS (...): its parents, in order
 }
 
 func (t *pgTable) key() string { return t.schema + "." + t.name }
+
+// ancestors lists the tables t inherits from, farthest first, each once.
+func (t *pgTable) ancestors() []*pgTable {
+	var out []*pgTable
+	seen := map[*pgTable]bool{}
+	var walk func(*pgTable)
+	walk = func(x *pgTable) {
+		for _, p := range x.inherits {
+			if !seen[p] {
+				seen[p] = true
+				walk(p)
+				out = append(out, p)
+			}
+		}
+	}
+	walk(t)
+	return out
+}
 
 // root is the partitioned table at the top of t's partitions (t itself
 // when it is no partition).
@@ -121,18 +140,36 @@ func pgSchemas(ctx context.Context, s restore.Snapshot, bin string, d *postgres.
 }
 
 // parsePGSchema collects the CREATE TABLE statements of pg_restore's
-// plain output: "CREATE TABLE schema.name (" then one column per line,
-// and the partitions: pg_dump writes each as its own CREATE TABLE, then
-// "ALTER TABLE ONLY parent ATTACH PARTITION child ...".
+// plain output: "CREATE TABLE schema.name (" then one column per line;
+// the partitions: pg_dump writes each as its own CREATE TABLE, then
+// "ALTER TABLE ONLY parent ATTACH PARTITION child ..."; and inheritance:
+// ")" then "INHERITS (parent, ...);", the table's own columns only listed
+// (the inherited ones are added here, parents' first, as in its rows).
 func parsePGSchema(rd io.Reader) (map[string]*pgTable, error) {
 	tables := map[string]*pgTable{}
 	var attach [][3]string // parent, child, line
+	type inherit struct {
+		child   *pgTable
+		parents []string
+		line    string
+	}
+	var inherits []inherit
 	sc := bufio.NewScanner(rd)
 	sc.Buffer(make([]byte, 64<<10), 64<<20)
-	var cur *pgTable
+	var cur, last *pgTable // last: the table whose ")" was the line before
 	for sc.Scan() {
 		line := sc.Text()
 		if cur == nil {
+			prev := last
+			last = nil
+			if rest, ok := strings.CutPrefix(line, "INHERITS ("); ok && prev != nil {
+				parents, err := pgInherits(rest)
+				if err != nil {
+					return nil, fmt.Errorf("%s.%s: %q: %w", prev.schema, prev.name, line, err)
+				}
+				inherits = append(inherits, inherit{prev, parents, line})
+				continue
+			}
 			if rest, ok := strings.CutPrefix(line, "ALTER TABLE ONLY "); ok && strings.Contains(rest, " ATTACH PARTITION ") {
 				parent, child, err := pgAttach(rest)
 				if err != nil {
@@ -157,6 +194,9 @@ func parsePGSchema(rd io.Reader) (map[string]*pgTable, error) {
 		}
 		if strings.HasPrefix(line, ")") {
 			tables[cur.schema+"."+cur.name] = cur
+			if line == ")" {
+				last = cur
+			}
 			cur = nil
 			continue
 		}
@@ -188,7 +228,75 @@ func parsePGSchema(rd io.Reader) (map[string]*pgTable, error) {
 		}
 		child.parent = parent
 	}
+	for _, in := range inherits {
+		for _, k := range in.parents {
+			p := tables[k]
+			if p == nil {
+				return nil, fmt.Errorf("%s: %q: inherits from %s, which has no CREATE TABLE", in.child.key(), in.line, k)
+			}
+			in.child.inherits = append(in.child.inherits, p)
+		}
+	}
+	// Inherited columns, parents' first; a cycle cannot come out of
+	// pg_dump, but a damaged schema must not hang the export.
+	done, busy := map[*pgTable]bool{}, map[*pgTable]bool{}
+	var fill func(t *pgTable) error
+	fill = func(t *pgTable) error {
+		if done[t] || len(t.inherits) == 0 {
+			return nil
+		}
+		if busy[t] {
+			return fmt.Errorf("%s: inheritance forms a cycle", t.key())
+		}
+		busy[t] = true
+		var cols []*column
+		seen := map[string]bool{}
+		for _, p := range t.inherits {
+			if err := fill(p); err != nil {
+				return err
+			}
+			for _, c := range p.cols {
+				if !seen[c.name] {
+					seen[c.name] = true
+					cols = append(cols, c)
+				}
+			}
+		}
+		for _, c := range t.cols {
+			if !seen[c.name] { // a redeclared column is merged with the inherited one
+				seen[c.name] = true
+				cols = append(cols, c)
+			}
+		}
+		t.cols, done[t] = cols, true
+		return nil
+	}
+	for _, k := range slices.Sorted(maps.Keys(tables)) {
+		if err := fill(tables[k]); err != nil {
+			return nil, err
+		}
+	}
 	return tables, nil
+}
+
+// pgInherits reads the parents of "INHERITS (" ... ");".
+func pgInherits(s string) ([]string, error) {
+	var out []string
+	for {
+		schema, name, rest, err := pgQualifiedPrefix(s)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, schema+"."+name)
+		switch {
+		case rest == ");":
+			return out, nil
+		case strings.HasPrefix(rest, ", "):
+			s = rest[2:]
+		default:
+			return nil, fmt.Errorf("unexpected %q", rest)
+		}
+	}
 }
 
 // pgAttach reads "parent ATTACH PARTITION child FOR VALUES ...;" (or
@@ -215,7 +323,7 @@ func pgAttach(s string) (parent, child string, err error) {
 // pgIdent reads a leading identifier, "quoted" or bare.
 func pgIdent(s string) (name, rest string, err error) {
 	if !strings.HasPrefix(s, `"`) {
-		end := strings.IndexAny(s, " .(,")
+		end := strings.IndexAny(s, " .(),;")
 		if end < 0 {
 			end = len(s)
 		}
@@ -264,7 +372,9 @@ func pgQualifiedPrefix(s string) (schema, name, rest string, err error) {
 // planPG plans every table of a database. A partition takes the rules of
 // the partitioned table at its root (pg_dump writes its rows in a COPY
 // block of its own): rules written for a partition itself are an error,
-// as they would silently not apply to its siblings.
+// as they would silently not apply to its siblings. A table inheriting
+// from others (INHERITS) takes their rules for the columns it inherits
+// (so a parent's PII rules cover its children's rows) and its own on top.
 func (c *Config) planPG(tables map[string]*pgTable) (map[string]*tablePlan, error) {
 	plans := map[string]*tablePlan{}
 	for _, key := range slices.Sorted(maps.Keys(tables)) {
@@ -277,7 +387,22 @@ func (c *Config) planPG(tables map[string]*pgTable) (map[string]*tablePlan, erro
 				}
 			}
 		}
-		p, err := c.planAs(t.schema, t.name, r.schema, r.name, t.cols)
+		var p *tablePlan
+		var err error
+		if anc := t.ancestors(); r == t && len(anc) > 0 {
+			// A child table: its ancestors' rules for the columns it
+			// inherits, its own on top.
+			srcs, names := make([][2]string, 0, len(anc)+1), make([]string, len(t.inherits))
+			for _, a := range anc {
+				srcs = append(srcs, [2]string{a.schema, a.name})
+			}
+			for i, a := range t.inherits {
+				names[i] = a.key()
+			}
+			p, err = c.planFrom(t.schema, t.name, "inherits "+strings.Join(names, ", "), append(srcs, [2]string{t.schema, t.name}), t.cols)
+		} else {
+			p, err = c.planAs(t.schema, t.name, r.schema, r.name, t.cols)
+		}
 		if err != nil {
 			return nil, err
 		}

@@ -269,3 +269,52 @@ INSERT INTO contact SELECT i, (ARRAY['de','fr','us','jp'])[i % 4 + 1], 'person' 
 		require.NotContains(t, buf.String(), "COPY public.contact")
 	}
 }
+
+// TestSanitizedExportPostgresInherits: a table inheriting from another
+// (INHERITS) has rows of its own in a COPY block of its own, with the
+// parent's columns: the parent's rules cover them, the child's own rules
+// add to them, and the export loads back.
+func TestSanitizedExportPostgresInherits(t *testing.T) {
+	ctx := context.Background()
+	s := postgrestest.Start(t)
+	s.CreateDatabase(t, "inh")
+	s.MustPSQL(t, "inh", `
+CREATE TABLE person (id integer PRIMARY KEY, email text NOT NULL, note text);
+CREATE TABLE customer (phone text) INHERITS (person);
+CREATE TABLE "VIP customer" () INHERITS (customer);
+INSERT INTO person SELECT i, 'p' || i || '@mail.test', 'private note ' || i FROM generate_series(1, 10) i;
+INSERT INTO customer SELECT i, 'c' || i || '@mail.test', 'private note ' || i, '+49 555 ' || i FROM generate_series(11, 30) i;
+INSERT INTO "VIP customer" SELECT i, 'v' || i || '@mail.test', 'private note ' || i, '+49 777 ' || i FROM generate_series(31, 35) i;
+`)
+	b, err := storage.OpenWith(ctx, "mem://", storage.OpenOptions{Create: true})
+	require.NoError(t, err)
+	t.Cleanup(func() { b.Close() })
+	tr := repotest.Init(t, b, repotest.SmallChunks, 0)
+	r := tr.Open(t, tr.Owner)
+	src, err := postgres.New(postgres.Options{DSN: s.URL(), Password: s.Password, Databases: []string{"inh"}, Jobs: 1, BinDir: s.BinDir()})
+	require.NoError(t, err)
+	res, err := engine.Backup(ctx, r, src, engine.BackupOptions{Workers: 2})
+	require.NoError(t, err)
+	c, err := sanitize.Compile(policies.Sanitize{Rules: map[string]policies.TableRules{
+		"person":   {Columns: map[string]string{"email": "fake:email", "note": "null"}},
+		"customer": {Columns: map[string]string{"phone": "fake:phone"}},
+	}}, sanitize.Options{Key: testKey})
+	require.NoError(t, err)
+	var buf bytes.Buffer
+	_, err = sanitize.Export(ctx, restore.FromRepository(r, res.Snapshot), c, sanitize.ExportOptions{PGBinDir: s.BinDir()}, &buf)
+	require.NoError(t, err)
+	dump := buf.String()
+	require.Contains(t, dump, `COPY public."VIP customer" `)
+	require.NotContains(t, dump, "@mail.test")
+	require.NotContains(t, dump, "private note")
+	require.NotContains(t, dump, "+49 555")
+	require.NotContains(t, dump, "+49 777")
+
+	s.CreateDatabase(t, "inh_dev")
+	path := filepath.Join(t.TempDir(), "inh.sql")
+	require.NoError(t, os.WriteFile(path, buf.Bytes(), 0o644))
+	s.MustPSQL(t, "inh_dev", `\i `+path)
+	require.Equal(t, "35", s.MustPSQL(t, "inh_dev", "SELECT count(*) FROM person"), "parent and children rows")
+	require.Equal(t, "0", s.MustPSQL(t, "inh_dev", "SELECT count(*) FROM person WHERE email LIKE '%@mail.test' OR note IS NOT NULL"))
+	require.Equal(t, "25", s.MustPSQL(t, "inh_dev", "SELECT count(*) FROM customer WHERE phone IS NOT NULL AND phone NOT LIKE '+49 %'"))
+}

@@ -142,7 +142,7 @@ ALTER INDEX public.contact_eu_pkey ATTACH PARTITION public.contact_pkey;
 		{"ALTER TABLE ONLY public.nope ATTACH PARTITION public.contact_eu FOR VALUES IN (1);", "a partition of a table without its CREATE TABLE"},
 		{"ALTER TABLE ONLY public.contact ATTACH PARTITION public.contact_eu FOR VALUES IN (1);\nALTER TABLE ONLY public.contact_eu_low ATTACH PARTITION public.contact_eu DEFAULT;", "already a partition of public.contact"},
 		{"ALTER TABLE ONLY public.contact ATTACH PARTITION public.contact_eu FOR VALUES IN (1);\nALTER TABLE ONLY public.contact_eu ATTACH PARTITION public.contact DEFAULT;", "partitions form a cycle"},
-		{"ALTER TABLE ONLY public.contact ATTACH PARTITION public.contact_eu;", "no FOR VALUES or DEFAULT after the partition public.contact_eu;"},
+		{"ALTER TABLE ONLY public.contact ATTACH PARTITION public.contact_eu;", "no FOR VALUES or DEFAULT after the partition public.contact_eu"},
 		{"ALTER TABLE ONLY public.contact DETACH x ATTACH PARTITION public.contact_eu DEFAULT;", `unexpected " DETACH x ATTACH PARTITION public.contact_eu DEFAULT;"`},
 		{`ALTER TABLE ONLY public."contact ATTACH PARTITION public.contact_eu DEFAULT;`, "unterminated quoted identifier"},
 	} {
@@ -168,4 +168,78 @@ func TestPGCopyWithoutCreateTable(t *testing.T) {
 		return nil, noCreateTable("shop", key)
 	})
 	require.ErrorIs(t, err, ErrRules)
+}
+
+// TestPGSchemaInherits: a table inheriting from others (INHERITS) gets
+// their columns, parents' first, and their rules for them, its own rules
+// on top; a bad INHERITS line is an error naming the table.
+func TestPGSchemaInherits(t *testing.T) {
+	const schema = `CREATE TABLE public.person (
+    id integer NOT NULL,
+    email text
+);
+CREATE TABLE public.audit (
+    changed_at timestamp without time zone,
+    ip text
+);
+CREATE TABLE public.customer (
+    phone text
+)
+INHERITS (public.person, public.audit);
+CREATE TABLE "VIP"."gold customer" (
+)
+INHERITS (public.customer);
+CREATE TABLE public.other (
+    note text
+)
+PARTITION BY LIST (note);
+INHERITS (public.person);
+`
+	tbl, err := parsePGSchema(strings.NewReader(schema))
+	require.NoError(t, err)
+	names := func(key string) []string {
+		var out []string
+		for _, c := range tbl[key].cols {
+			out = append(out, c.name)
+		}
+		return out
+	}
+	require.Equal(t, []string{"id", "email", "changed_at", "ip", "phone"}, names("public.customer"))
+	require.Equal(t, []string{"id", "email", "changed_at", "ip", "phone"}, names("VIP.gold customer"))
+	require.Equal(t, []string{"note"}, names("public.other"), "an INHERITS line not right after a table's ) is not its")
+	require.Equal(t, []*pgTable{tbl["public.person"], tbl["public.audit"], tbl["public.customer"]}, tbl["VIP.gold customer"].ancestors())
+
+	c, err := Compile(policies.Sanitize{Rules: map[string]policies.TableRules{
+		"person":   {Columns: map[string]string{"email": "fake:email"}},
+		"audit":    {Columns: map[string]string{"ip": "fake:ip"}},
+		"customer": {Columns: map[string]string{"phone": "fake:phone", "email": "null"}},
+	}}, Options{Key: []byte("0123456789abcdef0123456789abcdef")})
+	require.NoError(t, err)
+	plans, err := c.planPG(tbl)
+	require.NoError(t, err)
+	rule := func(p *tablePlan, col string) string {
+		r := p.rules[col]
+		if r.Arg == "" {
+			return r.Kind
+		}
+		return r.Kind + ":" + r.Arg
+	}
+	require.Equal(t, "fake:ip", rule(plans["public.customer"], "ip"))
+	require.Equal(t, "fake:phone", rule(plans["public.customer"], "phone"))
+	require.Equal(t, "null", rule(plans["public.customer"], "email"), "the child's own rule wins")
+	gold := plans["VIP.gold customer"]
+	require.Equal(t, "null", rule(gold, "email"), "a grandchild: the nearest ancestor's rule")
+	require.Equal(t, "fake:ip", rule(gold, "ip"))
+	require.Equal(t, `VIP.gold customer (inherits public.customer)`, gold.qualified())
+	require.Equal(t, "fake:email", rule(plans["public.person"], "email"))
+	require.NotContains(t, plans["public.person"].rules, "phone")
+
+	for _, tc := range []struct{ schema, want string }{
+		{"CREATE TABLE public.a (\n    x text\n)\nINHERITS (public.nope);\n", "public.a: \"INHERITS (public.nope);\": inherits from public.nope, which has no CREATE TABLE"},
+		{"CREATE TABLE public.a (\n    x text\n)\nINHERITS (public.b;\n", `unexpected ";"`},
+		{"CREATE TABLE public.a (\n)\nINHERITS (public.b);\nCREATE TABLE public.b (\n)\nINHERITS (public.a);\n", "inheritance forms a cycle"},
+	} {
+		_, err := parsePGSchema(strings.NewReader(tc.schema))
+		require.ErrorContains(t, err, tc.want, tc.schema)
+	}
 }
