@@ -101,17 +101,7 @@ func (s *Source) AllOrNothing() bool { return true }
 // Paths implements engine.Source: the server without the password, one
 // path per selected database (or the server alone for all).
 func (s *Source) Paths() []string {
-	base := s.conn.String()
-	if len(s.opts.Databases) == 0 {
-		return []string{base}
-	}
-	dbs := slices.Clone(s.opts.Databases)
-	slices.Sort(dbs)
-	out := make([]string, len(dbs))
-	for i, d := range dbs {
-		out[i] = base + d
-	}
-	return out
+	return targets.DatabasePaths(s.conn.String(), s.opts.Databases)
 }
 
 // RecoveryPoint implements engine.RecoveryPointer: the moment of the
