@@ -12,8 +12,9 @@ import (
 
 // loadPolicy reads a policy file with the LIFEBOAT_* overrides of
 // policies.EnvOverrides applied. An invalid policy (or a missing file) is
-// a usage error (exit 2); the problems are listed one per line.
-func (a *app) loadPolicy(path string) (*policies.Policy, error) {
+// a usage error (exit 2); the problems are listed one per line. So is a
+// name in targets (--target) that is not one of the policy's targets.
+func (a *app) loadPolicy(path string, targets ...string) (*policies.Policy, error) {
 	p, err := policies.Load(path, policies.WithEnviron(os.Environ()))
 	if err != nil {
 		var ve policies.ValidationErrors
@@ -21,6 +22,11 @@ func (a *app) loadPolicy(path string) (*policies.Policy, error) {
 			return nil, usageError{err}
 		}
 		return nil, err
+	}
+	for _, t := range targets {
+		if _, err := p.Target(t); err != nil {
+			return nil, usageError{err}
+		}
 	}
 	return p, nil
 }

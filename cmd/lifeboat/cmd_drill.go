@@ -43,14 +43,9 @@ repository's password only (a secondary's own password_file, else the primary's)
 Exit codes: 0 passed, 1 a check failed (or the drill could not run), 3 an objective was violated.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			p, err := a.loadPolicy(args[0])
+			p, err := a.loadPolicy(args[0], targets...)
 			if err != nil {
 				return err
-			}
-			for _, t := range targets {
-				if _, err := p.Target(t); err != nil {
-					return usageError{err}
-				}
 			}
 			a.policy = p
 			ctx := cmd.Context()

@@ -41,14 +41,9 @@ run is appended to the journal (--journal, default /var/lib/lifeboat/journal as 
 Exit codes: 0 ok, 1 a step failed, 2 invalid policy, 4 saved but some source data unreadable.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			p, err := a.loadPolicy(args[0])
+			p, err := a.loadPolicy(args[0], targets...)
 			if err != nil {
 				return err
-			}
-			for _, t := range targets {
-				if _, err := p.Target(t); err != nil {
-					return usageError{err}
-				}
 			}
 			return a.runPolicy(cmd.Context(), p, targets, journal)
 		},
