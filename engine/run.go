@@ -94,7 +94,7 @@ func SourceFor(t policies.Target) (Source, error) {
 			return nil, err
 		}
 		return mysql.New(mysql.Options{DSN: t.DSN, Password: pw, Databases: t.Databases,
-			ExcludeTables: t.ExcludeTables, Jobs: t.Jobs, LockMode: mysql.LockMode(t.LockMode)})
+			ExcludeTables: t.ExcludeTables, Jobs: t.Jobs, LockMode: mysql.LockMode(t.LockMode), Users: t.Users})
 	case "postgres":
 		pw, err := password(t)
 		if err != nil {

@@ -80,6 +80,7 @@ type Target struct {
 	ExcludeTables []string  `yaml:"exclude_tables" kinds:"mysql,postgres" doc:"db.table patterns (* and ? wildcards) left out"`
 	Jobs          int       `yaml:"jobs" kinds:"mysql,postgres" doc:"parallel dump workers; default 2"`
 	LockMode      string    `yaml:"lock_mode" kinds:"mysql" enum:"ftwrl,backup_lock,single" doc:"consistency: FLUSH TABLES WITH READ LOCK, backup locks, or single transaction (InnoDB only, no global lock); default ftwrl"`
+	Users         bool      `yaml:"users" kinds:"mysql" doc:"also back up user accounts, roles and grants (password hashes included; needs SELECT on the mysql database); lifeboat restore --users re-creates them"`
 	Globals       bool      `yaml:"globals" kinds:"postgres" doc:"also back up roles and tablespaces (pg_dumpall --globals-only); restores and drills re-create them"`
 
 	// files

@@ -28,12 +28,31 @@ type DB struct {
 // ErrLayout: a snapshot's tree is not what Source writes.
 var ErrLayout = errors.New("not a mysql snapshot layout")
 
-// ReadLayout sorts a snapshot's nodes (next yields them in tree order
-// until io.EOF) into databases, in tree order, and checks each: its
-// DatabaseFile present, a schema for every data entry, nothing else.
-// Restore and sanitized exports read snapshots through it.
+// Layout is a whole mysql snapshot: its databases and, when it was taken
+// with Options.Users, its UsersFile.
+type Layout struct {
+	DBs   []*DB
+	Users *repo.Node // nil: no user accounts in the snapshot
+}
+
+// ReadLayout is ReadLayoutAll's databases: restore and sanitized exports
+// read snapshots through it, and leave the user accounts out (restore
+// runs them only when asked, see restore.MySQLUsers).
 func ReadLayout(next func() (*repo.Node, error)) ([]*DB, error) {
+	l, err := ReadLayoutAll(next)
+	if err != nil {
+		return nil, err
+	}
+	return l.DBs, nil
+}
+
+// ReadLayoutAll sorts a snapshot's nodes (next yields them in tree order
+// until io.EOF) into databases, in tree order, and checks each: its
+// DatabaseFile present, a schema for every data entry, nothing else. The
+// only top-level file allowed is UsersFile.
+func ReadLayoutAll(next func() (*repo.Node, error)) (*Layout, error) {
 	var dbs []*DB
+	l := &Layout{}
 	byDir := map[string]*DB{}
 	for {
 		n, err := next()
@@ -45,6 +64,10 @@ func ReadLayout(next func() (*repo.Node, error)) ([]*DB, error) {
 		}
 		dir, base, nested := strings.Cut(n.Path, "/")
 		if !nested {
+			if n.Path == UsersFile && n.Type == targets.TypeFile && l.Users == nil {
+				l.Users = n
+				continue
+			}
 			if n.Type != targets.TypeDir {
 				return nil, fmt.Errorf("%w: unexpected top-level entry %q", ErrLayout, n.Path)
 			}
@@ -90,5 +113,6 @@ func ReadLayout(next func() (*repo.Node, error)) ([]*DB, error) {
 	if len(dbs) == 0 {
 		return nil, fmt.Errorf("%w: no databases", ErrLayout)
 	}
-	return dbs, nil
+	l.DBs = dbs
+	return l, nil
 }

@@ -54,6 +54,9 @@ func TestReadLayout(t *testing.T) {
 	}{
 		{"empty", nodes(), "no databases"},
 		{"file at the top", nodes("shop.sql"), `unexpected top-level entry "shop.sql"`},
+		{"users file twice", nodes(UsersFile, UsersFile, "shop/", "shop/"+DatabaseFile), `unexpected top-level entry ".users.sql"`},
+		{"users directory", nodes(UsersFile+"/", "shop/", "shop/"+DatabaseFile), `".users.sql"`},
+		{"users file only", nodes(UsersFile), "no databases"},
 		{"entry outside a database", nodes("shop/", "shop/"+DatabaseFile, "other/x"+SuffixSchema), `unexpected entry "other/x.schema.sql"`},
 		{"nested", nodes("shop/", "shop/"+DatabaseFile, "shop/a/b"+SuffixSchema), `unexpected entry "shop/a/b.schema.sql"`},
 		{"unknown suffix", nodes("shop/", "shop/"+DatabaseFile, "shop/x.txt"), "shop/x.txt"},
@@ -69,4 +72,22 @@ func TestReadLayout(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestReadLayoutAllUsers(t *testing.T) {
+	paths := []string{UsersFile, "shop/", "shop/" + DatabaseFile, "shop/orders" + SuffixSchema}
+	l, err := ReadLayoutAll(nodes(paths...))
+	require.NoError(t, err)
+	require.NotNil(t, l.Users)
+	assert.Equal(t, UsersFile, l.Users.Path)
+	require.Len(t, l.DBs, 1)
+	assert.Equal(t, []string{"orders"}, l.DBs[0].Tables)
+
+	// ReadLayout leaves the users out; without them Users is nil.
+	dbs, err := ReadLayout(nodes(paths...))
+	require.NoError(t, err)
+	require.Len(t, dbs, 1)
+	l, err = ReadLayoutAll(nodes(paths[1:]...))
+	require.NoError(t, err)
+	assert.Nil(t, l.Users)
 }

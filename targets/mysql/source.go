@@ -58,6 +58,11 @@ type Options struct {
 	// stored as one stream, in key order as if read whole. 0: 64 MiB;
 	// negative: never split.
 	SplitBytes int64
+	// Users also dumps the user accounts and roles (not the system ones)
+	// and their grants, read while the lock is held (in the transaction
+	// for LockSingle), as the top-level UsersFile. Needs SELECT on
+	// mysql.user (and the mysql database for SHOW GRANTS FOR).
+	Users bool
 }
 
 // defaultSplitBytes is Options.SplitBytes when 0.
@@ -121,17 +126,7 @@ func (s *Source) AllOrNothing() bool { return true }
 // Paths implements engine.Source: the server without the password, one
 // path per selected database (or the server alone for all).
 func (s *Source) Paths() []string {
-	base := RedactConfig(s.cfg)
-	if len(s.opts.Databases) == 0 {
-		return []string{base}
-	}
-	dbs := slices.Clone(s.opts.Databases)
-	slices.Sort(dbs)
-	out := make([]string, len(dbs))
-	for i, d := range dbs {
-		out[i] = base + d
-	}
-	return out
+	return targets.DatabasePaths(RedactConfig(s.cfg), s.opts.Databases)
 }
 
 // RecoveryPoint implements engine.RecoveryPointer: the moment of the
@@ -159,6 +154,7 @@ type dump struct {
 	all     []*sql.Conn
 	mtime   time.Time
 	mariadb bool
+	users   []byte // UsersFile's content, with Options.Users
 
 	streams inflight.Streams // entries emitted and not yet read
 }
@@ -183,8 +179,21 @@ func (s *Source) Walk(ctx context.Context, warn func(string, error), fn func(tar
 	if err != nil {
 		return err
 	}
+	usersDone := !s.opts.Users
 	for _, p := range plan {
+		// UsersFile goes at its place in the sorted tree.
+		if !usersDone && EncodeName(p.name) > UsersFile {
+			if err := d.emitUsers(fn); err != nil {
+				return err
+			}
+			usersDone = true
+		}
 		if err := d.emit(p, fn); err != nil {
+			return err
+		}
+	}
+	if !usersDone {
+		if err := d.emitUsers(fn); err != nil {
 			return err
 		}
 	}
@@ -292,7 +301,11 @@ func (d *dump) snapshotLocked(ctx context.Context, details map[string]string) ([
 		if err := d.binlogLocked(ctx, details); err != nil {
 			return nil, err
 		}
-		return d.list(ctx)
+		plan, err := d.list(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return plan, d.readUsers(ctx)
 	}()
 	if _, uerr := d.ctl.ExecContext(context.WithoutCancel(ctx), unlock); uerr != nil && err == nil {
 		err = fmt.Errorf("mysql: %s: %w", unlock, uerr)
@@ -328,7 +341,7 @@ func (d *dump) snapshotSingle(ctx context.Context, details map[string]string) ([
 			return nil, err
 		}
 		if slices.Equal(before, after) {
-			return plan, nil
+			return plan, d.readUsers(ctx)
 		}
 		for _, c := range d.all {
 			if _, err := c.ExecContext(ctx, "ROLLBACK"); err != nil {
@@ -636,6 +649,23 @@ func (d *dump) emit(p *dbPlan, fn func(targets.Entry, func() (io.ReadCloser, err
 		}
 	}
 	return nil
+}
+
+// readUsers reads UsersFile's content with Options.Users.
+func (d *dump) readUsers(ctx context.Context) error {
+	if !d.s.opts.Users {
+		return nil
+	}
+	b, err := dumpUsers(ctx, d.ctl, d.mariadb)
+	d.users = b
+	return err
+}
+
+// emitUsers hands UsersFile to the engine.
+func (d *dump) emitUsers(fn func(targets.Entry, func() (io.ReadCloser, error)) error) error {
+	b := d.users
+	ent := targets.Entry{Path: UsersFile, Type: targets.TypeFile, Mode: 0o600, ModTime: d.mtime, Size: int64(len(b))}
+	return fn(ent, func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil })
 }
 
 // trackedReader reports the first read error (or success) when closed.
