@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"os"
 	"strings"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/lifeboat-backup/lifeboat/engine/repo"
 	"github.com/lifeboat-backup/lifeboat/engine/repo/storage"
+	"github.com/lifeboat-backup/lifeboat/engine/restic"
 )
 
 type initOptions struct {
@@ -50,17 +52,13 @@ and deduplicate, not read old content. Restores and drills use the owner key.
 
 func (a *app) runInit(cmd *cobra.Command, o initOptions) error {
 	ctx := cmd.Context()
-	if e, err := a.resticEngine(ctx); err != nil || e != nil {
-		if err != nil {
-			return err
-		}
+	if ok, err := a.onRestic(ctx, "init", func(ctx context.Context, e *restic.Engine) error {
 		if len(o.recipients) > 0 || o.recipientsFile != "" || o.ownerKeyOut != "" || o.hostKeyOut != "" {
 			return usagef("a restic repository has a password, not age keys: give --passphrase-file only")
 		}
-		if err := e.Init(ctx); err != nil {
-			return err
-		}
-		return a.resticDone("init")
+		return e.Init(ctx)
+	}); ok {
+		return err
 	}
 	url, err := a.repoURL()
 	if err != nil {

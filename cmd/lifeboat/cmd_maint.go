@@ -11,6 +11,7 @@ import (
 
 	"github.com/lifeboat-backup/lifeboat/engine"
 	"github.com/lifeboat-backup/lifeboat/engine/repo"
+	"github.com/lifeboat-backup/lifeboat/engine/restic"
 )
 
 func (a *app) checkCmd() *cobra.Command {
@@ -29,14 +30,8 @@ func (a *app) checkCmd() *cobra.Command {
 				pct = v
 			}
 			ctx := cmd.Context()
-			if e, err := a.resticEngine(ctx); err != nil || e != nil {
-				if err != nil {
-					return err
-				}
-				if err := e.Check(ctx, pct); err != nil {
-					return err
-				}
-				return a.resticDone("check")
+			if ok, err := a.onRestic(ctx, "check", func(ctx context.Context, e *restic.Engine) error { return e.Check(ctx, pct) }); ok {
+				return err
 			}
 			return a.withRepo(ctx, sharedLock, "check", func(ctx context.Context, r *repo.Repository) error {
 				var done, total atomic.Int64
@@ -90,17 +85,14 @@ referenced blob. Repacking data packs needs the owner key; with a host key such 
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			if e, err := a.resticEngine(ctx); err != nil || e != nil {
-				if err != nil {
-					return err
-				}
+			if ok, err := a.onRestic(ctx, "prune", func(ctx context.Context, e *restic.Engine) error {
 				if o.DryRun {
 					return usagef("--dry-run: run restic prune --dry-run on a restic repository")
 				}
-				if _, err := e.Prune(ctx); err != nil {
-					return err
-				}
-				return a.resticDone("prune")
+				_, err := e.Prune(ctx)
+				return err
+			}); ok {
+				return err
 			}
 			return a.withRepo(ctx, exclusiveLock, "prune", func(ctx context.Context, r *repo.Repository) error {
 				if o.Grace == 0 {
@@ -141,17 +133,13 @@ func (a *app) unlockCmd() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			if e, err := a.resticEngine(ctx); err != nil || e != nil {
-				if err != nil {
-					return err
-				}
+			if ok, err := a.onRestic(ctx, "unlock", func(ctx context.Context, e *restic.Engine) error {
 				if all {
 					return usagef("--all: run restic unlock --remove-all on a restic repository")
 				}
-				if err := e.Unlock(ctx); err != nil {
-					return err
-				}
-				return a.resticDone("unlock")
+				return e.Unlock(ctx)
+			}); ok {
+				return err
 			}
 			return a.withRepo(ctx, noLock, "", func(ctx context.Context, r *repo.Repository) error {
 				n, err := repo.RemoveStaleLocks(ctx, r.Bucket(), all)

@@ -101,14 +101,22 @@ func readerOf(e engine.Engine) restore.Repository {
 	panic("unknown engine " + e.Name())
 }
 
-// resticEngine opens the restic repository when the engine is restic, and
-// returns nil for the native engine.
-func (a *app) resticEngine(ctx context.Context) (*restic.Engine, error) {
+// onRestic runs a maintenance command's fn when the repository's engine
+// is restic, and prints its one-line result; handled is false for the
+// native engine.
+func (a *app) onRestic(ctx context.Context, what string, fn func(context.Context, *restic.Engine) error) (handled bool, err error) {
 	name, err := a.engineName()
 	if err != nil || name != "restic" {
-		return nil, err
+		return err != nil, err
 	}
-	return a.openRestic(ctx)
+	e, err := a.openRestic(ctx)
+	if err != nil {
+		return true, err
+	}
+	if err := fn(ctx, e); err != nil {
+		return true, err
+	}
+	return true, a.resticDone(what)
 }
 
 // resticDone prints a maintenance command's one-line result.
