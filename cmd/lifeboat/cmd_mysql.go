@@ -43,7 +43,7 @@ func (a *app) backupMySQLCmd() *cobra.Command {
 		lockMode     string
 	)
 	cmd := &cobra.Command{
-		Use:   "mysql --dsn DSN [--databases a,b] [--exclude-tables PAT] [--jobs N] [--lock-mode M]",
+		Use:   "mysql --dsn DSN [--databases a,b] [--exclude-tables PAT] [--jobs N] [--lock-mode M] [--users]",
 		Short: "Back up MySQL/MariaDB databases at one consistent point in time",
 		Long: `Back up databases of a MySQL or MariaDB server: per table its schema and its rows (LOAD DATA
 text format), plus views, triggers, routines and events, all at one consistent point in time
@@ -51,6 +51,8 @@ text format), plus views, triggers, routines and events, all at one consistent p
 --lock-mode single one transaction without a lock). The binlog file/position and GTID set at
 that point are the snapshot's recovery point. Rows stream into the repository; nothing is
 written to disk. A table that cannot be read fails the backup: no snapshot is saved.
+--users adds the user accounts and roles (not root and the system ones) with their grants
+and password hashes as .users.sql; restore --users re-creates them.
 
 The DSN is mysql://user@host:port/ or user@tcp(host:port)/. The password comes from
 --password-file, $LIFEBOAT_MYSQL_PASSWORD or $MYSQL_PWD; it is never printed or stored.`,
@@ -88,6 +90,7 @@ The DSN is mysql://user@host:port/ or user@tcp(host:port)/. The password comes f
 	f.StringArrayVar(&mo.ExcludeTables, "exclude-tables", nil, "skip tables matching PAT (glob on db.table or table), repeatable")
 	f.IntVar(&mo.Jobs, "jobs", 0, "worker connections (default: CPUs, at most 16)")
 	f.StringVar(&lockMode, "lock-mode", "ftwrl", "ftwrl, backup_lock (MariaDB) or single (no lock, one connection)")
+	f.BoolVar(&mo.Users, "users", false, "also back up user accounts, roles and grants (needs SELECT on the mysql database)")
 	f.Int64Var(&mo.SplitBytes, "split-bytes", 0, "read InnoDB tables bigger than this in primary-key ranges on several connections (default 64 MiB, -1: never)")
 	f.StringArrayVar(&o.tags, "tag", nil, "tag the snapshot, repeatable")
 	f.StringVar(&o.host, "host", "", "host name recorded in the snapshot (default: this host)")
@@ -103,6 +106,7 @@ type mysqlRestoreFlags struct {
 	jobs         int
 	passwordFile string
 	noBinlog     bool
+	users        bool
 }
 
 func addMySQLRestoreFlags(f *pflag.FlagSet) *mysqlRestoreFlags {
@@ -111,6 +115,7 @@ func addMySQLRestoreFlags(f *pflag.FlagSet) *mysqlRestoreFlags {
 	f.StringArrayVar(&m.renames, "rename", nil, "with --to mysql://: restore database OLD as NEW (OLD=NEW), repeatable")
 	f.IntVar(&m.jobs, "jobs", 0, "with --to mysql://: tables loaded in parallel (default: CPUs)")
 	f.StringVar(&m.passwordFile, "password-file", "", "with --to mysql://: file holding the password (else in the URL, $LIFEBOAT_MYSQL_PASSWORD or $MYSQL_PWD)")
+	f.BoolVar(&m.users, "users", false, "with --to mysql://: after the databases, create the snapshot's user accounts and grants (backup --users); existing accounts are kept")
 	f.BoolVar(&m.noBinlog, "no-binlog", false, "with --to mysql://: do not write the restored rows to the binary log (replicas do not get them; needs SUPER or BINLOG ADMIN)")
 	return m
 }
@@ -144,17 +149,33 @@ func isMySQLDestination(to string) bool { return strings.HasPrefix(to, "mysql://
 func (a *app) restoreMySQL(ctx context.Context, s restore.Snapshot, to string, m *mysqlRestoreFlags) error {
 	return a.restoreDatabase(s, mysql.Redact(to), m, []string{"LIFEBOAT_MYSQL_PASSWORD", "MYSQL_PWD"}, "tables", "loaded",
 		func(pw string, rename map[string]string, p *restore.Progress) (*dbRestored, error) {
-			st, err := restore.MySQL(ctx, s, restore.MySQLOptions{DSN: to, Password: pw, Databases: m.databases,
-				Rename: rename, Jobs: m.jobs, NoBinlog: m.noBinlog, Progress: p})
+			ro := restore.MySQLOptions{DSN: to, Password: pw, Databases: m.databases,
+				Rename: rename, Jobs: m.jobs, NoBinlog: m.noBinlog, Progress: p}
+			if m.users {
+				// Before loading anything: a snapshot without accounts fails now.
+				if err := restore.MySQLHasUsers(ctx, s); err != nil {
+					return nil, err
+				}
+			}
+			st, err := restore.MySQL(ctx, s, ro)
 			if err != nil {
 				return nil, err
 			}
-			return &dbRestored{
+			res := &dbRestored{
 				summary:  map[string]any{"databases": st.Databases, "tables": st.Tables, "objects": st.Objects, "bytes": st.Bytes},
 				warnings: st.Warnings,
 				details: fmt.Sprintf("%d databases, %d tables, %d views/triggers/routines/events, %s of rows",
 					st.Databases, st.Tables, st.Objects, formatBytes(st.Bytes)),
-			}, nil
+			}
+			if m.users {
+				n, err := restore.MySQLUsers(ctx, s, ro)
+				if err != nil {
+					return nil, fmt.Errorf("databases restored, user accounts not: %w", err)
+				}
+				res.summary["users"] = n
+				res.details += fmt.Sprintf(", %d user accounts and roles", n)
+			}
+			return res, nil
 		})
 }
 
