@@ -51,9 +51,13 @@ func dumpUsers(ctx context.Context, c *sql.Conn, mariadb bool) (_ []byte, err er
 			err = fmt.Errorf("mysql: users: %w", rerr)
 		}
 	}()
-	q := "SELECT User, Host, 'N' FROM mysql.user ORDER BY User, Host"
-	if mariadb {
-		q = "SELECT User, Host, is_role FROM mysql.user ORDER BY User, Host"
+	q := "SELECT User, Host, is_role FROM mysql.user ORDER BY User, Host"
+	if !mariadb {
+		// MySQL has no is_role (its roles are locked accounts). 8.0.17+:
+		// caching_sha2 hashes as 0x... hex, not raw bytes in a string
+		// literal (older servers lack the variable: error ignored).
+		q = "SELECT User, Host, 'N' FROM mysql.user ORDER BY User, Host"
+		_, _ = c.ExecContext(ctx, "SET SESSION print_identified_with_as_hex = ON")
 	}
 	rows, err := c.QueryContext(ctx, q)
 	if err != nil {
