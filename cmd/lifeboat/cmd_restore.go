@@ -59,6 +59,9 @@ the byte ranges those files need. Every blob is verified against its ID. Needs t
 
 // restoreFrom restores sn of either engine's repository to o.to.
 func (a *app) restoreFrom(ctx context.Context, r restore.Repository, sn *repo.Snapshot, o restoreOptions, my *mysqlRestoreFlags) error {
+	if !isMySQLDestination(o.to) && (my.users || my.noBinlog) {
+		return usagef("--users and --no-binlog are for restores into a MySQL server (--to mysql://...)")
+	}
 	switch r := r.(type) {
 	case restore.Native:
 		return a.restoreTo(ctx, r.R, sn, o, my)
