@@ -6,8 +6,10 @@ import (
 	"cmp"
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"io"
+	"path"
 	"regexp"
 	"runtime"
 	"slices"
@@ -30,6 +32,10 @@ type MySQLOptions struct {
 	Password string
 	// Databases restores only these databases (names as stored).
 	Databases []string
+	// Tables restores only the tables matching one of these path.Match
+	// patterns of "db.table" (names as stored), with their triggers;
+	// views, routines and events are not restored then.
+	Tables []string
 	// Rename maps stored database names to the names to restore under.
 	// Views, triggers and routines that name their database explicitly
 	// (`old`.) are rewritten to the new name.
@@ -241,7 +247,84 @@ func readMySQLTree(ctx context.Context, s Snapshot, opts MySQLOptions) ([]*mysql
 			return nil, fmt.Errorf("database %q: %w in snapshot %s", want, repo.ErrNotFound, sn.ID.Short())
 		}
 	}
+	if len(opts.Tables) > 0 {
+		return selectTables(ctx, s, dbs, opts.Tables)
+	}
 	return dbs, nil
+}
+
+// selectTables keeps the tables of dbs matching one of patterns ("db.table",
+// path.Match) and their triggers, and drops views, routines, events and
+// databases left without a table.
+func selectTables(ctx context.Context, s Snapshot, dbs []*mysqlDB, patterns []string) ([]*mysqlDB, error) {
+	for _, p := range patterns {
+		if _, err := path.Match(p, ""); err != nil {
+			return nil, fmt.Errorf("--tables %q: %w", p, err)
+		}
+	}
+	match := func(name string) bool {
+		return slices.ContainsFunc(patterns, func(p string) bool { ok, _ := path.Match(p, name); return ok })
+	}
+	var out []*mysqlDB
+	for _, d := range dbs {
+		var keep []string
+		for _, t := range d.Tables {
+			if match(d.Name + "." + t) {
+				keep = append(keep, t)
+			} else {
+				delete(d.Schema, t)
+				delete(d.Data, t)
+			}
+		}
+		if len(keep) == 0 {
+			continue
+		}
+		d.Tables = keep
+		var triggers []*repo.Node
+		for _, n := range d.Objects[mysql.SuffixTrigger] {
+			text, err := readNode(ctx, s, n)
+			if err != nil {
+				return nil, err
+			}
+			t, err := triggerTable(text)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", n.Path, err)
+			}
+			if d.Schema[t] != nil {
+				triggers = append(triggers, n)
+			}
+		}
+		d.Objects = map[string][]*repo.Node{mysql.SuffixTrigger: triggers}
+		out = append(out, d)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("--tables %s: no table of the snapshot matches", strings.Join(patterns, ","))
+	}
+	return out, nil
+}
+
+// reTriggerTable finds the table of a CREATE TRIGGER statement: ON name
+// or ON db.name, quoted or not.
+var reTriggerTable = regexp.MustCompile("(?is)\\bTRIGGER\\s.*?\\s(?:BEFORE|AFTER)\\s+(?:INSERT|UPDATE|DELETE)\\s+ON\\s+(`(?:[^`]|``)+`|[^\\s`.]+)(?:\\.(`(?:[^`]|``)+`|[^\\s`.]+))?")
+
+// triggerTable is the table a stored trigger is defined on.
+func triggerTable(stored []byte) (string, error) {
+	o, err := mysql.ParseObject(stored)
+	if err != nil {
+		return "", err
+	}
+	m := reTriggerTable.FindStringSubmatch(o.Stmt)
+	if m == nil {
+		return "", errors.New("no table in the trigger's CREATE statement")
+	}
+	t := m[1]
+	if m[2] != "" {
+		t = m[2]
+	}
+	if strings.HasPrefix(t, "`") {
+		t = strings.ReplaceAll(t[1:len(t)-1], "``", "`")
+	}
+	return t, nil
 }
 
 // checkConflicts fails if a destination database has a table or view the

@@ -102,6 +102,7 @@ The DSN is mysql://user@host:port/ or user@tcp(host:port)/. The password comes f
 // mysqlRestoreFlags are restore's flags for mysql:// destinations.
 type mysqlRestoreFlags struct {
 	databases    []string
+	tables       []string
 	renames      []string
 	jobs         int
 	passwordFile string
@@ -112,6 +113,7 @@ type mysqlRestoreFlags struct {
 func addMySQLRestoreFlags(f *pflag.FlagSet) *mysqlRestoreFlags {
 	m := &mysqlRestoreFlags{}
 	f.StringSliceVar(&m.databases, "databases", nil, "with --to mysql://: restore only these databases (names as stored)")
+	f.StringSliceVar(&m.tables, "tables", nil, "with --to mysql://: restore only the tables matching these db.table patterns (* and ?), with their triggers")
 	f.StringArrayVar(&m.renames, "rename", nil, "with --to mysql://: restore database OLD as NEW (OLD=NEW), repeatable")
 	f.IntVar(&m.jobs, "jobs", 0, "with --to mysql://: tables loaded in parallel (default: CPUs)")
 	f.StringVar(&m.passwordFile, "password-file", "", "with --to mysql://: file holding the password (else in the URL, $LIFEBOAT_MYSQL_PASSWORD or $MYSQL_PWD)")
@@ -149,7 +151,7 @@ func isMySQLDestination(to string) bool { return strings.HasPrefix(to, "mysql://
 func (a *app) restoreMySQL(ctx context.Context, s restore.Snapshot, to string, m *mysqlRestoreFlags) error {
 	return a.restoreDatabase(s, mysql.Redact(to), m, []string{"LIFEBOAT_MYSQL_PASSWORD", "MYSQL_PWD"}, "tables", "loaded",
 		func(pw string, rename map[string]string, p *restore.Progress) (*dbRestored, error) {
-			ro := restore.MySQLOptions{DSN: to, Password: pw, Databases: m.databases,
+			ro := restore.MySQLOptions{DSN: to, Password: pw, Databases: m.databases, Tables: m.tables,
 				Rename: rename, Jobs: m.jobs, NoBinlog: m.noBinlog, Progress: p}
 			if m.users {
 				// Before loading anything: a snapshot without accounts fails now.

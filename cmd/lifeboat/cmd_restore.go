@@ -59,8 +59,8 @@ the byte ranges those files need. Every blob is verified against its ID. Needs t
 
 // restoreFrom restores sn of either engine's repository to o.to.
 func (a *app) restoreFrom(ctx context.Context, r restore.Repository, sn *repo.Snapshot, o restoreOptions, my *mysqlRestoreFlags) error {
-	if !isMySQLDestination(o.to) && (my.users || my.noBinlog) {
-		return usagef("--users and --no-binlog are for restores into a MySQL server (--to mysql://...)")
+	if !isMySQLDestination(o.to) && (my.users || my.noBinlog || len(my.tables) > 0) {
+		return usagef("--users, --tables and --no-binlog are for restores into a MySQL server (--to mysql://...)")
 	}
 	switch r := r.(type) {
 	case restore.Native:

@@ -129,7 +129,7 @@ func TestCLIExitCodes(t *testing.T) {
 		{"init twice", nil, []string{"init", "--owner-key-out", filepath.Join(dir, "o2"), "--host-key-out", filepath.Join(dir, "h2")}, exitFailure, "already initialized"},
 		{"backup missing path", map[string]string{"LIFEBOAT_KEY_FILE": filepath.Join(dir, "host.key")}, []string{"backup", "files", filepath.Join(src, "missing")}, exitFailure, "missing"},
 		{"bad mysql rename", map[string]string{"LIFEBOAT_KEY_FILE": filepath.Join(dir, "owner.key")}, []string{"restore", "latest", "--to", "mysql://u@127.0.0.1:1/", "--rename", "shop"}, exitUsage, `--rename "shop": want OLD=NEW`},
-		{"mysql-only flag to a directory", map[string]string{"LIFEBOAT_KEY_FILE": filepath.Join(dir, "owner.key")}, []string{"restore", "latest", "--to", filepath.Join(dir, "x"), "--users"}, exitUsage, "--users and --no-binlog are for restores into a MySQL server"},
+		{"mysql-only flag to a directory", map[string]string{"LIFEBOAT_KEY_FILE": filepath.Join(dir, "owner.key")}, []string{"restore", "latest", "--to", filepath.Join(dir, "x"), "--tables", "shop.t"}, exitUsage, "--users, --tables and --no-binlog are for restores into a MySQL server"},
 		{"bad postgres rename", map[string]string{"LIFEBOAT_KEY_FILE": filepath.Join(dir, "owner.key")}, []string{"restore", "latest", "--to", "postgres://u@127.0.0.1:1/", "--rename", "=x"}, exitUsage, `--rename "=x": want OLD=NEW`},
 	}
 	for _, tc := range tests {

@@ -152,6 +152,11 @@ repositories:
 				c.ok("restore", "latest", "--policy", p.policy, "--target", "shopdb", "--to", db.URL(),
 					"--rename", "rs_shop=rs_shop_"+p.name+"_"+where)
 				assert.Equal(t, checksums(t, conn, "rs_shop"), checksums(t, conn, "rs_shop_"+p.name+"_"+where), p.name)
+				// one table alone (--tables), under yet another name
+				one := "rs_shop_1_" + p.name + "_" + where
+				c.ok("restore", "latest", "--policy", p.policy, "--target", "shopdb", "--to", db.URL(),
+					"--rename", "rs_shop="+one, "--tables", "rs_shop.quote")
+				assert.Equal(t, map[string]int64{"quote": checksums(t, conn, "rs_shop")["quote"]}, checksums(t, conn, one), p.name)
 				stream := filepath.Join(dir, "stream-"+p.name)
 				c.ok("restore", "latest", "--policy", p.policy, "--target", "stream", "--to", stream)
 				got, err := os.ReadFile(stream)
