@@ -325,8 +325,9 @@ func TestStreamDedupAfterInsert(t *testing.T) {
 	require.NoError(t, err)
 	t.Logf("added %d of %d bytes after an insert", res.Snapshot.Stats.BytesAdded, len(changed))
 	// restic's chunker polynomial is random per repository, so the chunks
-	// around the insert vary (2-4.5 MB measured); fixed-size frames stored
-	// everything after the insert again (11.2 MB).
+	// around the insert vary (2-4.5 MB measured, once 7.0 MB: restic's
+	// chunks reach 8 MiB); fixed-size frames stored everything after the
+	// insert again (11.2 MB = all of it).
 	after := int64(len(changed) - 5<<20)
-	assert.Less(t, res.Snapshot.Stats.BytesAdded, after/2)
+	assert.Less(t, res.Snapshot.Stats.BytesAdded, after*3/4)
 }
