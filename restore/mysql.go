@@ -46,13 +46,10 @@ type MySQLOptions struct {
 	// data get their secondary indexes and foreign keys after their rows
 	// (0: 4 MiB; negative: never).
 	DeferIndexesFrom int64
-	// PieceBytes: tables are loaded in transactions of about this many
-	// bytes of data, cut at row boundaries (0: 8 MiB; negative: each table
-	// in one transaction). InnoDB tables with a primary key, at least 4
-	// pieces of data and no AUTO_INCREMENT column (or any, when the
-	// server's innodb_autoinc_lock_mode is 2) have their pieces loaded by
-	// all connections at once; the others one piece after the other by
-	// one connection, while the other connections load other tables.
+	// PieceBytes: InnoDB tables with a primary key and at least 4 pieces
+	// of data are cut into pieces of about this size at row boundaries,
+	// loaded by all connections, each in its own transaction (0: 8 MiB;
+	// negative: never).
 	PieceBytes int64
 	// NoBinlog loads without writing the binary log (SET sql_log_bin = 0,
 	// needs the SUPER or BINLOG ADMIN privilege), as myloader does by
@@ -78,10 +75,7 @@ type mysqlDB struct {
 	target string // database name on the destination
 	// alter adds a table's deferred indexes and foreign keys after its data.
 	alter map[string]string
-	// spread: InnoDB tables with a primary key whose pieces can load in
-	// parallel: no rows order of their own, and no AUTO_INCREMENT column
-	// whose table lock would make the pieces wait for each other.
-	spread map[string]bool
+	pk    map[string]bool // InnoDB with a primary key
 }
 
 // sessionSetup makes a restore session take the dump's bytes and values
@@ -146,7 +140,6 @@ func MySQL(ctx context.Context, s Snapshot, opts MySQLOptions) (*MySQLStats, err
 		return nil, err
 	}
 	defer ctl.Close()
-	interleaved := autoIncInterleaved(ctx, ctl)
 	// Databases and table schemas.
 	for _, d := range dbs {
 		text, err := readNode(ctx, s, d.Create)
@@ -162,9 +155,9 @@ func MySQL(ctx context.Context, s Snapshot, opts MySQLOptions) (*MySQLStats, err
 		}
 		for _, t := range d.Tables {
 			big := opts.DeferIndexesFrom > 0 && d.Data[t] != nil && d.Data[t].Size >= opts.DeferIndexesFrom
-			later, shape, err := createTable(ctx, s, ctl, d.Schema[t], big)
-			if shape.pk && (!shape.autoInc || interleaved) {
-				d.spread[t] = true
+			later, pk, err := createTable(ctx, s, ctl, d.Schema[t], big)
+			if pk {
+				d.pk[t] = true
 			}
 			if err != nil {
 				return nil, fmt.Errorf("create table %s.%s: %w", mysql.QuoteName(d.target), mysql.QuoteName(t), err)
@@ -236,7 +229,7 @@ func readMySQLTree(ctx context.Context, s Snapshot, opts MySQLOptions) ([]*mysql
 		if len(opts.Databases) > 0 && !slices.Contains(opts.Databases, d.Name) {
 			continue
 		}
-		md := &mysqlDB{DB: d, target: d.Name, alter: map[string]string{}, spread: map[string]bool{}}
+		md := &mysqlDB{DB: d, target: d.Name, alter: map[string]string{}, pk: map[string]bool{}}
 		if t, ok := opts.Rename[d.Name]; ok && t != "" {
 			md.target = t
 		}
@@ -450,56 +443,27 @@ func execObject(ctx context.Context, c *sql.Conn, o *mysql.Object) error {
 // extra ALTER TABLE.
 const deferIndexesFrom = 4 << 20
 
-// autoIncInterleaved tells whether the server's innodb_autoinc_lock_mode
-// is 2 (interleaved; MySQL 8's default). In modes 0 and 1 (MariaDB's
-// default) a LOAD DATA into a table with an AUTO_INCREMENT column holds the
-// table's AUTO-INC lock to its end, even with every value given: two
-// pieces of such a table cannot load at once. Unknown counts as not.
-func autoIncInterleaved(ctx context.Context, c *sql.Conn) bool {
-	var mode int
-	err := c.QueryRowContext(ctx, "SELECT @@innodb_autoinc_lock_mode").Scan(&mode)
-	return err == nil && mode == 2
-}
-
-// tableShape is what the restore needs to know of a table to load it.
-type tableShape struct {
-	pk      bool // InnoDB with a primary key: rows have no order of their own
-	autoInc bool // an AUTO_INCREMENT column
-}
-
-// shapeOf reads a SHOW CREATE TABLE statement.
-func shapeOf(create string) tableShape {
-	var sh tableShape
-	sh.pk = strings.Contains(create, "\n  PRIMARY KEY (") && strings.Contains(create, "\n) ENGINE=InnoDB")
-	for _, l := range strings.Split(create, "\n") {
-		// A column; a false match (a default or comment holding the
-		// word) only loads the table's pieces one after the other.
-		if strings.HasPrefix(l, "  `") && (strings.Contains(l+",", " AUTO_INCREMENT,") || strings.Contains(l, " AUTO_INCREMENT ")) {
-			sh.autoInc = true
-		}
-	}
-	return sh
-}
-
 // createTable runs a stored CREATE TABLE on c. With deferIndexes, an
 // InnoDB table is created without its plain and spatial secondary keys and
 // its foreign keys, returned as ALTER TABLE clauses that add them back (in
 // their order, so SHOW CREATE TABLE comes out the same).
-func createTable(ctx context.Context, s Snapshot, c *sql.Conn, n *repo.Node, deferIndexes bool) ([]string, tableShape, error) {
+// It also tells whether the table is InnoDB with a primary key: rows
+// then have no order of their own, and the table may be loaded in pieces.
+func createTable(ctx context.Context, s Snapshot, c *sql.Conn, n *repo.Node, deferIndexes bool) ([]string, bool, error) {
 	text, err := readNode(ctx, s, n)
 	if err != nil {
-		return nil, tableShape{}, err
+		return nil, false, err
 	}
 	o, err := mysql.ParseObject(text)
 	if err != nil {
-		return nil, tableShape{}, err
+		return nil, false, err
 	}
-	shape := shapeOf(o.Stmt)
+	pk := strings.Contains(o.Stmt, "\n  PRIMARY KEY (") && strings.Contains(o.Stmt, "\n) ENGINE=InnoDB")
 	var later []string
 	if deferIndexes {
 		o.Stmt, later = splitIndexes(o.Stmt)
 	}
-	return later, shape, execObject(ctx, c, o)
+	return later, pk, execObject(ctx, c, o)
 }
 
 // splitIndexes takes the plain (KEY) and SPATIAL KEY indexes and the
@@ -558,9 +522,8 @@ func isForeignKey(def string) bool {
 // A restore holds at most one piece per connection plus the one being cut.
 const pieceBytes = 8 << 20
 
-// loadJob is a table to stream into the server (in transactions of about
-// PieceBytes), or one piece of a big one loaded by all connections (then
-// piece holds the rows and load is shared by the table's pieces).
+// loadJob is a table to stream into the server, or one piece of a big one
+// (then piece holds the rows and load is shared by the table's pieces).
 type loadJob struct {
 	d     *mysqlDB
 	table string
@@ -576,11 +539,10 @@ type pieceLoad struct {
 	pending atomic.Int64
 }
 
-// loadData loads every table's rows with opts.Jobs connections, largest
-// table first: big tables whose pieces can load in parallel (spread) are
-// cut into pieces at row boundaries loaded by all connections; the others
-// each stream straight from the repository on one connection, a piece per
-// transaction, while the other connections load other tables.
+// loadData loads every table's rows with opts.Jobs connections: big
+// InnoDB tables with a primary key are cut into pieces at row boundaries
+// (largest table first) and loaded by all connections; the others each
+// stream straight from the repository in one transaction.
 func loadData(ctx context.Context, s Snapshot, db *sql.DB, setup []string, dbs []*mysqlDB, opts MySQLOptions, st *MySQLStats) (int64, error) {
 	jobs := make(chan loadJob)
 	g, gctx := errgroup.WithContext(ctx)
@@ -601,7 +563,7 @@ func loadData(ctx context.Context, s Snapshot, db *sql.DB, setup []string, dbs [
 			for j := range jobs {
 				name := mysql.QuoteName(j.d.target) + "." + mysql.QuoteName(j.table)
 				if j.load == nil {
-					n, warns, err := loadStream(gctx, s, c, j.d, j.table, opts.PieceBytes, opts.Progress)
+					n, warns, err := loadStream(gctx, s, c, j.d, j.table, opts.Progress)
 					if err != nil {
 						return err
 					}
@@ -638,23 +600,27 @@ func loadData(ctx context.Context, s Snapshot, db *sql.DB, setup []string, dbs [
 				return gctx.Err()
 			}
 		}
-		var all []loadJob
+		var small []loadJob
+		var big []loadJob
 		for _, d := range dbs {
 			for _, t := range d.Tables {
-				if d.Data[t] != nil {
-					all = append(all, loadJob{d: d, table: t})
+				if n := d.Data[t]; n == nil {
+					continue
+				} else if opts.Jobs > 1 && opts.PieceBytes > 0 && d.pk[t] && n.Size >= 4*opts.PieceBytes {
+					big = append(big, loadJob{d: d, table: t})
+				} else {
+					small = append(small, loadJob{d: d, table: t})
 				}
 			}
 		}
-		slices.SortStableFunc(all, func(a, b loadJob) int { return cmp.Compare(b.d.Data[b.table].Size, a.d.Data[a.table].Size) })
-		for _, j := range all {
-			var err error
-			if opts.Jobs > 1 && opts.PieceBytes > 0 && j.d.spread[j.table] && j.d.Data[j.table].Size >= 4*opts.PieceBytes {
-				err = cutPieces(gctx, s, j, opts.PieceBytes, opts.Progress, send)
-			} else {
-				err = send(j)
+		slices.SortStableFunc(big, func(a, b loadJob) int { return cmp.Compare(b.d.Data[b.table].Size, a.d.Data[a.table].Size) })
+		for _, j := range big {
+			if err := cutPieces(gctx, s, j, opts.PieceBytes, opts.Progress, send); err != nil {
+				return err
 			}
-			if err != nil {
+		}
+		for _, j := range small {
+			if err := send(j); err != nil {
 				return err
 			}
 		}
@@ -713,9 +679,8 @@ func cutPieces(ctx context.Context, s Snapshot, j loadJob, size int64, p *Progre
 	return send(loadJob{d: j.d, table: j.table, load: load})
 }
 
-// loadStream streams one table's data into the server, in transactions
-// of about size bytes ending at row boundaries (size <= 0: one).
-func loadStream(ctx context.Context, s Snapshot, c *sql.Conn, d *mysqlDB, table string, size int64, p *Progress) (int64, []string, error) {
+// loadStream streams one table's data into the server in one transaction.
+func loadStream(ctx context.Context, s Snapshot, c *sql.Conn, d *mysqlDB, table string, p *Progress) (int64, []string, error) {
 	n := d.Data[table]
 	name := mysql.QuoteName(d.target) + "." + mysql.QuoteName(table)
 	content := s.Open(ctx, n)
@@ -726,87 +691,13 @@ func loadStream(ctx context.Context, s Snapshot, c *sql.Conn, d *mysqlDB, table 
 	if err != nil {
 		return 0, nil, fmt.Errorf("restore %s: %w", n.Path, err)
 	}
-	var warns []string
-	for {
-		pr := &pieceReader{br: br, left: size}
-		if size <= 0 {
-			pr.left = n.Size + 1 // all of it
+	warns, err := loadRows(ctx, c, name, cols, br, func() error {
+		if cr.n != n.Size {
+			return fmt.Errorf("content is %d bytes, metadata says %d", cr.n, n.Size)
 		}
-		w, err := loadRows(ctx, c, name, cols, pr, func() error {
-			if !pr.ended() {
-				return nil // more pieces to come
-			}
-			if pr.err != io.EOF {
-				return pr.err
-			}
-			if cr.n != n.Size {
-				return fmt.Errorf("content is %d bytes, metadata says %d", cr.n, n.Size)
-			}
-			return nil
-		})
-		if err != nil {
-			return cr.n, nil, err
-		}
-		if len(warns) < 3 {
-			warns = append(warns, w[:min(len(w), 3-len(warns))]...)
-		}
-		if pr.ended() {
-			return cr.n, warns, nil
-		}
-	}
-}
-
-// pieceReader reads about left bytes of rows from br, then on to the end
-// of the row it is in, then io.EOF: one transaction's worth of a table.
-type pieceReader struct {
-	br   *bufio.Reader
-	left int64
-	done bool  // the piece ends here
-	err  error // br's error (io.EOF: the table's data ends here)
-}
-
-func (r *pieceReader) Read(p []byte) (int, error) {
-	if r.err != nil {
-		return 0, r.err
-	}
-	if r.done || len(p) == 0 {
-		if r.done {
-			return 0, io.EOF
-		}
-		return 0, nil
-	}
-	if r.left > 0 {
-		if int64(len(p)) > r.left {
-			p = p[:r.left]
-		}
-		n, err := r.br.Read(p)
-		r.left -= int64(n)
-		r.err = err
-		return n, err
-	}
-	// The rest of the row: up to the next raw newline (one in a value
-	// is escaped).
-	if _, err := r.br.Peek(1); err != nil {
-		r.err = err
-		return 0, err
-	}
-	b, _ := r.br.Peek(r.br.Buffered())
-	if i := bytes.IndexByte(b, '\n'); i >= 0 {
-		b = b[:i+1]
-		r.done = len(p) >= len(b)
-	}
-	n := copy(p, b)
-	_, _ = r.br.Discard(n)
-	return n, nil
-}
-
-// ended tells, once a piece is read, whether the table's data ends with
-// it (or cannot be read further: then err says why).
-func (r *pieceReader) ended() bool {
-	if r.err == nil {
-		_, r.err = r.br.Peek(1)
-	}
-	return r.err != nil
+		return nil
+	})
+	return cr.n, warns, err
 }
 
 // loadRows runs LOAD DATA LOCAL INFILE of rows into table name (quoted),

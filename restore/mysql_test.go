@@ -127,12 +127,6 @@ func TestMySQLShopRoundTrip(t *testing.T) {
 	}
 	_, err := shop.Generate(context.Background(), db, shop.Options{Database: "shop_rt", Rows: rowsN, Replace: true})
 	require.NoError(t, err)
-	// Every shop table has an AUTO_INCREMENT column, so its pieces load
-	// one after the other; this copy has none: its pieces load in parallel.
-	exec(t, db, "CREATE TABLE shop_rt.item_no_autoinc LIKE shop_rt.sales_order_item")
-	exec(t, db, "ALTER TABLE shop_rt.item_no_autoinc MODIFY item_id int(10) unsigned NOT NULL")
-	exec(t, db, "INSERT INTO shop_rt.item_no_autoinc SELECT * FROM shop_rt.sales_order_item")
-	tables := append(shop.Tables(), "item_no_autoinc")
 	exec(t, db, "DROP DATABASE IF EXISTS shop_rt_copy")
 
 	_, r := newRepo(t)
@@ -164,13 +158,12 @@ func TestMySQLShopRoundTrip(t *testing.T) {
 		Rename: map[string]string{"shop_rt": "shop_rt_copy"}, Jobs: 4, PieceBytes: 16 << 10, DeferIndexesFrom: 1})
 	require.NoError(t, err)
 	require.Equal(t, 1, st.Databases)
-	require.Equal(t, len(tables), st.Tables)
+	require.Equal(t, len(shop.Tables()), st.Tables)
 	require.Equal(t, 6, st.Objects)
 	require.Greater(t, loads()-loadsBefore, int64(3*len(shop.Tables())), "big tables must be loaded in pieces")
 
 	counts := shop.RowCounts(rowsN)
-	counts["item_no_autoinc"] = counts["sales_order_item"]
-	for _, tbl := range tables {
+	for _, tbl := range shop.Tables() {
 		n1, h1, c1 := tableDigest(t, db, "shop_rt", tbl)
 		n2, h2, c2 := tableDigest(t, db, "shop_rt_copy", tbl)
 		require.Equal(t, counts[tbl], n1, tbl)
