@@ -13,7 +13,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/lifeboat-backup/lifeboat/engine/restic/restictest"
 	"github.com/lifeboat-backup/lifeboat/restore"
 	"github.com/lifeboat-backup/lifeboat/targets/mysql/mysqltest"
 	"github.com/lifeboat-backup/lifeboat/targets/postgres/postgrestest"
@@ -28,8 +27,7 @@ func TestDrillResticEngine(t *testing.T) {
 	if testing.Short() {
 		t.Skip("MariaDB and restic")
 	}
-	bin := restictest.BinaryOrSkip(t)
-	t.Setenv("RESTIC_CACHE_DIR", t.TempDir())
+	bin := useRestic(t)
 	db := mysqltest.Shared(t)
 	conn := db.DB(t, "")
 	ctx := context.Background()
@@ -190,8 +188,7 @@ func TestDrillResticPostgres(t *testing.T) {
 	if testing.Short() {
 		t.Skip("PostgreSQL and restic")
 	}
-	bin := restictest.BinaryOrSkip(t)
-	t.Setenv("RESTIC_CACHE_DIR", t.TempDir())
+	bin := useRestic(t)
 	s := postgrestest.Start(t)
 	s.CreateDatabase(t, "oro")
 	s.MustPSQL(t, "oro", `CREATE TABLE oro_order (id serial PRIMARY KEY, total numeric(12,2), note text);

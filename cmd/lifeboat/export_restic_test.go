@@ -11,7 +11,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/lifeboat-backup/lifeboat/engine/restic/restictest"
 	"github.com/lifeboat-backup/lifeboat/targets/mysql/mysqltest"
 	"github.com/lifeboat-backup/lifeboat/targets/postgres/postgrestest"
 	"github.com/lifeboat-backup/lifeboat/testdata/oroshop"
@@ -23,9 +22,7 @@ import (
 // the native one with the owner key) and the cli that ran init.
 func engineRepos(t *testing.T, dir, body string) (c *cli, native, rpolicy string) {
 	t.Helper()
-	bin := restictest.BinaryOrSkip(t)
-	t.Setenv("RESTIC_CACHE_DIR", t.TempDir())
-	t.Setenv("LIFEBOAT_RESTIC", bin)
+	useRestic(t)
 	resticPass := filepath.Join(dir, "restic.pass")
 	require.NoError(t, os.WriteFile(resticPass, []byte("correct horse battery\n"), 0o600))
 	c = &cli{t: t, env: map[string]string{"LIFEBOAT_REPO": "file://" + filepath.Join(dir, "native")}}

@@ -24,6 +24,17 @@ import (
 	"github.com/lifeboat-backup/lifeboat/testdata/treecmp"
 )
 
+// useRestic returns the restic binary the tests drive (skipping without
+// one, unless LIFEBOAT_REQUIRE_RESTIC=1) and points lifeboat at it, with
+// a cache of the test's own.
+func useRestic(t *testing.T) string {
+	t.Helper()
+	bin := restictest.BinaryOrSkip(t)
+	t.Setenv("RESTIC_CACHE_DIR", t.TempDir())
+	t.Setenv("LIFEBOAT_RESTIC", bin)
+	return bin
+}
+
 // The same policy (files + MySQL) run once on the native engine and once
 // on restic: both restore identical content, and `lifeboat snapshots`
 // lists both alike. On local disk and on MinIO.
@@ -31,9 +42,7 @@ func TestResticEngineSamePolicy(t *testing.T) {
 	if testing.Short() {
 		t.Skip("MariaDB, MinIO and restic")
 	}
-	bin := restictest.BinaryOrSkip(t)
-	t.Setenv("RESTIC_CACHE_DIR", t.TempDir())
-	t.Setenv("LIFEBOAT_RESTIC", bin)
+	useRestic(t)
 	db := mysqltest.Shared(t)
 	conn := db.DB(t, "")
 	ctx := context.Background()
@@ -189,8 +198,7 @@ func TestResticEngineOperatorCommands(t *testing.T) {
 	if testing.Short() {
 		t.Skip("restic")
 	}
-	bin := restictest.BinaryOrSkip(t)
-	t.Setenv("RESTIC_CACHE_DIR", t.TempDir())
+	useRestic(t)
 	dir := t.TempDir()
 	src := filepath.Join(dir, "media")
 	_, err := gentree.Generate(src, gentree.Options{Size: 1 << 20, Seed: 5, NoSpecial: true})
@@ -231,7 +239,7 @@ targets:
 `), 0o600))
 	}
 	writePolicy(drPass)
-	c := &cli{t: t, env: map[string]string{"LIFEBOAT_RESTIC": bin}}
+	c := &cli{t: t, env: map[string]string{}}
 	c.ok("init", "--policy", policy)
 	p := []string{"--policy", policy, "--host", "ops-1"}
 	c.ok(append([]string{"backup", "files", src, "--target", "media"}, p...)...)
@@ -296,8 +304,7 @@ targets:
 }
 
 func TestResticEngineCLIErrors(t *testing.T) {
-	bin := restictest.BinaryOrSkip(t)
-	t.Setenv("RESTIC_CACHE_DIR", t.TempDir())
+	bin := useRestic(t)
 	dir := t.TempDir()
 	pass := filepath.Join(dir, "pass")
 	require.NoError(t, os.WriteFile(pass, []byte("right\n"), 0o600))
