@@ -570,7 +570,7 @@ func loadData(ctx context.Context, s Snapshot, db *sql.DB, setup []string, dbs [
 					warn(warns)
 					total.Add(n)
 				} else if j.piece != nil {
-					warns, err := loadRows(gctx, c, name, j.load.cols, bytes.NewReader(j.piece), nil)
+					warns, err := loadPiece(gctx, c, name, j.load.cols, j.piece)
 					if err != nil {
 						return err
 					}
@@ -698,6 +698,24 @@ func loadStream(ctx context.Context, s Snapshot, c *sql.Conn, d *mysqlDB, table 
 		return nil
 	})
 	return cr.n, warns, err
+}
+
+// pieceAttempts bounds how often a piece is loaded.
+const pieceAttempts = 5
+
+// loadPiece loads one piece of a table, again when the server rolled it
+// back as a deadlock victim (1213) or after a lock wait timeout (1205):
+// pieces of one table load on several connections at once, and InnoDB may
+// pick one of them to roll back. The piece is in memory, so it is simply
+// loaded again, up to pieceAttempts times.
+func loadPiece(ctx context.Context, c *sql.Conn, name string, cols []string, piece []byte) ([]string, error) {
+	for attempt := 1; ; attempt++ {
+		warns, err := loadRows(ctx, c, name, cols, bytes.NewReader(piece), nil)
+		var me *driver.MySQLError
+		if err == nil || attempt == pieceAttempts || !errors.As(err, &me) || (me.Number != 1213 && me.Number != 1205) {
+			return warns, err
+		}
+	}
 }
 
 // loadRows runs LOAD DATA LOCAL INFILE of rows into table name (quoted),
