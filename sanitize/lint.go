@@ -134,7 +134,7 @@ func Lint(ctx context.Context, s restore.Snapshot, c *Config, o LintOptions) ([]
 			if p.action != "" {
 				continue
 			}
-			tr := c.ruleFor(d.Name, t)
+			tr := p.rule
 			ruled := func(col string) bool { _, ok := tr.Columns[col]; return ok }
 			fs, flagged := nameFindings(d.Name, t, cols, tr)
 			out = append(out, fs...)

@@ -14,7 +14,8 @@ import (
 // tablePlan is how one table is exported.
 type tablePlan struct {
 	db, name string
-	of       string // "partition of T" / "inherits T": where its rules come from, when not its own
+	of       string    // "partition of T" / "inherits T": where its rules come from, when not its own
+	rule     TableRule // the merged rules of its sources, as written (lint reads them)
 	action   string
 	where    *where
 	cols     []*column
@@ -33,17 +34,7 @@ func (p *tablePlan) qualified() string {
 // Policy rules naming a missing column, or not fitting the column type,
 // are errors; preset rules for missing columns are ignored.
 func (c *Config) plan(db, table string, cols []*column) (*tablePlan, error) {
-	return c.planAs(db, table, db, table, cols)
-}
-
-// planAs plans db.table with the rules written for ruleDB.ruleTable (a
-// PostgreSQL partition takes its partitioned table's rules).
-func (c *Config) planAs(db, table, ruleDB, ruleTable string, cols []*column) (*tablePlan, error) {
-	of := ""
-	if ruleDB != db || ruleTable != table {
-		of = "partition of " + ruleDB + "." + ruleTable
-	}
-	return c.planFrom(db, table, of, [][2]string{{ruleDB, ruleTable}}, cols)
+	return c.planFrom(db, table, "", [][2]string{{db, table}}, cols)
 }
 
 // planFrom plans db.table with the rules of the tables srcs ({db, table})
@@ -68,7 +59,7 @@ func (c *Config) planFrom(db, table, of string, srcs [][2]string, cols []*column
 			}
 		}
 	}
-	p := &tablePlan{db: db, name: table, of: of, action: tr.Action, cols: cols, byName: map[string]*column{}, rules: map[string]Rule{}}
+	p := &tablePlan{db: db, name: table, of: of, rule: tr, action: tr.Action, cols: cols, byName: map[string]*column{}, rules: map[string]Rule{}}
 	for _, col := range cols {
 		p.byName[col.name] = col
 	}

@@ -387,22 +387,24 @@ func (c *Config) planPG(tables map[string]*pgTable) (map[string]*tablePlan, erro
 				}
 			}
 		}
-		var p *tablePlan
-		var err error
-		if anc := t.ancestors(); r == t && len(anc) > 0 {
-			// A child table: its ancestors' rules for the columns it
-			// inherits, its own on top.
-			srcs, names := make([][2]string, 0, len(anc)+1), make([]string, len(t.inherits))
+		// Whose rules: a partition its root's; a child table (INHERITS)
+		// its ancestors' for the columns it inherits, its own on top.
+		srcs, of := [][2]string{{r.schema, r.name}}, ""
+		if r != t {
+			of = "partition of " + r.key()
+		} else if anc := t.ancestors(); len(anc) > 0 {
+			srcs = srcs[:0]
 			for _, a := range anc {
 				srcs = append(srcs, [2]string{a.schema, a.name})
 			}
+			srcs = append(srcs, [2]string{t.schema, t.name})
+			names := make([]string, len(t.inherits))
 			for i, a := range t.inherits {
 				names[i] = a.key()
 			}
-			p, err = c.planFrom(t.schema, t.name, "inherits "+strings.Join(names, ", "), append(srcs, [2]string{t.schema, t.name}), t.cols)
-		} else {
-			p, err = c.planAs(t.schema, t.name, r.schema, r.name, t.cols)
+			of = "inherits " + strings.Join(names, ", ")
 		}
+		p, err := c.planFrom(t.schema, t.name, of, srcs, t.cols)
 		if err != nil {
 			return nil, err
 		}
@@ -619,7 +621,7 @@ func lintPostgres(ctx context.Context, s restore.Snapshot, c *Config, o LintOpti
 			if plans[key].action != "" || t.parent != nil {
 				continue // a partition's names are its partitioned table's
 			}
-			fs, _ := nameFindings(d.Name, key, t.cols, c.ruleFor(t.schema, t.name))
+			fs, _ := nameFindings(d.Name, key, t.cols, plans[key].rule)
 			out = append(out, fs...)
 		}
 		for _, n := range d.Archives() {
@@ -651,8 +653,7 @@ func lintPostgres(ctx context.Context, s restore.Snapshot, c *Config, o LintOpti
 				continue
 			}
 			t, p := tables[key], plans[key]
-			root := t.root()
-			tr := c.ruleFor(root.schema, root.name)
+			tr := p.rule // a partition's are its root's, a child's include its ancestors'
 			_, flagged := nameFindings(d.Name, key, t.cols, tr)
 			out = append(out, sm.findings(d.Name, key, func(col string) bool {
 				_, ruled := tr.Columns[col]

@@ -309,6 +309,12 @@ INSERT INTO "VIP customer" SELECT i, 'v' || i || '@mail.test', 'private note ' |
 	require.NotContains(t, dump, "private note")
 	require.NotContains(t, dump, "+49 555")
 	require.NotContains(t, dump, "+49 777")
+	// Lint sees the same rules: the parent's cover the children's columns.
+	fs, err := sanitize.Lint(ctx, restore.FromRepository(r, res.Snapshot), c, sanitize.LintOptions{PGBinDir: s.BinDir()})
+	require.NoError(t, err)
+	for _, f := range fs {
+		require.NotContains(t, []string{"email", "note", "phone"}, f.Column, "%s.%s: %s", f.Table, f.Column, f.Reason)
+	}
 
 	s.CreateDatabase(t, "inh_dev")
 	path := filepath.Join(t.TempDir(), "inh.sql")
