@@ -463,7 +463,7 @@ func (d *drill) restoreMySQL(ctx context.Context, t *policies.Target, s Snapshot
 	}
 	if d.server == nil {
 		// An existing scratch server: its copies of the databases go.
-		dbs, err := readMySQLTree(ctx, s, MySQLOptions{})
+		dbs, _, err := readMySQLTree(ctx, s, MySQLOptions{})
 		if err != nil {
 			return err
 		}

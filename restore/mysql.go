@@ -55,6 +55,10 @@ type MySQLOptions struct {
 	// needs the SUPER or BINLOG ADMIN privilege), as myloader does by
 	// default: replicas of the destination do not get the restored data.
 	NoBinlog bool
+	// Users also creates the snapshot's user accounts and grants after the
+	// databases (see MySQLUsers); a snapshot without them fails
+	// (ErrNoUsers) before anything is created.
+	Users    bool
 	Progress *Progress
 }
 
@@ -67,6 +71,8 @@ type MySQLStats struct {
 	// Warnings the server raised while loading (at most 3 per table),
 	// e.g. an ENUM's empty error value, which loads back as itself.
 	Warnings []string `json:"warnings,omitempty"`
+	// Users is the number of accounts and roles created (with Users).
+	Users int `json:"users,omitempty"`
 }
 
 // mysqlDB is one database of a snapshot and where it goes.
@@ -114,9 +120,12 @@ func MySQL(ctx context.Context, s Snapshot, opts MySQLOptions) (*MySQLStats, err
 	if opts.PieceBytes == 0 {
 		opts.PieceBytes = pieceBytes
 	}
-	dbs, err := readMySQLTree(ctx, s, opts)
+	dbs, users, err := readMySQLTree(ctx, s, opts)
 	if err != nil {
 		return nil, err
+	}
+	if opts.Users && users == nil {
+		return nil, fmt.Errorf("snapshot %s %w", sn.ID.Short(), ErrNoUsers)
 	}
 	cfg, err := mysql.ParseDSN(opts.DSN, opts.Password)
 	if err != nil {
@@ -213,19 +222,24 @@ func MySQL(ctx context.Context, s Snapshot, opts MySQLOptions) (*MySQLStats, err
 			}
 		}
 	}
+	if opts.Users {
+		if st.Users, err = mysqlUsers(ctx, s, users, opts); err != nil {
+			return nil, fmt.Errorf("databases restored, user accounts not: %w", err)
+		}
+	}
 	return st, nil
 }
 
 // readMySQLTree reads the snapshot's databases (those of opts.Databases,
-// or all) with their destination names.
-func readMySQLTree(ctx context.Context, s Snapshot, opts MySQLOptions) ([]*mysqlDB, error) {
+// or all) with their destination names, and its UsersFile (nil: none).
+func readMySQLTree(ctx context.Context, s Snapshot, opts MySQLOptions) ([]*mysqlDB, *repo.Node, error) {
 	sn := s.Info()
-	all, err := mysql.ReadLayout(s.Tree(ctx).Next)
+	layout, err := mysql.ReadLayoutAll(s.Tree(ctx).Next)
 	if err != nil {
-		return nil, fmt.Errorf("snapshot %s: %w", sn.ID.Short(), err)
+		return nil, nil, fmt.Errorf("snapshot %s: %w", sn.ID.Short(), err)
 	}
 	var dbs []*mysqlDB
-	for _, d := range all {
+	for _, d := range layout.DBs {
 		if len(opts.Databases) > 0 && !slices.Contains(opts.Databases, d.Name) {
 			continue
 		}
@@ -237,13 +251,13 @@ func readMySQLTree(ctx context.Context, s Snapshot, opts MySQLOptions) ([]*mysql
 	}
 	for _, want := range opts.Databases {
 		if !slices.ContainsFunc(dbs, func(d *mysqlDB) bool { return d.Name == want }) {
-			return nil, fmt.Errorf("database %q: %w in snapshot %s", want, repo.ErrNotFound, sn.ID.Short())
+			return nil, nil, fmt.Errorf("database %q: %w in snapshot %s", want, repo.ErrNotFound, sn.ID.Short())
 		}
 	}
 	if len(opts.Tables) > 0 {
-		return selectTables(ctx, s, dbs, opts.Tables)
+		dbs, err = selectTables(ctx, s, dbs, opts.Tables)
 	}
-	return dbs, nil
+	return dbs, layout.Users, err
 }
 
 // selectTables keeps the tables of dbs matching one of patterns ("db.table",

@@ -43,11 +43,16 @@ func usersNode(ctx context.Context, s Snapshot) (*repo.Node, error) {
 // tables. It returns the number of accounts and roles. Errors name the
 // statement's account, never a password hash.
 func MySQLUsers(ctx context.Context, s Snapshot, opts MySQLOptions) (int, error) {
-	sn := s.Info()
 	node, err := usersNode(ctx, s)
 	if err != nil {
 		return 0, err
 	}
+	return mysqlUsers(ctx, s, node, opts)
+}
+
+// mysqlUsers runs the statements of node, the snapshot's UsersFile.
+func mysqlUsers(ctx context.Context, s Snapshot, node *repo.Node, opts MySQLOptions) (int, error) {
+	sn := s.Info()
 	text, err := readNode(ctx, s, node)
 	if err != nil {
 		return 0, err

@@ -151,15 +151,8 @@ func isMySQLDestination(to string) bool { return strings.HasPrefix(to, "mysql://
 func (a *app) restoreMySQL(ctx context.Context, s restore.Snapshot, to string, m *mysqlRestoreFlags) error {
 	return a.restoreDatabase(s, mysql.Redact(to), m, []string{"LIFEBOAT_MYSQL_PASSWORD", "MYSQL_PWD"}, "tables", "loaded",
 		func(pw string, rename map[string]string, p *restore.Progress) (*dbRestored, error) {
-			ro := restore.MySQLOptions{DSN: to, Password: pw, Databases: m.databases, Tables: m.tables,
-				Rename: rename, Jobs: m.jobs, NoBinlog: m.noBinlog, Progress: p}
-			if m.users {
-				// Before loading anything: a snapshot without accounts fails now.
-				if err := restore.MySQLHasUsers(ctx, s); err != nil {
-					return nil, err
-				}
-			}
-			st, err := restore.MySQL(ctx, s, ro)
+			st, err := restore.MySQL(ctx, s, restore.MySQLOptions{DSN: to, Password: pw, Databases: m.databases, Tables: m.tables,
+				Rename: rename, Jobs: m.jobs, NoBinlog: m.noBinlog, Users: m.users, Progress: p})
 			if err != nil {
 				return nil, err
 			}
@@ -170,12 +163,8 @@ func (a *app) restoreMySQL(ctx context.Context, s restore.Snapshot, to string, m
 					st.Databases, st.Tables, st.Objects, formatBytes(st.Bytes)),
 			}
 			if m.users {
-				n, err := restore.MySQLUsers(ctx, s, ro)
-				if err != nil {
-					return nil, fmt.Errorf("databases restored, user accounts not: %w", err)
-				}
-				res.summary["users"] = n
-				res.details += fmt.Sprintf(", %d user accounts and roles", n)
+				res.summary["users"] = st.Users
+				res.details += fmt.Sprintf(", %d user accounts and roles", st.Users)
 			}
 			return res, nil
 		})

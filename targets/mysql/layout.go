@@ -37,7 +37,7 @@ type Layout struct {
 
 // ReadLayout is ReadLayoutAll's databases: restore and sanitized exports
 // read snapshots through it, and leave the user accounts out (restore
-// runs them only when asked, see restore.MySQLUsers).
+// runs them only when asked: restore.MySQLOptions.Users).
 func ReadLayout(next func() (*repo.Node, error)) ([]*DB, error) {
 	l, err := ReadLayoutAll(next)
 	if err != nil {
