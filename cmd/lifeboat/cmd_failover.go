@@ -15,7 +15,6 @@ import (
 	"github.com/lifeboat-backup/lifeboat/engine/repo"
 	"github.com/lifeboat-backup/lifeboat/engine/repo/storage"
 	"github.com/lifeboat-backup/lifeboat/engine/restic"
-	"github.com/lifeboat-backup/lifeboat/policies"
 	"github.com/lifeboat-backup/lifeboat/restore"
 )
 
@@ -171,7 +170,7 @@ func (a *app) policyStatus(ctx context.Context, journal string) (*policyStatus, 
 			rs.Reachable = true
 			rs.Newest, err = newest(se)
 			if err == nil && pe != nil {
-				rs.Lag, err = lagOf(ctx, pe, se, sec)
+				rs.Lag, err = lagOf(ctx, pe, se)
 			}
 			done()
 		}
@@ -190,14 +189,13 @@ func (a *app) policyStatus(ctx context.Context, journal string) (*policyStatus, 
 	return st, nil
 }
 
-// lagOf is how far the secondary sec (opened as se) is behind the
-// primary pe.
-func lagOf(ctx context.Context, pe, se engine.Engine, sec policies.Secondary) (*replicate.LagInfo, error) {
+// lagOf is how far the secondary se is behind the primary pe.
+func lagOf(ctx context.Context, pe, se engine.Engine) (*replicate.LagInfo, error) {
 	switch pe := pe.(type) {
 	case engine.Native:
 		return replicate.Lag(ctx, pe.R, se.(engine.Native).R.Bucket())
 	case *restic.Engine:
-		return pe.Lag(ctx, sec)
+		return pe.Lag(ctx, se.(*restic.Engine))
 	}
 	return nil, fmt.Errorf("engine %s has no replication lag", pe.Name())
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"strings"
 
 	"github.com/lifeboat-backup/lifeboat/engine"
 	"github.com/lifeboat-backup/lifeboat/engine/repo"
@@ -50,7 +49,7 @@ func (a *app) resticAt(ctx context.Context, url string, pwFile policies.SecretRe
 		if err != nil {
 			return nil, fmt.Errorf("%s password_file: %w", what, err)
 		}
-		pw = strings.TrimRight(string(b), "\r\n")
+		pw = string(b)
 	} else if pw, err = a.passphrase(); err != nil {
 		return nil, err
 	}

@@ -478,12 +478,8 @@ func (e *Engine) Secondary(sec policies.Secondary) (*Engine, error) {
 	}
 	pw := e.R.password
 	if sec.PasswordFile != "" {
-		b, err := sec.PasswordFile.Read()
-		if err != nil {
+		if pw, err = sec.PasswordFile.Read(); err != nil {
 			return nil, fmt.Errorf("secondary %s: password_file: %w", sec.Name, err)
-		}
-		if pw = bytes.TrimRight(b, "\r\n"); len(pw) == 0 {
-			return nil, fmt.Errorf("secondary %s: password_file is empty", sec.Name)
 		}
 	}
 	return &Engine{R: &Restic{bin: e.R.bin, repo: loc, env: env, url: sec.URL, password: pw, Version: e.R.Version}}, nil
@@ -554,21 +550,17 @@ func (e *Engine) Replicate(ctx context.Context, sec policies.Secondary) (*engine
 	return st, nil
 }
 
-// Lag is how far the secondary sec is behind this repository: the
-// snapshots it lacks and the age of the newest of them (0: up to date).
-// restic does not tell the bytes a copy would move.
-func (e *Engine) Lag(ctx context.Context, sec policies.Secondary) (*replicate.LagInfo, error) {
-	dst, err := e.Secondary(sec)
-	if err != nil {
-		return nil, err
-	}
+// Lag is how far the secondary dst (see Secondary) is behind this
+// repository: the snapshots it lacks and the age of the newest of them
+// (0: up to date). restic does not tell the bytes a copy would move.
+func (e *Engine) Lag(ctx context.Context, dst *Engine) (*replicate.LagInfo, error) {
 	src, err := e.list(ctx)
 	if err != nil {
 		return nil, err
 	}
 	have, err := dst.list(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("secondary %s: %w", sec.Name, err)
+		return nil, fmt.Errorf("secondary: %w", err)
 	}
 	li := &replicate.LagInfo{}
 	var newest time.Time
