@@ -310,28 +310,13 @@ func selectTables(ctx context.Context, s Snapshot, dbs []*mysqlDB, patterns []st
 	return out, nil
 }
 
-// reTriggerTable finds the table of a CREATE TRIGGER statement: ON name
-// or ON db.name, quoted or not.
-var reTriggerTable = regexp.MustCompile("(?is)\\bTRIGGER\\s.*?\\s(?:BEFORE|AFTER)\\s+(?:INSERT|UPDATE|DELETE)\\s+ON\\s+(`(?:[^`]|``)+`|[^\\s`.]+)(?:\\.(`(?:[^`]|``)+`|[^\\s`.]+))?")
-
 // triggerTable is the table a stored trigger is defined on.
 func triggerTable(stored []byte) (string, error) {
 	o, err := mysql.ParseObject(stored)
 	if err != nil {
 		return "", err
 	}
-	m := reTriggerTable.FindStringSubmatch(o.Stmt)
-	if m == nil {
-		return "", errors.New("no table in the trigger's CREATE statement")
-	}
-	t := m[1]
-	if m[2] != "" {
-		t = m[2]
-	}
-	if strings.HasPrefix(t, "`") {
-		t = strings.ReplaceAll(t[1:len(t)-1], "``", "`")
-	}
-	return t, nil
+	return mysql.TriggerTable(o.Stmt)
 }
 
 // checkConflicts fails if a destination database has a table or view the

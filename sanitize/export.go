@@ -305,17 +305,15 @@ func (e *exporter) triggerOnSkipped(n *repo.Node, plans map[string]*tablePlan) b
 	if err != nil {
 		return false
 	}
-	m := reTriggerOn.FindStringSubmatch(o.Stmt)
-	if m == nil {
+	name, err := mysql.TriggerTable(o.Stmt)
+	if err != nil {
 		return false
 	}
-	name, _, _ := cutQuoted(m[1])
 	p := plans[name]
 	return p != nil && p.action == "skip"
 }
 
 var (
-	reTriggerOn = regexp.MustCompile("(?i) ON (`(?:[^`]|``)+`) FOR EACH ROW")
 	reCharset   = regexp.MustCompile(`(?i)CHARACTER SET (\w+)`)
 	reCollation = regexp.MustCompile(`(?i)COLLATE (\w+)`)
 )

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"regexp"
 	"strings"
 )
 
@@ -194,4 +195,26 @@ func ParseObject(data []byte) (*Object, error) {
 		}
 	}
 	return o, nil
+}
+
+// reTriggerTable finds the table of a CREATE TRIGGER statement: ON name
+// or ON db.name, quoted or not.
+var reTriggerTable = regexp.MustCompile("(?is)\\bTRIGGER\\s.*?\\s(?:BEFORE|AFTER)\\s+(?:INSERT|UPDATE|DELETE)\\s+ON\\s+(`(?:[^`]|``)+`|[^\\s`.]+)(?:\\.(`(?:[^`]|``)+`|[^\\s`.]+))?")
+
+// TriggerTable is the table a CREATE TRIGGER statement is defined on
+// (restores of some tables keep their triggers; sanitized exports drop
+// those of skipped tables).
+func TriggerTable(stmt string) (string, error) {
+	m := reTriggerTable.FindStringSubmatch(stmt)
+	if m == nil {
+		return "", errors.New("no table in the trigger's CREATE statement")
+	}
+	t := m[1]
+	if m[2] != "" {
+		t = m[2]
+	}
+	if strings.HasPrefix(t, "`") {
+		t = strings.ReplaceAll(t[1:len(t)-1], "``", "`")
+	}
+	return t, nil
 }
