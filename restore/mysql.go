@@ -151,7 +151,7 @@ func MySQL(ctx context.Context, s Snapshot, opts MySQLOptions) (*MySQLStats, err
 	defer ctl.Close()
 	// Databases and table schemas.
 	for _, d := range dbs {
-		text, err := readNode(ctx, s, d.Create)
+		text, err := ReadNode(ctx, s, d.Create)
 		if err != nil {
 			return nil, err
 		}
@@ -289,7 +289,7 @@ func selectTables(ctx context.Context, s Snapshot, dbs []*mysqlDB, patterns []st
 		d.Tables = keep
 		var triggers []*repo.Node
 		for _, n := range d.Objects[mysql.SuffixTrigger] {
-			text, err := readNode(ctx, s, n)
+			text, err := ReadNode(ctx, s, n)
 			if err != nil {
 				return nil, err
 			}
@@ -404,7 +404,7 @@ func createDatabase(name string, stored []byte) string {
 // runObject runs a stored .sql entry on c (whose current database is the
 // destination), rewriting `from`. to `to`. when the database is renamed.
 func runObject(ctx context.Context, s Snapshot, c *sql.Conn, n *repo.Node, from, to string) error {
-	text, err := readNode(ctx, s, n)
+	text, err := ReadNode(ctx, s, n)
 	if err != nil {
 		return err
 	}
@@ -449,7 +449,7 @@ const deferIndexesFrom = 4 << 20
 // It also tells whether the table is InnoDB with a primary key: rows
 // then have no order of their own, and the table may be loaded in pieces.
 func createTable(ctx context.Context, s Snapshot, c *sql.Conn, n *repo.Node, deferIndexes bool) ([]string, bool, error) {
-	text, err := readNode(ctx, s, n)
+	text, err := ReadNode(ctx, s, n)
 	if err != nil {
 		return nil, false, err
 	}
@@ -774,15 +774,4 @@ func loadWarnings(ctx context.Context, c *sql.Conn) ([]string, error) {
 		msgs = append(msgs, fmt.Sprintf("%s %d: %s", level, code, msg))
 	}
 	return msgs, rows.Err()
-}
-
-// readNode reads a small entry whole.
-func readNode(ctx context.Context, s Snapshot, n *repo.Node) ([]byte, error) {
-	rc := s.Open(ctx, n)
-	defer rc.Close()
-	b, err := io.ReadAll(rc)
-	if err != nil {
-		return nil, fmt.Errorf("restore %s: %w", n.Path, err)
-	}
-	return b, nil
 }

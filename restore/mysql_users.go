@@ -53,7 +53,7 @@ func MySQLUsers(ctx context.Context, s Snapshot, opts MySQLOptions) (int, error)
 // mysqlUsers runs the statements of node, the snapshot's UsersFile.
 func mysqlUsers(ctx context.Context, s Snapshot, node *repo.Node, opts MySQLOptions) (int, error) {
 	sn := s.Info()
-	text, err := readNode(ctx, s, node)
+	text, err := ReadNode(ctx, s, node)
 	if err != nil {
 		return 0, err
 	}

@@ -2,6 +2,7 @@ package restore
 
 import (
 	"context"
+	"fmt"
 	"io"
 
 	"github.com/lifeboat-backup/lifeboat/engine/repo"
@@ -63,4 +64,15 @@ func jobs(s Snapshot, want int) int {
 		return 1
 	}
 	return want
+}
+
+// ReadNode reads a small file node whole (schemas, views, account lists).
+func ReadNode(ctx context.Context, s Snapshot, n *repo.Node) ([]byte, error) {
+	rc := s.Open(ctx, n)
+	defer rc.Close()
+	b, err := io.ReadAll(rc)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", n.Path, err)
+	}
+	return b, nil
 }

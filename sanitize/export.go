@@ -192,7 +192,7 @@ func (e *exporter) target(d *mysql.DB) string {
 
 func (e *exporter) database(d *mysql.DB, plans map[string]*tablePlan, schemas map[string]*mysql.Object) error {
 	target := e.target(d)
-	text, err := readNode(e.ctx, e.s, d.Create)
+	text, err := restore.ReadNode(e.ctx, e.s, d.Create)
 	if err != nil {
 		return err
 	}
@@ -247,7 +247,7 @@ func (e *exporter) database(d *mysql.DB, plans map[string]*tablePlan, schemas ma
 			if suffix == mysql.SuffixTrigger && e.triggerOnSkipped(n, plans) {
 				continue
 			}
-			b, err := readNode(e.ctx, e.s, n)
+			b, err := restore.ReadNode(e.ctx, e.s, n)
 			if err != nil {
 				return err
 			}
@@ -297,7 +297,7 @@ var objectKinds = map[string]string{mysql.SuffixFunction: "FUNCTION", mysql.Suff
 
 // triggerOnSkipped: a trigger of a skipped table is left out too.
 func (e *exporter) triggerOnSkipped(n *repo.Node, plans map[string]*tablePlan) bool {
-	b, err := readNode(e.ctx, e.s, n)
+	b, err := restore.ReadNode(e.ctx, e.s, n)
 	if err != nil {
 		return false
 	}
@@ -326,7 +326,7 @@ func (e *exporter) sortViews(nodes []*repo.Node) ([]object, error) {
 	}
 	var vs []view
 	for _, n := range nodes {
-		b, err := readNode(e.ctx, e.s, n)
+		b, err := restore.ReadNode(e.ctx, e.s, n)
 		if err != nil {
 			return nil, err
 		}

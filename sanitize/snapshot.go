@@ -3,7 +3,6 @@ package sanitize
 import (
 	"context"
 	"fmt"
-	"io"
 
 	"github.com/lifeboat-backup/lifeboat/engine/repo"
 	"github.com/lifeboat-backup/lifeboat/restore"
@@ -32,19 +31,9 @@ func readTree(ctx context.Context, s restore.Snapshot) ([]*mysql.DB, error) {
 	return dbs, nil
 }
 
-func readNode(ctx context.Context, s restore.Snapshot, n *repo.Node) ([]byte, error) {
-	rc := s.Open(ctx, n)
-	defer rc.Close()
-	b, err := io.ReadAll(rc)
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", n.Path, err)
-	}
-	return b, nil
-}
-
 // tableSchema reads and parses a table's CREATE TABLE.
 func tableSchema(ctx context.Context, s restore.Snapshot, n *repo.Node) (*mysql.Object, []*column, error) {
-	text, err := readNode(ctx, s, n)
+	text, err := restore.ReadNode(ctx, s, n)
 	if err != nil {
 		return nil, nil, err
 	}
