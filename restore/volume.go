@@ -14,6 +14,7 @@ import (
 
 	"github.com/lifeboat-backup/lifeboat/engine/repo"
 	"github.com/lifeboat-backup/lifeboat/targets/files"
+	"github.com/lifeboat-backup/lifeboat/targets/volume"
 )
 
 // VolumeOptions configure a volume restore.
@@ -291,8 +292,8 @@ func writeVolume(ctx context.Context, r *repo.Repository, n *repo.Node, f *os.Fi
 }
 
 // copyVolume restores n's content into f from its content stream (a
-// restic archive): read in volumeBlock pieces, all-zero pieces left as
-// holes in images, the SHA-256 computed on the way.
+// restic archive): read in pieces of the default block size, all-zero
+// pieces left as holes in images, the SHA-256 computed on the way.
 func copyVolume(ctx context.Context, s Snapshot, n *repo.Node, f *os.File, st *VolumeStats, opts VolumeOptions) error {
 	rc := s.Open(ctx, n)
 	defer rc.Close()
@@ -300,24 +301,21 @@ func copyVolume(ctx context.Context, s Snapshot, n *repo.Node, f *os.File, st *V
 	if !opts.NoHash {
 		h = sha256.New()
 	}
-	buf := make([]byte, volumeBlock)
+	buf := make([]byte, volume.DefaultBlockSize)
 	var off int64
 	for {
 		k, rerr := io.ReadFull(rc, buf)
 		if p := buf[:k]; k > 0 {
-			var err error
-			switch {
-			case allZero(p):
+			if allZero(p) {
 				st.ZeroBytes += int64(k)
-				if st.Device {
-					_, err = f.WriteAt(p, off)
-				}
-			case st.Device:
+			} else {
+				st.Written += int64(k)
+			}
+			var err error
+			if st.Device {
 				_, err = f.WriteAt(p, off)
-				st.Written += int64(k)
-			default:
-				err = files.WriteAtSparse(f, p, off)
-				st.Written += int64(k)
+			} else {
+				err = files.WriteAtSparse(f, p, off) // zeros stay holes
 			}
 			if err != nil {
 				return err
@@ -343,10 +341,6 @@ func copyVolume(ctx context.Context, s Snapshot, n *repo.Node, f *os.File, st *V
 	}
 	return nil
 }
-
-// volumeBlock is the piece copyVolume reads and tests for zeros: the
-// default block size volumes are cut into.
-const volumeBlock = 256 << 10
 
 func allZero(p []byte) bool {
 	for len(p) >= files.SparseBlock {
