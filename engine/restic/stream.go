@@ -50,11 +50,10 @@ type streamSnapshot struct {
 	small map[string][]byte
 	err   error
 
-	mu     sync.Mutex
-	cond   *sync.Cond
-	free   []*dumpPass // running passes no reader holds
-	all    []*dumpPass // running passes, free or held
-	passes int         // len(all)
+	mu   sync.Mutex
+	cond *sync.Cond
+	free []*dumpPass // running passes no reader holds
+	all  []*dumpPass // running passes, free or held
 }
 
 func (s *streamSnapshot) Info() *repo.Snapshot { return s.sn }
@@ -158,17 +157,16 @@ func (s *streamSnapshot) take(ctx context.Context, idx int) (*dumpPass, error) {
 			s.remove(best)
 			return best, nil
 		}
-		if past != nil && s.passes >= maxPasses {
+		if past != nil && len(s.all) >= maxPasses {
 			s.remove(past)
 			s.end(past)
 		}
-		if s.passes < maxPasses {
+		if len(s.all) < maxPasses {
 			p, err := s.startPass(ctx)
 			if err != nil {
 				return nil, err
 			}
 			s.all = append(s.all, p)
-			s.passes++
 			return p, nil
 		}
 		if err := ctx.Err(); err != nil {
@@ -185,7 +183,6 @@ func (s *streamSnapshot) remove(p *dumpPass) {
 // end stops a pass and forgets it; s.mu is held.
 func (s *streamSnapshot) end(p *dumpPass) error {
 	s.all = slices.DeleteFunc(s.all, func(q *dumpPass) bool { return q == p })
-	s.passes = len(s.all)
 	return p.close()
 }
 
