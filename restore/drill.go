@@ -281,9 +281,9 @@ func Drill(ctx context.Context, r Repository, o DrillOptions) (rep *DrillReport,
 		case policies.KindFiles:
 			err = d.restoreFiles(ctx, &t, sn, &dt)
 		case policies.KindMySQL:
-			err = d.withSnapshot(ctx, sn, func(s Snapshot) error { return d.restoreMySQL(ctx, &t, s, &dt) })
+			err = WithSnapshot(ctx, d.r, sn, func(s Snapshot) error { return d.restoreMySQL(ctx, &t, s, &dt) })
 		case policies.KindPostgres:
-			err = d.withSnapshot(ctx, sn, func(s Snapshot) error { return d.restorePostgres(ctx, &t, s, &dt) })
+			err = WithSnapshot(ctx, d.r, sn, func(s Snapshot) error { return d.restorePostgres(ctx, &t, s, &dt) })
 		}
 		if ctx.Err() != nil {
 			return rep, ctx.Err()
@@ -441,20 +441,6 @@ func (d *drill) scratchServer(ctx context.Context) error {
 	d.logf("scratch server started on %s (pid %d)", s.Addr, s.Pid())
 	d.phase("scratch server", "", t0, true)
 	return nil
-}
-
-// withSnapshot runs fn on snapshot sn opened from the repository and
-// closes it after.
-func (d *drill) withSnapshot(ctx context.Context, sn *repo.Snapshot, fn func(Snapshot) error) error {
-	s, err := d.r.Open(ctx, sn)
-	if err != nil {
-		return err
-	}
-	err = fn(s)
-	if cerr := s.Close(); err == nil && cerr != nil {
-		return fmt.Errorf("snapshot %s: %w", sn.ID.Short(), cerr)
-	}
-	return err
 }
 
 func (d *drill) restoreMySQL(ctx context.Context, t *policies.Target, s Snapshot, dt *DrillTarget) error {

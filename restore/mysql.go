@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"path"
-	"regexp"
 	"runtime"
 	"slices"
 	"strings"
@@ -155,7 +154,7 @@ func MySQL(ctx context.Context, s Snapshot, opts MySQLOptions) (*MySQLStats, err
 		if err != nil {
 			return nil, err
 		}
-		if _, err := ctl.ExecContext(ctx, createDatabase(d.target, text)); err != nil {
+		if _, err := ctl.ExecContext(ctx, mysql.CreateDatabaseAs(d.target, text)); err != nil {
 			return nil, fmt.Errorf("create database %s: %w", mysql.QuoteName(d.target), err)
 		}
 		st.Databases++
@@ -234,7 +233,7 @@ func MySQL(ctx context.Context, s Snapshot, opts MySQLOptions) (*MySQLStats, err
 // or all) with their destination names, and its UsersFile (nil: none).
 func readMySQLTree(ctx context.Context, s Snapshot, opts MySQLOptions) ([]*mysqlDB, *repo.Node, error) {
 	sn := s.Info()
-	layout, err := mysql.ReadLayoutAll(s.Tree(ctx).Next)
+	layout, err := mysql.ReadLayout(s.Tree(ctx).Next)
 	if err != nil {
 		return nil, nil, fmt.Errorf("snapshot %s: %w", sn.ID.Short(), err)
 	}
@@ -377,28 +376,6 @@ func session(ctx context.Context, db *sql.DB, setup []string, names string) (*sq
 		}
 	}
 	return c, nil
-}
-
-var (
-	reCharset   = regexp.MustCompile(`(?i)CHARACTER SET (\w+)`)
-	reCollation = regexp.MustCompile(`(?i)COLLATE (\w+)`)
-)
-
-// createDatabase turns the stored CREATE DATABASE into one for name,
-// keeping the character set and collation.
-func createDatabase(name string, stored []byte) string {
-	q := "CREATE DATABASE IF NOT EXISTS " + mysql.QuoteName(name)
-	o, err := mysql.ParseObject(stored)
-	if err != nil {
-		return q
-	}
-	if m := reCharset.FindStringSubmatch(o.Stmt); m != nil {
-		q += " CHARACTER SET " + m[1]
-	}
-	if m := reCollation.FindStringSubmatch(o.Stmt); m != nil {
-		q += " COLLATE " + m[1]
-	}
-	return q
 }
 
 // runObject runs a stored .sql entry on c (whose current database is the

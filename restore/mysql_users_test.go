@@ -81,32 +81,34 @@ func TestMySQLUsersRoundTrip(t *testing.T) {
 	for k, v := range res.Snapshot.RecoveryPoint.Details {
 		assert.NotContains(t, v, hash, k)
 	}
-	require.NoError(t, restore.MySQLHasUsers(context.Background(), s))
-
+	// Restored with the databases (MySQLOptions.Users), twice: the second
+	// time into another database name, the accounts already there.
 	drop()
 	exec(t, db, "DROP DATABASE ru_db")
-	_, err = restore.MySQL(context.Background(), s, restore.MySQLOptions{DSN: srv.DSN(), Password: srv.Password})
-	require.NoError(t, err)
-	for round := range 2 {
-		n, err := restore.MySQLUsers(context.Background(), s, restore.MySQLOptions{DSN: srv.DSN(), Password: srv.Password})
+	t.Cleanup(func() { exec(t, db, "DROP DATABASE IF EXISTS ru_db2", "DROP DATABASE IF EXISTS ru_w") })
+	for round, name := range []string{"ru_db", "ru_db2"} {
+		st, err := restore.MySQL(context.Background(), s, restore.MySQLOptions{DSN: srv.DSN(), Password: srv.Password, Users: true,
+			Rename: map[string]string{"ru_db": name}})
 		require.NoError(t, err, "round %d", round)
-		assert.GreaterOrEqual(t, n, 4, "the three accounts and the test server's own user")
+		assert.GreaterOrEqual(t, st.Users, 4, "the three accounts and the test server's own user")
 		require.Equal(t, before, grantsOf(t, db, accounts...), "round %d", round)
 	}
 	require.NoError(t, login(srv, "ru_ro", "ro-pass", "SELECT v FROM ru_db.t"), "default role restored")
 	require.NoError(t, login(srv, "ru_app", "app;pass's", "UPDATE ru_db.t SET v = 3"))
 	require.ErrorContains(t, login(srv, "ru_app", "app;pass's", "DELETE FROM ru_db.t"), "DELETE command denied")
 
-	// A destination user that may not create accounts: the error names
-	// the account, not its hash.
-	exec(t, db, "CREATE USER `ru_weak`@`127.0.0.1` IDENTIFIED BY 'weak-pass'", "GRANT SELECT ON ru_db.* TO `ru_weak`@`127.0.0.1`")
-	_, err = restore.MySQLUsers(context.Background(), s, restore.MySQLOptions{DSN: "ru_weak@tcp(" + srv.Addr + ")/", Password: "weak-pass"})
-	require.Regexp(t, "^restore .users.sql statement 1 of [0-9]+: CREATE USER `[^`]+`@`[^`]+`: error 1227: Access denied; you need .*CREATE USER", err.Error())
+	// A destination user that may not create accounts: the databases are
+	// restored, the accounts not, and the error names the account, not
+	// its hash.
+	exec(t, db, "CREATE USER `ru_weak`@`127.0.0.1` IDENTIFIED BY 'weak-pass'", "GRANT ALL ON ru_w.* TO `ru_weak`@`127.0.0.1`")
+	_, err = restore.MySQL(context.Background(), s, restore.MySQLOptions{DSN: "ru_weak@tcp(" + srv.Addr + ")/", Password: "weak-pass", Users: true,
+		Rename: map[string]string{"ru_db": "ru_w"}})
+	require.Regexp(t, "^databases restored, user accounts not: restore .users.sql statement 1 of [0-9]+: CREATE USER `[^`]+`@`[^`]+`: error 1227: Access denied; you need .*CREATE USER", err.Error())
 	assert.NotContains(t, err.Error(), hash)
 }
 
 // TestMySQLUsersMissing: a snapshot taken without Users has no
-// UsersFile: MySQLUsers and MySQLHasUsers say so before connecting.
+// UsersFile: a restore with Users says so before connecting.
 func TestMySQLUsersMissing(t *testing.T) {
 	srv := mysqltest.Shared(t)
 	db := srv.DB(t, "")
@@ -116,8 +118,7 @@ func TestMySQLUsersMissing(t *testing.T) {
 	require.NoError(t, err)
 	s := restore.FromRepository(r, res.Snapshot)
 	want := fmt.Sprintf("snapshot %s has no user accounts (back up with --users", res.Snapshot.ID.Short())
-	require.ErrorIs(t, restore.MySQLHasUsers(context.Background(), s), restore.ErrNoUsers)
-	_, err = restore.MySQLUsers(context.Background(), s, restore.MySQLOptions{DSN: "nobody@tcp(127.0.0.1:1)/"})
+	_, err = restore.MySQL(context.Background(), s, restore.MySQLOptions{DSN: "nobody@tcp(127.0.0.1:1)/", Users: true})
 	require.ErrorIs(t, err, restore.ErrNoUsers)
 	require.ErrorContains(t, err, want)
 	require.False(t, strings.Contains(err.Error(), "connect"), err.Error())

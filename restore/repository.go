@@ -24,6 +24,20 @@ type Repository interface {
 	RestoreFiles(ctx context.Context, sn *repo.Snapshot, dest string) (*Stats, error)
 }
 
+// WithSnapshot opens sn on r, runs fn on it and closes it; a failed Close
+// (a restic dump pass that ended badly) is the error when fn succeeded.
+func WithSnapshot(ctx context.Context, r Repository, sn *repo.Snapshot, fn func(Snapshot) error) error {
+	s, err := r.Open(ctx, sn)
+	if err != nil {
+		return err
+	}
+	err = fn(s)
+	if cerr := s.Close(); err == nil && cerr != nil {
+		return fmt.Errorf("snapshot %s: %w", sn.ID.Short(), cerr)
+	}
+	return err
+}
+
 // Native is the native repository as a Repository.
 type Native struct{ R *repo.Repository }
 

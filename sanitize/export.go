@@ -196,15 +196,7 @@ func (e *exporter) database(d *mysql.DB, plans map[string]*tablePlan, schemas ma
 	if err != nil {
 		return err
 	}
-	q := "CREATE DATABASE IF NOT EXISTS " + mysql.QuoteName(target)
-	if o, err := mysql.ParseObject(text); err == nil {
-		if m := reCharset.FindStringSubmatch(o.Stmt); m != nil {
-			q += " CHARACTER SET " + m[1]
-		}
-		if m := reCollation.FindStringSubmatch(o.Stmt); m != nil {
-			q += " COLLATE " + m[1]
-		}
-	}
+	q := mysql.CreateDatabaseAs(target, text)
 	fmt.Fprintf(e.w, "\n--\n-- Database %s\n--\n%s;\nUSE %s;\n", mysql.QuoteName(target), q, mysql.QuoteName(target))
 	for _, t := range d.Tables {
 		p := plans[t]
@@ -312,11 +304,6 @@ func (e *exporter) triggerOnSkipped(n *repo.Node, plans map[string]*tablePlan) b
 	p := plans[name]
 	return p != nil && p.action == "skip"
 }
-
-var (
-	reCharset   = regexp.MustCompile(`(?i)CHARACTER SET (\w+)`)
-	reCollation = regexp.MustCompile(`(?i)COLLATE (\w+)`)
-)
 
 // sortViews orders views so that a view comes after the views it names.
 func (e *exporter) sortViews(nodes []*repo.Node) ([]object, error) {

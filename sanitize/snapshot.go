@@ -24,11 +24,11 @@ func readTree(ctx context.Context, s restore.Snapshot) ([]*mysql.DB, error) {
 	if sn.Kind != "mysql" {
 		return nil, fmt.Errorf("snapshot %s is a %s snapshot: %w", sn.ID.Short(), sn.Kind, ErrNotMySQL)
 	}
-	dbs, err := mysql.ReadLayout(s.Tree(ctx).Next)
+	l, err := mysql.ReadLayout(s.Tree(ctx).Next)
 	if err != nil {
 		return nil, fmt.Errorf("snapshot %s: %w", sn.ID.Short(), err)
 	}
-	return dbs, nil
+	return l.DBs, nil
 }
 
 // tableSchema reads and parses a table's CREATE TABLE.

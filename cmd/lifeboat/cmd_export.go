@@ -53,16 +53,9 @@ func (a *app) withSnapshot(ctx context.Context, purpose, ref, target string, fn 
 		if sn.Kind != "mysql" && sn.Kind != "postgres" {
 			return usagef("snapshot %s is a %s snapshot: %s reads mysql and postgres snapshots", sn.ID.Short(), sn.Kind, purpose)
 		}
-		s, err := r.Open(ctx, sn)
-		if err != nil {
-			if errors.Is(err, repo.ErrNoDataKey) {
-				err = fmt.Errorf("%w (%s reads the table data: give the owner key, --key-file)", err, purpose)
-			}
-			return err
-		}
-		err = fn(ctx, s)
-		if cerr := s.Close(); err == nil {
-			err = cerr
+		err = restore.WithSnapshot(ctx, r, sn, func(s restore.Snapshot) error { return fn(ctx, s) })
+		if errors.Is(err, repo.ErrNoDataKey) {
+			err = fmt.Errorf("%w (%s reads the table data: give the owner key, --key-file)", err, purpose)
 		}
 		return err
 	})

@@ -36,21 +36,8 @@ func (a *app) openRestic(ctx context.Context) (*restic.Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	return a.resticAt(ctx, url, "", "")
-}
-
-// resticAt drives the restic repository at url. Its password is in
-// pwFile (a secondary's own, named by what), else the primary's.
-func (a *app) resticAt(ctx context.Context, url string, pwFile policies.SecretRef, what string) (*restic.Engine, error) {
-	var pw string
-	var err error
-	if pwFile != "" {
-		b, err := pwFile.Read()
-		if err != nil {
-			return nil, fmt.Errorf("%s password_file: %w", what, err)
-		}
-		pw = string(b)
-	} else if pw, err = a.passphrase(); err != nil {
+	pw, err := a.passphrase()
+	if err != nil {
 		return nil, err
 	}
 	if pw == "" {
@@ -141,8 +128,8 @@ func (a *app) openReader(ctx context.Context, from string) (r restore.Repository
 
 // engineAt opens the primary (from "" or "primary"; --repo overrides its
 // URL) or the policy's secondary named from, on the policy's engine,
-// without a lock. A restic secondary takes its own password_file, else
-// the primary's password. done releases it.
+// without a lock (restic.Engine.Secondary picks a restic secondary's
+// password). done releases it.
 func (a *app) engineAt(ctx context.Context, from string) (e engine.Engine, done func(), err error) {
 	name, err := a.engineName()
 	if err != nil {
@@ -170,7 +157,10 @@ func (a *app) engineAt(ctx context.Context, from string) (e engine.Engine, done 
 		}
 		return engine.Native{R: r}, func() { r.Bucket().Close() }, nil
 	}
-	re, err := a.resticAt(ctx, sec.URL, sec.PasswordFile, "repositories.secondaries "+sec.Name)
+	re, err := a.openRestic(ctx)
+	if err == nil && sec.Name != "" {
+		re, err = re.Secondary(sec)
+	}
 	if err != nil {
 		return nil, nil, err
 	}

@@ -138,12 +138,12 @@ func (a *app) restoreRestic(ctx context.Context, e *restic.Engine, sn *repo.Snap
 		fmt.Fprintf(a.stdout, "  %d files, %s in %.1fs\n", st.Files, formatBytes(st.Bytes), el)
 		return nil
 	}
-	st, err := e.Open(ctx, sn)
-	if err != nil {
+	var handled bool
+	err := restore.WithSnapshot(ctx, e, sn, func(s restore.Snapshot) (err error) {
+		handled, err = a.restoreStream(ctx, s, o, my)
 		return err
-	}
-	defer st.Close()
-	if handled, err := a.restoreStream(ctx, st, o, my); handled {
+	})
+	if err != nil || handled {
 		return err
 	}
 	return usagef("restoring %s snapshots to %q from a restic repository is not supported: files to a directory and the stream kinds are (docs/restic-engine.md)", sn.Kind, o.to)

@@ -15,7 +15,7 @@ type Streams struct {
 	mu   sync.Mutex
 	cond *sync.Cond
 	n    int
-	errs []error
+	err  error // the first entry's error
 }
 
 func (s *Streams) lock() {
@@ -35,8 +35,8 @@ func (s *Streams) Begin() {
 // Finish ends an entry begun with Begin; err (if not nil) fails the dump.
 func (s *Streams) Finish(err error) {
 	s.lock()
-	if err != nil {
-		s.errs = append(s.errs, err)
+	if s.err == nil {
+		s.err = err
 	}
 	s.n--
 	s.cond.Broadcast()
@@ -54,11 +54,11 @@ func (s *Streams) Wait(ctx context.Context) error {
 	defer stop()
 	s.lock()
 	defer s.mu.Unlock()
-	for s.n > 0 && len(s.errs) == 0 && ctx.Err() == nil {
+	for s.n > 0 && s.err == nil && ctx.Err() == nil {
 		s.cond.Wait()
 	}
-	if len(s.errs) > 0 {
-		return s.errs[0]
+	if s.err != nil {
+		return s.err
 	}
 	return ctx.Err()
 }

@@ -197,6 +197,30 @@ func ParseObject(data []byte) (*Object, error) {
 	return o, nil
 }
 
+var (
+	reCharset   = regexp.MustCompile(`(?i)CHARACTER SET (\w+)`)
+	reCollation = regexp.MustCompile(`(?i)COLLATE (\w+)`)
+)
+
+// CreateDatabaseAs turns a stored DatabaseFile (its CREATE DATABASE) into
+// a CREATE DATABASE IF NOT EXISTS of name with the same character set and
+// collation: restores and sanitized exports create databases under other
+// names with it. A file it cannot read gives the server's defaults.
+func CreateDatabaseAs(name string, stored []byte) string {
+	q := "CREATE DATABASE IF NOT EXISTS " + QuoteName(name)
+	o, err := ParseObject(stored)
+	if err != nil {
+		return q
+	}
+	if m := reCharset.FindStringSubmatch(o.Stmt); m != nil {
+		q += " CHARACTER SET " + m[1]
+	}
+	if m := reCollation.FindStringSubmatch(o.Stmt); m != nil {
+		q += " COLLATE " + m[1]
+	}
+	return q
+}
+
 // reTriggerTable finds the table of a CREATE TRIGGER statement: ON name
 // or ON db.name, quoted or not.
 var reTriggerTable = regexp.MustCompile("(?is)\\bTRIGGER\\s.*?\\s(?:BEFORE|AFTER)\\s+(?:INSERT|UPDATE|DELETE)\\s+ON\\s+(`(?:[^`]|``)+`|[^\\s`.]+)(?:\\.(`(?:[^`]|``)+`|[^\\s`.]+))?")

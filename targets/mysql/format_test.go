@@ -126,6 +126,26 @@ func TestObjectFormat(t *testing.T) {
 	require.Error(t, err)
 }
 
+func TestCreateDatabaseAs(t *testing.T) {
+	stored := func(stmt string) []byte { return (&Object{Kind: "database", Name: "shop", Stmt: stmt}).Format() }
+	for _, tc := range []struct {
+		name   string
+		stored []byte
+		want   string
+	}{
+		{"charset and collation", stored("CREATE DATABASE `shop` /*!40100 DEFAULT CHARACTER SET latin1 COLLATE latin1_swedish_ci */"),
+			"CREATE DATABASE IF NOT EXISTS `new``db` CHARACTER SET latin1 COLLATE latin1_swedish_ci"},
+		{"charset only", stored("CREATE DATABASE `shop` /*!40100 DEFAULT CHARACTER SET utf8mb4 */"),
+			"CREATE DATABASE IF NOT EXISTS `new``db` CHARACTER SET utf8mb4"},
+		{"neither", stored("CREATE DATABASE `shop`"), "CREATE DATABASE IF NOT EXISTS `new``db`"},
+		{"unreadable file: server defaults", []byte("CREATE DATABASE `shop` CHARACTER SET latin1"), "CREATE DATABASE IF NOT EXISTS `new``db`"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			require.Equal(t, tc.want, CreateDatabaseAs("new`db", tc.stored))
+		})
+	}
+}
+
 func TestParseDSN(t *testing.T) {
 	cfg, err := ParseDSN("mysql://bob:pw@db.example:3307/ignored", "")
 	require.NoError(t, err)

@@ -35,22 +35,11 @@ type Layout struct {
 	Users *repo.Node // nil: no user accounts in the snapshot
 }
 
-// ReadLayout is ReadLayoutAll's databases: restore and sanitized exports
-// read snapshots through it, and leave the user accounts out (restore
-// runs them only when asked: restore.MySQLOptions.Users).
-func ReadLayout(next func() (*repo.Node, error)) ([]*DB, error) {
-	l, err := ReadLayoutAll(next)
-	if err != nil {
-		return nil, err
-	}
-	return l.DBs, nil
-}
-
-// ReadLayoutAll sorts a snapshot's nodes (next yields them in tree order
+// ReadLayout sorts a snapshot's nodes (next yields them in tree order
 // until io.EOF) into databases, in tree order, and checks each: its
 // DatabaseFile present, a schema for every data entry, nothing else. The
 // only top-level file allowed is UsersFile.
-func ReadLayoutAll(next func() (*repo.Node, error)) (*Layout, error) {
+func ReadLayout(next func() (*repo.Node, error)) (*Layout, error) {
 	var dbs []*DB
 	l := &Layout{}
 	byDir := map[string]*DB{}

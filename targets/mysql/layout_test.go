@@ -34,10 +34,11 @@ func nodes(paths ...string) func() (*repo.Node, error) {
 func TestReadLayout(t *testing.T) {
 	shop := []string{"shop/", "shop/" + DatabaseFile, "shop/orders" + SuffixData, "shop/orders" + SuffixSchema,
 		"shop/recent" + SuffixView, "shop/t_upd" + SuffixTrigger, "shop/z" + SuffixSchema}
-	dbs, err := ReadLayout(nodes(shop...))
+	l, err := ReadLayout(nodes(shop...))
 	require.NoError(t, err)
-	require.Len(t, dbs, 1)
-	d := dbs[0]
+	require.Len(t, l.DBs, 1)
+	assert.Nil(t, l.Users, "no users file")
+	d := l.DBs[0]
 	assert.Equal(t, "shop", d.Name)
 	assert.Equal(t, "shop/"+DatabaseFile, d.Create.Path)
 	assert.Equal(t, []string{"orders", "z"}, d.Tables)
@@ -74,20 +75,12 @@ func TestReadLayout(t *testing.T) {
 	}
 }
 
-func TestReadLayoutAllUsers(t *testing.T) {
+func TestReadLayoutUsers(t *testing.T) {
 	paths := []string{UsersFile, "shop/", "shop/" + DatabaseFile, "shop/orders" + SuffixSchema}
-	l, err := ReadLayoutAll(nodes(paths...))
+	l, err := ReadLayout(nodes(paths...))
 	require.NoError(t, err)
 	require.NotNil(t, l.Users)
 	assert.Equal(t, UsersFile, l.Users.Path)
 	require.Len(t, l.DBs, 1)
 	assert.Equal(t, []string{"orders"}, l.DBs[0].Tables)
-
-	// ReadLayout leaves the users out; without them Users is nil.
-	dbs, err := ReadLayout(nodes(paths...))
-	require.NoError(t, err)
-	require.Len(t, dbs, 1)
-	l, err = ReadLayoutAll(nodes(paths[1:]...))
-	require.NoError(t, err)
-	assert.Nil(t, l.Users)
 }

@@ -89,13 +89,22 @@ func ReadLayout(nodes NodeReader) (*Layout, error) {
 		if part != "props" && d.first < 0 {
 			d.first = pos
 		}
-		slot := map[string]**repo.Node{"props": &d.Props, "whole": &d.Whole, "pre": &d.Pre, "post": &d.Post}[part]
-		if part == "data" {
+		var slot **repo.Node
+		switch part {
+		case "data":
 			if data[name][i] != nil {
 				return nil, fmt.Errorf("database %q: data archive %d appears twice (%q)", name, i, n.Path)
 			}
 			data[name][i] = n
 			continue
+		case "props":
+			slot = &d.Props
+		case "whole":
+			slot = &d.Whole
+		case "pre":
+			slot = &d.Pre
+		case "post":
+			slot = &d.Post
 		}
 		if *slot != nil {
 			return nil, fmt.Errorf("entry %q appears twice", n.Path)
