@@ -26,7 +26,7 @@ func mysqlUsers(ctx context.Context, s Snapshot, node *repo.Node, opts MySQLOpti
 	if err != nil {
 		return 0, err
 	}
-	stmts, err := mysql.ParseUsers(text)
+	stmts, err := mysql.ParseUsers(text, opts.Rename)
 	if err != nil {
 		return 0, fmt.Errorf("snapshot %s: %w", sn.ID.Short(), err)
 	}

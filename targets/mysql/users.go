@@ -161,27 +161,31 @@ func (u UserStatement) Error(err error) error {
 }
 
 // ParseUsers splits UsersFile's content into its statements (";" outside
-// quotes ends one) and names each one's account. Errors name the
-// statement by number, never its text.
-func ParseUsers(b []byte) ([]UserStatement, error) {
+// quotes ends one) and names each one's account. rename (may be nil) maps
+// database names to the names they are restored under: a GRANT or REVOKE
+// on `old`.* or `old`.`t` (also written `old\_name`, the escaped pattern)
+// names the new database. Errors name the statement by number, never its
+// text.
+func ParseUsers(b []byte, rename map[string]string) ([]UserStatement, error) {
 	var out []UserStatement
 	for len(bytes.TrimSpace(b)) > 0 {
 		toks, n, err := tokenize(b)
 		if err != nil {
 			return nil, fmt.Errorf("%s: statement %d: %w", UsersFile, len(out)+1, err)
 		}
-		stmt := strings.TrimSpace(string(b[:n]))
+		stmt := string(b[:n]) // as the tokens' offsets count
 		b = b[n:]
 		if len(b) > 0 {
 			b = b[1:] // the ';'
 		}
-		if stmt == "" {
+		if strings.TrimSpace(stmt) == "" {
 			continue
 		}
-		u, err := describe(stmt, toks)
+		u, err := describe(stmt, toks, rename)
 		if err != nil {
 			return nil, fmt.Errorf("%s: statement %d: %w", UsersFile, len(out)+1, err)
 		}
+		u.SQL = strings.TrimSpace(u.SQL)
 		out = append(out, u)
 	}
 	return out, nil
@@ -193,6 +197,7 @@ type token struct {
 	text string // unquoted content
 	raw  string // as written, quotes excluded
 	q    byte   // '`', '\'', '"' or 0
+	at   int    // offset of its first byte (an opening quote) in the statement
 }
 
 // tokenize reads tokens up to the first ';' outside quotes (or the end)
@@ -229,17 +234,17 @@ func tokenize(b []byte) ([]token, int, error) {
 			if j >= len(b) {
 				return nil, 0, fmt.Errorf("unterminated %c quote", c)
 			}
-			toks = append(toks, token{text: string(s), raw: string(b[i+1 : j]), q: c})
+			toks = append(toks, token{text: string(s), raw: string(b[i+1 : j]), q: c, at: i})
 			i = j + 1
 		case isWordByte(c):
 			j := i
 			for j < len(b) && isWordByte(b[j]) {
 				j++
 			}
-			toks = append(toks, token{text: string(b[i:j])})
+			toks = append(toks, token{text: string(b[i:j]), at: i})
 			i = j
 		default:
-			toks = append(toks, token{text: string(c)})
+			toks = append(toks, token{text: string(c), at: i})
 			i++
 		}
 	}
@@ -251,11 +256,69 @@ func isWordByte(c byte) bool {
 		('0' <= c && c <= '9') || ('a' <= c && c <= 'z') || ('A' <= c && c <= 'Z')
 }
 
+// withoutIdentified drops the IDENTIFIED clause MariaDB's SHOW GRANTS puts
+// after a GRANT's account (IDENTIFIED BY PASSWORD 'hash', IDENTIFIED VIA
+// plugin USING '...' OR ...) up to WITH, REQUIRE or the end; account is the
+// index of the account's first token. The CREATE USER before it carries
+// the authentication already, and on an account that exists the clause
+// would set the snapshot's password again.
+func withoutIdentified(stmt string, toks []token, account int) string {
+	k := account + 1
+	if k+1 < len(toks) && toks[k].text == "@" && toks[k].q == 0 {
+		k += 2
+	}
+	if k >= len(toks) || toks[k].q != 0 || !strings.EqualFold(toks[k].text, "IDENTIFIED") {
+		return stmt
+	}
+	end := len(stmt)
+	for _, t := range toks[k+1:] {
+		if t.q == 0 && (strings.EqualFold(t.text, "WITH") || strings.EqualFold(t.text, "REQUIRE")) {
+			end = t.at
+			break
+		}
+	}
+	return strings.TrimRight(stmt[:toks[k].at], " \t\n") + strings.TrimRight(" "+stmt[end:], " ")
+}
+
+// renameGrantDatabase gives the database of a GRANT's or REVOKE's ON
+// clause (among toks, the tokens before TO or FROM) its name in rename: a
+// backquoted name followed by ".*" or ".`table`", the name itself or with
+// its "_" and "%" escaped (a database grant's name is a pattern).
+func renameGrantDatabase(stmt string, toks []token, rename map[string]string) string {
+	if len(rename) == 0 {
+		return stmt
+	}
+	on := slices.IndexFunc(toks, func(t token) bool { return t.q == 0 && strings.EqualFold(t.text, "ON") })
+	if on < 0 || on+2 >= len(toks) || toks[on+1].q != '`' || !strings.HasPrefix(toks[on+2].text, ".") {
+		return stmt
+	}
+	db := toks[on+1]
+	to := ""
+	for from, name := range rename {
+		switch {
+		case name == "":
+		case db.text == from:
+			to = name
+		case db.text == escapeWildcards(from):
+			to = escapeWildcards(name)
+		}
+	}
+	if to == "" {
+		return stmt
+	}
+	return stmt[:db.at] + QuoteName(to) + stmt[db.at+len(db.raw)+2:]
+}
+
+// escapeWildcards escapes what is a wildcard in a database grant's name.
+func escapeWildcards(name string) string {
+	return strings.NewReplacer(`_`, `\_`, `%`, `\%`).Replace(name)
+}
+
 // describe names the account of a statement of UsersFile: the one after
 // CREATE USER/ROLE IF NOT EXISTS, after GRANT's or REVOKE's TO/FROM, or
 // after SET DEFAULT ROLE's FOR; it collects the string literals after
 // PASSWORD, AS, BY and USING (password hashes) as secrets.
-func describe(stmt string, toks []token) (UserStatement, error) {
+func describe(stmt string, toks []token, rename map[string]string) (UserStatement, error) {
 	u := UserStatement{SQL: stmt}
 	word := func(i int) string {
 		if i < len(toks) && toks[i].q == 0 {
@@ -307,6 +370,9 @@ func describe(stmt string, toks []token) (UserStatement, error) {
 		if verb == "REVOKE" {
 			u.Summary = verb + " from " + accountAt(i+1)
 		}
+		// The IDENTIFIED clause is after the ON clause: cut first, so that
+		// the offsets of the ON clause still hold.
+		u.SQL = renameGrantDatabase(withoutIdentified(u.SQL, toks, i+1), toks[:i], rename)
 	case verb == "SET" && word(1) == "DEFAULT" && word(2) == "ROLE":
 		i := find(3, "FOR")
 		if i < 0 {

@@ -15,6 +15,39 @@ import (
 	"github.com/lifeboat-backup/lifeboat/targets/mysql/mysqltest"
 )
 
+func TestParseUsersGrantRewrites(t *testing.T) {
+	rename := map[string]string{"shop": "shop_copy", "ru_db": "ru%new", "gone": ""}
+	for _, tc := range []struct {
+		name, in, want string
+		rename         map[string]string
+	}{
+		{"identified by password", "GRANT USAGE ON *.* TO `u`@`%` IDENTIFIED BY PASSWORD '*2470C0C06DEE42FD1618BB99005ADCA2EC9D1E19'", "GRANT USAGE ON *.* TO `u`@`%`", nil},
+		{"identified, with grant option", "GRANT ALL PRIVILEGES ON *.* TO `u`@`h` IDENTIFIED BY PASSWORD '*AB' WITH GRANT OPTION", "GRANT ALL PRIVILEGES ON *.* TO `u`@`h` WITH GRANT OPTION", nil},
+		{"identified via, require, limits", "GRANT USAGE ON *.* TO `u`@`h` IDENTIFIED VIA ed25519 USING 'a WITH b' OR unix_socket REQUIRE SSL WITH MAX_QUERIES_PER_HOUR 5",
+			"GRANT USAGE ON *.* TO `u`@`h` REQUIRE SSL WITH MAX_QUERIES_PER_HOUR 5", nil},
+		{"account named identified", "GRANT USAGE ON *.* TO `identified`@`%`", "GRANT USAGE ON *.* TO `identified`@`%`", nil},
+		{"role grant", "GRANT `r` TO `u`@`h`", "GRANT `r` TO `u`@`h`", rename},
+		{"grant to a role", "GRANT SELECT ON `db`.* TO `role`", "GRANT SELECT ON `db`.* TO `role`", rename},
+		{"spaces around", "\n  GRANT USAGE ON *.* TO 'u'@'h' IDENTIFIED BY PASSWORD '*AB'  ", "GRANT USAGE ON *.* TO 'u'@'h'", nil},
+		{"renamed database", "GRANT SELECT, INSERT ON `shop`.* TO `u`@`%`", "GRANT SELECT, INSERT ON `shop_copy`.* TO `u`@`%`", rename},
+		{"renamed, table and columns", "GRANT SELECT (`id`), UPDATE (`v`) ON `shop`.`t` TO `u`@`%` WITH GRANT OPTION",
+			"GRANT SELECT (`id`), UPDATE (`v`) ON `shop_copy`.`t` TO `u`@`%` WITH GRANT OPTION", rename},
+		{"renamed, escaped pattern", "GRANT ALL PRIVILEGES ON `ru\\_db`.* TO `u`@`%`", "GRANT ALL PRIVILEGES ON `ru\\%new`.* TO `u`@`%`", rename},
+		{"renamed, revoke", "REVOKE SELECT ON `shop`.* FROM `u`@`%`", "REVOKE SELECT ON `shop_copy`.* FROM `u`@`%`", rename},
+		{"renamed and identified", "GRANT ALL PRIVILEGES ON `shop`.* TO `u`@`%` IDENTIFIED BY PASSWORD '*AB'", "GRANT ALL PRIVILEGES ON `shop_copy`.* TO `u`@`%`", rename},
+		{"other database", "GRANT SELECT ON `shop2`.* TO `u`@`%`", "GRANT SELECT ON `shop2`.* TO `u`@`%`", rename},
+		{"empty new name", "GRANT SELECT ON `gone`.* TO `u`@`%`", "GRANT SELECT ON `gone`.* TO `u`@`%`", rename},
+		{"no rename", "GRANT SELECT ON `shop`.* TO `u`@`%`", "GRANT SELECT ON `shop`.* TO `u`@`%`", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			stmts, err := mysql.ParseUsers([]byte(tc.in+";\n"), tc.rename)
+			require.NoError(t, err)
+			require.Len(t, stmts, 1)
+			assert.Equal(t, tc.want, stmts[0].SQL)
+		})
+	}
+}
+
 func TestParseUsers(t *testing.T) {
 	const hash = "*2470C0C06DEE42FD1618BB99005ADCA2EC9D1E19"
 	text := "CREATE ROLE IF NOT EXISTS `r;1`;\n" +
@@ -25,7 +58,7 @@ func TestParseUsers(t *testing.T) {
 		"GRANT SELECT (`to`), INSERT ON `db`.`t` TO `a``b`@`%` WITH GRANT OPTION;\n" +
 		"GRANT `r;1` TO `e`@`localhost`;\n" +
 		"SET DEFAULT ROLE `r;1` FOR `e`@`localhost`;\n"
-	stmts, err := mysql.ParseUsers([]byte(text))
+	stmts, err := mysql.ParseUsers([]byte(text), nil)
 	require.NoError(t, err)
 	var summaries []string
 	creates := 0
@@ -47,6 +80,9 @@ func TestParseUsers(t *testing.T) {
 	}, summaries)
 	assert.Equal(t, 4, creates)
 	assert.Equal(t, "CREATE USER IF NOT EXISTS `e`@`localhost` IDENTIFIED VIA ed25519 USING 'x;y\\'z' OR unix_socket", stmts[3].SQL)
+	// GRANTs lose MariaDB's IDENTIFIED clause (CREATE USER has it).
+	assert.Equal(t, "GRANT USAGE ON *.* TO `a``b`@`%`", stmts[4].SQL)
+	assert.Equal(t, "GRANT SELECT (`to`), INSERT ON `db`.`t` TO `a``b`@`%` WITH GRANT OPTION", stmts[5].SQL)
 
 	// Server errors quoting the statement lose every secret literal.
 	for i, secret := range map[int]string{1: hash, 2: "0x24412430", 3: `x;y\'z`, 4: hash} {
@@ -64,12 +100,12 @@ func TestParseUsers(t *testing.T) {
 		{"default role without for", "SET DEFAULT ROLE r;\n", "statement 1: SET DEFAULT ROLE without FOR"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := mysql.ParseUsers([]byte(tc.text))
+			_, err := mysql.ParseUsers([]byte(tc.text), nil)
 			require.ErrorContains(t, err, mysql.UsersFile+": "+tc.want)
 			assert.NotContains(t, err.Error(), "*AB")
 		})
 	}
-	stmts, err = mysql.ParseUsers([]byte("\n  \n"))
+	stmts, err = mysql.ParseUsers([]byte("\n  \n"), nil)
 	require.NoError(t, err)
 	assert.Empty(t, stmts)
 }
@@ -138,7 +174,7 @@ func TestDumpUsers(t *testing.T) {
 			for _, sys := range []string{"`root`", "`mariadb.sys`", "`PUBLIC`", "``@"} {
 				assert.NotContains(t, users, sys)
 			}
-			stmts, err := mysql.ParseUsers([]byte(users))
+			stmts, err := mysql.ParseUsers([]byte(users), nil)
 			require.NoError(t, err)
 			grants := false
 			for _, s := range stmts {
