@@ -310,26 +310,43 @@ func (a *app) withRepo(ctx context.Context, mode lockMode, purpose string, fn fu
 		return err
 	}
 	defer r.Bucket().Close()
-	if mode != noLock {
-		lk, err := repo.AcquireLock(ctx, r.Bucket(), mode == exclusiveLock, purpose, a.v.GetDuration("retry-lock"))
-		if err != nil {
-			return err
-		}
-		defer lk.Unlock(context.WithoutCancel(ctx))
-		// Stop the work when the lease is lost: others may treat the lock
-		// as stale from then on (a prune could delete what we write).
-		var cancel context.CancelCauseFunc
-		ctx, cancel = context.WithCancelCause(ctx)
-		defer cancel(nil)
-		go func() {
-			select {
-			case <-lk.Lost():
-				cancel(repo.ErrLockLost)
-			case <-ctx.Done():
-			}
-		}()
+	ctx, unlock, err := a.lock(ctx, r, mode, purpose)
+	if err != nil {
+		return err
 	}
-	err = fn(ctx, r)
+	defer unlock()
+	return lockLost(ctx, fn(ctx, r))
+}
+
+// lock takes a lock of mode on r for purpose (none for noLock). The
+// context it gives ends when the lease is lost: others may treat the lock
+// as stale from then on (a prune could delete what we write or read).
+// unlock releases it.
+func (a *app) lock(ctx context.Context, r *repo.Repository, mode lockMode, purpose string) (_ context.Context, unlock func(), _ error) {
+	if mode == noLock {
+		return ctx, func() {}, nil
+	}
+	lk, err := repo.AcquireLock(ctx, r.Bucket(), mode == exclusiveLock, purpose, a.v.GetDuration("retry-lock"))
+	if err != nil {
+		return nil, nil, err
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	go func() {
+		select {
+		case <-lk.Lost():
+			cancel(repo.ErrLockLost)
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, func() {
+		cancel(nil)
+		lk.Unlock(context.WithoutCancel(ctx))
+	}, nil
+}
+
+// lockLost names a lost lease as the cause of err, the error of work done
+// under a lock (its context ended).
+func lockLost(ctx context.Context, err error) error {
 	if cause := context.Cause(ctx); err != nil && errors.Is(cause, repo.ErrLockLost) {
 		return fmt.Errorf("%w (%v)", cause, err)
 	}

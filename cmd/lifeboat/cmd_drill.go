@@ -42,7 +42,7 @@ repository's password only (a secondary's own password_file, else the primary's)
 
 Exit codes: 0 passed, 1 a check failed (or the drill could not run), 3 an objective was violated.`,
 		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
+		RunE: func(cmd *cobra.Command, args []string) (err error) {
 			p, err := a.loadPolicy(args[0], targets...)
 			if err != nil {
 				return err
@@ -66,11 +66,12 @@ Exit codes: 0 passed, 1 a check failed (or the drill could not run), 3 an object
 			if spot && engineName != "native" {
 				return usagef("--spot-check reads the snapshot's content blobs of native repositories only; this policy's repository engine is %s: run `lifeboat drill` without --spot-check (it restores and checks)", engineName)
 			}
-			r, done, err := a.openReader(ctx, from)
+			ctx, r, done, err := a.openReader(ctx, from, "drill "+p.Name)
 			if err != nil {
 				return fmt.Errorf("drill from %s: %w", from, err)
 			}
 			defer done()
+			defer func() { err = lockLost(ctx, err) }()
 			native, isNative := r.(restore.Native)
 			var rep *restore.DrillReport
 			if spot {

@@ -31,7 +31,7 @@ works when its region is down. Needs the owner key (--key-file or LIFEBOAT_KEY_F
 policy's key_file is a host key, which cannot read content. Takes no lock on the secondary.
 The summary says which recovery point was restored and how old it is.`,
 		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
+		RunE: func(cmd *cobra.Command, args []string) (err error) {
 			if o.to == "" {
 				return usagef("--to DEST is required")
 			}
@@ -48,12 +48,12 @@ The summary says which recovery point was restored and how old it is.`,
 			if err != nil {
 				return usageError{err}
 			}
-			ctx := cmd.Context()
-			r, done, err := a.openReader(ctx, sec.Name)
+			ctx, r, done, err := a.openReader(cmd.Context(), sec.Name, "failover")
 			if err != nil {
 				return fmt.Errorf("secondary %s: %w", sec.Name, err)
 			}
 			defer done()
+			defer func() { err = lockLost(ctx, err) }()
 			if n, ok := r.(restore.Native); ok && !n.R.CanReadData() {
 				return fmt.Errorf("failover from %s: %w; give the owner key with --key-file", sec.Name, repo.ErrNoDataKey)
 			}
@@ -152,7 +152,7 @@ func (a *app) policyStatus(ctx context.Context, journal string) (*policyStatus, 
 		return m, nil
 	}
 	prim := repoStatus{Name: "primary", URL: storage.Redact(p.Repositories.Primary.URL)}
-	pe, done, err := a.engineAt(ctx, "primary")
+	_, pe, done, err := a.engineAt(ctx, "primary", noLock, "status")
 	if err == nil {
 		defer done()
 		prim.Reachable = true
@@ -165,7 +165,7 @@ func (a *app) policyStatus(ctx context.Context, journal string) (*policyStatus, 
 	st.Repositories = append(st.Repositories, prim)
 	for _, sec := range p.Repositories.Secondaries {
 		rs := repoStatus{Name: sec.Name, URL: storage.Redact(sec.URL), MaxLag: sec.MaxLag.D()}
-		se, done, err := a.engineAt(ctx, sec.Name)
+		_, se, done, err := a.engineAt(ctx, sec.Name, noLock, "status")
 		if err == nil {
 			rs.Reachable = true
 			rs.Newest, err = newest(se)

@@ -114,55 +114,69 @@ func (a *app) resticDone(what string) error {
 	return nil
 }
 
-// openReader opens, on the policy's engine, the repository restores,
-// drills and exports read: the primary (from "" or "primary"; --repo
-// overrides its URL) or the policy's secondary named from. done releases
-// it.
-func (a *app) openReader(ctx context.Context, from string) (r restore.Repository, done func(), err error) {
-	e, done, err := a.engineAt(ctx, from)
+// openReader opens, on the policy's engine, the repository drills and
+// failovers read: the primary (from "" or "primary"; --repo overrides its
+// URL) or the policy's secondary named from, a native one with a shared
+// lock for purpose (a prune must not remove packs under the reader). Work
+// with the context it gives; done releases it.
+func (a *app) openReader(ctx context.Context, from, purpose string) (_ context.Context, r restore.Repository, done func(), err error) {
+	ctx, e, done, err := a.engineAt(ctx, from, sharedLock, purpose)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	return readerOf(e), done, nil
+	return ctx, readerOf(e), done, nil
 }
 
 // engineAt opens the primary (from "" or "primary"; --repo overrides its
-// URL) or the policy's secondary named from, on the policy's engine,
-// without a lock (restic.Engine.Secondary picks a restic secondary's
-// password). done releases it.
-func (a *app) engineAt(ctx context.Context, from string) (e engine.Engine, done func(), err error) {
+// URL) or the policy's secondary named from, on the policy's engine, to
+// read it; a native repository with a lock of mode for purpose (work with
+// the context it gives: it ends when the lease is lost). A lock that
+// cannot be written (read-only credentials, as a DR bucket may have) is a
+// warning, not an error: the repository is still read. restic locks each
+// of its commands itself (restic.Engine.Secondary picks a restic
+// secondary's password). done releases it.
+func (a *app) engineAt(ctx context.Context, from string, mode lockMode, purpose string) (_ context.Context, e engine.Engine, done func(), err error) {
 	name, err := a.engineName()
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	var sec policies.Secondary
 	if from == "" || from == "primary" {
 		if sec.URL, err = a.repoURL(); err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 	} else {
 		if a.policy == nil {
-			return nil, nil, usagef("secondary %q: give a policy", from)
+			return nil, nil, nil, usagef("secondary %q: give a policy", from)
 		}
 		s, err := a.policy.Secondary(from)
 		if err != nil {
-			return nil, nil, usageError{err}
+			return nil, nil, nil, usageError{err}
 		}
 		sec = *s
 	}
 	if name == "native" {
 		r, err := a.openRepoAt(ctx, sec.URL)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
-		return engine.Native{R: r}, func() { r.Bucket().Close() }, nil
+		lctx, unlock, err := a.lock(ctx, r, mode, purpose)
+		if err != nil && !repo.IsLocked(err) && ctx.Err() == nil {
+			fmt.Fprintf(a.stderr, "warning: %s: no lock (%v): a prune there meanwhile could remove what this reads\n", from, err)
+			lctx, unlock, err = ctx, func() {}, nil
+		}
+		if err != nil {
+			r.Bucket().Close()
+			return nil, nil, nil, err
+		}
+		return lctx, engine.Native{R: r}, func() { unlock(); r.Bucket().Close() }, nil
 	}
 	re, err := a.openRestic(ctx)
 	if err == nil && sec.Name != "" {
 		re, err = re.Secondary(sec)
 	}
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	return re, func() {}, nil
+	return ctx, re, func() {}, nil
 }

@@ -358,6 +358,16 @@ drill:
 		require.NoError(t, err)
 		assert.NotEmpty(t, recs, repoDir) // the primary also has the refused host-key drill
 	}
+	// A drill reads under a shared lock: it stops at a prune's exclusive one.
+	b, err := storage.OpenWith(context.Background(), "file://"+filepath.Join(dir, "dr"), storage.OpenOptions{})
+	require.NoError(t, err)
+	defer b.Close()
+	lk, err := repo.AcquireLock(context.Background(), b, true, "prune", 0)
+	require.NoError(t, err)
+	_, errs, code = c.run("drill", good, "--from", "dr", "--journal", journal)
+	assert.Equal(t, exitLocked, code, errs)
+	assert.Contains(t, errs, "prune")
+	require.NoError(t, lk.Unlock(context.Background()))
 
 	failing := write("drill-fail", "30m", "1000")
 	c.env["LIFEBOAT_KEY_FILE"] = filepath.Join(dir, "host.key")
