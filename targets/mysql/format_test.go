@@ -197,3 +197,34 @@ func BenchmarkAppendField(b *testing.B) {
 		}
 	}
 }
+
+func TestLockStatements(t *testing.T) {
+	sqlOf := func(ls []lockStatement) (out []string) {
+		for _, l := range ls {
+			out = append(out, l.sql)
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name    string
+		mode    LockMode
+		mariadb bool
+		lock    []string
+		unlock  string
+	}{
+		{"ftwrl, MariaDB", LockFTWRL, true, []string{"FLUSH TABLES WITH READ LOCK"}, "UNLOCK TABLES"},
+		{"ftwrl, MySQL", LockFTWRL, false, []string{"FLUSH TABLES WITH READ LOCK"}, "UNLOCK TABLES"},
+		{"backup lock, MariaDB", LockBackup, true, []string{"BACKUP STAGE START", "BACKUP STAGE BLOCK_COMMIT"}, "BACKUP STAGE END"},
+		// The instance lock stays until the control connection closes.
+		{"backup lock, MySQL 8", LockBackup, false, []string{"LOCK INSTANCE FOR BACKUP", "FLUSH TABLES WITH READ LOCK"}, "UNLOCK TABLES"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			lock, unlock := lockStatements(tc.mode, tc.mariadb)
+			require.Equal(t, tc.lock, sqlOf(lock))
+			require.Equal(t, tc.unlock, unlock)
+			for _, l := range lock {
+				require.NotEmpty(t, l.needs, l.sql)
+			}
+		})
+	}
+}

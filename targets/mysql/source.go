@@ -28,8 +28,10 @@ const (
 	// LockFTWRL: FLUSH TABLES WITH READ LOCK, one consistent-snapshot
 	// transaction per worker, binlog position read, UNLOCK TABLES.
 	LockFTWRL LockMode = "ftwrl"
-	// LockBackup: MariaDB's BACKUP STAGE START + BLOCK_COMMIT instead of
-	// FTWRL (does not wait for long-running SELECTs to finish).
+	// LockBackup: on MariaDB, BACKUP STAGE START + BLOCK_COMMIT instead of
+	// FTWRL (does not wait for long-running SELECTs to finish); on MySQL 8,
+	// LOCK INSTANCE FOR BACKUP for the whole dump (DDL waits, so no table
+	// changes under the reads) plus FTWRL for the consistent point.
 	LockBackup LockMode = "backup_lock"
 	// LockSingle takes no lock: one connection, one transaction (for
 	// servers that forbid FTWRL such as managed RDS). Only InnoDB tables
@@ -230,9 +232,6 @@ func (d *dump) start(ctx context.Context) ([]*dbPlan, error) {
 		return nil, fmt.Errorf("mysql: %w", err)
 	}
 	d.mariadb = strings.Contains(strings.ToLower(version), "mariadb")
-	if s.opts.LockMode == LockBackup && !d.mariadb {
-		return nil, errors.New("mysql: --lock-mode backup_lock is implemented for MariaDB only; use ftwrl or single")
-	}
 	// Worker sessions: raw bytes, UTC timestamps, repeatable read.
 	for range s.opts.Jobs {
 		c, err := d.db.Conn(ctx)
@@ -269,6 +268,29 @@ func (d *dump) start(ctx context.Context) ([]*dbPlan, error) {
 	return plan, nil
 }
 
+// lockStatement is a statement that takes a dump's lock, and what it
+// needs (for its error).
+type lockStatement struct{ sql, needs string }
+
+// lockStatements says how a dump with a lock of mode (LockFTWRL or
+// LockBackup) gets its consistent point on MariaDB or MySQL: the
+// statements that lock, in order, and the one that unlocks once the
+// snapshot transactions have started and everything is listed. On MySQL
+// the instance backup lock is not undone by it: the control connection
+// holds it until the dump ends and the connection closes.
+func lockStatements(mode LockMode, mariadb bool) ([]lockStatement, string) {
+	ftwrl := lockStatement{"FLUSH TABLES WITH READ LOCK", "needs the RELOAD privilege; --lock-mode single avoids it"}
+	switch {
+	case mode == LockBackup && mariadb:
+		// BLOCK_COMMIT runs the stages before it (FLUSH, BLOCK_DDL) too.
+		return []lockStatement{{"BACKUP STAGE START", "needs the RELOAD privilege"},
+			{"BACKUP STAGE BLOCK_COMMIT", "needs the RELOAD privilege"}}, "BACKUP STAGE END"
+	case mode == LockBackup:
+		return []lockStatement{{"LOCK INSTANCE FOR BACKUP", "needs the BACKUP_ADMIN privilege, MySQL 8"}, ftwrl}, "UNLOCK TABLES"
+	}
+	return []lockStatement{ftwrl}, "UNLOCK TABLES"
+}
+
 // snapshotLocked takes the lock, starts the workers' snapshot
 // transactions, reads the binlog position and lists every object while
 // DDL is blocked, then unlocks. So the list is exactly what the
@@ -276,22 +298,12 @@ func (d *dump) start(ctx context.Context) ([]*dbPlan, error) {
 // reading would fail with error 1412), and every table in it existed at
 // the snapshot point.
 func (d *dump) snapshotLocked(ctx context.Context, details map[string]string) ([]*dbPlan, error) {
-	var unlock string
+	lock, unlock := lockStatements(d.s.opts.LockMode, d.mariadb)
 	lockStart := time.Now()
-	switch d.s.opts.LockMode {
-	case LockFTWRL:
-		if _, err := d.ctl.ExecContext(ctx, "FLUSH TABLES WITH READ LOCK"); err != nil {
-			return nil, fmt.Errorf("mysql: FLUSH TABLES WITH READ LOCK (needs the RELOAD privilege; --lock-mode single avoids it): %w", err)
+	for _, q := range lock {
+		if _, err := d.ctl.ExecContext(ctx, q.sql); err != nil {
+			return nil, fmt.Errorf("mysql: %s (%s): %w", q.sql, q.needs, err)
 		}
-		unlock = "UNLOCK TABLES"
-	case LockBackup:
-		// BLOCK_COMMIT runs the stages before it (FLUSH, BLOCK_DDL) too.
-		for _, q := range []string{"BACKUP STAGE START", "BACKUP STAGE BLOCK_COMMIT"} {
-			if _, err := d.ctl.ExecContext(ctx, q); err != nil {
-				return nil, fmt.Errorf("mysql: %s (needs the RELOAD privilege): %w", q, err)
-			}
-		}
-		unlock = "BACKUP STAGE END"
 	}
 	plan, err := func() ([]*dbPlan, error) {
 		if err := d.startTransactions(ctx); err != nil {
