@@ -28,7 +28,8 @@ func (a *app) failoverCmd() *cobra.Command {
 		Long: `Restore a target from one of the policy's secondaries: a directory for files targets,
 mysql://user:pass@host:port/ for MySQL targets. The primary is not contacted at all, so this
 works when its region is down. Needs the owner key (--key-file or LIFEBOAT_KEY_FILE): the
-policy's key_file is a host key, which cannot read content. Takes no lock on the secondary.
+policy's key_file is a host key, which cannot read content. Reads a native secondary under a shared
+lock (a warning instead where the credentials cannot write one).
 The summary says which recovery point was restored and how old it is.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) (err error) {
