@@ -55,8 +55,8 @@ type MySQLOptions struct {
 	// default: replicas of the destination do not get the restored data.
 	NoBinlog bool
 	// Users also creates the snapshot's user accounts and grants after the
-	// databases (see MySQLUsers); a snapshot without them fails
-	// (ErrNoUsers) before anything is created.
+	// databases (mysql.UsersFile, see mysqlUsers); a snapshot without them
+	// fails (ErrNoUsers) before anything is created.
 	Users    bool
 	Progress *Progress
 }

@@ -293,17 +293,15 @@ func renameGrantDatabase(stmt string, toks []token, rename map[string]string) st
 		return stmt
 	}
 	db := toks[on+1]
-	to := ""
-	for from, name := range rename {
-		switch {
-		case name == "":
-		case db.text == from:
-			to = name
-		case db.text == escapeWildcards(from):
-			to = escapeWildcards(name)
-		}
-	}
-	if to == "" {
+	name := strings.NewReplacer(`\_`, `_`, `\%`, `%`).Replace(db.text)
+	to := rename[name]
+	switch {
+	case to == "":
+		return stmt
+	case db.text == name:
+	case db.text == escapeWildcards(name):
+		to = escapeWildcards(to)
+	default: // partly escaped: a pattern that is not just the name
 		return stmt
 	}
 	return stmt[:db.at] + QuoteName(to) + stmt[db.at+len(db.raw)+2:]
