@@ -71,7 +71,7 @@ func (s *FilesSource) Walk(ctx context.Context, warn func(string, error), fn fun
 	return files.Walk(ctx, s.Roots, opts, func(e targets.Entry, src string) error {
 		var open Opener
 		if e.Type == targets.TypeFile {
-			open = func() (io.ReadCloser, error) { return os.Open(src) }
+			open = func() (io.ReadCloser, error) { return files.Open(src, e) }
 		}
 		return fn(e, open)
 	})

@@ -209,6 +209,55 @@ func (w *walker) visit(src, rel string, rootDev uint64, isRoot bool) error {
 	return nil
 }
 
+// ErrChanged is returned (wrapped in an *fs.PathError naming the path) by
+// Open when the object at a path is no longer the regular file that Walk
+// reported: replaced by a symlink, a FIFO, a device, a directory or
+// another file since it was listed.
+var ErrChanged = errors.New("changed since it was listed")
+
+// Open opens the regular file at src that Walk reported as e, for reading.
+// It never follows a symlink (a file swapped for a symlink is not read
+// through it), never blocks on open (a file swapped for a FIFO or a
+// device), and checks with fstat that the descriptor is the object the
+// walk's lstat saw: a regular file with the same device and inode.
+// Anything else is ErrChanged and nothing is read. A file that changed in
+// place (same inode, new size or mtime) is opened: its content is read as
+// it is now, as restic does.
+func Open(src string, e targets.Entry) (*os.File, error) {
+	var fd int
+	var err error
+	for {
+		fd, err = unix.Open(src, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+		if err != unix.EINTR {
+			break
+		}
+	}
+	if err == unix.ELOOP {
+		return nil, &fs.PathError{Op: "open", Path: src, Err: fmt.Errorf("%w: now a symlink", ErrChanged)}
+	}
+	if err != nil {
+		return nil, &fs.PathError{Op: "open", Path: src, Err: err}
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		unix.Close(fd)
+		return nil, &fs.PathError{Op: "fstat", Path: src, Err: err}
+	}
+	switch t := typeOf(st.Mode); {
+	case t != targets.TypeFile:
+		err = fmt.Errorf("%w: now a %s", ErrChanged, t)
+	case uint64(st.Dev) != e.DeviceID || st.Ino != e.Inode:
+		err = fmt.Errorf("%w: replaced by another file (inode %d, listed as %d)", ErrChanged, st.Ino, e.Inode)
+	default:
+		err = unix.SetNonblock(fd, false)
+	}
+	if err != nil {
+		unix.Close(fd)
+		return nil, &fs.PathError{Op: "open", Path: src, Err: err}
+	}
+	return os.NewFile(uintptr(fd), src), nil
+}
+
 func lstat(path string, st *unix.Stat_t) error {
 	for {
 		err := unix.Lstat(path, st)
