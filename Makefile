@@ -11,7 +11,7 @@ TEST_TIMEOUT ?= 30m
 # ./... skips directories named testdata: name the generator packages.
 PKGS    ?= ./... ./testdata/gentree ./testdata/treecmp ./testdata/shop
 
-.PHONY: all deps build test test-short demo bench fmt vet
+.PHONY: all deps build test test-short demo bench torture fmt vet
 
 all: build
 
@@ -38,6 +38,14 @@ test-short:
 ## demo: the end-to-end demo (scripts/demo)
 demo: deps build
 	scripts/demo
+
+## torture: the seeded random workload against one repository (docs/torture.md):
+## make torture TORTURE_DURATION=30m TORTURE_STORE=minio TORTURE_SEED=42
+TORTURE_DURATION ?= 10m
+TORTURE_STORE    ?= file
+TORTURE_SEED     ?= -1
+torture:
+	$(GO) run ./cmd/lifeboat-dev torture --duration $(TORTURE_DURATION) --store $(TORTURE_STORE) --seed $(TORTURE_SEED) $(TORTURE_FLAGS)
 
 ## bench: benchmarks (bench/run)
 bench:

@@ -37,6 +37,7 @@ func newRootCommand(stdout io.Writer) *cobra.Command {
 		newMutateCommand(),
 		newCompareTreesCommand(),
 		newGenShopCommand(),
+		newTortureCommand(),
 	)
 	return root
 }
@@ -56,7 +57,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch {
 	case err == nil:
 		return 0
-	case errors.Is(err, errDifferent):
+	case errors.Is(err, errDifferent), errors.Is(err, errViolations):
 		return 1
 	case errors.As(err, &ue) || isArgsError(err):
 		fmt.Fprintf(stderr, "lifeboat-dev: %v\nTry: lifeboat-dev --help\n", err)

@@ -1,0 +1,763 @@
+package torture
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/lifeboat-backup/lifeboat/testdata/gentree"
+)
+
+const exitLocked = 11
+
+// op is one scheduled operation.
+type op struct {
+	id        int
+	kind      string
+	r         *rand.Rand // the operation's own draws: the same for a seed
+	start     time.Time
+	killAfter time.Duration // for its next command; 0: none
+	stalled   bool          // guarded by harness.mu
+}
+
+// proc is a running lifeboat command.
+type proc struct {
+	op  *op
+	cmd *exec.Cmd
+}
+
+// result is how a command ended.
+type result struct {
+	code           int // exit code; -1 when killed
+	killed         bool
+	stdout, stderr string
+	start, end     time.Time
+}
+
+// backupRec is a backup operation and the tree state it was given.
+type backupRec struct {
+	op   int
+	tree int
+	man  Manifest
+}
+
+// snap is a snapshot the oracle knows.
+type snap struct {
+	id      string
+	rec     *backupRec
+	added   time.Time // when the oracle learnt of it
+	gone    bool
+	goneAt  time.Time
+	pending map[int]bool // forget operations that may have removed it
+}
+
+func short(id string) string {
+	if len(id) > 8 {
+		return id[:8]
+	}
+	return id
+}
+
+// lifeboat runs one command with key against repository url. The
+// operation's killAfter, when set, SIGKILLs it after that long (and is
+// cleared: one kill per operation).
+func (h *harness) lifeboat(o *op, key, url string, args ...string) result {
+	full := append([]string{"--json"}, args...)
+	cmd := exec.Command(h.bin, full...)
+	env := []string{}
+	for _, e := range os.Environ() {
+		if !strings.HasPrefix(e, "LIFEBOAT_") {
+			env = append(env, e)
+		}
+	}
+	env = append(env, h.env...)
+	env = append(env, "LIFEBOAT_REPO="+url)
+	if key != "" {
+		env = append(env, "LIFEBOAT_KEY_FILE="+key)
+	}
+	cmd.Env = env
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	res := result{start: time.Now()}
+	kill := o.killAfter
+	o.killAfter = 0
+	argText := strings.Join(args, " ")
+	if kill > 0 {
+		argText += fmt.Sprintf(" (kill -9 after %s)", kill)
+	}
+	h.logf(o, "run lifeboat %s", argText)
+	if err := cmd.Start(); err != nil {
+		res.code, res.stderr, res.end = 1, err.Error(), time.Now()
+		return res
+	}
+	h.mu.Lock()
+	h.procs[o.id] = &proc{op: o, cmd: cmd}
+	h.sum.Commands++
+	h.mu.Unlock()
+	var timer *time.Timer
+	if kill > 0 {
+		timer = time.AfterFunc(kill, func() { _ = cmd.Process.Signal(syscall.SIGKILL) })
+	}
+	err := cmd.Wait()
+	if timer != nil {
+		timer.Stop()
+	}
+	res.end = time.Now()
+	h.mu.Lock()
+	delete(h.procs, o.id)
+	h.mu.Unlock()
+	res.stdout, res.stderr = stdout.String(), stderr.String()
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+	case errors.As(err, &ee):
+		res.code = ee.ExitCode()
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			res.code = -1
+			res.killed = ws.Signal() == syscall.SIGKILL
+		}
+	default:
+		res.code = 1
+	}
+	if res.killed {
+		h.mu.Lock()
+		h.sum.Kills++
+		h.mu.Unlock()
+		h.logf(o, "killed (-9) after %s", res.end.Sub(res.start).Round(time.Millisecond))
+	} else {
+		h.logf(o, "exit %d after %s %s", res.code, res.end.Sub(res.start).Round(time.Millisecond), firstLine(res.stderr))
+	}
+	return res
+}
+
+// summaryLine returns the last JSON line of stdout (the summary).
+func summaryLine(stdout string) map[string]any {
+	var last map[string]any
+	sc := bufio.NewScanner(strings.NewReader(stdout))
+	sc.Buffer(make([]byte, 1<<20), 16<<20)
+	for sc.Scan() {
+		var m map[string]any
+		if json.Unmarshal(sc.Bytes(), &m) == nil && m["message_type"] == "summary" {
+			last = m
+		}
+	}
+	return last
+}
+
+// maybeKill decides, from the operation's draws, whether its command is
+// killed and when.
+func (h *harness) maybeKill(o *op) {
+	if h.enabled["kill"] && o.r.IntN(8) == 0 {
+		o.killAfter = time.Duration(50+o.r.IntN(1500)) * time.Millisecond
+	}
+}
+
+// retryLock returns --retry-lock flags for some operations.
+func (h *harness) retryLock(o *op) []string {
+	if h.enabled["retry-lock"] && o.r.IntN(3) == 0 {
+		return []string{"--retry-lock", fmt.Sprintf("%ds", 5+o.r.IntN(20))}
+	}
+	return nil
+}
+
+func (h *harness) opBackup(o *op) {
+	t := o.r.IntN(nTrees)
+	mutate := o.r.IntN(4) != 0
+	fraction := 0.01 + o.r.Float64()*0.1
+	mseed := o.r.Int64()
+	retry := h.retryLock(o)
+	h.maybeKill(o)
+
+	h.treeMu[t].Lock()
+	defer h.treeMu[t].Unlock()
+	if mutate {
+		n, err := gentree.Mutate(h.trees[t], fraction, mseed)
+		if err != nil {
+			h.violate(o, "harness: mutate tree%d: %v", t, err)
+			return
+		}
+		h.logf(o, "mutated tree%d: %d bytes", t, n)
+	}
+	man, err := Scan(h.trees[t])
+	if err != nil {
+		h.violate(o, "harness: %v", err)
+		return
+	}
+	rec := &backupRec{op: o.id, tree: t, man: man}
+	h.mu.Lock()
+	h.backups[o.id] = rec
+	h.mu.Unlock()
+	args := append([]string{"backup", "files", "--tag", fmt.Sprintf("op-%d", o.id), "--target", fmt.Sprintf("tree%d", t)}, retry...)
+	res := h.lifeboat(o, h.host, h.primary, append(args, h.trees[t])...)
+	sum := summaryLine(res.stdout)
+	id, _ := sum["snapshot_id"].(string)
+	switch {
+	case (res.code == 0 || res.code == 4) && id != "":
+		h.mu.Lock()
+		h.sum.Saved++
+		h.addSnap(id, rec)
+		h.mu.Unlock()
+		h.logf(o, "saved snapshot %s of tree%d", short(id), t)
+		if res.code == 4 {
+			h.violate(o, "backup of an unchanging tree exit 4 (source unreadable): %s", firstLine(res.stderr))
+		}
+	case res.code == 0:
+		h.violate(o, "backup exit 0 without a snapshot_id: %s", firstLine(res.stdout))
+	default:
+		if h.excuse(o, res) == "" {
+			h.anomaly(o, res)
+		}
+	}
+	h.reconcile(o)
+}
+
+// addSnap registers a snapshot that must restore. h.mu is held.
+func (h *harness) addSnap(id string, rec *backupRec) {
+	if _, ok := h.snaps[id]; ok {
+		return
+	}
+	h.snaps[id] = &snap{id: id, rec: rec, added: time.Now(), pending: map[int]bool{}}
+	h.order = append(h.order, id)
+}
+
+// markPending notes that o may remove the snapshots ids.
+func (h *harness) markPending(o *op, ids []string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, id := range ids {
+		h.snaps[id].pending[o.id] = true
+	}
+}
+
+// forgotten records the snapshots a forget said it removed and clears
+// o's pending marks.
+func (h *harness) forgotten(o *op, candidates, removed []string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, id := range removed {
+		if s := h.snaps[id]; s != nil && !s.gone {
+			s.gone, s.goneAt = true, time.Now()
+			h.sum.Forgotten++
+		}
+	}
+	for _, id := range candidates {
+		delete(h.snaps[id].pending, o.id)
+	}
+}
+
+func removedIDs(res result) []string {
+	var ids []string
+	if list, ok := summaryLine(res.stdout)["removed"].([]any); ok {
+		for _, v := range list {
+			if s, ok := v.(string); ok {
+				ids = append(ids, s)
+			}
+		}
+	}
+	return ids
+}
+
+func (h *harness) opForget(o *op) {
+	ids := h.aliveIDs(true)
+	id, ok := pick(o.r, ids)
+	if newest := o.r.IntN(2) == 0; newest {
+		// The newest snapshot of a tree is the next backup's parent: forgetting
+		// it is what a backup waiting for the lock must notice.
+		t := o.r.IntN(nTrees)
+		h.mu.Lock()
+		for _, x := range ids {
+			if h.snaps[x].rec.tree == t {
+				id, ok = x, true
+			}
+		}
+		h.mu.Unlock()
+	}
+	retry := h.retryLock(o)
+	h.maybeKill(o)
+	if !ok {
+		h.logf(o, "no snapshot to forget")
+		return
+	}
+	h.markPending(o, []string{id})
+	res := h.lifeboat(o, h.owner, h.primary, append(append([]string{"forget"}, retry...), id)...)
+	removed := removedIDs(res)
+	if res.code == 0 && !contains(removed, id) {
+		h.violate(o, "forget %s exit 0 but it is not in the removed list %v", short(id), removed)
+	}
+	if res.code != 0 {
+		removed = nil
+		if h.excuse(o, res) == "" {
+			h.anomaly(o, res)
+		}
+		h.reconcile(o) // a killed forget may or may not have removed it
+	}
+	h.forgotten(o, []string{id}, removed)
+	h.reconcile(o)
+}
+
+func (h *harness) opForgetKeep(o *op) {
+	n := 1 + o.r.IntN(3)
+	retry := h.retryLock(o)
+	h.maybeKill(o)
+	cands := h.aliveIDs(false)
+	h.markPending(o, cands)
+	res := h.lifeboat(o, h.owner, h.primary, append([]string{"forget", "--keep-last", strconv.Itoa(n)}, retry...)...)
+	var removed []string
+	if res.code == 0 {
+		removed = removedIDs(res)
+		h.logf(o, "removed %d snapshots", len(removed))
+	} else {
+		if h.excuse(o, res) == "" {
+			h.anomaly(o, res)
+		}
+		h.reconcile(o)
+	}
+	h.forgotten(o, cands, removed)
+	h.reconcile(o)
+}
+
+func (h *harness) opPrune(o *op) {
+	retry := h.retryLock(o)
+	h.maybeKill(o)
+	res := h.lifeboat(o, h.owner, h.primary, append([]string{"prune"}, retry...)...)
+	if res.code != 0 && h.excuse(o, res) == "" {
+		h.anomaly(o, res)
+	}
+	h.reconcile(o)
+}
+
+func (h *harness) opCheck(o *op) {
+	args := []string{"check"}
+	if o.kind == "check-read" {
+		args = append(args, "--read-data")
+	}
+	args = append(args, h.retryLock(o)...)
+	h.maybeKill(o)
+	res := h.lifeboat(o, h.owner, h.primary, args...)
+	if res.code != 0 && h.excuse(o, res) == "" {
+		if strings.Contains(res.stdout, `"errors":[`) {
+			h.violate(o, "check found errors with no injected fault: %s", checkErrors(res))
+		} else {
+			h.anomaly(o, res)
+		}
+	}
+}
+
+func checkErrors(res result) string {
+	if c, ok := summaryLine(res.stdout)["check"].(map[string]any); ok {
+		if errs, ok := c["errors"].([]any); ok && len(errs) > 0 {
+			var s []string
+			for _, e := range errs {
+				s = append(s, fmt.Sprint(e))
+			}
+			if len(s) > 5 {
+				s = append(s[:5], fmt.Sprintf("... %d more", len(s)-5))
+			}
+			return strings.Join(s, "; ")
+		}
+	}
+	return firstLine(res.stderr)
+}
+
+func (h *harness) opRestore(o *op) {
+	id, ok := pick(o.r, h.aliveIDs(true))
+	retry := h.retryLock(o)
+	h.maybeKill(o)
+	if !ok {
+		h.logf(o, "no snapshot to restore")
+		return
+	}
+	h.verify(o, h.primary, id, h.rec(id), retry, fromPrimary)
+}
+
+// How verify judges a failed restore.
+const (
+	fromPrimary   = iota // expected when the snapshot was forgotten meanwhile or a fault was injected
+	fromSecondary        // expected only when a fault was injected
+	finalCheck           // never expected
+)
+
+// verify restores snapshot id from url and compares it with the tree state
+// recorded before its backup.
+func (h *harness) verify(o *op, url, id string, rec *backupRec, retry []string, mode int) bool {
+	to := filepath.Join(h.dir, "restore", fmt.Sprintf("op-%d", o.id))
+	defer os.RemoveAll(to)
+	res := h.lifeboat(o, h.owner, url, append([]string{"restore", id, "--to", to}, retry...)...)
+	if res.code != 0 {
+		gone := false
+		if mode == fromPrimary {
+			h.mu.Lock()
+			s := h.snaps[id]
+			gone = s.gone || len(s.pending) > 0
+			h.mu.Unlock()
+		}
+		switch why := h.excuse(o, res); {
+		case mode == finalCheck:
+			h.violate(o, "snapshot %s (backup op #%d) does not restore from %s: exit %d: %s", short(id), rec.op, url, res.code, firstLine(res.stderr))
+		case gone:
+			h.logf(o, "snapshot %s was forgotten meanwhile", short(id))
+		case why != "":
+			h.logf(o, "restore failed, expected: %s", why)
+		default:
+			h.violate(o, "snapshot %s (backup op #%d) does not restore from %s: exit %d: %s", short(id), rec.op, url, res.code, firstLine(res.stderr))
+		}
+		return false
+	}
+	got, err := Scan(filepath.Join(to, fmt.Sprintf("tree%d", rec.tree)))
+	if err != nil {
+		h.violate(o, "snapshot %s (backup op #%d) restored exit 0 but: %v", short(id), rec.op, err)
+		return false
+	}
+	if diff := rec.man.Diff(got, 10); len(diff) > 0 {
+		h.violate(o, "snapshot %s (backup op #%d) restored exit 0 but differs from the tree it was given:\n  %s", short(id), rec.op, strings.Join(diff, "\n  "))
+		return false
+	}
+	h.mu.Lock()
+	h.sum.Verified++
+	h.mu.Unlock()
+	h.logf(o, "snapshot %s of backup op #%d verified (%d entries)", short(id), rec.op, len(got))
+	return true
+}
+
+// rec returns the backup of a known snapshot.
+func (h *harness) rec(id string) *backupRec {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.snaps[id].rec
+}
+
+// listing is what `snapshots --json` says.
+type listing struct {
+	ID   string   `json:"id"`
+	Tags []string `json:"tags"`
+}
+
+func (h *harness) list(o *op, url string) ([]listing, result, error) {
+	res := h.lifeboat(o, h.owner, url, "snapshots")
+	if res.code != 0 {
+		return nil, res, fmt.Errorf("snapshots: exit %d: %s", res.code, firstLine(res.stderr))
+	}
+	var l []listing
+	if err := json.Unmarshal([]byte(res.stdout), &l); err != nil {
+		return nil, res, fmt.Errorf("snapshots --json: %w", err)
+	}
+	return l, res, nil
+}
+
+// backupOf returns the backup that made a listed snapshot (its op-N tag).
+func (h *harness) backupOf(l listing) *backupRec {
+	for _, t := range l.Tags {
+		if n, ok := strings.CutPrefix(t, "op-"); ok {
+			if i, err := strconv.Atoi(n); err == nil {
+				return h.backups[i]
+			}
+		}
+	}
+	return nil
+}
+
+// reconcile compares the repository's snapshots with the oracle: every
+// snapshot known to be saved and not forgotten must be listed, a
+// forgotten one must stay gone, and a listed unknown one (its backup was
+// killed or failed after saving it) is adopted: it must restore too.
+func (h *harness) reconcile(o *op) {
+	h.listMu.Lock()
+	defer h.listMu.Unlock()
+	t0 := time.Now()
+	l, res, err := h.list(o, h.primary)
+	if err != nil {
+		if h.excuse(o, res) == "" {
+			h.anomaly(o, res)
+		}
+		return
+	}
+	present := map[string]bool{}
+	var viol []string
+	h.mu.Lock()
+	for _, e := range l {
+		present[e.ID] = true
+		if s := h.snaps[e.ID]; s != nil {
+			if s.gone && s.goneAt.Before(t0) {
+				viol = append(viol, fmt.Sprintf("snapshot %s (backup op #%d) was forgotten and is listed again", short(e.ID), s.rec.op))
+				s.gone = false
+			}
+			continue
+		}
+		rec := h.backupOf(e)
+		if rec == nil {
+			viol = append(viol, fmt.Sprintf("snapshot %s with tags %v: no backup made it", short(e.ID), e.Tags))
+			continue
+		}
+		h.addSnap(e.ID, rec)
+		h.sum.Adopted++
+		h.logBuf.WriteString(fmt.Sprintf("%8.2fs #%d %s: adopted snapshot %s of backup op #%d\n", time.Since(h.start).Seconds(), o.id, o.kind, short(e.ID), rec.op))
+	}
+	for _, id := range h.order {
+		s := h.snaps[id]
+		if s.gone || present[id] || !s.added.Before(t0) {
+			continue
+		}
+		if len(s.pending) > 0 {
+			s.gone, s.goneAt = true, time.Now()
+			h.sum.Forgotten++
+			continue
+		}
+		viol = append(viol, fmt.Sprintf("snapshot %s (backup op #%d) is gone and nothing forgot it", short(id), s.rec.op))
+		s.gone, s.goneAt = true, time.Now()
+	}
+	h.mu.Unlock()
+	for _, v := range viol {
+		h.violate(o, "%s", v)
+	}
+}
+
+func contains(s []string, v string) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+func (h *harness) opReplicate(o *op) {
+	h.maybeKill(o)
+	h.replMu.Lock()
+	defer h.replMu.Unlock()
+	res := h.lifeboat(o, h.host, h.primary, "replicate", "--to", h.second)
+	if res.code != 0 && h.excuse(o, res) == "" {
+		h.anomaly(o, res)
+	}
+	// Whatever the secondary lists must restore from it, also after an
+	// interrupted copy.
+	l, lres, err := h.list(o, h.second)
+	if err != nil {
+		if h.excuse(o, lres) == "" {
+			h.anomaly(o, lres)
+		}
+		return
+	}
+	type known struct {
+		id  string
+		rec *backupRec
+	}
+	var ks []known
+	h.mu.Lock()
+	for _, e := range l {
+		if rec := h.backupOf(e); rec != nil {
+			ks = append(ks, known{e.ID, rec})
+		}
+	}
+	h.mu.Unlock()
+	if k, ok := pick(o.r, ks); ok {
+		h.verify(o, h.second, k.id, k.rec, nil, fromSecondary)
+	}
+}
+
+// running returns the running commands ordered by operation.
+func (h *harness) running() []*proc {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var ps []*proc
+	for _, p := range h.procs {
+		ps = append(ps, p)
+	}
+	sortProcs(ps)
+	return ps
+}
+
+func sortProcs(ps []*proc) {
+	for i := 1; i < len(ps); i++ {
+		for j := i; j > 0 && ps[j].op.id < ps[j-1].op.id; j-- {
+			ps[j], ps[j-1] = ps[j-1], ps[j]
+		}
+	}
+}
+
+// stallMax is the longest SIGSTOP.
+func (h *harness) stallMax() time.Duration {
+	if h.cfg.Lease > 0 {
+		return h.cfg.Lease * 3 / 2
+	}
+	return 8 * time.Second
+}
+
+func (h *harness) opStall(o *op) {
+	max := h.stallMax()
+	d := max/3 + time.Duration(o.r.Int64N(int64(max-max/3)))
+	nth := o.r.IntN(8)
+	time.Sleep(time.Duration(o.r.IntN(300)) * time.Millisecond)
+	ps := h.running()
+	if len(ps) == 0 {
+		h.logf(o, "nothing running to stall")
+		return
+	}
+	p := ps[nth%len(ps)]
+	if err := p.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		h.logf(o, "SIGSTOP #%d: %v", p.op.id, err)
+		return
+	}
+	h.mu.Lock()
+	p.op.stalled = true
+	h.sum.Stalls++
+	h.mu.Unlock()
+	h.logf(o, "SIGSTOP #%d %s for %s", p.op.id, p.op.kind, d.Round(time.Millisecond))
+	time.Sleep(d)
+	_ = p.cmd.Process.Signal(syscall.SIGCONT)
+	h.logf(o, "SIGCONT #%d", p.op.id)
+}
+
+func (h *harness) opMinioRestart(o *op) {
+	down := time.Duration(300+o.r.IntN(4000)) * time.Millisecond
+	crash := o.r.IntN(2) == 0
+	time.Sleep(time.Duration(o.r.IntN(500)) * time.Millisecond)
+	w := h.openWindow("MinIO down")
+	if crash {
+		h.srv.Kill()
+	} else {
+		h.srv.Stop()
+	}
+	h.logf(o, "MinIO stopped (kill %v), down for %s", crash, down)
+	time.Sleep(down)
+	if err := h.srv.Restart(); err != nil {
+		h.violate(o, "harness: restart MinIO: %v", err)
+	}
+	h.closeWindow(w)
+	h.mu.Lock()
+	h.sum.MinioRestarts++
+	h.mu.Unlock()
+	h.logf(o, "MinIO up again")
+}
+
+func (h *harness) opDiskFull(o *op) {
+	hold := time.Duration(500+o.r.IntN(4000)) * time.Millisecond
+	ballast := filepath.Join(h.tmpfs, "ballast")
+	w := h.openWindow("disk full")
+	f, err := os.Create(ballast)
+	if err == nil {
+		buf := make([]byte, 1<<20)
+		for _, n := range []int{1 << 20, 4 << 10} {
+			for {
+				if _, err := f.Write(buf[:n]); err != nil {
+					break
+				}
+			}
+		}
+		f.Close()
+	}
+	h.mu.Lock()
+	h.sum.DiskFull++
+	h.mu.Unlock()
+	h.logf(o, "repository file system full for %s", hold)
+	time.Sleep(hold)
+	os.Remove(ballast)
+	h.closeWindow(w)
+	h.logf(o, "space freed")
+}
+
+// opDamage runs alone: it damages one object, expects check --read-data
+// to find it, restores a snapshot (it may fail, never restore wrong
+// content), then puts the object back and expects a clean check.
+func (h *harness) opDamage(ctx context.Context, o *op) {
+	how := []string{"flip", "truncate", "delete"}[o.r.IntN(3)]
+	prefix := "data/"
+	if how == "truncate" {
+		prefix = "index/"
+	}
+	keys, err := h.raw.List(ctx, prefix)
+	if err != nil {
+		h.violate(o, "harness: %v", err)
+		return
+	}
+	key, ok := pick(o.r, keys)
+	if !ok {
+		h.logf(o, "no object under %s", prefix)
+		return
+	}
+	pos, bit := o.r.Float64(), o.r.IntN(8)
+	orig, err := h.raw.Get(ctx, key)
+	if err != nil || len(orig) == 0 {
+		h.violate(o, "harness: read %s: %v (%d bytes)", key, err, len(orig))
+		return
+	}
+	at := int(pos * float64(len(orig)))
+	switch how {
+	case "flip":
+		b := bytes.Clone(orig)
+		b[at] ^= 1 << bit
+		err = h.raw.Put(ctx, key, b)
+	case "truncate":
+		err = h.raw.Put(ctx, key, orig[:at])
+	case "delete":
+		err = h.raw.Delete(ctx, key)
+	}
+	if err != nil {
+		h.violate(o, "harness: damage %s: %v", key, err)
+		return
+	}
+	w := h.openWindow("damage " + how + " " + key)
+	h.mu.Lock()
+	h.sum.Damages++
+	h.mu.Unlock()
+	h.logf(o, "damaged %s: %s at %d of %d", key, how, at, len(orig))
+	res := h.lifeboat(o, h.owner, h.primary, "check", "--read-data")
+	if res.code == 0 {
+		h.violate(o, "check --read-data exit 0 with %s damaged (%s at byte %d of %d): %s", key, how, at, len(orig), firstLine(res.stdout))
+	}
+	if id, ok := pick(o.r, h.aliveIDs(true)); ok {
+		if !h.verify(o, h.primary, id, h.rec(id), nil, fromPrimary) {
+			h.mu.Lock()
+			h.sum.ExpectedLoss++
+			h.mu.Unlock()
+		}
+	}
+	if err := h.raw.Put(ctx, key, orig); err != nil {
+		h.violate(o, "harness: undo damage of %s: %v", key, err)
+	}
+	h.closeWindow(w)
+	h.logf(o, "put %s back", key)
+	res = h.lifeboat(o, h.owner, h.primary, "check", "--read-data")
+	if res.code != 0 {
+		h.violate(o, "check --read-data after %s was put back: exit %d: %s", key, res.code, checkErrors(res))
+	}
+}
+
+// final recovers and verifies: no manual unlock; a prune and
+// check --read-data must succeed, and every live snapshot must restore.
+func (h *harness) final(ctx context.Context) {
+	o := &op{id: 0, kind: "final", r: rand.New(rand.NewPCG(h.cfg.Seed, 1))}
+	o.start = time.Now()
+	if h.srv != nil && !h.srv.Running() {
+		if err := h.srv.Restart(); err != nil {
+			h.violate(o, "harness: restart MinIO: %v", err)
+			return
+		}
+	}
+	h.reconcile(o)
+	retry := []string{"--retry-lock", "2m"}
+	if res := h.lifeboat(o, h.owner, h.primary, append([]string{"prune"}, retry...)...); res.code != 0 {
+		h.violate(o, "prune after recovery: exit %d: %s", res.code, firstLine(res.stderr))
+	}
+	if res := h.lifeboat(o, h.owner, h.primary, append([]string{"check", "--read-data"}, retry...)...); res.code != 0 {
+		h.violate(o, "check --read-data after recovery: exit %d: %s", res.code, checkErrors(res))
+	}
+	h.reconcile(o)
+	for _, id := range h.aliveIDs(false) {
+		if ctx.Err() != nil {
+			return
+		}
+		h.verify(o, h.primary, id, h.rec(id), retry, finalCheck)
+	}
+}
