@@ -81,49 +81,57 @@ func (ex *excluder) match(rel string, dirOnly bool) (string, bool) {
 	comps := strings.Split(rel, "/")
 	for i := range ex.pats {
 		p := &ex.pats[i]
-		if p.dirOnly != dirOnly {
-			continue
-		}
-		if p.anchored {
-			if matchSegs(p.segs, comps) {
-				return p.raw, true
-			}
-			continue
-		}
-		for start := len(comps) - 1; start >= 0; start-- {
-			if matchSegs(p.segs, comps[start:]) {
-				return p.raw, true
-			}
+		if p.dirOnly == dirOnly && matchSegs(p.segs, comps, p.anchored) {
+			return p.raw, true
 		}
 	}
 	return "", false
 }
 
-// matchSegs matches pattern segments against all of comps.
-func matchSegs(segs, comps []string) bool {
-	for len(segs) > 0 {
-		if segs[0] == "**" {
-			rest := segs[1:]
-			for len(rest) > 0 && rest[0] == "**" {
-				rest = rest[1:]
+// matchSegs matches pattern segments against all of comps (anchored) or
+// against any trailing run of them. It simulates the pattern as an NFA
+// whose state j means "segs[:j] matched the components read so far", so
+// it takes O(len(segs)*len(comps)) segment matches whatever the number of
+// "**": no backtracking.
+func matchSegs(segs, comps []string, anchored bool) bool {
+	n := len(segs)
+	cur := make([]bool, n+1)
+	next := make([]bool, n+1)
+	// closure adds, for every reachable "**", the state after it (the
+	// "**" matching zero components).
+	closure := func(st []bool) {
+		for j := 0; j < n; j++ {
+			if st[j] && segs[j] == "**" {
+				st[j+1] = true
 			}
-			if len(rest) == 0 {
-				return true
-			}
-			for i := 0; i <= len(comps); i++ {
-				if matchSegs(rest, comps[i:]) {
-					return true
-				}
-			}
-			return false
 		}
-		if len(comps) == 0 {
-			return false
-		}
-		if ok, _ := path.Match(segs[0], comps[0]); !ok {
-			return false
-		}
-		segs, comps = segs[1:], comps[1:]
 	}
-	return len(comps) == 0
+	cur[0] = true
+	closure(cur)
+	for i, c := range comps {
+		if !anchored && i > 0 {
+			cur[0] = true // a match may start at any component
+			closure(cur)
+		}
+		clear(next)
+		alive := false
+		for j := 0; j < n; j++ {
+			if !cur[j] {
+				continue
+			}
+			if segs[j] == "**" {
+				next[j] = true
+				alive = true
+			} else if ok, _ := path.Match(segs[j], c); ok {
+				next[j+1] = true
+				alive = true
+			}
+		}
+		if !alive && anchored {
+			return false
+		}
+		closure(next)
+		cur, next = next, cur
+	}
+	return cur[n]
 }
