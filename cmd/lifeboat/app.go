@@ -135,7 +135,7 @@ func (a *app) run(ctx context.Context, args []string) int {
 	if a.json {
 		_ = json.NewEncoder(a.stderr).Encode(map[string]any{"error": err.Error(), "exit_code": code})
 	} else {
-		fmt.Fprintln(a.stderr, "lifeboat: "+msg)
+		fmt.Fprintln(a.stderr, "lifeboat: "+termLines(msg))
 	}
 	return code
 }

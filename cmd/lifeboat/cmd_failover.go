@@ -202,16 +202,16 @@ func lagOf(ctx context.Context, pe, se engine.Engine) (*replicate.LagInfo, error
 }
 
 func (a *app) printStatus(st *policyStatus) {
-	fmt.Fprintf(a.stdout, "policy %s\n", st.Policy)
+	fmt.Fprintf(a.stdout, "policy %s\n", termSafe(st.Policy))
 	for _, r := range st.Repositories {
 		state := "reachable"
 		if !r.Reachable {
-			state = "UNREACHABLE: " + r.Error
+			state = "UNREACHABLE: " + termSafe(r.Error)
 		}
 		fmt.Fprintf(a.stdout, "  %-10s %s  %s\n", r.Name, r.URL, state)
 		for _, t := range slices.Sorted(maps.Keys(r.Newest)) {
 			ts := r.Newest[t]
-			fmt.Fprintf(a.stdout, "    %-12s newest snapshot %s (%s old)\n", t, ts.Local().Format(time.RFC3339), time.Since(ts).Round(time.Second))
+			fmt.Fprintf(a.stdout, "    %-12s newest snapshot %s (%s old)\n", termSafe(t), ts.Local().Format(time.RFC3339), time.Since(ts).Round(time.Second))
 		}
 		if r.Lag != nil {
 			fmt.Fprintf(a.stdout, "    lag %s, %d snapshots and %s pending", r.Lag.Lag.Round(time.Second), r.Lag.SnapshotsMissing, formatBytes(r.Lag.BytesPending))
@@ -222,6 +222,6 @@ func (a *app) printStatus(st *policyStatus) {
 		}
 	}
 	for _, pr := range st.Problems {
-		fmt.Fprintln(a.stdout, "  PROBLEM: "+pr)
+		fmt.Fprintln(a.stdout, "  PROBLEM: "+termSafe(pr))
 	}
 }

@@ -161,7 +161,7 @@ func (a *app) applyRetention(ctx context.Context, e engine.Engine, rules retenti
 		}
 	}
 	if !a.json && !a.quiet {
-		if err := retention.Table(a.stdout, ds, rules.Location); err != nil {
+		if err := retention.Table(a.stdout, termSafeDecisions(ds), rules.Location); err != nil {
 			return nil, err
 		}
 		verb := "removing"
@@ -171,4 +171,16 @@ func (a *app) applyRetention(ctx context.Context, e engine.Engine, rules retenti
 		fmt.Fprintf(a.stdout, "%s %d of %d snapshots\n", verb, len(drop), len(ds))
 	}
 	return drop, nil
+}
+
+// termSafeDecisions copies ds with the names a backup host wrote (host,
+// target, tags, and the group and reasons made of them) made termSafe.
+func termSafeDecisions(ds []retention.Decision) []retention.Decision {
+	out := make([]retention.Decision, len(ds))
+	for i, d := range ds {
+		d.Snapshot.Host, d.Snapshot.Target = termSafe(d.Snapshot.Host), termSafe(d.Snapshot.Target)
+		d.Snapshot.Tags, d.Reasons, d.Group = termSafeAll(d.Snapshot.Tags), termSafeAll(d.Reasons), termSafe(d.Group)
+		out[i] = d
+	}
+	return out
 }

@@ -50,10 +50,10 @@ func (a *app) checkCmd() *cobra.Command {
 					}
 				} else {
 					for _, w := range res.Warnings {
-						fmt.Fprintln(a.stderr, "warning: "+w)
+						fmt.Fprintln(a.stderr, "warning: "+termSafe(w))
 					}
 					for _, e := range res.Errors {
-						fmt.Fprintln(a.stderr, "error: "+e)
+						fmt.Fprintln(a.stderr, "error: "+termSafe(e))
 					}
 					fmt.Fprintf(a.stdout, "%d snapshots, %d packs, %d blobs checked", res.Snapshots, res.Packs, res.Blobs)
 					if pct > 0 {

@@ -209,9 +209,9 @@ func (a *app) restoreDatabase(s restore.Snapshot, dest string, m *mysqlRestoreFl
 		return a.emit(out)
 	}
 	for _, w := range res.warnings {
-		fmt.Fprintf(a.stderr, "warning: %s\n", w)
+		fmt.Fprintf(a.stderr, "warning: %s\n", termSafe(w))
 	}
-	fmt.Fprintf(a.stdout, "restored snapshot %s (%s, consistent at %s%s) to %s\n", sn.ID.Short(), sn.Target,
+	fmt.Fprintf(a.stdout, "restored snapshot %s (%s, consistent at %s%s) to %s\n", sn.ID.Short(), termSafe(sn.Target),
 		sn.RecoveryPoint.Time.Local().Format(time.RFC3339), res.point, dest)
 	fmt.Fprintf(a.stdout, "  %s in %.1fs\n", res.details, el)
 	return nil

@@ -94,7 +94,7 @@ func (a *app) restoreTo(ctx context.Context, r *repo.Repository, sn *repo.Snapsh
 			"target": sn.Target, "to": o.to, "files": st.Files, "dirs": st.Dirs, "others": st.Other,
 			"bytes": st.Bytes, "duration_seconds": el, "recovery_point": sn.RecoveryPoint.Time})
 	}
-	fmt.Fprintf(a.stdout, "restored snapshot %s (%s, taken %s, %s old) to %s\n", sn.ID.Short(), sn.Target,
+	fmt.Fprintf(a.stdout, "restored snapshot %s (%s, taken %s, %s old) to %s\n", sn.ID.Short(), termSafe(sn.Target),
 		sn.Time.Local().Format(time.RFC3339), time.Since(sn.RecoveryPoint.Time).Round(time.Second), o.to)
 	fmt.Fprintf(a.stdout, "  %d files, %d dirs, %d others, %s in %.1fs\n", st.Files, st.Dirs, st.Other, formatBytes(st.Bytes), el)
 	return nil
@@ -133,7 +133,7 @@ func (a *app) restoreRestic(ctx context.Context, e *restic.Engine, sn *repo.Snap
 			return a.emit(map[string]any{"message_type": "summary", "snapshot_id": sn.ID.String(), "engine": "restic",
 				"target": sn.Target, "to": o.to, "files": st.Files, "bytes": st.Bytes, "duration_seconds": el})
 		}
-		fmt.Fprintf(a.stdout, "restored snapshot %s (%s, restic, taken %s) to %s\n", sn.ID.Short(), sn.Target,
+		fmt.Fprintf(a.stdout, "restored snapshot %s (%s, restic, taken %s) to %s\n", sn.ID.Short(), termSafe(sn.Target),
 			sn.Time.Local().Format(time.RFC3339), o.to)
 		fmt.Fprintf(a.stdout, "  %d files, %s in %.1fs\n", st.Files, formatBytes(st.Bytes), el)
 		return nil

@@ -109,20 +109,20 @@ func (a *app) runSummary(res *engine.RunResult) error {
 	if a.json {
 		return a.emit(map[string]any{"message_type": "summary", "run": res})
 	}
-	fmt.Fprintf(a.stdout, "policy %s on %s, %s\n", res.Policy, res.Host, res.End.Sub(res.Start).Round(10*time.Millisecond))
+	fmt.Fprintf(a.stdout, "policy %s on %s, %s\n", termSafe(res.Policy), termSafe(res.Host), res.End.Sub(res.Start).Round(10*time.Millisecond))
 	for _, t := range res.Targets {
 		if t.Error != "" {
-			fmt.Fprintf(a.stdout, "  target %-12s FAILED: %s\n", t.Name, t.Error)
+			fmt.Fprintf(a.stdout, "  target %-12s FAILED: %s\n", termSafe(t.Name), termSafe(t.Error))
 			continue
 		}
 		id := t.Snapshot
 		if len(id) > 8 {
 			id = id[:8]
 		}
-		fmt.Fprintf(a.stdout, "  target %-12s snapshot %s, %s in, %s added, %.1fs\n", t.Name, id,
+		fmt.Fprintf(a.stdout, "  target %-12s snapshot %s, %s in, %s added, %.1fs\n", termSafe(t.Name), id,
 			formatBytes(t.BytesIn), formatBytes(t.BytesAdded), t.Seconds)
 		for _, w := range t.Warnings {
-			fmt.Fprintf(a.stdout, "    unreadable: %s\n", w)
+			fmt.Fprintf(a.stdout, "    unreadable: %s\n", termSafe(w))
 		}
 	}
 	fmt.Fprintf(a.stdout, "  retention: %d snapshots forgotten\n", len(res.Forgotten))

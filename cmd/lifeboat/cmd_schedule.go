@@ -359,7 +359,7 @@ func printRun(a *app, r engine.RunResult) {
 	} else {
 		d = d.Round(10 * time.Millisecond)
 	}
-	fmt.Fprintf(a.stdout, "%s  %-8s %-7s %s", r.Start.UTC().Format("2006-01-02 15:04:05Z"), d, status, r.Host)
+	fmt.Fprintf(a.stdout, "%s  %-8s %-7s %s", r.Start.UTC().Format("2006-01-02 15:04:05Z"), d, status, termSafe(r.Host))
 	if len(r.Forgotten) > 0 {
 		fmt.Fprintf(a.stdout, ", %d forgotten", len(r.Forgotten))
 	}
@@ -369,14 +369,14 @@ func printRun(a *app, r engine.RunResult) {
 	fmt.Fprintln(a.stdout)
 	for _, t := range r.Targets {
 		if t.Error != "" {
-			fmt.Fprintf(a.stdout, "    %-14s FAILED: %s\n", t.Name, t.Error)
+			fmt.Fprintf(a.stdout, "    %-14s FAILED: %s\n", termSafe(t.Name), termSafe(t.Error))
 			continue
 		}
 		id := t.Snapshot
 		if len(id) > 8 {
 			id = id[:8]
 		}
-		fmt.Fprintf(a.stdout, "    %-14s %s  %s in, %s added, %.1fs", t.Name, id, formatBytes(t.BytesIn), formatBytes(t.BytesAdded), t.Seconds)
+		fmt.Fprintf(a.stdout, "    %-14s %s  %s in, %s added, %.1fs", termSafe(t.Name), termSafe(id), formatBytes(t.BytesIn), formatBytes(t.BytesAdded), t.Seconds)
 		if len(t.Warnings) > 0 {
 			fmt.Fprintf(a.stdout, ", %d unreadable", len(t.Warnings))
 		}
@@ -385,14 +385,14 @@ func printRun(a *app, r engine.RunResult) {
 	for _, s := range r.Replicas {
 		st := "ok"
 		if s.Error != "" {
-			st = "FAILED: " + s.Error
+			st = "FAILED: " + termSafe(s.Error)
 		}
-		fmt.Fprintf(a.stdout, "    -> %-11s %s, %d objects, lag before %s\n", s.Name, st, s.Copied,
+		fmt.Fprintf(a.stdout, "    -> %-11s %s, %d objects, lag before %s\n", termSafe(s.Name), st, s.Copied,
 			time.Duration(s.Lag*float64(time.Second)).Round(time.Second))
 	}
 	for _, e := range r.Errors {
 		if !strings.HasPrefix(e, "target ") && !strings.HasPrefix(e, "replicate to ") {
-			fmt.Fprintf(a.stdout, "    error: %s\n", e)
+			fmt.Fprintf(a.stdout, "    error: %s\n", termSafe(e))
 		}
 	}
 }

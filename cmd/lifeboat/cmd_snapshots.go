@@ -77,7 +77,8 @@ itself show as files snapshots named after their first path.`,
 				fmt.Fprintln(tw, "ID\tTime\tTarget\tHost\tTags\tSize\tPaths")
 				for _, s := range out {
 					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.ShortID, s.Time.Local().Format("2006-01-02 15:04:05"),
-						s.Target, s.Host, strings.Join(s.Tags, ","), formatBytes(s.Stats.BytesIn), strings.Join(s.Paths, " "))
+						termSafe(s.Target), termSafe(s.Host), strings.Join(termSafeAll(s.Tags), ","), formatBytes(s.Stats.BytesIn),
+						strings.Join(termSafeAll(s.Paths), " "))
 				}
 				if err := tw.Flush(); err != nil {
 					return err
@@ -197,7 +198,7 @@ func lsLine(n *repo.Node) string {
 	if group == "" {
 		group = fmt.Sprint(n.GID)
 	}
-	line := fmt.Sprintf("%s %8s %8s %12d %s %q", mode, owner, group, n.Size, n.ModTime.Local().Format("2006-01-02 15:04:05"), n.Path)
+	line := fmt.Sprintf("%s %8s %8s %12d %s %q", mode, termSafe(owner), termSafe(group), n.Size, n.ModTime.Local().Format("2006-01-02 15:04:05"), n.Path)
 	switch {
 	case n.LinkTarget != "":
 		line += " -> " + fmt.Sprintf("%q", n.LinkTarget)
