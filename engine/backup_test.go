@@ -25,6 +25,7 @@ import (
 	"github.com/lifeboat-backup/lifeboat/engine/repo/storage/miniotest"
 	"github.com/lifeboat-backup/lifeboat/restore"
 	"github.com/lifeboat-backup/lifeboat/targets"
+	"github.com/lifeboat-backup/lifeboat/targets/files"
 	"github.com/lifeboat-backup/lifeboat/testdata/gentree"
 	"github.com/lifeboat-backup/lifeboat/testdata/treecmp"
 )
@@ -72,7 +73,7 @@ func backup(t *testing.T, r *repo.Repository, root string) *engine.BackupResult 
 func restoreAndCompare(t *testing.T, r *repo.Repository, sn *repo.Snapshot, src string) {
 	t.Helper()
 	dest := t.TempDir()
-	_, err := restore.Files(context.Background(), r, sn, dest, restore.Options{})
+	_, err := restore.Files(context.Background(), r, sn, dest, restore.Options{Files: files.RestoreOptions{KeepSetuid: true, Devices: true, Xattrs: files.XattrsAll}})
 	require.NoError(t, err)
 	diffs, err := treecmp.Compare(src, filepath.Join(dest, filepath.Base(src)), treecmp.Options{Sparse: true, CompareRoot: true, MaxDifferences: 20})
 	require.NoError(t, err)

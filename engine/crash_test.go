@@ -140,7 +140,7 @@ func (c *crashCLI) checkReadData() {
 func (c *crashCLI) restoreCompare(ref, src string) {
 	c.t.Helper()
 	dest := filepath.Join(c.t.TempDir(), "restore")
-	c.run(c.ownerKey, "restore", ref, "--to", dest)
+	c.run(c.ownerKey, "restore", ref, "--to", dest, "--keep-setuid", "--devices")
 	diffs, err := treecmp.Compare(src, filepath.Join(dest, filepath.Base(src)), treecmp.Options{Sparse: true, MaxDifferences: 20})
 	require.NoError(c.t, err)
 	require.Empty(c.t, diffs, "restored tree differs")

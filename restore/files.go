@@ -5,9 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
+	"io/fs"
 	"runtime"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	"github.com/lifeboat-backup/lifeboat/engine/repo"
@@ -25,6 +26,9 @@ type Options struct {
 	Workers  int
 	Files    files.RestoreOptions
 	Progress *Progress
+	// OnFailure, if set, is called for each entry that could not be
+	// restored, as it happens (one call at a time); the restore goes on.
+	OnFailure func(Failure)
 }
 
 // Progress counts a running restore.
@@ -33,12 +37,32 @@ type Progress struct {
 	Bytes atomic.Int64
 }
 
-// Stats summarize a restore.
+// Stats summarize a restore: what was restored, what failed, and the
+// device nodes left out (files.ErrDeviceSkipped).
 type Stats struct {
-	Files int64 `json:"files"`
-	Dirs  int64 `json:"dirs"`
-	Other int64 `json:"others"`
-	Bytes int64 `json:"bytes"`
+	Files          int64 `json:"files"`
+	Dirs           int64 `json:"dirs"`
+	Other          int64 `json:"others"`
+	Bytes          int64 `json:"bytes"`
+	Failed         int64 `json:"failed"`
+	DevicesSkipped int64 `json:"devices_skipped"`
+}
+
+// Failure is an entry that could not be restored, and why.
+type Failure struct {
+	Path string
+	Err  error
+}
+
+// IncompleteError is returned by Files (with the Stats) when the restore
+// went through the whole snapshot but some entries could not be restored:
+// everything else is in place.
+type IncompleteError struct {
+	Failures []Failure
+}
+
+func (e *IncompleteError) Error() string {
+	return fmt.Sprintf("restore finished, but %d entries could not be restored", len(e.Failures))
 }
 
 // selected reports whether path is to be restored (at or below an
@@ -62,8 +86,18 @@ func selected(path string, include []string) (restore, parent bool) {
 
 // Files restores the file entries of sn under dest. File contents are
 // written by Workers goroutines in parallel, each blob read with one ranged
-// read of its pack and verified against its ID.
+// read of its pack and verified against its ID. Each file is written under
+// a temporary name and renamed into place when complete (files.Restorer).
+//
+// An entry that cannot be restored (a damaged or missing pack, an unsafe
+// path, a conflict in dest) is reported through OnFailure and left out,
+// and the restore goes on; at the end Files returns the Stats and an
+// *IncompleteError listing the failures. Other errors (the snapshot's
+// metadata cannot be read, the context ends) stop the restore.
 func Files(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, dest string, opts Options) (*Stats, error) {
+	if !r.CanReadData() {
+		return nil, fmt.Errorf("restore snapshot %s: %w", sn.ID.Short(), repo.ErrNoDataKey)
+	}
 	if opts.Workers <= 0 {
 		opts.Workers = runtime.GOMAXPROCS(0)
 	}
@@ -80,6 +114,18 @@ func Files(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, dest stri
 		return nil, err
 	}
 	st := &Stats{}
+	var restored, bytes atomic.Int64
+	var fmu sync.Mutex
+	var failures []Failure
+	fail := func(path string, err error) {
+		fmu.Lock()
+		defer fmu.Unlock()
+		f := Failure{Path: path, Err: err}
+		failures = append(failures, f)
+		if opts.OnFailure != nil {
+			opts.OnFailure(f)
+		}
+	}
 	matched := false
 	g, gctx := errgroup.WithContext(ctx)
 	// The reader creates files ahead of the workers (it also handles
@@ -90,9 +136,17 @@ func Files(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, dest stri
 			var buf []byte
 			for j := range jobs {
 				var err error
-				if buf, err = restoreFile(gctx, r, rs, j, buf, opts.Progress); err != nil {
-					return err
+				buf, err = restoreFile(gctx, r, j, buf, opts.Progress)
+				if err != nil {
+					j.f.Abort()
+					if gctx.Err() != nil {
+						return gctx.Err()
+					}
+					fail(j.n.Path, err)
+					continue
 				}
+				restored.Add(1)
+				bytes.Add(j.n.Size)
 			}
 			return nil
 		})
@@ -100,17 +154,24 @@ func Files(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, dest stri
 	// Content of multiply linked files by path, for a hard link whose first
 	// path is not restored (outside --include): it becomes a plain copy.
 	linked := map[string]*repo.Node{}
+	// Multiply linked files sent to the workers: their hard links are made
+	// once all files are committed.
+	sent := map[string]bool{}
+	var links []*repo.Node
 	sendFile := func(n *repo.Node) error {
-		// Created here, in snapshot order, so later hard links find it.
 		f, err := rs.File(n.Entry)
 		if err != nil {
-			return err
+			fail(n.Path, err)
+			return nil
+		}
+		if n.Links > 1 {
+			sent[n.Path] = true
 		}
 		select {
 		case jobs <- fileJob{n, f}:
 			return nil
 		case <-gctx.Done():
-			f.Close()
+			f.Abort()
 			return gctx.Err()
 		}
 	}
@@ -135,23 +196,26 @@ func Files(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, dest stri
 			matched = matched || sel
 			switch n.Type {
 			case targets.TypeDir:
+				err := rs.Dir(n.Entry)
+				if err == nil {
+					err = rs.Finish(n.Entry)
+				}
+				if err != nil {
+					fail(n.Path, err)
+					continue
+				}
 				st.Dirs++
-				if err := rs.Dir(n.Entry); err != nil {
-					return err
-				}
-				if err := rs.Finish(n.Entry); err != nil {
-					return err
-				}
 			case targets.TypeFile:
-				st.Files++
-				st.Bytes += n.Size
 				if err := sendFile(n); err != nil {
 					return err
 				}
-			default:
-				st.Other++
-				err := rs.Other(n.Entry)
-				if t := linked[n.HardlinkTo]; errors.Is(err, files.ErrHardlinkTarget) && t != nil {
+			case targets.TypeHardlink:
+				if sent[n.HardlinkTo] {
+					links = append(links, n)
+					continue
+				}
+				if t := linked[n.HardlinkTo]; t != nil {
+					// The first path is not restored: a plain copy.
 					cp := *t
 					cp.Path = n.Path
 					if err := sendFile(&cp); err != nil {
@@ -159,19 +223,45 @@ func Files(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, dest stri
 					}
 					continue
 				}
+				fail(n.Path, fmt.Errorf("link to %q: %w", n.HardlinkTo, files.ErrHardlinkTarget))
+			default:
+				err := rs.Other(n.Entry)
+				if errors.Is(err, files.ErrDeviceSkipped) {
+					st.DevicesSkipped++
+					continue
+				}
+				if err == nil {
+					err = rs.Finish(n.Entry)
+				}
 				if err != nil {
-					return err
+					fail(n.Path, err)
+					continue
 				}
-				if err := rs.Finish(n.Entry); err != nil {
-					return err
-				}
+				st.Other++
 				opts.Progress.Files.Add(1)
 			}
 		}
 	})
 	err = g.Wait()
-	if cerr := rs.Close(); err == nil {
-		err = cerr
+	if err == nil {
+		for _, n := range links {
+			if err := rs.Other(n.Entry); err != nil {
+				fail(n.Path, err)
+				continue
+			}
+			st.Other++
+			opts.Progress.Files.Add(1)
+		}
+	}
+	if cerr := rs.Close(); err == nil && cerr != nil {
+		for _, e := range unjoin(cerr) {
+			var pe *fs.PathError
+			if errors.As(e, &pe) {
+				fail(pe.Path, pe.Err)
+			} else {
+				fail("", e)
+			}
+		}
 	}
 	if err != nil {
 		return nil, err
@@ -179,41 +269,48 @@ func Files(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, dest stri
 	if !matched && len(opts.Include) > 0 {
 		return nil, fmt.Errorf("--include %s: %w in snapshot %s", strings.Join(opts.Include, ", "), repo.ErrNotFound, sn.ID.Short())
 	}
+	st.Files, st.Bytes, st.Failed = restored.Load(), bytes.Load(), int64(len(failures))
+	if len(failures) > 0 {
+		return st, &IncompleteError{Failures: failures}
+	}
 	return st, nil
+}
+
+// unjoin splits an errors.Join result into its errors.
+func unjoin(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
 }
 
 type fileJob struct {
 	n *repo.Node
-	f *os.File
+	f *files.File
 }
 
-func restoreFile(ctx context.Context, r *repo.Repository, rs *files.Restorer, j fileJob, buf []byte, p *Progress) ([]byte, error) {
+// restoreFile writes j's content and commits the file; on an error the
+// caller aborts it.
+func restoreFile(ctx context.Context, r *repo.Repository, j fileJob, buf []byte, p *Progress) ([]byte, error) {
 	n, f := j.n, j.f
 	var off int64
 	for _, id := range n.Content {
 		data, err := r.LoadBlob(ctx, id, buf)
 		if err != nil {
-			f.Close()
-			return buf, fmt.Errorf("restore %s: %w", n.Path, err)
+			return buf, err
 		}
-		if err := files.WriteAtSparse(f, data, off); err != nil {
-			f.Close()
-			return buf, fmt.Errorf("restore %s: %w", n.Path, err)
+		if err := files.WriteAtSparse(f.File, data, off); err != nil {
+			return buf, err
 		}
 		off += int64(len(data))
 		p.Bytes.Add(int64(len(data)))
 		buf = data[:0]
 	}
 	if off != n.Size {
-		f.Close()
-		return buf, fmt.Errorf("restore %s: content is %d bytes, metadata says %d", n.Path, off, n.Size)
+		return buf, fmt.Errorf("content is %d bytes, metadata says %d", off, n.Size)
 	}
-	if err := rs.FinishFile(f, n.Entry); err != nil {
-		f.Close()
+	if err := f.Commit(); err != nil {
 		return buf, err
-	}
-	if err := f.Close(); err != nil {
-		return buf, fmt.Errorf("restore %s: %w", n.Path, err)
 	}
 	p.Files.Add(1)
 	return buf, nil

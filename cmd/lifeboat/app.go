@@ -29,6 +29,7 @@ const (
 	exitUsage       = 2
 	exitObjective   = 3
 	exitPartial     = 4
+	exitIncomplete  = 5
 	exitNoRepo      = 10
 	exitLocked      = 11
 	exitWrongKey    = 12
@@ -82,7 +83,8 @@ Repository and key also come from the environment: LIFEBOAT_REPO, LIFEBOAT_KEY_F
 LIFEBOAT_PASSPHRASE_FILE.
 
 Exit codes: 0 ok, 1 failure, 2 bad usage, 4 snapshot saved but some source data
-unreadable, 10 no repository, 11 repository locked, 12 wrong key, 130 interrupted.`,
+unreadable, 5 restore finished but some entries could not be restored (listed),
+10 no repository, 11 repository locked, 12 wrong key, 130 interrupted.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
@@ -144,6 +146,7 @@ func (a *app) run(ctx context.Context, args []string) int {
 func exitCode(ctx context.Context, err error) int {
 	var ue usageError
 	var pe partialError
+	var ie *restore.IncompleteError
 	var ve policies.ValidationErrors
 	switch {
 	case ctx.Err() != nil:
@@ -152,6 +155,8 @@ func exitCode(ctx context.Context, err error) int {
 		return exitUsage
 	case errors.As(err, &pe):
 		return exitPartial
+	case errors.As(err, &ie):
+		return exitIncomplete
 	case errors.Is(err, restore.ErrObjectiveViolated):
 		return exitObjective
 	case errors.Is(err, repo.ErrNoRepository), errors.Is(err, restic.ErrNoRepository):

@@ -77,6 +77,7 @@ The summary says which recovery point was restored and how old it is.`,
 	f.StringVar(&o.target, "target", "", "the target to restore (default: the only one)")
 	f.StringVar(&o.to, "to", "", "destination: a directory, or mysql://user:pass@host:port/")
 	f.StringArrayVar(&o.includes, "include", nil, "files: restore only this path and below, repeatable")
+	addFilesRestoreFlags(f, &o)
 	my = addMySQLRestoreFlags(f)
 	return cmd
 }

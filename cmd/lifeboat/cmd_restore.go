@@ -2,24 +2,30 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/lifeboat-backup/lifeboat/engine"
 	"github.com/lifeboat-backup/lifeboat/engine/repo"
 	"github.com/lifeboat-backup/lifeboat/engine/restic"
 	"github.com/lifeboat-backup/lifeboat/restore"
+	"github.com/lifeboat-backup/lifeboat/targets/files"
 )
 
 type restoreOptions struct {
-	to       string
-	includes []string
-	target   string
-	host     string
-	kinds    targetRestoreFlags    // volume, bucket, exec snapshots (cmd_targets.go)
-	pg       *postgresRestoreFlags // postgres:// destinations (cmd_postgres.go)
+	to         string
+	includes   []string
+	target     string
+	host       string
+	keepSetuid bool
+	xattrs     string
+	devices    bool
+	kinds      targetRestoreFlags    // volume, bucket, exec snapshots (cmd_targets.go)
+	pg         *postgresRestoreFlags // postgres:// destinations (cmd_postgres.go)
 }
 
 func (a *app) restoreCmd() *cobra.Command {
@@ -30,7 +36,16 @@ func (a *app) restoreCmd() *cobra.Command {
 		Short: "Restore a snapshot, or paths in it, to a directory",
 		Long: `Restore a snapshot to DIR: entries keep their stored paths (media/x restores to DIR/media/x).
 --include restores only the given paths (as listed by ls) and what is below them, reading only
-the byte ranges those files need. Every blob is verified against its ID. Needs the owner key.`,
+the byte ranges those files need. Every blob is verified against its ID. Needs the owner key.
+
+A snapshot's metadata is what its backup host wrote: unless asked, setuid/setgid bits of files
+are cleared (--keep-setuid), only user.* xattrs are restored (--xattrs all|user|none) and device
+nodes are not created (--devices). Nothing is written outside DIR and no symlink under DIR is
+followed. Each file is written under a temporary name and renamed into place when complete; an
+entry that cannot be restored (a damaged pack) is listed and the restore goes on.
+
+Exit codes: 0 ok, 1 failure, 5 restore finished but some entries could not be restored (listed),
+12 wrong key.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if o.to == "" && o.kinds.toCommand == "" {
@@ -49,6 +64,7 @@ the byte ranges those files need. Every blob is verified against its ID. Needs t
 	f := cmd.Flags()
 	f.StringVar(&o.to, "to", "", "destination directory (created if missing)")
 	f.StringArrayVar(&o.includes, "include", nil, "restore only this path and below, repeatable")
+	addFilesRestoreFlags(f, &o)
 	f.StringVar(&o.target, "target", "", "with latest: the latest snapshot of this target")
 	f.StringVar(&o.host, "host", "", "with latest: the latest snapshot of this host")
 	my = addMySQLRestoreFlags(f)
@@ -80,24 +96,70 @@ func (a *app) restoreTo(ctx context.Context, r *repo.Repository, sn *repo.Snapsh
 	if handled, err := a.restoreStream(ctx, restore.FromRepository(r, sn), o, my); handled {
 		return err
 	}
+	fo, err := o.filesOptions()
+	if err != nil {
+		return err
+	}
 	start := time.Now()
 	p := &restore.Progress{}
 	stop := a.restoreProgress(p, start, "entries", "restored")
-	st, err := restore.Files(ctx, r, sn, o.to, restore.Options{Include: o.includes, Progress: p})
+	st, err := restore.Files(ctx, r, sn, o.to, restore.Options{Include: o.includes, Progress: p, Files: fo,
+		OnFailure: func(f restore.Failure) {
+			if a.json {
+				_ = a.emit(map[string]any{"message_type": "error", "path": f.Path, "error": f.Err.Error()})
+				return
+			}
+			fmt.Fprintf(a.stderr, "error: could not restore %s: %v\n", f.Path, f.Err)
+		}})
 	stop()
-	if err != nil {
+	var incomplete *restore.IncompleteError
+	if err != nil && !errors.As(err, &incomplete) {
 		return err
 	}
 	el := time.Since(start).Seconds()
 	if a.json {
-		return a.emit(map[string]any{"message_type": "summary", "snapshot_id": sn.ID.String(),
+		if err := a.emit(map[string]any{"message_type": "summary", "snapshot_id": sn.ID.String(),
 			"target": sn.Target, "to": o.to, "files": st.Files, "dirs": st.Dirs, "others": st.Other,
-			"bytes": st.Bytes, "duration_seconds": el, "recovery_point": sn.RecoveryPoint.Time})
+			"bytes": st.Bytes, "failed": st.Failed, "devices_skipped": st.DevicesSkipped,
+			"duration_seconds": el, "recovery_point": sn.RecoveryPoint.Time}); err != nil {
+			return err
+		}
+		return err
 	}
 	fmt.Fprintf(a.stdout, "restored snapshot %s (%s, taken %s, %s old) to %s\n", sn.ID.Short(), termSafe(sn.Target),
 		sn.Time.Local().Format(time.RFC3339), time.Since(sn.RecoveryPoint.Time).Round(time.Second), o.to)
 	fmt.Fprintf(a.stdout, "  %d files, %d dirs, %d others, %s in %.1fs\n", st.Files, st.Dirs, st.Other, formatBytes(st.Bytes), el)
-	return nil
+	if st.DevicesSkipped > 0 {
+		fmt.Fprintf(a.stdout, "  %d device nodes not restored (--devices restores them)\n", st.DevicesSkipped)
+	}
+	if st.Failed > 0 {
+		fmt.Fprintf(a.stdout, "  %d entries could not be restored (listed above)\n", st.Failed)
+	}
+	return err
+}
+
+// addFilesRestoreFlags adds the flags that grant a files restore what a
+// snapshot cannot ask for by itself (restore and failover).
+func addFilesRestoreFlags(f *pflag.FlagSet, o *restoreOptions) {
+	f.BoolVar(&o.keepSetuid, "keep-setuid", false, "files: restore setuid/setgid bits (cleared by default)")
+	f.StringVar(&o.xattrs, "xattrs", "user", "files: extended attributes to restore: user (user.* only), all, none")
+	f.BoolVar(&o.devices, "devices", false, "files: create block and character device nodes (skipped by default)")
+}
+
+// filesOptions are the files.RestoreOptions the flags ask for.
+func (o restoreOptions) filesOptions() (files.RestoreOptions, error) {
+	fo := files.RestoreOptions{KeepSetuid: o.keepSetuid, Devices: o.devices}
+	switch o.xattrs {
+	case "user":
+		fo.Xattrs = files.XattrsUser
+	case "all":
+		fo.Xattrs = files.XattrsAll
+	case "none":
+		fo.Xattrs = files.XattrsNone
+	default:
+		return fo, usagef("--xattrs %q: want user, all or none", o.xattrs)
+	}
+	return fo, nil
 }
 
 // restoreStream restores a database, exec, bucket or volume snapshot of

@@ -108,7 +108,7 @@ targets:
 	eu.Kill()
 
 	c.env["LIFEBOAT_KEY_FILE"] = filepath.Join(dir, "owner.key")
-	out = c.ok("failover", policy, "--target", "media", "--to", filepath.Join(dir, "restored"))
+	out = c.ok("failover", policy, "--target", "media", "--to", filepath.Join(dir, "restored"), "--keep-setuid")
 	assert.Contains(t, out, "failover from dr-us")
 	diffs, err := treecmp.Compare(src, filepath.Join(dir, "restored", "media"), treecmp.Options{})
 	require.NoError(t, err)

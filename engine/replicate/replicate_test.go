@@ -15,6 +15,7 @@ import (
 	"github.com/lifeboat-backup/lifeboat/engine/repo/repotest"
 	"github.com/lifeboat-backup/lifeboat/engine/repo/storage"
 	"github.com/lifeboat-backup/lifeboat/restore"
+	"github.com/lifeboat-backup/lifeboat/targets/files"
 	"github.com/lifeboat-backup/lifeboat/testdata/gentree"
 	"github.com/lifeboat-backup/lifeboat/testdata/treecmp"
 )
@@ -56,7 +57,7 @@ func restoreFrom(t *testing.T, f *fixture) {
 	sn, err := r.FindSnapshot(context.Background(), "latest", nil)
 	require.NoError(t, err)
 	dest := t.TempDir()
-	_, err = restore.Files(context.Background(), r, sn, dest, restore.Options{})
+	_, err = restore.Files(context.Background(), r, sn, dest, restore.Options{Files: files.RestoreOptions{KeepSetuid: true, Devices: true, Xattrs: files.XattrsAll}})
 	require.NoError(t, err)
 	diffs, err := treecmp.Compare(f.src, filepath.Join(dest, "tree"), treecmp.Options{IgnoreOwner: true})
 	require.NoError(t, err)

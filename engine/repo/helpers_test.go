@@ -16,6 +16,7 @@ import (
 	"github.com/lifeboat-backup/lifeboat/engine/repo"
 	"github.com/lifeboat-backup/lifeboat/engine/repo/storage"
 	"github.com/lifeboat-backup/lifeboat/restore"
+	"github.com/lifeboat-backup/lifeboat/targets/files"
 	"github.com/lifeboat-backup/lifeboat/testdata/gentree"
 	"github.com/lifeboat-backup/lifeboat/testdata/treecmp"
 )
@@ -55,7 +56,7 @@ func backupDir(t *testing.T, r *repo.Repository, root string) *repo.Snapshot {
 func restoreSame(t *testing.T, r *repo.Repository, sn *repo.Snapshot, src string) {
 	t.Helper()
 	dest := t.TempDir()
-	_, err := restore.Files(ctx, r, sn, dest, restore.Options{})
+	_, err := restore.Files(ctx, r, sn, dest, restore.Options{Files: files.RestoreOptions{KeepSetuid: true, Devices: true, Xattrs: files.XattrsAll}})
 	require.NoError(t, err)
 	diffs, err := treecmp.Compare(src, filepath.Join(dest, filepath.Base(src)), treecmp.Options{MaxDifferences: 10})
 	require.NoError(t, err)

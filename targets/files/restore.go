@@ -1,8 +1,11 @@
 package files
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/user"
 	"slices"
@@ -42,37 +45,77 @@ const (
 	OwnerOff
 )
 
-// RestoreOptions configure a Restorer. The zero value is the usual
-// choice: owners restored when running as root, mapped by user/group name
-// where the name exists on this host (like tar), xattrs restored.
+// XattrMode says which extended attributes a Restorer restores.
+type XattrMode int
+
+const (
+	// XattrsUser restores the user.* namespace only (the default, like
+	// GNU tar): trusted.* and security.* (file capabilities, SELinux
+	// labels) and system.* (ACLs) can grant privileges.
+	XattrsUser XattrMode = iota
+	// XattrsAll restores every namespace.
+	XattrsAll
+	// XattrsNone restores none.
+	XattrsNone
+)
+
+// ErrDeviceSkipped is returned (wrapped, naming the entry) by Other for a
+// block or character device entry when RestoreOptions.Devices is off:
+// nothing was created.
+var ErrDeviceSkipped = errors.New("device node not restored (restore with --devices)")
+
+// RestoreOptions configure a Restorer. The zero value is the usual and
+// safe choice: owners restored when running as root, mapped by user/group
+// name where the name exists on this host (like tar), user.* xattrs
+// restored, setuid/setgid bits of non-directories cleared, device nodes
+// not created. What a snapshot says is a claim of whoever wrote it (a
+// backup host): privileges come only with the explicit options.
 type RestoreOptions struct {
 	Owner OwnerMode
 	// NumericOwner restores the stored UID/GID as they are, ignoring the
 	// User/Group names.
 	NumericOwner bool
-	// NoXattrs skips extended attributes. Otherwise they are restored;
-	// a file system that does not support them (ENOTSUP) is not an error.
-	NoXattrs bool
+	// Xattrs selects the extended attributes to restore; a file system
+	// that does not support them (ENOTSUP) is not an error.
+	Xattrs XattrMode
+	// KeepSetuid restores the setuid and setgid bits of files. Without
+	// it they are cleared (the setgid bit of directories, which only
+	// makes new files inherit the group, is kept).
+	KeepSetuid bool
+	// Devices creates block and character device nodes; without it Other
+	// returns ErrDeviceSkipped for them.
+	Devices bool
 }
 
 // Restorer recreates entries under a root directory. Use it in snapshot
-// order: for each entry call Dir, File (then write the content and close
-// the file) or Other, and afterwards Finish; finally Close, which applies
-// the mode and mtime of directories, deepest first. Finish of different
-// entries may come in any order as long as it follows the entry's own
-// creation and content writes.
+// order: for each entry call Dir or Other and then Finish, or File (then
+// write the content and Commit or Abort the File); finally Close, which
+// applies the mode and mtime of directories, deepest first. Finish and
+// Commit of different entries may come in any order as long as they follow
+// the entry's own creation and content writes.
 //
-// Entry paths are resolved one element at a time with openat(O_NOFOLLOW)
-// from the root, so no path can escape the root: a symlink in a parent
-// position is an error (ErrUnsafePath), never followed. Parents missing
-// below the root are created (mode 0755, no metadata), so a subset of a
-// snapshot can be restored.
+// Entry paths are resolved beneath the root without following any
+// symlink (openat2 with RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS where the
+// kernel has it, else one element at a time with openat(O_NOFOLLOW)), so
+// no path can escape the root: a symlink in a parent position is an error
+// (ErrUnsafePath), never followed. Metadata is applied through descriptors
+// of the objects themselves (fchown, fchmod, fsetxattr, futimens, or their
+// /proc/self/fd forms for O_PATH descriptors), never by a path that could
+// have been swapped for a symlink. Parents missing below the root are
+// created (mode 0755, no metadata), so a subset of a snapshot can be
+// restored.
+//
+// A regular file is written under an unpredictable temporary name in its
+// directory (".lifeboat-" and random hex, created O_EXCL|O_NOFOLLOW) and
+// renamed over its final name by Commit, so a file that fails half way
+// never appears under its name. A hardlink entry links only to a file this
+// Restorer created, and changes nothing of it.
 //
 // Restoring into a non-empty directory overwrites: an existing
-// non-directory of the same name is removed and created anew (a hard link
-// to it elsewhere keeps the old content); an existing directory is kept
-// and gets the entry's metadata; a file, link or special entry whose name
-// exists as a directory is an error.
+// non-directory of the same name is replaced (a hard link to it elsewhere
+// keeps the old content); an existing directory is kept and gets the
+// entry's metadata; a file, link or special entry whose name exists as a
+// directory is an error.
 //
 // A Restorer is safe for concurrent use; the *os.File values it returns
 // may be written concurrently (each by one writer).
@@ -87,7 +130,10 @@ type Restorer struct {
 	idMu   sync.Mutex // guards uids and gids (FinishFile runs without mu)
 	uids   map[string]int
 	gids   map[string]int
-	closed bool
+	// created holds the device and inode of the multiply linked files
+	// this Restorer committed, by path: the only hardlink targets.
+	created map[string]devIno
+	closed  bool
 }
 
 type openDir struct {
@@ -112,11 +158,12 @@ func NewRestorer(root string, opts RestoreOptions) (*Restorer, error) {
 		return nil, fmt.Errorf("restore root %s: %w", root, err)
 	}
 	r := &Restorer{
-		root:   strings.TrimRight(root, "/"),
-		rootFD: fd,
-		opts:   opts,
-		uids:   map[string]int{},
-		gids:   map[string]int{},
+		root:    strings.TrimRight(root, "/"),
+		rootFD:  fd,
+		opts:    opts,
+		uids:    map[string]int{},
+		gids:    map[string]int{},
+		created: map[string]devIno{},
 	}
 	if r.root == "" {
 		r.root = "/"
@@ -190,6 +237,17 @@ func (r *Restorer) parent(p string, create bool) (int, string, error) {
 	if top.rel != "" {
 		rest = dir[len(top.rel)+1:]
 	}
+	// Several elements at once where the kernel resolves them safely.
+	if strings.IndexByte(rest, '/') >= 0 {
+		fd, err := openBeneath(top.fd, rest)
+		if err == nil {
+			r.stack = append(r.stack, openDir{rel: dir, fd: fd})
+			return fd, name, nil
+		}
+		if err != unix.ENOENT && err != errNoOpenat2 {
+			return -1, "", fmt.Errorf("entry %q: parent %q: %w", p, dir, err)
+		}
+	}
 	for elem := range strings.SplitSeq(rest, "/") {
 		cur := r.stack[len(r.stack)-1]
 		rel := elem
@@ -205,6 +263,34 @@ func (r *Restorer) parent(p string, create bool) (int, string, error) {
 	return r.stack[len(r.stack)-1].fd, name, nil
 }
 
+// errNoOpenat2 is openBeneath's answer where the kernel (or a seccomp
+// filter) does not offer openat2: resolve element by element instead.
+var errNoOpenat2 = errors.New("openat2 not available")
+
+// openBeneath opens the directory rel (several elements) below dirfd with
+// openat2, refusing symlinks, magic links and any escape from dirfd.
+func openBeneath(dirfd int, rel string) (int, error) {
+	how := unix.OpenHow{
+		Flags:   unix.O_RDONLY | unix.O_DIRECTORY | unix.O_CLOEXEC,
+		Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS,
+	}
+	for {
+		fd, err := unix.Openat2(dirfd, rel, &how)
+		switch err {
+		case nil:
+			return fd, nil
+		case unix.EINTR, unix.EAGAIN:
+			continue
+		case unix.ENOSYS, unix.EPERM:
+			return -1, errNoOpenat2
+		case unix.ELOOP, unix.ENOTDIR, unix.EXDEV:
+			return -1, fmt.Errorf("%w: not a directory (a symlink?)", ErrUnsafePath)
+		default:
+			return -1, err
+		}
+	}
+}
+
 // lookupParent is parent for a second path needed at the same time (a
 // hardlink's target): it does not use the stack. The caller closes fd.
 func (r *Restorer) lookupParent(p string) (int, string, error) {
@@ -212,12 +298,19 @@ func (r *Restorer) lookupParent(p string) (int, string, error) {
 		return -1, "", err
 	}
 	dir, name := splitPath(p)
-	fd, err := unix.Dup(r.rootFD)
-	if err != nil {
-		return -1, "", err
-	}
 	if dir == "" {
+		fd, err := unix.Dup(r.rootFD)
+		return fd, name, err
+	}
+	fd, err := openBeneath(r.rootFD, dir)
+	if err == nil {
 		return fd, name, nil
+	}
+	if err != errNoOpenat2 {
+		return -1, "", fmt.Errorf("entry %q: %w", p, err)
+	}
+	if fd, err = unix.Dup(r.rootFD); err != nil {
+		return -1, "", err
 	}
 	for elem := range strings.SplitSeq(dir, "/") {
 		nfd, err := openDirAt(fd, elem, false)
@@ -312,44 +405,119 @@ func (r *Restorer) Dir(e targets.Entry) error {
 	return nil
 }
 
-// File creates (replacing whatever non-directory was there) the regular
-// file for e, sized e.Size with ftruncate so that ranges never written
-// stay holes, and returns it open for writing. The caller writes the
-// content with WriteAt (WriteAtSparse keeps zero blocks as holes), closes
-// the file and then calls Finish.
-func (r *Restorer) File(e targets.Entry) (*os.File, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
+// File is a regular file being restored: an *os.File open for writing
+// under a temporary name in its directory, ftruncated to its size so that
+// ranges never written stay holes. Write the content with WriteAt
+// (WriteAtSparse keeps zero blocks as holes), then Commit it, or Abort it.
+type File struct {
+	*os.File
+	r     *Restorer
+	e     targets.Entry
+	dirfd int // the directory, held for the rename; -1 when done
+	tmp   string
+}
+
+// File creates the temporary file for e and returns it open for writing.
+// Nothing under e's name changes before Commit.
+func (r *Restorer) File(e targets.Entry) (*File, error) {
 	if e.Type != targets.TypeFile {
 		return nil, fmt.Errorf("entry %q: File called for type %s", e.Path, e.Type)
 	}
 	if e.Size < 0 {
 		return nil, fmt.Errorf("entry %q: negative size %d", e.Path, e.Size)
 	}
-	dirfd, name, err := r.parent(e.Path, true)
+	r.mu.Lock()
+	pfd, _, err := r.parent(e.Path, true)
+	var dirfd int
+	if err == nil {
+		dirfd, err = unix.Dup(pfd)
+	}
+	r.mu.Unlock()
 	if err != nil {
 		return nil, err
 	}
-	if err := r.remove(dirfd, name, e.Path); err != nil {
-		return nil, err
+	var rnd [8]byte
+	var fd int
+	var tmp string
+	for range 4 {
+		rand.Read(rnd[:])
+		tmp = ".lifeboat-" + hex.EncodeToString(rnd[:])
+		fd, err = unix.Openat(dirfd, tmp, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+		if err != unix.EEXIST {
+			break
+		}
 	}
-	fd, err := unix.Openat(dirfd, name, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
 	if err != nil {
+		unix.Close(dirfd)
 		return nil, fmt.Errorf("entry %q: create: %w", e.Path, err)
 	}
 	if e.Size > 0 {
 		if err := unix.Ftruncate(fd, e.Size); err != nil {
 			unix.Close(fd)
+			unix.Unlinkat(dirfd, tmp, 0)
+			unix.Close(dirfd)
 			return nil, fmt.Errorf("entry %q: truncate: %w", e.Path, err)
 		}
 	}
-	return os.NewFile(uintptr(fd), r.root+"/"+e.Path), nil
+	return &File{File: os.NewFile(uintptr(fd), r.root+"/"+e.Path), r: r, e: e, dirfd: dirfd, tmp: tmp}, nil
+}
+
+// Commit applies the entry's owner, xattrs, mode and mtime through the
+// descriptor, renames the file over its final name and closes it. Commits
+// of different files run in parallel. On an error the temporary file is
+// removed and nothing under the final name changed.
+func (f *File) Commit() error {
+	r, e := f.r, f.e
+	fd := int(f.Fd())
+	err := r.setMeta(fd, "", e)
+	var st unix.Stat_t
+	if err == nil && e.Links > 1 {
+		err = unix.Fstat(fd, &st)
+	}
+	if cerr := f.File.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("entry %q: close: %w", e.Path, cerr)
+	}
+	if err == nil {
+		_, name := splitPath(e.Path)
+		switch err = unix.Renameat(f.dirfd, f.tmp, f.dirfd, name); err {
+		case nil:
+		case unix.EISDIR, unix.ENOTEMPTY, unix.EEXIST:
+			err = fmt.Errorf("entry %q: exists as a directory", e.Path)
+		default:
+			err = fmt.Errorf("entry %q: rename into place: %w", e.Path, err)
+		}
+	}
+	if err != nil {
+		unix.Unlinkat(f.dirfd, f.tmp, 0)
+	} else if e.Links > 1 {
+		r.mu.Lock()
+		r.created[e.Path] = devIno{uint64(st.Dev), st.Ino}
+		r.mu.Unlock()
+	}
+	unix.Close(f.dirfd)
+	f.dirfd = -1
+	return err
+}
+
+// Abort closes the file and removes it: nothing under the entry's name
+// changed. After Commit (successful or not) it does nothing.
+func (f *File) Abort() {
+	if f.dirfd < 0 {
+		return
+	}
+	f.File.Close()
+	unix.Unlinkat(f.dirfd, f.tmp, 0)
+	unix.Close(f.dirfd)
+	f.dirfd = -1
 }
 
 // Other creates a symlink, hardlink, block or character device or FIFO
 // (replacing whatever non-directory was there). Sockets are skipped: they
-// belong to the process that created them, and nil is returned. A
-// hardlink's HardlinkTo must already be restored (else ErrHardlinkTarget).
+// belong to the process that created them, and nil is returned. Devices
+// are ErrDeviceSkipped unless RestoreOptions.Devices. A hardlink's
+// HardlinkTo must be a multiply linked file this Restorer committed, still
+// in place (else ErrHardlinkTarget): a snapshot cannot link to, and so
+// re-own or re-mode, a file that was in the destination before.
 func (r *Restorer) Other(e targets.Entry) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -367,9 +535,18 @@ func (r *Restorer) Other(e targets.Entry) error {
 	default:
 		return fmt.Errorf("entry %q: Other called for type %s", e.Path, e.Type)
 	}
+	if mode != 0 && mode != unix.S_IFIFO && !r.opts.Devices {
+		if err := CheckPath(e.Path); err != nil {
+			return err
+		}
+		return fmt.Errorf("entry %q: %w", e.Path, ErrDeviceSkipped)
+	}
 	fd, name, err := r.parent(e.Path, true)
 	if err != nil {
 		return err
+	}
+	if e.Type == targets.TypeHardlink {
+		return r.link(fd, name, e)
 	}
 	if err := r.remove(fd, name, e.Path); err != nil {
 		return err
@@ -379,25 +556,6 @@ func (r *Restorer) Other(e targets.Entry) error {
 		if err := unix.Symlinkat(e.LinkTarget, fd, name); err != nil {
 			return fmt.Errorf("entry %q: symlink: %w", e.Path, err)
 		}
-	case targets.TypeHardlink:
-		if e.HardlinkTo == e.Path {
-			return fmt.Errorf("entry %q: hardlink to itself", e.Path)
-		}
-		tfd, tname, err := r.lookupParent(e.HardlinkTo)
-		if err != nil {
-			if errors.Is(err, unix.ENOENT) {
-				return fmt.Errorf("entry %q: link to %q: %w", e.Path, e.HardlinkTo, ErrHardlinkTarget)
-			}
-			return fmt.Errorf("entry %q: link to %w", e.Path, err)
-		}
-		err = unix.Linkat(tfd, tname, fd, name, 0)
-		unix.Close(tfd)
-		if err == unix.ENOENT {
-			return fmt.Errorf("entry %q: link to %q: %w", e.Path, e.HardlinkTo, ErrHardlinkTarget)
-		}
-		if err != nil {
-			return fmt.Errorf("entry %q: link to %q: %w", e.Path, e.HardlinkTo, err)
-		}
 	default:
 		if err := unix.Mknodat(fd, name, mode|0o600, int(e.Rdev)); err != nil {
 			return fmt.Errorf("entry %q: mknod: %w", e.Path, err)
@@ -406,103 +564,212 @@ func (r *Restorer) Other(e targets.Entry) error {
 	return nil
 }
 
-// Finish applies e's metadata to the restored object: owner (lchown; see
-// RestoreOptions), xattrs, mode (not for symlinks) and mtime (utimensat
-// with AT_SYMLINK_NOFOLLOW; atime is left alone). For a directory, owner
-// and xattrs are applied now; mode and mtime are recorded and applied by
-// Close, so creating children does not disturb them and a read-only
-// directory can still be filled. Sockets are ignored. ChangeTime cannot
-// be restored.
+// link creates hardlink entry e as name in dirfd.
+func (r *Restorer) link(dirfd int, name string, e targets.Entry) error {
+	if e.HardlinkTo == e.Path {
+		return fmt.Errorf("entry %q: hardlink to itself", e.Path)
+	}
+	if err := CheckPath(e.HardlinkTo); err != nil {
+		return fmt.Errorf("entry %q: link to %w", e.Path, err)
+	}
+	want, ok := r.created[e.HardlinkTo]
+	if !ok {
+		return fmt.Errorf("entry %q: link to %q: %w (not a file this restore created)", e.Path, e.HardlinkTo, ErrHardlinkTarget)
+	}
+	tfd, tname, err := r.lookupParent(e.HardlinkTo)
+	if err != nil {
+		return fmt.Errorf("entry %q: link to %w", e.Path, err)
+	}
+	defer unix.Close(tfd)
+	var st unix.Stat_t
+	if err := unix.Fstatat(tfd, tname, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil ||
+		st.Mode&unix.S_IFMT != unix.S_IFREG || (devIno{uint64(st.Dev), st.Ino}) != want {
+		return fmt.Errorf("entry %q: link to %q: %w (replaced since restored)", e.Path, e.HardlinkTo, ErrHardlinkTarget)
+	}
+	if err := r.remove(dirfd, name, e.Path); err != nil {
+		return err
+	}
+	// linkat without AT_SYMLINK_FOLLOW links the object at tname itself.
+	if err := unix.Linkat(tfd, tname, dirfd, name, 0); err != nil {
+		return fmt.Errorf("entry %q: link to %q: %w", e.Path, e.HardlinkTo, err)
+	}
+	if err := unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil || (devIno{uint64(st.Dev), st.Ino}) != want {
+		unix.Unlinkat(dirfd, name, 0)
+		return fmt.Errorf("entry %q: link to %q: %w (replaced while linking)", e.Path, e.HardlinkTo, ErrHardlinkTarget)
+	}
+	return nil
+}
+
+// Finish applies e's metadata to the restored object: owner, xattrs (see
+// RestoreOptions), mode (not for symlinks) and mtime (atime is left
+// alone). The object is opened with O_PATH|O_NOFOLLOW and checked to be
+// of e's type; everything is applied through that descriptor. For a
+// directory, owner and xattrs are applied now; mode and mtime are
+// recorded and applied by Close, so creating children does not disturb
+// them and a read-only directory can still be filled. A hardlink gets
+// nothing: its file's metadata is its first path's. Sockets are ignored.
+// Regular files are finished by File.Commit. ChangeTime cannot be
+// restored.
 func (r *Restorer) Finish(e targets.Entry) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if e.Type == targets.TypeSocket {
+	switch e.Type {
+	case targets.TypeSocket:
 		return nil
+	case targets.TypeFile:
+		return fmt.Errorf("entry %q: Finish called for a file (use File.Commit)", e.Path)
 	}
 	fd, name, err := r.parent(e.Path, false)
 	if err != nil {
 		return err
 	}
-	var st unix.Stat_t
-	if err := unix.Fstatat(fd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-		return fmt.Errorf("entry %q: %w", e.Path, err)
-	}
-	got := typeOf(st.Mode)
-	want := e.Type
-	if want == targets.TypeHardlink {
-		want = targets.TypeFile
-	}
-	if got != want {
-		return fmt.Errorf("entry %q: restored object is a %s, entry is a %s", e.Path, got, e.Type)
-	}
-	if r.chown {
-		uid, gid := r.owner(e)
-		if err := unix.Fchownat(fd, name, uid, gid, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-			return fmt.Errorf("entry %q: lchown: %w", e.Path, err)
-		}
-	}
-	if !r.opts.NoXattrs && len(e.Xattrs) > 0 {
-		// The parent chain was just verified to hold no symlinks, and
-		// lsetxattr does not follow the last element.
-		full := r.root + "/" + e.Path
-	xattrs:
-		for _, x := range e.Xattrs {
-			switch err := unix.Lsetxattr(full, x.Name, x.Value, 0); err {
-			case nil:
-			case unix.ENOTSUP:
-				break xattrs
-			default:
-				return fmt.Errorf("entry %q: setxattr %s: %w", e.Path, x.Name, err)
-			}
-		}
-	}
-	mtim := unix.Timespec{Sec: e.ModTime.Unix(), Nsec: int64(e.ModTime.Nanosecond())}
-	if got == targets.TypeDir {
-		r.dirs = append(r.dirs, deferredDir{path: e.Path, mode: UnixMode(e.Mode), mtim: mtim})
+	if e.Type == targets.TypeHardlink {
 		return nil
 	}
-	if got != targets.TypeSymlink {
-		if err := unix.Fchmodat(fd, name, UnixMode(e.Mode), 0); err != nil {
+	if e.Type == targets.TypeSymlink {
+		// Nothing follows the link: *at calls with AT_SYMLINK_NOFOLLOW on
+		// a parent resolved without symlinks.
+		var st unix.Stat_t
+		if err := unix.Fstatat(fd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			return fmt.Errorf("entry %q: %w", e.Path, err)
+		}
+		if got := typeOf(st.Mode); got != targets.TypeSymlink {
+			return fmt.Errorf("entry %q: restored object is a %s, entry is a %s", e.Path, got, e.Type)
+		}
+		if r.chown {
+			uid, gid := r.owner(e)
+			if err := unix.Fchownat(fd, name, uid, gid, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+				return fmt.Errorf("entry %q: lchown: %w", e.Path, err)
+			}
+		}
+		if err := r.setXattrs(e, func(n string, v []byte) error {
+			return unix.Lsetxattr(procFD(fd)+"/"+name, n, v, 0)
+		}); err != nil {
+			return err
+		}
+		ts := []unix.Timespec{{Nsec: unix.UTIME_OMIT}, timespec(e)}
+		if err := unix.UtimesNanoAt(fd, name, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			return fmt.Errorf("entry %q: utimensat: %w", e.Path, err)
+		}
+		return nil
+	}
+	ofd, err := openPath(fd, name, e)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(ofd)
+	if e.Type == targets.TypeDir {
+		if err := r.setOwnerXattrs(ofd, procFD(ofd), e); err != nil {
+			return err
+		}
+		r.dirs = append(r.dirs, deferredDir{path: e.Path, mode: r.mode(e), mtim: timespec(e)})
+		return nil
+	}
+	return r.setMeta(ofd, procFD(ofd), e)
+}
+
+// openPath opens name in dirfd with O_PATH|O_NOFOLLOW and checks that it
+// is an object of e's type (a symlink swapped in is not).
+func openPath(dirfd int, name string, e targets.Entry) (int, error) {
+	fd, err := unix.Openat(dirfd, name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, fmt.Errorf("entry %q: open: %w", e.Path, err)
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		unix.Close(fd)
+		return -1, fmt.Errorf("entry %q: fstat: %w", e.Path, err)
+	}
+	if got := typeOf(st.Mode); got != e.Type {
+		unix.Close(fd)
+		return -1, fmt.Errorf("entry %q: restored object is a %s, entry is a %s", e.Path, got, e.Type)
+	}
+	return fd, nil
+}
+
+// procFD is the /proc path of descriptor fd: following it reaches exactly
+// the object fd refers to (used for O_PATH descriptors, on which fchmod,
+// fsetxattr and futimens do not work).
+func procFD(fd int) string { return "/proc/self/fd/" + strconv.Itoa(fd) }
+
+func timespec(e targets.Entry) unix.Timespec {
+	return unix.Timespec{Sec: e.ModTime.Unix(), Nsec: int64(e.ModTime.Nanosecond())}
+}
+
+// mode is the permission bits to give e's object: setuid and setgid
+// cleared unless KeepSetuid (a directory keeps setgid).
+func (r *Restorer) mode(e targets.Entry) uint32 {
+	m := UnixMode(e.Mode)
+	if r.opts.KeepSetuid {
+		return m
+	}
+	if e.Type == targets.TypeDir {
+		return m &^ unix.S_ISUID
+	}
+	return m &^ (unix.S_ISUID | unix.S_ISGID)
+}
+
+// setMeta applies owner, xattrs, mode and mtime of e to the object open
+// as fd: through fd itself when proc is "" (a regular descriptor), else
+// through proc, fd's /proc path (an O_PATH descriptor).
+func (r *Restorer) setMeta(fd int, proc string, e targets.Entry) error {
+	if err := r.setOwnerXattrs(fd, proc, e); err != nil {
+		return err
+	}
+	mode := r.mode(e)
+	ts := [2]unix.Timespec{{Nsec: unix.UTIME_OMIT}, timespec(e)}
+	if proc == "" {
+		if err := unix.Fchmod(fd, mode); err != nil {
 			return fmt.Errorf("entry %q: chmod: %w", e.Path, err)
 		}
+		if err := futimens(fd, &ts); err != nil {
+			return fmt.Errorf("entry %q: futimens: %w", e.Path, err)
+		}
+		return nil
 	}
-	ts := []unix.Timespec{{Nsec: unix.UTIME_OMIT}, mtim}
-	if err := unix.UtimesNanoAt(fd, name, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+	if err := unix.Chmod(proc, mode); err != nil {
+		return fmt.Errorf("entry %q: chmod: %w", e.Path, err)
+	}
+	if err := unix.UtimesNanoAt(unix.AT_FDCWD, proc, ts[:], 0); err != nil {
 		return fmt.Errorf("entry %q: utimensat: %w", e.Path, err)
 	}
 	return nil
 }
 
-// FinishFile is Finish for a regular file still open from File: it applies
-// owner, xattrs, mode and mtime through the descriptor, without resolving
-// the path again and without the Restorer's lock, so workers finish files
-// in parallel. Call it after the last write, before closing f.
-func (r *Restorer) FinishFile(f *os.File, e targets.Entry) error {
-	fd := int(f.Fd())
+// setOwnerXattrs applies owner and xattrs of e to the object open as fd
+// (see setMeta for proc).
+func (r *Restorer) setOwnerXattrs(fd int, proc string, e targets.Entry) error {
 	if r.chown {
 		uid, gid := r.owner(e)
-		if err := unix.Fchown(fd, uid, gid); err != nil {
+		// AT_EMPTY_PATH: the object fd refers to, O_PATH or not.
+		if err := unix.Fchownat(fd, "", uid, gid, unix.AT_EMPTY_PATH); err != nil {
 			return fmt.Errorf("entry %q: chown: %w", e.Path, err)
 		}
 	}
-	if !r.opts.NoXattrs {
-	xattrs:
-		for _, x := range e.Xattrs {
-			switch err := unix.Fsetxattr(fd, x.Name, x.Value, 0); err {
-			case nil:
-			case unix.ENOTSUP:
-				break xattrs
-			default:
-				return fmt.Errorf("entry %q: setxattr %s: %w", e.Path, x.Name, err)
-			}
+	return r.setXattrs(e, func(n string, v []byte) error {
+		if proc == "" {
+			return unix.Fsetxattr(fd, n, v, 0)
 		}
+		return unix.Setxattr(proc, n, v, 0)
+	})
+}
+
+// setXattrs sets those xattrs of e that RestoreOptions.Xattrs selects.
+func (r *Restorer) setXattrs(e targets.Entry, set func(name string, value []byte) error) error {
+	if r.opts.Xattrs == XattrsNone {
+		return nil
 	}
-	if err := unix.Fchmod(fd, UnixMode(e.Mode)); err != nil {
-		return fmt.Errorf("entry %q: chmod: %w", e.Path, err)
-	}
-	ts := [2]unix.Timespec{{Nsec: unix.UTIME_OMIT}, {Sec: e.ModTime.Unix(), Nsec: int64(e.ModTime.Nanosecond())}}
-	if err := futimens(fd, &ts); err != nil {
-		return fmt.Errorf("entry %q: futimens: %w", e.Path, err)
+	for _, x := range e.Xattrs {
+		if r.opts.Xattrs == XattrsUser && !strings.HasPrefix(x.Name, "user.") {
+			continue
+		}
+		switch err := set(x.Name, x.Value); err {
+		case nil:
+		case unix.ENOTSUP:
+			return nil
+		default:
+			return fmt.Errorf("entry %q: setxattr %s: %w", e.Path, x.Name, err)
+		}
 	}
 	return nil
 }
@@ -517,8 +784,11 @@ func futimens(fd int, ts *[2]unix.Timespec) error {
 }
 
 // Close applies the deferred mode and mtime of every finished directory,
-// deepest first, and releases the Restorer. It returns the errors of all
-// directories that failed.
+// deepest first, and releases the Restorer. An error is an errors.Join of
+// one *fs.PathError per failed directory, naming its entry path. Each directory is opened with
+// O_PATH|O_NOFOLLOW and checked to still be a directory, so a symlink
+// swapped in during the restore is not followed. It returns the errors of
+// all directories that failed.
 func (r *Restorer) Close() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -529,16 +799,21 @@ func (r *Restorer) Close() error {
 	slices.SortFunc(r.dirs, func(a, b deferredDir) int { return targets.ComparePaths(b.path, a.path) })
 	var errs []error
 	for _, d := range r.dirs {
+		e := targets.Entry{Path: d.path, Type: targets.TypeDir}
 		fd, name, err := r.parent(d.path, false)
 		if err == nil {
-			err = unix.Fchmodat(fd, name, d.mode, 0)
-		}
-		if err == nil {
-			ts := []unix.Timespec{{Nsec: unix.UTIME_OMIT}, d.mtim}
-			err = unix.UtimesNanoAt(fd, name, ts, unix.AT_SYMLINK_NOFOLLOW)
+			var dfd int
+			if dfd, err = openPath(fd, name, e); err == nil {
+				proc := procFD(dfd)
+				if err = unix.Chmod(proc, d.mode); err == nil {
+					ts := []unix.Timespec{{Nsec: unix.UTIME_OMIT}, d.mtim}
+					err = unix.UtimesNanoAt(unix.AT_FDCWD, proc, ts, 0)
+				}
+				unix.Close(dfd)
+			}
 		}
 		if err != nil {
-			errs = append(errs, fmt.Errorf("directory %q: %w", d.path, err))
+			errs = append(errs, &fs.PathError{Op: "directory metadata", Path: d.path, Err: err})
 		}
 	}
 	r.dirs = nil

@@ -28,7 +28,7 @@ func restoreTree(t *testing.T, src, dst string, opts RestoreOptions) {
 	require.NoError(t, err)
 	type job struct {
 		e   targets.Entry
-		f   *os.File
+		f   *File
 		src string
 	}
 	jobs := make(chan job)
@@ -42,22 +42,25 @@ func restoreTree(t *testing.T, src, dst string, opts RestoreOptions) {
 			var first error
 			for j := range jobs {
 				if first != nil {
-					j.f.Close()
+					j.f.Abort()
 					continue
 				}
-				first = copyChunks(j.f, j.src, rng)
-				if cerr := j.f.Close(); first == nil {
-					first = cerr
+				if first = copyChunks(j.f.File, j.src, rng); first != nil {
+					j.f.Abort()
+					continue
 				}
-				if first == nil {
-					first = r.Finish(j.e)
-				}
+				first = j.f.Commit()
 			}
 			errs <- first
 		}()
 	}
+	// Hard links wait until their files are committed, as in restore.Files.
+	var links []targets.Entry
 	err = Walk(context.Background(), []string{src}, Options{}, func(e targets.Entry, srcPath string) error {
 		switch e.Type {
+		case targets.TypeHardlink:
+			links = append(links, e)
+			return nil
 		case targets.TypeDir:
 			if err := r.Dir(e); err != nil {
 				return err
@@ -82,6 +85,9 @@ func restoreTree(t *testing.T, src, dst string, opts RestoreOptions) {
 	require.NoError(t, err)
 	for err := range errs {
 		require.NoError(t, err)
+	}
+	for _, e := range links {
+		require.NoError(t, r.Other(e))
 	}
 	require.NoError(t, r.Close())
 }
@@ -113,10 +119,13 @@ func copyChunks(f *os.File, src string, rng *rand.Rand) error {
 	}
 }
 
+// everything restores all metadata, as the tree was.
+var everything = RestoreOptions{Xattrs: XattrsAll, KeepSetuid: true, Devices: true}
+
 func TestRestoreRoundTrip(t *testing.T) {
 	src := genSmall(t, false)
 	dst := t.TempDir()
-	restoreTree(t, src, dst, RestoreOptions{})
+	restoreTree(t, src, dst, everything)
 	diffs, err := treecmp.Compare(src, filepath.Join(dst, "tree"), treecmp.Options{Sparse: true, CompareRoot: true})
 	require.NoError(t, err)
 	assert.Empty(t, diffs)
@@ -136,7 +145,7 @@ func TestRestoreRoundTrip(t *testing.T) {
 	require.NoError(t, os.WriteFile(filepath.Join(dst, "tree/odd/a.b"), []byte("changed"), 0o600))
 	require.NoError(t, os.Remove(filepath.Join(dst, "tree/home/bob/relative-link")))
 	require.NoError(t, os.WriteFile(filepath.Join(dst, "tree/home/bob/relative-link"), []byte("now a file"), 0o600))
-	restoreTree(t, src, dst, RestoreOptions{})
+	restoreTree(t, src, dst, everything)
 	diffs, err = treecmp.Compare(src, filepath.Join(dst, "tree"), treecmp.Options{Sparse: true, CompareRoot: true})
 	require.NoError(t, err)
 	assert.Empty(t, diffs)
@@ -148,7 +157,7 @@ func TestRestoreNoOwnerNoXattrs(t *testing.T) {
 	}
 	src := genSmall(t, false)
 	dst := t.TempDir()
-	restoreTree(t, src, dst, RestoreOptions{Owner: OwnerOff, NoXattrs: true})
+	restoreTree(t, src, dst, RestoreOptions{Owner: OwnerOff, Xattrs: XattrsNone, KeepSetuid: true, Devices: true})
 	diffs, err := treecmp.Compare(src, filepath.Join(dst, "tree"), treecmp.Options{})
 	require.NoError(t, err)
 	fields := map[string]bool{}
@@ -173,7 +182,7 @@ func TestRestoreUnsafePaths(t *testing.T) {
 			assert.ErrorIs(t, err, ErrUnsafePath)
 			assert.ErrorIs(t, r.Other(targets.Entry{Path: p, Type: targets.TypeSymlink, LinkTarget: "x"}), ErrUnsafePath)
 			assert.ErrorIs(t, r.Other(targets.Entry{Path: "ok", Type: targets.TypeHardlink, HardlinkTo: p}), ErrUnsafePath)
-			assert.ErrorIs(t, r.Finish(targets.Entry{Path: p, Type: targets.TypeFile}), ErrUnsafePath)
+			assert.ErrorIs(t, r.Finish(targets.Entry{Path: p, Type: targets.TypeFIFO}), ErrUnsafePath)
 		})
 	}
 
@@ -192,9 +201,9 @@ func TestRestoreUnsafePaths(t *testing.T) {
 		assert.ErrorContains(t, err, `"a/passwd"`)
 		assert.ErrorIs(t, r.Dir(targets.Entry{Path: "a/sub", Type: targets.TypeDir}), ErrUnsafePath)
 		assert.ErrorIs(t, r.Other(targets.Entry{Path: "a/evil", Type: targets.TypeSymlink, LinkTarget: "/"}), ErrUnsafePath)
-		assert.ErrorIs(t, r.Other(targets.Entry{Path: "hl", Type: targets.TypeHardlink, HardlinkTo: "a/passwd"}), ErrUnsafePath)
+		assert.ErrorIs(t, r.Other(targets.Entry{Path: "hl", Type: targets.TypeHardlink, HardlinkTo: "a/passwd"}), ErrHardlinkTarget)
 		assert.ErrorIs(t, r.Other(targets.Entry{Path: "a/fifo", Type: targets.TypeFIFO}), ErrUnsafePath)
-		assert.ErrorIs(t, r.Finish(targets.Entry{Path: "a/passwd", Type: targets.TypeFile, Mode: 0o777}), ErrUnsafePath)
+		assert.ErrorIs(t, r.Finish(targets.Entry{Path: "a/passwd", Type: targets.TypeFIFO, Mode: 0o777}), ErrUnsafePath)
 		assert.ErrorIs(t, r.Dir(targets.Entry{Path: "dot/x", Type: targets.TypeDir}), ErrUnsafePath)
 		assert.ErrorIs(t, r.Dir(targets.Entry{Path: "a/b/c", Type: targets.TypeDir}), ErrUnsafePath)
 
@@ -226,7 +235,7 @@ func TestRestoreUnsafePaths(t *testing.T) {
 		require.NoError(t, err)
 		_, err = f.WriteAt([]byte("new"), 0)
 		require.NoError(t, err)
-		require.NoError(t, f.Close())
+		require.NoError(t, f.Commit())
 		require.NoError(t, r.Dir(targets.Entry{Path: "d", Type: targets.TypeDir}))
 		require.NoError(t, r.Dir(targets.Entry{Path: "d/sub", Type: targets.TypeDir}))
 		_, err = r.File(targets.Entry{Path: "x/target", Type: targets.TypeFile})
@@ -256,7 +265,7 @@ func TestRestoreMisc(t *testing.T) {
 	// Parents are created on demand (partial restore).
 	f, err := r.File(targets.Entry{Path: "p/q/r.txt", Type: targets.TypeFile, Size: 10, Mode: 0o640})
 	require.NoError(t, err)
-	require.NoError(t, f.Close())
+	require.NoError(t, f.Commit())
 	fi, err := os.Stat(filepath.Join(dst, "p/q/r.txt"))
 	require.NoError(t, err)
 	assert.Equal(t, int64(10), fi.Size())
@@ -274,8 +283,12 @@ func TestRestoreMisc(t *testing.T) {
 	assert.ErrorIs(t, err, os.ErrNotExist)
 
 	// A file over an existing directory is an error, wrong methods too.
-	_, err = r.File(targets.Entry{Path: "p/q", Type: targets.TypeFile})
-	assert.ErrorContains(t, err, "directory")
+	f, err = r.File(targets.Entry{Path: "p/q", Type: targets.TypeFile})
+	require.NoError(t, err)
+	assert.ErrorContains(t, f.Commit(), "exists as a directory")
+	names, err := os.ReadDir(filepath.Join(dst, "p"))
+	require.NoError(t, err)
+	assert.Len(t, names, 1, "the temporary file is gone")
 	_, err = r.File(targets.Entry{Path: "x", Type: targets.TypeDir})
 	assert.Error(t, err)
 	assert.Error(t, r.Other(targets.Entry{Path: "x", Type: targets.TypeFile}))
