@@ -5,8 +5,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"runtime"
 	"strings"
 	"sync/atomic"
@@ -43,7 +41,9 @@ func IsBucketURL(dest string) bool { return strings.Contains(dest, "://") }
 // (objects written with their content type, cache control, content
 // encoding/disposition/language, user metadata, and their MD5 checked by
 // the store where one was recorded), or a directory (one file per object,
-// parents created, mtime set). The destination bucket must exist.
+// parents created, mtime set; keys are paths checked like a files
+// restore's: nothing is written outside the directory and no symlink in
+// it is followed). The destination bucket must exist.
 func Bucket(ctx context.Context, s Snapshot, dest string, opts BucketOptions) (*BucketStats, error) {
 	sn := s.Info()
 	if sn.Kind != "bucket" {
@@ -65,10 +65,14 @@ func Bucket(ctx context.Context, s Snapshot, dest string, opts BucketOptions) (*
 		defer b.Close()
 		put = func(ctx context.Context, n *repo.Node) error { return putObject(ctx, s, b, opts.Prefix+n.Path, n) }
 	} else {
-		if err := os.MkdirAll(dest, 0o755); err != nil {
+		// Object keys are host-written paths: the files restorer keeps
+		// them under dest and follows no symlink there.
+		rs, err := files.NewRestorer(dest, files.RestoreOptions{Owner: files.OwnerOff, Xattrs: files.XattrsNone})
+		if err != nil {
 			return nil, err
 		}
-		put = func(ctx context.Context, n *repo.Node) error { return putFile(ctx, s, dest, n) }
+		defer rs.Close()
+		put = func(ctx context.Context, n *repo.Node) error { return putFile(ctx, s, rs, n) }
 	}
 	st := &BucketStats{}
 	var objects, bytes atomic.Int64
@@ -167,29 +171,22 @@ func putObject(ctx context.Context, s Snapshot, b *blob.Bucket, key string, n *r
 	return w.Close()
 }
 
-func putFile(ctx context.Context, s Snapshot, dest string, n *repo.Node) error {
-	if err := files.CheckPath(n.Path); err != nil {
-		return err
-	}
-	p := filepath.Join(dest, filepath.FromSlash(n.Path))
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		return err
-	}
-	f, err := os.OpenFile(p, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
+// putFile writes object n as a file under rs: created under a temporary
+// name, mode 0644, renamed into place when complete, mtime set.
+func putFile(ctx context.Context, s Snapshot, rs *files.Restorer, n *repo.Node) error {
+	f, err := rs.File(targets.Entry{Path: n.Path, Type: targets.TypeFile, Size: n.Size, Mode: 0o644, ModTime: n.ModTime})
 	if err != nil {
 		return err
 	}
 	content := s.Open(ctx, n)
 	defer content.Close()
-	written, err := io.Copy(f, content)
+	written, err := io.Copy(f.File, content)
 	if err == nil && written != n.Size {
 		err = fmt.Errorf("content is %d bytes, metadata says %d", written, n.Size)
 	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
 	if err != nil {
+		f.Abort()
 		return err
 	}
-	return os.Chtimes(p, n.ModTime, n.ModTime)
+	return f.Commit()
 }

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	osexec "os/exec"
+	"path/filepath"
 	"time"
 
 	"github.com/lifeboat-backup/lifeboat/engine/repo"
@@ -33,8 +34,10 @@ type ExecStats struct {
 }
 
 // Exec restores the stream of an exec snapshot: it pipes it into a
-// command (which must exit 0) or writes it to a file (created or
-// truncated; written to FILE.lifeboat-tmp and renamed when complete).
+// command (which must exit 0) or writes it to a file (written to an
+// unpredictable temporary file created with O_EXCL beside it, mode 0600,
+// and renamed over FILE when complete: nothing planted beside FILE is
+// followed).
 func Exec(ctx context.Context, s Snapshot, opts ExecOptions) (*ExecStats, error) {
 	sn := s.Info()
 	if sn.Kind != "exec" {
@@ -91,11 +94,11 @@ func Exec(ctx context.Context, s Snapshot, opts ExecOptions) (*ExecStats, error)
 			return nil, err
 		}
 	default:
-		tmp := opts.To + ".lifeboat-tmp"
-		f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+		f, err := os.CreateTemp(filepath.Dir(opts.To), "."+filepath.Base(opts.To)+".lifeboat-*")
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("restore %s to %s: %w", n.Path, opts.To, err)
 		}
+		tmp := f.Name()
 		err = copyTo(f)
 		if err == nil {
 			err = f.Sync()

@@ -11,6 +11,7 @@ import (
 	"os"
 	"runtime"
 	"sync"
+	"syscall"
 
 	"github.com/lifeboat-backup/lifeboat/engine/repo"
 	"github.com/lifeboat-backup/lifeboat/targets/files"
@@ -38,8 +39,9 @@ type VolumeStats struct {
 }
 
 // Volume restores a volume snapshot to dest: a block device (written in
-// full) or an image file (created, ftruncated to the size, all-zero pieces
-// left as holes through files.WriteAtSparse). Blobs are verified on load;
+// full; may be named through a symlink) or an image file (created with at
+// most mode 0644, never through a symlink, ftruncated to the size,
+// all-zero pieces left as holes through files.WriteAtSparse). Blobs are verified on load;
 // the SHA-256 of the whole content is reported. A native snapshot is
 // restored blob by blob, loads in parallel; another engine's is copied
 // from its content stream.
@@ -57,12 +59,23 @@ func Volume(ctx context.Context, s Snapshot, dest string, opts VolumeOptions) (*
 	}
 	st := &VolumeStats{Name: n.Path, Bytes: n.Size}
 	var f *os.File
-	fi, err := os.Stat(dest)
+	fi, err := os.Lstat(dest)
+	if err == nil && fi.Mode()&os.ModeSymlink != 0 {
+		// Block devices are often named through links (/dev/mapper,
+		// /dev/disk/by-id); an image file is not written through one.
+		if fi, err = os.Stat(dest); err == nil && fi.Mode()&os.ModeDevice == 0 {
+			return nil, fmt.Errorf("restore: %s is a symlink to a non-device; name the image file itself", dest)
+		}
+	}
 	switch {
 	case err == nil && fi.Mode()&os.ModeDevice != 0:
 		st.Device = true
 		if f, err = os.OpenFile(dest, os.O_WRONLY, 0); err != nil {
 			return nil, err
+		}
+		if fi, err := f.Stat(); err != nil || fi.Mode()&os.ModeDevice == 0 {
+			f.Close()
+			return nil, fmt.Errorf("restore: %s changed while opened: not a device any more", dest)
 		}
 		size, err := f.Seek(0, io.SeekEnd)
 		if err != nil {
@@ -78,7 +91,9 @@ func Volume(ctx context.Context, s Snapshot, dest string, opts VolumeOptions) (*
 	case err == nil && fi.Size() > 0 && !opts.Overwrite:
 		return nil, fmt.Errorf("restore: %s exists and is not empty (overwrite it explicitly)", dest)
 	case err == nil || errors.Is(err, os.ErrNotExist):
-		if f, err = os.OpenFile(dest, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, os.FileMode(n.Mode&0o777)|0o600); err != nil {
+		// At most rw-r--r--: the stored mode is the backup host's claim.
+		mode := os.FileMode(n.Mode&0o644) | 0o600
+		if f, err = os.OpenFile(dest, os.O_CREATE|os.O_WRONLY|os.O_TRUNC|syscall.O_NOFOLLOW, mode); err != nil {
 			return nil, err
 		}
 		if err := f.Truncate(n.Size); err != nil {
