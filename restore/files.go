@@ -62,7 +62,18 @@ type IncompleteError struct {
 }
 
 func (e *IncompleteError) Error() string {
-	return fmt.Sprintf("restore finished, but %d entries could not be restored", len(e.Failures))
+	f := e.Failures[0]
+	return fmt.Sprintf("restore finished, but %d entries could not be restored (first: %s: %v)", len(e.Failures), f.Path, f.Err)
+}
+
+// Unwrap gives the failures' errors, so errors.Is and errors.As see why
+// (repo.CorruptError for a damaged pack, files.ErrUnsafePath, ...).
+func (e *IncompleteError) Unwrap() []error {
+	errs := make([]error, len(e.Failures))
+	for i, f := range e.Failures {
+		errs[i] = f.Err
+	}
+	return errs
 }
 
 // selected reports whether path is to be restored (at or below an
