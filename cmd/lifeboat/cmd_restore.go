@@ -109,7 +109,7 @@ func (a *app) restoreTo(ctx context.Context, r *repo.Repository, sn *repo.Snapsh
 				_ = a.emit(map[string]any{"message_type": "error", "path": f.Path, "error": f.Err.Error()})
 				return
 			}
-			fmt.Fprintf(a.stderr, "error: could not restore %s: %v\n", f.Path, f.Err)
+			fmt.Fprintf(a.stderr, "error: could not restore %s: %s\n", termSafe(f.Path), termSafe(f.Err.Error()))
 		}})
 	stop()
 	var incomplete *restore.IncompleteError
