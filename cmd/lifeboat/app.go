@@ -257,7 +257,8 @@ func (a *app) credentials() (repo.Credentials, error) {
 	return c, nil
 }
 
-// openRepo opens the repository named by --repo with the given credentials.
+// openRepo opens the repository named by --repo with the given
+// credentials, without its index (lock loads it).
 func (a *app) openRepo(ctx context.Context) (*repo.Repository, error) {
 	url, err := a.repoURL()
 	if err != nil {
@@ -266,7 +267,8 @@ func (a *app) openRepo(ctx context.Context) (*repo.Repository, error) {
 	return a.openRepoAt(ctx, url)
 }
 
-// openRepoAt opens the repository at url with the command's credentials.
+// openRepoAt opens the repository at url with the command's credentials,
+// without its index (lock loads it).
 func (a *app) openRepoAt(ctx context.Context, url string) (*repo.Repository, error) {
 	creds, err := a.credentials()
 	if err != nil {
@@ -279,7 +281,7 @@ func (a *app) openRepoAt(ctx context.Context, url string) (*repo.Repository, err
 		}
 		return nil, err
 	}
-	r, err := repo.Open(ctx, b, creds)
+	r, err := repo.OpenUnindexed(ctx, b, creds)
 	if err != nil {
 		_ = b.Close()
 		if errors.Is(err, repo.ErrNoRepository) {
@@ -295,13 +297,14 @@ type lockMode int
 
 const (
 	noLock        lockMode = iota // read-only listing: never blocks, never blocked
-	sharedLock                    // writes new objects or must not see packs vanish
+	readLock                      // reads packs: a shared lock if it can be written (read-only or full storage: a warning)
+	sharedLock                    // writes new objects
 	exclusiveLock                 // deletes packs (prune)
 )
 
-// withRepo opens the repository, takes the lock, runs fn, and releases
-// both (kopia's repositoryWriterAction): the one place commands get a
-// repository.
+// withRepo opens the repository, takes the lock, loads the index, runs fn,
+// and releases both (kopia's repositoryWriterAction): the one place
+// commands get a repository.
 func (a *app) withRepo(ctx context.Context, mode lockMode, purpose string, fn func(context.Context, *repo.Repository) error) error {
 	name, err := a.engineName()
 	if err != nil {
@@ -315,7 +318,7 @@ func (a *app) withRepo(ctx context.Context, mode lockMode, purpose string, fn fu
 		return err
 	}
 	defer r.Bucket().Close()
-	ctx, unlock, err := a.lock(ctx, r, mode, purpose)
+	ctx, unlock, err := a.lock(ctx, r, mode, purpose, "")
 	if err != nil {
 		return err
 	}
@@ -323,18 +326,28 @@ func (a *app) withRepo(ctx context.Context, mode lockMode, purpose string, fn fu
 	return lockLost(ctx, fn(ctx, r))
 }
 
-// lock takes a lock of mode on r for purpose (none for noLock). The
-// context it gives ends when the lease is lost: others may treat the lock
-// as stale from then on (a prune could delete what we write or read).
-// unlock releases it.
-func (a *app) lock(ctx context.Context, r *repo.Repository, mode lockMode, purpose string) (_ context.Context, unlock func(), _ error) {
+// lock takes a lock of mode on r for purpose and then loads the index
+// (repo.Repository.Lock: lock first, then load). The context it gives ends
+// when the lease is lost: others may treat the lock as stale from then on
+// (a prune could delete what we write or read). A read lock that cannot be
+// written (read-only credentials, a full disk) is a warning naming where,
+// and the read goes on. unlock releases it.
+func (a *app) lock(ctx context.Context, r *repo.Repository, mode lockMode, purpose, where string) (_ context.Context, unlock func(), _ error) {
 	if mode == noLock {
-		return ctx, func() {}, nil
+		return ctx, func() {}, r.LoadIndex(ctx)
 	}
-	lk, err := repo.AcquireLock(ctx, r.Bucket(), mode == exclusiveLock, purpose, a.v.GetDuration("retry-lock"))
+	lk, err := r.Lock(ctx, mode == exclusiveLock, purpose, a.v.GetDuration("retry-lock"))
+	if err != nil && mode == readLock && !repo.IsLocked(err) && ctx.Err() == nil {
+		if where == "" {
+			where = "repository"
+		}
+		fmt.Fprintf(a.stderr, "warning: %s: no lock (%v): a prune there meanwhile could remove what this reads\n", where, err)
+		return ctx, func() {}, r.LoadIndex(ctx)
+	}
 	if err != nil {
 		return nil, nil, err
 	}
+	a.reportDamage(r)
 	ctx, cancel := context.WithCancelCause(ctx)
 	go func() {
 		select {
@@ -347,6 +360,16 @@ func (a *app) lock(ctx context.Context, r *repo.Repository, mode lockMode, purpo
 		cancel(nil)
 		lk.Unlock(context.WithoutCancel(ctx))
 	}, nil
+}
+
+// reportDamage warns about index files the index load skipped.
+func (a *app) reportDamage(r *repo.Repository) {
+	if bad := r.DamagedIndexes(); len(bad) > 0 {
+		for _, err := range bad {
+			fmt.Fprintf(a.stderr, "warning: skipped %v\n", err)
+		}
+		fmt.Fprintf(a.stderr, "warning: %d index files skipped: blobs only they list are stored again; `lifeboat check --repair` rebuilds the index\n", len(bad))
+	}
 }
 
 // lockLost names a lost lease as the cause of err, the error of work done

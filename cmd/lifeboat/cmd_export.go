@@ -41,10 +41,10 @@ func (a *app) sanitizeConfig(path, rulesFile string) (*policies.Policy, *sanitiz
 }
 
 // withSnapshot runs fn on snapshot ref (latest: of target) of the
-// policy's repository, on its engine: native (under a shared lock, with
+// policy's repository, on its engine: native (under a shared lock where it can be written, with
 // the owner key) or restic. The snapshot is closed after fn.
 func (a *app) withSnapshot(ctx context.Context, purpose, ref, target string, fn func(context.Context, restore.Snapshot) error) error {
-	return a.withEngine(ctx, sharedLock, purpose, func(ctx context.Context, e engine.Engine) error {
+	return a.withEngine(ctx, readLock, purpose, func(ctx context.Context, e engine.Engine) error {
 		r := readerOf(e)
 		sn, err := r.FindSnapshot(ctx, ref, snapshotFilter(target, ""))
 		if err != nil {

@@ -64,11 +64,11 @@ See docs/retention.md.`,
 						if ref == "latest" {
 							return usagef("forget takes snapshot IDs, not %q", ref)
 						}
-						sn, err := findSnapshot(ctx, e, ref, nil)
+						id, err := resolveID(ctx, e, ref)
 						if err != nil {
 							return err
 						}
-						ids = append(ids, sn.ID)
+						ids = append(ids, id)
 					}
 				} else if ids, err = a.applyRetention(ctx, e, rules, only, o.dryRun); err != nil {
 					return err

@@ -33,7 +33,7 @@ func (a *app) checkCmd() *cobra.Command {
 			if ok, err := a.onRestic(ctx, "check", func(ctx context.Context, e *restic.Engine) error { return e.Check(ctx, pct) }); ok {
 				return err
 			}
-			return a.withRepo(ctx, sharedLock, "check", func(ctx context.Context, r *repo.Repository) error {
+			return a.withRepo(ctx, readLock, "check", func(ctx context.Context, r *repo.Repository) error {
 				var done, total atomic.Int64
 				stop := a.progress(func() string { return fmt.Sprintf("read %d of %d packs", done.Load(), total.Load()) })
 				res, err := r.Check(ctx, repo.CheckOptions{ReadDataPercent: pct, Progress: func(d, t int) {

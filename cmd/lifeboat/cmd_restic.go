@@ -75,6 +75,19 @@ func findSnapshot(ctx context.Context, e engine.Engine, ref string, filter func(
 	return readerOf(e).FindSnapshot(ctx, ref, filter)
 }
 
+// resolveID finds the snapshot ref names; on a native repository without
+// reading its manifest, so a damaged snapshot can be forgotten.
+func resolveID(ctx context.Context, e engine.Engine, ref string) (repo.ID, error) {
+	if n, ok := e.(engine.Native); ok {
+		return n.R.ResolveID(ctx, ref)
+	}
+	sn, err := findSnapshot(ctx, e, ref, nil)
+	if err != nil {
+		return repo.ID{}, err
+	}
+	return sn.ID, nil
+}
+
 // readerOf is an engine's repository as restores, drills and exports read
 // it.
 func readerOf(e engine.Engine) restore.Repository {
@@ -120,7 +133,7 @@ func (a *app) resticDone(what string) error {
 // lock for purpose (a prune must not remove packs under the reader). Work
 // with the context it gives; done releases it.
 func (a *app) openReader(ctx context.Context, from, purpose string) (_ context.Context, r restore.Repository, done func(), err error) {
-	ctx, e, done, err := a.engineAt(ctx, from, sharedLock, purpose)
+	ctx, e, done, err := a.engineAt(ctx, from, readLock, purpose)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -160,11 +173,7 @@ func (a *app) engineAt(ctx context.Context, from string, mode lockMode, purpose 
 		if err != nil {
 			return nil, nil, nil, err
 		}
-		lctx, unlock, err := a.lock(ctx, r, mode, purpose)
-		if err != nil && !repo.IsLocked(err) && ctx.Err() == nil {
-			fmt.Fprintf(a.stderr, "warning: %s: no lock (%v): a prune there meanwhile could remove what this reads\n", from, err)
-			lctx, unlock, err = ctx, func() {}, nil
-		}
+		lctx, unlock, err := a.lock(ctx, r, mode, purpose, from)
 		if err != nil {
 			r.Bucket().Close()
 			return nil, nil, nil, err

@@ -52,7 +52,7 @@ Exit codes: 0 ok, 1 failure, 5 restore finished but some entries could not be re
 				return usagef("--to DIR is required")
 			}
 			ctx := cmd.Context()
-			return a.withEngine(ctx, sharedLock, "restore", func(ctx context.Context, e engine.Engine) error {
+			return a.withEngine(ctx, readLock, "restore", func(ctx context.Context, e engine.Engine) error {
 				sn, err := findSnapshot(ctx, e, args[0], snapshotFilter(o.target, o.host))
 				if err != nil {
 					return err

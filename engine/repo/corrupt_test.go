@@ -130,13 +130,26 @@ func TestTruncatedIndex(t *testing.T) {
 			require.NoError(t, err)
 			overwrite(t, tr.Bucket, key, data[:cut.keep(len(data))])
 
+			// Opening skips the damaged index file and reports it: one bad
+			// object must not stop backups.
 			for _, c := range []repo.Credentials{tr.Owner, tr.Host} {
-				_, err = repo.Open(ctx, tr.Bucket, c)
-				requireNames(t, err, key)
+				r, err := repo.Open(ctx, tr.Bucket, c)
+				require.NoError(t, err)
+				bad := r.DamagedIndexes()
+				require.Len(t, bad, 1)
+				requireNames(t, bad[0], key)
 				var ce *repo.CorruptError
-				require.True(t, errors.As(err, &ce), "want a CorruptError, got %T %v", err, err)
+				require.True(t, errors.As(bad[0], &ce), "want a CorruptError, got %T %v", bad[0], bad[0])
 				assert.Equal(t, key, ce.Object)
 			}
+			// check names it; prune refuses to delete on partial knowledge.
+			r := tr.Open(t, tr.Owner)
+			res, err := r.Check(ctx, repo.CheckOptions{})
+			require.NoError(t, err)
+			requireReported(t, res.Errors, key)
+			_, err = r.Prune(ctx, repo.PruneOptions{Grace: -1})
+			requireNames(t, err, key)
+			assert.Contains(t, err.Error(), "nothing deleted")
 		})
 	}
 }
@@ -190,12 +203,26 @@ func TestGarbageSnapshot(t *testing.T) {
 	require.True(t, errors.As(err, &ce))
 	assert.Equal(t, key, ce.Object)
 
-	_, err = r.FindSnapshot(ctx, "latest", nil)
-	requireNames(t, err, key)
+	// Listing skips it and reports it; "latest" is the newest readable one.
+	good := backupDir(t, r, makeTree(t, 1<<20, 22))
+	sns, err := r.Snapshots(ctx)
+	require.NoError(t, err)
+	require.Len(t, sns, 1)
+	require.Len(t, r.DamagedSnapshots(), 1)
+	requireNames(t, r.DamagedSnapshots()[0], key)
+	latest, err := r.FindSnapshot(ctx, "latest", nil)
+	require.NoError(t, err)
+	assert.Equal(t, good.ID, latest.ID)
 	_, err = r.FindSnapshot(ctx, sn.ID.Short(), nil)
 	requireNames(t, err, key)
 
 	requireReported(t, checkErrors(t, r), key)
+
+	// It can be forgotten without being read.
+	id, err := r.ResolveID(ctx, sn.ID.Short())
+	require.NoError(t, err)
+	require.NoError(t, r.DeleteSnapshot(ctx, id))
+	assert.Empty(t, checkErrors(t, r))
 
 	// Valid age, wrong content: encrypted to the repository, but not JSON.
 	tr2, r2, sn2 := damagedRepo(t, false)

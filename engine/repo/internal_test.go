@@ -32,8 +32,10 @@ func TestLockRenew(t *testing.T) {
 
 	require.NoError(t, b.Close()) // every write fails from now on
 	assert.True(t, l.renew(), "a failure with most of the lease left is retried")
-	l.info.Expires = time.Now().Add(LockRefresh / 2)
+	l.lastOK = time.Now().Add(-LockLease + LockLease/5 + LockRefresh/2)
 	assert.False(t, l.renew(), "the lease ends before the next try: lost")
+	l.lastOK = time.Now().Add(-LockLease)
+	assert.False(t, l.renew(), "a lease that ran out is never renewed")
 }
 
 func TestRecords(t *testing.T) {

@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"os"
 	"os/user"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -16,16 +18,40 @@ import (
 	"gocloud.dev/gcerrors"
 )
 
-// Locks are leases: locks/<id> holds plain JSON (no secrets) with an expiry
-// that the holder pushes forward every LockRefresh by writing a new lock
-// object and deleting the old one. A lock whose lease expired, or whose
-// process is gone on this host, is stale and removed by whoever finds it, so
-// a crashed backup never blocks the next night's run. Read-only commands
-// take no lock at all.
-const (
-	LockLease   = 5 * time.Minute
-	LockRefresh = time.Minute
+// Locks are leases (docs/reliability.md, "The lock protocol"). locks/<id>
+// holds plain JSON (no secrets). The holder writes a new lock object every
+// LockRefresh and deletes the old one. Whether a lease has run out is
+// judged on the storage's clock: another process calls a lock stale when
+// the storage time since the lock object was written (its ModTime, against
+// the ModTime of the caller's own lock object written just before) exceeds
+// the lease the holder declared. Clocks of hosts never meet, so clock skew
+// between hosts cannot make a live lock look stale.
+//
+// The holder judges its own lease on its local monotonic clock from the
+// moment it began the last write that succeeded, minus a margin: it gives
+// up (the lock is lost) before anybody else may call it stale. A lease
+// that ran out is lost for good and never renewed, even when the holder
+// wakes up again (a stalled VM, SIGSTOP): something may have been removed
+// under it. Work that must not outlive the lease (saving a snapshot,
+// deleting packs) calls Confirm first, and a snapshot is confirmed again
+// after it was written.
+//
+// A lock of a process on this host, in the same PID namespace of the same
+// boot, whose process is gone is stale at once, so a crashed backup never
+// blocks the next night's run. Read-only listings take no lock at all.
+var (
+	LockLease   = leaseFromEnv()
+	LockRefresh = LockLease / 5
 )
+
+// leaseFromEnv reads LIFEBOAT_TEST_LOCK_LEASE (a Go duration), which tests
+// and the torture harness use to see leases run out in seconds.
+func leaseFromEnv() time.Duration {
+	if d, err := time.ParseDuration(os.Getenv("LIFEBOAT_TEST_LOCK_LEASE")); err == nil && d > 0 {
+		return d
+	}
+	return 5 * time.Minute
+}
 
 // LockInfo is the content of a lock object.
 type LockInfo struct {
@@ -35,8 +61,17 @@ type LockInfo struct {
 	User      string    `json:"user,omitempty"`
 	Purpose   string    `json:"purpose,omitempty"`
 	Created   time.Time `json:"created"`
-	Expires   time.Time `json:"expires"`
-	key       string
+	Expires   time.Time `json:"expires"` // informative: staleness is judged on the storage's clock
+	// LeaseSeconds is the lease the holder keeps; others call the lock
+	// stale once the object is older than that on the storage's clock.
+	LeaseSeconds float64 `json:"lease_seconds,omitempty"`
+	// BootID and PIDNamespace say where PID lives: only a process of the
+	// same host, boot and PID namespace may judge it gone.
+	BootID       string `json:"boot_id,omitempty"`
+	PIDNamespace string `json:"pid_namespace,omitempty"`
+
+	key     string
+	modTime time.Time // the storage's time of the object's write
 }
 
 // LockedError says who holds a conflicting lock.
@@ -57,39 +92,61 @@ func IsLocked(err error) bool {
 	return errors.As(err, &le)
 }
 
+// ErrLockLost: the lease ran out without a successful refresh (or the lock
+// object was removed), so other processes may treat the lock as stale;
+// work under it must stop, and nothing may be saved.
+var ErrLockLost = errors.New("repository lock lost: its lease ran out (the process stalled or storage was unreachable) or the lock was removed")
+
 // Lock is a held lock; Unlock releases it.
 type Lock struct {
 	b      *blob.Bucket
 	mu     sync.Mutex
 	info   LockInfo
+	lastOK time.Time // local clock: when the write of the current object began
 	stop   chan struct{}
 	done   chan struct{}
 	lost   chan struct{}
 	stopMu sync.Once
+	lostMu sync.Once
 }
 
-// ErrLockLost: the lease could not be refreshed before it expired, so other
-// processes may now treat the lock as stale; work under it must stop.
-var ErrLockLost = errors.New("repository lock lost: its lease expired because it could not be refreshed")
-
-// Lost is closed when the lease expired without a successful refresh.
+// Lost is closed when the lock is found lost.
 func (l *Lock) Lost() <-chan struct{} { return l.lost }
 
-func hostname() string {
-	h, err := os.Hostname()
-	if err != nil {
-		return "unknown"
+// origin identifies where a PID is meaningful.
+type origin struct{ host, boot, pidns string }
+
+func thisOrigin() origin {
+	o := origin{host: "unknown"}
+	if h, err := os.Hostname(); err == nil {
+		o.host = h
 	}
-	return h
+	if b, err := os.ReadFile("/proc/sys/kernel/random/boot_id"); err == nil {
+		o.boot = strings.TrimSpace(string(b))
+	}
+	if ns, err := os.Readlink("/proc/self/ns/pid"); err == nil {
+		o.pidns = ns
+	}
+	return o
 }
 
-// stale reports whether a lock can be removed: lease expired, or held by a
-// process of this host that no longer runs.
-func (l LockInfo) stale(now time.Time, host string) bool {
-	if now.After(l.Expires) {
+// lease is the lease the holder declared (LockLease for old lock objects).
+func (l LockInfo) lease() time.Duration {
+	if l.LeaseSeconds > 0 {
+		return time.Duration(l.LeaseSeconds * float64(time.Second))
+	}
+	return LockLease
+}
+
+// stale reports whether a lock can be removed: written longer ago than
+// its lease on the storage's clock (now is the storage's time), or held by
+// a process of this host, boot and PID namespace that no longer runs.
+func (l LockInfo) stale(now time.Time, here origin) bool {
+	if !l.modTime.IsZero() && now.Sub(l.modTime) > l.lease() {
 		return true
 	}
-	if l.Host == host && l.PID > 0 {
+	if l.PID > 0 && l.Host == here.host && here.boot != "" && l.BootID == here.boot &&
+		here.pidns != "" && l.PIDNamespace == here.pidns {
 		if err := syscall.Kill(l.PID, 0); errors.Is(err, syscall.ESRCH) {
 			return true
 		}
@@ -118,25 +175,50 @@ func ListLocks(ctx context.Context, b *blob.Bucket) ([]LockInfo, error) {
 		}
 		var li LockInfo
 		if err := json.Unmarshal(data, &li); err != nil {
-			// unreadable lock: treat as expired so it cannot block forever
-			li = LockInfo{Host: "?", Purpose: "unreadable lock object"}
+			// An unreadable lock blocks like an exclusive one until its
+			// object is older than the default lease.
+			li = LockInfo{Exclusive: true, Host: "?", Purpose: "unreadable lock object " + obj.Key}
 		}
-		li.key = obj.Key
+		li.key, li.modTime = obj.Key, obj.ModTime
 		locks = append(locks, li)
 	}
 }
 
+// storageNow returns the storage's time of the lock object self, as listed
+// in locks.
+func storageNow(locks []LockInfo, self string) (time.Time, bool) {
+	for _, l := range locks {
+		if l.key == self {
+			return l.modTime, !l.modTime.IsZero()
+		}
+	}
+	return time.Time{}, false
+}
+
 // RemoveStaleLocks deletes stale locks (all locks with all=true) and returns
-// how many it removed.
+// how many it removed. To read the storage's clock it writes a shared lock
+// of its own for the moment.
 func RemoveStaleLocks(ctx context.Context, b *blob.Bucket, all bool) (int, error) {
+	probe := newLockInfo(false, "unlock")
+	if err := writeLock(ctx, b, &probe); err != nil {
+		return 0, err
+	}
+	defer b.Delete(context.WithoutCancel(ctx), probe.key)
 	locks, err := ListLocks(ctx, b)
 	if err != nil {
 		return 0, err
 	}
+	now, ok := storageNow(locks, probe.key)
+	if !ok && !all {
+		return 0, fmt.Errorf("list locks: %s not listed, cannot read the storage's clock", probe.key)
+	}
 	n := 0
-	now, host := time.Now(), hostname()
+	here := thisOrigin()
 	for _, l := range locks {
-		if all || l.stale(now, host) {
+		if l.key == probe.key {
+			continue
+		}
+		if all || l.stale(now, here) {
 			if err := b.Delete(ctx, l.key); err != nil && gcerrors.Code(err) != gcerrors.NotFound {
 				return n, fmt.Errorf("delete %s: %w", l.key, err)
 			}
@@ -147,18 +229,19 @@ func RemoveStaleLocks(ctx context.Context, b *blob.Bucket, all bool) (int, error
 }
 
 // conflict returns a live lock that conflicts with taking one of the given
-// kind, skipping self, and removes stale ones on the way.
+// kind, skipping self (already written), and removes stale ones on the way.
 func conflict(ctx context.Context, b *blob.Bucket, exclusive bool, self string) (*LockInfo, error) {
 	locks, err := ListLocks(ctx, b)
 	if err != nil {
 		return nil, err
 	}
-	now, host := time.Now(), hostname()
+	now, ok := storageNow(locks, self)
+	here := thisOrigin()
 	for _, l := range locks {
 		if l.key == self {
 			continue
 		}
-		if l.stale(now, host) {
+		if ok && l.stale(now, here) {
 			_ = b.Delete(ctx, l.key)
 			continue
 		}
@@ -174,44 +257,50 @@ func conflict(ctx context.Context, b *blob.Bucket, exclusive bool, self string) 
 // until Unlock.
 func AcquireLock(ctx context.Context, b *blob.Bucket, exclusive bool, purpose string, wait time.Duration) (*Lock, error) {
 	deadline := time.Now().Add(wait)
-	for {
+	for try := 0; ; try++ {
 		l, err := tryLock(ctx, b, exclusive, purpose)
 		if err == nil || !IsLocked(err) || time.Now().After(deadline) {
 			return l, err
 		}
+		// Two lockers that write at the same moment both back off: wait
+		// a little differently each time, so one of them wins next.
+		pause := min(5*time.Second, (200*time.Millisecond+rand.N(time.Second))<<min(try, 4))
 		select {
 		case <-ctx.Done():
 			return nil, ctx.Err()
-		case <-time.After(min(5*time.Second, time.Until(deadline)+10*time.Millisecond)):
+		case <-time.After(min(pause, time.Until(deadline)+10*time.Millisecond)):
 		}
 	}
 }
 
-func tryLock(ctx context.Context, b *blob.Bucket, exclusive bool, purpose string) (*Lock, error) {
-	if c, err := conflict(ctx, b, exclusive, ""); err != nil {
-		return nil, err
-	} else if c != nil {
-		return nil, &LockedError{Holder: *c}
-	}
-	now := time.Now()
-	info := LockInfo{Exclusive: exclusive, Host: hostname(), PID: os.Getpid(), Purpose: purpose,
-		Created: now.UTC(), Expires: now.Add(LockLease).UTC()}
+func newLockInfo(exclusive bool, purpose string) LockInfo {
+	now, here := time.Now(), thisOrigin()
+	info := LockInfo{Exclusive: exclusive, Host: here.host, PID: os.Getpid(), Purpose: purpose,
+		Created: now.UTC(), Expires: now.Add(LockLease).UTC(), LeaseSeconds: LockLease.Seconds(),
+		BootID: here.boot, PIDNamespace: here.pidns}
 	if u, err := user.Current(); err == nil {
 		info.User = u.Username
 	}
+	return info
+}
+
+// tryLock writes a lock object first and then looks for conflicting ones
+// (its own object's storage time is the clock stale locks are judged by);
+// on a conflict it removes its object again.
+func tryLock(ctx context.Context, b *blob.Bucket, exclusive bool, purpose string) (*Lock, error) {
+	info := newLockInfo(exclusive, purpose)
+	start := time.Now()
 	if err := writeLock(ctx, b, &info); err != nil {
 		return nil, err
 	}
-	// Two processes may have written at the same moment: look again, and
-	// back off if someone else conflicts.
 	if c, err := conflict(ctx, b, exclusive, info.key); err != nil || c != nil {
-		_ = b.Delete(ctx, info.key)
+		_ = b.Delete(context.WithoutCancel(ctx), info.key)
 		if err != nil {
 			return nil, err
 		}
 		return nil, &LockedError{Holder: *c}
 	}
-	l := &Lock{b: b, info: info, stop: make(chan struct{}), done: make(chan struct{}), lost: make(chan struct{})}
+	l := &Lock{b: b, info: info, lastOK: start, stop: make(chan struct{}), done: make(chan struct{}), lost: make(chan struct{})}
 	go l.refresh()
 	return l, nil
 }
@@ -239,30 +328,88 @@ func (l *Lock) refresh() {
 			return
 		case <-t.C:
 			if !l.renew() {
-				close(l.lost)
+				l.markLost()
 				return
 			}
 		}
 	}
 }
 
-// renew writes a lock with a fresh lease and deletes the old one. On
-// failure the old lease stays and the next tick tries again; it reports
+func (l *Lock) markLost() { l.lostMu.Do(func() { close(l.lost) }) }
+
+// heldUntil is the local time until which the holder may rely on the
+// lease: a fifth of the lease before anybody else may call it stale.
+func (l *Lock) heldUntil() time.Time {
+	lease := l.info.lease()
+	return l.lastOK.Add(lease - lease/5)
+}
+
+// renew writes a lock with a fresh lease and deletes the old one. A lease
+// that ran out is not renewed (it is lost: another process may have
+// removed it and acted), nor is a lock whose object is gone. A failed
+// write keeps the old lease and the next tick tries again; renew reports
 // false once the lease would end before that next try.
 func (l *Lock) renew() bool {
 	ctx, cancel := context.WithTimeout(context.Background(), LockRefresh)
 	defer cancel()
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if time.Now().After(l.heldUntil()) {
+		return false
+	}
+	if ok, err := l.b.Exists(ctx, l.info.key); err == nil && !ok {
+		return false
+	}
 	next := l.info
-	next.Expires = time.Now().Add(LockLease).UTC()
+	start := time.Now()
+	next.Expires = start.Add(l.info.lease()).UTC()
 	if err := writeLock(ctx, l.b, &next); err != nil {
-		return time.Now().Add(LockRefresh).Before(l.info.Expires)
+		return time.Now().Add(LockRefresh).Before(l.heldUntil())
+	}
+	if time.Now().After(l.heldUntil()) {
+		// The write took so long that the old lease ran out meanwhile.
+		_ = l.b.Delete(ctx, next.key)
+		return false
 	}
 	old := l.info.key
-	l.info = next
+	l.info, l.lastOK = next, start
 	_ = l.b.Delete(ctx, old)
 	return true
+}
+
+// Confirm returns ErrLockLost unless the lease is still held: its local
+// time has not run out, and its lock object still exists. Call it right
+// before work that must happen under the lock.
+func (l *Lock) Confirm(ctx context.Context) error {
+	if l == nil {
+		return nil
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if time.Now().After(l.heldUntil()) {
+		l.markLost()
+		return ErrLockLost
+	}
+	ok, err := l.b.Exists(ctx, l.info.key)
+	if err != nil {
+		return fmt.Errorf("confirm lock %s: %w", l.info.key, err)
+	}
+	if !ok || time.Now().After(l.heldUntil()) {
+		l.markLost()
+		return ErrLockLost
+	}
+	return nil
+}
+
+// Held reports, without touching storage, whether the lease has not run
+// out on the local clock: a cheap check before each destructive call.
+func (l *Lock) Held() bool {
+	if l == nil {
+		return true
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return !time.Now().After(l.heldUntil())
 }
 
 // Unlock stops the refresh and removes the lock object.

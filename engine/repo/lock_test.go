@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"os/exec"
+	"strings"
 	"testing"
 	"time"
 
@@ -96,6 +97,18 @@ func TestLockCompatibility(t *testing.T) {
 	}
 }
 
+// here returns where this process's PIDs mean something, as a lock
+// written by a process of this host, boot and PID namespace records it.
+func here(t *testing.T, li repo.LockInfo) repo.LockInfo {
+	t.Helper()
+	boot, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
+	require.NoError(t, err)
+	ns, err := os.Readlink("/proc/self/ns/pid")
+	require.NoError(t, err)
+	li.Host, li.BootID, li.PIDNamespace = hostname(t), strings.TrimSpace(string(boot)), ns
+	return li
+}
+
 func TestStaleLocksRemovedByAcquire(t *testing.T) {
 	future := time.Now().Add(time.Hour).UTC()
 	tests := []struct {
@@ -104,18 +117,32 @@ func TestStaleLocksRemovedByAcquire(t *testing.T) {
 		stale bool
 	}{
 		{"dead pid on this host", func(t *testing.T) repo.LockInfo {
+			return here(t, repo.LockInfo{Exclusive: true, PID: deadPID(t), Created: time.Now().UTC(), Expires: future})
+		}, true},
+		{"dead pid, same host name, other PID namespace", func(t *testing.T) repo.LockInfo {
+			// A container or `unshare -p` with the same host name: its
+			// PIDs say nothing about the processes here.
+			li := here(t, repo.LockInfo{Exclusive: true, PID: deadPID(t), Created: time.Now().UTC(), Expires: future})
+			li.PIDNamespace = "pid:[4026599999]"
+			return li
+		}, false},
+		{"dead pid, same host name, no namespace recorded", func(t *testing.T) repo.LockInfo {
 			return repo.LockInfo{Exclusive: true, Host: hostname(t), PID: deadPID(t), Created: time.Now().UTC(), Expires: future}
+		}, false},
+		{"lease ran out on the storage's clock", func(t *testing.T) repo.LockInfo {
+			return repo.LockInfo{Exclusive: true, Host: "far-away.example", PID: os.Getpid(), LeaseSeconds: 0.05,
+				Created: time.Now().UTC(), Expires: future}
 		}, true},
-		{"expired lease of another host", func(t *testing.T) repo.LockInfo {
-			return repo.LockInfo{Exclusive: true, Host: "far-away.example", PID: os.Getpid(),
+		{"expiry in the past by a skewed clock, lease live on the storage's clock", func(t *testing.T) repo.LockInfo {
+			return repo.LockInfo{Exclusive: true, Host: "far-away.example", PID: os.Getpid(), LeaseSeconds: 300,
 				Created: time.Now().Add(-time.Hour).UTC(), Expires: time.Now().Add(-time.Minute).UTC()}
-		}, true},
+		}, false},
 		{"live lease of another host", func(t *testing.T) repo.LockInfo {
 			// Its PID is dead here, which says nothing about the other host.
 			return repo.LockInfo{Exclusive: true, Host: "far-away.example", PID: deadPID(t), Created: time.Now().UTC(), Expires: future}
 		}, false},
 		{"live process on this host", func(t *testing.T) repo.LockInfo {
-			return repo.LockInfo{Exclusive: true, Host: hostname(t), PID: os.Getppid(), Created: time.Now().UTC(), Expires: future}
+			return here(t, repo.LockInfo{Exclusive: true, PID: os.Getppid(), Created: time.Now().UTC(), Expires: future})
 		}, false},
 	}
 	for _, tc := range tests {
@@ -123,6 +150,7 @@ func TestStaleLocksRemovedByAcquire(t *testing.T) {
 			b := memBucket(t)
 			li := tc.lock(t)
 			key := writeLockObject(t, b, li)
+			time.Sleep(100 * time.Millisecond)
 			l, err := repo.AcquireLock(ctx, b, false, "backup", 0)
 			if tc.stale {
 				require.NoError(t, err)
@@ -148,24 +176,27 @@ func TestRemoveStaleLocks(t *testing.T) {
 	require.NoError(t, err)
 	future := time.Now().Add(time.Hour).UTC()
 	live := writeLockObject(t, b, repo.LockInfo{Host: "far-away.example", PID: 1, Created: time.Now().UTC(), Expires: future})
-	expired := writeLockObject(t, b, repo.LockInfo{Host: "far-away.example", PID: 1, Expires: time.Now().Add(-time.Second).UTC()})
-	dead := writeLockObject(t, b, repo.LockInfo{Host: hostname(t), PID: deadPID(t), Expires: future})
+	expired := writeLockObject(t, b, repo.LockInfo{Host: "far-away.example", PID: 1, LeaseSeconds: 0.05, Expires: future})
+	dead := writeLockObject(t, b, here(t, repo.LockInfo{PID: deadPID(t), Expires: future}))
 	garbage := "locks/" + repo.NewRandomID().String()
 	require.NoError(t, b.WriteAll(ctx, garbage, []byte("{not json"), nil))
 	require.Len(t, lockKeys(t, b), 5)
+	time.Sleep(100 * time.Millisecond)
 
 	n, err := repo.RemoveStaleLocks(ctx, b, false)
 	require.NoError(t, err)
-	assert.Equal(t, 3, n)
-	for _, k := range []string{expired, dead, garbage} {
+	assert.Equal(t, 2, n)
+	for _, k := range []string{expired, dead} {
 		assert.False(t, exists(t, b, k), "%s is stale", k)
 	}
-	assert.True(t, exists(t, b, live))
-	assert.True(t, exists(t, b, own.Key()))
+	// An unreadable lock blocks until it is older than a lease.
+	for _, k := range []string{live, garbage, own.Key()} {
+		assert.True(t, exists(t, b, k), "%s is kept", k)
+	}
 
 	n, err = repo.RemoveStaleLocks(ctx, b, true)
 	require.NoError(t, err)
-	assert.Equal(t, 2, n)
+	assert.Equal(t, 3, n)
 	assert.Empty(t, lockKeys(t, b))
 	// Unlocking a lock that was removed meanwhile is not an error.
 	require.NoError(t, own.Unlock(ctx))

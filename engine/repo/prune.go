@@ -1,20 +1,26 @@
 package repo
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"time"
+
+	"github.com/lifeboat-backup/lifeboat/engine/repo/storage"
+	"gocloud.dev/blob"
 )
 
-// DefaultGrace is how old an unindexed pack must be before prune deletes it.
+// DefaultGrace is how old a pack must be before prune deletes or repacks it.
 const DefaultGrace = time.Hour
 
 // PruneOptions tune prune.
 type PruneOptions struct {
-	// Grace keeps packs that no index lists yet if they are younger than
-	// this: a backup may be about to index them, and some stores list new
-	// objects late. Zero means DefaultGrace; negative means none.
+	// Grace keeps every pack younger than this, whether an index lists it
+	// or not: a backup may be about to index or reference it (a writer
+	// whose lease ran out is still committing; some stores list new
+	// objects late). Zero means DefaultGrace; negative means none.
 	Grace time.Duration
 	// RepackUnused repacks a partly used pack when more than this share of
 	// its bytes is unused (default 0.2). Repacking data packs needs the
@@ -32,10 +38,17 @@ type PruneResult struct {
 	PacksRepacked    int   `json:"packs_repacked"`
 	PacksUnindexed   int   `json:"unindexed_packs_deleted"`
 	PartlyUsedKept   int   `json:"partly_used_packs_kept"`
+	RecentKept       int   `json:"recent_packs_kept"`
+	StagingFiles     int   `json:"staging_files_deleted,omitempty"`
 	BlobsRemoved     int   `json:"blobs_removed"`
 	BytesFreed       int64 `json:"bytes_freed"`
 	IndexFilesMerged int   `json:"index_files_merged"`
 	NeedOwnerKey     int   `json:"packs_needing_owner_key,omitempty"`
+	// DuplicatesChecked counts used blobs stored more than once whose
+	// copies were read to keep one that verifies.
+	DuplicatesChecked int `json:"duplicates_checked,omitempty"`
+	// Warnings name used blobs no copy of which verified (all copies kept).
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 type packUse struct {
@@ -45,10 +58,12 @@ type packUse struct {
 }
 
 // Prune removes data no snapshot references: wholly unused packs are
-// deleted, mostly unused ones repacked, and the index is rewritten. The
-// caller must hold an exclusive lock. Order makes it crash-safe: new packs,
-// then the new index, then old index files, then obsolete packs; at every
-// step the index covers every referenced blob.
+// deleted, mostly unused ones repacked, and the index is rewritten. It
+// needs an exclusive lock (Lock), which it confirms before it deletes
+// anything. Order makes it crash-safe: new packs, then the new index, then
+// old index files, then obsolete packs; at every step the index covers
+// every referenced blob. It refuses to run on damaged index files or
+// unreadable snapshots: deleting on partial knowledge would lose data.
 func (r *Repository) Prune(ctx context.Context, opts PruneOptions) (*PruneResult, error) {
 	if opts.Grace == 0 {
 		opts.Grace = DefaultGrace
@@ -57,43 +72,20 @@ func (r *Repository) Prune(ctx context.Context, opts PruneOptions) (*PruneResult
 		opts.RepackUnused = 0.2
 	}
 	res := &PruneResult{}
-
-	// 1. Everything referenced. A snapshot that cannot be read stops prune:
-	// deleting on partial knowledge would lose data.
-	used := map[ID]bool{}
-	ids, err := r.SnapshotIDs(ctx)
-	if err != nil {
-		return nil, err
-	}
-	res.Snapshots = len(ids)
-	for _, id := range ids {
-		sn, err := r.LoadSnapshot(ctx, id)
-		if err != nil {
-			return nil, fmt.Errorf("prune stopped, nothing deleted: %w", err)
-		}
-		for _, t := range sn.Tree {
-			used[t] = true
-		}
-		tr := r.NewTreeReader(ctx, sn)
-		for {
-			n, err := tr.Next()
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				return nil, fmt.Errorf("prune stopped, nothing deleted: %w", err)
-			}
-			for _, c := range n.Content {
-				used[c] = true
-			}
-		}
+	stop := func(err error) (*PruneResult, error) {
+		return nil, fmt.Errorf("prune stopped, nothing deleted: %w", err)
 	}
 
-	// 2. Every pack of every index file, with all its blobs.
+	// 1. Every pack of every index file, with all its blobs.
 	var indexKeys []string
 	var packs []*packUse
 	seen := map[ID]bool{}
-	err = r.eachIndexFile(ctx, func(key string, ps []PackInfo) error {
+	var damaged []error
+	err := r.eachIndexFile(ctx, func(key string, ps []PackInfo, err error) error {
+		if err != nil {
+			damaged = append(damaged, err)
+			return nil
+		}
 		indexKeys = append(indexKeys, key)
 		for _, p := range ps {
 			if !seen[p.ID] {
@@ -104,20 +96,41 @@ func (r *Repository) Prune(ctx context.Context, opts PruneOptions) (*PruneResult
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("prune stopped, nothing deleted: %w", err)
+		return stop(err)
 	}
+	if len(damaged) > 0 {
+		return stop(fmt.Errorf("%w (and %d damaged index files in all; `lifeboat check --repair` rebuilds the index)", damaged[0], len(damaged)))
+	}
+	// Deterministic order: the same repository prunes the same way.
+	slices.SortFunc(packs, func(a, b *packUse) int { return bytes.Compare(a.info.ID[:], b.info.ID[:]) })
+	idx := NewIndex()
+	for _, p := range packs {
+		idx.AddPack(p.info)
+	}
+	r.idx = idx
+
+	// 2. Everything referenced.
+	used, n, err := r.referenced(ctx)
+	if err != nil {
+		return stop(err)
+	}
+	res.Snapshots = n
 	for id := range used {
 		if !r.idx.Has(id) {
-			return nil, fmt.Errorf("prune stopped, nothing deleted: blob %s is referenced but not indexed (run check)", id)
+			return stop(fmt.Errorf("blob %s is referenced but not indexed (run check)", id))
 		}
 	}
 
-	// 3. Keep one copy of each used blob.
-	kept := map[ID]bool{}
+	// 3. Keep one copy of each used blob: among several, one that reads
+	// back and verifies (a host can write an index that claims a blob in a
+	// pack of garbage; bit rot hits one copy); without a verified copy, all.
+	keepers, err := r.chooseCopies(ctx, packs, used, res)
+	if err != nil {
+		return stop(err)
+	}
 	for _, p := range packs {
 		for _, b := range p.info.Blobs {
-			if used[b.ID] && !kept[b.ID] {
-				kept[b.ID] = true
+			if k, ok := keepers[b.ID]; ok && (k.all || k.pack == p.info.ID) {
 				p.used = append(p.used, b)
 			} else {
 				p.unusedSize += int64(b.Length)
@@ -126,12 +139,23 @@ func (r *Repository) Prune(ctx context.Context, opts PruneOptions) (*PruneResult
 		}
 	}
 
-	var keepPacks []PackInfo
-	var obsolete []PackInfo
+	stored, err := r.storedPacks(ctx)
+	if err != nil {
+		return stop(err)
+	}
+	cutoff := time.Now().Add(-opts.Grace)
+	recent := func(id ID) bool {
+		sp, ok := stored[id]
+		return ok && sp.ModTime.After(cutoff)
+	}
+	var keepPacks, obsolete []PackInfo
 	var repack []*packUse
 	for _, p := range packs {
 		switch {
 		case len(p.used) == len(p.info.Blobs):
+			keepPacks = append(keepPacks, p.info)
+		case recent(p.info.ID):
+			res.RecentKept++
 			keepPacks = append(keepPacks, p.info)
 		case len(p.used) == 0:
 			obsolete = append(obsolete, p.info)
@@ -155,11 +179,6 @@ func (r *Repository) Prune(ctx context.Context, opts PruneOptions) (*PruneResult
 
 	// Packs no index lists, older than the grace period.
 	var unindexed []string
-	cutoff := time.Now().Add(-opts.Grace)
-	stored, err := r.storedPacks(ctx)
-	if err != nil {
-		return nil, err
-	}
 	for id, sp := range stored {
 		if seen[id] || sp.ModTime.After(cutoff) {
 			continue
@@ -167,11 +186,17 @@ func (r *Repository) Prune(ctx context.Context, opts PruneOptions) (*PruneResult
 		unindexed = append(unindexed, sp.Key)
 		res.BytesFreed += sp.Size
 	}
+	slices.Sort(unindexed)
 	res.PacksUnindexed = len(unindexed)
+	staging, err := r.oldStagingFiles(ctx, cutoff)
+	if err != nil {
+		return stop(err)
+	}
+	res.StagingFiles = len(staging)
 	if opts.DryRun {
 		return res, nil
 	}
-	if len(obsolete) == 0 && len(repack) == 0 && len(unindexed) == 0 && len(indexKeys) <= 1 {
+	if len(obsolete) == 0 && len(repack) == 0 && len(unindexed) == 0 && len(staging) == 0 && len(indexKeys) <= 1 {
 		return res, nil
 	}
 
@@ -196,29 +221,147 @@ func (r *Repository) Prune(ctx context.Context, opts PruneOptions) (*PruneResult
 	}
 
 	// 5. One index for everything kept, then drop the old index files.
+	// From here on objects are deleted: only under a lease still held.
+	if err := r.lock.Confirm(ctx); err != nil {
+		return stop(err)
+	}
 	for start := 0; start < len(keepPacks); start += 4096 {
 		batch := keepPacks[start:min(start+4096, len(keepPacks))]
 		if err := r.writeIndex(ctx, batch); err != nil {
 			return nil, err
 		}
 	}
+	if err := r.lock.Confirm(ctx); err != nil {
+		return nil, fmt.Errorf("prune stopped after writing the new index (old index files and packs kept; the next prune finishes): %w", err)
+	}
+	del := func(key string) error {
+		if !r.lock.Held() {
+			return fmt.Errorf("prune stopped before deleting %s: %w", key, ErrLockLost)
+		}
+		if err := r.b.Delete(ctx, key); err != nil {
+			return fmt.Errorf("delete %s: %w", key, err)
+		}
+		return nil
+	}
 	for _, k := range indexKeys {
-		if err := r.b.Delete(ctx, k); err != nil {
-			return nil, fmt.Errorf("delete %s: %w", k, err)
+		if err := del(k); err != nil {
+			return nil, err
 		}
 	}
 	res.IndexFilesMerged = len(indexKeys)
 
-	// 6. Obsolete and orphaned packs.
+	// 6. Obsolete and orphaned packs, then staging files of killed writers.
 	for _, p := range obsolete {
-		if err := r.b.Delete(ctx, packKey(p.ID)); err != nil {
-			return nil, fmt.Errorf("delete %s: %w", packKey(p.ID), err)
+		if err := del(packKey(p.ID)); err != nil {
+			return nil, err
 		}
 	}
-	for _, k := range unindexed {
-		if err := r.b.Delete(ctx, k); err != nil {
-			return nil, fmt.Errorf("delete %s: %w", k, err)
+	for _, k := range append(unindexed, staging...) {
+		if err := del(k); err != nil {
+			return nil, err
 		}
 	}
 	return res, r.LoadIndex(ctx)
+}
+
+// oldStagingFiles lists the staging files (file:// only) that killed
+// writers left in storage.TempDir before cutoff.
+func (r *Repository) oldStagingFiles(ctx context.Context, cutoff time.Time) ([]string, error) {
+	var keys []string
+	it := r.b.List(&blob.ListOptions{Prefix: storage.TempDir + "/"})
+	for {
+		obj, err := it.Next(ctx)
+		if err == io.EOF {
+			return keys, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("list %s/: %w", storage.TempDir, err)
+		}
+		if !obj.IsDir && storage.IsTempKey(obj.Key) && obj.ModTime.Before(cutoff) {
+			keys = append(keys, obj.Key)
+		}
+	}
+}
+
+// referenced returns every blob the snapshots reference, and how many
+// snapshots there are. A snapshot that cannot be read is an error.
+func (r *Repository) referenced(ctx context.Context) (map[ID]bool, int, error) {
+	used := map[ID]bool{}
+	ids, err := r.SnapshotIDs(ctx)
+	if err != nil {
+		return nil, 0, err
+	}
+	for _, id := range ids {
+		sn, err := r.LoadSnapshot(ctx, id)
+		if err != nil {
+			return nil, 0, err
+		}
+		for _, t := range sn.Tree {
+			used[t] = true
+		}
+		tr := r.NewTreeReader(ctx, sn)
+		for {
+			n, err := tr.Next()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				return nil, 0, err
+			}
+			for _, c := range n.Content {
+				used[c] = true
+			}
+		}
+	}
+	return used, len(ids), nil
+}
+
+// keeper says which copy of a used blob prune keeps: the one in pack, or
+// all of them.
+type keeper struct {
+	pack ID
+	all  bool
+}
+
+// chooseCopies picks, for every used blob, the copy to keep. A blob stored
+// once keeps that copy. Of several copies (packs in ID order) the first
+// that reads back and matches its ID is kept; when none can be read with
+// our identity (a host key and data blobs) or none verifies, all stay.
+func (r *Repository) chooseCopies(ctx context.Context, packs []*packUse, used map[ID]bool, res *PruneResult) (map[ID]keeper, error) {
+	copies := map[ID][]Location{}
+	for _, p := range packs {
+		for _, b := range p.info.Blobs {
+			if used[b.ID] {
+				copies[b.ID] = append(copies[b.ID], Location{Pack: p.info.ID, PackSize: p.info.Size, BlobInfo: b})
+			}
+		}
+	}
+	keep := make(map[ID]keeper, len(copies))
+	var buf []byte
+	for id, locs := range copies {
+		if len(locs) == 1 {
+			keep[id] = keeper{pack: locs[0].Pack}
+			continue
+		}
+		res.DuplicatesChecked++
+		k := keeper{all: true}
+		for _, loc := range locs {
+			if loc.Type == DataBlob && !r.readData {
+				break // cannot tell the copies apart: keep them all
+			}
+			var err error
+			if buf, err = r.loadAt(ctx, loc, buf[:0]); err == nil {
+				k = keeper{pack: loc.Pack}
+				break
+			}
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+		}
+		if k.all && (locs[0].Type == TreeBlob || r.readData) {
+			res.Warnings = append(res.Warnings, fmt.Sprintf("blob %s: none of its %d copies verifies; all kept (run check --read-data)", id, len(locs)))
+		}
+		keep[id] = k
+	}
+	return keep, nil
 }

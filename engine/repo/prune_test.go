@@ -68,7 +68,7 @@ func TestPruneForgottenSnapshot(t *testing.T) {
 	oldIndex := keysOf(listObjects(t, tr.Bucket, "index/"), "index/")
 
 	require.NoError(t, r.DeleteSnapshot(ctx, snA.ID))
-	res, err := r.Prune(ctx, repo.PruneOptions{})
+	res, err := r.Prune(ctx, repo.PruneOptions{Grace: -1})
 	require.NoError(t, err)
 	t.Logf("prune: %+v", *res)
 	assert.Equal(t, 1, res.Snapshots)
@@ -101,7 +101,7 @@ func TestPruneForgottenSnapshot(t *testing.T) {
 	require.ErrorIs(t, err, repo.ErrNotFound)
 
 	// A second prune finds nothing more to do.
-	res, err = r.Prune(ctx, repo.PruneOptions{})
+	res, err = r.Prune(ctx, repo.PruneOptions{Grace: -1})
 	require.NoError(t, err)
 	assert.Zero(t, res.PacksDeleted+res.PacksRepacked+res.PacksUnindexed)
 	assert.Equal(t, after, listObjects(t, tr.Bucket, "data/"))
@@ -129,7 +129,7 @@ func TestPruneRepacks(t *testing.T) {
 	// Which blobs share a pack depends on the savers' order: under load
 	// every partly used pack once stayed below the default 20% unused
 	// (5 kept, none repacked). 5% makes the repack certain.
-	res, err := r.Prune(ctx, repo.PruneOptions{RepackUnused: 0.05})
+	res, err := r.Prune(ctx, repo.PruneOptions{Grace: -1, RepackUnused: 0.05})
 	require.NoError(t, err)
 	t.Logf("prune: %+v", *res)
 	assert.Positive(t, res.PacksRepacked, "partly used packs are repacked")
@@ -141,7 +141,7 @@ func TestPruneRepacks(t *testing.T) {
 	restoreSame(t, tr.Open(t, tr.Owner), snB, srcB)
 
 	// Nothing is left to repack: every pack is now (almost) wholly used.
-	res, err = tr.Open(t, tr.Owner).Prune(ctx, repo.PruneOptions{})
+	res, err = tr.Open(t, tr.Owner).Prune(ctx, repo.PruneOptions{Grace: -1})
 	require.NoError(t, err)
 	assert.Zero(t, res.PacksRepacked)
 	assert.Zero(t, res.PacksDeleted)
@@ -156,7 +156,7 @@ func TestPruneHostKey(t *testing.T) {
 	require.NoError(t, host.DeleteSnapshot(ctx, snC.ID))
 	before := listObjects(t, tr.Bucket, "data/")
 
-	res, err := host.Prune(ctx, repo.PruneOptions{})
+	res, err := host.Prune(ctx, repo.PruneOptions{Grace: -1})
 	require.NoError(t, err)
 	t.Logf("prune with the host key: %+v", *res)
 	assert.Positive(t, res.PacksDeleted, "wholly unused packs go without the owner key")
@@ -169,7 +169,7 @@ func TestPruneHostKey(t *testing.T) {
 	restoreSame(t, owner, snB, srcB)
 
 	// The owner then repacks what the host could not.
-	res, err = owner.Prune(ctx, repo.PruneOptions{})
+	res, err = owner.Prune(ctx, repo.PruneOptions{Grace: -1})
 	require.NoError(t, err)
 	assert.Positive(t, res.PacksRepacked)
 	assert.Zero(t, res.NeedOwnerKey)

@@ -46,6 +46,11 @@ type Repository struct {
 	stats       SaveStats
 
 	readers readerCache
+
+	lock       *Lock   // the lock this process holds (Lock), if any
+	badIndexes []error // index files LoadIndex could not decode
+
+	badSnapshots []error // manifests Snapshots skipped (under mu)
 }
 
 // SaveStats counts what SaveBlob stored.
@@ -201,8 +206,21 @@ func writeNew(ctx context.Context, b *blob.Bucket, key string, data []byte) erro
 }
 
 // Open opens the repository in b with the given credentials and loads its
-// index.
+// index: for readers that take no lock. Commands that lock call
+// OpenUnindexed and then Lock, which loads the index under the lock.
 func Open(ctx context.Context, b *blob.Bucket, creds Credentials) (*Repository, error) {
+	r, err := OpenUnindexed(ctx, b, creds)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.LoadIndex(ctx); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// OpenUnindexed opens the repository without reading its index.
+func OpenUnindexed(ctx context.Context, b *blob.Bucket, creds Credentials) (*Repository, error) {
 	cfg, err := loadConfig(ctx, b)
 	if err != nil {
 		return nil, err
@@ -228,10 +246,24 @@ func Open(ctx context.Context, b *blob.Bucket, creds Credentials) (*Repository, 
 	r.comp = newCompressor(lvl)
 	r.hasher = newHasher(k.MACKey)
 	r.gear = chunker.NewGear([32]byte(k.GearKey))
-	if err := r.LoadIndex(ctx); err != nil {
+	return r, nil
+}
+
+// Lock takes a shared or exclusive lock (waiting up to wait for a
+// conflicting one to go away) and then loads the index: never the reverse,
+// or a lock wait would leave an index that a prune made stale meanwhile.
+// SaveSnapshot and Prune confirm the lock before they commit.
+func (r *Repository) Lock(ctx context.Context, exclusive bool, purpose string, wait time.Duration) (*Lock, error) {
+	lk, err := AcquireLock(ctx, r.b, exclusive, purpose, wait)
+	if err != nil {
 		return nil, err
 	}
-	return r, nil
+	if err := r.LoadIndex(ctx); err != nil {
+		_ = lk.Unlock(context.WithoutCancel(ctx))
+		return nil, err
+	}
+	r.lock = lk
+	return lk, nil
 }
 
 // Config returns the repository configuration.
@@ -316,10 +348,18 @@ func (r *Repository) loadMeta(ctx context.Context, key string) ([]byte, error) {
 	return plain[1:], nil
 }
 
-// LoadIndex (re)reads every index file.
+// LoadIndex (re)reads every index file. An index file that cannot be read
+// or decoded is skipped and reported by DamagedIndexes: blobs only it
+// listed are then stored again by the next backup, and prune refuses to
+// run until `check --repair` rebuilt the index.
 func (r *Repository) LoadIndex(ctx context.Context) error {
 	idx := NewIndex()
-	err := r.eachIndexFile(ctx, func(key string, packs []PackInfo) error {
+	var bad []error
+	err := r.eachIndexFile(ctx, func(key string, packs []PackInfo, err error) error {
+		if err != nil {
+			bad = append(bad, err)
+			return nil
+		}
 		for _, p := range packs {
 			idx.AddPack(p)
 		}
@@ -328,13 +368,17 @@ func (r *Repository) LoadIndex(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	r.idx = idx
+	r.idx, r.badIndexes = idx, bad
 	return nil
 }
 
-// eachIndexFile decodes every index file, two at a time, and calls fn
-// (serialized) for each.
-func (r *Repository) eachIndexFile(ctx context.Context, fn func(key string, packs []PackInfo) error) error {
+// DamagedIndexes lists the index files the last LoadIndex skipped.
+func (r *Repository) DamagedIndexes() []error { return r.badIndexes }
+
+// eachIndexFile decodes every index file, a few at a time, and calls fn
+// (serialized) for each, with the error that kept one from decoding (a
+// corrupt or vanished file; any other read error ends the walk).
+func (r *Repository) eachIndexFile(ctx context.Context, fn func(key string, packs []PackInfo, err error) error) error {
 	keys, err := r.listKeys(ctx, "index/")
 	if err != nil {
 		return err
@@ -345,16 +389,19 @@ func (r *Repository) eachIndexFile(ctx context.Context, fn func(key string, pack
 	for _, key := range keys {
 		g.Go(func() error {
 			plain, err := r.loadMeta(gctx, key)
-			if err != nil {
-				return err
+			var packs []PackInfo
+			if err == nil {
+				if packs, err = decodeIndex(plain); err != nil {
+					err = &CorruptError{Object: key, Err: err}
+				}
 			}
-			packs, err := decodeIndex(plain)
-			if err != nil {
-				return &CorruptError{Object: key, Err: err}
+			var ce *CorruptError
+			if err != nil && !errors.As(err, &ce) && !errors.Is(err, ErrNotFound) {
+				return err
 			}
 			mu.Lock()
 			defer mu.Unlock()
-			return fn(key, packs)
+			return fn(key, packs, err)
 		})
 	}
 	return g.Wait()

@@ -3,6 +3,7 @@ package repo
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -51,7 +52,10 @@ type SnapshotStats struct {
 func snapshotKey(id ID) string { return "snapshots/" + id.String() }
 
 // SaveSnapshot stores a manifest. Call it after Flush: only then are all
-// blobs it references indexed.
+// blobs it references indexed. Under a lock (Lock) the lease is confirmed
+// before the manifest is written and again after: if it ran out in
+// between, a prune may have removed blobs the snapshot deduplicated
+// against, so the manifest is deleted again and ErrLockLost returned.
 func (r *Repository) SaveSnapshot(ctx context.Context, sn *Snapshot) (ID, error) {
 	plain, err := json.Marshal(sn)
 	if err != nil {
@@ -61,9 +65,19 @@ func (r *Repository) SaveSnapshot(ctx context.Context, sn *Snapshot) (ID, error)
 	if err != nil {
 		return ID{}, err
 	}
+	if err := r.lock.Confirm(ctx); err != nil {
+		return ID{}, fmt.Errorf("snapshot not saved: %w", err)
+	}
 	id := NewRandomID()
-	if err := writeNew(ctx, r.b, snapshotKey(id), enc); err != nil {
+	key := snapshotKey(id)
+	if err := writeNew(ctx, r.b, key, enc); err != nil {
 		return ID{}, err
+	}
+	if err := r.lock.Confirm(ctx); err != nil {
+		if derr := r.b.Delete(context.WithoutCancel(ctx), key); derr != nil {
+			return ID{}, fmt.Errorf("snapshot %s may be incomplete and could not be deleted (%v); run `lifeboat check`: %w", id.Short(), derr, err)
+		}
+		return ID{}, fmt.Errorf("snapshot not saved: %w", err)
 	}
 	sn.ID = id
 	return id, nil
@@ -101,22 +115,42 @@ func (r *Repository) SnapshotIDs(ctx context.Context) ([]ID, error) {
 	return ids, nil
 }
 
-// Snapshots loads all manifests, oldest first.
+// Snapshots loads all manifests, oldest first. A manifest that cannot be
+// read or decoded (or vanished since the listing) is skipped; the damaged
+// ones are reported by DamagedSnapshots until the next call.
 func (r *Repository) Snapshots(ctx context.Context) ([]*Snapshot, error) {
 	ids, err := r.SnapshotIDs(ctx)
 	if err != nil {
 		return nil, err
 	}
 	sns := make([]*Snapshot, 0, len(ids))
+	var bad []error
 	for _, id := range ids {
 		sn, err := r.LoadSnapshot(ctx, id)
-		if err != nil {
+		var ce *CorruptError
+		switch {
+		case errors.As(err, &ce):
+			bad = append(bad, err)
+			continue
+		case errors.Is(err, ErrNotFound):
+			continue // forgotten meanwhile
+		case err != nil:
 			return nil, err
 		}
 		sns = append(sns, sn)
 	}
 	slices.SortFunc(sns, func(a, b *Snapshot) int { return a.Time.Compare(b.Time) })
+	r.mu.Lock()
+	r.badSnapshots = bad
+	r.mu.Unlock()
 	return sns, nil
+}
+
+// DamagedSnapshots lists the manifests the last Snapshots call skipped.
+func (r *Repository) DamagedSnapshots() []error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.badSnapshots
 }
 
 // FindSnapshot resolves "latest" or a (prefix of a) snapshot ID. With
@@ -134,9 +168,19 @@ func (r *Repository) FindSnapshot(ctx context.Context, ref string, filter func(*
 		}
 		return nil, fmt.Errorf("latest snapshot: %w (repository has no matching snapshot)", ErrNotFound)
 	}
-	ids, err := r.SnapshotIDs(ctx)
+	id, err := r.ResolveID(ctx, ref)
 	if err != nil {
 		return nil, err
+	}
+	return r.LoadSnapshot(ctx, id)
+}
+
+// ResolveID finds the snapshot whose ID starts with ref, without reading
+// its manifest (so a damaged snapshot can still be forgotten).
+func (r *Repository) ResolveID(ctx context.Context, ref string) (ID, error) {
+	ids, err := r.SnapshotIDs(ctx)
+	if err != nil {
+		return ID{}, err
 	}
 	var match []ID
 	for _, id := range ids {
@@ -146,11 +190,11 @@ func (r *Repository) FindSnapshot(ctx context.Context, ref string, filter func(*
 	}
 	switch {
 	case ref == "" || len(match) == 0:
-		return nil, fmt.Errorf("snapshot %q: %w", ref, ErrNotFound)
+		return ID{}, fmt.Errorf("snapshot %q: %w", ref, ErrNotFound)
 	case len(match) > 1:
-		return nil, fmt.Errorf("snapshot prefix %q is ambiguous: %d snapshots match", ref, len(match))
+		return ID{}, fmt.Errorf("snapshot prefix %q is ambiguous: %d snapshots match", ref, len(match))
 	}
-	return r.LoadSnapshot(ctx, match[0])
+	return match[0], nil
 }
 
 // DeleteSnapshot removes a manifest (forget). The data it referenced stays
