@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
 	"golang.org/x/term"
 
@@ -62,6 +63,8 @@ type app struct {
 	quiet          bool
 	cpuProfile     string
 	policy         *policies.Policy // from --policy or the run/replicate argument
+	flags          *pflag.FlagSet   // the global flags (option tells given from default)
+	warned         map[string]bool  // environment variables a policy overruled, named once
 }
 
 func newApp(stdin io.Reader, stdout, stderr io.Writer) *app {
@@ -89,6 +92,7 @@ unreadable, 5 restore finished but some entries could not be restored (listed),
 		SilenceErrors: true,
 	}
 	pf := root.PersistentFlags()
+	a.flags = pf
 	pf.String("repo", "", "repository URL (env LIFEBOAT_REPO)")
 	pf.String("key-file", "", "age identity file: owner or host key (env LIFEBOAT_KEY_FILE)")
 	pf.String("passphrase-file", "", "file holding the repository passphrase (env LIFEBOAT_PASSPHRASE_FILE)")
@@ -186,11 +190,36 @@ func (a *app) startProfile() error {
 	return pprof.StartCPUProfile(f)
 }
 
-func (a *app) repoURL() (string, error) {
-	u := a.v.GetString("repo")
-	if u == "" && a.policy != nil {
-		u = a.policy.Repositories.Primary.URL
+// option returns a global option: the flag when given on the command
+// line, else what the policy says (pol, when set), else the environment
+// (LIFEBOAT_*). The environment fills what a command lacks and never
+// overrides a policy: `run POLICY` with LIFEBOAT_REPO exported backed up
+// into the environment's repository, while `status POLICY` looked at the
+// policy's. An environment value the policy overrules is named once.
+func (a *app) option(name, pol string) string {
+	if f := a.flags.Lookup(name); f != nil && f.Changed {
+		return f.Value.String()
 	}
+	if pol == "" {
+		return a.v.GetString(name)
+	}
+	env := "LIFEBOAT_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
+	if v := os.Getenv(env); v != "" && v != pol && !a.warned[env] {
+		if a.warned == nil {
+			a.warned = map[string]bool{}
+		}
+		a.warned[env] = true
+		fmt.Fprintf(a.stderr, "note: %s ignored: the policy names its own %s (give --%s to override it)\n", env, name, name)
+	}
+	return pol
+}
+
+func (a *app) repoURL() (string, error) {
+	var pol string
+	if a.policy != nil {
+		pol = a.policy.Repositories.Primary.URL
+	}
+	u := a.option("repo", pol)
 	if u == "" {
 		return "", usagef("no repository: give --repo URL, --policy FILE or set LIFEBOAT_REPO")
 	}
@@ -213,13 +242,17 @@ func (a *app) usePolicy() error {
 }
 
 func (a *app) passphrase() (string, error) {
-	f := a.v.GetString("passphrase-file")
+	var pol string
+	if a.policy != nil {
+		pol = string(a.policy.Repositories.Primary.PasswordFile)
+	}
+	f := a.option("passphrase-file", pol)
 	var data []byte
 	var err error
 	switch {
-	case f != "":
+	case f != "" && f != pol:
 		data, err = os.ReadFile(f)
-	case a.policy != nil && a.policy.Repositories.Primary.PasswordFile != "":
+	case pol != "":
 		f = "repositories.primary.password_file"
 		data, err = a.policy.Repositories.Primary.PasswordFile.Read()
 	default:
@@ -241,11 +274,15 @@ func (a *app) credentials() (repo.Credentials, error) {
 	if c.Passphrase, err = a.passphrase(); err != nil {
 		return c, err
 	}
-	if kf := a.v.GetString("key-file"); kf != "" {
+	var pol string
+	if a.policy != nil {
+		pol = string(a.policy.Repositories.Primary.KeyFile)
+	}
+	if kf := a.option("key-file", pol); kf != "" && kf != pol {
 		if c.Identities, err = repo.ParseIdentityFile(kf); err != nil {
 			return c, err
 		}
-	} else if a.policy != nil && a.policy.Repositories.Primary.KeyFile != "" {
+	} else if pol != "" {
 		data, err := a.policy.Repositories.Primary.KeyFile.Read()
 		if err != nil {
 			return c, fmt.Errorf("repositories.primary.key_file: %w", err)

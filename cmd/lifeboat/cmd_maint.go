@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -16,11 +17,28 @@ import (
 
 func (a *app) checkCmd() *cobra.Command {
 	var readData string
+	var repair repo.RepairOptions
+	var doRepair bool
 	cmd := &cobra.Command{
-		Use:   "check [--read-data[=PERCENT]]",
-		Short: "Verify the repository structure, and with --read-data the pack contents",
-		Args:  cobra.NoArgs,
+		Use:   "check [--read-data[=PERCENT]] [--repair [--forget-damaged]]",
+		Short: "Verify the repository structure, and with --read-data the pack contents; --repair rebuilds the index",
+		Long: `Verify the repository: every index file and snapshot decodes, every referenced blob is
+indexed, every indexed pack exists with its size; --read-data downloads, decrypts and
+verifies a share of the packs (default all).
+
+--repair (owner key, exclusive lock) reads every pack and rebuilds the index from what
+the packs really hold: entries of missing or damaged packs are dropped (the next backup
+stores again what its source still has), packs no readable index lists are indexed from
+their headers, damaged index files are replaced. Snapshots that reference lost data are
+listed; --forget-damaged removes them. See docs/reliability.md.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if doRepair {
+				return a.repair(cmd.Context(), repair)
+			}
+			if repair.ForgetDamaged {
+				return usagef("--forget-damaged works with --repair")
+			}
 			pct := 0.0
 			if cmd.Flags().Changed("read-data") {
 				v, err := strconv.ParseFloat(strings.TrimSuffix(readData, "%"), 64)
@@ -57,7 +75,7 @@ func (a *app) checkCmd() *cobra.Command {
 					}
 					fmt.Fprintf(a.stdout, "%d snapshots, %d packs, %d blobs checked", res.Snapshots, res.Packs, res.Blobs)
 					if pct > 0 {
-						fmt.Fprintf(a.stdout, "; %d packs read and verified", res.PacksRead)
+						fmt.Fprintf(a.stdout, "; %d packs read, %d verified, %d damaged", res.PacksRead, res.PacksRead-res.PacksFailed, res.PacksFailed)
 					}
 					fmt.Fprintln(a.stdout)
 				}
@@ -71,7 +89,53 @@ func (a *app) checkCmd() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&readData, "read-data", "100", "also download, decrypt and verify PERCENT of the packs (default all)")
 	cmd.Flags().Lookup("read-data").NoOptDefVal = "100"
+	cmd.Flags().BoolVar(&doRepair, "repair", false, "read every pack and rebuild the index from what they hold (owner key)")
+	cmd.Flags().BoolVar(&repair.ForgetDamaged, "forget-damaged", false, "with --repair: remove snapshots that reference lost data")
 	return cmd
+}
+
+// repair runs check --repair.
+func (a *app) repair(ctx context.Context, opts repo.RepairOptions) error {
+	return a.withRepo(ctx, exclusiveLock, "repair", func(ctx context.Context, r *repo.Repository) error {
+		var done, total atomic.Int64
+		stop := a.progress(func() string { return fmt.Sprintf("read %d of %d packs", done.Load(), total.Load()) })
+		opts.Progress = func(d, t int) {
+			done.Store(int64(d))
+			total.Store(int64(t))
+		}
+		res, err := r.Repair(ctx, opts)
+		stop()
+		if err != nil {
+			return err
+		}
+		left := len(res.DamagedSnapshots) - len(res.SnapshotsRemoved)
+		var lost error
+		if left > 0 {
+			lost = fmt.Errorf("index rebuilt, but %d snapshots reference lost data (listed; --forget-damaged removes them)", left)
+		}
+		if a.json {
+			if err := a.emit(map[string]any{"message_type": "summary", "repair": res}); err != nil {
+				return err
+			}
+			return lost
+		}
+		for _, k := range res.PacksMissing {
+			fmt.Fprintf(a.stdout, "missing pack %s: its blobs are no longer indexed\n", k)
+		}
+		for _, k := range res.PacksDamaged {
+			fmt.Fprintf(a.stdout, "damaged pack %s: blobs that did not verify are no longer indexed\n", k)
+		}
+		fmt.Fprintf(a.stdout, "read %d packs; index rebuilt from %d index files (%d damaged), %d packs recovered from their headers, %d blob entries dropped\n",
+			res.PacksRead, res.IndexFilesMerged, res.IndexFilesBad, res.PacksRecovered, res.BlobsDropped)
+		for _, id := range res.DamagedSnapshots {
+			if slices.Contains(res.SnapshotsRemoved, id) {
+				fmt.Fprintf(a.stdout, "removed snapshot %s: it referenced lost data\n", id[:8])
+			} else {
+				fmt.Fprintf(a.stdout, "snapshot %s references lost data (--forget-damaged removes it; the next backup stores again what its source still has)\n", id[:8])
+			}
+		}
+		return lost
+	})
 }
 
 func (a *app) pruneCmd() *cobra.Command {

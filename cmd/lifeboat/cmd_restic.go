@@ -15,10 +15,11 @@ import (
 // LIFEBOAT_ENGINE, else the policy's repositories.primary.engine, else
 // native.
 func (a *app) engineName() (string, error) {
-	name := a.v.GetString("engine")
-	if name == "" && a.policy != nil {
-		name = a.policy.Repositories.Primary.Engine
+	var pol string
+	if a.policy != nil {
+		pol = a.policy.Repositories.Primary.Engine
 	}
+	name := a.option("engine", pol)
 	switch name {
 	case "", "native":
 		return "native", nil

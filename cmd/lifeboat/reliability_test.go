@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -171,4 +172,42 @@ func TestBackupStalledPastLeaseSavesNothing(t *testing.T) {
 	assert.NoError(t, err, "check after the stalled backup: %s", check)
 	snaps := mustRun("snapshots", "--json")
 	assert.Equal(t, "[]", strings.TrimSpace(snaps), "no snapshot was saved")
+}
+
+// With LIFEBOAT_REPO and LIFEBOAT_KEY_FILE exported (as the quick start
+// tells users), `run POLICY` backed up into the environment's repository,
+// exit 0, while `status POLICY` looked at the policy's. The environment
+// fills what a command lacks; a policy's own settings win.
+func TestCLIEnvironmentDoesNotRedirectPolicy(t *testing.T) {
+	c, dir, src := setup(t) // the environment's repository
+	envRepo := c.env["LIFEBOAT_REPO"]
+	polRepo := "file://" + filepath.Join(dir, "policy-repo")
+	polKeys := filepath.Join(dir, "pol")
+	c.ok("init", "--repo", polRepo, "--owner-key-out", polKeys+".owner", "--host-key-out", polKeys+".host")
+	policy := filepath.Join(dir, "policy.yaml")
+	require.NoError(t, os.WriteFile(policy, []byte(`version: 1
+name: shop
+repositories:
+  primary:
+    url: `+polRepo+`
+    key_file: `+polKeys+`.host
+targets:
+  - name: site
+    kind: files
+    paths: [`+src+`]
+`), 0o600))
+	c.env["LIFEBOAT_KEY_FILE"] = filepath.Join(dir, "host.key") // the environment repository's key
+
+	_, errs, code := c.run("run", policy)
+	require.Equal(t, 0, code, errs)
+	assert.Contains(t, errs, "LIFEBOAT_REPO ignored")
+	count := func(args ...string) int {
+		var list []map[string]any
+		require.NoError(t, json.Unmarshal([]byte(c.ok(append(args, "snapshots", "--json")...)), &list))
+		return len(list)
+	}
+	assert.Equal(t, 1, count("--policy", policy), "the snapshot is in the policy's repository")
+	assert.Equal(t, 0, count("--repo", envRepo), "and not in the environment's")
+	// An explicit flag still says where.
+	assert.Equal(t, 0, count("--policy", policy, "--repo", envRepo, "--key-file", filepath.Join(dir, "host.key")))
 }

@@ -2,8 +2,10 @@ package repo
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"runtime"
 	"sync"
@@ -26,6 +28,7 @@ type CheckResult struct {
 	Packs         int      `json:"packs"`
 	Blobs         int      `json:"blobs"`
 	PacksRead     int      `json:"packs_read"`
+	PacksFailed   int      `json:"packs_failed"` // read, but damaged (named in Errors)
 	UnindexedPack int      `json:"unindexed_packs"` // harmless: left by an interrupted backup, removed by prune
 	Errors        []string `json:"errors"`
 	Warnings      []string `json:"warnings,omitempty"`
@@ -167,10 +170,12 @@ func (r *Repository) checkData(ctx context.Context, packs []PackInfo, stored map
 			skipped++
 			continue
 		}
-		if opts.ReadDataPercent >= 100 || rand.Float64()*100 < opts.ReadDataPercent {
-			sel = append(sel, p)
-		}
+		sel = append(sel, p)
 	}
+	// A share of the packs, rounded up: --read-data=10 of 3 packs reads one.
+	n := int(math.Ceil(float64(len(sel)) * min(opts.ReadDataPercent, 100) / 100))
+	rand.Shuffle(len(sel), func(i, j int) { sel[i], sel[j] = sel[j], sel[i] })
+	sel = sel[:n]
 	if skipped > 0 {
 		res.Warnings = append(res.Warnings, fmt.Sprintf("%d data packs not read: the owner identity is required to decrypt them", skipped))
 	}
@@ -179,9 +184,12 @@ func (r *Repository) checkData(ctx context.Context, packs []PackInfo, stored map
 	g.SetLimit(runtime.GOMAXPROCS(0))
 	for _, p := range sel {
 		g.Go(func() error {
-			r.checkPack(gctx, p, want[p.ID], fail)
+			ok := r.checkPack(gctx, p, want[p.ID], fail)
 			mu.Lock()
 			res.PacksRead++
+			if !ok {
+				res.PacksFailed++
+			}
 			done := res.PacksRead
 			mu.Unlock()
 			if opts.Progress != nil {
@@ -193,34 +201,51 @@ func (r *Repository) checkData(ctx context.Context, packs []PackInfo, stored map
 	_ = g.Wait()
 }
 
-func (r *Repository) checkPack(ctx context.Context, p PackInfo, want []BlobInfo, fail func(string, ...any)) {
+// checkPack reads and verifies one pack; false when it reported a problem.
+func (r *Repository) checkPack(ctx context.Context, p PackInfo, want []BlobInfo, fail func(string, ...any)) bool {
 	key := packKey(p.ID)
 	plain, entries, err := readWholePack(ctx, r.b, p.ID, r.ids, &p.Hash)
 	if err != nil {
 		fail("%v", err)
-		return
+		return false
 	}
+	ok := true
 	inPack := make(map[ID]BlobInfo, len(entries))
 	for _, e := range entries {
 		inPack[e.ID] = e
 	}
 	var buf []byte
 	for _, w := range want {
-		e, ok := inPack[w.ID]
-		if !ok || e != w {
+		e, found := inPack[w.ID]
+		if !found || e != w {
 			fail("%s: blob %s: pack header disagrees with the index", key, w.ID)
+			ok = false
 			continue
 		}
-		data := plain[e.Offset : e.Offset+e.Length]
-		if e.Compressed {
-			if buf, err = decompress(buf, data, int(e.RawLength)); err != nil {
-				fail("%s: blob %s: %v", key, e.ID, err)
-				continue
-			}
-			data = buf
-		}
-		if r.BlobID(data) != e.ID {
-			fail("%s: blob %s: content does not match its ID", key, e.ID)
+		if buf, err = r.verifyBlob(plain, e, buf); err != nil {
+			fail("%s: blob %s: %v", key, e.ID, err)
+			ok = false
 		}
 	}
+	return ok
+}
+
+// verifyBlob checks that the blob e of a decrypted pack decompresses and
+// matches its ID; buf is scratch space, returned for reuse.
+func (r *Repository) verifyBlob(plain []byte, e BlobInfo, buf []byte) ([]byte, error) {
+	if uint64(e.Offset)+uint64(e.Length) > uint64(len(plain)) {
+		return buf, errors.New("outside the pack")
+	}
+	data := plain[e.Offset : e.Offset+e.Length]
+	if e.Compressed {
+		var err error
+		if buf, err = decompress(buf, data, int(e.RawLength)); err != nil {
+			return buf, err
+		}
+		data = buf
+	}
+	if r.BlobID(data) != e.ID {
+		return buf, errors.New("content does not match its ID")
+	}
+	return buf, nil
 }

@@ -234,3 +234,22 @@ func TestGarbageSnapshot(t *testing.T) {
 	_, err = r2.LoadSnapshot(ctx, sn2.ID)
 	requireNames(t, err, key2)
 }
+
+// --read-data=10 of a few packs read none and said "no problems"; a
+// damaged pack was counted as "read and verified".
+func TestCheckReadDataCounts(t *testing.T) {
+	tr, r, _ := damagedRepo(t, false)
+	res, err := r.Check(ctx, repo.CheckOptions{ReadDataPercent: 10})
+	require.NoError(t, err)
+	assert.Equal(t, (res.Packs+9)/10, res.PacksRead, "a share rounded up: at least one pack")
+
+	key := packKey(dataPacks(r)[0].ID)
+	data, err := tr.Bucket.ReadAll(ctx, key)
+	require.NoError(t, err)
+	data[len(data)/2] ^= 1
+	overwrite(t, tr.Bucket, key, data)
+	res, err = tr.Open(t, tr.Owner).Check(ctx, repo.CheckOptions{ReadDataPercent: 100})
+	require.NoError(t, err)
+	assert.Equal(t, res.Packs, res.PacksRead)
+	assert.Equal(t, 1, res.PacksFailed)
+}

@@ -362,6 +362,11 @@ func readWholePack(ctx context.Context, b *blob.Bucket, id ID, ids []age.Identit
 	if want != nil && sha256.Sum256(data) != *want {
 		return nil, nil, corrupt(key, "stored bytes do not match the hash in the index")
 	}
+	return decodePack(key, data, ids)
+}
+
+// decodePack decrypts a pack's stored bytes and parses its header.
+func decodePack(key string, data []byte, ids []age.Identity) ([]byte, []BlobInfo, error) {
 	rd, err := age.Decrypt(bytes.NewReader(data), ids...)
 	if err != nil {
 		var nm *age.NoIdentityMatchError
