@@ -28,7 +28,7 @@ type CheckResult struct {
 	Packs         int      `json:"packs"`
 	Blobs         int      `json:"blobs"`
 	PacksRead     int      `json:"packs_read"`
-	PacksFailed   int      `json:"packs_failed"` // read, but damaged (named in Errors)
+	PacksFailed   int      `json:"packs_failed"`    // read, but damaged (named in Errors)
 	UnindexedPack int      `json:"unindexed_packs"` // harmless: left by an interrupted backup, removed by prune
 	Errors        []string `json:"errors"`
 	Warnings      []string `json:"warnings,omitempty"`
