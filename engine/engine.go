@@ -109,12 +109,12 @@ func (n Native) SaveRunRecord(ctx context.Context, policy string, t time.Time, r
 }
 
 // FindSnapshot picks ref among sns (oldest first): "latest" is the newest
-// that filter keeps (nil: any), anything else a unique ID prefix. It is
+// that filter keeps (nil: any) and that is not suspect, anything else a unique ID prefix. It is
 // repo.Repository.FindSnapshot for engines that list all snapshots at once.
 func FindSnapshot(sns []*repo.Snapshot, ref string, filter func(*repo.Snapshot) bool) (*repo.Snapshot, error) {
 	if ref == "latest" {
 		for i := len(sns) - 1; i >= 0; i-- {
-			if filter == nil || filter(sns[i]) {
+			if sns[i].Suspect == "" && (filter == nil || filter(sns[i])) {
 				return sns[i], nil
 			}
 		}

@@ -251,8 +251,8 @@ func forgetByPolicy(ctx context.Context, p *policies.Policy, e Engine, rules ret
 	var in []retention.Snapshot
 	byID := map[string]*repo.Snapshot{}
 	for _, s := range sns {
-		if s.Host != p.Host || !slices.Contains(s.Tags, PolicyTag(p.Name)) {
-			continue
+		if s.Host != p.Host || !slices.Contains(s.Tags, PolicyTag(p.Name)) || s.Suspect != "" {
+			continue // suspect snapshots (future times) are neither counted nor removed
 		}
 		byID[s.ID.String()] = s
 		in = append(in, retention.Snapshot{ID: s.ID.String(), Time: s.Time, Host: s.Host, Target: s.Target, Tags: s.Tags})

@@ -144,6 +144,12 @@ func (a *app) applyRetention(ctx context.Context, e engine.Engine, rules retenti
 		if only != nil && !only(s) {
 			continue
 		}
+		if s.Suspect != "" {
+			// A host can date a snapshot in 2099: counted, it would make
+			// keep-last remove every genuine one.
+			fmt.Fprintf(a.stderr, "warning: snapshot %s not counted by retention: %s\n", s.ID.Short(), s.Suspect)
+			continue
+		}
 		byID[s.ID.String()] = s
 		in = append(in, retention.Snapshot{ID: s.ID.String(), Time: s.Time, Host: s.Host, Target: s.Target, Tags: s.Tags})
 	}

@@ -32,11 +32,12 @@ type snapshotJSON struct {
 	Parent        string             `json:"parent,omitempty"`
 	RecoveryPoint repo.RecoveryPoint `json:"recovery_point"`
 	Stats         repo.SnapshotStats `json:"stats"`
+	Suspect       string             `json:"suspect,omitempty"` // why it is never "latest" (a future time)
 }
 
 func toJSON(s *repo.Snapshot) snapshotJSON {
 	j := snapshotJSON{ID: s.ID.String(), ShortID: s.ID.Short(), Time: s.Time, Target: s.Target, Kind: s.Kind,
-		Host: s.Host, Tags: s.Tags, Paths: s.Paths, RecoveryPoint: s.RecoveryPoint, Stats: s.Stats}
+		Host: s.Host, Tags: s.Tags, Paths: s.Paths, RecoveryPoint: s.RecoveryPoint, Stats: s.Stats, Suspect: s.Suspect}
 	if j.Tags == nil {
 		j.Tags = []string{}
 	}
@@ -84,6 +85,11 @@ itself show as files snapshots named after their first path.`,
 					return err
 				}
 				fmt.Fprintf(a.stdout, "%d snapshots\n", len(out))
+				for _, s := range out {
+					if s.Suspect != "" {
+						fmt.Fprintf(a.stderr, "warning: snapshot %s is never used as latest, as a parent or by retention: %s\n", s.ShortID, s.Suspect)
+					}
+				}
 				return nil
 			})
 		},

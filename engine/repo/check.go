@@ -100,6 +100,15 @@ func (r *Repository) Check(ctx context.Context, opts CheckOptions) (*CheckResult
 		res.Warnings = append(res.Warnings, fmt.Sprintf("%d packs are not in any index (left by an interrupted backup or prune; prune removes them)", res.UnindexedPack))
 	}
 
+	// Snapshots dated in the future: flagged, never latest.
+	if sns, err := r.Snapshots(ctx); err == nil {
+		for _, sn := range sns {
+			if sn.Suspect != "" {
+				res.Warnings = append(res.Warnings, fmt.Sprintf("snapshot %s: %s", sn.ID.Short(), sn.Suspect))
+			}
+		}
+	}
+
 	// Snapshots: every tree and content blob indexed.
 	ids, err := r.SnapshotIDs(ctx)
 	if err != nil {

@@ -50,7 +50,8 @@ type Repository struct {
 	lock       *Lock   // the lock this process holds (Lock), if any
 	badIndexes []error // index files LoadIndex could not decode
 
-	badSnapshots []error // manifests Snapshots skipped (under mu)
+	badSnapshots []error       // manifests Snapshots skipped (under mu)
+	maxSkew      time.Duration // SetMaxClockSkew
 }
 
 // SaveStats counts what SaveBlob stored.

@@ -5,9 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 	"time"
+
+	"gocloud.dev/blob"
 )
 
 // Snapshot is a snapshot manifest, stored as snapshots/<id> (encrypted to
@@ -27,7 +30,18 @@ type Snapshot struct {
 	RecoveryPoint RecoveryPoint `json:"recovery_point"`
 	Stats         SnapshotStats `json:"stats"`
 	Program       string        `json:"program,omitempty"`
+
+	// Suspect says why the snapshot is not to be trusted as the newest
+	// (its time is further ahead of the storage's time of its manifest
+	// than the allowed clock skew: a host can write any time); "" when
+	// fine. Suspect snapshots are listed and flagged, never chosen as
+	// "latest" or as a parent, and not counted by retention. Not stored.
+	Suspect string `json:"-"`
 }
+
+// DefaultMaxClockSkew is how far a snapshot's time may lie after the
+// storage's time of its manifest before it is flagged as suspect.
+const DefaultMaxClockSkew = time.Hour
 
 // RecoveryPoint is the moment the snapshot's data is consistent with, plus
 // target-specific details (binlog position, GTID set, LSN).
@@ -100,32 +114,57 @@ func (r *Repository) LoadSnapshot(ctx context.Context, id ID) (*Snapshot, error)
 
 // SnapshotIDs lists the IDs of all snapshots.
 func (r *Repository) SnapshotIDs(ctx context.Context) ([]ID, error) {
-	keys, err := r.listKeys(ctx, "snapshots/")
+	objs, err := r.listSnapshots(ctx)
 	if err != nil {
 		return nil, err
 	}
-	ids := make([]ID, 0, len(keys))
-	for _, k := range keys {
-		id, err := ParseID(strings.TrimPrefix(k, "snapshots/"))
-		if err != nil {
-			continue // not ours
-		}
+	ids := make([]ID, 0, len(objs))
+	for id := range objs {
 		ids = append(ids, id)
 	}
+	slices.SortFunc(ids, func(a, b ID) int { return slices.Compare(a[:], b[:]) })
 	return ids, nil
 }
+
+// listSnapshots lists the manifests with the storage's time of each.
+func (r *Repository) listSnapshots(ctx context.Context) (map[ID]time.Time, error) {
+	out := map[ID]time.Time{}
+	it := r.b.List(&blob.ListOptions{Prefix: "snapshots/"})
+	for {
+		obj, err := it.Next(ctx)
+		if err == io.EOF {
+			return out, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("list snapshots/: %w", err)
+		}
+		id, err := ParseID(strings.TrimPrefix(obj.Key, "snapshots/"))
+		if err != nil || obj.IsDir {
+			continue // not ours
+		}
+		out[id] = obj.ModTime
+	}
+}
+
+// SetMaxClockSkew sets how far a snapshot's time may lie after the
+// storage's time of its manifest (default DefaultMaxClockSkew).
+func (r *Repository) SetMaxClockSkew(d time.Duration) { r.maxSkew = d }
 
 // Snapshots loads all manifests, oldest first. A manifest that cannot be
 // read or decoded (or vanished since the listing) is skipped; the damaged
 // ones are reported by DamagedSnapshots until the next call.
 func (r *Repository) Snapshots(ctx context.Context) ([]*Snapshot, error) {
-	ids, err := r.SnapshotIDs(ctx)
+	objs, err := r.listSnapshots(ctx)
 	if err != nil {
 		return nil, err
 	}
-	sns := make([]*Snapshot, 0, len(ids))
+	skew := r.maxSkew
+	if skew <= 0 {
+		skew = DefaultMaxClockSkew
+	}
+	sns := make([]*Snapshot, 0, len(objs))
 	var bad []error
-	for _, id := range ids {
+	for id, written := range objs {
 		sn, err := r.LoadSnapshot(ctx, id)
 		var ce *CorruptError
 		switch {
@@ -137,9 +176,18 @@ func (r *Repository) Snapshots(ctx context.Context) ([]*Snapshot, error) {
 		case err != nil:
 			return nil, err
 		}
+		if !written.IsZero() && sn.Time.After(written.Add(skew)) {
+			sn.Suspect = fmt.Sprintf("dated %s, %s after the storage wrote it (%s): a wrong clock or a forged time",
+				sn.Time.UTC().Format(time.RFC3339), sn.Time.Sub(written).Round(time.Second), written.UTC().Format(time.RFC3339))
+		}
 		sns = append(sns, sn)
 	}
-	slices.SortFunc(sns, func(a, b *Snapshot) int { return a.Time.Compare(b.Time) })
+	slices.SortFunc(sns, func(a, b *Snapshot) int {
+		if c := a.Time.Compare(b.Time); c != 0 {
+			return c
+		}
+		return slices.Compare(a.ID[:], b.ID[:])
+	})
 	r.mu.Lock()
 	r.badSnapshots = bad
 	r.mu.Unlock()
@@ -154,7 +202,8 @@ func (r *Repository) DamagedSnapshots() []error {
 }
 
 // FindSnapshot resolves "latest" or a (prefix of a) snapshot ID. With
-// "latest", filter restricts the candidates (nil: all).
+// "latest", filter restricts the candidates (nil: all); suspect snapshots
+// (future times) are never "latest".
 func (r *Repository) FindSnapshot(ctx context.Context, ref string, filter func(*Snapshot) bool) (*Snapshot, error) {
 	if ref == "latest" {
 		sns, err := r.Snapshots(ctx)
@@ -162,7 +211,7 @@ func (r *Repository) FindSnapshot(ctx context.Context, ref string, filter func(*
 			return nil, err
 		}
 		for i := len(sns) - 1; i >= 0; i-- {
-			if filter == nil || filter(sns[i]) {
+			if sns[i].Suspect == "" && (filter == nil || filter(sns[i])) {
 				return sns[i], nil
 			}
 		}
