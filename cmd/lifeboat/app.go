@@ -190,12 +190,13 @@ func (a *app) startProfile() error {
 	return pprof.StartCPUProfile(f)
 }
 
-// option returns a global option: the flag when given on the command
-// line, else what the policy says (pol, when set), else the environment
-// (LIFEBOAT_*). The environment fills what a command lacks and never
-// overrides a policy: `run POLICY` with LIFEBOAT_REPO exported backed up
-// into the environment's repository, while `status POLICY` looked at the
-// policy's. An environment value the policy overrules is named once.
+// option returns where a command works (repository URL, engine): the flag
+// when given on the command line, else what the policy says (pol, when
+// set), else the environment (LIFEBOAT_*). The environment fills what a
+// command lacks and never overrides a policy: `run POLICY` with
+// LIFEBOAT_REPO exported backed up into the environment's repository,
+// while `status POLICY` looked at the policy's. An environment value the
+// policy overrules is named once.
 func (a *app) option(name, pol string) string {
 	if f := a.flags.Lookup(name); f != nil && f.Changed {
 		return f.Value.String()
@@ -210,6 +211,19 @@ func (a *app) option(name, pol string) string {
 		}
 		a.warned[env] = true
 		fmt.Fprintf(a.stderr, "note: %s ignored: the policy names its own %s (give --%s to override it)\n", env, name, name)
+	}
+	return pol
+}
+
+// credential returns a key or passphrase file: the flag, else the
+// environment, else the policy's (pol). Unlike the repository (option),
+// the environment may override a policy's credentials: they say who is
+// acting, not where data goes, and a restore host's operator exports the
+// owner key to fail over with a policy whose key_file is the backup host's
+// key. A key that does not fit fails with exit 12, never silently.
+func (a *app) credential(name, pol string) string {
+	if v := a.v.GetString(name); v != "" {
+		return v
 	}
 	return pol
 }
@@ -246,7 +260,7 @@ func (a *app) passphrase() (string, error) {
 	if a.policy != nil {
 		pol = string(a.policy.Repositories.Primary.PasswordFile)
 	}
-	f := a.option("passphrase-file", pol)
+	f := a.credential("passphrase-file", pol)
 	var data []byte
 	var err error
 	switch {
@@ -278,7 +292,7 @@ func (a *app) credentials() (repo.Credentials, error) {
 	if a.policy != nil {
 		pol = string(a.policy.Repositories.Primary.KeyFile)
 	}
-	if kf := a.option("key-file", pol); kf != "" && kf != pol {
+	if kf := a.credential("key-file", pol); kf != "" && kf != pol {
 		if c.Identities, err = repo.ParseIdentityFile(kf); err != nil {
 			return c, err
 		}

@@ -196,17 +196,24 @@ targets:
     kind: files
     paths: [`+src+`]
 `), 0o600))
-	c.env["LIFEBOAT_KEY_FILE"] = filepath.Join(dir, "host.key") // the environment repository's key
-
+	// Both variables exported: the policy's repository with the
+	// environment's key, which does not fit: a loud exit 12, nothing saved.
+	c.env["LIFEBOAT_KEY_FILE"] = filepath.Join(dir, "host.key")
 	_, errs, code := c.run("run", policy)
-	require.Equal(t, 0, code, errs)
+	assert.Equal(t, exitWrongKey, code, errs)
 	assert.Contains(t, errs, "LIFEBOAT_REPO ignored")
+
+	// Only the repository exported: the policy's repository and key.
+	c.env["LIFEBOAT_KEY_FILE"] = ""
+	_, errs, code = c.run("run", policy)
+	require.Equal(t, 0, code, errs)
+	c.env["LIFEBOAT_KEY_FILE"] = filepath.Join(dir, "host.key")
 	count := func(args ...string) int {
 		var list []map[string]any
 		require.NoError(t, json.Unmarshal([]byte(c.ok(append(args, "snapshots", "--json")...)), &list))
 		return len(list)
 	}
-	assert.Equal(t, 1, count("--policy", policy), "the snapshot is in the policy's repository")
+	assert.Equal(t, 1, count("--policy", policy, "--key-file", polKeys+".host"), "the snapshot is in the policy's repository")
 	assert.Equal(t, 0, count("--repo", envRepo), "and not in the environment's")
 	// An explicit flag still says where.
 	assert.Equal(t, 0, count("--policy", policy, "--repo", envRepo, "--key-file", filepath.Join(dir, "host.key")))
