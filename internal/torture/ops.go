@@ -228,7 +228,11 @@ func (h *harness) addSnap(id string, rec *backupRec) {
 	if _, ok := h.snaps[id]; ok {
 		return
 	}
-	h.snaps[id] = &snap{id: id, rec: rec, added: time.Now(), pending: map[int]bool{}}
+	s := &snap{id: id, rec: rec, added: time.Now(), pending: map[int]bool{}}
+	for k := range h.keeping {
+		s.pending[k] = true // a running forget --keep-last may remove it too
+	}
+	h.snaps[id] = s
 	h.order = append(h.order, id)
 }
 
@@ -243,7 +247,7 @@ func (h *harness) markPending(o *op, ids []string) {
 
 // forgotten records the snapshots a forget said it removed and clears
 // o's pending marks.
-func (h *harness) forgotten(o *op, candidates, removed []string) {
+func (h *harness) forgotten(o *op, removed []string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for _, id := range removed {
@@ -252,9 +256,10 @@ func (h *harness) forgotten(o *op, candidates, removed []string) {
 			h.sum.Forgotten++
 		}
 	}
-	for _, id := range candidates {
-		delete(h.snaps[id].pending, o.id)
+	for _, s := range h.snaps {
+		delete(s.pending, o.id)
 	}
+	delete(h.keeping, o.id)
 }
 
 func removedIDs(res result) []string {
@@ -303,7 +308,7 @@ func (h *harness) opForget(o *op) {
 		}
 		h.reconcile(o) // a killed forget may or may not have removed it
 	}
-	h.forgotten(o, []string{id}, removed)
+	h.forgotten(o, removed)
 	h.reconcile(o)
 }
 
@@ -311,8 +316,10 @@ func (h *harness) opForgetKeep(o *op) {
 	n := 1 + o.r.IntN(3)
 	retry := h.retryLock(o)
 	h.maybeKill(o)
-	cands := h.aliveIDs(false)
-	h.markPending(o, cands)
+	h.mu.Lock()
+	h.keeping[o.id] = true
+	h.mu.Unlock()
+	h.markPending(o, h.aliveIDs(false))
 	res := h.lifeboat(o, h.owner, h.primary, append([]string{"forget", "--keep-last", strconv.Itoa(n)}, retry...)...)
 	var removed []string
 	if res.code == 0 {
@@ -324,7 +331,7 @@ func (h *harness) opForgetKeep(o *op) {
 		}
 		h.reconcile(o)
 	}
-	h.forgotten(o, cands, removed)
+	h.forgotten(o, removed)
 	h.reconcile(o)
 }
 

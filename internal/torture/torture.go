@@ -152,7 +152,8 @@ type harness struct {
 	windows []*window
 	backups map[int]*backupRec
 	snaps   map[string]*snap
-	order   []string // snapshot IDs in registration order
+	order   []string     // snapshot IDs in registration order
+	keeping map[int]bool // running forget --keep-last operations
 	sum     *Summary
 }
 
@@ -169,7 +170,7 @@ func newHarness(ctx context.Context, cfg Config) (*harness, error) {
 	if cfg.Store != "file" && cfg.Store != "minio" {
 		return nil, fmt.Errorf("torture: store %q: want file or minio", cfg.Store)
 	}
-	h := &harness{cfg: cfg, out: cfg.Out, procs: map[int]*proc{}, backups: map[int]*backupRec{}, snaps: map[string]*snap{},
+	h := &harness{cfg: cfg, out: cfg.Out, procs: map[int]*proc{}, backups: map[int]*backupRec{}, snaps: map[string]*snap{}, keeping: map[int]bool{},
 		sum: newSummary(cfg), rng: rand.New(rand.NewPCG(cfg.Seed, 0x746f727475726521))}
 	h.enabled = map[string]bool{}
 	for _, k := range kinds {
