@@ -71,6 +71,7 @@ var kinds = []kind{
 	{name: "forget", weight: 4},
 	{name: "forget-keep", weight: 3},
 	{name: "prune", weight: 6},
+	{name: "prune-race", weight: 3},
 	{name: "check", weight: 3},
 	{name: "check-read", weight: 3},
 	{name: "restore", weight: 10},
@@ -148,7 +149,7 @@ type harness struct {
 	log     *os.File
 	logBuf  strings.Builder
 	logPath string
-	procs   map[int]*proc
+	procs   map[int]*proc // running commands by sequence number
 	windows []*window
 	backups map[int]*backupRec
 	snaps   map[string]*snap
@@ -369,6 +370,8 @@ func (h *harness) run(ctx context.Context, o *op) {
 		h.opForgetKeep(o)
 	case "prune":
 		h.opPrune(o)
+	case "prune-race":
+		h.opPruneRace(o)
 	case "check", "check-read":
 		h.opCheck(o)
 	case "restore":

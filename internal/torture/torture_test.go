@@ -17,8 +17,9 @@ import (
 	"github.com/lifeboat-backup/lifeboat/internal/torture"
 )
 
-// testOps are the operations make test schedules: all but those that still
-// break the promise on main (docs/torture.md, "Found").
+// testOps are the operations make test schedules: all but prune-race and
+// retry-lock, which still break the promise on main (docs/torture.md,
+// "Found": stale index after a lock wait).
 var testOps = []string{"backup", "forget", "forget-keep", "prune", "check", "check-read", "restore",
 	"replicate", "stall", "minio-restart", "disk-full", "damage", "kill"}
 
@@ -95,7 +96,7 @@ func TestTortureFile(t *testing.T) {
 	if testing.Short() {
 		t.Skip("torture: a minute of work")
 	}
-	run(t, "file", 35*time.Second)
+	run(t, "file", 30*time.Second)
 }
 
 // TestTortureMinIO runs a shorter workload on MinIO, with restarts.
