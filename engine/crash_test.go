@@ -265,9 +265,9 @@ func (c *crashCLI) indexedBytes() int64 {
 	b, err := storage.OpenWith(context.Background(), c.url(), storage.OpenOptions{})
 	require.NoError(c.t, err)
 	defer b.Close()
-	ids, err := repo.ParseIdentityFile(c.hostKey)
+	creds, err := repo.ReadKeyFile(c.hostKey)
 	require.NoError(c.t, err)
-	r, err := repo.Open(context.Background(), b, repo.Credentials{Identities: ids})
+	r, err := repo.Open(context.Background(), b, creds)
 	require.NoError(c.t, err)
 	var n int64
 	r.Index().Each(func(l repo.Location) { n += int64(l.RawLength) })

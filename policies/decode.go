@@ -21,12 +21,13 @@ type source struct {
 	keys   map[string]*yaml.Node // dotted path -> key node
 	env    map[string]string     // dotted path -> environment variable that set it
 	bad    map[string]bool       // paths with a type error already reported
+	dsnEnv map[string]string     // dotted path of a dsn: env:NAME -> NAME, once resolved
 	root   *yaml.Node
 }
 
 func newSource(file string) *source {
 	return &source{file: file, values: map[string]*yaml.Node{}, keys: map[string]*yaml.Node{}, env: map[string]string{},
-		bad: map[string]bool{}}
+		bad: map[string]bool{}, dsnEnv: map[string]string{}}
 }
 
 // has reports whether path was given (in the file, non-null, or by the

@@ -84,3 +84,38 @@ func ApplyEnv(p *Policy, environ []string) error {
 	*p = q
 	return nil
 }
+
+// resolveDSNs replaces every dsn: env:NAME (targets, drill servers) by
+// the value of NAME in environ. A variable that is unset or empty is a
+// problem at the dsn; a resolved DSN may hold a password (the
+// environment is a place for secrets), so validate does not refuse it.
+func resolveDSNs(p *Policy, src *source, environ []string) ValidationErrors {
+	vals := map[string]string{}
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			vals[k] = v
+		}
+	}
+	refs := map[string]*string{"drill.mysql.dsn": &p.Drill.MySQL.DSN, "drill.postgres.dsn": &p.Drill.Postgres.DSN}
+	for i := range p.Targets {
+		refs[indexPath("targets", i)+".dsn"] = &p.Targets[i].DSN
+	}
+	var errs ValidationErrors
+	for path, dsn := range refs {
+		name := SecretRef(*dsn).EnvName()
+		if name == "" || !envNameRE.MatchString(name) {
+			continue // not a reference; a malformed one is validate's
+		}
+		v, ok := vals[name]
+		switch {
+		case !ok:
+			errs = append(errs, src.errAt(path, "", nil, "environment variable %s is not set (dsn: env:%s)", name, name))
+		case strings.TrimSpace(v) == "":
+			errs = append(errs, src.errAt(path, "", nil, "environment variable %s is empty (dsn: env:%s)", name, name))
+		default:
+			*dsn = v
+			src.dsnEnv[path] = name
+		}
+	}
+	return errs
+}

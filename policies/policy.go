@@ -66,6 +66,9 @@ func Parse(name string, data []byte, opts ...Option) (*Policy, error) {
 	d := &decoder{src: src}
 	d.decode(root, reflect.ValueOf(p).Elem(), "", nil, 0)
 	errs = append(errs, d.errs...)
+	if o.environ != nil {
+		errs = append(errs, resolveDSNs(p, src, o.environ)...)
+	}
 	if len(o.environ) > 0 {
 		set, envErrs := applyEnv(p, src, o.environ)
 		errs = append(errs, envErrs...)

@@ -5,13 +5,14 @@ import (
 	"maps"
 	"net"
 	"net/mail"
-	"net/url"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/lifeboat-backup/lifeboat/internal/redact"
 )
 
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
@@ -63,6 +64,9 @@ func validate(p *Policy, src *source) ValidationErrors {
 
 func (c *checker) storageURL(path, u string) {
 	if u == "" {
+		if c.src.has(path) {
+			c.add(path, "", nil, "empty: give a URL (e.g. s3://bucket/prefix?region=eu-central-1)")
+		}
 		return
 	}
 	if err := checkStorageURL(u); err != nil {
@@ -70,20 +74,19 @@ func (c *checker) storageURL(path, u string) {
 		if strings.HasPrefix(err.Error(), "scheme") {
 			allowed = RepositorySchemes
 		}
-		if pu, perr := url.Parse(u); perr == nil {
-			if _, hasPass := pu.User.Password(); hasPass {
-				u = "" // never echo a secret
-			}
-		}
-		c.add(path, u, allowed, "%v", err)
+		c.add(path, redact.String(u), allowed, "%v", err) // never echo a secret
 	}
 }
 
 func (c *checker) httpURL(path, u string) {
-	if u != "" {
-		if err := checkHTTPURL(u); err != nil {
-			c.add(path, "", nil, "%v", err)
+	if u == "" {
+		if c.src.has(path) {
+			c.add(path, "", nil, "empty: give an http(s) URL")
 		}
+		return
+	}
+	if err := checkHTTPURL(u); err != nil {
+		c.add(path, "", nil, "%v", err)
 	}
 }
 
@@ -182,6 +185,9 @@ func (c *checker) targets(p *Policy) {
 }
 
 func (c *checker) dsn(path, kind, dsn string) {
+	if c.src.dsnEnv[path] != "" {
+		return // from the environment: a password there is allowed
+	}
 	if dsn == "" || strings.HasPrefix(dsn, "env:") {
 		if dsn != "" && checkRef(dsn, false) != nil {
 			c.add(path, "", nil, "not a valid env:NAME reference")

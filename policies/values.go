@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/lifeboat-backup/lifeboat/internal/redact"
 )
 
 // scalar is implemented by value types that parse themselves from one YAML
@@ -69,11 +71,12 @@ var durationUnits = map[string]time.Duration{
 	"s": time.Second, "m": time.Minute, "h": time.Hour, "d": 24 * time.Hour, "w": 7 * 24 * time.Hour,
 }
 
-var durationRE = regexp.MustCompile(`^([0-9]+(?:\.[0-9]+)?)(ns|us|µs|ms|s|m|h|d|w)`)
+var durationRE = regexp.MustCompile(`^([0-9]+)(?:\.([0-9]+))?(ns|us|µs|ms|s|m|h|d|w)`)
 
 // ParseDuration parses a non-negative duration: a sequence of numbers with
 // units ns, us, ms, s, m, h, d (24h) or w (7d), e.g. "26h", "7d", "1w2d",
-// "1h30m", "0".
+// "1h30m", "0". A duration over time.Duration's range (about 292 years)
+// is an error, never a wrapped-around negative value.
 func ParseDuration(s string) (time.Duration, error) {
 	bad := fmt.Errorf("%q is not a duration (e.g. 15m, 26h, 7d, 2w)", s)
 	if s == "0" {
@@ -82,21 +85,31 @@ func ParseDuration(s string) (time.Duration, error) {
 	if s == "" {
 		return 0, bad
 	}
-	var total float64
+	tooLong := fmt.Errorf("%q is too long (at most 106751d, about 292 years)", s)
+	var total int64
 	for rest := s; rest != ""; {
 		m := durationRE.FindStringSubmatch(rest)
 		if m == nil {
 			return 0, bad
 		}
-		n, err := strconv.ParseFloat(m[1], 64)
-		if err != nil {
-			return 0, bad
+		unit := int64(durationUnits[m[3]])
+		n, err := strconv.ParseInt(m[1], 10, 64)
+		if err != nil || n > math.MaxInt64/unit {
+			return 0, tooLong
 		}
-		total += n * float64(durationUnits[m[2]])
+		v := n * unit
+		if m[2] != "" {
+			f, _ := strconv.ParseFloat("0."+m[2], 64) // digits only: cannot fail
+			v += int64(f * float64(unit))             // < unit: cannot overflow past the check below
+			if v < 0 {
+				return 0, tooLong
+			}
+		}
+		if total > math.MaxInt64-v {
+			return 0, tooLong
+		}
+		total += v
 		rest = rest[len(m[0]):]
-	}
-	if total > math.MaxInt64 {
-		return 0, fmt.Errorf("%q is too long", s)
 	}
 	return time.Duration(total), nil
 }
@@ -206,7 +219,7 @@ var RepositorySchemes = []string{"file", "mem", "s3", "gs", "azblob"}
 func checkStorageURL(s string) error {
 	u, err := url.Parse(s)
 	if err != nil || u.Scheme == "" {
-		return fmt.Errorf("%q is not a URL (e.g. s3://bucket/prefix?region=eu-central-1)", s)
+		return fmt.Errorf("%q is not a URL (e.g. s3://bucket/prefix?region=eu-central-1)", redact.String(s))
 	}
 	ok := false
 	for _, sc := range RepositorySchemes {
@@ -219,7 +232,7 @@ func checkStorageURL(s string) error {
 		return errors.New("the URL holds a password: give storage credentials through the environment or a credentials file")
 	}
 	if u.Scheme != "mem" && u.Host == "" && u.Path == "" && u.Opaque == "" {
-		return fmt.Errorf("%q names no bucket or directory", s)
+		return fmt.Errorf("%q names no bucket or directory", redact.String(s))
 	}
 	return nil
 }
@@ -227,7 +240,7 @@ func checkStorageURL(s string) error {
 func checkHTTPURL(s string) error {
 	u, err := url.Parse(s)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fmt.Errorf("%q is not an http(s) URL", s)
+		return fmt.Errorf("%q is not an http(s) URL", redact.String(s))
 	}
 	if _, hasPass := u.User.Password(); hasPass {
 		return errors.New("the URL holds a password: inline secrets are not allowed")

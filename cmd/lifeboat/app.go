@@ -96,6 +96,7 @@ unreadable, 5 restore finished but some entries could not be restored (listed),
 	pf.String("repo", "", "repository URL (env LIFEBOAT_REPO)")
 	pf.String("key-file", "", "age identity file: owner or host key (env LIFEBOAT_KEY_FILE)")
 	pf.String("passphrase-file", "", "file holding the repository passphrase (env LIFEBOAT_PASSPHRASE_FILE)")
+	pf.String("pin", "", "the repository's signing key as init printed it (env LIFEBOAT_PIN); key files init wrote carry it")
 	pf.String("policy", "", "work through this policy's primary repository and key (env LIFEBOAT_POLICY)")
 	pf.String("engine", "", "repository engine: native or restic (env LIFEBOAT_ENGINE; default: the policy's, else native)")
 	pf.Duration("retry-lock", 0, "wait this long for a conflicting lock to go away")
@@ -103,7 +104,7 @@ unreadable, 5 restore finished but some entries could not be restored (listed),
 	pf.BoolVarP(&a.quiet, "quiet", "q", false, "print only the summary and errors")
 	pf.StringVar(&a.cpuProfile, "cpu-profile", "", "write a CPU profile to this file (for performance work)")
 	_ = pf.MarkHidden("cpu-profile")
-	for _, name := range []string{"repo", "key-file", "passphrase-file", "retry-lock", "policy", "engine"} {
+	for _, name := range []string{"repo", "key-file", "passphrase-file", "pin", "retry-lock", "policy", "engine"} {
 		_ = a.v.BindPFlag(name, pf.Lookup(name))
 	}
 	root.SetIn(a.stdin)
@@ -120,7 +121,7 @@ unreadable, 5 restore finished but some entries could not be restored (listed),
 	root.AddCommand(a.initCmd(), a.backupCmd(), a.snapshotsCmd(), a.lsCmd(), a.restoreCmd(),
 		a.checkCmd(), a.pruneCmd(), a.forgetCmd(), a.unlockCmd(), a.versionCmd(), a.replicateCmd(), a.runCmd(), a.failoverCmd(), a.statusCmd())
 	root.AddCommand(a.systemdCmd(), a.daemonCmd(), a.historyCmd())
-	root.AddCommand(a.configCmd())
+	root.AddCommand(a.configCmd(), a.keyCmd())
 	root.AddCommand(a.drillCmd())
 	root.AddCommand(a.exportCmd(), a.sanitizeCmd())
 	return root
@@ -288,22 +289,29 @@ func (a *app) credentials() (repo.Credentials, error) {
 	if c.Passphrase, err = a.passphrase(); err != nil {
 		return c, err
 	}
-	var pol string
-	if a.policy != nil {
-		pol = string(a.policy.Repositories.Primary.KeyFile)
-	}
-	if kf := a.credential("key-file", pol); kf != "" && kf != pol {
-		if c.Identities, err = repo.ParseIdentityFile(kf); err != nil {
+	if kf := a.v.GetString("key-file"); kf != "" {
+		kc, err := repo.ReadKeyFile(kf)
+		if err != nil {
 			return c, err
 		}
-	} else if pol != "" {
+		c.Identities, c.Pins = kc.Identities, kc.Pins
+	} else if a.policy != nil && a.policy.Repositories.Primary.KeyFile != "" {
 		data, err := a.policy.Repositories.Primary.KeyFile.Read()
 		if err != nil {
 			return c, fmt.Errorf("repositories.primary.key_file: %w", err)
 		}
-		if c.Identities, err = repo.ParseIdentities(data); err != nil {
+		kc, err := repo.ParseCredentials(data)
+		if err != nil {
 			return c, fmt.Errorf("repositories.primary.key_file: %w", err)
 		}
+		c.Identities, c.Pins = kc.Identities, kc.Pins
+	}
+	if s := a.v.GetString("pin"); s != "" {
+		p, err := repo.ParsePin(s)
+		if err != nil {
+			return c, usagef("--pin: %v", err)
+		}
+		c.Pins = append(c.Pins, p)
 	}
 	return c, nil
 }
@@ -339,6 +347,9 @@ func (a *app) openRepoAt(ctx context.Context, url string) (*repo.Repository, err
 			return nil, fmt.Errorf("%s: %w (run `lifeboat init` first)", storage.Redact(url), err)
 		}
 		return nil, err
+	}
+	for _, w := range r.Warnings() {
+		fmt.Fprintf(a.stderr, "warning: %s: %s\n", storage.Redact(url), w)
 	}
 	return r, nil
 }

@@ -3,7 +3,9 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"strings"
 
@@ -94,13 +96,23 @@ func (a *app) runInit(cmd *cobra.Command, o initOptions) error {
 			return usagef("give --owner-key-out FILE and --host-key-out FILE (or --recipient age1... for an owner key you keep elsewhere, or --passphrase-file)")
 		}
 	}
-	for _, f := range []string{o.ownerKeyOut, o.hostKeyOut} {
-		if f == "" {
+	// The key files' places are claimed before the repository is touched: a
+	// bad path must not leave a repository whose owner key is lost.
+	var outs []*keyOut
+	defer func() {
+		for _, ko := range outs {
+			ko.abandon()
+		}
+	}()
+	for _, ko := range []struct{ path, role string }{{o.ownerKeyOut, "owner"}, {o.hostKeyOut, "host"}} {
+		if ko.path == "" {
 			continue
 		}
-		if _, err := os.Stat(f); err == nil {
-			return usagef("%s exists; lifeboat does not overwrite key files", f)
+		out, err := claimKeyFile(ko.path, ko.role)
+		if err != nil {
+			return err
 		}
+		outs = append(outs, out)
 	}
 	b, err := storage.OpenWith(ctx, url, storage.OpenOptions{Create: true, Ping: true})
 	if err != nil {
@@ -111,20 +123,21 @@ func (a *app) runInit(cmd *cobra.Command, o initOptions) error {
 	if err != nil {
 		return fmt.Errorf("init %s: %w", storage.Redact(url), err)
 	}
-	if res.OwnerIdentity != "" {
-		if err := writeKeyFile(o.ownerKeyOut, "owner", res.RepoID, res.OwnerIdentity); err != nil {
-			return err
+	claimed := outs
+	outs = nil // the repository exists now: a key file half written stays, never removed
+	for _, out := range claimed {
+		secret := res.HostIdentity
+		if out.role == "owner" {
+			secret = res.OwnerIdentity
 		}
-	}
-	if res.HostIdentity != "" {
-		if err := writeKeyFile(o.hostKeyOut, "host", res.RepoID, res.HostIdentity); err != nil {
+		if err := out.write(res.RepoID, res.Pin, secret); err != nil {
 			return err
 		}
 	}
 	if a.json {
 		return a.emit(map[string]any{"message_type": "summary", "repository_id": res.RepoID.String(),
 			"repository": storage.Redact(url), "owner_key_file": o.ownerKeyOut, "host_key_file": o.hostKeyOut,
-			"passphrase_mode": pass != ""})
+			"passphrase_mode": pass != "", "pin": res.Pin.String()})
 	}
 	fmt.Fprintf(a.stdout, "created repository %s at %s\n", res.RepoID.Short(), storage.Redact(url))
 	if o.ownerKeyOut != "" {
@@ -133,20 +146,47 @@ func (a *app) runInit(cmd *cobra.Command, o initOptions) error {
 	if o.hostKeyOut != "" {
 		fmt.Fprintf(a.stdout, "host key:  %s  (for backup hosts: backs up and deduplicates, cannot read content)\n", o.hostKeyOut)
 	}
+	if o.ownerKeyOut == "" {
+		fmt.Fprintf(a.stdout, "pin: add this line to the owner's identity file (or give --pin / LIFEBOAT_PIN), so that a config or key file a backup host planted is refused:\n%s\n", res.Pin.Comment())
+	} else {
+		fmt.Fprintf(a.stdout, "pin: %s  (in the key files: clients refuse configs and key files it did not sign)\n", res.Pin.String())
+	}
 	return nil
 }
 
-func writeKeyFile(path, role string, repoID repo.ID, secret string) error {
+// keyOut is a key file claimed (created empty, mode 0600) before init.
+type keyOut struct {
+	path, role string
+	f          *os.File
+}
+
+func claimKeyFile(path, role string) (*keyOut, error) {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
-		return fmt.Errorf("write %s key: %w", role, err)
+		if errors.Is(err, fs.ErrExist) {
+			return nil, usagef("%s exists; lifeboat does not overwrite key files", path)
+		}
+		return nil, fmt.Errorf("%s key file: %w (nothing was created)", role, err)
 	}
-	_, err = fmt.Fprintf(f, "# lifeboat %s identity for repository %s\n%s\n", role, repoID, secret)
-	if cerr := f.Close(); err == nil {
+	return &keyOut{path: path, role: role, f: f}, nil
+}
+
+// abandon removes a claimed key file that init did not fill.
+func (k *keyOut) abandon() {
+	_ = k.f.Close()
+	_ = os.Remove(k.path)
+}
+
+func (k *keyOut) write(repoID repo.ID, pin repo.Pin, secret string) error {
+	_, err := fmt.Fprintf(k.f, "# lifeboat %s identity for repository %s\n%s\n%s\n", k.role, repoID, pin.Comment(), secret)
+	if err == nil {
+		err = k.f.Sync()
+	}
+	if cerr := k.f.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
-		return fmt.Errorf("write %s key %s: %w", role, path, err)
+		return fmt.Errorf("write %s key %s: %w", k.role, k.path, err)
 	}
 	return nil
 }

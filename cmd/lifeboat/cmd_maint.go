@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -41,9 +42,9 @@ listed; --forget-damaged removes them. See docs/reliability.md.`,
 			}
 			pct := 0.0
 			if cmd.Flags().Changed("read-data") {
-				v, err := strconv.ParseFloat(strings.TrimSuffix(readData, "%"), 64)
-				if err != nil || v <= 0 || v > 100 {
-					return usagef("--read-data=%q: want a percentage in (0, 100]", readData)
+				v, err := parsePercent(readData)
+				if err != nil {
+					return usageError{err}
 				}
 				pct = v
 			}
@@ -235,4 +236,22 @@ func (a *app) versionCmd() *cobra.Command {
 			return nil
 		},
 	}
+}
+
+var percentRE = regexp.MustCompile(`^[0-9]{1,3}(\.[0-9]{1,6})?%?$`)
+
+// parsePercent reads --read-data's PERCENT: a plain decimal in (0, 100],
+// optionally followed by "%". NaN, infinities, exponents, hex and signs
+// are refused (NaN once compared false with both bounds and meant a
+// structure-only check).
+func parsePercent(s string) (float64, error) {
+	bad := fmt.Errorf("--read-data=%q: want a percentage greater than 0 and at most 100 (e.g. 10, 2.5, 100%%)", s)
+	if !percentRE.MatchString(s) {
+		return 0, bad
+	}
+	v, err := strconv.ParseFloat(strings.TrimSuffix(s, "%"), 64)
+	if err != nil || !(v > 0 && v <= 100) {
+		return 0, bad
+	}
+	return v, nil
 }

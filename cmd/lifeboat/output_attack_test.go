@@ -86,5 +86,5 @@ func TestTermSafe(t *testing.T) {
 	} {
 		assert.Equal(t, want, termSafe(in), "%q", in)
 	}
-	assert.Equal(t, "line1\nline2\\x1b[0m", termLines("line1\nline2\x1b[0m"))
+	assert.Equal(t, "line1\n\tline2\\x1b[0m", termLines("line1\n\tline2\x1b[0m"))
 }

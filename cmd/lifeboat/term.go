@@ -35,14 +35,19 @@ func termSafe(s string) string {
 	return b.String()
 }
 
-// termLines is termSafe for a message of several lines: the newlines stay.
+// termLines is termSafe for a message of several lines: its newlines and
+// tabs stay.
 func termLines(s string) string {
-	if printable(strings.ReplaceAll(s, "\n", "")) {
+	if printable(strings.NewReplacer("\n", "", "\t", "").Replace(s)) {
 		return s
 	}
 	lines := strings.Split(s, "\n")
 	for i, l := range lines {
-		lines[i] = termSafe(l)
+		cells := strings.Split(l, "\t")
+		for j, c := range cells {
+			cells[j] = termSafe(c)
+		}
+		lines[i] = strings.Join(cells, "\t")
 	}
 	return strings.Join(lines, "\n")
 }

@@ -1,6 +1,7 @@
 package repo_test
 
 import (
+	"strings"
 	"testing"
 
 	"filippo.io/age"
@@ -159,4 +160,50 @@ func TestHybridRecipients(t *testing.T) {
 			assert.Empty(t, chk.Errors)
 		}
 	})
+}
+
+// TestFormat1Migrate: a format 1 repository keeps opening (with a warning),
+// and `key migrate` with the owner key makes it format 2: the host key
+// keeps backing up, now pinned, and the owner restores what was written
+// before and after.
+func TestFormat1Migrate(t *testing.T) {
+	b := memBucket(t)
+	ownerSecret, hostSecret, err := repo.InitFormat1(ctx, b, repotest.SmallChunks, 1<<20)
+	require.NoError(t, err)
+	host, err := repo.Open(ctx, b, credsOf(t, hostSecret))
+	require.NoError(t, err)
+	assert.Contains(t, strings.Join(host.Warnings(), "\n"), "format 1")
+	src := makeTree(t, 1<<20, 41)
+	before := backupDir(t, host, src)
+
+	own, err := repo.Open(ctx, b, credsOf(t, ownerSecret))
+	require.NoError(t, err)
+	_, _, err = own.AddOwner(ctx, "age1x")
+	require.ErrorContains(t, err, "key migrate")
+	pin, warns, err := own.Migrate(ctx, "")
+	require.NoError(t, err)
+	assert.Empty(t, warns)
+	assert.Equal(t, 2, own.Config().Version)
+
+	hostCreds := credsOf(t, hostSecret)
+	hostCreds.Pins = []repo.Pin{pin}
+	host, err = repo.Open(ctx, b, hostCreds)
+	require.NoError(t, err)
+	assert.Empty(t, host.Warnings())
+	src2 := makeTree(t, 1<<20, 42)
+	after := backupDir(t, host, src2)
+
+	ownCreds := credsOf(t, ownerSecret)
+	ownCreds.Pins = []repo.Pin{pin}
+	own, err = repo.Open(ctx, b, ownCreds)
+	require.NoError(t, err)
+	restoreSame(t, own, before, src)
+	restoreSame(t, own, after, src2)
+	keys, err := own.KeyFiles(ctx)
+	require.NoError(t, err)
+	for _, k := range keys {
+		assert.Equal(t, repo.KeyCurrent, k.Status, k.Object)
+	}
+	_, _, _, err = own.RotateHost(ctx)
+	require.ErrorContains(t, err, "migrated from format 1")
 }

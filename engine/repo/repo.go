@@ -3,8 +3,8 @@ package repo
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"crypto/rand"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -47,6 +47,8 @@ type Repository struct {
 
 	readers readerCache
 
+	warnings []string // what Open skipped or could not authenticate (Warnings)
+
 	lock       *Lock   // the lock this process holds (Lock), if any
 	badIndexes []error // index files LoadIndex could not decode
 
@@ -81,9 +83,14 @@ type InitResult struct {
 	RepoID        ID
 	OwnerIdentity string // empty when owner recipients were given or in passphrase mode
 	HostIdentity  string // empty in passphrase mode
+	// Pin is the public half of the repository signing key: written into
+	// the generated identity files (Pin.Comment), and printed for owner
+	// keys that init never saw.
+	Pin Pin
 }
 
-// Init creates a repository in an empty location.
+// Init creates a repository in an empty location: key files first, then
+// the owner-signed config that lists them.
 func Init(ctx context.Context, b *blob.Bucket, opts InitOptions) (*InitResult, error) {
 	if ok, err := b.Exists(ctx, configKey); err != nil {
 		return nil, fmt.Errorf("check config: %w", err)
@@ -105,33 +112,50 @@ func Init(ctx context.Context, b *blob.Bucket, opts InitOptions) (*InitResult, e
 	if opts.PackSize <= 0 {
 		opts.PackSize = defaultPackSize
 	}
-	k := &keyFile{Version: 1, Created: time.Now().UTC(), MACKey: randBytes(32), GearKey: randBytes(32)}
-	res := &InitResult{}
-	var keyRecips []age.Recipient
+	pub, signKey, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now().UTC()
+	cfg := Config{Version: FormatVersion, ID: NewRandomID(), Created: now, Chunker: opts.Chunker,
+		Compression: opts.Compression, PackSize: opts.PackSize, Generation: 1, Signer: signerString(pub)}
+	res := &InitResult{RepoID: cfg.ID, Pin: Pin{Repo: cfg.ID, Signer: pub, Generation: 1}}
+	secrets := keyFile{Version: FormatVersion, Created: now, RepoID: cfg.ID, MACKey: randBytes(32), GearKey: randBytes(32)}
+	owner := secrets
+	owner.SigningKey = signKey.Seed()
+	type sealed struct {
+		role, recipient string
+		data            []byte
+	}
+	var files []sealed
 	switch {
 	case opts.Passphrase != "":
 		if len(opts.OwnerRecipients) > 0 {
 			return nil, errors.New("passphrase mode and owner recipients exclude each other")
 		}
-		_, secret, pub, err := newIdentity(false)
+		_, secret, dataPub, err := newIdentity(false)
 		if err != nil {
 			return nil, err
 		}
-		k.Identity = secret
-		k.PackRecipients, k.MetaRecipients = []string{pub}, []string{pub}
+		owner.Identity = secret
+		cfg.PackRecipients, cfg.MetaRecipients = []string{dataPub}, []string{dataPub}
 		sr, err := age.NewScryptRecipient(opts.Passphrase)
 		if err != nil {
 			return nil, err
 		}
-		keyRecips = []age.Recipient{sr}
+		data, err := sealKeyFile(&owner, sr)
+		if err != nil {
+			return nil, err
+		}
+		files = append(files, sealed{RolePassphrase, "", data})
 	default:
 		owners := opts.OwnerRecipients
 		if len(owners) == 0 {
-			_, secret, pub, err := newIdentity(false)
+			_, secret, ownerPub, err := newIdentity(false)
 			if err != nil {
 				return nil, err
 			}
-			res.OwnerIdentity, owners = secret, []string{pub}
+			res.OwnerIdentity, owners = secret, []string{ownerPub}
 		}
 		hybrid := isHybrid(owners[0])
 		for _, o := range owners {
@@ -139,43 +163,42 @@ func Init(ctx context.Context, b *blob.Bucket, opts InitOptions) (*InitResult, e
 				return nil, errors.New("owner recipients mix hybrid post-quantum (age1pq1...) and classic (age1...) keys; age cannot encrypt to both")
 			}
 		}
-		if _, err := ParseRecipients(owners); err != nil {
+		ownerRecips, err := ParseRecipients(owners)
+		if err != nil {
 			return nil, err
 		}
-		_, hostSecret, hostPub, err := newIdentity(hybrid)
+		_, dataSecret, dataPub, err := newIdentity(hybrid)
+		if err != nil {
+			return nil, err
+		}
+		hostSecret, hostPub, hostRecip, err := newRecipient(hybrid)
 		if err != nil {
 			return nil, err
 		}
 		res.HostIdentity = hostSecret
-		k.PackRecipients = owners
-		k.MetaRecipients = append(slices.Clone(owners), hostPub)
-		var perr error
-		if keyRecips, perr = ParseRecipients(k.MetaRecipients); perr != nil {
-			return nil, perr
+		owner.Identity, owner.HostIdentities = dataSecret, []string{hostSecret}
+		cfg.PackRecipients, cfg.MetaRecipients = []string{dataPub}, []string{dataPub, hostPub}
+		for i, rc := range ownerRecips {
+			data, err := sealKeyFile(&owner, rc)
+			if err != nil {
+				return nil, err
+			}
+			files = append(files, sealed{RoleOwner, owners[i], data})
 		}
+		data, err := sealKeyFile(&secrets, hostRecip)
+		if err != nil {
+			return nil, err
+		}
+		files = append(files, sealed{RoleHost, hostPub, data})
 	}
-	cfg := Config{Version: FormatVersion, ID: NewRandomID(), Created: k.Created, Chunker: opts.Chunker,
-		Compression: opts.Compression, PackSize: opts.PackSize}
-	res.RepoID = cfg.ID
-	plain, err := json.Marshal(k)
-	if err != nil {
-		return nil, err
+	for _, f := range files {
+		ref, err := writeKeyFile(ctx, b, f.role, f.recipient, f.data)
+		if err != nil {
+			return nil, err
+		}
+		cfg.Keys = append(cfg.Keys, ref)
 	}
-	var enc bytes.Buffer
-	w, err := age.Encrypt(&enc, keyRecips...)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := w.Write(plain); err != nil {
-		return nil, err
-	}
-	if err := w.Close(); err != nil {
-		return nil, err
-	}
-	if err := writeNew(ctx, b, "keys/"+NewRandomID().String(), enc.Bytes()); err != nil {
-		return nil, err
-	}
-	cj, err := json.MarshalIndent(cfg, "", "  ")
+	cj, err := encodeConfig(cfg, signKey)
 	if err != nil {
 		return nil, err
 	}
@@ -222,15 +245,15 @@ func Open(ctx context.Context, b *blob.Bucket, creds Credentials) (*Repository, 
 
 // OpenUnindexed opens the repository without reading its index.
 func OpenUnindexed(ctx context.Context, b *blob.Bucket, creds Credentials) (*Repository, error) {
-	cfg, err := loadConfig(ctx, b)
+	cfg, err := loadConfig(ctx, b, creds.Pins)
 	if err != nil {
 		return nil, err
 	}
-	k, ids, err := loadKey(ctx, b, creds)
+	k, ids, warns, err := loadKey(ctx, b, cfg, creds)
 	if err != nil {
-		return nil, err
+		return nil, withWarnings(err, warns)
 	}
-	r := &Repository{b: b, cfg: cfg, key: k, ids: ids, open: map[BlobType][]*packWriter{}, idx: NewIndex(),
+	r := &Repository{b: b, cfg: cfg, key: k, ids: ids, warnings: warns, open: map[BlobType][]*packWriter{}, idx: NewIndex(),
 		finishSlots: make(chan struct{}, maxFinishing)}
 	if r.packRecips, err = ParseRecipients(k.PackRecipients); err != nil {
 		return nil, err

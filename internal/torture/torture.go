@@ -71,6 +71,7 @@ var kinds = []kind{
 	{name: "forget", weight: 4},
 	{name: "forget-keep", weight: 3},
 	{name: "prune", weight: 6},
+	{name: "prune-race", weight: 3},
 	{name: "check", weight: 3},
 	{name: "check-read", weight: 3},
 	{name: "restore", weight: 10},
@@ -148,11 +149,12 @@ type harness struct {
 	log     *os.File
 	logBuf  strings.Builder
 	logPath string
-	procs   map[int]*proc
+	procs   map[int]*proc // running commands by sequence number
 	windows []*window
 	backups map[int]*backupRec
 	snaps   map[string]*snap
-	order   []string // snapshot IDs in registration order
+	order   []string     // snapshot IDs in registration order
+	keeping map[int]bool // running forget --keep-last operations
 	sum     *Summary
 }
 
@@ -169,7 +171,7 @@ func newHarness(ctx context.Context, cfg Config) (*harness, error) {
 	if cfg.Store != "file" && cfg.Store != "minio" {
 		return nil, fmt.Errorf("torture: store %q: want file or minio", cfg.Store)
 	}
-	h := &harness{cfg: cfg, out: cfg.Out, procs: map[int]*proc{}, backups: map[int]*backupRec{}, snaps: map[string]*snap{},
+	h := &harness{cfg: cfg, out: cfg.Out, procs: map[int]*proc{}, backups: map[int]*backupRec{}, snaps: map[string]*snap{}, keeping: map[int]bool{},
 		sum: newSummary(cfg), rng: rand.New(rand.NewPCG(cfg.Seed, 0x746f727475726521))}
 	h.enabled = map[string]bool{}
 	for _, k := range kinds {
@@ -368,6 +370,8 @@ func (h *harness) run(ctx context.Context, o *op) {
 		h.opForgetKeep(o)
 	case "prune":
 		h.opPrune(o)
+	case "prune-race":
+		h.opPruneRace(o)
 	case "check", "check-read":
 		h.opCheck(o)
 	case "restore":

@@ -7,6 +7,8 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+
+	"github.com/lifeboat-backup/lifeboat/internal/redact"
 )
 
 // Conn is a parsed server address: the URL without its password, and the
@@ -98,11 +100,14 @@ func hasEnv(env []string, k string) bool {
 	return false
 }
 
-// Redact returns dsn without its password (for logs and snapshots).
+// Redact returns dsn without its password (for logs and snapshots): a
+// postgres:// URL loses its password; the secrets of any other form (a
+// libpq key=value string, a URL of another scheme) are replaced as
+// redact.String does.
 func Redact(dsn string) string {
 	u, err := url.Parse(dsn)
-	if err != nil {
-		return "postgres://(unparsable DSN)"
+	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+		return redact.String(dsn)
 	}
 	if u.User != nil {
 		u.User = url.User(u.User.Username())
@@ -111,7 +116,7 @@ func Redact(dsn string) string {
 		q.Del("password")
 		u.RawQuery = q.Encode()
 	}
-	return u.String()
+	return redact.String(u.String())
 }
 
 // EncodeName turns a database name into a path element: bytes other than

@@ -14,7 +14,8 @@ import (
 	"github.com/lifeboat-backup/lifeboat/engine/repo/chunker"
 )
 
-// Repo is a freshly initialized repository with its two identities.
+// Repo is a freshly initialized repository with its two identities, each
+// pinned to the repository's signing key as init's key files are.
 type Repo struct {
 	Bucket *blob.Bucket
 	Owner  repo.Credentials
@@ -36,13 +37,15 @@ func Init(t testing.TB, b *blob.Bucket, params chunker.Params, packSize int) *Re
 	}
 	res, err := repo.Init(context.Background(), b, repo.InitOptions{Chunker: params, PackSize: packSize})
 	require.NoError(t, err)
-	return &Repo{Bucket: b, Owner: creds(t, res.OwnerIdentity), Host: creds(t, res.HostIdentity)}
+	return &Repo{Bucket: b, Owner: creds(t, res.OwnerIdentity, res.Pin), Host: creds(t, res.HostIdentity, res.Pin)}
 }
 
-func creds(t testing.TB, secret string) repo.Credentials {
+// creds are the credentials of an identity file as init writes it: the
+// identity and the repository's pin.
+func creds(t testing.TB, secret string, pin repo.Pin) repo.Credentials {
 	ids, err := age.ParseIdentities(strings.NewReader(secret))
 	require.NoError(t, err)
-	return repo.Credentials{Identities: ids}
+	return repo.Credentials{Identities: ids, Pins: []repo.Pin{pin}}
 }
 
 // Open opens the repository with the given credentials.

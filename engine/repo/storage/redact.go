@@ -2,65 +2,15 @@ package storage
 
 import (
 	"net/url"
-	"regexp"
 	"strings"
+
+	"github.com/lifeboat-backup/lifeboat/internal/redact"
 )
 
-const redacted = "REDACTED"
-
-// secretParam tells whether a URL query parameter may carry a secret.
-func secretParam(name string) bool {
-	n := strings.ToLower(name)
-	for _, s := range []string{"secret", "password", "passwd", "pass", "token", "sig", "signature", "credential", "accountkey", "account_key", "access_key", "key"} {
-		if strings.Contains(n, s) {
-			return true
-		}
-	}
-	return false
-}
-
-var (
-	rawUserinfo = regexp.MustCompile(`(//[^/:@?#]*):[^/@?#]*@`)
-	rawParam    = regexp.MustCompile(`([?&;]([^=&;#]*))=([^&;#]*)`)
-)
-
-// Redact returns url with any password in its userinfo and the values of
-// query parameters that may hold secrets (names containing secret,
-// password, token, sig, key, credential, ...) replaced by "REDACTED". It
-// never fails: text that does not parse as a URL is redacted textually.
-// Use it whenever a repository URL is printed or put into an error.
-func Redact(rawURL string) string {
-	u, err := url.Parse(rawURL)
-	if err != nil {
-		return redactQuery(rawUserinfo.ReplaceAllString(rawURL, "$1:"+redacted+"@"))
-	}
-	changed := false
-	if u.User != nil {
-		if _, ok := u.User.Password(); ok {
-			u.User = url.UserPassword(u.User.Username(), redacted)
-			changed = true
-		}
-	}
-	if q := redactQuery("?" + u.RawQuery); q != "?"+u.RawQuery {
-		u.RawQuery = q[1:]
-		changed = true
-	}
-	if !changed {
-		return rawURL
-	}
-	return u.String()
-}
-
-// redactQuery redacts secret parameter values in s, keeping their order.
-func redactQuery(s string) string {
-	return rawParam.ReplaceAllStringFunc(s, func(m string) string {
-		sub := rawParam.FindStringSubmatch(m)
-		if secretParam(sub[2]) && sub[3] != redacted {
-			return sub[1] + "=" + redacted
-		}
-		return m
-	})
-}
+// Redact returns a repository URL or database DSN without its secrets
+// (see redact.String). Use it whenever one is printed or put into an
+// error.
+func Redact(rawURL string) string { return redact.String(rawURL) }
 
 // scrub removes raw (and its parsed forms) from an error text that may
 // quote the URL, replacing it by its redacted form.
@@ -75,7 +25,7 @@ func scrub(msg, raw string, u *url.URL) string {
 			msg = strings.ReplaceAll(msg, s, Redact(s))
 		}
 		if u.RawQuery != "" {
-			msg = strings.ReplaceAll(msg, u.RawQuery, redactQuery("?" + u.RawQuery)[1:])
+			msg = strings.ReplaceAll(msg, u.RawQuery, redact.Query("?" + u.RawQuery)[1:])
 		}
 	}
 	return msg
