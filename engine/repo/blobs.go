@@ -210,7 +210,17 @@ func (r *Repository) LoadBlob(ctx context.Context, id ID, buf []byte) ([]byte, e
 	if !ok {
 		return nil, fmt.Errorf("blob %s: %w in the index", id, ErrNotFound)
 	}
-	return r.loadAt(ctx, loc, buf)
+	out, err := r.loadAt(ctx, loc, buf)
+	if err == nil || ctx.Err() != nil || errors.Is(err, ErrNoDataKey) {
+		return out, err
+	}
+	// Another copy may be good: bit rot hits one, a host can index garbage.
+	for _, alt := range r.idx.Alternates(id) {
+		if out, aerr := r.loadAt(ctx, alt, buf); aerr == nil {
+			return out, nil
+		}
+	}
+	return nil, err
 }
 
 func (r *Repository) loadAt(ctx context.Context, loc Location, buf []byte) ([]byte, error) {

@@ -72,6 +72,9 @@ func (r *Repository) Check(ctx context.Context, opts CheckOptions) (*CheckResult
 	}
 	r.idx = idx
 	res.Blobs = idx.Len()
+	if n := idx.Duplicates(); n > 0 {
+		res.Warnings = append(res.Warnings, fmt.Sprintf("%d blobs are stored more than once (each copy is verified with --read-data; prune keeps one that verifies)", n))
+	}
 
 	// Packs present with the indexed size.
 	stored, err := r.storedPacks(ctx)
@@ -168,7 +171,7 @@ func (r *Repository) checkSnapshot(ctx context.Context, id ID, fail func(string,
 func (r *Repository) checkData(ctx context.Context, packs []PackInfo, stored map[ID]storedPack, opts CheckOptions, res *CheckResult, fail func(string, ...any)) {
 	// Which blobs each pack should hold, from the loaded index.
 	want := map[ID][]BlobInfo{}
-	r.idx.Each(func(l Location) { want[l.Pack] = append(want[l.Pack], l.BlobInfo) })
+	r.idx.EachCopy(func(l Location) { want[l.Pack] = append(want[l.Pack], l.BlobInfo) })
 	var sel []PackInfo
 	skipped := 0
 	for _, p := range packs {

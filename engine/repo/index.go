@@ -144,16 +144,18 @@ type Index struct {
 	packs    []PackInfo
 	packPos  map[ID]int32
 	blobs    map[ID]blobLoc
+	dups     map[ID][]blobLoc // further copies of a blob (rare: an interrupted prune, a forged index)
 	inflight map[ID]struct{}
 }
 
 // NewIndex returns an empty index.
 func NewIndex() *Index {
-	return &Index{packPos: map[ID]int32{}, blobs: map[ID]blobLoc{}, inflight: map[ID]struct{}{}}
+	return &Index{packPos: map[ID]int32{}, blobs: map[ID]blobLoc{}, dups: map[ID][]blobLoc{}, inflight: map[ID]struct{}{}}
 }
 
 // AddPack makes a pack's blobs visible. A blob stored in several packs (after
-// an interrupted prune, say) keeps its first location.
+// an interrupted prune, say) is looked up at its first location; the others
+// are kept as alternates for readers to fall back on.
 func (x *Index) AddPack(p PackInfo) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
@@ -167,8 +169,22 @@ func (x *Index) AddPack(p PackInfo) {
 		delete(x.inflight, b.ID)
 		if _, ok := x.blobs[b.ID]; !ok {
 			x.blobs[b.ID] = blobLoc{pack: pos, BlobInfo: b}
+		} else {
+			x.dups[b.ID] = append(x.dups[b.ID], blobLoc{pack: pos, BlobInfo: b})
 		}
 	}
+}
+
+// Alternates returns the further copies of a blob besides Lookup's.
+func (x *Index) Alternates(id ID) []Location {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	var out []Location
+	for _, l := range x.dups[id] {
+		p := x.packs[l.pack]
+		out = append(out, Location{Pack: p.ID, PackSize: p.Size, BlobInfo: l.BlobInfo})
+	}
+	return out
 }
 
 // Has reports whether a blob is stored.
@@ -218,6 +234,27 @@ func (x *Index) Len() int {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
 	return len(x.blobs)
+}
+
+// EachCopy calls fn for every stored copy of every blob (Each and the
+// alternates).
+func (x *Index) EachCopy(fn func(Location)) {
+	x.Each(fn)
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	for _, ls := range x.dups {
+		for _, l := range ls {
+			p := x.packs[l.pack]
+			fn(Location{Pack: p.ID, PackSize: p.Size, BlobInfo: l.BlobInfo})
+		}
+	}
+}
+
+// Duplicates returns how many blobs are stored more than once.
+func (x *Index) Duplicates() int {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	return len(x.dups)
 }
 
 // Each calls fn for every blob.
