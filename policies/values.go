@@ -99,8 +99,15 @@ func ParseDuration(s string) (time.Duration, error) {
 		}
 		v := n * unit
 		if m[2] != "" {
-			f, _ := strconv.ParseFloat("0."+m[2], 64) // digits only: cannot fail
-			v += int64(f * float64(unit))             // < unit: cannot overflow past the check below
+			// As time.ParseDuration: the leading digits that fit, scaled.
+			f, scale := int64(0), 1.0
+			for _, c := range m[2] {
+				if f > (math.MaxInt64-9)/10 {
+					break
+				}
+				f, scale = f*10+int64(c-'0'), scale*10
+			}
+			v += int64(float64(f) * (float64(unit) / scale))
 			if v < 0 {
 				return 0, tooLong
 			}
