@@ -269,21 +269,12 @@ func mysqlDSNPassword(dsn string) bool {
 	return strings.Contains(dsn[:at], ":")
 }
 
-// postgresDSNPassword reports whether a libpq connection string (URL or
-// key=value form) holds a password.
+// postgresDSNPassword reports whether a postgres:// URL holds a password.
 func postgresDSNPassword(dsn string) bool {
-	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
-		u, err := url.Parse(dsn)
-		if err != nil {
-			return strings.Contains(dsn, "@") // cannot tell: be safe
-		}
-		_, has := u.User.Password()
-		return has || u.Query().Has("password")
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return strings.Contains(dsn, "@") // cannot tell: be safe
 	}
-	for _, f := range strings.Fields(dsn) {
-		if k, _, ok := strings.Cut(f, "="); ok && strings.TrimSpace(k) == "password" {
-			return true
-		}
-	}
-	return false
+	_, has := u.User.Password()
+	return has || u.Query().Has("password")
 }
