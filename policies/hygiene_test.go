@@ -79,3 +79,12 @@ func TestDurationOverflow(t *testing.T) {
 	assert.Equal(t, []string{`policy.yaml:14:8: objectives.rpo: "9223372036854775808ns" is too long (at most 106751d, about 292 years)`},
 		lines(problems(t, err)))
 }
+
+func TestPostgresDSNForm(t *testing.T) {
+	y := strings.Replace(minimal, "kind: mysql\n    dsn: root@tcp(127.0.0.1:3306)/", "kind: postgres\n    dsn: host=db user=app dbname=shop", 1)
+	_, err := Parse("policy.yaml", []byte(y))
+	assert.Equal(t, []string{"policy.yaml:9:10: targets[0].dsn: not a postgres:// URL (key=value connection strings are not supported): postgres://user@host:5432/db"},
+		lines(problems(t, err)))
+	_, err = Parse("policy.yaml", []byte(strings.Replace(y, "host=db user=app dbname=shop", "postgres://app@db:5432/shop", 1)))
+	require.NoError(t, err)
+}

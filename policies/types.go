@@ -73,7 +73,7 @@ type Target struct {
 	Tags []string `yaml:"tags" doc:"extra snapshot tags"`
 
 	// mysql, postgres
-	DSN           string    `yaml:"dsn" req:"mysql,postgres" kinds:"mysql,postgres" doc:"connection string without password (mysql: user@tcp(host:3306)/; postgres: postgres://user@host:5432/db or key=value)"`
+	DSN           string    `yaml:"dsn" req:"mysql,postgres" kinds:"mysql,postgres" doc:"connection string without password (mysql: user@tcp(host:3306)/; postgres: postgres://user@host:5432/db), or env:NAME: the variable holds it (a password there is allowed)"`
 	PasswordFile  SecretRef `yaml:"password_file" kinds:"mysql,postgres" doc:"file holding the database password, or env:NAME"`
 	Password      SecretRef `yaml:"password" kinds:"mysql,postgres" doc:"env:NAME only (never inline); stored in PasswordFile after validation"`
 	Databases     []string  `yaml:"databases" kinds:"mysql,postgres" doc:"databases to back up; default: all (mysql: except system schemas)"`

@@ -196,6 +196,10 @@ func (c *checker) dsn(path, kind, dsn string) {
 	}
 	has := mysqlDSNPassword(dsn)
 	if kind == KindPostgres {
+		if !strings.HasPrefix(dsn, "postgres://") && !strings.HasPrefix(dsn, "postgresql://") {
+			c.add(path, "", nil, "not a postgres:// URL (key=value connection strings are not supported): postgres://user@host:5432/db")
+			return
+		}
 		has = postgresDSNPassword(dsn)
 	}
 	if has {

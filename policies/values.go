@@ -99,8 +99,15 @@ func ParseDuration(s string) (time.Duration, error) {
 		}
 		v := n * unit
 		if m[2] != "" {
-			f, _ := strconv.ParseFloat("0."+m[2], 64) // digits only: cannot fail
-			v += int64(f * float64(unit))             // < unit: cannot overflow past the check below
+			// As time.ParseDuration: the leading digits that fit, scaled.
+			f, scale := int64(0), 1.0
+			for _, c := range m[2] {
+				if f > (math.MaxInt64-9)/10 {
+					break
+				}
+				f, scale = f*10+int64(c-'0'), scale*10
+			}
+			v += int64(float64(f) * (float64(unit) / scale))
 			if v < 0 {
 				return 0, tooLong
 			}
@@ -262,21 +269,12 @@ func mysqlDSNPassword(dsn string) bool {
 	return strings.Contains(dsn[:at], ":")
 }
 
-// postgresDSNPassword reports whether a libpq connection string (URL or
-// key=value form) holds a password.
+// postgresDSNPassword reports whether a postgres:// URL holds a password.
 func postgresDSNPassword(dsn string) bool {
-	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
-		u, err := url.Parse(dsn)
-		if err != nil {
-			return strings.Contains(dsn, "@") // cannot tell: be safe
-		}
-		_, has := u.User.Password()
-		return has || u.Query().Has("password")
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return strings.Contains(dsn, "@") // cannot tell: be safe
 	}
-	for _, f := range strings.Fields(dsn) {
-		if k, _, ok := strings.Cut(f, "="); ok && strings.TrimSpace(k) == "password" {
-			return true
-		}
-	}
-	return false
+	_, has := u.User.Password()
+	return has || u.Query().Has("password")
 }

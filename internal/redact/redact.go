@@ -95,6 +95,10 @@ func Query(s string) string {
 		if secretParam(sub[2]) && sub[3] != redacted {
 			return sub[1] + "=" + redacted
 		}
+		if i := strings.IndexByte(sub[3], '?'); i >= 0 {
+			// "?host=/run/pg?password=x": a second query inside a value.
+			return sub[1] + "=" + sub[3][:i] + Query(sub[3][i:])
+		}
 		return m
 	})
 }

@@ -15,11 +15,11 @@ import (
 
 // Entry is the recorded state of one path of a tree.
 type Entry struct {
-	Type   string      // "file", "dir", "symlink", "fifo", "char", "block", "socket"
-	Mode   fs.FileMode // permission bits with setuid, setgid and sticky (not for symlinks)
-	Size   int64       // regular files
-	SHA256 string      // regular files
-	Link   string      // symlinks: the target
+	Type   string // "file", "dir", "symlink", "fifo", "char", "block", "socket"
+	Mode   uint32 // permission bits with setuid, setgid and sticky (not for symlinks)
+	Size   int64  // regular files
+	SHA256 string // regular files
+	Link   string // symlinks: the target
 }
 
 // Manifest maps slash-separated paths relative to a tree's root to their
@@ -42,7 +42,7 @@ func Scan(root string) (Manifest, error) {
 		if err := unix.Lstat(p, &st); err != nil {
 			return fmt.Errorf("lstat %s: %w", p, err)
 		}
-		e := Entry{Mode: fs.FileMode(st.Mode & 0o7777)}
+		e := Entry{Mode: st.Mode & 0o7777}
 		switch st.Mode & unix.S_IFMT {
 		case unix.S_IFREG:
 			e.Type, e.Size = "file", st.Size
@@ -119,9 +119,9 @@ func (e Entry) String() string {
 		if len(sum) > 12 {
 			sum = sum[:12]
 		}
-		return fmt.Sprintf("file %v %d bytes sha256 %s", e.Mode, e.Size, sum)
+		return fmt.Sprintf("file %04o %d bytes sha256 %s", e.Mode, e.Size, sum)
 	case "symlink":
 		return "symlink -> " + e.Link
 	}
-	return fmt.Sprintf("%s %v", e.Type, e.Mode)
+	return fmt.Sprintf("%s %04o", e.Type, e.Mode)
 }

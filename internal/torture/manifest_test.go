@@ -35,9 +35,9 @@ func TestManifestDiff(t *testing.T) {
 	require.NoError(t, err)
 	diff := m.Diff(got, 0)
 	require.Len(t, diff, 4, "%q", diff)
-	assert.Contains(t, diff[0], "b: want file -rw-------")
+	assert.Contains(t, diff[0], "b: want file 0600 5 bytes sha256 f144a6907dc4, got file 0640")
 	assert.Contains(t, diff[1], "c: extra (file)")
-	assert.Contains(t, diff[2], "d/a: want file -rw-r--r-- 5 bytes sha256 8ed3f6ad685b")
+	assert.Contains(t, diff[2], "d/a: want file 0644 5 bytes sha256 8ed3f6ad685b")
 	assert.Contains(t, diff[3], "l: want symlink -> d/a, got symlink -> b")
 	assert.Len(t, m.Diff(got, 2), 3)
 }

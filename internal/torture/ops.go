@@ -492,7 +492,8 @@ func (h *harness) verify(o *op, url, id string, rec *backupRec, retry []string, 
 	to := filepath.Join(h.dir, "restore", fmt.Sprintf("op-%d", o.id))
 	os.RemoveAll(to)
 	defer os.RemoveAll(to)
-	res := h.lifeboat(o, h.owner, url, append([]string{"restore", id, "--to", to}, retry...)...)
+	args := append([]string{"restore", id, "--to", to}, h.restoreFlags...)
+	res := h.lifeboat(o, h.owner, url, append(args, retry...)...)
 	if res.code != 0 {
 		gone := false
 		if url == h.primary {

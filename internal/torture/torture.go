@@ -121,25 +121,26 @@ type window struct {
 }
 
 type harness struct {
-	cfg     Config
-	out     io.Writer
-	dir     string
-	ownDir  bool
-	bin     string
-	primary string // repository URLs
-	second  string
-	env     []string
-	raw     rawStore
-	srv     *miniotest.Server
-	tmpfs   string // mount point of the repository's tmpfs, "" when none
-	trees   [nTrees]string
-	treeMu  [nTrees]sync.Mutex
-	owner   string // key files
-	host    string
-	enabled map[string]bool
-	weights []kind
-	rng     *rand.Rand
-	start   time.Time
+	cfg          Config
+	out          io.Writer
+	dir          string
+	ownDir       bool
+	bin          string
+	primary      string // repository URLs
+	second       string
+	env          []string
+	raw          rawStore
+	srv          *miniotest.Server
+	tmpfs        string // mount point of the repository's tmpfs, "" when none
+	trees        [nTrees]string
+	treeMu       [nTrees]sync.Mutex
+	owner        string // key files
+	restoreFlags []string
+	host         string
+	enabled      map[string]bool
+	weights      []kind
+	rng          *rand.Rand
+	start        time.Time
 
 	excl   sync.RWMutex // exclusive operations hold it for writing
 	replMu sync.Mutex   // one replicate (and restore from the secondary) at a time
@@ -273,6 +274,15 @@ func (h *harness) setup(ctx context.Context) error {
 	}
 	if h.cfg.Lease > 0 {
 		h.env = append(h.env, "LIFEBOAT_TEST_LOCK_LEASE="+h.cfg.Lease.String())
+	}
+	// A restore recreates what the tree had: setuid bits and device nodes
+	// too, where the binary restores them only when asked.
+	if help, err := exec.CommandContext(ctx, h.bin, "restore", "--help").Output(); err == nil {
+		for _, f := range []string{"--keep-setuid", "--devices"} {
+			if strings.Contains(string(help), f+" ") {
+				h.restoreFlags = append(h.restoreFlags, f)
+			}
+		}
 	}
 	h.owner, h.host = filepath.Join(h.dir, "owner.key"), filepath.Join(h.dir, "host.key")
 	h.start = time.Now()
