@@ -420,7 +420,11 @@ func (a *app) lock(ctx context.Context, r *repo.Repository, mode lockMode, purpo
 	}()
 	return ctx, func() {
 		cancel(nil)
-		lk.Unlock(context.WithoutCancel(ctx))
+		if err := lk.Unlock(context.WithoutCancel(ctx)); err != nil {
+			// Append-only credentials cannot delete: the lock stays until its
+			// lease ends; the owner's `lifeboat unlock` or prune removes it.
+			fmt.Fprintf(a.stderr, "warning: lock not released (%v); it expires with its lease, and the owner's credentials remove it (`lifeboat unlock`)\n", err)
+		}
 	}, nil
 }
 

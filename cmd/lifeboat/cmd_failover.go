@@ -128,6 +128,23 @@ type repoStatus struct {
 	Newest    map[string]time.Time `json:"newest_per_target,omitempty"`
 	Lag       *replicate.LagInfo   `json:"lag,omitempty"`
 	MaxLag    time.Duration        `json:"max_lag_ns,omitempty"`
+	// Mode: what this host's storage credentials may do (native
+	// repositories; docs/security.md, "Append-only deployment").
+	Mode *repo.StorageMode `json:"storage_mode,omitempty"`
+}
+
+// probeMode fills rs.Mode for a native repository.
+func probeMode(ctx context.Context, e engine.Engine, rs *repoStatus) error {
+	n, ok := e.(engine.Native)
+	if !ok {
+		return nil
+	}
+	m, err := repo.ProbeStorage(ctx, n.R.Bucket())
+	if err != nil {
+		return err
+	}
+	rs.Mode = &m
+	return nil
 }
 
 type policyStatus struct {
@@ -158,7 +175,9 @@ func (a *app) policyStatus(ctx context.Context, journal string) (*policyStatus, 
 	if err == nil {
 		defer done()
 		prim.Reachable = true
-		prim.Newest, err = newest(pe)
+		if prim.Newest, err = newest(pe); err == nil {
+			err = probeMode(ctx, pe, &prim)
+		}
 	}
 	if err != nil {
 		prim.Error = err.Error()
@@ -171,6 +190,9 @@ func (a *app) policyStatus(ctx context.Context, journal string) (*policyStatus, 
 		if err == nil {
 			rs.Reachable = true
 			rs.Newest, err = newest(se)
+			if err == nil {
+				err = probeMode(ctx, se, &rs)
+			}
 			if err == nil && pe != nil {
 				rs.Lag, err = lagOf(ctx, pe, se)
 			}
@@ -210,6 +232,9 @@ func (a *app) printStatus(st *policyStatus) {
 			state = "UNREACHABLE: " + termSafe(r.Error)
 		}
 		fmt.Fprintf(a.stdout, "  %-10s %s  %s\n", r.Name, r.URL, state)
+		if r.Mode != nil {
+			fmt.Fprintf(a.stdout, "    storage: %s\n", r.Mode)
+		}
 		for _, t := range slices.Sorted(maps.Keys(r.Newest)) {
 			ts := r.Newest[t]
 			fmt.Fprintf(a.stdout, "    %-12s newest snapshot %s (%s old)\n", termSafe(t), ts.Local().Format(time.RFC3339), time.Since(ts).Round(time.Second))
