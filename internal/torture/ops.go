@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -348,7 +349,7 @@ func (h *harness) opForget(o *op) {
 	h.markPending(o, []string{id})
 	res := h.lifeboat(o, h.owner, h.primary, append(append([]string{"forget"}, retry...), id)...)
 	removed := removedIDs(res)
-	if res.code == 0 && !contains(removed, id) {
+	if res.code == 0 && !slices.Contains(removed, id) {
 		h.violate(o, "forget %s exit 0 but it is not in the removed list %v", short(id), removed)
 	}
 	if res.code != 0 {
@@ -590,7 +591,7 @@ func (h *harness) reconcile(o *op) {
 		return
 	}
 	present := map[string]bool{}
-	var viol []string
+	var viol, adopted []string
 	h.mu.Lock()
 	for _, e := range l {
 		present[e.ID] = true
@@ -608,7 +609,7 @@ func (h *harness) reconcile(o *op) {
 		}
 		h.addSnap(e.ID, rec)
 		h.sum.Adopted++
-		h.logBuf.WriteString(fmt.Sprintf("%8.2fs #%d %s: adopted snapshot %s of backup op #%d\n", time.Since(h.start).Seconds(), o.id, o.kind, short(e.ID), rec.op))
+		adopted = append(adopted, fmt.Sprintf("adopted snapshot %s of backup op #%d", short(e.ID), rec.op))
 	}
 	for _, id := range h.order {
 		s := h.snaps[id]
@@ -624,18 +625,12 @@ func (h *harness) reconcile(o *op) {
 		s.gone, s.goneAt = true, time.Now()
 	}
 	h.mu.Unlock()
+	for _, a := range adopted {
+		h.logf(o, "%s", a)
+	}
 	for _, v := range viol {
 		h.violate(o, "%s", v)
 	}
-}
-
-func contains(s []string, v string) bool {
-	for _, x := range s {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }
 
 func (h *harness) opReplicate(o *op) {
@@ -680,16 +675,8 @@ func (h *harness) running() []*proc {
 	for _, p := range h.procs {
 		ps = append(ps, p)
 	}
-	sortProcs(ps)
+	slices.SortFunc(ps, func(a, b *proc) int { return a.op.id - b.op.id })
 	return ps
-}
-
-func sortProcs(ps []*proc) {
-	for i := 1; i < len(ps); i++ {
-		for j := i; j > 0 && ps[j].op.id < ps[j-1].op.id; j-- {
-			ps[j], ps[j-1] = ps[j-1], ps[j]
-		}
-	}
 }
 
 // stallMax is the longest SIGSTOP.

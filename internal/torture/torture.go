@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -109,8 +110,8 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 	h.sum.Duration = time.Since(h.start).Round(time.Second)
 	fmt.Fprintf(h.out, "%s\n", h.sum)
 	if len(h.sum.Violations) > 0 {
-		fmt.Fprintf(h.out, "torture: %d violations, seed %d (replay: --seed %d --store %s); operation log %s:\n%s",
-			len(h.sum.Violations), cfg.Seed, cfg.Seed, cfg.Store, h.logPath, h.logText())
+		fmt.Fprintf(h.out, "torture: %d violations, seed %d (replay: --seed %d --store %s); the operations involved (all of them in %s):\n%s",
+			len(h.sum.Violations), cfg.Seed, cfg.Seed, cfg.Store, h.logPath, h.involved())
 	}
 	return h.sum, nil
 }
@@ -412,11 +413,27 @@ func (h *harness) logf(o *op, format string, args ...any) {
 	}
 }
 
-func (h *harness) logText() string {
+// involved returns the log lines of the operations that the violations
+// name (the operation that found it, the backup that made the snapshot).
+func (h *harness) involved() string {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return h.logBuf.String()
+	ids := map[string]bool{}
+	for _, v := range h.sum.Violations {
+		for _, m := range opRef.FindAllString(v, -1) {
+			ids[m] = true
+		}
+	}
+	var b strings.Builder
+	for _, line := range strings.SplitAfter(h.logBuf.String(), "\n") {
+		if m := opRef.FindString(line); m != "" && ids[m] {
+			b.WriteString(line)
+		}
+	}
+	return b.String()
 }
+
+var opRef = regexp.MustCompile(`#[0-9]+\b`)
 
 // violate records a broken promise.
 func (h *harness) violate(o *op, format string, args ...any) {
