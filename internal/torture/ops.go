@@ -765,6 +765,15 @@ func (h *harness) opDiskFull(o *op) {
 // content), then puts the object back and expects a clean check.
 func (h *harness) opDamage(ctx context.Context, o *op) {
 	how := []string{"flip", "truncate", "delete"}[o.r.IntN(3)]
+	// The repository must check clean first, or the check after the undo
+	// would blame this operation for what an earlier one broke.
+	if res := h.lifeboat(o, h.owner, h.primary, "check", "--read-data"); res.code != 0 {
+		if errs := checkErrorList(res); len(errs) > 0 && !h.falseAlarm(o, errs) {
+			h.violate(o, "check --read-data before any damage: exit %d: %s", res.code, checkErrors(res))
+		}
+		h.logf(o, "repository not clean before the damage: no damage")
+		return
+	}
 	prefix := "data/"
 	if how == "truncate" {
 		prefix = "index/"
