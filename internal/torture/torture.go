@@ -155,8 +155,9 @@ type harness struct {
 	windows []*window
 	backups map[int]*backupRec
 	snaps   map[string]*snap
-	order   []string     // snapshot IDs in registration order
-	keeping map[int]bool // running forget --keep-last operations
+	order   []string       // snapshot IDs in registration order
+	keeping map[int]bool   // running forget --keep-last operations
+	broken  map[string]int // "URL ID" of snapshots reported broken → the operation that did
 	sum     *Summary
 }
 
@@ -173,7 +174,7 @@ func newHarness(ctx context.Context, cfg Config) (*harness, error) {
 	if cfg.Store != "file" && cfg.Store != "minio" {
 		return nil, fmt.Errorf("torture: store %q: want file or minio", cfg.Store)
 	}
-	h := &harness{cfg: cfg, out: cfg.Out, procs: map[int]*proc{}, backups: map[int]*backupRec{}, snaps: map[string]*snap{}, keeping: map[int]bool{},
+	h := &harness{cfg: cfg, out: cfg.Out, procs: map[int]*proc{}, backups: map[int]*backupRec{}, snaps: map[string]*snap{}, keeping: map[int]bool{}, broken: map[string]int{},
 		sum: newSummary(cfg), rng: rand.New(rand.NewPCG(cfg.Seed, 0x746f727475726521))}
 	h.enabled = map[string]bool{}
 	for _, k := range kinds {
