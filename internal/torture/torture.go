@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -109,8 +110,8 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 	h.sum.Duration = time.Since(h.start).Round(time.Second)
 	fmt.Fprintf(h.out, "%s\n", h.sum)
 	if len(h.sum.Violations) > 0 {
-		fmt.Fprintf(h.out, "torture: %d violations, seed %d (replay: --seed %d --store %s); operation log %s:\n%s",
-			len(h.sum.Violations), cfg.Seed, cfg.Seed, cfg.Store, h.logPath, h.logText())
+		fmt.Fprintf(h.out, "torture: %d violations, seed %d (replay: --seed %d --store %s); the operations involved (all of them in %s):\n%s",
+			len(h.sum.Violations), cfg.Seed, cfg.Seed, cfg.Store, h.logPath, h.involved())
 	}
 	return h.sum, nil
 }
@@ -154,8 +155,9 @@ type harness struct {
 	windows []*window
 	backups map[int]*backupRec
 	snaps   map[string]*snap
-	order   []string     // snapshot IDs in registration order
-	keeping map[int]bool // running forget --keep-last operations
+	order   []string       // snapshot IDs in registration order
+	keeping map[int]bool   // running forget --keep-last operations
+	broken  map[string]int // "URL ID" of snapshots reported broken → the operation that did
 	sum     *Summary
 }
 
@@ -172,7 +174,7 @@ func newHarness(ctx context.Context, cfg Config) (*harness, error) {
 	if cfg.Store != "file" && cfg.Store != "minio" {
 		return nil, fmt.Errorf("torture: store %q: want file or minio", cfg.Store)
 	}
-	h := &harness{cfg: cfg, out: cfg.Out, procs: map[int]*proc{}, backups: map[int]*backupRec{}, snaps: map[string]*snap{}, keeping: map[int]bool{},
+	h := &harness{cfg: cfg, out: cfg.Out, procs: map[int]*proc{}, backups: map[int]*backupRec{}, snaps: map[string]*snap{}, keeping: map[int]bool{}, broken: map[string]int{},
 		sum: newSummary(cfg), rng: rand.New(rand.NewPCG(cfg.Seed, 0x746f727475726521))}
 	h.enabled = map[string]bool{}
 	for _, k := range kinds {
@@ -412,11 +414,27 @@ func (h *harness) logf(o *op, format string, args ...any) {
 	}
 }
 
-func (h *harness) logText() string {
+// involved returns the log lines of the operations that the violations
+// name (the operation that found it, the backup that made the snapshot).
+func (h *harness) involved() string {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return h.logBuf.String()
+	ids := map[string]bool{}
+	for _, v := range h.sum.Violations {
+		for _, m := range opRef.FindAllString(v, -1) {
+			ids[m] = true
+		}
+	}
+	var b strings.Builder
+	for _, line := range strings.SplitAfter(h.logBuf.String(), "\n") {
+		if m := opRef.FindString(line); m != "" && ids[m] {
+			b.WriteString(line)
+		}
+	}
+	return b.String()
 }
+
+var opRef = regexp.MustCompile(`#[0-9]+\b`)
 
 // violate records a broken promise.
 func (h *harness) violate(o *op, format string, args ...any) {
