@@ -82,11 +82,16 @@ func (n Native) Replicate(ctx context.Context, sec policies.Secondary) (*Replica
 		return nil, err
 	}
 	defer dst.Close()
-	res, err := replicate.Replicate(ctx, n.R, dst, replicate.Options{})
+	res, err := replicate.Replicate(ctx, n.R, dst, ReplicateOptions(sec))
 	if err != nil {
 		return nil, err
 	}
 	return &ReplicaStats{Copied: res.Copied, Bytes: res.Bytes, Lag: res.Lag}, nil
+}
+
+// ReplicateOptions are the replication settings of a policy's secondary.
+func ReplicateOptions(sec policies.Secondary) replicate.Options {
+	return replicate.Options{DeleteAfter: sec.Replication.DeleteAfter.D(), MaxDeletePercent: sec.Replication.MaxDeletePercent}
 }
 
 // Size implements Engine: the bytes of all packs.

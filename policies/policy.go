@@ -147,6 +147,15 @@ func applyDefaults(p *Policy, hostname func() (string, error)) {
 			t.LockMode = "ftwrl"
 		}
 	}
+	if p.Replication.DeleteAfter == 0 {
+		p.Replication.DeleteAfter = Duration(7 * 24 * time.Hour)
+	}
+	if p.Replication.MaxDeletePercent == 0 {
+		p.Replication.MaxDeletePercent = 50
+	}
+	for i := range p.Repositories.Secondaries {
+		p.Repositories.Secondaries[i].Replication = p.Replication
+	}
 	r := &p.Retention
 	if r.Timezone == "" {
 		r.Timezone = "UTC"

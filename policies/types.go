@@ -17,6 +17,7 @@ type Policy struct {
 	Targets      []Target     `yaml:"targets" req:"1" doc:"what is backed up"`
 	Schedule     Schedule     `yaml:"schedule" doc:"when lifeboat run runs (systemd timer or lifeboat daemon)"`
 	Retention    Retention    `yaml:"retention" doc:"which snapshots are kept"`
+	Replication  Replication  `yaml:"replication" doc:"how secondaries follow deletions on the primary"`
 	Objectives   Objectives   `yaml:"objectives" doc:"recovery objectives checked by drills"`
 	Drill        Drill        `yaml:"drill" doc:"restore drills: schedule, scratch servers, health checks"`
 	Sanitize     Sanitize     `yaml:"sanitize" doc:"sanitized exports for developers"`
@@ -50,6 +51,16 @@ type Secondary struct {
 	URL          string    `yaml:"url" req:"1" doc:"storage URL: file://, mem://, s3://, gs://, azblob://"`
 	MaxLag       Duration  `yaml:"max_lag" doc:"alert (notify on: lag) when the newest snapshot is missing here longer than this; 0: never"`
 	PasswordFile SecretRef `yaml:"password_file" doc:"restic engine: this secondary's own password (file or env:NAME); default: the primary's"`
+
+	// Replication is the policy's replication block (set by Load).
+	Replication Replication `yaml:"-"`
+}
+
+// Replication says how secondaries follow deletions on the primary: a
+// primary emptied by mistake or by an attacker must not empty its replicas.
+type Replication struct {
+	DeleteAfter      Duration `yaml:"delete_after" doc:"keep what the primary forgot (snapshots, index files, packs) this long in the secondaries; default 7d"`
+	MaxDeletePercent int      `yaml:"max_delete_percent" doc:"refuse (and alert) a replication that finds more than this percent of a secondary's snapshots gone from the primary at once; default 50, 100: no limit"`
 }
 
 // Target kinds.

@@ -19,6 +19,8 @@ import (
 func (a *app) replicateCmd() *cobra.Command {
 	var to string
 	var verifyAll bool
+	var deleteAfter time.Duration
+	var maxDelete int
 	cmd := &cobra.Command{
 		Use:   "replicate [POLICY] [--to URL]",
 		Short: "Copy the repository to a second location, byte for byte (the host key is enough)",
@@ -58,7 +60,18 @@ repository with the same password (created with the same chunker parameters if m
 					var lag time.Duration
 					switch e := e.(type) {
 					case engine.Native:
-						res, err := a.replicateOne(ctx, e.R, d, replicate.Options{VerifyAll: verifyAll})
+						opts := engine.ReplicateOptions(d)
+						opts.VerifyAll = verifyAll
+						if cmd.Flags().Changed("delete-after") {
+							opts.DeleteAfter = deleteAfter
+							if deleteAfter == 0 {
+								opts.DeleteAfter = -1 // 0s: at once
+							}
+						}
+						if cmd.Flags().Changed("max-delete-percent") {
+							opts.MaxDeletePercent = maxDelete
+						}
+						res, err := a.replicateOne(ctx, e.R, d, opts)
 						if err != nil {
 							return fmt.Errorf("replicate to %s: %w", d.Name, err)
 						}
@@ -89,6 +102,8 @@ repository with the same password (created with the same chunker parameters if m
 	}
 	cmd.Flags().StringVar(&to, "to", "", "secondary repository URL")
 	cmd.Flags().BoolVar(&verifyAll, "verify-all", false, "re-read and verify every pack already in the secondary")
+	cmd.Flags().DurationVar(&deleteAfter, "delete-after", replicate.DefaultDeleteAfter, "keep what the primary forgot this long in the secondary (0s: delete at once; default: the policy's replication.delete_after)")
+	cmd.Flags().IntVar(&maxDelete, "max-delete-percent", replicate.DefaultMaxDeletePercent, "refuse when more than this percent of the secondary's snapshots are newly gone from the primary (100: no limit)")
 	return cmd
 }
 
@@ -115,10 +130,14 @@ func (a *app) replicateOne(ctx context.Context, r *repo.Repository, d policies.S
 	if a.json {
 		return res, a.emit(map[string]any{"message_type": "summary", "secondary": d.Name, "to": storage.Redact(d.URL),
 			"copied": res.Copied, "bytes": res.Bytes, "recopied": res.Recopied, "deleted": res.Deleted,
+			"pending_deletion": res.Pending, "deletions_postponed": res.Postponed,
 			"snapshots": res.Snapshots, "lag_seconds": res.Lag.Seconds()})
 	}
-	fmt.Fprintf(a.stdout, "replicated to %s (%s): %d objects copied (%s), %d damaged recopied, %d removed; %d snapshots; lag was %s\n",
-		d.Name, storage.Redact(d.URL), res.Copied, formatBytes(res.Bytes), res.Recopied, res.Deleted, res.Snapshots, res.Lag.Round(time.Second))
+	fmt.Fprintf(a.stdout, "replicated to %s (%s): %d objects copied (%s), %d damaged recopied, %d removed, %d kept until their delete_after; %d snapshots; lag was %s\n",
+		d.Name, storage.Redact(d.URL), res.Copied, formatBytes(res.Bytes), res.Recopied, res.Deleted, res.Pending, res.Snapshots, res.Lag.Round(time.Second))
+	if res.Postponed != "" {
+		fmt.Fprintf(a.stderr, "warning: %s: deletions postponed to the next run: %s\n", d.Name, res.Postponed)
+	}
 	return res, nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -27,7 +28,26 @@ type Options struct {
 	VerifyAll bool
 	// Progress, if set, is called after each copied object.
 	Progress func(p Progress)
+	// DeleteAfter keeps objects the primary no longer has this long in
+	// the secondary before deleting them (counted from the first run that
+	// found them gone). Zero means DefaultDeleteAfter; negative: at once.
+	DeleteAfter time.Duration
+	// MaxDeletePercent refuses a run that finds more than this percent of
+	// the secondary's snapshots newly gone from the primary (and more than
+	// one): an emptied primary must not empty its replicas. Zero means
+	// DefaultMaxDeletePercent; 100 or more: no limit.
+	MaxDeletePercent int
 }
+
+// Defaults of Options.
+const (
+	DefaultDeleteAfter      = 7 * 24 * time.Hour
+	DefaultMaxDeletePercent = 50
+)
+
+// ErrMassDeletion: the primary lost more of its snapshots at once than a
+// replication will follow.
+var ErrMassDeletion = errors.New("refusing to replicate deletions")
 
 // Progress counts a running replication.
 type Progress struct {
@@ -39,8 +59,12 @@ type Progress struct {
 type Result struct {
 	Copied    int   `json:"copied"`
 	Bytes     int64 `json:"bytes"`
-	Recopied  int   `json:"recopied"` // found damaged in the secondary and copied again
-	Deleted   int   `json:"deleted"`  // gone from the primary (forget/prune), removed from the secondary
+	Recopied  int   `json:"recopied"`         // found damaged in the secondary and copied again
+	Deleted   int   `json:"deleted"`          // gone from the primary (forget/prune) longer than DeleteAfter, removed from the secondary
+	Pending   int   `json:"pending_deletion"` // gone from the primary, kept in the secondary until DeleteAfter
+	// Postponed says why due deletions wait for the next run (a reader
+	// holds a lock on the secondary).
+	Postponed string `json:"deletions_postponed,omitempty"`
 	Snapshots int   `json:"snapshots"`
 	// Lag is the age of the newest primary snapshot the secondary lacked
 	// when the run started (0: it was up to date).
@@ -109,11 +133,8 @@ func Replicate(ctx context.Context, src *repo.Repository, dst *blob.Bucket, opts
 			res.Snapshots = len(objs)
 		}
 	}
-	// Deletions, newest layer first: snapshots, index, packs.
-	for _, prefix := range []string{"snapshots/", "index/", "data/"} {
-		if err := c.prune(ctx, prefix); err != nil {
-			return nil, err
-		}
+	if err := c.deletions(ctx); err != nil {
+		return res, err
 	}
 	return res, nil
 }
@@ -321,23 +342,150 @@ func (c *copier) copy(ctx context.Context, o object, existing map[string]int64) 
 	return nil
 }
 
-// prune deletes objects under prefix that the primary no longer has.
-func (c *copier) prune(ctx context.Context, prefix string) error {
-	have, err := listObjects(ctx, c.dst, prefix)
+// goneKey holds, in the secondary, when each object the primary no longer
+// has was first found gone (JSON: key -> RFC 3339 time). It is rewritten
+// as a new object each run (storage is write-once) and the old ones
+// deleted; replication copies nothing under replication/.
+const goneKey = "replication/gone-"
+
+// deletions follows the primary's deletions: objects gone from the
+// primary are kept DeleteAfter (from the first run that found them gone),
+// then deleted newest layer first (snapshots, index, packs), under an
+// exclusive lock on the secondary so no failover or drill reading it sees
+// packs vanish. A run that finds too many snapshots newly gone refuses.
+func (c *copier) deletions(ctx context.Context) error {
+	after := c.opts.DeleteAfter
+	if after == 0 {
+		after = DefaultDeleteAfter
+	}
+	maxPct := c.opts.MaxDeletePercent
+	if maxPct == 0 {
+		maxPct = DefaultMaxDeletePercent
+	}
+	var gone []object
+	secondarySnapshots := 0
+	for _, prefix := range []string{"snapshots/", "index/", "data/"} {
+		have, err := listObjects(ctx, c.dst, prefix)
+		if err != nil {
+			return err
+		}
+		if prefix == "snapshots/" {
+			secondarySnapshots = len(have)
+		}
+		for _, o := range have {
+			if c.wanted[o.key] || !strings.HasPrefix(o.key, prefix) {
+				continue
+			}
+			if prefix == "data/" && !c.goneFromPrimary(ctx, o) {
+				continue
+			}
+			gone = append(gone, o)
+		}
+	}
+	seen, oldKeys, err := loadGone(ctx, c.dst)
 	if err != nil {
 		return err
 	}
-	for _, o := range have {
-		if c.wanted[o.key] || !strings.HasPrefix(o.key, prefix) {
-			continue
+	newSnaps := 0
+	for _, o := range gone {
+		if _, ok := seen[o.key]; !ok && strings.HasPrefix(o.key, "snapshots/") {
+			newSnaps++
 		}
-		if prefix == "data/" && !c.goneFromPrimary(ctx, o) {
-			continue
+	}
+	if maxPct < 100 && newSnaps > 1 && newSnaps*100 > maxPct*secondarySnapshots {
+		return fmt.Errorf("%w: %d of the secondary's %d snapshots are gone from the primary since the last run (more than max_delete_percent %d%%): kept; if the primary's deletions are intended, replicate with a higher limit",
+			ErrMassDeletion, newSnaps, secondarySnapshots, maxPct)
+	}
+	now := time.Now().UTC()
+	keep := map[string]time.Time{}
+	var due []object
+	for _, o := range gone {
+		first, ok := seen[o.key]
+		if !ok {
+			first = now
 		}
-		if err := c.dst.Delete(ctx, o.key); err != nil && !errors.Is(storage.Wrap(err), storage.ErrNotExist) {
-			return fmt.Errorf("secondary: delete %s: %w", o.key, err)
+		if after < 0 || now.Sub(first) >= after {
+			due = append(due, o)
+		} else {
+			keep[o.key] = first
 		}
-		c.res.Deleted++
+	}
+	c.res.Pending = len(keep)
+	if len(due) > 0 {
+		lk, err := repo.AcquireLock(ctx, c.dst, true, "replicate: delete what the primary forgot", 0)
+		if repo.IsLocked(err) {
+			// A failover or drill reads the secondary: delete next time.
+			c.res.Postponed = err.Error()
+			for _, o := range due {
+				keep[o.key] = seen[o.key]
+				if keep[o.key].IsZero() {
+					keep[o.key] = now
+				}
+			}
+			c.res.Pending = len(keep)
+			return saveGone(ctx, c.dst, keep, oldKeys)
+		}
+		if err != nil {
+			return fmt.Errorf("secondary: %w", err)
+		}
+		defer lk.Unlock(context.WithoutCancel(ctx))
+		for _, o := range due { // in the order listed: snapshots, index, packs
+			if !lk.Held() {
+				return fmt.Errorf("secondary: delete %s: %w", o.key, repo.ErrLockLost)
+			}
+			if err := c.dst.Delete(ctx, o.key); err != nil && !errors.Is(storage.Wrap(err), storage.ErrNotExist) {
+				return fmt.Errorf("secondary: delete %s: %w", o.key, err)
+			}
+			c.res.Deleted++
+		}
+	}
+	return saveGone(ctx, c.dst, keep, oldKeys)
+}
+
+// loadGone reads the gone-lists of earlier runs (all of them: a run that
+// died between writing the new one and deleting the old one left two).
+func loadGone(ctx context.Context, b *blob.Bucket) (map[string]time.Time, []string, error) {
+	objs, err := listObjects(ctx, b, goneKey)
+	if err != nil {
+		return nil, nil, err
+	}
+	seen := map[string]time.Time{}
+	var keys []string
+	for _, o := range objs {
+		keys = append(keys, o.key)
+		data, err := b.ReadAll(ctx, o.key)
+		if err != nil {
+			return nil, nil, fmt.Errorf("secondary: read %s: %w", o.key, storage.Wrap(err))
+		}
+		var m map[string]time.Time
+		if err := json.Unmarshal(data, &m); err != nil {
+			continue // unreadable: its objects count as newly gone
+		}
+		for k, t := range m {
+			if old, ok := seen[k]; !ok || t.Before(old) {
+				seen[k] = t
+			}
+		}
+	}
+	return seen, keys, nil
+}
+
+// saveGone writes the new gone-list (if any) and removes the old ones.
+func saveGone(ctx context.Context, b *blob.Bucket, keep map[string]time.Time, old []string) error {
+	if len(keep) > 0 {
+		data, err := json.Marshal(keep)
+		if err != nil {
+			return err
+		}
+		key := goneKey + time.Now().UTC().Format("20060102T150405Z") + "-" + repo.NewRandomID().Short()
+		if err := storage.WriteNew(ctx, b, key, data); err != nil {
+			return fmt.Errorf("secondary: write %s: %w", key, err)
+		}
+	}
+	for _, k := range old {
+		if err := b.Delete(ctx, k); err != nil && !errors.Is(storage.Wrap(err), storage.ErrNotExist) {
+			return fmt.Errorf("secondary: delete %s: %w", k, err)
+		}
 	}
 	return nil
 }

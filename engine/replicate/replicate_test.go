@@ -2,8 +2,10 @@ package replicate_test
 
 import (
 	"context"
+	"io"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -129,14 +131,85 @@ func TestReplicatePropagatesForgetAndPrune(t *testing.T) {
 	_, err = f.primary.Prune(ctx, repo.PruneOptions{Grace: -1})
 	require.NoError(t, err)
 
+	// By default the secondary keeps what the primary forgot for a week.
 	res, err := replicate.Replicate(ctx, f.primary, f.dst, replicate.Options{})
 	require.NoError(t, err)
-	assert.Positive(t, res.Deleted)
-	assert.Equal(t, 1, res.Snapshots)
+	assert.Zero(t, res.Deleted)
+	assert.Positive(t, res.Pending)
 	ok, err := f.dst.Exists(ctx, "snapshots/"+f.snapshot.ID.String())
+	require.NoError(t, err)
+	assert.True(t, ok, "the forgotten snapshot stays in the secondary for delete_after")
+	sec := (&repotest.Repo{Bucket: f.dst, Owner: f.tr.Owner}).Open(t, f.tr.Owner)
+	old, err := sec.FindSnapshot(ctx, f.snapshot.ID.String(), nil)
+	require.NoError(t, err)
+	_, err = restore.Files(ctx, sec, old, t.TempDir(), restore.Options{})
+	require.NoError(t, err, "and restores there")
+
+	// Once delete_after has passed since the first run found it gone.
+	time.Sleep(20 * time.Millisecond)
+	res, err = replicate.Replicate(ctx, f.primary, f.dst, replicate.Options{DeleteAfter: 10 * time.Millisecond})
+	require.NoError(t, err)
+	assert.Positive(t, res.Deleted)
+	assert.Zero(t, res.Pending)
+	assert.Equal(t, 1, res.Snapshots)
+	ok, err = f.dst.Exists(ctx, "snapshots/"+f.snapshot.ID.String())
 	require.NoError(t, err)
 	assert.False(t, ok, "the forgotten snapshot is gone from the secondary")
 	restoreFrom(t, f)
+	_, err = f.dst.List(&blob.ListOptions{Prefix: "replication/"}).Next(ctx)
+	assert.ErrorIs(t, err, io.EOF, "no gone-list left: nothing pending")
+}
+
+// Deleting snapshots/* in the primary needs no key, only its storage
+// credentials: the next replicate emptied the secondary. Now it refuses.
+func TestAttackEmptiedPrimaryDoesNotEmptySecondary(t *testing.T) {
+	f := setup(t)
+	ctx := context.Background()
+	for range 2 {
+		_, err := gentree.Mutate(f.src, 0.1, 7)
+		require.NoError(t, err)
+		_, err = engine.Backup(ctx, f.primary, &engine.FilesSource{Roots: []string{f.src}}, engine.BackupOptions{})
+		require.NoError(t, err)
+	}
+	_, err := replicate.Replicate(ctx, f.primary, f.dst, replicate.Options{})
+	require.NoError(t, err)
+	it := f.primary.Bucket().List(&blob.ListOptions{Prefix: "snapshots/"})
+	for {
+		o, err := it.Next(ctx)
+		if err != nil {
+			break
+		}
+		require.NoError(t, f.primary.Bucket().Delete(ctx, o.Key))
+	}
+	_, err = replicate.Replicate(ctx, f.primary, f.dst, replicate.Options{DeleteAfter: -1})
+	require.ErrorIs(t, err, replicate.ErrMassDeletion)
+	t.Logf("replicate: %v", err)
+	restoreFrom(t, f)
+
+	// An operator who means it raises the limit.
+	res, err := replicate.Replicate(ctx, f.primary, f.dst, replicate.Options{DeleteAfter: -1, MaxDeletePercent: 100})
+	require.NoError(t, err)
+	assert.Equal(t, 0, res.Snapshots)
+}
+
+// A failover reading the secondary holds a shared lock there: deletions
+// wait for the next run instead of removing packs under it.
+func TestReplicateDeletionsWaitForSecondaryReaders(t *testing.T) {
+	f := setup(t)
+	ctx := context.Background()
+	_, err := replicate.Replicate(ctx, f.primary, f.dst, replicate.Options{})
+	require.NoError(t, err)
+	require.NoError(t, f.primary.DeleteSnapshot(ctx, f.snapshot.ID))
+	lk, err := repo.AcquireLock(ctx, f.dst, false, "failover", 0)
+	require.NoError(t, err)
+	res, err := replicate.Replicate(ctx, f.primary, f.dst, replicate.Options{DeleteAfter: -1, MaxDeletePercent: 100})
+	require.NoError(t, err)
+	assert.Zero(t, res.Deleted)
+	assert.NotEmpty(t, res.Postponed)
+	require.NoError(t, lk.Unlock(ctx))
+	res, err = replicate.Replicate(ctx, f.primary, f.dst, replicate.Options{DeleteAfter: -1, MaxDeletePercent: 100})
+	require.NoError(t, err)
+	assert.Positive(t, res.Deleted)
 }
 
 func TestReplicateRefusesOtherRepository(t *testing.T) {
