@@ -57,15 +57,15 @@ type Progress struct {
 
 // Result says what a run did.
 type Result struct {
-	Copied    int   `json:"copied"`
-	Bytes     int64 `json:"bytes"`
-	Recopied  int   `json:"recopied"`         // found damaged in the secondary and copied again
-	Deleted   int   `json:"deleted"`          // gone from the primary (forget/prune) longer than DeleteAfter, removed from the secondary
-	Pending   int   `json:"pending_deletion"` // gone from the primary, kept in the secondary until DeleteAfter
+	Copied   int   `json:"copied"`
+	Bytes    int64 `json:"bytes"`
+	Recopied int   `json:"recopied"`         // found damaged in the secondary and copied again
+	Deleted  int   `json:"deleted"`          // gone from the primary (forget/prune) longer than DeleteAfter, removed from the secondary
+	Pending  int   `json:"pending_deletion"` // gone from the primary, kept in the secondary until DeleteAfter
 	// Postponed says why due deletions wait for the next run (a reader
 	// holds a lock on the secondary).
 	Postponed string `json:"deletions_postponed,omitempty"`
-	Snapshots int   `json:"snapshots"`
+	Snapshots int    `json:"snapshots"`
 	// Lag is the age of the newest primary snapshot the secondary lacked
 	// when the run started (0: it was up to date).
 	Lag time.Duration `json:"lag_ns"`
