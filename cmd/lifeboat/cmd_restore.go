@@ -57,6 +57,7 @@ Exit codes: 0 ok, 1 failure, 5 restore finished but some entries could not be re
 				if err != nil {
 					return err
 				}
+				a.announce(sn)
 				return a.restoreFrom(ctx, readerOf(e), sn, o, my)
 			})
 		},
@@ -71,6 +72,23 @@ Exit codes: 0 ok, 1 failure, 5 restore finished but some entries could not be re
 	o.pg = addPostgresRestoreFlags(f)
 	addTargetRestoreFlags(f, &o.kinds)
 	return cmd
+}
+
+// announce says which snapshot a restore reads, of when, and warns when
+// its time is odd (in the future, or flagged as suspect).
+func (a *app) announce(sn *repo.Snapshot) {
+	if a.json || a.quiet {
+		return
+	}
+	age := time.Since(sn.Time)
+	fmt.Fprintf(a.stderr, "restoring snapshot %s of %s (%s), taken %s, %s ago\n", sn.ID.Short(), sn.Target, sn.Kind,
+		sn.Time.Local().Format("2006-01-02 15:04:05 MST"), age.Round(time.Second))
+	switch {
+	case sn.Suspect != "":
+		fmt.Fprintf(a.stderr, "warning: this snapshot is suspect: %s\n", sn.Suspect)
+	case age < -time.Minute:
+		fmt.Fprintf(a.stderr, "warning: this snapshot is dated %s in the future (a wrong clock on its backup host, or a forged time)\n", (-age).Round(time.Second))
+	}
 }
 
 // restoreFrom restores sn of either engine's repository to o.to.
