@@ -139,7 +139,8 @@ func FuzzSnapshotManifest(f *testing.F) {
 			t.Fatalf("manifest %q: ID %s, stored as %s", plain, got.ID, id)
 		}
 		var ce *CorruptError
-		if _, err := r.FindSnapshot(ctx, "latest", nil); err != nil && !errors.As(err, &ce) {
+		// A manifest dated far ahead of its write is suspect, never latest.
+		if _, err := r.FindSnapshot(ctx, "latest", nil); err != nil && !errors.As(err, &ce) && !errors.Is(err, ErrNotFound) {
 			t.Fatalf("manifest %q: latest: %v", plain, err)
 		}
 	})
