@@ -77,7 +77,7 @@ func (a *app) backupSummary(res *engine.BackupResult) error {
 		}
 	} else {
 		for _, w := range res.Warnings {
-			fmt.Fprintf(a.stderr, "warning: could not read %s\n", w)
+			fmt.Fprintf(a.stderr, "warning: could not read %s\n", termSafe(w))
 		}
 		parent := "none"
 		if sn.Parent != nil {

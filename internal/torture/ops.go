@@ -30,19 +30,20 @@ type op struct {
 	r         *rand.Rand // the operation's own draws: the same for a seed
 	start     time.Time
 	killAfter time.Duration // for its next command; 0: none
-	stalled   bool          // guarded by harness.mu
 }
 
 // proc is a running lifeboat command.
 type proc struct {
-	op  *op
-	cmd *exec.Cmd
+	op      *op
+	cmd     *exec.Cmd
+	stalled bool // guarded by harness.mu
 }
 
 // result is how a command ended.
 type result struct {
 	code           int // exit code; -1 when killed
 	killed         bool
+	stalled        bool // stopped with SIGSTOP for a while
 	stdout, stderr string
 	start, end     time.Time
 }
@@ -109,7 +110,8 @@ func (h *harness) lifeboat(o *op, key, url string, args ...string) result {
 	h.mu.Lock()
 	h.sum.Commands++
 	seq := h.sum.Commands
-	h.procs[seq] = &proc{op: o, cmd: cmd}
+	p := &proc{op: o, cmd: cmd}
+	h.procs[seq] = p
 	h.mu.Unlock()
 	var timer *time.Timer
 	if kill > 0 {
@@ -122,6 +124,7 @@ func (h *harness) lifeboat(o *op, key, url string, args ...string) result {
 	res.end = time.Now()
 	h.mu.Lock()
 	delete(h.procs, seq)
+	res.stalled = p.stalled
 	h.mu.Unlock()
 	res.stdout, res.stderr = stdout.String(), stderr.String()
 	var ee *exec.ExitError
@@ -414,7 +417,7 @@ func (h *harness) opCheck(o *op) {
 }
 
 var (
-	snapshotError = regexp.MustCompile(`^snapshot ([0-9a-f]{8,}):`)
+	snapshotError = regexp.MustCompile(`^snapshot(?:s/| )([0-9a-f]{8,}):`)
 	snapshotRef   = regexp.MustCompile(`snapshot ([0-9a-f]{8,})\b`)
 )
 
@@ -743,7 +746,7 @@ func (h *harness) opStall(o *op) {
 		return
 	}
 	h.mu.Lock()
-	p.op.stalled = true
+	p.stalled = true
 	h.sum.Stalls++
 	h.mu.Unlock()
 	h.logf(o, "SIGSTOP #%d %s for %s", p.op.id, p.op.kind, d.Round(time.Millisecond))
@@ -833,6 +836,23 @@ func (h *harness) opDamage(ctx context.Context, o *op) {
 	if err != nil || len(orig) == 0 {
 		h.violate(o, "harness: read %s: %v (%d bytes)", key, err, len(orig))
 		return
+	}
+	if prefix == "data/" {
+		// A pack in no index (left by a killed backup or prune) holds nothing
+		// a snapshot needs: check does not miss it when it is gone.
+		if err := h.raw.Delete(ctx, key); err != nil {
+			h.violate(o, "harness: %v", err)
+			return
+		}
+		probe := h.lifeboat(o, h.owner, h.primary, "check")
+		if err := h.raw.Put(ctx, key, orig); err != nil {
+			h.violate(o, "harness: put %s back: %v", key, err)
+			return
+		}
+		if probe.code == 0 {
+			h.logf(o, "%s is in no index: not worth damaging", key)
+			return
+		}
 	}
 	at := int(pos * float64(len(orig)))
 	switch how {

@@ -479,11 +479,11 @@ func (h *harness) excuse(o *op, res result) string {
 	if res.code == exitLocked {
 		return "locked"
 	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if o.stalled {
+	if res.stalled {
 		return "stalled"
 	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
 	for _, w := range h.windows {
 		if w.start.Before(res.end) && (w.end.IsZero() || w.end.After(res.start)) {
 			return w.what
