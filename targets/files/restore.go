@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -133,7 +134,11 @@ type Restorer struct {
 	// created holds the device and inode of the multiply linked files
 	// this Restorer committed, by path: the only hardlink targets.
 	created map[string]devIno
-	closed  bool
+	// noTmpfile: the file system refused O_TMPFILE; use temporary names.
+	noTmpfile bool
+	// noEmptyPath: linkat(AT_EMPTY_PATH) is not allowed (not root).
+	noEmptyPath atomic.Bool
+	closed      bool
 }
 
 type openDir struct {
@@ -406,19 +411,21 @@ func (r *Restorer) Dir(e targets.Entry) error {
 }
 
 // File is a regular file being restored: an *os.File open for writing
-// under a temporary name in its directory, ftruncated to its size so that
-// ranges never written stay holes. Write the content with WriteAt
-// (WriteAtSparse keeps zero blocks as holes), then Commit it, or Abort it.
+// that has no name yet (O_TMPFILE) or an unpredictable temporary one,
+// ftruncated to its size so that ranges never written stay holes. Write
+// the content with WriteAt (WriteAtSparse keeps zero blocks as holes),
+// then Commit it, or Abort it.
 type File struct {
 	*os.File
 	r     *Restorer
 	e     targets.Entry
-	dirfd int // the directory, held for the rename; -1 when done
-	tmp   string
+	dirfd int    // the directory, held for the link or rename; -1 when done
+	tmp   string // the temporary name; "" for an O_TMPFILE file
 }
 
-// File creates the temporary file for e and returns it open for writing.
-// Nothing under e's name changes before Commit.
+// File creates the file for e, without a name where the file system
+// offers O_TMPFILE, else under a temporary name, and returns it open for
+// writing. Nothing under e's name changes before Commit.
 func (r *Restorer) File(e targets.Entry) (*File, error) {
 	if e.Type != targets.TypeFile {
 		return nil, fmt.Errorf("entry %q: File called for type %s", e.Path, e.Type)
@@ -432,40 +439,53 @@ func (r *Restorer) File(e targets.Entry) (*File, error) {
 	if err == nil {
 		dirfd, err = unix.Dup(pfd)
 	}
+	noTmpfile := r.noTmpfile
 	r.mu.Unlock()
 	if err != nil {
 		return nil, err
 	}
-	var rnd [8]byte
-	var fd int
-	var tmp string
-	for range 4 {
-		rand.Read(rnd[:])
-		tmp = ".lifeboat-" + hex.EncodeToString(rnd[:])
-		fd, err = unix.Openat(dirfd, tmp, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
-		if err != unix.EEXIST {
-			break
+	fd, tmp := -1, ""
+	tmpfile := !noTmpfile
+	if tmpfile {
+		fd, err = unix.Openat(dirfd, ".", unix.O_RDWR|unix.O_TMPFILE|unix.O_CLOEXEC, 0o600)
+		if err == unix.EOPNOTSUPP || err == unix.EISDIR || err == unix.EINVAL {
+			r.mu.Lock()
+			r.noTmpfile = true
+			r.mu.Unlock()
+			tmpfile = false
+		}
+	}
+	if !tmpfile {
+		var rnd [8]byte
+		for range 4 {
+			rand.Read(rnd[:])
+			tmp = ".lifeboat-" + hex.EncodeToString(rnd[:])
+			fd, err = unix.Openat(dirfd, tmp, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+			if err != unix.EEXIST {
+				break
+			}
 		}
 	}
 	if err != nil {
 		unix.Close(dirfd)
 		return nil, fmt.Errorf("entry %q: create: %w", e.Path, err)
 	}
+	f := &File{File: os.NewFile(uintptr(fd), r.root+"/"+e.Path), r: r, e: e, dirfd: dirfd, tmp: tmp}
 	if e.Size > 0 {
 		if err := unix.Ftruncate(fd, e.Size); err != nil {
-			unix.Close(fd)
-			unix.Unlinkat(dirfd, tmp, 0)
-			unix.Close(dirfd)
+			f.Abort()
 			return nil, fmt.Errorf("entry %q: truncate: %w", e.Path, err)
 		}
 	}
-	return &File{File: os.NewFile(uintptr(fd), r.root+"/"+e.Path), r: r, e: e, dirfd: dirfd, tmp: tmp}, nil
+	return f, nil
 }
 
 // Commit applies the entry's owner, xattrs, mode and mtime through the
-// descriptor, renames the file over its final name and closes it. Commits
-// of different files run in parallel. On an error the temporary file is
-// removed and nothing under the final name changed.
+// descriptor, puts the file under its final name (linkat of the O_TMPFILE
+// file, or rename of the temporary name; an existing non-directory there
+// is replaced) and closes it. Commits of different files run in parallel.
+// On an error nothing of the file remains and nothing under the final
+// name changed.
 func (f *File) Commit() error {
 	r, e := f.r, f.e
 	fd := int(f.Fd())
@@ -474,11 +494,14 @@ func (f *File) Commit() error {
 	if err == nil && e.Links > 1 {
 		err = unix.Fstat(fd, &st)
 	}
+	_, name := splitPath(e.Path)
+	if err == nil && f.tmp == "" {
+		err = f.link(fd, name)
+	}
 	if cerr := f.File.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("entry %q: close: %w", e.Path, cerr)
 	}
-	if err == nil {
-		_, name := splitPath(e.Path)
+	if err == nil && f.tmp != "" {
 		switch err = unix.Renameat(f.dirfd, f.tmp, f.dirfd, name); err {
 		case nil:
 		case unix.EISDIR, unix.ENOTEMPTY, unix.EEXIST:
@@ -487,9 +510,9 @@ func (f *File) Commit() error {
 			err = fmt.Errorf("entry %q: rename into place: %w", e.Path, err)
 		}
 	}
-	if err != nil {
+	if err != nil && f.tmp != "" {
 		unix.Unlinkat(f.dirfd, f.tmp, 0)
-	} else if e.Links > 1 {
+	} else if err == nil && e.Links > 1 {
 		r.mu.Lock()
 		r.created[e.Path] = devIno{uint64(st.Dev), st.Ino}
 		r.mu.Unlock()
@@ -499,6 +522,36 @@ func (f *File) Commit() error {
 	return err
 }
 
+// link gives the O_TMPFILE file open as fd the name in f's directory,
+// replacing a non-directory there. linkat with AT_EMPTY_PATH (needs
+// CAP_DAC_READ_SEARCH: root) or through /proc/self/fd reaches exactly
+// this file.
+func (f *File) link(fd int, name string) error {
+	for range 3 {
+		var err error
+		if !f.r.noEmptyPath.Load() {
+			err = unix.Linkat(fd, "", f.dirfd, name, unix.AT_EMPTY_PATH)
+			if err == unix.ENOENT || err == unix.EPERM {
+				f.r.noEmptyPath.Store(true)
+			}
+		}
+		if f.r.noEmptyPath.Load() {
+			err = unix.Linkat(unix.AT_FDCWD, procFD(fd), f.dirfd, name, unix.AT_SYMLINK_FOLLOW)
+		}
+		switch err {
+		case nil:
+			return nil
+		case unix.EEXIST:
+			if err := f.r.remove(f.dirfd, name, f.e.Path); err != nil {
+				return err
+			}
+		default:
+			return fmt.Errorf("entry %q: link into place: %w", f.e.Path, err)
+		}
+	}
+	return fmt.Errorf("entry %q: link into place: %w", f.e.Path, unix.EEXIST)
+}
+
 // Abort closes the file and removes it: nothing under the entry's name
 // changed. After Commit (successful or not) it does nothing.
 func (f *File) Abort() {
@@ -506,7 +559,9 @@ func (f *File) Abort() {
 		return
 	}
 	f.File.Close()
-	unix.Unlinkat(f.dirfd, f.tmp, 0)
+	if f.tmp != "" {
+		unix.Unlinkat(f.dirfd, f.tmp, 0)
+	}
 	unix.Close(f.dirfd)
 	f.dirfd = -1
 }
