@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"regexp"
@@ -74,6 +75,11 @@ listed; --forget-damaged removes them. See docs/reliability.md.`,
 					for _, e := range res.Errors {
 						fmt.Fprintln(a.stderr, "error: "+termSafe(e))
 					}
+					roles := make([]string, len(res.Keys))
+					for i, k := range res.Keys {
+						roles[i] = cmp.Or(k.Role, k.Status)
+					}
+					fmt.Fprintf(a.stdout, "%d key files (%s)\n", len(res.Keys), strings.Join(roles, ", "))
 					fmt.Fprintf(a.stdout, "%d snapshots, %d packs, %d blobs checked", res.Snapshots, res.Packs, res.Blobs)
 					if pct > 0 {
 						fmt.Fprintf(a.stdout, "; %d packs read, %d verified, %d damaged", res.PacksRead, res.PacksRead-res.PacksFailed, res.PacksFailed)

@@ -24,14 +24,15 @@ type CheckOptions struct {
 
 // CheckResult lists problems; an empty Errors means the repository is sound.
 type CheckResult struct {
-	Snapshots     int      `json:"snapshots"`
-	Packs         int      `json:"packs"`
-	Blobs         int      `json:"blobs"`
-	PacksRead     int      `json:"packs_read"`
-	PacksFailed   int      `json:"packs_failed"`    // read, but damaged (named in Errors)
-	UnindexedPack int      `json:"unindexed_packs"` // harmless: left by an interrupted backup, removed by prune
-	Errors        []string `json:"errors"`
-	Warnings      []string `json:"warnings,omitempty"`
+	Snapshots     int       `json:"snapshots"`
+	Packs         int       `json:"packs"`
+	Blobs         int       `json:"blobs"`
+	PacksRead     int       `json:"packs_read"`
+	PacksFailed   int       `json:"packs_failed"`    // read, but damaged (named in Errors)
+	UnindexedPack int       `json:"unindexed_packs"` // harmless: left by an interrupted backup, removed by prune
+	Errors        []string  `json:"errors"`
+	Warnings      []string  `json:"warnings,omitempty"`
+	Keys          []KeyInfo `json:"keys"` // every object under keys/ (checkKeys)
 }
 
 // OK reports whether no error was found.
@@ -47,6 +48,10 @@ func (r *Repository) Check(ctx context.Context, opts CheckOptions) (*CheckResult
 		mu.Lock()
 		res.Errors = append(res.Errors, fmt.Sprintf(format, args...))
 		mu.Unlock()
+	}
+
+	if err := r.checkKeys(ctx, res); err != nil {
+		return nil, err
 	}
 
 	// Index files, one by one, so a damaged one is named and the rest still count.

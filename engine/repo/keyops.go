@@ -134,6 +134,33 @@ func (r *Repository) KeyFiles(ctx context.Context) ([]KeyInfo, error) {
 	return out, nil
 }
 
+// checkKeys lists the key files into res: one the owner-signed config does
+// not list, one that is missing or not the bytes the owner signed is an
+// error (planted, or left by a key change whose credentials could not
+// delete it); an unsigned repository is a warning.
+func (r *Repository) checkKeys(ctx context.Context, res *CheckResult) error {
+	keys, err := r.KeyFiles(ctx)
+	if err != nil {
+		return err
+	}
+	res.Keys = keys
+	if !r.cfg.Signed() {
+		res.Warnings = append(res.Warnings, fmt.Sprintf("repository format %d: config and key files are not signed by the owner (`lifeboat key migrate`)", r.cfg.Version))
+		return nil
+	}
+	for _, k := range keys {
+		switch k.Status {
+		case KeyUnexpected:
+			res.Errors = append(res.Errors, fmt.Sprintf("%s: unexpected key file: the owner-signed config (generation %d) does not list it; planted, or left over from a key change that could not delete it: see `lifeboat key list`, delete it with the owner's storage credentials", k.Object, r.cfg.Generation))
+		case KeyMissing:
+			res.Errors = append(res.Errors, fmt.Sprintf("%s: %s key file of the config is missing", k.Object, k.Role))
+		case KeyAltered:
+			res.Errors = append(res.Errors, fmt.Sprintf("%s: %s key file is not what the owner signed (SHA-256 differs)", k.Object, k.Role))
+		}
+	}
+	return nil
+}
+
 // ErrOwnerKeyRequired: key changes and migration need the owner key (or
 // the passphrase): only it holds the repository signing key.
 var ErrOwnerKeyRequired = fmt.Errorf("%w: key changes need the owner key (or the passphrase); a host key cannot change them", ErrWrongKey)

@@ -179,6 +179,10 @@ func TestAttackPlantedKeyFile(t *testing.T) {
 		require.Len(t, planted, 1)
 		assert.Equal(t, plantedKey, planted[0].Object)
 		assert.Equal(t, repo.KeyUnexpected, planted[0].Status)
+		chk, err := own.Check(ctx, repo.CheckOptions{})
+		require.NoError(t, err)
+		require.Len(t, chk.Errors, 1)
+		assert.Contains(t, chk.Errors[0], plantedKey+": unexpected key file")
 	})
 
 	t.Run("config edited to the attacker's recipients: refused", func(t *testing.T) {
