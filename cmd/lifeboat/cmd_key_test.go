@@ -76,6 +76,10 @@ func TestKeyRotation(t *testing.T) {
 		assert.Len(t, got, 90000)
 	}
 	assert.Contains(t, esc.ok("check", "--read-data"), "no problems found")
+	pinLine := strings.TrimSpace(strings.TrimPrefix(out[strings.Index(out, "pin: "):], "pin: "))
+	_, errs, code = esc.with(t, map[string]string{"LIFEBOAT_PIN": pinLine}).run("snapshots")
+	require.Equal(t, 0, code, errs)
+	assert.NotContains(t, errs, "no pin", "the pin given through LIFEBOAT_PIN")
 
 	list := own.ok("key", "list")
 	assert.Equal(t, 2, strings.Count(list, " owner "), list)

@@ -82,6 +82,17 @@ func TestPassphraseMode(t *testing.T) {
 	src := makeTree(t, 2<<20, 11)
 	sn := backupDir(t, r, src)
 	restoreSame(t, r, sn, src)
+
+	warns, err := r.ChangePassphrase(ctx, "battery staple")
+	require.NoError(t, err)
+	assert.Empty(t, warns)
+	_, err = repo.Open(ctx, b, repo.Credentials{Passphrase: "correct horse"})
+	require.ErrorIs(t, err, repo.ErrWrongKey, "the old passphrase after the change")
+	r, err = repo.Open(ctx, b, repo.Credentials{Passphrase: "battery staple"})
+	require.NoError(t, err)
+	restoreSame(t, r, sn, src)
+	_, _, _, err = r.RotateHost(ctx)
+	require.ErrorContains(t, err, "no host key")
 }
 
 func TestOwnerAsRecipientOnly(t *testing.T) {
