@@ -309,8 +309,8 @@ func (b *backup) saveChunks(ctx context.Context, tasks <-chan *chunkTask) error 
 const orderedBatch = 256
 
 // unchanged reports whether a file matches its parent entry (size, mtime,
-// ctime, inode) and all of the parent's blobs are still indexed; if so the
-// node takes the parent's content list.
+// ctime, inode) and all of the parent's blobs are still indexed and add up
+// to its size; if so the node takes the parent's content list.
 func (b *backup) unchanged(pc *parentCursor, n *repo.Node) bool {
 	if pc == nil {
 		return false
@@ -320,11 +320,19 @@ func (b *backup) unchanged(pc *parentCursor, n *repo.Node) bool {
 		!p.ChangeTime.Equal(n.ChangeTime) || p.Inode != n.Inode {
 		return false
 	}
+	// Every blob still indexed, and together exactly the file's size: a
+	// parent's content list is a host's claim, and must at least add up.
 	idx := b.r.Index()
+	var total int64
 	for _, id := range p.Content {
-		if !idx.Has(id) {
+		loc, ok := idx.Lookup(id)
+		if !ok {
 			return false
 		}
+		total += int64(loc.RawLength)
+	}
+	if total != n.Size {
+		return false
 	}
 	n.Content = p.Content
 	return true
