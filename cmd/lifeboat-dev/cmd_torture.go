@@ -60,7 +60,7 @@ Operations and modifiers for --ops: ` + strings.Join(torture.Kinds(), ", ") + `.
 	f.StringVar(&cfg.Dir, "dir", "", "work directory (default: a temporary one, kept when violations were found)")
 	f.StringVar(&cfg.Binary, "binary", "", "lifeboat binary (default: go build ./cmd/lifeboat)")
 	f.StringVar(&ops, "ops", "", "comma-separated operations and modifiers to schedule (default: all)")
-	f.DurationVar(&cfg.Lease, "lease", 0, "set LIFEBOAT_TEST_LOCK_LEASE for every command; stalls last up to 1.5 leases (default: no knob, stalls up to 8s)")
+	f.DurationVar(&cfg.Lease, "lease", 10*time.Second, "LIFEBOAT_TEST_LOCK_LEASE for every command; stalls last up to 1.5 leases (0: the real lease, stalls up to 8s)")
 	f.IntVar(&cfg.Concurrency, "concurrency", 3, "lifeboat commands running at once")
 	f.BoolVarP(&cfg.Verbose, "verbose", "v", false, "print the operation log as it is written")
 	return cmd

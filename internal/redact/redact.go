@@ -23,7 +23,10 @@ func secretParam(name string) bool {
 }
 
 var (
-	rawUserinfo = regexp.MustCompile(`(//[^/:@?#]*):[^/@?#]*@`)
+	// rawUserinfo is the password of a URL that url.Parse cannot read,
+	// or reads otherwise (a password holding '#', '/' or '?'): from the
+	// first ':' of the authority to the last '@'.
+	rawUserinfo = regexp.MustCompile(`(//[^/:@?#]*):.*@`)
 	rawParam    = regexp.MustCompile(`([?&;]([^=&;#]*))=([^&;#]*)`)
 )
 
@@ -44,7 +47,7 @@ func String(rawURL string) string {
 		rawURL = rawURL[:m[2]] + redacted + rawURL[m[3]:]
 	}
 	u, err := url.Parse(rawURL)
-	if err != nil {
+	if err != nil || u.User == nil && rawUserinfo.MatchString(rawURL) {
 		return Query(rawUserinfo.ReplaceAllString(rawURL, "$1:"+redacted+"@"))
 	}
 	changed := false
@@ -82,6 +85,11 @@ func redactKeyValue(s string) string {
 		sub := kvPair.FindStringSubmatch(m)
 		if secretParam(sub[1]) {
 			return sub[1] + sub[2] + redacted
+		}
+		if strings.Contains(sub[3], "=") {
+			// "host= password=x": libpq reads host's value as
+			// "password=x"; redact it all the same.
+			return sub[1] + sub[2] + redactKeyValue(sub[3])
 		}
 		return m
 	})

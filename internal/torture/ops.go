@@ -581,11 +581,14 @@ func (h *harness) knownBroken(id string) bool {
 	return ok
 }
 
-// rec returns the backup of a known snapshot.
+// rec returns the backup of a known snapshot, nil for an unknown one.
 func (h *harness) rec(id string) *backupRec {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return h.snaps[id].rec
+	if s := h.snaps[id]; s != nil {
+		return s.rec
+	}
+	return nil
 }
 
 // listing is what `snapshots --json` says.
@@ -759,6 +762,8 @@ func (h *harness) opMinioRestart(o *op) {
 	down := time.Duration(300+o.r.IntN(4000)) * time.Millisecond
 	crash := o.r.IntN(2) == 0
 	time.Sleep(time.Duration(o.r.IntN(500)) * time.Millisecond)
+	h.minioMu.Lock()
+	defer h.minioMu.Unlock()
 	w := h.openWindow("MinIO down")
 	if crash {
 		h.srv.Kill()
@@ -885,6 +890,11 @@ func (h *harness) opDamage(ctx context.Context, o *op) {
 			h.mu.Unlock()
 		}
 	}
+	if h.canRepair {
+		h.repair(o, key)
+		h.closeWindow(w)
+		return
+	}
 	if err := h.raw.Put(ctx, key, orig); err != nil {
 		h.violate(o, "harness: undo damage of %s: %v", key, err)
 	}
@@ -893,6 +903,92 @@ func (h *harness) opDamage(ctx context.Context, o *op) {
 	res = h.lifeboat(o, h.owner, h.primary, "check", "--read-data")
 	if res.code != 0 {
 		h.violate(o, "check --read-data after %s was put back: exit %d: %s", key, res.code, checkErrors(res))
+	}
+}
+
+// repairSummary is what check --repair --json says.
+type repairSummary struct {
+	Repair struct {
+		PacksDamaged     []string `json:"packs_damaged"`
+		DamagedSnapshots []string `json:"damaged_snapshots"`
+		SnapshotsRemoved []string `json:"snapshots_removed"`
+	} `json:"repair"`
+}
+
+func parseRepair(res result) repairSummary {
+	var r repairSummary
+	sc := bufio.NewScanner(strings.NewReader(res.stdout))
+	sc.Buffer(make([]byte, 1<<20), 16<<20)
+	for sc.Scan() {
+		if bytes.Contains(sc.Bytes(), []byte(`"repair"`)) {
+			_ = json.Unmarshal(sc.Bytes(), &r)
+		}
+	}
+	return r
+}
+
+// repair runs check --repair on the damaged repository and accounts for
+// the loss: the snapshots it lists as damaged may lose data, every other
+// one must restore as before; a new backup must be whole; --forget-damaged
+// may remove only listed snapshots, and what it keeps must restore; then
+// the repository checks clean.
+func (h *harness) repair(o *op, key string) {
+	res := h.lifeboat(o, h.owner, h.primary, "check", "--repair")
+	if res.code != 0 && res.code != 1 {
+		h.violate(o, "check --repair with %s damaged: exit %d: %s", key, res.code, firstLine(res.stderr))
+		return
+	}
+	rep := parseRepair(res)
+	damaged := rep.Repair.DamagedSnapshots
+	h.mu.Lock()
+	h.sum.DamagedSnapshots += len(damaged)
+	h.mu.Unlock()
+	h.logf(o, "repair: damaged packs %v, damaged snapshots %d", rep.Repair.PacksDamaged, len(damaged))
+	var whole []string
+	for _, id := range h.aliveIDs(true) {
+		if !slices.Contains(damaged, id) {
+			whole = append(whole, id)
+		}
+	}
+	if id, ok := pick(o.r, whole); ok {
+		h.verify(o, h.primary, id, h.rec(id), nil, finalCheck)
+	}
+	t := o.r.IntN(nTrees)
+	for _, id := range damaged {
+		if rec := h.rec(id); rec != nil {
+			t = rec.tree // back up what the damaged snapshot held, if the tree still does
+			break
+		}
+	}
+	if id := h.backup(o, t, false, 0, 0, nil); id != "" {
+		h.verify(o, h.primary, id, h.rec(id), nil, finalCheck)
+	} else {
+		h.violate(o, "backup of tree%d after check --repair saved no snapshot", t)
+	}
+	res = h.lifeboat(o, h.owner, h.primary, "check", "--repair", "--forget-damaged")
+	if res.code != 0 {
+		h.violate(o, "check --repair --forget-damaged: exit %d: %s", res.code, firstLine(res.stderr))
+		return
+	}
+	removed := parseRepair(res).Repair.SnapshotsRemoved
+	for _, id := range removed {
+		if !slices.Contains(damaged, id) {
+			h.violate(o, "check --repair --forget-damaged removed snapshot %s, which the repair did not list as damaged", short(id))
+		}
+	}
+	h.forgotten(o, removed)
+	h.mu.Lock()
+	h.sum.RemovedByRepair += len(removed)
+	h.mu.Unlock()
+	for _, id := range damaged {
+		if !slices.Contains(removed, id) && h.rec(id) != nil {
+			h.logf(o, "snapshot %s healed by the new backup", short(id))
+			h.verify(o, h.primary, id, h.rec(id), nil, finalCheck)
+		}
+	}
+	h.reconcile(o)
+	if res := h.lifeboat(o, h.owner, h.primary, "check", "--read-data"); res.code != 0 {
+		h.violate(o, "check --read-data after check --repair --forget-damaged: exit %d: %s", res.code, checkErrors(res))
 	}
 }
 

@@ -43,8 +43,9 @@ type Config struct {
 	// the store supports.
 	Ops []string
 	// Lease, when set, is passed to every command as
-	// LIFEBOAT_TEST_LOCK_LEASE, and stalls last up to 1.5 leases; without
-	// it stalls last up to 8 s (shorter than the real lease).
+	// LIFEBOAT_TEST_LOCK_LEASE, and stalls last up to 1.5 leases, so that
+	// stopped commands outlive their leases; without it stalls last up to
+	// 8 s (shorter than the real 5-minute lease).
 	Lease time.Duration
 	// TmpfsSize is the size of the tmpfs of a file:// repository (0:
 	// 64 MiB).
@@ -137,6 +138,8 @@ type harness struct {
 	treeMu       [nTrees]sync.Mutex
 	owner        string // key files
 	restoreFlags []string
+	canRepair    bool       // the binary has check --repair
+	minioMu      sync.Mutex // one MinIO restart at a time
 	host         string
 	enabled      map[string]bool
 	weights      []kind
@@ -285,6 +288,9 @@ func (h *harness) setup(ctx context.Context) error {
 				h.restoreFlags = append(h.restoreFlags, f)
 			}
 		}
+	}
+	if help, err := exec.CommandContext(ctx, h.bin, "check", "--help").Output(); err == nil {
+		h.canRepair = strings.Contains(string(help), "--forget-damaged")
 	}
 	h.owner, h.host = filepath.Join(h.dir, "owner.key"), filepath.Join(h.dir, "host.key")
 	h.start = time.Now()
@@ -520,8 +526,12 @@ type Summary struct {
 	Forgotten     int
 	Verified      int // snapshot restores compared equal to their recorded tree
 	ExpectedLoss  int // restores that failed while damage was injected
-	Violations    []string
-	Anomalies     []string
+	// DamagedSnapshots are those check --repair listed as referencing lost
+	// data; RemovedByRepair those its --forget-damaged removed.
+	DamagedSnapshots int
+	RemovedByRepair  int
+	Violations       []string
+	Anomalies        []string
 }
 
 func newSummary(cfg Config) *Summary {
@@ -540,9 +550,9 @@ func (s *Summary) String() string {
 		ops = append(ops, fmt.Sprintf("%s %d", k, s.Ops[k]))
 		n += s.Ops[k]
 	}
-	return fmt.Sprintf("torture summary: seed %d, store %s, %s: %d operations (%s), %d commands; %d kills, %d stalls, %d MinIO restarts, %d disk-full, %d damages; snapshots: %d saved, %d adopted, %d forgotten, %d restores verified, %d expected losses; %d anomalies, %d violations",
+	return fmt.Sprintf("torture summary: seed %d, store %s, %s: %d operations (%s), %d commands; %d kills, %d stalls, %d MinIO restarts, %d disk-full, %d damages; snapshots: %d saved, %d adopted, %d forgotten, %d restores verified, %d expected losses, %d damaged by injection, %d removed by repair; %d anomalies, %d violations",
 		s.Seed, s.Store, s.Duration, n, strings.Join(ops, ", "), s.Commands, s.Kills, s.Stalls, s.MinioRestarts, s.DiskFull, s.Damages,
-		s.Saved, s.Adopted, s.Forgotten, s.Verified, s.ExpectedLoss, len(s.Anomalies), len(s.Violations))
+		s.Saved, s.Adopted, s.Forgotten, s.Verified, s.ExpectedLoss, s.DamagedSnapshots, s.RemovedByRepair, len(s.Anomalies), len(s.Violations))
 }
 
 // aliveIDs returns the IDs of the snapshots that must restore, in the

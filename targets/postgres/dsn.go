@@ -25,6 +25,10 @@ func ParseDSN(dsn, password string) (*Conn, error) {
 	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
 		return nil, fmt.Errorf("postgres: DSN must look like postgres://user@host:5432/ (got %s)", Redact(dsn))
 	}
+	if u.User == nil && strings.Contains(dsn, "@") {
+		// postgres://app:pa/ss@db/: the password's '/' ended the host.
+		return nil, fmt.Errorf("postgres: DSN %s has an '@' outside user@host: percent-encode the password's special characters, or give it in a password file", Redact(dsn))
+	}
 	if u.Host == "" && u.Query().Get("host") == "" {
 		return nil, errors.New("postgres: DSN has no host: postgres://user@host:5432/")
 	}
