@@ -110,6 +110,23 @@ func Replicate(ctx context.Context, src *repo.Repository, dst *blob.Bucket, opts
 			return nil, err
 		}
 	}
+	// What to copy is fixed first: the snapshots and index files listed
+	// now, then the index loaded again, which covers every pack they need
+	// (a backup writes its index before its snapshot). A snapshot that a
+	// concurrent backup saves later waits for the next run; copied from a
+	// listing made after the index load, it would show in the secondary
+	// without its packs.
+	snaps, err := listObjects(ctx, sb, "snapshots/")
+	if err != nil {
+		return nil, err
+	}
+	indexes, err := listObjects(ctx, sb, "index/")
+	if err != nil {
+		return nil, err
+	}
+	if err := src.LoadIndex(ctx); err != nil {
+		return nil, err
+	}
 	// 2. packs, verified against the index
 	var packs []object
 	for _, p := range src.Index().Packs() {
@@ -121,18 +138,13 @@ func Replicate(ctx context.Context, src *repo.Repository, dst *blob.Bucket, opts
 		return nil, err
 	}
 	// 3. index files, 4. snapshots
-	for _, prefix := range []string{"index/", "snapshots/"} {
-		objs, err := listObjects(ctx, sb, prefix)
-		if err != nil {
-			return nil, err
-		}
-		if err := c.sync(ctx, objs, prefix); err != nil {
-			return nil, err
-		}
-		if prefix == "snapshots/" {
-			res.Snapshots = len(objs)
-		}
+	if err := c.sync(ctx, indexes, "index/"); err != nil {
+		return nil, err
 	}
+	if err := c.sync(ctx, snaps, "snapshots/"); err != nil {
+		return nil, err
+	}
+	res.Snapshots = len(snaps)
 	if err := c.deletions(ctx); err != nil {
 		return res, err
 	}
