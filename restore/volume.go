@@ -11,7 +11,8 @@ import (
 	"os"
 	"runtime"
 	"sync"
-	"syscall"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/lifeboat-backup/lifeboat/engine/repo"
 	"github.com/lifeboat-backup/lifeboat/targets/files"
@@ -93,7 +94,7 @@ func Volume(ctx context.Context, s Snapshot, dest string, opts VolumeOptions) (*
 	case err == nil || errors.Is(err, os.ErrNotExist):
 		// At most rw-r--r--: the stored mode is the backup host's claim.
 		mode := os.FileMode(n.Mode&0o644) | 0o600
-		if f, err = os.OpenFile(dest, os.O_CREATE|os.O_WRONLY|os.O_TRUNC|syscall.O_NOFOLLOW, mode); err != nil {
+		if f, err = os.OpenFile(dest, os.O_CREATE|os.O_WRONLY|os.O_TRUNC|unix.O_NOFOLLOW, mode); err != nil {
 			return nil, err
 		}
 		if err := f.Truncate(n.Size); err != nil {
@@ -112,15 +113,16 @@ func Volume(ctx context.Context, s Snapshot, dest string, opts VolumeOptions) (*
 		f.Close()
 		return nil, fmt.Errorf("restore %s to %s: %w", n.Path, dest, err)
 	}
+	if !st.Device { // through the descriptor: dest may have been swapped meanwhile
+		tv := unix.NsecToTimeval(n.ModTime.UnixNano())
+		_ = unix.Futimes(int(f.Fd()), []unix.Timeval{tv, tv})
+	}
 	if err := f.Sync(); err != nil {
 		f.Close()
 		return nil, err
 	}
 	if err := f.Close(); err != nil {
 		return nil, err
-	}
-	if !st.Device {
-		_ = os.Chtimes(dest, n.ModTime, n.ModTime)
 	}
 	opts.Progress.Files.Add(1)
 	return st, nil

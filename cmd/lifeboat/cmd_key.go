@@ -206,17 +206,31 @@ func (a *app) keyPasswdCmd() *cobra.Command {
 }
 
 func (a *app) keyMigrateCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:   "migrate",
+	var hostKey string
+	cmd := &cobra.Command{
+		Use:   "migrate [--host-key-file F]",
 		Short: "Upgrade a format 1 repository: owner-signed config and key files (owner key or passphrase)",
-		Args:  cobra.NoArgs,
+		Long: `Upgrade a format 1 repository to format 2 with the owner key (or the passphrase).
+--host-key-file gives the current host key, so that it can be rotated later (without it,
+the owner never held it and ` + "`key rotate`" + ` is refused).`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			pass, err := a.passphrase()
 			if err != nil {
 				return err
 			}
+			var hosts []string
+			if hostKey != "" {
+				c, err := repo.ReadKeyFile(hostKey)
+				if err != nil {
+					return err
+				}
+				for _, id := range c.Identities {
+					hosts = append(hosts, repo.IdentityString(id))
+				}
+			}
 			return a.withRepo(cmd.Context(), exclusiveLock, "key migrate", func(ctx context.Context, r *repo.Repository) error {
-				pin, warns, err := r.Migrate(ctx, pass)
+				pin, warns, err := r.Migrate(ctx, pass, hosts)
 				if err != nil {
 					return err
 				}
@@ -225,6 +239,8 @@ func (a *app) keyMigrateCmd() *cobra.Command {
 			})
 		},
 	}
+	cmd.Flags().StringVar(&hostKey, "host-key-file", "", "the repository's current host key (keeps `key rotate` possible)")
+	return cmd
 }
 
 // keyChanged reports a key change: the warnings, the message and the new

@@ -327,7 +327,7 @@ func (r *Repository) RotateHost(ctx context.Context) (string, Pin, []string, err
 		}
 	}
 	if len(r.key.HostIdentities) == 0 {
-		return "", Pin{}, nil, errors.New("the owner key file does not hold the current host identity (a repository migrated from format 1): a new host could not read the metadata written so far, so the host key cannot be rotated; copy the repository to a new one (`lifeboat init`) to replace the host key")
+		return "", Pin{}, nil, errors.New("the owner key file does not hold the current host identity (a repository migrated from format 1 without `--host-key-file`): a new host could not read the metadata written so far, so the host key cannot be rotated; copy the repository to a new one (`lifeboat init`) to replace the host key")
 	}
 	hostSecret, hostPub, hostRecip, err := newRecipient(isHybrid(cfg.PackRecipients[0]))
 	if err != nil {
@@ -412,9 +412,11 @@ func (r *Repository) ChangePassphrase(ctx context.Context, passphrase string) ([
 // packs written before stay encrypted to the format 1 owner recipients, so
 // an owner added later reads only new packs. Existing host identities keep
 // working (their new key files are encrypted to them), without a pin until
-// one is added to their identity files. The format 1 key file is deleted
-// (a warning where the credentials cannot delete).
-func (r *Repository) Migrate(ctx context.Context, passphrase string) (Pin, []string, error) {
+// one is added to their identity files. hostIdentities (age identity
+// strings of the format 1 host keys, optional) go into the owner key files,
+// so that the host key can be rotated later. The format 1 key file is
+// deleted (a warning where the credentials cannot delete).
+func (r *Repository) Migrate(ctx context.Context, passphrase string, hostIdentities []string) (Pin, []string, error) {
 	if r.cfg.Signed() {
 		return Pin{}, nil, fmt.Errorf("repository %s is already format %d (signed)", r.cfg.ID.Short(), r.cfg.Version)
 	}
@@ -451,11 +453,20 @@ func (r *Repository) Migrate(ctx context.Context, passphrase string) (Pin, []str
 				hosts = append(hosts, m)
 			}
 		}
+		for _, h := range hostIdentities {
+			ids, err := age.ParseIdentities(strings.NewReader(h))
+			if err != nil {
+				return Pin{}, nil, fmt.Errorf("host identity: %w", err)
+			}
+			if len(ids) != 1 || !slices.Contains(hosts, recipientOf(ids[0])) {
+				return Pin{}, nil, errors.New("the host identity given is not a host key of this repository")
+			}
+		}
 		_, dataSecret, dataPub, err := newIdentity(isHybrid(owners[0]))
 		if err != nil {
 			return Pin{}, nil, err
 		}
-		owner.Identity = dataSecret
+		owner.Identity, owner.HostIdentities = dataSecret, hostIdentities
 		cfg.PackRecipients = []string{dataPub}
 		cfg.MetaRecipients = append([]string{dataPub}, hosts...)
 		for _, set := range []struct {
@@ -491,7 +502,7 @@ func (r *Repository) Migrate(ctx context.Context, passphrase string) (Pin, []str
 	if err != nil {
 		return Pin{}, nil, err
 	}
-	r.key.Identity, r.key.SigningKey = owner.Identity, owner.SigningKey
+	r.key.Identity, r.key.SigningKey, r.key.HostIdentities = owner.Identity, owner.SigningKey, owner.HostIdentities
 	r.key.PackRecipients, r.key.MetaRecipients = cfg.PackRecipients, cfg.MetaRecipients
 	if r.ids, err = r.key.withIdentity(r.ids); err != nil {
 		return Pin{}, nil, err

@@ -109,6 +109,18 @@ func recipientOf(id age.Identity) string {
 	return ""
 }
 
+// IdentityString returns the secret text of an identity (AGE-SECRET-KEY-...),
+// or "" for identities that have none (passphrases).
+func IdentityString(id age.Identity) string {
+	switch i := id.(type) {
+	case *age.X25519Identity:
+		return i.String()
+	case *age.HybridIdentity:
+		return i.String()
+	}
+	return ""
+}
+
 func isHybrid(r string) bool { return strings.HasPrefix(r, "age1pq1") }
 
 // newIdentity generates an identity of the same family as the recipients it
