@@ -72,7 +72,7 @@ var (
 	keyValue = regexp.MustCompile(`^\s*[A-Za-z_]+\s*=`)
 	// kvPair is one keyword=value of it; a value is 'quoted' (with \'
 	// and \\ escapes) or runs to the next white space.
-	kvPair = regexp.MustCompile(`([A-Za-z_]+)(\s*=\s*)('(?:[^'\\]|\\.)*'?|(?:[^\s'\\]|\\.)*)`)
+	kvPair = regexp.MustCompile(`([A-Za-z_]+)(\s*=\s*)('(?:[^'\\]|\\.)*'?|(?:[^\s\\]|\\.)*)`)
 	// sqlDriverDSN is user:password@ at the start of a go-sql-driver
 	// DSN (user:password@tcp(host:port)/db); the password is group 1.
 	sqlDriverDSN = regexp.MustCompile(`^[^:@/(]*:(.*)@[a-z0-9]*\(`)

@@ -265,7 +265,7 @@ func (h *harness) opPruneRace(o *op) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		if res := h.lifeboat(o, h.owner, h.primary, "prune"); res.code != 0 && h.excuse(o, res) == "" {
+		if res := h.lifeboat(o, h.owner, h.primary, h.prune()...); res.code != 0 && h.excuse(o, res) == "" {
 			h.anomaly(o, res)
 		}
 	}()
@@ -389,10 +389,20 @@ func (h *harness) opForgetKeep(o *op) {
 	h.reconcile(o)
 }
 
+// prune returns the prune command: with a test lease, its grace period
+// (1 h by default, 12 real leases) shrinks in proportion, or nothing a
+// forget releases would be freed within a run and the tmpfs would fill.
+func (h *harness) prune() []string {
+	if h.cfg.Lease > 0 {
+		return []string{"prune", "--grace", (12 * h.cfg.Lease).String()}
+	}
+	return []string{"prune"}
+}
+
 func (h *harness) opPrune(o *op) {
 	retry := h.retryLock(o)
 	h.maybeKill(o)
-	res := h.lifeboat(o, h.owner, h.primary, append([]string{"prune"}, retry...)...)
+	res := h.lifeboat(o, h.owner, h.primary, append(h.prune(), retry...)...)
 	if res.code != 0 && h.excuse(o, res) == "" {
 		h.anomaly(o, res)
 	}
@@ -1005,7 +1015,7 @@ func (h *harness) final(ctx context.Context) {
 	}
 	h.reconcile(o)
 	retry := []string{"--retry-lock", "2m"}
-	if res := h.lifeboat(o, h.owner, h.primary, append([]string{"prune"}, retry...)...); res.code != 0 {
+	if res := h.lifeboat(o, h.owner, h.primary, append(h.prune(), retry...)...); res.code != 0 {
 		if m := snapshotRef.FindStringSubmatch(res.stderr); m != nil && h.knownBroken(h.fullID(m[1])) {
 			h.logf(o, "prune stopped by snapshot %s, known broken", m[1])
 		} else {
