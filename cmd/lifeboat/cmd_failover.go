@@ -157,13 +157,19 @@ type policyStatus struct {
 func (a *app) policyStatus(ctx context.Context, journal string) (*policyStatus, error) {
 	p := a.policy
 	st := &policyStatus{Policy: p.Name}
-	newest := func(e engine.Engine) (map[string]time.Time, error) {
+	// newest is the newest snapshot per target; a suspect one (dated in
+	// the future) is a problem, never the newest.
+	newest := func(e engine.Engine, repoName string) (map[string]time.Time, error) {
 		sns, err := e.Snapshots(ctx)
 		if err != nil {
 			return nil, err
 		}
 		m := map[string]time.Time{}
 		for _, s := range sns {
+			if s.Suspect != "" {
+				st.Problems = append(st.Problems, fmt.Sprintf("%s: snapshot %s is suspect: %s", repoName, s.ID.Short(), s.Suspect))
+				continue
+			}
 			if s.Host == p.Host && s.Time.After(m[s.Target]) {
 				m[s.Target] = s.Time
 			}
@@ -175,7 +181,7 @@ func (a *app) policyStatus(ctx context.Context, journal string) (*policyStatus, 
 	if err == nil {
 		defer done()
 		prim.Reachable = true
-		if prim.Newest, err = newest(pe); err == nil {
+		if prim.Newest, err = newest(pe, "primary"); err == nil {
 			err = probeMode(ctx, pe, &prim)
 		}
 	}
@@ -189,7 +195,7 @@ func (a *app) policyStatus(ctx context.Context, journal string) (*policyStatus, 
 		_, se, done, err := a.engineAt(ctx, sec.Name, noLock, "status")
 		if err == nil {
 			rs.Reachable = true
-			rs.Newest, err = newest(se)
+			rs.Newest, err = newest(se, sec.Name)
 			if err == nil {
 				err = probeMode(ctx, se, &rs)
 			}
