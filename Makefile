@@ -19,9 +19,14 @@ all: build
 deps:
 	scripts/deps
 
-## build: bin/lifeboat
+# The version stamped into the binary (lifeboat version, --version, snapshots'
+# "program"); the commit comes from Go's build info.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X github.com/lifeboat-backup/lifeboat/engine.Version=$(VERSION)
+
+## build: bin/lifeboat, a static binary (no cgo: one file to copy to a host)
 build:
-	$(GO) build -o bin/lifeboat ./cmd/lifeboat
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/lifeboat ./cmd/lifeboat
 
 ## test: vet, every test with the race detector (MinIO tests must run), then
 ## the 1 GiB round trip through MinIO without -race (LIFEBOAT_LARGE_SIZE)

@@ -91,6 +91,8 @@ unreadable, 5 restore finished but some entries could not be restored (listed),
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	root.Version = versionLine()
+	root.SetVersionTemplate("{{.Version}}\n")
 	pf := root.PersistentFlags()
 	a.flags = pf
 	pf.String("repo", "", "repository URL (env LIFEBOAT_REPO)")

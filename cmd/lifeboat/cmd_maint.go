@@ -5,6 +5,8 @@ import (
 	"context"
 	"fmt"
 	"regexp"
+	"runtime"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -235,13 +237,48 @@ func (a *app) versionCmd() *cobra.Command {
 		Short: "Print the version",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			commit, built := buildCommit()
 			if a.json {
-				return a.emit(map[string]any{"version": engine.Version, "repository_format": repo.FormatVersion})
+				return a.emit(map[string]any{"version": engine.Version, "commit": commit, "commit_time": built,
+					"go": runtime.Version(), "repository_format": repo.FormatVersion})
 			}
-			fmt.Fprintf(a.stdout, "lifeboat %s (repository format %d)\n", engine.Version, repo.FormatVersion)
+			fmt.Fprintln(a.stdout, versionLine())
 			return nil
 		},
 	}
+}
+
+// buildCommit returns the VCS revision and time Go stamped into the
+// binary ("" when built outside a checkout); "-dirty" marks local changes.
+func buildCommit() (commit, when string) {
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "", ""
+	}
+	dirty := false
+	for _, s := range info.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			commit = s.Value
+		case "vcs.time":
+			when = s.Value
+		case "vcs.modified":
+			dirty = s.Value == "true"
+		}
+	}
+	if dirty && commit != "" {
+		commit += "-dirty"
+	}
+	return commit, when
+}
+
+// versionLine is what `lifeboat version` and `--version` print.
+func versionLine() string {
+	line := "lifeboat " + engine.Version
+	if commit, when := buildCommit(); commit != "" {
+		line += fmt.Sprintf(" (commit %s, %s)", commit, when)
+	}
+	return line + fmt.Sprintf(", %s, repository format %d", runtime.Version(), repo.FormatVersion)
 }
 
 var percentRE = regexp.MustCompile(`^[0-9]{1,3}(\.[0-9]{1,6})?%?$`)

@@ -25,7 +25,6 @@ import (
 	driver "github.com/go-sql-driver/mysql"
 
 	"github.com/lifeboat-backup/lifeboat/internal/scratchproc"
-	"github.com/lifeboat-backup/lifeboat/internal/sharedserver"
 )
 
 // Options configure a server.
@@ -127,7 +126,7 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 		return nil, fmt.Errorf("mariadb-install-db: %v\n%s", err, out)
 	}
 	for attempt := 0; ; attempt++ {
-		port, err := sharedserver.FreePort()
+		port, err := scratchproc.FreePort()
 		if err != nil {
 			return nil, err
 		}

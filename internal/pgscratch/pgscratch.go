@@ -30,7 +30,6 @@ import (
 	"time"
 
 	"github.com/lifeboat-backup/lifeboat/internal/scratchproc"
-	"github.com/lifeboat-backup/lifeboat/internal/sharedserver"
 )
 
 // Options configure a server.
@@ -159,7 +158,7 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 		return nil, fmt.Errorf("pgscratch: initdb: %v: %s", err, strings.TrimSpace(string(out)))
 	}
 	for attempt := 0; ; attempt++ {
-		if s.Port, err = sharedserver.FreePort(); err != nil {
+		if s.Port, err = scratchproc.FreePort(); err != nil {
 			return nil, err
 		}
 		err = s.start(ctx, o.StartTimeout)

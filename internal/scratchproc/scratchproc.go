@@ -12,6 +12,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"sync"
@@ -135,4 +136,15 @@ func Tail(path string) string {
 		b = b[len(b)-1<<16:]
 	}
 	return string(b)
+}
+
+// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago (a
+// server started on it may still lose a race; callers retry).
+func FreePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
 }

@@ -4,7 +4,6 @@
 package sharedserver
 
 import (
-	"net"
 	"os"
 	"sync"
 	"testing"
@@ -63,15 +62,4 @@ func (s *Shared[S]) Main(m *testing.M) int {
 		_ = os.RemoveAll(s.dir)
 	}
 	return code
-}
-
-// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago (a
-// server started on it may still lose a race; callers retry).
-func FreePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }

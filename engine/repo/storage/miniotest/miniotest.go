@@ -32,6 +32,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/lifeboat-backup/lifeboat/internal/scratchproc"
 	"github.com/lifeboat-backup/lifeboat/internal/sharedserver"
 )
 
@@ -125,7 +126,7 @@ func New(bin, dataDir string) (*Server, error) {
 	var err error
 	for attempt := 0; attempt < 3; attempt++ { // the free port may be taken meanwhile
 		var port int
-		if port, err = sharedserver.FreePort(); err != nil {
+		if port, err = scratchproc.FreePort(); err != nil {
 			return nil, err
 		}
 		s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
