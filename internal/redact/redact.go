@@ -47,7 +47,7 @@ func String(rawURL string) string {
 		rawURL = rawURL[:m[2]] + redacted + rawURL[m[3]:]
 	}
 	u, err := url.Parse(rawURL)
-	if err != nil || u.User == nil && rawUserinfo.MatchString(rawURL) {
+	if err != nil || rawUserinfo.MatchString(rawURL) && (u.User == nil || u.Fragment != "" || strings.Contains(u.Path+u.RawQuery, "@")) {
 		return Query(rawUserinfo.ReplaceAllString(rawURL, "$1:"+redacted+"@"))
 	}
 	changed := false
