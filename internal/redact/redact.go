@@ -26,7 +26,7 @@ var (
 	// rawUserinfo is the password of a URL that url.Parse cannot read,
 	// or reads otherwise (a password holding '#', '/' or '?'): from the
 	// first ':' of the authority to the last '@'.
-	rawUserinfo = regexp.MustCompile(`(//[^/:@?#]*):.*@`)
+	rawUserinfo = regexp.MustCompile(`(?s)(//[^/:@?#]*):.*@`)
 	rawParam    = regexp.MustCompile(`([?&;]([^=&;#]*))=([^&;#]*)`)
 )
 
