@@ -75,7 +75,7 @@ var (
 	kvPair = regexp.MustCompile(`([A-Za-z_]+)(\s*=\s*)('(?:[^'\\]|\\.)*'?|(?:[^\s\\]|\\.)*)`)
 	// sqlDriverDSN is user:password@ at the start of a go-sql-driver
 	// DSN (user:password@tcp(host:port)/db); the password is group 1.
-	sqlDriverDSN = regexp.MustCompile(`^[^:@/(]*:(.*)@[a-z0-9]*\(`)
+	sqlDriverDSN = regexp.MustCompile(`(?s)^[^:@/(]*:(.*)@[a-z0-9]*\(`)
 )
 
 // redactKeyValue redacts the values of secret keys in a libpq key=value
