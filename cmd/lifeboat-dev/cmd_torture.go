@@ -62,6 +62,7 @@ Operations and modifiers for --ops: ` + strings.Join(torture.Kinds(), ", ") + `.
 	f.StringVar(&ops, "ops", "", "comma-separated operations and modifiers to schedule (default: all)")
 	f.DurationVar(&cfg.Lease, "lease", 10*time.Second, "LIFEBOAT_TEST_LOCK_LEASE for every command; stalls last up to 1.5 leases (0: the real lease, stalls up to 8s)")
 	f.IntVar(&cfg.Concurrency, "concurrency", 3, "lifeboat commands running at once")
+	f.Int64Var(&cfg.TmpfsSize, "tmpfs-size", 256<<20, "bytes of the tmpfs that holds a file:// repository (disk-full fills what is free)")
 	f.BoolVarP(&cfg.Verbose, "verbose", "v", false, "print the operation log as it is written")
 	return cmd
 }

@@ -26,7 +26,7 @@ var (
 	// rawUserinfo is the password of a URL that url.Parse cannot read,
 	// or reads otherwise (a password holding '#', '/' or '?'): from the
 	// first ':' of the authority to the last '@'.
-	rawUserinfo = regexp.MustCompile(`(//[^/:@?#]*):.*@`)
+	rawUserinfo = regexp.MustCompile(`(?s)(//[^/:@?#]*):.*@`)
 	rawParam    = regexp.MustCompile(`([?&;]([^=&;#]*))=([^&;#]*)`)
 )
 
@@ -47,7 +47,7 @@ func String(rawURL string) string {
 		rawURL = rawURL[:m[2]] + redacted + rawURL[m[3]:]
 	}
 	u, err := url.Parse(rawURL)
-	if err != nil || u.User == nil && rawUserinfo.MatchString(rawURL) {
+	if err != nil || rawUserinfo.MatchString(rawURL) && (u.User == nil || u.Fragment != "" || strings.Contains(u.Path+u.RawQuery, "@")) {
 		return Query(rawUserinfo.ReplaceAllString(rawURL, "$1:"+redacted+"@"))
 	}
 	changed := false
@@ -75,7 +75,7 @@ var (
 	kvPair = regexp.MustCompile(`([A-Za-z_]+)(\s*=\s*)('(?:[^'\\]|\\.)*'?|(?:[^\s\\]|\\.)*)`)
 	// sqlDriverDSN is user:password@ at the start of a go-sql-driver
 	// DSN (user:password@tcp(host:port)/db); the password is group 1.
-	sqlDriverDSN = regexp.MustCompile(`^[^:@/(]*:(.*)@[a-z0-9]*\(`)
+	sqlDriverDSN = regexp.MustCompile(`(?s)^[^:@/(]*:(.*)@[a-z0-9]*\(`)
 )
 
 // redactKeyValue redacts the values of secret keys in a libpq key=value

@@ -27,7 +27,9 @@ func TestStringDSN(t *testing.T) {
 		"postgres://app:hun#ter2@db/shop":                      "postgres://app:REDACTED@db/shop",
 		"postgres://app:12/hunter2@db/shop":                    "postgres://app:REDACTED@db/shop",
 		"postgres://app:hunter2?x@db/shop?sslpassword=hunter2": "postgres://app:REDACTED@db/shop?sslpassword=REDACTED",
-		"env:PG_DSN": "env:PG_DSN",
+		"app:hun\nter2@tcp(db)/":                               "app:REDACTED@tcp(db)/",
+		"postgres://app:hun\nter2@db/":                         "postgres://app:REDACTED@db/",
+		"env:PG_DSN":                                           "env:PG_DSN",
 	} {
 		got := redact.String(in)
 		require.Equal(t, want, got, "String(%q)", in)

@@ -454,7 +454,10 @@ func (h *harness) falseAlarm(o *op, errs []string) bool {
 		}
 		id := h.fullID(m[1])
 		if id == "" {
-			return false
+			h.reconcile(o) // saved by a backup that has not exited yet: adopt it
+			if id = h.fullID(m[1]); id == "" {
+				return false
+			}
 		}
 		h.mu.Lock()
 		s := h.snaps[id]

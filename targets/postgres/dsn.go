@@ -25,9 +25,9 @@ func ParseDSN(dsn, password string) (*Conn, error) {
 	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
 		return nil, fmt.Errorf("postgres: DSN must look like postgres://user@host:5432/ (got %s)", Redact(dsn))
 	}
-	if u.User == nil && strings.Contains(dsn, "@") {
+	if (u.User == nil && strings.Contains(dsn, "@")) || u.Fragment != "" || strings.Contains(u.Path+u.RawQuery, "@") {
 		// postgres://app:pa/ss@db/: the password's '/' ended the host.
-		return nil, fmt.Errorf("postgres: DSN %s has an '@' outside user@host: percent-encode the password's special characters, or give it in a password file", Redact(dsn))
+		return nil, fmt.Errorf("postgres: DSN %s has an '@' or '#' outside user@host: percent-encode the password's special characters, or give it in a password file", Redact(dsn))
 	}
 	if u.Host == "" && u.Query().Get("host") == "" {
 		return nil, errors.New("postgres: DSN has no host: postgres://user@host:5432/")
@@ -110,8 +110,8 @@ func hasEnv(env []string, k string) bool {
 // redact.String does.
 func Redact(dsn string) string {
 	u, err := url.Parse(dsn)
-	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
-		return redact.String(dsn)
+	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") || strings.Count(dsn, "@") > 1 || u.Fragment != "" {
+		return redact.String(dsn) // also a password with '@' or '#' that url.Parse cut short
 	}
 	if u.User != nil {
 		u.User = url.User(u.User.Username())
