@@ -54,6 +54,15 @@ func (r *Repository) Check(ctx context.Context, opts CheckOptions) (*CheckResult
 		return nil, err
 	}
 
+	// The snapshots are listed first, then the index is read: a backup
+	// writes its index before its snapshot, so every snapshot listed here
+	// finds its blobs (read the other way round, a snapshot saved in
+	// between was reported broken).
+	ids, err := r.SnapshotIDs(ctx)
+	if err != nil {
+		return nil, err
+	}
+
 	// Index files, one by one, so a damaged one is named and the rest still count.
 	idx := NewIndex()
 	keys, err := r.listKeys(ctx, "index/")
@@ -62,6 +71,9 @@ func (r *Repository) Check(ctx context.Context, opts CheckOptions) (*CheckResult
 	}
 	for _, key := range keys {
 		plain, err := r.loadMeta(ctx, key)
+		if errors.Is(err, ErrNotFound) {
+			continue // merged into a new index file by a prune meanwhile
+		}
 		if err != nil {
 			fail("%v", err)
 			continue
@@ -118,10 +130,6 @@ func (r *Repository) Check(ctx context.Context, opts CheckOptions) (*CheckResult
 	}
 
 	// Snapshots: every tree and content blob indexed.
-	ids, err := r.SnapshotIDs(ctx)
-	if err != nil {
-		return nil, err
-	}
 	res.Snapshots = len(ids)
 	for _, id := range ids {
 		if err := r.checkSnapshot(ctx, id, fail); err != nil {
@@ -137,6 +145,9 @@ func (r *Repository) Check(ctx context.Context, opts CheckOptions) (*CheckResult
 
 func (r *Repository) checkSnapshot(ctx context.Context, id ID, fail func(string, ...any)) error {
 	sn, err := r.LoadSnapshot(ctx, id)
+	if errors.Is(err, ErrNotFound) {
+		return nil // forgotten since the listing
+	}
 	if err != nil {
 		fail("%v", err)
 		return nil

@@ -380,6 +380,9 @@ func (r *Repository) LoadIndex(ctx context.Context) error {
 	idx := NewIndex()
 	var bad []error
 	err := r.eachIndexFile(ctx, func(key string, packs []PackInfo, err error) error {
+		if errors.Is(err, ErrNotFound) {
+			return nil // merged by a prune since the listing (readers without a lock)
+		}
 		if err != nil {
 			bad = append(bad, err)
 			return nil
@@ -433,19 +436,40 @@ func (r *Repository) eachIndexFile(ctx context.Context, fn func(key string, pack
 
 func (r *Repository) listKeys(ctx context.Context, prefix string) ([]string, error) {
 	var keys []string
-	it := r.b.List(&blob.ListOptions{Prefix: prefix})
-	for {
-		obj, err := it.Next(ctx)
-		if err == io.EOF {
-			return keys, nil
-		}
-		if err != nil {
-			return nil, fmt.Errorf("list %s: %w", prefix, err)
-		}
+	err := listObjects(ctx, r.b, prefix, func(obj *blob.ListObject) {
 		if !obj.IsDir && !strings.HasSuffix(obj.Key, "/") {
 			keys = append(keys, obj.Key)
 		}
+	})
+	return keys, err
+}
+
+// listObjects calls fn for every object under prefix, once the listing is
+// complete. A listing that fails on an object deleted under it (fileblob
+// stats what it lists) is started again, a few times.
+func listObjects(ctx context.Context, b *blob.Bucket, prefix string, fn func(*blob.ListObject)) error {
+	var err error
+	for try := 0; try < 3; try++ {
+		var objs []*blob.ListObject
+		it := b.List(&blob.ListOptions{Prefix: prefix})
+		for {
+			var obj *blob.ListObject
+			if obj, err = it.Next(ctx); err != nil {
+				break
+			}
+			objs = append(objs, obj)
+		}
+		if err == io.EOF {
+			for _, o := range objs {
+				fn(o)
+			}
+			return nil
+		}
+		if !storage.IsVanished(err) {
+			break
+		}
 	}
+	return fmt.Errorf("list %s: %w", prefix, err)
 }
 
 // storedPack is a pack object as listed.
@@ -458,19 +482,12 @@ type storedPack struct {
 // storedPacks lists the pack objects in data/ by ID.
 func (r *Repository) storedPacks(ctx context.Context) (map[ID]storedPack, error) {
 	packs := map[ID]storedPack{}
-	it := r.b.List(&blob.ListOptions{Prefix: "data/"})
-	for {
-		obj, err := it.Next(ctx)
-		if err == io.EOF {
-			return packs, nil
-		}
-		if err != nil {
-			return nil, fmt.Errorf("list data/: %w", err)
-		}
+	err := listObjects(ctx, r.b, "data/", func(obj *blob.ListObject) {
 		id, err := ParseID(obj.Key[strings.LastIndexByte(obj.Key, '/')+1:])
 		if err != nil || obj.IsDir {
-			continue // not a pack (a staging file, say)
+			return // not a pack (a staging file, say)
 		}
 		packs[id] = storedPack{Key: obj.Key, Size: obj.Size, ModTime: obj.ModTime}
-	}
+	})
+	return packs, err
 }

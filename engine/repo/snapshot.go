@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"slices"
 	"strings"
 	"time"
@@ -129,21 +128,12 @@ func (r *Repository) SnapshotIDs(ctx context.Context) ([]ID, error) {
 // listSnapshots lists the manifests with the storage's time of each.
 func (r *Repository) listSnapshots(ctx context.Context) (map[ID]time.Time, error) {
 	out := map[ID]time.Time{}
-	it := r.b.List(&blob.ListOptions{Prefix: "snapshots/"})
-	for {
-		obj, err := it.Next(ctx)
-		if err == io.EOF {
-			return out, nil
+	err := listObjects(ctx, r.b, "snapshots/", func(obj *blob.ListObject) {
+		if id, err := ParseID(strings.TrimPrefix(obj.Key, "snapshots/")); err == nil && !obj.IsDir {
+			out[id] = obj.ModTime
 		}
-		if err != nil {
-			return nil, fmt.Errorf("list snapshots/: %w", err)
-		}
-		id, err := ParseID(strings.TrimPrefix(obj.Key, "snapshots/"))
-		if err != nil || obj.IsDir {
-			continue // not ours
-		}
-		out[id] = obj.ModTime
-	}
+	})
+	return out, err
 }
 
 // SetMaxClockSkew sets how far a snapshot's time may lie after the

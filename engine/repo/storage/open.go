@@ -17,6 +17,7 @@ import (
 	"weak"
 
 	"gocloud.dev/blob"
+	"gocloud.dev/gcerrors"
 )
 
 // OpenOptions tunes OpenWith.
@@ -187,6 +188,13 @@ func setDefault(q url.Values, k, v string) {
 	}
 }
 
+// IsVanished reports whether a listing failed because an object it had
+// just seen was deleted before it could be stat'ed (fileblob); listing
+// again is the answer.
+func IsVanished(err error) bool {
+	return err != nil && (errors.Is(err, fs.ErrNotExist) || gcerrors.Code(err) == gcerrors.NotFound)
+}
+
 // Ping checks that b can be listed: it asks for at most one key. An empty
 // bucket is fine. The error wraps ErrUnreachable, and ErrNotExist too when
 // the bucket itself does not exist. Without a deadline on ctx, Ping gives
@@ -197,10 +205,17 @@ func Ping(ctx context.Context, b *blob.Bucket) error {
 		ctx, cancel = context.WithTimeout(ctx, 60*time.Second)
 		defer cancel()
 	}
-	it := b.List(&blob.ListOptions{})
-	_, err := it.Next(ctx)
-	if err == nil || errors.Is(err, io.EOF) {
-		return nil
+	var err error
+	for try := 0; try < 3; try++ {
+		// fileblob lstat's what it lists: an object deleted meanwhile (a
+		// lock refreshed) fails the listing with "not exist". Look again.
+		_, err = b.List(&blob.ListOptions{}).Next(ctx)
+		if err == nil || errors.Is(err, io.EOF) {
+			return nil
+		}
+		if !IsVanished(err) {
+			break
+		}
 	}
 	err = Wrap(err)
 	if errors.Is(err, ErrNotExist) {
