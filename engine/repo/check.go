@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"math/rand/v2"
 	"runtime"
@@ -158,17 +157,8 @@ func (r *Repository) checkSnapshot(ctx context.Context, id ID, fail func(string,
 			return nil
 		}
 	}
-	tr := r.NewTreeReader(ctx, sn)
 	missing := 0
-	for {
-		n, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			fail("%v", err)
-			return nil
-		}
+	err = r.EachNode(ctx, sn, func(n *Node) error {
 		for _, c := range n.Content {
 			if !r.idx.Has(c) {
 				if missing < 10 {
@@ -177,6 +167,11 @@ func (r *Repository) checkSnapshot(ctx context.Context, id ID, fail func(string,
 				missing++
 			}
 		}
+		return nil
+	})
+	if err != nil {
+		fail("%v", err)
+		return nil
 	}
 	if missing > 10 {
 		fail("snapshot %s: %d more missing blobs", id.Short(), missing-10)

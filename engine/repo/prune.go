@@ -299,18 +299,14 @@ func (r *Repository) referenced(ctx context.Context) (map[ID]bool, int, error) {
 		for _, t := range sn.Tree {
 			used[t] = true
 		}
-		tr := r.NewTreeReader(ctx, sn)
-		for {
-			n, err := tr.Next()
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				return nil, 0, err
-			}
+		err = r.EachNode(ctx, sn, func(n *Node) error {
 			for _, c := range n.Content {
 				used[c] = true
 			}
+			return nil
+		})
+		if err != nil {
+			return nil, 0, err
 		}
 	}
 	return used, len(ids), nil

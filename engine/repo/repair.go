@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"io"
 	"slices"
 
 	"gocloud.dev/gcerrors"
@@ -210,22 +209,20 @@ func (r *Repository) snapshotComplete(ctx context.Context, id ID) (bool, error) 
 			return false, nil
 		}
 	}
-	tr := r.NewTreeReader(ctx, sn)
-	for {
-		n, err := tr.Next()
-		if err == io.EOF {
-			return true, nil
-		}
-		if err != nil {
-			if errors.As(err, &ce) || errors.Is(err, ErrNotFound) {
-				return false, nil
-			}
-			return false, err
-		}
+	errIncomplete := errors.New("incomplete")
+	err = r.EachNode(ctx, sn, func(n *Node) error {
 		for _, c := range n.Content {
 			if !r.idx.Has(c) {
-				return false, nil
+				return errIncomplete
 			}
 		}
+		return nil
+	})
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, errIncomplete), errors.As(err, &ce), errors.Is(err, ErrNotFound):
+		return false, nil
 	}
+	return false, err
 }

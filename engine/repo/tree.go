@@ -128,3 +128,21 @@ func (t *TreeReader) Next() (*Node, error) {
 	}
 	return j.node(), nil
 }
+
+// EachNode calls fn for every node of sn's metadata stream, in order, and
+// stops at the first error (fn's, or the stream's).
+func (r *Repository) EachNode(ctx context.Context, sn *Snapshot, fn func(*Node) error) error {
+	tr := r.NewTreeReader(ctx, sn)
+	for {
+		n, err := tr.Next()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if err := fn(n); err != nil {
+			return err
+		}
+	}
+}
