@@ -79,15 +79,17 @@ func (a *app) root() *cobra.Command {
 	root := &cobra.Command{
 		Use:   "lifeboat",
 		Short: "Backups and disaster recovery: deduplicated, compressed, encrypted snapshots in object storage",
-		Long: `lifeboat backs up file trees (and, soon, databases) into a repository in object storage
-(file://, s3://, gs://, azblob://), deduplicated, zstd-compressed and age-encrypted.
+		Long: `lifeboat backs up file trees, MySQL/MariaDB and PostgreSQL databases, buckets, block volumes
+and command streams into a repository in object storage (file://, s3://, gs://, azblob://),
+deduplicated, zstd-compressed and age-encrypted; restores, replicates, drills and exports them.
 
 Repository and key also come from the environment: LIFEBOAT_REPO, LIFEBOAT_KEY_FILE,
-LIFEBOAT_PASSPHRASE_FILE.
+LIFEBOAT_PASSPHRASE_FILE. A policy's own repository is never overridden by the environment
+(docs/reliability.md).
 
-Exit codes: 0 ok, 1 failure, 2 bad usage, 4 snapshot saved but some source data
-unreadable, 5 restore finished but some entries could not be restored (listed),
-10 no repository, 11 repository locked, 12 wrong key, 130 interrupted.`,
+Exit codes: 0 ok, 1 failure, 2 bad usage, 3 objective violated (drill), 4 snapshot saved but
+some source data unreadable, 5 restore finished but some entries could not be restored
+(listed), 10 no repository, 11 repository locked, 12 wrong key, 130 interrupted.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
