@@ -443,9 +443,10 @@ func (h *harness) fullID(prefix string) string {
 	return ""
 }
 
-// falseAlarm tells whether every error check reported names a snapshot
-// that restores to its tree all the same (or was forgotten meanwhile): a
-// check that raced with a backup or a forget, not a damaged repository.
+// falseAlarm tells whether every error check reported names a snapshot,
+// and restores each: one that does not is reported as broken by verify;
+// the check's errors add nothing to that (a check that raced with a backup
+// or a forget names snapshots that restore).
 func (h *harness) falseAlarm(o *op, errs []string) bool {
 	for _, e := range errs {
 		m := snapshotError.FindStringSubmatch(e)
@@ -468,8 +469,10 @@ func (h *harness) falseAlarm(o *op, errs []string) bool {
 			continue
 		}
 		h.logf(o, "check named snapshot %s: restoring it", short(id))
-		if !gone && !h.verify(o, h.primary, id, s.rec, []string{"--retry-lock", "1m"}, secondTry) {
-			return false
+		if !gone {
+			// A broken snapshot is reported by verify itself; a restore that
+			// failed for an injected fault proves nothing either way.
+			h.verify(o, h.primary, id, s.rec, []string{"--retry-lock", "1m"}, secondTry)
 		}
 	}
 	h.logf(o, "check named only snapshots that restore or were reported broken already")
