@@ -699,7 +699,8 @@ func (h *harness) opReplicate(o *op) {
 	h.maybeKill(o)
 	h.replMu.Lock()
 	defer h.replMu.Unlock()
-	res := h.lifeboat(o, h.host, h.primary, "replicate", "--to", h.second)
+	// The workload forgets much at once, on purpose: no mass-deletion stop.
+	res := h.lifeboat(o, h.host, h.primary, "replicate", "--to", h.second, "--max-delete-percent", "100")
 	if res.code != 0 && h.excuse(o, res) == "" {
 		h.anomaly(o, res)
 	}
