@@ -74,20 +74,18 @@ Exit codes: 0 ok, 1 failure, 5 restore finished but some entries could not be re
 	return cmd
 }
 
-// announce says which snapshot a restore reads, of when, and warns when
-// its time is odd (in the future, or flagged as suspect).
+// announce warns, before a restore starts, when the snapshot's time is
+// odd: in the future, or flagged as suspect (its time and age are in the
+// restore's summary line).
 func (a *app) announce(sn *repo.Snapshot) {
 	if a.json || a.quiet {
 		return
 	}
-	age := time.Since(sn.Time)
-	fmt.Fprintf(a.stderr, "restoring snapshot %s of %s (%s), taken %s, %s ago\n", sn.ID.Short(), sn.Target, sn.Kind,
-		sn.Time.Local().Format("2006-01-02 15:04:05 MST"), age.Round(time.Second))
-	switch {
+	switch age := time.Since(sn.Time); {
 	case sn.Suspect != "":
-		fmt.Fprintf(a.stderr, "warning: this snapshot is suspect: %s\n", sn.Suspect)
+		fmt.Fprintf(a.stderr, "warning: snapshot %s is suspect: %s\n", sn.ID.Short(), sn.Suspect)
 	case age < -time.Minute:
-		fmt.Fprintf(a.stderr, "warning: this snapshot is dated %s in the future (a wrong clock on its backup host, or a forged time)\n", (-age).Round(time.Second))
+		fmt.Fprintf(a.stderr, "warning: snapshot %s is dated %s in the future (a wrong clock on its backup host, or a forged time)\n", sn.ID.Short(), (-age).Round(time.Second))
 	}
 }
 
