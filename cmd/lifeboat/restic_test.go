@@ -154,7 +154,7 @@ repositories:
 			// both restore identical content
 			for _, p := range []struct{ name, policy string }{{"native", native}, {"restic", rpolicy}} {
 				out := filepath.Join(dir, "out-"+p.name)
-				c.ok("restore", "latest", "--policy", p.policy, "--target", "media", "--to", out)
+				c.ok("restore", "latest", "--policy", p.policy, "--target", "media", "--to", out, "--keep-setuid", "--devices")
 				diffs, err := treecmp.Compare(src, filepath.Join(out, "media"), treecmp.Options{})
 				require.NoError(t, err)
 				require.Empty(t, diffs, p.name)
