@@ -228,7 +228,7 @@ func writeVolume(ctx context.Context, r *repo.Repository, n *repo.Node, f *os.Fi
 	var hashed chan string
 	if !opts.NoHash {
 		hq, hashed = make(chan hashItem, 4), make(chan string, 1)
-		go func() {
+		go func(hq <-chan hashItem) { // its own copy: the loop below sets hq to nil when done
 			h := sha256.New()
 			var zeros []byte
 			for it := range hq {
@@ -240,7 +240,7 @@ func writeVolume(ctx context.Context, r *repo.Repository, n *repo.Node, f *os.Fi
 				volumeBufs.Put(it.buf)
 			}
 			hashed <- hex.EncodeToString(h.Sum(nil))
-		}()
+		}(hq)
 		defer func() {
 			if hq != nil { // an error: stop the hasher
 				close(hq)
