@@ -7,7 +7,9 @@ import (
 	"math"
 	"math/rand/v2"
 	"runtime"
+	"slices"
 	"sync"
+	"time"
 
 	"golang.org/x/sync/errgroup"
 )
@@ -57,7 +59,7 @@ func (r *Repository) Check(ctx context.Context, opts CheckOptions) (*CheckResult
 	// writes its index before its snapshot, so every snapshot listed here
 	// finds its blobs (read the other way round, a snapshot saved in
 	// between was reported broken).
-	ids, err := r.SnapshotIDs(ctx)
+	written, err := r.listSnapshots(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -119,19 +121,16 @@ func (r *Repository) Check(ctx context.Context, opts CheckOptions) (*CheckResult
 		res.Warnings = append(res.Warnings, fmt.Sprintf("%d packs are not in any index (left by an interrupted backup or prune; prune removes them)", res.UnindexedPack))
 	}
 
-	// Snapshots dated in the future: flagged, never latest.
-	if sns, err := r.Snapshots(ctx); err == nil {
-		for _, sn := range sns {
-			if sn.Suspect != "" {
-				res.Warnings = append(res.Warnings, fmt.Sprintf("snapshot %s: %s", sn.ID.Short(), sn.Suspect))
-			}
-		}
+	// Snapshots: every tree and content blob indexed; those dated in the
+	// future flagged (never latest). Each manifest is read once.
+	ids := make([]ID, 0, len(written))
+	for id := range written {
+		ids = append(ids, id)
 	}
-
-	// Snapshots: every tree and content blob indexed.
+	slices.SortFunc(ids, func(a, b ID) int { return slices.Compare(a[:], b[:]) })
 	res.Snapshots = len(ids)
 	for _, id := range ids {
-		if err := r.checkSnapshot(ctx, id, fail); err != nil {
+		if err := r.checkSnapshot(ctx, id, written[id], res, fail); err != nil {
 			return nil, err
 		}
 	}
@@ -142,7 +141,7 @@ func (r *Repository) Check(ctx context.Context, opts CheckOptions) (*CheckResult
 	return res, nil
 }
 
-func (r *Repository) checkSnapshot(ctx context.Context, id ID, fail func(string, ...any)) error {
+func (r *Repository) checkSnapshot(ctx context.Context, id ID, written time.Time, res *CheckResult, fail func(string, ...any)) error {
 	sn, err := r.LoadSnapshot(ctx, id)
 	if errors.Is(err, ErrNotFound) {
 		return nil // forgotten since the listing
@@ -150,6 +149,9 @@ func (r *Repository) checkSnapshot(ctx context.Context, id ID, fail func(string,
 	if err != nil {
 		fail("%v", err)
 		return nil
+	}
+	if r.flagSuspect(sn, written); sn.Suspect != "" {
+		res.Warnings = append(res.Warnings, fmt.Sprintf("snapshot %s: %s", sn.ID.Short(), sn.Suspect))
 	}
 	for _, t := range sn.Tree {
 		if !r.idx.Has(t) {

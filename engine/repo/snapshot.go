@@ -136,6 +136,19 @@ func (r *Repository) listSnapshots(ctx context.Context) (map[ID]time.Time, error
 	return out, err
 }
 
+// flagSuspect sets sn.Suspect when its time lies further after written,
+// the storage's time of its manifest, than the allowed clock skew.
+func (r *Repository) flagSuspect(sn *Snapshot, written time.Time) {
+	skew := r.maxSkew
+	if skew <= 0 {
+		skew = DefaultMaxClockSkew
+	}
+	if !written.IsZero() && sn.Time.After(written.Add(skew)) {
+		sn.Suspect = fmt.Sprintf("dated %s, %s after the storage wrote it (%s): a wrong clock or a forged time",
+			sn.Time.UTC().Format(time.RFC3339), sn.Time.Sub(written).Round(time.Second), written.UTC().Format(time.RFC3339))
+	}
+}
+
 // SetMaxClockSkew sets how far a snapshot's time may lie after the
 // storage's time of its manifest (default DefaultMaxClockSkew).
 func (r *Repository) SetMaxClockSkew(d time.Duration) { r.maxSkew = d }
@@ -147,10 +160,6 @@ func (r *Repository) Snapshots(ctx context.Context) ([]*Snapshot, error) {
 	objs, err := r.listSnapshots(ctx)
 	if err != nil {
 		return nil, err
-	}
-	skew := r.maxSkew
-	if skew <= 0 {
-		skew = DefaultMaxClockSkew
 	}
 	sns := make([]*Snapshot, 0, len(objs))
 	var bad []error
@@ -166,10 +175,7 @@ func (r *Repository) Snapshots(ctx context.Context) ([]*Snapshot, error) {
 		case err != nil:
 			return nil, err
 		}
-		if !written.IsZero() && sn.Time.After(written.Add(skew)) {
-			sn.Suspect = fmt.Sprintf("dated %s, %s after the storage wrote it (%s): a wrong clock or a forged time",
-				sn.Time.UTC().Format(time.RFC3339), sn.Time.Sub(written).Round(time.Second), written.UTC().Format(time.RFC3339))
-		}
+		r.flagSuspect(sn, written)
 		sns = append(sns, sn)
 	}
 	slices.SortFunc(sns, func(a, b *Snapshot) int {
