@@ -7,7 +7,7 @@ import (
 	"os"
 	"time"
 
-	"github.com/lifeboat-backup/lifeboat/targets"
+	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
 	"github.com/lifeboat-backup/lifeboat/targets/files"
 )
 
@@ -22,7 +22,7 @@ type Opener = func() (io.ReadCloser, error)
 type Source interface {
 	Kind() string
 	Paths() []string
-	Walk(ctx context.Context, warn func(path string, err error), fn func(e targets.Entry, open Opener) error) error
+	Walk(ctx context.Context, warn func(path string, err error), fn func(e snapshot.Entry, open Opener) error) error
 }
 
 // RecoveryPointer is implemented by sources whose data is consistent with
@@ -55,7 +55,7 @@ func (s *FilesSource) Kind() string { return "files" }
 func (s *FilesSource) Paths() []string { return s.Roots }
 
 // Walk implements Source.
-func (s *FilesSource) Walk(ctx context.Context, warn func(string, error), fn func(targets.Entry, Opener) error) error {
+func (s *FilesSource) Walk(ctx context.Context, warn func(string, error), fn func(snapshot.Entry, Opener) error) error {
 	// A missing root is a mistake in the command or policy, not unreadable
 	// data: fail before a misleading empty snapshot is saved.
 	for _, root := range s.Roots {
@@ -68,9 +68,9 @@ func (s *FilesSource) Walk(ctx context.Context, warn func(string, error), fn fun
 		warn(path, err)
 		return nil
 	}
-	return files.Walk(ctx, s.Roots, opts, func(e targets.Entry, src string) error {
+	return files.Walk(ctx, s.Roots, opts, func(e snapshot.Entry, src string) error {
 		var open Opener
-		if e.Type == targets.TypeFile {
+		if e.Type == snapshot.TypeFile {
 			open = func() (io.ReadCloser, error) { return files.Open(src, e) }
 		}
 		return fn(e, open)

@@ -16,7 +16,7 @@ import (
 	"github.com/lifeboat-backup/lifeboat/engine"
 	"github.com/lifeboat-backup/lifeboat/engine/repo"
 	"github.com/lifeboat-backup/lifeboat/engine/repo/repotest"
-	"github.com/lifeboat-backup/lifeboat/targets"
+	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
 )
 
 // swapSource is a FilesSource whose file "victim" is replaced by swap
@@ -26,8 +26,8 @@ type swapSource struct {
 	swap func(path string)
 }
 
-func (s swapSource) Walk(ctx context.Context, warn func(string, error), fn func(targets.Entry, engine.Opener) error) error {
-	return s.FilesSource.Walk(ctx, warn, func(e targets.Entry, open engine.Opener) error {
+func (s swapSource) Walk(ctx context.Context, warn func(string, error), fn func(snapshot.Entry, engine.Opener) error) error {
+	return s.FilesSource.Walk(ctx, warn, func(e snapshot.Entry, open engine.Opener) error {
 		if filepath.Base(e.Path) == "victim" {
 			s.swap(filepath.Join(filepath.Dir(s.Roots[0]), e.Path))
 		}
@@ -66,7 +66,7 @@ func backupSwapped(t *testing.T, swap func(path string)) (*repo.Repository, *eng
 }
 
 // stored returns the paths and contents of the files in sn.
-func stored(t *testing.T, r *repo.Repository, sn *repo.Snapshot) map[string]string {
+func stored(t *testing.T, r *repo.Repository, sn *snapshot.Snapshot) map[string]string {
 	t.Helper()
 	out := map[string]string{}
 	tr := r.NewTreeReader(context.Background(), sn)
@@ -76,7 +76,7 @@ func stored(t *testing.T, r *repo.Repository, sn *repo.Snapshot) map[string]stri
 			return out
 		}
 		require.NoError(t, err)
-		if n.Type != targets.TypeFile {
+		if n.Type != snapshot.TypeFile {
 			continue
 		}
 		b, err := io.ReadAll(r.NewBlobReader(context.Background(), n.Content))

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/lifeboat-backup/lifeboat/engine/repo"
+	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
 	"github.com/lifeboat-backup/lifeboat/targets/files"
 	"github.com/lifeboat-backup/lifeboat/targets/volume"
 )
@@ -26,7 +27,7 @@ type VolumeOptions struct {
 	Overwrite bool
 	// NoHash skips the SHA-256 of the restored content.
 	NoHash   bool
-	Progress *Progress
+	Progress *snapshot.Progress
 }
 
 // VolumeStats summarize a volume restore.
@@ -46,13 +47,13 @@ type VolumeStats struct {
 // the SHA-256 of the whole content is reported. A native snapshot is
 // restored blob by blob, loads in parallel; another engine's is copied
 // from its content stream.
-func Volume(ctx context.Context, s Snapshot, dest string, opts VolumeOptions) (*VolumeStats, error) {
+func Volume(ctx context.Context, s snapshot.Reader, dest string, opts VolumeOptions) (*VolumeStats, error) {
 	sn := s.Info()
 	if sn.Kind != "volume" {
 		return nil, fmt.Errorf("snapshot %s is a %s snapshot, not volume", sn.ID.Short(), sn.Kind)
 	}
 	if opts.Progress == nil {
-		opts.Progress = &Progress{}
+		opts.Progress = &snapshot.Progress{}
 	}
 	n, err := singleFile(ctx, s)
 	if err != nil {
@@ -104,8 +105,8 @@ func Volume(ctx context.Context, s Snapshot, dest string, opts VolumeOptions) (*
 	default:
 		return nil, err
 	}
-	if ns, ok := s.(nativeSnapshot); ok {
-		err = writeVolume(ctx, ns.r, n, f, st, opts)
+	if ns, ok := s.(interface{ Repository() *repo.Repository }); ok {
+		err = writeVolume(ctx, ns.Repository(), n, f, st, opts)
 	} else {
 		err = copyVolume(ctx, s, n, f, st, opts)
 	}
@@ -132,7 +133,7 @@ func Volume(ctx context.Context, s Snapshot, dest string, opts VolumeOptions) (*
 // writer: a future, done when data (or err) is set. zero: all zeros, size
 // bytes (data is nil when it was known by its ID and not loaded).
 type blobLoad struct {
-	id   repo.ID
+	id   snapshot.ID
 	buf  *[]byte
 	data []byte
 	zero bool
@@ -161,7 +162,7 @@ const maxVolumeLoaders = 8
 // writes. All-zero blobs (holes) are recognized by ID after their first
 // load: not loaded again, not written to images, hashed from a shared
 // zero buffer.
-func writeVolume(ctx context.Context, r *repo.Repository, n *repo.Node, f *os.File, st *VolumeStats, opts VolumeOptions) (err error) {
+func writeVolume(ctx context.Context, r *repo.Repository, n *snapshot.Node, f *os.File, st *VolumeStats, opts VolumeOptions) (err error) {
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	defer func() {
@@ -174,7 +175,7 @@ func writeVolume(ctx context.Context, r *repo.Repository, n *repo.Node, f *os.Fi
 	ordered := make(chan *blobLoad, 2*workers)
 	jobs := make(chan *blobLoad)
 	var zmu sync.Mutex
-	zeroIDs := map[repo.ID]int{}
+	zeroIDs := map[snapshot.ID]int{}
 
 	wg.Add(1)
 	go func() { // in content order: to the writer, and to a loader unless known zeros
@@ -311,7 +312,7 @@ func writeVolume(ctx context.Context, r *repo.Repository, n *repo.Node, f *os.Fi
 // copyVolume restores n's content into f from its content stream (a
 // restic archive): read in pieces of the default block size, all-zero
 // pieces left as holes in images, the SHA-256 computed on the way.
-func copyVolume(ctx context.Context, s Snapshot, n *repo.Node, f *os.File, st *VolumeStats, opts VolumeOptions) error {
+func copyVolume(ctx context.Context, s snapshot.Reader, n *snapshot.Node, f *os.File, st *VolumeStats, opts VolumeOptions) error {
 	rc := s.Open(ctx, n)
 	defer rc.Close()
 	var h hash.Hash

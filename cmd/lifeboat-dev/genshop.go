@@ -10,7 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/lifeboat-backup/lifeboat/targets/mysql"
-	"github.com/lifeboat-backup/lifeboat/testdata/shop"
+	"github.com/lifeboat-backup/lifeboat/internal/testutil/shop"
 )
 
 func newGenShopCommand() *cobra.Command {

@@ -16,7 +16,7 @@ import (
 	"github.com/lifeboat-backup/lifeboat/restore"
 	"github.com/lifeboat-backup/lifeboat/targets/mysql/mysqltest"
 	"github.com/lifeboat-backup/lifeboat/targets/postgres/postgrestest"
-	"github.com/lifeboat-backup/lifeboat/testdata/shop"
+	"github.com/lifeboat-backup/lifeboat/internal/testutil/shop"
 )
 
 // A drill of a restic policy (files + MySQL) from the primary and from a

@@ -13,8 +13,8 @@ import (
 
 	"github.com/lifeboat-backup/lifeboat/targets/mysql/mysqltest"
 	"github.com/lifeboat-backup/lifeboat/targets/postgres/postgrestest"
-	"github.com/lifeboat-backup/lifeboat/testdata/oroshop"
-	"github.com/lifeboat-backup/lifeboat/testdata/shop"
+	"github.com/lifeboat-backup/lifeboat/internal/testutil/oroshop"
+	"github.com/lifeboat-backup/lifeboat/internal/testutil/shop"
 )
 
 // engineRepos makes a native and a restic repository for one policy

@@ -12,11 +12,11 @@ import (
 	"github.com/lifeboat-backup/lifeboat/engine"
 	"github.com/lifeboat-backup/lifeboat/engine/replicate"
 	"github.com/lifeboat-backup/lifeboat/engine/repo/repotest"
-	"github.com/lifeboat-backup/lifeboat/engine/repo/storage/miniotest"
+	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
+	"github.com/lifeboat-backup/lifeboat/engine/storage/miniotest"
 	"github.com/lifeboat-backup/lifeboat/restore"
-	"github.com/lifeboat-backup/lifeboat/targets/files"
-	"github.com/lifeboat-backup/lifeboat/testdata/gentree"
-	"github.com/lifeboat-backup/lifeboat/testdata/treecmp"
+	"github.com/lifeboat-backup/lifeboat/internal/testutil/gentree"
+	"github.com/lifeboat-backup/lifeboat/internal/testutil/treecmp"
 )
 
 // TestTwoRegions: two MinIO servers on different loopback ports stand in
@@ -51,7 +51,7 @@ func TestTwoRegions(t *testing.T) {
 	sn, err := r.FindSnapshot(ctx, "latest", nil)
 	require.NoError(t, err)
 	out := t.TempDir()
-	_, err = restore.Files(ctx, r, sn, out, restore.Options{Files: files.RestoreOptions{KeepSetuid: true, Devices: true, Xattrs: files.XattrsAll}})
+	_, err = restore.Files(ctx, r, sn, out, snapshot.RestoreOptions{Entries: snapshot.EntryOptions{KeepSetuid: true, Devices: true, Xattrs: snapshot.XattrsAll}})
 	require.NoError(t, err)
 	diffs, err := treecmp.Compare(src, filepath.Join(out, "tree"), treecmp.Options{IgnoreOwner: os.Geteuid() != 0})
 	require.NoError(t, err)

@@ -15,11 +15,11 @@ import (
 	"github.com/lifeboat-backup/lifeboat/engine/replicate"
 	"github.com/lifeboat-backup/lifeboat/engine/repo"
 	"github.com/lifeboat-backup/lifeboat/engine/repo/repotest"
-	"github.com/lifeboat-backup/lifeboat/engine/repo/storage"
+	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
+	"github.com/lifeboat-backup/lifeboat/engine/storage"
 	"github.com/lifeboat-backup/lifeboat/restore"
-	"github.com/lifeboat-backup/lifeboat/targets/files"
-	"github.com/lifeboat-backup/lifeboat/testdata/gentree"
-	"github.com/lifeboat-backup/lifeboat/testdata/treecmp"
+	"github.com/lifeboat-backup/lifeboat/internal/testutil/gentree"
+	"github.com/lifeboat-backup/lifeboat/internal/testutil/treecmp"
 )
 
 func open(t *testing.T, url string) *blob.Bucket {
@@ -34,7 +34,7 @@ type fixture struct {
 	primary  *repo.Repository
 	dst      *blob.Bucket
 	src      string
-	snapshot *repo.Snapshot
+	snapshot *snapshot.Snapshot
 }
 
 func setup(t *testing.T) *fixture {
@@ -59,7 +59,7 @@ func restoreFrom(t *testing.T, f *fixture) {
 	sn, err := r.FindSnapshot(context.Background(), "latest", nil)
 	require.NoError(t, err)
 	dest := t.TempDir()
-	_, err = restore.Files(context.Background(), r, sn, dest, restore.Options{Files: files.RestoreOptions{KeepSetuid: true, Devices: true, Xattrs: files.XattrsAll}})
+	_, err = restore.Files(context.Background(), r, sn, dest, snapshot.RestoreOptions{Entries: snapshot.EntryOptions{KeepSetuid: true, Devices: true, Xattrs: snapshot.XattrsAll}})
 	require.NoError(t, err)
 	diffs, err := treecmp.Compare(f.src, filepath.Join(dest, "tree"), treecmp.Options{IgnoreOwner: true})
 	require.NoError(t, err)
@@ -142,7 +142,7 @@ func TestReplicatePropagatesForgetAndPrune(t *testing.T) {
 	sec := (&repotest.Repo{Bucket: f.dst, Owner: f.tr.Owner}).Open(t, f.tr.Owner)
 	old, err := sec.FindSnapshot(ctx, f.snapshot.ID.String(), nil)
 	require.NoError(t, err)
-	_, err = restore.Files(ctx, sec, old, t.TempDir(), restore.Options{})
+	_, err = restore.Files(ctx, sec, old, t.TempDir(), snapshot.RestoreOptions{})
 	require.NoError(t, err, "and restores there")
 
 	// Once delete_after has passed since the first run found it gone.

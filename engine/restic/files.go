@@ -8,18 +8,25 @@ import (
 	"path"
 	"path/filepath"
 
-	"github.com/lifeboat-backup/lifeboat/engine/repo"
-	"github.com/lifeboat-backup/lifeboat/restore"
+	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
 )
 
 // RestoreFiles restores a files snapshot to dest the way the native engine
 // lays it out: each backed-up root under dest/BASENAME (restic restore
 // SNAPSHOT:ROOT --target dest/BASENAME).
-func (e *Engine) RestoreFiles(ctx context.Context, sn *repo.Snapshot, dest string) (*restore.Stats, error) {
+// restic restores entries its own way: of the options only Progress (set
+// at the end) is honoured; the others are refused rather than ignored.
+func (e *Engine) RestoreFiles(ctx context.Context, sn *snapshot.Snapshot, dest string, opts snapshot.RestoreOptions) (*snapshot.RestoreStats, error) {
 	if sn.Kind != "files" {
 		return nil, fmt.Errorf("snapshot %s is a %s snapshot, not files", sn.ID.Short(), sn.Kind)
 	}
-	st := &restore.Stats{}
+	if len(opts.Include) > 0 {
+		return nil, fmt.Errorf("%w: --include on restic files snapshots (use restic restore --include)", snapshot.ErrUnsupported)
+	}
+	if opts.Entries != (snapshot.EntryOptions{}) {
+		return nil, fmt.Errorf("%w: --owner, --numeric-owner, --xattrs, --keep-setuid and --devices on restic files snapshots (restic restore applies its own rules)", snapshot.ErrUnsupported)
+	}
+	st := &snapshot.RestoreStats{}
 	for _, root := range sn.Paths {
 		to := filepath.Join(dest, path.Base(filepath.ToSlash(root)))
 		var out bytes.Buffer
@@ -39,5 +46,13 @@ func (e *Engine) RestoreFiles(ctx context.Context, sn *repo.Snapshot, dest strin
 			}
 		}
 	}
+	if opts.Progress != nil {
+		opts.Progress.Files.Store(st.Files)
+		opts.Progress.Bytes.Store(st.Bytes)
+	}
 	return st, nil
 }
+
+// CanReadData implements snapshot.Repository: a restic repository's
+// password reads everything.
+func (e *Engine) CanReadData() bool { return true }
