@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -19,6 +18,7 @@ import (
 	"github.com/lifeboat-backup/lifeboat/engine/repo"
 	"github.com/lifeboat-backup/lifeboat/engine/repo/chunker"
 	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
+	"github.com/lifeboat-backup/lifeboat/internal/zeros"
 )
 
 // Version is the program version recorded in snapshots.
@@ -450,7 +450,7 @@ func (j *fileJob) finish(ctx context.Context) error {
 // computed once per length. A non-zero chunk costs one compare of its
 // leading bytes.
 func (b *backup) blobID(data []byte) snapshot.ID {
-	if len(data) == 0 || data[0] != 0 || data[len(data)-1] != 0 || !isZero(data) {
+	if len(data) == 0 || data[0] != 0 || data[len(data)-1] != 0 || !zeros.All(data) {
 		return b.r.BlobID(data)
 	}
 	b.mu.Lock()
@@ -464,19 +464,6 @@ func (b *backup) blobID(data []byte) snapshot.ID {
 		b.zeroIDs[len(data)] = id
 	}
 	return id
-}
-
-var zeroBlock [64 << 10]byte
-
-func isZero(p []byte) bool {
-	for len(p) > 0 {
-		n := min(len(p), len(zeroBlock))
-		if !bytes.Equal(p[:n], zeroBlock[:n]) {
-			return false
-		}
-		p = p[n:]
-	}
-	return true
 }
 
 // writeTree writes the metadata stream in walk order as entries finish.

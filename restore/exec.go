@@ -9,10 +9,10 @@ import (
 	"io"
 	"os"
 	osexec "os/exec"
-	"path/filepath"
 	"time"
 
 	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
+	"github.com/lifeboat-backup/lifeboat/internal/atomicfile"
 	"github.com/lifeboat-backup/lifeboat/targets/exec"
 )
 
@@ -93,23 +93,15 @@ func Exec(ctx context.Context, s snapshot.Reader, opts ExecOptions) (*ExecStats,
 			return nil, err
 		}
 	default:
-		f, err := os.CreateTemp(filepath.Dir(opts.To), "."+filepath.Base(opts.To)+".lifeboat-*")
+		f, err := atomicfile.Create(opts.To, 0o600)
 		if err != nil {
 			return nil, fmt.Errorf("restore %s to %s: %w", n.Path, opts.To, err)
 		}
-		tmp := f.Name()
-		err = copyTo(f)
-		if err == nil {
-			err = f.Sync()
-		}
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-		if err == nil {
-			err = os.Rename(tmp, opts.To)
+		if err = copyTo(f); err == nil {
+			err = f.Commit()
 		}
 		if err != nil {
-			os.Remove(tmp)
+			f.Abort()
 			return nil, fmt.Errorf("restore %s to %s: %w", n.Path, opts.To, err)
 		}
 	}

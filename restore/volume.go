@@ -16,6 +16,7 @@ import (
 
 	"github.com/lifeboat-backup/lifeboat/engine/repo"
 	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
+	"github.com/lifeboat-backup/lifeboat/internal/zeros"
 	"github.com/lifeboat-backup/lifeboat/targets/files"
 	"github.com/lifeboat-backup/lifeboat/targets/volume"
 )
@@ -213,7 +214,7 @@ func writeVolume(ctx context.Context, r *repo.Repository, n *snapshot.Node, f *o
 				l.data, l.err = r.LoadBlob(ctx, l.id, (*l.buf)[:0])
 				if l.err == nil {
 					*l.buf = l.data[:0]
-					if l.zero = allZero(l.data); l.zero {
+					if l.zero = zeros.All(l.data); l.zero {
 						l.size = len(l.data)
 						zmu.Lock()
 						zeroIDs[l.id] = l.size
@@ -324,7 +325,7 @@ func copyVolume(ctx context.Context, s snapshot.Reader, n *snapshot.Node, f *os.
 	for {
 		k, rerr := io.ReadFull(rc, buf)
 		if p := buf[:k]; k > 0 {
-			if allZero(p) {
+			if zeros.All(p) {
 				st.ZeroBytes += int64(k)
 			} else {
 				st.Written += int64(k)
@@ -359,20 +360,6 @@ func copyVolume(ctx context.Context, s snapshot.Reader, n *snapshot.Node, f *os.
 	}
 	return nil
 }
-
-func allZero(p []byte) bool {
-	for len(p) >= files.SparseBlock {
-		if !isZero(p[:files.SparseBlock]) {
-			return false
-		}
-		p = p[files.SparseBlock:]
-	}
-	return isZero(p)
-}
-
-var zeroPage [files.SparseBlock]byte
-
-func isZero(p []byte) bool { return string(p) == string(zeroPage[:len(p)]) }
 
 func growZeros(z *[]byte, n int) []byte {
 	if len(*z) < n {
