@@ -24,9 +24,10 @@ import (
 	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
 	"github.com/lifeboat-backup/lifeboat/engine/storage"
 	"github.com/lifeboat-backup/lifeboat/engine/storage/miniotest"
-	"github.com/lifeboat-backup/lifeboat/restore"
 	"github.com/lifeboat-backup/lifeboat/internal/testutil/gentree"
 	"github.com/lifeboat-backup/lifeboat/internal/testutil/treecmp"
+	"github.com/lifeboat-backup/lifeboat/restore"
+	"github.com/lifeboat-backup/lifeboat/targets/files"
 )
 
 func TestMain(m *testing.M) { os.Exit(miniotest.Main(m)) }
@@ -63,7 +64,7 @@ func genTree(t *testing.T, size int64, seed int64) string {
 
 func backup(t *testing.T, r *repo.Repository, root string) *engine.BackupResult {
 	t.Helper()
-	res, err := engine.Backup(context.Background(), r, &engine.FilesSource{Roots: []string{root}}, engine.BackupOptions{})
+	res, err := engine.Backup(context.Background(), r, &files.Source{Roots: []string{root}}, engine.BackupOptions{})
 	require.NoError(t, err)
 	require.Empty(t, res.Warnings)
 	return res
@@ -129,7 +130,7 @@ func TestDedup(t *testing.T) {
 	assert.Less(t, float64(second.BytesStored), 0.01*float64(first.BytesIn))
 
 	// Unchanged content, re-read without parent: still nothing new.
-	forced, err := engine.Backup(context.Background(), r, &engine.FilesSource{Roots: []string{src}}, engine.BackupOptions{NoParent: true})
+	forced, err := engine.Backup(context.Background(), r, &files.Source{Roots: []string{src}}, engine.BackupOptions{NoParent: true})
 	require.NoError(t, err)
 	assert.Equal(t, first.BytesIn, forced.Snapshot.Stats.BytesRead)
 	assert.Less(t, float64(forced.Snapshot.Stats.BytesAdded), 0.01*float64(first.BytesIn))
@@ -198,7 +199,7 @@ func TestUnreadableFileIsNamed(t *testing.T) {
 	require.NoError(t, os.WriteFile(filepath.Join(src, "secret"), []byte("x"), 0o000))
 	tr := repotest.Init(t, openURL(t, "mem://"), repotest.SmallChunks, 0)
 	r := tr.Open(t, tr.Owner)
-	res, err := engine.Backup(context.Background(), r, &engine.FilesSource{Roots: []string{src}}, engine.BackupOptions{})
+	res, err := engine.Backup(context.Background(), r, &files.Source{Roots: []string{src}}, engine.BackupOptions{})
 	require.NoError(t, err)
 	require.Len(t, res.Warnings, 1)
 	assert.Contains(t, res.Warnings[0], "secret")

@@ -88,7 +88,7 @@ type RunOptions struct {
 func SourceFor(t policies.Target) (Source, error) {
 	switch t.Kind {
 	case "files":
-		return &FilesSource{Roots: t.Paths, Options: files.Options{Excludes: t.Exclude, OneFileSystem: t.OneFileSystem}}, nil
+		return &files.Source{Roots: t.Paths, Options: files.Options{Excludes: t.Exclude, OneFileSystem: t.OneFileSystem}}, nil
 	case "mysql":
 		pw, err := password(t)
 		if err != nil {

@@ -20,13 +20,14 @@ import (
 	"github.com/lifeboat-backup/lifeboat/engine"
 	"github.com/lifeboat-backup/lifeboat/engine/repo"
 	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
+	"github.com/lifeboat-backup/lifeboat/internal/testutil/shop"
 	"github.com/lifeboat-backup/lifeboat/policies"
 	"github.com/lifeboat-backup/lifeboat/restore"
+	"github.com/lifeboat-backup/lifeboat/targets/files"
 	"github.com/lifeboat-backup/lifeboat/targets/mysql"
 	"github.com/lifeboat-backup/lifeboat/targets/mysql/mysqltest"
 	"github.com/lifeboat-backup/lifeboat/targets/postgres"
 	"github.com/lifeboat-backup/lifeboat/targets/postgres/postgrestest"
-	"github.com/lifeboat-backup/lifeboat/internal/testutil/shop"
 )
 
 func f64(v float64) *float64 { return &v }
@@ -47,7 +48,7 @@ func mediaTree(t *testing.T, n int) string {
 
 func backupFiles(t *testing.T, r *repo.Repository, target string, roots ...string) {
 	t.Helper()
-	_, err := engine.Backup(context.Background(), r, &engine.FilesSource{Roots: roots},
+	_, err := engine.Backup(context.Background(), r, &files.Source{Roots: roots},
 		engine.BackupOptions{Target: target, Host: "drillhost", Workers: 2})
 	require.NoError(t, err)
 }

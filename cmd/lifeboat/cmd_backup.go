@@ -55,7 +55,7 @@ the exit code is 4.`,
 }
 
 func (a *app) runBackupFiles(cmd *cobra.Command, o backupOptions, paths []string) error {
-	src := &engine.FilesSource{Roots: paths, Options: files.Options{Excludes: o.excludes, OneFileSystem: o.oneFileSystem}}
+	src := &files.Source{Roots: paths, Options: files.Options{Excludes: o.excludes, OneFileSystem: o.oneFileSystem}}
 	return a.backupSource(cmd.Context(), o, src, "processed")
 }
 

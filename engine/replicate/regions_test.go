@@ -14,9 +14,10 @@ import (
 	"github.com/lifeboat-backup/lifeboat/engine/repo/repotest"
 	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
 	"github.com/lifeboat-backup/lifeboat/engine/storage/miniotest"
-	"github.com/lifeboat-backup/lifeboat/restore"
 	"github.com/lifeboat-backup/lifeboat/internal/testutil/gentree"
 	"github.com/lifeboat-backup/lifeboat/internal/testutil/treecmp"
+	"github.com/lifeboat-backup/lifeboat/restore"
+	"github.com/lifeboat-backup/lifeboat/targets/files"
 )
 
 // TestTwoRegions: two MinIO servers on different loopback ports stand in
@@ -36,7 +37,7 @@ func TestTwoRegions(t *testing.T) {
 	_, err := gentree.Generate(src, gentree.Options{Size: 8 << 20, Seed: 5, NoSpecial: true})
 	require.NoError(t, err)
 	host := tr.Open(t, tr.Host)
-	_, err = engine.Backup(ctx, host, &engine.FilesSource{Roots: []string{src}}, engine.BackupOptions{})
+	_, err = engine.Backup(ctx, host, &files.Source{Roots: []string{src}}, engine.BackupOptions{})
 	require.NoError(t, err)
 
 	dst := open(t, us.URL("disaster-recovery", "shop"))

@@ -17,9 +17,10 @@ import (
 	"github.com/lifeboat-backup/lifeboat/engine/repo/repotest"
 	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
 	"github.com/lifeboat-backup/lifeboat/engine/storage"
-	"github.com/lifeboat-backup/lifeboat/restore"
 	"github.com/lifeboat-backup/lifeboat/internal/testutil/gentree"
 	"github.com/lifeboat-backup/lifeboat/internal/testutil/treecmp"
+	"github.com/lifeboat-backup/lifeboat/restore"
+	"github.com/lifeboat-backup/lifeboat/targets/files"
 )
 
 func open(t *testing.T, url string) *blob.Bucket {
@@ -45,7 +46,7 @@ func setup(t *testing.T) *fixture {
 	f.src = filepath.Join(t.TempDir(), "tree")
 	_, err := gentree.Generate(f.src, gentree.Options{Size: 4 << 20, Seed: 3, NoSpecial: true})
 	require.NoError(t, err)
-	res, err := engine.Backup(context.Background(), f.primary, &engine.FilesSource{Roots: []string{f.src}}, engine.BackupOptions{})
+	res, err := engine.Backup(context.Background(), f.primary, &files.Source{Roots: []string{f.src}}, engine.BackupOptions{})
 	require.NoError(t, err)
 	f.snapshot = res.Snapshot
 	return f
@@ -125,7 +126,7 @@ func TestReplicatePropagatesForgetAndPrune(t *testing.T) {
 	require.NoError(t, err)
 	_, err = gentree.Mutate(f.src, 0.3, 9)
 	require.NoError(t, err)
-	_, err = engine.Backup(ctx, f.primary, &engine.FilesSource{Roots: []string{f.src}}, engine.BackupOptions{})
+	_, err = engine.Backup(ctx, f.primary, &files.Source{Roots: []string{f.src}}, engine.BackupOptions{})
 	require.NoError(t, err)
 	require.NoError(t, f.primary.DeleteSnapshot(ctx, f.snapshot.ID))
 	_, err = f.primary.Prune(ctx, repo.PruneOptions{Grace: -1})
@@ -168,7 +169,7 @@ func TestAttackEmptiedPrimaryDoesNotEmptySecondary(t *testing.T) {
 	for range 2 {
 		_, err := gentree.Mutate(f.src, 0.1, 7)
 		require.NoError(t, err)
-		_, err = engine.Backup(ctx, f.primary, &engine.FilesSource{Roots: []string{f.src}}, engine.BackupOptions{})
+		_, err = engine.Backup(ctx, f.primary, &files.Source{Roots: []string{f.src}}, engine.BackupOptions{})
 		require.NoError(t, err)
 	}
 	_, err := replicate.Replicate(ctx, f.primary, f.dst, replicate.Options{})

@@ -16,9 +16,10 @@ import (
 	"github.com/lifeboat-backup/lifeboat/engine/repo"
 	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
 	"github.com/lifeboat-backup/lifeboat/engine/storage"
-	"github.com/lifeboat-backup/lifeboat/restore"
 	"github.com/lifeboat-backup/lifeboat/internal/testutil/gentree"
 	"github.com/lifeboat-backup/lifeboat/internal/testutil/treecmp"
+	"github.com/lifeboat-backup/lifeboat/restore"
+	"github.com/lifeboat-backup/lifeboat/targets/files"
 )
 
 var ctx = context.Background()
@@ -46,7 +47,7 @@ func makeTree(t *testing.T, size, seed int64) string {
 
 func backupDir(t *testing.T, r *repo.Repository, root string) *snapshot.Snapshot {
 	t.Helper()
-	res, err := engine.Backup(ctx, r, &engine.FilesSource{Roots: []string{root}}, engine.BackupOptions{})
+	res, err := engine.Backup(ctx, r, &files.Source{Roots: []string{root}}, engine.BackupOptions{})
 	require.NoError(t, err)
 	require.Empty(t, res.Warnings)
 	return res.Snapshot

@@ -20,6 +20,7 @@ import (
 	"github.com/lifeboat-backup/lifeboat/engine/repo"
 	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
 	"github.com/lifeboat-backup/lifeboat/policies"
+	"github.com/lifeboat-backup/lifeboat/targets/files"
 )
 
 // Tags lifeboat puts on restic snapshots besides the user's: the target
@@ -102,7 +103,7 @@ func (e *Engine) Backup(ctx context.Context, src engine.Source, opts engine.Back
 	}
 	var res *engine.BackupResult
 	var err error
-	if fs, ok := src.(*engine.FilesSource); ok {
+	if fs, ok := src.(*files.Source); ok {
 		res, err = e.backupFiles(ctx, fs, args)
 	} else {
 		res, err = e.backupStream(ctx, src, opts, args)
@@ -120,7 +121,7 @@ func (e *Engine) Backup(ctx context.Context, src engine.Source, opts engine.Back
 	return res, nil
 }
 
-func (e *Engine) backupFiles(ctx context.Context, src *engine.FilesSource, args []string) (*engine.BackupResult, error) {
+func (e *Engine) backupFiles(ctx context.Context, src *files.Source, args []string) (*engine.BackupResult, error) {
 	roots := make([]string, len(src.Roots))
 	for i, r := range src.Roots {
 		if _, err := os.Lstat(r); err != nil {

@@ -20,6 +20,7 @@ import (
 	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
 	"github.com/lifeboat-backup/lifeboat/engine/storage/miniotest"
 	"github.com/lifeboat-backup/lifeboat/policies"
+	"github.com/lifeboat-backup/lifeboat/targets/files"
 )
 
 func TestMain(m *testing.M) { os.Exit(miniotest.Main(m)) }
@@ -225,7 +226,7 @@ func TestFilesBackupRestoreReplicate(t *testing.T) {
 	require.NoError(t, os.WriteFile(filepath.Join(root, "cache", "x"), []byte("skip me"), 0o644))
 	require.NoError(t, os.Symlink("a.jpg", filepath.Join(root, "link")))
 
-	src := &engine.FilesSource{Roots: []string{root}}
+	src := &files.Source{Roots: []string{root}}
 	src.Options.Excludes = []string{root + "/cache/*"}
 	res, err := e.Backup(ctx, src, engine.BackupOptions{Target: "media", Host: "web1", Tags: []string{"policy:shop"}})
 	require.NoError(t, err)
@@ -233,7 +234,7 @@ func TestFilesBackupRestoreReplicate(t *testing.T) {
 	assert.Equal(t, int64(100_000), res.Snapshot.Stats.BytesIn)
 	assert.Empty(t, res.Warnings)
 
-	_, err = e.Backup(ctx, &engine.FilesSource{Roots: []string{filepath.Join(root, "missing")}}, engine.BackupOptions{})
+	_, err = e.Backup(ctx, &files.Source{Roots: []string{filepath.Join(root, "missing")}}, engine.BackupOptions{})
 	require.ErrorContains(t, err, "backup root")
 	_, err = e.Backup(ctx, src, engine.BackupOptions{Tags: []string{"a,b"}})
 	require.ErrorContains(t, err, `tag "a,b": restic tags cannot hold a comma`)
