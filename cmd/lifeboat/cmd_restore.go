@@ -99,7 +99,7 @@ func (a *app) restoreFrom(ctx context.Context, r snapshot.Repository, sn *snapsh
 	if !r.CanReadData() {
 		return fmt.Errorf("restore snapshot %s: %w", sn.ID.Short(), repo.ErrNoDataKey)
 	}
-	if sn.Kind != policies.KindFiles {
+	if sn.Kind != policies.KindFiles || isMySQLDestination(o.to) || isPostgresDestination(o.to) {
 		var handled bool
 		err := snapshot.WithReader(ctx, r, sn, func(s snapshot.Reader) (err error) {
 			handled, err = a.restoreStream(ctx, s, o, my)

@@ -30,7 +30,7 @@ const maxPasses = 4
 // are restic's own trees: RestoreFiles restores them.
 func (e *Engine) Open(_ context.Context, sn *snapshot.Snapshot) (snapshot.Reader, error) {
 	if sn.Kind == "files" {
-		return nil, fmt.Errorf("snapshot %s is restic's own file tree, not a lifeboat archive: restore it as files", sn.ID.Short())
+		return nil, fmt.Errorf("%w: snapshot %s is restic's own file tree, not a lifeboat archive: restore it as files (--to DIR)", snapshot.ErrUnsupported, sn.ID.Short())
 	}
 	s := &streamSnapshot{r: e.R, sn: sn, file: "/" + sn.Target + ArchiveSuffix}
 	s.cond = sync.NewCond(&s.mu)
