@@ -18,11 +18,11 @@ import (
 	"github.com/lifeboat-backup/lifeboat/engine/restic/restictest"
 	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
 	"github.com/lifeboat-backup/lifeboat/engine/storage"
+	"github.com/lifeboat-backup/lifeboat/internal/testutil/shop"
 	"github.com/lifeboat-backup/lifeboat/policies"
 	"github.com/lifeboat-backup/lifeboat/sanitize"
 	"github.com/lifeboat-backup/lifeboat/targets/mysql"
 	"github.com/lifeboat-backup/lifeboat/targets/mysql/mysqltest"
-	"github.com/lifeboat-backup/lifeboat/internal/testutil/shop"
 )
 
 // BenchmarkExport exports the generated shop (LIFEBOAT_BENCH_ROWS rows,

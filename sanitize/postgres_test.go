@@ -15,11 +15,11 @@ import (
 	"github.com/lifeboat-backup/lifeboat/engine/repo/repotest"
 	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
 	"github.com/lifeboat-backup/lifeboat/engine/storage"
+	"github.com/lifeboat-backup/lifeboat/internal/testutil/oroshop"
 	"github.com/lifeboat-backup/lifeboat/policies"
 	"github.com/lifeboat-backup/lifeboat/sanitize"
 	"github.com/lifeboat-backup/lifeboat/targets/postgres"
 	"github.com/lifeboat-backup/lifeboat/targets/postgres/postgrestest"
-	"github.com/lifeboat-backup/lifeboat/internal/testutil/oroshop"
 )
 
 // TestSanitizedExportPostgres: a generated OroCommerce-like database is

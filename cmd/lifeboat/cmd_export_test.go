@@ -17,13 +17,13 @@ import (
 	"github.com/lifeboat-backup/lifeboat/engine/repo/repotest"
 	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
 	"github.com/lifeboat-backup/lifeboat/engine/storage"
+	"github.com/lifeboat-backup/lifeboat/internal/testutil/oroshop"
+	"github.com/lifeboat-backup/lifeboat/internal/testutil/shop"
 	"github.com/lifeboat-backup/lifeboat/policies"
 	"github.com/lifeboat-backup/lifeboat/sanitize"
 	"github.com/lifeboat-backup/lifeboat/targets/mysql"
 	"github.com/lifeboat-backup/lifeboat/targets/mysql/mysqltest"
 	"github.com/lifeboat-backup/lifeboat/targets/postgres/postgrestest"
-	"github.com/lifeboat-backup/lifeboat/internal/testutil/oroshop"
-	"github.com/lifeboat-backup/lifeboat/internal/testutil/shop"
 )
 
 // TestCLIExport: a sanitized export loaded straight into a server

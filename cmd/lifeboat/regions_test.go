@@ -11,10 +11,10 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/lifeboat-backup/lifeboat/engine/storage/miniotest"
-	"github.com/lifeboat-backup/lifeboat/targets/mysql/mysqltest"
 	"github.com/lifeboat-backup/lifeboat/internal/testutil/gentree"
 	"github.com/lifeboat-backup/lifeboat/internal/testutil/shop"
 	"github.com/lifeboat-backup/lifeboat/internal/testutil/treecmp"
+	"github.com/lifeboat-backup/lifeboat/targets/mysql/mysqltest"
 )
 
 func TestMain(m *testing.M) {

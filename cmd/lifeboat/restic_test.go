@@ -18,10 +18,10 @@ import (
 
 	"github.com/lifeboat-backup/lifeboat/engine/restic/restictest"
 	"github.com/lifeboat-backup/lifeboat/engine/storage/miniotest"
-	"github.com/lifeboat-backup/lifeboat/targets/mysql/mysqltest"
 	"github.com/lifeboat-backup/lifeboat/internal/testutil/gentree"
 	"github.com/lifeboat-backup/lifeboat/internal/testutil/shop"
 	"github.com/lifeboat-backup/lifeboat/internal/testutil/treecmp"
+	"github.com/lifeboat-backup/lifeboat/targets/mysql/mysqltest"
 )
 
 // useRestic returns the restic binary the tests drive (skipping without
