@@ -127,6 +127,7 @@ some source data unreadable, 5 restore finished but some entries could not be re
 	root.AddCommand(a.systemdCmd(), a.daemonCmd(), a.historyCmd())
 	root.AddCommand(a.configCmd(), a.keyCmd())
 	root.AddCommand(a.drillCmd())
+	root.AddCommand(a.walCmd())
 	root.AddCommand(a.exportCmd(), a.sanitizeCmd())
 	return root
 }
@@ -157,9 +158,12 @@ func exitCode(ctx context.Context, err error) int {
 	var pe partialError
 	var ie *restore.IncompleteError
 	var ve policies.ValidationErrors
+	var ae abortRecoveryError
 	switch {
 	case ctx.Err() != nil:
 		return exitInterrupted
+	case errors.As(err, &ae):
+		return exitAbortRecovery
 	case errors.As(err, &ue) || errors.As(err, &ve) || isCobraUsage(err):
 		return exitUsage
 	case errors.As(err, &pe):
