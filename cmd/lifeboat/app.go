@@ -128,6 +128,7 @@ some source data unreadable, 5 restore finished but some entries could not be re
 	root.AddCommand(a.systemdCmd(), a.daemonCmd(), a.historyCmd())
 	root.AddCommand(a.configCmd(), a.keyCmd())
 	root.AddCommand(a.drillCmd())
+	root.AddCommand(a.walCmd())
 	root.AddCommand(a.exportCmd(), a.sanitizeCmd())
 	return root
 }
@@ -158,9 +159,12 @@ func exitCode(ctx context.Context, err error) int {
 	var pe partialError
 	var ie *snapshot.IncompleteError
 	var ve policies.ValidationErrors
+	var ae abortRecoveryError
 	switch {
 	case ctx.Err() != nil:
 		return exitInterrupted
+	case errors.As(err, &ae):
+		return exitAbortRecovery
 	case errors.As(err, &ue) || errors.As(err, &ve) || isCobraUsage(err) || errors.Is(err, snapshot.ErrUnsupported):
 		return exitUsage
 	case errors.As(err, &pe):

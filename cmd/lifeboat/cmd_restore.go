@@ -25,13 +25,14 @@ type restoreOptions struct {
 	devices    bool
 	kinds      targetRestoreFlags    // volume, bucket, exec snapshots (cmd_targets.go)
 	pg         *postgresRestoreFlags // postgres:// destinations (cmd_postgres.go)
+	pitr       pitrFlags             // --until, --to-datadir (cmd_pitr.go)
 }
 
 func (a *app) restoreCmd() *cobra.Command {
 	var o restoreOptions
 	var my *mysqlRestoreFlags
 	cmd := &cobra.Command{
-		Use:   "restore SNAPSHOT|latest --to DIR [--include PATH]...",
+		Use:   "restore SNAPSHOT|latest --to DIR [--include PATH]... | restore --until TIME|latest|LSN|NAME --to-datadir DIR",
 		Short: "Restore a snapshot, or paths in it, to a directory",
 		Long: `Restore a snapshot to DIR: entries keep their stored paths (media/x restores to DIR/media/x).
 --include restores only the given paths (as listed by ls) and what is below them, reading only
@@ -43,10 +44,29 @@ nodes are not created (--devices). Nothing is written outside DIR and no symlink
 followed. Each file is written under a temporary name and renamed into place when complete; an
 entry that cannot be restored (a damaged pack) is listed and the restore goes on.
 
+Point-in-time recovery of a postgres target with a WAL archive (docs/pitr.md): --until TIME
+(RFC 3339, or YYYY-MM-DD HH:MM:SS in the policy's time zone: up to and including that second),
+latest, an LSN (0/3000060) or a restore point name, without a SNAPSHOT argument: the newest
+physical base from before the point is restored into the empty --to-datadir DIR, with recovery
+settings (restore_command naming this binary, the policy, the target and the owner key file by
+absolute path); --start starts the server and waits until it recovered and was promoted.
+
 Exit codes: 0 ok, 1 failure, 5 restore finished but some entries could not be restored (listed),
 12 wrong key.`,
-		Args: cobra.ExactArgs(1),
+		Args: cobra.RangeArgs(0, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if o.pitr.until != "" || o.pitr.toDatadir != "" {
+				if len(args) > 0 {
+					return usagef("--until restores the newest base before the point: no SNAPSHOT argument")
+				}
+				if o.pitr.toDatadir == "" {
+					return usagef("--until needs --to-datadir DIR (postgres targets)")
+				}
+				return a.restorePGPITR(cmd.Context(), o, o.pitr)
+			}
+			if len(args) != 1 {
+				return usagef("restore needs a SNAPSHOT (or latest), or --until")
+			}
 			if o.to == "" && o.kinds.toCommand == "" {
 				return usagef("--to DIR is required")
 			}
@@ -70,6 +90,11 @@ Exit codes: 0 ok, 1 failure, 5 restore finished but some entries could not be re
 	my = addMySQLRestoreFlags(f)
 	o.pg = addPostgresRestoreFlags(f)
 	addTargetRestoreFlags(f, &o.kinds)
+	f.StringVar(&o.pitr.until, "until", "", "point-in-time recovery to TIME, latest, an LSN or a restore point name (docs/pitr.md)")
+	f.StringVar(&o.pitr.toDatadir, "to-datadir", "", "with --until: the empty PostgreSQL data directory to restore into")
+	f.BoolVar(&o.pitr.start, "start", false, "with --until: start the server and wait until recovery finished")
+	f.StringArrayVar(&o.pitr.pgOptions, "pg-option", nil, "with --start: a server option for pg_ctl -o (e.g. \"-p 5433\"), repeatable")
+	f.BoolVar(&o.pitr.noArchive, "no-archive", false, "with --until: archive_mode off in the restored cluster (drills and copies)")
 	return cmd
 }
 
