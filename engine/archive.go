@@ -6,6 +6,7 @@ import (
 
 	"github.com/lifeboat-backup/lifeboat/engine/logarchive"
 	"github.com/lifeboat-backup/lifeboat/engine/repo"
+	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
 	"github.com/lifeboat-backup/lifeboat/targets/postgres/physical"
 	"github.com/lifeboat-backup/lifeboat/targets/postgres/wal"
 )
@@ -15,7 +16,7 @@ import (
 
 // IsPITRBase tells whether a snapshot can start a point-in-time recovery:
 // a postgres snapshot only when physical, any other kind's snapshot.
-func IsPITRBase(sn *repo.Snapshot) bool {
+func IsPITRBase(sn *snapshot.Snapshot) bool {
 	if sn.Suspect != "" {
 		return false
 	}
@@ -25,7 +26,7 @@ func IsPITRBase(sn *repo.Snapshot) bool {
 	return true
 }
 
-func rpTime(sn *repo.Snapshot) time.Time {
+func rpTime(sn *snapshot.Snapshot) time.Time {
 	if !sn.RecoveryPoint.Time.IsZero() {
 		return sn.RecoveryPoint.Time
 	}
@@ -33,7 +34,7 @@ func rpTime(sn *repo.Snapshot) time.Time {
 }
 
 // ArchiveWindows plans the archive's windows for the snapshots kept.
-func ArchiveWindows(ctx context.Context, r *repo.Repository, kept []*repo.Snapshot) ([]logarchive.Window, error) {
+func ArchiveWindows(ctx context.Context, r *repo.Repository, kept []*snapshot.Snapshot) ([]logarchive.Window, error) {
 	oldest := map[string]time.Time{}
 	startWAL := map[string]string{}
 	for _, sn := range kept {

@@ -9,6 +9,7 @@ import (
 	"github.com/lifeboat-backup/lifeboat/engine"
 	"github.com/lifeboat-backup/lifeboat/engine/logarchive"
 	"github.com/lifeboat-backup/lifeboat/engine/repo"
+	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
 )
 
 // The log archive (engine/logarchive) beside snapshots: retention, check
@@ -34,7 +35,7 @@ func (a *app) printWindows(ws []logarchive.Window, verb string) {
 // forgetArchive plans the archive's retention for a forget that removes
 // ids: segments that end before the oldest snapshot left of their target
 // go (native repositories; nil otherwise).
-func forgetArchive(ctx context.Context, e engine.Engine, ids []repo.ID) ([]logarchive.Window, error) {
+func forgetArchive(ctx context.Context, e engine.Engine, ids []snapshot.ID) ([]logarchive.Window, error) {
 	n, ok := e.(engine.Native)
 	if !ok {
 		return nil, nil
@@ -43,7 +44,7 @@ func forgetArchive(ctx context.Context, e engine.Engine, ids []repo.ID) ([]logar
 	if err != nil {
 		return nil, err
 	}
-	var kept []*repo.Snapshot
+	var kept []*snapshot.Snapshot
 	for _, sn := range sns {
 		if !slices.Contains(ids, sn.ID) {
 			kept = append(kept, sn)

@@ -14,17 +14,18 @@ import (
 
 	"github.com/lifeboat-backup/lifeboat/engine/logarchive"
 	"github.com/lifeboat-backup/lifeboat/engine/repo"
+	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
 )
 
-func base(id byte, target string, rp time.Time, endLSN string) *repo.Snapshot {
-	return &repo.Snapshot{ID: repo.ID{id}, Target: target, Kind: "postgres",
-		RecoveryPoint: repo.RecoveryPoint{Time: rp, Details: map[string]string{"method": Method, "end_lsn": endLSN}}}
+func base(id byte, target string, rp time.Time, endLSN string) *snapshot.Snapshot {
+	return &snapshot.Snapshot{ID: snapshot.ID{id}, Target: target, Kind: "postgres",
+		RecoveryPoint: snapshot.RecoveryPoint{Time: rp, Details: map[string]string{"method": Method, "end_lsn": endLSN}}}
 }
 
 func TestChooseBase(t *testing.T) {
 	t0 := time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC)
-	logical := &repo.Snapshot{ID: repo.ID{9}, Target: "pg", Kind: "postgres", RecoveryPoint: repo.RecoveryPoint{Time: t0.Add(time.Hour)}}
-	snaps := []*repo.Snapshot{base(1, "pg", t0, "0/3000000"), base(2, "pg", t0.Add(2*time.Hour), "0/9000000"), logical,
+	logical := &snapshot.Snapshot{ID: snapshot.ID{9}, Target: "pg", Kind: "postgres", RecoveryPoint: snapshot.RecoveryPoint{Time: t0.Add(time.Hour)}}
+	snaps := []*snapshot.Snapshot{base(1, "pg", t0, "0/3000000"), base(2, "pg", t0.Add(2*time.Hour), "0/9000000"), logical,
 		base(3, "other", t0.Add(time.Hour), "0/5000000")}
 	pick := func(until string) (byte, error) {
 		sn, err := ChooseBase(snaps, "pg", ParseTarget(logarchive.ParseUntil(until, time.UTC)))
@@ -41,7 +42,7 @@ func TestChooseBase(t *testing.T) {
 	_, err := pick("2026-12-07 09:00:00")
 	require.ErrorIs(t, err, repo.ErrNotFound)
 	require.Contains(t, err.Error(), "no physical base from before")
-	_, err = ChooseBase([]*repo.Snapshot{logical}, "pg", ParseTarget(logarchive.Until{Latest: true}))
+	_, err = ChooseBase([]*snapshot.Snapshot{logical}, "pg", ParseTarget(logarchive.Until{Latest: true}))
 	require.ErrorContains(t, err, "has no physical base")
 }
 
