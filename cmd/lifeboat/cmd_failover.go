@@ -149,10 +149,11 @@ func probeMode(ctx context.Context, e engine.Engine, rs *repoStatus) error {
 }
 
 type policyStatus struct {
-	Policy       string       `json:"policy"`
-	Repositories []repoStatus `json:"repositories"`
-	LastRun      any          `json:"last_run,omitempty"`
-	Problems     []string     `json:"problems,omitempty"`
+	Policy       string         `json:"policy"`
+	Repositories []repoStatus   `json:"repositories"`
+	LastRun      any            `json:"last_run,omitempty"`
+	Archives     []archiveState `json:"archives,omitempty"` // log archives in the primary (cmd_archive.go)
+	Problems     []string       `json:"problems,omitempty"`
 }
 
 func (a *app) policyStatus(ctx context.Context, journal string) (*policyStatus, error) {
@@ -191,6 +192,14 @@ func (a *app) policyStatus(ctx context.Context, journal string) (*policyStatus, 
 		st.Problems = append(st.Problems, "primary: "+err.Error())
 	}
 	st.Repositories = append(st.Repositories, prim)
+	if n, ok := pe.(engine.Native); ok && err == nil {
+		if st.Archives, err = archiveStates(ctx, n.R); err != nil {
+			st.Problems = append(st.Problems, "primary: log archive: "+err.Error())
+		}
+		for _, as := range st.Archives {
+			st.Problems = append(st.Problems, as.Problems...)
+		}
+	}
 	for _, sec := range p.Repositories.Secondaries {
 		rs := repoStatus{Name: sec.Name, URL: storage.Redact(sec.URL), MaxLag: sec.MaxLag.D()}
 		_, se, done, err := a.engineAt(ctx, sec.Name, noLock, "status")
@@ -254,6 +263,7 @@ func (a *app) printStatus(st *policyStatus) {
 			fmt.Fprintln(a.stdout)
 		}
 	}
+	a.printArchiveStates(st.Archives)
 	for _, pr := range st.Problems {
 		fmt.Fprintln(a.stdout, "  PROBLEM: "+termSafe(pr))
 	}

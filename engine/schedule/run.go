@@ -233,5 +233,7 @@ func forgetByPolicy(ctx context.Context, p *policies.Policy, e engine.Engine, ru
 	for _, id := range drop {
 		res.Forgotten = append(res.Forgotten, id.String())
 	}
-	return nil
+	n, err := forgetArchive(ctx, e)
+	res.SegmentsRemoved = n
+	return err
 }
