@@ -320,9 +320,15 @@ func (r *Repository) Stats() SaveStats {
 
 // sealMeta compresses and encrypts a metadata object to owner and host.
 func (r *Repository) sealMeta(plain []byte) ([]byte, error) {
+	return r.seal(plain, r.metaRecips)
+}
+
+// seal compresses plain (when that pays) and encrypts it to recips: one
+// flag byte (1: zstd) before the body, inside the age payload.
+func (r *Repository) seal(plain []byte, recips []age.Recipient) ([]byte, error) {
 	comp, ok := r.comp.compress(nil, plain)
 	var buf bytes.Buffer
-	w, err := age.Encrypt(&buf, r.metaRecips...)
+	w, err := age.Encrypt(&buf, recips...)
 	if err != nil {
 		return nil, err
 	}
@@ -351,6 +357,12 @@ func (r *Repository) loadMeta(ctx context.Context, key string) ([]byte, error) {
 		}
 		return nil, fmt.Errorf("read %s: %w", key, err)
 	}
+	return r.unseal(key, data)
+}
+
+// unseal decrypts and decompresses what seal made; key names the object
+// in errors.
+func (r *Repository) unseal(key string, data []byte) ([]byte, error) {
 	rd, err := age.Decrypt(bytes.NewReader(data), r.ids...)
 	if err != nil {
 		return nil, corrupt(key, "%v", err)
