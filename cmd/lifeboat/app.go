@@ -21,6 +21,7 @@ import (
 	"github.com/lifeboat-backup/lifeboat/engine/restic"
 	"github.com/lifeboat-backup/lifeboat/policies"
 	"github.com/lifeboat-backup/lifeboat/restore"
+	"github.com/lifeboat-backup/lifeboat/targets/mysql/binlog"
 )
 
 // Exit codes (design.md, "Conventions"); set only in exitCode.
@@ -34,6 +35,7 @@ const (
 	exitNoRepo      = 10
 	exitLocked      = 11
 	exitWrongKey    = 12
+	exitGap         = 13
 	exitInterrupted = 130
 )
 
@@ -89,7 +91,8 @@ LIFEBOAT_PASSPHRASE_FILE. A policy's own repository is never overridden by the e
 
 Exit codes: 0 ok, 1 failure, 2 bad usage, 3 objective violated (drill), 4 snapshot saved but
 some source data unreadable, 5 restore finished but some entries could not be restored
-(listed), 10 no repository, 11 repository locked, 12 wrong key, 130 interrupted.`,
+(listed), 10 no repository, 11 repository locked, 12 wrong key, 13 gap in a binlog archive,
+130 interrupted.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
@@ -126,7 +129,7 @@ some source data unreadable, 5 restore finished but some entries could not be re
 		a.checkCmd(), a.pruneCmd(), a.forgetCmd(), a.unlockCmd(), a.versionCmd(), a.replicateCmd(), a.runCmd(), a.failoverCmd(), a.statusCmd())
 	root.AddCommand(a.systemdCmd(), a.daemonCmd(), a.historyCmd())
 	root.AddCommand(a.configCmd(), a.keyCmd())
-	root.AddCommand(a.drillCmd())
+	root.AddCommand(a.drillCmd(), a.binlogCmd())
 	root.AddCommand(a.exportCmd(), a.sanitizeCmd())
 	return root
 }
@@ -157,6 +160,7 @@ func exitCode(ctx context.Context, err error) int {
 	var pe partialError
 	var ie *restore.IncompleteError
 	var ve policies.ValidationErrors
+	var gap *binlog.GapError
 	switch {
 	case ctx.Err() != nil:
 		return exitInterrupted
@@ -174,6 +178,8 @@ func exitCode(ctx context.Context, err error) int {
 		return exitLocked
 	case errors.Is(err, repo.ErrWrongKey), errors.Is(err, repo.ErrNoDataKey), errors.Is(err, restic.ErrWrongPassword):
 		return exitWrongKey
+	case errors.As(err, &gap):
+		return exitGap
 	}
 	return exitFailure
 }

@@ -148,10 +148,11 @@ func probeMode(ctx context.Context, e engine.Engine, rs *repoStatus) error {
 }
 
 type policyStatus struct {
-	Policy       string       `json:"policy"`
-	Repositories []repoStatus `json:"repositories"`
-	LastRun      any          `json:"last_run,omitempty"`
-	Problems     []string     `json:"problems,omitempty"`
+	Policy       string          `json:"policy"`
+	Repositories []repoStatus    `json:"repositories"`
+	LastRun      any             `json:"last_run,omitempty"`
+	Archives     []archiveStatus `json:"archives,omitempty"`
+	Problems     []string        `json:"problems,omitempty"`
 }
 
 func (a *app) policyStatus(ctx context.Context, journal string) (*policyStatus, error) {
@@ -183,6 +184,9 @@ func (a *app) policyStatus(ctx context.Context, journal string) (*policyStatus, 
 		prim.Reachable = true
 		if prim.Newest, err = newest(pe, "primary"); err == nil {
 			err = probeMode(ctx, pe, &prim)
+		}
+		if err == nil {
+			err = a.archiveStatuses(ctx, pe, st)
 		}
 	}
 	if err != nil {
@@ -253,6 +257,7 @@ func (a *app) printStatus(st *policyStatus) {
 			fmt.Fprintln(a.stdout)
 		}
 	}
+	a.printArchives(st.Archives)
 	for _, pr := range st.Problems {
 		fmt.Fprintln(a.stdout, "  PROBLEM: "+termSafe(pr))
 	}

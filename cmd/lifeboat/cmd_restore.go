@@ -31,8 +31,9 @@ type restoreOptions struct {
 func (a *app) restoreCmd() *cobra.Command {
 	var o restoreOptions
 	var my *mysqlRestoreFlags
+	var pf *pitrFlags
 	cmd := &cobra.Command{
-		Use:   "restore SNAPSHOT|latest --to DIR [--include PATH]...",
+		Use:   "restore SNAPSHOT|latest --to DIR [--include PATH]... | restore --until TIME|latest --to mysql://...",
 		Short: "Restore a snapshot, or paths in it, to a directory",
 		Long: `Restore a snapshot to DIR: entries keep their stored paths (media/x restores to DIR/media/x).
 --include restores only the given paths (as listed by ls) and what is below them, reading only
@@ -44,10 +45,24 @@ nodes are not created (--devices). Nothing is written outside DIR and no symlink
 followed. Each file is written under a temporary name and renamed into place when complete; an
 entry that cannot be restored (a damaged pack) is listed and the restore goes on.
 
-Exit codes: 0 ok, 1 failure, 5 restore finished but some entries could not be restored (listed),
-12 wrong key.`,
-		Args: cobra.ExactArgs(1),
+A mysql target with a binlog archive (docs/pitr.md) restores to a point without a snapshot
+argument: --until TIME|latest, --until-gtid or --until-position pick the newest snapshot before
+the point, restore it and replay the archived transactions up to the point; --dry-run prints
+the plan. A point the archive cannot reach (a gap, past its end) is refused with the reason.
+
+Exit codes: 0 ok, 1 failure, 2 bad usage, 5 restore finished but some entries could not be
+restored (listed), 12 wrong key.`,
+		Args: cobra.RangeArgs(0, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if pf.set() {
+				if len(args) > 0 {
+					return usagef("--until picks the base snapshot itself: give no SNAPSHOT argument")
+				}
+				return a.restorePITR(cmd.Context(), o, my, pf)
+			}
+			if len(args) != 1 {
+				return usagef("give SNAPSHOT or latest (or --until for a point-in-time restore)")
+			}
 			if o.to == "" && o.kinds.toCommand == "" {
 				return usagef("--to DIR is required")
 			}
@@ -69,6 +84,7 @@ Exit codes: 0 ok, 1 failure, 5 restore finished but some entries could not be re
 	f.StringVar(&o.target, "target", "", "with latest: the latest snapshot of this target")
 	f.StringVar(&o.host, "host", "", "with latest: the latest snapshot of this host")
 	my = addMySQLRestoreFlags(f)
+	pf = addPITRFlags(f)
 	o.pg = addPostgresRestoreFlags(f)
 	addTargetRestoreFlags(f, &o.kinds)
 	return cmd

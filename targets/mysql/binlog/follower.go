@@ -257,6 +257,11 @@ func (f *Follower) session(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	f.mu.Lock()
+	if last != nil && f.status.Last.Name == "" {
+		f.status.Last = *last
+	}
+	f.mu.Unlock()
 	if gap != nil {
 		f.log.Error("binlog gap", "reason", gap.Reason, "resume", gap.At.String())
 		f.mu.Lock()
