@@ -129,7 +129,8 @@ some source data unreadable, 5 restore finished but some entries could not be re
 		a.checkCmd(), a.pruneCmd(), a.forgetCmd(), a.unlockCmd(), a.versionCmd(), a.replicateCmd(), a.runCmd(), a.failoverCmd(), a.statusCmd())
 	root.AddCommand(a.systemdCmd(), a.daemonCmd(), a.historyCmd())
 	root.AddCommand(a.configCmd(), a.keyCmd())
-	root.AddCommand(a.drillCmd(), a.binlogCmd())
+	root.AddCommand(a.drillCmd())
+	root.AddCommand(a.walCmd(), a.binlogCmd())
 	root.AddCommand(a.exportCmd(), a.sanitizeCmd())
 	return root
 }
@@ -160,10 +161,13 @@ func exitCode(ctx context.Context, err error) int {
 	var pe partialError
 	var ie *restore.IncompleteError
 	var ve policies.ValidationErrors
+	var ae abortRecoveryError
 	var gap *binlog.GapError
 	switch {
 	case ctx.Err() != nil:
 		return exitInterrupted
+	case errors.As(err, &ae):
+		return exitAbortRecovery
 	case errors.As(err, &ue) || errors.As(err, &ve) || isCobraUsage(err):
 		return exitUsage
 	case errors.As(err, &pe):

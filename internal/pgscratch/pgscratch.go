@@ -48,6 +48,12 @@ type Options struct {
 	// StartTimeout bounds the wait for the server to accept connections;
 	// default 60s.
 	StartTimeout time.Duration
+	// Settings are extra server settings ("name=value", passed as -c
+	// after the defaults, so they override them: wal_level=replica, say).
+	Settings []string
+	// DataDir, when set, is an existing data directory (owned by the
+	// server's user) to start instead of initializing Dir/data.
+	DataDir string
 }
 
 // Server is one PostgreSQL server on 127.0.0.1.
@@ -58,9 +64,11 @@ type Server struct {
 	User     string
 	Password string
 
-	dir    string
-	binDir string
-	cred   *syscall.Credential // postgres user's, as root
+	dir      string
+	binDir   string
+	settings []string
+	timeout  time.Duration
+	cred     *syscall.Credential // postgres user's, as root
 
 	proc scratchproc.Process
 }
@@ -135,11 +143,15 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 	}
 	scratchproc.Defaults(&o.User, &o.Password, &o.StartTimeout)
 	s := &Server{Host: "127.0.0.1", User: o.User, Password: o.Password, dir: o.Dir, binDir: bin,
-		DataDir: filepath.Join(o.Dir, "data")}
+		DataDir: filepath.Join(o.Dir, "data"), settings: o.Settings, timeout: o.StartTimeout}
 	if os.Geteuid() == 0 {
 		if s.cred, err = postgresUser(o.Dir); err != nil {
 			return nil, err
 		}
+	}
+	if o.DataDir != "" {
+		s.DataDir = o.DataDir
+		return s, s.startOnFreePort(ctx)
 	}
 	// initdb reads the password from a file only the server's user reads.
 	pwfile := filepath.Join(o.Dir, "pwfile")
@@ -157,18 +169,33 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pgscratch: initdb: %v: %s", err, strings.TrimSpace(string(out)))
 	}
+	if err := s.startOnFreePort(ctx); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Server) startOnFreePort(ctx context.Context) error {
 	for attempt := 0; ; attempt++ {
+		var err error
 		if s.Port, err = scratchproc.FreePort(); err != nil {
-			return nil, err
+			return err
 		}
-		err = s.start(ctx, o.StartTimeout)
+		err = s.start(ctx, s.timeout)
 		if err == nil {
-			return s, nil
+			return nil
 		}
 		if attempt == 2 || ctx.Err() != nil {
-			return nil, err
+			return err
 		}
 	}
+}
+
+// Restart stops the server (fast shutdown) and starts it again on the
+// same port and data directory.
+func (s *Server) Restart(ctx context.Context) error {
+	s.Stop()
+	return s.start(ctx, s.timeout)
 }
 
 // postgresUser returns the credentials of the postgres system user and
@@ -221,6 +248,9 @@ func (s *Server) start(ctx context.Context, timeout time.Duration) error {
 		"-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
 		"-c", "max_wal_senders=0", "-c", "wal_level=minimal", "-c", "max_connections=100", "-c", "timezone=UTC",
 		"-c", "logging_collector=off")
+	for _, kv := range s.settings {
+		cmd.Args = append(cmd.Args, "-c", kv)
+	}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := s.proc.Start(ctx, cmd, timeout, s.ready); err != nil {
 		if ctx.Err() != nil {

@@ -1,0 +1,113 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/lifeboat-backup/lifeboat/engine/logarchive"
+	"github.com/lifeboat-backup/lifeboat/policies"
+	"github.com/lifeboat-backup/lifeboat/targets/postgres/wal"
+)
+
+// exitAbortRecovery is wal fetch's code for a failure other than "not
+// found": above 125, so PostgreSQL stops recovery instead of taking the
+// archive as ended (and promoting early).
+const exitAbortRecovery = 126
+
+// abortRecoveryError marks a wal fetch failure that is not "not found".
+type abortRecoveryError struct{ err error }
+
+func (e abortRecoveryError) Error() string { return e.err.Error() }
+func (e abortRecoveryError) Unwrap() error { return e.err }
+
+func (a *app) walCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "wal",
+		Short: "PostgreSQL WAL archive: archive_command and restore_command (docs/pitr.md)",
+	}
+	var target string
+	var parallel int
+	push := &cobra.Command{
+		Use:   "push --policy P --target T PATH",
+		Short: "Archive one WAL file (archive_command = 'lifeboat wal push --policy P --target T %p')",
+		Long: `Archive the WAL file PATH (PostgreSQL's %p) into the policy's repository, sealed to the owner
+key (the host key suffices to write). Idempotent: a file archived already with the same content
+succeeds, one with other content under the same name fails naming it. Any failure is a non-zero
+exit, so PostgreSQL keeps the file and asks again. With --parallel N (default 4) up to N-1 other
+files PostgreSQL marked ready (pg_wal/archive_status) are pushed at the same time, so a burst of
+WAL does not pile up in pg_wal.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			t, err := a.walTarget(target)
+			if err != nil {
+				return err
+			}
+			r, err := a.openRepo(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer r.Bucket().Close()
+			res, err := wal.Push(cmd.Context(), logarchive.New(r), t.Name, args[0], parallel)
+			for _, e := range res.Failed {
+				fmt.Fprintf(a.stderr, "warning: %v (PostgreSQL will ask for it again)\n", e)
+			}
+			if err != nil {
+				return err
+			}
+			if !a.quiet && a.json {
+				return a.emit(res)
+			}
+			return nil
+		},
+	}
+	push.Flags().IntVar(&parallel, "parallel", 4, "push up to this many ready WAL files at once")
+	fetch := &cobra.Command{
+		Use:   "fetch --policy P --target T NAME PATH",
+		Short: "Restore one archived WAL file (restore_command = 'lifeboat wal fetch --policy P --target T %f %p')",
+		Long: `Write the archived WAL file NAME (PostgreSQL's %f) to PATH (%p). Needs the owner key (exit 12
+with the host key). Exit 1: the archive holds no such file (PostgreSQL's "not found": it tries
+its other sources or ends recovery). Any other failure exits 126, which makes PostgreSQL stop
+recovery rather than take the archive as ended.`,
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			t, err := a.walTarget(target)
+			if err != nil {
+				return err
+			}
+			r, err := a.openRepo(cmd.Context())
+			if err != nil {
+				return abortRecoveryError{err}
+			}
+			defer r.Bucket().Close()
+			if _, err := wal.Fetch(cmd.Context(), logarchive.New(r), t.Name, args[0], args[1]); err != nil {
+				if errors.Is(err, wal.ErrNotFound) {
+					return err
+				}
+				return abortRecoveryError{err}
+			}
+			return nil
+		},
+	}
+	for _, c := range []*cobra.Command{push, fetch} {
+		c.Flags().StringVar(&target, "target", "", "the policy's postgres target (may be left out with one target)")
+		cmd.AddCommand(c)
+	}
+	return cmd
+}
+
+// walTarget is the policy's postgres target called name.
+func (a *app) walTarget(name string) (*policies.Target, error) {
+	if a.policy == nil {
+		return nil, usagef("--policy is required (the WAL archive belongs to a policy's postgres target)")
+	}
+	t, err := a.policy.Target(name)
+	if err != nil {
+		return nil, usageError{err}
+	}
+	if t.Kind != policies.KindPostgres {
+		return nil, usagef("target %q is %s, not postgres", t.Name, t.Kind)
+	}
+	return t, nil
+}
