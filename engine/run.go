@@ -16,6 +16,7 @@ import (
 	"github.com/lifeboat-backup/lifeboat/targets/files"
 	"github.com/lifeboat-backup/lifeboat/targets/mysql"
 	"github.com/lifeboat-backup/lifeboat/targets/postgres"
+	"github.com/lifeboat-backup/lifeboat/targets/postgres/physical"
 	"github.com/lifeboat-backup/lifeboat/targets/volume"
 )
 
@@ -89,6 +90,9 @@ func SourceFor(t policies.Target) (Source, error) {
 	case "files":
 		return &FilesSource{Roots: t.Paths, Options: files.Options{Excludes: t.Exclude, OneFileSystem: t.OneFileSystem}}, nil
 	case "mysql":
+		if t.Method == "physical" {
+			return nil, fmt.Errorf("target %s: method physical is not supported for mysql by this lifeboat yet", t.Name)
+		}
 		pw, err := password(t)
 		if err != nil {
 			return nil, err
@@ -99,6 +103,9 @@ func SourceFor(t policies.Target) (Source, error) {
 		pw, err := password(t)
 		if err != nil {
 			return nil, err
+		}
+		if t.Method == physical.Method {
+			return physical.New(physical.Options{DSN: t.DSN, Password: pw})
 		}
 		return postgres.New(postgres.Options{DSN: t.DSN, Password: pw, Databases: t.Databases, Globals: t.Globals,
 			ExcludeTables: t.ExcludeTables, Jobs: t.Jobs})

@@ -2,228 +2,144 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
 	"time"
 
-	"github.com/spf13/pflag"
-
-	"github.com/lifeboat-backup/lifeboat/engine"
 	"github.com/lifeboat-backup/lifeboat/engine/logarchive"
-	"github.com/lifeboat-backup/lifeboat/engine/pitr"
 	"github.com/lifeboat-backup/lifeboat/engine/repo"
 	"github.com/lifeboat-backup/lifeboat/restore"
-	"github.com/lifeboat-backup/lifeboat/targets/mysql/binlog"
+	"github.com/lifeboat-backup/lifeboat/targets/postgres/physical"
 )
 
-// pitrFlags are restore's point-in-time flags.
+// pitrFlags are restore's point-in-time recovery flags.
 type pitrFlags struct {
-	until, gtid, pos string
-	dryRun           bool
+	until     string
+	toDatadir string
+	start     bool
+	pgOptions []string
+	noArchive bool
 }
 
-func addPITRFlags(f *pflag.FlagSet) *pitrFlags {
-	p := &pitrFlags{}
-	f.StringVar(&p.until, "until", "", `point-in-time restore of a mysql target with an archive: TIME (RFC 3339, or "YYYY-MM-DD HH:MM:SS" in the policy's time zone; transactions up to and including that second) or latest`)
-	f.StringVar(&p.gtid, "until-gtid", "", "point-in-time restore up to and including this transaction (domain-server-seq)")
-	f.StringVar(&p.pos, "until-position", "", "point-in-time restore of the transactions that end at or before FILE:POS")
-	f.BoolVar(&p.dryRun, "dry-run", false, "with --until*: print the plan (base snapshot, segments, transactions) and restore nothing")
-	return p
-}
-
-func (p *pitrFlags) set() bool { return p.until != "" || p.gtid != "" || p.pos != "" }
-
-// restorePITR restores a mysql target to a point: the newest snapshot
-// before it, then the archived binlog from the snapshot's position.
-func (a *app) restorePITR(ctx context.Context, o restoreOptions, my *mysqlRestoreFlags, pf *pitrFlags) error {
-	if len(my.renames) > 0 || len(my.tables) > 0 || len(my.databases) > 0 || my.users {
-		return usagef("--rename, --tables, --databases and --users cannot be combined with --until: the replayed binary log names databases inside statements and applies to every database (restore whole, to a separate server, then copy what you need)")
-	}
-	if !pf.dryRun && !isMySQLDestination(o.to) {
-		return usagef("--until restores into a MySQL server: --to mysql://USER@HOST:PORT/ (or --dry-run)")
-	}
-	var loc *time.Location
-	if a.policy != nil {
-		loc = a.policy.Retention.Location()
-	}
-	point, err := pitr.ParsePoint(pf.until, pf.gtid, pf.pos, loc)
-	if err != nil {
-		return usageError{err}
-	}
-	target, err := a.pitrTarget(o.target)
+// restorePGPITR restores the newest physical base of a postgres target
+// from before the --until point into an empty data directory, writes the
+// recovery settings and, with --start, recovers.
+func (a *app) restorePGPITR(ctx context.Context, o restoreOptions, pf pitrFlags) error {
+	t, err := a.walTarget(o.target)
 	if err != nil {
 		return err
 	}
-	return a.withEngine(ctx, readLock, "restore", func(ctx context.Context, e engine.Engine) error {
-		n, ok := e.(engine.Native)
-		if !ok {
-			return usagef("point-in-time restores need a native repository (the binlog archive lives there)")
+	if pf.until == "" {
+		pf.until = "latest"
+	}
+	point := physical.ParseTarget(logarchive.ParseUntil(pf.until, a.policy.Retention.Location()))
+	restoreCmd, err := a.restoreCommand(t.Name)
+	if err != nil {
+		return err
+	}
+	dir, err := filepath.Abs(pf.toDatadir)
+	if err != nil {
+		return err
+	}
+	return a.withRepo(ctx, readLock, "restore", func(ctx context.Context, r *repo.Repository) error {
+		if !r.CanReadData() {
+			return fmt.Errorf("restore: %w", repo.ErrNoDataKey)
 		}
-		if !pf.dryRun && !n.R.CanReadData() {
-			return fmt.Errorf("point-in-time restore of %s: %w", target, repo.ErrNoDataKey)
-		}
-		snaps, err := e.Snapshots(ctx)
+		snaps, err := r.Snapshots(ctx)
 		if err != nil {
 			return err
 		}
-		st := pitr.NewBinlog(logarchive.New(n.R), target)
-		st.Damaged = func(err error) { fmt.Fprintf(a.stderr, "warning: %s\n", termSafe(err.Error())) }
-		segs, err := st.List(ctx)
+		base, err := physical.ChooseBase(snaps, t.Name, point)
 		if err != nil {
 			return err
 		}
-		pl, err := pitr.Choose(snaps, target, segs, point)
+		owner, err := physical.OwnerFor(dir)
 		if err != nil {
-			return fmt.Errorf("point-in-time restore of %s to %s refused: %w", target, point, err)
+			return err
 		}
-		a.printPlan(pl)
-		if pf.dryRun {
-			if !n.R.CanReadData() {
-				fmt.Fprintln(a.stdout, "  (the transactions are counted with the owner key)")
-				return nil
+		if err := physical.PrepareDir(dir, owner); err != nil {
+			return err
+		}
+		started := time.Now()
+		st, err := untarBase(ctx, restore.FromRepository(r, base), dir, owner)
+		if err != nil {
+			return err
+		}
+		if err := physical.WriteRecovery(dir, point.Recovery(restoreCmd, pf.noArchive), owner); err != nil {
+			return err
+		}
+		d := base.RecoveryPoint.Details
+		a.printf("restored base %s (taken %s, WAL %s..%s on timeline %s) to %s: %d files, %s in %.1fs\n",
+			base.ID.Short(), base.RecoveryPoint.Time.Local().Format(time.RFC3339), d["start_lsn"], d["end_lsn"], d["timeline"],
+			dir, st.Files, formatBytes(st.Bytes), time.Since(started).Seconds())
+		a.printf("recovery to %s; restore_command = '%s'\n", point.Until, restoreCmd)
+		if !pf.start {
+			a.printf("start the server on %s (as its owner) to recover: it reads the policy, the lifeboat binary and the owner key named in restore_command\n", dir)
+			if a.json {
+				return a.emit(map[string]any{"message_type": "summary", "base": base.ID.String(), "datadir": dir,
+					"files": st.Files, "bytes": st.Bytes, "until": pf.until, "started": false})
 			}
-			r, err := pitr.DryRun(ctx, pl, st)
-			if err != nil {
-				return err
-			}
-			a.printReplay("would replay", r)
 			return nil
 		}
-		a.announce(pl.Base)
-		if err := a.restoreMySQL(ctx, restore.FromRepository(n.R, pl.Base), o.to, my); err != nil {
-			return err
-		}
-		pw, err := databasePassword(my.passwordFile, "LIFEBOAT_MYSQL_PASSWORD", "MYSQL_PWD")
+		reached, err := physical.Start(ctx, physical.StartOptions{DataDir: dir, Owner: owner, Options: pf.pgOptions})
 		if err != nil {
 			return err
 		}
-		start := time.Now()
-		r, err := pitr.Replay(ctx, pl, st, binlog.ApplyOptions{DSN: o.to, Password: pw, NoBinlog: my.noBinlog})
-		if err != nil {
-			return fmt.Errorf("point-in-time restore: the base snapshot %s is restored, replaying the binary log failed after %d transactions: %w", pl.Base.ID.Short(), r.Transactions, err)
-		}
+		a.printf("recovery finished: %s (%.1fs in all)\n", reached, time.Since(started).Seconds())
 		if a.json {
-			return a.emit(map[string]any{"message_type": "pitr_summary", "target": target, "point": point.String(),
-				"base_snapshot": pl.Base.ID.String(), "from": pl.From.String(), "replay": r,
-				"last_position": r.LastEnd.String(), "duration_seconds": time.Since(start).Seconds()})
+			return a.emit(map[string]any{"message_type": "summary", "base": base.ID.String(), "datadir": dir,
+				"files": st.Files, "bytes": st.Bytes, "until": pf.until, "started": true, "reached": reached,
+				"duration_seconds": time.Since(started).Seconds()})
 		}
-		a.printReplay("replayed", r)
-		fmt.Fprintf(a.stdout, "  in %.1fs\n", time.Since(start).Seconds())
 		return nil
 	})
 }
 
-// pitrTarget is the target to restore to a point: --target, or the
-// policy's one mysql target with an archive block.
-func (a *app) pitrTarget(name string) (string, error) {
-	if name != "" {
-		return name, nil
+// untarBase unpacks the base's base.tar into dir.
+func untarBase(ctx context.Context, s restore.Snapshot, dir string, owner physical.Owner) (physical.UntarStats, error) {
+	tr := s.Tree(ctx)
+	for {
+		n, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			return physical.UntarStats{}, fmt.Errorf("snapshot %s has no %s: not a physical base", s.Info().ID.Short(), physical.Entry)
+		}
+		if err != nil {
+			return physical.UntarStats{}, err
+		}
+		if n.Path != physical.Entry {
+			continue
+		}
+		rd := s.Open(ctx, n)
+		defer rd.Close()
+		return physical.Untar(ctx, rd, dir, owner)
 	}
-	if a.policy == nil {
-		return "", usagef("--until needs --target NAME (or --policy with one archived mysql target)")
-	}
-	t, err := archiveTarget(a.policy, "")
+}
+
+// restoreCommand is the restore_command the recovered server runs: this
+// binary, the policy, the target and the owner key, all by absolute path.
+func (a *app) restoreCommand(target string) (string, error) {
+	bin, err := os.Executable()
 	if err != nil {
 		return "", err
 	}
-	return t.Name, nil
-}
-
-func (a *app) printPlan(pl *pitr.Plan) {
-	if a.json {
-		return
+	pol, err := filepath.Abs(a.v.GetString("policy"))
+	if err != nil {
+		return "", err
 	}
-	var bytes int64
-	for _, s := range pl.Chain {
-		bytes += s.Size
+	key := a.v.GetString("key-file")
+	if key == "" && a.policy != nil {
+		key = string(a.policy.Repositories.Primary.KeyFile)
 	}
-	fmt.Fprintf(a.stdout, "point-in-time restore of %s to %s\n", termSafe(pl.Base.Target), pl.Point)
-	fmt.Fprintf(a.stdout, "  base snapshot %s (recovery point %s, binlog %s)\n", pl.Base.ID.Short(),
-		pl.Base.RecoveryPoint.Time.UTC().Format(time.RFC3339), pl.From)
-	if len(pl.Chain) == 0 {
-		fmt.Fprintln(a.stdout, "  no archived events after the snapshot")
-		return
+	if key == "" || strings.HasPrefix(key, "env:") {
+		return "", usagef("restore --until needs the owner key as a file (--key-file or LIFEBOAT_KEY_FILE): restore_command names it")
 	}
-	first, last := pl.Chain[0], pl.Chain[len(pl.Chain)-1]
-	fmt.Fprintf(a.stdout, "  %d binlog segments (%s), %s to %s, events %s to %s\n", len(pl.Chain), formatBytes(bytes),
-		first.Name, last.Name, first.FirstTime.UTC().Format(time.RFC3339), last.LastTime.UTC().Format(time.RFC3339))
-}
-
-func (a *app) printReplay(verb string, r binlog.Replay) {
-	if a.json {
-		return
+	if key, err = filepath.Abs(key); err != nil {
+		return "", err
 	}
-	fmt.Fprintf(a.stdout, "  %s %d transactions (%d events, %s) from %d segments\n", verb, r.Transactions, r.Events, formatBytes(r.Bytes), r.Segments)
-	if r.Transactions > 0 {
-		fmt.Fprintf(a.stdout, "  last transaction: GTID %s at %s, ends at %s\n", r.LastGTID, r.LastTime.UTC().Format(time.RFC3339), r.LastEnd)
-	}
-	if r.Incomplete {
-		fmt.Fprintln(a.stdout, "  a transaction whose end is not archived yet was left out")
-	}
-}
-
-// archiveStatus is a binlog archive's state in status.
-type archiveStatus struct {
-	Target     string    `json:"target"`
-	Segments   int       `json:"segments"`
-	Bytes      int64     `json:"bytes"`
-	Newest     time.Time `json:"newest_event,omitzero"`
-	LagSeconds float64   `json:"lag_seconds"`
-	Gaps       []string  `json:"gaps,omitempty"`
-	GapOpen    bool      `json:"gap_open,omitempty"`
-	From       time.Time `json:"restorable_from,omitzero"`
-	Window     string    `json:"window"`
-}
-
-// archiveStatuses adds the binlog archive of every archived mysql target
-// of the policy to st (the host key suffices); an open gap is a problem.
-func (a *app) archiveStatuses(ctx context.Context, e engine.Engine, st *policyStatus) error {
-	n, ok := e.(engine.Native)
-	if !ok {
-		return nil
-	}
-	var snaps []*repo.Snapshot
-	for _, t := range a.policy.Targets {
-		if t.Kind != "mysql" || t.Archive == nil {
-			continue
-		}
-		if snaps == nil {
-			var err error
-			if snaps, err = e.Snapshots(ctx); err != nil {
-				return err
-			}
-		}
-		segs, err := pitr.NewBinlog(logarchive.New(n.R), t.Name).List(ctx)
-		if err != nil {
-			return err
-		}
-		d := pitr.Describe(t.Name, snaps, segs, time.Now())
-		as := archiveStatus{Target: t.Name, Segments: d.Segments, Bytes: d.Bytes, Newest: d.Newest,
-			LagSeconds: d.Lag.Seconds(), GapOpen: d.GapOpen, From: d.From, Window: d.Window()}
-		for _, g := range d.Gaps {
-			as.Gaps = append(as.Gaps, g.String())
-		}
-		st.Archives = append(st.Archives, as)
-		switch {
-		case d.GapOpen:
-			st.Problems = append(st.Problems, fmt.Sprintf("binlog archive of %s: %s", t.Name, d.Window()))
-		case d.Segments == 0:
-			st.Problems = append(st.Problems, fmt.Sprintf("binlog archive of %s: nothing archived (is lifeboat-binlog@%s running?)", t.Name, a.policy.Name))
-		case d.Lag > 2*t.Archive.MaxDelay.D()+time.Minute:
-			st.Problems = append(st.Problems, fmt.Sprintf("binlog archive of %s: newest event %s old (max_delay %s; an idle server writes no events, a stopped archiver neither)", t.Name, d.Lag.Round(time.Second), t.Archive.MaxDelay))
-		}
-	}
-	return nil
-}
-
-func (a *app) printArchives(as []archiveStatus) {
-	for _, s := range as {
-		fmt.Fprintf(a.stdout, "  binlog archive %s: %d segments, %s", termSafe(s.Target), s.Segments, formatBytes(s.Bytes))
-		if !s.Newest.IsZero() {
-			fmt.Fprintf(a.stdout, ", newest event %s (lag %s)", s.Newest.Local().Format(time.RFC3339), time.Duration(s.LagSeconds*float64(time.Second)).Round(time.Second))
-		}
-		fmt.Fprintf(a.stdout, "\n    %s\n", termSafe(s.Window))
-		for _, g := range s.Gaps {
-			fmt.Fprintf(a.stdout, "    GAP: %s\n", termSafe(g))
-		}
-	}
+	q := physical.ShellQuote
+	return strings.Join([]string{q(bin), "--policy", q(pol), "--key-file", q(key), "wal", "fetch", "--target", q(target), "%f", "%p"}, " "), nil
 }

@@ -26,14 +26,15 @@ type restoreOptions struct {
 	devices    bool
 	kinds      targetRestoreFlags    // volume, bucket, exec snapshots (cmd_targets.go)
 	pg         *postgresRestoreFlags // postgres:// destinations (cmd_postgres.go)
+	pitr       pitrFlags             // --until, --to-datadir (cmd_pitr.go)
 }
 
 func (a *app) restoreCmd() *cobra.Command {
 	var o restoreOptions
 	var my *mysqlRestoreFlags
-	var pf *pitrFlags
+	var bp *binlogPITRFlags
 	cmd := &cobra.Command{
-		Use:   "restore SNAPSHOT|latest --to DIR [--include PATH]... | restore --until TIME|latest --to mysql://...",
+		Use:   "restore SNAPSHOT|latest --to DIR [--include PATH]... | restore --until TIME|latest|LSN|NAME --to-datadir DIR|--to mysql://...",
 		Short: "Restore a snapshot, or paths in it, to a directory",
 		Long: `Restore a snapshot to DIR: entries keep their stored paths (media/x restores to DIR/media/x).
 --include restores only the given paths (as listed by ls) and what is below them, reading only
@@ -45,23 +46,36 @@ nodes are not created (--devices). Nothing is written outside DIR and no symlink
 followed. Each file is written under a temporary name and renamed into place when complete; an
 entry that cannot be restored (a damaged pack) is listed and the restore goes on.
 
-A mysql target with a binlog archive (docs/pitr.md) restores to a point without a snapshot
-argument: --until TIME|latest, --until-gtid or --until-position pick the newest snapshot before
-the point, restore it and replay the archived transactions up to the point; --dry-run prints
-the plan. A point the archive cannot reach (a gap, past its end) is refused with the reason.
+Point-in-time recovery of a postgres target with a WAL archive (docs/pitr.md): --until TIME
+(RFC 3339, or YYYY-MM-DD HH:MM:SS in the policy's time zone: up to and including that second),
+latest, an LSN (0/3000060) or a restore point name, without a SNAPSHOT argument: the newest
+physical base from before the point is restored into the empty --to-datadir DIR, with recovery
+settings (restore_command naming this binary, the policy, the target and the owner key file by
+absolute path); --start starts the server and waits until it recovered and was promoted.
+
+Point-in-time restore of a mysql target with a binlog archive (docs/pitr.md): --until TIME|latest,
+--until-gtid or --until-position with --to mysql://...: the newest snapshot before the point is
+restored and the archived transactions up to the point replayed; --dry-run prints the plan. A
+point the archive cannot reach (a gap, past its end) is refused with the reason.
 
 Exit codes: 0 ok, 1 failure, 2 bad usage, 5 restore finished but some entries could not be
 restored (listed), 12 wrong key.`,
 		Args: cobra.RangeArgs(0, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if pf.set() {
+			if o.pitr.until != "" || o.pitr.toDatadir != "" || bp.gtid != "" || bp.pos != "" {
 				if len(args) > 0 {
-					return usagef("--until picks the base snapshot itself: give no SNAPSHOT argument")
+					return usagef("--until restores the newest base before the point: no SNAPSHOT argument")
 				}
-				return a.restorePITR(cmd.Context(), o, my, pf)
+				if a.isBinlogPITR(o, bp) {
+					return a.restoreBinlogPITR(cmd.Context(), o, my, bp)
+				}
+				if o.pitr.toDatadir == "" {
+					return usagef("--until needs --to-datadir DIR (postgres targets)")
+				}
+				return a.restorePGPITR(cmd.Context(), o, o.pitr)
 			}
 			if len(args) != 1 {
-				return usagef("give SNAPSHOT or latest (or --until for a point-in-time restore)")
+				return usagef("restore needs a SNAPSHOT (or latest), or --until")
 			}
 			if o.to == "" && o.kinds.toCommand == "" {
 				return usagef("--to DIR is required")
@@ -84,9 +98,14 @@ restored (listed), 12 wrong key.`,
 	f.StringVar(&o.target, "target", "", "with latest: the latest snapshot of this target")
 	f.StringVar(&o.host, "host", "", "with latest: the latest snapshot of this host")
 	my = addMySQLRestoreFlags(f)
-	pf = addPITRFlags(f)
+	bp = addBinlogPITRFlags(f)
 	o.pg = addPostgresRestoreFlags(f)
 	addTargetRestoreFlags(f, &o.kinds)
+	f.StringVar(&o.pitr.until, "until", "", "point-in-time restore to TIME (RFC 3339, or YYYY-MM-DD HH:MM:SS in the policy's time zone, up to and including that second) or latest; postgres also an LSN or a restore point name (docs/pitr.md)")
+	f.StringVar(&o.pitr.toDatadir, "to-datadir", "", "with --until: the empty PostgreSQL data directory to restore into")
+	f.BoolVar(&o.pitr.start, "start", false, "with --until: start the server and wait until recovery finished")
+	f.StringArrayVar(&o.pitr.pgOptions, "pg-option", nil, "with --start: a server option for pg_ctl -o (e.g. \"-p 5433\"), repeatable")
+	f.BoolVar(&o.pitr.noArchive, "no-archive", false, "with --until: archive_mode off in the restored cluster (drills and copies)")
 	return cmd
 }
 

@@ -9,6 +9,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -70,9 +71,12 @@ repositories:
 targets:
   - name: pg
     kind: postgres
-    dsn: postgres://%s@127.0.0.1:5432/postgres
-`, url, p.host, postgrestest.User)), 0o644))
-	p.chownPostgres(p.host, p.policy)
+    dsn: postgres://%s@127.0.0.1:%%d/postgres
+    password_file: %s
+    method: physical
+`, url, p.host, postgrestest.User, filepath.Join(dir, "pg.pass"))), 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "pg.pass"), []byte(postgrestest.Password), 0o600))
+	p.chownPostgres(p.host, p.owner, p.policy)
 	base := []string{"wal_level=replica", "archive_mode=on", "max_wal_senders=4", "full_page_writes=on", "wal_keep_size=1024",
 		"archive_command=" + p.bin + " wal push --policy " + p.policy + " --target pg %p"}
 	srv, err := pgscratch.Start(context.Background(), pgscratch.Options{Dir: pgDir, User: postgrestest.User,
@@ -80,6 +84,10 @@ targets:
 	require.NoError(t, err)
 	p.pg = &postgrestest.Server{Server: srv}
 	t.Cleanup(srv.Stop)
+	// The policy names the server's port, known only now.
+	pol, err := os.ReadFile(p.policy)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(p.policy, []byte(strings.Replace(string(pol), "%d", strconv.Itoa(srv.Port), 1)), 0o644))
 	return p
 }
 
@@ -89,13 +97,18 @@ func (p *pitrPG) chownPostgres(paths ...string) {
 	if os.Geteuid() != 0 {
 		return
 	}
+	uid, gid := postgresIDs(p.t)
+	for _, path := range paths {
+		require.NoError(p.t, os.Chown(path, int(uid), int(gid)))
+	}
+}
+
+func postgresIDs(t *testing.T) (uint32, uint32) {
 	u, err := user.Lookup("postgres")
-	require.NoError(p.t, err)
+	require.NoError(t, err)
 	uid, _ := strconv.Atoi(u.Uid)
 	gid, _ := strconv.Atoi(u.Gid)
-	for _, path := range paths {
-		require.NoError(p.t, os.Chown(path, uid, gid))
-	}
+	return uint32(uid), uint32(gid)
 }
 
 func (p *pitrPG) sql(q string) string { return p.pg.MustPSQL(p.t, "postgres", q) }

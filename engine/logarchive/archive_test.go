@@ -126,3 +126,16 @@ func TestListGapsExpired(t *testing.T) {
 	var ce *repo.CorruptError
 	require.True(t, errors.As(problems[1], &ce) || errors.As(problems[0], &ce))
 }
+
+func TestParseUntil(t *testing.T) {
+	berlin, err := time.LoadLocation("Europe/Berlin")
+	require.NoError(t, err)
+	u := logarchive.ParseUntil("2026-12-07 10:14:59", berlin)
+	require.Equal(t, time.Date(2026, 12, 7, 9, 14, 59, 999999000, time.UTC), u.Time.UTC(), "the whole second, in the policy's zone")
+	u = logarchive.ParseUntil("2026-12-07T10:14:59.25Z", berlin)
+	require.Equal(t, time.Date(2026, 12, 7, 10, 14, 59, 250000000, time.UTC), u.Time.UTC())
+	require.True(t, logarchive.ParseUntil("latest", nil).Latest)
+	u = logarchive.ParseUntil("0/3000060", nil)
+	require.True(t, u.Time.IsZero())
+	require.Equal(t, "0/3000060", u.Raw)
+}
