@@ -8,8 +8,7 @@ export PATH := $(CACHE)/bin:/usr/local/go/bin:$(PATH)
 export LIFEBOAT_CACHE := $(CACHE)
 
 TEST_TIMEOUT ?= 30m
-# ./... skips directories named testdata: name the generator packages.
-PKGS    ?= ./... ./testdata/gentree ./testdata/treecmp ./testdata/shop
+PKGS    ?= ./...
 
 .PHONY: all deps build test test-short demo bench torture fmt vet
 

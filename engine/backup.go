@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -14,10 +13,12 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/lifeboat-backup/lifeboat/engine/repo"
 	"github.com/lifeboat-backup/lifeboat/engine/repo/chunker"
-	"github.com/lifeboat-backup/lifeboat/targets"
-	"golang.org/x/sync/errgroup"
+	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
+	"github.com/lifeboat-backup/lifeboat/internal/zeros"
 )
 
 // Version is the program version recorded in snapshots.
@@ -38,7 +39,7 @@ type BackupOptions struct {
 	Tags   []string
 	// Parent is the snapshot to compare with; unchanged files are not read
 	// again. Nil: the latest snapshot of the same target, host and paths.
-	Parent *repo.ID
+	Parent *snapshot.ID
 	// NoParent reads everything.
 	NoParent bool
 	Workers  int // default: GOMAXPROCS
@@ -49,7 +50,7 @@ type BackupOptions struct {
 
 // BackupResult is what a backup stored and what it could not read.
 type BackupResult struct {
-	Snapshot *repo.Snapshot
+	Snapshot *snapshot.Snapshot
 	Warnings []string // unreadable source entries, each naming the path
 }
 
@@ -70,7 +71,7 @@ func Backup(ctx context.Context, r *repo.Repository, src Source, opts BackupOpti
 	if opts.Progress == nil {
 		opts.Progress = &Progress{}
 	}
-	sn := &repo.Snapshot{Time: start.UTC(), Host: opts.Host, Target: opts.Target, Kind: src.Kind(),
+	sn := &snapshot.Snapshot{Time: start.UTC(), Host: opts.Host, Target: opts.Target, Kind: src.Kind(),
 		Paths: src.Paths(), Tags: opts.Tags, Program: "lifeboat " + Version}
 	if !opts.Time.IsZero() {
 		sn.Time = opts.Time.UTC()
@@ -80,7 +81,7 @@ func Backup(ctx context.Context, r *repo.Repository, src Source, opts BackupOpti
 	}
 	aon, ok := src.(AllOrNothing)
 	strict := ok && aon.AllOrNothing()
-	var parent *repo.Snapshot
+	var parent *snapshot.Snapshot
 	if !opts.NoParent && !strict {
 		var err error
 		if parent, err = findParent(ctx, r, sn, opts.Parent); err != nil {
@@ -119,11 +120,11 @@ func Backup(ctx context.Context, r *repo.Repository, src Source, opts BackupOpti
 	return &BackupResult{Snapshot: sn, Warnings: b.warnings}, nil
 }
 
-func findParent(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, want *repo.ID) (*repo.Snapshot, error) {
+func findParent(ctx context.Context, r *repo.Repository, sn *snapshot.Snapshot, want *snapshot.ID) (*snapshot.Snapshot, error) {
 	if want != nil {
 		return r.LoadSnapshot(ctx, *want)
 	}
-	p, err := r.FindSnapshot(ctx, "latest", func(c *repo.Snapshot) bool {
+	p, err := r.FindSnapshot(ctx, "latest", func(c *snapshot.Snapshot) bool {
 		return c.Target == sn.Target && c.Host == sn.Host && c.Kind == sn.Kind && slices.Equal(c.Paths, sn.Paths)
 	})
 	if errors.Is(err, repo.ErrNotFound) {
@@ -135,9 +136,9 @@ func findParent(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, want
 type backup struct {
 	r        *repo.Repository
 	opts     BackupOptions
-	sn       *repo.Snapshot
-	strict   bool            // AllOrNothing source: unreadable entries fail the backup
-	zeroIDs  map[int]repo.ID // IDs of all-zero chunks by length (under mu)
+	sn       *snapshot.Snapshot
+	strict   bool                // AllOrNothing source: unreadable entries fail the backup
+	zeroIDs  map[int]snapshot.ID // IDs of all-zero chunks by length (under mu)
 	mu       sync.Mutex
 	warnings []string
 }
@@ -153,7 +154,7 @@ func (b *backup) warn(path string, err error) {
 // The IDs of its last chunks may still be computed then: they are in
 // pending, in order after node.Content.
 type fileJob struct {
-	node    *repo.Node
+	node    *snapshot.Node
 	open    Opener
 	err     error
 	pending []*chunkTask
@@ -165,7 +166,7 @@ type fileJob struct {
 // known; a failed save stops the whole backup instead.
 type chunkTask struct {
 	buf  *[]byte
-	id   repo.ID
+	id   snapshot.ID
 	done chan struct{}
 }
 
@@ -193,7 +194,7 @@ const maxBlockSize = 64 << 20
 // as futures. Channels are small and every stage blocks when the next is
 // busy, so memory is bounded by workers x max chunk size, not by the input:
 // in flight are one chunk per saver, one queued, and one per reader.
-func (b *backup) run(ctx context.Context, src Source, parent *repo.Snapshot) error {
+func (b *backup) run(ctx context.Context, src Source, parent *snapshot.Snapshot) error {
 	block := 0
 	if fb, ok := src.(FixedBlocks); ok {
 		if block = fb.BlockSize(); block <= 0 || block > maxBlockSize {
@@ -252,10 +253,10 @@ func (b *backup) run(ctx context.Context, src Source, parent *repo.Snapshot) err
 				return ctx.Err()
 			}
 		}
-		err := src.Walk(ctx, b.warn, func(e targets.Entry, open Opener) error {
-			j := &fileJob{node: &repo.Node{Entry: e}, open: open, done: make(chan struct{})}
+		err := src.Walk(ctx, b.warn, func(e snapshot.Entry, open Opener) error {
+			j := &fileJob{node: &snapshot.Node{Entry: e}, open: open, done: make(chan struct{})}
 			reuse := false
-			if e.Type == targets.TypeFile {
+			if e.Type == snapshot.TypeFile {
 				reuse = b.unchanged(pc, j.node)
 			}
 			if batch = append(batch, j); len(batch) == orderedBatch {
@@ -263,7 +264,7 @@ func (b *backup) run(ctx context.Context, src Source, parent *repo.Snapshot) err
 					return err
 				}
 			}
-			if e.Type != targets.TypeFile || reuse {
+			if e.Type != snapshot.TypeFile || reuse {
 				if reuse {
 					b.opts.Progress.Bytes.Add(e.Size)
 				}
@@ -311,12 +312,12 @@ const orderedBatch = 256
 // unchanged reports whether a file matches its parent entry (size, mtime,
 // ctime, inode) and all of the parent's blobs are still indexed and add up
 // to its size; if so the node takes the parent's content list.
-func (b *backup) unchanged(pc *parentCursor, n *repo.Node) bool {
+func (b *backup) unchanged(pc *parentCursor, n *snapshot.Node) bool {
 	if pc == nil {
 		return false
 	}
 	p := pc.find(n.Path)
-	if p == nil || p.Type != targets.TypeFile || p.Size != n.Size || !p.ModTime.Equal(n.ModTime) ||
+	if p == nil || p.Type != snapshot.TypeFile || p.Size != n.Size || !p.ModTime.Equal(n.ModTime) ||
 		!p.ChangeTime.Equal(n.ChangeTime) || p.Inode != n.Inode {
 		return false
 	}
@@ -448,14 +449,14 @@ func (j *fileJob) finish(ctx context.Context) error {
 // preallocated files): they recur with few lengths, so their IDs are
 // computed once per length. A non-zero chunk costs one compare of its
 // leading bytes.
-func (b *backup) blobID(data []byte) repo.ID {
-	if len(data) == 0 || data[0] != 0 || data[len(data)-1] != 0 || !isZero(data) {
+func (b *backup) blobID(data []byte) snapshot.ID {
+	if len(data) == 0 || data[0] != 0 || data[len(data)-1] != 0 || !zeros.All(data) {
 		return b.r.BlobID(data)
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.zeroIDs == nil {
-		b.zeroIDs = map[int]repo.ID{}
+		b.zeroIDs = map[int]snapshot.ID{}
 	}
 	id, ok := b.zeroIDs[len(data)]
 	if !ok {
@@ -463,19 +464,6 @@ func (b *backup) blobID(data []byte) repo.ID {
 		b.zeroIDs[len(data)] = id
 	}
 	return id
-}
-
-var zeroBlock [64 << 10]byte
-
-func isZero(p []byte) bool {
-	for len(p) > 0 {
-		n := min(len(p), len(zeroBlock))
-		if !bytes.Equal(p[:n], zeroBlock[:n]) {
-			return false
-		}
-		p = p[n:]
-	}
-	return true
 }
 
 // writeTree writes the metadata stream in walk order as entries finish.
@@ -500,7 +488,7 @@ func (b *backup) writeTree(ctx context.Context, ordered <-chan []*fileJob) error
 	return nil
 }
 
-func (b *backup) addToTree(ctx context.Context, tw *repo.TreeWriter, st *repo.SnapshotStats, batch []*fileJob) error {
+func (b *backup) addToTree(ctx context.Context, tw *repo.TreeWriter, st *snapshot.Stats, batch []*fileJob) error {
 	for _, j := range batch {
 		select {
 		case <-j.done:
@@ -520,10 +508,10 @@ func (b *backup) addToTree(ctx context.Context, tw *repo.TreeWriter, st *repo.Sn
 			continue
 		}
 		switch j.node.Type {
-		case targets.TypeFile:
+		case snapshot.TypeFile:
 			st.Files++
 			st.BytesIn += j.node.Size
-		case targets.TypeDir:
+		case snapshot.TypeDir:
 			st.Dirs++
 		default:
 			st.Others++
@@ -540,18 +528,18 @@ func (b *backup) addToTree(ctx context.Context, tw *repo.TreeWriter, st *repo.Sn
 // (both in ComparePaths order), so memory does not grow with the tree. The
 // stream is decoded ahead by its own goroutine, in batches.
 type parentCursor struct {
-	batches <-chan []*repo.Node
+	batches <-chan []*snapshot.Node
 	cancel  context.CancelFunc
-	batch   []*repo.Node
+	batch   []*snapshot.Node
 	done    bool
 }
 
 func newParentCursor(ctx context.Context, tr *repo.TreeReader) *parentCursor {
 	ctx, cancel := context.WithCancel(ctx)
-	ch := make(chan []*repo.Node, 4)
+	ch := make(chan []*snapshot.Node, 4)
 	go func() {
 		defer close(ch)
-		batch := make([]*repo.Node, 0, 256)
+		batch := make([]*snapshot.Node, 0, 256)
 		for {
 			n, err := tr.Next()
 			if err != nil { // EOF, or unreadable: then the rest is read anew
@@ -563,7 +551,7 @@ func newParentCursor(ctx context.Context, tr *repo.TreeReader) *parentCursor {
 				case <-ctx.Done():
 					return
 				}
-				batch = make([]*repo.Node, 0, 256)
+				batch = make([]*snapshot.Node, 0, 256)
 			}
 		}
 		if len(batch) > 0 {
@@ -582,7 +570,7 @@ func (p *parentCursor) stop() {
 	}
 }
 
-func (p *parentCursor) find(path string) *repo.Node {
+func (p *parentCursor) find(path string) *snapshot.Node {
 	for !p.done {
 		if len(p.batch) == 0 {
 			b, ok := <-p.batches
@@ -592,7 +580,7 @@ func (p *parentCursor) find(path string) *repo.Node {
 			}
 			p.batch = b
 		}
-		switch c := targets.ComparePaths(p.batch[0].Path, path); {
+		switch c := snapshot.ComparePaths(p.batch[0].Path, path); {
 		case c == 0:
 			return p.batch[0]
 		case c > 0:

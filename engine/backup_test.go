@@ -21,13 +21,13 @@ import (
 	"github.com/lifeboat-backup/lifeboat/engine"
 	"github.com/lifeboat-backup/lifeboat/engine/repo"
 	"github.com/lifeboat-backup/lifeboat/engine/repo/repotest"
-	"github.com/lifeboat-backup/lifeboat/engine/repo/storage"
-	"github.com/lifeboat-backup/lifeboat/engine/repo/storage/miniotest"
+	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
+	"github.com/lifeboat-backup/lifeboat/engine/storage"
+	"github.com/lifeboat-backup/lifeboat/engine/storage/miniotest"
+	"github.com/lifeboat-backup/lifeboat/internal/testutil/gentree"
+	"github.com/lifeboat-backup/lifeboat/internal/testutil/treecmp"
 	"github.com/lifeboat-backup/lifeboat/restore"
-	"github.com/lifeboat-backup/lifeboat/targets"
 	"github.com/lifeboat-backup/lifeboat/targets/files"
-	"github.com/lifeboat-backup/lifeboat/testdata/gentree"
-	"github.com/lifeboat-backup/lifeboat/testdata/treecmp"
 )
 
 func TestMain(m *testing.M) { os.Exit(miniotest.Main(m)) }
@@ -64,16 +64,16 @@ func genTree(t *testing.T, size int64, seed int64) string {
 
 func backup(t *testing.T, r *repo.Repository, root string) *engine.BackupResult {
 	t.Helper()
-	res, err := engine.Backup(context.Background(), r, &engine.FilesSource{Roots: []string{root}}, engine.BackupOptions{})
+	res, err := engine.Backup(context.Background(), r, &files.Source{Roots: []string{root}}, engine.BackupOptions{})
 	require.NoError(t, err)
 	require.Empty(t, res.Warnings)
 	return res
 }
 
-func restoreAndCompare(t *testing.T, r *repo.Repository, sn *repo.Snapshot, src string) {
+func restoreAndCompare(t *testing.T, r *repo.Repository, sn *snapshot.Snapshot, src string) {
 	t.Helper()
 	dest := t.TempDir()
-	_, err := restore.Files(context.Background(), r, sn, dest, restore.Options{Files: files.RestoreOptions{KeepSetuid: true, Devices: true, Xattrs: files.XattrsAll}})
+	_, err := restore.Files(context.Background(), r, sn, dest, snapshot.RestoreOptions{Entries: snapshot.EntryOptions{KeepSetuid: true, Devices: true, Xattrs: snapshot.XattrsAll}})
 	require.NoError(t, err)
 	diffs, err := treecmp.Compare(src, filepath.Join(dest, filepath.Base(src)), treecmp.Options{Sparse: true, CompareRoot: true, MaxDifferences: 20})
 	require.NoError(t, err)
@@ -114,7 +114,7 @@ func TestHostKeyCannotRestore(t *testing.T) {
 	assert.Zero(t, again.Snapshot.Stats.BytesAdded)
 	assert.False(t, host.CanReadData())
 	// ... but not content.
-	_, err := restore.Files(context.Background(), host, again.Snapshot, t.TempDir(), restore.Options{})
+	_, err := restore.Files(context.Background(), host, again.Snapshot, t.TempDir(), snapshot.RestoreOptions{})
 	require.ErrorIs(t, err, repo.ErrNoDataKey)
 }
 
@@ -130,7 +130,7 @@ func TestDedup(t *testing.T) {
 	assert.Less(t, float64(second.BytesStored), 0.01*float64(first.BytesIn))
 
 	// Unchanged content, re-read without parent: still nothing new.
-	forced, err := engine.Backup(context.Background(), r, &engine.FilesSource{Roots: []string{src}}, engine.BackupOptions{NoParent: true})
+	forced, err := engine.Backup(context.Background(), r, &files.Source{Roots: []string{src}}, engine.BackupOptions{NoParent: true})
 	require.NoError(t, err)
 	assert.Equal(t, first.BytesIn, forced.Snapshot.Stats.BytesRead)
 	assert.Less(t, float64(forced.Snapshot.Stats.BytesAdded), 0.01*float64(first.BytesIn))
@@ -170,7 +170,7 @@ func TestRestoreInclude(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(strings.Join(tc.include, ","), func(t *testing.T) {
 			dest := t.TempDir()
-			_, err := restore.Files(context.Background(), r, sn, dest, restore.Options{Include: tc.include})
+			_, err := restore.Files(context.Background(), r, sn, dest, snapshot.RestoreOptions{Include: tc.include})
 			if tc.wantErr {
 				require.Error(t, err)
 				return
@@ -199,7 +199,7 @@ func TestUnreadableFileIsNamed(t *testing.T) {
 	require.NoError(t, os.WriteFile(filepath.Join(src, "secret"), []byte("x"), 0o000))
 	tr := repotest.Init(t, openURL(t, "mem://"), repotest.SmallChunks, 0)
 	r := tr.Open(t, tr.Owner)
-	res, err := engine.Backup(context.Background(), r, &engine.FilesSource{Roots: []string{src}}, engine.BackupOptions{})
+	res, err := engine.Backup(context.Background(), r, &files.Source{Roots: []string{src}}, engine.BackupOptions{})
 	require.NoError(t, err)
 	require.Len(t, res.Warnings, 1)
 	assert.Contains(t, res.Warnings[0], "secret")
@@ -212,16 +212,16 @@ type streamSource struct{}
 func (streamSource) Kind() string       { return "dump" }
 func (streamSource) Paths() []string    { return []string{"db"} }
 func (streamSource) AllOrNothing() bool { return true }
-func (streamSource) Walk(ctx context.Context, warn func(string, error), fn func(targets.Entry, engine.Opener) error) error {
+func (streamSource) Walk(ctx context.Context, warn func(string, error), fn func(snapshot.Entry, engine.Opener) error) error {
 	ok := func() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader("rows")), nil }
 	bad := func() (io.ReadCloser, error) { return nil, errors.New("table is gone") }
-	if err := fn(targets.Entry{Path: "db", Type: targets.TypeDir}, nil); err != nil {
+	if err := fn(snapshot.Entry{Path: "db", Type: snapshot.TypeDir}, nil); err != nil {
 		return err
 	}
-	if err := fn(targets.Entry{Path: "db/a.data", Type: targets.TypeFile}, ok); err != nil {
+	if err := fn(snapshot.Entry{Path: "db/a.data", Type: snapshot.TypeFile}, ok); err != nil {
 		return err
 	}
-	return fn(targets.Entry{Path: "db/b.data", Type: targets.TypeFile}, bad)
+	return fn(snapshot.Entry{Path: "db/b.data", Type: snapshot.TypeFile}, bad)
 }
 
 func TestAllOrNothingSourceFailsWhole(t *testing.T) {
@@ -245,7 +245,7 @@ type blockSource struct {
 func (s *blockSource) Kind() string       { return "volume" }
 func (s *blockSource) Paths() []string    { return []string{"disk"} }
 func (s *blockSource) AllOrNothing() bool { return true }
-func (s *blockSource) Walk(ctx context.Context, warn func(string, error), fn func(targets.Entry, engine.Opener) error) error {
+func (s *blockSource) Walk(ctx context.Context, warn func(string, error), fn func(snapshot.Entry, engine.Opener) error) error {
 	open := func() (io.ReadCloser, error) {
 		var rd io.Reader = bytes.NewReader(s.data)
 		if s.readErr != nil {
@@ -253,7 +253,7 @@ func (s *blockSource) Walk(ctx context.Context, warn func(string, error), fn fun
 		}
 		return io.NopCloser(rd), nil
 	}
-	return fn(targets.Entry{Path: "disk", Type: targets.TypeFile, Size: int64(len(s.data))}, open)
+	return fn(snapshot.Entry{Path: "disk", Type: snapshot.TypeFile, Size: int64(len(s.data))}, open)
 }
 
 // fixedSource adds engine.FixedBlocks.
@@ -334,8 +334,8 @@ func TestSingleStream(t *testing.T) {
 	}
 }
 
-func uniq(ids []repo.ID) map[repo.ID]bool {
-	m := map[repo.ID]bool{}
+func uniq(ids []snapshot.ID) map[snapshot.ID]bool {
+	m := map[snapshot.ID]bool{}
 	for _, id := range ids {
 		m[id] = true
 	}

@@ -13,8 +13,8 @@ import (
 	"github.com/lifeboat-backup/lifeboat/engine/repo"
 	"github.com/lifeboat-backup/lifeboat/engine/repo/chunker"
 	"github.com/lifeboat-backup/lifeboat/engine/repo/repotest"
-	"github.com/lifeboat-backup/lifeboat/engine/repo/storage/miniotest"
-	"github.com/lifeboat-backup/lifeboat/testdata/gentree"
+	"github.com/lifeboat-backup/lifeboat/engine/storage/miniotest"
+	"github.com/lifeboat-backup/lifeboat/internal/testutil/gentree"
 )
 
 // TestLargeRoundTripMinIO is the foundation issue's acceptance run: a

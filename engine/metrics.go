@@ -3,11 +3,11 @@ package engine
 import (
 	"fmt"
 	"math"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/lifeboat-backup/lifeboat/internal/atomicfile"
 )
 
 // RunMetrics renders the Prometheus text exposition of a policy's runs
@@ -116,45 +116,8 @@ func runMetrics(m *promWriter, runs []RunResult) {
 // WriteRunMetrics writes RunMetrics(runs) to path atomically: a reader
 // (node-exporter) sees the old file or the new one, never a part.
 func WriteRunMetrics(path string, runs []RunResult) error {
-	if err := WriteFileAtomic(path, RunMetrics(runs), 0o644); err != nil {
+	if err := atomicfile.WriteFile(path, RunMetrics(runs), 0o644); err != nil {
 		return fmt.Errorf("metrics: %w", err)
-	}
-	return nil
-}
-
-// WriteFileAtomic writes data to a temporary file in path's directory,
-// syncs it and renames it over path.
-func WriteFileAtomic(path string, data []byte, mode os.FileMode) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	// The temporary name does not end in .prom: node-exporter ignores it.
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*.tmp")
-	if err != nil {
-		return err
-	}
-	fail := func(err error) error {
-		tmp.Close()
-		os.Remove(tmp.Name())
-		return err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		return fail(err)
-	}
-	if err := tmp.Chmod(mode); err != nil {
-		return fail(err)
-	}
-	if err := tmp.Sync(); err != nil {
-		return fail(err)
-	}
-	if err := tmp.Close(); err != nil {
-		os.Remove(tmp.Name())
-		return err
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		os.Remove(tmp.Name())
-		return err
 	}
 	return nil
 }

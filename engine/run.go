@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/lifeboat-backup/lifeboat/engine/repo"
+	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
 	"github.com/lifeboat-backup/lifeboat/policies"
 	"github.com/lifeboat-backup/lifeboat/retention"
 	"github.com/lifeboat-backup/lifeboat/targets/bucket"
@@ -88,7 +89,7 @@ type RunOptions struct {
 func SourceFor(t policies.Target) (Source, error) {
 	switch t.Kind {
 	case "files":
-		return &FilesSource{Roots: t.Paths, Options: files.Options{Excludes: t.Exclude, OneFileSystem: t.OneFileSystem}}, nil
+		return &files.Source{Roots: t.Paths, Options: files.Options{Excludes: t.Exclude, OneFileSystem: t.OneFileSystem}}, nil
 	case "mysql":
 		if t.Method == "physical" {
 			return nil, fmt.Errorf("target %s: method physical is not supported for mysql by this lifeboat yet", t.Name)
@@ -239,7 +240,7 @@ func Run(ctx context.Context, p *policies.Policy, e Engine, opts RunOptions) (*R
 	res.End = now().UTC()
 	// A copy of the journal entry in the repository: whoever holds a key
 	// can see what ran, also when this host is gone.
-	if err := e.SaveRunRecord(ctx, p.Name, res.Start, res); err != nil {
+	if err := e.SaveRecord(ctx, "runs/"+p.Name, res.Start, res); err != nil {
 		fail("journal copy: %v", err)
 	}
 	if !res.OK() {
@@ -256,7 +257,7 @@ func forgetByPolicy(ctx context.Context, p *policies.Policy, e Engine, rules ret
 		return err
 	}
 	var in []retention.Snapshot
-	byID := map[string]*repo.Snapshot{}
+	byID := map[string]*snapshot.Snapshot{}
 	for _, s := range sns {
 		if s.Host != p.Host || !slices.Contains(s.Tags, PolicyTag(p.Name)) || s.Suspect != "" {
 			continue // suspect snapshots (future times) are neither counted nor removed
@@ -265,7 +266,7 @@ func forgetByPolicy(ctx context.Context, p *policies.Policy, e Engine, rules ret
 		in = append(in, retention.Snapshot{ID: s.ID.String(), Time: s.Time, Host: s.Host, Target: s.Target, Tags: s.Tags})
 	}
 	res.Retention = retention.Apply(in, rules)
-	var drop []repo.ID
+	var drop []snapshot.ID
 	for _, d := range res.Retention {
 		if !d.Keep {
 			drop = append(drop, byID[d.Snapshot.ID].ID)

@@ -2,13 +2,10 @@ package engine
 
 import (
 	"context"
-	"fmt"
 	"io"
-	"os"
 	"time"
 
-	"github.com/lifeboat-backup/lifeboat/targets"
-	"github.com/lifeboat-backup/lifeboat/targets/files"
+	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
 )
 
 // Opener opens the content of a file entry. It is an alias, so targets
@@ -22,7 +19,7 @@ type Opener = func() (io.ReadCloser, error)
 type Source interface {
 	Kind() string
 	Paths() []string
-	Walk(ctx context.Context, warn func(path string, err error), fn func(e targets.Entry, open Opener) error) error
+	Walk(ctx context.Context, warn func(path string, err error), fn func(e snapshot.Entry, open Opener) error) error
 }
 
 // RecoveryPointer is implemented by sources whose data is consistent with
@@ -40,39 +37,4 @@ type RecoveryPointer interface {
 // be read fails the backup instead of being skipped with a warning.
 type AllOrNothing interface {
 	AllOrNothing() bool
-}
-
-// FilesSource backs up directory trees.
-type FilesSource struct {
-	Roots   []string
-	Options files.Options
-}
-
-// Kind implements Source.
-func (s *FilesSource) Kind() string { return "files" }
-
-// Paths implements Source.
-func (s *FilesSource) Paths() []string { return s.Roots }
-
-// Walk implements Source.
-func (s *FilesSource) Walk(ctx context.Context, warn func(string, error), fn func(targets.Entry, Opener) error) error {
-	// A missing root is a mistake in the command or policy, not unreadable
-	// data: fail before a misleading empty snapshot is saved.
-	for _, root := range s.Roots {
-		if _, err := os.Lstat(root); err != nil {
-			return fmt.Errorf("backup root: %w", err)
-		}
-	}
-	opts := s.Options
-	opts.OnError = func(path string, err error) error {
-		warn(path, err)
-		return nil
-	}
-	return files.Walk(ctx, s.Roots, opts, func(e targets.Entry, src string) error {
-		var open Opener
-		if e.Type == targets.TypeFile {
-			open = func() (io.ReadCloser, error) { return files.Open(src, e) }
-		}
-		return fn(e, open)
-	})
 }

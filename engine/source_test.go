@@ -16,18 +16,19 @@ import (
 	"github.com/lifeboat-backup/lifeboat/engine"
 	"github.com/lifeboat-backup/lifeboat/engine/repo"
 	"github.com/lifeboat-backup/lifeboat/engine/repo/repotest"
-	"github.com/lifeboat-backup/lifeboat/targets"
+	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
+	"github.com/lifeboat-backup/lifeboat/targets/files"
 )
 
-// swapSource is a FilesSource whose file "victim" is replaced by swap
+// swapSource is a files.Source whose file "victim" is replaced by swap
 // after the walk has listed it and before the backup opens it.
 type swapSource struct {
-	*engine.FilesSource
+	*files.Source
 	swap func(path string)
 }
 
-func (s swapSource) Walk(ctx context.Context, warn func(string, error), fn func(targets.Entry, engine.Opener) error) error {
-	return s.FilesSource.Walk(ctx, warn, func(e targets.Entry, open engine.Opener) error {
+func (s swapSource) Walk(ctx context.Context, warn func(string, error), fn func(snapshot.Entry, engine.Opener) error) error {
+	return s.Source.Walk(ctx, warn, func(e snapshot.Entry, open engine.Opener) error {
 		if filepath.Base(e.Path) == "victim" {
 			s.swap(filepath.Join(filepath.Dir(s.Roots[0]), e.Path))
 		}
@@ -52,7 +53,7 @@ func backupSwapped(t *testing.T, swap func(path string)) (*repo.Repository, *eng
 	}
 	done := make(chan result, 1)
 	go func() {
-		res, err := engine.Backup(context.Background(), r, swapSource{&engine.FilesSource{Roots: []string{root}}, swap}, engine.BackupOptions{})
+		res, err := engine.Backup(context.Background(), r, swapSource{&files.Source{Roots: []string{root}}, swap}, engine.BackupOptions{})
 		done <- result{res, err}
 	}()
 	select {
@@ -66,7 +67,7 @@ func backupSwapped(t *testing.T, swap func(path string)) (*repo.Repository, *eng
 }
 
 // stored returns the paths and contents of the files in sn.
-func stored(t *testing.T, r *repo.Repository, sn *repo.Snapshot) map[string]string {
+func stored(t *testing.T, r *repo.Repository, sn *snapshot.Snapshot) map[string]string {
 	t.Helper()
 	out := map[string]string{}
 	tr := r.NewTreeReader(context.Background(), sn)
@@ -76,7 +77,7 @@ func stored(t *testing.T, r *repo.Repository, sn *repo.Snapshot) map[string]stri
 			return out
 		}
 		require.NoError(t, err)
-		if n.Type != targets.TypeFile {
+		if n.Type != snapshot.TypeFile {
 			continue
 		}
 		b, err := io.ReadAll(r.NewBlobReader(context.Background(), n.Content))
@@ -108,11 +109,11 @@ func TestSourceFileSwappedForSymlink(t *testing.T) {
 	require.Len(t, res.Warnings, 1)
 	assert.Contains(t, res.Warnings[0], "src/victim")
 	assert.Contains(t, res.Warnings[0], "now a symlink")
-	files := stored(t, r, res.Snapshot)
-	for p, c := range files {
+	got := stored(t, r, res.Snapshot)
+	for p, c := range got {
 		assert.NotContains(t, c, "secret", p)
 	}
-	assert.Equal(t, map[string]string{"src/other": "other"}, files)
+	assert.Equal(t, map[string]string{"src/other": "other"}, got)
 }
 
 func TestSourceFileReplacedByAnother(t *testing.T) {

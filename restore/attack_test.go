@@ -17,8 +17,8 @@ import (
 
 	"github.com/lifeboat-backup/lifeboat/engine"
 	"github.com/lifeboat-backup/lifeboat/engine/repo"
+	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
 	"github.com/lifeboat-backup/lifeboat/restore"
-	"github.com/lifeboat-backup/lifeboat/targets"
 	"github.com/lifeboat-backup/lifeboat/targets/files"
 )
 
@@ -28,7 +28,7 @@ import (
 
 // hostileEntry is a crafted node and, for a file, its content.
 type hostileEntry struct {
-	e       targets.Entry
+	e       snapshot.Entry
 	content string
 }
 
@@ -41,10 +41,10 @@ type hostile struct {
 func (h hostile) Kind() string    { return h.kind }
 func (h hostile) Paths() []string { return []string{"/srv"} }
 
-func (h hostile) Walk(_ context.Context, _ func(string, error), fn func(targets.Entry, engine.Opener) error) error {
+func (h hostile) Walk(_ context.Context, _ func(string, error), fn func(snapshot.Entry, engine.Opener) error) error {
 	for _, he := range h.entries {
 		var open engine.Opener
-		if he.e.Type == targets.TypeFile {
+		if he.e.Type == snapshot.TypeFile {
 			c := he.content
 			he.e.Size = int64(len(c))
 			open = func() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader(c)), nil }
@@ -58,7 +58,7 @@ func (h hostile) Walk(_ context.Context, _ func(string, error), fn func(targets.
 
 // hostileSnapshot writes a snapshot of kind with the host key and returns
 // the repository opened with the owner key, and the snapshot.
-func hostileSnapshot(t *testing.T, kind string, entries ...hostileEntry) (*repo.Repository, *repo.Snapshot) {
+func hostileSnapshot(t *testing.T, kind string, entries ...hostileEntry) (*repo.Repository, *snapshot.Snapshot) {
 	t.Helper()
 	tr, _ := newRepo(t)
 	host := tr.Open(t, tr.Host)
@@ -71,25 +71,25 @@ func hostileSnapshot(t *testing.T, kind string, entries ...hostileEntry) (*repo.
 }
 
 func file(path, content string, mode fs.FileMode) hostileEntry {
-	return hostileEntry{e: targets.Entry{Path: path, Type: targets.TypeFile, Mode: uint32(mode), ModTime: time.Unix(1e9, 0)}, content: content}
+	return hostileEntry{e: snapshot.Entry{Path: path, Type: snapshot.TypeFile, Mode: uint32(mode), ModTime: time.Unix(1e9, 0)}, content: content}
 }
 
 func dir(path string, mode fs.FileMode) hostileEntry {
-	return hostileEntry{e: targets.Entry{Path: path, Type: targets.TypeDir, Mode: uint32(mode), ModTime: time.Unix(1e9, 0)}}
+	return hostileEntry{e: snapshot.Entry{Path: path, Type: snapshot.TypeDir, Mode: uint32(mode), ModTime: time.Unix(1e9, 0)}}
 }
 
 func symlink(path, target string) hostileEntry {
-	return hostileEntry{e: targets.Entry{Path: path, Type: targets.TypeSymlink, LinkTarget: target, Mode: 0o777}}
+	return hostileEntry{e: snapshot.Entry{Path: path, Type: snapshot.TypeSymlink, LinkTarget: target, Mode: 0o777}}
 }
 
 // restoreHostile restores sn to a fresh dest inside a fresh parent and
 // returns dest, the parent (to check that nothing appeared next to dest),
 // the stats and the failures.
-func restoreHostile(t *testing.T, r *repo.Repository, sn *repo.Snapshot, fo files.RestoreOptions) (string, *restore.Stats, []restore.Failure) {
+func restoreHostile(t *testing.T, r *repo.Repository, sn *snapshot.Snapshot, fo snapshot.EntryOptions) (string, *snapshot.RestoreStats, []snapshot.Failure) {
 	t.Helper()
 	dest := filepath.Join(t.TempDir(), "dest")
-	st, err := restore.Files(context.Background(), r, sn, dest, restore.Options{Files: fo})
-	var ie *restore.IncompleteError
+	st, err := restore.Files(context.Background(), r, sn, dest, snapshot.RestoreOptions{Entries: fo})
+	var ie *snapshot.IncompleteError
 	if err != nil {
 		require.True(t, errors.As(err, &ie), "%v", err)
 		return dest, st, ie.Failures
@@ -97,7 +97,7 @@ func restoreHostile(t *testing.T, r *repo.Repository, sn *repo.Snapshot, fo file
 	return dest, st, nil
 }
 
-func failedPaths(fs []restore.Failure) []string {
+func failedPaths(fs []snapshot.Failure) []string {
 	var out []string
 	for _, f := range fs {
 		out = append(out, f.Path)
@@ -120,9 +120,9 @@ func TestAttackFilesPathTraversal(t *testing.T) {
 		file("a/../../escape", "x", 0o644),
 		file(filepath.Join(outside, "abs"), "x", 0o644),
 		file("ok", "fine", 0o644),
-		hostileEntry{e: targets.Entry{Path: "hl", Type: targets.TypeHardlink, HardlinkTo: "../escape"}},
+		hostileEntry{e: snapshot.Entry{Path: "hl", Type: snapshot.TypeHardlink, HardlinkTo: "../escape"}},
 	)
-	dest, st, failed := restoreHostile(t, r, sn, files.RestoreOptions{})
+	dest, st, failed := restoreHostile(t, r, sn, snapshot.EntryOptions{})
 	onlyDest(t, dest)
 	entries, err := os.ReadDir(outside)
 	require.NoError(t, err)
@@ -145,7 +145,7 @@ func TestAttackFilesSymlinkParent(t *testing.T) {
 		symlink("up", ".."),
 		file("up/escape", "x", 0o644),
 	)
-	dest, _, failed := restoreHostile(t, r, sn, files.RestoreOptions{})
+	dest, _, failed := restoreHostile(t, r, sn, snapshot.EntryOptions{})
 	onlyDest(t, dest)
 	assert.ElementsMatch(t, []string{"etc/passwd", "etc/sub", "etc/evil", "up/escape"}, failedPaths(failed))
 	for _, f := range failed {
@@ -164,15 +164,15 @@ func TestAttackFilesSymlinkParent(t *testing.T) {
 // paths, and the entry's metadata used to be applied to it.
 func TestAttackFilesHardlinkToPreexisting(t *testing.T) {
 	r, sn := hostileSnapshot(t, "files",
-		hostileEntry{e: targets.Entry{Path: "grab", Type: targets.TypeHardlink, HardlinkTo: "victim",
+		hostileEntry{e: snapshot.Entry{Path: "grab", Type: snapshot.TypeHardlink, HardlinkTo: "victim",
 			Mode: 0o777 | uint32(fs.ModeSetuid), UID: 65534, GID: 65534, Links: 2}},
 	)
 	dest := filepath.Join(t.TempDir(), "dest")
 	require.NoError(t, os.MkdirAll(dest, 0o755))
 	victim := filepath.Join(dest, "victim")
 	require.NoError(t, os.WriteFile(victim, []byte("the operator's file"), 0o600))
-	_, err := restore.Files(context.Background(), r, sn, dest, restore.Options{})
-	var ie *restore.IncompleteError
+	_, err := restore.Files(context.Background(), r, sn, dest, snapshot.RestoreOptions{})
+	var ie *snapshot.IncompleteError
 	require.True(t, errors.As(err, &ie), "%v", err)
 	assert.Equal(t, []string{"grab"}, failedPaths(ie.Failures))
 	assert.ErrorIs(t, ie.Failures[0].Err, files.ErrHardlinkTarget)
@@ -194,7 +194,7 @@ func TestAttackFilesSetuidRoot(t *testing.T) {
 	suid.e.UID, suid.e.GID, suid.e.User, suid.e.Group = 0, 0, "root", "root"
 	r, sn := hostileSnapshot(t, "files", dir("bin", 0o755), suid,
 		dir("shared", 0o2775|fs.ModeSetgid))
-	dest, _, failed := restoreHostile(t, r, sn, files.RestoreOptions{})
+	dest, _, failed := restoreHostile(t, r, sn, snapshot.EntryOptions{})
 	require.Empty(t, failed)
 	var st unix.Stat_t
 	require.NoError(t, unix.Lstat(filepath.Join(dest, "bin/rootshell"), &st))
@@ -203,7 +203,7 @@ func TestAttackFilesSetuidRoot(t *testing.T) {
 	require.NoError(t, unix.Lstat(filepath.Join(dest, "shared"), &st))
 	assert.Equal(t, uint32(unix.S_ISGID), st.Mode&unix.S_ISGID, "a directory keeps setgid")
 
-	dest, _, failed = restoreHostile(t, r, sn, files.RestoreOptions{KeepSetuid: true})
+	dest, _, failed = restoreHostile(t, r, sn, snapshot.EntryOptions{KeepSetuid: true})
 	require.Empty(t, failed)
 	require.NoError(t, unix.Lstat(filepath.Join(dest, "bin/rootshell"), &st))
 	assert.Equal(t, uint32(0o6755), st.Mode&0o7777, "--keep-setuid restores them")
@@ -213,10 +213,10 @@ func TestAttackFilesDeviceNode(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("mknod of devices needs root")
 	}
-	mem := hostileEntry{e: targets.Entry{Path: "mem", Type: targets.TypeCharDev, Mode: 0o666, Rdev: unix.Mkdev(1, 1)}}
-	disk := hostileEntry{e: targets.Entry{Path: "sda", Type: targets.TypeDevice, Mode: 0o666, Rdev: unix.Mkdev(8, 0)}}
+	mem := hostileEntry{e: snapshot.Entry{Path: "mem", Type: snapshot.TypeCharDev, Mode: 0o666, Rdev: unix.Mkdev(1, 1)}}
+	disk := hostileEntry{e: snapshot.Entry{Path: "sda", Type: snapshot.TypeDevice, Mode: 0o666, Rdev: unix.Mkdev(8, 0)}}
 	r, sn := hostileSnapshot(t, "files", mem, disk, file("ok", "fine", 0o644))
-	dest, st, failed := restoreHostile(t, r, sn, files.RestoreOptions{})
+	dest, st, failed := restoreHostile(t, r, sn, snapshot.EntryOptions{})
 	require.Empty(t, failed)
 	assert.EqualValues(t, 2, st.DevicesSkipped)
 	for _, p := range []string{"mem", "sda"} {
@@ -224,7 +224,7 @@ func TestAttackFilesDeviceNode(t *testing.T) {
 		assert.ErrorIs(t, err, fs.ErrNotExist, p)
 	}
 
-	dest, st, failed = restoreHostile(t, r, sn, files.RestoreOptions{Devices: true})
+	dest, st, failed = restoreHostile(t, r, sn, snapshot.EntryOptions{Devices: true})
 	require.Empty(t, failed)
 	assert.Zero(t, st.DevicesSkipped)
 	fi, err := os.Lstat(filepath.Join(dest, "mem"))
@@ -237,9 +237,9 @@ func TestAttackFilesPrivilegedXattrs(t *testing.T) {
 		t.Skip("trusted.* xattrs need root")
 	}
 	f := file("bin/tool", "x", 0o755)
-	f.e.Xattrs = []targets.Xattr{{Name: "trusted.lifeboat", Value: []byte("t")}, {Name: "user.lifeboat", Value: []byte("u")}}
+	f.e.Xattrs = []snapshot.Xattr{{Name: "trusted.lifeboat", Value: []byte("t")}, {Name: "user.lifeboat", Value: []byte("u")}}
 	r, sn := hostileSnapshot(t, "files", f)
-	dest, _, failed := restoreHostile(t, r, sn, files.RestoreOptions{})
+	dest, _, failed := restoreHostile(t, r, sn, snapshot.EntryOptions{})
 	require.Empty(t, failed)
 	p := filepath.Join(dest, "bin/tool")
 	buf := make([]byte, 16)
@@ -252,7 +252,7 @@ func TestAttackFilesPrivilegedXattrs(t *testing.T) {
 	_, err = unix.Lgetxattr(p, "trusted.lifeboat", buf)
 	assert.Equal(t, unix.ENODATA, err, "trusted.* not restored by default")
 
-	dest, _, failed = restoreHostile(t, r, sn, files.RestoreOptions{Xattrs: files.XattrsAll})
+	dest, _, failed = restoreHostile(t, r, sn, snapshot.EntryOptions{Xattrs: snapshot.XattrsAll})
 	require.Empty(t, failed)
 	n, err = unix.Lgetxattr(filepath.Join(dest, "bin/tool"), "trusted.lifeboat", buf)
 	require.NoError(t, err, "--xattrs=all restores it")
@@ -270,7 +270,7 @@ func TestAttackBucketToDirectory(t *testing.T) {
 	dest := filepath.Join(t.TempDir(), "dest")
 	require.NoError(t, os.MkdirAll(dest, 0o755))
 	require.NoError(t, os.Symlink(outside, filepath.Join(dest, "media")))
-	_, err := restore.Bucket(context.Background(), restore.FromRepository(r, sn), dest, restore.BucketOptions{Workers: 1})
+	_, err := restore.Bucket(context.Background(), r.SnapshotReader(sn), dest, restore.BucketOptions{Workers: 1})
 	require.Error(t, err)
 	onlyDest(t, dest)
 	entries, err := os.ReadDir(outside)
@@ -287,7 +287,7 @@ func TestAttackExecPlantedTempSymlink(t *testing.T) {
 	dir := t.TempDir()
 	to := filepath.Join(dir, "dump.rdb")
 	require.NoError(t, os.Symlink(victim, to+".lifeboat-tmp"))
-	_, err := restore.Exec(context.Background(), restore.FromRepository(r, sn), restore.ExecOptions{To: to})
+	_, err := restore.Exec(context.Background(), r.SnapshotReader(sn), restore.ExecOptions{To: to})
 	require.NoError(t, err)
 	got, err := os.ReadFile(victim)
 	require.NoError(t, err)
@@ -305,7 +305,7 @@ func TestAttackExecPlantedTempSymlink(t *testing.T) {
 func TestAttackVolumeImage(t *testing.T) {
 	r, sn := hostileSnapshot(t, "volume", file("disk.img", strings.Repeat("v", 8192), 0o777|fs.ModeSetuid))
 	img := filepath.Join(t.TempDir(), "disk.img")
-	_, err := restore.Volume(context.Background(), restore.FromRepository(r, sn), img, restore.VolumeOptions{})
+	_, err := restore.Volume(context.Background(), r.SnapshotReader(sn), img, restore.VolumeOptions{})
 	require.NoError(t, err)
 	fi, err := os.Lstat(img)
 	require.NoError(t, err)
@@ -315,7 +315,7 @@ func TestAttackVolumeImage(t *testing.T) {
 	require.NoError(t, os.WriteFile(victim, nil, 0o644))
 	link := filepath.Join(t.TempDir(), "planted.img")
 	require.NoError(t, os.Symlink(victim, link))
-	_, err = restore.Volume(context.Background(), restore.FromRepository(r, sn), link, restore.VolumeOptions{})
+	_, err = restore.Volume(context.Background(), r.SnapshotReader(sn), link, restore.VolumeOptions{})
 	require.ErrorContains(t, err, "symlink")
 	fi, err = os.Stat(victim)
 	require.NoError(t, err)

@@ -12,9 +12,8 @@ import (
 	"gocloud.dev/blob"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/lifeboat-backup/lifeboat/engine/repo"
-	"github.com/lifeboat-backup/lifeboat/engine/repo/storage"
-	"github.com/lifeboat-backup/lifeboat/targets"
+	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
+	"github.com/lifeboat-backup/lifeboat/engine/storage"
 	"github.com/lifeboat-backup/lifeboat/targets/bucket"
 	"github.com/lifeboat-backup/lifeboat/targets/files"
 )
@@ -24,7 +23,7 @@ type BucketOptions struct {
 	// Prefix is put before every key written to a destination bucket.
 	Prefix   string
 	Workers  int // default 2 x GOMAXPROCS (object stores like parallel writes)
-	Progress *Progress
+	Progress *snapshot.Progress
 }
 
 // BucketStats summarize a bucket restore.
@@ -44,7 +43,7 @@ func IsBucketURL(dest string) bool { return strings.Contains(dest, "://") }
 // parents created, mtime set; keys are paths checked like a files
 // restore's: nothing is written outside the directory and no symlink in
 // it is followed). The destination bucket must exist.
-func Bucket(ctx context.Context, s Snapshot, dest string, opts BucketOptions) (*BucketStats, error) {
+func Bucket(ctx context.Context, s snapshot.Reader, dest string, opts BucketOptions) (*BucketStats, error) {
 	sn := s.Info()
 	if sn.Kind != "bucket" {
 		return nil, fmt.Errorf("snapshot %s is a %s snapshot, not bucket", sn.ID.Short(), sn.Kind)
@@ -54,30 +53,30 @@ func Bucket(ctx context.Context, s Snapshot, dest string, opts BucketOptions) (*
 	}
 	opts.Workers = jobs(s, opts.Workers)
 	if opts.Progress == nil {
-		opts.Progress = &Progress{}
+		opts.Progress = &snapshot.Progress{}
 	}
-	var put func(ctx context.Context, n *repo.Node) error
+	var put func(ctx context.Context, n *snapshot.Node) error
 	if IsBucketURL(dest) {
 		b, err := storage.OpenWith(ctx, dest, storage.OpenOptions{Ping: true})
 		if err != nil {
 			return nil, err
 		}
 		defer b.Close()
-		put = func(ctx context.Context, n *repo.Node) error { return putObject(ctx, s, b, opts.Prefix+n.Path, n) }
+		put = func(ctx context.Context, n *snapshot.Node) error { return putObject(ctx, s, b, opts.Prefix+n.Path, n) }
 	} else {
 		// Object keys are host-written paths: the files restorer keeps
 		// them under dest and follows no symlink there.
-		rs, err := files.NewRestorer(dest, files.RestoreOptions{Owner: files.OwnerOff, Xattrs: files.XattrsNone})
+		rs, err := files.NewRestorer(dest, snapshot.EntryOptions{Owner: snapshot.OwnerOff, Xattrs: snapshot.XattrsNone})
 		if err != nil {
 			return nil, err
 		}
 		defer rs.Close()
-		put = func(ctx context.Context, n *repo.Node) error { return putFile(ctx, s, rs, n) }
+		put = func(ctx context.Context, n *snapshot.Node) error { return putFile(ctx, s, rs, n) }
 	}
 	st := &BucketStats{}
 	var objects, bytes atomic.Int64
 	g, gctx := errgroup.WithContext(ctx)
-	jobs := make(chan *repo.Node, opts.Workers)
+	jobs := make(chan *snapshot.Node, opts.Workers)
 	for range opts.Workers {
 		g.Go(func() error {
 			for n := range jobs {
@@ -103,7 +102,7 @@ func Bucket(ctx context.Context, s Snapshot, dest string, opts BucketOptions) (*
 			if err != nil {
 				return err
 			}
-			if n.Type != targets.TypeFile {
+			if n.Type != snapshot.TypeFile {
 				continue
 			}
 			select {
@@ -121,7 +120,7 @@ func Bucket(ctx context.Context, s Snapshot, dest string, opts BucketOptions) (*
 }
 
 // WriterOptions rebuilds an object's metadata from its entry.
-func WriterOptions(e targets.Entry) *blob.WriterOptions {
+func WriterOptions(e snapshot.Entry) *blob.WriterOptions {
 	o := &blob.WriterOptions{}
 	for _, x := range e.Xattrs {
 		v := string(x.Value)
@@ -150,7 +149,7 @@ func WriterOptions(e targets.Entry) *blob.WriterOptions {
 	return o
 }
 
-func putObject(ctx context.Context, s Snapshot, b *blob.Bucket, key string, n *repo.Node) error {
+func putObject(ctx context.Context, s snapshot.Reader, b *blob.Bucket, key string, n *snapshot.Node) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel() // an unfinished write is discarded by cancelling it
 	w, err := b.NewWriter(ctx, key, WriterOptions(n.Entry))
@@ -173,8 +172,8 @@ func putObject(ctx context.Context, s Snapshot, b *blob.Bucket, key string, n *r
 
 // putFile writes object n as a file under rs: created under a temporary
 // name, mode 0644, renamed into place when complete, mtime set.
-func putFile(ctx context.Context, s Snapshot, rs *files.Restorer, n *repo.Node) error {
-	f, err := rs.File(targets.Entry{Path: n.Path, Type: targets.TypeFile, Size: n.Size, Mode: 0o644, ModTime: n.ModTime})
+func putFile(ctx context.Context, s snapshot.Reader, rs *files.Restorer, n *snapshot.Node) error {
+	f, err := rs.File(snapshot.Entry{Path: n.Path, Type: snapshot.TypeFile, Size: n.Size, Mode: 0o644, ModTime: n.ModTime})
 	if err != nil {
 		return err
 	}

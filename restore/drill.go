@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/lifeboat-backup/lifeboat/engine/repo"
+	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
 	"github.com/lifeboat-backup/lifeboat/internal/mariadb"
 	"github.com/lifeboat-backup/lifeboat/internal/pgscratch"
 	"github.com/lifeboat-backup/lifeboat/policies"
@@ -169,7 +170,7 @@ func secs(s float64) string {
 type drill struct {
 	o       DrillOptions
 	p       *policies.Policy
-	r       Repository
+	r       snapshot.Repository
 	rep     *DrillReport
 	dir     string
 	server  *mariadb.Server // scratch server started here
@@ -208,7 +209,7 @@ func (d *drill) phase(name, target string, start time.Time, inRTO bool) {
 // policy's objectives. The report is returned also with an error; its Err
 // tells the outcome. The error returned is only about the drill itself
 // (no snapshot, cannot restore, interrupted).
-func Drill(ctx context.Context, r Repository, o DrillOptions) (rep *DrillReport, err error) {
+func Drill(ctx context.Context, r snapshot.Repository, o DrillOptions) (rep *DrillReport, err error) {
 	p := o.Policy
 	if o.Now == nil {
 		o.Now = time.Now
@@ -229,7 +230,7 @@ func Drill(ctx context.Context, r Repository, o DrillOptions) (rep *DrillReport,
 			rep.Errors = append(rep.Errors, err.Error())
 		}
 	}()
-	if n, ok := r.(Native); ok && !n.R.CanReadData() {
+	if !r.CanReadData() {
 		return rep, fmt.Errorf("drill: %w: the policy's key_file is a host key, which cannot restore; give the owner key with --key-file or LIFEBOAT_KEY_FILE", repo.ErrNoDataKey)
 	}
 	for _, name := range o.Targets {
@@ -268,7 +269,7 @@ func Drill(ctx context.Context, r Repository, o DrillOptions) (rep *DrillReport,
 			rep.Targets = append(rep.Targets, dt)
 			continue
 		}
-		sn, err := r.FindSnapshot(ctx, "latest", func(s *repo.Snapshot) bool { return s.Target == t.Name && s.Host == p.Host })
+		sn, err := r.FindSnapshot(ctx, "latest", func(s *snapshot.Snapshot) bool { return s.Target == t.Name && s.Host == p.Host })
 		if errors.Is(err, repo.ErrNotFound) {
 			return rep, fmt.Errorf("target %s: no snapshot of host %s to drill: %w", t.Name, p.Host, err)
 		}
@@ -281,9 +282,9 @@ func Drill(ctx context.Context, r Repository, o DrillOptions) (rep *DrillReport,
 		case policies.KindFiles:
 			err = d.restoreFiles(ctx, &t, sn, &dt)
 		case policies.KindMySQL:
-			err = WithSnapshot(ctx, d.r, sn, func(s Snapshot) error { return d.restoreMySQL(ctx, &t, s, &dt) })
+			err = snapshot.WithReader(ctx, d.r, sn, func(s snapshot.Reader) error { return d.restoreMySQL(ctx, &t, s, &dt) })
 		case policies.KindPostgres:
-			err = WithSnapshot(ctx, d.r, sn, func(s Snapshot) error { return d.restorePostgres(ctx, &t, s, &dt) })
+			err = snapshot.WithReader(ctx, d.r, sn, func(s snapshot.Reader) error { return d.restorePostgres(ctx, &t, s, &dt) })
 		}
 		if ctx.Err() != nil {
 			return rep, ctx.Err()
@@ -393,13 +394,13 @@ func (d *drill) teardown() {
 	}
 }
 
-func (d *drill) restoreFiles(ctx context.Context, t *policies.Target, sn *repo.Snapshot, dt *DrillTarget) error {
+func (d *drill) restoreFiles(ctx context.Context, t *policies.Target, sn *snapshot.Snapshot, dt *DrillTarget) error {
 	dest := filepath.Join(d.dir, "files", t.Name)
 	if err := os.MkdirAll(dest, 0o700); err != nil {
 		return err
 	}
 	d.dirs[t.Name] = dest
-	st, err := d.r.RestoreFiles(ctx, sn, dest)
+	st, err := d.r.RestoreFiles(ctx, sn, dest, snapshot.RestoreOptions{})
 	if err != nil {
 		return err
 	}
@@ -443,7 +444,7 @@ func (d *drill) scratchServer(ctx context.Context) error {
 	return nil
 }
 
-func (d *drill) restoreMySQL(ctx context.Context, t *policies.Target, s Snapshot, dt *DrillTarget) error {
+func (d *drill) restoreMySQL(ctx context.Context, t *policies.Target, s snapshot.Reader, dt *DrillTarget) error {
 	if err := d.scratchServer(ctx); err != nil {
 		return err
 	}
@@ -761,7 +762,7 @@ func (d *drill) scratchPostgres(ctx context.Context) error {
 // original names (checks name them). With the snapshot's globals the
 // roles come first and ownership and grants are kept; without, objects
 // belong to the scratch superuser and grants are left out.
-func (d *drill) restorePostgres(ctx context.Context, t *policies.Target, s Snapshot, dt *DrillTarget) error {
+func (d *drill) restorePostgres(ctx context.Context, t *policies.Target, s snapshot.Reader, dt *DrillTarget) error {
 	if err := d.scratchPostgres(ctx); err != nil {
 		return err
 	}

@@ -19,13 +19,15 @@ import (
 
 	"github.com/lifeboat-backup/lifeboat/engine"
 	"github.com/lifeboat-backup/lifeboat/engine/repo"
+	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
+	"github.com/lifeboat-backup/lifeboat/internal/testutil/shop"
 	"github.com/lifeboat-backup/lifeboat/policies"
 	"github.com/lifeboat-backup/lifeboat/restore"
+	"github.com/lifeboat-backup/lifeboat/targets/files"
 	"github.com/lifeboat-backup/lifeboat/targets/mysql"
 	"github.com/lifeboat-backup/lifeboat/targets/mysql/mysqltest"
 	"github.com/lifeboat-backup/lifeboat/targets/postgres"
 	"github.com/lifeboat-backup/lifeboat/targets/postgres/postgrestest"
-	"github.com/lifeboat-backup/lifeboat/testdata/shop"
 )
 
 func f64(v float64) *float64 { return &v }
@@ -46,7 +48,7 @@ func mediaTree(t *testing.T, n int) string {
 
 func backupFiles(t *testing.T, r *repo.Repository, target string, roots ...string) {
 	t.Helper()
-	_, err := engine.Backup(context.Background(), r, &engine.FilesSource{Roots: roots},
+	_, err := engine.Backup(context.Background(), r, &files.Source{Roots: roots},
 		engine.BackupOptions{Target: target, Host: "drillhost", Workers: 2})
 	require.NoError(t, err)
 }
@@ -96,7 +98,7 @@ func TestDrillShopAndFiles(t *testing.T) {
 		t.Helper()
 		var dir string
 		var pid int
-		rep, err := restore.Drill(context.Background(), restore.Native{R: r}, restore.DrillOptions{Policy: p, TempDir: tmp,
+		rep, err := restore.Drill(context.Background(), engine.Native{R: r}, restore.DrillOptions{Policy: p, TempDir: tmp,
 			Scratch: func(d string, p int) { dir = d; pid = max(pid, p) }})
 		require.NoError(t, err)
 		gone(t, dir, pid)
@@ -218,7 +220,7 @@ func TestDrillCancelTearsDown(t *testing.T) {
 		}
 	}()
 	start := time.Now()
-	rep, err := restore.Drill(ctx, restore.Native{R: r}, restore.DrillOptions{Policy: p, TempDir: t.TempDir(),
+	rep, err := restore.Drill(ctx, engine.Native{R: r}, restore.DrillOptions{Policy: p, TempDir: t.TempDir(),
 		Scratch: func(d string, p int) {
 			dir = d
 			pid = max(pid, p)
@@ -239,7 +241,7 @@ func TestSpotCheckEmptiedDirectory(t *testing.T) {
 	backupFiles(t, r, "media", media)
 	p := &policies.Policy{Version: 1, Name: "spot", Host: "drillhost",
 		Targets: []policies.Target{{Name: "media", Kind: policies.KindFiles, Paths: []string{media}}}}
-	rep, err := restore.SpotCheck(context.Background(), r, restore.SpotCheckOptions{Policy: p})
+	rep, err := restore.SpotCheck(context.Background(), engine.Native{R: r}, restore.SpotCheckOptions{Policy: p})
 	require.NoError(t, err)
 	require.Equal(t, restore.DrillPassed, rep.Status, "%+v", rep.SpotChecks)
 	sc := rep.SpotChecks[0]
@@ -252,7 +254,7 @@ func TestSpotCheckEmptiedDirectory(t *testing.T) {
 	dir := filepath.Join(media, "catalog", "product", "01")
 	require.NoError(t, os.RemoveAll(dir))
 	require.NoError(t, os.Mkdir(dir, 0o755))
-	rep, err = restore.SpotCheck(context.Background(), r, restore.SpotCheckOptions{Policy: p})
+	rep, err = restore.SpotCheck(context.Background(), engine.Native{R: r}, restore.SpotCheckOptions{Policy: p})
 	require.NoError(t, err)
 	require.Equal(t, restore.DrillCheckFailed, rep.Status)
 	require.ErrorIs(t, rep.Err(), restore.ErrCheckFailed)
@@ -268,7 +270,7 @@ func TestSpotCheckEmptiedDirectory(t *testing.T) {
 	require.NoError(t, os.WriteFile(f, bytes.Repeat([]byte{9}, int(fi.Size())), 0o644))
 	require.NoError(t, os.Chtimes(f, fi.ModTime(), fi.ModTime()))
 	p.Targets[0].Paths = []string{media2}
-	rep, err = restore.SpotCheck(context.Background(), r2, restore.SpotCheckOptions{Policy: p})
+	rep, err = restore.SpotCheck(context.Background(), engine.Native{R: r2}, restore.SpotCheckOptions{Policy: p})
 	require.NoError(t, err)
 	require.Equal(t, restore.DrillCheckFailed, rep.Status)
 	require.Contains(t, rep.Err().Error(), "img000.jpg: live content differs")
@@ -328,7 +330,7 @@ func TestDrillPostgres(t *testing.T) {
 		t.Helper()
 		var dir string
 		var pid int
-		rep, err := restore.Drill(ctx, restore.Native{R: r}, restore.DrillOptions{Policy: p, TempDir: tmp, Log: logw,
+		rep, err := restore.Drill(ctx, engine.Native{R: r}, restore.DrillOptions{Policy: p, TempDir: tmp, Log: logw,
 			Scratch: func(d string, p int) { dir = d; pid = max(pid, p) }})
 		gone(t, dir, pid)
 		return rep, err, dir, pid
@@ -472,7 +474,7 @@ func (w *triggerWriter) Write(b []byte) (int, error) {
 // fail where a restic repository fails, learns recovery points on reading
 // as restic's stream snapshots do, and counts the snapshots it closes.
 type fakeRepo struct {
-	restore.Native
+	engine.Native
 	findErr  error
 	openErr  error
 	closeErr error
@@ -480,14 +482,14 @@ type fakeRepo struct {
 	closed   int
 }
 
-func (f *fakeRepo) FindSnapshot(ctx context.Context, ref string, filter func(*repo.Snapshot) bool) (*repo.Snapshot, error) {
+func (f *fakeRepo) FindSnapshot(ctx context.Context, ref string, filter func(*snapshot.Snapshot) bool) (*snapshot.Snapshot, error) {
 	if f.findErr != nil {
 		return nil, f.findErr
 	}
 	return f.Native.FindSnapshot(ctx, ref, filter)
 }
 
-func (f *fakeRepo) Open(ctx context.Context, sn *repo.Snapshot) (restore.Snapshot, error) {
+func (f *fakeRepo) Open(ctx context.Context, sn *snapshot.Snapshot) (snapshot.Reader, error) {
 	if f.openErr != nil {
 		return nil, f.openErr
 	}
@@ -495,26 +497,26 @@ func (f *fakeRepo) Open(ctx context.Context, sn *repo.Snapshot) (restore.Snapsho
 	if err != nil {
 		return nil, err
 	}
-	return &fakeSnapshot{Snapshot: s, f: f}, nil
+	return &fakeSnapshot{Reader: s, f: f}, nil
 }
 
-func (f *fakeRepo) RestoreFiles(ctx context.Context, sn *repo.Snapshot, dest string) (*restore.Stats, error) {
+func (f *fakeRepo) RestoreFiles(ctx context.Context, sn *snapshot.Snapshot, dest string, opts snapshot.RestoreOptions) (*snapshot.RestoreStats, error) {
 	if !f.rp.IsZero() {
 		sn.RecoveryPoint.Time = f.rp
 	}
-	return f.Native.RestoreFiles(ctx, sn, dest)
+	return f.Native.RestoreFiles(ctx, sn, dest, opts)
 }
 
 type fakeSnapshot struct {
-	restore.Snapshot
+	snapshot.Reader
 	f *fakeRepo
 }
 
-func (s *fakeSnapshot) Tree(ctx context.Context) restore.TreeReader {
+func (s *fakeSnapshot) Tree(ctx context.Context) snapshot.TreeReader {
 	if !s.f.rp.IsZero() {
 		s.Info().RecoveryPoint.Time = s.f.rp
 	}
-	return s.Snapshot.Tree(ctx)
+	return s.Reader.Tree(ctx)
 }
 
 func (s *fakeSnapshot) Close() error {
@@ -570,7 +572,7 @@ func TestDrillRepository(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			tt.repo.Native = restore.Native{R: r}
+			tt.repo.Native = engine.Native{R: r}
 			p := &policies.Policy{Version: 1, Name: "repodrill", Host: "drillhost",
 				Targets: []policies.Target{
 					{Name: "shopdb", Kind: policies.KindMySQL, DSN: srv.DSN(), Databases: []string{"drill_repo"}},
@@ -609,7 +611,7 @@ func TestDrillRepository(t *testing.T) {
 	}
 
 	// A native repository opened with the host key cannot restore.
-	rep, err := restore.Drill(context.Background(), restore.Native{R: tr.Open(t, tr.Host)}, restore.DrillOptions{
+	rep, err := restore.Drill(context.Background(), engine.Native{R: tr.Open(t, tr.Host)}, restore.DrillOptions{
 		Policy: &policies.Policy{Version: 1, Name: "hostkey", Host: "drillhost",
 			Targets: []policies.Target{{Name: "media", Kind: policies.KindFiles, Paths: []string{media}}}}})
 	require.ErrorIs(t, err, repo.ErrNoDataKey)

@@ -2,10 +2,10 @@ package restore
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 
+	"github.com/lifeboat-backup/lifeboat/internal/atomicfile"
 	"github.com/lifeboat-backup/lifeboat/internal/jsonl"
 )
 
@@ -65,28 +65,7 @@ func WriteDrillMetrics(path string, rep *DrillReport) error {
 	g("lifeboat_drill_rto_objective_seconds", "RTO objective (0: none).", rep.RTO.Objective, "")
 	g("lifeboat_drill_rpo_objective_seconds", "RPO objective (0: none).", rep.RPO.Objective, "")
 	g("lifeboat_drill_duration_seconds", "Wall time of the last drill, teardown included.", rep.End.Sub(rep.Start).Seconds(), "")
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return err
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".lifeboat-drill-*.tmp")
-	if err != nil {
-		return err
-	}
-	if _, err := tmp.WriteString(b.String()); err != nil {
-		tmp.Close()
-		os.Remove(tmp.Name())
-		return err
-	}
-	if err := tmp.Chmod(0o644); err != nil {
-		tmp.Close()
-		os.Remove(tmp.Name())
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		os.Remove(tmp.Name())
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
+	return atomicfile.WriteFile(path, []byte(b.String()), 0o644)
 }
 
 func promLabel(s string) string {

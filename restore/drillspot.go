@@ -14,8 +14,8 @@ import (
 	"time"
 
 	"github.com/lifeboat-backup/lifeboat/engine/repo"
+	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
 	"github.com/lifeboat-backup/lifeboat/policies"
-	"github.com/lifeboat-backup/lifeboat/targets"
 	"github.com/lifeboat-backup/lifeboat/targets/files"
 )
 
@@ -55,7 +55,7 @@ type SpotCheckResult struct {
 // within a tolerance, and the content of a random sample of live files
 // (unchanged since the backup by size and mtime) against the snapshot's
 // blobs. It catches a wrong exclude or a silently emptied directory.
-func SpotCheck(ctx context.Context, r *repo.Repository, o SpotCheckOptions) (*DrillReport, error) {
+func SpotCheck(ctx context.Context, r snapshot.Repository, o SpotCheckOptions) (*DrillReport, error) {
 	p := o.Policy
 	if o.Now == nil {
 		o.Now = time.Now
@@ -91,7 +91,7 @@ func SpotCheck(ctx context.Context, r *repo.Repository, o SpotCheckOptions) (*Dr
 			rep.Notes = append(rep.Notes, "target "+t.Name+": spot checks cover files targets only")
 			continue
 		}
-		sn, err := r.FindSnapshot(ctx, "latest", func(s *repo.Snapshot) bool { return s.Target == t.Name && s.Host == p.Host })
+		sn, err := r.FindSnapshot(ctx, "latest", func(s *snapshot.Snapshot) bool { return s.Target == t.Name && s.Host == p.Host })
 		if err != nil {
 			return rep, fmt.Errorf("target %s: %w", t.Name, err)
 		}
@@ -101,7 +101,11 @@ func SpotCheck(ctx context.Context, r *repo.Repository, o SpotCheckOptions) (*Dr
 		}
 		rpo = max(rpo, start.Sub(rp).Seconds())
 		t0 := o.Now()
-		res, err := spotCheck(ctx, r, sn, &t, o)
+		var res *SpotCheckResult
+		err = snapshot.WithReader(ctx, r, sn, func(s snapshot.Reader) (err error) {
+			res, err = spotCheck(ctx, s, &t, o)
+			return err
+		})
 		if err != nil {
 			return rep, fmt.Errorf("target %s: %w", t.Name, err)
 		}
@@ -143,7 +147,8 @@ func dirsOf(p string, fn func(string)) {
 	}
 }
 
-func spotCheck(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, t *policies.Target, o SpotCheckOptions) (*SpotCheckResult, error) {
+func spotCheck(ctx context.Context, s snapshot.Reader, t *policies.Target, o SpotCheckOptions) (*SpotCheckResult, error) {
+	sn := s.Info()
 	res := &SpotCheckResult{Target: t.Name, Snapshot: sn.ID.String()}
 	live := map[string]int64{}
 	stored := map[string]int64{}
@@ -151,13 +156,13 @@ func spotCheck(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, t *po
 	var sample []liveFile
 	var seen int
 	err := files.Walk(ctx, t.Paths, files.Options{Excludes: t.Exclude, OneFileSystem: t.OneFileSystem,
-		OnError: func(string, error) error { return nil }}, func(e targets.Entry, src string) error {
-		if e.Type != targets.TypeFile && e.Type != targets.TypeHardlink {
+		OnError: func(string, error) error { return nil }}, func(e snapshot.Entry, src string) error {
+		if e.Type != snapshot.TypeFile && e.Type != snapshot.TypeHardlink {
 			return nil
 		}
 		res.LiveFiles++
 		dirsOf(e.Path, func(d string) { live[d]++ })
-		if e.Type != targets.TypeFile {
+		if e.Type != snapshot.TypeFile {
 			return nil
 		}
 		seen++
@@ -176,8 +181,8 @@ func spotCheck(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, t *po
 	for _, f := range sample {
 		want[f.path] = f
 	}
-	nodes := map[string]*repo.Node{}
-	tr := r.NewTreeReader(ctx, sn)
+	nodes := map[string]*snapshot.Node{}
+	tr := s.Tree(ctx)
 	for {
 		n, err := tr.Next()
 		if err == io.EOF {
@@ -186,12 +191,12 @@ func spotCheck(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, t *po
 		if err != nil {
 			return nil, err
 		}
-		if n.Type != targets.TypeFile && n.Type != targets.TypeHardlink {
+		if n.Type != snapshot.TypeFile && n.Type != snapshot.TypeHardlink {
 			continue
 		}
 		res.SnapshotFiles++
 		dirsOf(n.Path, func(d string) { stored[d]++ })
-		if _, ok := want[n.Path]; ok && n.Type == targets.TypeFile {
+		if _, ok := want[n.Path]; ok && n.Type == snapshot.TypeFile {
 			nodes[n.Path] = n
 		}
 	}
@@ -247,7 +252,7 @@ func spotCheck(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, t *po
 			res.Changed++
 			continue
 		}
-		same, err := sameContent(ctx, r, n, f.src)
+		same, err := sameContent(ctx, s, n, f.src)
 		if err != nil {
 			return nil, err
 		}
@@ -261,17 +266,14 @@ func spotCheck(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, t *po
 	return res, nil
 }
 
-// sameContent hashes the live file and the snapshot's blobs of n.
-func sameContent(ctx context.Context, r *repo.Repository, n *repo.Node, src string) (bool, error) {
+// sameContent hashes the live file and the snapshot's content of n.
+func sameContent(ctx context.Context, s snapshot.Reader, n *snapshot.Node, src string) (bool, error) {
 	hs := sha256.New()
-	var buf []byte
-	for _, id := range n.Content {
-		data, err := r.LoadBlob(ctx, id, buf)
-		if err != nil {
-			return false, fmt.Errorf("%s: %w", n.Path, err)
-		}
-		hs.Write(data)
-		buf = data[:0]
+	rc := s.Open(ctx, n)
+	_, err := io.Copy(hs, rc)
+	rc.Close()
+	if err != nil {
+		return false, fmt.Errorf("%s: %w", n.Path, err)
 	}
 	f, err := os.Open(src)
 	if err != nil {

@@ -9,11 +9,10 @@ import (
 	"io"
 	"os"
 	osexec "os/exec"
-	"path/filepath"
 	"time"
 
-	"github.com/lifeboat-backup/lifeboat/engine/repo"
-	"github.com/lifeboat-backup/lifeboat/targets"
+	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
+	"github.com/lifeboat-backup/lifeboat/internal/atomicfile"
 	"github.com/lifeboat-backup/lifeboat/targets/exec"
 )
 
@@ -23,7 +22,7 @@ type ExecOptions struct {
 	Command  []string
 	To       string
 	Stdout   io.Writer // for To == "-"
-	Progress *Progress
+	Progress *snapshot.Progress
 }
 
 // ExecStats summarize a stream restore.
@@ -38,7 +37,7 @@ type ExecStats struct {
 // unpredictable temporary file created with O_EXCL beside it, mode 0600,
 // and renamed over FILE when complete: nothing planted beside FILE is
 // followed).
-func Exec(ctx context.Context, s Snapshot, opts ExecOptions) (*ExecStats, error) {
+func Exec(ctx context.Context, s snapshot.Reader, opts ExecOptions) (*ExecStats, error) {
 	sn := s.Info()
 	if sn.Kind != "exec" {
 		return nil, fmt.Errorf("snapshot %s is a %s snapshot, not exec", sn.ID.Short(), sn.Kind)
@@ -47,7 +46,7 @@ func Exec(ctx context.Context, s Snapshot, opts ExecOptions) (*ExecStats, error)
 		return nil, errors.New("restore exec: give either a file or a command")
 	}
 	if opts.Progress == nil {
-		opts.Progress = &Progress{}
+		opts.Progress = &snapshot.Progress{}
 	}
 	n, err := singleFile(ctx, s)
 	if err != nil {
@@ -94,23 +93,15 @@ func Exec(ctx context.Context, s Snapshot, opts ExecOptions) (*ExecStats, error)
 			return nil, err
 		}
 	default:
-		f, err := os.CreateTemp(filepath.Dir(opts.To), "."+filepath.Base(opts.To)+".lifeboat-*")
+		f, err := atomicfile.Create(opts.To, 0o600)
 		if err != nil {
 			return nil, fmt.Errorf("restore %s to %s: %w", n.Path, opts.To, err)
 		}
-		tmp := f.Name()
-		err = copyTo(f)
-		if err == nil {
-			err = f.Sync()
-		}
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-		if err == nil {
-			err = os.Rename(tmp, opts.To)
+		if err = copyTo(f); err == nil {
+			err = f.Commit()
 		}
 		if err != nil {
-			os.Remove(tmp)
+			f.Abort()
 			return nil, fmt.Errorf("restore %s to %s: %w", n.Path, opts.To, err)
 		}
 	}
@@ -122,7 +113,7 @@ func Exec(ctx context.Context, s Snapshot, opts ExecOptions) (*ExecStats, error)
 	return st, nil
 }
 
-type progressWriter struct{ p *Progress }
+type progressWriter struct{ p *snapshot.Progress }
 
 func (w progressWriter) Write(b []byte) (int, error) {
 	w.p.Bytes.Add(int64(len(b)))
@@ -130,10 +121,10 @@ func (w progressWriter) Write(b []byte) (int, error) {
 }
 
 // singleFile returns the one file entry of a stream or volume snapshot.
-func singleFile(ctx context.Context, s Snapshot) (*repo.Node, error) {
+func singleFile(ctx context.Context, s snapshot.Reader) (*snapshot.Node, error) {
 	sn := s.Info()
 	tr := s.Tree(ctx)
-	var found *repo.Node
+	var found *snapshot.Node
 	for {
 		n, err := tr.Next()
 		if err == io.EOF {
@@ -142,7 +133,7 @@ func singleFile(ctx context.Context, s Snapshot) (*repo.Node, error) {
 		if err != nil {
 			return nil, err
 		}
-		if n.Type != targets.TypeFile {
+		if n.Type != snapshot.TypeFile {
 			continue
 		}
 		if found != nil {

@@ -11,70 +11,12 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/lifeboat-backup/lifeboat/engine/repo"
-	"github.com/lifeboat-backup/lifeboat/targets"
-	"github.com/lifeboat-backup/lifeboat/targets/files"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/lifeboat-backup/lifeboat/engine/repo"
+	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
+	"github.com/lifeboat-backup/lifeboat/targets/files"
 )
-
-// Options configure a file restore.
-type Options struct {
-	// Include restricts the restore to these paths (as stored, e.g.
-	// "media/catalog") and everything below them; their parent
-	// directories are created. Empty: everything.
-	Include  []string
-	Workers  int
-	Files    files.RestoreOptions
-	Progress *Progress
-	// OnFailure, if set, is called for each entry that could not be
-	// restored, as it happens (one call at a time); the restore goes on.
-	OnFailure func(Failure)
-}
-
-// Progress counts a running restore.
-type Progress struct {
-	Files atomic.Int64
-	Bytes atomic.Int64
-}
-
-// Stats summarize a restore: what was restored, what failed, and the
-// device nodes left out (files.ErrDeviceSkipped).
-type Stats struct {
-	Files          int64 `json:"files"`
-	Dirs           int64 `json:"dirs"`
-	Other          int64 `json:"others"`
-	Bytes          int64 `json:"bytes"`
-	Failed         int64 `json:"failed"`
-	DevicesSkipped int64 `json:"devices_skipped"`
-}
-
-// Failure is an entry that could not be restored, and why.
-type Failure struct {
-	Path string
-	Err  error
-}
-
-// IncompleteError is returned by Files (with the Stats) when the restore
-// went through the whole snapshot but some entries could not be restored:
-// everything else is in place.
-type IncompleteError struct {
-	Failures []Failure
-}
-
-func (e *IncompleteError) Error() string {
-	f := e.Failures[0]
-	return fmt.Sprintf("restore finished, but %d entries could not be restored (first: %s: %v)", len(e.Failures), f.Path, f.Err)
-}
-
-// Unwrap gives the failures' errors, so errors.Is and errors.As see why
-// (repo.CorruptError for a damaged pack, files.ErrUnsafePath, ...).
-func (e *IncompleteError) Unwrap() []error {
-	errs := make([]error, len(e.Failures))
-	for i, f := range e.Failures {
-		errs[i] = f.Err
-	}
-	return errs
-}
 
 // selected reports whether path is to be restored (at or below an
 // include) and whether it is a parent directory of an include, which is
@@ -105,7 +47,7 @@ func selected(path string, include []string) (restore, parent bool) {
 // and the restore goes on; at the end Files returns the Stats and an
 // *IncompleteError listing the failures. Other errors (the snapshot's
 // metadata cannot be read, the context ends) stop the restore.
-func Files(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, dest string, opts Options) (*Stats, error) {
+func Files(ctx context.Context, r *repo.Repository, sn *snapshot.Snapshot, dest string, opts snapshot.RestoreOptions) (*snapshot.RestoreStats, error) {
 	if !r.CanReadData() {
 		return nil, fmt.Errorf("restore snapshot %s: %w", sn.ID.Short(), repo.ErrNoDataKey)
 	}
@@ -113,25 +55,25 @@ func Files(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, dest stri
 		opts.Workers = runtime.GOMAXPROCS(0)
 	}
 	if opts.Progress == nil {
-		opts.Progress = &Progress{}
+		opts.Progress = &snapshot.Progress{}
 	}
 	for _, inc := range opts.Include {
 		if err := files.CheckPath(strings.Trim(inc, "/")); err != nil {
 			return nil, fmt.Errorf("--include %q: %w", inc, err)
 		}
 	}
-	rs, err := files.NewRestorer(dest, opts.Files)
+	rs, err := files.NewRestorer(dest, opts.Entries)
 	if err != nil {
 		return nil, err
 	}
-	st := &Stats{}
+	st := &snapshot.RestoreStats{}
 	var restored, bytes atomic.Int64
 	var fmu sync.Mutex
-	var failures []Failure
+	var failures []snapshot.Failure
 	fail := func(path string, err error) {
 		fmu.Lock()
 		defer fmu.Unlock()
-		f := Failure{Path: path, Err: err}
+		f := snapshot.Failure{Path: path, Err: err}
 		failures = append(failures, f)
 		if opts.OnFailure != nil {
 			opts.OnFailure(f)
@@ -164,12 +106,12 @@ func Files(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, dest stri
 	}
 	// Content of multiply linked files by path, for a hard link whose first
 	// path is not restored (outside --include): it becomes a plain copy.
-	linked := map[string]*repo.Node{}
+	linked := map[string]*snapshot.Node{}
 	// Multiply linked files sent to the workers: their hard links are made
 	// once all files are committed.
 	sent := map[string]bool{}
-	var links []*repo.Node
-	sendFile := func(n *repo.Node) error {
+	var links []*snapshot.Node
+	sendFile := func(n *snapshot.Node) error {
 		f, err := rs.File(n.Entry)
 		if err != nil {
 			fail(n.Path, err)
@@ -197,7 +139,7 @@ func Files(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, dest stri
 			if err != nil {
 				return err
 			}
-			if n.Type == targets.TypeFile && n.Links > 1 {
+			if n.Type == snapshot.TypeFile && n.Links > 1 {
 				linked[n.Path] = n
 			}
 			sel, parent := selected(n.Path, opts.Include)
@@ -206,7 +148,7 @@ func Files(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, dest stri
 			}
 			matched = matched || sel
 			switch n.Type {
-			case targets.TypeDir:
+			case snapshot.TypeDir:
 				err := rs.Dir(n.Entry)
 				if err == nil {
 					err = rs.Finish(n.Entry)
@@ -216,11 +158,11 @@ func Files(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, dest stri
 					continue
 				}
 				st.Dirs++
-			case targets.TypeFile:
+			case snapshot.TypeFile:
 				if err := sendFile(n); err != nil {
 					return err
 				}
-			case targets.TypeHardlink:
+			case snapshot.TypeHardlink:
 				if sent[n.HardlinkTo] {
 					links = append(links, n)
 					continue
@@ -282,7 +224,7 @@ func Files(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, dest stri
 	}
 	st.Files, st.Bytes, st.Failed = restored.Load(), bytes.Load(), int64(len(failures))
 	if len(failures) > 0 {
-		return st, &IncompleteError{Failures: failures}
+		return st, &snapshot.IncompleteError{Failures: failures}
 	}
 	return st, nil
 }
@@ -296,13 +238,13 @@ func unjoin(err error) []error {
 }
 
 type fileJob struct {
-	n *repo.Node
+	n *snapshot.Node
 	f *files.File
 }
 
 // restoreFile writes j's content and commits the file; on an error the
 // caller aborts it.
-func restoreFile(ctx context.Context, r *repo.Repository, j fileJob, buf []byte, p *Progress) ([]byte, error) {
+func restoreFile(ctx context.Context, r *repo.Repository, j fileJob, buf []byte, p *snapshot.Progress) ([]byte, error) {
 	n, f := j.n, j.f
 	var off int64
 	for _, id := range n.Content {

@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/lifeboat-backup/lifeboat/engine/repo"
+	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
 	"github.com/lifeboat-backup/lifeboat/targets/mysql"
 )
 
@@ -58,7 +59,7 @@ type MySQLOptions struct {
 	// databases (mysql.UsersFile, see mysqlUsers); a snapshot without them
 	// fails (ErrNoUsers) before anything is created.
 	Users    bool
-	Progress *Progress
+	Progress *snapshot.Progress
 }
 
 // MySQLStats summarize a database restore.
@@ -101,7 +102,7 @@ var loadSeq atomic.Int64
 // the repository (no temporary files; each table in one transaction), then
 // creates routines, views, triggers and events. It refuses to start when
 // a destination database already holds a table or view of the same name.
-func MySQL(ctx context.Context, s Snapshot, opts MySQLOptions) (*MySQLStats, error) {
+func MySQL(ctx context.Context, s snapshot.Reader, opts MySQLOptions) (*MySQLStats, error) {
 	sn := s.Info()
 	if sn.Kind != "mysql" {
 		return nil, fmt.Errorf("snapshot %s is a %s snapshot, not mysql: restore it to a directory", sn.ID.Short(), sn.Kind)
@@ -111,7 +112,7 @@ func MySQL(ctx context.Context, s Snapshot, opts MySQLOptions) (*MySQLStats, err
 	}
 	opts.Jobs = jobs(s, opts.Jobs)
 	if opts.Progress == nil {
-		opts.Progress = &Progress{}
+		opts.Progress = &snapshot.Progress{}
 	}
 	if opts.DeferIndexesFrom == 0 {
 		opts.DeferIndexesFrom = deferIndexesFrom
@@ -150,7 +151,7 @@ func MySQL(ctx context.Context, s Snapshot, opts MySQLOptions) (*MySQLStats, err
 	defer ctl.Close()
 	// Databases and table schemas.
 	for _, d := range dbs {
-		text, err := ReadNode(ctx, s, d.Create)
+		text, err := snapshot.ReadNode(ctx, s, d.Create)
 		if err != nil {
 			return nil, err
 		}
@@ -198,7 +199,7 @@ func MySQL(ctx context.Context, s Snapshot, opts MySQLOptions) (*MySQLStats, err
 		}
 		pending := d.Objects[mysql.SuffixView]
 		for len(pending) > 0 {
-			var failed []*repo.Node
+			var failed []*snapshot.Node
 			var lastErr error
 			for _, n := range pending {
 				if err := runObject(ctx, s, ctl, n, d.Name, d.target); err != nil {
@@ -231,7 +232,7 @@ func MySQL(ctx context.Context, s Snapshot, opts MySQLOptions) (*MySQLStats, err
 
 // readMySQLTree reads the snapshot's databases (those of opts.Databases,
 // or all) with their destination names, and its UsersFile (nil: none).
-func readMySQLTree(ctx context.Context, s Snapshot, opts MySQLOptions) ([]*mysqlDB, *repo.Node, error) {
+func readMySQLTree(ctx context.Context, s snapshot.Reader, opts MySQLOptions) ([]*mysqlDB, *snapshot.Node, error) {
 	sn := s.Info()
 	layout, err := mysql.ReadLayout(s.Tree(ctx).Next)
 	if err != nil {
@@ -262,7 +263,7 @@ func readMySQLTree(ctx context.Context, s Snapshot, opts MySQLOptions) ([]*mysql
 // selectTables keeps the tables of dbs matching one of patterns ("db.table",
 // path.Match) and their triggers, and drops views, routines, events and
 // databases left without a table.
-func selectTables(ctx context.Context, s Snapshot, dbs []*mysqlDB, patterns []string) ([]*mysqlDB, error) {
+func selectTables(ctx context.Context, s snapshot.Reader, dbs []*mysqlDB, patterns []string) ([]*mysqlDB, error) {
 	for _, p := range patterns {
 		if _, err := path.Match(p, ""); err != nil {
 			return nil, fmt.Errorf("--tables %q: %w", p, err)
@@ -286,9 +287,9 @@ func selectTables(ctx context.Context, s Snapshot, dbs []*mysqlDB, patterns []st
 			continue
 		}
 		d.Tables = keep
-		var triggers []*repo.Node
+		var triggers []*snapshot.Node
 		for _, n := range d.Objects[mysql.SuffixTrigger] {
-			text, err := ReadNode(ctx, s, n)
+			text, err := snapshot.ReadNode(ctx, s, n)
 			if err != nil {
 				return nil, err
 			}
@@ -300,7 +301,7 @@ func selectTables(ctx context.Context, s Snapshot, dbs []*mysqlDB, patterns []st
 				triggers = append(triggers, n)
 			}
 		}
-		d.Objects = map[string][]*repo.Node{mysql.SuffixTrigger: triggers}
+		d.Objects = map[string][]*snapshot.Node{mysql.SuffixTrigger: triggers}
 		out = append(out, d)
 	}
 	if len(out) == 0 {
@@ -338,7 +339,7 @@ func checkConflicts(ctx context.Context, db *sql.DB, dbs []*mysqlDB) error {
 				rows.Close()
 				return err
 			}
-			if d.Schema[n] != nil || slices.ContainsFunc(d.Objects[mysql.SuffixView], func(v *repo.Node) bool {
+			if d.Schema[n] != nil || slices.ContainsFunc(d.Objects[mysql.SuffixView], func(v *snapshot.Node) bool {
 				name, _, _ := mysql.ParseEntryName(v.Path[strings.LastIndexByte(v.Path, '/')+1:])
 				return name == n
 			}) {
@@ -380,8 +381,8 @@ func session(ctx context.Context, db *sql.DB, setup []string, names string) (*sq
 
 // runObject runs a stored .sql entry on c (whose current database is the
 // destination), rewriting `from`. to `to`. when the database is renamed.
-func runObject(ctx context.Context, s Snapshot, c *sql.Conn, n *repo.Node, from, to string) error {
-	text, err := ReadNode(ctx, s, n)
+func runObject(ctx context.Context, s snapshot.Reader, c *sql.Conn, n *snapshot.Node, from, to string) error {
+	text, err := snapshot.ReadNode(ctx, s, n)
 	if err != nil {
 		return err
 	}
@@ -425,8 +426,8 @@ const deferIndexesFrom = 4 << 20
 // their order, so SHOW CREATE TABLE comes out the same).
 // It also tells whether the table is InnoDB with a primary key: rows
 // then have no order of their own, and the table may be loaded in pieces.
-func createTable(ctx context.Context, s Snapshot, c *sql.Conn, n *repo.Node, deferIndexes bool) ([]string, bool, error) {
-	text, err := ReadNode(ctx, s, n)
+func createTable(ctx context.Context, s snapshot.Reader, c *sql.Conn, n *snapshot.Node, deferIndexes bool) ([]string, bool, error) {
+	text, err := snapshot.ReadNode(ctx, s, n)
 	if err != nil {
 		return nil, false, err
 	}
@@ -519,7 +520,7 @@ type pieceLoad struct {
 // InnoDB tables with a primary key are cut into pieces at row boundaries
 // (largest table first) and loaded by all connections; the others each
 // stream straight from the repository in one transaction.
-func loadData(ctx context.Context, s Snapshot, db *sql.DB, setup []string, dbs []*mysqlDB, opts MySQLOptions, st *MySQLStats) (int64, error) {
+func loadData(ctx context.Context, s snapshot.Reader, db *sql.DB, setup []string, dbs []*mysqlDB, opts MySQLOptions, st *MySQLStats) (int64, error) {
 	jobs := make(chan loadJob)
 	g, gctx := errgroup.WithContext(ctx)
 	var total atomic.Int64
@@ -612,7 +613,7 @@ func loadData(ctx context.Context, s Snapshot, db *sql.DB, setup []string, dbs [
 // bytes ending at a row boundary (a raw newline only ends a row: one in a
 // value is escaped), then a last job without rows that counts the cutting
 // as done.
-func cutPieces(ctx context.Context, s Snapshot, j loadJob, size int64, p *Progress, send func(loadJob) error) error {
+func cutPieces(ctx context.Context, s snapshot.Reader, j loadJob, size int64, p *snapshot.Progress, send func(loadJob) error) error {
 	n := j.d.Data[j.table]
 	content := s.Open(ctx, n)
 	defer content.Close()
@@ -656,7 +657,7 @@ func cutPieces(ctx context.Context, s Snapshot, j loadJob, size int64, p *Progre
 }
 
 // loadStream streams one table's data into the server in one transaction.
-func loadStream(ctx context.Context, s Snapshot, c *sql.Conn, d *mysqlDB, table string, p *Progress) (int64, []string, error) {
+func loadStream(ctx context.Context, s snapshot.Reader, c *sql.Conn, d *mysqlDB, table string, p *snapshot.Progress) (int64, []string, error) {
 	n := d.Data[table]
 	name := mysql.QuoteName(d.target) + "." + mysql.QuoteName(table)
 	content := s.Open(ctx, n)

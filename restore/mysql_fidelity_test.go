@@ -128,7 +128,7 @@ func TestMySQLSakilaFidelity(t *testing.T) {
 	res, err := backupMySQL(t, r, mysql.Options{DSN: srv.DSN(), Password: srv.Password, Databases: []string{"sakila"}, Jobs: 3})
 	require.NoError(t, err)
 	require.Empty(t, res.Warnings)
-	snap := restore.FromRepository(r, res.Snapshot)
+	snap := r.SnapshotReader(res.Snapshot)
 
 	exec(t, db, "DROP DATABASE IF EXISTS sakila_copy")
 	// Every table's indexes and FKs after its rows: SHOW CREATE TABLE must
@@ -198,7 +198,7 @@ func TestMySQLHardCorpus(t *testing.T) {
 	res, err := backupMySQL(t, r, mysql.Options{DSN: srv.DSN(), Password: srv.Password, Databases: []string{src}, Jobs: 2})
 	require.NoError(t, err)
 	exec(t, db, "DROP DATABASE IF EXISTS "+mysql.QuoteName(dst))
-	_, err = restore.MySQL(context.Background(), restore.FromRepository(r, res.Snapshot), restore.MySQLOptions{DSN: srv.DSN(), Password: srv.Password,
+	_, err = restore.MySQL(context.Background(), r.SnapshotReader(res.Snapshot), restore.MySQLOptions{DSN: srv.DSN(), Password: srv.Password,
 		Rename: map[string]string{src: dst}, Jobs: 2, DeferIndexesFrom: 1})
 	require.NoError(t, err)
 	requireSameState(t, want, dbState(t, db, dst))

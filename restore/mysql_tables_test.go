@@ -7,10 +7,10 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/lifeboat-backup/lifeboat/internal/testutil/shop"
 	"github.com/lifeboat-backup/lifeboat/restore"
 	"github.com/lifeboat-backup/lifeboat/targets/mysql"
 	"github.com/lifeboat-backup/lifeboat/targets/mysql/mysqltest"
-	"github.com/lifeboat-backup/lifeboat/testdata/shop"
 )
 
 // TestMySQLRestoreTables: --tables restores the matching tables, with the
@@ -27,7 +27,7 @@ func TestMySQLRestoreTables(t *testing.T) {
 	_, r := newRepo(t)
 	res, err := backupMySQL(t, r, mysql.Options{DSN: srv.DSN(), Password: srv.Password, Databases: []string{"shop_tt"}, Jobs: 2})
 	require.NoError(t, err)
-	s := restore.FromRepository(r, res.Snapshot)
+	s := r.SnapshotReader(res.Snapshot)
 	opts := func(tables ...string) restore.MySQLOptions {
 		return restore.MySQLOptions{DSN: srv.DSN(), Password: srv.Password, Rename: map[string]string{"shop_tt": "shop_tt_part"}, Tables: tables}
 	}

@@ -21,11 +21,11 @@ import (
 	"github.com/lifeboat-backup/lifeboat/engine"
 	"github.com/lifeboat-backup/lifeboat/engine/repo"
 	"github.com/lifeboat-backup/lifeboat/engine/repo/repotest"
-	"github.com/lifeboat-backup/lifeboat/engine/repo/storage"
+	"github.com/lifeboat-backup/lifeboat/engine/storage"
+	"github.com/lifeboat-backup/lifeboat/internal/testutil/shop"
 	"github.com/lifeboat-backup/lifeboat/restore"
 	"github.com/lifeboat-backup/lifeboat/targets/mysql"
 	"github.com/lifeboat-backup/lifeboat/targets/mysql/mysqltest"
-	"github.com/lifeboat-backup/lifeboat/testdata/shop"
 )
 
 func TestMain(m *testing.M) { os.Exit(mysqltest.Main(m)) }
@@ -154,7 +154,7 @@ func TestMySQLShopRoundTrip(t *testing.T) {
 		return n
 	}
 	loadsBefore := loads()
-	st, err := restore.MySQL(context.Background(), restore.FromRepository(r, sn), restore.MySQLOptions{DSN: srv.DSN(), Password: srv.Password,
+	st, err := restore.MySQL(context.Background(), r.SnapshotReader(sn), restore.MySQLOptions{DSN: srv.DSN(), Password: srv.Password,
 		Rename: map[string]string{"shop_rt": "shop_rt_copy"}, Jobs: 4, PieceBytes: 16 << 10, DeferIndexesFrom: 1})
 	require.NoError(t, err)
 	require.Equal(t, 1, st.Databases)
@@ -199,7 +199,7 @@ func TestMySQLShopRoundTrip(t *testing.T) {
 	require.Equal(t, "0000-00-00", zero)
 
 	// A second restore into the same names refuses to start.
-	_, err = restore.MySQL(context.Background(), restore.FromRepository(r, sn), restore.MySQLOptions{DSN: srv.DSN(), Password: srv.Password,
+	_, err = restore.MySQL(context.Background(), r.SnapshotReader(sn), restore.MySQLOptions{DSN: srv.DSN(), Password: srv.Password,
 		Rename: map[string]string{"shop_rt": "shop_rt_copy"}})
 	require.ErrorContains(t, err, "already has")
 }
@@ -277,7 +277,7 @@ func TestMySQLConsistency(t *testing.T) {
 		require.NoError(t, err, mode)
 		target := fmt.Sprintf("bank_copy%d", i)
 		exec(t, db, "DROP DATABASE IF EXISTS "+target)
-		_, err = restore.MySQL(context.Background(), restore.FromRepository(r, res.Snapshot), restore.MySQLOptions{DSN: srv.DSN(), Password: srv.Password,
+		_, err = restore.MySQL(context.Background(), r.SnapshotReader(res.Snapshot), restore.MySQLOptions{DSN: srv.DSN(), Password: srv.Password,
 			Rename: map[string]string{"bank": target}, Jobs: 2})
 		require.NoError(t, err, mode)
 		var total, pairs int64
@@ -388,7 +388,7 @@ func TestMySQLRestoreNoBinlog(t *testing.T) {
 		target := fmt.Sprintf("nolog_%t", noBinlog)
 		exec(t, db, "DROP DATABASE IF EXISTS "+target)
 		before := position()
-		_, err = restore.MySQL(context.Background(), restore.FromRepository(r, res.Snapshot), restore.MySQLOptions{DSN: srv.DSN(), Password: srv.Password,
+		_, err = restore.MySQL(context.Background(), r.SnapshotReader(res.Snapshot), restore.MySQLOptions{DSN: srv.DSN(), Password: srv.Password,
 			Rename: map[string]string{"nolog": target}, NoBinlog: noBinlog})
 		require.NoError(t, err)
 		var n int

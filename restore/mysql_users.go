@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/lifeboat-backup/lifeboat/engine/repo"
+	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
 	"github.com/lifeboat-backup/lifeboat/targets/mysql"
 )
 
@@ -20,9 +20,9 @@ var ErrNoUsers = errors.New("has no user accounts (back up with --users, policy 
 // its grants are added. MySQL runs it last (MySQLOptions.Users): grants
 // on tables need the tables. It returns the number of accounts and
 // roles. Errors name the statement's account, never a password hash.
-func mysqlUsers(ctx context.Context, s Snapshot, node *repo.Node, opts MySQLOptions) (int, error) {
+func mysqlUsers(ctx context.Context, s snapshot.Reader, node *snapshot.Node, opts MySQLOptions) (int, error) {
 	sn := s.Info()
-	text, err := ReadNode(ctx, s, node)
+	text, err := snapshot.ReadNode(ctx, s, node)
 	if err != nil {
 		return 0, err
 	}

@@ -77,7 +77,7 @@ func TestMySQLUsersRoundTrip(t *testing.T) {
 	_, r := newRepo(t)
 	res, err := backupMySQL(t, r, mysql.Options{DSN: srv.DSN(), Password: srv.Password, Databases: []string{"ru_db"}, Users: true})
 	require.NoError(t, err)
-	s := restore.FromRepository(r, res.Snapshot)
+	s := r.SnapshotReader(res.Snapshot)
 	for k, v := range res.Snapshot.RecoveryPoint.Details {
 		assert.NotContains(t, v, hash, k)
 	}
@@ -141,7 +141,7 @@ func TestMySQLUsersMissing(t *testing.T) {
 	_, r := newRepo(t)
 	res, err := backupMySQL(t, r, mysql.Options{DSN: srv.DSN(), Password: srv.Password, Databases: []string{"ru_none"}})
 	require.NoError(t, err)
-	s := restore.FromRepository(r, res.Snapshot)
+	s := r.SnapshotReader(res.Snapshot)
 	want := fmt.Sprintf("snapshot %s has no user accounts (back up with --users", res.Snapshot.ID.Short())
 	_, err = restore.MySQL(context.Background(), s, restore.MySQLOptions{DSN: "nobody@tcp(127.0.0.1:1)/", Users: true})
 	require.ErrorIs(t, err, restore.ErrNoUsers)

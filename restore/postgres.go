@@ -15,7 +15,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
-	"github.com/lifeboat-backup/lifeboat/engine/repo"
+	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
 	"github.com/lifeboat-backup/lifeboat/targets/postgres"
 )
 
@@ -58,7 +58,7 @@ type PostgresOptions struct {
 	NoDatabaseProperties bool
 	// BinDir holds pg_restore and psql (default: PATH).
 	BinDir   string
-	Progress *Progress
+	Progress *snapshot.Progress
 }
 
 // PostgresStats summarize a database restore.
@@ -82,13 +82,13 @@ type pgDB struct {
 // original's owner, comment, connection limit, settings and grants of
 // the database itself. It refuses to start when a destination database
 // exists, and drops the databases it created when a restore fails.
-func Postgres(ctx context.Context, s Snapshot, opts PostgresOptions) (*PostgresStats, error) {
+func Postgres(ctx context.Context, s snapshot.Reader, opts PostgresOptions) (*PostgresStats, error) {
 	sn := s.Info()
 	if sn.Kind != "postgres" {
 		return nil, fmt.Errorf("snapshot %s is a %s snapshot, not postgres: restore it to a directory", sn.ID.Short(), sn.Kind)
 	}
 	if opts.Progress == nil {
-		opts.Progress = &Progress{}
+		opts.Progress = &snapshot.Progress{}
 	}
 	conn, err := postgres.ParseDSN(opts.DSN, opts.Password)
 	if err != nil {
@@ -195,7 +195,7 @@ func Postgres(ctx context.Context, s Snapshot, opts PostgresOptions) (*PostgresS
 
 // readPostgresTree finds the databases (and globals) of a snapshot to
 // restore, in the order of postgres.ReadLayout.
-func readPostgresTree(ctx context.Context, s Snapshot, opts PostgresOptions, dsnDB string) ([]*pgDB, *repo.Node, error) {
+func readPostgresTree(ctx context.Context, s snapshot.Reader, opts PostgresOptions, dsnDB string) ([]*pgDB, *snapshot.Node, error) {
 	sn := s.Info()
 	l, err := postgres.ReadLayout(s.Tree(ctx))
 	if err != nil {
@@ -251,7 +251,7 @@ func readPostgresTree(ctx context.Context, s Snapshot, opts PostgresOptions, dsn
 // pg_restore of its own, then the post-data archive (indexes,
 // constraints, triggers: small, so with Jobs > 1 it is staged and
 // pg_restore --jobs builds the indexes in parallel).
-func pgRestoreSplit(ctx context.Context, s Snapshot, pgRestore string, conn *postgres.Conn, d *pgDB, opts PostgresOptions) (int64, error) {
+func pgRestoreSplit(ctx context.Context, s snapshot.Reader, pgRestore string, conn *postgres.Conn, d *pgDB, opts PostgresOptions) (int64, error) {
 	total, err := pgRestoreArchive(ctx, s, pgRestore, conn, d, d.Pre, opts, 1)
 	if err != nil {
 		return total, err
@@ -278,7 +278,7 @@ func pgRestoreSplit(ctx context.Context, s Snapshot, pgRestore string, conn *pos
 // pgRestoreArchive runs pg_restore of one archive of d into its database
 // and returns the archive bytes read: streamed into pg_restore's stdin,
 // or with jobs > 1 staged in a temporary file for pg_restore --jobs.
-func pgRestoreArchive(ctx context.Context, s Snapshot, pgRestore string, conn *postgres.Conn, d *pgDB, node *repo.Node, opts PostgresOptions, jobs int) (int64, error) {
+func pgRestoreArchive(ctx context.Context, s snapshot.Reader, pgRestore string, conn *postgres.Conn, d *pgDB, node *snapshot.Node, opts PostgresOptions, jobs int) (int64, error) {
 	args := []string{"-w", "--exit-on-error", "-d", conn.URL(d.target)}
 	if opts.NoOwner {
 		args = append(args, "--no-owner")
@@ -327,7 +327,7 @@ func pgRestoreArchive(ctx context.Context, s Snapshot, pgRestore string, conn *p
 }
 
 // readPostgresProps reads a database's recorded properties.
-func readPostgresProps(ctx context.Context, s Snapshot, n *repo.Node) (*postgres.DatabaseProps, error) {
+func readPostgresProps(ctx context.Context, s snapshot.Reader, n *snapshot.Node) (*postgres.DatabaseProps, error) {
 	content := s.Open(ctx, n)
 	defer content.Close()
 	b, err := io.ReadAll(io.LimitReader(content, 16<<20))
@@ -386,7 +386,7 @@ func pgExec(ctx context.Context, psql string, conn *postgres.Conn, stmts ...post
 }
 
 // runGlobals runs globals.sql with psql, without stopping on errors.
-func runGlobals(ctx context.Context, s Snapshot, psql string, conn *postgres.Conn, n *repo.Node) ([]string, error) {
+func runGlobals(ctx context.Context, s snapshot.Reader, psql string, conn *postgres.Conn, n *snapshot.Node) ([]string, error) {
 	cmd := exec.CommandContext(ctx, psql, "-X", "-w", "-q", "-d", conn.URL("postgres"), "-f", "-")
 	cmd.Env = conn.Env()
 	content := s.Open(ctx, n)
@@ -409,7 +409,7 @@ func runGlobals(ctx context.Context, s Snapshot, psql string, conn *postgres.Con
 type countingReader struct {
 	r io.Reader
 	n int64
-	p *Progress
+	p *snapshot.Progress
 }
 
 func (c *countingReader) Read(b []byte) (int, error) {

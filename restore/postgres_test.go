@@ -16,8 +16,8 @@ import (
 
 	"github.com/lifeboat-backup/lifeboat/engine"
 	"github.com/lifeboat-backup/lifeboat/engine/repo"
+	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
 	"github.com/lifeboat-backup/lifeboat/restore"
-	"github.com/lifeboat-backup/lifeboat/targets"
 	"github.com/lifeboat-backup/lifeboat/targets/postgres"
 	"github.com/lifeboat-backup/lifeboat/targets/postgres/postgrestest"
 )
@@ -169,7 +169,7 @@ func TestPostgresOroRoundTrip(t *testing.T) {
 
 	ctx := context.Background()
 	// Streamed (jobs 1), renamed, with globals.
-	st, err := restore.Postgres(ctx, restore.FromRepository(r, sn), restore.PostgresOptions{DSN: s.URL(), Password: s.Password, Globals: true,
+	st, err := restore.Postgres(ctx, r.SnapshotReader(sn), restore.PostgresOptions{DSN: s.URL(), Password: s.Password, Globals: true,
 		Rename: map[string]string{"oro": "oro_restored", "audit db": "audit2"}})
 	require.NoError(t, err)
 	require.ElementsMatch(t, []string{"oro_restored", "audit2"}, st.Databases)
@@ -179,7 +179,7 @@ func TestPostgresOroRoundTrip(t *testing.T) {
 	require.Equal(t, "t", s.MustPSQL(t, "oro_restored", `SELECT has_table_privilege('oro_reader', 'oro_order', 'SELECT')`))
 
 	// Parallel from a temp file, into the database named in the URL.
-	st, err = restore.Postgres(ctx, restore.FromRepository(r, sn), restore.PostgresOptions{DSN: s.URL() + "oro_parallel", Password: s.Password,
+	st, err = restore.Postgres(ctx, r.SnapshotReader(sn), restore.PostgresOptions{DSN: s.URL() + "oro_parallel", Password: s.Password,
 		Databases: []string{"oro"}, Jobs: 4, TempDir: t.TempDir(), NoOwner: true})
 	require.NoError(t, err)
 	require.Equal(t, []string{"oro_parallel"}, st.Databases)
@@ -194,7 +194,7 @@ func TestPostgresOroRoundTrip(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "custom", res.Snapshot.RecoveryPoint.Details["format"])
 	for jobs, name := range map[int]string{1: "oro_whole1", 3: "oro_whole3"} {
-		_, err = restore.Postgres(ctx, restore.FromRepository(r, res.Snapshot), restore.PostgresOptions{DSN: s.URL(), Password: s.Password,
+		_, err = restore.Postgres(ctx, r.SnapshotReader(res.Snapshot), restore.PostgresOptions{DSN: s.URL(), Password: s.Password,
 			Rename: map[string]string{"oro": name}, Jobs: jobs, TempDir: t.TempDir()})
 		require.NoError(t, err)
 		require.Equal(t, want, pgDigests(t, s, name))
@@ -210,19 +210,19 @@ func TestPostgresOroRoundTrip(t *testing.T) {
 	} {
 		bad, err := engine.Backup(ctx, r, dropEntries{src, suffix}, engine.BackupOptions{Workers: 2})
 		require.NoError(t, err)
-		_, err = restore.Postgres(ctx, restore.FromRepository(r, bad.Snapshot), restore.PostgresOptions{DSN: s.URL(), Password: s.Password,
+		_, err = restore.Postgres(ctx, r.SnapshotReader(bad.Snapshot), restore.PostgresOptions{DSN: s.URL(), Password: s.Password,
 			Rename: map[string]string{"oro": "oro_bad"}})
 		require.ErrorContains(t, err, msg)
 	}
 	require.Equal(t, "0", s.MustPSQL(t, "postgres", `SELECT count(*) FROM pg_database WHERE datname = 'oro_bad'`))
 
 	// The destination exists: refused before anything is touched.
-	_, err = restore.Postgres(ctx, restore.FromRepository(r, sn), restore.PostgresOptions{DSN: s.URL(), Password: s.Password, Databases: []string{"oro"}})
+	_, err = restore.Postgres(ctx, r.SnapshotReader(sn), restore.PostgresOptions{DSN: s.URL(), Password: s.Password, Databases: []string{"oro"}})
 	require.ErrorContains(t, err, `database "oro" already exists`)
 	// Several databases into one name: refused.
-	_, err = restore.Postgres(ctx, restore.FromRepository(r, sn), restore.PostgresOptions{DSN: s.URL() + "x", Password: s.Password})
+	_, err = restore.Postgres(ctx, r.SnapshotReader(sn), restore.PostgresOptions{DSN: s.URL() + "x", Password: s.Password})
 	require.ErrorContains(t, err, "holds 2 databases")
-	_, err = restore.Postgres(ctx, restore.FromRepository(r, sn), restore.PostgresOptions{DSN: s.URL(), Password: "wrong", Databases: []string{"oro"}})
+	_, err = restore.Postgres(ctx, r.SnapshotReader(sn), restore.PostgresOptions{DSN: s.URL(), Password: "wrong", Databases: []string{"oro"}})
 	require.ErrorContains(t, err, "password authentication failed")
 }
 
@@ -285,8 +285,8 @@ type dropEntries struct {
 	suffix string
 }
 
-func (n dropEntries) Walk(ctx context.Context, warn func(string, error), fn func(targets.Entry, func() (io.ReadCloser, error)) error) error {
-	return n.Source.Walk(ctx, warn, func(e targets.Entry, open func() (io.ReadCloser, error)) error {
+func (n dropEntries) Walk(ctx context.Context, warn func(string, error), fn func(snapshot.Entry, func() (io.ReadCloser, error)) error) error {
+	return n.Source.Walk(ctx, warn, func(e snapshot.Entry, open func() (io.ReadCloser, error)) error {
 		if strings.HasSuffix(e.Path, n.suffix) {
 			// Read and dropped: the source waits for its dumps to end.
 			rc, err := open()
@@ -334,7 +334,7 @@ func TestPostgresDatabaseProperties(t *testing.T) {
 	// Under new names: encoding, locale, owner, comment, connection
 	// limit, settings (also a role's in the database) and grants as the
 	// original's.
-	st, err := restore.Postgres(ctx, restore.FromRepository(r, sn), restore.PostgresOptions{DSN: s.URL(), Password: s.Password,
+	st, err := restore.Postgres(ctx, r.SnapshotReader(sn), restore.PostgresOptions{DSN: s.URL(), Password: s.Password,
 		Rename: map[string]string{"Oro db": "oro copy", "icu": "icu copy"}})
 	require.NoError(t, err)
 	require.Empty(t, st.Warnings)
@@ -347,7 +347,7 @@ func TestPostgresDatabaseProperties(t *testing.T) {
 
 	// --no-owner --no-privileges: the restoring user owns it, default
 	// grants; the rest is kept.
-	_, err = restore.Postgres(ctx, restore.FromRepository(r, sn), restore.PostgresOptions{DSN: s.URL(), Password: s.Password,
+	_, err = restore.Postgres(ctx, r.SnapshotReader(sn), restore.PostgresOptions{DSN: s.URL(), Password: s.Password,
 		Databases: []string{"Oro db"}, Rename: map[string]string{"Oro db": "oro_noowner"}, NoOwner: true, NoPrivileges: true})
 	require.NoError(t, err)
 	got := dbProps(t, s, "oro_noowner")
@@ -358,7 +358,7 @@ func TestPostgresDatabaseProperties(t *testing.T) {
 	require.Equal(t, "LATIN1", got.Encoding)
 
 	// --no-db-properties: the server's defaults.
-	_, err = restore.Postgres(ctx, restore.FromRepository(r, sn), restore.PostgresOptions{DSN: s.URL(), Password: s.Password,
+	_, err = restore.Postgres(ctx, r.SnapshotReader(sn), restore.PostgresOptions{DSN: s.URL(), Password: s.Password,
 		Databases: []string{"Oro db"}, Rename: map[string]string{"Oro db": "oro_plain"}, NoDatabaseProperties: true})
 	require.NoError(t, err)
 	got = dbProps(t, s, "oro_plain")
@@ -368,7 +368,7 @@ func TestPostgresDatabaseProperties(t *testing.T) {
 
 	// A server without the roles: restored with warnings naming them.
 	other := postgrestest.Start(t)
-	st, err = restore.Postgres(ctx, restore.FromRepository(r, sn), restore.PostgresOptions{DSN: other.URL(), Password: other.Password,
+	st, err = restore.Postgres(ctx, r.SnapshotReader(sn), restore.PostgresOptions{DSN: other.URL(), Password: other.Password,
 		Databases: []string{"Oro db"}, NoOwner: true})
 	require.NoError(t, err)
 	require.ElementsMatch(t, []string{
@@ -384,7 +384,7 @@ func TestPostgresDatabaseProperties(t *testing.T) {
 	require.NoError(t, err)
 	res, err = engine.Backup(ctx, r, dropEntries{src, postgres.SuffixProps}, engine.BackupOptions{Workers: 2})
 	require.NoError(t, err)
-	st, err = restore.Postgres(ctx, restore.FromRepository(r, res.Snapshot), restore.PostgresOptions{DSN: s.URL(), Password: s.Password,
+	st, err = restore.Postgres(ctx, r.SnapshotReader(res.Snapshot), restore.PostgresOptions{DSN: s.URL(), Password: s.Password,
 		Rename: map[string]string{"Oro db": "oro_old"}})
 	require.NoError(t, err)
 	require.Equal(t, "UTF8", dbProps(t, s, "oro_old").Encoding)
@@ -398,7 +398,7 @@ func TestPostgresRestoreBadInput(t *testing.T) {
 	_, r := newRepo(t)
 	res, err := backupPostgres(t, r, postgres.Options{DSN: s.URL(), Password: s.Password})
 	require.NoError(t, err)
-	sn := restore.FromRepository(r, res.Snapshot)
+	sn := r.SnapshotReader(res.Snapshot)
 	psql, err := postgres.Binary("", "psql")
 	require.NoError(t, err)
 	onlyPsql := t.TempDir()
@@ -446,7 +446,7 @@ func TestPostgresExcludeTables(t *testing.T) {
 				ExcludeTables: []string{"cache_*", "log.entries"}})
 			require.NoError(t, err)
 			name := fmt.Sprint("shop_", jobs)
-			_, err = restore.Postgres(ctx, restore.FromRepository(r, res.Snapshot), restore.PostgresOptions{DSN: s.URL(), Password: s.Password,
+			_, err = restore.Postgres(ctx, r.SnapshotReader(res.Snapshot), restore.PostgresOptions{DSN: s.URL(), Password: s.Password,
 				Rename: map[string]string{"shop": name}, Jobs: jobs})
 			require.NoError(t, err)
 			require.Equal(t, "public.keep_a,public.keep_b", s.MustPSQL(t, name, tables))
@@ -464,8 +464,8 @@ type badSetting struct {
 	value string
 }
 
-func (b badSetting) Walk(ctx context.Context, warn func(string, error), fn func(targets.Entry, func() (io.ReadCloser, error)) error) error {
-	return b.Source.Walk(ctx, warn, func(e targets.Entry, open func() (io.ReadCloser, error)) error {
+func (b badSetting) Walk(ctx context.Context, warn func(string, error), fn func(snapshot.Entry, func() (io.ReadCloser, error)) error) error {
+	return b.Source.Walk(ctx, warn, func(e snapshot.Entry, open func() (io.ReadCloser, error)) error {
 		if !strings.HasSuffix(e.Path, postgres.SuffixProps) {
 			return fn(e, open)
 		}
@@ -495,7 +495,7 @@ func TestPostgresSettingErrorRedacted(t *testing.T) {
 	require.NoError(t, err)
 	res, err := engine.Backup(context.Background(), r, badSetting{src, "work-s3cret-value"}, engine.BackupOptions{Workers: 2})
 	require.NoError(t, err)
-	_, err = restore.Postgres(context.Background(), restore.FromRepository(r, res.Snapshot), restore.PostgresOptions{DSN: s.URL(), Password: s.Password,
+	_, err = restore.Postgres(context.Background(), r.SnapshotReader(res.Snapshot), restore.PostgresOptions{DSN: s.URL(), Password: s.Password,
 		Rename: map[string]string{"shop": "shop_copy"}})
 	require.ErrorContains(t, err, `database "shop_copy": the original's properties: ALTER DATABASE "shop_copy" SET work_mem TO ***: `)
 	require.ErrorContains(t, err, `invalid value for parameter "work_mem"`)
@@ -505,15 +505,15 @@ func TestPostgresSettingErrorRedacted(t *testing.T) {
 
 // openLog is a sequential snapshot that records the files opened.
 type openLog struct {
-	restore.Snapshot
+	snapshot.Reader
 	opened []string
 }
 
 func (o *openLog) Sequential() bool { return true }
 
-func (o *openLog) Open(ctx context.Context, n *repo.Node) io.ReadCloser {
+func (o *openLog) Open(ctx context.Context, n *snapshot.Node) io.ReadCloser {
 	o.opened = append(o.opened, n.Path)
-	return o.Snapshot.Open(ctx, n)
+	return o.Reader.Open(ctx, n)
 }
 
 func TestPostgresRestoreOpensArchivesInTreeOrder(t *testing.T) {
@@ -524,7 +524,7 @@ func TestPostgresRestoreOpensArchivesInTreeOrder(t *testing.T) {
 	_, r := newRepo(t)
 	res, err := backupPostgres(t, r, postgres.Options{DSN: s.URL(), Password: s.Password, Databases: []string{"shop", "shop-eu", "shop.at"}})
 	require.NoError(t, err)
-	sn := &openLog{Snapshot: restore.FromRepository(r, res.Snapshot)}
+	sn := &openLog{Reader: r.SnapshotReader(res.Snapshot)}
 	var tree []string
 	tr := sn.Tree(context.Background())
 	for {

@@ -4,10 +4,13 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/lifeboat-backup/lifeboat/engine/repo"
+	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
 )
 
 type sequentialSnapshot struct {
-	Snapshot
+	snapshot.Reader
 	seq bool
 }
 
@@ -16,11 +19,11 @@ func (s sequentialSnapshot) Sequential() bool { return s.seq }
 func TestJobs(t *testing.T) {
 	for _, tc := range []struct {
 		name string
-		s    Snapshot
+		s    snapshot.Reader
 		want int
 		got  int
 	}{
-		{"native keeps the request", FromRepository(nil, nil), 4, 4},
+		{"native keeps the request", (&repo.Repository{}).SnapshotReader(nil), 4, 4},
 		{"sequential reads one at a time", sequentialSnapshot{seq: true}, 4, 1},
 		{"not sequential after all", sequentialSnapshot{seq: false}, 3, 3},
 	} {

@@ -15,6 +15,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/lifeboat-backup/lifeboat/engine/repo"
+	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
+	"github.com/lifeboat-backup/lifeboat/internal/zeros"
 	"github.com/lifeboat-backup/lifeboat/targets/files"
 	"github.com/lifeboat-backup/lifeboat/targets/volume"
 )
@@ -26,7 +28,7 @@ type VolumeOptions struct {
 	Overwrite bool
 	// NoHash skips the SHA-256 of the restored content.
 	NoHash   bool
-	Progress *Progress
+	Progress *snapshot.Progress
 }
 
 // VolumeStats summarize a volume restore.
@@ -46,13 +48,13 @@ type VolumeStats struct {
 // the SHA-256 of the whole content is reported. A native snapshot is
 // restored blob by blob, loads in parallel; another engine's is copied
 // from its content stream.
-func Volume(ctx context.Context, s Snapshot, dest string, opts VolumeOptions) (*VolumeStats, error) {
+func Volume(ctx context.Context, s snapshot.Reader, dest string, opts VolumeOptions) (*VolumeStats, error) {
 	sn := s.Info()
 	if sn.Kind != "volume" {
 		return nil, fmt.Errorf("snapshot %s is a %s snapshot, not volume", sn.ID.Short(), sn.Kind)
 	}
 	if opts.Progress == nil {
-		opts.Progress = &Progress{}
+		opts.Progress = &snapshot.Progress{}
 	}
 	n, err := singleFile(ctx, s)
 	if err != nil {
@@ -104,8 +106,8 @@ func Volume(ctx context.Context, s Snapshot, dest string, opts VolumeOptions) (*
 	default:
 		return nil, err
 	}
-	if ns, ok := s.(nativeSnapshot); ok {
-		err = writeVolume(ctx, ns.r, n, f, st, opts)
+	if ns, ok := s.(interface{ Repository() *repo.Repository }); ok {
+		err = writeVolume(ctx, ns.Repository(), n, f, st, opts)
 	} else {
 		err = copyVolume(ctx, s, n, f, st, opts)
 	}
@@ -132,7 +134,7 @@ func Volume(ctx context.Context, s Snapshot, dest string, opts VolumeOptions) (*
 // writer: a future, done when data (or err) is set. zero: all zeros, size
 // bytes (data is nil when it was known by its ID and not loaded).
 type blobLoad struct {
-	id   repo.ID
+	id   snapshot.ID
 	buf  *[]byte
 	data []byte
 	zero bool
@@ -161,7 +163,7 @@ const maxVolumeLoaders = 8
 // writes. All-zero blobs (holes) are recognized by ID after their first
 // load: not loaded again, not written to images, hashed from a shared
 // zero buffer.
-func writeVolume(ctx context.Context, r *repo.Repository, n *repo.Node, f *os.File, st *VolumeStats, opts VolumeOptions) (err error) {
+func writeVolume(ctx context.Context, r *repo.Repository, n *snapshot.Node, f *os.File, st *VolumeStats, opts VolumeOptions) (err error) {
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	defer func() {
@@ -174,7 +176,7 @@ func writeVolume(ctx context.Context, r *repo.Repository, n *repo.Node, f *os.Fi
 	ordered := make(chan *blobLoad, 2*workers)
 	jobs := make(chan *blobLoad)
 	var zmu sync.Mutex
-	zeroIDs := map[repo.ID]int{}
+	zeroIDs := map[snapshot.ID]int{}
 
 	wg.Add(1)
 	go func() { // in content order: to the writer, and to a loader unless known zeros
@@ -212,7 +214,7 @@ func writeVolume(ctx context.Context, r *repo.Repository, n *repo.Node, f *os.Fi
 				l.data, l.err = r.LoadBlob(ctx, l.id, (*l.buf)[:0])
 				if l.err == nil {
 					*l.buf = l.data[:0]
-					if l.zero = allZero(l.data); l.zero {
+					if l.zero = zeros.All(l.data); l.zero {
 						l.size = len(l.data)
 						zmu.Lock()
 						zeroIDs[l.id] = l.size
@@ -311,7 +313,7 @@ func writeVolume(ctx context.Context, r *repo.Repository, n *repo.Node, f *os.Fi
 // copyVolume restores n's content into f from its content stream (a
 // restic archive): read in pieces of the default block size, all-zero
 // pieces left as holes in images, the SHA-256 computed on the way.
-func copyVolume(ctx context.Context, s Snapshot, n *repo.Node, f *os.File, st *VolumeStats, opts VolumeOptions) error {
+func copyVolume(ctx context.Context, s snapshot.Reader, n *snapshot.Node, f *os.File, st *VolumeStats, opts VolumeOptions) error {
 	rc := s.Open(ctx, n)
 	defer rc.Close()
 	var h hash.Hash
@@ -323,7 +325,7 @@ func copyVolume(ctx context.Context, s Snapshot, n *repo.Node, f *os.File, st *V
 	for {
 		k, rerr := io.ReadFull(rc, buf)
 		if p := buf[:k]; k > 0 {
-			if allZero(p) {
+			if zeros.All(p) {
 				st.ZeroBytes += int64(k)
 			} else {
 				st.Written += int64(k)
@@ -358,20 +360,6 @@ func copyVolume(ctx context.Context, s Snapshot, n *repo.Node, f *os.File, st *V
 	}
 	return nil
 }
-
-func allZero(p []byte) bool {
-	for len(p) >= files.SparseBlock {
-		if !isZero(p[:files.SparseBlock]) {
-			return false
-		}
-		p = p[files.SparseBlock:]
-	}
-	return isZero(p)
-}
-
-var zeroPage [files.SparseBlock]byte
-
-func isZero(p []byte) bool { return string(p) == string(zeroPage[:len(p)]) }
 
 func growZeros(z *[]byte, n int) []byte {
 	if len(*z) < n {

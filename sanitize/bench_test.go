@@ -14,15 +14,15 @@ import (
 
 	"github.com/lifeboat-backup/lifeboat/engine"
 	"github.com/lifeboat-backup/lifeboat/engine/repo/repotest"
-	"github.com/lifeboat-backup/lifeboat/engine/repo/storage"
 	"github.com/lifeboat-backup/lifeboat/engine/restic"
 	"github.com/lifeboat-backup/lifeboat/engine/restic/restictest"
+	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
+	"github.com/lifeboat-backup/lifeboat/engine/storage"
+	"github.com/lifeboat-backup/lifeboat/internal/testutil/shop"
 	"github.com/lifeboat-backup/lifeboat/policies"
-	"github.com/lifeboat-backup/lifeboat/restore"
 	"github.com/lifeboat-backup/lifeboat/sanitize"
 	"github.com/lifeboat-backup/lifeboat/targets/mysql"
 	"github.com/lifeboat-backup/lifeboat/targets/mysql/mysqltest"
-	"github.com/lifeboat-backup/lifeboat/testdata/shop"
 )
 
 // BenchmarkExport exports the generated shop (LIFEBOAT_BENCH_ROWS rows,
@@ -38,7 +38,7 @@ func BenchmarkExport(b *testing.B) {
 	r := tr.Open(b, tr.Owner)
 	res, err := engine.Backup(ctx, r, src, engine.BackupOptions{Workers: 2})
 	require.NoError(b, err)
-	benchExport(b, func() restore.Snapshot { return restore.FromRepository(r, res.Snapshot) })
+	benchExport(b, func() snapshot.Reader { return r.SnapshotReader(res.Snapshot) })
 }
 
 // BenchmarkExportRestic is BenchmarkExport from a restic repository (on
@@ -56,7 +56,7 @@ func BenchmarkExportRestic(b *testing.B) {
 	require.NoError(b, e.Init(ctx))
 	res, err := e.Backup(ctx, src, engine.BackupOptions{Target: "shop", Workers: 2})
 	require.NoError(b, err)
-	benchExport(b, func() restore.Snapshot {
+	benchExport(b, func() snapshot.Reader {
 		s, err := e.Open(ctx, res.Snapshot)
 		require.NoError(b, err)
 		return s
@@ -82,7 +82,7 @@ func benchShop(b *testing.B) engine.Source {
 
 // benchExport times exports of the snapshot open gives, closed after
 // each.
-func benchExport(b *testing.B, open func() restore.Snapshot) {
+func benchExport(b *testing.B, open func() snapshot.Reader) {
 	ctx := context.Background()
 	c, err := sanitize.Compile(policies.Sanitize{Preset: "magento2", Rules: map[string]policies.TableRules{
 		"quote": {Where: quoteWhere},

@@ -10,8 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/lifeboat-backup/lifeboat/engine/repo"
-	"github.com/lifeboat-backup/lifeboat/restore"
+	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
 	"github.com/lifeboat-backup/lifeboat/targets/mysql"
 )
 
@@ -68,7 +67,7 @@ var reDefiner = regexp.MustCompile("DEFINER=(`[^`]*`|'[^']*'|[^ @]*)@(`[^`]*`|'[
 // same whatever their number, and memory is bounded by the pipeline's
 // queue. Rules are checked against the snapshot's tables before anything
 // is written.
-func Export(ctx context.Context, s restore.Snapshot, c *Config, o ExportOptions, w io.Writer) (*ExportStats, error) {
+func Export(ctx context.Context, s snapshot.Reader, c *Config, o ExportOptions, w io.Writer) (*ExportStats, error) {
 	if o.BatchBytes <= 0 {
 		o.BatchBytes = 1 << 20
 	}
@@ -175,7 +174,7 @@ func (c *countWriter) Write(p []byte) (int, error) {
 
 type exporter struct {
 	ctx     context.Context
-	s       restore.Snapshot
+	s       snapshot.Reader
 	w       *pipeline
 	o       ExportOptions
 	now     time.Time
@@ -192,7 +191,7 @@ func (e *exporter) target(d *mysql.DB) string {
 
 func (e *exporter) database(d *mysql.DB, plans map[string]*tablePlan, schemas map[string]*mysql.Object) error {
 	target := e.target(d)
-	text, err := restore.ReadNode(e.ctx, e.s, d.Create)
+	text, err := snapshot.ReadNode(e.ctx, e.s, d.Create)
 	if err != nil {
 		return err
 	}
@@ -239,7 +238,7 @@ func (e *exporter) database(d *mysql.DB, plans map[string]*tablePlan, schemas ma
 			if suffix == mysql.SuffixTrigger && e.triggerOnSkipped(n, plans) {
 				continue
 			}
-			b, err := restore.ReadNode(e.ctx, e.s, n)
+			b, err := snapshot.ReadNode(e.ctx, e.s, n)
 			if err != nil {
 				return err
 			}
@@ -288,8 +287,8 @@ var objectKinds = map[string]string{mysql.SuffixFunction: "FUNCTION", mysql.Suff
 	mysql.SuffixView: "VIEW", mysql.SuffixTrigger: "TRIGGER", mysql.SuffixEvent: "EVENT"}
 
 // triggerOnSkipped: a trigger of a skipped table is left out too.
-func (e *exporter) triggerOnSkipped(n *repo.Node, plans map[string]*tablePlan) bool {
-	b, err := restore.ReadNode(e.ctx, e.s, n)
+func (e *exporter) triggerOnSkipped(n *snapshot.Node, plans map[string]*tablePlan) bool {
+	b, err := snapshot.ReadNode(e.ctx, e.s, n)
 	if err != nil {
 		return false
 	}
@@ -306,14 +305,14 @@ func (e *exporter) triggerOnSkipped(n *repo.Node, plans map[string]*tablePlan) b
 }
 
 // sortViews orders views so that a view comes after the views it names.
-func (e *exporter) sortViews(nodes []*repo.Node) ([]object, error) {
+func (e *exporter) sortViews(nodes []*snapshot.Node) ([]object, error) {
 	type view struct {
 		name string
 		text []byte
 	}
 	var vs []view
 	for _, n := range nodes {
-		b, err := restore.ReadNode(e.ctx, e.s, n)
+		b, err := snapshot.ReadNode(e.ctx, e.s, n)
 		if err != nil {
 			return nil, err
 		}

@@ -20,15 +20,14 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/lifeboat-backup/lifeboat/engine"
-	"github.com/lifeboat-backup/lifeboat/engine/repo"
 	"github.com/lifeboat-backup/lifeboat/engine/repo/repotest"
-	"github.com/lifeboat-backup/lifeboat/engine/repo/storage"
+	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
+	"github.com/lifeboat-backup/lifeboat/engine/storage"
+	"github.com/lifeboat-backup/lifeboat/internal/testutil/shop"
 	"github.com/lifeboat-backup/lifeboat/policies"
-	"github.com/lifeboat-backup/lifeboat/restore"
 	"github.com/lifeboat-backup/lifeboat/sanitize"
 	"github.com/lifeboat-backup/lifeboat/targets/mysql"
 	"github.com/lifeboat-backup/lifeboat/targets/mysql/mysqltest"
-	"github.com/lifeboat-backup/lifeboat/testdata/shop"
 )
 
 func TestMain(m *testing.M) { os.Exit(mysqltest.Main(m)) }
@@ -94,7 +93,7 @@ func containsWord(b []byte, s string) bool {
 type fixture struct {
 	srv *mysqltest.Server
 	db  *sql.DB
-	s   restore.Snapshot
+	s   snapshot.Reader
 }
 
 const (
@@ -124,7 +123,7 @@ func setup(t *testing.T) *fixture {
 	require.NoError(t, err)
 	res, err := engine.Backup(context.Background(), r, src, engine.BackupOptions{Workers: 4})
 	require.NoError(t, err)
-	return &fixture{srv: srv, db: db, s: restore.FromRepository(r, res.Snapshot)}
+	return &fixture{srv: srv, db: db, s: r.SnapshotReader(res.Snapshot)}
 }
 
 func policy() policies.Sanitize {
@@ -354,16 +353,16 @@ func TestSanitizedExportShop(t *testing.T) {
 // countingSnapshot counts the content readers open, and fails the reads
 // of the node named fail after 100 bytes.
 type countingSnapshot struct {
-	restore.Snapshot
+	snapshot.Reader
 	fail string
 	open atomic.Int64
 }
 
 var errBroken = errors.New("broken read")
 
-func (s *countingSnapshot) Open(ctx context.Context, n *repo.Node) io.ReadCloser {
+func (s *countingSnapshot) Open(ctx context.Context, n *snapshot.Node) io.ReadCloser {
 	s.open.Add(1)
-	var rc io.ReadCloser = &closeOnce{ReadCloser: s.Snapshot.Open(ctx, n), open: &s.open}
+	var rc io.ReadCloser = &closeOnce{ReadCloser: s.Reader.Open(ctx, n), open: &s.open}
 	if n.Path == s.fail {
 		rc = struct {
 			io.Reader
@@ -396,7 +395,7 @@ func TestSnapshotReaders(t *testing.T) {
 	ctx := context.Background()
 	c, err := sanitize.Compile(policy(), sanitize.Options{Key: testKey})
 	require.NoError(t, err)
-	s := &countingSnapshot{Snapshot: f.s}
+	s := &countingSnapshot{Reader: f.s}
 	var want bytes.Buffer
 	_, err = sanitize.Export(ctx, s, c, sanitize.ExportOptions{}, &want)
 	require.NoError(t, err)

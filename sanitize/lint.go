@@ -9,7 +9,7 @@ import (
 	"regexp"
 	"strings"
 
-	"github.com/lifeboat-backup/lifeboat/restore"
+	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
 	"github.com/lifeboat-backup/lifeboat/targets/mysql"
 )
 
@@ -106,7 +106,7 @@ func luhn(s string) bool {
 // content looks personal but that no rule (preset or policy) covers.
 // Truncated and skipped tables are not looked at; a keep rule marks a
 // column as reviewed.
-func Lint(ctx context.Context, s restore.Snapshot, c *Config, o LintOptions) ([]Finding, error) {
+func Lint(ctx context.Context, s snapshot.Reader, c *Config, o LintOptions) ([]Finding, error) {
 	if o.SampleRows <= 0 {
 		o.SampleRows = 300
 	}
@@ -222,7 +222,7 @@ var suggestFor = map[string]string{"email": "fake:email", "phone": "fake:phone",
 
 // sampleTable reads the first n rows of table t: the reader is closed
 // before the rest is read.
-func sampleTable(ctx context.Context, s restore.Snapshot, d *mysql.DB, t string, n int, skip func(string) bool) ([]Finding, error) {
+func sampleTable(ctx context.Context, s snapshot.Reader, d *mysql.DB, t string, n int, skip func(string) bool) ([]Finding, error) {
 	rc := s.Open(ctx, d.Data[t])
 	defer rc.Close()
 	br := bufio.NewReaderSize(rc, 64<<10)

@@ -5,13 +5,14 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 
 	"filippo.io/age"
 	"filippo.io/age/agessh"
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
+
+	"github.com/lifeboat-backup/lifeboat/internal/atomicfile"
 )
 
 // Output is an export file being written: compressed by its extension
@@ -20,7 +21,7 @@ import (
 // (or a failed Commit) removes it: no partial export is left behind.
 type Output struct {
 	path string
-	tmp  *os.File
+	tmp  *atomicfile.File
 	enc  io.WriteCloser // age, or nil
 	comp io.WriteCloser // gzip/zstd, or nil
 	w    io.Writer
@@ -65,7 +66,7 @@ func CreateOutput(path string, recipients []age.Recipient) (*Output, error) {
 	if _, err := os.Stat(path); err == nil {
 		return nil, rulesErrorf("output %s exists: remove it or choose another name", path)
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	tmp, err := atomicfile.Create(path, 0o600)
 	if err != nil {
 		return nil, err
 	}
@@ -107,17 +108,12 @@ func (o *Output) Commit() error {
 		err = o.enc.Close()
 	}
 	if err == nil {
-		err = o.tmp.Sync()
-	}
-	if e := o.tmp.Close(); err == nil {
-		err = e
-	}
-	if err == nil {
-		err = os.Rename(o.tmp.Name(), o.path)
+		err = o.tmp.Commit()
+	} else {
+		o.tmp.Abort()
 	}
 	o.done = true
 	if err != nil {
-		os.Remove(o.tmp.Name())
 		return fmt.Errorf("write %s: %w", o.path, err)
 	}
 	return nil
@@ -129,6 +125,5 @@ func (o *Output) Abort() {
 		return
 	}
 	o.done = true
-	o.tmp.Close()
-	os.Remove(o.tmp.Name())
+	o.tmp.Abort()
 }

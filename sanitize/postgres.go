@@ -14,9 +14,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/lifeboat-backup/lifeboat/engine/repo"
+	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
 	"github.com/lifeboat-backup/lifeboat/policies"
-	"github.com/lifeboat-backup/lifeboat/restore"
 	"github.com/lifeboat-backup/lifeboat/targets/postgres"
 )
 
@@ -28,7 +27,7 @@ import (
 
 // readPGTree reads and checks a postgres snapshot's layout the way
 // restore does (postgres.ReadLayout).
-func readPGTree(ctx context.Context, s restore.Snapshot) ([]*postgres.Database, error) {
+func readPGTree(ctx context.Context, s snapshot.Reader) ([]*postgres.Database, error) {
 	l, err := postgres.ReadLayout(s.Tree(ctx))
 	if err != nil {
 		return nil, fmt.Errorf("snapshot %s: %w", s.Info().ID.Short(), err)
@@ -45,7 +44,7 @@ type pgProc struct {
 	what   string
 }
 
-func startPGRestore(ctx context.Context, s restore.Snapshot, bin string, n *repo.Node, args ...string) (*pgProc, error) {
+func startPGRestore(ctx context.Context, s snapshot.Reader, bin string, n *snapshot.Node, args ...string) (*pgProc, error) {
 	p := &pgProc{what: n.Path, in: s.Open(ctx, n)}
 	p.cmd = exec.CommandContext(ctx, bin, append([]string{"-f", "-"}, args...)...)
 	p.cmd.Stdin = p.in
@@ -123,7 +122,7 @@ func (t *pgTable) root() *pgTable {
 }
 
 // pgSchemas reads the tables of d (pg_restore --schema-only).
-func pgSchemas(ctx context.Context, s restore.Snapshot, bin string, d *postgres.Database) (map[string]*pgTable, error) {
+func pgSchemas(ctx context.Context, s snapshot.Reader, bin string, d *postgres.Database) (map[string]*pgTable, error) {
 	n := d.Whole
 	if n == nil {
 		n = d.Pre
@@ -461,7 +460,7 @@ func pgColumn(name, def string) *column {
 }
 
 // exportPostgres is Export for a postgres snapshot.
-func exportPostgres(ctx context.Context, s restore.Snapshot, c *Config, o ExportOptions, w io.Writer) (*ExportStats, error) {
+func exportPostgres(ctx context.Context, s snapshot.Reader, c *Config, o ExportOptions, w io.Writer) (*ExportStats, error) {
 	if len(o.Rename) > 0 {
 		return nil, rulesErrorf("--rename does not apply to a PostgreSQL export: it loads into the database psql connects to")
 	}
@@ -590,7 +589,7 @@ func (c *Config) checkPGTables(d *postgres.Database, tables map[string]*pgTable)
 // lintPostgres is Lint for a postgres snapshot: names from the CREATE
 // TABLEs, content from the first rows of each COPY block (pg_restore
 // --data-only reads every archive once).
-func lintPostgres(ctx context.Context, s restore.Snapshot, c *Config, o LintOptions) ([]Finding, error) {
+func lintPostgres(ctx context.Context, s snapshot.Reader, c *Config, o LintOptions) ([]Finding, error) {
 	dbs, err := readPGTree(ctx, s)
 	if err != nil {
 		return nil, err

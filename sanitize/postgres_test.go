@@ -12,15 +12,14 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/lifeboat-backup/lifeboat/engine"
-	"github.com/lifeboat-backup/lifeboat/engine/repo"
 	"github.com/lifeboat-backup/lifeboat/engine/repo/repotest"
-	"github.com/lifeboat-backup/lifeboat/engine/repo/storage"
+	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
+	"github.com/lifeboat-backup/lifeboat/engine/storage"
+	"github.com/lifeboat-backup/lifeboat/internal/testutil/oroshop"
 	"github.com/lifeboat-backup/lifeboat/policies"
-	"github.com/lifeboat-backup/lifeboat/restore"
 	"github.com/lifeboat-backup/lifeboat/sanitize"
 	"github.com/lifeboat-backup/lifeboat/targets/postgres"
 	"github.com/lifeboat-backup/lifeboat/targets/postgres/postgrestest"
-	"github.com/lifeboat-backup/lifeboat/testdata/oroshop"
 )
 
 // TestSanitizedExportPostgres: a generated OroCommerce-like database is
@@ -47,7 +46,7 @@ func TestSanitizedExportPostgres(t *testing.T) {
 	o := sanitize.ExportOptions{PGBinDir: s.BinDir(), ChunkBytes: 8 << 10}
 
 	var dumps [][]byte
-	var last *repo.Snapshot
+	var last *snapshot.Snapshot
 	for _, jobs := range []int{1, 2} { // one whole archive, then split archives
 		src, err := postgres.New(postgres.Options{DSN: s.URL(), Password: s.Password, Databases: []string{"oro"}, Jobs: jobs, BinDir: s.BinDir()})
 		require.NoError(t, err)
@@ -56,13 +55,13 @@ func TestSanitizedExportPostgres(t *testing.T) {
 		last = res.Snapshot
 		var buf bytes.Buffer
 		o.Jobs = jobs
-		st, err := sanitize.Export(ctx, restore.FromRepository(r, res.Snapshot), c, o, &buf)
+		st, err := sanitize.Export(ctx, r.SnapshotReader(res.Snapshot), c, o, &buf)
 		require.NoError(t, err)
 		require.Equal(t, int64(buf.Len()), st.Bytes)
 		dumps = append(dumps, buf.Bytes())
 		var again bytes.Buffer
 		o.Jobs = 3
-		_, err = sanitize.Export(ctx, restore.FromRepository(r, res.Snapshot), c, o, &again)
+		_, err = sanitize.Export(ctx, r.SnapshotReader(res.Snapshot), c, o, &again)
 		require.NoError(t, err)
 		require.True(t, bytes.Equal(buf.Bytes(), again.Bytes()), "same key, same export")
 	}
@@ -122,12 +121,12 @@ func TestSanitizedExportPostgres(t *testing.T) {
 	require.Equal(t, "Bestellungen — commandes", count("oro_dev", "SELECT obj_description('oro_order'::regclass)"))
 
 	// Lint: the preset covers the shop; without it, names and contents are found.
-	fs, err := sanitize.Lint(ctx, restore.FromRepository(r, last), c, sanitize.LintOptions{PGBinDir: s.BinDir()})
+	fs, err := sanitize.Lint(ctx, r.SnapshotReader(last), c, sanitize.LintOptions{PGBinDir: s.BinDir()})
 	require.NoError(t, err)
 	require.Empty(t, fs)
 	bare, err := sanitize.Compile(policies.Sanitize{}, sanitize.Options{Key: testKey})
 	require.NoError(t, err)
-	fs, err = sanitize.Lint(ctx, restore.FromRepository(r, last), bare, sanitize.LintOptions{PGBinDir: s.BinDir()})
+	fs, err = sanitize.Lint(ctx, r.SnapshotReader(last), bare, sanitize.LintOptions{PGBinDir: s.BinDir()})
 	require.NoError(t, err)
 	var found []string
 	for _, f := range fs {
@@ -151,7 +150,7 @@ func TestSanitizedExportPostgres(t *testing.T) {
 		c, err := sanitize.Compile(s, sanitize.Options{Key: testKey})
 		require.NoError(t, err)
 		var buf bytes.Buffer
-		_, err = sanitize.Export(ctx, restore.FromRepository(r, last), c, o, &buf)
+		_, err = sanitize.Export(ctx, r.SnapshotReader(last), c, o, &buf)
 		require.ErrorIs(t, err, sanitize.ErrRules)
 		require.ErrorContains(t, err, want)
 		require.Zero(t, buf.Len())
@@ -205,7 +204,7 @@ INSERT INTO contact SELECT i, (ARRAY['de','fr','us','jp'])[i % 4 + 1], 'person' 
 		sn := res.Snapshot
 
 		var buf bytes.Buffer
-		st, err := sanitize.Export(ctx, restore.FromRepository(r, sn), c, o, &buf)
+		st, err := sanitize.Export(ctx, r.SnapshotReader(sn), c, o, &buf)
 		require.NoError(t, err)
 		dump := buf.String()
 		require.Contains(t, dump, "COPY public.contact_eu_low ", "the partitions' rows are in the export")
@@ -230,10 +229,10 @@ INSERT INTO contact SELECT i, (ARRAY['de','fr','us','jp'])[i % 4 + 1], 'person' 
 		// Lint: the parent's rules cover the partitions; without rules the
 		// name is found once (on the partitioned table) and the contents
 		// in the partitions' rows.
-		fs, err := sanitize.Lint(ctx, restore.FromRepository(r, sn), c, sanitize.LintOptions{PGBinDir: s.BinDir()})
+		fs, err := sanitize.Lint(ctx, r.SnapshotReader(sn), c, sanitize.LintOptions{PGBinDir: s.BinDir()})
 		require.NoError(t, err)
 		require.Empty(t, fs)
-		fs, err = sanitize.Lint(ctx, restore.FromRepository(r, sn), compile(nil), sanitize.LintOptions{PGBinDir: s.BinDir()})
+		fs, err = sanitize.Lint(ctx, r.SnapshotReader(sn), compile(nil), sanitize.LintOptions{PGBinDir: s.BinDir()})
 		require.NoError(t, err)
 		var found []string
 		for _, f := range fs {
@@ -255,16 +254,16 @@ INSERT INTO contact SELECT i, (ARRAY['de','fr','us','jp'])[i % 4 + 1], 'person' 
 			{map[string]policies.TableRules{"contact": {Columns: map[string]string{"id": "fake:email"}}}, "fake:email on a int column"},
 		} {
 			var buf bytes.Buffer
-			_, err := sanitize.Export(ctx, restore.FromRepository(r, sn), compile(tc.rules), o, &buf)
+			_, err := sanitize.Export(ctx, r.SnapshotReader(sn), compile(tc.rules), o, &buf)
 			require.ErrorIs(t, err, sanitize.ErrRules)
 			require.ErrorContains(t, err, tc.want)
 			require.Zero(t, buf.Len())
-			_, err = sanitize.Lint(ctx, restore.FromRepository(r, sn), compile(tc.rules), sanitize.LintOptions{PGBinDir: s.BinDir()})
+			_, err = sanitize.Lint(ctx, r.SnapshotReader(sn), compile(tc.rules), sanitize.LintOptions{PGBinDir: s.BinDir()})
 			require.ErrorIs(t, err, sanitize.ErrRules)
 		}
 		// truncate on the partitioned table empties every partition.
 		buf.Reset()
-		_, err = sanitize.Export(ctx, restore.FromRepository(r, sn), compile(map[string]policies.TableRules{"contact": {Action: policies.TableTruncate}}), o, &buf)
+		_, err = sanitize.Export(ctx, r.SnapshotReader(sn), compile(map[string]policies.TableRules{"contact": {Action: policies.TableTruncate}}), o, &buf)
 		require.NoError(t, err)
 		require.NotContains(t, buf.String(), "COPY public.contact")
 	}
@@ -301,7 +300,7 @@ INSERT INTO "VIP customer" SELECT i, 'v' || i || '@mail.test', 'private note ' |
 	}}, sanitize.Options{Key: testKey})
 	require.NoError(t, err)
 	var buf bytes.Buffer
-	_, err = sanitize.Export(ctx, restore.FromRepository(r, res.Snapshot), c, sanitize.ExportOptions{PGBinDir: s.BinDir()}, &buf)
+	_, err = sanitize.Export(ctx, r.SnapshotReader(res.Snapshot), c, sanitize.ExportOptions{PGBinDir: s.BinDir()}, &buf)
 	require.NoError(t, err)
 	dump := buf.String()
 	require.Contains(t, dump, `COPY public."VIP customer" `)
@@ -310,7 +309,7 @@ INSERT INTO "VIP customer" SELECT i, 'v' || i || '@mail.test', 'private note ' |
 	require.NotContains(t, dump, "+49 555")
 	require.NotContains(t, dump, "+49 777")
 	// Lint sees the same rules: the parent's cover the children's columns.
-	fs, err := sanitize.Lint(ctx, restore.FromRepository(r, res.Snapshot), c, sanitize.LintOptions{PGBinDir: s.BinDir()})
+	fs, err := sanitize.Lint(ctx, r.SnapshotReader(res.Snapshot), c, sanitize.LintOptions{PGBinDir: s.BinDir()})
 	require.NoError(t, err)
 	for _, f := range fs {
 		require.NotContains(t, []string{"email", "note", "phone"}, f.Column, "%s.%s: %s", f.Table, f.Column, f.Reason)

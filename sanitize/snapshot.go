@@ -4,13 +4,12 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/lifeboat-backup/lifeboat/engine/repo"
-	"github.com/lifeboat-backup/lifeboat/restore"
+	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
 	"github.com/lifeboat-backup/lifeboat/targets/mysql"
 )
 
 // Exports and lint read a snapshot through restore.Snapshot, so a native
-// repository (restore.FromRepository) and a restic one (engine/restic's
+// repository (repo.Repository.SnapshotReader) and a restic one (engine/restic's
 // Engine.Open) are read alike. Every content reader is closed after use:
 // another engine holds a process per reader.
 
@@ -19,7 +18,7 @@ var ErrNotMySQL = fmt.Errorf("%w: not a mysql snapshot", ErrRules)
 
 // readTree reads a mysql snapshot's databases, in the snapshot's (sorted)
 // order.
-func readTree(ctx context.Context, s restore.Snapshot) ([]*mysql.DB, error) {
+func readTree(ctx context.Context, s snapshot.Reader) ([]*mysql.DB, error) {
 	sn := s.Info()
 	if sn.Kind != "mysql" {
 		return nil, fmt.Errorf("snapshot %s is a %s snapshot: %w", sn.ID.Short(), sn.Kind, ErrNotMySQL)
@@ -32,8 +31,8 @@ func readTree(ctx context.Context, s restore.Snapshot) ([]*mysql.DB, error) {
 }
 
 // tableSchema reads and parses a table's CREATE TABLE.
-func tableSchema(ctx context.Context, s restore.Snapshot, n *repo.Node) (*mysql.Object, []*column, error) {
-	text, err := restore.ReadNode(ctx, s, n)
+func tableSchema(ctx context.Context, s snapshot.Reader, n *snapshot.Node) (*mysql.Object, []*column, error) {
+	text, err := snapshot.ReadNode(ctx, s, n)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -9,8 +9,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/lifeboat-backup/lifeboat/internal/testutil/shop"
 	"github.com/lifeboat-backup/lifeboat/targets/mysql"
-	"github.com/lifeboat-backup/lifeboat/testdata/shop"
 )
 
 func newGenShopCommand() *cobra.Command {

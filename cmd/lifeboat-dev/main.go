@@ -1,6 +1,6 @@
 // Command lifeboat-dev holds developer tools: generate, mutate and compare
-// test file trees. It stays thin: the logic lives in testdata/gentree and
-// testdata/treecmp. To add a command, write a newXCommand in its own file
+// test file trees. It stays thin: the logic lives in internal/testutil/gentree and
+// internal/testutil/treecmp. To add a command, write a newXCommand in its own file
 // and list it in newRootCommand.
 package main
 

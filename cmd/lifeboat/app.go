@@ -17,8 +17,9 @@ import (
 	"golang.org/x/term"
 
 	"github.com/lifeboat-backup/lifeboat/engine/repo"
-	"github.com/lifeboat-backup/lifeboat/engine/repo/storage"
 	"github.com/lifeboat-backup/lifeboat/engine/restic"
+	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
+	"github.com/lifeboat-backup/lifeboat/engine/storage"
 	"github.com/lifeboat-backup/lifeboat/policies"
 	"github.com/lifeboat-backup/lifeboat/restore"
 	"github.com/lifeboat-backup/lifeboat/targets/mysql/binlog"
@@ -159,7 +160,7 @@ func (a *app) run(ctx context.Context, args []string) int {
 func exitCode(ctx context.Context, err error) int {
 	var ue usageError
 	var pe partialError
-	var ie *restore.IncompleteError
+	var ie *snapshot.IncompleteError
 	var ve policies.ValidationErrors
 	var ae abortRecoveryError
 	var gap *binlog.GapError
@@ -168,7 +169,7 @@ func exitCode(ctx context.Context, err error) int {
 		return exitInterrupted
 	case errors.As(err, &ae):
 		return exitAbortRecovery
-	case errors.As(err, &ue) || errors.As(err, &ve) || isCobraUsage(err):
+	case errors.As(err, &ue) || errors.As(err, &ve) || isCobraUsage(err) || errors.Is(err, snapshot.ErrUnsupported):
 		return exitUsage
 	case errors.As(err, &pe):
 		return exitPartial

@@ -25,8 +25,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"gocloud.dev/gcerrors"
 
-	"github.com/lifeboat-backup/lifeboat/engine/repo/storage"
-	"github.com/lifeboat-backup/lifeboat/engine/repo/storage/miniotest"
+	"github.com/lifeboat-backup/lifeboat/engine/storage"
+	"github.com/lifeboat-backup/lifeboat/engine/storage/miniotest"
 )
 
 // hostPolicy is the backup host's policy (docs/security.md): read, list and

@@ -6,7 +6,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/lifeboat-backup/lifeboat/engine"
-	"github.com/lifeboat-backup/lifeboat/engine/repo"
+	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
 	"github.com/lifeboat-backup/lifeboat/targets/files"
 )
 
@@ -22,7 +22,7 @@ type backupOptions struct {
 	// per dump stream); consistent, when set, describes a database
 	// snapshot's recovery point on a line before the summary.
 	workers    int
-	consistent func(repo.RecoveryPoint) string
+	consistent func(snapshot.RecoveryPoint) string
 }
 
 func (a *app) backupCmd() *cobra.Command {
@@ -55,7 +55,7 @@ the exit code is 4.`,
 }
 
 func (a *app) runBackupFiles(cmd *cobra.Command, o backupOptions, paths []string) error {
-	src := &engine.FilesSource{Roots: paths, Options: files.Options{Excludes: o.excludes, OneFileSystem: o.oneFileSystem}}
+	src := &files.Source{Roots: paths, Options: files.Options{Excludes: o.excludes, OneFileSystem: o.oneFileSystem}}
 	return a.backupSource(cmd.Context(), o, src, "processed")
 }
 
@@ -95,8 +95,8 @@ func (a *app) backupSummary(res *engine.BackupResult) error {
 }
 
 // snapshotFilter selects snapshots by target and host ("" matches all).
-func snapshotFilter(target, host string) func(*repo.Snapshot) bool {
-	return func(s *repo.Snapshot) bool {
+func snapshotFilter(target, host string) func(*snapshot.Snapshot) bool {
+	return func(s *snapshot.Snapshot) bool {
 		return (target == "" || s.Target == target) && (host == "" || s.Host == host)
 	}
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -66,16 +65,15 @@ Exit codes: 0 passed, 1 a check failed (or the drill could not run), 3 an object
 			if spot && engineName != "native" {
 				return usagef("--spot-check reads the snapshot's content blobs of native repositories only; this policy's repository engine is %s: run `lifeboat drill` without --spot-check (it restores and checks)", engineName)
 			}
-			ctx, r, done, err := a.openReader(ctx, from, "drill "+p.Name)
+			ctx, r, done, err := a.engineAt(ctx, from, readLock, "drill "+p.Name)
 			if err != nil {
 				return fmt.Errorf("drill from %s: %w", from, err)
 			}
 			defer done()
 			defer func() { err = lockLost(ctx, err) }()
-			native, isNative := r.(restore.Native)
 			var rep *restore.DrillReport
 			if spot {
-				rep, err = restore.SpotCheck(ctx, native.R, restore.SpotCheckOptions{Policy: p, From: from, Targets: targets})
+				rep, err = restore.SpotCheck(ctx, r, restore.SpotCheckOptions{Policy: p, From: from, Targets: targets})
 			} else {
 				o := restore.DrillOptions{Policy: p, From: from, Targets: targets, TempDir: tmp}
 				if !a.json && !a.quiet {
@@ -88,12 +86,9 @@ Exit codes: 0 passed, 1 a check failed (or the drill could not run), 3 an object
 				if jerr := j.Append(rep); jerr != nil {
 					fmt.Fprintln(a.stderr, "warning: "+jerr.Error())
 				}
-				// and a copy in a native repository drilled, encrypted like
-				// metadata (a restic repository has no place for it)
-				if data, jerr := json.Marshal(rep); jerr == nil && isNative {
-					if _, jerr := native.R.SaveRecord(context.WithoutCancel(ctx), "drills/"+p.Name, rep.Start, data); jerr != nil {
-						fmt.Fprintln(a.stderr, "warning: drill record: "+jerr.Error())
-					}
+				// and a copy in the repository drilled, where its engine has a place
+				if jerr := r.SaveRecord(context.WithoutCancel(ctx), "drills/"+p.Name, rep.Start, rep); jerr != nil {
+					fmt.Fprintln(a.stderr, "warning: drill record: "+jerr.Error())
 				}
 				if p.Metrics.Textfile != "" && !spot {
 					if merr := restore.WriteDrillMetrics(restore.DrillMetricsFile(p.Metrics.Textfile), rep); merr != nil {

@@ -16,8 +16,8 @@ import (
 
 	"github.com/lifeboat-backup/lifeboat/engine"
 	"github.com/lifeboat-backup/lifeboat/engine/repo"
+	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
 	"github.com/lifeboat-backup/lifeboat/policies"
-	"github.com/lifeboat-backup/lifeboat/restore"
 	"github.com/lifeboat-backup/lifeboat/sanitize"
 	"github.com/lifeboat-backup/lifeboat/targets/mysql"
 )
@@ -43,17 +43,16 @@ func (a *app) sanitizeConfig(path, rulesFile string) (*policies.Policy, *sanitiz
 // withSnapshot runs fn on snapshot ref (latest: of target) of the
 // policy's repository, on its engine: native (under a shared lock where it can be written, with
 // the owner key) or restic. The snapshot is closed after fn.
-func (a *app) withSnapshot(ctx context.Context, purpose, ref, target string, fn func(context.Context, restore.Snapshot) error) error {
+func (a *app) withSnapshot(ctx context.Context, purpose, ref, target string, fn func(context.Context, snapshot.Reader) error) error {
 	return a.withEngine(ctx, readLock, purpose, func(ctx context.Context, e engine.Engine) error {
-		r := readerOf(e)
-		sn, err := r.FindSnapshot(ctx, ref, snapshotFilter(target, ""))
+		sn, err := e.FindSnapshot(ctx, ref, snapshotFilter(target, ""))
 		if err != nil {
 			return err
 		}
 		if sn.Kind != "mysql" && sn.Kind != "postgres" {
 			return usagef("snapshot %s is a %s snapshot: %s reads mysql and postgres snapshots", sn.ID.Short(), sn.Kind, purpose)
 		}
-		err = restore.WithSnapshot(ctx, r, sn, func(s restore.Snapshot) error { return fn(ctx, s) })
+		err = snapshot.WithReader(ctx, e, sn, func(s snapshot.Reader) error { return fn(ctx, s) })
 		if errors.Is(err, repo.ErrNoDataKey) {
 			err = fmt.Errorf("%w (%s reads the table data: give the owner key, --key-file)", err, purpose)
 		}
@@ -74,7 +73,7 @@ func (a *app) sanitizeCmd() *cobra.Command {
 		Use:   "sanitize",
 		Short: "Sanitize rules: lint a policy's rules against a snapshot",
 	}
-	var snapshot, target, rulesFile string
+	var ref, target, rulesFile string
 	var sample int
 	lint := &cobra.Command{
 		Use:   "lint POLICY",
@@ -93,7 +92,7 @@ Exit codes: 0 no findings, 1 findings (or a failure), 2 bad rules or key, 12 wro
 			if err != nil {
 				return err
 			}
-			return a.withSnapshot(cmd.Context(), "sanitize lint", snapshot, target, func(ctx context.Context, s restore.Snapshot) error {
+			return a.withSnapshot(cmd.Context(), "sanitize lint", ref, target, func(ctx context.Context, s snapshot.Reader) error {
 				sn := s.Info()
 				fs, err := sanitize.Lint(ctx, s, c, sanitize.LintOptions{SampleRows: sample})
 				if err != nil {
@@ -121,7 +120,7 @@ Exit codes: 0 no findings, 1 findings (or a failure), 2 bad rules or key, 12 wro
 			})
 		},
 	}
-	lint.Flags().StringVar(&snapshot, "snapshot", "latest", "snapshot ID or latest")
+	lint.Flags().StringVar(&ref, "snapshot", "latest", "snapshot ID or latest")
 	lint.Flags().StringVar(&target, "target", "", "with latest: the latest snapshot of this target")
 	lint.Flags().IntVar(&sample, "sample", 300, "rows read per table")
 	lint.Flags().StringVar(&rulesFile, "rules", "", "a rules file (tables to rules, as under sanitize.rules) replacing the policy's sanitize.rules_file")
@@ -146,7 +145,7 @@ type exportRecord struct {
 func (a *app) exportCmd() *cobra.Command {
 	var (
 		sanitized, allowPII bool
-		snapshot, target    string
+		ref, target         string
 		output, journal     string
 		to, passwordFile    string
 		rulesFile           string
@@ -213,7 +212,7 @@ Exit codes: 0 ok, 1 failure or lint findings, 2 bad rules, key or flags, 12 wron
 				return usageError{err}
 			}
 			start := time.Now()
-			return a.withSnapshot(cmd.Context(), "export", snapshot, target, func(ctx context.Context, s restore.Snapshot) error {
+			return a.withSnapshot(cmd.Context(), "export", ref, target, func(ctx context.Context, s snapshot.Reader) error {
 				sn := s.Info()
 				if server != nil && sn.Kind != "mysql" {
 					return usagef("--to mysql:// loads a mysql snapshot; snapshot %s is %s (write a file with -o and load it with psql)", sn.ID.Short(), sn.Kind)
@@ -282,7 +281,7 @@ Exit codes: 0 ok, 1 failure or lint findings, 2 bad rules, key or flags, 12 wron
 	f.StringVar(&passwordFile, "password-file", "", "with --to: file holding the password (else $LIFEBOAT_MYSQL_PASSWORD or $MYSQL_PWD)")
 	f.StringVar(&rulesFile, "rules", "", "a rules file (tables to rules, as under sanitize.rules) replacing the policy's sanitize.rules_file")
 	f.IntVar(&jobs, "jobs", 0, "workers sanitizing rows (default: the number of CPUs; the output does not depend on it)")
-	f.StringVar(&snapshot, "snapshot", "latest", "snapshot ID or latest")
+	f.StringVar(&ref, "snapshot", "latest", "snapshot ID or latest")
 	f.StringVar(&target, "target", "", "with latest: the latest snapshot of this target")
 	f.StringArrayVar(&recipients, "recipient", nil, "age recipient (age1..., ssh-ed25519 ...) to encrypt to, repeatable; default sanitize.export.recipients")
 	f.StringArrayVar(&dbs, "database", nil, "export only this database, repeatable")
@@ -297,7 +296,7 @@ Exit codes: 0 ok, 1 failure or lint findings, 2 bad rules, key or flags, 12 wron
 // export that fails otherwise (bad rules, a repository read, Ctrl-C)
 // kills the client, so that it does not run a cut dump, and returns that
 // error.
-func exportToServer(ctx context.Context, s restore.Snapshot, c *sanitize.Config, o sanitize.ExportOptions, server *driver.Config) (*sanitize.ExportStats, error) {
+func exportToServer(ctx context.Context, s snapshot.Reader, c *sanitize.Config, o sanitize.ExportOptions, server *driver.Config) (*sanitize.ExportStats, error) {
 	l, err := sanitize.StartLoad(ctx, server)
 	if err != nil {
 		return nil, err

@@ -14,17 +14,16 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/lifeboat-backup/lifeboat/engine"
-	"github.com/lifeboat-backup/lifeboat/engine/repo"
 	"github.com/lifeboat-backup/lifeboat/engine/repo/repotest"
-	"github.com/lifeboat-backup/lifeboat/engine/repo/storage"
+	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
+	"github.com/lifeboat-backup/lifeboat/engine/storage"
+	"github.com/lifeboat-backup/lifeboat/internal/testutil/oroshop"
+	"github.com/lifeboat-backup/lifeboat/internal/testutil/shop"
 	"github.com/lifeboat-backup/lifeboat/policies"
-	"github.com/lifeboat-backup/lifeboat/restore"
 	"github.com/lifeboat-backup/lifeboat/sanitize"
 	"github.com/lifeboat-backup/lifeboat/targets/mysql"
 	"github.com/lifeboat-backup/lifeboat/targets/mysql/mysqltest"
 	"github.com/lifeboat-backup/lifeboat/targets/postgres/postgrestest"
-	"github.com/lifeboat-backup/lifeboat/testdata/oroshop"
-	"github.com/lifeboat-backup/lifeboat/testdata/shop"
 )
 
 // TestCLIExport: a sanitized export loaded straight into a server
@@ -265,7 +264,7 @@ func TestCLIExportToServerCancelled(t *testing.T) {
 			time.Sleep(10 * time.Millisecond)
 		}
 	}()
-	_, err = exportToServer(cctx, restore.FromRepository(r, res.Snapshot), c, sanitize.ExportOptions{Rename: map[string]string{"ex_cut": "ex_cut_dev"}, Jobs: 1}, server)
+	_, err = exportToServer(cctx, r.SnapshotReader(res.Snapshot), c, sanitize.ExportOptions{Rename: map[string]string{"ex_cut": "ex_cut_dev"}, Jobs: 1}, server)
 	require.ErrorIs(t, err, context.Canceled)
 	assert.NotContains(t, err.Error(), "signal")
 	assert.NotContains(t, err.Error(), "ERROR")
@@ -276,9 +275,9 @@ func TestCLIExportToServerCancelled(t *testing.T) {
 	// A repository read that fails in the middle (a pack holding only
 	// later rows of the biggest table is gone): that error, not the
 	// client's syntax error on the cut statement.
-	var big *repo.Node
-	early := map[repo.ID]bool{} // packs read before the biggest table's rows
-	packOf := func(id repo.ID) repo.ID {
+	var big *snapshot.Node
+	early := map[snapshot.ID]bool{} // packs read before the biggest table's rows
+	packOf := func(id snapshot.ID) snapshot.ID {
 		loc, ok := r.Index().Lookup(id)
 		require.True(t, ok)
 		return loc.Pack
@@ -300,7 +299,7 @@ func TestCLIExportToServerCancelled(t *testing.T) {
 		}
 	}
 	early[packOf(big.Content[0])] = true
-	var gone repo.ID
+	var gone snapshot.ID
 	for i := len(big.Content) - 1; i > 0 && gone.IsNull(); i-- {
 		if p := packOf(big.Content[i]); !early[p] {
 			gone = p
@@ -311,7 +310,7 @@ func TestCLIExportToServerCancelled(t *testing.T) {
 	require.NoError(t, b.Delete(ctx, "data/"+pack[:2]+"/"+pack))
 	_, err = conn.Exec("DROP DATABASE IF EXISTS ex_cut_dev")
 	require.NoError(t, err)
-	_, err = exportToServer(ctx, restore.FromRepository(r, res.Snapshot), c, sanitize.ExportOptions{Rename: map[string]string{"ex_cut": "ex_cut_dev"}, Jobs: 1}, server)
+	_, err = exportToServer(ctx, r.SnapshotReader(res.Snapshot), c, sanitize.ExportOptions{Rename: map[string]string{"ex_cut": "ex_cut_dev"}, Jobs: 1}, server)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), pack[:8])
 	assert.NotContains(t, err.Error(), "ERROR")

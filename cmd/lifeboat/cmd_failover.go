@@ -13,14 +13,14 @@ import (
 	"github.com/lifeboat-backup/lifeboat/engine"
 	"github.com/lifeboat-backup/lifeboat/engine/replicate"
 	"github.com/lifeboat-backup/lifeboat/engine/repo"
-	"github.com/lifeboat-backup/lifeboat/engine/repo/storage"
 	"github.com/lifeboat-backup/lifeboat/engine/restic"
-	"github.com/lifeboat-backup/lifeboat/restore"
+	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
+	"github.com/lifeboat-backup/lifeboat/engine/storage"
 )
 
 func (a *app) failoverCmd() *cobra.Command {
 	var o restoreOptions
-	var from, snapshot string
+	var from, ref string
 	var my *mysqlRestoreFlags
 	cmd := &cobra.Command{
 		Use:   "failover POLICY [--from SECONDARY] [--snapshot ID|latest] [--target NAME] --to DEST",
@@ -49,16 +49,16 @@ The summary says which recovery point was restored and how old it is.`,
 			if err != nil {
 				return usageError{err}
 			}
-			ctx, r, done, err := a.openReader(cmd.Context(), sec.Name, "failover")
+			ctx, r, done, err := a.engineAt(cmd.Context(), sec.Name, readLock, "failover")
 			if err != nil {
 				return fmt.Errorf("secondary %s: %w", sec.Name, err)
 			}
 			defer done()
 			defer func() { err = lockLost(ctx, err) }()
-			if n, ok := r.(restore.Native); ok && !n.R.CanReadData() {
+			if !r.CanReadData() {
 				return fmt.Errorf("failover from %s: %w; give the owner key with --key-file", sec.Name, repo.ErrNoDataKey)
 			}
-			sn, err := r.FindSnapshot(ctx, snapshot, func(s *repo.Snapshot) bool { return s.Target == t.Name && s.Host == p.Host })
+			sn, err := r.FindSnapshot(ctx, ref, func(s *snapshot.Snapshot) bool { return s.Target == t.Name && s.Host == p.Host })
 			if err != nil {
 				return fmt.Errorf("secondary %s, target %s: %w", sec.Name, t.Name, err)
 			}
@@ -73,7 +73,7 @@ The summary says which recovery point was restored and how old it is.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&from, "from", "", "the secondary to restore from (default: the only one)")
-	f.StringVar(&snapshot, "snapshot", "latest", "snapshot ID, or latest")
+	f.StringVar(&ref, "snapshot", "latest", "snapshot ID, or latest")
 	f.StringVar(&o.target, "target", "", "the target to restore (default: the only one)")
 	f.StringVar(&o.to, "to", "", "destination: a directory, or mysql://user:pass@host:port/")
 	f.StringArrayVar(&o.includes, "include", nil, "files: restore only this path and below, repeatable")

@@ -10,7 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/lifeboat-backup/lifeboat/engine"
-	"github.com/lifeboat-backup/lifeboat/engine/repo"
+	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
 	"github.com/lifeboat-backup/lifeboat/retention"
 )
 
@@ -41,12 +41,12 @@ See docs/retention.md.`,
 			if err != nil {
 				return err
 			}
-			var only func(*repo.Snapshot) bool
+			var only func(*snapshot.Snapshot) bool
 			if rules.Empty() && a.policy != nil && len(args) == 0 {
 				// --policy alone: its retention block, over its own snapshots
 				p := a.policy
 				rules = engine.RulesOf(p.Retention)
-				only = func(s *repo.Snapshot) bool {
+				only = func(s *snapshot.Snapshot) bool {
 					return s.Host == p.Host && slices.Contains(s.Tags, engine.PolicyTag(p.Name))
 				}
 			}
@@ -58,7 +58,7 @@ See docs/retention.md.`,
 			}
 			ctx := cmd.Context()
 			return a.withEngine(ctx, sharedLock, "forget", func(ctx context.Context, e engine.Engine) error {
-				var ids []repo.ID
+				var ids []snapshot.ID
 				if len(args) > 0 {
 					for _, ref := range args {
 						if ref == "latest" {
@@ -133,12 +133,12 @@ func (o *forgetOptions) parse() (retention.Rules, error) {
 
 // applyRetention decides over all snapshots, prints the decisions (a
 // table, or JSON lines) and returns the IDs to remove.
-func (a *app) applyRetention(ctx context.Context, e engine.Engine, rules retention.Rules, only func(*repo.Snapshot) bool, dryRun bool) ([]repo.ID, error) {
+func (a *app) applyRetention(ctx context.Context, e engine.Engine, rules retention.Rules, only func(*snapshot.Snapshot) bool, dryRun bool) ([]snapshot.ID, error) {
 	sns, err := e.Snapshots(ctx)
 	if err != nil {
 		return nil, err
 	}
-	byID := map[string]*repo.Snapshot{}
+	byID := map[string]*snapshot.Snapshot{}
 	in := make([]retention.Snapshot, 0, len(sns))
 	for _, s := range sns {
 		if only != nil && !only(s) {
@@ -154,7 +154,7 @@ func (a *app) applyRetention(ctx context.Context, e engine.Engine, rules retenti
 		in = append(in, retention.Snapshot{ID: s.ID.String(), Time: s.Time, Host: s.Host, Target: s.Target, Tags: s.Tags})
 	}
 	ds := retention.Apply(in, rules)
-	var drop []repo.ID
+	var drop []snapshot.ID
 	for _, d := range ds {
 		if !d.Keep {
 			drop = append(drop, byID[d.Snapshot.ID].ID)

@@ -12,8 +12,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/lifeboat-backup/lifeboat/engine/repo"
-	"github.com/lifeboat-backup/lifeboat/engine/repo/storage"
 	"github.com/lifeboat-backup/lifeboat/engine/restic"
+	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
+	"github.com/lifeboat-backup/lifeboat/engine/storage"
 )
 
 type initOptions struct {
@@ -177,7 +178,7 @@ func (k *keyOut) abandon() {
 	_ = os.Remove(k.path)
 }
 
-func (k *keyOut) write(repoID repo.ID, pin repo.Pin, secret string) error {
+func (k *keyOut) write(repoID snapshot.ID, pin repo.Pin, secret string) error {
 	_, err := fmt.Fprintf(k.f, "# lifeboat %s identity for repository %s\n%s\n%s\n", k.role, repoID, pin.Comment(), secret)
 	if err == nil {
 		err = k.f.Sync()

@@ -11,7 +11,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
-	"github.com/lifeboat-backup/lifeboat/engine/repo"
+	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
 	"github.com/lifeboat-backup/lifeboat/restore"
 	"github.com/lifeboat-backup/lifeboat/targets/mysql"
 )
@@ -70,7 +70,7 @@ The DSN is mysql://user@host:port/ or user@tcp(host:port)/. The password comes f
 			if err != nil {
 				return usageError{err}
 			}
-			o.consistent = func(rp repo.RecoveryPoint) string {
+			o.consistent = func(rp snapshot.RecoveryPoint) string {
 				pos := "binlog off or unknown"
 				if f := rp.Details["binlog_file"]; f != "" {
 					pos = f + ":" + rp.Details["binlog_position"]
@@ -137,7 +137,7 @@ func parseRenames(ss []string) (map[string]string, error) {
 
 // restoreProgress draws "N ITEMS, SIZE DONE, R MB/s" while a restore that
 // started at start runs; the returned func stops it.
-func (a *app) restoreProgress(p *restore.Progress, start time.Time, items, done string) func() {
+func (a *app) restoreProgress(p *snapshot.Progress, start time.Time, items, done string) func() {
 	return a.progress(func() string {
 		b := p.Bytes.Load()
 		return fmt.Sprintf("%d %s, %s %s, %.0f MB/s", p.Files.Load(), items, formatBytes(b), done, float64(b)/1e6/max(time.Since(start).Seconds(), 0.001))
@@ -148,9 +148,9 @@ func isMySQLDestination(to string) bool { return strings.HasPrefix(to, "mysql://
 
 // restoreMySQL restores snapshot s (of any engine) into the server named
 // by to.
-func (a *app) restoreMySQL(ctx context.Context, s restore.Snapshot, to string, m *mysqlRestoreFlags) error {
+func (a *app) restoreMySQL(ctx context.Context, s snapshot.Reader, to string, m *mysqlRestoreFlags) error {
 	return a.restoreDatabase(s, mysql.Redact(to), m, []string{"LIFEBOAT_MYSQL_PASSWORD", "MYSQL_PWD"}, "tables", "loaded",
-		func(pw string, rename map[string]string, p *restore.Progress) (*dbRestored, error) {
+		func(pw string, rename map[string]string, p *snapshot.Progress) (*dbRestored, error) {
 			st, err := restore.MySQL(ctx, s, restore.MySQLOptions{DSN: to, Password: pw, Databases: m.databases, Tables: m.tables,
 				Rename: rename, Jobs: m.jobs, NoBinlog: m.noBinlog, Users: m.users, Progress: p})
 			if err != nil {
@@ -181,8 +181,8 @@ type dbRestored struct {
 // restoreDatabase runs a database restore: the password (--password-file,
 // else the first of envs set), --rename, progress, and the summary, with
 // run doing the kind's own part.
-func (a *app) restoreDatabase(s restore.Snapshot, dest string, m *mysqlRestoreFlags, envs []string, items, verb string,
-	run func(pw string, rename map[string]string, p *restore.Progress) (*dbRestored, error)) error {
+func (a *app) restoreDatabase(s snapshot.Reader, dest string, m *mysqlRestoreFlags, envs []string, items, verb string,
+	run func(pw string, rename map[string]string, p *snapshot.Progress) (*dbRestored, error)) error {
 	sn := s.Info()
 	pw, err := databasePassword(m.passwordFile, envs...)
 	if err != nil {
@@ -192,7 +192,7 @@ func (a *app) restoreDatabase(s restore.Snapshot, dest string, m *mysqlRestoreFl
 	if err != nil {
 		return err
 	}
-	p := &restore.Progress{}
+	p := &snapshot.Progress{}
 	start := time.Now()
 	stop := a.restoreProgress(p, start, items, verb)
 	res, err := run(pw, rename, p)

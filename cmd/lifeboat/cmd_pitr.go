@@ -12,7 +12,7 @@ import (
 
 	"github.com/lifeboat-backup/lifeboat/engine/logarchive"
 	"github.com/lifeboat-backup/lifeboat/engine/repo"
-	"github.com/lifeboat-backup/lifeboat/restore"
+	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
 	"github.com/lifeboat-backup/lifeboat/targets/postgres/physical"
 )
 
@@ -65,7 +65,7 @@ func (a *app) restorePGPITR(ctx context.Context, o restoreOptions, pf pitrFlags)
 			return err
 		}
 		started := time.Now()
-		st, err := untarBase(ctx, restore.FromRepository(r, base), dir, owner)
+		st, err := untarBase(ctx, r.SnapshotReader(base), dir, owner)
 		if err != nil {
 			return err
 		}
@@ -100,7 +100,7 @@ func (a *app) restorePGPITR(ctx context.Context, o restoreOptions, pf pitrFlags)
 }
 
 // untarBase unpacks the base's base.tar into dir.
-func untarBase(ctx context.Context, s restore.Snapshot, dir string, owner physical.Owner) (physical.UntarStats, error) {
+func untarBase(ctx context.Context, s snapshot.Reader, dir string, owner physical.Owner) (physical.UntarStats, error) {
 	tr := s.Tree(ctx)
 	for {
 		n, err := tr.Next()

@@ -9,7 +9,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
-	"github.com/lifeboat-backup/lifeboat/engine/repo"
+	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
 	"github.com/lifeboat-backup/lifeboat/restore"
 	"github.com/lifeboat-backup/lifeboat/targets/postgres"
 )
@@ -51,7 +51,7 @@ The password comes from --password-file, $LIFEBOAT_POSTGRES_PASSWORD, the DSN, $
 			}
 			// One worker per pg_dump stream (they wait on pg_dump, not CPU).
 			o.workers = max(runtime.GOMAXPROCS(0), po.Jobs)
-			o.consistent = func(rp repo.RecoveryPoint) string {
+			o.consistent = func(rp snapshot.RecoveryPoint) string {
 				return fmt.Sprintf("WAL LSN %s; databases %s", rp.Details["lsn"], rp.Details["databases"])
 			}
 			return a.backupSource(cmd.Context(), o, src, "dumped")
@@ -99,12 +99,12 @@ func isPostgresDestination(to string) bool {
 // restorePostgres restores snapshot sn into the server named by to.
 // --jobs N restores split archives N at once, streamed, and stages a
 // whole archive in a temporary file for pg_restore --jobs N.
-func (a *app) restorePostgres(ctx context.Context, s restore.Snapshot, to string, m *mysqlRestoreFlags, pg *postgresRestoreFlags) error {
+func (a *app) restorePostgres(ctx context.Context, s snapshot.Reader, to string, m *mysqlRestoreFlags, pg *postgresRestoreFlags) error {
 	if pg == nil {
 		pg = &postgresRestoreFlags{}
 	}
 	return a.restoreDatabase(s, postgres.Redact(to), m, []string{"LIFEBOAT_POSTGRES_PASSWORD"}, "databases", "of archives restored",
-		func(pw string, rename map[string]string, p *restore.Progress) (*dbRestored, error) {
+		func(pw string, rename map[string]string, p *snapshot.Progress) (*dbRestored, error) {
 			st, err := restore.Postgres(ctx, s, restore.PostgresOptions{DSN: to, Password: pw, Databases: m.databases,
 				Rename: rename, Jobs: m.jobs, TempDir: pg.tempDir, Globals: pg.globals, NoOwner: pg.noOwner,
 				NoPrivileges: pg.noPrivileges, NoDatabaseProperties: pg.noDBProps, Progress: p})

@@ -7,8 +7,8 @@ import (
 	"github.com/lifeboat-backup/lifeboat/engine"
 	"github.com/lifeboat-backup/lifeboat/engine/repo"
 	"github.com/lifeboat-backup/lifeboat/engine/restic"
+	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
 	"github.com/lifeboat-backup/lifeboat/policies"
-	"github.com/lifeboat-backup/lifeboat/restore"
 )
 
 // engineName is the repository engine commands work on: --engine or
@@ -72,33 +72,21 @@ func (a *app) withEngine(ctx context.Context, mode lockMode, purpose string, fn 
 }
 
 // findSnapshot resolves a snapshot reference on either engine.
-func findSnapshot(ctx context.Context, e engine.Engine, ref string, filter func(*repo.Snapshot) bool) (*repo.Snapshot, error) {
-	return readerOf(e).FindSnapshot(ctx, ref, filter)
+func findSnapshot(ctx context.Context, e engine.Engine, ref string, filter func(*snapshot.Snapshot) bool) (*snapshot.Snapshot, error) {
+	return e.FindSnapshot(ctx, ref, filter)
 }
 
 // resolveID finds the snapshot ref names; on a native repository without
 // reading its manifest, so a damaged snapshot can be forgotten.
-func resolveID(ctx context.Context, e engine.Engine, ref string) (repo.ID, error) {
+func resolveID(ctx context.Context, e engine.Engine, ref string) (snapshot.ID, error) {
 	if n, ok := e.(engine.Native); ok {
 		return n.R.ResolveID(ctx, ref)
 	}
 	sn, err := findSnapshot(ctx, e, ref, nil)
 	if err != nil {
-		return repo.ID{}, err
+		return snapshot.ID{}, err
 	}
 	return sn.ID, nil
-}
-
-// readerOf is an engine's repository as restores, drills and exports read
-// it.
-func readerOf(e engine.Engine) restore.Repository {
-	switch e := e.(type) {
-	case engine.Native:
-		return restore.Native{R: e.R}
-	case *restic.Engine:
-		return e
-	}
-	panic("unknown engine " + e.Name())
 }
 
 // onRestic runs a maintenance command's fn when the repository's engine
@@ -126,19 +114,6 @@ func (a *app) resticDone(what string) error {
 	}
 	fmt.Fprintf(a.stdout, "restic %s: done\n", what)
 	return nil
-}
-
-// openReader opens, on the policy's engine, the repository drills and
-// failovers read: the primary (from "" or "primary"; --repo overrides its
-// URL) or the policy's secondary named from, a native one with a shared
-// lock for purpose (a prune must not remove packs under the reader). Work
-// with the context it gives; done releases it.
-func (a *app) openReader(ctx context.Context, from, purpose string) (_ context.Context, r restore.Repository, done func(), err error) {
-	ctx, e, done, err := a.engineAt(ctx, from, readLock, purpose)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	return ctx, readerOf(e), done, nil
 }
 
 // engineAt opens the primary (from "" or "primary"; --repo overrides its

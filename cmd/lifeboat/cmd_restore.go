@@ -11,9 +11,8 @@ import (
 
 	"github.com/lifeboat-backup/lifeboat/engine"
 	"github.com/lifeboat-backup/lifeboat/engine/repo"
-	"github.com/lifeboat-backup/lifeboat/engine/restic"
-	"github.com/lifeboat-backup/lifeboat/restore"
-	"github.com/lifeboat-backup/lifeboat/targets/files"
+	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
+	"github.com/lifeboat-backup/lifeboat/policies"
 )
 
 type restoreOptions struct {
@@ -87,7 +86,7 @@ restored (listed), 12 wrong key.`,
 					return err
 				}
 				a.announce(sn)
-				return a.restoreFrom(ctx, readerOf(e), sn, o, my)
+				return a.restoreFrom(ctx, e, sn, o, my)
 			})
 		},
 	}
@@ -112,7 +111,7 @@ restored (listed), 12 wrong key.`,
 // announce warns, before a restore starts, when the snapshot's time is
 // odd: in the future, or flagged as suspect (its time and age are in the
 // restore's summary line).
-func (a *app) announce(sn *repo.Snapshot) {
+func (a *app) announce(sn *snapshot.Snapshot) {
 	if a.json || a.quiet {
 		return
 	}
@@ -124,38 +123,39 @@ func (a *app) announce(sn *repo.Snapshot) {
 	}
 }
 
-// restoreFrom restores sn of either engine's repository to o.to.
-func (a *app) restoreFrom(ctx context.Context, r restore.Repository, sn *repo.Snapshot, o restoreOptions, my *mysqlRestoreFlags) error {
+// restoreFrom restores sn of r (either engine) to o.to: the stream kinds
+// (databases, exec, bucket, volume) through their restores, anything else
+// as files under a directory. The one place restore and failover dispatch
+// on the destination.
+func (a *app) restoreFrom(ctx context.Context, r snapshot.Repository, sn *snapshot.Snapshot, o restoreOptions, my *mysqlRestoreFlags) error {
 	if !isMySQLDestination(o.to) && (my.users || my.noBinlog || len(my.tables) > 0) {
 		return usagef("--users, --tables and --no-binlog are for restores into a MySQL server (--to mysql://...)")
 	}
-	switch r := r.(type) {
-	case restore.Native:
-		return a.restoreTo(ctx, r.R, sn, o, my)
-	case *restic.Engine:
-		return a.restoreRestic(ctx, r, sn, o, my)
-	}
-	return fmt.Errorf("cannot restore from %T", r)
-}
-
-// restoreTo restores sn to o.to: a mysql:// server or a directory. The one
-// place restore and failover dispatch on the destination.
-func (a *app) restoreTo(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, o restoreOptions, my *mysqlRestoreFlags) error {
 	if !r.CanReadData() {
 		return fmt.Errorf("restore snapshot %s: %w", sn.ID.Short(), repo.ErrNoDataKey)
 	}
-	if handled, err := a.restoreStream(ctx, restore.FromRepository(r, sn), o, my); handled {
-		return err
+	if sn.Kind != policies.KindFiles || isMySQLDestination(o.to) || isPostgresDestination(o.to) {
+		var handled bool
+		err := snapshot.WithReader(ctx, r, sn, func(s snapshot.Reader) (err error) {
+			handled, err = a.restoreStream(ctx, s, o, my)
+			return err
+		})
+		if err != nil || handled {
+			return err
+		}
+	}
+	if o.to == "" || isMySQLDestination(o.to) || isPostgresDestination(o.to) {
+		return usagef("snapshot %s is a %s snapshot: --to DIR", sn.ID.Short(), sn.Kind)
 	}
 	fo, err := o.filesOptions()
 	if err != nil {
 		return err
 	}
 	start := time.Now()
-	p := &restore.Progress{}
+	p := &snapshot.Progress{}
 	stop := a.restoreProgress(p, start, "entries", "restored")
-	st, err := restore.Files(ctx, r, sn, o.to, restore.Options{Include: o.includes, Progress: p, Files: fo,
-		OnFailure: func(f restore.Failure) {
+	st, err := r.RestoreFiles(ctx, sn, o.to, snapshot.RestoreOptions{Include: o.includes, Progress: p, Entries: fo,
+		OnFailure: func(f snapshot.Failure) {
 			if a.json {
 				_ = a.emit(map[string]any{"message_type": "error", "path": f.Path, "error": f.Err.Error()})
 				return
@@ -163,7 +163,7 @@ func (a *app) restoreTo(ctx context.Context, r *repo.Repository, sn *repo.Snapsh
 			fmt.Fprintf(a.stderr, "error: could not restore %s: %s\n", termSafe(f.Path), termSafe(f.Err.Error()))
 		}})
 	stop()
-	var incomplete *restore.IncompleteError
+	var incomplete *snapshot.IncompleteError
 	if err != nil && !errors.As(err, &incomplete) {
 		return err
 	}
@@ -198,15 +198,15 @@ func addFilesRestoreFlags(f *pflag.FlagSet, o *restoreOptions) {
 }
 
 // filesOptions are the files.RestoreOptions the flags ask for.
-func (o restoreOptions) filesOptions() (files.RestoreOptions, error) {
-	fo := files.RestoreOptions{KeepSetuid: o.keepSetuid, Devices: o.devices}
+func (o restoreOptions) filesOptions() (snapshot.EntryOptions, error) {
+	fo := snapshot.EntryOptions{KeepSetuid: o.keepSetuid, Devices: o.devices}
 	switch o.xattrs {
 	case "user":
-		fo.Xattrs = files.XattrsUser
+		fo.Xattrs = snapshot.XattrsUser
 	case "all":
-		fo.Xattrs = files.XattrsAll
+		fo.Xattrs = snapshot.XattrsAll
 	case "none":
-		fo.Xattrs = files.XattrsNone
+		fo.Xattrs = snapshot.XattrsNone
 	default:
 		return fo, usagef("--xattrs %q: want user, all or none", o.xattrs)
 	}
@@ -215,7 +215,7 @@ func (o restoreOptions) filesOptions() (files.RestoreOptions, error) {
 
 // restoreStream restores a database, exec, bucket or volume snapshot of
 // any engine; handled is false for a files snapshot.
-func (a *app) restoreStream(ctx context.Context, s restore.Snapshot, o restoreOptions, my *mysqlRestoreFlags) (handled bool, err error) {
+func (a *app) restoreStream(ctx context.Context, s snapshot.Reader, o restoreOptions, my *mysqlRestoreFlags) (handled bool, err error) {
 	if isMySQLDestination(o.to) {
 		return true, a.restoreMySQL(ctx, s, o.to, my)
 	}
@@ -223,41 +223,4 @@ func (a *app) restoreStream(ctx context.Context, s restore.Snapshot, o restoreOp
 		return true, a.restorePostgres(ctx, s, o.to, my, o.pg)
 	}
 	return a.restoreTargetKind(ctx, s, o.to, o.kinds)
-}
-
-// restoreRestic restores a snapshot of a restic repository: files
-// snapshots with restic restore, the stream kinds from their archive
-// through the same restores as native ones (volumes excepted).
-func (a *app) restoreRestic(ctx context.Context, e *restic.Engine, sn *repo.Snapshot, o restoreOptions, my *mysqlRestoreFlags) error {
-	if sn.Kind == "files" {
-		start := time.Now()
-		if len(o.includes) > 0 {
-			return usagef("--include is not supported on restic files snapshots (use restic restore --include)")
-		}
-		if o.to == "" || isMySQLDestination(o.to) || isPostgresDestination(o.to) {
-			return usagef("snapshot %s is a files snapshot: --to DIR", sn.ID.Short())
-		}
-		st, err := e.RestoreFiles(ctx, sn, o.to)
-		if err != nil {
-			return err
-		}
-		el := time.Since(start).Seconds()
-		if a.json {
-			return a.emit(map[string]any{"message_type": "summary", "snapshot_id": sn.ID.String(), "engine": "restic",
-				"target": sn.Target, "to": o.to, "files": st.Files, "bytes": st.Bytes, "duration_seconds": el})
-		}
-		fmt.Fprintf(a.stdout, "restored snapshot %s (%s, restic, taken %s) to %s\n", sn.ID.Short(), termSafe(sn.Target),
-			sn.Time.Local().Format(time.RFC3339), o.to)
-		fmt.Fprintf(a.stdout, "  %d files, %s in %.1fs\n", st.Files, formatBytes(st.Bytes), el)
-		return nil
-	}
-	var handled bool
-	err := restore.WithSnapshot(ctx, e, sn, func(s restore.Snapshot) (err error) {
-		handled, err = a.restoreStream(ctx, s, o, my)
-		return err
-	})
-	if err != nil || handled {
-		return err
-	}
-	return usagef("restoring %s snapshots to %q from a restic repository is not supported: files to a directory and the stream kinds are (docs/restic-engine.md)", sn.Kind, o.to)
 }

@@ -15,27 +15,26 @@ import (
 	"github.com/lifeboat-backup/lifeboat/engine"
 	"github.com/lifeboat-backup/lifeboat/engine/repo"
 	"github.com/lifeboat-backup/lifeboat/engine/restic"
-	"github.com/lifeboat-backup/lifeboat/restore"
-	"github.com/lifeboat-backup/lifeboat/targets"
+	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
 	"github.com/lifeboat-backup/lifeboat/targets/files"
 )
 
 type snapshotJSON struct {
-	ID            string             `json:"id"`
-	ShortID       string             `json:"short_id"`
-	Time          time.Time          `json:"time"`
-	Target        string             `json:"target"`
-	Kind          string             `json:"kind"`
-	Host          string             `json:"host"`
-	Tags          []string           `json:"tags"`
-	Paths         []string           `json:"paths,omitempty"`
-	Parent        string             `json:"parent,omitempty"`
-	RecoveryPoint repo.RecoveryPoint `json:"recovery_point"`
-	Stats         repo.SnapshotStats `json:"stats"`
-	Suspect       string             `json:"suspect,omitempty"` // why it is never "latest" (a future time)
+	ID            string                 `json:"id"`
+	ShortID       string                 `json:"short_id"`
+	Time          time.Time              `json:"time"`
+	Target        string                 `json:"target"`
+	Kind          string                 `json:"kind"`
+	Host          string                 `json:"host"`
+	Tags          []string               `json:"tags"`
+	Paths         []string               `json:"paths,omitempty"`
+	Parent        string                 `json:"parent,omitempty"`
+	RecoveryPoint snapshot.RecoveryPoint `json:"recovery_point"`
+	Stats         snapshot.Stats         `json:"stats"`
+	Suspect       string                 `json:"suspect,omitempty"` // why it is never "latest" (a future time)
 }
 
-func toJSON(s *repo.Snapshot) snapshotJSON {
+func toJSON(s *snapshot.Snapshot) snapshotJSON {
 	j := snapshotJSON{ID: s.ID.String(), ShortID: s.ID.Short(), Time: s.Time, Target: s.Target, Kind: s.Kind,
 		Host: s.Host, Tags: s.Tags, Paths: s.Paths, RecoveryPoint: s.RecoveryPoint, Stats: s.Stats, Suspect: s.Suspect}
 	if j.Tags == nil {
@@ -155,7 +154,7 @@ func (a *app) lsCmd() *cobra.Command {
 
 // treeOf reads a snapshot's nodes: any native snapshot; on restic the
 // stream snapshots (files snapshots are restic's own tree: restic ls).
-func treeOf(ctx context.Context, e engine.Engine, sn *repo.Snapshot) (restore.TreeReader, error) {
+func treeOf(ctx context.Context, e engine.Engine, sn *snapshot.Snapshot) (snapshot.TreeReader, error) {
 	switch e := e.(type) {
 	case engine.Native:
 		return e.R.NewTreeReader(ctx, sn), nil
@@ -173,26 +172,26 @@ func treeOf(ctx context.Context, e engine.Engine, sn *repo.Snapshot) (restore.Tr
 	return nil, fmt.Errorf("engine %s cannot list snapshot trees", e.Name())
 }
 
-func lsJSON(n *repo.Node) map[string]any {
+func lsJSON(n *snapshot.Node) map[string]any {
 	return map[string]any{"path": n.Path, "type": n.Type, "mode": fmt.Sprintf("%04o", files.UnixMode(n.Mode)),
 		"size": n.Size, "mtime": n.ModTime, "uid": n.UID, "gid": n.GID, "user": n.User, "group": n.Group,
 		"link": n.LinkTarget, "hardlink": n.HardlinkTo, "blobs": len(n.Content)}
 }
 
-func lsLine(n *repo.Node) string {
+func lsLine(n *snapshot.Node) string {
 	fm := fs.FileMode(n.Mode)
 	switch n.Type {
-	case targets.TypeDir:
+	case snapshot.TypeDir:
 		fm |= fs.ModeDir
-	case targets.TypeSymlink:
+	case snapshot.TypeSymlink:
 		fm |= fs.ModeSymlink
-	case targets.TypeDevice:
+	case snapshot.TypeDevice:
 		fm |= fs.ModeDevice
-	case targets.TypeCharDev:
+	case snapshot.TypeCharDev:
 		fm |= fs.ModeDevice | fs.ModeCharDevice
-	case targets.TypeFIFO:
+	case snapshot.TypeFIFO:
 		fm |= fs.ModeNamedPipe
-	case targets.TypeSocket:
+	case snapshot.TypeSocket:
 		fm |= fs.ModeSocket
 	}
 	mode := fm.String()

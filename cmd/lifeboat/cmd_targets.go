@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/lifeboat-backup/lifeboat/engine"
+	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
 	"github.com/lifeboat-backup/lifeboat/restore"
 	"github.com/lifeboat-backup/lifeboat/targets/bucket"
 	"github.com/lifeboat-backup/lifeboat/targets/exec"
@@ -167,10 +168,10 @@ func addTargetRestoreFlags(f *pflag.FlagSet, t *targetRestoreFlags) {
 
 // restoreTargetKind restores volume, bucket and exec snapshots; handled
 // is false for other kinds.
-func (a *app) restoreTargetKind(ctx context.Context, s restore.Snapshot, to string, t targetRestoreFlags) (handled bool, err error) {
+func (a *app) restoreTargetKind(ctx context.Context, s snapshot.Reader, to string, t targetRestoreFlags) (handled bool, err error) {
 	sn := s.Info()
 	start := time.Now()
-	p := &restore.Progress{}
+	p := &snapshot.Progress{}
 	stop := a.progress(func() string {
 		b := p.Bytes.Load()
 		return fmt.Sprintf("%s restored, %.0f MB/s", formatBytes(b), float64(b)/1e6/max(time.Since(start).Seconds(), 0.001))

@@ -10,8 +10,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/lifeboat-backup/lifeboat/engine/repo"
-	"github.com/lifeboat-backup/lifeboat/targets"
+	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
 )
 
 // hostile holds what a backup host may write into a snapshot's names to
@@ -66,7 +65,7 @@ func TestAttackTerminalEscapesInSnapshotNames(t *testing.T) {
 }
 
 func TestLsLineHostileOwner(t *testing.T) {
-	n := &repo.Node{Entry: targets.Entry{Path: "a" + hostile, Type: targets.TypeSymlink, Mode: 0o644, User: hostile,
+	n := &snapshot.Node{Entry: snapshot.Entry{Path: "a" + hostile, Type: snapshot.TypeSymlink, Mode: 0o644, User: hostile,
 		Group: hostile, ModTime: time.Unix(0, 0), LinkTarget: hostile}}
 	line := lsLine(n)
 	assertInert(t, line)

@@ -16,12 +16,12 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/lifeboat-backup/lifeboat/engine/repo/storage/miniotest"
 	"github.com/lifeboat-backup/lifeboat/engine/restic/restictest"
+	"github.com/lifeboat-backup/lifeboat/engine/storage/miniotest"
+	"github.com/lifeboat-backup/lifeboat/internal/testutil/gentree"
+	"github.com/lifeboat-backup/lifeboat/internal/testutil/shop"
+	"github.com/lifeboat-backup/lifeboat/internal/testutil/treecmp"
 	"github.com/lifeboat-backup/lifeboat/targets/mysql/mysqltest"
-	"github.com/lifeboat-backup/lifeboat/testdata/gentree"
-	"github.com/lifeboat-backup/lifeboat/testdata/shop"
-	"github.com/lifeboat-backup/lifeboat/testdata/treecmp"
 )
 
 // useRestic returns the restic binary the tests drive (skipping without

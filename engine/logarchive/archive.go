@@ -16,7 +16,8 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/lifeboat-backup/lifeboat/engine/repo"
-	"github.com/lifeboat-backup/lifeboat/engine/repo/storage"
+	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
+	"github.com/lifeboat-backup/lifeboat/engine/storage"
 )
 
 // Prefix is where segments live in a repository.
@@ -47,8 +48,8 @@ type Segment struct {
 	Stream string `json:"stream"` // e.g. "wal", or a binlog source
 	Name   string `json:"name"`   // sorts in log order within the stream
 
-	Size int64   `json:"size"` // content bytes
-	Hash repo.ID `json:"hash"` // keyed like blob IDs (repo.BlobID)
+	Size int64       `json:"size"` // content bytes
+	Hash snapshot.ID `json:"hash"` // keyed like blob IDs (repo.BlobID)
 
 	FirstTime time.Time         `json:"first_time,omitzero"` // first event in the segment
 	LastTime  time.Time         `json:"last_time,omitzero"`  // last event

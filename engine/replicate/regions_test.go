@@ -12,11 +12,12 @@ import (
 	"github.com/lifeboat-backup/lifeboat/engine"
 	"github.com/lifeboat-backup/lifeboat/engine/replicate"
 	"github.com/lifeboat-backup/lifeboat/engine/repo/repotest"
-	"github.com/lifeboat-backup/lifeboat/engine/repo/storage/miniotest"
+	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
+	"github.com/lifeboat-backup/lifeboat/engine/storage/miniotest"
+	"github.com/lifeboat-backup/lifeboat/internal/testutil/gentree"
+	"github.com/lifeboat-backup/lifeboat/internal/testutil/treecmp"
 	"github.com/lifeboat-backup/lifeboat/restore"
 	"github.com/lifeboat-backup/lifeboat/targets/files"
-	"github.com/lifeboat-backup/lifeboat/testdata/gentree"
-	"github.com/lifeboat-backup/lifeboat/testdata/treecmp"
 )
 
 // TestTwoRegions: two MinIO servers on different loopback ports stand in
@@ -36,7 +37,7 @@ func TestTwoRegions(t *testing.T) {
 	_, err := gentree.Generate(src, gentree.Options{Size: 8 << 20, Seed: 5, NoSpecial: true})
 	require.NoError(t, err)
 	host := tr.Open(t, tr.Host)
-	_, err = engine.Backup(ctx, host, &engine.FilesSource{Roots: []string{src}}, engine.BackupOptions{})
+	_, err = engine.Backup(ctx, host, &files.Source{Roots: []string{src}}, engine.BackupOptions{})
 	require.NoError(t, err)
 
 	dst := open(t, us.URL("disaster-recovery", "shop"))
@@ -51,7 +52,7 @@ func TestTwoRegions(t *testing.T) {
 	sn, err := r.FindSnapshot(ctx, "latest", nil)
 	require.NoError(t, err)
 	out := t.TempDir()
-	_, err = restore.Files(ctx, r, sn, out, restore.Options{Files: files.RestoreOptions{KeepSetuid: true, Devices: true, Xattrs: files.XattrsAll}})
+	_, err = restore.Files(ctx, r, sn, out, snapshot.RestoreOptions{Entries: snapshot.EntryOptions{KeepSetuid: true, Devices: true, Xattrs: snapshot.XattrsAll}})
 	require.NoError(t, err)
 	diffs, err := treecmp.Compare(src, filepath.Join(out, "tree"), treecmp.Options{IgnoreOwner: os.Geteuid() != 0})
 	require.NoError(t, err)

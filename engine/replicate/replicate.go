@@ -17,7 +17,8 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/lifeboat-backup/lifeboat/engine/repo"
-	"github.com/lifeboat-backup/lifeboat/engine/repo/storage"
+	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
+	"github.com/lifeboat-backup/lifeboat/engine/storage"
 )
 
 // Options tune a replication run.
@@ -489,7 +490,7 @@ func saveGone(ctx context.Context, b *blob.Bucket, keep map[string]time.Time, ol
 		if err != nil {
 			return err
 		}
-		key := goneKey + time.Now().UTC().Format("20060102T150405Z") + "-" + repo.NewRandomID().Short()
+		key := goneKey + time.Now().UTC().Format("20060102T150405Z") + "-" + snapshot.NewRandomID().Short()
 		if err := storage.WriteNew(ctx, b, key, data); err != nil {
 			return fmt.Errorf("secondary: write %s: %w", key, err)
 		}

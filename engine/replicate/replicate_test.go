@@ -15,11 +15,12 @@ import (
 	"github.com/lifeboat-backup/lifeboat/engine/replicate"
 	"github.com/lifeboat-backup/lifeboat/engine/repo"
 	"github.com/lifeboat-backup/lifeboat/engine/repo/repotest"
-	"github.com/lifeboat-backup/lifeboat/engine/repo/storage"
+	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
+	"github.com/lifeboat-backup/lifeboat/engine/storage"
+	"github.com/lifeboat-backup/lifeboat/internal/testutil/gentree"
+	"github.com/lifeboat-backup/lifeboat/internal/testutil/treecmp"
 	"github.com/lifeboat-backup/lifeboat/restore"
 	"github.com/lifeboat-backup/lifeboat/targets/files"
-	"github.com/lifeboat-backup/lifeboat/testdata/gentree"
-	"github.com/lifeboat-backup/lifeboat/testdata/treecmp"
 )
 
 func open(t *testing.T, url string) *blob.Bucket {
@@ -34,7 +35,7 @@ type fixture struct {
 	primary  *repo.Repository
 	dst      *blob.Bucket
 	src      string
-	snapshot *repo.Snapshot
+	snapshot *snapshot.Snapshot
 }
 
 func setup(t *testing.T) *fixture {
@@ -45,7 +46,7 @@ func setup(t *testing.T) *fixture {
 	f.src = filepath.Join(t.TempDir(), "tree")
 	_, err := gentree.Generate(f.src, gentree.Options{Size: 4 << 20, Seed: 3, NoSpecial: true})
 	require.NoError(t, err)
-	res, err := engine.Backup(context.Background(), f.primary, &engine.FilesSource{Roots: []string{f.src}}, engine.BackupOptions{})
+	res, err := engine.Backup(context.Background(), f.primary, &files.Source{Roots: []string{f.src}}, engine.BackupOptions{})
 	require.NoError(t, err)
 	f.snapshot = res.Snapshot
 	return f
@@ -59,7 +60,7 @@ func restoreFrom(t *testing.T, f *fixture) {
 	sn, err := r.FindSnapshot(context.Background(), "latest", nil)
 	require.NoError(t, err)
 	dest := t.TempDir()
-	_, err = restore.Files(context.Background(), r, sn, dest, restore.Options{Files: files.RestoreOptions{KeepSetuid: true, Devices: true, Xattrs: files.XattrsAll}})
+	_, err = restore.Files(context.Background(), r, sn, dest, snapshot.RestoreOptions{Entries: snapshot.EntryOptions{KeepSetuid: true, Devices: true, Xattrs: snapshot.XattrsAll}})
 	require.NoError(t, err)
 	diffs, err := treecmp.Compare(f.src, filepath.Join(dest, "tree"), treecmp.Options{IgnoreOwner: true})
 	require.NoError(t, err)
@@ -125,7 +126,7 @@ func TestReplicatePropagatesForgetAndPrune(t *testing.T) {
 	require.NoError(t, err)
 	_, err = gentree.Mutate(f.src, 0.3, 9)
 	require.NoError(t, err)
-	_, err = engine.Backup(ctx, f.primary, &engine.FilesSource{Roots: []string{f.src}}, engine.BackupOptions{})
+	_, err = engine.Backup(ctx, f.primary, &files.Source{Roots: []string{f.src}}, engine.BackupOptions{})
 	require.NoError(t, err)
 	require.NoError(t, f.primary.DeleteSnapshot(ctx, f.snapshot.ID))
 	_, err = f.primary.Prune(ctx, repo.PruneOptions{Grace: -1})
@@ -142,7 +143,7 @@ func TestReplicatePropagatesForgetAndPrune(t *testing.T) {
 	sec := (&repotest.Repo{Bucket: f.dst, Owner: f.tr.Owner}).Open(t, f.tr.Owner)
 	old, err := sec.FindSnapshot(ctx, f.snapshot.ID.String(), nil)
 	require.NoError(t, err)
-	_, err = restore.Files(ctx, sec, old, t.TempDir(), restore.Options{})
+	_, err = restore.Files(ctx, sec, old, t.TempDir(), snapshot.RestoreOptions{})
 	require.NoError(t, err, "and restores there")
 
 	// Once delete_after has passed since the first run found it gone.
@@ -168,7 +169,7 @@ func TestAttackEmptiedPrimaryDoesNotEmptySecondary(t *testing.T) {
 	for range 2 {
 		_, err := gentree.Mutate(f.src, 0.1, 7)
 		require.NoError(t, err)
-		_, err = engine.Backup(ctx, f.primary, &engine.FilesSource{Roots: []string{f.src}}, engine.BackupOptions{})
+		_, err = engine.Backup(ctx, f.primary, &files.Source{Roots: []string{f.src}}, engine.BackupOptions{})
 		require.NoError(t, err)
 	}
 	_, err := replicate.Replicate(ctx, f.primary, f.dst, replicate.Options{})

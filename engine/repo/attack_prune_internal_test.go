@@ -12,7 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"gocloud.dev/blob/memblob"
 
-	"github.com/lifeboat-backup/lifeboat/targets"
+	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
 )
 
 // A host (host key and bucket credentials) writes an index that claims the
@@ -35,7 +35,7 @@ func TestAttackShadowIndexPrune(t *testing.T) {
 			// A genuine snapshot of three blobs in one data pack.
 			r, err := Open(ctx, b, owner)
 			require.NoError(t, err)
-			var ids []ID
+			var ids []snapshot.ID
 			var data [][]byte
 			for range 3 {
 				d := make([]byte, 40<<10)
@@ -46,11 +46,11 @@ func TestAttackShadowIndexPrune(t *testing.T) {
 				ids, data = append(ids, id), append(data, d)
 			}
 			tw := r.NewTreeWriter(ctx)
-			require.NoError(t, tw.Add(&Node{Entry: targets.Entry{Path: "f", Type: targets.TypeFile}, Content: ids}))
+			require.NoError(t, tw.Add(&snapshot.Node{Entry: snapshot.Entry{Path: "f", Type: snapshot.TypeFile}, Content: ids}))
 			tree, err := tw.Close()
 			require.NoError(t, err)
 			require.NoError(t, r.Flush(ctx))
-			_, err = r.SaveSnapshot(ctx, &Snapshot{Time: time.Now(), Tree: tree, Target: "t", Kind: "files"})
+			_, err = r.SaveSnapshot(ctx, &snapshot.Snapshot{Time: time.Now(), Tree: tree, Target: "t", Kind: "files"})
 			require.NoError(t, err)
 			genuine, ok := r.Index().Lookup(ids[0])
 			require.True(t, ok)
@@ -62,7 +62,7 @@ func TestAttackShadowIndexPrune(t *testing.T) {
 			for round := range 12 {
 				garbage := make([]byte, genuine.PackSize)
 				_, _ = rand.Read(garbage)
-				gid := NewRandomID()
+				gid := snapshot.NewRandomID()
 				require.NoError(t, b.WriteAll(ctx, packKey(gid), garbage, nil))
 				var blobs []BlobInfo
 				h.Index().Each(func(l Location) {

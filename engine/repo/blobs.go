@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"sync"
+
+	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
 )
 
 // indexFlushPacks is how many finished packs are collected before an index
@@ -20,7 +22,7 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 1<<20); return &b
 // It compresses in the caller's goroutine and streams into an open pack, so
 // concurrency is the number of concurrent callers. It reports whether the
 // blob was new.
-func (r *Repository) SaveBlob(ctx context.Context, t BlobType, id ID, data []byte) (bool, error) {
+func (r *Repository) SaveBlob(ctx context.Context, t BlobType, id snapshot.ID, data []byte) (bool, error) {
 	if !r.idx.claim(id) {
 		return false, nil
 	}
@@ -45,7 +47,7 @@ func (r *Repository) SaveBlob(ctx context.Context, t BlobType, id ID, data []byt
 
 // store appends a blob in its stored form to an open pack of its type and
 // finishes the pack when it is full.
-func (r *Repository) store(ctx context.Context, t BlobType, id ID, stored []byte, rawLen int, compressed bool) error {
+func (r *Repository) store(ctx context.Context, t BlobType, id snapshot.ID, stored []byte, rawLen int, compressed bool) error {
 	p, err := r.takePack(ctx, t)
 	if err != nil {
 		return err
@@ -148,7 +150,7 @@ func (r *Repository) writeIndex(ctx context.Context, packs []PackInfo) error {
 	if err != nil {
 		return err
 	}
-	return writeNew(ctx, r.b, "index/"+NewRandomID().String(), enc)
+	return writeNew(ctx, r.b, "index/"+snapshot.NewRandomID().String(), enc)
 }
 
 // Flush finishes all open packs and writes the index for every pack not yet
@@ -205,7 +207,7 @@ func (r *Repository) Abort() {
 
 // LoadBlob returns the plaintext of a blob, appended to buf[:0], after
 // verifying its ID.
-func (r *Repository) LoadBlob(ctx context.Context, id ID, buf []byte) ([]byte, error) {
+func (r *Repository) LoadBlob(ctx context.Context, id snapshot.ID, buf []byte) ([]byte, error) {
 	loc, ok := r.idx.Lookup(id)
 	if !ok {
 		return nil, fmt.Errorf("blob %s: %w in the index", id, ErrNotFound)
@@ -255,7 +257,7 @@ func (r *Repository) loadAt(ctx context.Context, loc Location, buf []byte) ([]by
 	return out, nil
 }
 
-func (r *Repository) packReader(ctx context.Context, id ID, size int64) (*packReader, error) {
+func (r *Repository) packReader(ctx context.Context, id snapshot.ID, size int64) (*packReader, error) {
 	if pr := r.readers.get(id); pr != nil {
 		return pr, nil
 	}
@@ -271,7 +273,7 @@ func (r *Repository) packReader(ctx context.Context, id ID, size int64) (*packRe
 // corrupt when we hold the owner identity: every pack is encrypted to the
 // owner, so its recipient stanza must be damaged. For a host identity the
 // error stays ErrNoDataKey.
-func (r *Repository) unreadable(id ID, err error) error {
+func (r *Repository) unreadable(id snapshot.ID, err error) error {
 	if r.readData && errors.Is(err, ErrNoDataKey) {
 		return corrupt(packKey(id), "age header: no recipient stanza opens with the owner identity (damaged header)")
 	}
@@ -283,23 +285,23 @@ func (r *Repository) unreadable(id ID, err error) error {
 // does not keep a window for each.
 type readerCache struct {
 	mu    sync.Mutex
-	m     map[ID]*packReader
-	order []ID // insertion order, oldest first
+	m     map[snapshot.ID]*packReader
+	order []snapshot.ID // insertion order, oldest first
 }
 
 const readerCacheSize = 64
 
-func (c *readerCache) get(id ID) *packReader {
+func (c *readerCache) get(id snapshot.ID) *packReader {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.m[id]
 }
 
-func (c *readerCache) put(id ID, pr *packReader) {
+func (c *readerCache) put(id snapshot.ID, pr *packReader) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.m == nil {
-		c.m = map[ID]*packReader{}
+		c.m = map[snapshot.ID]*packReader{}
 	}
 	if _, ok := c.m[id]; ok {
 		return
@@ -318,14 +320,14 @@ func (c *readerCache) put(id ID, pr *packReader) {
 type BlobReader struct {
 	ctx  context.Context
 	r    *Repository
-	ids  []ID
+	ids  []snapshot.ID
 	cur  []byte
 	buf  []byte
 	next int
 }
 
 // NewBlobReader returns a reader of the concatenated blobs ids.
-func (r *Repository) NewBlobReader(ctx context.Context, ids []ID) *BlobReader {
+func (r *Repository) NewBlobReader(ctx context.Context, ids []snapshot.ID) *BlobReader {
 	return &BlobReader{ctx: ctx, r: r, ids: ids}
 }
 

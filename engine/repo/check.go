@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"golang.org/x/sync/errgroup"
+
+	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
 )
 
 // CheckOptions select how deep check goes.
@@ -101,7 +103,7 @@ func (r *Repository) Check(ctx context.Context, opts CheckOptions) (*CheckResult
 	}
 	packs := idx.Packs()
 	res.Packs = len(packs)
-	indexed := map[ID]bool{}
+	indexed := map[snapshot.ID]bool{}
 	for _, p := range packs {
 		indexed[p.ID] = true
 		sp, ok := stored[p.ID]
@@ -123,11 +125,11 @@ func (r *Repository) Check(ctx context.Context, opts CheckOptions) (*CheckResult
 
 	// Snapshots: every tree and content blob indexed; those dated in the
 	// future flagged (never latest). Each manifest is read once.
-	ids := make([]ID, 0, len(written))
+	ids := make([]snapshot.ID, 0, len(written))
 	for id := range written {
 		ids = append(ids, id)
 	}
-	slices.SortFunc(ids, func(a, b ID) int { return slices.Compare(a[:], b[:]) })
+	slices.SortFunc(ids, func(a, b snapshot.ID) int { return slices.Compare(a[:], b[:]) })
 	res.Snapshots = len(ids)
 	for _, id := range ids {
 		if err := r.checkSnapshot(ctx, id, written[id], res, fail); err != nil {
@@ -141,7 +143,7 @@ func (r *Repository) Check(ctx context.Context, opts CheckOptions) (*CheckResult
 	return res, nil
 }
 
-func (r *Repository) checkSnapshot(ctx context.Context, id ID, written time.Time, res *CheckResult, fail func(string, ...any)) error {
+func (r *Repository) checkSnapshot(ctx context.Context, id snapshot.ID, written time.Time, res *CheckResult, fail func(string, ...any)) error {
 	sn, err := r.LoadSnapshot(ctx, id)
 	if errors.Is(err, ErrNotFound) {
 		return nil // forgotten since the listing
@@ -160,7 +162,7 @@ func (r *Repository) checkSnapshot(ctx context.Context, id ID, written time.Time
 		}
 	}
 	missing := 0
-	err = r.EachNode(ctx, sn, func(n *Node) error {
+	err = r.EachNode(ctx, sn, func(n *snapshot.Node) error {
 		for _, c := range n.Content {
 			if !r.idx.Has(c) {
 				if missing < 10 {
@@ -181,9 +183,9 @@ func (r *Repository) checkSnapshot(ctx context.Context, id ID, written time.Time
 	return nil
 }
 
-func (r *Repository) checkData(ctx context.Context, packs []PackInfo, stored map[ID]storedPack, opts CheckOptions, res *CheckResult, fail func(string, ...any)) {
+func (r *Repository) checkData(ctx context.Context, packs []PackInfo, stored map[snapshot.ID]storedPack, opts CheckOptions, res *CheckResult, fail func(string, ...any)) {
 	// Which blobs each pack should hold, from the loaded index.
-	want := map[ID][]BlobInfo{}
+	want := map[snapshot.ID][]BlobInfo{}
 	r.idx.EachCopy(func(l Location) { want[l.Pack] = append(want[l.Pack], l.BlobInfo) })
 	var sel []PackInfo
 	skipped := 0
@@ -235,7 +237,7 @@ func (r *Repository) checkPack(ctx context.Context, p PackInfo, want []BlobInfo,
 		return false
 	}
 	ok := true
-	inPack := make(map[ID]BlobInfo, len(entries))
+	inPack := make(map[snapshot.ID]BlobInfo, len(entries))
 	for _, e := range entries {
 		inPack[e.ID] = e
 	}

@@ -9,9 +9,11 @@ import (
 	"slices"
 	"time"
 
-	"github.com/lifeboat-backup/lifeboat/engine/repo/chunker"
 	"gocloud.dev/blob"
 	"gocloud.dev/gcerrors"
+
+	"github.com/lifeboat-backup/lifeboat/engine/repo/chunker"
+	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
 )
 
 // FormatVersion is the repository format this code writes. It reads
@@ -26,7 +28,7 @@ const formatUnsigned = 1
 // to encrypt to and which key files are genuine.
 type Config struct {
 	Version     int            `json:"version"`
-	ID          ID             `json:"id"`
+	ID          snapshot.ID    `json:"id"`
 	Created     time.Time      `json:"created"`
 	Chunker     chunker.Params `json:"chunker"`
 	Compression string         `json:"compression"` // zstd level name: fastest, default, better, off

@@ -10,11 +10,12 @@ import (
 
 	"github.com/lifeboat-backup/lifeboat/engine/repo"
 	"github.com/lifeboat-backup/lifeboat/engine/repo/repotest"
+	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
 )
 
 // damagedRepo backs up a small tree into a fresh repository (on mem:// or
 // file://) and returns it, opened with the owner key, with its snapshot.
-func damagedRepo(t *testing.T, file bool) (*repotest.Repo, *repo.Repository, *repo.Snapshot) {
+func damagedRepo(t *testing.T, file bool) (*repotest.Repo, *repo.Repository, *snapshot.Snapshot) {
 	t.Helper()
 	b := memBucket(t)
 	if file {

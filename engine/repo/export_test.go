@@ -7,6 +7,7 @@ import (
 	"gocloud.dev/blob"
 
 	"github.com/lifeboat-backup/lifeboat/engine/repo/chunker"
+	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
 )
 
 // InitFormat1 creates a repository as lifeboat wrote them before format 2
@@ -31,10 +32,10 @@ func InitFormat1(ctx context.Context, b *blob.Bucket, params chunker.Params, pac
 	if err != nil {
 		return "", "", err
 	}
-	if err := writeNew(ctx, b, "keys/"+NewRandomID().String(), data); err != nil {
+	if err := writeNew(ctx, b, "keys/"+snapshot.NewRandomID().String(), data); err != nil {
 		return "", "", err
 	}
-	cj, err := json.Marshal(Config{Version: 1, ID: NewRandomID(), Chunker: params, Compression: "fastest", PackSize: packSize})
+	cj, err := json.Marshal(Config{Version: 1, ID: snapshot.NewRandomID(), Chunker: params, Compression: "fastest", PackSize: packSize})
 	if err != nil {
 		return "", "", err
 	}

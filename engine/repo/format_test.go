@@ -6,13 +6,15 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
 )
 
 // samplePacks returns packs with blobs of both types, compressed and not,
 // and values that need multi-byte varints.
 func samplePacks() []PackInfo {
-	id := func(b byte) ID {
-		var x ID
+	id := func(b byte) snapshot.ID {
+		var x snapshot.ID
 		for i := range x {
 			x[i] = b + byte(i)
 		}
@@ -110,7 +112,7 @@ func TestPackHeaderRoundTrip(t *testing.T) {
 }
 
 func TestParsePackHeaderBad(t *testing.T) {
-	entry := BlobInfo{Type: DataBlob, ID: ID{1}, Offset: 0, Length: 10, RawLength: 10}
+	entry := BlobInfo{Type: DataBlob, ID: snapshot.ID{1}, Offset: 0, Length: 10, RawLength: 10}
 	good := append(make([]byte, 10), encodePackHeader([]BlobInfo{entry})...)
 	withLen := func(hl uint32) []byte {
 		p := append([]byte(nil), good...)
@@ -169,7 +171,7 @@ func FuzzDecodeIndex(f *testing.F) {
 }
 
 func FuzzParsePackHeader(f *testing.F) {
-	entry := BlobInfo{Type: DataBlob, ID: ID{1}, Offset: 0, Length: 10, RawLength: 10}
+	entry := BlobInfo{Type: DataBlob, ID: snapshot.ID{1}, Offset: 0, Length: 10, RawLength: 10}
 	f.Add(append(make([]byte, 10), encodePackHeader([]BlobInfo{entry})...))
 	f.Add(encodePackHeader(nil))
 	f.Add([]byte(packMagic))

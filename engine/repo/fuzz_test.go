@@ -14,7 +14,7 @@ import (
 	"filippo.io/age"
 	"gocloud.dev/blob/memblob"
 
-	"github.com/lifeboat-backup/lifeboat/targets"
+	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
 )
 
 // The fuzz tests of this file feed what a backup host (or bit rot) can
@@ -22,22 +22,22 @@ import (
 // manifest, key files and the config. Each parser must fail with an error,
 // never panic or hang, and what it accepts must be usable.
 
-func sampleNodes() []*Node {
+func sampleNodes() []*snapshot.Node {
 	mt := time.Date(2026, 11, 25, 2, 30, 0, 0, time.UTC)
-	return []*Node{
-		{Entry: targets.Entry{Path: "src", Type: targets.TypeDir, Mode: 0o755, ModTime: mt, User: "root", Group: "root"}},
-		{Entry: targets.Entry{Path: "src/a.txt", Type: targets.TypeFile, Mode: 0o644, Size: 90000, ModTime: mt, UID: 1000, GID: 1000,
-			Xattrs: []targets.Xattr{{Name: "user.x", Value: []byte("v")}}}, Content: []ID{{1}, {2}}},
-		{Entry: targets.Entry{Path: "src/l\xff\xfe", Type: targets.TypeSymlink, LinkTarget: "../\x80x", ModTime: mt}},
-		{Entry: targets.Entry{Path: "src/h", Type: targets.TypeFile, HardlinkTo: "src/a.txt", ModTime: mt}},
-		{Entry: targets.Entry{Path: "src/\x1b[2J", Type: targets.TypeCharDev, Mode: 0o600, ModTime: mt}},
+	return []*snapshot.Node{
+		{Entry: snapshot.Entry{Path: "src", Type: snapshot.TypeDir, Mode: 0o755, ModTime: mt, User: "root", Group: "root"}},
+		{Entry: snapshot.Entry{Path: "src/a.txt", Type: snapshot.TypeFile, Mode: 0o644, Size: 90000, ModTime: mt, UID: 1000, GID: 1000,
+			Xattrs: []snapshot.Xattr{{Name: "user.x", Value: []byte("v")}}}, Content: []snapshot.ID{{1}, {2}}},
+		{Entry: snapshot.Entry{Path: "src/l\xff\xfe", Type: snapshot.TypeSymlink, LinkTarget: "../\x80x", ModTime: mt}},
+		{Entry: snapshot.Entry{Path: "src/h", Type: snapshot.TypeFile, HardlinkTo: "src/a.txt", ModTime: mt}},
+		{Entry: snapshot.Entry{Path: "src/\x1b[2J", Type: snapshot.TypeCharDev, Mode: 0o600, ModTime: mt}},
 	}
 }
 
 func FuzzTreeReader(f *testing.F) {
 	var stream bytes.Buffer
 	for _, n := range sampleNodes() {
-		line, err := json.Marshal(n.toJSON())
+		line, err := json.Marshal(nodeToJSON(n))
 		if err != nil {
 			f.Fatal(err)
 		}
@@ -51,7 +51,7 @@ func FuzzTreeReader(f *testing.F) {
 	f.Add([]byte(`{"path_raw":"/w==","content":["zz"]}` + "\n"))
 	f.Add([]byte(`{"mtime":"99999-01-01T00:00:00Z"}` + "\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		tr := &TreeReader{rd: bufio.NewReader(bytes.NewReader(data)), sn: &Snapshot{}}
+		tr := &TreeReader{rd: bufio.NewReader(bytes.NewReader(data)), sn: &snapshot.Snapshot{}}
 		for i := 0; ; i++ {
 			n, err := tr.Next()
 			if err != nil {
@@ -61,7 +61,7 @@ func FuzzTreeReader(f *testing.F) {
 				return
 			}
 			// What decodes encodes and decodes to the same node.
-			line, err := json.Marshal(n.toJSON())
+			line, err := json.Marshal(nodeToJSON(n))
 			if err != nil {
 				t.Fatalf("node %q does not encode: %v", n.Path, err)
 			}
@@ -100,8 +100,8 @@ func fuzzRepo(f *testing.F) (*Repository, *InitResult) {
 func FuzzSnapshotManifest(f *testing.F) {
 	r, _ := fuzzRepo(f)
 	ctx := context.Background()
-	sn := &Snapshot{Time: time.Date(2026, 11, 25, 2, 30, 0, 0, time.UTC), Target: "files", Kind: "files", Host: "shop-db-1",
-		Tags: []string{"nightly"}, Paths: []string{"/srv/www"}, Tree: []ID{{1}, {2}}, Parent: &ID{3}}
+	sn := &snapshot.Snapshot{Time: time.Date(2026, 11, 25, 2, 30, 0, 0, time.UTC), Target: "files", Kind: "files", Host: "shop-db-1",
+		Tags: []string{"nightly"}, Paths: []string{"/srv/www"}, Tree: []snapshot.ID{{1}, {2}}, Parent: &snapshot.ID{3}}
 	good, err := json.Marshal(sn)
 	if err != nil {
 		f.Fatal(err)
@@ -121,7 +121,7 @@ func FuzzSnapshotManifest(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		id := NewRandomID()
+		id := snapshot.NewRandomID()
 		key := snapshotKey(id)
 		if err := r.b.WriteAll(ctx, key, enc, nil); err != nil {
 			t.Fatal(err)

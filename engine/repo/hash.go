@@ -4,6 +4,8 @@ import (
 	"sync"
 
 	"github.com/zeebo/blake3"
+
+	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
 )
 
 // hasher computes blob IDs: BLAKE3 in keyed mode, so IDs reveal nothing about
@@ -20,11 +22,11 @@ func newHasher(key []byte) *hasher {
 	return h
 }
 
-func (h *hasher) sum(data []byte) ID {
+func (h *hasher) sum(data []byte) snapshot.ID {
 	x := h.pool.Get().(*blake3.Hasher)
 	x.Reset()
 	_, _ = x.Write(data)
-	var id ID
+	var id snapshot.ID
 	x.Sum(id[:0])
 	h.pool.Put(x)
 	return id

@@ -14,11 +14,12 @@ import (
 
 	"github.com/lifeboat-backup/lifeboat/engine"
 	"github.com/lifeboat-backup/lifeboat/engine/repo"
-	"github.com/lifeboat-backup/lifeboat/engine/repo/storage"
+	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
+	"github.com/lifeboat-backup/lifeboat/engine/storage"
+	"github.com/lifeboat-backup/lifeboat/internal/testutil/gentree"
+	"github.com/lifeboat-backup/lifeboat/internal/testutil/treecmp"
 	"github.com/lifeboat-backup/lifeboat/restore"
 	"github.com/lifeboat-backup/lifeboat/targets/files"
-	"github.com/lifeboat-backup/lifeboat/testdata/gentree"
-	"github.com/lifeboat-backup/lifeboat/testdata/treecmp"
 )
 
 var ctx = context.Background()
@@ -44,19 +45,19 @@ func makeTree(t *testing.T, size, seed int64) string {
 	return dir
 }
 
-func backupDir(t *testing.T, r *repo.Repository, root string) *repo.Snapshot {
+func backupDir(t *testing.T, r *repo.Repository, root string) *snapshot.Snapshot {
 	t.Helper()
-	res, err := engine.Backup(ctx, r, &engine.FilesSource{Roots: []string{root}}, engine.BackupOptions{})
+	res, err := engine.Backup(ctx, r, &files.Source{Roots: []string{root}}, engine.BackupOptions{})
 	require.NoError(t, err)
 	require.Empty(t, res.Warnings)
 	return res.Snapshot
 }
 
 // restoreSame restores sn and requires the result to equal src.
-func restoreSame(t *testing.T, r *repo.Repository, sn *repo.Snapshot, src string) {
+func restoreSame(t *testing.T, r *repo.Repository, sn *snapshot.Snapshot, src string) {
 	t.Helper()
 	dest := t.TempDir()
-	_, err := restore.Files(ctx, r, sn, dest, restore.Options{Files: files.RestoreOptions{KeepSetuid: true, Devices: true, Xattrs: files.XattrsAll}})
+	_, err := restore.Files(ctx, r, sn, dest, snapshot.RestoreOptions{Entries: snapshot.EntryOptions{KeepSetuid: true, Devices: true, Xattrs: snapshot.XattrsAll}})
 	require.NoError(t, err)
 	diffs, err := treecmp.Compare(src, filepath.Join(dest, filepath.Base(src)), treecmp.Options{MaxDifferences: 10})
 	require.NoError(t, err)
@@ -64,8 +65,8 @@ func restoreSame(t *testing.T, r *repo.Repository, sn *repo.Snapshot, src string
 }
 
 // restoreErr restores sn into a scratch directory and returns the error.
-func restoreErr(r *repo.Repository, sn *repo.Snapshot, dest string) error {
-	_, err := restore.Files(ctx, r, sn, dest, restore.Options{})
+func restoreErr(r *repo.Repository, sn *snapshot.Snapshot, dest string) error {
+	_, err := restore.Files(ctx, r, sn, dest, snapshot.RestoreOptions{})
 	return err
 }
 
@@ -105,14 +106,14 @@ func totalSize(m map[string]int64) int64 {
 	return n
 }
 
-func packKey(id repo.ID) string {
+func packKey(id snapshot.ID) string {
 	s := id.String()
 	return "data/" + s[:2] + "/" + s
 }
 
 // dataPacks returns the packs that hold data blobs (from the index), largest first.
 func dataPacks(r *repo.Repository) []repo.PackInfo {
-	isData := map[repo.ID]bool{}
+	isData := map[snapshot.ID]bool{}
 	r.Index().Each(func(l repo.Location) {
 		if l.Type == repo.DataBlob {
 			isData[l.Pack] = true

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+
+	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
 )
 
 // Index file plaintext (zstd-compressed, then age-encrypted to the metadata
@@ -126,7 +128,7 @@ func decodeIndex(data []byte) ([]PackInfo, error) {
 
 // Location is where a blob is stored.
 type Location struct {
-	Pack     ID
+	Pack     snapshot.ID
 	PackSize int64
 	BlobInfo
 }
@@ -142,15 +144,15 @@ type blobLoc struct {
 type Index struct {
 	mu       sync.RWMutex
 	packs    []PackInfo
-	packPos  map[ID]int32
-	blobs    map[ID]blobLoc
-	dups     map[ID][]blobLoc // further copies of a blob (rare: an interrupted prune, a forged index)
-	inflight map[ID]struct{}
+	packPos  map[snapshot.ID]int32
+	blobs    map[snapshot.ID]blobLoc
+	dups     map[snapshot.ID][]blobLoc // further copies of a blob (rare: an interrupted prune, a forged index)
+	inflight map[snapshot.ID]struct{}
 }
 
 // NewIndex returns an empty index.
 func NewIndex() *Index {
-	return &Index{packPos: map[ID]int32{}, blobs: map[ID]blobLoc{}, dups: map[ID][]blobLoc{}, inflight: map[ID]struct{}{}}
+	return &Index{packPos: map[snapshot.ID]int32{}, blobs: map[snapshot.ID]blobLoc{}, dups: map[snapshot.ID][]blobLoc{}, inflight: map[snapshot.ID]struct{}{}}
 }
 
 // AddPack makes a pack's blobs visible. A blob stored in several packs (after
@@ -176,7 +178,7 @@ func (x *Index) AddPack(p PackInfo) {
 }
 
 // Alternates returns the further copies of a blob besides Lookup's.
-func (x *Index) Alternates(id ID) []Location {
+func (x *Index) Alternates(id snapshot.ID) []Location {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
 	var out []Location
@@ -188,7 +190,7 @@ func (x *Index) Alternates(id ID) []Location {
 }
 
 // Has reports whether a blob is stored.
-func (x *Index) Has(id ID) bool {
+func (x *Index) Has(id snapshot.ID) bool {
 	x.mu.RLock()
 	_, ok := x.blobs[id]
 	x.mu.RUnlock()
@@ -196,7 +198,7 @@ func (x *Index) Has(id ID) bool {
 }
 
 // Lookup returns where a blob is stored.
-func (x *Index) Lookup(id ID) (Location, bool) {
+func (x *Index) Lookup(id snapshot.ID) (Location, bool) {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
 	l, ok := x.blobs[id]
@@ -209,7 +211,7 @@ func (x *Index) Lookup(id ID) (Location, bool) {
 
 // claim reports whether the caller should store id: false when the blob is
 // stored or another saver already claimed it.
-func (x *Index) claim(id ID) bool {
+func (x *Index) claim(id snapshot.ID) bool {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	if _, ok := x.blobs[id]; ok {

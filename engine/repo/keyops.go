@@ -15,6 +15,8 @@ import (
 	"filippo.io/age"
 	"gocloud.dev/blob"
 	"gocloud.dev/gcerrors"
+
+	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
 )
 
 // Warnings returns what Open skipped or could not authenticate: undecodable
@@ -69,7 +71,7 @@ func sealKeyFile(k *keyFile, recips ...age.Recipient) ([]byte, error) {
 // writeKeyFile stores a sealed key file under a new random name and
 // returns the config's reference to it.
 func writeKeyFile(ctx context.Context, b *blob.Bucket, role, recipient string, data []byte) (KeyRef, error) {
-	ref := KeyRef{Object: "keys/" + NewRandomID().String(), SHA256: sha256Hex(data), Role: role,
+	ref := KeyRef{Object: "keys/" + snapshot.NewRandomID().String(), SHA256: sha256Hex(data), Role: role,
 		Recipient: recipient, Created: time.Now().UTC()}
 	return ref, writeNew(ctx, b, ref.Object, data)
 }

@@ -16,8 +16,10 @@ import (
 	"time"
 
 	"filippo.io/age"
-	"github.com/lifeboat-backup/lifeboat/engine/repo/storage"
 	"gocloud.dev/blob"
+
+	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
+	"github.com/lifeboat-backup/lifeboat/engine/storage"
 )
 
 // keyFile is the secret material of a repository, stored as keys/<id>,
@@ -29,13 +31,13 @@ import (
 // SHA-256 and carries the recipients. Format 1: one key file, encrypted to
 // owner + host recipients, holds the keys and the recipient lists.
 type keyFile struct {
-	Version        int       `json:"version"`
-	Created        time.Time `json:"created"`
-	RepoID         ID        `json:"repo_id,omitzero"`
-	MACKey         []byte    `json:"mac_key"`                   // 32 bytes: keyed BLAKE3 for blob IDs
-	GearKey        []byte    `json:"gear_key"`                  // 32 bytes: seeds the chunker's gear table
-	PackRecipients []string  `json:"pack_recipients,omitempty"` // format 1; format 2: in the config
-	MetaRecipients []string  `json:"meta_recipients,omitempty"` // format 1; format 2: in the config
+	Version        int         `json:"version"`
+	Created        time.Time   `json:"created"`
+	RepoID         snapshot.ID `json:"repo_id,omitzero"`
+	MACKey         []byte      `json:"mac_key"`                   // 32 bytes: keyed BLAKE3 for blob IDs
+	GearKey        []byte      `json:"gear_key"`                  // 32 bytes: seeds the chunker's gear table
+	PackRecipients []string    `json:"pack_recipients,omitempty"` // format 1; format 2: in the config
+	MetaRecipients []string    `json:"meta_recipients,omitempty"` // format 1; format 2: in the config
 	// Identity is the repository's own identity: the data identity packs
 	// are encrypted to (format 2 owner and passphrase key files), or the
 	// passphrase-mode identity (format 1).

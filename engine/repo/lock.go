@@ -16,6 +16,8 @@ import (
 
 	"gocloud.dev/blob"
 	"gocloud.dev/gcerrors"
+
+	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
 )
 
 // Locks are leases (docs/reliability.md, "The lock protocol"). locks/<id>
@@ -310,7 +312,7 @@ func writeLock(ctx context.Context, b *blob.Bucket, info *LockInfo) error {
 	if err != nil {
 		return err
 	}
-	key := "locks/" + NewRandomID().String()
+	key := "locks/" + snapshot.NewRandomID().String()
 	if err := writeNew(ctx, b, key, data); err != nil {
 		return err
 	}

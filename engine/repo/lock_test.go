@@ -13,6 +13,7 @@ import (
 	"gocloud.dev/blob"
 
 	"github.com/lifeboat-backup/lifeboat/engine/repo"
+	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
 )
 
 // writeLockObject stores a lock object by hand, as another process or host
@@ -21,7 +22,7 @@ func writeLockObject(t *testing.T, b *blob.Bucket, li repo.LockInfo) string {
 	t.Helper()
 	data, err := json.Marshal(li)
 	require.NoError(t, err)
-	key := "locks/" + repo.NewRandomID().String()
+	key := "locks/" + snapshot.NewRandomID().String()
 	require.NoError(t, b.WriteAll(ctx, key, data, nil))
 	return key
 }
@@ -178,7 +179,7 @@ func TestRemoveStaleLocks(t *testing.T) {
 	live := writeLockObject(t, b, repo.LockInfo{Host: "far-away.example", PID: 1, Created: time.Now().UTC(), Expires: future})
 	expired := writeLockObject(t, b, repo.LockInfo{Host: "far-away.example", PID: 1, LeaseSeconds: 0.05, Expires: future})
 	dead := writeLockObject(t, b, here(t, repo.LockInfo{PID: deadPID(t), Expires: future}))
-	garbage := "locks/" + repo.NewRandomID().String()
+	garbage := "locks/" + snapshot.NewRandomID().String()
 	require.NoError(t, b.WriteAll(ctx, garbage, []byte("{not json"), nil))
 	require.Len(t, lockKeys(t, b), 5)
 	time.Sleep(100 * time.Millisecond)

@@ -3,18 +3,18 @@ package repo
 import (
 	"unicode/utf8"
 
-	"github.com/lifeboat-backup/lifeboat/targets"
+	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
 )
 
 // nodeJSON is the stored form of a Node. JSON strings must be valid UTF-8,
 // but file names need not be: names that are not valid UTF-8 are stored
 // byte-exact in the *_raw fields (base64), which win over the string ones.
 type nodeJSON struct {
-	targets.Entry
-	Content     []ID   `json:"content,omitempty"`
-	PathRaw     []byte `json:"path_raw,omitempty"`
-	LinkRaw     []byte `json:"link_raw,omitempty"`
-	HardlinkRaw []byte `json:"hardlink_raw,omitempty"`
+	snapshot.Entry
+	Content     []snapshot.ID `json:"content,omitempty"`
+	PathRaw     []byte        `json:"path_raw,omitempty"`
+	LinkRaw     []byte        `json:"link_raw,omitempty"`
+	HardlinkRaw []byte        `json:"hardlink_raw,omitempty"`
 }
 
 func rawIfInvalid(s string) []byte {
@@ -24,13 +24,13 @@ func rawIfInvalid(s string) []byte {
 	return []byte(s)
 }
 
-func (n *Node) toJSON() *nodeJSON {
+func nodeToJSON(n *snapshot.Node) *nodeJSON {
 	return &nodeJSON{Entry: n.Entry, Content: n.Content,
 		PathRaw: rawIfInvalid(n.Path), LinkRaw: rawIfInvalid(n.LinkTarget), HardlinkRaw: rawIfInvalid(n.HardlinkTo)}
 }
 
-func (j *nodeJSON) node() *Node {
-	n := &Node{Entry: j.Entry, Content: j.Content}
+func (j *nodeJSON) node() *snapshot.Node {
+	n := &snapshot.Node{Entry: j.Entry, Content: j.Content}
 	if j.PathRaw != nil {
 		n.Path = string(j.PathRaw)
 	}

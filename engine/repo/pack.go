@@ -15,9 +15,11 @@ import (
 	"filippo.io/age"
 	"gocloud.dev/blob"
 
-	"github.com/lifeboat-backup/lifeboat/engine/repo/storage"
 	"golang.org/x/crypto/chacha20poly1305"
 	"golang.org/x/crypto/hkdf"
+
+	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
+	"github.com/lifeboat-backup/lifeboat/engine/storage"
 )
 
 // BlobType says what a blob holds. Data blobs (file and table contents) are
@@ -59,7 +61,7 @@ const (
 // BlobInfo locates one blob inside a pack (plaintext coordinates).
 type BlobInfo struct {
 	Type       BlobType
-	ID         ID
+	ID         snapshot.ID
 	Offset     uint32
 	Length     uint32 // stored length (compressed or raw)
 	RawLength  uint32 // plaintext length
@@ -69,13 +71,13 @@ type BlobInfo struct {
 // PackInfo describes one stored pack: its object size and SHA-256 (of the
 // stored, encrypted bytes: what replication verifies) and its blobs.
 type PackInfo struct {
-	ID    ID
+	ID    snapshot.ID
 	Size  int64
 	Hash  [32]byte
 	Blobs []BlobInfo
 }
 
-func packKey(id ID) string {
+func packKey(id snapshot.ID) string {
 	s := id.String()
 	return "data/" + s[:2] + "/" + s
 }
@@ -142,7 +144,7 @@ func (c *countingHash) Write(p []byte) (int, error) {
 // beyond age's 64 KiB chunk and the driver's upload buffer. Closing the
 // writer commits the object; cancel aborts it and leaves nothing behind.
 type packWriter struct {
-	id      ID
+	id      snapshot.ID
 	w       *storage.Writer
 	ch      *countingHash
 	enc     io.WriteCloser
@@ -151,7 +153,7 @@ type packWriter struct {
 }
 
 func newPackWriter(ctx context.Context, b *blob.Bucket, recips []age.Recipient) (*packWriter, error) {
-	id := NewRandomID()
+	id := snapshot.NewRandomID()
 	// A pack outlives the call that opened it (it is finished by a later
 	// SaveBlob or by Flush); abort, not the caller's context, cancels it.
 	w, err := storage.NewWriter(context.WithoutCancel(ctx), b, packKey(id))
@@ -167,7 +169,7 @@ func newPackWriter(ctx context.Context, b *blob.Bucket, recips []age.Recipient) 
 	return &packWriter{id: id, w: w, ch: ch, enc: enc}, nil
 }
 
-func (p *packWriter) add(t BlobType, id ID, stored []byte, rawLen int, compressed bool) error {
+func (p *packWriter) add(t BlobType, id snapshot.ID, stored []byte, rawLen int, compressed bool) error {
 	if _, err := p.enc.Write(stored); err != nil {
 		return fmt.Errorf("write pack %s: %w", packKey(p.id), err)
 	}
@@ -231,7 +233,7 @@ type plainWindow struct {
 // readAhead is how many age chunks a small read fetches and caches.
 const readAhead = 4
 
-func openPackReader(ctx context.Context, b *blob.Bucket, id ID, size int64, ids []age.Identity) (*packReader, error) {
+func openPackReader(ctx context.Context, b *blob.Bucket, id snapshot.ID, size int64, ids []age.Identity) (*packReader, error) {
 	key := packKey(id)
 	head := min(size, 64<<10)
 	for {
@@ -353,7 +355,7 @@ func readRange(ctx context.Context, b *blob.Bucket, key string, off int64, buf [
 
 // readWholePack downloads and decrypts a pack, checks its stored hash when
 // want is non-nil, and returns the plaintext and its parsed header.
-func readWholePack(ctx context.Context, b *blob.Bucket, id ID, ids []age.Identity, want *[32]byte) ([]byte, []BlobInfo, error) {
+func readWholePack(ctx context.Context, b *blob.Bucket, id snapshot.ID, ids []age.Identity, want *[32]byte) ([]byte, []BlobInfo, error) {
 	key := packKey(id)
 	data, err := b.ReadAll(ctx, key)
 	if err != nil {

@@ -8,8 +8,10 @@ import (
 	"slices"
 	"time"
 
-	"github.com/lifeboat-backup/lifeboat/engine/repo/storage"
 	"gocloud.dev/blob"
+
+	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
+	"github.com/lifeboat-backup/lifeboat/engine/storage"
 )
 
 // DefaultGrace is how old a pack must be before prune deletes or repacks it.
@@ -79,7 +81,7 @@ func (r *Repository) Prune(ctx context.Context, opts PruneOptions) (*PruneResult
 	// 1. Every pack of every index file, with all its blobs.
 	var indexKeys []string
 	var packs []*packUse
-	seen := map[ID]bool{}
+	seen := map[snapshot.ID]bool{}
 	var damaged []error
 	err := r.eachIndexFile(ctx, func(key string, ps []PackInfo, err error) error {
 		if err != nil {
@@ -144,7 +146,7 @@ func (r *Repository) Prune(ctx context.Context, opts PruneOptions) (*PruneResult
 		return stop(err)
 	}
 	cutoff := time.Now().Add(-opts.Grace)
-	recent := func(id ID) bool {
+	recent := func(id snapshot.ID) bool {
 		sp, ok := stored[id]
 		return ok && sp.ModTime.After(cutoff)
 	}
@@ -285,8 +287,8 @@ func (r *Repository) oldStagingFiles(ctx context.Context, cutoff time.Time) ([]s
 
 // referenced returns every blob the snapshots reference, and how many
 // snapshots there are. A snapshot that cannot be read is an error.
-func (r *Repository) referenced(ctx context.Context) (map[ID]bool, int, error) {
-	used := map[ID]bool{}
+func (r *Repository) referenced(ctx context.Context) (map[snapshot.ID]bool, int, error) {
+	used := map[snapshot.ID]bool{}
 	ids, err := r.SnapshotIDs(ctx)
 	if err != nil {
 		return nil, 0, err
@@ -299,7 +301,7 @@ func (r *Repository) referenced(ctx context.Context) (map[ID]bool, int, error) {
 		for _, t := range sn.Tree {
 			used[t] = true
 		}
-		err = r.EachNode(ctx, sn, func(n *Node) error {
+		err = r.EachNode(ctx, sn, func(n *snapshot.Node) error {
 			for _, c := range n.Content {
 				used[c] = true
 			}
@@ -315,7 +317,7 @@ func (r *Repository) referenced(ctx context.Context) (map[ID]bool, int, error) {
 // keeper says which copy of a used blob prune keeps: the one in pack, or
 // all of them.
 type keeper struct {
-	pack ID
+	pack snapshot.ID
 	all  bool
 }
 
@@ -323,8 +325,8 @@ type keeper struct {
 // once keeps that copy. Of several copies (packs in ID order) the first
 // that reads back and matches its ID is kept; when none can be read with
 // our identity (a host key and data blobs) or none verifies, all stay.
-func (r *Repository) chooseCopies(ctx context.Context, packs []*packUse, used map[ID]bool, res *PruneResult) (map[ID]keeper, error) {
-	copies := map[ID][]Location{}
+func (r *Repository) chooseCopies(ctx context.Context, packs []*packUse, used map[snapshot.ID]bool, res *PruneResult) (map[snapshot.ID]keeper, error) {
+	copies := map[snapshot.ID][]Location{}
 	for _, p := range packs {
 		for _, b := range p.info.Blobs {
 			if used[b.ID] {
@@ -332,7 +334,7 @@ func (r *Repository) chooseCopies(ctx context.Context, packs []*packUse, used ma
 			}
 		}
 	}
-	keep := make(map[ID]keeper, len(copies))
+	keep := make(map[snapshot.ID]keeper, len(copies))
 	var buf []byte
 	for id, locs := range copies {
 		if len(locs) == 1 {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/lifeboat-backup/lifeboat/engine/repo"
 	"github.com/lifeboat-backup/lifeboat/engine/repo/repotest"
+	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
 )
 
 // requireClean runs a full check and requires no errors.
@@ -109,7 +110,7 @@ func TestPruneForgottenSnapshot(t *testing.T) {
 
 // sharedRepo backs up a tree, then a thinned copy of it, and forgets the
 // first: packs of the first backup are then partly used.
-func sharedRepo(t *testing.T, r *repo.Repository) (kept *repo.Snapshot, keptSrc string) {
+func sharedRepo(t *testing.T, r *repo.Repository) (kept *snapshot.Snapshot, keptSrc string) {
 	t.Helper()
 	srcA := makeTree(t, 4<<20, 51)
 	snA := backupDir(t, r, srcA)
@@ -256,14 +257,14 @@ func TestPruneUnindexedGrace(t *testing.T) {
 func TestPruneRefusesOnUnreadableSnapshot(t *testing.T) {
 	tests := []struct {
 		name   string
-		damage func(t *testing.T, tr *repotest.Repo, r *repo.Repository, sn *repo.Snapshot) string // returns the key to be named
+		damage func(t *testing.T, tr *repotest.Repo, r *repo.Repository, sn *snapshot.Snapshot) string // returns the key to be named
 	}{
-		{"garbage manifest", func(t *testing.T, tr *repotest.Repo, _ *repo.Repository, sn *repo.Snapshot) string {
+		{"garbage manifest", func(t *testing.T, tr *repotest.Repo, _ *repo.Repository, sn *snapshot.Snapshot) string {
 			key := "snapshots/" + sn.ID.String()
 			overwrite(t, tr.Bucket, key, []byte("garbage"))
 			return key
 		}},
-		{"tree pack missing", func(t *testing.T, tr *repotest.Repo, r *repo.Repository, sn *repo.Snapshot) string {
+		{"tree pack missing", func(t *testing.T, tr *repotest.Repo, r *repo.Repository, sn *snapshot.Snapshot) string {
 			loc, ok := r.Index().Lookup(sn.Tree[0])
 			require.True(t, ok)
 			key := packKey(loc.Pack)

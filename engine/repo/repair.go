@@ -8,6 +8,8 @@ import (
 	"slices"
 
 	"gocloud.dev/gcerrors"
+
+	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
 )
 
 // RepairOptions tune Repair.
@@ -50,7 +52,7 @@ func (r *Repository) Repair(ctx context.Context, opts RepairOptions) (*RepairRes
 	res := &RepairResult{}
 
 	// What the readable index files claim.
-	indexed := map[ID]PackInfo{}
+	indexed := map[snapshot.ID]PackInfo{}
 	var indexKeys []string
 	err := r.eachIndexFile(ctx, func(key string, ps []PackInfo, err error) error {
 		indexKeys = append(indexKeys, key)
@@ -82,11 +84,11 @@ func (r *Repository) Repair(ctx context.Context, opts RepairOptions) (*RepairRes
 	slices.Sort(res.PacksMissing)
 
 	// Read every stored pack; keep the blobs that verify.
-	ids := make([]ID, 0, len(stored))
+	ids := make([]snapshot.ID, 0, len(stored))
 	for id := range stored {
 		ids = append(ids, id)
 	}
-	slices.SortFunc(ids, func(a, b ID) int { return slices.Compare(a[:], b[:]) })
+	slices.SortFunc(ids, func(a, b snapshot.ID) int { return slices.Compare(a[:], b[:]) })
 	var good []PackInfo
 	newBlobs := 0
 	for i, id := range ids {
@@ -168,7 +170,7 @@ func (r *Repository) Repair(ctx context.Context, opts RepairOptions) (*RepairRes
 // readPack reads a stored pack and returns its PackInfo with the blobs
 // that verify; damaged is true when the pack or some blob did not.
 // A storage error other than a vanished object is returned as error.
-func (r *Repository) readPack(ctx context.Context, id ID) (p PackInfo, damaged bool, err error) {
+func (r *Repository) readPack(ctx context.Context, id snapshot.ID) (p PackInfo, damaged bool, err error) {
 	key := packKey(id)
 	data, err := r.b.ReadAll(ctx, key)
 	if gcerrors.Code(err) == gcerrors.NotFound {
@@ -195,7 +197,7 @@ func (r *Repository) readPack(ctx context.Context, id ID) (p PackInfo, damaged b
 
 // snapshotComplete reports whether a snapshot's manifest reads and every
 // blob it references is indexed.
-func (r *Repository) snapshotComplete(ctx context.Context, id ID) (bool, error) {
+func (r *Repository) snapshotComplete(ctx context.Context, id snapshot.ID) (bool, error) {
 	sn, err := r.LoadSnapshot(ctx, id)
 	var ce *CorruptError
 	if errors.As(err, &ce) {
@@ -210,7 +212,7 @@ func (r *Repository) snapshotComplete(ctx context.Context, id ID) (bool, error) 
 		}
 	}
 	errIncomplete := errors.New("incomplete")
-	err = r.EachNode(ctx, sn, func(n *Node) error {
+	err = r.EachNode(ctx, sn, func(n *snapshot.Node) error {
 		for _, c := range n.Content {
 			if !r.idx.Has(c) {
 				return errIncomplete

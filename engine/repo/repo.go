@@ -15,11 +15,13 @@ import (
 	"time"
 
 	"filippo.io/age"
-	"github.com/lifeboat-backup/lifeboat/engine/repo/chunker"
-	"github.com/lifeboat-backup/lifeboat/engine/repo/storage"
 	"gocloud.dev/blob"
 	"gocloud.dev/gcerrors"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/lifeboat-backup/lifeboat/engine/repo/chunker"
+	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
+	"github.com/lifeboat-backup/lifeboat/engine/storage"
 )
 
 // Repository is an open repository. Blob saving and loading are safe for
@@ -80,7 +82,7 @@ type InitOptions struct {
 // InitResult holds the identities Init generated (age identity file text).
 // They are shown once; the repository keeps only public recipients.
 type InitResult struct {
-	RepoID        ID
+	RepoID        snapshot.ID
 	OwnerIdentity string // empty when owner recipients were given or in passphrase mode
 	HostIdentity  string // empty in passphrase mode
 	// Pin is the public half of the repository signing key: written into
@@ -117,7 +119,7 @@ func Init(ctx context.Context, b *blob.Bucket, opts InitOptions) (*InitResult, e
 		return nil, err
 	}
 	now := time.Now().UTC()
-	cfg := Config{Version: FormatVersion, ID: NewRandomID(), Created: now, Chunker: opts.Chunker,
+	cfg := Config{Version: FormatVersion, ID: snapshot.NewRandomID(), Created: now, Chunker: opts.Chunker,
 		Compression: opts.Compression, PackSize: opts.PackSize, Generation: 1, Signer: signerString(pub)}
 	res := &InitResult{RepoID: cfg.ID, Pin: Pin{Repo: cfg.ID, Signer: pub, Generation: 1}}
 	secrets := keyFile{Version: FormatVersion, Created: now, RepoID: cfg.ID, MACKey: randBytes(32), GearKey: randBytes(32)}
@@ -309,7 +311,7 @@ func (r *Repository) Gear() *chunker.Gear { return r.gear }
 func (r *Repository) ChunkerParams() chunker.Params { return r.cfg.Chunker }
 
 // BlobID computes the keyed ID of a plaintext blob.
-func (r *Repository) BlobID(data []byte) ID { return r.hasher.sum(data) }
+func (r *Repository) BlobID(data []byte) snapshot.ID { return r.hasher.sum(data) }
 
 // Stats returns what this process stored so far.
 func (r *Repository) Stats() SaveStats {
@@ -492,10 +494,10 @@ type storedPack struct {
 }
 
 // storedPacks lists the pack objects in data/ by ID.
-func (r *Repository) storedPacks(ctx context.Context) (map[ID]storedPack, error) {
-	packs := map[ID]storedPack{}
+func (r *Repository) storedPacks(ctx context.Context) (map[snapshot.ID]storedPack, error) {
+	packs := map[snapshot.ID]storedPack{}
 	err := listObjects(ctx, r.b, "data/", func(obj *blob.ListObject) {
-		id, err := ParseID(obj.Key[strings.LastIndexByte(obj.Key, '/')+1:])
+		id, err := snapshot.ParseID(obj.Key[strings.LastIndexByte(obj.Key, '/')+1:])
 		if err != nil || obj.IsDir {
 			return // not a pack (a staging file, say)
 		}

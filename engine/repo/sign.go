@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
 )
 
 // ErrNotOwnerSigned: a config or key file that tells clients whom to
@@ -25,7 +27,7 @@ var ErrNotOwnerSigned = errors.New("not signed by the repository owner")
 //
 //	# lifeboat-repository: <repository id> signer ed25519:<base64> generation <n>
 type Pin struct {
-	Repo       ID
+	Repo       snapshot.ID
 	Signer     ed25519.PublicKey
 	Generation int
 }
@@ -67,7 +69,7 @@ func ParsePin(s string) (Pin, error) {
 		return p, fmt.Errorf("pin %q: want \"<repository id> signer ed25519:<base64> [generation <n>]\"", s)
 	}
 	var err error
-	if p.Repo, err = ParseID(f[0]); err != nil {
+	if p.Repo, err = snapshot.ParseID(f[0]); err != nil {
 		return p, fmt.Errorf("pin: repository id: %w", err)
 	}
 	if p.Signer, err = parseSigner(f[2]); err != nil {
@@ -116,7 +118,7 @@ func ParseCredentials(data []byte) (Credentials, error) {
 }
 
 // pinFor returns the pin for repository id among pins.
-func pinFor(pins []Pin, id ID) (Pin, bool) {
+func pinFor(pins []Pin, id snapshot.ID) (Pin, bool) {
 	for _, p := range pins {
 		if p.Repo == id {
 			return p, true

@@ -10,100 +10,56 @@ import (
 	"time"
 
 	"gocloud.dev/blob"
+
+	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
 )
-
-// Snapshot is a snapshot manifest, stored as snapshots/<id> (encrypted to
-// owner and host). Tree lists the tree blobs that, concatenated, form the
-// snapshot's metadata stream (see Node).
-type Snapshot struct {
-	ID            ID            `json:"-"`
-	Time          time.Time     `json:"time"`
-	Host          string        `json:"host"`
-	Username      string        `json:"username,omitempty"`
-	Target        string        `json:"target"` // target name, e.g. "media"
-	Kind          string        `json:"kind"`   // target kind: files, mysql, ...
-	Paths         []string      `json:"paths,omitempty"`
-	Tags          []string      `json:"tags,omitempty"`
-	Parent        *ID           `json:"parent,omitempty"`
-	Tree          []ID          `json:"tree"`
-	RecoveryPoint RecoveryPoint `json:"recovery_point"`
-	Stats         SnapshotStats `json:"stats"`
-	Program       string        `json:"program,omitempty"`
-
-	// Suspect says why the snapshot is not to be trusted as the newest
-	// (its time is further ahead of the storage's time of its manifest
-	// than the allowed clock skew: a host can write any time); "" when
-	// fine. Suspect snapshots are listed and flagged, never chosen as
-	// "latest" or as a parent, and not counted by retention. Not stored.
-	Suspect string `json:"-"`
-}
 
 // DefaultMaxClockSkew is how far a snapshot's time may lie after the
 // storage's time of its manifest before it is flagged as suspect.
 const DefaultMaxClockSkew = time.Hour
 
-// RecoveryPoint is the moment the snapshot's data is consistent with, plus
-// target-specific details (binlog position, GTID set, LSN).
-type RecoveryPoint struct {
-	Time    time.Time         `json:"time"`
-	Details map[string]string `json:"details,omitempty"`
-}
-
-// SnapshotStats summarizes a backup.
-type SnapshotStats struct {
-	Files       int64   `json:"files"`
-	Dirs        int64   `json:"dirs"`
-	Others      int64   `json:"others"`
-	BytesIn     int64   `json:"bytes_in"`     // size of all file contents
-	BytesRead   int64   `json:"bytes_read"`   // contents actually read (changed files)
-	BytesAdded  int64   `json:"bytes_added"`  // new blob plaintext
-	BytesStored int64   `json:"bytes_stored"` // new blob bytes after compression
-	Blobs       int64   `json:"blobs_added"`
-	Duration    float64 `json:"duration_seconds"`
-}
-
-func snapshotKey(id ID) string { return "snapshots/" + id.String() }
+func snapshotKey(id snapshot.ID) string { return "snapshots/" + id.String() }
 
 // SaveSnapshot stores a manifest. Call it after Flush: only then are all
 // blobs it references indexed. Under a lock (Lock) the lease is confirmed
 // before the manifest is written and again after: if it ran out in
 // between, a prune may have removed blobs the snapshot deduplicated
 // against, so the manifest is deleted again and ErrLockLost returned.
-func (r *Repository) SaveSnapshot(ctx context.Context, sn *Snapshot) (ID, error) {
+func (r *Repository) SaveSnapshot(ctx context.Context, sn *snapshot.Snapshot) (snapshot.ID, error) {
 	plain, err := json.Marshal(sn)
 	if err != nil {
-		return ID{}, err
+		return snapshot.ID{}, err
 	}
 	enc, err := r.sealMeta(plain)
 	if err != nil {
-		return ID{}, err
+		return snapshot.ID{}, err
 	}
 	if err := r.lock.Confirm(ctx); err != nil {
-		return ID{}, fmt.Errorf("snapshot not saved: %w", err)
+		return snapshot.ID{}, fmt.Errorf("snapshot not saved: %w", err)
 	}
-	id := NewRandomID()
+	id := snapshot.NewRandomID()
 	key := snapshotKey(id)
 	if err := writeNew(ctx, r.b, key, enc); err != nil {
-		return ID{}, err
+		return snapshot.ID{}, err
 	}
 	if err := r.lock.Confirm(ctx); err != nil {
 		if derr := r.b.Delete(context.WithoutCancel(ctx), key); derr != nil {
-			return ID{}, fmt.Errorf("snapshot %s may be incomplete and could not be deleted (%v); run `lifeboat check`: %w", id.Short(), derr, err)
+			return snapshot.ID{}, fmt.Errorf("snapshot %s may be incomplete and could not be deleted (%v); run `lifeboat check`: %w", id.Short(), derr, err)
 		}
-		return ID{}, fmt.Errorf("snapshot not saved: %w", err)
+		return snapshot.ID{}, fmt.Errorf("snapshot not saved: %w", err)
 	}
 	sn.ID = id
 	return id, nil
 }
 
 // LoadSnapshot reads one manifest.
-func (r *Repository) LoadSnapshot(ctx context.Context, id ID) (*Snapshot, error) {
+func (r *Repository) LoadSnapshot(ctx context.Context, id snapshot.ID) (*snapshot.Snapshot, error) {
 	key := snapshotKey(id)
 	plain, err := r.loadMeta(ctx, key)
 	if err != nil {
 		return nil, err
 	}
-	var sn Snapshot
+	var sn snapshot.Snapshot
 	if err := json.Unmarshal(plain, &sn); err != nil {
 		return nil, corrupt(key, "%v", err)
 	}
@@ -112,24 +68,24 @@ func (r *Repository) LoadSnapshot(ctx context.Context, id ID) (*Snapshot, error)
 }
 
 // SnapshotIDs lists the IDs of all snapshots.
-func (r *Repository) SnapshotIDs(ctx context.Context) ([]ID, error) {
+func (r *Repository) SnapshotIDs(ctx context.Context) ([]snapshot.ID, error) {
 	objs, err := r.listSnapshots(ctx)
 	if err != nil {
 		return nil, err
 	}
-	ids := make([]ID, 0, len(objs))
+	ids := make([]snapshot.ID, 0, len(objs))
 	for id := range objs {
 		ids = append(ids, id)
 	}
-	slices.SortFunc(ids, func(a, b ID) int { return slices.Compare(a[:], b[:]) })
+	slices.SortFunc(ids, func(a, b snapshot.ID) int { return slices.Compare(a[:], b[:]) })
 	return ids, nil
 }
 
 // listSnapshots lists the manifests with the storage's time of each.
-func (r *Repository) listSnapshots(ctx context.Context) (map[ID]time.Time, error) {
-	out := map[ID]time.Time{}
+func (r *Repository) listSnapshots(ctx context.Context) (map[snapshot.ID]time.Time, error) {
+	out := map[snapshot.ID]time.Time{}
 	err := listObjects(ctx, r.b, "snapshots/", func(obj *blob.ListObject) {
-		if id, err := ParseID(strings.TrimPrefix(obj.Key, "snapshots/")); err == nil && !obj.IsDir {
+		if id, err := snapshot.ParseID(strings.TrimPrefix(obj.Key, "snapshots/")); err == nil && !obj.IsDir {
 			out[id] = obj.ModTime
 		}
 	})
@@ -138,7 +94,7 @@ func (r *Repository) listSnapshots(ctx context.Context) (map[ID]time.Time, error
 
 // flagSuspect sets sn.Suspect when its time lies further after written,
 // the storage's time of its manifest, than the allowed clock skew.
-func (r *Repository) flagSuspect(sn *Snapshot, written time.Time) {
+func (r *Repository) flagSuspect(sn *snapshot.Snapshot, written time.Time) {
 	skew := r.maxSkew
 	if skew <= 0 {
 		skew = DefaultMaxClockSkew
@@ -156,12 +112,12 @@ func (r *Repository) SetMaxClockSkew(d time.Duration) { r.maxSkew = d }
 // Snapshots loads all manifests, oldest first. A manifest that cannot be
 // read or decoded (or vanished since the listing) is skipped; the damaged
 // ones are reported by DamagedSnapshots until the next call.
-func (r *Repository) Snapshots(ctx context.Context) ([]*Snapshot, error) {
+func (r *Repository) Snapshots(ctx context.Context) ([]*snapshot.Snapshot, error) {
 	objs, err := r.listSnapshots(ctx)
 	if err != nil {
 		return nil, err
 	}
-	sns := make([]*Snapshot, 0, len(objs))
+	sns := make([]*snapshot.Snapshot, 0, len(objs))
 	var bad []error
 	for id, written := range objs {
 		sn, err := r.LoadSnapshot(ctx, id)
@@ -178,7 +134,7 @@ func (r *Repository) Snapshots(ctx context.Context) ([]*Snapshot, error) {
 		r.flagSuspect(sn, written)
 		sns = append(sns, sn)
 	}
-	slices.SortFunc(sns, func(a, b *Snapshot) int {
+	slices.SortFunc(sns, func(a, b *snapshot.Snapshot) int {
 		if c := a.Time.Compare(b.Time); c != 0 {
 			return c
 		}
@@ -200,7 +156,7 @@ func (r *Repository) DamagedSnapshots() []error {
 // FindSnapshot resolves "latest" or a (prefix of a) snapshot ID. With
 // "latest", filter restricts the candidates (nil: all); suspect snapshots
 // (future times) are never "latest".
-func (r *Repository) FindSnapshot(ctx context.Context, ref string, filter func(*Snapshot) bool) (*Snapshot, error) {
+func (r *Repository) FindSnapshot(ctx context.Context, ref string, filter func(*snapshot.Snapshot) bool) (*snapshot.Snapshot, error) {
 	if ref == "latest" {
 		sns, err := r.Snapshots(ctx)
 		if err != nil {
@@ -222,12 +178,12 @@ func (r *Repository) FindSnapshot(ctx context.Context, ref string, filter func(*
 
 // ResolveID finds the snapshot whose ID starts with ref, without reading
 // its manifest (so a damaged snapshot can still be forgotten).
-func (r *Repository) ResolveID(ctx context.Context, ref string) (ID, error) {
+func (r *Repository) ResolveID(ctx context.Context, ref string) (snapshot.ID, error) {
 	ids, err := r.SnapshotIDs(ctx)
 	if err != nil {
-		return ID{}, err
+		return snapshot.ID{}, err
 	}
-	var match []ID
+	var match []snapshot.ID
 	for _, id := range ids {
 		if strings.HasPrefix(id.String(), strings.ToLower(ref)) {
 			match = append(match, id)
@@ -235,16 +191,16 @@ func (r *Repository) ResolveID(ctx context.Context, ref string) (ID, error) {
 	}
 	switch {
 	case ref == "" || len(match) == 0:
-		return ID{}, fmt.Errorf("snapshot %q: %w", ref, ErrNotFound)
+		return snapshot.ID{}, fmt.Errorf("snapshot %q: %w", ref, ErrNotFound)
 	case len(match) > 1:
-		return ID{}, fmt.Errorf("snapshot prefix %q is ambiguous: %d snapshots match", ref, len(match))
+		return snapshot.ID{}, fmt.Errorf("snapshot prefix %q is ambiguous: %d snapshots match", ref, len(match))
 	}
 	return match[0], nil
 }
 
 // DeleteSnapshot removes a manifest (forget). The data it referenced stays
 // until prune.
-func (r *Repository) DeleteSnapshot(ctx context.Context, id ID) error {
+func (r *Repository) DeleteSnapshot(ctx context.Context, id snapshot.ID) error {
 	if err := r.b.Delete(ctx, snapshotKey(id)); err != nil {
 		return fmt.Errorf("delete %s: %w", snapshotKey(id), err)
 	}
@@ -260,7 +216,7 @@ func (r *Repository) SaveRecord(ctx context.Context, kind string, t time.Time, d
 	if err != nil {
 		return "", err
 	}
-	key := "records/" + kind + "/" + t.UTC().Format("20060102T150405Z") + "-" + NewRandomID().Short()
+	key := "records/" + kind + "/" + t.UTC().Format("20060102T150405Z") + "-" + snapshot.NewRandomID().Short()
 	return key, writeNew(ctx, r.b, key, enc)
 }
 

@@ -9,15 +9,8 @@ import (
 	"io"
 
 	"github.com/lifeboat-backup/lifeboat/engine/repo/chunker"
-	"github.com/lifeboat-backup/lifeboat/targets"
+	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
 )
-
-// Node is one entry of a snapshot's metadata stream: the target's metadata
-// plus the data blobs holding its content, in order.
-type Node struct {
-	targets.Entry
-	Content []ID `json:"content,omitempty"`
-}
 
 // The metadata stream of a snapshot is its Nodes as JSON lines, in
 // targets.ComparePaths order, cut by the content-defined chunker into tree
@@ -35,7 +28,7 @@ type TreeWriter struct {
 	bw   *bufio.Writer
 	enc  *json.Encoder
 	done chan struct{}
-	ids  []ID
+	ids  []snapshot.ID
 	err  error
 }
 
@@ -69,15 +62,15 @@ func (r *Repository) NewTreeWriter(ctx context.Context) *TreeWriter {
 }
 
 // Add appends a node; nodes must come in targets.ComparePaths order.
-func (tw *TreeWriter) Add(n *Node) error {
-	if err := tw.enc.Encode(n.toJSON()); err != nil {
+func (tw *TreeWriter) Add(n *snapshot.Node) error {
+	if err := tw.enc.Encode(nodeToJSON(n)); err != nil {
 		return fmt.Errorf("metadata stream: %w", err)
 	}
 	return nil
 }
 
 // Close ends the stream and returns the tree blob IDs.
-func (tw *TreeWriter) Close() ([]ID, error) {
+func (tw *TreeWriter) Close() ([]snapshot.ID, error) {
 	err := tw.bw.Flush()
 	tw.pw.CloseWithError(err)
 	<-tw.done
@@ -101,16 +94,16 @@ func (tw *TreeWriter) Abort(err error) {
 type TreeReader struct {
 	rd   *bufio.Reader
 	line int
-	sn   *Snapshot
+	sn   *snapshot.Snapshot
 }
 
 // NewTreeReader reads the metadata stream of sn.
-func (r *Repository) NewTreeReader(ctx context.Context, sn *Snapshot) *TreeReader {
+func (r *Repository) NewTreeReader(ctx context.Context, sn *snapshot.Snapshot) *TreeReader {
 	return &TreeReader{rd: bufio.NewReaderSize(r.NewBlobReader(ctx, sn.Tree), 256<<10), sn: sn}
 }
 
 // Next returns the next node, or io.EOF at the end.
-func (t *TreeReader) Next() (*Node, error) {
+func (t *TreeReader) Next() (*snapshot.Node, error) {
 	line, err := t.rd.ReadBytes('\n')
 	if err != nil {
 		if errors.Is(err, io.EOF) && len(line) == 0 {
@@ -131,7 +124,7 @@ func (t *TreeReader) Next() (*Node, error) {
 
 // EachNode calls fn for every node of sn's metadata stream, in order, and
 // stops at the first error (fn's, or the stream's).
-func (r *Repository) EachNode(ctx context.Context, sn *Snapshot, fn func(*Node) error) error {
+func (r *Repository) EachNode(ctx context.Context, sn *snapshot.Snapshot, fn func(*snapshot.Node) error) error {
 	tr := r.NewTreeReader(ctx, sn)
 	for {
 		n, err := tr.Next()

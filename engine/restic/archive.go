@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/lifeboat-backup/lifeboat/engine/repo/chunker"
-	"github.com/lifeboat-backup/lifeboat/targets"
+	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
 )
 
 // The stream archive: how the entries of a database, exec, bucket or
@@ -84,7 +84,7 @@ func (a *archiveWriter) record(typ byte, payload []byte) error {
 }
 
 // Entry writes e's header, then its content read from r (nil: none).
-func (a *archiveWriter) Entry(e targets.Entry, r io.Reader) error {
+func (a *archiveWriter) Entry(e snapshot.Entry, r io.Reader) error {
 	h, err := json.Marshal(e)
 	if err != nil {
 		return err
@@ -155,7 +155,7 @@ func newArchiveReader(r io.Reader) (*archiveReader, error) {
 
 // Next skips what is left of the current entry's content and returns the
 // next entry's header, or io.EOF after the end record.
-func (a *archiveReader) Next() (*targets.Entry, error) {
+func (a *archiveReader) Next() (*snapshot.Entry, error) {
 	if a.end != nil {
 		return nil, io.EOF
 	}
@@ -192,7 +192,7 @@ func (a *archiveReader) Next() (*targets.Entry, error) {
 			if typ == recEnd {
 				return nil, a.finish(b)
 			}
-			var e targets.Entry
+			var e snapshot.Entry
 			if err := json.Unmarshal(b, &e); err != nil {
 				return nil, fmt.Errorf("archive: entry %d header: %v", a.entries+1, err)
 			}

@@ -11,11 +11,11 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/lifeboat-backup/lifeboat/targets"
+	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
 )
 
 type archived struct {
-	e       targets.Entry
+	e       snapshot.Entry
 	content []byte // nil: no content
 }
 
@@ -64,10 +64,10 @@ func readArchive(data []byte) ([]archived, *archiveEnd, error) {
 func TestArchiveRoundTrip(t *testing.T) {
 	big := bytes.Repeat([]byte("0123456789abcdef"), frameSize/16*2+100) // 2 frames and a bit
 	in := []archived{
-		{e: targets.Entry{Path: "shop", Type: targets.TypeDir, Mode: 0o755}},
-		{e: targets.Entry{Path: "shop/empty.tsv", Type: targets.TypeFile}, content: []byte{}},
-		{e: targets.Entry{Path: "shop/orders.tsv", Type: targets.TypeFile, Xattrs: []targets.Xattr{{Name: "user.x", Value: []byte{0, 1}}}}, content: big},
-		{e: targets.Entry{Path: "shop/x.sql", Type: targets.TypeFile}, content: []byte("CREATE TABLE x (id int)")},
+		{e: snapshot.Entry{Path: "shop", Type: snapshot.TypeDir, Mode: 0o755}},
+		{e: snapshot.Entry{Path: "shop/empty.tsv", Type: snapshot.TypeFile}, content: []byte{}},
+		{e: snapshot.Entry{Path: "shop/orders.tsv", Type: snapshot.TypeFile, Xattrs: []snapshot.Xattr{{Name: "user.x", Value: []byte{0, 1}}}}, content: big},
+		{e: snapshot.Entry{Path: "shop/x.sql", Type: snapshot.TypeFile}, content: []byte("CREATE TABLE x (id int)")},
 	}
 	data := writeArchive(t, in, true)
 	out, end, err := readArchive(data)
@@ -99,7 +99,7 @@ func TestArchiveRoundTrip(t *testing.T) {
 }
 
 func TestArchiveBadInput(t *testing.T) {
-	good := writeArchive(t, []archived{{e: targets.Entry{Path: "a", Type: targets.TypeFile}, content: []byte("hello")}}, true)
+	good := writeArchive(t, []archived{{e: snapshot.Entry{Path: "a", Type: snapshot.TypeFile}, content: []byte("hello")}}, true)
 	record := func(typ byte, payload string) []byte {
 		b := []byte{typ}
 		b = binary.AppendUvarint(b, uint64(len(payload)))
@@ -115,7 +115,7 @@ func TestArchiveBadInput(t *testing.T) {
 	}{
 		{"empty", nil, "not a lifeboat archive"},
 		{"bad magic", []byte("LIFEBOAT-ARCHIVE-9\n"), "not a lifeboat archive"},
-		{"no end record", writeArchive(t, []archived{{e: targets.Entry{Path: "a", Type: targets.TypeFile}, content: []byte("x")}}, false), "cut short"},
+		{"no end record", writeArchive(t, []archived{{e: snapshot.Entry{Path: "a", Type: snapshot.TypeFile}, content: []byte("x")}}, false), "cut short"},
 		{"cut in a frame", good[:len(archiveMagic)+30], "cut short"},
 		{"data after end", append(bytes.Clone(good), 'H'), "data after the end record"},
 		{"unknown record", append([]byte(archiveMagic), record('Q', "x")...), `unknown record type 'Q'`},

@@ -19,7 +19,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/lifeboat-backup/lifeboat/engine/repo/storage"
+	"github.com/lifeboat-backup/lifeboat/engine/storage"
 )
 
 // MinVersion is the oldest restic this driver accepts: 0.17 gave the exit

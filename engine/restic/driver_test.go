@@ -15,6 +15,7 @@ import (
 
 	"github.com/lifeboat-backup/lifeboat/engine"
 	"github.com/lifeboat-backup/lifeboat/engine/restic/restictest"
+	"github.com/lifeboat-backup/lifeboat/targets/files"
 )
 
 func TestLocation(t *testing.T) {
@@ -163,7 +164,7 @@ func TestRealResticErrors(t *testing.T) {
 		_, err = wrong.Backup(ctx, &streamSource{entries: testEntries()}, engine.BackupOptions{Target: "db"})
 		require.ErrorIs(t, err, ErrWrongPassword)
 		assert.Contains(t, err.Error(), "restic backup")
-		_, err = wrong.Backup(ctx, &engine.FilesSource{Roots: []string{t.TempDir()}}, engine.BackupOptions{})
+		_, err = wrong.Backup(ctx, &files.Source{Roots: []string{t.TempDir()}}, engine.BackupOptions{})
 		require.ErrorIs(t, err, ErrWrongPassword)
 	})
 	t.Run("no repository", func(t *testing.T) {

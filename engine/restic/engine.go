@@ -18,8 +18,9 @@ import (
 	"github.com/lifeboat-backup/lifeboat/engine"
 	"github.com/lifeboat-backup/lifeboat/engine/replicate"
 	"github.com/lifeboat-backup/lifeboat/engine/repo"
+	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
 	"github.com/lifeboat-backup/lifeboat/policies"
-	"github.com/lifeboat-backup/lifeboat/targets"
+	"github.com/lifeboat-backup/lifeboat/targets/files"
 )
 
 // Tags lifeboat puts on restic snapshots besides the user's: the target
@@ -102,7 +103,7 @@ func (e *Engine) Backup(ctx context.Context, src engine.Source, opts engine.Back
 	}
 	var res *engine.BackupResult
 	var err error
-	if fs, ok := src.(*engine.FilesSource); ok {
+	if fs, ok := src.(*files.Source); ok {
 		res, err = e.backupFiles(ctx, fs, args)
 	} else {
 		res, err = e.backupStream(ctx, src, opts, args)
@@ -120,7 +121,7 @@ func (e *Engine) Backup(ctx context.Context, src engine.Source, opts engine.Back
 	return res, nil
 }
 
-func (e *Engine) backupFiles(ctx context.Context, src *engine.FilesSource, args []string) (*engine.BackupResult, error) {
+func (e *Engine) backupFiles(ctx context.Context, src *files.Source, args []string) (*engine.BackupResult, error) {
 	roots := make([]string, len(src.Roots))
 	for i, r := range src.Roots {
 		if _, err := os.Lstat(r); err != nil {
@@ -181,12 +182,12 @@ func parseBackup(out []byte) (*backupSummary, []string, error) {
 	return sum, warnings, nil
 }
 
-func summarySnapshot(sum *backupSummary) (*repo.Snapshot, error) {
-	id, err := repo.ParseID(sum.SnapshotID)
+func summarySnapshot(sum *backupSummary) (*snapshot.Snapshot, error) {
+	id, err := snapshot.ParseID(sum.SnapshotID)
 	if err != nil {
 		return nil, fmt.Errorf("restic backup: snapshot id: %v", err)
 	}
-	return &repo.Snapshot{ID: id, Stats: repo.SnapshotStats{
+	return &snapshot.Snapshot{ID: id, Stats: snapshot.Stats{
 		Files:      sum.FilesNew + sum.FilesChanged + sum.FilesUnmodified,
 		Dirs:       sum.DirsNew + sum.DirsChanged + sum.DirsUnmodified,
 		BytesAdded: sum.DataAdded, BytesStored: sum.DataAddedPacked,
@@ -208,8 +209,8 @@ func (e *Engine) backupStream(ctx context.Context, src engine.Source, opts engin
 	pr, pw := io.Pipe()
 	var warnings []string
 	var warnMu sync.Mutex
-	var stats repo.SnapshotStats
-	var rp repo.RecoveryPoint
+	var stats snapshot.Stats
+	var rp snapshot.RecoveryPoint
 	walkErr := make(chan error, 1)
 	go func() {
 		err := func() error {
@@ -222,7 +223,7 @@ func (e *Engine) backupStream(ctx context.Context, src engine.Source, opts engin
 				defer warnMu.Unlock()
 				warnings = append(warnings, fmt.Sprintf("%s: %v", p, err))
 			}
-			err = src.Walk(ctx, warn, func(en targets.Entry, open engine.Opener) error {
+			err = src.Walk(ctx, warn, func(en snapshot.Entry, open engine.Opener) error {
 				var rc io.ReadCloser
 				if open != nil {
 					var err error
@@ -243,9 +244,9 @@ func (e *Engine) backupStream(ctx context.Context, src engine.Source, opts engin
 					return err
 				}
 				switch en.Type {
-				case targets.TypeFile:
+				case snapshot.TypeFile:
 					stats.Files++
-				case targets.TypeDir:
+				case snapshot.TypeDir:
 					stats.Dirs++
 				default:
 					stats.Others++
@@ -259,7 +260,7 @@ func (e *Engine) backupStream(ctx context.Context, src engine.Source, opts engin
 			rp.Time = time.Now().UTC()
 			if p, ok := src.(engine.RecoveryPointer); ok {
 				if t, d := p.RecoveryPoint(); !t.IsZero() {
-					rp = repo.RecoveryPoint{Time: t.UTC(), Details: d}
+					rp = snapshot.RecoveryPoint{Time: t.UTC(), Details: d}
 				}
 			}
 			stats.BytesIn = aw.bytes
@@ -281,8 +282,8 @@ func (e *Engine) backupStream(ctx context.Context, src engine.Source, opts engin
 	}
 	if werr != nil {
 		if sum, _, perr := parseBackup(out.Bytes()); perr == nil {
-			if id, err := repo.ParseID(sum.SnapshotID); err == nil {
-				if ferr := e.Forget(context.WithoutCancel(ctx), []repo.ID{id}); ferr != nil {
+			if id, err := snapshot.ParseID(sum.SnapshotID); err == nil {
+				if ferr := e.Forget(context.WithoutCancel(ctx), []snapshot.ID{id}); ferr != nil {
 					return nil, fmt.Errorf("%w (and the cut snapshot %s could not be forgotten: %v)", werr, id.Short(), ferr)
 				}
 			}
@@ -347,7 +348,7 @@ func (e *Engine) list(ctx context.Context) ([]resticSnapshot, error) {
 }
 
 // FindSnapshot implements restore.Repository.
-func (e *Engine) FindSnapshot(ctx context.Context, ref string, filter func(*repo.Snapshot) bool) (*repo.Snapshot, error) {
+func (e *Engine) FindSnapshot(ctx context.Context, ref string, filter func(*snapshot.Snapshot) bool) (*snapshot.Snapshot, error) {
 	sns, err := e.Snapshots(ctx)
 	if err != nil {
 		return nil, err
@@ -362,12 +363,12 @@ func (e *Engine) FindSnapshot(ctx context.Context, ref string, filter func(*repo
 // Snapshots implements engine.Engine. Snapshots restic made without
 // lifeboat (no target: tag) are listed as files snapshots named after
 // their first path.
-func (e *Engine) Snapshots(ctx context.Context) ([]*repo.Snapshot, error) {
+func (e *Engine) Snapshots(ctx context.Context) ([]*snapshot.Snapshot, error) {
 	rs, err := e.list(ctx)
 	if err != nil {
 		return nil, err
 	}
-	sns := make([]*repo.Snapshot, 0, len(rs))
+	sns := make([]*snapshot.Snapshot, 0, len(rs))
 	for _, s := range rs {
 		sn, err := toSnapshot(s)
 		if err != nil {
@@ -375,16 +376,16 @@ func (e *Engine) Snapshots(ctx context.Context) ([]*repo.Snapshot, error) {
 		}
 		sns = append(sns, sn)
 	}
-	slices.SortStableFunc(sns, func(a, b *repo.Snapshot) int { return a.Time.Compare(b.Time) })
+	slices.SortStableFunc(sns, func(a, b *snapshot.Snapshot) int { return a.Time.Compare(b.Time) })
 	return sns, nil
 }
 
-func toSnapshot(s resticSnapshot) (*repo.Snapshot, error) {
-	id, err := repo.ParseID(s.ID)
+func toSnapshot(s resticSnapshot) (*snapshot.Snapshot, error) {
+	id, err := snapshot.ParseID(s.ID)
 	if err != nil {
 		return nil, fmt.Errorf("restic snapshots: %v", err)
 	}
-	sn := &repo.Snapshot{ID: id, Time: s.Time.UTC(), Host: s.Hostname, Username: s.Username, Program: s.Program,
+	sn := &snapshot.Snapshot{ID: id, Time: s.Time.UTC(), Host: s.Hostname, Username: s.Username, Program: s.Program,
 		Kind: "files", Paths: s.Paths}
 	for _, t := range s.Tags {
 		switch {
@@ -413,7 +414,7 @@ func toSnapshot(s resticSnapshot) (*repo.Snapshot, error) {
 }
 
 // Forget implements engine.Engine: restic forget ID...
-func (e *Engine) Forget(ctx context.Context, ids []repo.ID) error {
+func (e *Engine) Forget(ctx context.Context, ids []snapshot.ID) error {
 	if len(ids) == 0 {
 		return nil
 	}
@@ -465,9 +466,9 @@ func (e *Engine) Size(ctx context.Context) (int64, error) {
 	return st.TotalSize, nil
 }
 
-// SaveRunRecord implements engine.Engine: a restic repository has no
+// SaveRecord implements engine.Engine: a restic repository has no
 // place for lifeboat's records; the run journal on the host keeps it.
-func (*Engine) SaveRunRecord(context.Context, string, time.Time, *engine.RunResult) error { return nil }
+func (*Engine) SaveRecord(context.Context, string, time.Time, any) error { return nil }
 
 // Secondary drives the restic repository of sec: with its own password
 // (password_file) when it has one, else this repository's.

@@ -17,10 +17,10 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/lifeboat-backup/lifeboat/engine"
-	"github.com/lifeboat-backup/lifeboat/engine/repo"
-	"github.com/lifeboat-backup/lifeboat/engine/repo/storage/miniotest"
+	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
+	"github.com/lifeboat-backup/lifeboat/engine/storage/miniotest"
 	"github.com/lifeboat-backup/lifeboat/policies"
-	"github.com/lifeboat-backup/lifeboat/targets"
+	"github.com/lifeboat-backup/lifeboat/targets/files"
 )
 
 func TestMain(m *testing.M) { os.Exit(miniotest.Main(m)) }
@@ -39,7 +39,7 @@ func (s *streamSource) RecoveryPoint() (time.Time, map[string]string) {
 	return time.Date(2026, 11, 25, 3, 0, 0, 0, time.UTC), map[string]string{"lsn": "0/16B3748"}
 }
 
-func (s *streamSource) Walk(ctx context.Context, _ func(string, error), fn func(targets.Entry, engine.Opener) error) error {
+func (s *streamSource) Walk(ctx context.Context, _ func(string, error), fn func(snapshot.Entry, engine.Opener) error) error {
 	for i, a := range s.entries {
 		if s.failAt > 0 && i == s.failAt {
 			return errors.New("server went away")
@@ -67,12 +67,12 @@ func randomBytes(n int, seed uint64) []byte {
 
 func testEntries() []archived {
 	return []archived{
-		{e: targets.Entry{Path: "db", Type: targets.TypeDir, Mode: 0o755}},
-		{e: targets.Entry{Path: "db/a.sql", Type: targets.TypeFile}, content: []byte("CREATE TABLE a (id int)")},
-		{e: targets.Entry{Path: "db/big1.tsv", Type: targets.TypeFile}, content: randomBytes(3<<20+17, 1)},
-		{e: targets.Entry{Path: "db/empty.tsv", Type: targets.TypeFile}, content: []byte{}},
-		{e: targets.Entry{Path: "db/big2.tsv", Type: targets.TypeFile}, content: randomBytes(smallEntry+1, 2)},
-		{e: targets.Entry{Path: "db/z.sql", Type: targets.TypeFile}, content: []byte("CREATE VIEW z AS SELECT 1")},
+		{e: snapshot.Entry{Path: "db", Type: snapshot.TypeDir, Mode: 0o755}},
+		{e: snapshot.Entry{Path: "db/a.sql", Type: snapshot.TypeFile}, content: []byte("CREATE TABLE a (id int)")},
+		{e: snapshot.Entry{Path: "db/big1.tsv", Type: snapshot.TypeFile}, content: randomBytes(3<<20+17, 1)},
+		{e: snapshot.Entry{Path: "db/empty.tsv", Type: snapshot.TypeFile}, content: []byte{}},
+		{e: snapshot.Entry{Path: "db/big2.tsv", Type: snapshot.TypeFile}, content: randomBytes(smallEntry+1, 2)},
+		{e: snapshot.Entry{Path: "db/z.sql", Type: snapshot.TypeFile}, content: []byte("CREATE VIEW z AS SELECT 1")},
 	}
 }
 
@@ -115,7 +115,7 @@ func testStreamBackupRestore(t *testing.T, e *Engine) {
 
 	s, err := e.Open(ctx, got)
 	require.NoError(t, err)
-	var nodes []*repo.Node
+	var nodes []*snapshot.Node
 	tr := s.Tree(ctx)
 	for {
 		n, err := tr.Next()
@@ -127,7 +127,7 @@ func testStreamBackupRestore(t *testing.T, e *Engine) {
 	}
 	require.Len(t, nodes, len(src.entries))
 	assert.Equal(t, time.Date(2026, 11, 25, 3, 0, 0, 0, time.UTC), s.Info().RecoveryPoint.Time)
-	read := func(n *repo.Node) []byte {
+	read := func(n *snapshot.Node) []byte {
 		rc := s.Open(ctx, n)
 		defer rc.Close()
 		b, err := io.ReadAll(rc)
@@ -171,7 +171,7 @@ func testStreamBackupRestore(t *testing.T, e *Engine) {
 	require.NoError(t, s.Close())
 
 	// a node the tree does not have
-	_, err = io.ReadAll(s.Open(ctx, &repo.Node{Entry: targets.Entry{Path: "db/nope"}}))
+	_, err = io.ReadAll(s.Open(ctx, &snapshot.Node{Entry: snapshot.Entry{Path: "db/nope"}}))
 	require.ErrorContains(t, err, `no entry "db/nope"`)
 
 	// A source failing halfway leaves no snapshot.
@@ -182,7 +182,7 @@ func testStreamBackupRestore(t *testing.T, e *Engine) {
 	assert.Len(t, sns, 1)
 
 	// Forget
-	require.NoError(t, e.Forget(ctx, []repo.ID{got.ID}))
+	require.NoError(t, e.Forget(ctx, []snapshot.ID{got.ID}))
 	sns, err = e.Snapshots(ctx)
 	require.NoError(t, err)
 	assert.Empty(t, sns)
@@ -226,7 +226,7 @@ func TestFilesBackupRestoreReplicate(t *testing.T) {
 	require.NoError(t, os.WriteFile(filepath.Join(root, "cache", "x"), []byte("skip me"), 0o644))
 	require.NoError(t, os.Symlink("a.jpg", filepath.Join(root, "link")))
 
-	src := &engine.FilesSource{Roots: []string{root}}
+	src := &files.Source{Roots: []string{root}}
 	src.Options.Excludes = []string{root + "/cache/*"}
 	res, err := e.Backup(ctx, src, engine.BackupOptions{Target: "media", Host: "web1", Tags: []string{"policy:shop"}})
 	require.NoError(t, err)
@@ -234,7 +234,7 @@ func TestFilesBackupRestoreReplicate(t *testing.T) {
 	assert.Equal(t, int64(100_000), res.Snapshot.Stats.BytesIn)
 	assert.Empty(t, res.Warnings)
 
-	_, err = e.Backup(ctx, &engine.FilesSource{Roots: []string{filepath.Join(root, "missing")}}, engine.BackupOptions{})
+	_, err = e.Backup(ctx, &files.Source{Roots: []string{filepath.Join(root, "missing")}}, engine.BackupOptions{})
 	require.ErrorContains(t, err, "backup root")
 	_, err = e.Backup(ctx, src, engine.BackupOptions{Tags: []string{"a,b"}})
 	require.ErrorContains(t, err, `tag "a,b": restic tags cannot hold a comma`)
@@ -244,7 +244,7 @@ func TestFilesBackupRestoreReplicate(t *testing.T) {
 	require.Len(t, sns, 1)
 	assert.Equal(t, []string{root}, sns[0].Paths)
 	dest := t.TempDir()
-	st, err := e.RestoreFiles(ctx, sns[0], dest)
+	st, err := e.RestoreFiles(ctx, sns[0], dest, snapshot.RestoreOptions{})
 	require.NoError(t, err)
 	assert.Equal(t, int64(100_000), st.Bytes)
 	b, err := os.ReadFile(filepath.Join(dest, "media", "a.jpg"))
@@ -255,7 +255,7 @@ func TestFilesBackupRestoreReplicate(t *testing.T) {
 	assert.Equal(t, "a.jpg", link)
 	assert.NoFileExists(t, filepath.Join(dest, "media", "cache", "x"))
 
-	_, err = e.RestoreFiles(ctx, &repo.Snapshot{Kind: "mysql"}, dest)
+	_, err = e.RestoreFiles(ctx, &snapshot.Snapshot{Kind: "mysql"}, dest, snapshot.RestoreOptions{})
 	require.ErrorContains(t, err, "not files")
 
 	// copy to a secondary restic repository (created on the first copy)
@@ -320,7 +320,7 @@ func TestStreamDedupAfterInsert(t *testing.T) {
 	e := newRepo(t, "", "pw")
 	data := randomBytes(16<<20, 9)
 	entries := func(b []byte) []archived {
-		return []archived{{e: targets.Entry{Path: "db", Type: targets.TypeDir}}, {e: targets.Entry{Path: "db/t.tsv", Type: targets.TypeFile}, content: b}}
+		return []archived{{e: snapshot.Entry{Path: "db", Type: snapshot.TypeDir}}, {e: snapshot.Entry{Path: "db/t.tsv", Type: snapshot.TypeFile}, content: b}}
 	}
 	_, err := e.Backup(ctx, &streamSource{entries: entries(data)}, engine.BackupOptions{Target: "db", Host: "h"})
 	require.NoError(t, err)

@@ -9,9 +9,7 @@ import (
 	"slices"
 	"sync"
 
-	"github.com/lifeboat-backup/lifeboat/engine/repo"
-	"github.com/lifeboat-backup/lifeboat/restore"
-	"github.com/lifeboat-backup/lifeboat/targets"
+	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
 )
 
 // smallEntry is the largest content Tree keeps in memory: schemas, views,
@@ -30,9 +28,9 @@ const maxPasses = 4
 // parallel and out of tree order work, and a restore in tree order costs
 // one more pass. Close the snapshot to stop passes left. Files snapshots
 // are restic's own trees: RestoreFiles restores them.
-func (e *Engine) Open(_ context.Context, sn *repo.Snapshot) (restore.Snapshot, error) {
+func (e *Engine) Open(_ context.Context, sn *snapshot.Snapshot) (snapshot.Reader, error) {
 	if sn.Kind == "files" {
-		return nil, fmt.Errorf("snapshot %s is restic's own file tree, not a lifeboat archive: restore it as files", sn.ID.Short())
+		return nil, fmt.Errorf("%w: snapshot %s is restic's own file tree, not a lifeboat archive: restore it as files (--to DIR)", snapshot.ErrUnsupported, sn.ID.Short())
 	}
 	s := &streamSnapshot{r: e.R, sn: sn, file: "/" + sn.Target + ArchiveSuffix}
 	s.cond = sync.NewCond(&s.mu)
@@ -41,11 +39,11 @@ func (e *Engine) Open(_ context.Context, sn *repo.Snapshot) (restore.Snapshot, e
 
 type streamSnapshot struct {
 	r    *Restic
-	sn   *repo.Snapshot
+	sn   *snapshot.Snapshot
 	file string
 
 	once  sync.Once
-	nodes []*repo.Node
+	nodes []*snapshot.Node
 	index map[string]int
 	small map[string][]byte
 	err   error
@@ -56,9 +54,9 @@ type streamSnapshot struct {
 	all  []*dumpPass // running passes, free or held
 }
 
-func (s *streamSnapshot) Info() *repo.Snapshot { return s.sn }
+func (s *streamSnapshot) Info() *snapshot.Snapshot { return s.sn }
 
-func (s *streamSnapshot) Tree(ctx context.Context) restore.TreeReader {
+func (s *streamSnapshot) Tree(ctx context.Context) snapshot.TreeReader {
 	s.once.Do(func() { s.err = s.load(ctx) })
 	return &nodeList{nodes: s.nodes, err: s.err}
 }
@@ -81,8 +79,8 @@ func (s *streamSnapshot) load(ctx context.Context) error {
 		if err != nil {
 			return s.fail(p, err)
 		}
-		n := &repo.Node{Entry: *e}
-		if e.Type == targets.TypeFile {
+		n := &snapshot.Node{Entry: *e}
+		if e.Type == snapshot.TypeFile {
 			k, err := io.ReadFull(p.ar, buf)
 			switch err {
 			case io.EOF, io.ErrUnexpectedEOF:
@@ -102,7 +100,7 @@ func (s *streamSnapshot) load(ctx context.Context) error {
 		s.nodes = append(s.nodes, n)
 	}
 	end := p.ar.end
-	s.sn.RecoveryPoint = repo.RecoveryPoint{Time: end.RecoveryPoint, Details: end.Details}
+	s.sn.RecoveryPoint = snapshot.RecoveryPoint{Time: end.RecoveryPoint, Details: end.Details}
 	return p.close()
 }
 
@@ -113,7 +111,7 @@ func (s *streamSnapshot) fail(p *dumpPass, err error) error {
 	return fmt.Errorf("snapshot %s %s: %w", s.sn.ID.Short(), s.file, err)
 }
 
-func (s *streamSnapshot) Open(ctx context.Context, n *repo.Node) io.ReadCloser {
+func (s *streamSnapshot) Open(ctx context.Context, n *snapshot.Node) io.ReadCloser {
 	if b, ok := s.small[n.Path]; ok {
 		return io.NopCloser(bytes.NewReader(b))
 	}
@@ -301,12 +299,12 @@ func (e errReader) Read([]byte) (int, error) { return 0, e.err }
 func (errReader) Close() error               { return nil }
 
 type nodeList struct {
-	nodes []*repo.Node
+	nodes []*snapshot.Node
 	i     int
 	err   error
 }
 
-func (l *nodeList) Next() (*repo.Node, error) {
+func (l *nodeList) Next() (*snapshot.Node, error) {
 	if l.err != nil {
 		return nil, l.err
 	}

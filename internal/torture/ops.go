@@ -18,7 +18,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/lifeboat-backup/lifeboat/testdata/gentree"
+	"github.com/lifeboat-backup/lifeboat/internal/testutil/gentree"
 )
 
 const exitLocked = 11

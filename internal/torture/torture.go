@@ -17,8 +17,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/lifeboat-backup/lifeboat/engine/repo/storage/miniotest"
-	"github.com/lifeboat-backup/lifeboat/testdata/gentree"
+	"github.com/lifeboat-backup/lifeboat/engine/storage/miniotest"
+	"github.com/lifeboat-backup/lifeboat/internal/testutil/gentree"
 )
 
 // Config selects what Run does.

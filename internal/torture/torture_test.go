@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lifeboat-backup/lifeboat/engine/repo/storage/miniotest"
+	"github.com/lifeboat-backup/lifeboat/engine/storage/miniotest"
 	"github.com/lifeboat-backup/lifeboat/internal/torture"
 )
 

@@ -27,8 +27,8 @@ import (
 	"gocloud.dev/blob"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/lifeboat-backup/lifeboat/engine/repo/storage"
-	"github.com/lifeboat-backup/lifeboat/targets"
+	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
+	"github.com/lifeboat-backup/lifeboat/engine/storage"
 	"github.com/lifeboat-backup/lifeboat/targets/files"
 )
 
@@ -108,7 +108,7 @@ type object struct {
 	size     int64
 	mod      time.Time
 	md5      []byte
-	entry    targets.Entry
+	entry    snapshot.Entry
 	err      error
 }
 
@@ -118,7 +118,7 @@ type object struct {
 // then fetches their attributes in parallel and emits them in order.
 // Keys that are no valid snapshot path ("a//b", "../x", a trailing "/")
 // are skipped with a warning.
-func (s *Source) Walk(ctx context.Context, warn func(string, error), fn func(targets.Entry, func() (io.ReadCloser, error)) error) error {
+func (s *Source) Walk(ctx context.Context, warn func(string, error), fn func(snapshot.Entry, func() (io.ReadCloser, error)) error) error {
 	open := s.Open
 	if open == nil {
 		open = func(ctx context.Context, u string) (*blob.Bucket, error) {
@@ -155,7 +155,7 @@ func (s *Source) Walk(ctx context.Context, warn func(string, error), fn func(tar
 		}
 		objs = append(objs, &object{key: o.Key, rel: rel, size: o.Size, mod: o.ModTime, md5: o.MD5})
 	}
-	slices.SortFunc(objs, func(a, b *object) int { return targets.ComparePaths(a.rel, b.rel) })
+	slices.SortFunc(objs, func(a, b *object) int { return snapshot.ComparePaths(a.rel, b.rel) })
 	// Attributes in parallel, emitted in order, a window at a time.
 	const window = 256
 	for start := 0; start < len(objs); start += window {
@@ -185,16 +185,16 @@ func (s *Source) Walk(ctx context.Context, warn func(string, error), fn func(tar
 	return nil
 }
 
-func attrsEntry(ctx context.Context, b *blob.Bucket, o *object) (targets.Entry, error) {
+func attrsEntry(ctx context.Context, b *blob.Bucket, o *object) (snapshot.Entry, error) {
 	a, err := b.Attributes(ctx, o.key)
 	if err != nil {
-		return targets.Entry{}, err
+		return snapshot.Entry{}, err
 	}
-	e := targets.Entry{Path: o.rel, Type: targets.TypeFile, Mode: 0o644, ModTime: a.ModTime.UTC(),
+	e := snapshot.Entry{Path: o.rel, Type: snapshot.TypeFile, Mode: 0o644, ModTime: a.ModTime.UTC(),
 		ChangeTime: a.ModTime.UTC(), Size: a.Size}
 	add := func(name, v string) {
 		if v != "" {
-			e.Xattrs = append(e.Xattrs, targets.Xattr{Name: name, Value: []byte(v)})
+			e.Xattrs = append(e.Xattrs, snapshot.Xattr{Name: name, Value: []byte(v)})
 		}
 	}
 	md5 := a.MD5

@@ -21,10 +21,10 @@ import (
 	"github.com/lifeboat-backup/lifeboat/engine"
 	"github.com/lifeboat-backup/lifeboat/engine/repo"
 	"github.com/lifeboat-backup/lifeboat/engine/repo/repotest"
-	"github.com/lifeboat-backup/lifeboat/engine/repo/storage"
-	"github.com/lifeboat-backup/lifeboat/engine/repo/storage/miniotest"
+	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
+	"github.com/lifeboat-backup/lifeboat/engine/storage"
+	"github.com/lifeboat-backup/lifeboat/engine/storage/miniotest"
 	"github.com/lifeboat-backup/lifeboat/restore"
-	"github.com/lifeboat-backup/lifeboat/targets"
 	"github.com/lifeboat-backup/lifeboat/targets/bucket"
 )
 
@@ -163,7 +163,7 @@ func TestMinIOBucket(t *testing.T) {
 		}
 		require.NoError(t, err)
 		if prev != "" {
-			require.Negative(t, targets.ComparePaths(prev, nd.Path), "%s before %s", prev, nd.Path)
+			require.Negative(t, snapshot.ComparePaths(prev, nd.Path), "%s before %s", prev, nd.Path)
 		}
 		prev = nd.Path
 		names := map[string]bool{}
@@ -196,7 +196,7 @@ func TestMinIOBucket(t *testing.T) {
 	assert.Equal(t, changedBytes, res2.Snapshot.Stats.BytesRead, "only the changed objects are read")
 	assert.Equal(t, int64(len(objs)), res2.Snapshot.Stats.Files)
 
-	st, err := restore.Bucket(ctx, restore.FromRepository(r, res2.Snapshot), srv.URL("shop-media-restored", ""), restore.BucketOptions{})
+	st, err := restore.Bucket(ctx, r.SnapshotReader(res2.Snapshot), srv.URL("shop-media-restored", ""), restore.BucketOptions{})
 	require.NoError(t, err)
 	assert.Equal(t, int64(len(objs)), st.Objects)
 	lap("restore")
@@ -247,7 +247,7 @@ func TestWalkOrderAndFilters(t *testing.T) {
 			var got []string
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
-			err = s.Walk(ctx, func(p string, err error) { t.Errorf("warn %s: %v", p, err) }, func(e targets.Entry, _ func() (io.ReadCloser, error)) error {
+			err = s.Walk(ctx, func(p string, err error) { t.Errorf("warn %s: %v", p, err) }, func(e snapshot.Entry, _ func() (io.ReadCloser, error)) error {
 				got = append(got, e.Path)
 				assert.Equal(t, e.ModTime, e.ChangeTime)
 				assert.NotZero(t, e.Inode)
@@ -274,7 +274,7 @@ func TestRestoreToDirectory(t *testing.T) {
 	require.Len(t, res.Warnings, 1, "invalid key skipped with a warning")
 	assert.Contains(t, res.Warnings[0], "bad//key")
 	dest := t.TempDir()
-	st, err := restore.Bucket(context.Background(), restore.FromRepository(r, res.Snapshot), dest, restore.BucketOptions{})
+	st, err := restore.Bucket(context.Background(), r.SnapshotReader(res.Snapshot), dest, restore.BucketOptions{})
 	require.NoError(t, err)
 	assert.Equal(t, int64(2), st.Objects)
 	for _, k := range []string{"x/y/z.txt", "top.bin"} {
@@ -283,6 +283,6 @@ func TestRestoreToDirectory(t *testing.T) {
 		assert.Equal(t, objs[k].data, got)
 	}
 	// Wrong kind.
-	_, err = restore.Volume(context.Background(), restore.FromRepository(r, res.Snapshot), filepath.Join(dest, "img"), restore.VolumeOptions{})
+	_, err = restore.Volume(context.Background(), r.SnapshotReader(res.Snapshot), filepath.Join(dest, "img"), restore.VolumeOptions{})
 	require.Error(t, err)
 }

@@ -16,7 +16,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/lifeboat-backup/lifeboat/targets"
+	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
 	"github.com/lifeboat-backup/lifeboat/targets/files"
 )
 
@@ -75,8 +75,8 @@ func (s *Source) AllOrNothing() bool { return true }
 
 // Walk implements engine.Source: one file entry whose content is the
 // command's stdout. The command starts when the engine opens the entry.
-func (s *Source) Walk(ctx context.Context, warn func(string, error), fn func(targets.Entry, func() (io.ReadCloser, error)) error) error {
-	e := targets.Entry{Path: s.opts.Name, Type: targets.TypeFile, Mode: 0o600, ModTime: time.Now().UTC()}
+func (s *Source) Walk(ctx context.Context, warn func(string, error), fn func(snapshot.Entry, func() (io.ReadCloser, error)) error) error {
+	e := snapshot.Entry{Path: s.opts.Name, Type: snapshot.TypeFile, Mode: 0o600, ModTime: time.Now().UTC()}
 	return fn(e, func() (io.ReadCloser, error) { return s.Start(ctx) })
 }
 

@@ -16,7 +16,7 @@ import (
 	"github.com/lifeboat-backup/lifeboat/engine"
 	"github.com/lifeboat-backup/lifeboat/engine/repo"
 	"github.com/lifeboat-backup/lifeboat/engine/repo/repotest"
-	"github.com/lifeboat-backup/lifeboat/engine/repo/storage"
+	"github.com/lifeboat-backup/lifeboat/engine/storage"
 	"github.com/lifeboat-backup/lifeboat/restore"
 	"github.com/lifeboat-backup/lifeboat/targets/exec"
 )
@@ -95,7 +95,7 @@ func TestBackupAndRestore(t *testing.T) {
 
 			// To a file.
 			out := filepath.Join(dir, tc.name+".out")
-			st, err := restore.Exec(context.Background(), restore.FromRepository(r, res.Snapshot), restore.ExecOptions{To: out})
+			st, err := restore.Exec(context.Background(), r.SnapshotReader(res.Snapshot), restore.ExecOptions{To: out})
 			require.NoError(t, err)
 			got, err := os.ReadFile(out)
 			require.NoError(t, err)
@@ -104,7 +104,7 @@ func TestBackupAndRestore(t *testing.T) {
 
 			// Into a command.
 			out2 := filepath.Join(dir, tc.name+".piped")
-			_, err = restore.Exec(context.Background(), restore.FromRepository(r, res.Snapshot), restore.ExecOptions{Command: []string{"sh", "-c", "cat > '" + out2 + "'"}})
+			_, err = restore.Exec(context.Background(), r.SnapshotReader(res.Snapshot), restore.ExecOptions{Command: []string{"sh", "-c", "cat > '" + out2 + "'"}})
 			require.NoError(t, err)
 			got, err = os.ReadFile(out2)
 			require.NoError(t, err)
@@ -112,19 +112,19 @@ func TestBackupAndRestore(t *testing.T) {
 
 			// To stdout ("-").
 			var buf bytes.Buffer
-			_, err = restore.Exec(context.Background(), restore.FromRepository(r, res.Snapshot), restore.ExecOptions{To: "-", Stdout: &buf})
+			_, err = restore.Exec(context.Background(), r.SnapshotReader(res.Snapshot), restore.ExecOptions{To: "-", Stdout: &buf})
 			require.NoError(t, err)
 			assert.True(t, bytes.Equal(want, buf.Bytes()))
 
 			// A restore command that fails.
-			_, err = restore.Exec(context.Background(), restore.FromRepository(r, res.Snapshot), restore.ExecOptions{Command: []string{"sh", "-c", "cat >/dev/null; echo cannot load >&2; exit 3"}})
+			_, err = restore.Exec(context.Background(), r.SnapshotReader(res.Snapshot), restore.ExecOptions{Command: []string{"sh", "-c", "cat >/dev/null; echo cannot load >&2; exit 3"}})
 			require.Error(t, err)
 			assert.Contains(t, err.Error(), "cannot load")
 			// A restore command that does not exist.
-			_, err = restore.Exec(context.Background(), restore.FromRepository(r, res.Snapshot), restore.ExecOptions{Command: []string{"no-such-command-lifeboat"}})
+			_, err = restore.Exec(context.Background(), r.SnapshotReader(res.Snapshot), restore.ExecOptions{Command: []string{"no-such-command-lifeboat"}})
 			require.Error(t, err)
 			// Neither or both destinations.
-			_, err = restore.Exec(context.Background(), restore.FromRepository(r, res.Snapshot), restore.ExecOptions{})
+			_, err = restore.Exec(context.Background(), r.SnapshotReader(res.Snapshot), restore.ExecOptions{})
 			require.Error(t, err)
 		})
 	}

@@ -76,7 +76,7 @@ func TestRedisRDB(t *testing.T) {
 
 	// Restore into a fresh server: the RDB file is its data directory's dump.
 	dir2 := t.TempDir()
-	_, err = restore.Exec(context.Background(), restore.FromRepository(r, res.Snapshot), restore.ExecOptions{
+	_, err = restore.Exec(context.Background(), r.SnapshotReader(res.Snapshot), restore.ExecOptions{
 		Command: []string{"sh", "-c", `cat > "$0/dump.rdb"`, dir2}})
 	require.NoError(t, err)
 	port2 := redisServer(t, dir2)

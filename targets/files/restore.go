@@ -17,7 +17,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/lifeboat-backup/lifeboat/targets"
+	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
 )
 
 // ErrUnsafePath is returned (wrapped, naming the entry) for an entry path
@@ -33,60 +33,10 @@ var ErrUnsafePath = errors.New("unsafe path")
 // content as a regular file instead.
 var ErrHardlinkTarget = errors.New("hardlink target missing")
 
-// OwnerMode says whether a Restorer restores owners.
-type OwnerMode int
-
-const (
-	// OwnerAuto restores owners when the process runs as root (euid 0).
-	OwnerAuto OwnerMode = iota
-	// OwnerOn always restores owners; lchown failures are errors.
-	OwnerOn
-	// OwnerOff never restores owners: restored objects belong to the
-	// restoring user.
-	OwnerOff
-)
-
-// XattrMode says which extended attributes a Restorer restores.
-type XattrMode int
-
-const (
-	// XattrsUser restores the user.* namespace only (the default, like
-	// GNU tar): trusted.* and security.* (file capabilities, SELinux
-	// labels) and system.* (ACLs) can grant privileges.
-	XattrsUser XattrMode = iota
-	// XattrsAll restores every namespace.
-	XattrsAll
-	// XattrsNone restores none.
-	XattrsNone
-)
-
 // ErrDeviceSkipped is returned (wrapped, naming the entry) by Other for a
 // block or character device entry when RestoreOptions.Devices is off:
 // nothing was created.
 var ErrDeviceSkipped = errors.New("device node not restored (restore with --devices)")
-
-// RestoreOptions configure a Restorer. The zero value is the usual and
-// safe choice: owners restored when running as root, mapped by user/group
-// name where the name exists on this host (like tar), user.* xattrs
-// restored, setuid/setgid bits of non-directories cleared, device nodes
-// not created. What a snapshot says is a claim of whoever wrote it (a
-// backup host): privileges come only with the explicit options.
-type RestoreOptions struct {
-	Owner OwnerMode
-	// NumericOwner restores the stored UID/GID as they are, ignoring the
-	// User/Group names.
-	NumericOwner bool
-	// Xattrs selects the extended attributes to restore; a file system
-	// that does not support them (ENOTSUP) is not an error.
-	Xattrs XattrMode
-	// KeepSetuid restores the setuid and setgid bits of files. Without
-	// it they are cleared (the setgid bit of directories, which only
-	// makes new files inherit the group, is kept).
-	KeepSetuid bool
-	// Devices creates block and character device nodes; without it Other
-	// returns ErrDeviceSkipped for them.
-	Devices bool
-}
 
 // Restorer recreates entries under a root directory. Use it in snapshot
 // order: for each entry call Dir or Other and then Finish, or File (then
@@ -124,7 +74,7 @@ type Restorer struct {
 	mu     sync.Mutex
 	root   string
 	rootFD int
-	opts   RestoreOptions
+	opts   snapshot.EntryOptions
 	chown  bool
 	stack  []openDir // open directories on the current path; stack[0] is the root
 	dirs   []deferredDir
@@ -154,7 +104,7 @@ type deferredDir struct {
 
 // NewRestorer returns a Restorer that restores under root, creating root
 // (and its parents) if missing.
-func NewRestorer(root string, opts RestoreOptions) (*Restorer, error) {
+func NewRestorer(root string, opts snapshot.EntryOptions) (*Restorer, error) {
 	if err := os.MkdirAll(root, 0o755); err != nil {
 		return nil, fmt.Errorf("restore root: %w", err)
 	}
@@ -174,9 +124,9 @@ func NewRestorer(root string, opts RestoreOptions) (*Restorer, error) {
 		r.root = "/"
 	}
 	switch opts.Owner {
-	case OwnerAuto:
+	case snapshot.OwnerAuto:
 		r.chown = os.Geteuid() == 0
-	case OwnerOn:
+	case snapshot.OwnerOn:
 		r.chown = true
 	}
 	r.stack = []openDir{{rel: "", fd: fd}}
@@ -379,10 +329,10 @@ func (r *Restorer) remove(dirfd int, name, p string) error {
 // Dir creates the directory for e (and missing parents). An existing
 // directory is kept; an existing non-directory is replaced. Its mode and
 // mtime are applied by Close, after all children exist.
-func (r *Restorer) Dir(e targets.Entry) error {
+func (r *Restorer) Dir(e snapshot.Entry) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if e.Type != targets.TypeDir {
+	if e.Type != snapshot.TypeDir {
 		return fmt.Errorf("entry %q: Dir called for type %s", e.Path, e.Type)
 	}
 	fd, name, err := r.parent(e.Path, true)
@@ -418,7 +368,7 @@ func (r *Restorer) Dir(e targets.Entry) error {
 type File struct {
 	*os.File
 	r     *Restorer
-	e     targets.Entry
+	e     snapshot.Entry
 	dirfd int    // the directory, held for the link or rename; -1 when done
 	tmp   string // the temporary name; "" for an O_TMPFILE file
 }
@@ -426,8 +376,8 @@ type File struct {
 // File creates the file for e, without a name where the file system
 // offers O_TMPFILE, else under a temporary name, and returns it open for
 // writing. Nothing under e's name changes before Commit.
-func (r *Restorer) File(e targets.Entry) (*File, error) {
-	if e.Type != targets.TypeFile {
+func (r *Restorer) File(e snapshot.Entry) (*File, error) {
+	if e.Type != snapshot.TypeFile {
 		return nil, fmt.Errorf("entry %q: File called for type %s", e.Path, e.Type)
 	}
 	if e.Size < 0 {
@@ -573,19 +523,19 @@ func (f *File) Abort() {
 // HardlinkTo must be a multiply linked file this Restorer committed, still
 // in place (else ErrHardlinkTarget): a snapshot cannot link to, and so
 // re-own or re-mode, a file that was in the destination before.
-func (r *Restorer) Other(e targets.Entry) error {
+func (r *Restorer) Other(e snapshot.Entry) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var mode uint32
 	switch e.Type {
-	case targets.TypeSocket:
+	case snapshot.TypeSocket:
 		return CheckPath(e.Path)
-	case targets.TypeSymlink, targets.TypeHardlink:
-	case targets.TypeDevice:
+	case snapshot.TypeSymlink, snapshot.TypeHardlink:
+	case snapshot.TypeDevice:
 		mode = unix.S_IFBLK
-	case targets.TypeCharDev:
+	case snapshot.TypeCharDev:
 		mode = unix.S_IFCHR
-	case targets.TypeFIFO:
+	case snapshot.TypeFIFO:
 		mode = unix.S_IFIFO
 	default:
 		return fmt.Errorf("entry %q: Other called for type %s", e.Path, e.Type)
@@ -600,14 +550,14 @@ func (r *Restorer) Other(e targets.Entry) error {
 	if err != nil {
 		return err
 	}
-	if e.Type == targets.TypeHardlink {
+	if e.Type == snapshot.TypeHardlink {
 		return r.link(fd, name, e)
 	}
 	if err := r.remove(fd, name, e.Path); err != nil {
 		return err
 	}
 	switch e.Type {
-	case targets.TypeSymlink:
+	case snapshot.TypeSymlink:
 		if err := unix.Symlinkat(e.LinkTarget, fd, name); err != nil {
 			return fmt.Errorf("entry %q: symlink: %w", e.Path, err)
 		}
@@ -620,7 +570,7 @@ func (r *Restorer) Other(e targets.Entry) error {
 }
 
 // link creates hardlink entry e as name in dirfd.
-func (r *Restorer) link(dirfd int, name string, e targets.Entry) error {
+func (r *Restorer) link(dirfd int, name string, e snapshot.Entry) error {
 	if e.HardlinkTo == e.Path {
 		return fmt.Errorf("entry %q: hardlink to itself", e.Path)
 	}
@@ -665,30 +615,30 @@ func (r *Restorer) link(dirfd int, name string, e targets.Entry) error {
 // nothing: its file's metadata is its first path's. Sockets are ignored.
 // Regular files are finished by File.Commit. ChangeTime cannot be
 // restored.
-func (r *Restorer) Finish(e targets.Entry) error {
+func (r *Restorer) Finish(e snapshot.Entry) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	switch e.Type {
-	case targets.TypeSocket:
+	case snapshot.TypeSocket:
 		return nil
-	case targets.TypeFile:
+	case snapshot.TypeFile:
 		return fmt.Errorf("entry %q: Finish called for a file (use File.Commit)", e.Path)
 	}
 	fd, name, err := r.parent(e.Path, false)
 	if err != nil {
 		return err
 	}
-	if e.Type == targets.TypeHardlink {
+	if e.Type == snapshot.TypeHardlink {
 		return nil
 	}
-	if e.Type == targets.TypeSymlink {
+	if e.Type == snapshot.TypeSymlink {
 		// Nothing follows the link: *at calls with AT_SYMLINK_NOFOLLOW on
 		// a parent resolved without symlinks.
 		var st unix.Stat_t
 		if err := unix.Fstatat(fd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 			return fmt.Errorf("entry %q: %w", e.Path, err)
 		}
-		if got := typeOf(st.Mode); got != targets.TypeSymlink {
+		if got := typeOf(st.Mode); got != snapshot.TypeSymlink {
 			return fmt.Errorf("entry %q: restored object is a %s, entry is a %s", e.Path, got, e.Type)
 		}
 		if r.chown {
@@ -713,7 +663,7 @@ func (r *Restorer) Finish(e targets.Entry) error {
 		return err
 	}
 	defer unix.Close(ofd)
-	if e.Type == targets.TypeDir {
+	if e.Type == snapshot.TypeDir {
 		if err := r.setOwnerXattrs(ofd, procFD(ofd), e); err != nil {
 			return err
 		}
@@ -725,7 +675,7 @@ func (r *Restorer) Finish(e targets.Entry) error {
 
 // openPath opens name in dirfd with O_PATH|O_NOFOLLOW and checks that it
 // is an object of e's type (a symlink swapped in is not).
-func openPath(dirfd int, name string, e targets.Entry) (int, error) {
+func openPath(dirfd int, name string, e snapshot.Entry) (int, error) {
 	fd, err := unix.Openat(dirfd, name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return -1, fmt.Errorf("entry %q: open: %w", e.Path, err)
@@ -747,18 +697,18 @@ func openPath(dirfd int, name string, e targets.Entry) (int, error) {
 // fsetxattr and futimens do not work).
 func procFD(fd int) string { return "/proc/self/fd/" + strconv.Itoa(fd) }
 
-func timespec(e targets.Entry) unix.Timespec {
+func timespec(e snapshot.Entry) unix.Timespec {
 	return unix.Timespec{Sec: e.ModTime.Unix(), Nsec: int64(e.ModTime.Nanosecond())}
 }
 
 // mode is the permission bits to give e's object: setuid and setgid
 // cleared unless KeepSetuid (a directory keeps setgid).
-func (r *Restorer) mode(e targets.Entry) uint32 {
+func (r *Restorer) mode(e snapshot.Entry) uint32 {
 	m := UnixMode(e.Mode)
 	if r.opts.KeepSetuid {
 		return m
 	}
-	if e.Type == targets.TypeDir {
+	if e.Type == snapshot.TypeDir {
 		return m &^ unix.S_ISUID
 	}
 	return m &^ (unix.S_ISUID | unix.S_ISGID)
@@ -767,7 +717,7 @@ func (r *Restorer) mode(e targets.Entry) uint32 {
 // setMeta applies owner, xattrs, mode and mtime of e to the object open
 // as fd: through fd itself when proc is "" (a regular descriptor), else
 // through proc, fd's /proc path (an O_PATH descriptor).
-func (r *Restorer) setMeta(fd int, proc string, e targets.Entry) error {
+func (r *Restorer) setMeta(fd int, proc string, e snapshot.Entry) error {
 	if err := r.setOwnerXattrs(fd, proc, e); err != nil {
 		return err
 	}
@@ -793,7 +743,7 @@ func (r *Restorer) setMeta(fd int, proc string, e targets.Entry) error {
 
 // setOwnerXattrs applies owner and xattrs of e to the object open as fd
 // (see setMeta for proc).
-func (r *Restorer) setOwnerXattrs(fd int, proc string, e targets.Entry) error {
+func (r *Restorer) setOwnerXattrs(fd int, proc string, e snapshot.Entry) error {
 	if r.chown {
 		uid, gid := r.owner(e)
 		// AT_EMPTY_PATH: the object fd refers to, O_PATH or not.
@@ -810,12 +760,12 @@ func (r *Restorer) setOwnerXattrs(fd int, proc string, e targets.Entry) error {
 }
 
 // setXattrs sets those xattrs of e that RestoreOptions.Xattrs selects.
-func (r *Restorer) setXattrs(e targets.Entry, set func(name string, value []byte) error) error {
-	if r.opts.Xattrs == XattrsNone {
+func (r *Restorer) setXattrs(e snapshot.Entry, set func(name string, value []byte) error) error {
+	if r.opts.Xattrs == snapshot.XattrsNone {
 		return nil
 	}
 	for _, x := range e.Xattrs {
-		if r.opts.Xattrs == XattrsUser && !strings.HasPrefix(x.Name, "user.") {
+		if r.opts.Xattrs == snapshot.XattrsUser && !strings.HasPrefix(x.Name, "user.") {
 			continue
 		}
 		switch err := set(x.Name, x.Value); err {
@@ -851,10 +801,10 @@ func (r *Restorer) Close() error {
 		return nil
 	}
 	// Reverse ComparePaths order puts every directory before its parent.
-	slices.SortFunc(r.dirs, func(a, b deferredDir) int { return targets.ComparePaths(b.path, a.path) })
+	slices.SortFunc(r.dirs, func(a, b deferredDir) int { return snapshot.ComparePaths(b.path, a.path) })
 	var errs []error
 	for _, d := range r.dirs {
-		e := targets.Entry{Path: d.path, Type: targets.TypeDir}
+		e := snapshot.Entry{Path: d.path, Type: snapshot.TypeDir}
 		fd, name, err := r.parent(d.path, false)
 		if err == nil {
 			var dfd int
@@ -883,7 +833,7 @@ func (r *Restorer) Close() error {
 
 // owner maps e's owner to local ids: by name when the name exists here
 // (unless NumericOwner), else the stored numbers.
-func (r *Restorer) owner(e targets.Entry) (int, int) {
+func (r *Restorer) owner(e snapshot.Entry) (int, int) {
 	uid, gid := int(e.UID), int(e.GID)
 	if r.opts.NumericOwner {
 		return uid, gid

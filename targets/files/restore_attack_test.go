@@ -10,7 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
 
-	"github.com/lifeboat-backup/lifeboat/targets"
+	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
 )
 
 // Directory modes and mtimes are applied at the end of a restore. Someone
@@ -23,9 +23,9 @@ func TestAttackDirModeSymlinkSwap(t *testing.T) {
 	before, err := os.Stat(outside)
 	require.NoError(t, err)
 	dst := t.TempDir()
-	r, err := NewRestorer(dst, RestoreOptions{})
+	r, err := NewRestorer(dst, snapshot.EntryOptions{})
 	require.NoError(t, err)
-	e := targets.Entry{Path: "d", Type: targets.TypeDir, Mode: 0o777, ModTime: time.Unix(1e9, 0)}
+	e := snapshot.Entry{Path: "d", Type: snapshot.TypeDir, Mode: 0o777, ModTime: time.Unix(1e9, 0)}
 	require.NoError(t, r.Dir(e))
 	require.NoError(t, r.Finish(e))
 
@@ -48,10 +48,10 @@ func TestAttackHardlinkOnlyToCreated(t *testing.T) {
 	dst := t.TempDir()
 	victim := filepath.Join(dst, "victim")
 	require.NoError(t, os.WriteFile(victim, []byte("pre-existing"), 0o600))
-	r, err := NewRestorer(dst, RestoreOptions{})
+	r, err := NewRestorer(dst, snapshot.EntryOptions{})
 	require.NoError(t, err)
 	defer r.Close()
-	hl := targets.Entry{Path: "grab", Type: targets.TypeHardlink, HardlinkTo: "victim", Mode: 0o4777, UID: 65534, GID: 65534}
+	hl := snapshot.Entry{Path: "grab", Type: snapshot.TypeHardlink, HardlinkTo: "victim", Mode: 0o4777, UID: 65534, GID: 65534}
 	assert.ErrorIs(t, r.Other(hl), ErrHardlinkTarget)
 	require.NoError(t, r.Finish(hl))
 	var st unix.Stat_t
@@ -60,7 +60,7 @@ func TestAttackHardlinkOnlyToCreated(t *testing.T) {
 	assert.EqualValues(t, 1, st.Nlink)
 
 	// A file of this restore is a valid target; its metadata stays its own.
-	f, err := r.File(targets.Entry{Path: "mine", Type: targets.TypeFile, Size: 2, Mode: 0o640, Links: 2})
+	f, err := r.File(snapshot.Entry{Path: "mine", Type: snapshot.TypeFile, Size: 2, Mode: 0o640, Links: 2})
 	require.NoError(t, err)
 	_, err = f.WriteAt([]byte("ok"), 0)
 	require.NoError(t, err)

@@ -16,19 +16,19 @@ import (
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
 
-	"github.com/lifeboat-backup/lifeboat/targets"
-	"github.com/lifeboat-backup/lifeboat/testdata/treecmp"
+	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
+	"github.com/lifeboat-backup/lifeboat/internal/testutil/treecmp"
 )
 
 // restoreTree does what the engine does: walk src, and for each entry
 // create it, copy content in uneven "chunks" with WriteAtSparse from two
 // workers, Finish, and Close at the end.
-func restoreTree(t *testing.T, src, dst string, opts RestoreOptions) {
+func restoreTree(t *testing.T, src, dst string, opts snapshot.EntryOptions) {
 	t.Helper()
 	r, err := NewRestorer(dst, opts)
 	require.NoError(t, err)
 	type job struct {
-		e   targets.Entry
+		e   snapshot.Entry
 		f   *File
 		src string
 	}
@@ -56,17 +56,17 @@ func restoreTree(t *testing.T, src, dst string, opts RestoreOptions) {
 		}()
 	}
 	// Hard links wait until their files are committed, as in restore.Files.
-	var links []targets.Entry
-	err = Walk(context.Background(), []string{src}, Options{}, func(e targets.Entry, srcPath string) error {
+	var links []snapshot.Entry
+	err = Walk(context.Background(), []string{src}, Options{}, func(e snapshot.Entry, srcPath string) error {
 		switch e.Type {
-		case targets.TypeHardlink:
+		case snapshot.TypeHardlink:
 			links = append(links, e)
 			return nil
-		case targets.TypeDir:
+		case snapshot.TypeDir:
 			if err := r.Dir(e); err != nil {
 				return err
 			}
-		case targets.TypeFile:
+		case snapshot.TypeFile:
 			f, err := r.File(e)
 			if err != nil {
 				return err
@@ -121,7 +121,7 @@ func copyChunks(f *os.File, src string, rng *rand.Rand) error {
 }
 
 // everything restores all metadata, as the tree was.
-var everything = RestoreOptions{Xattrs: XattrsAll, KeepSetuid: true, Devices: true}
+var everything = snapshot.EntryOptions{Xattrs: snapshot.XattrsAll, KeepSetuid: true, Devices: true}
 
 func TestRestoreRoundTrip(t *testing.T) {
 	src := genSmall(t, false)
@@ -158,7 +158,7 @@ func TestRestoreNoOwnerNoXattrs(t *testing.T) {
 	}
 	src := genSmall(t, false)
 	dst := t.TempDir()
-	restoreTree(t, src, dst, RestoreOptions{Owner: OwnerOff, Xattrs: XattrsNone, KeepSetuid: true, Devices: true})
+	restoreTree(t, src, dst, snapshot.EntryOptions{Owner: snapshot.OwnerOff, Xattrs: snapshot.XattrsNone, KeepSetuid: true, Devices: true})
 	diffs, err := treecmp.Compare(src, filepath.Join(dst, "tree"), treecmp.Options{})
 	require.NoError(t, err)
 	fields := map[string]bool{}
@@ -175,15 +175,15 @@ func TestRestoreUnsafePaths(t *testing.T) {
 	for _, p := range []string{"", "/etc/passwd", "../x", "a/../../x", "a/..", "a//b", "./a", "a/./b", "a/", "a\x00b"} {
 		t.Run(p, func(t *testing.T) {
 			dst := t.TempDir()
-			r, err := NewRestorer(dst, RestoreOptions{})
+			r, err := NewRestorer(dst, snapshot.EntryOptions{})
 			require.NoError(t, err)
 			defer r.Close()
-			assert.ErrorIs(t, r.Dir(targets.Entry{Path: p, Type: targets.TypeDir}), ErrUnsafePath)
-			_, err = r.File(targets.Entry{Path: p, Type: targets.TypeFile})
+			assert.ErrorIs(t, r.Dir(snapshot.Entry{Path: p, Type: snapshot.TypeDir}), ErrUnsafePath)
+			_, err = r.File(snapshot.Entry{Path: p, Type: snapshot.TypeFile})
 			assert.ErrorIs(t, err, ErrUnsafePath)
-			assert.ErrorIs(t, r.Other(targets.Entry{Path: p, Type: targets.TypeSymlink, LinkTarget: "x"}), ErrUnsafePath)
-			assert.ErrorIs(t, r.Other(targets.Entry{Path: "ok", Type: targets.TypeHardlink, HardlinkTo: p}), ErrUnsafePath)
-			assert.ErrorIs(t, r.Finish(targets.Entry{Path: p, Type: targets.TypeFIFO}), ErrUnsafePath)
+			assert.ErrorIs(t, r.Other(snapshot.Entry{Path: p, Type: snapshot.TypeSymlink, LinkTarget: "x"}), ErrUnsafePath)
+			assert.ErrorIs(t, r.Other(snapshot.Entry{Path: "ok", Type: snapshot.TypeHardlink, HardlinkTo: p}), ErrUnsafePath)
+			assert.ErrorIs(t, r.Finish(snapshot.Entry{Path: p, Type: snapshot.TypeFIFO}), ErrUnsafePath)
 		})
 	}
 
@@ -191,25 +191,25 @@ func TestRestoreUnsafePaths(t *testing.T) {
 		outside := t.TempDir()
 		require.NoError(t, os.WriteFile(filepath.Join(outside, "passwd"), []byte("original"), 0o644))
 		dst := t.TempDir()
-		r, err := NewRestorer(dst, RestoreOptions{})
+		r, err := NewRestorer(dst, snapshot.EntryOptions{})
 		require.NoError(t, err)
 		defer r.Close()
-		require.NoError(t, r.Other(targets.Entry{Path: "a", Type: targets.TypeSymlink, LinkTarget: outside}))
-		require.NoError(t, r.Other(targets.Entry{Path: "dot", Type: targets.TypeSymlink, LinkTarget: "."}))
+		require.NoError(t, r.Other(snapshot.Entry{Path: "a", Type: snapshot.TypeSymlink, LinkTarget: outside}))
+		require.NoError(t, r.Other(snapshot.Entry{Path: "dot", Type: snapshot.TypeSymlink, LinkTarget: "."}))
 
-		_, err = r.File(targets.Entry{Path: "a/passwd", Type: targets.TypeFile, Size: 3})
+		_, err = r.File(snapshot.Entry{Path: "a/passwd", Type: snapshot.TypeFile, Size: 3})
 		assert.ErrorIs(t, err, ErrUnsafePath)
 		assert.ErrorContains(t, err, `"a/passwd"`)
-		assert.ErrorIs(t, r.Dir(targets.Entry{Path: "a/sub", Type: targets.TypeDir}), ErrUnsafePath)
-		assert.ErrorIs(t, r.Other(targets.Entry{Path: "a/evil", Type: targets.TypeSymlink, LinkTarget: "/"}), ErrUnsafePath)
-		assert.ErrorIs(t, r.Other(targets.Entry{Path: "hl", Type: targets.TypeHardlink, HardlinkTo: "a/passwd"}), ErrHardlinkTarget)
-		assert.ErrorIs(t, r.Other(targets.Entry{Path: "a/fifo", Type: targets.TypeFIFO}), ErrUnsafePath)
-		assert.ErrorIs(t, r.Finish(targets.Entry{Path: "a/passwd", Type: targets.TypeFIFO, Mode: 0o777}), ErrUnsafePath)
-		assert.ErrorIs(t, r.Dir(targets.Entry{Path: "dot/x", Type: targets.TypeDir}), ErrUnsafePath)
-		assert.ErrorIs(t, r.Dir(targets.Entry{Path: "a/b/c", Type: targets.TypeDir}), ErrUnsafePath)
+		assert.ErrorIs(t, r.Dir(snapshot.Entry{Path: "a/sub", Type: snapshot.TypeDir}), ErrUnsafePath)
+		assert.ErrorIs(t, r.Other(snapshot.Entry{Path: "a/evil", Type: snapshot.TypeSymlink, LinkTarget: "/"}), ErrUnsafePath)
+		assert.ErrorIs(t, r.Other(snapshot.Entry{Path: "hl", Type: snapshot.TypeHardlink, HardlinkTo: "a/passwd"}), ErrHardlinkTarget)
+		assert.ErrorIs(t, r.Other(snapshot.Entry{Path: "a/fifo", Type: snapshot.TypeFIFO}), ErrUnsafePath)
+		assert.ErrorIs(t, r.Finish(snapshot.Entry{Path: "a/passwd", Type: snapshot.TypeFIFO, Mode: 0o777}), ErrUnsafePath)
+		assert.ErrorIs(t, r.Dir(snapshot.Entry{Path: "dot/x", Type: snapshot.TypeDir}), ErrUnsafePath)
+		assert.ErrorIs(t, r.Dir(snapshot.Entry{Path: "a/b/c", Type: snapshot.TypeDir}), ErrUnsafePath)
 
 		// Finish on the symlink itself changes the link, not its target.
-		require.NoError(t, r.Finish(targets.Entry{Path: "a", Type: targets.TypeSymlink, Mode: 0o700, ModTime: time.Unix(1e9, 5)}))
+		require.NoError(t, r.Finish(snapshot.Entry{Path: "a", Type: snapshot.TypeSymlink, Mode: 0o700, ModTime: time.Unix(1e9, 5)}))
 
 		entries, err := os.ReadDir(outside)
 		require.NoError(t, err)
@@ -230,16 +230,16 @@ func TestRestoreUnsafePaths(t *testing.T) {
 		require.NoError(t, os.Symlink(target, filepath.Join(dst, "f")))
 		require.NoError(t, os.Symlink(outside, filepath.Join(dst, "d")))
 		require.NoError(t, os.Symlink(outside, filepath.Join(dst, "x")))
-		r, err := NewRestorer(dst, RestoreOptions{})
+		r, err := NewRestorer(dst, snapshot.EntryOptions{})
 		require.NoError(t, err)
-		f, err := r.File(targets.Entry{Path: "f", Type: targets.TypeFile, Size: 3})
+		f, err := r.File(snapshot.Entry{Path: "f", Type: snapshot.TypeFile, Size: 3})
 		require.NoError(t, err)
 		_, err = f.WriteAt([]byte("new"), 0)
 		require.NoError(t, err)
 		require.NoError(t, f.Commit())
-		require.NoError(t, r.Dir(targets.Entry{Path: "d", Type: targets.TypeDir}))
-		require.NoError(t, r.Dir(targets.Entry{Path: "d/sub", Type: targets.TypeDir}))
-		_, err = r.File(targets.Entry{Path: "x/target", Type: targets.TypeFile})
+		require.NoError(t, r.Dir(snapshot.Entry{Path: "d", Type: snapshot.TypeDir}))
+		require.NoError(t, r.Dir(snapshot.Entry{Path: "d/sub", Type: snapshot.TypeDir}))
+		_, err = r.File(snapshot.Entry{Path: "x/target", Type: snapshot.TypeFile})
 		assert.ErrorIs(t, err, ErrUnsafePath)
 		require.NoError(t, r.Close())
 
@@ -260,11 +260,11 @@ func TestRestoreUnsafePaths(t *testing.T) {
 
 func TestRestoreMisc(t *testing.T) {
 	dst := t.TempDir()
-	r, err := NewRestorer(dst, RestoreOptions{})
+	r, err := NewRestorer(dst, snapshot.EntryOptions{})
 	require.NoError(t, err)
 
 	// Parents are created on demand (partial restore).
-	f, err := r.File(targets.Entry{Path: "p/q/r.txt", Type: targets.TypeFile, Size: 10, Mode: 0o640})
+	f, err := r.File(snapshot.Entry{Path: "p/q/r.txt", Type: snapshot.TypeFile, Size: 10, Mode: 0o640})
 	require.NoError(t, err)
 	require.NoError(t, f.Commit())
 	fi, err := os.Stat(filepath.Join(dst, "p/q/r.txt"))
@@ -272,34 +272,34 @@ func TestRestoreMisc(t *testing.T) {
 	assert.Equal(t, int64(10), fi.Size())
 
 	// A missing hardlink target is reported as such.
-	err = r.Other(targets.Entry{Path: "p/link", Type: targets.TypeHardlink, HardlinkTo: "p/missing"})
+	err = r.Other(snapshot.Entry{Path: "p/link", Type: snapshot.TypeHardlink, HardlinkTo: "p/missing"})
 	assert.ErrorIs(t, err, ErrHardlinkTarget)
-	err = r.Other(targets.Entry{Path: "p/link", Type: targets.TypeHardlink, HardlinkTo: "nodir/missing"})
+	err = r.Other(snapshot.Entry{Path: "p/link", Type: snapshot.TypeHardlink, HardlinkTo: "nodir/missing"})
 	assert.ErrorIs(t, err, ErrHardlinkTarget)
 
 	// Sockets are skipped.
-	require.NoError(t, r.Other(targets.Entry{Path: "p/sock", Type: targets.TypeSocket}))
-	require.NoError(t, r.Finish(targets.Entry{Path: "p/sock", Type: targets.TypeSocket}))
+	require.NoError(t, r.Other(snapshot.Entry{Path: "p/sock", Type: snapshot.TypeSocket}))
+	require.NoError(t, r.Finish(snapshot.Entry{Path: "p/sock", Type: snapshot.TypeSocket}))
 	_, err = os.Lstat(filepath.Join(dst, "p/sock"))
 	assert.ErrorIs(t, err, os.ErrNotExist)
 
 	// A file over an existing directory is an error, wrong methods too.
-	f, err = r.File(targets.Entry{Path: "p/q", Type: targets.TypeFile})
+	f, err = r.File(snapshot.Entry{Path: "p/q", Type: snapshot.TypeFile})
 	require.NoError(t, err)
 	assert.ErrorContains(t, f.Commit(), "exists as a directory")
 	names, err := os.ReadDir(filepath.Join(dst, "p"))
 	require.NoError(t, err)
 	assert.Len(t, names, 1, "the temporary file is gone")
-	_, err = r.File(targets.Entry{Path: "x", Type: targets.TypeDir})
+	_, err = r.File(snapshot.Entry{Path: "x", Type: snapshot.TypeDir})
 	assert.Error(t, err)
-	assert.Error(t, r.Other(targets.Entry{Path: "x", Type: targets.TypeFile}))
-	assert.Error(t, r.Dir(targets.Entry{Path: "x", Type: targets.TypeFile}))
+	assert.Error(t, r.Other(snapshot.Entry{Path: "x", Type: snapshot.TypeFile}))
+	assert.Error(t, r.Dir(snapshot.Entry{Path: "x", Type: snapshot.TypeFile}))
 
 	// Finish checks the type on disk.
-	assert.ErrorContains(t, r.Finish(targets.Entry{Path: "p/q/r.txt", Type: targets.TypeSymlink}), "restored object is a file")
+	assert.ErrorContains(t, r.Finish(snapshot.Entry{Path: "p/q/r.txt", Type: snapshot.TypeSymlink}), "restored object is a file")
 	require.NoError(t, r.Close())
 	require.NoError(t, r.Close())
-	assert.Error(t, r.Dir(targets.Entry{Path: "y", Type: targets.TypeDir}))
+	assert.Error(t, r.Dir(snapshot.Entry{Path: "y", Type: snapshot.TypeDir}))
 }
 
 func TestWriteAtSparse(t *testing.T) {
@@ -371,7 +371,7 @@ func TestRestoreFileUnnamedUntilCommit(t *testing.T) {
 	for _, named := range []bool{false, true} {
 		t.Run(map[bool]string{false: "O_TMPFILE", true: "temporary name"}[named], func(t *testing.T) {
 			dst := t.TempDir()
-			r, err := NewRestorer(dst, RestoreOptions{})
+			r, err := NewRestorer(dst, snapshot.EntryOptions{})
 			require.NoError(t, err)
 			r.noTmpfile = named
 			names := func() []string {
@@ -383,7 +383,7 @@ func TestRestoreFileUnnamedUntilCommit(t *testing.T) {
 				}
 				return out
 			}
-			f, err := r.File(targets.Entry{Path: "f", Type: targets.TypeFile, Size: 3, Mode: 0o640})
+			f, err := r.File(snapshot.Entry{Path: "f", Type: snapshot.TypeFile, Size: 3, Mode: 0o640})
 			require.NoError(t, err)
 			_, err = f.WriteAt([]byte("new"), 0)
 			require.NoError(t, err)
@@ -403,12 +403,12 @@ func TestRestoreFileUnnamedUntilCommit(t *testing.T) {
 			assert.Equal(t, os.FileMode(0o640), fi.Mode())
 
 			// Over an existing file: replaced; aborted: the old one stays.
-			f, err = r.File(targets.Entry{Path: "f", Type: targets.TypeFile, Size: 5, Mode: 0o600})
+			f, err = r.File(snapshot.Entry{Path: "f", Type: snapshot.TypeFile, Size: 5, Mode: 0o600})
 			require.NoError(t, err)
 			f.Abort()
 			f.Abort()
 			assert.Equal(t, []string{"f"}, names())
-			f, err = r.File(targets.Entry{Path: "f", Type: targets.TypeFile, Size: 5, Mode: 0o600})
+			f, err = r.File(snapshot.Entry{Path: "f", Type: snapshot.TypeFile, Size: 5, Mode: 0o600})
 			require.NoError(t, err)
 			_, err = f.WriteAt([]byte("newer"), 0)
 			require.NoError(t, err)
@@ -427,17 +427,17 @@ func TestRestoreFileUnnamedUntilCommit(t *testing.T) {
 // write 4 KiB, Commit), 100 files per directory; on tmpfs it is what the
 // descriptor-based metadata and the unnamed-until-complete files cost.
 func BenchmarkRestoreSmallFile(b *testing.B) {
-	r, err := NewRestorer(b.TempDir(), RestoreOptions{})
+	r, err := NewRestorer(b.TempDir(), snapshot.EntryOptions{})
 	require.NoError(b, err)
 	data := bytes.Repeat([]byte{0xa5}, 4096)
 	i := 0
 	for b.Loop() {
 		if i%100 == 0 {
-			d := targets.Entry{Path: fmt.Sprintf("d%05d", i/100), Type: targets.TypeDir, Mode: 0o755}
+			d := snapshot.Entry{Path: fmt.Sprintf("d%05d", i/100), Type: snapshot.TypeDir, Mode: 0o755}
 			require.NoError(b, r.Dir(d))
 			require.NoError(b, r.Finish(d))
 		}
-		e := targets.Entry{Path: fmt.Sprintf("d%05d/f%07d", i/100, i), Type: targets.TypeFile, Size: 4096, Mode: 0o644, ModTime: time.Unix(1e9, 0)}
+		e := snapshot.Entry{Path: fmt.Sprintf("d%05d/f%07d", i/100, i), Type: snapshot.TypeFile, Size: 4096, Mode: 0o644, ModTime: time.Unix(1e9, 0)}
 		f, err := r.File(e)
 		if err != nil {
 			b.Fatal(err)

@@ -15,7 +15,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/lifeboat-backup/lifeboat/targets"
+	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
 )
 
 // Options configure Walk.
@@ -62,7 +62,7 @@ var ErrDuplicateRoot = errors.New("two roots with the same base name")
 //
 // Memory is bounded by the names of the directories on the current path
 // plus one record per hard-linked inode whose links have not all been seen.
-func Walk(ctx context.Context, roots []string, opts Options, fn func(e targets.Entry, src string) error) error {
+func Walk(ctx context.Context, roots []string, opts Options, fn func(e snapshot.Entry, src string) error) error {
 	ex, err := newExcluder(opts.Excludes)
 	if err != nil {
 		return err
@@ -118,7 +118,7 @@ type walker struct {
 	ctx    context.Context
 	opts   Options
 	ex     *excluder
-	fn     func(targets.Entry, string) error
+	fn     func(snapshot.Entry, string) error
 	users  map[uint32]string
 	groups map[uint32]string
 	links  map[devIno]*linkInfo
@@ -154,17 +154,17 @@ func (w *walker) visit(src, rel string, rootDev uint64, isRoot bool) error {
 		rootDev = e.DeviceID
 	}
 	switch e.Type {
-	case targets.TypeSymlink:
+	case snapshot.TypeSymlink:
 		target, err := os.Readlink(src)
 		if err != nil {
 			return w.fail(src, "readlink", err)
 		}
 		e.LinkTarget = target
-	case targets.TypeFile:
+	case snapshot.TypeFile:
 		if e.Links > 1 {
 			k := devIno{e.DeviceID, e.Inode}
 			if li, ok := w.links[k]; ok {
-				e.Type = targets.TypeHardlink
+				e.Type = snapshot.TypeHardlink
 				e.HardlinkTo = li.path
 				e.Size = 0
 				if li.left--; li.left == 0 {
@@ -183,7 +183,7 @@ func (w *walker) visit(src, rel string, rootDev uint64, isRoot bool) error {
 	if err := w.fn(e, src); err != nil {
 		return err
 	}
-	if e.Type == targets.TypeFile && e.Links > 1 {
+	if e.Type == snapshot.TypeFile && e.Links > 1 {
 		w.links[devIno{e.DeviceID, e.Inode}] = &linkInfo{path: rel, left: e.Links - 1}
 	}
 	if !isDir {
@@ -223,7 +223,7 @@ var ErrChanged = errors.New("changed since it was listed")
 // Anything else is ErrChanged and nothing is read. A file that changed in
 // place (same inode, new size or mtime) is opened: its content is read as
 // it is now, as restic does.
-func Open(src string, e targets.Entry) (*os.File, error) {
+func Open(src string, e snapshot.Entry) (*os.File, error) {
 	var fd int
 	var err error
 	for {
@@ -244,7 +244,7 @@ func Open(src string, e targets.Entry) (*os.File, error) {
 		return nil, &fs.PathError{Op: "fstat", Path: src, Err: err}
 	}
 	switch t := typeOf(st.Mode); {
-	case t != targets.TypeFile:
+	case t != snapshot.TypeFile:
 		err = fmt.Errorf("%w: now a %s", ErrChanged, t)
 	case uint64(st.Dev) != e.DeviceID || st.Ino != e.Inode:
 		err = fmt.Errorf("%w: replaced by another file (inode %d, listed as %d)", ErrChanged, st.Ino, e.Inode)
@@ -285,8 +285,8 @@ func unwrapPathError(err error) error {
 }
 
 // entry fills an Entry from lstat data (no link target, no xattrs).
-func (w *walker) entry(rel string, st *unix.Stat_t) targets.Entry {
-	e := targets.Entry{
+func (w *walker) entry(rel string, st *unix.Stat_t) snapshot.Entry {
+	e := snapshot.Entry{
 		Path:       rel,
 		Type:       typeOf(st.Mode),
 		Mode:       uint32(ModeFromUnix(st.Mode)),
@@ -301,30 +301,30 @@ func (w *walker) entry(rel string, st *unix.Stat_t) targets.Entry {
 		Links:      uint64(st.Nlink),
 	}
 	switch e.Type {
-	case targets.TypeFile:
+	case snapshot.TypeFile:
 		e.Size = st.Size
-	case targets.TypeDevice, targets.TypeCharDev:
+	case snapshot.TypeDevice, snapshot.TypeCharDev:
 		e.Rdev = uint64(st.Rdev)
 	}
 	return e
 }
 
-func typeOf(m uint32) targets.EntryType {
+func typeOf(m uint32) snapshot.EntryType {
 	switch m & unix.S_IFMT {
 	case unix.S_IFDIR:
-		return targets.TypeDir
+		return snapshot.TypeDir
 	case unix.S_IFLNK:
-		return targets.TypeSymlink
+		return snapshot.TypeSymlink
 	case unix.S_IFBLK:
-		return targets.TypeDevice
+		return snapshot.TypeDevice
 	case unix.S_IFCHR:
-		return targets.TypeCharDev
+		return snapshot.TypeCharDev
 	case unix.S_IFIFO:
-		return targets.TypeFIFO
+		return snapshot.TypeFIFO
 	case unix.S_IFSOCK:
-		return targets.TypeSocket
+		return snapshot.TypeSocket
 	default:
-		return targets.TypeFile
+		return snapshot.TypeFile
 	}
 }
 
@@ -387,7 +387,7 @@ func (w *walker) groupName(gid uint32) string {
 
 // xattrs reads the extended attributes of path (not following a symlink),
 // sorted by name. File systems without xattr support yield none.
-func (w *walker) xattrs(path string) ([]targets.Xattr, error) {
+func (w *walker) xattrs(path string) ([]snapshot.Xattr, error) {
 	if w.xbuf == nil {
 		w.xbuf = make([]byte, 4096)
 	}
@@ -409,7 +409,7 @@ func (w *walker) xattrs(path string) ([]targets.Xattr, error) {
 		}
 	}
 	slices.Sort(names)
-	xs := make([]targets.Xattr, 0, len(names))
+	xs := make([]snapshot.Xattr, 0, len(names))
 	for _, name := range names {
 		vn, err := retryRange(&w.xbuf, func(b []byte) (int, error) { return unix.Lgetxattr(path, name, b) },
 			func() (int, error) { return unix.Lgetxattr(path, name, nil) })
@@ -419,7 +419,7 @@ func (w *walker) xattrs(path string) ([]targets.Xattr, error) {
 		if err != nil {
 			return nil, fmt.Errorf("getxattr %s: %w", name, err)
 		}
-		xs = append(xs, targets.Xattr{Name: name, Value: slices.Clone(w.xbuf[:vn])})
+		xs = append(xs, snapshot.Xattr{Name: name, Value: slices.Clone(w.xbuf[:vn])})
 	}
 	if len(xs) == 0 {
 		return nil, nil

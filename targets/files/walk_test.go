@@ -16,19 +16,19 @@ import (
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
 
-	"github.com/lifeboat-backup/lifeboat/targets"
-	"github.com/lifeboat-backup/lifeboat/testdata/gentree"
+	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
+	"github.com/lifeboat-backup/lifeboat/internal/testutil/gentree"
 )
 
 type walked struct {
-	e   targets.Entry
+	e   snapshot.Entry
 	src string
 }
 
 func walkAll(t testing.TB, roots []string, opts Options) []walked {
 	t.Helper()
 	var out []walked
-	err := Walk(context.Background(), roots, opts, func(e targets.Entry, src string) error {
+	err := Walk(context.Background(), roots, opts, func(e snapshot.Entry, src string) error {
 		out = append(out, walked{e, src})
 		return nil
 	})
@@ -91,16 +91,16 @@ func TestWalkGeneratedTree(t *testing.T) {
 		want = append(want, filepath.ToSlash(rel))
 		return nil
 	}))
-	slices.SortFunc(want, targets.ComparePaths)
+	slices.SortFunc(want, snapshot.ComparePaths)
 	require.Equal(t, want, paths(ws))
 
 	// Strict ComparePaths order.
 	for i := 1; i < len(ws); i++ {
-		require.Negative(t, targets.ComparePaths(ws[i-1].e.Path, ws[i].e.Path), "order at %q, %q", ws[i-1].e.Path, ws[i].e.Path)
+		require.Negative(t, snapshot.ComparePaths(ws[i-1].e.Path, ws[i].e.Path), "order at %q, %q", ws[i-1].e.Path, ws[i].e.Path)
 	}
 
-	byPath := map[string]targets.Entry{}
-	types := map[targets.EntryType]int{}
+	byPath := map[string]snapshot.Entry{}
+	types := map[snapshot.EntryType]int{}
 	for _, w := range ws {
 		e := w.e
 		byPath[e.Path] = e
@@ -117,25 +117,25 @@ func TestWalkGeneratedTree(t *testing.T) {
 		assert.Equal(t, st.Gid, e.GID)
 		assert.Equal(t, st.Mode&0o7777, UnixMode(e.Mode), e.Path)
 		assert.Zero(t, e.Mode&^uint32(fs.ModePerm|fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky), e.Path)
-		if e.Type == targets.TypeFile {
+		if e.Type == snapshot.TypeFile {
 			assert.Equal(t, st.Size, e.Size, e.Path)
 		} else {
 			assert.Zero(t, e.Size, e.Path)
 		}
-		if e.Type == targets.TypeSymlink {
+		if e.Type == snapshot.TypeSymlink {
 			target, err := os.Readlink(w.src)
 			require.NoError(t, err)
 			assert.Equal(t, target, e.LinkTarget)
 		} else {
 			assert.Empty(t, e.LinkTarget)
 		}
-		assert.True(t, slices.IsSortedFunc(e.Xattrs, func(a, b targets.Xattr) int { return strings.Compare(a.Name, b.Name) }))
+		assert.True(t, slices.IsSortedFunc(e.Xattrs, func(a, b snapshot.Xattr) int { return strings.Compare(a.Name, b.Name) }))
 	}
-	for _, typ := range []targets.EntryType{targets.TypeFile, targets.TypeDir, targets.TypeSymlink, targets.TypeHardlink, targets.TypeFIFO, targets.TypeSocket} {
+	for _, typ := range []snapshot.EntryType{snapshot.TypeFile, snapshot.TypeDir, snapshot.TypeSymlink, snapshot.TypeHardlink, snapshot.TypeFIFO, snapshot.TypeSocket} {
 		assert.Positive(t, types[typ], "type %s", typ)
 	}
 	if os.Geteuid() == 0 {
-		assert.Positive(t, types[targets.TypeCharDev])
+		assert.Positive(t, types[snapshot.TypeCharDev])
 		assert.Equal(t, uint64(unix.Mkdev(1, 3)), byPath["tree/run/null"].Rdev)
 		assert.Equal(t, uint32(33), byPath["tree/www/pub/media"].UID)
 		assert.Equal(t, "root", byPath["tree"].User)
@@ -146,7 +146,7 @@ func TestWalkGeneratedTree(t *testing.T) {
 	for _, name := range []string{"new\nline.txt", "Zürich – 東京.txt", `back\slash.txt`, "-leading-dash", "\xff\xfe-invalid-utf8.bin", "with space.txt"} {
 		e, ok := byPath["tree/odd/"+name]
 		if assert.True(t, ok, "%q", name) {
-			assert.Contains(t, []targets.EntryType{targets.TypeFile, targets.TypeHardlink}, e.Type)
+			assert.Contains(t, []snapshot.EntryType{snapshot.TypeFile, snapshot.TypeHardlink}, e.Type)
 		}
 	}
 	assert.Equal(t, fs.FileMode(0o775)|fs.ModeSetgid, fs.FileMode(byPath["tree/shared"].Mode))
@@ -161,21 +161,21 @@ func TestWalkGeneratedTree(t *testing.T) {
 		index[w.e.Path] = i
 	}
 	for i, w := range ws {
-		if w.e.Type != targets.TypeHardlink {
+		if w.e.Type != snapshot.TypeHardlink {
 			continue
 		}
 		j, ok := index[w.e.HardlinkTo]
 		require.True(t, ok, w.e.HardlinkTo)
 		assert.Less(t, j, i)
 		first := ws[j].e
-		assert.Equal(t, targets.TypeFile, first.Type)
+		assert.Equal(t, snapshot.TypeFile, first.Type)
 		assert.Equal(t, first.Inode, w.e.Inode)
 		assert.Equal(t, first.DeviceID, w.e.DeviceID)
 	}
 	assert.Equal(t, "tree/backup/dump-00.sql", byPath["tree/backup/dump-latest.sql"].HardlinkTo)
 
 	if xattrsSupported(t, dir) {
-		assert.Equal(t, []targets.Xattr{{Name: "user.lifeboat", Value: []byte("secret-label")}}, byPath["tree/home/alice/.secret"].Xattrs)
+		assert.Equal(t, []snapshot.Xattr{{Name: "user.lifeboat", Value: []byte("secret-label")}}, byPath["tree/home/alice/.secret"].Xattrs)
 		assert.Len(t, byPath["tree/odd/with space.txt"].Xattrs, 1)
 		assert.Equal(t, strings.Repeat("x", 300), string(byPath["tree/www/pub/media"].Xattrs[0].Value))
 	}
@@ -225,7 +225,7 @@ func TestWalkExcludes(t *testing.T) {
 			assert.Equal(t, tt.want, got)
 		})
 	}
-	err := Walk(context.Background(), []string{dir}, Options{Excludes: []string{"[x"}}, func(targets.Entry, string) error { return nil })
+	err := Walk(context.Background(), []string{dir}, Options{Excludes: []string{"[x"}}, func(snapshot.Entry, string) error { return nil })
 	assert.ErrorContains(t, err, `"[x"`)
 }
 
@@ -236,26 +236,26 @@ func TestWalkHardlinks(t *testing.T) {
 	require.NoError(t, os.Link(filepath.Join(dir, "a/f"), filepath.Join(dir, "b")))
 
 	ws := walkAll(t, []string{dir}, Options{})
-	got := map[string]targets.Entry{}
+	got := map[string]snapshot.Entry{}
 	for _, w := range ws {
 		got[w.e.Path] = w.e
 	}
-	assert.Equal(t, targets.TypeFile, got["r/a/f"].Type)
+	assert.Equal(t, snapshot.TypeFile, got["r/a/f"].Type)
 	assert.Equal(t, int64(3), got["r/a/f"].Size)
 	for _, p := range []string{"r/a/g", "r/b"} {
-		assert.Equal(t, targets.TypeHardlink, got[p].Type, p)
+		assert.Equal(t, snapshot.TypeHardlink, got[p].Type, p)
 		assert.Equal(t, "r/a/f", got[p].HardlinkTo, p)
 		assert.Zero(t, got[p].Size)
 	}
-	assert.Equal(t, targets.TypeFile, got["r/single"].Type)
+	assert.Equal(t, snapshot.TypeFile, got["r/single"].Type)
 
 	// When the first name is excluded, the next one carries the content.
 	ws = walkAll(t, []string{dir}, Options{Excludes: []string{"/r/a/f"}})
-	got = map[string]targets.Entry{}
+	got = map[string]snapshot.Entry{}
 	for _, w := range ws {
 		got[w.e.Path] = w.e
 	}
-	assert.Equal(t, targets.TypeFile, got["r/a/g"].Type)
+	assert.Equal(t, snapshot.TypeFile, got["r/a/g"].Type)
 	assert.Equal(t, "r/a/g", got["r/b"].HardlinkTo)
 }
 
@@ -266,7 +266,7 @@ func TestWalkRoots(t *testing.T) {
 	// Roots are sorted by base name, named by it, symlinks not followed.
 	ws := walkAll(t, []string{filepath.Join(base, "www"), filepath.Join(base, "alink"), filepath.Join(base, "x/media"), filepath.Join(base, "file.txt")}, Options{})
 	assert.Equal(t, []string{"alink", "file.txt", "media", "media/m.jpg", "www", "www/z.txt"}, paths(ws))
-	assert.Equal(t, targets.TypeSymlink, ws[0].e.Type)
+	assert.Equal(t, snapshot.TypeSymlink, ws[0].e.Type)
 	assert.Equal(t, filepath.Join(base, "x/media/m.jpg"), ws[3].src)
 
 	// Relative roots.
@@ -278,11 +278,11 @@ func TestWalkRoots(t *testing.T) {
 	assert.Equal(t, []string{"www", "www/z.txt"}, paths(ws))
 	assert.Equal(t, filepath.Join(base, "www/z.txt"), ws[1].src)
 
-	err = Walk(context.Background(), []string{"x/media", "y/media"}, Options{}, func(targets.Entry, string) error { return nil })
+	err = Walk(context.Background(), []string{"x/media", "y/media"}, Options{}, func(snapshot.Entry, string) error { return nil })
 	assert.ErrorIs(t, err, ErrDuplicateRoot)
-	err = Walk(context.Background(), []string{"/"}, Options{}, func(targets.Entry, string) error { return nil })
+	err = Walk(context.Background(), []string{"/"}, Options{}, func(snapshot.Entry, string) error { return nil })
 	assert.Error(t, err)
-	err = Walk(context.Background(), []string{"does-not-exist"}, Options{}, func(targets.Entry, string) error { return nil })
+	err = Walk(context.Background(), []string{"does-not-exist"}, Options{}, func(snapshot.Entry, string) error { return nil })
 	assert.ErrorIs(t, err, fs.ErrNotExist)
 	assert.ErrorContains(t, err, filepath.Join(base, "does-not-exist"))
 }
@@ -292,7 +292,7 @@ func TestWalkStops(t *testing.T) {
 	mkTree(t, dir, "a", "b", "c")
 	stop := errors.New("stop")
 	n := 0
-	err := Walk(context.Background(), []string{dir}, Options{}, func(e targets.Entry, _ string) error {
+	err := Walk(context.Background(), []string{dir}, Options{}, func(e snapshot.Entry, _ string) error {
 		n++
 		if e.Path == "r/a" {
 			return stop
@@ -304,7 +304,7 @@ func TestWalkStops(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	n = 0
-	err = Walk(ctx, []string{dir}, Options{}, func(e targets.Entry, _ string) error {
+	err = Walk(ctx, []string{dir}, Options{}, func(e snapshot.Entry, _ string) error {
 		n++
 		cancel()
 		return nil
@@ -316,7 +316,7 @@ func TestWalkStops(t *testing.T) {
 func TestWalkVanished(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "r")
 	mkTree(t, dir, "a", "b", "c")
-	fn := func(e targets.Entry, src string) error {
+	fn := func(e snapshot.Entry, src string) error {
 		if e.Path == "r/a" {
 			return os.Remove(filepath.Join(dir, "b")) // listed, then gone
 		}
@@ -332,7 +332,7 @@ func TestWalkVanished(t *testing.T) {
 	err = Walk(context.Background(), []string{dir}, Options{OnError: func(p string, err error) error {
 		reported = append(reported, p)
 		return nil
-	}}, func(e targets.Entry, src string) error {
+	}}, func(e snapshot.Entry, src string) error {
 		got = append(got, e.Path)
 		return fn(e, src)
 	})
@@ -367,7 +367,7 @@ func TestWalkUnreadable(t *testing.T) {
 
 	asNobody(t, func() {
 		// Default: stop with an error naming the path.
-		err := Walk(context.Background(), []string{dir}, Options{}, func(targets.Entry, string) error { return nil })
+		err := Walk(context.Background(), []string{dir}, Options{}, func(snapshot.Entry, string) error { return nil })
 		assert.ErrorIs(t, err, fs.ErrPermission)
 		assert.ErrorContains(t, err, filepath.Join(dir, "locked"))
 
@@ -377,7 +377,7 @@ func TestWalkUnreadable(t *testing.T) {
 		err = Walk(context.Background(), []string{dir}, Options{OnError: func(p string, err error) error {
 			reported[p] = err
 			return nil
-		}}, func(e targets.Entry, _ string) error {
+		}}, func(e snapshot.Entry, _ string) error {
 			got = append(got, e.Path)
 			return nil
 		})
@@ -390,7 +390,7 @@ func TestWalkUnreadable(t *testing.T) {
 		// OnError error: stop with it.
 		stop := errors.New("stop")
 		err = Walk(context.Background(), []string{dir}, Options{OnError: func(string, error) error { return stop }},
-			func(targets.Entry, string) error { return nil })
+			func(snapshot.Entry, string) error { return nil })
 		assert.ErrorIs(t, err, stop)
 	})
 }
@@ -419,7 +419,7 @@ func TestWalkOneFileSystem(t *testing.T) {
 		}
 		var sawShm bool
 		err := Walk(context.Background(), []string{"/dev"}, Options{OneFileSystem: true, OnError: func(string, error) error { return nil }},
-			func(e targets.Entry, _ string) error {
+			func(e snapshot.Entry, _ string) error {
 				sawShm = sawShm || e.Path == "dev/shm"
 				assert.False(t, strings.HasPrefix(e.Path, "dev/shm/"), e.Path)
 				return nil
@@ -437,7 +437,7 @@ func BenchmarkWalk(b *testing.B) {
 	var n int
 	for b.Loop() {
 		n = 0
-		err := Walk(context.Background(), []string{dir}, Options{}, func(targets.Entry, string) error {
+		err := Walk(context.Background(), []string{dir}, Options{}, func(snapshot.Entry, string) error {
 			n++
 			return nil
 		})

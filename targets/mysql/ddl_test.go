@@ -15,8 +15,8 @@ import (
 	"github.com/lifeboat-backup/lifeboat/engine"
 	"github.com/lifeboat-backup/lifeboat/engine/repo"
 	"github.com/lifeboat-backup/lifeboat/engine/repo/repotest"
-	"github.com/lifeboat-backup/lifeboat/engine/repo/storage"
-	"github.com/lifeboat-backup/lifeboat/targets"
+	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
+	"github.com/lifeboat-backup/lifeboat/engine/storage"
 	"github.com/lifeboat-backup/lifeboat/targets/mysql"
 	"github.com/lifeboat-backup/lifeboat/targets/mysql/mysqltest"
 )
@@ -38,9 +38,9 @@ type ddlSource struct {
 	ddl func()
 }
 
-func (s *ddlSource) Walk(ctx context.Context, warn func(string, error), fn func(targets.Entry, func() (io.ReadCloser, error)) error) error {
+func (s *ddlSource) Walk(ctx context.Context, warn func(string, error), fn func(snapshot.Entry, func() (io.ReadCloser, error)) error) error {
 	first := true
-	return s.Source.Walk(ctx, warn, func(e targets.Entry, open func() (io.ReadCloser, error)) error {
+	return s.Source.Walk(ctx, warn, func(e snapshot.Entry, open func() (io.ReadCloser, error)) error {
 		if first {
 			first = false
 			s.ddl()
@@ -66,7 +66,7 @@ func TestDDLAfterSnapshot(t *testing.T) {
 			var paths []string
 			data := map[string]string{}
 			first := true
-			err = src.Walk(context.Background(), nil, func(e targets.Entry, open func() (io.ReadCloser, error)) error {
+			err = src.Walk(context.Background(), nil, func(e snapshot.Entry, open func() (io.ReadCloser, error)) error {
 				if first {
 					first = false
 					run(t, db, "CREATE TABLE ddl_late.created_late (id INT PRIMARY KEY) ENGINE=InnoDB",
@@ -149,7 +149,7 @@ func TestDDLListsEveryTable(t *testing.T) {
 		src, err := mysql.New(mysql.Options{DSN: srv.DSN(), Password: srv.Password, Databases: []string{"ddl_many"}, LockMode: mode})
 		require.NoError(t, err)
 		var got []string
-		require.NoError(t, src.Walk(context.Background(), nil, func(e targets.Entry, open func() (io.ReadCloser, error)) error {
+		require.NoError(t, src.Walk(context.Background(), nil, func(e snapshot.Entry, open func() (io.ReadCloser, error)) error {
 			if open != nil {
 				got = append(got, e.Path)
 				rc, err := open()

@@ -8,7 +8,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/lifeboat-backup/lifeboat/targets"
+	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
 )
 
 func TestFieldRoundTrip(t *testing.T) {
@@ -113,7 +113,7 @@ func TestNames(t *testing.T) {
 	require.Error(t, err)
 	// Entries of a database sort as the snapshot needs: data before
 	// schema of one table, and ComparePaths agrees with byte order.
-	require.Negative(t, targets.ComparePaths("shop/t.data", "shop/t.schema.sql"))
+	require.Negative(t, snapshot.ComparePaths("shop/t.data", "shop/t.schema.sql"))
 }
 
 func TestObjectFormat(t *testing.T) {

@@ -8,8 +8,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/lifeboat-backup/lifeboat/engine/repo"
-	"github.com/lifeboat-backup/lifeboat/targets"
+	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
 )
 
 // DB is one database of a mysql snapshot, as Source lays it out: a
@@ -18,11 +17,11 @@ import (
 // the views, triggers, routines and events.
 type DB struct {
 	Name    string
-	Create  *repo.Node              // DatabaseFile: CREATE DATABASE
-	Tables  []string                // in tree order
-	Schema  map[string]*repo.Node   // table -> CREATE TABLE
-	Data    map[string]*repo.Node   // table -> rows
-	Objects map[string][]*repo.Node // suffix -> views, triggers, routines, events
+	Create  *snapshot.Node              // DatabaseFile: CREATE DATABASE
+	Tables  []string                    // in tree order
+	Schema  map[string]*snapshot.Node   // table -> CREATE TABLE
+	Data    map[string]*snapshot.Node   // table -> rows
+	Objects map[string][]*snapshot.Node // suffix -> views, triggers, routines, events
 }
 
 // ErrLayout: a snapshot's tree is not what Source writes.
@@ -32,14 +31,14 @@ var ErrLayout = errors.New("not a mysql snapshot layout")
 // with Options.Users, its UsersFile.
 type Layout struct {
 	DBs   []*DB
-	Users *repo.Node // nil: no user accounts in the snapshot
+	Users *snapshot.Node // nil: no user accounts in the snapshot
 }
 
 // ReadLayout sorts a snapshot's nodes (next yields them in tree order
 // until io.EOF) into databases, in tree order, and checks each: its
 // DatabaseFile present, a schema for every data entry, nothing else. The
 // only top-level file allowed is UsersFile.
-func ReadLayout(next func() (*repo.Node, error)) (*Layout, error) {
+func ReadLayout(next func() (*snapshot.Node, error)) (*Layout, error) {
 	var dbs []*DB
 	l := &Layout{}
 	byDir := map[string]*DB{}
@@ -53,24 +52,24 @@ func ReadLayout(next func() (*repo.Node, error)) (*Layout, error) {
 		}
 		dir, base, nested := strings.Cut(n.Path, "/")
 		if !nested {
-			if n.Path == UsersFile && n.Type == targets.TypeFile && l.Users == nil {
+			if n.Path == UsersFile && n.Type == snapshot.TypeFile && l.Users == nil {
 				l.Users = n
 				continue
 			}
-			if n.Type != targets.TypeDir {
+			if n.Type != snapshot.TypeDir {
 				return nil, fmt.Errorf("%w: unexpected top-level entry %q", ErrLayout, n.Path)
 			}
 			name, err := DecodeName(dir)
 			if err != nil {
 				return nil, fmt.Errorf("%w: %q: %v", ErrLayout, n.Path, err)
 			}
-			d := &DB{Name: name, Schema: map[string]*repo.Node{}, Data: map[string]*repo.Node{}, Objects: map[string][]*repo.Node{}}
+			d := &DB{Name: name, Schema: map[string]*snapshot.Node{}, Data: map[string]*snapshot.Node{}, Objects: map[string][]*snapshot.Node{}}
 			byDir[dir] = d
 			dbs = append(dbs, d)
 			continue
 		}
 		d := byDir[dir]
-		if d == nil || strings.Contains(base, "/") || n.Type != targets.TypeFile {
+		if d == nil || strings.Contains(base, "/") || n.Type != snapshot.TypeFile {
 			return nil, fmt.Errorf("%w: unexpected entry %q", ErrLayout, n.Path)
 		}
 		name, suffix, err := ParseEntryName(base)

@@ -8,20 +8,19 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/lifeboat-backup/lifeboat/engine/repo"
-	"github.com/lifeboat-backup/lifeboat/targets"
+	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
 )
 
-func nodes(paths ...string) func() (*repo.Node, error) {
-	var ns []*repo.Node
+func nodes(paths ...string) func() (*snapshot.Node, error) {
+	var ns []*snapshot.Node
 	for _, p := range paths {
-		typ := targets.TypeFile
+		typ := snapshot.TypeFile
 		if p[len(p)-1] == '/' {
-			p, typ = p[:len(p)-1], targets.TypeDir
+			p, typ = p[:len(p)-1], snapshot.TypeDir
 		}
-		ns = append(ns, &repo.Node{Entry: targets.Entry{Path: p, Type: typ}})
+		ns = append(ns, &snapshot.Node{Entry: snapshot.Entry{Path: p, Type: typ}})
 	}
-	return func() (*repo.Node, error) {
+	return func() (*snapshot.Node, error) {
 		if len(ns) == 0 {
 			return nil, io.EOF
 		}
@@ -50,7 +49,7 @@ func TestReadLayout(t *testing.T) {
 	failed := errors.New("tree read failed")
 	for _, tc := range []struct {
 		name string
-		next func() (*repo.Node, error)
+		next func() (*snapshot.Node, error)
 		want string
 	}{
 		{"empty", nodes(), "no databases"},
@@ -63,7 +62,7 @@ func TestReadLayout(t *testing.T) {
 		{"unknown suffix", nodes("shop/", "shop/"+DatabaseFile, "shop/x.txt"), "shop/x.txt"},
 		{"no database file", nodes("shop/", "shop/a"+SuffixSchema), `database "shop" has no .database.sql`},
 		{"data without schema", nodes("shop/", "shop/"+DatabaseFile, "shop/a"+SuffixData), `table "a" of "shop" has data but no schema`},
-		{"read error", func() (*repo.Node, error) { return nil, failed }, "tree read failed"},
+		{"read error", func() (*snapshot.Node, error) { return nil, failed }, "tree read failed"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := ReadLayout(tc.next)

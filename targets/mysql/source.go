@@ -17,6 +17,7 @@ import (
 
 	driver "github.com/go-sql-driver/mysql"
 
+	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
 	"github.com/lifeboat-backup/lifeboat/internal/inflight"
 	"github.com/lifeboat-backup/lifeboat/targets"
 )
@@ -169,7 +170,7 @@ type dump struct {
 // walk (a database dump with a table missing is not a backup): Walk
 // waits for every entry it emitted to be read and returns the first
 // error.
-func (s *Source) Walk(ctx context.Context, warn func(string, error), fn func(targets.Entry, func() (io.ReadCloser, error)) error) error {
+func (s *Source) Walk(ctx context.Context, warn func(string, error), fn func(snapshot.Entry, func() (io.ReadCloser, error)) error) error {
 	db, err := Open(ctx, s.cfg, s.opts.Jobs+1)
 	if err != nil {
 		return err
@@ -632,14 +633,14 @@ func (d *dump) listDatabase(ctx context.Context, name string) (*dbPlan, error) {
 
 // emit hands one database's directory and entries to the engine; each
 // entry's reading is tracked so that Walk can wait for all of them.
-func (d *dump) emit(p *dbPlan, fn func(targets.Entry, func() (io.ReadCloser, error)) error) error {
+func (d *dump) emit(p *dbPlan, fn func(snapshot.Entry, func() (io.ReadCloser, error)) error) error {
 	dir := EncodeName(p.name)
-	dirEntry := targets.Entry{Path: dir, Type: targets.TypeDir, Mode: 0o700, ModTime: d.mtime}
+	dirEntry := snapshot.Entry{Path: dir, Type: snapshot.TypeDir, Mode: 0o700, ModTime: d.mtime}
 	if err := fn(dirEntry, nil); err != nil {
 		return err
 	}
 	for _, e := range p.entries {
-		ent := targets.Entry{Path: dir + "/" + e.base, Type: targets.TypeFile, Mode: 0o600, ModTime: d.mtime, Size: e.size}
+		ent := snapshot.Entry{Path: dir + "/" + e.base, Type: snapshot.TypeFile, Mode: 0o600, ModTime: d.mtime, Size: e.size}
 		d.streams.Begin()
 		open := e.open
 		tracked := func() (io.ReadCloser, error) {
@@ -674,9 +675,9 @@ func (d *dump) readUsers(ctx context.Context) error {
 }
 
 // emitUsers hands UsersFile to the engine.
-func (d *dump) emitUsers(fn func(targets.Entry, func() (io.ReadCloser, error)) error) error {
+func (d *dump) emitUsers(fn func(snapshot.Entry, func() (io.ReadCloser, error)) error) error {
 	b := d.users
-	ent := targets.Entry{Path: UsersFile, Type: targets.TypeFile, Mode: 0o600, ModTime: d.mtime, Size: int64(len(b))}
+	ent := snapshot.Entry{Path: UsersFile, Type: snapshot.TypeFile, Mode: 0o600, ModTime: d.mtime, Size: int64(len(b))}
 	return fn(ent, func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil })
 }
 

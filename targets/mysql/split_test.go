@@ -9,7 +9,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/lifeboat-backup/lifeboat/targets"
+	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
 	"github.com/lifeboat-backup/lifeboat/targets/mysql"
 	"github.com/lifeboat-backup/lifeboat/targets/mysql/mysqltest"
 )
@@ -20,7 +20,7 @@ func dumpAll(t *testing.T, o mysql.Options) map[string]string {
 	src, err := mysql.New(o)
 	require.NoError(t, err)
 	out := map[string]string{}
-	require.NoError(t, src.Walk(context.Background(), nil, func(e targets.Entry, open func() (io.ReadCloser, error)) error {
+	require.NoError(t, src.Walk(context.Background(), nil, func(e snapshot.Entry, open func() (io.ReadCloser, error)) error {
 		if open == nil {
 			return nil
 		}

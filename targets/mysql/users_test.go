@@ -10,7 +10,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/lifeboat-backup/lifeboat/targets"
+	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
 	"github.com/lifeboat-backup/lifeboat/targets/mysql"
 	"github.com/lifeboat-backup/lifeboat/targets/mysql/mysqltest"
 )
@@ -115,7 +115,7 @@ func walkFiles(t *testing.T, src *mysql.Source) (map[string]string, []string, er
 	t.Helper()
 	files := map[string]string{}
 	var paths []string
-	err := src.Walk(context.Background(), nil, func(e targets.Entry, open func() (io.ReadCloser, error)) error {
+	err := src.Walk(context.Background(), nil, func(e snapshot.Entry, open func() (io.ReadCloser, error)) error {
 		paths = append(paths, e.Path)
 		if open == nil {
 			return nil

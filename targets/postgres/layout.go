@@ -6,14 +6,13 @@ import (
 	"io"
 	"slices"
 
-	"github.com/lifeboat-backup/lifeboat/engine/repo"
-	"github.com/lifeboat-backup/lifeboat/targets"
+	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
 )
 
 // NodeReader yields a snapshot's nodes in tree order until io.EOF: the
 // native repository's *repo.TreeReader and restore.Snapshot's Tree fit.
 type NodeReader interface {
-	Next() (*repo.Node, error)
+	Next() (*snapshot.Node, error)
 }
 
 // Layout is the checked content of a postgres snapshot.
@@ -23,29 +22,29 @@ type Layout struct {
 	// reader needs; properties and globals are small and read apart).
 	Databases []*Database
 	// Globals is the pg_dumpall --globals-only entry (nil if none).
-	Globals *repo.Node
+	Globals *snapshot.Node
 }
 
 // Database is one database of a snapshot: one whole archive, or pre-data,
 // data-only and post-data archives (split, dumped with jobs > 1).
 type Database struct {
 	Name  string
-	Props *repo.Node // nil in snapshots from before properties
-	Whole *repo.Node
-	Pre   *repo.Node
-	Data  []*repo.Node // in index order, none missing
-	Post  *repo.Node
+	Props *snapshot.Node // nil in snapshots from before properties
+	Whole *snapshot.Node
+	Pre   *snapshot.Node
+	Data  []*snapshot.Node // in index order, none missing
+	Post  *snapshot.Node
 
 	first int // tree position of the first archive
 }
 
 // Archives are the database's archives in load order: the whole one, or
 // pre-data, the data archives, post-data.
-func (d *Database) Archives() []*repo.Node {
+func (d *Database) Archives() []*snapshot.Node {
 	if d.Whole != nil {
-		return []*repo.Node{d.Whole}
+		return []*snapshot.Node{d.Whole}
 	}
-	return slices.Concat([]*repo.Node{d.Pre}, d.Data, []*repo.Node{d.Post})
+	return slices.Concat([]*snapshot.Node{d.Pre}, d.Data, []*snapshot.Node{d.Post})
 }
 
 // ReadLayout reads a postgres snapshot's nodes and checks them: only
@@ -56,7 +55,7 @@ func (d *Database) Archives() []*repo.Node {
 func ReadLayout(nodes NodeReader) (*Layout, error) {
 	l := &Layout{}
 	byName := map[string]*Database{}
-	data := map[string]map[int]*repo.Node{}
+	data := map[string]map[int]*snapshot.Node{}
 	for pos := 0; ; pos++ {
 		n, err := nodes.Next()
 		if errors.Is(err, io.EOF) {
@@ -65,7 +64,7 @@ func ReadLayout(nodes NodeReader) (*Layout, error) {
 		if err != nil {
 			return nil, err
 		}
-		if n.Type != targets.TypeFile {
+		if n.Type != snapshot.TypeFile {
 			return nil, fmt.Errorf("unexpected %s entry %q: a postgres snapshot holds files only", n.Type, n.Path)
 		}
 		if n.Path == GlobalsFile {
@@ -83,13 +82,13 @@ func ReadLayout(nodes NodeReader) (*Layout, error) {
 		if d == nil {
 			d = &Database{Name: name, first: -1}
 			byName[name] = d
-			data[name] = map[int]*repo.Node{}
+			data[name] = map[int]*snapshot.Node{}
 			l.Databases = append(l.Databases, d)
 		}
 		if part != "props" && d.first < 0 {
 			d.first = pos
 		}
-		var slot **repo.Node
+		var slot **snapshot.Node
 		switch part {
 		case "data":
 			if data[name][i] != nil {
@@ -125,7 +124,7 @@ func ReadLayout(nodes NodeReader) (*Layout, error) {
 
 // check tells whether d's archives are complete and not mixed, and fills
 // d.Data from data (index -> node).
-func (d *Database) check(data map[int]*repo.Node) error {
+func (d *Database) check(data map[int]*snapshot.Node) error {
 	split := d.Pre != nil || d.Post != nil || len(data) > 0
 	switch {
 	case d.Whole != nil && split:

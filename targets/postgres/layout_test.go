@@ -7,18 +7,17 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/lifeboat-backup/lifeboat/engine/repo"
-	"github.com/lifeboat-backup/lifeboat/targets"
+	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
 	"github.com/lifeboat-backup/lifeboat/targets/postgres"
 )
 
 // nodeList yields nodes, then err (io.EOF if nil).
 type nodeList struct {
-	nodes []*repo.Node
+	nodes []*snapshot.Node
 	err   error
 }
 
-func (l *nodeList) Next() (*repo.Node, error) {
+func (l *nodeList) Next() (*snapshot.Node, error) {
 	if len(l.nodes) == 0 {
 		if l.err != nil {
 			return nil, l.err
@@ -30,15 +29,15 @@ func (l *nodeList) Next() (*repo.Node, error) {
 	return n, nil
 }
 
-func files(paths ...string) []*repo.Node {
-	var out []*repo.Node
+func files(paths ...string) []*snapshot.Node {
+	var out []*snapshot.Node
 	for _, p := range paths {
-		out = append(out, &repo.Node{Entry: targets.Entry{Path: p, Type: targets.TypeFile}})
+		out = append(out, &snapshot.Node{Entry: snapshot.Entry{Path: p, Type: snapshot.TypeFile}})
 	}
 	return out
 }
 
-func paths(nodes []*repo.Node) []string {
+func paths(nodes []*snapshot.Node) []string {
 	var out []string
 	for _, n := range nodes {
 		out = append(out, n.Path)
@@ -78,12 +77,12 @@ func TestReadLayout(t *testing.T) {
 }
 
 func TestReadLayoutBad(t *testing.T) {
-	dir := &repo.Node{Entry: targets.Entry{Path: "shop", Type: targets.TypeDir}}
-	link := &repo.Node{Entry: targets.Entry{Path: "globals.sql", Type: targets.TypeSymlink}}
+	dir := &snapshot.Node{Entry: snapshot.Entry{Path: "shop", Type: snapshot.TypeDir}}
+	link := &snapshot.Node{Entry: snapshot.Entry{Path: "globals.sql", Type: snapshot.TypeSymlink}}
 	readErr := errors.New("tree blob 1234: corrupt")
 	for _, tc := range []struct {
 		name  string
-		nodes []*repo.Node
+		nodes []*snapshot.Node
 		err   error
 		want  string
 	}{
@@ -93,7 +92,7 @@ func TestReadLayoutBad(t *testing.T) {
 		{"unknown entry", files("shop.dump", "notes.txt"), nil, `unexpected entry "notes.txt"`},
 		{"entry in a directory", files("a/shop.dump"), nil, `unexpected entry "a/shop.dump"`},
 		{"directory", append(files("shop.dump"), dir), nil, `unexpected dir entry "shop"`},
-		{"globals not a file", append([]*repo.Node{link}, files("shop.dump")...), nil, `unexpected symlink entry "globals.sql"`},
+		{"globals not a file", append([]*snapshot.Node{link}, files("shop.dump")...), nil, `unexpected symlink entry "globals.sql"`},
 		{"whole and split", files("shop+1-pre.dump", "shop+2-data-00.dump", "shop+3-post.dump", "shop.dump"), nil,
 			`database "shop" has a whole archive and split archives`},
 		{"properties only", files("shop+0-properties.json"), nil, `database "shop" has properties but no archive`},

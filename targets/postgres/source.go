@@ -26,6 +26,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
 	"github.com/lifeboat-backup/lifeboat/internal/inflight"
 	"github.com/lifeboat-backup/lifeboat/targets"
 )
@@ -217,7 +218,7 @@ type dump struct {
 // format. Walk holds the snapshots until every dump was read, and fails
 // when any pg_dump fails. The recovery point is the first database's
 // snapshot (time and LSN); details also hold "lsn:DB" per database.
-func (s *Source) Walk(ctx context.Context, warn func(string, error), fn func(targets.Entry, func() (io.ReadCloser, error)) error) error {
+func (s *Source) Walk(ctx context.Context, warn func(string, error), fn func(snapshot.Entry, func() (io.ReadCloser, error)) error) error {
 	psql, err := Binary(s.opts.BinDir, "psql")
 	if err != nil {
 		return err
@@ -362,9 +363,9 @@ func (s *Source) Walk(ctx context.Context, warn func(string, error), fn func(tar
 		}
 		add(DataSuffix(0), "pg_dump --section=data (part 0) of "+db, append([]string{"--section=data"}, rest...)...)
 	}
-	slices.SortFunc(items, func(a, b item) int { return targets.ComparePaths(a.path, b.path) })
+	slices.SortFunc(items, func(a, b item) int { return snapshot.ComparePaths(a.path, b.path) })
 	for _, it := range items {
-		ent := targets.Entry{Path: it.path, Type: targets.TypeFile, Mode: 0o600, ModTime: d.mtime}
+		ent := snapshot.Entry{Path: it.path, Type: snapshot.TypeFile, Mode: 0o600, ModTime: d.mtime}
 		if it.mem != nil {
 			// In memory: no program to wait for.
 			ent.Size = int64(len(it.mem))

@@ -21,7 +21,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/lifeboat-backup/lifeboat/targets"
+	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
 	lbexec "github.com/lifeboat-backup/lifeboat/targets/exec"
 )
 
@@ -89,7 +89,7 @@ func (s *Source) AllOrNothing() bool { return true }
 
 // Walk implements engine.Source: runs before, emits the volume's entry,
 // waits until the engine has read it (or given up), then runs after.
-func (s *Source) Walk(ctx context.Context, warn func(string, error), fn func(targets.Entry, func() (io.ReadCloser, error)) error) (err error) {
+func (s *Source) Walk(ctx context.Context, warn func(string, error), fn func(snapshot.Entry, func() (io.ReadCloser, error)) error) (err error) {
 	if len(s.opts.Before) > 0 {
 		defer func() {
 			if aerr := s.runAfter(ctx); aerr != nil && err == nil {
@@ -122,7 +122,7 @@ func (s *Source) Walk(ctx context.Context, warn func(string, error), fn func(tar
 		f.Close()
 		return fmt.Errorf("volume: size of %s: %w", s.opts.Path, err)
 	}
-	e := targets.Entry{Path: s.opts.Name, Type: targets.TypeFile, Mode: uint32(fi.Mode().Perm()),
+	e := snapshot.Entry{Path: s.opts.Name, Type: snapshot.TypeFile, Mode: uint32(fi.Mode().Perm()),
 		ModTime: fi.ModTime().UTC(), Size: size}
 	if st, ok := fi.Sys().(*unix.Stat_t); ok {
 		e.UID, e.GID = st.Uid, st.Gid

@@ -21,9 +21,9 @@ import (
 	"github.com/lifeboat-backup/lifeboat/engine/repo"
 	"github.com/lifeboat-backup/lifeboat/engine/repo/chunker"
 	"github.com/lifeboat-backup/lifeboat/engine/repo/repotest"
-	"github.com/lifeboat-backup/lifeboat/engine/repo/storage"
+	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
+	"github.com/lifeboat-backup/lifeboat/engine/storage"
 	"github.com/lifeboat-backup/lifeboat/restore"
-	"github.com/lifeboat-backup/lifeboat/targets"
 	"github.com/lifeboat-backup/lifeboat/targets/volume"
 )
 
@@ -108,13 +108,13 @@ func backupVolume(t testing.TB, r *repo.Repository, o volume.Options) (*engine.B
 
 // streamOnly hides a native snapshot's type: the restore reads it as it
 // reads another engine's.
-type streamOnly struct{ restore.Snapshot }
+type streamOnly struct{ snapshot.Reader }
 
 // cutShort is a stream snapshot whose content ends 1000 bytes early.
 type cutShort struct{ streamOnly }
 
-func (c cutShort) Open(ctx context.Context, n *repo.Node) io.ReadCloser {
-	rc := c.Snapshot.Open(ctx, n)
+func (c cutShort) Open(ctx context.Context, n *snapshot.Node) io.ReadCloser {
+	rc := c.Reader.Open(ctx, n)
 	return struct {
 		io.Reader
 		io.Closer
@@ -154,7 +154,7 @@ func TestSparseImageRoundTrip(t *testing.T) {
 			t.Logf("first: %d in, %d added, %d stored, %.2fs", st1.BytesIn, st1.BytesAdded, st1.BytesStored, st1.Duration)
 
 			out := filepath.Join(dir, "restored.img")
-			vs, err := restore.Volume(context.Background(), restore.FromRepository(r, res.Snapshot), out, restore.VolumeOptions{})
+			vs, err := restore.Volume(context.Background(), r.SnapshotReader(res.Snapshot), out, restore.VolumeOptions{})
 			require.NoError(t, err)
 			want := fileSHA(t, img)
 			assert.Equal(t, want, fileSHA(t, out))
@@ -167,20 +167,20 @@ func TestSparseImageRoundTrip(t *testing.T) {
 			// From the content stream, as another engine's snapshot is
 			// restored: same content, same holes.
 			streamed := filepath.Join(dir, "streamed.img")
-			ss, err := restore.Volume(context.Background(), streamOnly{restore.FromRepository(r, res.Snapshot)}, streamed, restore.VolumeOptions{})
+			ss, err := restore.Volume(context.Background(), streamOnly{r.SnapshotReader(res.Snapshot)}, streamed, restore.VolumeOptions{})
 			require.NoError(t, err)
 			assert.Equal(t, want, fileSHA(t, streamed))
 			assert.Equal(t, want, ss.SHA256)
 			assert.Equal(t, vs.Written+vs.ZeroBytes, ss.Written+ss.ZeroBytes)
 			assert.Less(t, allocated(t, streamed), tc.data+tc.data/4, "streamed image is sparse")
-			_, err = restore.Volume(context.Background(), cutShort{streamOnly{restore.FromRepository(r, res.Snapshot)}},
+			_, err = restore.Volume(context.Background(), cutShort{streamOnly{r.SnapshotReader(res.Snapshot)}},
 				filepath.Join(dir, "cut.img"), restore.VolumeOptions{})
 			require.ErrorContains(t, err, "metadata says")
 
 			// Existing non-empty file: refused unless Overwrite.
-			_, err = restore.Volume(context.Background(), restore.FromRepository(r, res.Snapshot), out, restore.VolumeOptions{})
+			_, err = restore.Volume(context.Background(), r.SnapshotReader(res.Snapshot), out, restore.VolumeOptions{})
 			require.Error(t, err)
-			_, err = restore.Volume(context.Background(), restore.FromRepository(r, res.Snapshot), out, restore.VolumeOptions{Overwrite: true})
+			_, err = restore.Volume(context.Background(), r.SnapshotReader(res.Snapshot), out, restore.VolumeOptions{Overwrite: true})
 			require.NoError(t, err)
 			assert.Equal(t, want, fileSHA(t, out))
 
@@ -198,7 +198,7 @@ func TestSparseImageRoundTrip(t *testing.T) {
 			}
 			assert.LessOrEqual(t, added, bound, "a 1%% change adds about 1%% (index and tree blobs included)")
 			out2 := filepath.Join(dir, "restored2.img")
-			_, err = restore.Volume(context.Background(), restore.FromRepository(r, res2.Snapshot), out2, restore.VolumeOptions{})
+			_, err = restore.Volume(context.Background(), r.SnapshotReader(res2.Snapshot), out2, restore.VolumeOptions{})
 			require.NoError(t, err)
 			assert.Equal(t, fileSHA(t, img), fileSHA(t, out2))
 		})
@@ -271,7 +271,7 @@ func TestHooks(t *testing.T) {
 			assert.Equal(t, int64(12), res.Snapshot.Stats.BytesIn)
 		})
 	}
-	_ = targets.TypeFile
+	_ = snapshot.TypeFile
 }
 
 func TestAfterRunsOnCancel(t *testing.T) {
@@ -440,7 +440,7 @@ func TestRestoreFailures(t *testing.T) {
 			ctx := tc.break_(t, tr)
 			owner := tr.Open(t, tr.Owner)
 			goroutines := runtime.NumGoroutine()
-			_, err = restore.Volume(ctx, restore.FromRepository(owner, res.Snapshot), filepath.Join(dir, "out.img"), restore.VolumeOptions{})
+			_, err = restore.Volume(ctx, owner.SnapshotReader(res.Snapshot), filepath.Join(dir, "out.img"), restore.VolumeOptions{})
 			require.ErrorContains(t, err, tc.wantErr)
 			// (a loop, not assert.Eventually: that runs its own goroutines)
 			for end := time.Now().Add(5 * time.Second); runtime.NumGoroutine() > goroutines && time.Now().Before(end); {

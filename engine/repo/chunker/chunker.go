@@ -1,7 +1,6 @@
 package chunker
 
 import (
-	"bytes"
 	"crypto/hkdf"
 	"crypto/sha256"
 	"encoding/binary"
@@ -9,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"math/bits"
+
+	"github.com/lifeboat-backup/lifeboat/internal/zeros"
 )
 
 const (
@@ -133,21 +134,6 @@ type Chunker struct {
 	// least that long (sparse images, preallocated files): the same for
 	// every such chunk, so it is computed once (0: not yet, -1: computing).
 	zeroCut int
-}
-
-// zeros is compared against to recognize zero runs.
-var zeros [64 << 10]byte
-
-// isZero reports whether b holds only zero bytes.
-func isZero(b []byte) bool {
-	for len(b) > 0 {
-		n := min(len(b), len(zeros))
-		if !bytes.Equal(b[:n], zeros[:n]) {
-			return false
-		}
-		b = b[n:]
-	}
-	return true
 }
 
 // zeroCutLen returns the cut of an all-zero chunk, scanning Max zero bytes
@@ -276,7 +262,7 @@ func (c *Chunker) cut(data []byte) (int, bool) {
 	// of hashing (memcmp is ~10x faster than the gear scan); the cut is
 	// the same the scan would find.
 	if c.pos == c.p.Min-1 && c.fp == 0 && c.zeroCut >= 0 && len(data) > 0 && data[0] == 0 {
-		if zc := c.zeroCutLen(); len(data) >= zc && isZero(data[:zc]) {
+		if zc := c.zeroCutLen(); len(data) >= zc && zeros.All(data[:zc]) {
 			return zc, true
 		}
 	}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/lifeboat-backup/lifeboat/engine/logarchive"
 	"github.com/lifeboat-backup/lifeboat/engine/repo"
+	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
 	"github.com/lifeboat-backup/lifeboat/targets/postgres/wal"
 )
 
@@ -38,7 +39,7 @@ func (t Target) Recovery(restoreCommand string, noArchive bool) Recovery {
 }
 
 // IsBase tells whether sn is a physical base of target.
-func IsBase(sn *repo.Snapshot, target string) bool {
+func IsBase(sn *snapshot.Snapshot, target string) bool {
 	return sn.Target == target && sn.RecoveryPoint.Details["method"] == Method && sn.Suspect == ""
 }
 
@@ -46,7 +47,7 @@ func IsBase(sn *repo.Snapshot, target string) bool {
 // order) from before the point: for a time, a base that was consistent
 // (its recovery point) at or before it; for an LSN, one whose end LSN is
 // at or before it; for a name or latest, the newest.
-func ChooseBase(snaps []*repo.Snapshot, target string, t Target) (*repo.Snapshot, error) {
+func ChooseBase(snaps []*snapshot.Snapshot, target string, t Target) (*snapshot.Snapshot, error) {
 	var lsn uint64
 	if t.LSN != "" {
 		var err error
@@ -54,7 +55,7 @@ func ChooseBase(snaps []*repo.Snapshot, target string, t Target) (*repo.Snapshot
 			return nil, err
 		}
 	}
-	var best *repo.Snapshot
+	var best *snapshot.Snapshot
 	bases := 0
 	for _, sn := range snaps {
 		if !IsBase(sn, target) {

@@ -13,7 +13,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/lifeboat-backup/lifeboat/targets"
+	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
 	"github.com/lifeboat-backup/lifeboat/targets/postgres"
 	"github.com/lifeboat-backup/lifeboat/targets/postgres/wal"
 )
@@ -78,12 +78,12 @@ func (s *Source) RecoveryPoint() (time.Time, map[string]string) {
 // Walk implements engine.Source: one file entry, base.tar, whose content
 // is pg_basebackup -Ft -X fetch -D - (the cluster plus the WAL from its
 // start to its end, so the base alone is consistent).
-func (s *Source) Walk(ctx context.Context, warn func(string, error), fn func(targets.Entry, func() (io.ReadCloser, error)) error) error {
+func (s *Source) Walk(ctx context.Context, warn func(string, error), fn func(snapshot.Entry, func() (io.ReadCloser, error)) error) error {
 	segSize, err := s.segmentSize(ctx)
 	if err != nil {
 		return err
 	}
-	e := targets.Entry{Path: Entry, Type: targets.TypeFile, Mode: 0o600, ModTime: time.Now().UTC()}
+	e := snapshot.Entry{Path: Entry, Type: snapshot.TypeFile, Mode: 0o600, ModTime: time.Now().UTC()}
 	return fn(e, func() (io.ReadCloser, error) { return s.start(ctx, segSize) })
 }
 

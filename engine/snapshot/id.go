@@ -1,4 +1,4 @@
-package repo
+package snapshot
 
 import (
 	"crypto/rand"

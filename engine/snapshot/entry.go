@@ -1,4 +1,4 @@
-package targets
+package snapshot
 
 import (
 	"strings"

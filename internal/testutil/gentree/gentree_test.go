@@ -9,8 +9,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
 
-	"github.com/lifeboat-backup/lifeboat/testdata/gentree"
-	"github.com/lifeboat-backup/lifeboat/testdata/treecmp"
+	"github.com/lifeboat-backup/lifeboat/internal/testutil/gentree"
+	"github.com/lifeboat-backup/lifeboat/internal/testutil/treecmp"
 )
 
 var exact = treecmp.Options{CompareRoot: true, Sparse: true}

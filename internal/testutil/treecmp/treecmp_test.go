@@ -11,8 +11,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
 
-	"github.com/lifeboat-backup/lifeboat/testdata/gentree"
-	"github.com/lifeboat-backup/lifeboat/testdata/treecmp"
+	"github.com/lifeboat-backup/lifeboat/internal/testutil/gentree"
+	"github.com/lifeboat-backup/lifeboat/internal/testutil/treecmp"
 )
 
 func gen(t *testing.T) string {

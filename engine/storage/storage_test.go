@@ -14,9 +14,9 @@ import (
 	"github.com/stretchr/testify/require"
 	"gocloud.dev/blob"
 
-	"github.com/lifeboat-backup/lifeboat/engine/repo/storage"
-	"github.com/lifeboat-backup/lifeboat/engine/repo/storage/miniotest"
-	"github.com/lifeboat-backup/lifeboat/engine/repo/storage/storagetest"
+	"github.com/lifeboat-backup/lifeboat/engine/storage"
+	"github.com/lifeboat-backup/lifeboat/engine/storage/miniotest"
+	"github.com/lifeboat-backup/lifeboat/engine/storage/storagetest"
 )
 
 func TestMain(m *testing.M) { os.Exit(miniotest.Main(m)) }
