@@ -11,8 +11,8 @@ import (
 	"github.com/lifeboat-backup/lifeboat/engine/logarchive"
 	"github.com/lifeboat-backup/lifeboat/engine/pitr"
 	"github.com/lifeboat-backup/lifeboat/engine/repo"
+	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
 	"github.com/lifeboat-backup/lifeboat/policies"
-	"github.com/lifeboat-backup/lifeboat/restore"
 	"github.com/lifeboat-backup/lifeboat/targets/mysql/binlog"
 )
 
@@ -106,7 +106,7 @@ func (a *app) restoreBinlogPITR(ctx context.Context, o restoreOptions, my *mysql
 			return nil
 		}
 		a.announce(pl.Base)
-		if err := a.restoreMySQL(ctx, restore.FromRepository(n.R, pl.Base), o.to, my); err != nil {
+		if err := snapshot.WithReader(ctx, e, pl.Base, func(s snapshot.Reader) error { return a.restoreMySQL(ctx, s, o.to, my) }); err != nil {
 			return err
 		}
 		pw, err := databasePassword(my.passwordFile, "LIFEBOAT_MYSQL_PASSWORD", "MYSQL_PWD")
@@ -198,7 +198,7 @@ func (a *app) archiveStatuses(ctx context.Context, e engine.Engine, st *policySt
 	if !ok {
 		return nil
 	}
-	var snaps []*repo.Snapshot
+	var snaps []*snapshot.Snapshot
 	for _, t := range a.policy.Targets {
 		if t.Kind != "mysql" || t.Archive == nil {
 			continue

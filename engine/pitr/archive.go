@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/lifeboat-backup/lifeboat/engine/logarchive"
+	"github.com/lifeboat-backup/lifeboat/internal/atomicfile"
 	"github.com/lifeboat-backup/lifeboat/engine/repo"
 	"github.com/lifeboat-backup/lifeboat/policies"
 	"github.com/lifeboat-backup/lifeboat/targets/mysql/binlog"
@@ -148,23 +149,5 @@ func writeMetrics(path, policy, target string, s binlog.Status, now time.Time) e
 	gauge("lifeboat_binlog_archive_gap", "1: the archiver found binlog events lost before they were archived", gap)
 	gauge("lifeboat_binlog_archive_segments", "segments stored by this archiver", float64(s.Segments))
 	gauge("lifeboat_binlog_archive_bytes", "bytes stored by this archiver", float64(s.Bytes))
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".binlog-metrics-*")
-	if err != nil {
-		return err
-	}
-	if _, err := tmp.WriteString(b.String()); err != nil {
-		tmp.Close()
-		os.Remove(tmp.Name())
-		return err
-	}
-	if err := tmp.Chmod(0o644); err != nil {
-		tmp.Close()
-		os.Remove(tmp.Name())
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		os.Remove(tmp.Name())
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
+	return atomicfile.WriteFile(path, []byte(b.String()), 0o644)
 }

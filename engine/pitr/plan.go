@@ -8,21 +8,21 @@ import (
 	"strings"
 	"time"
 
-	"github.com/lifeboat-backup/lifeboat/engine/repo"
+	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
 	"github.com/lifeboat-backup/lifeboat/targets/mysql/binlog"
 )
 
 // Plan is a point-in-time restore: the base snapshot, and the archived
 // segments replayed on top of it from its binlog position.
 type Plan struct {
-	Base  *repo.Snapshot
+	Base  *snapshot.Snapshot
 	From  binlog.Pos
 	Chain []binlog.Segment
 	Point binlog.Point
 }
 
 // SnapshotPos returns the binlog position a mysql snapshot recorded.
-func SnapshotPos(sn *repo.Snapshot) (binlog.Pos, bool) {
+func SnapshotPos(sn *snapshot.Snapshot) (binlog.Pos, bool) {
 	d := sn.RecoveryPoint.Details
 	if d["binlog_file"] == "" || d["binlog_position"] == "" {
 		return binlog.Pos{}, false
@@ -33,7 +33,7 @@ func SnapshotPos(sn *repo.Snapshot) (binlog.Pos, bool) {
 
 // snapshotHas tells whether a snapshot already holds transaction g (its
 // recorded GTID position is at or past it in g's domain).
-func snapshotHas(sn *repo.Snapshot, g binlog.GTID) bool {
+func snapshotHas(sn *snapshot.Snapshot, g binlog.GTID) bool {
 	for _, s := range strings.Split(sn.RecoveryPoint.Details["gtid_binlog_pos"], ",") {
 		if h, err := binlog.ParseGTID(s); err == nil && h.Domain == g.Domain && h.Seq >= g.Seq {
 			return true
@@ -44,19 +44,19 @@ func snapshotHas(sn *repo.Snapshot, g binlog.GTID) bool {
 
 // candidates are target's mysql snapshots with a binlog position that
 // are not suspect, newest recovery point first.
-func candidates(snaps []*repo.Snapshot, target string) []*repo.Snapshot {
-	var out []*repo.Snapshot
+func candidates(snaps []*snapshot.Snapshot, target string) []*snapshot.Snapshot {
+	var out []*snapshot.Snapshot
 	for _, sn := range snaps {
 		if _, ok := SnapshotPos(sn); ok && sn.Target == target && sn.Kind == "mysql" && sn.Suspect == "" {
 			out = append(out, sn)
 		}
 	}
-	slices.SortFunc(out, func(a, b *repo.Snapshot) int { return b.RecoveryPoint.Time.Compare(a.RecoveryPoint.Time) })
+	slices.SortFunc(out, func(a, b *snapshot.Snapshot) int { return b.RecoveryPoint.Time.Compare(a.RecoveryPoint.Time) })
 	return out
 }
 
 // before tells whether sn's data is all at or before p.
-func before(sn *repo.Snapshot, pos binlog.Pos, p binlog.Point) bool {
+func before(sn *snapshot.Snapshot, pos binlog.Pos, p binlog.Point) bool {
 	switch {
 	case p.Latest:
 		return true
@@ -71,7 +71,7 @@ func before(sn *repo.Snapshot, pos binlog.Pos, p binlog.Point) bool {
 // Choose picks the newest snapshot of target whose data lies before p
 // and from whose binlog position the archive reaches p without a gap.
 // It fails with a *binlog.RefusedError that says why no snapshot does.
-func Choose(snaps []*repo.Snapshot, target string, segs []binlog.Segment, p binlog.Point) (*Plan, error) {
+func Choose(snaps []*snapshot.Snapshot, target string, segs []binlog.Segment, p binlog.Point) (*Plan, error) {
 	cands := candidates(snaps, target)
 	var first error
 	tried := 0
@@ -99,7 +99,7 @@ func Choose(snaps []*repo.Snapshot, target string, segs []binlog.Segment, p binl
 	if bs := binlog.Breaks(segs); len(bs) > 0 {
 		last := bs[len(bs)-1]
 		// The oldest snapshot after the newest gap: where PITR works again.
-		var again *repo.Snapshot
+		var again *snapshot.Snapshot
 		for _, sn := range cands {
 			if pos, _ := SnapshotPos(sn); pos.Compare(last.Before.Start) >= 0 {
 				again = sn
@@ -127,14 +127,14 @@ type Status struct {
 	// snapshot FromSnapshot); zero From: none can (no snapshot before
 	// the archive's end without a gap after it).
 	From         time.Time
-	FromSnapshot *repo.Snapshot
+	FromSnapshot *snapshot.Snapshot
 	// GapOpen: the newest gap comes after every snapshot: PITR is
 	// impossible until the next snapshot.
 	GapOpen bool
 }
 
 // Describe returns the status of target's archive at now.
-func Describe(target string, snaps []*repo.Snapshot, segs []binlog.Segment, now time.Time) Status {
+func Describe(target string, snaps []*snapshot.Snapshot, segs []binlog.Segment, now time.Time) Status {
 	st := Status{Target: target, Segments: len(segs), Gaps: binlog.Breaks(segs)}
 	for _, s := range segs {
 		st.Bytes += s.Size
