@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/lifeboat-backup/lifeboat/engine/logarchive"
-	"github.com/lifeboat-backup/lifeboat/internal/atomicfile"
 	"github.com/lifeboat-backup/lifeboat/engine/repo"
+	"github.com/lifeboat-backup/lifeboat/internal/atomicfile"
 	"github.com/lifeboat-backup/lifeboat/policies"
 	"github.com/lifeboat-backup/lifeboat/targets/mysql/binlog"
 )
