@@ -50,17 +50,19 @@ type ReplicaResult struct {
 
 // RunResult is the record of one `lifeboat run`: what the journal keeps.
 type RunResult struct {
-	Policy    string            `json:"policy"`
-	Host      string            `json:"host"`
-	Start     time.Time         `json:"start"`
-	End       time.Time         `json:"end"`
-	Targets   []TargetResult    `json:"targets"`
-	Forgotten []string          `json:"forgotten"`
-	Pruned    bool              `json:"pruned"`
-	Prune     *repo.PruneResult `json:"prune,omitempty"`
-	Replicas  []ReplicaResult   `json:"replicas,omitempty"`
-	Errors    []string          `json:"errors,omitempty"`
-	Partial   bool              `json:"partial"` // some source entries were unreadable
+	Policy    string         `json:"policy"`
+	Host      string         `json:"host"`
+	Start     time.Time      `json:"start"`
+	End       time.Time      `json:"end"`
+	Targets   []TargetResult `json:"targets"`
+	Forgotten []string       `json:"forgotten"`
+	Pruned    bool           `json:"pruned"`
+	// SegmentsRemoved counts log archive segments retention removed.
+	SegmentsRemoved int               `json:"segments_removed,omitempty"`
+	Prune           *repo.PruneResult `json:"prune,omitempty"`
+	Replicas        []ReplicaResult   `json:"replicas,omitempty"`
+	Errors          []string          `json:"errors,omitempty"`
+	Partial         bool              `json:"partial"` // some source entries were unreadable
 	// Snapshots of this policy and host, and the repository's stored
 	// bytes (all packs), after the run.
 	Snapshots       int                  `json:"snapshots"`
@@ -281,5 +283,7 @@ func forgetByPolicy(ctx context.Context, p *policies.Policy, e Engine, rules ret
 	for _, id := range drop {
 		res.Forgotten = append(res.Forgotten, id.String())
 	}
-	return nil
+	n, err := forgetArchive(ctx, e)
+	res.SegmentsRemoved = n
+	return err
 }

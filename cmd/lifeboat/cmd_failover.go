@@ -148,11 +148,12 @@ func probeMode(ctx context.Context, e engine.Engine, rs *repoStatus) error {
 }
 
 type policyStatus struct {
-	Policy       string          `json:"policy"`
-	Repositories []repoStatus    `json:"repositories"`
-	LastRun      any             `json:"last_run,omitempty"`
-	Archives     []archiveStatus `json:"archives,omitempty"`
-	Problems     []string        `json:"problems,omitempty"`
+	Policy       string         `json:"policy"`
+	Repositories []repoStatus   `json:"repositories"`
+	LastRun      any            `json:"last_run,omitempty"`
+	Archives     []archiveState `json:"archives,omitempty"`        // log archives in the primary (cmd_archive.go)
+	Binlogs      []binlogWindow `json:"binlog_archives,omitempty"` // mysql targets' PITR windows (cmd_binlog_restore.go)
+	Problems     []string       `json:"problems,omitempty"`
 }
 
 func (a *app) policyStatus(ctx context.Context, journal string) (*policyStatus, error) {
@@ -185,15 +186,23 @@ func (a *app) policyStatus(ctx context.Context, journal string) (*policyStatus, 
 		if prim.Newest, err = newest(pe, "primary"); err == nil {
 			err = probeMode(ctx, pe, &prim)
 		}
-		if err == nil {
-			err = a.archiveStatuses(ctx, pe, st)
-		}
 	}
 	if err != nil {
 		prim.Error = err.Error()
 		st.Problems = append(st.Problems, "primary: "+err.Error())
 	}
 	st.Repositories = append(st.Repositories, prim)
+	if n, ok := pe.(engine.Native); ok && err == nil {
+		if st.Archives, err = archiveStates(ctx, n.R); err != nil {
+			st.Problems = append(st.Problems, "primary: log archive: "+err.Error())
+		}
+		for _, as := range st.Archives {
+			st.Problems = append(st.Problems, as.Problems...)
+		}
+		if err := a.binlogWindows(ctx, pe, st); err != nil {
+			st.Problems = append(st.Problems, "primary: binlog archive: "+err.Error())
+		}
+	}
 	for _, sec := range p.Repositories.Secondaries {
 		rs := repoStatus{Name: sec.Name, URL: storage.Redact(sec.URL), MaxLag: sec.MaxLag.D()}
 		_, se, done, err := a.engineAt(ctx, sec.Name, noLock, "status")
@@ -257,7 +266,8 @@ func (a *app) printStatus(st *policyStatus) {
 			fmt.Fprintln(a.stdout)
 		}
 	}
-	a.printArchives(st.Archives)
+	a.printArchiveStates(st.Archives)
+	a.printBinlogWindows(st.Binlogs)
 	for _, pr := range st.Problems {
 		fmt.Fprintln(a.stdout, "  PROBLEM: "+termSafe(pr))
 	}

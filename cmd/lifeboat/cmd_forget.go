@@ -73,7 +73,12 @@ See docs/retention.md.`,
 				} else if ids, err = a.applyRetention(ctx, e, rules, only, o.dryRun); err != nil {
 					return err
 				}
+				ws, err := forgetArchive(ctx, e, ids)
+				if err != nil {
+					return err
+				}
 				if o.dryRun {
+					a.printWindows(ws, "would remove")
 					return nil
 				}
 				if err := e.Forget(ctx, ids); err != nil {
@@ -84,8 +89,13 @@ See docs/retention.md.`,
 					removed = append(removed, id.String())
 					a.printf("removed snapshot %s\n", id.Short())
 				}
+				segs, err := applyArchive(ctx, e, ws)
+				a.printWindows(ws, "removed")
+				if err != nil {
+					return err
+				}
 				if a.json {
-					return a.emit(map[string]any{"message_type": "summary", "removed": nonNil(removed)})
+					return a.emit(map[string]any{"message_type": "summary", "removed": nonNil(removed), "segments_removed": segs})
 				}
 				return nil
 			})

@@ -66,8 +66,12 @@ listed; --forget-damaged removes them. See docs/reliability.md.`,
 				if err != nil {
 					return err
 				}
+				segs, err := checkArchive(ctx, r, pct > 0, res)
+				if err != nil {
+					return err
+				}
 				if a.json {
-					if err := a.emit(map[string]any{"message_type": "summary", "ok": res.OK(), "check": res}); err != nil {
+					if err := a.emit(map[string]any{"message_type": "summary", "ok": res.OK(), "check": res, "archived_segments": segs}); err != nil {
 						return err
 					}
 				} else {
@@ -87,6 +91,9 @@ listed; --forget-damaged removes them. See docs/reliability.md.`,
 						fmt.Fprintf(a.stdout, "; %d packs read, %d verified, %d damaged", res.PacksRead, res.PacksRead-res.PacksFailed, res.PacksFailed)
 					}
 					fmt.Fprintln(a.stdout)
+					if segs > 0 {
+						fmt.Fprintf(a.stdout, "%d archived log segments checked\n", segs)
+					}
 				}
 				if !res.OK() {
 					return fmt.Errorf("check found %d problems: %s", len(res.Errors), res.Errors[0])

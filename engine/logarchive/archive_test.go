@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -138,4 +139,37 @@ func TestParseUntil(t *testing.T) {
 	u = logarchive.ParseUntil("0/3000060", nil)
 	require.True(t, u.Time.IsZero())
 	require.Equal(t, "0/3000060", u.Raw)
+}
+
+func TestPlanApply(t *testing.T) {
+	ctx := context.Background()
+	_, owner, host := setup(t)
+	t0 := time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC)
+	for i, n := range []string{"a", "b", "c", "d"} {
+		s := seg(n, fmt.Sprint(i), fmt.Sprint(i+1))
+		s.LastTime = t0.Add(time.Duration(i) * time.Hour)
+		_, err := host.Put(ctx, s, []byte(n))
+		require.NoError(t, err)
+	}
+	other := logarchive.Segment{Target: "other", Stream: "binlog", Name: "x", LastTime: t0}
+	_, err := host.Put(ctx, other, []byte("x"))
+	require.NoError(t, err)
+
+	// The oldest kept base of db is at t0+2h30m: a ends 2h30m before it,
+	// b 1h30m (both go), c 30m (within the margin: kept).
+	ws, err := owner.Plan(ctx, map[string]time.Time{"db": t0.Add(150 * time.Minute)}, nil)
+	require.NoError(t, err)
+	require.Len(t, ws, 2)
+	require.Equal(t, "db", ws[0].Target)
+	require.Len(t, ws[0].Remove, 2)
+	require.Equal(t, 2, ws[0].Segments)
+	require.Equal(t, t0.Add(3*time.Hour), ws[0].To)
+	require.Empty(t, ws[0].Gaps)
+	require.Empty(t, ws[1].Remove, "no base of target other: everything kept")
+	n, err := owner.Apply(ctx, ws)
+	require.NoError(t, err)
+	require.Equal(t, 2, n)
+	segs, _, err := owner.List(ctx, "db", "wal")
+	require.NoError(t, err)
+	require.Equal(t, "c", segs[0].Name)
 }

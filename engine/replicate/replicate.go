@@ -16,6 +16,7 @@ import (
 	"gocloud.dev/blob"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/lifeboat-backup/lifeboat/engine/logarchive"
 	"github.com/lifeboat-backup/lifeboat/engine/repo"
 	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
 	"github.com/lifeboat-backup/lifeboat/engine/storage"
@@ -146,6 +147,15 @@ func Replicate(ctx context.Context, src *repo.Repository, dst *blob.Bucket, opts
 		return nil, err
 	}
 	res.Snapshots = len(snaps)
+	// 5. the log archive (engine/logarchive): write-once segments that
+	// stand alone, copied as they are.
+	segs, err := listObjects(ctx, sb, logarchive.Prefix)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.sync(ctx, segs, logarchive.Prefix); err != nil {
+		return nil, err
+	}
 	if err := c.deletions(ctx); err != nil {
 		return res, err
 	}
@@ -377,7 +387,7 @@ func (c *copier) deletions(ctx context.Context) error {
 	}
 	var gone []object
 	secondarySnapshots := 0
-	for _, prefix := range []string{"snapshots/", "index/", "data/"} {
+	for _, prefix := range []string{"snapshots/", "index/", "data/", logarchive.Prefix} {
 		have, err := listObjects(ctx, c.dst, prefix)
 		if err != nil {
 			return err

@@ -230,25 +230,29 @@ func (f *Follower) resume(ctx context.Context) (start Pos, last *Segment, gap *G
 	want := l.End
 	if i := find(want.File); i >= 0 {
 		if logs[i].size >= want.Offset {
-			if l.Closed != "" && i+1 < len(logs) {
-				return Pos{File: logs[i+1].name, Offset: 4}, last, nil, nil
-			}
 			return want, last, nil, nil
 		}
 		return oldest, last, &GapError{At: oldest, Reason: fmt.Sprintf("the server's binary log history changed: %s is %d bytes, the archive ends at %s", want.File, logs[i].size, want)}, nil
 	}
-	if l.Closed != "" {
-		if base, n, ok := fileSeq(want.File); ok {
-			next := fmt.Sprintf("%s.%0*d", base, len(want.File)-len(base)-1, n+1)
-			if find(next) == 0 {
-				return Pos{File: next, Offset: 4}, last, nil, nil
-			}
-		}
-	}
-	if want.Compare(oldest) < 0 {
+	switch {
+	case want.Compare(oldest) < 0:
 		return oldest, last, &GapError{At: oldest, Reason: fmt.Sprintf("the server purged %s before it was archived (the archive ends at %s; the oldest binary log on the server is %s)", want.File, want, logs[0].name)}, nil
+	case l.Closed != "" && want.Offset == 4 && want.Compare(cur) > 0:
+		// The archive ends with a stopped server's last file; the server
+		// has not begun the next one (yet).
+		return Pos{}, last, nil, fmt.Errorf("the archive ends at %s (%s) and the server's binary log at %s: waiting for %s", want, l.Closed, cur, want.File)
 	}
 	return oldest, last, &GapError{At: oldest, Reason: fmt.Sprintf("the server's binary log history changed: it has no %s (the archive ends at %s; its binary logs are %s to %s)", want.File, want, logs[0].name, cur.File)}, nil
+}
+
+// nextFile is the name of the binary log after f (binlog.000041 ->
+// binlog.000042).
+func nextFile(f string) (string, bool) {
+	base, n, ok := fileSeq(f)
+	if !ok {
+		return "", false
+	}
+	return fmt.Sprintf("%s.%0*d", base, len(f)-len(base)-1, n+1), true
 }
 
 // session runs mariadb-binlog once and archives what it writes.
@@ -496,7 +500,7 @@ func (t *tailer) readMore() error {
 				return fmt.Errorf("binlog spool %s: %w", t.file, err)
 			}
 			t.fd = slices.Clone(t.raw[:h.Size])
-			t.atStart = !h.Artificial()
+			t.atStart = !h.Artificial() || t.file == t.start.File && t.start.Offset <= 4
 			t.raw = t.raw[h.Size:]
 			continue
 		}
@@ -581,11 +585,17 @@ func (t *tailer) store(ctx context.Context, n int) error {
 	}
 	seg.GTID = t.gtidAt(n)
 	seg.Name = SegmentName(seg.Start)
+	// A segment that closes its file ends where the next file starts, so
+	// that segments chain by position alone (logarchive.Contiguous).
 	switch lastEv.Type {
 	case TypeRotate:
 		seg.Closed = "rotate to " + lastEv.NextFile
+		seg.End = Pos{File: lastEv.NextFile, Offset: lastEv.NextPos}
 	case TypeStop:
 		seg.Closed = "server stopped"
+		if next, ok := nextFile(t.file); ok {
+			seg.End = Pos{File: next, Offset: 4}
+		}
 	}
 	if t.gap != nil {
 		seg.Gap = t.gap.Reason

@@ -95,6 +95,9 @@ func TestFollowRotateRestartReplay(t *testing.T) {
 
 	segs, _ := store.List(ctx)
 	require.Empty(t, Breaks(segs), "the archive is contiguous across rotation and restart")
+	for i := 1; i < len(segs); i++ {
+		require.Equal(t, segs[i-1].End, segs[i].Start, "segments chain by position alone")
+	}
 	require.Equal(t, base, segs[0].Start)
 	closed := 0
 	for _, s := range segs {
