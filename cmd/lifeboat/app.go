@@ -22,6 +22,7 @@ import (
 	"github.com/lifeboat-backup/lifeboat/engine/storage"
 	"github.com/lifeboat-backup/lifeboat/policies"
 	"github.com/lifeboat-backup/lifeboat/restore/drill"
+	"github.com/lifeboat-backup/lifeboat/targets/mysql/binlog"
 )
 
 // Exit codes (design.md, "Conventions"); set only in exitCode.
@@ -35,6 +36,7 @@ const (
 	exitNoRepo      = 10
 	exitLocked      = 11
 	exitWrongKey    = 12
+	exitGap         = 13
 	exitInterrupted = 130
 )
 
@@ -90,7 +92,8 @@ LIFEBOAT_PASSPHRASE_FILE. A policy's own repository is never overridden by the e
 
 Exit codes: 0 ok, 1 failure, 2 bad usage, 3 objective violated (drill), 4 snapshot saved but
 some source data unreadable, 5 restore finished but some entries could not be restored
-(listed), 10 no repository, 11 repository locked, 12 wrong key, 130 interrupted.`,
+(listed), 10 no repository, 11 repository locked, 12 wrong key, 13 gap in a binlog archive,
+130 interrupted.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
@@ -128,7 +131,7 @@ some source data unreadable, 5 restore finished but some entries could not be re
 	root.AddCommand(a.systemdCmd(), a.daemonCmd(), a.historyCmd())
 	root.AddCommand(a.configCmd(), a.keyCmd())
 	root.AddCommand(a.drillCmd())
-	root.AddCommand(a.walCmd())
+	root.AddCommand(a.walCmd(), a.binlogCmd())
 	root.AddCommand(a.exportCmd(), a.sanitizeCmd())
 	return root
 }
@@ -160,6 +163,7 @@ func exitCode(ctx context.Context, err error) int {
 	var ie *snapshot.IncompleteError
 	var ve policies.ValidationErrors
 	var ae abortRecoveryError
+	var gap *binlog.GapError
 	switch {
 	case ctx.Err() != nil:
 		return exitInterrupted
@@ -179,6 +183,8 @@ func exitCode(ctx context.Context, err error) int {
 		return exitLocked
 	case errors.Is(err, repo.ErrWrongKey), errors.Is(err, repo.ErrNoDataKey), errors.Is(err, restic.ErrWrongPassword):
 		return exitWrongKey
+	case errors.As(err, &gap):
+		return exitGap
 	}
 	return exitFailure
 }

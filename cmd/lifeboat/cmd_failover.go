@@ -152,7 +152,8 @@ type policyStatus struct {
 	Policy       string         `json:"policy"`
 	Repositories []repoStatus   `json:"repositories"`
 	LastRun      any            `json:"last_run,omitempty"`
-	Archives     []archiveState `json:"archives,omitempty"` // log archives in the primary (cmd_archive.go)
+	Archives     []archiveState `json:"archives,omitempty"`        // log archives in the primary (cmd_archive.go)
+	Binlogs      []binlogWindow `json:"binlog_archives,omitempty"` // mysql targets' PITR windows (cmd_binlog_restore.go)
 	Problems     []string       `json:"problems,omitempty"`
 }
 
@@ -198,6 +199,9 @@ func (a *app) policyStatus(ctx context.Context, journal string) (*policyStatus, 
 		}
 		for _, as := range st.Archives {
 			st.Problems = append(st.Problems, as.Problems...)
+		}
+		if err := a.binlogWindows(ctx, pe, st); err != nil {
+			st.Problems = append(st.Problems, "primary: binlog archive: "+err.Error())
 		}
 	}
 	for _, sec := range p.Repositories.Secondaries {
@@ -264,6 +268,7 @@ func (a *app) printStatus(st *policyStatus) {
 		}
 	}
 	a.printArchiveStates(st.Archives)
+	a.printBinlogWindows(st.Binlogs)
 	for _, pr := range st.Problems {
 		fmt.Fprintln(a.stdout, "  PROBLEM: "+termSafe(pr))
 	}

@@ -84,7 +84,8 @@ func (a *app) systemdInstallCmd() *cobra.Command {
 		Long: `Write a oneshot service running "lifeboat run POLICY" and a timer with the policy's
 schedule.calendar (OnCalendar), schedule.randomized_delay (RandomizedDelaySec) and Persistent=true,
 so a start missed while the machine was off runs at boot. With drill.schedule set, a second pair
-runs "lifeboat drill POLICY".
+runs "lifeboat drill POLICY". A mysql target with an archive block gets
+lifeboat-binlog@POLICY.service, running "lifeboat binlog archive POLICY" with Restart=always.
 
 The service is sandboxed from what the policy says it reads and writes: ProtectSystem=strict with
 ReadWritePaths for the journal, file:// repositories and the metrics directory; ProtectHome=yes
@@ -164,7 +165,7 @@ printed; --now runs them.`,
 			}
 			cmds := [][]string{append(append([]string(nil), systemctl...), "daemon-reload")}
 			for _, u := range units {
-				if strings.HasSuffix(u.Name, ".timer") {
+				if strings.HasSuffix(u.Name, ".timer") || strings.HasPrefix(u.Name, "lifeboat-binlog@") {
 					cmds = append(cmds, append(append([]string(nil), systemctl...), "enable", "--now", u.Name))
 				}
 			}
