@@ -106,35 +106,18 @@ printed; --now runs them.`,
 				return nil
 			}
 			if dir == "" {
-				dir = "/etc/systemd/system"
-				if user {
-					cfg, err := os.UserConfigDir()
-					if err != nil {
-						return err
-					}
-					dir = filepath.Join(cfg, "systemd", "user")
-				}
-			}
-			if err := os.MkdirAll(dir, 0o755); err != nil {
-				return err
-			}
-			for _, u := range units {
-				path := filepath.Join(dir, u.Name)
-				if err := os.WriteFile(path, []byte(u.Text), 0o644); err != nil {
+				if dir, err = schedule.UnitDir(user); err != nil {
 					return err
 				}
+			}
+			paths, err := schedule.WriteUnits(dir, units)
+			for _, path := range paths {
 				a.printf("wrote %s\n", path)
 			}
-			systemctl := []string{"systemctl"}
-			if user {
-				systemctl = append(systemctl, "--user")
+			if err != nil {
+				return err
 			}
-			cmds := [][]string{append(append([]string(nil), systemctl...), "daemon-reload")}
-			for _, u := range units {
-				if strings.HasSuffix(u.Name, ".timer") || strings.HasPrefix(u.Name, "lifeboat-binlog@") {
-					cmds = append(cmds, append(append([]string(nil), systemctl...), "enable", "--now", u.Name))
-				}
-			}
+			cmds := schedule.ActivateCommands(units, user)
 			if !now {
 				var lines []string
 				for _, c := range cmds {
