@@ -167,7 +167,7 @@ func (p *pitrPG) restoreAt(until string, extra ...string) (string, int, func()) 
 // committed up to each. Then a recovered cluster is promoted (timeline
 // 2), writes and archives on its new timeline, is destroyed too, and a
 // restore to the latest point follows timeline 2.
-// LIFEBOAT_PITR_LONG=1 runs the load for minutes (PITR_LOAD_SECONDS, default 300).
+// LIFEBOAT_PITR_LONG=1 runs PITR_LOAD_SECONDS (default 300) of load after the base.
 func TestPITRPGRecoveryToPoints(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts MinIO and PostgreSQL")
@@ -178,7 +178,7 @@ func TestPITRPGRecoveryToPoints(t *testing.T) {
 		if s := os.Getenv("PITR_LOAD_SECONDS"); s != "" {
 			total, _ = strconv.Atoi(s)
 		}
-		phase = time.Duration(total) * time.Second / 4
+		phase = time.Duration(total) * time.Second * 4 / 13 // 3.25 phases of load after the base
 	}
 	p := newPITRPG(t)
 	l := newPGLoad(p)
