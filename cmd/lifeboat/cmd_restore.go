@@ -62,7 +62,7 @@ Exit codes: 0 ok, 1 failure, 5 restore finished but some entries could not be re
 				if o.pitr.toDatadir == "" {
 					return usagef("--until needs --to-datadir DIR (postgres targets)")
 				}
-				return a.restorePGPITR(cmd.Context(), o, o.pitr)
+				return a.restorePGPITR(cmd.Context(), o, o.pitr, "")
 			}
 			if len(args) != 1 {
 				return usagef("restore needs a SNAPSHOT (or latest), or --until")
@@ -90,11 +90,7 @@ Exit codes: 0 ok, 1 failure, 5 restore finished but some entries could not be re
 	my = addMySQLRestoreFlags(f)
 	o.pg = addPostgresRestoreFlags(f)
 	addTargetRestoreFlags(f, &o.kinds)
-	f.StringVar(&o.pitr.until, "until", "", "point-in-time recovery to TIME, latest, an LSN or a restore point name (docs/pitr.md)")
-	f.StringVar(&o.pitr.toDatadir, "to-datadir", "", "with --until: the empty PostgreSQL data directory to restore into")
-	f.BoolVar(&o.pitr.start, "start", false, "with --until: start the server and wait until recovery finished")
-	f.StringArrayVar(&o.pitr.pgOptions, "pg-option", nil, "with --start: a server option for pg_ctl -o (e.g. \"-p 5433\"), repeatable")
-	f.BoolVar(&o.pitr.noArchive, "no-archive", false, "with --until: archive_mode off in the restored cluster (drills and copies)")
+	addPITRFlags(f, &o.pitr)
 	return cmd
 }
 
