@@ -21,7 +21,7 @@ import (
 	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
 	"github.com/lifeboat-backup/lifeboat/engine/storage"
 	"github.com/lifeboat-backup/lifeboat/policies"
-	"github.com/lifeboat-backup/lifeboat/restore"
+	"github.com/lifeboat-backup/lifeboat/restore/drill"
 	"github.com/lifeboat-backup/lifeboat/targets/mysql/binlog"
 )
 
@@ -175,7 +175,7 @@ func exitCode(ctx context.Context, err error) int {
 		return exitPartial
 	case errors.As(err, &ie):
 		return exitIncomplete
-	case errors.Is(err, restore.ErrObjectiveViolated):
+	case errors.Is(err, drill.ErrObjectiveViolated):
 		return exitObjective
 	case errors.Is(err, repo.ErrNoRepository), errors.Is(err, restic.ErrNoRepository):
 		return exitNoRepo

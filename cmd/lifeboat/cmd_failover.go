@@ -14,6 +14,7 @@ import (
 	"github.com/lifeboat-backup/lifeboat/engine/replicate"
 	"github.com/lifeboat-backup/lifeboat/engine/repo"
 	"github.com/lifeboat-backup/lifeboat/engine/restic"
+	"github.com/lifeboat-backup/lifeboat/engine/schedule"
 	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
 	"github.com/lifeboat-backup/lifeboat/engine/storage"
 )
@@ -226,7 +227,7 @@ func (a *app) policyStatus(ctx context.Context, journal string) (*policyStatus, 
 		}
 		st.Repositories = append(st.Repositories, rs)
 	}
-	if runs, err := (engine.Journal{Dir: journal}).Runs(p.Name); err == nil && len(runs) > 0 {
+	if runs, err := (schedule.Journal{Dir: journal}).Runs(p.Name); err == nil && len(runs) > 0 {
 		st.LastRun = runs[len(runs)-1]
 	}
 	return st, nil
