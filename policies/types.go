@@ -1,5 +1,7 @@
 package policies
 
+import "time"
+
 // Struct tags used by the decoder, the validator and JSONSchema:
 //
 //	yaml:"key"         the policy key
@@ -92,6 +94,7 @@ type Target struct {
 	Jobs          int       `yaml:"jobs" kinds:"mysql,postgres" doc:"parallel dump workers; default 2"`
 	LockMode      string    `yaml:"lock_mode" kinds:"mysql" enum:"ftwrl,backup_lock,single" doc:"consistency: FLUSH TABLES WITH READ LOCK, backup locks, or single transaction (InnoDB only, no global lock); default ftwrl"`
 	Users         bool      `yaml:"users" kinds:"mysql" doc:"also back up user accounts, roles and grants (password hashes included; needs SELECT on the mysql database); lifeboat restore --users re-creates them"`
+	Archive       *Archive  `yaml:"archive" kinds:"mysql" doc:"continuous binary-log archive for point-in-time restores, run by lifeboat binlog archive (docs/pitr.md)"`
 	Globals       bool      `yaml:"globals" kinds:"postgres" doc:"also back up roles and tablespaces (pg_dumpall --globals-only); restores and drills re-create them"`
 	Method        string    `yaml:"method" kinds:"mysql,postgres" enum:"logical,physical" doc:"logical (a dump, default) or physical (postgres: pg_basebackup of the whole cluster, the base of point-in-time recovery; docs/pitr.md)"`
 
@@ -115,6 +118,22 @@ type Target struct {
 	After     []string `yaml:"after" kinds:"volume" doc:"command run after reading, also after a failure"`
 	BlockSize Size     `yaml:"block_size" kinds:"volume" doc:"aligned block size the volume is cut into: a power of two from 4KiB to 16MiB; default 256KiB"`
 }
+
+// Archive configures the continuous archive of a database's log (the
+// MySQL/MariaDB binary log) into the repository.
+type Archive struct {
+	MaxDelay    Duration `yaml:"max_delay" doc:"an archived event is stored at most this long after the server wrote it (the archive's RPO); 1s to 1h, default 30s"`
+	SegmentSize Size     `yaml:"segment_size" doc:"a segment is also cut at this size; 64KiB to 1GiB, default 16MiB"`
+	ServerID    int      `yaml:"server_id" doc:"replica server id the archiver connects with, unique among the server's replicas; default derived from the policy and target names"`
+}
+
+// Archive limits.
+const (
+	MinArchiveDelay       = Duration(time.Second)
+	MaxArchiveDelay       = Duration(time.Hour)
+	MinArchiveSegmentSize = 64 << 10
+	MaxArchiveSegmentSize = 1 << 30
+)
 
 // Volume block size limits (targets/volume.MinBlockSize, MaxBlockSize).
 const (

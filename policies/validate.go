@@ -155,6 +155,9 @@ func (c *checker) targets(p *Policy) {
 			}
 			c.nonEmpty(path+".databases", t.Databases)
 			c.nonEmpty(path+".exclude_tables", t.ExcludeTables)
+			if a := t.Archive; a != nil {
+				c.archive(path+".archive", a)
+			}
 		case KindFiles:
 			if c.src.has(path+".paths") && len(t.Paths) == 0 {
 				c.add(path+".paths", "", nil, "at least one path is needed")
@@ -181,6 +184,25 @@ func (c *checker) targets(p *Policy) {
 				c.add(path+".block_size", strconv.FormatInt(bs, 10), nil, "must be a power of two from 4KiB to 16MiB")
 			}
 		}
+	}
+}
+
+// archive checks a target's archive block and sets its defaults.
+func (c *checker) archive(path string, a *Archive) {
+	if c.src.has(path+".max_delay") && (a.MaxDelay < MinArchiveDelay || a.MaxDelay > MaxArchiveDelay) {
+		c.add(path+".max_delay", a.MaxDelay.String(), nil, "must be from 1s to 1h")
+	}
+	if sz := int64(a.SegmentSize); c.src.has(path+".segment_size") && (sz < MinArchiveSegmentSize || sz > MaxArchiveSegmentSize) {
+		c.add(path+".segment_size", strconv.FormatInt(sz, 10), nil, "must be from 64KiB to 1GiB")
+	}
+	if c.src.has(path+".server_id") && (a.ServerID < 1 || int64(a.ServerID) > 1<<32-1) {
+		c.add(path+".server_id", strconv.Itoa(a.ServerID), nil, "must be from 1 to 4294967295")
+	}
+	if a.MaxDelay == 0 {
+		a.MaxDelay = Duration(30 * time.Second)
+	}
+	if a.SegmentSize == 0 {
+		a.SegmentSize = 16 << 20
 	}
 }
 

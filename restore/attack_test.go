@@ -17,6 +17,7 @@ import (
 
 	"github.com/lifeboat-backup/lifeboat/engine"
 	"github.com/lifeboat-backup/lifeboat/engine/repo"
+	"github.com/lifeboat-backup/lifeboat/engine/repo/repotest"
 	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
 	"github.com/lifeboat-backup/lifeboat/restore"
 	"github.com/lifeboat-backup/lifeboat/targets/files"
@@ -60,7 +61,7 @@ func (h hostile) Walk(_ context.Context, _ func(string, error), fn func(snapshot
 // the repository opened with the owner key, and the snapshot.
 func hostileSnapshot(t *testing.T, kind string, entries ...hostileEntry) (*repo.Repository, *snapshot.Snapshot) {
 	t.Helper()
-	tr, _ := newRepo(t)
+	tr, _ := repotest.Mem(t)
 	host := tr.Open(t, tr.Host)
 	res, err := engine.Backup(context.Background(), host, hostile{kind, entries}, engine.BackupOptions{NoParent: true})
 	require.NoError(t, err)

@@ -753,3 +753,17 @@ func loadWarnings(ctx context.Context, c *sql.Conn) ([]string, error) {
 	}
 	return msgs, rows.Err()
 }
+
+// MySQLDatabases lists the databases of a mysql snapshot, by their names on
+// the source (a drill drops a scratch server's earlier copies of them).
+func MySQLDatabases(ctx context.Context, s snapshot.Reader) ([]string, error) {
+	dbs, _, err := readMySQLTree(ctx, s, MySQLOptions{})
+	if err != nil {
+		return nil, err
+	}
+	names := make([]string, len(dbs))
+	for i, x := range dbs {
+		names[i] = x.target
+	}
+	return names, nil
+}

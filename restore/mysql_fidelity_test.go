@@ -14,6 +14,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 	"github.com/stretchr/testify/require"
 
+	"github.com/lifeboat-backup/lifeboat/engine/repo/repotest"
 	"github.com/lifeboat-backup/lifeboat/restore"
 	"github.com/lifeboat-backup/lifeboat/targets/mysql"
 	"github.com/lifeboat-backup/lifeboat/targets/mysql/mysqltest"
@@ -124,7 +125,7 @@ func TestMySQLSakilaFidelity(t *testing.T) {
 	require.Len(t, dbObjects(t, db, "sakila"), 16+7+6+3+3, "tables+views+triggers+procedures+functions of sakila")
 	require.Equal(t, "16049", strings.Fields(want["TABLE payment rows"])[0])
 
-	_, r := newRepo(t)
+	_, r := repotest.Mem(t)
 	res, err := backupMySQL(t, r, mysql.Options{DSN: srv.DSN(), Password: srv.Password, Databases: []string{"sakila"}, Jobs: 3})
 	require.NoError(t, err)
 	require.Empty(t, res.Warnings)
@@ -194,7 +195,7 @@ func TestMySQLHardCorpus(t *testing.T) {
 	want := dbState(t, db, src)
 	require.Len(t, dbObjects(t, db, src), 6+2+1+1+1+1)
 
-	_, r := newRepo(t)
+	_, r := repotest.Mem(t)
 	res, err := backupMySQL(t, r, mysql.Options{DSN: srv.DSN(), Password: srv.Password, Databases: []string{src}, Jobs: 2})
 	require.NoError(t, err)
 	exec(t, db, "DROP DATABASE IF EXISTS "+mysql.QuoteName(dst))

@@ -7,6 +7,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/lifeboat-backup/lifeboat/engine/repo/repotest"
 	"github.com/lifeboat-backup/lifeboat/internal/testutil/shop"
 	"github.com/lifeboat-backup/lifeboat/restore"
 	"github.com/lifeboat-backup/lifeboat/targets/mysql"
@@ -24,7 +25,7 @@ func TestMySQLRestoreTables(t *testing.T) {
 	_, err := shop.Generate(ctx, db, shop.Options{Database: "shop_tt", Rows: 200, Replace: true})
 	require.NoError(t, err)
 	exec(t, db, "DROP DATABASE IF EXISTS shop_tt_part", "DROP DATABASE IF EXISTS shop_tt_none")
-	_, r := newRepo(t)
+	_, r := repotest.Mem(t)
 	res, err := backupMySQL(t, r, mysql.Options{DSN: srv.DSN(), Password: srv.Password, Databases: []string{"shop_tt"}, Jobs: 2})
 	require.NoError(t, err)
 	s := r.SnapshotReader(res.Snapshot)

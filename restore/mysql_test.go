@@ -21,7 +21,6 @@ import (
 	"github.com/lifeboat-backup/lifeboat/engine"
 	"github.com/lifeboat-backup/lifeboat/engine/repo"
 	"github.com/lifeboat-backup/lifeboat/engine/repo/repotest"
-	"github.com/lifeboat-backup/lifeboat/engine/storage"
 	"github.com/lifeboat-backup/lifeboat/internal/testutil/shop"
 	"github.com/lifeboat-backup/lifeboat/restore"
 	"github.com/lifeboat-backup/lifeboat/targets/mysql"
@@ -35,15 +34,6 @@ var (
 	_ engine.RecoveryPointer = (*mysql.Source)(nil)
 	_ engine.AllOrNothing    = (*mysql.Source)(nil)
 )
-
-func newRepo(t *testing.T) (*repotest.Repo, *repo.Repository) {
-	t.Helper()
-	b, err := storage.OpenWith(context.Background(), "mem://", storage.OpenOptions{Create: true})
-	require.NoError(t, err)
-	t.Cleanup(func() { b.Close() })
-	tr := repotest.Init(t, b, repotest.SmallChunks, 0)
-	return tr, tr.Open(t, tr.Owner)
-}
 
 func backupMySQL(t *testing.T, r *repo.Repository, o mysql.Options) (*engine.BackupResult, error) {
 	t.Helper()
@@ -129,7 +119,7 @@ func TestMySQLShopRoundTrip(t *testing.T) {
 	require.NoError(t, err)
 	exec(t, db, "DROP DATABASE IF EXISTS shop_rt_copy")
 
-	_, r := newRepo(t)
+	_, r := repotest.Mem(t)
 	res, err := backupMySQL(t, r, mysql.Options{DSN: srv.DSN(), Password: srv.Password, Databases: []string{"shop_rt"}, Jobs: 3})
 	require.NoError(t, err)
 	require.Empty(t, res.Warnings)
@@ -224,7 +214,7 @@ func TestMySQLConsistency(t *testing.T) {
 		fmt.Fprintf(&b, "(%d, 1000)", i)
 	}
 	exec(t, db, b.String())
-	_, r := newRepo(t)
+	_, r := repotest.Mem(t)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
@@ -326,7 +316,7 @@ func gtidSequence(pos string) (int64, error) {
 
 func TestMySQLBackupFaults(t *testing.T) {
 	srv := mysqltest.Shared(t)
-	_, r := newRepo(t)
+	_, r := repotest.Mem(t)
 
 	_, err := backupMySQL(t, r, mysql.Options{DSN: srv.DSN(), Password: "wrong-password"})
 	require.ErrorContains(t, err, "access denied")
@@ -366,7 +356,7 @@ func TestMySQLRestoreNoBinlog(t *testing.T) {
 	db := srv.DB(t, "")
 	exec(t, db, "DROP DATABASE IF EXISTS nolog", "CREATE DATABASE nolog",
 		"CREATE TABLE nolog.t (id INT PRIMARY KEY, v VARCHAR(20))", "INSERT INTO nolog.t VALUES (1, 'a'), (2, 'b')")
-	_, r := newRepo(t)
+	_, r := repotest.Mem(t)
 	res, err := backupMySQL(t, r, mysql.Options{DSN: srv.DSN(), Password: srv.Password, Databases: []string{"nolog"}})
 	require.NoError(t, err)
 	position := func() string {

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/lifeboat-backup/lifeboat/engine/repo/repotest"
 	"github.com/lifeboat-backup/lifeboat/restore"
 	"github.com/lifeboat-backup/lifeboat/targets/mysql"
 	"github.com/lifeboat-backup/lifeboat/targets/mysql/mysqltest"
@@ -74,7 +75,7 @@ func TestMySQLUsersRoundTrip(t *testing.T) {
 	var hash string
 	require.NoError(t, db.QueryRow("SELECT authentication_string FROM mysql.user WHERE User = 'ru_app'").Scan(&hash))
 
-	_, r := newRepo(t)
+	_, r := repotest.Mem(t)
 	res, err := backupMySQL(t, r, mysql.Options{DSN: srv.DSN(), Password: srv.Password, Databases: []string{"ru_db"}, Users: true})
 	require.NoError(t, err)
 	s := r.SnapshotReader(res.Snapshot)
@@ -138,7 +139,7 @@ func TestMySQLUsersMissing(t *testing.T) {
 	srv := mysqltest.Shared(t)
 	db := srv.DB(t, "")
 	exec(t, db, "DROP DATABASE IF EXISTS ru_none", "CREATE DATABASE ru_none", "CREATE TABLE ru_none.t (id INT PRIMARY KEY)")
-	_, r := newRepo(t)
+	_, r := repotest.Mem(t)
 	res, err := backupMySQL(t, r, mysql.Options{DSN: srv.DSN(), Password: srv.Password, Databases: []string{"ru_none"}})
 	require.NoError(t, err)
 	s := r.SnapshotReader(res.Snapshot)

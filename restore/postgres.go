@@ -140,7 +140,7 @@ func Postgres(ctx context.Context, s snapshot.Reader, opts PostgresOptions) (*Po
 	var created []string
 	fail := func(err error) (*PostgresStats, error) {
 		for _, name := range created {
-			if derr := ctl.Exec("DROP DATABASE IF EXISTS " + quoteIdent(name)); derr != nil {
+			if derr := ctl.Exec("DROP DATABASE IF EXISTS " + postgres.QuoteIdent(name)); derr != nil {
 				return nil, fmt.Errorf("%w (dropping the partial database %q failed too: %v)", err, name, derr)
 			}
 		}
@@ -154,7 +154,7 @@ func Postgres(ctx context.Context, s snapshot.Reader, opts PostgresOptions) (*Po
 				return fail(err)
 			}
 		}
-		create := "CREATE DATABASE " + quoteIdent(d.target) + " TEMPLATE template0"
+		create := "CREATE DATABASE " + postgres.QuoteIdent(d.target) + " TEMPLATE template0"
 		if props != nil {
 			create += props.CreateOptions()
 		}
@@ -421,6 +421,17 @@ func (c *countingReader) Read(b []byte) (int, error) {
 	return n, err
 }
 
-func quoteIdent(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
-
 func quoteLiteral(s string) string { return `'` + strings.ReplaceAll(s, `'`, `''`) + `'` }
+
+// PostgresDatabases lists the databases of a postgres snapshot by their
+// names on the source, and whether it holds the cluster's globals (roles).
+func PostgresDatabases(ctx context.Context, s snapshot.Reader) (names []string, globals bool, err error) {
+	dbs, g, err := readPostgresTree(ctx, s, PostgresOptions{}, "")
+	if err != nil {
+		return nil, false, err
+	}
+	for _, x := range dbs {
+		names = append(names, x.target)
+	}
+	return names, g != nil, nil
+}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/lifeboat-backup/lifeboat/engine"
 	"github.com/lifeboat-backup/lifeboat/engine/repo"
+	"github.com/lifeboat-backup/lifeboat/engine/repo/repotest"
 	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
 	"github.com/lifeboat-backup/lifeboat/restore"
 	"github.com/lifeboat-backup/lifeboat/targets/postgres"
@@ -27,77 +28,6 @@ var (
 	_ engine.RecoveryPointer = (*postgres.Source)(nil)
 	_ engine.AllOrNothing    = (*postgres.Source)(nil)
 )
-
-// oroSchema is an OroCommerce-like database: customers, customer users,
-// addresses, orders, order addresses, payment transactions, users and
-// emails, with bytea, jsonb, numeric, timestamptz, arrays, NULLs and
-// non-ASCII text; a view, a sequence, foreign keys and indexes.
-const oroSchema = `
-CREATE TABLE oro_user (id serial PRIMARY KEY, username text NOT NULL UNIQUE, email text, first_name text, last_name text,
-  roles text[], salt bytea, last_login timestamptz, enabled boolean NOT NULL DEFAULT true);
-CREATE TABLE oro_customer (id bigserial PRIMARY KEY, name text NOT NULL, parent_id bigint REFERENCES oro_customer(id),
-  owner_id int REFERENCES oro_user(id), payment_term numeric(12,4), attrs jsonb, created_at timestamptz NOT NULL);
-CREATE TABLE oro_customer_user (id bigserial PRIMARY KEY, customer_id bigint NOT NULL REFERENCES oro_customer(id),
-  email text NOT NULL, first_name text, last_name text, phone text, password bytea, tags text[], confirmed boolean,
-  birthday date, created_at timestamptz);
-CREATE TABLE oro_customer_address (id bigserial PRIMARY KEY, customer_id bigint REFERENCES oro_customer(id),
-  street text, city text, postal_code varchar(20), country_code char(2), phone text, types int[]);
-CREATE TABLE oro_order (id bigserial PRIMARY KEY, identifier text UNIQUE, customer_user_id bigint REFERENCES oro_customer_user(id),
-  subtotal numeric(19,4), total numeric(19,4), currency char(3), status text, meta jsonb, po_number text,
-  created_at timestamptz NOT NULL, ship_until date);
-CREATE TABLE oro_order_address (id bigserial PRIMARY KEY, order_id bigint REFERENCES oro_order(id), kind text,
-  first_name text, last_name text, street text, city text, postal_code text, phone text);
-CREATE TABLE oro_payment_transaction (id bigserial PRIMARY KEY, order_id bigint REFERENCES oro_order(id), action text,
-  amount numeric(19,4), currency char(3), successful boolean, request jsonb, response jsonb, reference text,
-  raw bytea, created_at timestamptz);
-CREATE TABLE oro_email (id bigserial PRIMARY KEY, subject text, from_name text, to_addresses text[], body text,
-  headers jsonb, sent_at timestamptz, flags smallint[]);
-CREATE INDEX ON oro_order (customer_user_id, created_at);
-CREATE INDEX ON oro_customer_user (lower(email));
-CREATE SEQUENCE oro_invoice_seq START 1000;
-CREATE VIEW oro_order_totals AS SELECT customer_user_id, count(*) AS n, sum(total) AS total FROM oro_order GROUP BY 1;
-COMMENT ON TABLE oro_order IS 'Bestellungen — commandes';
-
-INSERT INTO oro_user (username, email, first_name, last_name, roles, salt, last_login, enabled)
-SELECT 'admin' || g, 'admin' || g || '@example.com', (ARRAY['Zoë','José','Łukasz','美咲',NULL])[1 + g % 5], 'Müller',
-  ARRAY['ROLE_ADMIN', 'ROLE_' || g], decode(md5(g::text), 'hex'), CASE WHEN g % 3 = 0 THEN NULL ELSE timestamptz '2026-01-01 10:00+01' + g * interval '1 hour' END, g % 7 <> 0
-FROM generate_series(1, 20) g;
-INSERT INTO oro_customer (name, parent_id, owner_id, payment_term, attrs, created_at)
-SELECT 'Customer ' || g || ' GmbH & Co. „KG“', NULL, 1 + g % 20, CASE WHEN g % 4 = 0 THEN NULL ELSE g / 7.0 END,
-  jsonb_build_object('tier', g % 3, 'tags', jsonb_build_array('b2b', 'ünï'), 'note', CASE WHEN g % 5 = 0 THEN NULL ELSE 'x' || g END),
-  timestamptz '2025-06-01 00:00Z' + g * interval '37 minutes'
-FROM generate_series(1, 300) g;
-UPDATE oro_customer SET parent_id = id - 1 WHERE id % 10 = 0;
-INSERT INTO oro_customer_user (customer_id, email, first_name, last_name, phone, password, tags, confirmed, birthday, created_at)
-SELECT 1 + g % 300, 'user' || g || '@shop.example', 'Jöhn' || g, E'O''Brien\t' || g, '+49 30 ' || (1000000 + g),
-  decode(repeat(md5(g::text), 2), 'hex') || '\x00ff'::bytea, ARRAY['a', NULL, 'c' || g], CASE WHEN g % 3 = 0 THEN NULL ELSE g % 2 = 0 END,
-  date '1970-01-01' + g, now() - g * interval '1 day'
-FROM generate_series(1, 2000) g;
-INSERT INTO oro_customer_address (customer_id, street, city, postal_code, country_code, phone, types)
-SELECT 1 + g % 300, g || E' Hauptstraße\n2. OG', 'Zürich', lpad(g::text, 5, '0'), 'CH', NULL, ARRAY[1, g % 3]
-FROM generate_series(1, 900) g;
-INSERT INTO oro_order (identifier, customer_user_id, subtotal, total, currency, status, meta, po_number, created_at, ship_until)
-SELECT 'SO-' || g, 1 + g % 2000, g * 1.2345, g * 1.2345 * 1.19, 'EUR', (ARRAY['open','shipped','closed'])[1 + g % 3],
-  jsonb_build_object('lines', g % 9, 'weights', jsonb_build_array(1.5, 2, NULL)), CASE WHEN g % 2 = 0 THEN 'PO ' || g END,
-  timestamptz '2026-03-01 12:00:00.123456+00' + g * interval '13 minutes', NULL
-FROM generate_series(1, 5000) g;
-INSERT INTO oro_order_address (order_id, kind, first_name, last_name, street, city, postal_code, phone)
-SELECT 1 + g / 2, CASE WHEN g % 2 = 0 THEN 'billing' ELSE 'shipping' END, 'Ana', 'Ñúñez', 'Calle ' || g, 'Málaga', '29' || g, '+34 ' || g
-FROM generate_series(0, 9999) g;
-INSERT INTO oro_payment_transaction (order_id, action, amount, currency, successful, request, response, reference, raw, created_at)
-SELECT 1 + g % 5000, 'charge', g * 0.01, 'EUR', g % 11 <> 0, jsonb_build_object('card', '4111********1111'), NULL, md5(g::text),
-  CASE WHEN g % 2 = 0 THEN gen_random_bytes_stub(g) END, now()
-FROM generate_series(1, 4000) g;
-INSERT INTO oro_email (subject, from_name, to_addresses, body, headers, sent_at, flags)
-SELECT 'Ihre Bestellung SO-' || g || ' 🎉', 'Shop', ARRAY['user' || g || '@shop.example', 'cc@example.com'],
-  repeat('Lorem ipsum “quoted” \ backslash ', 1 + g % 20), jsonb_build_object('X-Id', g), now(), ARRAY[g % 2, 0]::smallint[]
-FROM generate_series(1, 1500) g;
-SELECT setval('oro_invoice_seq', 1234);
-`
-
-// stub for random bytes without pgcrypto: deterministic bytea of length n % 64
-const oroFuncs = `CREATE FUNCTION gen_random_bytes_stub(n int) RETURNS bytea LANGUAGE sql IMMUTABLE AS
-$$ SELECT decode(substr(repeat(md5(n::text), 4), 1, 2 * (n % 64)), 'hex') $$;`
 
 // pgDigests returns per table of database db: "count md5" of its
 // ordered contents, plus the sequence value and the view's definition.
@@ -126,7 +56,7 @@ func TestPostgresOroRoundTrip(t *testing.T) {
 	s := postgrestest.Start(t)
 	s.CreateDatabase(t, "oro")
 	s.CreateDatabase(t, "audit db")
-	s.MustPSQL(t, "oro", oroFuncs+oroSchema)
+	s.MustPSQL(t, "oro", postgrestest.OroSchema)
 	s.MustPSQL(t, "audit db", `CREATE TABLE log (id serial PRIMARY KEY, line text); INSERT INTO log (line) SELECT 'l' || g FROM generate_series(1, 100) g;`)
 	s.MustPSQL(t, "postgres", `CREATE ROLE oro_reader LOGIN; GRANT CONNECT ON DATABASE oro TO oro_reader`)
 	s.MustPSQL(t, "oro", `GRANT SELECT ON oro_order TO oro_reader`)
@@ -141,7 +71,7 @@ func TestPostgresOroRoundTrip(t *testing.T) {
 	want := pgDigests(t, s, "oro")
 	require.Equal(t, "5000", strings.Fields(want["oro_order"])[0])
 
-	_, r := newRepo(t)
+	_, r := repotest.Mem(t)
 	res, err := backupPostgres(t, r, postgres.Options{DSN: s.URL(), Password: s.Password, Globals: true, Jobs: 2})
 	require.NoError(t, err)
 	sn := res.Snapshot
@@ -230,7 +160,7 @@ func TestPostgresBackupFaults(t *testing.T) {
 	s := postgrestest.Start(t)
 	s.CreateDatabase(t, "shop")
 	s.MustPSQL(t, "shop", `CREATE TABLE t (id int); INSERT INTO t VALUES (1)`)
-	_, r := newRepo(t)
+	_, r := repotest.Mem(t)
 
 	_, err := backupPostgres(t, r, postgres.Options{DSN: s.URL(), Password: "wrong-password-x"})
 	require.ErrorContains(t, err, "password authentication failed")
@@ -325,7 +255,7 @@ func TestPostgresDatabaseProperties(t *testing.T) {
 	require.Equal(t, "Zoë,b,zoe,Ärger", s.MustPSQL(t, "Oro db", order), "C collation")
 	require.Equal(t, "Ärger,b,zoe,Zoë", s.MustPSQL(t, "icu", order), "de-DE collation")
 
-	_, r := newRepo(t)
+	_, r := repotest.Mem(t)
 	res, err := backupPostgres(t, r, postgres.Options{DSN: s.URL(), Password: s.Password, Databases: []string{"Oro db", "icu"}, Globals: true})
 	require.NoError(t, err)
 	sn := res.Snapshot
@@ -395,7 +325,7 @@ func TestPostgresRestoreBadInput(t *testing.T) {
 	s := postgrestest.Start(t)
 	s.CreateDatabase(t, "shop")
 	s.MustPSQL(t, "shop", `CREATE TABLE t (id int); INSERT INTO t VALUES (1)`)
-	_, r := newRepo(t)
+	_, r := repotest.Mem(t)
 	res, err := backupPostgres(t, r, postgres.Options{DSN: s.URL(), Password: s.Password})
 	require.NoError(t, err)
 	sn := r.SnapshotReader(res.Snapshot)
@@ -437,7 +367,7 @@ func TestPostgresExcludeTables(t *testing.T) {
 		CREATE TABLE cache_x (v text); INSERT INTO cache_x VALUES ('x');
 		CREATE TABLE cache_y (v text); INSERT INTO cache_y VALUES ('y');
 		CREATE TABLE log.entries (v text); INSERT INTO log.entries VALUES ('l')`)
-	_, r := newRepo(t)
+	_, r := repotest.Mem(t)
 	ctx := context.Background()
 	tables := `SELECT string_agg(schemaname || '.' || tablename, ',' ORDER BY 1) FROM pg_tables WHERE schemaname IN ('public', 'log')`
 	for _, jobs := range []int{1, 3} {
@@ -490,7 +420,7 @@ func TestPostgresSettingErrorRedacted(t *testing.T) {
 	s := postgrestest.Start(t)
 	s.CreateDatabase(t, "shop")
 	s.MustPSQL(t, "postgres", `ALTER DATABASE shop SET app.jwt_secret = 'jwt-s3cret-value'`)
-	_, r := newRepo(t)
+	_, r := repotest.Mem(t)
 	src, err := postgres.New(postgres.Options{DSN: s.URL(), Password: s.Password, Databases: []string{"shop"}})
 	require.NoError(t, err)
 	res, err := engine.Backup(context.Background(), r, badSetting{src, "work-s3cret-value"}, engine.BackupOptions{Workers: 2})
@@ -521,7 +451,7 @@ func TestPostgresRestoreOpensArchivesInTreeOrder(t *testing.T) {
 	for _, db := range []string{"shop", "shop-eu", "shop.at"} {
 		s.CreateDatabase(t, db)
 	}
-	_, r := newRepo(t)
+	_, r := repotest.Mem(t)
 	res, err := backupPostgres(t, r, postgres.Options{DSN: s.URL(), Password: s.Password, Databases: []string{"shop", "shop-eu", "shop.at"}})
 	require.NoError(t, err)
 	sn := &openLog{Reader: r.SnapshotReader(res.Snapshot)}

@@ -22,7 +22,8 @@ import (
 	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
 	"github.com/lifeboat-backup/lifeboat/engine/storage"
 	"github.com/lifeboat-backup/lifeboat/policies"
-	"github.com/lifeboat-backup/lifeboat/restore"
+	"github.com/lifeboat-backup/lifeboat/restore/drill"
+	"github.com/lifeboat-backup/lifeboat/targets/mysql/binlog"
 )
 
 // Exit codes (design.md, "Conventions"); set only in exitCode.
@@ -36,6 +37,7 @@ const (
 	exitNoRepo      = 10
 	exitLocked      = 11
 	exitWrongKey    = 12
+	exitGap         = 13
 	exitInterrupted = 130
 )
 
@@ -91,7 +93,8 @@ LIFEBOAT_PASSPHRASE_FILE. A policy's own repository is never overridden by the e
 
 Exit codes: 0 ok, 1 failure, 2 bad usage, 3 objective violated (drill), 4 snapshot saved but
 some source data unreadable, 5 restore finished but some entries could not be restored
-(listed), 10 no repository, 11 repository locked, 12 wrong key, 130 interrupted.`,
+(listed), 10 no repository, 11 repository locked, 12 wrong key, 13 gap in a binlog archive,
+130 interrupted.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
@@ -129,7 +132,7 @@ some source data unreadable, 5 restore finished but some entries could not be re
 	root.AddCommand(a.systemdCmd(), a.daemonCmd(), a.historyCmd())
 	root.AddCommand(a.configCmd(), a.keyCmd())
 	root.AddCommand(a.drillCmd())
-	root.AddCommand(a.walCmd())
+	root.AddCommand(a.walCmd(), a.binlogCmd())
 	root.AddCommand(a.exportCmd(), a.sanitizeCmd())
 	return root
 }
@@ -165,6 +168,7 @@ func exitCode(ctx context.Context, err error) int {
 	var pe partialError
 	var ie *snapshot.IncompleteError
 	var ve policies.ValidationErrors
+	var gap *binlog.GapError
 	switch {
 	case ctx.Err() != nil:
 		return exitInterrupted
@@ -174,7 +178,7 @@ func exitCode(ctx context.Context, err error) int {
 		return exitPartial
 	case errors.As(err, &ie):
 		return exitIncomplete
-	case errors.Is(err, restore.ErrObjectiveViolated):
+	case errors.Is(err, drill.ErrObjectiveViolated):
 		return exitObjective
 	case errors.Is(err, repo.ErrNoRepository), errors.Is(err, restic.ErrNoRepository):
 		return exitNoRepo
@@ -182,6 +186,8 @@ func exitCode(ctx context.Context, err error) int {
 		return exitLocked
 	case errors.Is(err, repo.ErrWrongKey), errors.Is(err, repo.ErrNoDataKey), errors.Is(err, restic.ErrWrongPassword):
 		return exitWrongKey
+	case errors.As(err, &gap):
+		return exitGap
 	}
 	return exitFailure
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/lifeboat-backup/lifeboat/engine"
 	"github.com/lifeboat-backup/lifeboat/engine/logarchive"
 	"github.com/lifeboat-backup/lifeboat/engine/repo"
+	"github.com/lifeboat-backup/lifeboat/engine/schedule"
 	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
 )
 
@@ -50,7 +51,7 @@ func forgetArchive(ctx context.Context, e engine.Engine, ids []snapshot.ID) ([]l
 			kept = append(kept, sn)
 		}
 	}
-	return engine.ArchiveWindows(ctx, n.R, kept)
+	return schedule.ArchiveWindows(ctx, n.R, kept)
 }
 
 // applyArchive removes the segments the windows drop.
@@ -79,7 +80,7 @@ func checkArchive(ctx context.Context, r *repo.Repository, readData bool, res *r
 	if err != nil {
 		return n, err
 	}
-	ws, err := engine.ArchiveWindows(ctx, r, sns)
+	ws, err := schedule.ArchiveWindows(ctx, r, sns)
 	if err != nil {
 		return n, err
 	}
@@ -110,7 +111,7 @@ func archiveStates(ctx context.Context, r *repo.Repository) ([]archiveState, err
 	if err != nil {
 		return nil, err
 	}
-	ws, err := engine.ArchiveWindows(ctx, r, sns)
+	ws, err := schedule.ArchiveWindows(ctx, r, sns)
 	if err != nil {
 		return nil, err
 	}

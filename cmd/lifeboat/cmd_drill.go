@@ -10,7 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/lifeboat-backup/lifeboat/restore"
+	"github.com/lifeboat-backup/lifeboat/restore/drill"
 )
 
 func (a *app) drillCmd() *cobra.Command {
@@ -71,18 +71,18 @@ Exit codes: 0 passed, 1 a check failed (or the drill could not run), 3 an object
 			}
 			defer done()
 			defer func() { err = lockLost(ctx, err) }()
-			var rep *restore.DrillReport
+			var rep *drill.Report
 			if spot {
-				rep, err = restore.SpotCheck(ctx, r, restore.SpotCheckOptions{Policy: p, From: from, Targets: targets})
+				rep, err = drill.SpotCheck(ctx, r, drill.SpotCheckOptions{Policy: p, From: from, Targets: targets})
 			} else {
-				o := restore.DrillOptions{Policy: p, From: from, Targets: targets, TempDir: tmp}
+				o := drill.Options{Policy: p, From: from, Targets: targets, TempDir: tmp}
 				if !a.json && !a.quiet {
 					o.Log = a.stderr
 				}
-				rep, err = restore.Drill(ctx, r, o)
+				rep, err = drill.Run(ctx, r, o)
 			}
 			if rep != nil && ctx.Err() == nil {
-				j := restore.DrillJournal{Dir: journal}
+				j := drill.Journal{Dir: journal}
 				if jerr := j.Append(rep); jerr != nil {
 					fmt.Fprintln(a.stderr, "warning: "+jerr.Error())
 				}
@@ -91,7 +91,7 @@ Exit codes: 0 passed, 1 a check failed (or the drill could not run), 3 an object
 					fmt.Fprintln(a.stderr, "warning: drill record: "+jerr.Error())
 				}
 				if p.Metrics.Textfile != "" && !spot {
-					if merr := restore.WriteDrillMetrics(restore.DrillMetricsFile(p.Metrics.Textfile), rep); merr != nil {
+					if merr := drill.WriteMetrics(drill.MetricsFile(p.Metrics.Textfile), rep); merr != nil {
 						fmt.Fprintln(a.stderr, "warning: metrics: "+merr.Error())
 					}
 				}
@@ -141,7 +141,7 @@ func (a *app) drillReportCmd() *cobra.Command {
 				}
 				name = p.Name
 			}
-			hist, err := restore.DrillJournal{Dir: journal}.Reports(name)
+			hist, err := drill.Journal{Dir: journal}.Reports(name)
 			if err != nil {
 				return err
 			}
@@ -150,7 +150,7 @@ func (a *app) drillReportCmd() *cobra.Command {
 			}
 			last := hist[len(hist)-1]
 			if out == "-" {
-				return restore.WriteDrillJSON(a.stdout, &last)
+				return drill.WriteJSON(a.stdout, &last)
 			}
 			return writeDrillReport(out, &last, hist)
 		},
@@ -160,16 +160,16 @@ func (a *app) drillReportCmd() *cobra.Command {
 	return cmd
 }
 
-func writeDrillReport(path string, rep *restore.DrillReport, hist []restore.DrillReport) error {
+func writeDrillReport(path string, rep *drill.Report, hist []drill.Report) error {
 	var b bytes.Buffer
 	var err error
 	switch strings.ToLower(filepath.Ext(path)) {
 	case ".html", ".htm":
-		err = restore.WriteDrillHTML(&b, rep, hist)
+		err = drill.WriteHTML(&b, rep, hist)
 	case ".md", ".markdown":
-		err = restore.WriteDrillMarkdown(&b, rep, hist)
+		err = drill.WriteMarkdown(&b, rep, hist)
 	case ".json":
-		err = restore.WriteDrillJSON(&b, rep)
+		err = drill.WriteJSON(&b, rep)
 	default:
 		return usagef("report %s: use .html, .md or .json", path)
 	}
@@ -179,12 +179,12 @@ func writeDrillReport(path string, rep *restore.DrillReport, hist []restore.Dril
 	return os.WriteFile(path, b.Bytes(), 0o644)
 }
 
-func (a *app) drillSummary(rep *restore.DrillReport) error {
+func (a *app) drillSummary(rep *drill.Report) error {
 	if a.json {
 		return a.emit(map[string]any{"message_type": "summary", "drill": rep})
 	}
 	var b bytes.Buffer
-	if err := restore.WriteDrillMarkdown(&b, rep, nil); err != nil {
+	if err := drill.WriteMarkdown(&b, rep, nil); err != nil {
 		return err
 	}
 	_, err := a.stdout.Write(b.Bytes())

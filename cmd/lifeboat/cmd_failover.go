@@ -14,6 +14,7 @@ import (
 	"github.com/lifeboat-backup/lifeboat/engine/replicate"
 	"github.com/lifeboat-backup/lifeboat/engine/repo"
 	"github.com/lifeboat-backup/lifeboat/engine/restic"
+	"github.com/lifeboat-backup/lifeboat/engine/schedule"
 	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
 	"github.com/lifeboat-backup/lifeboat/engine/storage"
 )
@@ -160,7 +161,8 @@ type policyStatus struct {
 	Policy       string         `json:"policy"`
 	Repositories []repoStatus   `json:"repositories"`
 	LastRun      any            `json:"last_run,omitempty"`
-	Archives     []archiveState `json:"archives,omitempty"` // log archives in the primary (cmd_archive.go)
+	Archives     []archiveState `json:"archives,omitempty"`        // log archives in the primary (cmd_archive.go)
+	Binlogs      []binlogWindow `json:"binlog_archives,omitempty"` // mysql targets' PITR windows (cmd_binlog_restore.go)
 	Problems     []string       `json:"problems,omitempty"`
 }
 
@@ -207,6 +209,9 @@ func (a *app) policyStatus(ctx context.Context, journal string) (*policyStatus, 
 		for _, as := range st.Archives {
 			st.Problems = append(st.Problems, as.Problems...)
 		}
+		if err := a.binlogWindows(ctx, pe, st); err != nil {
+			st.Problems = append(st.Problems, "primary: binlog archive: "+err.Error())
+		}
 	}
 	for _, sec := range p.Repositories.Secondaries {
 		rs := repoStatus{Name: sec.Name, URL: storage.Redact(sec.URL), MaxLag: sec.MaxLag.D()}
@@ -231,7 +236,7 @@ func (a *app) policyStatus(ctx context.Context, journal string) (*policyStatus, 
 		}
 		st.Repositories = append(st.Repositories, rs)
 	}
-	if runs, err := (engine.Journal{Dir: journal}).Runs(p.Name); err == nil && len(runs) > 0 {
+	if runs, err := (schedule.Journal{Dir: journal}).Runs(p.Name); err == nil && len(runs) > 0 {
 		st.LastRun = runs[len(runs)-1]
 	}
 	return st, nil
@@ -272,6 +277,7 @@ func (a *app) printStatus(st *policyStatus) {
 		}
 	}
 	a.printArchiveStates(st.Archives)
+	a.printBinlogWindows(st.Binlogs)
 	for _, pr := range st.Problems {
 		fmt.Fprintln(a.stdout, "  PROBLEM: "+termSafe(pr))
 	}

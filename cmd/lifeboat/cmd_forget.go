@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/lifeboat-backup/lifeboat/engine"
+	"github.com/lifeboat-backup/lifeboat/engine/schedule"
 	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
 	"github.com/lifeboat-backup/lifeboat/retention"
 )
@@ -45,9 +46,9 @@ See docs/retention.md.`,
 			if rules.Empty() && a.policy != nil && len(args) == 0 {
 				// --policy alone: its retention block, over its own snapshots
 				p := a.policy
-				rules = engine.RulesOf(p.Retention)
+				rules = schedule.RulesOf(p.Retention)
 				only = func(s *snapshot.Snapshot) bool {
-					return s.Host == p.Host && slices.Contains(s.Tags, engine.PolicyTag(p.Name))
+					return s.Host == p.Host && slices.Contains(s.Tags, schedule.PolicyTag(p.Name))
 				}
 			}
 			switch {

@@ -31,8 +31,9 @@ type restoreOptions struct {
 func (a *app) restoreCmd() *cobra.Command {
 	var o restoreOptions
 	var my *mysqlRestoreFlags
+	var bp *binlogPITRFlags
 	cmd := &cobra.Command{
-		Use:   "restore SNAPSHOT|latest --to DIR [--include PATH]... | restore --until TIME|latest|LSN|NAME --to-datadir DIR",
+		Use:   "restore SNAPSHOT|latest --to DIR [--include PATH]... | restore --until TIME|latest|LSN|NAME --to-datadir DIR|--to mysql://...",
 		Short: "Restore a snapshot, or paths in it, to a directory",
 		Long: `Restore a snapshot to DIR: entries keep their stored paths (media/x restores to DIR/media/x).
 --include restores only the given paths (as listed by ls) and what is below them, reading only
@@ -51,13 +52,21 @@ physical base from before the point is restored into the empty --to-datadir DIR,
 settings (restore_command naming this binary, the policy, the target and the owner key file by
 absolute path); --start starts the server and waits until it recovered and was promoted.
 
-Exit codes: 0 ok, 1 failure, 5 restore finished but some entries could not be restored (listed),
-12 wrong key.`,
+Point-in-time restore of a mysql target with a binlog archive (docs/pitr.md): --until TIME|latest,
+--until-gtid or --until-position with --to mysql://...: the newest snapshot before the point is
+restored and the archived transactions up to the point replayed; --dry-run prints the plan. A
+point the archive cannot reach (a gap, past its end) is refused with the reason.
+
+Exit codes: 0 ok, 1 failure, 2 bad usage, 5 restore finished but some entries could not be
+restored (listed), 12 wrong key.`,
 		Args: cobra.RangeArgs(0, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if o.pitr.until != "" || o.pitr.toDatadir != "" {
+			if o.pitr.until != "" || o.pitr.toDatadir != "" || bp.gtid != "" || bp.pos != "" {
 				if len(args) > 0 {
 					return usagef("--until restores the newest base before the point: no SNAPSHOT argument")
+				}
+				if a.isBinlogPITR(o, bp) {
+					return a.restoreBinlogPITR(cmd.Context(), o, my, bp)
 				}
 				if o.pitr.toDatadir == "" {
 					return usagef("--until needs --to-datadir DIR (postgres targets)")
@@ -88,6 +97,7 @@ Exit codes: 0 ok, 1 failure, 5 restore finished but some entries could not be re
 	f.StringVar(&o.target, "target", "", "with latest: the latest snapshot of this target")
 	f.StringVar(&o.host, "host", "", "with latest: the latest snapshot of this host")
 	my = addMySQLRestoreFlags(f)
+	bp = addBinlogPITRFlags(f)
 	o.pg = addPostgresRestoreFlags(f)
 	addTargetRestoreFlags(f, &o.kinds)
 	addPITRFlags(f, &o.pitr)

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/lifeboat-backup/lifeboat/engine"
+	"github.com/lifeboat-backup/lifeboat/engine/schedule"
 	"github.com/lifeboat-backup/lifeboat/policies"
 )
 
@@ -57,7 +58,7 @@ Exit codes: 0 ok, 1 a step failed, 2 invalid policy, 4 saved but some source dat
 // the metrics textfile: the code path of `lifeboat run` and `lifeboat daemon`.
 func (a *app) runPolicy(ctx context.Context, p *policies.Policy, targets []string, journal string) error {
 	a.policy = p
-	j := engine.Journal{Dir: journal}
+	j := schedule.Journal{Dir: journal}
 	last, err := j.LastPrune(p.Name)
 	if err != nil {
 		return err
@@ -67,7 +68,7 @@ func (a *app) runPolicy(ctx context.Context, p *policies.Policy, targets []strin
 	var res *engine.RunResult
 	err = a.withEngine(ctx, sharedLock, "run "+p.Name, func(ctx context.Context, e engine.Engine) error {
 		var runErr error
-		res, runErr = engine.Run(ctx, p, e, engine.RunOptions{Targets: targets, LastPrune: last,
+		res, runErr = schedule.Run(ctx, p, e, schedule.RunOptions{Targets: targets, LastPrune: last,
 			Progress: func(string) *engine.Progress { return &engine.Progress{} }})
 		return runErr
 	})
@@ -90,7 +91,7 @@ func (a *app) runPolicy(ctx context.Context, p *policies.Policy, targets []strin
 		return perr
 	}
 	if err != nil {
-		if errors.Is(err, engine.ErrRunFailed) {
+		if errors.Is(err, schedule.ErrRunFailed) {
 			return fmt.Errorf("policy %s: %d step(s) failed: %s", p.Name, len(res.Errors), res.Errors[0])
 		}
 		return err

@@ -17,13 +17,15 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/lifeboat-backup/lifeboat/engine"
+	"github.com/lifeboat-backup/lifeboat/engine/notify"
+	"github.com/lifeboat-backup/lifeboat/engine/schedule"
 	"github.com/lifeboat-backup/lifeboat/policies"
-	"github.com/lifeboat-backup/lifeboat/restore"
+	"github.com/lifeboat-backup/lifeboat/restore/drill"
 )
 
 // beforeRun pings notify.ping_url + "/start"; a failure is a warning.
 func (a *app) beforeRun(ctx context.Context, p *policies.Policy) {
-	n := engine.Notifier{}
+	n := notify.Notifier{}
 	if err := n.Start(ctx, p.Notify); err != nil {
 		fmt.Fprintln(a.stderr, "warning: notify: "+err.Error())
 	}
@@ -31,12 +33,12 @@ func (a *app) beforeRun(ctx context.Context, p *policies.Policy) {
 
 // afterRun sends the run's notifications and writes its metrics textfile.
 // Neither changes the run's result: failures are warnings.
-func (a *app) afterRun(ctx context.Context, p *policies.Policy, j engine.Journal, res *engine.RunResult) {
+func (a *app) afterRun(ctx context.Context, p *policies.Policy, j schedule.Journal, res *engine.RunResult) {
 	// A cancelled run (SIGTERM) still reports, within the notifier's
 	// timeouts.
 	ctx = context.WithoutCancel(ctx)
-	n := engine.Notifier{}
-	for _, err := range n.Notify(ctx, p.Notify, engine.RunEvent(res)) {
+	n := notify.Notifier{}
+	for _, err := range n.Notify(ctx, p.Notify, notify.RunEvent(res)) {
 		fmt.Fprintln(a.stderr, "warning: notify: "+err.Error())
 	}
 	if p.Metrics.Textfile == "" {
@@ -49,7 +51,7 @@ func (a *app) afterRun(ctx context.Context, p *policies.Policy, j engine.Journal
 	if len(runs) == 0 || !runs[len(runs)-1].Start.Equal(res.Start) {
 		runs = append(runs, *res) // the journal append failed
 	}
-	if err := engine.WriteRunMetrics(p.Metrics.Textfile, runs); err != nil {
+	if err := notify.WriteRunMetrics(p.Metrics.Textfile, runs); err != nil {
 		fmt.Fprintln(a.stderr, "warning: "+err.Error())
 	}
 }
@@ -82,7 +84,8 @@ func (a *app) systemdInstallCmd() *cobra.Command {
 		Long: `Write a oneshot service running "lifeboat run POLICY" and a timer with the policy's
 schedule.calendar (OnCalendar), schedule.randomized_delay (RandomizedDelaySec) and Persistent=true,
 so a start missed while the machine was off runs at boot. With drill.schedule set, a second pair
-runs "lifeboat drill POLICY".
+runs "lifeboat drill POLICY". A mysql target with an archive block gets
+lifeboat-binlog@POLICY.service, running "lifeboat binlog archive POLICY" with Restart=always.
 
 The service is sandboxed from what the policy says it reads and writes: ProtectSystem=strict with
 ReadWritePaths for the journal, file:// repositories and the metrics directory; ProtectHome=yes
@@ -119,10 +122,10 @@ printed; --now runs them.`,
 			if journal, err = filepath.Abs(journal); err != nil {
 				return err
 			}
-			units, err := engine.SystemdUnits(p, engine.UnitOptions{Binary: binary, PolicyFile: policyFile,
+			units, err := schedule.SystemdUnits(p, schedule.UnitOptions{Binary: binary, PolicyFile: policyFile,
 				JournalDir: journal, User: user, Timeout: timeout})
 			if err != nil {
-				if errors.Is(err, engine.ErrNoSchedule) {
+				if errors.Is(err, schedule.ErrNoSchedule) {
 					return usagef("policy %s: %v: nothing to schedule", p.Name, err)
 				}
 				return usageError{err}
@@ -162,7 +165,7 @@ printed; --now runs them.`,
 			}
 			cmds := [][]string{append(append([]string(nil), systemctl...), "daemon-reload")}
 			for _, u := range units {
-				if strings.HasSuffix(u.Name, ".timer") {
+				if strings.HasSuffix(u.Name, ".timer") || strings.HasPrefix(u.Name, "lifeboat-binlog@") {
 					cmds = append(cmds, append(append([]string(nil), systemctl...), "enable", "--now", u.Name))
 				}
 			}
@@ -236,7 +239,7 @@ the daemon: a running run is interrupted and recorded.
 			}
 			ctx := cmd.Context()
 			log := slog.New(slog.NewTextHandler(a.stderr, nil))
-			j := engine.Journal{Dir: journal}
+			j := schedule.Journal{Dir: journal}
 			if listen != "" {
 				l, err := net.Listen("tcp", listen)
 				if err != nil {
@@ -247,7 +250,7 @@ the daemon: a running run is interrupted and recorded.
 				defer srv.Close()
 				log.Info("serving metrics", "addr", l.Addr().String(), "path", "/metrics")
 			}
-			d := &engine.Daemon{
+			d := &schedule.Daemon{
 				Policies: ps,
 				Run: func(ctx context.Context, p *policies.Policy) error {
 					return a.runPolicy(ctx, p, nil, journal)
@@ -272,7 +275,7 @@ the daemon: a running run is interrupted and recorded.
 	return cmd
 }
 
-func metricsHandler(j engine.Journal, ps []*policies.Policy) http.Handler {
+func metricsHandler(j schedule.Journal, ps []*policies.Policy) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
 		var hs [][]engine.RunResult
@@ -285,7 +288,7 @@ func metricsHandler(j engine.Journal, ps []*policies.Policy) http.Handler {
 			hs = append(hs, runs)
 		}
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-		_, _ = w.Write(engine.PoliciesMetrics(hs...))
+		_, _ = w.Write(notify.PoliciesMetrics(hs...))
 	})
 	return mux
 }
@@ -319,7 +322,7 @@ snapshot and bytes, replication, errors. POLICY is the policy file or just the p
 			default:
 				return usagef("history: give a POLICY (file or name) or --policy FILE")
 			}
-			j := engine.Journal{Dir: journal}
+			j := schedule.Journal{Dir: journal}
 			runs, err := j.Runs(name)
 			if err != nil {
 				return err
@@ -351,8 +354,8 @@ snapshot and bytes, replication, errors. POLICY is the policy file or just the p
 }
 
 func printRun(a *app, r engine.RunResult) {
-	ev := engine.RunEvent(&r)
-	status := map[string]string{engine.EventSuccess: "ok", engine.EventFailure: "FAILED", engine.EventPartial: "PARTIAL"}[ev.Status]
+	ev := notify.RunEvent(&r)
+	status := map[string]string{notify.EventSuccess: "ok", notify.EventFailure: "FAILED", notify.EventPartial: "PARTIAL"}[ev.Status]
 	d := r.End.Sub(r.Start)
 	if d >= time.Second {
 		d = d.Round(time.Second)
@@ -399,17 +402,17 @@ func printRun(a *app, r engine.RunResult) {
 
 // drillEvent summarizes a drill report for notifications: a violated
 // objective is objective_violation, failed checks or errors failure.
-func drillEvent(rep *restore.DrillReport) engine.Event {
-	ev := engine.Event{Kind: "drill", Policy: rep.Policy, Host: rep.Host, Start: rep.Start, End: rep.End,
+func drillEvent(rep *drill.Report) notify.Event {
+	ev := notify.Event{Kind: "drill", Policy: rep.Policy, Host: rep.Host, Start: rep.Start, End: rep.End,
 		Seconds: rep.End.Sub(rep.Start).Seconds(), Errors: rep.Errors,
 		Details: map[string]any{"from": rep.From, "rto": rep.RTO, "rpo": rep.RPO, "drill_status": rep.Status}}
 	switch rep.Status {
-	case restore.DrillPassed:
-		ev.Status = engine.EventSuccess
-	case restore.DrillObjectiveViolated:
-		ev.Status = engine.EventObjectiveViolation
+	case drill.Passed:
+		ev.Status = notify.EventSuccess
+	case drill.ObjectiveViolated:
+		ev.Status = notify.EventObjectiveViolation
 	default:
-		ev.Status = engine.EventFailure
+		ev.Status = notify.EventFailure
 	}
 	for _, c := range rep.Checks {
 		if !c.OK {
@@ -422,8 +425,8 @@ func drillEvent(rep *restore.DrillReport) engine.Event {
 
 // notifyDrill sends a drill's notifications (ping_url, and email and
 // webhook per notify.on); failures are warnings.
-func (a *app) notifyDrill(ctx context.Context, p *policies.Policy, rep *restore.DrillReport) {
-	n := engine.Notifier{}
+func (a *app) notifyDrill(ctx context.Context, p *policies.Policy, rep *drill.Report) {
+	n := notify.Notifier{}
 	for _, err := range n.Notify(context.WithoutCancel(ctx), p.Notify, drillEvent(rep)) {
 		fmt.Fprintln(a.stderr, "warning: notify: "+err.Error())
 	}

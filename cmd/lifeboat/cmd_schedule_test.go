@@ -20,8 +20,10 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/lifeboat-backup/lifeboat/engine"
+	"github.com/lifeboat-backup/lifeboat/engine/notify"
+	"github.com/lifeboat-backup/lifeboat/engine/schedule"
 	"github.com/lifeboat-backup/lifeboat/policies"
-	"github.com/lifeboat-backup/lifeboat/restore"
+	"github.com/lifeboat-backup/lifeboat/restore/drill"
 )
 
 const smtpSecret = "smtp-Pa55-do-not-leak"
@@ -167,7 +169,7 @@ metrics:
 
 	mu.Lock()
 	assert.Equal(t, []string{"GET /ping/start", "GET /ping/fail", "POST /hook"}, hooks)
-	var ev engine.Event
+	var ev notify.Event
 	require.NoError(t, json.Unmarshal(hookBodies[2], &ev))
 	mu.Unlock()
 	assert.Equal(t, "failure", ev.Status)
@@ -202,7 +204,7 @@ metrics:
 
 func TestHistory(t *testing.T) {
 	dir := t.TempDir()
-	j := engine.Journal{Dir: dir}
+	j := schedule.Journal{Dir: dir}
 	t0 := time.Date(2026, 11, 20, 2, 30, 0, 0, time.UTC)
 	for i := 0; i < 3; i++ {
 		r := &engine.RunResult{Policy: "shop", Host: "web1", Start: t0.AddDate(0, 0, i), End: t0.AddDate(0, 0, i).Add(75 * time.Second),
@@ -300,7 +302,7 @@ func TestDaemonArgs(t *testing.T) {
 
 func TestMetricsHandler(t *testing.T) {
 	dir := t.TempDir()
-	j := engine.Journal{Dir: dir}
+	j := schedule.Journal{Dir: dir}
 	require.NoError(t, j.Append(&engine.RunResult{Policy: "a", Start: time.Unix(10, 0), End: time.Unix(20, 0)}))
 	srv := httptest.NewServer(metricsHandler(j, []*policies.Policy{{Name: "a"}, {Name: "b"}}))
 	defer srv.Close()
@@ -318,16 +320,16 @@ func TestDrillEvent(t *testing.T) {
 		status, want string
 		wantErrs     int
 	}{
-		{restore.DrillPassed, engine.EventSuccess, 0},
-		{restore.DrillObjectiveViolated, engine.EventObjectiveViolation, 0},
-		{restore.DrillCheckFailed, engine.EventFailure, 1},
-		{restore.DrillError, engine.EventFailure, 0},
+		{drill.Passed, notify.EventSuccess, 0},
+		{drill.ObjectiveViolated, notify.EventObjectiveViolation, 0},
+		{drill.CheckFailed, notify.EventFailure, 1},
+		{drill.Errored, notify.EventFailure, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.status, func(t *testing.T) {
-			rep := &restore.DrillReport{Policy: "shop", Host: "dr1", Status: tt.status}
-			if tt.status == restore.DrillCheckFailed {
-				rep.Checks = []restore.DrillCheckResult{{Name: "orders", OK: false, Message: "0 < 1000"}, {Name: "ok", OK: true}}
+			rep := &drill.Report{Policy: "shop", Host: "dr1", Status: tt.status}
+			if tt.status == drill.CheckFailed {
+				rep.Checks = []drill.CheckResult{{Name: "orders", OK: false, Message: "0 < 1000"}, {Name: "ok", OK: true}}
 			}
 			ev := drillEvent(rep)
 			assert.Equal(t, "drill", ev.Kind)

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/lifeboat-backup/lifeboat/engine"
+	"github.com/lifeboat-backup/lifeboat/engine/schedule"
 	"github.com/lifeboat-backup/lifeboat/policies"
 	"github.com/lifeboat-backup/lifeboat/targets/volume"
 )
@@ -126,7 +127,7 @@ func TestPolicySourceForNewKinds(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			src, err := engine.SourceFor(tc.target)
+			src, err := schedule.SourceFor(tc.target)
 			if tc.wantErr {
 				require.Error(t, err)
 				return

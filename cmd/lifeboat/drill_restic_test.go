@@ -14,7 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/lifeboat-backup/lifeboat/internal/testutil/shop"
-	"github.com/lifeboat-backup/lifeboat/restore"
+	"github.com/lifeboat-backup/lifeboat/restore/drill"
 	"github.com/lifeboat-backup/lifeboat/targets/mysql/mysqltest"
 	"github.com/lifeboat-backup/lifeboat/targets/postgres/postgrestest"
 )
@@ -105,12 +105,12 @@ drill:
 			start := time.Now()
 			out := c.ok("drill", good, "--from", from, "--journal", journal, "--json")
 			var sum struct {
-				Drill restore.DrillReport `json:"drill"`
+				Drill drill.Report `json:"drill"`
 			}
 			lines := strings.Split(strings.TrimSpace(out), "\n")
 			require.NoError(t, json.Unmarshal([]byte(lines[len(lines)-1]), &sum), out)
 			rep := sum.Drill
-			assert.Equal(t, restore.DrillPassed, rep.Status, "%+v", rep)
+			assert.Equal(t, drill.Passed, rep.Status, "%+v", rep)
 			assert.Equal(t, from, rep.From)
 			require.Len(t, rep.Checks, 2)
 			for _, ch := range rep.Checks {
@@ -140,7 +140,7 @@ drill:
 	}
 	// restic copy gives the secondary's copies IDs of their own
 	assert.NotEqual(t, drilled["primary"], drilled["dr"], "the drill from dr read the secondary")
-	hist, err := restore.DrillJournal{Dir: journal}.Reports("shop")
+	hist, err := drill.Journal{Dir: journal}.Reports("shop")
 	require.NoError(t, err)
 	assert.Len(t, hist, 2, "both drills journaled")
 	for _, d := range []string{repoDir, drDir} {
@@ -232,12 +232,12 @@ drill:
 	c.ok("run", policy, "--journal", journal)
 	out := c.ok("drill", policy, "--journal", journal, "--json")
 	var sum struct {
-		Drill restore.DrillReport `json:"drill"`
+		Drill drill.Report `json:"drill"`
 	}
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	require.NoError(t, json.Unmarshal([]byte(lines[len(lines)-1]), &sum), out)
 	rep := sum.Drill
-	require.Equal(t, restore.DrillPassed, rep.Status, "%+v", rep)
+	require.Equal(t, drill.Passed, rep.Status, "%+v", rep)
 	require.Len(t, rep.Checks, 1)
 	assert.Equal(t, want, rep.Checks[0].Value)
 	require.Len(t, rep.Targets, 1)

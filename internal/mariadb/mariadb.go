@@ -54,8 +54,11 @@ type Server struct {
 	User     string
 	Password string
 
-	proc scratchproc.Process
-	log  string
+	proc    scratchproc.Process
+	log     string
+	binary  string // mariadbd, for Restart
+	dir     string
+	timeout time.Duration
 }
 
 // Look finds a binary by path or name (PATH, then the sbin/bin dirs
@@ -147,6 +150,7 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 }
 
 func (s *Server) start(ctx context.Context, server, dir string, timeout time.Duration) error {
+	s.binary, s.dir, s.timeout = server, dir, timeout
 	s.log = filepath.Join(dir, "error.log")
 	args := []string{"--no-defaults", "--datadir=" + s.DataDir, "--socket=" + s.Socket,
 		"--port=" + strconv.Itoa(s.Port), "--bind-address=127.0.0.1", "--skip-name-resolve",
@@ -224,6 +228,13 @@ func (s *Server) Running() bool { return s.proc.Running() }
 // Stop shuts the server down (SIGTERM, then SIGKILL after 20 s) and waits
 // for the process to exit.
 func (s *Server) Stop() { s.proc.Stop(syscall.SIGTERM, 20*time.Second) }
+
+// Restart stops the server (as Stop) and starts it again on the same data
+// directory and port (a server restart under a client's feet).
+func (s *Server) Restart(ctx context.Context) error {
+	s.Stop()
+	return s.start(ctx, s.binary, s.dir, s.timeout)
+}
 
 // Kill kills the server at once.
 func (s *Server) Kill() { s.proc.Kill() }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/lifeboat-backup/lifeboat/engine/repo"
 	"github.com/lifeboat-backup/lifeboat/engine/repo/chunker"
+	"github.com/lifeboat-backup/lifeboat/engine/storage"
 )
 
 // Repo is a freshly initialized repository with its two identities, each
@@ -54,4 +55,15 @@ func (r *Repo) Open(t testing.TB, c repo.Credentials) *repo.Repository {
 	rp, err := repo.Open(context.Background(), r.Bucket, c)
 	require.NoError(t, err)
 	return rp
+}
+
+// Mem initializes a repository in memory (mem://, closed at the end of
+// the test) and opens it with the owner key.
+func Mem(t testing.TB) (*Repo, *repo.Repository) {
+	t.Helper()
+	b, err := storage.OpenWith(context.Background(), "mem://", storage.OpenOptions{Create: true})
+	require.NoError(t, err)
+	t.Cleanup(func() { b.Close() })
+	tr := Init(t, b, SmallChunks, 0)
+	return tr, tr.Open(t, tr.Owner)
 }

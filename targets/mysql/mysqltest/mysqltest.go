@@ -117,6 +117,10 @@ func (s *Server) Running() bool { return s.srv.Running() }
 // Stop shuts the server down (SIGTERM, then SIGKILL after 20 s).
 func (s *Server) Stop() { s.srv.Stop() }
 
+// Restart stops the server and starts it again on the same data directory
+// and port.
+func (s *Server) Restart() error { return s.srv.Restart(context.Background()) }
+
 // Kill kills the server at once (a dead server for fault tests).
 func (s *Server) Kill() { s.srv.Kill() }
 

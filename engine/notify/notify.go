@@ -1,4 +1,4 @@
-package engine
+package notify
 
 import (
 	"bytes"
@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lifeboat-backup/lifeboat/engine"
 	"github.com/lifeboat-backup/lifeboat/policies"
 )
 
@@ -40,10 +41,10 @@ type Event struct {
 	Start  time.Time `json:"start"`
 	End    time.Time `json:"end"`
 	// Seconds is End - Start.
-	Seconds  float64         `json:"duration_seconds"`
-	Errors   []string        `json:"errors,omitempty"`
-	Targets  []TargetResult  `json:"targets,omitempty"`
-	Replicas []ReplicaResult `json:"replicas,omitempty"`
+	Seconds  float64                `json:"duration_seconds"`
+	Errors   []string               `json:"errors,omitempty"`
+	Targets  []engine.TargetResult  `json:"targets,omitempty"`
+	Replicas []engine.ReplicaResult `json:"replicas,omitempty"`
 	// Forgotten is how many snapshots retention removed.
 	Forgotten int `json:"forgotten"`
 	// Details carries kind-specific data (a drill's RTO/RPO), may be nil.
@@ -51,7 +52,7 @@ type Event struct {
 }
 
 // RunEvent summarizes a policy run for notifications.
-func RunEvent(res *RunResult) Event {
+func RunEvent(res *engine.RunResult) Event {
 	ev := Event{Kind: "run", Policy: res.Policy, Host: res.Host, Start: res.Start, End: res.End,
 		Seconds: res.End.Sub(res.Start).Seconds(), Errors: res.Errors, Targets: res.Targets,
 		Replicas: res.Replicas, Forgotten: len(res.Forgotten)}

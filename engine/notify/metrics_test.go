@@ -1,4 +1,4 @@
-package engine
+package notify
 
 import (
 	"errors"
@@ -12,23 +12,25 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/lifeboat-backup/lifeboat/engine"
 )
 
 func TestRunMetricsGolden(t *testing.T) {
 	prev := *sampleRun(true, false, false)
 	prev.Start = prev.Start.AddDate(0, 0, -1)
 	prev.End = prev.End.AddDate(0, 0, -1)
-	prev.Targets = append(prev.Targets, TargetResult{Name: "shopdb", Kind: "mysql", Snapshot: "feedbeef", BytesIn: 5})
+	prev.Targets = append(prev.Targets, engine.TargetResult{Name: "shopdb", Kind: "mysql", Snapshot: "feedbeef", BytesIn: 5})
 	cur := *sampleRun(false, false, true)
 	cur.Targets[1].Seconds = 0.25
 
 	tests := []struct {
 		name   string
-		runs   []RunResult
+		runs   []engine.RunResult
 		golden string // under testdata/; "" for no output
 	}{
-		{"failed run after a good one", []RunResult{prev, cur}, "metrics-failed-run.prom"},
-		{"first run, no replicas, odd name", []RunResult{{Policy: `a"b\c`, Start: time.Unix(100, 0), End: time.Unix(101, 500e6)}}, "metrics-first-run.prom"},
+		{"failed run after a good one", []engine.RunResult{prev, cur}, "metrics-failed-run.prom"},
+		{"first run, no replicas, odd name", []engine.RunResult{{Policy: `a"b\c`, Start: time.Unix(100, 0), End: time.Unix(101, 500e6)}}, "metrics-first-run.prom"},
 		{"no runs", nil, ""},
 	}
 	for _, tt := range tests {
@@ -47,10 +49,10 @@ func TestRunMetricsGolden(t *testing.T) {
 func TestWriteRunMetricsAtomic(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "sub", "lifeboat.prom")
-	small := []RunResult{*sampleRun(true, false, false)}
-	big := []RunResult{*sampleRun(false, true, true)}
+	small := []engine.RunResult{*sampleRun(true, false, false)}
+	big := []engine.RunResult{*sampleRun(false, true, true)}
 	for i := 0; i < 200; i++ {
-		big[0].Targets = append(big[0].Targets, TargetResult{Name: strings.Repeat("t", 50) + string(rune('a'+i%26)) + time.Duration(i).String()})
+		big[0].Targets = append(big[0].Targets, engine.TargetResult{Name: strings.Repeat("t", 50) + string(rune('a'+i%26)) + time.Duration(i).String()})
 	}
 	want := map[string]bool{string(RunMetrics(small)): true, string(RunMetrics(big)): true}
 	require.NoError(t, WriteRunMetrics(path, small))
@@ -99,9 +101,9 @@ func TestWriteRunMetricsAtomic(t *testing.T) {
 }
 
 func TestPoliciesMetricsMergesFamilies(t *testing.T) {
-	a := RunResult{Policy: "a", Start: time.Unix(100, 0), End: time.Unix(110, 0)}
-	b := RunResult{Policy: "b", Start: time.Unix(200, 0), End: time.Unix(230, 0), Errors: []string{"x"}}
-	out := string(PoliciesMetrics([]RunResult{a}, nil, []RunResult{b}))
+	a := engine.RunResult{Policy: "a", Start: time.Unix(100, 0), End: time.Unix(110, 0)}
+	b := engine.RunResult{Policy: "b", Start: time.Unix(200, 0), End: time.Unix(230, 0), Errors: []string{"x"}}
+	out := string(PoliciesMetrics([]engine.RunResult{a}, nil, []engine.RunResult{b}))
 	assert.Equal(t, 1, strings.Count(out, "# TYPE lifeboat_run_success gauge\n"))
 	assert.Contains(t, out, "# TYPE lifeboat_run_success gauge\nlifeboat_run_success{policy=\"a\"} 1\nlifeboat_run_success{policy=\"b\"} 0\n")
 	assert.Contains(t, out, "lifeboat_run_last_success_timestamp_seconds{policy=\"b\"} 0\n")

@@ -1,9 +1,10 @@
-package engine
+package schedule
 
 import (
 	"context"
 	"time"
 
+	"github.com/lifeboat-backup/lifeboat/engine"
 	"github.com/lifeboat-backup/lifeboat/engine/logarchive"
 	"github.com/lifeboat-backup/lifeboat/engine/repo"
 	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
@@ -58,8 +59,8 @@ func ArchiveWindows(ctx context.Context, r *repo.Repository, kept []*snapshot.Sn
 
 // forgetArchive removes, after a forget, the segments that end before the
 // oldest snapshot left of their target (native repositories).
-func forgetArchive(ctx context.Context, e Engine) (int, error) {
-	n, ok := e.(Native)
+func forgetArchive(ctx context.Context, e engine.Engine) (int, error) {
+	n, ok := e.(engine.Native)
 	if !ok {
 		return 0, nil
 	}

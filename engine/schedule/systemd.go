@@ -1,4 +1,4 @@
-package engine
+package schedule
 
 import (
 	"errors"
@@ -62,7 +62,7 @@ func SystemdUnits(p *policies.Policy, o UnitOptions) ([]Unit, error) {
 			Unit{base + "-drill.service", serviceUnit(p, o, fmt.Sprintf("lifeboat restore drill of policy %s", p.Name), "drill", journal)},
 			Unit{base + "-drill.timer", timerUnit(fmt.Sprintf("lifeboat restore drill of policy %s", p.Name), p.Drill.Schedule)})
 	}
-	return units, nil
+	return append(units, binlogUnits(p, o)...), nil
 }
 
 func timerUnit(desc string, s policies.Schedule) string {

@@ -1,10 +1,11 @@
-package engine
+package schedule
 
 import (
 	"fmt"
 	"path/filepath"
 	"time"
 
+	"github.com/lifeboat-backup/lifeboat/engine"
 	"github.com/lifeboat-backup/lifeboat/internal/jsonl"
 )
 
@@ -16,7 +17,7 @@ type Journal struct{ Dir string }
 func (j Journal) path(policy string) string { return filepath.Join(j.Dir, policy+".jsonl") }
 
 // Append records a run.
-func (j Journal) Append(res *RunResult) error {
+func (j Journal) Append(res *engine.RunResult) error {
 	if err := jsonl.Append(j.path(res.Policy), res); err != nil {
 		return fmt.Errorf("journal: %w", err)
 	}
@@ -25,8 +26,8 @@ func (j Journal) Append(res *RunResult) error {
 
 // Runs returns the recorded runs of a policy, oldest first. A damaged line
 // (a crash mid-write) is skipped, not fatal.
-func (j Journal) Runs(policy string) ([]RunResult, error) {
-	runs, err := jsonl.Read[RunResult](j.path(policy), nil)
+func (j Journal) Runs(policy string) ([]engine.RunResult, error) {
+	runs, err := jsonl.Read[engine.RunResult](j.path(policy), nil)
 	if err != nil {
 		return nil, fmt.Errorf("journal: %w", err)
 	}

@@ -1,4 +1,4 @@
-package engine
+package schedule
 
 import (
 	"context"
@@ -8,7 +8,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/lifeboat-backup/lifeboat/engine/repo"
+	"github.com/lifeboat-backup/lifeboat/engine"
 	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
 	"github.com/lifeboat-backup/lifeboat/policies"
 	"github.com/lifeboat-backup/lifeboat/retention"
@@ -24,56 +24,6 @@ import (
 // ErrRunFailed: at least one step of a policy run failed (the others ran).
 var ErrRunFailed = errors.New("policy run failed")
 
-// TargetResult is one target's backup in a run.
-type TargetResult struct {
-	Name       string   `json:"name"`
-	Kind       string   `json:"kind"`
-	Snapshot   string   `json:"snapshot,omitempty"`
-	BytesIn    int64    `json:"bytes_in"`
-	BytesAdded int64    `json:"bytes_added"`
-	Seconds    float64  `json:"duration_seconds"`
-	Warnings   []string `json:"warnings,omitempty"`
-	Error      string   `json:"error,omitempty"`
-}
-
-// ReplicaResult is one secondary's replication in a run.
-type ReplicaResult struct {
-	Name   string  `json:"name"`
-	Copied int     `json:"copied"`
-	Bytes  int64   `json:"bytes"`
-	Lag    float64 `json:"lag_seconds"` // before the copy
-	// LagExceeded: the secondary was further behind than its max_lag
-	// before this copy (earlier replications failed or did not run).
-	LagExceeded bool   `json:"lag_exceeded,omitempty"`
-	Error       string `json:"error,omitempty"`
-}
-
-// RunResult is the record of one `lifeboat run`: what the journal keeps.
-type RunResult struct {
-	Policy    string         `json:"policy"`
-	Host      string         `json:"host"`
-	Start     time.Time      `json:"start"`
-	End       time.Time      `json:"end"`
-	Targets   []TargetResult `json:"targets"`
-	Forgotten []string       `json:"forgotten"`
-	Pruned    bool           `json:"pruned"`
-	// SegmentsRemoved counts log archive segments retention removed.
-	SegmentsRemoved int               `json:"segments_removed,omitempty"`
-	Prune           *repo.PruneResult `json:"prune,omitempty"`
-	Replicas        []ReplicaResult   `json:"replicas,omitempty"`
-	Errors          []string          `json:"errors,omitempty"`
-	Partial         bool              `json:"partial"` // some source entries were unreadable
-	// Snapshots of this policy and host, and the repository's stored
-	// bytes (all packs), after the run.
-	Snapshots       int                  `json:"snapshots"`
-	RepositoryBytes int64                `json:"repository_bytes"`
-	LastPruned      *time.Time           `json:"-"`
-	Retention       []retention.Decision `json:"-"`
-}
-
-// OK reports whether every step succeeded.
-func (r *RunResult) OK() bool { return len(r.Errors) == 0 }
-
 // RunOptions tune a policy run.
 type RunOptions struct {
 	// Targets restricts the run to these target names (default: all).
@@ -82,13 +32,13 @@ type RunOptions struct {
 	// runs when it is older than retention.prune_every.
 	LastPrune time.Time
 	// Progress receives per-target progress (may be nil).
-	Progress func(target string) *Progress
+	Progress func(target string) *engine.Progress
 	// Now is the clock (tests); default time.Now.
 	Now func() time.Time
 }
 
-// SourceFor builds the Source of a policy target.
-func SourceFor(t policies.Target) (Source, error) {
+// SourceFor builds the engine.Source of a policy target.
+func SourceFor(t policies.Target) (engine.Source, error) {
 	switch t.Kind {
 	case "files":
 		return &files.Source{Roots: t.Paths, Options: files.Options{Excludes: t.Exclude, OneFileSystem: t.OneFileSystem}}, nil
@@ -159,33 +109,33 @@ func PolicyTag(name string) string { return "policy:" + name }
 // target does not stop the others), forget what retention does not keep
 // among this policy's snapshots, prune when prune_every has passed, and
 // replicate to every secondary. Steps that fail are named in
-// RunResult.Errors and the error is ErrRunFailed; the caller records the
+// engine.RunResult.Errors and the error is ErrRunFailed; the caller records the
 // result either way.
-func Run(ctx context.Context, p *policies.Policy, e Engine, opts RunOptions) (*RunResult, error) {
+func Run(ctx context.Context, p *policies.Policy, e engine.Engine, opts RunOptions) (*engine.RunResult, error) {
 	now := time.Now
 	if opts.Now != nil {
 		now = opts.Now
 	}
-	res := &RunResult{Policy: p.Name, Host: p.Host, Start: now().UTC()}
+	res := &engine.RunResult{Policy: p.Name, Host: p.Host, Start: now().UTC()}
 	fail := func(format string, args ...any) { res.Errors = append(res.Errors, fmt.Sprintf(format, args...)) }
 
 	for _, t := range p.Targets {
 		if len(opts.Targets) > 0 && !slices.Contains(opts.Targets, t.Name) {
 			continue
 		}
-		tr := TargetResult{Name: t.Name, Kind: t.Kind}
+		tr := engine.TargetResult{Name: t.Name, Kind: t.Kind}
 		start := now()
 		src, err := SourceFor(t)
 		if err == nil {
-			var prog *Progress
+			var prog *engine.Progress
 			if opts.Progress != nil {
 				prog = opts.Progress(t.Name)
 			}
-			var br *BackupResult
+			var br *engine.BackupResult
 			tags := append([]string{PolicyTag(p.Name)}, t.Tags...)
 			// A database target's jobs are dumps read at once: as many workers.
 			workers := max(runtime.GOMAXPROCS(0), t.Jobs)
-			br, err = e.Backup(ctx, src, BackupOptions{Target: t.Name, Host: p.Host, Tags: tags, Progress: prog, Workers: workers})
+			br, err = e.Backup(ctx, src, engine.BackupOptions{Target: t.Name, Host: p.Host, Tags: tags, Progress: prog, Workers: workers})
 			if err == nil {
 				st := br.Snapshot.Stats
 				tr.Snapshot, tr.BytesIn, tr.BytesAdded, tr.Warnings = br.Snapshot.ID.String(), st.BytesIn, st.BytesAdded, br.Warnings
@@ -218,7 +168,7 @@ func Run(ctx context.Context, p *policies.Policy, e Engine, opts RunOptions) (*R
 	}
 
 	for _, sec := range p.Repositories.Secondaries {
-		rr := ReplicaResult{Name: sec.Name}
+		rr := engine.ReplicaResult{Name: sec.Name}
 		st, err := e.Replicate(ctx, sec)
 		if err != nil {
 			rr.Error = err.Error()
@@ -253,7 +203,7 @@ func Run(ctx context.Context, p *policies.Policy, e Engine, opts RunOptions) (*R
 
 // forgetByPolicy applies retention to the snapshots this policy made on
 // this host (tagged policy:NAME) and removes the rest.
-func forgetByPolicy(ctx context.Context, p *policies.Policy, e Engine, rules retention.Rules, res *RunResult) error {
+func forgetByPolicy(ctx context.Context, p *policies.Policy, e engine.Engine, rules retention.Rules, res *engine.RunResult) error {
 	sns, err := e.Snapshots(ctx)
 	if err != nil {
 		return err

@@ -1,4 +1,4 @@
-package engine
+package notify
 
 import (
 	"bufio"
@@ -22,21 +22,22 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/lifeboat-backup/lifeboat/engine"
 	"github.com/lifeboat-backup/lifeboat/policies"
 )
 
 const testSecret = "s3cr3t-smtp-pass-XYZ"
 
-func sampleRun(ok, partial, lag bool) *RunResult {
+func sampleRun(ok, partial, lag bool) *engine.RunResult {
 	start := time.Date(2026, 11, 25, 2, 30, 0, 0, time.UTC)
-	res := &RunResult{Policy: "shop", Host: "web1", Start: start, End: start.Add(90 * time.Second),
-		Targets: []TargetResult{
+	res := &engine.RunResult{Policy: "shop", Host: "web1", Start: start, End: start.Add(90 * time.Second),
+		Targets: []engine.TargetResult{
 			{Name: "media", Kind: "files", Snapshot: "0123456789abcdef", BytesIn: 1000, BytesAdded: 100, Seconds: 12},
 		},
-		Replicas: []ReplicaResult{{Name: "dr", Copied: 3, Lag: 7200, LagExceeded: lag}},
+		Replicas: []engine.ReplicaResult{{Name: "dr", Copied: 3, Lag: 7200, LagExceeded: lag}},
 	}
 	if !ok {
-		res.Targets = append(res.Targets, TargetResult{Name: "shopdb", Kind: "mysql", Error: "dial tcp 127.0.0.1:3306: connection refused"})
+		res.Targets = append(res.Targets, engine.TargetResult{Name: "shopdb", Kind: "mysql", Error: "dial tcp 127.0.0.1:3306: connection refused"})
 		res.Errors = []string{"target shopdb: dial tcp 127.0.0.1:3306: connection refused"}
 	}
 	if partial {

@@ -1,4 +1,4 @@
-package restore_test
+package drill_test
 
 import (
 	"bytes"
@@ -13,7 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/lifeboat-backup/lifeboat/restore"
+	"github.com/lifeboat-backup/lifeboat/restore/drill"
 )
 
 // TestDrillReportRendersInChromium renders the HTML report of a drill
@@ -30,17 +30,17 @@ func TestDrillReportRendersInChromium(t *testing.T) {
 		t.Skip("chromium not installed")
 	}
 	start := time.Date(2026, 11, 1, 5, 0, 0, 0, time.UTC)
-	var hist []restore.DrillReport
+	var hist []drill.Report
 	for i := range 8 {
 		rto := 60 + 25*float64(i%4)
-		hist = append(hist, restore.DrillReport{Schema: 1, Kind: "drill", Policy: "shop", Host: "db-1", From: "primary",
+		hist = append(hist, drill.Report{Schema: 1, Kind: "drill", Policy: "shop", Host: "db-1", From: "primary",
 			Start: start.AddDate(0, 0, 7*i), End: start.AddDate(0, 0, 7*i).Add(time.Duration(rto) * time.Second),
-			Status: restore.DrillPassed,
-			RTO:    restore.Measure{Seconds: rto, Objective: 1800, Met: true},
-			RPO:    restore.Measure{Seconds: 3600 * float64(2+i%3), Objective: 26 * 3600, Met: true}})
+			Status: drill.Passed,
+			RTO:    drill.Measure{Seconds: rto, Objective: 1800, Met: true},
+			RPO:    drill.Measure{Seconds: 3600 * float64(2+i%3), Objective: 26 * 3600, Met: true}})
 	}
 	var page bytes.Buffer
-	require.NoError(t, restore.WriteDrillHTML(&page, &hist[len(hist)-1], hist))
+	require.NoError(t, drill.WriteHTML(&page, &hist[len(hist)-1], hist))
 	dir := t.TempDir()
 	html := filepath.Join(dir, "report.html")
 	require.NoError(t, os.WriteFile(html, page.Bytes(), 0o644))

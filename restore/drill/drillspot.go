@@ -1,4 +1,4 @@
-package restore
+package drill
 
 import (
 	"bytes"
@@ -55,7 +55,7 @@ type SpotCheckResult struct {
 // within a tolerance, and the content of a random sample of live files
 // (unchanged since the backup by size and mtime) against the snapshot's
 // blobs. It catches a wrong exclude or a silently emptied directory.
-func SpotCheck(ctx context.Context, r snapshot.Repository, o SpotCheckOptions) (*DrillReport, error) {
+func SpotCheck(ctx context.Context, r snapshot.Repository, o SpotCheckOptions) (*Report, error) {
 	p := o.Policy
 	if o.Now == nil {
 		o.Now = time.Now
@@ -76,8 +76,8 @@ func SpotCheck(ctx context.Context, r snapshot.Repository, o SpotCheckOptions) (
 		o.Rand = rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
 	}
 	start := o.Now()
-	rep := &DrillReport{Schema: DrillSchema, Kind: "spot_check", Policy: p.Name, Host: p.Host, From: o.From, Start: start.UTC(),
-		Phases: []DrillPhase{}, Targets: []DrillTarget{}, Checks: []DrillCheckResult{}, SpotChecks: []SpotCheckResult{}}
+	rep := &Report{Schema: Schema, Kind: "spot_check", Policy: p.Name, Host: p.Host, From: o.From, Start: start.UTC(),
+		Phases: []Phase{}, Targets: []Target{}, Checks: []CheckResult{}, SpotChecks: []SpotCheckResult{}}
 	if !r.CanReadData() {
 		return rep, fmt.Errorf("spot check: %w: the policy's key_file is a host key, which cannot read content; give the owner key with --key-file or LIFEBOAT_KEY_FILE", repo.ErrNoDataKey)
 	}
@@ -109,8 +109,8 @@ func SpotCheck(ctx context.Context, r snapshot.Repository, o SpotCheckOptions) (
 		if err != nil {
 			return rep, fmt.Errorf("target %s: %w", t.Name, err)
 		}
-		rep.Phases = append(rep.Phases, DrillPhase{Name: "spot check " + t.Name, Target: t.Name, Seconds: o.Now().Sub(t0).Seconds(), InRTO: false})
-		rep.Targets = append(rep.Targets, DrillTarget{Name: t.Name, Kind: t.Kind, Snapshot: sn.ID.String(), SnapshotTime: sn.Time.UTC(),
+		rep.Phases = append(rep.Phases, Phase{Name: "spot check " + t.Name, Target: t.Name, Seconds: o.Now().Sub(t0).Seconds(), InRTO: false})
+		rep.Targets = append(rep.Targets, Target{Name: t.Name, Kind: t.Kind, Snapshot: sn.ID.String(), SnapshotTime: sn.Time.UTC(),
 			RecoveryPoint: rp.UTC(), RPOSeconds: start.Sub(rp).Seconds(), Files: res.SnapshotFiles})
 		ok = ok && res.OK
 		rep.SpotChecks = append(rep.SpotChecks, *res)
@@ -121,11 +121,11 @@ func SpotCheck(ctx context.Context, r snapshot.Repository, o SpotCheckOptions) (
 	rep.RPO = measure(rpo, p.Objectives.RPO.D())
 	switch {
 	case !ok:
-		rep.Status = DrillCheckFailed
+		rep.Status = CheckFailed
 	case !rep.RPO.Met:
-		rep.Status = DrillObjectiveViolated
+		rep.Status = ObjectiveViolated
 	default:
-		rep.Status = DrillPassed
+		rep.Status = Passed
 	}
 	return rep, nil
 }

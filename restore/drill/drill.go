@@ -1,4 +1,4 @@
-package restore
+package drill
 
 import (
 	"bytes"
@@ -23,6 +23,7 @@ import (
 	"github.com/lifeboat-backup/lifeboat/internal/mariadb"
 	"github.com/lifeboat-backup/lifeboat/internal/pgscratch"
 	"github.com/lifeboat-backup/lifeboat/policies"
+	"github.com/lifeboat-backup/lifeboat/restore"
 	"github.com/lifeboat-backup/lifeboat/targets/mysql"
 	"github.com/lifeboat-backup/lifeboat/targets/postgres"
 )
@@ -34,20 +35,20 @@ var (
 	ErrObjectiveViolated = errors.New("recovery objective violated")
 )
 
-// DrillSchema is the version of the DrillReport JSON schema
+// Schema is the version of the Report JSON schema
 // (docs/drills.md). Fields are only ever added.
-const DrillSchema = 1
+const Schema = 1
 
-// Drill statuses (DrillReport.Status).
+// Run statuses (Report.Status).
 const (
-	DrillPassed            = "passed"
-	DrillCheckFailed       = "check_failed"
-	DrillObjectiveViolated = "objective_violated"
-	DrillError             = "error"
+	Passed            = "passed"
+	CheckFailed       = "check_failed"
+	ObjectiveViolated = "objective_violated"
+	Errored           = "error"
 )
 
-// DrillOptions configure a drill.
-type DrillOptions struct {
+// Options configure a drill.
+type Options struct {
 	Policy *policies.Policy
 	// From names the repository the drill restores from ("primary" or a
 	// secondary's name), for the report.
@@ -60,7 +61,7 @@ type DrillOptions struct {
 	Log io.Writer
 	// Now is the clock (tests); default time.Now.
 	Now func() time.Time
-	// KeepScratch tells Drill not to tear down (debugging); never in CLI
+	// KeepScratch tells Run not to tear down (debugging); never in CLI
 	// defaults.
 	KeepScratch bool
 	// Scratch, when set, is called with the scratch directory and the
@@ -75,16 +76,16 @@ type Measure struct {
 	Met       bool    `json:"met"`                         // true when there is no objective
 }
 
-// DrillPhase is one itemized step of the drill's wall time.
-type DrillPhase struct {
+// Phase is one itemized step of the drill's wall time.
+type Phase struct {
 	Name    string  `json:"name"` // "restore media", "scratch server", "checks", "teardown"
 	Target  string  `json:"target,omitempty"`
 	Seconds float64 `json:"seconds"`
 	InRTO   bool    `json:"in_rto"` // counted in RTO (teardown is not)
 }
 
-// DrillTarget is what the drill restored of one target.
-type DrillTarget struct {
+// Target is what the drill restored of one target.
+type Target struct {
 	Name          string    `json:"name"`
 	Kind          string    `json:"kind"`
 	Skipped       string    `json:"skipped,omitempty"` // why the target was not drilled
@@ -100,8 +101,8 @@ type DrillTarget struct {
 	Error         string    `json:"error,omitempty"`
 }
 
-// DrillCheckResult is the outcome of one health check.
-type DrillCheckResult struct {
+// CheckResult is the outcome of one health check.
+type CheckResult struct {
 	Name    string  `json:"name"`
 	Kind    string  `json:"kind"`
 	Target  string  `json:"target,omitempty"`
@@ -111,32 +112,32 @@ type DrillCheckResult struct {
 	Seconds float64 `json:"seconds"`
 }
 
-// DrillReport is the record of one drill (JSON schema: docs/drills.md).
-type DrillReport struct {
-	Schema     int                `json:"schema"`
-	Kind       string             `json:"kind"` // "drill" or "spot_check"
-	Policy     string             `json:"policy"`
-	Host       string             `json:"host"`
-	From       string             `json:"from"`
-	Start      time.Time          `json:"start"`
-	End        time.Time          `json:"end"`
-	Status     string             `json:"status"`
-	RTO        Measure            `json:"rto"`
-	RPO        Measure            `json:"rpo"`
-	Phases     []DrillPhase       `json:"phases"`
-	Targets    []DrillTarget      `json:"targets"`
-	Checks     []DrillCheckResult `json:"checks"`
-	SpotChecks []SpotCheckResult  `json:"spot_checks,omitempty"`
-	Errors     []string           `json:"errors,omitempty"`
-	Notes      []string           `json:"notes,omitempty"`
+// Report is the record of one drill (JSON schema: docs/drills.md).
+type Report struct {
+	Schema     int               `json:"schema"`
+	Kind       string            `json:"kind"` // "drill" or "spot_check"
+	Policy     string            `json:"policy"`
+	Host       string            `json:"host"`
+	From       string            `json:"from"`
+	Start      time.Time         `json:"start"`
+	End        time.Time         `json:"end"`
+	Status     string            `json:"status"`
+	RTO        Measure           `json:"rto"`
+	RPO        Measure           `json:"rpo"`
+	Phases     []Phase           `json:"phases"`
+	Targets    []Target          `json:"targets"`
+	Checks     []CheckResult     `json:"checks"`
+	SpotChecks []SpotCheckResult `json:"spot_checks,omitempty"`
+	Errors     []string          `json:"errors,omitempty"`
+	Notes      []string          `json:"notes,omitempty"`
 }
 
 // Err returns the error matching the report's status: nil when passed.
-func (r *DrillReport) Err() error {
+func (r *Report) Err() error {
 	switch r.Status {
-	case DrillPassed:
+	case Passed:
 		return nil
-	case DrillObjectiveViolated:
+	case ObjectiveViolated:
 		var v []string
 		if !r.RPO.Met {
 			v = append(v, fmt.Sprintf("RPO %s > objective %s", secs(r.RPO.Seconds), secs(r.RPO.Objective)))
@@ -145,7 +146,7 @@ func (r *DrillReport) Err() error {
 			v = append(v, fmt.Sprintf("RTO %s > objective %s", secs(r.RTO.Seconds), secs(r.RTO.Objective)))
 		}
 		return fmt.Errorf("drill %s: %w: %s", r.Policy, ErrObjectiveViolated, strings.Join(v, "; "))
-	case DrillCheckFailed:
+	case CheckFailed:
 		var f []string
 		for _, c := range r.Checks {
 			if !c.OK {
@@ -168,10 +169,10 @@ func secs(s float64) string {
 
 // drill is one running drill.
 type drill struct {
-	o       DrillOptions
+	o       Options
 	p       *policies.Policy
 	r       snapshot.Repository
-	rep     *DrillReport
+	rep     *Report
 	dir     string
 	server  *mariadb.Server // scratch server started here
 	dsn     string          // where mysql targets are restored
@@ -198,10 +199,10 @@ func (d *drill) logf(format string, args ...any) {
 }
 
 func (d *drill) phase(name, target string, start time.Time, inRTO bool) {
-	d.rep.Phases = append(d.rep.Phases, DrillPhase{Name: name, Target: target, Seconds: d.now().Sub(start).Seconds(), InRTO: inRTO})
+	d.rep.Phases = append(d.rep.Phases, Phase{Name: name, Target: target, Seconds: d.now().Sub(start).Seconds(), InRTO: inRTO})
 }
 
-// Drill restores the latest snapshot of each target of o.Policy from r
+// Run restores the latest snapshot of each target of o.Policy from r
 // (the native repository or a restic one) into a scratch place (a
 // MariaDB server it starts, or the policy's scratch DSN; a temporary
 // directory), runs the policy's drill checks, tears everything down
@@ -209,7 +210,7 @@ func (d *drill) phase(name, target string, start time.Time, inRTO bool) {
 // policy's objectives. The report is returned also with an error; its Err
 // tells the outcome. The error returned is only about the drill itself
 // (no snapshot, cannot restore, interrupted).
-func Drill(ctx context.Context, r snapshot.Repository, o DrillOptions) (rep *DrillReport, err error) {
+func Run(ctx context.Context, r snapshot.Repository, o Options) (rep *Report, err error) {
 	p := o.Policy
 	if o.Now == nil {
 		o.Now = time.Now
@@ -220,13 +221,13 @@ func Drill(ctx context.Context, r snapshot.Repository, o DrillOptions) (rep *Dri
 	d := &drill{o: o, p: p, r: r, now: o.Now, dirs: map[string]string{}, mysqlOK: map[string]bool{},
 		pg: pgDrill{dbs: map[string][]string{}, owner: map[string]string{}}}
 	start := d.now()
-	d.rep = &DrillReport{Schema: DrillSchema, Kind: "drill", Policy: p.Name, Host: p.Host, From: o.From, Start: start.UTC(),
-		Phases: []DrillPhase{}, Targets: []DrillTarget{}, Checks: []DrillCheckResult{}}
+	d.rep = &Report{Schema: Schema, Kind: "drill", Policy: p.Name, Host: p.Host, From: o.From, Start: start.UTC(),
+		Phases: []Phase{}, Targets: []Target{}, Checks: []CheckResult{}}
 	rep = d.rep
 	defer func() { // after teardown, on every way out
 		rep.End = d.now().UTC()
 		if err != nil {
-			rep.Status = DrillError
+			rep.Status = Errored
 			rep.Errors = append(rep.Errors, err.Error())
 		}
 	}()
@@ -262,7 +263,7 @@ func Drill(ctx context.Context, r snapshot.Repository, o DrillOptions) (rep *Dri
 		if len(o.Targets) > 0 && !contains(o.Targets, t.Name) {
 			continue
 		}
-		dt := DrillTarget{Name: t.Name, Kind: t.Kind}
+		dt := Target{Name: t.Name, Kind: t.Kind}
 		if t.Kind != policies.KindFiles && t.Kind != policies.KindMySQL && t.Kind != policies.KindPostgres {
 			dt.Skipped = "drills restore files, mysql and postgres targets; " + t.Kind + " is not drilled yet"
 			rep.Notes = append(rep.Notes, "target "+t.Name+": "+dt.Skipped)
@@ -344,14 +345,14 @@ func Drill(ctx context.Context, r snapshot.Repository, o DrillOptions) (rep *Dri
 	rep.RPO = measure(rpo, p.Objectives.RPO.D())
 	switch {
 	case !allOK:
-		rep.Status = DrillCheckFailed
+		rep.Status = CheckFailed
 		// RTO is not reached while checks fail: report the time spent,
 		// but never as met.
 		rep.RTO.Met = false
 	case !rep.RTO.Met || !rep.RPO.Met:
-		rep.Status = DrillObjectiveViolated
+		rep.Status = ObjectiveViolated
 	default:
-		rep.Status = DrillPassed
+		rep.Status = Passed
 	}
 	if restored == 0 && allOK {
 		rep.Notes = append(rep.Notes, "no target was restored")
@@ -394,7 +395,7 @@ func (d *drill) teardown() {
 	}
 }
 
-func (d *drill) restoreFiles(ctx context.Context, t *policies.Target, sn *snapshot.Snapshot, dt *DrillTarget) error {
+func (d *drill) restoreFiles(ctx context.Context, t *policies.Target, sn *snapshot.Snapshot, dt *Target) error {
 	dest := filepath.Join(d.dir, "files", t.Name)
 	if err := os.MkdirAll(dest, 0o700); err != nil {
 		return err
@@ -444,13 +445,13 @@ func (d *drill) scratchServer(ctx context.Context) error {
 	return nil
 }
 
-func (d *drill) restoreMySQL(ctx context.Context, t *policies.Target, s snapshot.Reader, dt *DrillTarget) error {
+func (d *drill) restoreMySQL(ctx context.Context, t *policies.Target, s snapshot.Reader, dt *Target) error {
 	if err := d.scratchServer(ctx); err != nil {
 		return err
 	}
 	if d.server == nil {
 		// An existing scratch server: its copies of the databases go.
-		dbs, _, err := readMySQLTree(ctx, s, MySQLOptions{})
+		dbs, err := restore.MySQLDatabases(ctx, s)
 		if err != nil {
 			return err
 		}
@@ -460,13 +461,13 @@ func (d *drill) restoreMySQL(ctx context.Context, t *policies.Target, s snapshot
 		}
 		defer db.Close()
 		for _, x := range dbs {
-			if _, err := db.ExecContext(ctx, "DROP DATABASE IF EXISTS "+mysql.QuoteName(x.target)); err != nil {
+			if _, err := db.ExecContext(ctx, "DROP DATABASE IF EXISTS "+mysql.QuoteName(x)); err != nil {
 				return fmt.Errorf("scratch server: %w", err)
 			}
 		}
 	}
 	// Same database names as the source: checks name their tables.
-	st, err := MySQL(ctx, s, MySQLOptions{DSN: d.dsn, Password: d.pw})
+	st, err := restore.MySQL(ctx, s, restore.MySQLOptions{DSN: d.dsn, Password: d.pw})
 	if err != nil {
 		return err
 	}
@@ -484,8 +485,8 @@ func (d *drill) open(ctx context.Context) (*sql.DB, error) {
 }
 
 // check runs one health check with its timeout.
-func (d *drill) check(ctx context.Context, c policies.DrillCheck) DrillCheckResult {
-	res := DrillCheckResult{Name: c.Name, Kind: c.Kind(), Target: c.Target}
+func (d *drill) check(ctx context.Context, c policies.DrillCheck) CheckResult {
+	res := CheckResult{Name: c.Name, Kind: c.Kind(), Target: c.Target}
 	t0 := d.now()
 	timeout := c.Timeout.D()
 	if timeout <= 0 {
@@ -762,11 +763,11 @@ func (d *drill) scratchPostgres(ctx context.Context) error {
 // original names (checks name them). With the snapshot's globals the
 // roles come first and ownership and grants are kept; without, objects
 // belong to the scratch superuser and grants are left out.
-func (d *drill) restorePostgres(ctx context.Context, t *policies.Target, s snapshot.Reader, dt *DrillTarget) error {
+func (d *drill) restorePostgres(ctx context.Context, t *policies.Target, s snapshot.Reader, dt *Target) error {
 	if err := d.scratchPostgres(ctx); err != nil {
 		return err
 	}
-	dbs, globals, err := readPostgresTree(ctx, s, PostgresOptions{}, "")
+	dbs, globals, err := restore.PostgresDatabases(ctx, s)
 	if err != nil {
 		return err
 	}
@@ -774,25 +775,25 @@ func (d *drill) restorePostgres(ctx context.Context, t *policies.Target, s snaps
 	// cannot share one: the second would fail as "already exists" (or,
 	// on drill.postgres.dsn, drop the first's copy under its checks).
 	for _, x := range dbs {
-		if other, ok := d.pg.owner[x.target]; ok {
+		if other, ok := d.pg.owner[x]; ok {
 			return fmt.Errorf("database %q is in targets %s and %s, restored into the same scratch PostgreSQL under their original names: drill the two targets in separate policies",
-				x.target, other, t.Name)
+				x, other, t.Name)
 		}
 	}
 	for _, x := range dbs {
-		d.pg.owner[x.target] = t.Name
+		d.pg.owner[x] = t.Name
 	}
 	if d.pg.server == nil {
 		if err := d.pgDrop(ctx, dbs); err != nil {
 			return err
 		}
 	}
-	opts := PostgresOptions{DSN: d.pg.conn.String(), Password: d.pg.conn.Password, BinDir: d.pg.binDir,
-		Jobs: t.Jobs, TempDir: d.dir, Globals: globals != nil}
-	if globals == nil {
+	opts := restore.PostgresOptions{DSN: d.pg.conn.String(), Password: d.pg.conn.Password, BinDir: d.pg.binDir,
+		Jobs: t.Jobs, TempDir: d.dir, Globals: globals}
+	if !globals {
 		opts.NoOwner, opts.NoPrivileges = true, true
 	}
-	st, err := Postgres(ctx, s, opts)
+	st, err := restore.Postgres(ctx, s, opts)
 	if err != nil {
 		return err
 	}
@@ -805,7 +806,7 @@ func (d *drill) restorePostgres(ctx context.Context, t *policies.Target, s snaps
 }
 
 // pgDrop drops an existing scratch server's copies of dbs.
-func (d *drill) pgDrop(ctx context.Context, dbs []*pgDB) error {
+func (d *drill) pgDrop(ctx context.Context, dbs []string) error {
 	psql, err := postgres.Binary(d.pg.binDir, "psql")
 	if err != nil {
 		return err
@@ -816,7 +817,7 @@ func (d *drill) pgDrop(ctx context.Context, dbs []*pgDB) error {
 	}
 	defer se.Close()
 	for _, x := range dbs {
-		if err := se.Exec("DROP DATABASE IF EXISTS " + quoteIdent(x.target) + " WITH (FORCE)"); err != nil {
+		if err := se.Exec("DROP DATABASE IF EXISTS " + postgres.QuoteIdent(x) + " WITH (FORCE)"); err != nil {
 			return fmt.Errorf("scratch postgres: %w", err)
 		}
 	}

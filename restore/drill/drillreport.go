@@ -1,4 +1,4 @@
-package restore
+package drill
 
 import (
 	"encoding/json"
@@ -10,8 +10,8 @@ import (
 	"time"
 )
 
-// WriteDrillJSON writes rep as indented JSON (schema: docs/drills.md).
-func WriteDrillJSON(w io.Writer, rep *DrillReport) error {
+// WriteJSON writes rep as indented JSON (schema: docs/drills.md).
+func WriteJSON(w io.Writer, rep *Report) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(rep)
@@ -42,9 +42,9 @@ func verdict(m Measure) string {
 	return "VIOLATED"
 }
 
-// WriteDrillMarkdown writes rep as Markdown, with a table of the past
+// WriteMarkdown writes rep as Markdown, with a table of the past
 // drills in history (oldest first; may include rep).
-func WriteDrillMarkdown(w io.Writer, rep *DrillReport, history []DrillReport) error {
+func WriteMarkdown(w io.Writer, rep *Report, history []Report) error {
 	var b strings.Builder
 	title := "Restore drill"
 	if rep.Kind == "spot_check" {
@@ -147,7 +147,7 @@ type chartTick struct {
 	Label string
 }
 
-func makeChart(title string, history []DrillReport, get func(*DrillReport) Measure) chart {
+func makeChart(title string, history []Report, get func(*Report) Measure) chart {
 	const w, h, left, right, top, bottom = 640, 220, 70, 20, 20, 40
 	c := chart{Title: title, W: w, H: h, X2: w - right, LY: h - 18, Objective: -1}
 	var maxV, obj float64
@@ -175,7 +175,7 @@ func makeChart(title string, history []DrillReport, get func(*DrillReport) Measu
 		m := get(&history[i])
 		px, py := x(i), y(m.Seconds)
 		pts = append(pts, fmt.Sprintf("%.1f,%.1f", px, py))
-		c.Points = append(c.Points, chartPoint{X: px, Y: py, OK: m.Met && history[i].Status != DrillCheckFailed && history[i].Status != DrillError,
+		c.Points = append(c.Points, chartPoint{X: px, Y: py, OK: m.Met && history[i].Status != CheckFailed && history[i].Status != Errored,
 			Label: fmt.Sprintf("%s: %s (%s)", history[i].Start.Format("2006-01-02 15:04"), dur(m.Seconds), history[i].Status)})
 	}
 	c.Line = strings.Join(pts, " ")
@@ -251,14 +251,14 @@ svg{background:#fafafa;border:1px solid #ddd;margin:0.5em 0}
 </body></html>
 `))
 
-// WriteDrillHTML writes a self-contained HTML page (inline CSS and SVG,
+// WriteHTML writes a self-contained HTML page (inline CSS and SVG,
 // no external assets) for rep with RTO and RPO charts over history
 // (oldest first; rep is appended when it is not its last entry).
-func WriteDrillHTML(w io.Writer, rep *DrillReport, history []DrillReport) error {
+func WriteHTML(w io.Writer, rep *Report, history []Report) error {
 	if n := len(history); n == 0 || !history[n-1].Start.Equal(rep.Start) {
 		history = append(history, *rep)
 	}
-	var drills []DrillReport
+	var drills []Report
 	for _, h := range history {
 		if h.Kind != "spot_check" {
 			drills = append(drills, h)
@@ -267,8 +267,8 @@ func WriteDrillHTML(w io.Writer, rep *DrillReport, history []DrillReport) error 
 	var charts []chart
 	if len(drills) > 0 {
 		charts = append(charts,
-			makeChart("RTO per drill", drills, func(r *DrillReport) Measure { return r.RTO }),
-			makeChart("RPO per drill", drills, func(r *DrillReport) Measure { return r.RPO }))
+			makeChart("RTO per drill", drills, func(r *Report) Measure { return r.RTO }),
+			makeChart("RPO per drill", drills, func(r *Report) Measure { return r.RPO }))
 	}
 	return htmlTmpl.Execute(w, map[string]any{"R": rep, "History": history, "Charts": charts})
 }

@@ -1,4 +1,4 @@
-package restore_test
+package drill_test
 
 import (
 	"bytes"
@@ -19,10 +19,11 @@ import (
 
 	"github.com/lifeboat-backup/lifeboat/engine"
 	"github.com/lifeboat-backup/lifeboat/engine/repo"
+	"github.com/lifeboat-backup/lifeboat/engine/repo/repotest"
 	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
 	"github.com/lifeboat-backup/lifeboat/internal/testutil/shop"
 	"github.com/lifeboat-backup/lifeboat/policies"
-	"github.com/lifeboat-backup/lifeboat/restore"
+	"github.com/lifeboat-backup/lifeboat/restore/drill"
 	"github.com/lifeboat-backup/lifeboat/targets/files"
 	"github.com/lifeboat-backup/lifeboat/targets/mysql"
 	"github.com/lifeboat-backup/lifeboat/targets/mysql/mysqltest"
@@ -71,7 +72,7 @@ func TestDrillShopAndFiles(t *testing.T) {
 	require.NoError(t, err)
 	media := mediaTree(t, 40)
 
-	_, r := newRepo(t)
+	_, r := repotest.Mem(t)
 	src, err := mysql.New(mysql.Options{DSN: srv.DSN(), Password: srv.Password, Databases: []string{"drill_shop"}, Jobs: 2})
 	require.NoError(t, err)
 	_, err = engine.Backup(context.Background(), r, src, engine.BackupOptions{Target: "shopdb", Host: "drillhost", Workers: 2})
@@ -94,11 +95,11 @@ func TestDrillShopAndFiles(t *testing.T) {
 			}}}
 	}
 	tmp := t.TempDir()
-	drill := func(p *policies.Policy) (*restore.DrillReport, string, int) {
+	runDrill := func(p *policies.Policy) (*drill.Report, string, int) {
 		t.Helper()
 		var dir string
 		var pid int
-		rep, err := restore.Drill(context.Background(), engine.Native{R: r}, restore.DrillOptions{Policy: p, TempDir: tmp,
+		rep, err := drill.Run(context.Background(), engine.Native{R: r}, drill.Options{Policy: p, TempDir: tmp,
 			Scratch: func(d string, p int) { dir = d; pid = max(pid, p) }})
 		require.NoError(t, err)
 		gone(t, dir, pid)
@@ -106,8 +107,8 @@ func TestDrillShopAndFiles(t *testing.T) {
 	}
 
 	// Passes.
-	rep, _, pid := drill(pol())
-	require.Equal(t, restore.DrillPassed, rep.Status, "%+v", rep)
+	rep, _, pid := runDrill(pol())
+	require.Equal(t, drill.Passed, rep.Status, "%+v", rep)
 	require.NoError(t, rep.Err())
 	require.NotZero(t, pid, "a scratch server was started")
 	require.Len(t, rep.Checks, 4)
@@ -132,11 +133,11 @@ func TestDrillShopAndFiles(t *testing.T) {
 	p.Drill.Checks[0].Min = f64(1e9)
 	p.Drill.Checks = append(p.Drill.Checks, policies.DrillCheck{Name: "missing table", Target: "shopdb",
 		SQL: "SELECT COUNT(*) FROM drill_shop.no_such_table", Timeout: policies.Duration(time.Minute)})
-	bad, _, _ := drill(p)
-	require.Equal(t, restore.DrillCheckFailed, bad.Status)
+	bad, _, _ := runDrill(p)
+	require.Equal(t, drill.CheckFailed, bad.Status)
 	err = bad.Err()
-	require.ErrorIs(t, err, restore.ErrCheckFailed)
-	require.NotErrorIs(t, err, restore.ErrObjectiveViolated)
+	require.ErrorIs(t, err, drill.ErrCheckFailed)
+	require.NotErrorIs(t, err, drill.ErrObjectiveViolated)
 	require.Contains(t, err.Error(), `"orders present"`)
 	require.Contains(t, err.Error(), "below the minimum 1000000000")
 	require.Contains(t, err.Error(), "no_such_table")
@@ -147,23 +148,23 @@ func TestDrillShopAndFiles(t *testing.T) {
 	p.Objectives.RTO = policies.Duration(time.Millisecond)
 	p.Drill.Checks = p.Drill.Checks[2:3] // files only: no server
 	p.Targets = p.Targets[1:2]
-	slow, dir, pid := drill(p)
+	slow, dir, pid := runDrill(p)
 	require.Zero(t, pid)
 	require.NotEmpty(t, dir)
-	require.Equal(t, restore.DrillObjectiveViolated, slow.Status)
-	require.ErrorIs(t, slow.Err(), restore.ErrObjectiveViolated)
+	require.Equal(t, drill.ObjectiveViolated, slow.Status)
+	require.ErrorIs(t, slow.Err(), drill.ErrObjectiveViolated)
 	require.Contains(t, slow.Err().Error(), "RTO")
 
 	// Journal and reports.
-	j := restore.DrillJournal{Dir: t.TempDir()}
-	for _, x := range []*restore.DrillReport{rep, bad, slow} {
+	j := drill.Journal{Dir: t.TempDir()}
+	for _, x := range []*drill.Report{rep, bad, slow} {
 		require.NoError(t, j.Append(x))
 	}
 	hist, err := j.Reports("drilltest")
 	require.NoError(t, err)
 	require.Len(t, hist, 3)
 	var js bytes.Buffer
-	require.NoError(t, restore.WriteDrillJSON(&js, &hist[0]))
+	require.NoError(t, drill.WriteJSON(&js, &hist[0]))
 	var m map[string]any
 	require.NoError(t, json.Unmarshal(js.Bytes(), &m))
 	for _, k := range []string{"schema", "kind", "policy", "host", "from", "start", "end", "status", "rto", "rpo", "phases", "targets", "checks"} {
@@ -173,7 +174,7 @@ func TestDrillShopAndFiles(t *testing.T) {
 	require.Equal(t, "passed", m["status"])
 	require.Contains(t, m["rto"], "objective_seconds")
 	var html bytes.Buffer
-	require.NoError(t, restore.WriteDrillHTML(&html, &hist[2], hist))
+	require.NoError(t, drill.WriteHTML(&html, &hist[2], hist))
 	h := html.String()
 	require.Contains(t, h, "<svg")
 	require.Equal(t, 2, strings.Count(h, "<polyline"))
@@ -181,10 +182,10 @@ func TestDrillShopAndFiles(t *testing.T) {
 	require.NotContains(t, h, "href=")
 	require.NotContains(t, h, "<script")
 	var md bytes.Buffer
-	require.NoError(t, restore.WriteDrillMarkdown(&md, &hist[1], hist))
+	require.NoError(t, drill.WriteMarkdown(&md, &hist[1], hist))
 	require.Contains(t, md.String(), "below the minimum")
 	prom := filepath.Join(t.TempDir(), "lifeboat-drill.prom")
-	require.NoError(t, restore.WriteDrillMetrics(prom, rep))
+	require.NoError(t, drill.WriteMetrics(prom, rep))
 	b, err := os.ReadFile(prom)
 	require.NoError(t, err)
 	require.Contains(t, string(b), `lifeboat_drill_success{policy="drilltest"} 1`)
@@ -196,7 +197,7 @@ func TestDrillCancelTearsDown(t *testing.T) {
 	db := srv.DB(t, "")
 	_, err := shop.Generate(context.Background(), db, shop.Options{Database: "drill_cancel", Rows: 50, Replace: true})
 	require.NoError(t, err)
-	_, r := newRepo(t)
+	_, r := repotest.Mem(t)
 	src, err := mysql.New(mysql.Options{DSN: srv.DSN(), Password: srv.Password, Databases: []string{"drill_cancel"}, Jobs: 2})
 	require.NoError(t, err)
 	_, err = engine.Backup(context.Background(), r, src, engine.BackupOptions{Target: "shopdb", Host: "drillhost"})
@@ -220,7 +221,7 @@ func TestDrillCancelTearsDown(t *testing.T) {
 		}
 	}()
 	start := time.Now()
-	rep, err := restore.Drill(ctx, engine.Native{R: r}, restore.DrillOptions{Policy: p, TempDir: t.TempDir(),
+	rep, err := drill.Run(ctx, engine.Native{R: r}, drill.Options{Policy: p, TempDir: t.TempDir(),
 		Scratch: func(d string, p int) {
 			dir = d
 			pid = max(pid, p)
@@ -230,20 +231,20 @@ func TestDrillCancelTearsDown(t *testing.T) {
 		}})
 	cancel()
 	require.ErrorIs(t, err, context.Canceled)
-	require.Equal(t, restore.DrillError, rep.Status)
+	require.Equal(t, drill.Errored, rep.Status)
 	require.Less(t, time.Since(start), 25*time.Second)
 	gone(t, dir, pid)
 }
 
 func TestSpotCheckEmptiedDirectory(t *testing.T) {
 	media := mediaTree(t, 40)
-	_, r := newRepo(t)
+	_, r := repotest.Mem(t)
 	backupFiles(t, r, "media", media)
 	p := &policies.Policy{Version: 1, Name: "spot", Host: "drillhost",
 		Targets: []policies.Target{{Name: "media", Kind: policies.KindFiles, Paths: []string{media}}}}
-	rep, err := restore.SpotCheck(context.Background(), engine.Native{R: r}, restore.SpotCheckOptions{Policy: p})
+	rep, err := drill.SpotCheck(context.Background(), engine.Native{R: r}, drill.SpotCheckOptions{Policy: p})
 	require.NoError(t, err)
-	require.Equal(t, restore.DrillPassed, rep.Status, "%+v", rep.SpotChecks)
+	require.Equal(t, drill.Passed, rep.Status, "%+v", rep.SpotChecks)
 	sc := rep.SpotChecks[0]
 	require.Equal(t, int64(41), sc.LiveFiles)
 	require.Equal(t, int64(41), sc.SnapshotFiles)
@@ -254,15 +255,15 @@ func TestSpotCheckEmptiedDirectory(t *testing.T) {
 	dir := filepath.Join(media, "catalog", "product", "01")
 	require.NoError(t, os.RemoveAll(dir))
 	require.NoError(t, os.Mkdir(dir, 0o755))
-	rep, err = restore.SpotCheck(context.Background(), engine.Native{R: r}, restore.SpotCheckOptions{Policy: p})
+	rep, err = drill.SpotCheck(context.Background(), engine.Native{R: r}, drill.SpotCheckOptions{Policy: p})
 	require.NoError(t, err)
-	require.Equal(t, restore.DrillCheckFailed, rep.Status)
-	require.ErrorIs(t, rep.Err(), restore.ErrCheckFailed)
+	require.Equal(t, drill.CheckFailed, rep.Status)
+	require.ErrorIs(t, rep.Err(), drill.ErrCheckFailed)
 	require.Contains(t, rep.Err().Error(), "directory media/catalog/product/01: 0 files live, 10 in the snapshot")
 
 	// Same size and mtime, different content: the sample catches it.
 	media2 := mediaTree(t, 12)
-	_, r2 := newRepo(t)
+	_, r2 := repotest.Mem(t)
 	backupFiles(t, r2, "media", media2)
 	f := filepath.Join(media2, "catalog", "product", "00", "img000.jpg")
 	fi, err := os.Stat(f)
@@ -270,9 +271,9 @@ func TestSpotCheckEmptiedDirectory(t *testing.T) {
 	require.NoError(t, os.WriteFile(f, bytes.Repeat([]byte{9}, int(fi.Size())), 0o644))
 	require.NoError(t, os.Chtimes(f, fi.ModTime(), fi.ModTime()))
 	p.Targets[0].Paths = []string{media2}
-	rep, err = restore.SpotCheck(context.Background(), engine.Native{R: r2}, restore.SpotCheckOptions{Policy: p})
+	rep, err = drill.SpotCheck(context.Background(), engine.Native{R: r2}, drill.SpotCheckOptions{Policy: p})
 	require.NoError(t, err)
-	require.Equal(t, restore.DrillCheckFailed, rep.Status)
+	require.Equal(t, drill.CheckFailed, rep.Status)
 	require.Contains(t, rep.Err().Error(), "img000.jpg: live content differs")
 }
 
@@ -291,13 +292,13 @@ func TestDrillPostgres(t *testing.T) {
 	src := postgrestest.Start(t)
 	src.CreateDatabase(t, "drill_oro")
 	src.CreateDatabase(t, "drill_log")
-	src.MustPSQL(t, "drill_oro", oroFuncs+oroSchema)
+	src.MustPSQL(t, "drill_oro", postgrestest.OroSchema)
 	src.MustPSQL(t, "drill_log", `CREATE TABLE log (line text); INSERT INTO log VALUES ('a'), (NULL)`)
 	src.MustPSQL(t, "postgres", `CREATE ROLE oro_app LOGIN`)
 	src.MustPSQL(t, "drill_oro", `ALTER TABLE oro_email OWNER TO oro_app; GRANT SELECT ON oro_order TO oro_app`)
 	ordersMD5 := src.MustPSQL(t, "drill_oro", `SELECT md5(string_agg(t::text, '|' ORDER BY t::text)) FROM oro_order t`)
 
-	_, r := newRepo(t)
+	_, r := repotest.Mem(t)
 	withGlobals := func(globals bool, target string) {
 		s, err := postgres.New(postgres.Options{DSN: src.URL(), Password: src.Password, Databases: []string{"drill_oro", "drill_log"}, Globals: globals})
 		require.NoError(t, err)
@@ -326,11 +327,11 @@ func TestDrillPostgres(t *testing.T) {
 	t.Setenv("PSQL", filepath.Join(bin, "psql"))
 	tmp := openTempDir(t)
 	var logw io.Writer
-	drill := func(ctx context.Context, p *policies.Policy) (*restore.DrillReport, error, string, int) {
+	runDrill := func(ctx context.Context, p *policies.Policy) (*drill.Report, error, string, int) {
 		t.Helper()
 		var dir string
 		var pid int
-		rep, err := restore.Drill(ctx, engine.Native{R: r}, restore.DrillOptions{Policy: p, TempDir: tmp, Log: logw,
+		rep, err := drill.Run(ctx, engine.Native{R: r}, drill.Options{Policy: p, TempDir: tmp, Log: logw,
 			Scratch: func(d string, p int) { dir = d; pid = max(pid, p) }})
 		gone(t, dir, pid)
 		return rep, err, dir, pid
@@ -343,9 +344,9 @@ func TestDrillPostgres(t *testing.T) {
 			p := pol(target)
 			p.Drill.Checks = append(p.Drill.Checks, policies.DrillCheck{Name: "owner", Target: target,
 				SQL: "SELECT tableowner FROM pg_tables WHERE tablename = 'oro_email'", Expect: owner, Timeout: policies.Duration(time.Minute)})
-			rep, err, _, pid := drill(context.Background(), p)
+			rep, err, _, pid := runDrill(context.Background(), p)
 			require.NoError(t, err)
-			require.Equal(t, restore.DrillPassed, rep.Status, "%+v", rep)
+			require.Equal(t, drill.Passed, rep.Status, "%+v", rep)
 			require.NotZero(t, pid, "a scratch postgres was started")
 			require.Len(t, rep.Checks, 6)
 			for _, c := range rep.Checks {
@@ -377,9 +378,9 @@ func TestDrillPostgres(t *testing.T) {
 		{Name: "slow", Target: "orodb", SQL: "SELECT pg_sleep(30)", Timeout: policies.Duration(time.Second)},
 		{Name: "unknown database", Target: "orodb", Database: "nope", SQL: "SELECT 1", Timeout: policies.Duration(time.Minute)},
 	}
-	bad, err, _, _ := drill(context.Background(), p)
+	bad, err, _, _ := runDrill(context.Background(), p)
 	require.NoError(t, err)
-	require.Equal(t, restore.DrillCheckFailed, bad.Status)
+	require.Equal(t, drill.CheckFailed, bad.Status)
 	msgs := map[string]string{}
 	for _, c := range bad.Checks {
 		require.False(t, c.OK, "%+v", c)
@@ -393,7 +394,7 @@ func TestDrillPostgres(t *testing.T) {
 	require.Contains(t, msgs["null with min"], "returned NULL")
 	require.Contains(t, msgs["slow"], "timed out after 1s")
 	require.Contains(t, msgs["unknown database"], `database "nope" is not in the restored snapshot of orodb (it has drill_log, drill_oro)`)
-	require.ErrorIs(t, bad.Err(), restore.ErrCheckFailed)
+	require.ErrorIs(t, bad.Err(), drill.ErrCheckFailed)
 
 	// An existing scratch server (drill.postgres.dsn): the previous
 	// drill's copies are dropped, twice in a row works.
@@ -403,10 +404,10 @@ func TestDrillPostgres(t *testing.T) {
 	p = pol("orodb")
 	p.Drill.Postgres = policies.DrillServer{DSN: scratch.URL(), PasswordFile: policies.SecretRef(pwFile)}
 	for range 2 {
-		rep, err, _, pid := drill(context.Background(), p)
+		rep, err, _, pid := runDrill(context.Background(), p)
 		require.NoError(t, err)
 		require.Zero(t, pid)
-		require.Equal(t, restore.DrillPassed, rep.Status, "%+v", rep)
+		require.Equal(t, drill.Passed, rep.Status, "%+v", rep)
 	}
 	require.Equal(t, "5000", scratch.MustPSQL(t, "drill_oro", "SELECT count(*) FROM oro_order"))
 
@@ -419,9 +420,9 @@ func TestDrillPostgres(t *testing.T) {
 	p.Drill.Postgres = policies.DrillServer{DSN: scratch.URL(), PasswordFile: policies.SecretRef(pwFile)}
 	p.Drill.Checks = append(p.Drill.Checks, policies.DrillCheck{Name: "owner", Target: "orodb",
 		SQL: "SELECT tableowner FROM pg_tables WHERE tablename = 'oro_email'", Expect: "oro_app", Timeout: policies.Duration(time.Minute)})
-	clash, err, _, _ := drill(context.Background(), p)
+	clash, err, _, _ := runDrill(context.Background(), p)
 	require.NoError(t, err)
-	require.Equal(t, restore.DrillCheckFailed, clash.Status)
+	require.Equal(t, drill.CheckFailed, clash.Status)
 	require.Len(t, clash.Targets, 2)
 	require.Empty(t, clash.Targets[0].Error)
 	require.Equal(t, `database "drill_log" is in targets orodb and orodb_plain, restored into the same scratch PostgreSQL under their original names: drill the two targets in separate policies`,
@@ -433,9 +434,9 @@ func TestDrillPostgres(t *testing.T) {
 	// A server binary that is not there: a clear error, torn down.
 	p = pol("orodb")
 	p.Drill.Postgres.ServerBinary = "/nonexistent/postgres"
-	rep, err, _, _ := drill(context.Background(), p)
+	rep, err, _, _ := runDrill(context.Background(), p)
 	require.NoError(t, err)
-	require.Equal(t, restore.DrillCheckFailed, rep.Status)
+	require.Equal(t, drill.CheckFailed, rep.Status)
 	require.Contains(t, rep.Targets[0].Error, "scratch postgres (drill.postgres.server_binary)")
 	require.Contains(t, rep.Targets[0].Error, "no initdb next to /nonexistent/postgres")
 
@@ -449,9 +450,9 @@ func TestDrillPostgres(t *testing.T) {
 	log.on, log.do = "target orodb: restored", func() { time.AfterFunc(time.Second, cancel) }
 	logw = &log
 	start := time.Now()
-	rep, err, _, pid := drill(ctx, p)
+	rep, err, _, pid := runDrill(ctx, p)
 	require.ErrorIs(t, err, context.Canceled)
-	require.Equal(t, restore.DrillError, rep.Status)
+	require.Equal(t, drill.Errored, rep.Status)
 	require.NotZero(t, pid)
 	require.Less(t, time.Since(start), 25*time.Second)
 }
@@ -535,7 +536,7 @@ func TestDrillRepository(t *testing.T) {
 	_, err := shop.Generate(context.Background(), db, shop.Options{Database: "drill_repo", Rows: 20, Replace: true})
 	require.NoError(t, err)
 	media := mediaTree(t, 8)
-	tr, r := newRepo(t)
+	tr, r := repotest.Mem(t)
 	src, err := mysql.New(mysql.Options{DSN: srv.DSN(), Password: srv.Password, Databases: []string{"drill_repo"}})
 	require.NoError(t, err)
 	_, err = engine.Backup(context.Background(), r, src, engine.BackupOptions{Target: "shopdb", Host: "drillhost"})
@@ -556,19 +557,19 @@ func TestDrillRepository(t *testing.T) {
 		closed    int
 		rpo       time.Time // the target's recovery point, when set
 	}{
-		{name: "database restored and closed", repo: &fakeRepo{}, target: "shopdb", status: restore.DrillPassed, closed: 1},
+		{name: "database restored and closed", repo: &fakeRepo{}, target: "shopdb", status: drill.Passed, closed: 1},
 		{name: "recovery point learned on reading", repo: &fakeRepo{rp: learned}, target: "shopdb",
-			status: restore.DrillObjectiveViolated, closed: 1, rpo: learned},
+			status: drill.ObjectiveViolated, closed: 1, rpo: learned},
 		{name: "files recovery point", repo: &fakeRepo{rp: learned}, target: "media",
-			status: restore.DrillObjectiveViolated, rpo: learned},
+			status: drill.ObjectiveViolated, rpo: learned},
 		{name: "close fails", repo: &fakeRepo{closeErr: errors.New("restic dump: exit 1")}, target: "shopdb",
-			status: restore.DrillCheckFailed, closed: 1, targetErr: "restic dump: exit 1"},
+			status: drill.CheckFailed, closed: 1, targetErr: "restic dump: exit 1"},
 		{name: "open fails", repo: &fakeRepo{openErr: errors.New("snapshot abc: not a lifeboat archive")}, target: "shopdb",
-			status: restore.DrillCheckFailed, targetErr: "not a lifeboat archive"},
+			status: drill.CheckFailed, targetErr: "not a lifeboat archive"},
 		{name: "repository unreadable", repo: &fakeRepo{findErr: errors.New("restic snapshots: wrong password")}, target: "media",
-			err: "target media: restic snapshots: wrong password", status: restore.DrillError},
+			err: "target media: restic snapshots: wrong password", status: drill.Errored},
 		{name: "no snapshot", repo: &fakeRepo{findErr: notFound}, target: "media",
-			err: "target media: no snapshot of host drillhost to drill: latest snapshot: not found", status: restore.DrillError},
+			err: "target media: no snapshot of host drillhost to drill: latest snapshot: not found", status: drill.Errored},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -582,7 +583,7 @@ func TestDrillRepository(t *testing.T) {
 				// The shared server as the scratch server: its drill_repo is
 				// dropped and restored from the snapshot.
 				Drill: policies.Drill{MySQL: policies.DrillServer{DSN: srv.DSN(), PasswordFile: policies.SecretRef(pw)}}}
-			rep, err := restore.Drill(context.Background(), tt.repo, restore.DrillOptions{Policy: p, TempDir: t.TempDir(),
+			rep, err := drill.Run(context.Background(), tt.repo, drill.Options{Policy: p, TempDir: t.TempDir(),
 				Targets: []string{tt.target}})
 			if tt.err != "" {
 				require.ErrorContains(t, err, tt.err)
@@ -611,12 +612,12 @@ func TestDrillRepository(t *testing.T) {
 	}
 
 	// A native repository opened with the host key cannot restore.
-	rep, err := restore.Drill(context.Background(), engine.Native{R: tr.Open(t, tr.Host)}, restore.DrillOptions{
+	rep, err := drill.Run(context.Background(), engine.Native{R: tr.Open(t, tr.Host)}, drill.Options{
 		Policy: &policies.Policy{Version: 1, Name: "hostkey", Host: "drillhost",
 			Targets: []policies.Target{{Name: "media", Kind: policies.KindFiles, Paths: []string{media}}}}})
 	require.ErrorIs(t, err, repo.ErrNoDataKey)
 	require.ErrorContains(t, err, "give the owner key")
-	require.Equal(t, restore.DrillError, rep.Status, "a refused drill is journaled as an error")
+	require.Equal(t, drill.Errored, rep.Status, "a refused drill is journaled as an error")
 	require.Len(t, rep.Errors, 1)
 	require.False(t, rep.End.IsZero())
 }
