@@ -14,16 +14,18 @@ import (
 	"github.com/lifeboat-backup/lifeboat/targets/files"
 )
 
-// The browsing commands (restore/browse): diff, find, dump, stats. They
-// take no lock, like snapshots and ls. Output shapes: docs/console.md.
+// The browsing commands (restore/browse): diff, find, dump, stats, mount.
+// Listings take no lock, like snapshots and ls; dump and mount read packs
+// under a read lock. Output shapes: docs/console.md.
 
 func (a *app) browseCmds() []*cobra.Command {
-	return []*cobra.Command{a.diffCmd(), a.findCmd(), a.dumpCmd(), a.statsCmd()}
+	return []*cobra.Command{a.diffCmd(), a.findCmd(), a.dumpCmd(), a.statsCmd(), a.mountCmd()}
 }
 
-// withBrowse runs fn on the repository as browse reads it.
-func (a *app) withBrowse(ctx context.Context, fn func(context.Context, browse.Repo) error) error {
-	return a.withEngine(ctx, noLock, "", func(ctx context.Context, e engine.Engine) error {
+// withBrowse runs fn on the repository as browse reads it, locked by
+// mode (readLock where contents are read: a prune must not remove them).
+func (a *app) withBrowse(ctx context.Context, mode lockMode, purpose string, fn func(context.Context, browse.Repo) error) error {
+	return a.withEngine(ctx, mode, purpose, func(ctx context.Context, e engine.Engine) error {
 		return fn(ctx, browse.Engine(e))
 	})
 }
@@ -38,7 +40,7 @@ with its size before and after; then the counts. Content is compared by blob IDs
 key suffices. --json prints one "change" line per entry and a "statistics" line last.`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.withBrowse(cmd.Context(), func(ctx context.Context, r browse.Repo) error {
+			return a.withBrowse(cmd.Context(), noLock, "", func(ctx context.Context, r browse.Repo) error {
 				sa, err := r.FindSnapshot(ctx, args[0], nil)
 				if err != nil {
 					return err
@@ -119,7 +121,7 @@ those named by --snapshot. --json prints one line per snapshot with hits:
 			if err != nil {
 				return usageError{err}
 			}
-			return a.withBrowse(cmd.Context(), func(ctx context.Context, r browse.Repo) error {
+			return a.withBrowse(cmd.Context(), noLock, "", func(ctx context.Context, r browse.Repo) error {
 				sns, err := a.selectSnapshots(ctx, r, refs, snapshotFilter(target, host))
 				if err != nil {
 					return err
@@ -204,7 +206,7 @@ is written as a tar archive, paths relative to the snapshot root. Reading conten
 owner key (exit 12 with a host key).`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.withBrowse(cmd.Context(), func(ctx context.Context, r browse.Repo) error {
+			return a.withBrowse(cmd.Context(), readLock, "dump", func(ctx context.Context, r browse.Repo) error {
 				sn, err := r.FindSnapshot(ctx, args[0], snapshotFilter(target, ""))
 				if err != nil {
 					return err
@@ -230,7 +232,7 @@ compression ratio (native repositories).`,
 			if mode != browse.ModeRestoreSize && mode != browse.ModeRawData {
 				return usagef("--mode %q: restore-size or raw-data", mode)
 			}
-			return a.withBrowse(cmd.Context(), func(ctx context.Context, r browse.Repo) error {
+			return a.withBrowse(cmd.Context(), noLock, "", func(ctx context.Context, r browse.Repo) error {
 				sns, err := a.selectSnapshots(ctx, r, args, snapshotFilter(target, host))
 				if err != nil {
 					return err
