@@ -134,6 +134,7 @@ some source data unreadable, 5 restore finished but some entries could not be re
 	root.AddCommand(a.drillCmd())
 	root.AddCommand(a.walCmd(), a.binlogCmd())
 	root.AddCommand(a.exportCmd(), a.sanitizeCmd())
+	root.AddCommand(a.browseCmds()...)
 	return root
 }
 
