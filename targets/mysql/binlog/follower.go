@@ -323,6 +323,12 @@ loop:
 				<-done
 				return err
 			}
+			if gap != nil && t.stored > 0 {
+				// The gap is on record in the archive: say so loudly.
+				cancel()
+				<-done
+				break loop
+			}
 		}
 	}
 	// Archive everything complete the child wrote before it ended.
