@@ -547,7 +547,8 @@ func TestPITRMustShow(t *testing.T) {
 	// A drill measures the RPO from the archive: seconds, not the
 	// snapshot's age.
 	drillOut := e.must([]string{"LIFEBOAT_KEY_FILE=" + e.owner}, "drill", e.policy, "--journal", e.journal, "--json")
-	rep := lastJSON(t, drillOut)
+	rep, ok := lastJSON(t, drillOut)["drill"].(map[string]any)
+	require.True(t, ok, drillOut)
 	tg := rep["targets"].([]any)[0].(map[string]any)
 	t.Logf("drill: RPO %.1fs (newest archived event %v), RTO %.1fs", tg["rpo_seconds"], tg["archived_until"], rep["rto"].(map[string]any)["seconds"])
 	require.NotEmpty(t, tg["archived_until"], "the drill measured the RPO from the archive")
