@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/viper"
 	"golang.org/x/term"
 
+	"github.com/lifeboat-backup/lifeboat/engine/logarchive"
 	"github.com/lifeboat-backup/lifeboat/engine/repo"
 	"github.com/lifeboat-backup/lifeboat/engine/restic"
 	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
@@ -140,11 +141,16 @@ some source data unreadable, 5 restore finished but some entries could not be re
 func (a *app) run(ctx context.Context, args []string) int {
 	root := a.root()
 	root.SetArgs(args)
-	err := root.ExecuteContext(ctx)
+	cmd, err := root.ExecuteContextC(ctx)
 	if err == nil {
 		return exitOK
 	}
 	code := exitCode(ctx, err)
+	if cmd != nil && cmd.Annotations[annotAbortRecovery] != "" && code != exitInterrupted && !errors.Is(err, logarchive.ErrNotFound) {
+		// wal fetch: whatever fails but "not found", even a bad policy or
+		// usage, must stop PostgreSQL's recovery (cmd_wal.go).
+		code = exitAbortRecovery
+	}
 	msg := err.Error()
 	if code == exitUsage {
 		msg += "\nTry: lifeboat --help"
@@ -163,13 +169,10 @@ func exitCode(ctx context.Context, err error) int {
 	var pe partialError
 	var ie *snapshot.IncompleteError
 	var ve policies.ValidationErrors
-	var ae abortRecoveryError
 	var gap *binlog.GapError
 	switch {
 	case ctx.Err() != nil:
 		return exitInterrupted
-	case errors.As(err, &ae):
-		return exitAbortRecovery
 	case errors.As(err, &ue) || errors.As(err, &ve) || isCobraUsage(err) || errors.Is(err, snapshot.ErrUnsupported):
 		return exitUsage
 	case errors.As(err, &pe):

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 
 	"github.com/spf13/cobra"
@@ -11,16 +10,13 @@ import (
 	"github.com/lifeboat-backup/lifeboat/targets/postgres/wal"
 )
 
-// exitAbortRecovery is wal fetch's code for a failure other than "not
-// found": above 125, so PostgreSQL stops recovery instead of taking the
-// archive as ended (and promoting early).
+// exitAbortRecovery is wal fetch's code for any failure but "not found"
+// (set in app.run for commands annotated annotAbortRecovery): above 125,
+// so PostgreSQL stops recovery instead of taking the archive as ended
+// and promoting early.
 const exitAbortRecovery = 126
 
-// abortRecoveryError marks a wal fetch failure that is not "not found".
-type abortRecoveryError struct{ err error }
-
-func (e abortRecoveryError) Error() string { return e.err.Error() }
-func (e abortRecoveryError) Unwrap() error { return e.err }
+const annotAbortRecovery = "lifeboat-abort-recovery"
 
 func (a *app) walCmd() *cobra.Command {
 	cmd := &cobra.Command{
@@ -68,9 +64,10 @@ WAL does not pile up in pg_wal.`,
 		Short: "Restore one archived WAL file (restore_command = 'lifeboat wal fetch --policy P --target T %f %p')",
 		Long: `Write the archived WAL file NAME (PostgreSQL's %f) to PATH (%p). Needs the owner key (exit 12
 with the host key). Exit 1: the archive holds no such file (PostgreSQL's "not found": it tries
-its other sources or ends recovery). Any other failure exits 126, which makes PostgreSQL stop
-recovery rather than take the archive as ended.`,
-		Args: cobra.ExactArgs(2),
+its other sources or ends recovery). Any other failure (also a bad policy or usage) exits 126,
+which makes PostgreSQL stop recovery rather than take the archive as ended.`,
+		Args:        cobra.ExactArgs(2),
+		Annotations: map[string]string{annotAbortRecovery: "1"},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			t, err := a.walTarget(target)
 			if err != nil {
@@ -78,16 +75,11 @@ recovery rather than take the archive as ended.`,
 			}
 			r, err := a.openRepo(cmd.Context())
 			if err != nil {
-				return abortRecoveryError{err}
+				return err
 			}
 			defer r.Bucket().Close()
-			if _, err := wal.Fetch(cmd.Context(), logarchive.New(r), t.Name, args[0], args[1]); err != nil {
-				if errors.Is(err, wal.ErrNotFound) {
-					return err
-				}
-				return abortRecoveryError{err}
-			}
-			return nil
+			_, err = wal.Fetch(cmd.Context(), logarchive.New(r), t.Name, args[0], args[1])
+			return err
 		},
 	}
 	for _, c := range []*cobra.Command{push, fetch} {

@@ -55,6 +55,7 @@ func newPITRPG(t *testing.T, settings ...string) *pitrPG {
 
 	p.minio = miniotest.Start(t)
 	p.minio.CreateBucket(t, "pitr")
+	p.minio.CreateBucket(t, "pitr-dr")
 	url := p.minio.URL("pitr", "")
 	p.c = &cli{t: t, env: map[string]string{}}
 	p.c.ok("init", "--repo", url, "--owner-key-out", p.owner, "--host-key-out", p.host)
@@ -68,13 +69,16 @@ repositories:
   primary:
     url: %s
     key_file: %s
+  secondaries:
+    - name: dr
+      url: %s
 targets:
   - name: pg
     kind: postgres
     dsn: postgres://%s@127.0.0.1:%%d/postgres
     password_file: %s
     method: physical
-`, url, p.host, postgrestest.User, filepath.Join(dir, "pg.pass"))), 0o644))
+`, url, p.host, p.minio.URL("pitr-dr", ""), postgrestest.User, filepath.Join(dir, "pg.pass"))), 0o644))
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "pg.pass"), []byte(postgrestest.Password), 0o600))
 	p.chownPostgres(p.host, p.owner, p.policy)
 	base := []string{"wal_level=replica", "archive_mode=on", "max_wal_senders=4", "full_page_writes=on", "wal_keep_size=1024",
@@ -225,4 +229,7 @@ func TestPITRPGArchiveCommandContract(t *testing.T) {
 	require.Contains(t, out, "owner")
 	_, err = os.Stat(filepath.Join(p.dir, "y"))
 	require.True(t, os.IsNotExist(err))
+	// A policy that cannot be read is no "not found" either.
+	out, code = p.lifeboat("wal", "fetch", "--policy", filepath.Join(p.dir, "missing.yaml"), "--target", "pg", names[0], filepath.Join(p.dir, "y"))
+	require.Equal(t, 126, code, out)
 }
