@@ -75,7 +75,7 @@ Exit codes: 0 passed, 1 a check failed (or the drill could not run), 3 an object
 			if spot {
 				rep, err = drill.SpotCheck(ctx, r, drill.SpotCheckOptions{Policy: p, From: from, Targets: targets})
 			} else {
-				o := drill.Options{Policy: p, From: from, Targets: targets, TempDir: tmp}
+				o := drill.Options{Policy: p, From: from, Targets: targets, TempDir: tmp, Archived: binlogNewest(p, r)}
 				if !a.json && !a.quiet {
 					o.Log = a.stderr
 				}

@@ -310,6 +310,8 @@ targets:
       max_delay: `+maxDelay+`
 metrics:
   textfile: `+filepath.Join(e.dir, "lifeboat.prom")+`
+objectives:
+  rpo: 1m
 `), 0o600))
 	return e
 }
@@ -542,6 +544,17 @@ func TestPITRMustShow(t *testing.T) {
 	t.Logf("RPO: the newest archived event was at most %s behind the newest commit (max_delay 10s); %d segments", worstRPO, len(segs))
 	assert.LessOrEqual(t, worstRPO, 15*time.Second, "the archive fell more than 15 s behind")
 	rpoMu.Unlock()
+	// A drill measures the RPO from the archive: seconds, not the
+	// snapshot's age.
+	drillOut := e.must([]string{"LIFEBOAT_KEY_FILE=" + e.owner}, "drill", e.policy, "--journal", e.journal, "--json")
+	rep, ok := lastJSON(t, drillOut)["drill"].(map[string]any)
+	require.True(t, ok, drillOut)
+	tg := rep["targets"].([]any)[0].(map[string]any)
+	t.Logf("drill: RPO %.1fs (newest archived event %v), RTO %.1fs", tg["rpo_seconds"], tg["archived_until"], rep["rto"].(map[string]any)["seconds"])
+	require.NotEmpty(t, tg["archived_until"], "the drill measured the RPO from the archive")
+	assert.Less(t, tg["rpo_seconds"].(float64), 60.0)
+	assert.Equal(t, true, rep["rpo"].(map[string]any)["met"])
+
 	srv.Kill()
 	require.NoError(t, os.RemoveAll(srv.DataDir))
 	code, aout := stopArchiver()
