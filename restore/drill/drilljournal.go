@@ -48,6 +48,13 @@ func MetricsFile(textfile string) string {
 // atomically (temporary file and rename).
 func WriteMetrics(path string, rep *Report) error {
 	m := &notify.Metrics{}
+	AddMetrics(m, rep)
+	return atomicfile.WriteFile(path, m.Bytes(), 0o644)
+}
+
+// AddMetrics adds the lifeboat_drill_* gauges of rep to m (the textfile
+// and lifeboat serve's /metrics).
+func AddMetrics(m *notify.Metrics, rep *Report) {
 	pol := [][2]string{{"policy", rep.Policy}}
 	g := func(name, help string, v float64) {
 		m.Gauge(name, help)
@@ -61,5 +68,4 @@ func WriteMetrics(path string, rep *Report) error {
 	g("lifeboat_drill_rto_objective_seconds", "RTO objective (0: none).", rep.RTO.Objective)
 	g("lifeboat_drill_rpo_objective_seconds", "RPO objective (0: none).", rep.RPO.Objective)
 	g("lifeboat_drill_duration_seconds", "Wall time of the last drill, teardown included.", rep.End.Sub(rep.Start).Seconds())
-	return atomicfile.WriteFile(path, m.Bytes(), 0o644)
 }
