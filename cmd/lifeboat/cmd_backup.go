@@ -58,6 +58,9 @@ the exit code is 4.`,
 }
 
 func (a *app) runBackupFiles(cmd *cobra.Command, o backupOptions, paths []string) error {
+	if err := files.CheckExcludes(o.excludes); err != nil {
+		return usagef("--exclude: %v", err)
+	}
 	src := &files.Source{Roots: paths, Options: files.Options{Excludes: o.excludes, OneFileSystem: o.oneFileSystem}}
 	return a.backupSource(cmd.Context(), o, src, "processed")
 }
