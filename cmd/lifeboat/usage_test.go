@@ -63,6 +63,7 @@ func TestCLIUsageHints(t *testing.T) {
 		{[]string{"backup", "files", src, "--exclude", "[a-"}, "--exclude: exclude pattern \"[a-\""},
 		{[]string{"backup", "files", src, "--key-file", filepath.Join(dir, "nope.key")}, "--key-file"},
 		{[]string{"snapshots", "--nosuch"}, "unknown flag"},
+		{[]string{"backup", "files", src, "--time", "yesterday"}, "--time \"yesterday\": want RFC 3339"},
 	} {
 		out, errs, code := c.run(tc.args...)
 		assert.Equal(t, exitUsage, code, "%v: %s", tc.args, errs)
