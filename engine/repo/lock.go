@@ -476,20 +476,37 @@ func (l LockInfo) since() time.Time {
 // judged stale: without a lock object of our own there is no storage
 // clock to judge by), removing stale ones on the way.
 func (l *Lock) others(ctx context.Context, b *blob.Bucket) ([]LockInfo, error) {
-	locks, err := ListLocks(ctx, b)
-	if err != nil || l == nil {
-		return locks, err
+	if l == nil {
+		return ListLocks(ctx, b)
 	}
-	self := l.Key()
-	now, ok := storageNow(locks, self)
-	if !ok {
-		return nil, fmt.Errorf("list locks: own lock %s not listed, cannot read the storage's clock", self)
+	var locks []LockInfo
+	var now time.Time
+	var before, after string
+	for try := 0; ; try++ {
+		// The refresh may replace our object during the listing: either
+		// one tells the storage's time; when neither was read, list again.
+		before = l.Key()
+		var err error
+		if locks, err = ListLocks(ctx, b); err != nil {
+			return nil, err
+		}
+		after = l.Key()
+		var ok bool
+		if now, ok = storageNow(locks, after); !ok {
+			now, ok = storageNow(locks, before)
+		}
+		if ok {
+			break
+		}
+		if try == 2 {
+			return nil, fmt.Errorf("list locks: own lock %s not listed, cannot read the storage's clock", after)
+		}
 	}
 	here := thisOrigin()
 	var live []LockInfo
 	for _, o := range locks {
 		switch {
-		case o.key == self:
+		case o.key == before || o.key == after:
 		case o.stale(now, here):
 			_ = b.Delete(ctx, o.key)
 		default:

@@ -113,12 +113,46 @@ func (r *Repository) prunePass(ctx context.Context, opts PruneOptions, total *Pr
 		return false, fmt.Errorf("prune stopped, nothing deleted: %w", err)
 	}
 
-	// 1. Every pack of every index file, with all its blobs, and the marks.
+	// 1. The marks, and which are ripe: judged on the locks live now,
+	// before the snapshots are listed. A writer that locks later loads the
+	// marks with its index.
+	marks, err := r.loadMarks(ctx)
+	if err != nil {
+		return stop(err)
+	}
+	cand := candidates(marks)
+	others, err := r.lock.others(ctx, r.b)
+	if err != nil {
+		return stop(err)
+	}
+	var ripeMarks []*mark
+	ripe := map[snapshot.ID]bool{}
+	// A dry run with nobody else at work reports what a prune deletes in
+	// its two passes.
+	allRipe := opts.DryRun && len(others) == 0
+	for _, m := range marks {
+		if m.ripe(others) {
+			ripeMarks = append(ripeMarks, m)
+			for _, p := range m.Packs {
+				ripe[p] = true
+			}
+		}
+	}
+
+	// 2. The snapshots, listed before the index is read: a backup writes
+	// its index before its manifest, so every snapshot listed here finds
+	// its blobs in the index.
+	ids, err := r.SnapshotIDs(ctx)
+	if err != nil {
+		return stop(err)
+	}
+
+	// 3. Every pack of every index file, with all its blobs.
 	var indexKeys []string
 	var packs []*packUse
 	seen := map[snapshot.ID]bool{}
 	var damaged []error
-	err := r.eachIndexFile(ctx, func(key string, ps []PackInfo, err error) error {
+	err = r.eachIndexFile(ctx, func(key string, ps []PackInfo, err error) error {
 		if err != nil {
 			damaged = append(damaged, err)
 			return nil
@@ -138,30 +172,6 @@ func (r *Repository) prunePass(ctx context.Context, opts PruneOptions, total *Pr
 	if len(damaged) > 0 {
 		return stop(fmt.Errorf("%w (and %d damaged index files in all; `lifeboat check --repair` rebuilds the index)", damaged[0], len(damaged)))
 	}
-	marks, err := r.loadMarks(ctx)
-	if err != nil {
-		return stop(err)
-	}
-	cand := candidates(marks)
-	// 2. Which marks are ripe: judged on the locks live now, before the
-	// snapshots are listed. A writer that locks later loads the marks.
-	others, err := r.lock.others(ctx, r.b)
-	if err != nil {
-		return stop(err)
-	}
-	var ripeMarks []*mark
-	ripe := map[snapshot.ID]bool{}
-	// A dry run with nobody else at work reports what a prune deletes in
-	// its two passes.
-	allRipe := opts.DryRun && len(others) == 0
-	for _, m := range marks {
-		if m.ripe(others) {
-			ripeMarks = append(ripeMarks, m)
-			for _, p := range m.Packs {
-				ripe[p] = true
-			}
-		}
-	}
 	// Deterministic order, copies outside the candidates first: the same
 	// repository prunes the same way, and a blob keeps a copy no mark names.
 	slices.SortFunc(packs, func(a, b *packUse) int {
@@ -179,8 +189,8 @@ func (r *Repository) prunePass(ctx context.Context, opts PruneOptions, total *Pr
 	}
 	r.idx = idx
 
-	// 3. Everything referenced.
-	used, n, err := r.referenced(ctx)
+	// 4. Everything the listed snapshots reference.
+	used, n, err := r.referenced(ctx, ids)
 	if err != nil {
 		return stop(err)
 	}
@@ -191,7 +201,7 @@ func (r *Repository) prunePass(ctx context.Context, opts PruneOptions, total *Pr
 		}
 	}
 
-	// 4. Keep one copy of each used blob: among several, one that reads
+	// 5. Keep one copy of each used blob: among several, one that reads
 	// back and verifies (a host can write an index that claims a blob in a
 	// pack of garbage; bit rot hits one copy); without a verified copy, all.
 	keepers, err := r.chooseCopies(ctx, packs, used, res)
@@ -303,7 +313,7 @@ func (r *Repository) prunePass(ctx context.Context, opts PruneOptions, total *Pr
 		return false, nil
 	}
 
-	// 5. Repack: copy used blobs as stored (no recompression) into new packs.
+	// 6. Repack: copy used blobs as stored (no recompression) into new packs.
 	for _, p := range repack {
 		plain, _, err := readWholePack(ctx, r.b, p.info.ID, r.ids, &p.info.Hash)
 		if err != nil {
@@ -321,7 +331,7 @@ func (r *Repository) prunePass(ctx context.Context, opts PruneOptions, total *Pr
 		return false, err
 	}
 
-	// 6. One index for everything kept, the new mark, then drop the old
+	// 7. One index for everything kept, the new mark, then drop the old
 	// index files. From here on objects are deleted: only under a lease
 	// still held.
 	if err := r.lock.Confirm(ctx); err != nil {
@@ -357,7 +367,7 @@ func (r *Repository) prunePass(ctx context.Context, opts PruneOptions, total *Pr
 	}
 	res.IndexFilesMerged = len(indexKeys)
 
-	// 7. The ripe candidates still unneeded, orphaned staging files, then
+	// 8. The ripe candidates still unneeded, orphaned staging files, then
 	// the ripe marks (what they named is deleted, used again, or in the
 	// new mark).
 	for _, p := range obsolete {
@@ -413,19 +423,21 @@ func (r *Repository) oldStagingFiles(ctx context.Context, cutoff time.Time) ([]s
 	}
 }
 
-// referenced returns every blob the snapshots reference, and how many
-// snapshots there are. A snapshot that cannot be read is an error.
-func (r *Repository) referenced(ctx context.Context) (map[snapshot.ID]bool, int, error) {
+// referenced returns every blob the snapshots ids reference, and how many
+// of them there still are. A snapshot that cannot be read is an error; one
+// forgotten since the listing is skipped.
+func (r *Repository) referenced(ctx context.Context, ids []snapshot.ID) (map[snapshot.ID]bool, int, error) {
 	used := map[snapshot.ID]bool{}
-	ids, err := r.SnapshotIDs(ctx)
-	if err != nil {
-		return nil, 0, err
-	}
+	n := 0
 	for _, id := range ids {
 		sn, err := r.LoadSnapshot(ctx, id)
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
 		if err != nil {
 			return nil, 0, err
 		}
+		n++
 		for _, t := range sn.Tree {
 			used[t] = true
 		}
@@ -439,7 +451,7 @@ func (r *Repository) referenced(ctx context.Context) (map[snapshot.ID]bool, int,
 			return nil, 0, err
 		}
 	}
-	return used, len(ids), nil
+	return used, n, nil
 }
 
 // keeper says which copy of a used blob prune keeps: the one in pack, or
