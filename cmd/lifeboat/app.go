@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/viper"
 	"golang.org/x/term"
 
+	"github.com/lifeboat-backup/lifeboat/engine/logarchive"
 	"github.com/lifeboat-backup/lifeboat/engine/repo"
 	"github.com/lifeboat-backup/lifeboat/engine/restic"
 	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
@@ -133,17 +134,23 @@ some source data unreadable, 5 restore finished but some entries could not be re
 	root.AddCommand(a.drillCmd())
 	root.AddCommand(a.walCmd(), a.binlogCmd())
 	root.AddCommand(a.exportCmd(), a.sanitizeCmd())
+	root.AddCommand(a.browseCmds()...)
 	return root
 }
 
 func (a *app) run(ctx context.Context, args []string) int {
 	root := a.root()
 	root.SetArgs(args)
-	err := root.ExecuteContext(ctx)
+	cmd, err := root.ExecuteContextC(ctx)
 	if err == nil {
 		return exitOK
 	}
 	code := exitCode(ctx, err)
+	if cmd != nil && cmd.Annotations[annotAbortRecovery] != "" && code != exitInterrupted && !errors.Is(err, logarchive.ErrNotFound) {
+		// wal fetch: whatever fails but "not found", even a bad policy or
+		// usage, must stop PostgreSQL's recovery (cmd_wal.go).
+		code = exitAbortRecovery
+	}
 	msg := err.Error()
 	if code == exitUsage {
 		msg += "\nTry: lifeboat --help"
@@ -162,13 +169,10 @@ func exitCode(ctx context.Context, err error) int {
 	var pe partialError
 	var ie *snapshot.IncompleteError
 	var ve policies.ValidationErrors
-	var ae abortRecoveryError
 	var gap *binlog.GapError
 	switch {
 	case ctx.Err() != nil:
 		return exitInterrupted
-	case errors.As(err, &ae):
-		return exitAbortRecovery
 	case errors.As(err, &ue) || errors.As(err, &ve) || isCobraUsage(err) || errors.Is(err, snapshot.ErrUnsupported):
 		return exitUsage
 	case errors.As(err, &pe):
@@ -529,3 +533,7 @@ func formatBytes(n int64) string {
 	}
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
+
+// warn prints a warning: something around a command's work went wrong
+// without changing its result (a journal, a notification, metrics).
+func (a *app) warn(err error) { fmt.Fprintln(a.stderr, "warning: "+err.Error()) }

@@ -97,3 +97,51 @@ targets:
 	require.Contains(t, out, "archive db/wal: 3 segments")
 	require.True(t, strings.Contains(out, "PROBLEM: log archive: gap in db/wal"), out)
 }
+
+// run's retention removes segments older than the oldest snapshot it
+// keeps, as forget does.
+func TestRunRetentionRemovesOldSegments(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	src := filepath.Join(dir, "src")
+	require.NoError(t, os.MkdirAll(src, 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(src, "f"), []byte("data"), 0o644))
+	url := "file://" + filepath.Join(dir, "repo")
+	c := &cli{t: t, env: map[string]string{}}
+	c.ok("init", "--repo", url, "--owner-key-out", filepath.Join(dir, "owner.key"), "--host-key-out", filepath.Join(dir, "host.key"))
+	policy := filepath.Join(dir, "policy.yaml")
+	require.NoError(t, os.WriteFile(policy, []byte(`version: 1
+name: ret
+repositories:
+  primary:
+    url: `+url+`
+    key_file: `+filepath.Join(dir, "host.key")+`
+targets:
+  - name: db
+    kind: files
+    paths: [`+src+`]
+retention:
+  keep_last: 1
+`), 0o600))
+	journal := filepath.Join(dir, "journal")
+	c.ok("run", policy, "--journal", journal)
+
+	b, err := storage.Open(ctx, url)
+	require.NoError(t, err)
+	defer b.Close()
+	creds, err := repo.ReadKeyFile(filepath.Join(dir, "host.key"))
+	require.NoError(t, err)
+	r, err := repo.Open(ctx, b, creds)
+	require.NoError(t, err)
+	la := logarchive.New(r)
+	now := time.Now()
+	for i, age := range []time.Duration{5 * time.Hour, 4 * time.Hour, 0} {
+		name := wal.SegmentOf(1, uint64(i+1)<<24, 16<<20)
+		_, err := la.Put(ctx, logarchive.Segment{Target: "db", Stream: wal.Stream, Name: name, LastTime: now.Add(-age)}, []byte(name))
+		require.NoError(t, err)
+	}
+	c.ok("run", policy, "--journal", journal) // forgets the first snapshot
+	segs, _, err := la.List(ctx, "db", wal.Stream)
+	require.NoError(t, err)
+	require.Len(t, segs, 1, "the two segments from before the kept snapshot went")
+}

@@ -234,3 +234,24 @@ func (a *app) printBinlogWindows(ws []binlogWindow) {
 		fmt.Fprintf(a.stdout, "  binlog archive %s: %s\n", termSafe(w.Target), termSafe(w.Window))
 	}
 }
+
+// binlogNewest gives drills the newest archived binlog event of the
+// policy's archived mysql targets (native repositories; nil otherwise).
+func binlogNewest(p *policies.Policy, e engine.Engine) func(context.Context, string) (time.Time, bool, error) {
+	n, ok := e.(engine.Native)
+	if !ok {
+		return nil
+	}
+	return func(ctx context.Context, target string) (time.Time, bool, error) {
+		t, err := p.Target(target)
+		if err != nil || t.Kind != policies.KindMySQL || t.Archive == nil {
+			return time.Time{}, false, nil
+		}
+		segs, err := pitr.NewBinlog(logarchive.New(n.R), target).List(ctx)
+		if err != nil || len(segs) == 0 {
+			return time.Time{}, false, err
+		}
+		st := pitr.Describe(target, nil, segs, time.Now())
+		return st.Newest, true, nil
+	}
+}

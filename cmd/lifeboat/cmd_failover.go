@@ -31,12 +31,11 @@ mysql://user:pass@host:port/ for MySQL targets. The primary is not contacted at 
 works when its region is down. Needs the owner key (--key-file or LIFEBOAT_KEY_FILE): the
 policy's key_file is a host key, which cannot read content. Reads a native secondary under a shared
 lock (a warning instead where the credentials cannot write one).
-The summary says which recovery point was restored and how old it is.`,
+The summary says which recovery point was restored and how old it is.
+postgres targets with a WAL archive: --until TIME|latest|LSN|NAME --to-datadir DIR [--start]
+recovers to a point from the secondary's bases and WAL (docs/pitr.md), as restore --until does.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) (err error) {
-			if o.to == "" {
-				return usagef("--to DEST is required")
-			}
 			p, err := a.loadPolicy(args[0])
 			if err != nil {
 				return err
@@ -45,6 +44,15 @@ The summary says which recovery point was restored and how old it is.`,
 			sec, err := p.Secondary(from)
 			if err != nil {
 				return usageError{err}
+			}
+			if o.pitr.toDatadir != "" {
+				// PostgreSQL point-in-time recovery from the secondary's
+				// bases and WAL (docs/pitr.md).
+				o.pitr.policy = args[0]
+				return a.restorePGPITR(cmd.Context(), o, o.pitr, sec.Name)
+			}
+			if o.to == "" {
+				return usagef("--to DEST is required")
 			}
 			t, err := p.Target(o.target)
 			if err != nil {
@@ -80,6 +88,7 @@ The summary says which recovery point was restored and how old it is.`,
 	f.StringArrayVar(&o.includes, "include", nil, "files: restore only this path and below, repeatable")
 	addFilesRestoreFlags(f, &o)
 	my = addMySQLRestoreFlags(f)
+	addPITRFlags(f, &o.pitr)
 	return cmd
 }
 
@@ -227,7 +236,7 @@ func (a *app) policyStatus(ctx context.Context, journal string) (*policyStatus, 
 		}
 		st.Repositories = append(st.Repositories, rs)
 	}
-	if runs, err := (schedule.Journal{Dir: journal}).Runs(p.Name); err == nil && len(runs) > 0 {
+	if runs, err := schedule.Journal(journal).Read(p.Name); err == nil && len(runs) > 0 {
 		st.LastRun = runs[len(runs)-1]
 	}
 	return st, nil

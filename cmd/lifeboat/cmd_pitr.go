@@ -10,11 +10,23 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lifeboat-backup/lifeboat/engine"
+	"github.com/spf13/pflag"
+
 	"github.com/lifeboat-backup/lifeboat/engine/logarchive"
 	"github.com/lifeboat-backup/lifeboat/engine/repo"
 	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
 	"github.com/lifeboat-backup/lifeboat/targets/postgres/physical"
 )
+
+// addPITRFlags adds the point-in-time recovery flags (restore, failover).
+func addPITRFlags(f *pflag.FlagSet, o *pitrFlags) {
+	f.StringVar(&o.until, "until", "", "point-in-time restore to TIME (RFC 3339, or YYYY-MM-DD HH:MM:SS in the policy's time zone, up to and including that second) or latest; postgres also an LSN or a restore point name (docs/pitr.md)")
+	f.StringVar(&o.toDatadir, "to-datadir", "", "with --until: the empty PostgreSQL data directory to restore into")
+	f.BoolVar(&o.start, "start", false, "with --until: start the server and wait until recovery finished")
+	f.StringArrayVar(&o.pgOptions, "pg-option", nil, "with --start: a server option for pg_ctl -o (e.g. \"-p 5433\"), repeatable")
+	f.BoolVar(&o.noArchive, "no-archive", false, "with --until: archive_mode off in the restored cluster (drills and copies)")
+}
 
 // pitrFlags are restore's point-in-time recovery flags.
 type pitrFlags struct {
@@ -23,12 +35,15 @@ type pitrFlags struct {
 	start     bool
 	pgOptions []string
 	noArchive bool
+	policy    string // the policy file restore_command names
 }
 
 // restorePGPITR restores the newest physical base of a postgres target
 // from before the --until point into an empty data directory, writes the
 // recovery settings and, with --start, recovers.
-func (a *app) restorePGPITR(ctx context.Context, o restoreOptions, pf pitrFlags) error {
+// from names the repository: "" for the primary (or --repo), else a
+// secondary of the policy (failover).
+func (a *app) restorePGPITR(ctx context.Context, o restoreOptions, pf pitrFlags, from string) error {
 	t, err := a.walTarget(o.target)
 	if err != nil {
 		return err
@@ -37,7 +52,22 @@ func (a *app) restorePGPITR(ctx context.Context, o restoreOptions, pf pitrFlags)
 		pf.until = "latest"
 	}
 	point := physical.ParseTarget(logarchive.ParseUntil(pf.until, a.policy.Retention.Location()))
-	restoreCmd, err := a.restoreCommand(t.Name)
+	// restore_command reads the same repository: a secondary's or a
+	// --repo URL is named in it, the primary comes from the policy.
+	var repoURL string
+	if from != "" {
+		sec, err := a.policy.Secondary(from)
+		if err != nil {
+			return usageError{err}
+		}
+		repoURL = sec.URL
+	} else if f := a.flags.Lookup("repo"); f != nil && f.Changed {
+		repoURL = f.Value.String()
+	}
+	if pf.policy == "" {
+		pf.policy = a.v.GetString("policy")
+	}
+	restoreCmd, err := a.restoreCommand(pf.policy, t.Name, repoURL)
 	if err != nil {
 		return err
 	}
@@ -45,7 +75,16 @@ func (a *app) restorePGPITR(ctx context.Context, o restoreOptions, pf pitrFlags)
 	if err != nil {
 		return err
 	}
-	return a.withRepo(ctx, readLock, "restore", func(ctx context.Context, r *repo.Repository) error {
+	ctx, e, done, err := a.engineAt(ctx, from, readLock, "restore")
+	if err != nil {
+		return err
+	}
+	defer done()
+	n, ok := e.(engine.Native)
+	if !ok {
+		return usagef("restore --until works on native repositories only")
+	}
+	return lockLost(ctx, func(r *repo.Repository) error {
 		if !r.CanReadData() {
 			return fmt.Errorf("restore: %w", repo.ErrNoDataKey)
 		}
@@ -96,7 +135,7 @@ func (a *app) restorePGPITR(ctx context.Context, o restoreOptions, pf pitrFlags)
 				"duration_seconds": time.Since(started).Seconds()})
 		}
 		return nil
-	})
+	}(n.R))
 }
 
 // untarBase unpacks the base's base.tar into dir.
@@ -121,12 +160,12 @@ func untarBase(ctx context.Context, s snapshot.Reader, dir string, owner physica
 
 // restoreCommand is the restore_command the recovered server runs: this
 // binary, the policy, the target and the owner key, all by absolute path.
-func (a *app) restoreCommand(target string) (string, error) {
+func (a *app) restoreCommand(policyPath, target, repoURL string) (string, error) {
 	bin, err := os.Executable()
 	if err != nil {
 		return "", err
 	}
-	pol, err := filepath.Abs(a.v.GetString("policy"))
+	pol, err := filepath.Abs(policyPath)
 	if err != nil {
 		return "", err
 	}
@@ -141,5 +180,10 @@ func (a *app) restoreCommand(target string) (string, error) {
 		return "", err
 	}
 	q := physical.ShellQuote
-	return strings.Join([]string{q(bin), "--policy", q(pol), "--key-file", q(key), "wal", "fetch", "--target", q(target), "%f", "%p"}, " "), nil
+	args := []string{q(bin), "--policy", q(pol), "--key-file", q(key)}
+	if repoURL != "" {
+		args = append(args, "--repo", q(repoURL))
+	}
+	args = append(args, "wal", "fetch", "--target", q(target), "%f", "%p")
+	return strings.Join(args, " "), nil
 }

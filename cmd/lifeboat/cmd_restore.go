@@ -71,7 +71,7 @@ restored (listed), 12 wrong key.`,
 				if o.pitr.toDatadir == "" {
 					return usagef("--until needs --to-datadir DIR (postgres targets)")
 				}
-				return a.restorePGPITR(cmd.Context(), o, o.pitr)
+				return a.restorePGPITR(cmd.Context(), o, o.pitr, "")
 			}
 			if len(args) != 1 {
 				return usagef("restore needs a SNAPSHOT (or latest), or --until")
@@ -100,11 +100,7 @@ restored (listed), 12 wrong key.`,
 	bp = addBinlogPITRFlags(f)
 	o.pg = addPostgresRestoreFlags(f)
 	addTargetRestoreFlags(f, &o.kinds)
-	f.StringVar(&o.pitr.until, "until", "", "point-in-time restore to TIME (RFC 3339, or YYYY-MM-DD HH:MM:SS in the policy's time zone, up to and including that second) or latest; postgres also an LSN or a restore point name (docs/pitr.md)")
-	f.StringVar(&o.pitr.toDatadir, "to-datadir", "", "with --until: the empty PostgreSQL data directory to restore into")
-	f.BoolVar(&o.pitr.start, "start", false, "with --until: start the server and wait until recovery finished")
-	f.StringArrayVar(&o.pitr.pgOptions, "pg-option", nil, "with --start: a server option for pg_ctl -o (e.g. \"-p 5433\"), repeatable")
-	f.BoolVar(&o.pitr.noArchive, "no-archive", false, "with --until: archive_mode off in the restored cluster (drills and copies)")
+	addPITRFlags(f, &o.pitr)
 	return cmd
 }
 

@@ -101,6 +101,7 @@ itself show as files snapshots named after their first path.`,
 
 func (a *app) lsCmd() *cobra.Command {
 	var target string
+	var long bool
 	cmd := &cobra.Command{
 		Use:   "ls SNAPSHOT|latest [PATH]",
 		Short: "List the entries of a snapshot (no lock)",
@@ -139,7 +140,11 @@ func (a *app) lsCmd() *cobra.Command {
 						}
 						continue
 					}
-					fmt.Fprintln(a.stdout, lsLine(node))
+					if long {
+						fmt.Fprintln(a.stdout, lsLine(node))
+					} else {
+						fmt.Fprintln(a.stdout, termSafe("/"+node.Path))
+					}
 				}
 				if prefix != "" && n == 0 {
 					return fmt.Errorf("%s: %w in snapshot %s", prefix, repo.ErrNotFound, sn.ID.Short())
@@ -149,6 +154,7 @@ func (a *app) lsCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&target, "target", "", "with latest: the latest snapshot of this target")
+	cmd.Flags().BoolVarP(&long, "long", "l", false, "mode, owner, group, size, time and link target of each entry")
 	return cmd
 }
 

@@ -1,26 +1,25 @@
 package main
 
 import (
-	"errors"
 	"fmt"
+	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/lifeboat-backup/lifeboat/engine/logarchive"
+	"github.com/lifeboat-backup/lifeboat/internal/atomicfile"
 	"github.com/lifeboat-backup/lifeboat/policies"
 	"github.com/lifeboat-backup/lifeboat/targets/postgres/wal"
 )
 
-// exitAbortRecovery is wal fetch's code for a failure other than "not
-// found": above 125, so PostgreSQL stops recovery instead of taking the
-// archive as ended (and promoting early).
+// exitAbortRecovery is wal fetch's code for any failure but "not found"
+// (set in app.run for commands annotated annotAbortRecovery): above 125,
+// so PostgreSQL stops recovery instead of taking the archive as ended
+// and promoting early.
 const exitAbortRecovery = 126
 
-// abortRecoveryError marks a wal fetch failure that is not "not found".
-type abortRecoveryError struct{ err error }
-
-func (e abortRecoveryError) Error() string { return e.err.Error() }
-func (e abortRecoveryError) Unwrap() error { return e.err }
+const annotAbortRecovery = "lifeboat-abort-recovery"
 
 func (a *app) walCmd() *cobra.Command {
 	cmd := &cobra.Command{
@@ -56,6 +55,13 @@ WAL does not pile up in pg_wal.`,
 			if err != nil {
 				return err
 			}
+			if tf := a.policy.Metrics.Textfile; tf != "" {
+				// The push succeeded whatever happens to its metrics.
+				path := strings.TrimSuffix(tf, ".prom") + "-wal-" + t.Name + ".prom"
+				if err := writeWALMetrics(path, a.policy.Name, t.Name, res, time.Now()); err != nil {
+					fmt.Fprintf(a.stderr, "warning: metrics %s: %v\n", path, err)
+				}
+			}
 			if !a.quiet && a.json {
 				return a.emit(res)
 			}
@@ -68,9 +74,10 @@ WAL does not pile up in pg_wal.`,
 		Short: "Restore one archived WAL file (restore_command = 'lifeboat wal fetch --policy P --target T %f %p')",
 		Long: `Write the archived WAL file NAME (PostgreSQL's %f) to PATH (%p). Needs the owner key (exit 12
 with the host key). Exit 1: the archive holds no such file (PostgreSQL's "not found": it tries
-its other sources or ends recovery). Any other failure exits 126, which makes PostgreSQL stop
-recovery rather than take the archive as ended.`,
-		Args: cobra.ExactArgs(2),
+its other sources or ends recovery). Any other failure (also a bad policy or usage) exits 126,
+which makes PostgreSQL stop recovery rather than take the archive as ended.`,
+		Args:        cobra.ExactArgs(2),
+		Annotations: map[string]string{annotAbortRecovery: "1"},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			t, err := a.walTarget(target)
 			if err != nil {
@@ -78,16 +85,11 @@ recovery rather than take the archive as ended.`,
 			}
 			r, err := a.openRepo(cmd.Context())
 			if err != nil {
-				return abortRecoveryError{err}
+				return err
 			}
 			defer r.Bucket().Close()
-			if _, err := wal.Fetch(cmd.Context(), logarchive.New(r), t.Name, args[0], args[1]); err != nil {
-				if errors.Is(err, wal.ErrNotFound) {
-					return err
-				}
-				return abortRecoveryError{err}
-			}
-			return nil
+			_, err = wal.Fetch(cmd.Context(), logarchive.New(r), t.Name, args[0], args[1])
+			return err
 		},
 	}
 	for _, c := range []*cobra.Command{push, fetch} {
@@ -110,4 +112,19 @@ func (a *app) walTarget(name string) (*policies.Target, error) {
 		return nil, usagef("target %q is %s, not postgres", t.Name, t.Kind)
 	}
 	return t, nil
+}
+
+// writeWALMetrics writes wal push's gauges as a Prometheus textfile
+// (metrics.textfile with -wal-TARGET before .prom). Only a successful push
+// writes it: time() - lifeboat_wal_archive_last_segment_timestamp_seconds
+// is the archive's lag, and it grows while pushes fail.
+func writeWALMetrics(path, policy, target string, res wal.PushResult, now time.Time) error {
+	labels := fmt.Sprintf(`{policy=%q,target=%q}`, policy, target)
+	var b strings.Builder
+	gauge := func(name, help string, v float64) {
+		fmt.Fprintf(&b, "# HELP %s %s\n# TYPE %s gauge\n%s%s %g\n", name, help, name, name, labels, v)
+	}
+	gauge("lifeboat_wal_archive_last_segment_timestamp_seconds", "last write of the newest WAL file archived (unix seconds): time() minus this is the archive lag", float64(res.LastWrite.Unix()))
+	gauge("lifeboat_wal_archive_last_push_timestamp_seconds", "end of the last successful wal push (unix seconds)", float64(now.Unix()))
+	return atomicfile.WriteFile(path, []byte(b.String()), 0o644)
 }

@@ -19,7 +19,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/lifeboat-backup/lifeboat/internal/scratchproc"
+	"github.com/lifeboat-backup/lifeboat/internal/scratch/scratchproc"
 	"github.com/lifeboat-backup/lifeboat/targets/postgres"
 	"github.com/lifeboat-backup/lifeboat/targets/postgres/postgrestest"
 )
@@ -129,6 +129,12 @@ func rowsOf(t *testing.T, binDir string, port int) map[int]string {
 // starts it (lifeboat restore --start) and returns its port and a stop
 // function.
 func (p *pitrPG) restoreAt(until string, extra ...string) (string, int, func()) {
+	return p.recoverAt([]string{"restore", "--policy", p.policy, "--target", "pg"}, until, extra...)
+}
+
+// recoverAt is restoreAt with another command (failover from the
+// secondary).
+func (p *pitrPG) recoverAt(command []string, until string, extra ...string) (string, int, func()) {
 	p.t.Helper()
 	dir, err := os.MkdirTemp(p.dir, "restore-")
 	require.NoError(p.t, err)
@@ -139,8 +145,9 @@ func (p *pitrPG) restoreAt(until string, extra ...string) (string, int, func()) 
 	port, err := scratchproc.FreePort()
 	require.NoError(p.t, err)
 	datadir := filepath.Join(dir, "data")
-	args := append([]string{"restore", "--policy", p.policy, "--target", "pg", "--until", until, "--to-datadir", datadir, "--start",
-		"--pg-option", fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1 -c fsync=off", port, sock)}, extra...)
+	args := append(slices.Clone(command), "--until", until, "--to-datadir", datadir, "--start",
+		"--pg-option", fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1 -c fsync=off", port, sock))
+	args = append(args, extra...)
 	// The binary, not in-process: restore_command names the running
 	// executable.
 	cmd := exec.Command(p.bin, args...)
@@ -167,7 +174,7 @@ func (p *pitrPG) restoreAt(until string, extra ...string) (string, int, func()) 
 // committed up to each. Then a recovered cluster is promoted (timeline
 // 2), writes and archives on its new timeline, is destroyed too, and a
 // restore to the latest point follows timeline 2.
-// LIFEBOAT_PITR_LONG=1 runs the load for minutes (PITR_LOAD_SECONDS, default 300).
+// LIFEBOAT_PITR_LONG=1 runs PITR_LOAD_SECONDS (default 300) of load after the base.
 func TestPITRPGRecoveryToPoints(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts MinIO and PostgreSQL")
@@ -178,7 +185,7 @@ func TestPITRPGRecoveryToPoints(t *testing.T) {
 		if s := os.Getenv("PITR_LOAD_SECONDS"); s != "" {
 			total, _ = strconv.Atoi(s)
 		}
-		phase = time.Duration(total) * time.Second / 4
+		phase = time.Duration(total) * time.Second * 4 / 13 // 3.25 phases of load after the base
 	}
 	p := newPITRPG(t)
 	l := newPGLoad(p)
@@ -220,8 +227,18 @@ func TestPITRPGRecoveryToPoints(t *testing.T) {
 	p.pg.Kill()
 	require.NoError(t, os.RemoveAll(p.pg.DataDir))
 
+	// The secondary gets the bases and the WAL: point 3 is recovered from
+	// it (failover --until), never reading the primary.
+	p.c.ok("replicate", p.policy)
 	for i, pt := range []point{p1, p2, p3} {
-		out, port, stop := p.restoreAt(pt.At.UTC().Format(time.RFC3339Nano), "--no-archive")
+		command := []string{"restore", "--policy", p.policy, "--target", "pg"}
+		if i == 2 {
+			command = []string{"failover", p.policy, "--from", "dr", "--target", "pg"}
+		}
+		out, port, stop := p.recoverAt(command, pt.At.UTC().Format(time.RFC3339Nano), "--no-archive")
+		if i == 2 {
+			require.Contains(t, out, "--repo")
+		}
 		got := rowsOf(t, p.pg.BinDir(), port)
 		stop()
 		require.Equal(t, len(pt.Rows), len(got), "point %d (%s): row count\n%s", i+1, pt.At, out)

@@ -16,7 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/lifeboat-backup/lifeboat/engine/storage/miniotest"
-	"github.com/lifeboat-backup/lifeboat/internal/pgscratch"
+	"github.com/lifeboat-backup/lifeboat/internal/scratch/pgscratch"
 	"github.com/lifeboat-backup/lifeboat/targets/postgres/postgrestest"
 )
 
@@ -55,6 +55,7 @@ func newPITRPG(t *testing.T, settings ...string) *pitrPG {
 
 	p.minio = miniotest.Start(t)
 	p.minio.CreateBucket(t, "pitr")
+	p.minio.CreateBucket(t, "pitr-dr")
 	url := p.minio.URL("pitr", "")
 	p.c = &cli{t: t, env: map[string]string{}}
 	p.c.ok("init", "--repo", url, "--owner-key-out", p.owner, "--host-key-out", p.host)
@@ -68,15 +69,21 @@ repositories:
   primary:
     url: %s
     key_file: %s
+  secondaries:
+    - name: dr
+      url: %s
 targets:
   - name: pg
     kind: postgres
     dsn: postgres://%s@127.0.0.1:%%d/postgres
     password_file: %s
     method: physical
-`, url, p.host, postgrestest.User, filepath.Join(dir, "pg.pass"))), 0o644))
+metrics:
+  textfile: %s
+`, url, p.host, p.minio.URL("pitr-dr", ""), postgrestest.User, filepath.Join(dir, "pg.pass"), filepath.Join(dir, "metrics", "lifeboat.prom"))), 0o644))
+	require.NoError(t, os.Mkdir(filepath.Join(dir, "metrics"), 0o755))
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "pg.pass"), []byte(postgrestest.Password), 0o600))
-	p.chownPostgres(p.host, p.owner, p.policy)
+	p.chownPostgres(p.host, p.owner, p.policy, filepath.Join(dir, "metrics"))
 	base := []string{"wal_level=replica", "archive_mode=on", "max_wal_senders=4", "full_page_writes=on", "wal_keep_size=1024",
 		"archive_command=" + p.bin + " wal push --policy " + p.policy + " --target pg %p"}
 	srv, err := pgscratch.Start(context.Background(), pgscratch.Options{Dir: pgDir, User: postgrestest.User,
@@ -166,6 +173,11 @@ func TestPITRPGArchiveCommandContract(t *testing.T) {
 	}
 	p.waitArchived(names[2], 60*time.Second)
 	walDir := filepath.Join(p.pg.DataDir, "pg_wal")
+	// Each successful push writes its gauges beside the policy's textfile.
+	prom, err := os.ReadFile(filepath.Join(p.dir, "metrics", "lifeboat-wal-pg.prom"))
+	require.NoError(t, err)
+	require.Contains(t, string(prom), `lifeboat_wal_archive_last_segment_timestamp_seconds{policy="pitr",target="pg"} `)
+	require.Contains(t, string(prom), `lifeboat_wal_archive_last_push_timestamp_seconds{policy="pitr",target="pg"} `)
 	seg := filepath.Join(walDir, names[1])
 
 	// Same segment again: success.
@@ -225,4 +237,7 @@ func TestPITRPGArchiveCommandContract(t *testing.T) {
 	require.Contains(t, out, "owner")
 	_, err = os.Stat(filepath.Join(p.dir, "y"))
 	require.True(t, os.IsNotExist(err))
+	// A policy that cannot be read is no "not found" either.
+	out, code = p.lifeboat("wal", "fetch", "--policy", filepath.Join(p.dir, "missing.yaml"), "--target", "pg", names[0], filepath.Join(p.dir, "y"))
+	require.Equal(t, 126, code, out)
 }

@@ -310,6 +310,8 @@ targets:
       max_delay: `+maxDelay+`
 metrics:
   textfile: `+filepath.Join(e.dir, "lifeboat.prom")+`
+objectives:
+  rpo: 1m
 `), 0o600))
 	return e
 }
@@ -542,6 +544,17 @@ func TestPITRMustShow(t *testing.T) {
 	t.Logf("RPO: the newest archived event was at most %s behind the newest commit (max_delay 10s); %d segments", worstRPO, len(segs))
 	assert.LessOrEqual(t, worstRPO, 15*time.Second, "the archive fell more than 15 s behind")
 	rpoMu.Unlock()
+	// A drill measures the RPO from the archive: seconds, not the
+	// snapshot's age.
+	drillOut := e.must([]string{"LIFEBOAT_KEY_FILE=" + e.owner}, "drill", e.policy, "--journal", e.journal, "--json")
+	rep, ok := lastJSON(t, drillOut)["drill"].(map[string]any)
+	require.True(t, ok, drillOut)
+	tg := rep["targets"].([]any)[0].(map[string]any)
+	t.Logf("drill: RPO %.1fs (newest archived event %v), RTO %.1fs", tg["rpo_seconds"], tg["archived_until"], rep["rto"].(map[string]any)["seconds"])
+	require.NotEmpty(t, tg["archived_until"], "the drill measured the RPO from the archive")
+	assert.Less(t, tg["rpo_seconds"].(float64), 60.0)
+	assert.Equal(t, true, rep["rpo"].(map[string]any)["met"])
+
 	srv.Kill()
 	require.NoError(t, os.RemoveAll(srv.DataDir))
 	code, aout := stopArchiver()
@@ -572,4 +585,127 @@ func TestPITRMustShow(t *testing.T) {
 	assert.Less(t, n1, n2)
 	assert.Equal(t, len(log), n3, "the last archived second holds every commit")
 	assert.Contains(t, out3, "last transaction: GTID")
+}
+
+// TestPITRGap: binary logs purged before they were archived are a gap:
+// the archiver exits 13 (after archiving what the server still has), its
+// metric says so, status names it, and a restore to a point inside it is
+// refused with the reason; after the next snapshot restores to a point
+// work again.
+func TestPITRGap(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary, runs MariaDB")
+	}
+	srv := mysqltest.Start(t)
+	db := srv.DB(t, "")
+	for _, q := range shopSchema {
+		_, err := db.Exec(q)
+		require.NoError(t, err, q)
+	}
+	gen := newOrderGen(srv.DB(t, ""))
+	load := func(n int) {
+		for range n {
+			require.NoError(t, gen.tx(context.Background()))
+		}
+	}
+	e := newPITREnv(t, srv, "2s")
+	owner := []string{"LIFEBOAT_KEY_FILE=" + e.owner}
+	load(20)
+	e.must(nil, "run", e.policy, "--journal", e.journal)
+	stop, _ := e.archiver()
+	load(20)
+	e.waitCaughtUp(db, 20*time.Second)
+	code, out := stop()
+	require.Contains(t, []int{0, 130}, code, out)
+
+	// Events the archiver never saw, then their binary logs purged.
+	time.Sleep(1100 * time.Millisecond)
+	load(20)
+	inGap := time.Now().Truncate(time.Second)
+	time.Sleep(1100 * time.Millisecond)
+	load(20)
+	for _, q := range []string{"FLUSH BINARY LOGS", "FLUSH BINARY LOGS"} {
+		_, err := db.Exec(q)
+		require.NoError(t, err)
+	}
+	var file string
+	var pos any
+	cols := make([]any, 0)
+	rows, err := db.Query("SHOW MASTER STATUS")
+	require.NoError(t, err)
+	cn, _ := rows.Columns()
+	require.True(t, rows.Next())
+	cols = append(cols, &file, &pos)
+	for range len(cn) - 2 {
+		cols = append(cols, new(sql.RawBytes))
+	}
+	require.NoError(t, rows.Scan(cols...))
+	rows.Close()
+	// The stopped archiver's dump thread may linger until the server
+	// writes to it, and a binary log in use is not purged.
+	ids, err := db.Query("SELECT ID FROM information_schema.PROCESSLIST WHERE COMMAND LIKE 'Binlog Dump%'")
+	require.NoError(t, err)
+	var dump []int64
+	for ids.Next() {
+		var id int64
+		require.NoError(t, ids.Scan(&id))
+		dump = append(dump, id)
+	}
+	ids.Close()
+	for _, id := range dump {
+		_, _ = db.Exec(fmt.Sprintf("KILL %d", id))
+	}
+	// A binary log is also in use until InnoDB's checkpoint passed it.
+	require.Eventually(t, func() bool {
+		_, err = db.Exec("PURGE BINARY LOGS TO '" + file + "'")
+		require.NoError(t, err)
+		var oldest string
+		require.NoError(t, db.QueryRow("SHOW BINARY LOGS").Scan(&oldest, new(any)))
+		return oldest == file
+	}, 20*time.Second, 250*time.Millisecond, "the older binary logs are never purged")
+
+	// The archiver finds the gap, archives past it and exits 13.
+	stop, done := e.archiver()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		_, out := stop()
+		t.Fatalf("the archiver did not stop at the gap:\n%s", out)
+	}
+	code, out = stop()
+	assert.Equal(t, exitGap, code, out)
+	assert.Contains(t, out, "binlog gap")
+	assert.Contains(t, out, "purged")
+	prom, err := os.ReadFile(filepath.Join(e.dir, "lifeboat-binlog-shop.prom"))
+	require.NoError(t, err)
+	assert.Contains(t, string(prom), `lifeboat_binlog_archive_gap{policy="pitr",target="shop"} 1`)
+
+	status, scode := e.run(nil, "status", e.policy, "--journal", e.journal)
+	assert.Equal(t, exitFailure, scode, status)
+	assert.Contains(t, status, "gap in shop/binlog")
+	assert.Contains(t, status, "binlog archive shop: not restorable to a point")
+	assert.Contains(t, status, "possible again after the next snapshot")
+
+	dst := mysqltest.Start(t)
+	refused, rcode := e.run(owner, "restore", "--policy", e.policy, "--until", inGap.Format(time.RFC3339), "--to", dst.URL())
+	assert.Equal(t, exitFailure, rcode, refused)
+	assert.Contains(t, refused, "refused")
+	assert.Contains(t, refused, "purged")
+	t.Logf("restore inside the gap: %s", refused)
+	var tables int
+	require.NoError(t, dst.DB(t, "").QueryRow("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'shop'").Scan(&tables))
+	assert.Zero(t, tables, "a refused restore restores nothing")
+
+	// The next snapshot closes the gap: restores to a point work again.
+	stop, _ = e.archiver()
+	e.must(nil, "run", e.policy, "--journal", e.journal)
+	load(30)
+	e.waitCaughtUp(db, 20*time.Second)
+	status, _ = e.run(nil, "status", e.policy, "--journal", e.journal)
+	assert.Contains(t, status, "binlog archive shop: restorable to any second from")
+	log := gen.commits()
+	_, n := e.restoreAt(dst, log, time.Now().Truncate(time.Second), "--until", "latest")
+	assert.Equal(t, len(log), n)
+	code, out = stop()
+	assert.Contains(t, []int{0, 130}, code, out)
 }

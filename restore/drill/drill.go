@@ -20,8 +20,8 @@ import (
 
 	"github.com/lifeboat-backup/lifeboat/engine/repo"
 	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
-	"github.com/lifeboat-backup/lifeboat/internal/mariadb"
-	"github.com/lifeboat-backup/lifeboat/internal/pgscratch"
+	"github.com/lifeboat-backup/lifeboat/internal/scratch/mariadb"
+	"github.com/lifeboat-backup/lifeboat/internal/scratch/pgscratch"
 	"github.com/lifeboat-backup/lifeboat/policies"
 	"github.com/lifeboat-backup/lifeboat/restore"
 	"github.com/lifeboat-backup/lifeboat/targets/mysql"
@@ -67,6 +67,10 @@ type Options struct {
 	// Scratch, when set, is called with the scratch directory and the
 	// scratch server's pid (0: none) once they exist (tests).
 	Scratch func(dir string, pid int)
+	// Archived, when set, gives the newest event a target's log archive
+	// holds (ok false: none). The RPO of a target with an archive is
+	// measured from it: a point-in-time restore reaches that far.
+	Archived func(ctx context.Context, target string) (newest time.Time, ok bool, err error)
 }
 
 // Measure is one measured duration against its objective.
@@ -93,6 +97,9 @@ type Target struct {
 	SnapshotTime  time.Time `json:"snapshot_time,omitzero"`
 	RecoveryPoint time.Time `json:"recovery_point,omitzero"`
 	RPOSeconds    float64   `json:"rpo_seconds,omitempty"`
+	// ArchivedUntil: the newest event of the target's log archive, which
+	// RPOSeconds is measured from when it is after the recovery point.
+	ArchivedUntil time.Time `json:"archived_until,omitzero"`
 	RestoreSecs   float64   `json:"restore_seconds,omitempty"`
 	Files         int64     `json:"files,omitempty"`
 	Bytes         int64     `json:"bytes,omitempty"`
@@ -299,6 +306,15 @@ func Run(ctx context.Context, r snapshot.Repository, o Options) (rep *Report, er
 		}
 		dt.RecoveryPoint = rp.UTC()
 		dt.RPOSeconds = start.Sub(rp).Seconds()
+		if o.Archived != nil {
+			if newest, ok, aerr := o.Archived(ctx, t.Name); aerr != nil {
+				rep.Notes = append(rep.Notes, fmt.Sprintf("target %s: log archive: %v", t.Name, aerr))
+			} else if ok && newest.After(rp) {
+				dt.ArchivedUntil = newest.UTC()
+				dt.RPOSeconds = start.Sub(newest).Seconds()
+				rep.Notes = append(rep.Notes, fmt.Sprintf("target %s: RPO measured from its log archive (newest archived event %s), not from the snapshot", t.Name, newest.UTC().Format(time.RFC3339)))
+			}
+		}
 		rpo = max(rpo, dt.RPOSeconds)
 		if err != nil {
 			dt.Error = err.Error()

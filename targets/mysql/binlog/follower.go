@@ -18,6 +18,7 @@ import (
 	"time"
 
 	driver "github.com/go-sql-driver/mysql"
+	"golang.org/x/sys/unix"
 
 	"github.com/lifeboat-backup/lifeboat/targets/mysql"
 )
@@ -307,10 +308,34 @@ func (f *Follower) session(ctx context.Context) error {
 	}
 	tick := time.NewTicker(f.cfg.Poll)
 	defer tick.Stop()
+	// The watchdog: a connection can die without mariadb-binlog noticing
+	// (no heartbeat in raw mode); when nothing arrived for a while and the
+	// server's binary log is ahead of what was read, start again.
+	stall := max(30*time.Second, 3*f.cfg.MaxDelay)
+	watch := time.NewTicker(stall)
+	defer watch.Stop()
+	t.progress = time.Now()
 	var exitErr error
 loop:
 	for {
 		select {
+		case <-watch.C:
+			if time.Since(t.progress) < stall {
+				continue
+			}
+			_, cur, err := f.serverLogs(ctx)
+			ref := t.readEnd
+			if ref.IsZero() {
+				ref = start
+			}
+			if err == nil && cur.Compare(ref) <= 0 {
+				t.progress = time.Now() // an idle server
+				continue
+			}
+			f.log.Warn("binlog follower: nothing from mariadb-binlog; reconnecting", "for", time.Since(t.progress).Round(time.Second), "read_to", t.readEnd.String(), "server_at", cur.String(), "error", err)
+			cancel()
+			exitErr = <-done
+			break loop
 		case <-ctx.Done():
 			cancel()
 			<-done
@@ -322,6 +347,12 @@ loop:
 				cancel()
 				<-done
 				return err
+			}
+			if gap != nil && t.stored > 0 {
+				// The gap is on record in the archive: say so loudly.
+				cancel()
+				<-done
+				break loop
 			}
 		}
 	}
@@ -374,6 +405,7 @@ type tailer struct {
 	file    string // spool file being read
 	fh      *os.File
 	read    int64  // bytes of it read
+	punched int64  // bytes of it released (archived)
 	raw     []byte // bytes read and not yet parsed
 	magic   bool
 	format  Format
@@ -381,10 +413,12 @@ type tailer struct {
 	atStart bool   // the file was read from its start: its first segment starts at 4
 	grouper grouper
 
-	buf     []byte // events pending, whole
-	events  []pending
-	stored  int
-	lastEnd Pos
+	buf    []byte // events pending, whole
+	events []pending
+	stored int
+	// The end of the newest event read, and when it arrived (watchdog).
+	readEnd  Pos
+	progress time.Time
 }
 
 // spoolFiles lists the output files in log order.
@@ -449,7 +483,7 @@ func (t *tailer) poll(ctx context.Context, final bool) error {
 }
 
 func (t *tailer) open(name string) error {
-	fh, err := os.Open(filepath.Join(t.f.cfg.Spool, name))
+	fh, err := os.OpenFile(filepath.Join(t.f.cfg.Spool, name), os.O_RDWR, 0)
 	if err != nil {
 		return err
 	}
@@ -457,7 +491,7 @@ func (t *tailer) open(name string) error {
 		fh.Close()
 		return err
 	}
-	t.file, t.fh, t.read, t.raw, t.magic, t.fd = name, fh, 0, t.raw[:0], false, nil
+	t.file, t.fh, t.read, t.punched, t.raw, t.magic, t.fd = name, fh, 0, 0, t.raw[:0], false, nil
 	t.grouper = grouper{}
 	return nil
 }
@@ -522,6 +556,7 @@ func (t *tailer) readMore() error {
 		_, end := t.grouper.step(ev)
 		t.buf = append(t.buf, raw...)
 		t.events = append(t.events, pending{end: len(t.buf), ev: ev, arrived: now, boundary: end})
+		t.readEnd, t.progress = Pos{File: t.file, Offset: uint64(ev.LogPos)}, now
 	}
 }
 
@@ -609,7 +644,7 @@ func (t *tailer) store(ctx context.Context, n int) error {
 	t.gap = nil
 	t.gtid = seg.GTID
 	t.stored++
-	t.lastEnd = seg.End
+	t.release()
 	t.buf = t.buf[:copy(t.buf, t.buf[size:])]
 	rest := t.events[n:]
 	for i := range rest {
@@ -628,6 +663,24 @@ func (t *tailer) store(ctx context.Context, n int) error {
 		f.cfg.OnSegment(seg)
 	}
 	return nil
+}
+
+// release frees the disk space of what is archived of the current spool
+// file (a hole punched below the archived end; mariadb-binlog goes on
+// appending at its own offset), so the spool holds about one segment, not
+// a whole binary log. Where the file system cannot punch holes, the file
+// keeps its size until the binary log rotates.
+func (t *tailer) release() {
+	if t.fh == nil {
+		return
+	}
+	upTo := t.read - int64(len(t.raw)) - int64(len(t.buf))
+	upTo &^= 1<<16 - 1
+	if upTo > t.punched {
+		if unix.Fallocate(int(t.fh.Fd()), unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, 0, upTo) == nil {
+			t.punched = upTo
+		}
+	}
 }
 
 // gtidAt is the last GTID among the first n pending events, else the

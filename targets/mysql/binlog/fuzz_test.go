@@ -124,6 +124,9 @@ func TestChainAndFollows(t *testing.T) {
 	} else if !contains(err.Error(), "purged b.000003") {
 		t.Fatalf("refusal without the reason: %v", err)
 	}
+	if _, err := Chain(segs, p("b.000001:1500"), Point{Latest: true}); err == nil {
+		t.Fatal("latest across the gap was not refused")
+	}
 	if chain, err := Chain(segs, p("b.000004:4"), Point{Latest: true}); err != nil || len(chain) != 1 {
 		t.Fatalf("after the gap: %v %v", chain, err)
 	}

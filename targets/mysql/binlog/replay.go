@@ -77,7 +77,7 @@ func Chain(segs []Segment, from Pos, p Point) ([]Segment, error) {
 	for k := i; k < len(segs); k++ {
 		s := segs[k]
 		if k > i && !Follows(segs[k-1], s) {
-			if reached(out, from, p) {
+			if !p.Latest && reached(out, from, p) {
 				return out, nil
 			}
 			return nil, &RefusedError{fmt.Sprintf("%s is not restorable from this base: %s", p, Break{segs[k-1], s})}

@@ -1,0 +1,80 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/lifeboat-backup/lifeboat/engine/logarchive"
+	"github.com/lifeboat-backup/lifeboat/engine/repo"
+	"github.com/lifeboat-backup/lifeboat/engine/storage"
+	"github.com/lifeboat-backup/lifeboat/targets/postgres"
+	"github.com/lifeboat-backup/lifeboat/targets/postgres/wal"
+)
+
+// RPO with archive_timeout = 10s: under a steady trickle of commits the
+// newest archived WAL (its last write, from the archive's headers, read
+// with the host key as status does) is never more than 15 s behind.
+// PITR_RPO_SECONDS sets the measuring time (default 25).
+func TestPITRPGRPOArchiveTimeout(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts MinIO and PostgreSQL")
+	}
+	secs := 25
+	if s := os.Getenv("PITR_RPO_SECONDS"); s != "" {
+		secs, _ = strconv.Atoi(s)
+	}
+	p := newPITRPG(t, "archive_timeout=10s")
+	p.sql("CREATE TABLE ticks (at timestamptz)")
+	ctx := context.Background()
+	b, err := storage.Open(ctx, p.minio.URL("pitr", ""))
+	require.NoError(t, err)
+	defer b.Close()
+	creds, err := repo.ReadKeyFile(p.host)
+	require.NoError(t, err)
+	r, err := repo.OpenUnindexed(ctx, b, creds)
+	require.NoError(t, err)
+	la := logarchive.New(r)
+
+	conn, err := postgres.ParseDSN(fmt.Sprintf("postgres://%s@127.0.0.1:%d/postgres", p.pg.User, p.pg.Port), p.pg.Password)
+	require.NoError(t, err)
+	se, err := postgres.OpenSession(ctx, filepath.Join(p.pg.BinDir(), "psql"), conn, "postgres")
+	require.NoError(t, err)
+	defer se.Close()
+
+	// Warm up: the first switch after start.
+	first := p.switchWAL()
+	p.waitArchived(first, 30*time.Second)
+	start := time.Now()
+	var worst time.Duration
+	var samples int
+	for time.Since(start) < time.Duration(secs)*time.Second {
+		for range 10 {
+			_, err := se.Query("INSERT INTO ticks VALUES (clock_timestamp()); SELECT 1")
+			require.NoError(t, err)
+			time.Sleep(20 * time.Millisecond)
+		}
+		segs, _, err := la.List(ctx, "pg", wal.Stream)
+		require.NoError(t, err)
+		var newest time.Time
+		for _, s := range segs {
+			if wal.IsSegment(s.Name) && s.EndTime().After(newest) {
+				newest = s.EndTime()
+			}
+		}
+		lag := time.Since(newest)
+		samples++
+		if lag > worst {
+			worst = lag
+		}
+	}
+	t.Logf("RPO over %s with archive_timeout=10s: worst %s over %d samples (now - last write of the newest archived segment)",
+		time.Since(start).Round(time.Second), worst.Round(100*time.Millisecond), samples)
+	require.LessOrEqual(t, worst, 15*time.Second)
+}
