@@ -526,3 +526,7 @@ func formatBytes(n int64) string {
 	}
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
+
+// warn prints a warning: something around a command's work went wrong
+// without changing its result (a journal, a notification, metrics).
+func (a *app) warn(err error) { fmt.Fprintln(a.stderr, "warning: "+err.Error()) }

@@ -19,7 +19,7 @@ import (
 // under a read lock. Output shapes: docs/console.md.
 
 func (a *app) browseCmds() []*cobra.Command {
-	return []*cobra.Command{a.diffCmd(), a.findCmd(), a.dumpCmd(), a.statsCmd(), a.mountCmd()}
+	return []*cobra.Command{a.diffCmd(), a.findCmd(), a.dumpCmd(), a.statsCmd(), a.mountCmd(), a.serveCmd()}
 }
 
 // withBrowse runs fn on the repository as browse reads it, locked by

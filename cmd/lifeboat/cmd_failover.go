@@ -247,7 +247,7 @@ func (a *app) policyStatus(ctx context.Context, journal string) (*policyStatus, 
 		}
 		st.Repositories = append(st.Repositories, rs)
 	}
-	if runs, err := (schedule.Journal{Dir: journal}).Runs(p.Name); err == nil && len(runs) > 0 {
+	if runs, err := schedule.Journal(journal).Read(p.Name); err == nil && len(runs) > 0 {
 		st.LastRun = runs[len(runs)-1]
 	}
 	return st, nil

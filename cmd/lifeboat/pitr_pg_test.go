@@ -16,7 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/lifeboat-backup/lifeboat/engine/storage/miniotest"
-	"github.com/lifeboat-backup/lifeboat/internal/pgscratch"
+	"github.com/lifeboat-backup/lifeboat/internal/scratch/pgscratch"
 	"github.com/lifeboat-backup/lifeboat/targets/postgres/postgrestest"
 )
 
