@@ -92,6 +92,7 @@ type Target struct {
 	Databases     []string  `yaml:"databases" kinds:"mysql,postgres" doc:"databases to back up; default: all (mysql: except system schemas)"`
 	ExcludeTables []string  `yaml:"exclude_tables" kinds:"mysql,postgres" doc:"db.table patterns (* and ? wildcards) left out"`
 	Jobs          int       `yaml:"jobs" kinds:"mysql,postgres" doc:"parallel dump workers; default 2"`
+	SplitBytes    Size      `yaml:"split_bytes" kinds:"mysql" doc:"InnoDB tables bigger than this are read in primary-key ranges on several connections; default 64MiB"`
 	LockMode      string    `yaml:"lock_mode" kinds:"mysql" enum:"ftwrl,backup_lock,single" doc:"consistency: FLUSH TABLES WITH READ LOCK, backup locks, or single transaction (InnoDB only, no global lock); default ftwrl"`
 	Users         bool      `yaml:"users" kinds:"mysql" doc:"also back up user accounts, roles and grants (password hashes included; needs SELECT on the mysql database); lifeboat restore --users re-creates them"`
 	Archive       *Archive  `yaml:"archive" kinds:"mysql" doc:"continuous binary-log archive for point-in-time restores, run by lifeboat binlog archive (docs/pitr.md)"`

@@ -1,9 +1,12 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/lifeboat-backup/lifeboat/engine"
 	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
@@ -106,4 +109,45 @@ func nonNil(s []string) []string {
 		return []string{}
 	}
 	return s
+}
+
+func commonBackupFlags(f *pflag.FlagSet, o *backupOptions, kind string, force bool) {
+	f.StringArrayVar(&o.tags, "tag", nil, "tag the snapshot, repeatable")
+	f.StringVar(&o.host, "host", "", "host name recorded in the snapshot (default: this host)")
+	f.StringVar(&o.target, "target", "", "target name recorded in the snapshot (default: "+kind+")")
+	if force {
+		f.BoolVar(&o.force, "force", false, "read everything, ignoring the parent snapshot")
+	}
+}
+
+// backupSource runs one backup of src on the repository's engine, with
+// progress and the summary.
+func (a *app) backupSource(ctx context.Context, o backupOptions, src engine.Source, verb string) error {
+	return a.withEngine(ctx, sharedLock, "backup", func(ctx context.Context, e engine.Engine) error {
+		opts := engine.BackupOptions{Target: o.target, Host: o.host, Tags: o.tags, NoParent: o.force, Progress: &engine.Progress{},
+			Workers: o.workers}
+		if o.parent != "" {
+			p, err := findSnapshot(ctx, e, o.parent, nil)
+			if err != nil {
+				return err
+			}
+			opts.Parent = &p.ID
+		}
+		start := time.Now()
+		stop := a.progress(func() string {
+			b := opts.Progress.Bytes.Load()
+			return fmt.Sprintf("%d entries, %s %s, %.0f MB/s", opts.Progress.Files.Load(), formatBytes(b), verb,
+				float64(b)/1e6/max(time.Since(start).Seconds(), 0.001))
+		})
+		res, err := e.Backup(ctx, src, opts)
+		stop()
+		if err != nil {
+			return err
+		}
+		if o.consistent != nil && !a.json && !a.quiet {
+			rp := res.Snapshot.RecoveryPoint
+			fmt.Fprintf(a.stdout, "consistent at %s (%s)\n", rp.Time.Local().Format(time.RFC3339Nano), o.consistent(rp))
+		}
+		return a.backupSummary(res)
+	})
 }

@@ -2,9 +2,8 @@ package main
 
 import (
 	"bytes"
-	"context"
+	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 
@@ -82,29 +81,11 @@ Exit codes: 0 passed, 1 a check failed (or the drill could not run), 3 an object
 				rep, err = drill.Run(ctx, r, o)
 			}
 			if rep != nil && ctx.Err() == nil {
-				j := drill.Journal{Dir: journal}
-				if jerr := j.Append(rep); jerr != nil {
-					fmt.Fprintln(a.stderr, "warning: "+jerr.Error())
-				}
-				// and a copy in the repository drilled, where its engine has a place
-				if jerr := r.SaveRecord(context.WithoutCancel(ctx), "drills/"+p.Name, rep.Start, rep); jerr != nil {
-					fmt.Fprintln(a.stderr, "warning: drill record: "+jerr.Error())
-				}
-				if p.Metrics.Textfile != "" && !spot {
-					if merr := drill.WriteMetrics(drill.MetricsFile(p.Metrics.Textfile), rep); merr != nil {
-						fmt.Fprintln(a.stderr, "warning: metrics: "+merr.Error())
-					}
-				}
-				if out != "" {
-					hist, _ := j.Reports(p.Name)
-					if werr := writeDrillReport(out, rep, hist); werr != nil {
-						fmt.Fprintln(a.stderr, "warning: "+werr.Error())
-					}
-				}
+				drill.Record(ctx, p, r, rep, drill.RecordOptions{Journal: journal, Report: out, Spot: spot, Warn: a.warn})
 				if perr := a.drillSummary(rep); perr != nil {
 					return perr
 				}
-				a.notifyDrill(ctx, p, rep)
+				drill.Notify(ctx, p, rep, a.warn)
 			}
 			if err != nil {
 				return fmt.Errorf("drill from %s: %w", from, err)
@@ -141,7 +122,7 @@ func (a *app) drillReportCmd() *cobra.Command {
 				}
 				name = p.Name
 			}
-			hist, err := drill.Journal{Dir: journal}.Reports(name)
+			hist, err := drill.Journal(journal).Read(name)
 			if err != nil {
 				return err
 			}
@@ -152,31 +133,16 @@ func (a *app) drillReportCmd() *cobra.Command {
 			if out == "-" {
 				return drill.WriteJSON(a.stdout, &last)
 			}
-			return writeDrillReport(out, &last, hist)
+			err = drill.WriteReport(out, &last, hist)
+			if errors.Is(err, drill.ErrReportFormat) {
+				return usageError{err}
+			}
+			return err
 		},
 	}
 	cmd.Flags().StringVar(&journal, "journal", defaultJournal(), "directory of the run journal")
 	cmd.Flags().StringVarP(&out, "output", "o", "", "output file: .html, .md or .json (- : JSON on stdout)")
 	return cmd
-}
-
-func writeDrillReport(path string, rep *drill.Report, hist []drill.Report) error {
-	var b bytes.Buffer
-	var err error
-	switch strings.ToLower(filepath.Ext(path)) {
-	case ".html", ".htm":
-		err = drill.WriteHTML(&b, rep, hist)
-	case ".md", ".markdown":
-		err = drill.WriteMarkdown(&b, rep, hist)
-	case ".json":
-		err = drill.WriteJSON(&b, rep)
-	default:
-		return usagef("report %s: use .html, .md or .json", path)
-	}
-	if err != nil {
-		return err
-	}
-	return os.WriteFile(path, b.Bytes(), 0o644)
 }
 
 func (a *app) drillSummary(rep *drill.Report) error {

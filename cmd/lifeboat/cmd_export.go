@@ -2,13 +2,9 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
-	"time"
 
 	driver "github.com/go-sql-driver/mysql"
 
@@ -128,20 +124,6 @@ Exit codes: 0 no findings, 1 findings (or a failure), 2 bad rules or key, 12 wro
 	return cmd
 }
 
-type exportRecord struct {
-	Time        time.Time `json:"time"`
-	Policy      string    `json:"policy"`
-	SnapshotID  string    `json:"snapshot_id"`
-	Target      string    `json:"target"`
-	Output      string    `json:"output"`
-	Recipients  []string  `json:"recipients,omitempty"`
-	Bytes       int64     `json:"bytes"`
-	Tables      int       `json:"tables"`
-	Findings    int       `json:"lint_findings"`
-	AllowedPII  bool      `json:"allow_unruled_pii,omitempty"`
-	DurationSec float64   `json:"duration_seconds"`
-}
-
 func (a *app) exportCmd() *cobra.Command {
 	var (
 		sanitized, allowPII bool
@@ -211,51 +193,25 @@ Exit codes: 0 ok, 1 failure or lint findings, 2 bad rules, key or flags, 12 wron
 			if err != nil {
 				return usageError{err}
 			}
-			start := time.Now()
 			return a.withSnapshot(cmd.Context(), "export", ref, target, func(ctx context.Context, s snapshot.Reader) error {
 				sn := s.Info()
 				if server != nil && sn.Kind != "mysql" {
 					return usagef("--to mysql:// loads a mysql snapshot; snapshot %s is %s (write a file with -o and load it with psql)", sn.ID.Short(), sn.Kind)
 				}
-				fs, err := sanitize.Lint(ctx, s, c, sanitize.LintOptions{})
+				rec, st, err := sanitize.Run(ctx, s, c, sanitize.RunOptions{Policy: p.Name, Output: output, Server: server,
+					Recipients: rs, RecipientNames: recipients, AllowUnruledPII: allowPII,
+					Export: sanitize.ExportOptions{Databases: dbs, Rename: rename, Jobs: jobs}})
+				var pii *sanitize.UnruledPIIError
+				if errors.As(err, &pii) {
+					for _, f := range pii.Findings {
+						fmt.Fprintln(a.stderr, f.String())
+					}
+				}
 				if err != nil {
 					return sanitizeErr(err)
 				}
-				if len(fs) > 0 && !allowPII {
-					for _, f := range fs {
-						fmt.Fprintln(a.stderr, f.String())
-					}
-					return fmt.Errorf("refusing to export: %d columns look personal but have no sanitize rule (add rules, \"keep\" for reviewed columns, or --allow-unruled-pii)", len(fs))
-				}
-				eo := sanitize.ExportOptions{Databases: dbs, Rename: rename, Jobs: jobs}
-				var st *sanitize.ExportStats
-				if server != nil {
-					output = mysql.RedactConfig(server)
-					if st, err = exportToServer(ctx, s, c, eo, server); err != nil {
-						return err
-					}
-				} else {
-					out, err := sanitize.CreateOutput(output, rs)
-					if err != nil {
-						return sanitizeErr(err)
-					}
-					st, err = sanitize.Export(ctx, s, c, eo, out)
-					if err != nil {
-						out.Abort()
-						return sanitizeErr(err)
-					}
-					if err := out.Commit(); err != nil {
-						return err
-					}
-					if abs, err := filepath.Abs(output); err == nil {
-						output = abs
-					}
-				}
-				rec := exportRecord{Time: time.Now().UTC(), Policy: p.Name, SnapshotID: sn.ID.String(), Target: sn.Target,
-					Output: output, Recipients: recipients, Bytes: st.Bytes, Tables: len(st.Tables), Findings: len(fs),
-					AllowedPII: allowPII && len(fs) > 0, DurationSec: time.Since(start).Seconds()}
-				if err := appendExportRecord(journal, p.Name, rec); err != nil {
-					fmt.Fprintf(a.stderr, "lifeboat: warning: export not recorded in the journal: %v\n", err)
+				if err := sanitize.Journal(journal).Append(p.Name, rec); err != nil {
+					a.warn(fmt.Errorf("export not recorded in the journal: %w", err))
 				}
 				if a.json {
 					return a.emit(map[string]any{"message_type": "summary", "export": rec, "tables": st.Tables})
@@ -269,7 +225,7 @@ Exit codes: 0 ok, 1 failure or lint findings, 2 bad rules, key or flags, 12 wron
 					verb = "loaded"
 				}
 				fmt.Fprintf(a.stdout, "%s snapshot %s (%s) sanitized to %s: %d tables, %s of SQL in %.1fs%s\n",
-					verb, sn.ID.Short(), sn.Target, output, len(st.Tables), formatBytes(st.Bytes), rec.DurationSec, enc)
+					verb, sn.ID.Short(), sn.Target, rec.Output, len(st.Tables), formatBytes(st.Bytes), rec.DurationSec, enc)
 				return nil
 			})
 		},
@@ -289,58 +245,4 @@ Exit codes: 0 ok, 1 failure or lint findings, 2 bad rules, key or flags, 12 wron
 	f.BoolVar(&allowPII, "allow-unruled-pii", false, "export even though lint finds personal-looking columns without rules")
 	f.StringVar(&journal, "journal", defaultJournal(), "directory of the run journal")
 	return cmd
-}
-
-// exportToServer streams the export into a server through its client.
-// A failed load is reported with the client's error and the table. An
-// export that fails otherwise (bad rules, a repository read, Ctrl-C)
-// kills the client, so that it does not run a cut dump, and returns that
-// error.
-func exportToServer(ctx context.Context, s snapshot.Reader, c *sanitize.Config, o sanitize.ExportOptions, server *driver.Config) (*sanitize.ExportStats, error) {
-	l, err := sanitize.StartLoad(ctx, server)
-	if err != nil {
-		return nil, err
-	}
-	st, err := sanitize.Export(ctx, s, c, o, l)
-	if cerr := ctx.Err(); cerr != nil {
-		// Cancelled: the client was killed with the context, so a broken
-		// pipe or its "signal: killed" is no cause.
-		l.Abort()
-		if err == nil || !errors.Is(err, cerr) {
-			err = fmt.Errorf("export to %s: %w", mysql.RedactConfig(server), cerr)
-		}
-		return nil, err
-	}
-	var werr *sanitize.LoadWriteError
-	if err != nil && !errors.As(err, &werr) {
-		l.Abort()
-		return nil, sanitizeErr(err)
-	}
-	// The client stopped reading: its own error explains the broken pipe.
-	if lerr := l.Close(); lerr != nil {
-		return nil, lerr
-	}
-	if err != nil {
-		return nil, err
-	}
-	return st, nil
-}
-
-func appendExportRecord(dir, policy string, rec exportRecord) error {
-	if dir == "" {
-		return nil
-	}
-	if err := os.MkdirAll(dir, 0o750); err != nil {
-		return err
-	}
-	f, err := os.OpenFile(filepath.Join(dir, policy+".exports.jsonl"), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o640)
-	if err != nil {
-		return err
-	}
-	b, _ := json.Marshal(rec)
-	if _, err := f.Write(append(b, '\n')); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
 }

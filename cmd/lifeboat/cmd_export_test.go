@@ -264,7 +264,8 @@ func TestCLIExportToServerCancelled(t *testing.T) {
 			time.Sleep(10 * time.Millisecond)
 		}
 	}()
-	_, err = exportToServer(cctx, r.SnapshotReader(res.Snapshot), c, sanitize.ExportOptions{Rename: map[string]string{"ex_cut": "ex_cut_dev"}, Jobs: 1}, server)
+	_, _, err = sanitize.Run(cctx, r.SnapshotReader(res.Snapshot), c, sanitize.RunOptions{Server: server, AllowUnruledPII: true,
+		Export: sanitize.ExportOptions{Rename: map[string]string{"ex_cut": "ex_cut_dev"}, Jobs: 1}})
 	require.ErrorIs(t, err, context.Canceled)
 	assert.NotContains(t, err.Error(), "signal")
 	assert.NotContains(t, err.Error(), "ERROR")
@@ -310,7 +311,8 @@ func TestCLIExportToServerCancelled(t *testing.T) {
 	require.NoError(t, b.Delete(ctx, "data/"+pack[:2]+"/"+pack))
 	_, err = conn.Exec("DROP DATABASE IF EXISTS ex_cut_dev")
 	require.NoError(t, err)
-	_, err = exportToServer(ctx, r.SnapshotReader(res.Snapshot), c, sanitize.ExportOptions{Rename: map[string]string{"ex_cut": "ex_cut_dev"}, Jobs: 1}, server)
+	_, _, err = sanitize.Run(ctx, r.SnapshotReader(res.Snapshot), c, sanitize.RunOptions{Server: server, AllowUnruledPII: true,
+		Export: sanitize.ExportOptions{Rename: map[string]string{"ex_cut": "ex_cut_dev"}, Jobs: 1}})
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), pack[:8])
 	assert.NotContains(t, err.Error(), "ERROR")

@@ -11,7 +11,9 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/lifeboat-backup/lifeboat/engine/schedule"
 	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
+	"github.com/lifeboat-backup/lifeboat/policies"
 	"github.com/lifeboat-backup/lifeboat/restore"
 	"github.com/lifeboat-backup/lifeboat/targets/mysql"
 )
@@ -38,9 +40,8 @@ func databasePassword(file string, envs ...string) (string, error) {
 func (a *app) backupMySQLCmd() *cobra.Command {
 	var (
 		o            backupOptions
-		mo           mysql.Options
+		t            = policies.Target{Kind: policies.KindMySQL, Name: "mysql"}
 		passwordFile string
-		lockMode     string
 	)
 	cmd := &cobra.Command{
 		Use:   "mysql --dsn DSN [--databases a,b] [--exclude-tables PAT] [--jobs N] [--lock-mode M] [--users]",
@@ -58,18 +59,18 @@ The DSN is mysql://user@host:port/ or user@tcp(host:port)/. The password comes f
 --password-file, $LIFEBOAT_MYSQL_PASSWORD or $MYSQL_PWD; it is never printed or stored.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if mo.DSN == "" {
+			if t.DSN == "" {
 				return usagef("--dsn is required")
 			}
 			pw, err := databasePassword(passwordFile, "LIFEBOAT_MYSQL_PASSWORD", "MYSQL_PWD")
 			if err != nil {
 				return err
 			}
-			mo.Password, mo.LockMode = pw, mysql.LockMode(lockMode)
-			src, err := mysql.New(mo)
+			src, err := schedule.SourceFor(t, pw)
 			if err != nil {
 				return usageError{err}
 			}
+			o.workers = schedule.Workers(t)
 			o.consistent = func(rp snapshot.RecoveryPoint) string {
 				pos := "binlog off or unknown"
 				if f := rp.Details["binlog_file"]; f != "" {
@@ -84,18 +85,15 @@ The DSN is mysql://user@host:port/ or user@tcp(host:port)/. The password comes f
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&mo.DSN, "dsn", "", "server: mysql://user@host:port/ or user@tcp(host:port)/")
+	f.StringVar(&t.DSN, "dsn", "", "server: mysql://user@host:port/ or user@tcp(host:port)/")
 	f.StringVar(&passwordFile, "password-file", "", "file holding the password (else $LIFEBOAT_MYSQL_PASSWORD or $MYSQL_PWD)")
-	f.StringSliceVar(&mo.Databases, "databases", nil, "databases to back up, comma-separated (default: all but the system schemas)")
-	f.StringArrayVar(&mo.ExcludeTables, "exclude-tables", nil, "skip tables matching PAT (glob on db.table or table), repeatable")
-	f.IntVar(&mo.Jobs, "jobs", 0, "worker connections (default: CPUs, at most 16)")
-	f.StringVar(&lockMode, "lock-mode", "ftwrl", "ftwrl, backup_lock (MariaDB) or single (no lock, one connection)")
-	f.BoolVar(&mo.Users, "users", false, "also back up user accounts, roles and grants (needs SELECT on the mysql database)")
-	f.Int64Var(&mo.SplitBytes, "split-bytes", 0, "read InnoDB tables bigger than this in primary-key ranges on several connections (default 64 MiB, -1: never)")
-	f.StringArrayVar(&o.tags, "tag", nil, "tag the snapshot, repeatable")
-	f.StringVar(&o.host, "host", "", "host name recorded in the snapshot (default: this host)")
-	f.StringVar(&o.target, "target", "", "target name recorded in the snapshot (default: mysql)")
-	f.BoolVar(&o.force, "force", false, "ignore the parent snapshot")
+	f.StringSliceVar(&t.Databases, "databases", nil, "databases to back up, comma-separated (default: all but the system schemas)")
+	f.StringArrayVar(&t.ExcludeTables, "exclude-tables", nil, "skip tables matching PAT (glob on db.table or table), repeatable")
+	f.IntVar(&t.Jobs, "jobs", 0, "worker connections (default: CPUs, at most 16)")
+	f.StringVar(&t.LockMode, "lock-mode", "ftwrl", "ftwrl, backup_lock (MariaDB) or single (no lock, one connection)")
+	f.BoolVar(&t.Users, "users", false, "also back up user accounts, roles and grants (needs SELECT on the mysql database)")
+	f.Int64Var((*int64)(&t.SplitBytes), "split-bytes", 0, "read InnoDB tables bigger than this in primary-key ranges on several connections (default 64 MiB, -1: never)")
+	commonBackupFlags(f, &o, "mysql", false)
 	return cmd
 }
 

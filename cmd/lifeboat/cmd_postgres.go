@@ -3,13 +3,14 @@ package main
 import (
 	"context"
 	"fmt"
-	"runtime"
 	"strings"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/lifeboat-backup/lifeboat/engine/schedule"
 	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
+	"github.com/lifeboat-backup/lifeboat/policies"
 	"github.com/lifeboat-backup/lifeboat/restore"
 	"github.com/lifeboat-backup/lifeboat/targets/postgres"
 )
@@ -17,7 +18,7 @@ import (
 func (a *app) backupPostgresCmd() *cobra.Command {
 	var (
 		o            backupOptions
-		po           postgres.Options
+		t            = policies.Target{Kind: policies.KindPostgres, Name: "postgres"}
 		passwordFile string
 	)
 	cmd := &cobra.Command{
@@ -37,20 +38,18 @@ The password comes from --password-file, $LIFEBOAT_POSTGRES_PASSWORD, the DSN, $
 ~/.pgpass; it reaches pg_dump in its environment only and is never printed or stored.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if po.DSN == "" {
+			if t.DSN == "" {
 				return usagef("--dsn is required")
 			}
 			pw, err := databasePassword(passwordFile, "LIFEBOAT_POSTGRES_PASSWORD")
 			if err != nil {
 				return err
 			}
-			po.Password = pw
-			src, err := postgres.New(po)
+			src, err := schedule.SourceFor(t, pw)
 			if err != nil {
 				return usageError{err}
 			}
-			// One worker per pg_dump stream (they wait on pg_dump, not CPU).
-			o.workers = max(runtime.GOMAXPROCS(0), po.Jobs)
+			o.workers = schedule.Workers(t)
 			o.consistent = func(rp snapshot.RecoveryPoint) string {
 				return fmt.Sprintf("WAL LSN %s; databases %s", rp.Details["lsn"], rp.Details["databases"])
 			}
@@ -58,16 +57,13 @@ The password comes from --password-file, $LIFEBOAT_POSTGRES_PASSWORD, the DSN, $
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&po.DSN, "dsn", "", "server: postgres://user@host:5432/ (a database in it is only where lifeboat connects)")
+	f.StringVar(&t.DSN, "dsn", "", "server: postgres://user@host:5432/ (a database in it is only where lifeboat connects)")
 	f.StringVar(&passwordFile, "password-file", "", "file holding the password (else $LIFEBOAT_POSTGRES_PASSWORD, $PGPASSWORD or ~/.pgpass)")
-	f.StringSliceVar(&po.Databases, "databases", nil, "databases to back up, comma-separated (default: all but postgres and the templates)")
-	f.StringArrayVar(&po.ExcludeTables, "exclude-tables", nil, "pg_dump --exclude-table pattern (table or schema.table), repeatable")
-	f.IntVar(&po.Jobs, "jobs", 1, "pg_dumps at once; > 1 splits each database's data over that many archives")
-	f.BoolVar(&po.Globals, "globals", false, "also back up roles and tablespaces (pg_dumpall --globals-only; needs a superuser)")
-	f.StringArrayVar(&o.tags, "tag", nil, "tag the snapshot, repeatable")
-	f.StringVar(&o.host, "host", "", "host name recorded in the snapshot (default: this host)")
-	f.StringVar(&o.target, "target", "", "target name recorded in the snapshot (default: postgres)")
-	f.BoolVar(&o.force, "force", false, "ignore the parent snapshot")
+	f.StringSliceVar(&t.Databases, "databases", nil, "databases to back up, comma-separated (default: all but postgres and the templates)")
+	f.StringArrayVar(&t.ExcludeTables, "exclude-tables", nil, "pg_dump --exclude-table pattern (table or schema.table), repeatable")
+	f.IntVar(&t.Jobs, "jobs", 1, "pg_dumps at once; > 1 splits each database's data over that many archives")
+	f.BoolVar(&t.Globals, "globals", false, "also back up roles and tablespaces (pg_dumpall --globals-only; needs a superuser)")
+	commonBackupFlags(f, &o, "postgres", false)
 	return cmd
 }
 

@@ -54,40 +54,21 @@ Exit codes: 0 ok, 1 a step failed, 2 invalid policy, 4 saved but some source dat
 	return cmd
 }
 
-// runPolicy runs p once, records it in the journal, notifies and writes
-// the metrics textfile: the code path of `lifeboat run` and `lifeboat daemon`.
+// runPolicy runs p once (schedule.RunPolicy: journal, notifications,
+// metrics textfile) and prints its summary: the code path of `lifeboat
+// run` and `lifeboat daemon`.
 func (a *app) runPolicy(ctx context.Context, p *policies.Policy, targets []string, journal string) error {
 	a.policy = p
-	j := schedule.Journal{Dir: journal}
-	last, err := j.LastPrune(p.Name)
-	if err != nil {
-		return err
+	open := func(ctx context.Context, fn func(context.Context, engine.Engine) error) error {
+		return a.withEngine(ctx, sharedLock, "run "+p.Name, fn)
 	}
-	a.beforeRun(ctx, p)
-	start := time.Now().UTC()
-	var res *engine.RunResult
-	err = a.withEngine(ctx, sharedLock, "run "+p.Name, func(ctx context.Context, e engine.Engine) error {
-		var runErr error
-		res, runErr = schedule.Run(ctx, p, e, schedule.RunOptions{Targets: targets, LastPrune: last,
-			Progress: func(string) *engine.Progress { return &engine.Progress{} }})
-		return runErr
-	})
+	res, err := schedule.RunPolicy(ctx, p, open, schedule.PolicyRun{Journal: journal, Targets: targets,
+		Progress: func(string) *engine.Progress { return &engine.Progress{} },
+		Warn:     a.warn})
 	if res == nil {
-		if err != nil && ctx.Err() == nil { // the repository could not be opened or locked
-			res = &engine.RunResult{Policy: p.Name, Host: p.Host, Start: start, End: time.Now().UTC(), Errors: []string{err.Error()}}
-			if jerr := j.Append(res); jerr != nil {
-				fmt.Fprintln(a.stderr, "warning: "+jerr.Error())
-			}
-			a.afterRun(ctx, p, j, res)
-		}
 		return err
 	}
-	if jerr := j.Append(res); jerr != nil {
-		fmt.Fprintln(a.stderr, "warning: "+jerr.Error())
-	}
-	perr := a.runSummary(res)
-	a.afterRun(ctx, p, j, res)
-	if perr != nil {
+	if perr := a.runSummary(res); perr != nil {
 		return perr
 	}
 	if err != nil {

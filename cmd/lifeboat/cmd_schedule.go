@@ -20,41 +20,7 @@ import (
 	"github.com/lifeboat-backup/lifeboat/engine/notify"
 	"github.com/lifeboat-backup/lifeboat/engine/schedule"
 	"github.com/lifeboat-backup/lifeboat/policies"
-	"github.com/lifeboat-backup/lifeboat/restore/drill"
 )
-
-// beforeRun pings notify.ping_url + "/start"; a failure is a warning.
-func (a *app) beforeRun(ctx context.Context, p *policies.Policy) {
-	n := notify.Notifier{}
-	if err := n.Start(ctx, p.Notify); err != nil {
-		fmt.Fprintln(a.stderr, "warning: notify: "+err.Error())
-	}
-}
-
-// afterRun sends the run's notifications and writes its metrics textfile.
-// Neither changes the run's result: failures are warnings.
-func (a *app) afterRun(ctx context.Context, p *policies.Policy, j schedule.Journal, res *engine.RunResult) {
-	// A cancelled run (SIGTERM) still reports, within the notifier's
-	// timeouts.
-	ctx = context.WithoutCancel(ctx)
-	n := notify.Notifier{}
-	for _, err := range n.Notify(ctx, p.Notify, notify.RunEvent(res)) {
-		fmt.Fprintln(a.stderr, "warning: notify: "+err.Error())
-	}
-	if p.Metrics.Textfile == "" {
-		return
-	}
-	runs, err := j.Runs(p.Name)
-	if err != nil {
-		fmt.Fprintln(a.stderr, "warning: metrics: "+err.Error())
-	}
-	if len(runs) == 0 || !runs[len(runs)-1].Start.Equal(res.Start) {
-		runs = append(runs, *res) // the journal append failed
-	}
-	if err := notify.WriteRunMetrics(p.Metrics.Textfile, runs); err != nil {
-		fmt.Fprintln(a.stderr, "warning: "+err.Error())
-	}
-}
 
 // userJournal is defaultJournal for a non-root user.
 func userJournal() string {
@@ -140,35 +106,18 @@ printed; --now runs them.`,
 				return nil
 			}
 			if dir == "" {
-				dir = "/etc/systemd/system"
-				if user {
-					cfg, err := os.UserConfigDir()
-					if err != nil {
-						return err
-					}
-					dir = filepath.Join(cfg, "systemd", "user")
-				}
-			}
-			if err := os.MkdirAll(dir, 0o755); err != nil {
-				return err
-			}
-			for _, u := range units {
-				path := filepath.Join(dir, u.Name)
-				if err := os.WriteFile(path, []byte(u.Text), 0o644); err != nil {
+				if dir, err = schedule.UnitDir(user); err != nil {
 					return err
 				}
+			}
+			paths, err := schedule.WriteUnits(dir, units)
+			for _, path := range paths {
 				a.printf("wrote %s\n", path)
 			}
-			systemctl := []string{"systemctl"}
-			if user {
-				systemctl = append(systemctl, "--user")
+			if err != nil {
+				return err
 			}
-			cmds := [][]string{append(append([]string(nil), systemctl...), "daemon-reload")}
-			for _, u := range units {
-				if strings.HasSuffix(u.Name, ".timer") || strings.HasPrefix(u.Name, "lifeboat-binlog@") {
-					cmds = append(cmds, append(append([]string(nil), systemctl...), "enable", "--now", u.Name))
-				}
-			}
+			cmds := schedule.ActivateCommands(units, user)
 			if !now {
 				var lines []string
 				for _, c := range cmds {
@@ -239,13 +188,12 @@ the daemon: a running run is interrupted and recorded.
 			}
 			ctx := cmd.Context()
 			log := slog.New(slog.NewTextHandler(a.stderr, nil))
-			j := schedule.Journal{Dir: journal}
 			if listen != "" {
 				l, err := net.Listen("tcp", listen)
 				if err != nil {
 					return usagef("--metrics-listen: %v", err)
 				}
-				srv := &http.Server{Handler: metricsHandler(j, ps), ReadHeaderTimeout: 10 * time.Second}
+				srv := &http.Server{Handler: schedule.MetricsHandler(journal, ps), ReadHeaderTimeout: 10 * time.Second}
 				go func() { _ = srv.Serve(l) }()
 				defer srv.Close()
 				log.Info("serving metrics", "addr", l.Addr().String(), "path", "/metrics")
@@ -255,14 +203,8 @@ the daemon: a running run is interrupted and recorded.
 				Run: func(ctx context.Context, p *policies.Policy) error {
 					return a.runPolicy(ctx, p, nil, journal)
 				},
-				LastRun: func(p *policies.Policy) (time.Time, error) {
-					runs, err := j.Runs(p.Name)
-					if err != nil || len(runs) == 0 {
-						return time.Time{}, err
-					}
-					return runs[len(runs)-1].Start, nil
-				},
-				Log: log,
+				LastRun: func(p *policies.Policy) (time.Time, error) { return schedule.LastStart(journal, p.Name) },
+				Log:     log,
 			}
 			log.Info("daemon started", "policies", len(ps))
 			err := d.Serve(ctx)
@@ -273,24 +215,6 @@ the daemon: a running run is interrupted and recorded.
 	cmd.Flags().StringVar(&journal, "journal", defaultJournal(), "directory of the run journal")
 	cmd.Flags().StringVar(&listen, "metrics-listen", "", "serve Prometheus metrics on this address (e.g. 127.0.0.1:9917)")
 	return cmd
-}
-
-func metricsHandler(j schedule.Journal, ps []*policies.Policy) http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
-		var hs [][]engine.RunResult
-		for _, p := range ps {
-			runs, err := j.Runs(p.Name)
-			if err != nil {
-				http.Error(w, "journal unreadable", http.StatusInternalServerError)
-				return
-			}
-			hs = append(hs, runs)
-		}
-		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-		_, _ = w.Write(notify.PoliciesMetrics(hs...))
-	})
-	return mux
 }
 
 func (a *app) historyCmd() *cobra.Command {
@@ -322,8 +246,7 @@ snapshot and bytes, replication, errors. POLICY is the policy file or just the p
 			default:
 				return usagef("history: give a POLICY (file or name) or --policy FILE")
 			}
-			j := schedule.Journal{Dir: journal}
-			runs, err := j.Runs(name)
+			runs, err := schedule.Journal(journal).Read(name)
 			if err != nil {
 				return err
 			}
@@ -397,37 +320,5 @@ func printRun(a *app, r engine.RunResult) {
 		if !strings.HasPrefix(e, "target ") && !strings.HasPrefix(e, "replicate to ") {
 			fmt.Fprintf(a.stdout, "    error: %s\n", termSafe(e))
 		}
-	}
-}
-
-// drillEvent summarizes a drill report for notifications: a violated
-// objective is objective_violation, failed checks or errors failure.
-func drillEvent(rep *drill.Report) notify.Event {
-	ev := notify.Event{Kind: "drill", Policy: rep.Policy, Host: rep.Host, Start: rep.Start, End: rep.End,
-		Seconds: rep.End.Sub(rep.Start).Seconds(), Errors: rep.Errors,
-		Details: map[string]any{"from": rep.From, "rto": rep.RTO, "rpo": rep.RPO, "drill_status": rep.Status}}
-	switch rep.Status {
-	case drill.Passed:
-		ev.Status = notify.EventSuccess
-	case drill.ObjectiveViolated:
-		ev.Status = notify.EventObjectiveViolation
-	default:
-		ev.Status = notify.EventFailure
-	}
-	for _, c := range rep.Checks {
-		if !c.OK {
-			ev.Errors = append(ev.Errors, fmt.Sprintf("check %s failed: %s", c.Name, c.Message))
-		}
-	}
-	ev.Events = []string{ev.Status}
-	return ev
-}
-
-// notifyDrill sends a drill's notifications (ping_url, and email and
-// webhook per notify.on); failures are warnings.
-func (a *app) notifyDrill(ctx context.Context, p *policies.Policy, rep *drill.Report) {
-	n := notify.Notifier{}
-	for _, err := range n.Notify(context.WithoutCancel(ctx), p.Notify, drillEvent(rep)) {
-		fmt.Fprintln(a.stderr, "warning: notify: "+err.Error())
 	}
 }

@@ -204,7 +204,7 @@ metrics:
 
 func TestHistory(t *testing.T) {
 	dir := t.TempDir()
-	j := schedule.Journal{Dir: dir}
+	j := schedule.Journal(dir)
 	t0 := time.Date(2026, 11, 20, 2, 30, 0, 0, time.UTC)
 	for i := 0; i < 3; i++ {
 		r := &engine.RunResult{Policy: "shop", Host: "web1", Start: t0.AddDate(0, 0, i), End: t0.AddDate(0, 0, i).Add(75 * time.Second),
@@ -213,7 +213,7 @@ func TestHistory(t *testing.T) {
 			r.Targets[0] = engine.TargetResult{Name: "media", Error: "open /srv: permission denied"}
 			r.Errors = []string{"target media: open /srv: permission denied"}
 		}
-		require.NoError(t, j.Append(r))
+		require.NoError(t, j.Append(r.Policy, r))
 	}
 	c := &cli{t: t}
 	tests := []struct {
@@ -302,9 +302,8 @@ func TestDaemonArgs(t *testing.T) {
 
 func TestMetricsHandler(t *testing.T) {
 	dir := t.TempDir()
-	j := schedule.Journal{Dir: dir}
-	require.NoError(t, j.Append(&engine.RunResult{Policy: "a", Start: time.Unix(10, 0), End: time.Unix(20, 0)}))
-	srv := httptest.NewServer(metricsHandler(j, []*policies.Policy{{Name: "a"}, {Name: "b"}}))
+	require.NoError(t, schedule.Journal(dir).Append("a", &engine.RunResult{Policy: "a", Start: time.Unix(10, 0), End: time.Unix(20, 0)}))
+	srv := httptest.NewServer(schedule.MetricsHandler(dir, []*policies.Policy{{Name: "a"}, {Name: "b"}}))
 	defer srv.Close()
 	resp, err := http.Get(srv.URL + "/metrics")
 	require.NoError(t, err)
@@ -331,7 +330,7 @@ func TestDrillEvent(t *testing.T) {
 			if tt.status == drill.CheckFailed {
 				rep.Checks = []drill.CheckResult{{Name: "orders", OK: false, Message: "0 < 1000"}, {Name: "ok", OK: true}}
 			}
-			ev := drillEvent(rep)
+			ev := drill.Event(rep)
 			assert.Equal(t, "drill", ev.Kind)
 			assert.Equal(t, tt.want, ev.Status)
 			assert.Equal(t, []string{tt.want}, ev.Events)

@@ -127,8 +127,8 @@ func (a *app) serve(ctx context.Context, paths []string, o serveOptions) error {
 	}
 	co := console.Options{
 		Policies:  pols,
-		Runs:      schedule.Journal{Dir: o.journal}.Runs,
-		Drills:    drill.Journal{Dir: o.journal}.Reports,
+		Runs:      schedule.Journal(o.journal).Read,
+		Drills:    drill.Journal(o.journal).Read,
 		StatusTTL: o.statusTTL,
 		Token:     token,
 		Status: func(ctx context.Context, p *policies.Policy) (*console.Status, error) {

@@ -127,7 +127,7 @@ func TestPolicySourceForNewKinds(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			src, err := schedule.SourceFor(tc.target)
+			src, err := schedule.SourceFor(tc.target, "")
 			if tc.wantErr {
 				require.Error(t, err)
 				return

@@ -2,10 +2,13 @@ package main
 
 import (
 	"fmt"
+	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/lifeboat-backup/lifeboat/engine/logarchive"
+	"github.com/lifeboat-backup/lifeboat/internal/atomicfile"
 	"github.com/lifeboat-backup/lifeboat/policies"
 	"github.com/lifeboat-backup/lifeboat/targets/postgres/wal"
 )
@@ -51,6 +54,13 @@ WAL does not pile up in pg_wal.`,
 			}
 			if err != nil {
 				return err
+			}
+			if tf := a.policy.Metrics.Textfile; tf != "" {
+				// The push succeeded whatever happens to its metrics.
+				path := strings.TrimSuffix(tf, ".prom") + "-wal-" + t.Name + ".prom"
+				if err := writeWALMetrics(path, a.policy.Name, t.Name, res, time.Now()); err != nil {
+					fmt.Fprintf(a.stderr, "warning: metrics %s: %v\n", path, err)
+				}
 			}
 			if !a.quiet && a.json {
 				return a.emit(res)
@@ -102,4 +112,19 @@ func (a *app) walTarget(name string) (*policies.Target, error) {
 		return nil, usagef("target %q is %s, not postgres", t.Name, t.Kind)
 	}
 	return t, nil
+}
+
+// writeWALMetrics writes wal push's gauges as a Prometheus textfile
+// (metrics.textfile with -wal-TARGET before .prom). Only a successful push
+// writes it: time() - lifeboat_wal_archive_last_segment_timestamp_seconds
+// is the archive's lag, and it grows while pushes fail.
+func writeWALMetrics(path, policy, target string, res wal.PushResult, now time.Time) error {
+	labels := fmt.Sprintf(`{policy=%q,target=%q}`, policy, target)
+	var b strings.Builder
+	gauge := func(name, help string, v float64) {
+		fmt.Fprintf(&b, "# HELP %s %s\n# TYPE %s gauge\n%s%s %g\n", name, help, name, name, labels, v)
+	}
+	gauge("lifeboat_wal_archive_last_segment_timestamp_seconds", "last write of the newest WAL file archived (unix seconds): time() minus this is the archive lag", float64(res.LastWrite.Unix()))
+	gauge("lifeboat_wal_archive_last_push_timestamp_seconds", "end of the last successful wal push (unix seconds)", float64(now.Unix()))
+	return atomicfile.WriteFile(path, []byte(b.String()), 0o644)
 }

@@ -140,7 +140,7 @@ drill:
 	}
 	// restic copy gives the secondary's copies IDs of their own
 	assert.NotEqual(t, drilled["primary"], drilled["dr"], "the drill from dr read the secondary")
-	hist, err := drill.Journal{Dir: journal}.Reports("shop")
+	hist, err := drill.Journal(journal).Read("shop")
 	require.NoError(t, err)
 	assert.Len(t, hist, 2, "both drills journaled")
 	for _, d := range []string{repoDir, drDir} {

@@ -19,7 +19,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/lifeboat-backup/lifeboat/internal/scratchproc"
+	"github.com/lifeboat-backup/lifeboat/internal/scratch/scratchproc"
 	"github.com/lifeboat-backup/lifeboat/targets/postgres"
 	"github.com/lifeboat-backup/lifeboat/targets/postgres/postgrestest"
 )

@@ -16,7 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/lifeboat-backup/lifeboat/engine/storage/miniotest"
-	"github.com/lifeboat-backup/lifeboat/internal/pgscratch"
+	"github.com/lifeboat-backup/lifeboat/internal/scratch/pgscratch"
 	"github.com/lifeboat-backup/lifeboat/targets/postgres/postgrestest"
 )
 
@@ -78,9 +78,12 @@ targets:
     dsn: postgres://%s@127.0.0.1:%%d/postgres
     password_file: %s
     method: physical
-`, url, p.host, p.minio.URL("pitr-dr", ""), postgrestest.User, filepath.Join(dir, "pg.pass"))), 0o644))
+metrics:
+  textfile: %s
+`, url, p.host, p.minio.URL("pitr-dr", ""), postgrestest.User, filepath.Join(dir, "pg.pass"), filepath.Join(dir, "metrics", "lifeboat.prom"))), 0o644))
+	require.NoError(t, os.Mkdir(filepath.Join(dir, "metrics"), 0o755))
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "pg.pass"), []byte(postgrestest.Password), 0o600))
-	p.chownPostgres(p.host, p.owner, p.policy)
+	p.chownPostgres(p.host, p.owner, p.policy, filepath.Join(dir, "metrics"))
 	base := []string{"wal_level=replica", "archive_mode=on", "max_wal_senders=4", "full_page_writes=on", "wal_keep_size=1024",
 		"archive_command=" + p.bin + " wal push --policy " + p.policy + " --target pg %p"}
 	srv, err := pgscratch.Start(context.Background(), pgscratch.Options{Dir: pgDir, User: postgrestest.User,
@@ -170,6 +173,11 @@ func TestPITRPGArchiveCommandContract(t *testing.T) {
 	}
 	p.waitArchived(names[2], 60*time.Second)
 	walDir := filepath.Join(p.pg.DataDir, "pg_wal")
+	// Each successful push writes its gauges beside the policy's textfile.
+	prom, err := os.ReadFile(filepath.Join(p.dir, "metrics", "lifeboat-wal-pg.prom"))
+	require.NoError(t, err)
+	require.Contains(t, string(prom), `lifeboat_wal_archive_last_segment_timestamp_seconds{policy="pitr",target="pg"} `)
+	require.Contains(t, string(prom), `lifeboat_wal_archive_last_push_timestamp_seconds{policy="pitr",target="pg"} `)
 	seg := filepath.Join(walDir, names[1])
 
 	// Same segment again: success.

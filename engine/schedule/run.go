@@ -37,8 +37,10 @@ type RunOptions struct {
 	Now func() time.Time
 }
 
-// SourceFor builds the engine.Source of a policy target.
-func SourceFor(t policies.Target) (engine.Source, error) {
+// SourceFor builds the engine.Source of a target: a policy's, or the one
+// a backup subcommand makes of its flags (the one mapping both use). pw is
+// a database's password; "" reads the target's password_file.
+func SourceFor(t policies.Target, pw string) (engine.Source, error) {
 	switch t.Kind {
 	case "files":
 		return &files.Source{Roots: t.Paths, Options: files.Options{Excludes: t.Exclude, OneFileSystem: t.OneFileSystem}}, nil
@@ -46,14 +48,14 @@ func SourceFor(t policies.Target) (engine.Source, error) {
 		if t.Method == "physical" {
 			return nil, fmt.Errorf("target %s: method physical is not supported for mysql by this lifeboat yet", t.Name)
 		}
-		pw, err := password(t)
+		pw, err := password(t, pw)
 		if err != nil {
 			return nil, err
 		}
-		return mysql.New(mysql.Options{DSN: t.DSN, Password: pw, Databases: t.Databases,
-			ExcludeTables: t.ExcludeTables, Jobs: t.Jobs, LockMode: mysql.LockMode(t.LockMode), Users: t.Users})
+		return mysql.New(mysql.Options{DSN: t.DSN, Password: pw, Databases: t.Databases, ExcludeTables: t.ExcludeTables,
+			Jobs: t.Jobs, LockMode: mysql.LockMode(t.LockMode), Users: t.Users, SplitBytes: int64(t.SplitBytes)})
 	case "postgres":
-		pw, err := password(t)
+		pw, err := password(t, pw)
 		if err != nil {
 			return nil, err
 		}
@@ -72,10 +74,15 @@ func SourceFor(t policies.Target) (engine.Source, error) {
 	return nil, fmt.Errorf("target %s: kind %q is not supported by this lifeboat yet", t.Name, t.Kind)
 }
 
-// password reads a database target's password_file ("" when unset).
-func password(t policies.Target) (string, error) {
-	if t.PasswordFile.IsZero() {
-		return "", nil
+// Workers is the backup's reader count for a target: a database target's
+// jobs are dumps read at once, as many workers (at least the CPUs).
+func Workers(t policies.Target) int { return max(runtime.GOMAXPROCS(0), t.Jobs) }
+
+// password is pw, else a database target's password_file ("" when
+// unset).
+func password(t policies.Target, pw string) (string, error) {
+	if pw != "" || t.PasswordFile.IsZero() {
+		return pw, nil
 	}
 	b, err := t.PasswordFile.Read()
 	if err != nil {
@@ -125,7 +132,7 @@ func Run(ctx context.Context, p *policies.Policy, e engine.Engine, opts RunOptio
 		}
 		tr := engine.TargetResult{Name: t.Name, Kind: t.Kind}
 		start := now()
-		src, err := SourceFor(t)
+		src, err := SourceFor(t, "")
 		if err == nil {
 			var prog *engine.Progress
 			if opts.Progress != nil {
@@ -133,9 +140,7 @@ func Run(ctx context.Context, p *policies.Policy, e engine.Engine, opts RunOptio
 			}
 			var br *engine.BackupResult
 			tags := append([]string{PolicyTag(p.Name)}, t.Tags...)
-			// A database target's jobs are dumps read at once: as many workers.
-			workers := max(runtime.GOMAXPROCS(0), t.Jobs)
-			br, err = e.Backup(ctx, src, engine.BackupOptions{Target: t.Name, Host: p.Host, Tags: tags, Progress: prog, Workers: workers})
+			br, err = e.Backup(ctx, src, engine.BackupOptions{Target: t.Name, Host: p.Host, Tags: tags, Progress: prog, Workers: Workers(t)})
 			if err == nil {
 				st := br.Snapshot.Stats
 				tr.Snapshot, tr.BytesIn, tr.BytesAdded, tr.Warnings = br.Snapshot.ID.String(), st.BytesIn, st.BytesAdded, br.Warnings

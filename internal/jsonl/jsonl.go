@@ -7,6 +7,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -62,4 +63,36 @@ func Read[T any](path string, keep func(*T) bool) ([]T, error) {
 		}
 	}
 	return out, sc.Err()
+}
+
+// Journal is a directory of per-policy JSON-lines files, DIR/POLICY+Suffix:
+// the local record of runs (".jsonl"), drills (".drills.jsonl") and
+// exports (".exports.jsonl"). Records are appended, never rewritten, and
+// hold no secret.
+type Journal[T any] struct {
+	Dir    string
+	Suffix string
+	// Keep, if set, filters records on reading (a schema check).
+	Keep func(*T) bool
+}
+
+// Path is the file of policy's records.
+func (j Journal[T]) Path(policy string) string { return filepath.Join(j.Dir, policy+j.Suffix) }
+
+// Append records v for policy.
+func (j Journal[T]) Append(policy string, v *T) error {
+	if err := Append(j.Path(policy), v); err != nil {
+		return fmt.Errorf("journal: %w", err)
+	}
+	return nil
+}
+
+// Read returns policy's records, oldest first; damaged lines (a crash
+// mid-write) are skipped, a missing file is empty.
+func (j Journal[T]) Read(policy string) ([]T, error) {
+	out, err := Read(j.Path(policy), j.Keep)
+	if err != nil {
+		return nil, fmt.Errorf("journal: %w", err)
+	}
+	return out, nil
 }

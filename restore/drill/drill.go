@@ -20,8 +20,8 @@ import (
 
 	"github.com/lifeboat-backup/lifeboat/engine/repo"
 	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
-	"github.com/lifeboat-backup/lifeboat/internal/mariadb"
-	"github.com/lifeboat-backup/lifeboat/internal/pgscratch"
+	"github.com/lifeboat-backup/lifeboat/internal/scratch/mariadb"
+	"github.com/lifeboat-backup/lifeboat/internal/scratch/pgscratch"
 	"github.com/lifeboat-backup/lifeboat/policies"
 	"github.com/lifeboat-backup/lifeboat/restore"
 	"github.com/lifeboat-backup/lifeboat/targets/mysql"

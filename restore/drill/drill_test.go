@@ -156,11 +156,11 @@ func TestDrillShopAndFiles(t *testing.T) {
 	require.Contains(t, slow.Err().Error(), "RTO")
 
 	// Journal and reports.
-	j := drill.Journal{Dir: t.TempDir()}
+	j := drill.Journal(t.TempDir())
 	for _, x := range []*drill.Report{rep, bad, slow} {
-		require.NoError(t, j.Append(x))
+		require.NoError(t, j.Append(x.Policy, x))
 	}
-	hist, err := j.Reports("drilltest")
+	hist, err := j.Read("drilltest")
 	require.NoError(t, err)
 	require.Len(t, hist, 3)
 	var js bytes.Buffer

@@ -1,8 +1,6 @@
 package drill
 
 import (
-	"fmt"
-	"path/filepath"
 	"strings"
 
 	"github.com/lifeboat-backup/lifeboat/engine/notify"
@@ -10,31 +8,10 @@ import (
 	"github.com/lifeboat-backup/lifeboat/internal/jsonl"
 )
 
-// Journal records drills next to engine.Journal's runs: one JSON
-// line (a Report) per drill in DIR/POLICY.drills.jsonl, appended,
-// never rewritten. Reports hold no secret.
-type Journal struct{ Dir string }
-
-func (j Journal) path(policy string) string {
-	return filepath.Join(j.Dir, policy+".drills.jsonl")
-}
-
-// Append records a drill.
-func (j Journal) Append(rep *Report) error {
-	if err := jsonl.Append(j.path(rep.Policy), rep); err != nil {
-		return fmt.Errorf("drill journal: %w", err)
-	}
-	return nil
-}
-
-// Reports returns the recorded drills of a policy, oldest first; damaged
-// lines are skipped.
-func (j Journal) Reports(policy string) ([]Report, error) {
-	out, err := jsonl.Read(j.path(policy), func(r *Report) bool { return r.Schema > 0 })
-	if err != nil {
-		return nil, fmt.Errorf("drill journal: %w", err)
-	}
-	return out, nil
+// Journal records drills next to the runs (schedule.Journal): one JSON
+// line (a Report) per drill in DIR/POLICY.drills.jsonl.
+func Journal(dir string) jsonl.Journal[Report] {
+	return jsonl.Journal[Report]{Dir: dir, Suffix: ".drills.jsonl", Keep: func(r *Report) bool { return r.Schema > 0 }}
 }
 
 // MetricsFile is where drill metrics go for a policy's metrics

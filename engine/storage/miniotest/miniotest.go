@@ -32,8 +32,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
-	"github.com/lifeboat-backup/lifeboat/internal/scratchproc"
-	"github.com/lifeboat-backup/lifeboat/internal/sharedserver"
+	"github.com/lifeboat-backup/lifeboat/internal/scratch/scratchproc"
+	"github.com/lifeboat-backup/lifeboat/internal/testutil/sharedserver"
 )
 
 // Test-only credentials of every server started here.

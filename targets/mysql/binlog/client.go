@@ -10,7 +10,7 @@ import (
 
 	driver "github.com/go-sql-driver/mysql"
 
-	"github.com/lifeboat-backup/lifeboat/internal/mariadb"
+	"github.com/lifeboat-backup/lifeboat/internal/scratch/mariadb"
 	"github.com/lifeboat-backup/lifeboat/targets/mysql"
 )
 

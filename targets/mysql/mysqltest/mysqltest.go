@@ -19,8 +19,8 @@ import (
 
 	driver "github.com/go-sql-driver/mysql"
 
-	"github.com/lifeboat-backup/lifeboat/internal/mariadb"
-	"github.com/lifeboat-backup/lifeboat/internal/sharedserver"
+	"github.com/lifeboat-backup/lifeboat/internal/scratch/mariadb"
+	"github.com/lifeboat-backup/lifeboat/internal/testutil/sharedserver"
 )
 
 // Test-only credentials of every server started here.
@@ -99,7 +99,7 @@ func Start(t testing.TB) *Server {
 }
 
 // New initializes a data directory below dir and starts a server on a
-// free loopback port (package internal/mariadb). The caller stops it.
+// free loopback port (package internal/scratch/mariadb). The caller stops it.
 func New(dir string) (*Server, error) {
 	m, err := mariadb.Start(context.Background(), mariadb.Options{Dir: dir, User: User, Password: Password})
 	if err != nil {

@@ -1,5 +1,5 @@
 // Package postgrestest starts throw-away PostgreSQL servers on loopback
-// for tests (through internal/pgscratch, as drills do; scripts/postgres
+// for tests (through internal/scratch/pgscratch, as drills do; scripts/postgres
 // does the same by hand).
 //
 // initdb and postgres are found in /usr/lib/postgresql/*/bin (Debian's
@@ -22,8 +22,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/lifeboat-backup/lifeboat/internal/pgscratch"
-	"github.com/lifeboat-backup/lifeboat/internal/sharedserver"
+	"github.com/lifeboat-backup/lifeboat/internal/scratch/pgscratch"
+	"github.com/lifeboat-backup/lifeboat/internal/testutil/sharedserver"
 )
 
 // Test-only credentials of every server started here.

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"golang.org/x/sync/errgroup"
 
@@ -24,10 +25,12 @@ type Archive interface {
 
 // PushResult says what one archive_command call stored.
 type PushResult struct {
-	Name    string   // the file PostgreSQL asked for
-	Existed bool     // it was archived already with the same content
-	Ahead   []string // other ready files pushed with it
-	Failed  []error  // ready files pushed ahead that failed (PostgreSQL asks again)
+	Name    string // the file PostgreSQL asked for
+	Existed bool   // it was archived already with the same content
+	// LastWrite is the asked-for file's last write (its newest WAL).
+	LastWrite time.Time
+	Ahead     []string // other ready files pushed with it
+	Failed    []error  // ready files pushed ahead that failed (PostgreSQL asks again)
 }
 
 // Push archives the WAL file at path (archive_command's %p) for target.
@@ -46,13 +49,13 @@ func Push(ctx context.Context, a Archive, target, path string, parallel int) (Pu
 	var mu sync.Mutex
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
-		existed, err := pushFile(gctx, a, target, path)
-		res.Existed = existed
+		existed, seg, err := pushFile(gctx, a, target, path)
+		res.Existed, res.LastWrite = existed, seg.LastTime
 		return err
 	})
 	for _, n := range ahead {
 		g.Go(func() error {
-			_, err := pushFile(gctx, a, target, filepath.Join(filepath.Dir(path), n))
+			_, _, err := pushFile(gctx, a, target, filepath.Join(filepath.Dir(path), n))
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
@@ -98,19 +101,19 @@ func readyAhead(walDir, name string, n int) []string {
 // pushFile archives one file. A segment's header records its timeline,
 // start and end LSN, and its modification time as the last event time
 // (PostgreSQL writes a segment until it switches to the next one).
-func pushFile(ctx context.Context, a Archive, target, path string) (bool, error) {
+func pushFile(ctx context.Context, a Archive, target, path string) (bool, logarchive.Segment, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return false, fmt.Errorf("wal push: %w", err)
+		return false, logarchive.Segment{}, fmt.Errorf("wal push: %w", err)
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return false, fmt.Errorf("wal push: %w", err)
+		return false, logarchive.Segment{}, fmt.Errorf("wal push: %w", err)
 	}
 	data := make([]byte, fi.Size())
 	if _, err := readFull(f, data); err != nil {
-		return false, fmt.Errorf("wal push: read %s: %w", path, err)
+		return false, logarchive.Segment{}, fmt.Errorf("wal push: read %s: %w", path, err)
 	}
 	name := filepath.Base(path)
 	seg := logarchive.Segment{Target: target, Stream: Stream, Name: name, LastTime: fi.ModTime().UTC(),
@@ -118,20 +121,20 @@ func pushFile(ctx context.Context, a Archive, target, path string) (bool, error)
 	if IsSegment(name) {
 		size := int64(len(data))
 		if size <= 0 || size&(size-1) != 0 {
-			return false, fmt.Errorf("wal push: %s: size %d is not a WAL segment size", path, size)
+			return false, logarchive.Segment{}, fmt.Errorf("wal push: %s: size %d is not a WAL segment size", path, size)
 		}
 		_, n, err := Parse(name, size)
 		if err != nil {
-			return false, err
+			return false, logarchive.Segment{}, err
 		}
 		seg.Start, seg.End = FormatLSN(n*uint64(size)), FormatLSN((n+1)*uint64(size))
 		seg.Details = map[string]string{"wal_segment_size": strconv.FormatInt(size, 10)}
 	}
 	existed, err := a.Put(ctx, seg, data)
 	if err != nil {
-		return false, fmt.Errorf("wal push %s: %w", name, err)
+		return false, seg, fmt.Errorf("wal push %s: %w", name, err)
 	}
-	return existed, nil
+	return existed, seg, nil
 }
 
 func readFull(f *os.File, buf []byte) (int, error) {

@@ -24,7 +24,7 @@ import (
 
 	driver "github.com/go-sql-driver/mysql"
 
-	"github.com/lifeboat-backup/lifeboat/internal/scratchproc"
+	"github.com/lifeboat-backup/lifeboat/internal/scratch/scratchproc"
 )
 
 // Options configure a server.

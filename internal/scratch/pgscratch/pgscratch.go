@@ -29,7 +29,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/lifeboat-backup/lifeboat/internal/scratchproc"
+	"github.com/lifeboat-backup/lifeboat/internal/scratch/scratchproc"
 )
 
 // Options configure a server.
