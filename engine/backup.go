@@ -295,7 +295,7 @@ func (b *backup) saveChunks(ctx context.Context, tasks <-chan *chunkTask) error 
 		data := *t.buf
 		t.id = b.blobID(data)
 		var err error
-		if !idx.Has(t.id) {
+		if !idx.Reusable(t.id) {
 			_, err = b.r.SaveBlob(ctx, repo.DataBlob, t.id, data)
 		}
 		chunkPool.Put(t.buf)
@@ -328,8 +328,8 @@ func (b *backup) unchanged(pc *parentCursor, n *snapshot.Node) bool {
 	var total int64
 	for _, id := range p.Content {
 		loc, ok := idx.Lookup(id)
-		if !ok {
-			return false
+		if !ok || !idx.Reusable(id) {
+			return false // not stored, or only in a pack prune marked for deletion
 		}
 		total += int64(loc.RawLength)
 	}

@@ -383,7 +383,8 @@ const (
 	noLock        lockMode = iota // read-only listing: never blocks, never blocked
 	readLock                      // reads packs: a shared lock if it can be written (read-only or full storage: a warning)
 	sharedLock                    // writes new objects
-	exclusiveLock                 // deletes packs (prune)
+	exclusiveLock                 // rewrites the index from scratch (repair), changes keys
+	pruneLock                     // prune: beside writers, never beside another prune
 )
 
 // withRepo opens the repository, takes the lock, loads the index, runs fn,
@@ -420,7 +421,13 @@ func (a *app) lock(ctx context.Context, r *repo.Repository, mode lockMode, purpo
 	if mode == noLock {
 		return ctx, func() {}, r.LoadIndex(ctx)
 	}
-	lk, err := r.Lock(ctx, mode == exclusiveLock, purpose, a.v.GetDuration("retry-lock"))
+	var lk *repo.Lock
+	var err error
+	if mode == pruneLock {
+		lk, err = r.LockForPrune(ctx, purpose, a.v.GetDuration("retry-lock"))
+	} else {
+		lk, err = r.Lock(ctx, mode == exclusiveLock, purpose, a.v.GetDuration("retry-lock"))
+	}
 	if err != nil && mode == readLock && !repo.IsLocked(err) && ctx.Err() == nil {
 		if where == "" {
 			where = "repository"

@@ -50,7 +50,8 @@ func (a *app) isBinlogPITR(o restoreOptions, pf *binlogPITRFlags) bool {
 
 // restorePITR restores a mysql target to a point: the newest snapshot
 // before it, then the archived binlog from the snapshot's position.
-func (a *app) restoreBinlogPITR(ctx context.Context, o restoreOptions, my *mysqlRestoreFlags, pf *binlogPITRFlags) error {
+// from names the secondary a failover reads ("": the primary).
+func (a *app) restoreBinlogPITR(ctx context.Context, o restoreOptions, my *mysqlRestoreFlags, pf *binlogPITRFlags, from string) error {
 	pf.until = o.pitr.until
 	if len(my.renames) > 0 || len(my.tables) > 0 || len(my.databases) > 0 || my.users {
 		return usagef("--rename, --tables, --databases and --users cannot be combined with --until: the replayed binary log names databases inside statements and applies to every database (restore whole, to a separate server, then copy what you need)")
@@ -70,7 +71,7 @@ func (a *app) restoreBinlogPITR(ctx context.Context, o restoreOptions, my *mysql
 	if err != nil {
 		return err
 	}
-	return a.withEngine(ctx, readLock, "restore", func(ctx context.Context, e engine.Engine) error {
+	run := func(ctx context.Context, e engine.Engine) error {
 		n, ok := e.(engine.Native)
 		if !ok {
 			return usagef("point-in-time restores need a native repository (the binlog archive lives there)")
@@ -126,7 +127,16 @@ func (a *app) restoreBinlogPITR(ctx context.Context, o restoreOptions, my *mysql
 		a.printReplay("replayed", r)
 		fmt.Fprintf(a.stdout, "  in %.1fs\n", time.Since(start).Seconds())
 		return nil
-	})
+	}
+	if from == "" {
+		return a.withEngine(ctx, readLock, "restore", run)
+	}
+	ctx, e, done, err := a.engineAt(ctx, from, readLock, "failover")
+	if err != nil {
+		return fmt.Errorf("secondary %s: %w", from, err)
+	}
+	defer done()
+	return lockLost(ctx, run(ctx, e))
 }
 
 // pitrTarget is the target to restore to a point: --target, or the

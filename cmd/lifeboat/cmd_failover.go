@@ -23,6 +23,7 @@ func (a *app) failoverCmd() *cobra.Command {
 	var o restoreOptions
 	var from, ref string
 	var my *mysqlRestoreFlags
+	var bp *binlogPITRFlags
 	cmd := &cobra.Command{
 		Use:   "failover POLICY [--from SECONDARY] [--snapshot ID|latest] [--target NAME] --to DEST",
 		Short: "Restore from a secondary when the primary is gone (never contacts the primary)",
@@ -33,7 +34,10 @@ policy's key_file is a host key, which cannot read content. Reads a native secon
 lock (a warning instead where the credentials cannot write one).
 The summary says which recovery point was restored and how old it is.
 postgres targets with a WAL archive: --until TIME|latest|LSN|NAME --to-datadir DIR [--start]
-recovers to a point from the secondary's bases and WAL (docs/pitr.md), as restore --until does.`,
+recovers to a point from the secondary's bases and WAL (docs/pitr.md), as restore --until does.
+mysql targets with a binlog archive: --until TIME|latest, --until-gtid or --until-position with
+--to mysql://... restore the secondary's newest snapshot before the point and replay its
+archived binlog up to it.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) (err error) {
 			p, err := a.loadPolicy(args[0])
@@ -50,6 +54,12 @@ recovers to a point from the secondary's bases and WAL (docs/pitr.md), as restor
 				// bases and WAL (docs/pitr.md).
 				o.pitr.policy = args[0]
 				return a.restorePGPITR(cmd.Context(), o, o.pitr, sec.Name)
+			}
+			if o.pitr.until != "" || bp.gtid != "" || bp.pos != "" {
+				if ref != "latest" {
+					return usagef("--until picks the base snapshot itself: no --snapshot")
+				}
+				return a.restoreBinlogPITR(cmd.Context(), o, my, bp, sec.Name)
 			}
 			if o.to == "" {
 				return usagef("--to DEST is required")
@@ -88,6 +98,7 @@ recovers to a point from the secondary's bases and WAL (docs/pitr.md), as restor
 	f.StringArrayVar(&o.includes, "include", nil, "files: restore only this path and below, repeatable")
 	addFilesRestoreFlags(f, &o)
 	my = addMySQLRestoreFlags(f)
+	bp = addBinlogPITRFlags(f)
 	addPITRFlags(f, &o.pitr)
 	return cmd
 }

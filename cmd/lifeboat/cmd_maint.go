@@ -158,9 +158,11 @@ func (a *app) pruneCmd() *cobra.Command {
 	var o repo.PruneOptions
 	cmd := &cobra.Command{
 		Use:   "prune",
-		Short: "Remove data no snapshot references (exclusive lock)",
-		Long: `Remove data that no snapshot references: unused packs are deleted, mostly unused ones
-repacked, the index rewritten. Safe to interrupt: at every step the index covers every
+		Short: "Remove data no snapshot references (runs beside backups)",
+		Long: `Remove data that no snapshot references, beside running backups: unused packs are marked
+as deletion candidates and deleted by a later prune once every backup that could have seen
+them before the mark has finished (at once when no other lock is held); mostly unused packs
+are repacked, the index rewritten. Safe to interrupt: at every step the index covers every
 referenced blob. Repacking data packs needs the owner key; with a host key such packs are kept.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -174,7 +176,7 @@ referenced blob. Repacking data packs needs the owner key; with a host key such 
 			}); ok {
 				return err
 			}
-			return a.withRepo(ctx, exclusiveLock, "prune", func(ctx context.Context, r *repo.Repository) error {
+			return a.withRepo(ctx, pruneLock, "prune", func(ctx context.Context, r *repo.Repository) error {
 				if o.Grace == 0 {
 					o.Grace = -1 // --grace 0s: none at all
 				}
@@ -191,6 +193,9 @@ referenced blob. Repacking data packs needs the owner key; with a host key such 
 				}
 				fmt.Fprintf(a.stdout, "%s %d unused packs and %d orphaned packs, repacked %d, kept %d (%d partly used); %s freed\n",
 					verb, res.PacksDeleted, res.PacksUnindexed, res.PacksRepacked, res.PacksKept, res.PartlyUsedKept, formatBytes(res.BytesFreed))
+				if res.PacksMarked > 0 || res.PacksWaiting > 0 {
+					fmt.Fprintf(a.stdout, "%d packs marked for deletion, %d wait for backups that started before their mark; a later prune deletes them\n", res.PacksMarked, res.PacksWaiting)
+				}
 				if res.NeedOwnerKey > 0 {
 					fmt.Fprintf(a.stdout, "%d partly used data packs kept: repacking them needs the owner key\n", res.NeedOwnerKey)
 				}

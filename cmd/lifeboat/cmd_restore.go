@@ -66,7 +66,7 @@ restored (listed), 12 wrong key.`,
 					return usagef("--until restores the newest base before the point: no SNAPSHOT argument")
 				}
 				if a.isBinlogPITR(o, bp) {
-					return a.restoreBinlogPITR(cmd.Context(), o, my, bp)
+					return a.restoreBinlogPITR(cmd.Context(), o, my, bp, "")
 				}
 				if o.pitr.toDatadir == "" {
 					return usagef("--until needs --to-datadir DIR (postgres targets)")

@@ -300,6 +300,9 @@ repositories:
   primary:
     url: `+e.repoURL+`
     key_file: `+e.host+`
+  secondaries:
+    - name: dr
+      url: file://`+filepath.Join(e.dir, "dr")+`
 targets:
   - name: shop
     kind: mysql
@@ -708,4 +711,14 @@ func TestPITRGap(t *testing.T) {
 	assert.Equal(t, len(log), n)
 	code, out = stop()
 	assert.Contains(t, []int{0, 130}, code, out)
+
+	// The secondary gets the segments with replicate; failover --until
+	// restores from it alone.
+	e.must(nil, "replicate", e.policy)
+	ddb := dst.DB(t, "")
+	_, err = ddb.Exec("DROP DATABASE shop")
+	require.NoError(t, err)
+	fo := e.must(owner, "failover", e.policy, "--from", "dr", "--until", "latest", "--to", dst.URL())
+	assert.Contains(t, fo, "replayed 30 transactions")
+	assert.Equal(t, tableSums(state(log, len(log))), serverChecksums(t, ddb), "failover --until latest from the secondary")
 }

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
+	"github.com/lifeboat-backup/lifeboat/engine/storage"
 )
 
 // CheckOptions select how deep check goes.
@@ -66,6 +67,14 @@ func (r *Repository) Check(ctx context.Context, opts CheckOptions) (*CheckResult
 		return nil, err
 	}
 
+	// Prune's marks: a candidate pack may be deleted while check runs (a
+	// prune beside it whose mark ripened before check locked).
+	marks, err := r.loadMarks(ctx)
+	if err != nil {
+		return nil, err
+	}
+	cand := candidates(marks)
+
 	// Index files, one by one, so a damaged one is named and the rest still count.
 	idx := NewIndex()
 	keys, err := r.listKeys(ctx, "index/")
@@ -108,6 +117,8 @@ func (r *Repository) Check(ctx context.Context, opts CheckOptions) (*CheckResult
 		indexed[p.ID] = true
 		sp, ok := stored[p.ID]
 		switch {
+		case !ok && cand[p.ID]:
+			// a deletion candidate, deleted by a prune meanwhile
 		case !ok:
 			fail("%s: missing (listed in the index)", packKey(p.ID))
 		case sp.Size != p.Size:
@@ -138,7 +149,7 @@ func (r *Repository) Check(ctx context.Context, opts CheckOptions) (*CheckResult
 	}
 
 	if opts.ReadDataPercent > 0 {
-		r.checkData(ctx, packs, stored, opts, res, fail)
+		r.checkData(ctx, packs, stored, cand, opts, res, fail)
 	}
 	return res, nil
 }
@@ -183,7 +194,7 @@ func (r *Repository) checkSnapshot(ctx context.Context, id snapshot.ID, written 
 	return nil
 }
 
-func (r *Repository) checkData(ctx context.Context, packs []PackInfo, stored map[snapshot.ID]storedPack, opts CheckOptions, res *CheckResult, fail func(string, ...any)) {
+func (r *Repository) checkData(ctx context.Context, packs []PackInfo, stored map[snapshot.ID]storedPack, cand map[snapshot.ID]bool, opts CheckOptions, res *CheckResult, fail func(string, ...any)) {
 	// Which blobs each pack should hold, from the loaded index.
 	want := map[snapshot.ID][]BlobInfo{}
 	r.idx.EachCopy(func(l Location) { want[l.Pack] = append(want[l.Pack], l.BlobInfo) })
@@ -211,7 +222,7 @@ func (r *Repository) checkData(ctx context.Context, packs []PackInfo, stored map
 	g.SetLimit(runtime.GOMAXPROCS(0))
 	for _, p := range sel {
 		g.Go(func() error {
-			ok := r.checkPack(gctx, p, want[p.ID], fail)
+			ok := r.checkPack(gctx, p, want[p.ID], cand[p.ID], fail)
 			mu.Lock()
 			res.PacksRead++
 			if !ok {
@@ -229,9 +240,13 @@ func (r *Repository) checkData(ctx context.Context, packs []PackInfo, stored map
 }
 
 // checkPack reads and verifies one pack; false when it reported a problem.
-func (r *Repository) checkPack(ctx context.Context, p PackInfo, want []BlobInfo, fail func(string, ...any)) bool {
+// A deletion candidate that vanished was deleted by a prune meanwhile.
+func (r *Repository) checkPack(ctx context.Context, p PackInfo, want []BlobInfo, candidate bool, fail func(string, ...any)) bool {
 	key := packKey(p.ID)
 	plain, entries, err := readWholePack(ctx, r.b, p.ID, r.ids, &p.Hash)
+	if candidate && errors.Is(storage.Wrap(err), storage.ErrNotExist) {
+		return true
+	}
 	if err != nil {
 		fail("%v", err)
 		return false

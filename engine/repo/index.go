@@ -148,6 +148,36 @@ type Index struct {
 	blobs    map[snapshot.ID]blobLoc
 	dups     map[snapshot.ID][]blobLoc // further copies of a blob (rare: an interrupted prune, a forged index)
 	inflight map[snapshot.ID]struct{}
+	// cand holds the packs prune marked as deletion candidates: a blob
+	// whose first location is one of them has no other copy, and writers
+	// store it again rather than reference it (Reusable).
+	cand map[snapshot.ID]bool
+}
+
+// setCandidates names the packs prune marked (before any AddPack).
+func (x *Index) setCandidates(c map[snapshot.ID]bool) {
+	x.mu.Lock()
+	x.cand = c
+	x.mu.Unlock()
+}
+
+func (x *Index) candidate(pack snapshot.ID) bool {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	return x.cand[pack]
+}
+
+// Reusable reports whether a writer may reference a blob without storing
+// it: it is stored in a pack that prune did not mark for deletion.
+func (x *Index) Reusable(id snapshot.ID) bool {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	return x.reusable(id)
+}
+
+func (x *Index) reusable(id snapshot.ID) bool {
+	l, ok := x.blobs[id]
+	return ok && !x.cand[x.packs[l.pack].ID]
 }
 
 // NewIndex returns an empty index.
@@ -169,8 +199,12 @@ func (x *Index) AddPack(p PackInfo) {
 	x.packPos[p.ID] = pos
 	for _, b := range p.Blobs {
 		delete(x.inflight, b.ID)
-		if _, ok := x.blobs[b.ID]; !ok {
+		if old, ok := x.blobs[b.ID]; !ok {
 			x.blobs[b.ID] = blobLoc{pack: pos, BlobInfo: b}
+		} else if x.cand[x.packs[old.pack].ID] && !x.cand[p.ID] {
+			// A copy outside the candidates comes first.
+			x.blobs[b.ID] = blobLoc{pack: pos, BlobInfo: b}
+			x.dups[b.ID] = append(x.dups[b.ID], old)
 		} else {
 			x.dups[b.ID] = append(x.dups[b.ID], blobLoc{pack: pos, BlobInfo: b})
 		}
@@ -210,11 +244,11 @@ func (x *Index) Lookup(id snapshot.ID) (Location, bool) {
 }
 
 // claim reports whether the caller should store id: false when the blob is
-// stored or another saver already claimed it.
+// stored (outside prune's candidates) or another saver already claimed it.
 func (x *Index) claim(id snapshot.ID) bool {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	if _, ok := x.blobs[id]; ok {
+	if x.reusable(id) {
 		return false
 	}
 	if _, ok := x.inflight[id]; ok {

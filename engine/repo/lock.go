@@ -71,6 +71,18 @@ type LockInfo struct {
 	// same host, boot and PID namespace may judge it gone.
 	BootID       string `json:"boot_id,omitempty"`
 	PIDNamespace string `json:"pid_namespace,omitempty"`
+	// Maintenance marks a prune's lock: shared with writers, exclusive
+	// among prunes (docs/repository.md, "Garbage collection beside writers").
+	Maintenance bool `json:"maintenance,omitempty"`
+	// Protocol 2: the holder loaded the index together with prune's marks
+	// after its first lock object was written, and never deduplicates
+	// against a marked pack. Locks without it (older clients, holders that
+	// did not load marks) hold back every deletion of marked packs.
+	Protocol int `json:"protocol,omitempty"`
+	// Since is the storage's time of the holder's first lock object, carried
+	// in the objects that refresh it (zero in the first object itself: its
+	// own ModTime is that time).
+	Since time.Time `json:"since,omitzero"`
 
 	key     string
 	modTime time.Time // the storage's time of the object's write
@@ -232,35 +244,48 @@ func RemoveStaleLocks(ctx context.Context, b *blob.Bucket, all bool) (int, error
 
 // conflict returns a live lock that conflicts with taking one of the given
 // kind, skipping self (already written), and removes stale ones on the way.
-func conflict(ctx context.Context, b *blob.Bucket, exclusive bool, self string) (*LockInfo, error) {
+// It also returns the storage's time of self, when listed.
+func conflict(ctx context.Context, b *blob.Bucket, self LockInfo) (*LockInfo, time.Time, error) {
 	locks, err := ListLocks(ctx, b)
 	if err != nil {
-		return nil, err
+		return nil, time.Time{}, err
 	}
-	now, ok := storageNow(locks, self)
+	now, ok := storageNow(locks, self.key)
 	here := thisOrigin()
 	for _, l := range locks {
-		if l.key == self {
+		if l.key == self.key {
 			continue
 		}
 		if ok && l.stale(now, here) {
 			_ = b.Delete(ctx, l.key)
 			continue
 		}
-		if exclusive || l.Exclusive {
-			return &l, nil
+		if self.Exclusive || l.Exclusive || (self.Maintenance && l.Maintenance) {
+			return &l, time.Time{}, nil
 		}
 	}
-	return nil, nil
+	if !ok {
+		now = time.Time{}
+	}
+	return nil, now, nil
 }
 
 // AcquireLock takes a shared or exclusive lock, waiting up to wait for a
 // conflicting lock to go away. The lease is refreshed in the background
 // until Unlock.
 func AcquireLock(ctx context.Context, b *blob.Bucket, exclusive bool, purpose string, wait time.Duration) (*Lock, error) {
+	return acquireLock(ctx, b, lockKind{exclusive: exclusive}, purpose, wait)
+}
+
+// lockKind says what a lock allows: exclusive (nothing beside it),
+// maintenance (a prune: writers beside it, no other prune) and whether the
+// holder follows the marks protocol (Protocol 2, Repository.Lock only).
+type lockKind struct{ exclusive, maintenance, marks bool }
+
+func acquireLock(ctx context.Context, b *blob.Bucket, kind lockKind, purpose string, wait time.Duration) (*Lock, error) {
 	deadline := time.Now().Add(wait)
 	for try := 0; ; try++ {
-		l, err := tryLock(ctx, b, exclusive, purpose)
+		l, err := tryLock(ctx, b, kind, purpose)
 		if err == nil || !IsLocked(err) || time.Now().After(deadline) {
 			return l, err
 		}
@@ -289,18 +314,28 @@ func newLockInfo(exclusive bool, purpose string) LockInfo {
 // tryLock writes a lock object first and then looks for conflicting ones
 // (its own object's storage time is the clock stale locks are judged by);
 // on a conflict it removes its object again.
-func tryLock(ctx context.Context, b *blob.Bucket, exclusive bool, purpose string) (*Lock, error) {
-	info := newLockInfo(exclusive, purpose)
+func tryLock(ctx context.Context, b *blob.Bucket, kind lockKind, purpose string) (*Lock, error) {
+	info := newLockInfo(kind.exclusive, purpose)
+	info.Maintenance = kind.maintenance
+	if kind.marks {
+		info.Protocol = 2
+	}
 	start := time.Now()
 	if err := writeLock(ctx, b, &info); err != nil {
 		return nil, err
 	}
-	if c, err := conflict(ctx, b, exclusive, info.key); err != nil || c != nil {
+	c, since, err := conflict(ctx, b, info)
+	if err != nil || c != nil {
 		_ = b.Delete(context.WithoutCancel(ctx), info.key)
 		if err != nil {
 			return nil, err
 		}
 		return nil, &LockedError{Holder: *c}
+	}
+	// The refreshed objects carry the first one's storage time; unknown
+	// (the listing did not show it yet), they claim no protocol at all.
+	if info.Since = since; since.IsZero() {
+		info.Protocol = 0
 	}
 	l := &Lock{b: b, info: info, lastOK: start, stop: make(chan struct{}), done: make(chan struct{}), lost: make(chan struct{})}
 	go l.refresh()
@@ -427,6 +462,58 @@ func (l *Lock) Unlock(ctx context.Context) error {
 		return fmt.Errorf("delete %s: %w", l.info.key, err)
 	}
 	return nil
+}
+
+// since is the storage's time of the holder's first lock object.
+func (l LockInfo) since() time.Time {
+	if l.Since.IsZero() {
+		return l.modTime
+	}
+	return l.Since
+}
+
+// others lists the live locks other than l (all locks when l is nil, none
+// judged stale: without a lock object of our own there is no storage
+// clock to judge by), removing stale ones on the way.
+func (l *Lock) others(ctx context.Context, b *blob.Bucket) ([]LockInfo, error) {
+	if l == nil {
+		return ListLocks(ctx, b)
+	}
+	var locks []LockInfo
+	var now time.Time
+	var before, after string
+	for try := 0; ; try++ {
+		// The refresh may replace our object during the listing: either
+		// one tells the storage's time; when neither was read, list again.
+		before = l.Key()
+		var err error
+		if locks, err = ListLocks(ctx, b); err != nil {
+			return nil, err
+		}
+		after = l.Key()
+		var ok bool
+		if now, ok = storageNow(locks, after); !ok {
+			now, ok = storageNow(locks, before)
+		}
+		if ok {
+			break
+		}
+		if try == 2 {
+			return nil, fmt.Errorf("list locks: own lock %s not listed, cannot read the storage's clock", after)
+		}
+	}
+	here := thisOrigin()
+	var live []LockInfo
+	for _, o := range locks {
+		switch {
+		case o.key == before || o.key == after:
+		case o.stale(now, here):
+			_ = b.Delete(ctx, o.key)
+		default:
+			live = append(live, o)
+		}
+	}
+	return live, nil
 }
 
 // Key returns the object name of the lock (for tests and messages).

@@ -3,6 +3,7 @@ package repo
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -51,6 +52,10 @@ type PruneResult struct {
 	DuplicatesChecked int `json:"duplicates_checked,omitempty"`
 	// Warnings name used blobs no copy of which verified (all copies kept).
 	Warnings []string `json:"warnings,omitempty"`
+	// PacksMarked counts packs marked as deletion candidates; PacksWaiting
+	// those an earlier mark names that wait for older writers to finish.
+	PacksMarked  int `json:"packs_marked"`
+	PacksWaiting int `json:"packs_waiting"`
 }
 
 type packUse struct {
@@ -59,13 +64,21 @@ type packUse struct {
 	unusedSize int64
 }
 
-// Prune removes data no snapshot references: wholly unused packs are
-// deleted, mostly unused ones repacked, and the index is rewritten. It
-// needs an exclusive lock (Lock), which it confirms before it deletes
-// anything. Order makes it crash-safe: new packs, then the new index, then
-// old index files, then obsolete packs; at every step the index covers
-// every referenced blob. It refuses to run on damaged index files or
-// unreadable snapshots: deleting on partial knowledge would lose data.
+// Prune removes data no snapshot references, in two phases, beside
+// writers (docs/repository.md, "Garbage collection beside writers"): it
+// deletes the candidates of ripe marks that are still unneeded, and marks
+// what is unneeded now (wholly unused packs, packs it repacked, unindexed
+// packs) in a new mark. Mostly unused packs are repacked and the index is
+// rewritten. When no other lock is live after the new mark was written, a
+// second pass deletes its candidates at once.
+//
+// Prune needs a lock that keeps other prunes out (LockForPrune, or
+// Lock exclusive); it confirms the lease before it deletes anything. Order
+// makes it crash-safe: new packs, then the new index, then the new mark,
+// then old index files, then the ripe candidates, then their marks; at
+// every step the index covers every referenced blob. It refuses to run on
+// damaged index files or unreadable snapshots: deleting on partial
+// knowledge would lose data.
 func (r *Repository) Prune(ctx context.Context, opts PruneOptions) (*PruneResult, error) {
 	if opts.Grace == 0 {
 		opts.Grace = DefaultGrace
@@ -74,16 +87,72 @@ func (r *Repository) Prune(ctx context.Context, opts PruneOptions) (*PruneResult
 		opts.RepackUnused = 0.2
 	}
 	res := &PruneResult{}
-	stop := func(err error) (*PruneResult, error) {
-		return nil, fmt.Errorf("prune stopped, nothing deleted: %w", err)
+	marked, err := r.prunePass(ctx, opts, res)
+	if err != nil {
+		return nil, err
+	}
+	if marked && !opts.DryRun {
+		others, err := r.lock.others(ctx, r.b)
+		if err != nil {
+			return nil, fmt.Errorf("prune: %w", err)
+		}
+		if len(others) == 0 {
+			if _, err := r.prunePass(ctx, opts, res); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return res, r.LoadIndex(ctx)
+}
+
+// prunePass is one pass of Prune; it adds what it did to res and reports
+// whether it wrote a mark.
+func (r *Repository) prunePass(ctx context.Context, opts PruneOptions, total *PruneResult) (bool, error) {
+	res := &PruneResult{}
+	stop := func(err error) (bool, error) {
+		return false, fmt.Errorf("prune stopped, nothing deleted: %w", err)
 	}
 
-	// 1. Every pack of every index file, with all its blobs.
+	// 1. The marks, and which are ripe: judged on the locks live now,
+	// before the snapshots are listed. A writer that locks later loads the
+	// marks with its index.
+	marks, err := r.loadMarks(ctx)
+	if err != nil {
+		return stop(err)
+	}
+	cand := candidates(marks)
+	others, err := r.lock.others(ctx, r.b)
+	if err != nil {
+		return stop(err)
+	}
+	var ripeMarks []*mark
+	ripe := map[snapshot.ID]bool{}
+	// A dry run with nobody else at work reports what a prune deletes in
+	// its two passes.
+	allRipe := opts.DryRun && len(others) == 0
+	for _, m := range marks {
+		if m.ripe(others) {
+			ripeMarks = append(ripeMarks, m)
+			for _, p := range m.Packs {
+				ripe[p] = true
+			}
+		}
+	}
+
+	// 2. The snapshots, listed before the index is read: a backup writes
+	// its index before its manifest, so every snapshot listed here finds
+	// its blobs in the index.
+	ids, err := r.SnapshotIDs(ctx)
+	if err != nil {
+		return stop(err)
+	}
+
+	// 3. Every pack of every index file, with all its blobs.
 	var indexKeys []string
 	var packs []*packUse
 	seen := map[snapshot.ID]bool{}
 	var damaged []error
-	err := r.eachIndexFile(ctx, func(key string, ps []PackInfo, err error) error {
+	err = r.eachIndexFile(ctx, func(key string, ps []PackInfo, err error) error {
 		if err != nil {
 			damaged = append(damaged, err)
 			return nil
@@ -103,16 +172,25 @@ func (r *Repository) Prune(ctx context.Context, opts PruneOptions) (*PruneResult
 	if len(damaged) > 0 {
 		return stop(fmt.Errorf("%w (and %d damaged index files in all; `lifeboat check --repair` rebuilds the index)", damaged[0], len(damaged)))
 	}
-	// Deterministic order: the same repository prunes the same way.
-	slices.SortFunc(packs, func(a, b *packUse) int { return bytes.Compare(a.info.ID[:], b.info.ID[:]) })
+	// Deterministic order, copies outside the candidates first: the same
+	// repository prunes the same way, and a blob keeps a copy no mark names.
+	slices.SortFunc(packs, func(a, b *packUse) int {
+		if ca, cb := cand[a.info.ID], cand[b.info.ID]; ca != cb {
+			if ca {
+				return 1
+			}
+			return -1
+		}
+		return bytes.Compare(a.info.ID[:], b.info.ID[:])
+	})
 	idx := NewIndex()
 	for _, p := range packs {
 		idx.AddPack(p.info)
 	}
 	r.idx = idx
 
-	// 2. Everything referenced.
-	used, n, err := r.referenced(ctx)
+	// 4. Everything the listed snapshots reference.
+	used, n, err := r.referenced(ctx, ids)
 	if err != nil {
 		return stop(err)
 	}
@@ -123,7 +201,7 @@ func (r *Repository) Prune(ctx context.Context, opts PruneOptions) (*PruneResult
 		}
 	}
 
-	// 3. Keep one copy of each used blob: among several, one that reads
+	// 5. Keep one copy of each used blob: among several, one that reads
 	// back and verifies (a host can write an index that claims a blob in a
 	// pack of garbage; bit rot hits one copy); without a verified copy, all.
 	keepers, err := r.chooseCopies(ctx, packs, used, res)
@@ -136,7 +214,6 @@ func (r *Repository) Prune(ctx context.Context, opts PruneOptions) (*PruneResult
 				p.used = append(p.used, b)
 			} else {
 				p.unusedSize += int64(b.Length)
-				res.BlobsRemoved++
 			}
 		}
 	}
@@ -150,7 +227,22 @@ func (r *Repository) Prune(ctx context.Context, opts PruneOptions) (*PruneResult
 		sp, ok := stored[id]
 		return ok && sp.ModTime.After(cutoff)
 	}
+	// An unneeded pack is deleted when a ripe mark names it, waits when
+	// another mark does, and is marked now otherwise.
 	var keepPacks, obsolete []PackInfo
+	var newMark []snapshot.ID
+	unneeded := func(id snapshot.ID) bool {
+		switch {
+		case ripe[id] || allRipe:
+			return true
+		case !cand[id]:
+			newMark = append(newMark, id)
+			res.PacksMarked++
+		default:
+			res.PacksWaiting++
+		}
+		return false
+	}
 	var repack []*packUse
 	for _, p := range packs {
 		switch {
@@ -160,9 +252,14 @@ func (r *Repository) Prune(ctx context.Context, opts PruneOptions) (*PruneResult
 			res.RecentKept++
 			keepPacks = append(keepPacks, p.info)
 		case len(p.used) == 0:
-			obsolete = append(obsolete, p.info)
-			res.PacksDeleted++
-			res.BytesFreed += p.info.Size
+			if unneeded(p.info.ID) {
+				obsolete = append(obsolete, p.info)
+				res.PacksDeleted++
+				res.BlobsRemoved += len(p.info.Blobs)
+				res.BytesFreed += p.info.Size
+			} else {
+				keepPacks = append(keepPacks, p.info)
+			}
 		case float64(p.unusedSize) > opts.RepackUnused*float64(p.info.Size):
 			if p.used[0].Type == DataBlob && !r.readData {
 				res.NeedOwnerKey++
@@ -170,8 +267,18 @@ func (r *Repository) Prune(ctx context.Context, opts PruneOptions) (*PruneResult
 				keepPacks = append(keepPacks, p.info)
 				continue
 			}
+			// Its used blobs are copied now; the pack itself stays
+			// indexed, a candidate, until a later pass deletes it.
 			repack = append(repack, p)
 			res.PacksRepacked++
+			keepPacks = append(keepPacks, p.info)
+			if allRipe {
+				res.PacksDeleted++
+				res.BytesFreed += p.unusedSize
+			} else if !cand[p.info.ID] || ripe[p.info.ID] {
+				newMark = append(newMark, p.info.ID)
+				res.PacksMarked++
+			}
 		default:
 			res.PartlyUsedKept++
 			keepPacks = append(keepPacks, p.info)
@@ -185,8 +292,10 @@ func (r *Repository) Prune(ctx context.Context, opts PruneOptions) (*PruneResult
 		if seen[id] || sp.ModTime.After(cutoff) {
 			continue
 		}
-		unindexed = append(unindexed, sp.Key)
-		res.BytesFreed += sp.Size
+		if unneeded(id) {
+			unindexed = append(unindexed, sp.Key)
+			res.BytesFreed += sp.Size
+		}
 	}
 	slices.Sort(unindexed)
 	res.PacksUnindexed = len(unindexed)
@@ -195,75 +304,104 @@ func (r *Repository) Prune(ctx context.Context, opts PruneOptions) (*PruneResult
 		return stop(err)
 	}
 	res.StagingFiles = len(staging)
+	defer total.add(res)
 	if opts.DryRun {
-		return res, nil
+		return false, nil
 	}
-	if len(obsolete) == 0 && len(repack) == 0 && len(unindexed) == 0 && len(staging) == 0 && len(indexKeys) <= 1 {
-		return res, nil
+	if len(obsolete) == 0 && len(repack) == 0 && len(unindexed) == 0 && len(staging) == 0 &&
+		len(newMark) == 0 && len(ripeMarks) == 0 && len(indexKeys) <= 1 {
+		return false, nil
 	}
 
-	// 4. Repack: copy used blobs as stored (no recompression) into new packs.
+	// 6. Repack: copy used blobs as stored (no recompression) into new packs.
 	for _, p := range repack {
 		plain, _, err := readWholePack(ctx, r.b, p.info.ID, r.ids, &p.info.Hash)
 		if err != nil {
 			r.Abort()
-			return nil, err
+			return false, err
 		}
 		for _, b := range p.used {
 			if err := r.store(ctx, b.Type, b.ID, plain[b.Offset:b.Offset+b.Length], int(b.RawLength), b.Compressed); err != nil {
 				r.Abort()
-				return nil, err
+				return false, err
 			}
 		}
-		obsolete = append(obsolete, p.info)
-		res.BytesFreed += p.unusedSize
 	}
 	if err := r.Flush(ctx); err != nil {
-		return nil, err
+		return false, err
 	}
 
-	// 5. One index for everything kept, then drop the old index files.
-	// From here on objects are deleted: only under a lease still held.
+	// 7. One index for everything kept, the new mark, then drop the old
+	// index files. From here on objects are deleted: only under a lease
+	// still held.
 	if err := r.lock.Confirm(ctx); err != nil {
 		return stop(err)
 	}
 	for start := 0; start < len(keepPacks); start += 4096 {
 		batch := keepPacks[start:min(start+4096, len(keepPacks))]
 		if err := r.writeIndex(ctx, batch); err != nil {
-			return nil, err
+			return false, err
+		}
+	}
+	if len(newMark) > 0 {
+		if err := r.writeMark(ctx, newMark); err != nil {
+			return false, err
 		}
 	}
 	if err := r.lock.Confirm(ctx); err != nil {
-		return nil, fmt.Errorf("prune stopped after writing the new index (old index files and packs kept; the next prune finishes): %w", err)
+		return false, fmt.Errorf("prune stopped after writing the new index (old index files and packs kept; the next prune finishes): %w", err)
 	}
 	del := func(key string) error {
 		if !r.lock.Held() {
 			return fmt.Errorf("prune stopped before deleting %s: %w", key, ErrLockLost)
 		}
-		if err := r.b.Delete(ctx, key); err != nil {
+		if err := r.b.Delete(ctx, key); err != nil && !errors.Is(storage.Wrap(err), storage.ErrNotExist) {
 			return fmt.Errorf("delete %s: %w", key, err)
 		}
 		return nil
 	}
 	for _, k := range indexKeys {
 		if err := del(k); err != nil {
-			return nil, err
+			return false, err
 		}
 	}
 	res.IndexFilesMerged = len(indexKeys)
 
-	// 6. Obsolete and orphaned packs, then staging files of killed writers.
+	// 8. The ripe candidates still unneeded, orphaned staging files, then
+	// the ripe marks (what they named is deleted, used again, or in the
+	// new mark).
 	for _, p := range obsolete {
 		if err := del(packKey(p.ID)); err != nil {
-			return nil, err
+			return false, err
 		}
 	}
 	for _, k := range append(unindexed, staging...) {
 		if err := del(k); err != nil {
-			return nil, err
+			return false, err
 		}
 	}
-	return res, r.LoadIndex(ctx)
+	for _, m := range ripeMarks {
+		if err := del(m.key); err != nil {
+			return false, err
+		}
+	}
+	return len(newMark) > 0, nil
+}
+
+// add counts what a pass did into the whole prune's result: deletions add
+// up, the state of the repository is the last pass's.
+func (t *PruneResult) add(p *PruneResult) {
+	t.Snapshots, t.PacksKept, t.PartlyUsedKept, t.RecentKept = p.Snapshots, p.PacksKept, p.PartlyUsedKept, p.RecentKept
+	t.NeedOwnerKey, t.Warnings, t.PacksWaiting = p.NeedOwnerKey, p.Warnings, p.PacksWaiting
+	t.PacksDeleted += p.PacksDeleted
+	t.PacksRepacked += p.PacksRepacked
+	t.PacksUnindexed += p.PacksUnindexed
+	t.StagingFiles += p.StagingFiles
+	t.BlobsRemoved += p.BlobsRemoved
+	t.BytesFreed += p.BytesFreed
+	t.IndexFilesMerged += p.IndexFilesMerged
+	t.DuplicatesChecked += p.DuplicatesChecked
+	t.PacksMarked += p.PacksMarked
 }
 
 // oldStagingFiles lists the staging files (file:// only) that killed
@@ -285,19 +423,21 @@ func (r *Repository) oldStagingFiles(ctx context.Context, cutoff time.Time) ([]s
 	}
 }
 
-// referenced returns every blob the snapshots reference, and how many
-// snapshots there are. A snapshot that cannot be read is an error.
-func (r *Repository) referenced(ctx context.Context) (map[snapshot.ID]bool, int, error) {
+// referenced returns every blob the snapshots ids reference, and how many
+// of them there still are. A snapshot that cannot be read is an error; one
+// forgotten since the listing is skipped.
+func (r *Repository) referenced(ctx context.Context, ids []snapshot.ID) (map[snapshot.ID]bool, int, error) {
 	used := map[snapshot.ID]bool{}
-	ids, err := r.SnapshotIDs(ctx)
-	if err != nil {
-		return nil, 0, err
-	}
+	n := 0
 	for _, id := range ids {
 		sn, err := r.LoadSnapshot(ctx, id)
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
 		if err != nil {
 			return nil, 0, err
 		}
+		n++
 		for _, t := range sn.Tree {
 			used[t] = true
 		}
@@ -311,7 +451,7 @@ func (r *Repository) referenced(ctx context.Context) (map[snapshot.ID]bool, int,
 			return nil, 0, err
 		}
 	}
-	return used, len(ids), nil
+	return used, n, nil
 }
 
 // keeper says which copy of a used blob prune keeps: the one in pack, or

@@ -279,8 +279,19 @@ func OpenUnindexed(ctx context.Context, b *blob.Bucket, creds Credentials) (*Rep
 // conflicting one to go away) and then loads the index: never the reverse,
 // or a lock wait would leave an index that a prune made stale meanwhile.
 // SaveSnapshot and Prune confirm the lock before they commit.
+// The index is loaded with prune's marks (Protocol 2 in the lock object).
 func (r *Repository) Lock(ctx context.Context, exclusive bool, purpose string, wait time.Duration) (*Lock, error) {
-	lk, err := AcquireLock(ctx, r.b, exclusive, purpose, wait)
+	return r.lockKind(ctx, lockKind{exclusive: exclusive, marks: true}, purpose, wait)
+}
+
+// LockForPrune takes the lock Prune runs under: shared with writers,
+// exclusive among prunes.
+func (r *Repository) LockForPrune(ctx context.Context, purpose string, wait time.Duration) (*Lock, error) {
+	return r.lockKind(ctx, lockKind{maintenance: true, marks: true}, purpose, wait)
+}
+
+func (r *Repository) lockKind(ctx context.Context, kind lockKind, purpose string, wait time.Duration) (*Lock, error) {
+	lk, err := acquireLock(ctx, r.b, kind, purpose, wait)
 	if err != nil {
 		return nil, err
 	}
@@ -390,10 +401,20 @@ func (r *Repository) unseal(key string, data []byte) ([]byte, error) {
 // or decoded is skipped and reported by DamagedIndexes: blobs only it
 // listed are then stored again by the next backup, and prune refuses to
 // run until `check --repair` rebuilt the index.
+//
+// Packs that prune marked as deletion candidates (marks.go) are loaded
+// last: readers use them only where no other copy exists, and writers
+// never deduplicate against them.
 func (r *Repository) LoadIndex(ctx context.Context) error {
+	marks, err := r.loadMarks(ctx)
+	if err != nil {
+		return err
+	}
 	idx := NewIndex()
+	idx.setCandidates(candidates(marks))
 	var bad []error
-	err := r.eachIndexFile(ctx, func(key string, packs []PackInfo, err error) error {
+	var later []PackInfo
+	err = r.eachIndexFile(ctx, func(key string, packs []PackInfo, err error) error {
 		if errors.Is(err, ErrNotFound) {
 			return nil // merged by a prune since the listing (readers without a lock)
 		}
@@ -402,12 +423,19 @@ func (r *Repository) LoadIndex(ctx context.Context) error {
 			return nil
 		}
 		for _, p := range packs {
-			idx.AddPack(p)
+			if idx.candidate(p.ID) {
+				later = append(later, p)
+			} else {
+				idx.AddPack(p)
+			}
 		}
 		return nil
 	})
 	if err != nil {
 		return err
+	}
+	for _, p := range later {
+		idx.AddPack(p)
 	}
 	r.idx, r.badIndexes = idx, bad
 	return nil
