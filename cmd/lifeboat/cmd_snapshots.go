@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"io/fs"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -186,22 +185,7 @@ func lsJSON(n *snapshot.Node) map[string]any {
 }
 
 func lsLine(n *snapshot.Node) string {
-	fm := fs.FileMode(n.Mode)
-	switch n.Type {
-	case snapshot.TypeDir:
-		fm |= fs.ModeDir
-	case snapshot.TypeSymlink:
-		fm |= fs.ModeSymlink
-	case snapshot.TypeDevice:
-		fm |= fs.ModeDevice
-	case snapshot.TypeCharDev:
-		fm |= fs.ModeDevice | fs.ModeCharDevice
-	case snapshot.TypeFIFO:
-		fm |= fs.ModeNamedPipe
-	case snapshot.TypeSocket:
-		fm |= fs.ModeSocket
-	}
-	mode := fm.String()
+	mode := n.FileMode().String()
 	owner := n.User
 	if owner == "" {
 		owner = fmt.Sprint(n.UID)

@@ -1,6 +1,7 @@
 package snapshot
 
 import (
+	"io/fs"
 	"strings"
 	"time"
 )
@@ -76,4 +77,25 @@ func ComparePaths(a, b string) int {
 		}
 		a, b = a[ai+1:], b[bi+1:]
 	}
+}
+
+// FileMode is the entry's type and permission bits as an fs.FileMode
+// (what ls -l shows).
+func (e *Entry) FileMode() fs.FileMode {
+	fm := fs.FileMode(e.Mode)
+	switch e.Type {
+	case TypeDir:
+		fm |= fs.ModeDir
+	case TypeSymlink:
+		fm |= fs.ModeSymlink
+	case TypeDevice:
+		fm |= fs.ModeDevice
+	case TypeCharDev:
+		fm |= fs.ModeDevice | fs.ModeCharDevice
+	case TypeFIFO:
+		fm |= fs.ModeNamedPipe
+	case TypeSocket:
+		fm |= fs.ModeSocket
+	}
+	return fm
 }
