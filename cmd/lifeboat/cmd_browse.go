@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -113,7 +114,8 @@ func (a *app) findCmd() *cobra.Command {
 		Short: "Find entries by name across snapshots (host key suffices)",
 		Long: `Find the entries whose base name matches PATTERN (a shell glob: *, ?, [...]), or whose whole
 path ("/dir/file") matches when PATTERN contains a slash, in every snapshot (oldest first) or
-those named by --snapshot. --json prints one line per snapshot with hits:
+those named by --snapshot (restic's own file trees are skipped: restic find reads them).
+--json prints one line per snapshot with hits:
 {"snapshot": ID, "hits": N, "matches": [...]}.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -141,6 +143,10 @@ those named by --snapshot. --json prints one line per snapshot with hits:
 						}
 						return nil
 					})
+					if errors.Is(err, snapshot.ErrUnsupported) { // restic's own file trees
+						fmt.Fprintf(a.stderr, "skipped: %s\n", termSafe(err.Error()))
+						continue
+					}
 					if err != nil {
 						return err
 					}

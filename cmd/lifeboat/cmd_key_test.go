@@ -129,3 +129,15 @@ func TestInitKeyFileFirst(t *testing.T) {
 	require.NoError(t, err)
 	assert.Contains(t, string(data), "# lifeboat-repository: ")
 }
+
+// TestKeyOfAnotherRepository: a key file pinned to another repository is
+// the wrong key for this one: exit 12 naming both repositories, not a
+// generic failure.
+func TestKeyOfAnotherRepository(t *testing.T) {
+	_, dirA, _ := setup(t)
+	b, _, src := setup(t)
+	other := b.with(t, map[string]string{"LIFEBOAT_KEY_FILE": filepath.Join(dirA, "owner.key")})
+	_, errs, code := other.run("backup", "files", src)
+	assert.Equal(t, exitWrongKey, code, errs)
+	assert.Contains(t, errs, "pinned to repository")
+}

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -21,10 +22,13 @@ import (
 // RPO with archive_timeout = 10s: under a steady trickle of commits the
 // newest archived WAL (its last write, from the archive's headers, read
 // with the host key as status does) is never more than 15 s behind.
-// PITR_RPO_SECONDS sets the measuring time (default 25).
+// PITR_RPO_SECONDS sets the measuring time (default 25). Env-gated
+// (LIFEBOAT_PITR_RPO=1): PostgreSQL's archive_timeout does not hold on a
+// loaded machine (docs/pitr.md, "RPO"), so the result says as much about
+// the machine as about lifeboat.
 func TestPITRPGRPOArchiveTimeout(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts MinIO and PostgreSQL")
+	if testing.Short() || os.Getenv("LIFEBOAT_PITR_RPO") != "1" {
+		t.Skip("LIFEBOAT_PITR_RPO=1 measures the RPO (starts MinIO and PostgreSQL)")
 	}
 	secs := 25
 	if s := os.Getenv("PITR_RPO_SECONDS"); s != "" {
@@ -74,7 +78,26 @@ func TestPITRPGRPOArchiveTimeout(t *testing.T) {
 			worst = lag
 		}
 	}
-	t.Logf("RPO over %s with archive_timeout=10s: worst %s over %d samples (now - last write of the newest archived segment)",
-		time.Since(start).Round(time.Second), worst.Round(100*time.Millisecond), samples)
+	// How long pushes took (archive time minus last write): the part of
+	// the RPO that is lifeboat's and the machine's, not archive_timeout's.
+	segs, _, err := la.List(ctx, "pg", wal.Stream)
+	require.NoError(t, err)
+	var push time.Duration
+	for _, s := range segs {
+		if d := s.Archived.Sub(s.LastTime); wal.IsSegment(s.Name) && d > push {
+			push = d
+		}
+	}
+	t.Logf("RPO over %s with archive_timeout=10s: worst %s over %d samples (now - last write of the newest archived segment); slowest push %s; load %s",
+		time.Since(start).Round(time.Second), worst.Round(100*time.Millisecond), samples, push.Round(100*time.Millisecond), loadavg())
 	require.LessOrEqual(t, worst, 15*time.Second)
+}
+
+func loadavg() string {
+	b, _ := os.ReadFile("/proc/loadavg")
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
 }

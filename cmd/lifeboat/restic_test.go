@@ -175,6 +175,21 @@ repositories:
 
 			// ls reads a stream snapshot's tree from restic
 			assert.Contains(t, c.ok("ls", "latest", "--policy", rpolicy, "--target", "shopdb"), "rs_shop")
+			// so do diff, find and stats; restic's own file trees are skipped by find, refused by diff
+			rsns := []map[string]any{}
+			require.NoError(t, json.Unmarshal([]byte(c.ok("snapshots", "--policy", rpolicy, "--target", "shopdb", "--json")), &rsns))
+			require.NotEmpty(t, rsns)
+			id := rsns[len(rsns)-1]["id"].(string)
+			assert.Contains(t, c.ok("diff", id, id, "--policy", rpolicy), "0 new")
+			out, errs, code := c.run("find", "quote*", "--policy", rpolicy)
+			assert.Equal(t, 0, code, errs)
+			assert.Contains(t, out, "/rs_shop/quote")
+			assert.Contains(t, errs, "restic's own file tree")
+			assert.Contains(t, c.ok("stats", "--policy", rpolicy, "--target", "shopdb"), "Total File Count")
+			media := []map[string]any{}
+			require.NoError(t, json.Unmarshal([]byte(c.ok("snapshots", "--policy", rpolicy, "--target", "media", "--json")), &media))
+			_, errs, code = c.run("diff", media[0]["id"].(string), id, "--policy", rpolicy)
+			assert.Equal(t, exitUsage, code, errs)
 
 			// the secondary holds both targets, restorable
 			c.env["LIFEBOAT_REPO"], c.env["LIFEBOAT_ENGINE"], c.env["LIFEBOAT_PASSPHRASE_FILE"] = repoURL("restic-dr"), "restic", resticPass

@@ -151,8 +151,8 @@ func checkPin(cfg Config, pins []Pin) error {
 		for i, p := range pins {
 			ids[i] = p.Repo.Short()
 		}
-		return fmt.Errorf("%s: %w: it names repository %s, the key is pinned to repository %v (a config written by someone else, or the wrong key)",
-			configKey, ErrNotOwnerSigned, cfg.ID.Short(), ids)
+		return fmt.Errorf("%s: %w: it names repository %s, the key is pinned to repository %v (a config written by someone else, or %w)",
+			configKey, ErrNotOwnerSigned, cfg.ID.Short(), ids, ErrWrongKey)
 	}
 	if !cfg.Signed() {
 		return fmt.Errorf("%s: %w: the config is unsigned (format 1) but the key pins signer %s: a signed config was replaced",
