@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -65,4 +66,33 @@ func TestCLISnapshotsTagRepeatable(t *testing.T) {
 	assert.Equal(t, sorted(ids["nightly+pre-upgrade"], ids["manual"]), list("--tag", "nightly,pre-upgrade", "--tag", "manual"))
 	assert.Empty(t, list("--tag", "none"))
 	assert.Len(t, list(), 4)
+}
+
+// backup files --exclude-file, --iexclude, --exclude-if-present,
+// --exclude-caches end to end.
+func TestCLIBackupExcludeOptions(t *testing.T) {
+	c, dir, src := setup(t)
+	c.env["LIFEBOAT_KEY_FILE"] = filepath.Join(dir, "host.key")
+	for name, body := range map[string]string{
+		"IMG.PNG": "x", "keep.txt": "x", "notes.log": "x", "tmp/x": "x", "build/.nobackup": "", "build/a.o": "x",
+		"cache/CACHEDIR.TAG": "Signature: 8a477f597d28d172789f06886806bc55\n", "cache/blob": "x",
+	} {
+		p := filepath.Join(src, name)
+		require.NoError(t, os.MkdirAll(filepath.Dir(p), 0o755))
+		require.NoError(t, os.WriteFile(p, []byte(body), 0o644))
+	}
+	exf := filepath.Join(dir, "excludes.txt")
+	require.NoError(t, os.WriteFile(exf, []byte("# logs and scratch\n*.log\n\n  tmp/  \n"), 0o644))
+	c.ok("backup", "files", src, "--exclude-file", exf, "--iexclude", "*.png", "--exclude-if-present", ".nobackup", "--exclude-caches")
+	ls := c.ok("ls", "latest")
+	assert.Contains(t, ls, "src/keep.txt")
+	assert.Contains(t, ls, "src/sub/a.txt")
+	for _, gone := range []string{"IMG.PNG", "notes.log", "src/tmp", "src/build", "src/cache"} {
+		assert.NotContains(t, ls, gone)
+	}
+	_, errs, code := c.run("backup", "files", src, "--exclude-file", filepath.Join(dir, "missing.txt"))
+	assert.Equal(t, exitUsage, code, errs)
+	assert.Contains(t, errs, "missing.txt")
+	_, errs, code = c.run("backup", "files", src, "--iexclude", "[z")
+	assert.Equal(t, exitUsage, code, errs)
 }
