@@ -23,6 +23,7 @@ type forgetOptions struct {
 	pick       string
 	groupBy    string
 	dryRun     bool
+	host       string
 }
 
 func (a *app) forgetCmd() *cobra.Command {
@@ -49,6 +50,15 @@ See docs/retention.md.`,
 				rules = schedule.RulesOf(p.Retention)
 				only = func(s *snapshot.Snapshot) bool {
 					return s.Host == p.Host && slices.Contains(s.Tags, schedule.PolicyTag(p.Name))
+				}
+			}
+			if o.host != "" {
+				if len(args) > 0 {
+					return usagef("--host selects the snapshots retention rules apply to; give snapshot IDs without it")
+				}
+				policyOnly := only
+				only = func(s *snapshot.Snapshot) bool {
+					return s.Host == o.host && (policyOnly == nil || policyOnly(s))
 				}
 			}
 			switch {
@@ -116,6 +126,7 @@ See docs/retention.md.`,
 	f.StringVar(&o.pick, "period-pick", "last", "which snapshot stands for a period: last or first")
 	f.StringVar(&o.groupBy, "group-by", "host,target", "group snapshots by these fields (host, target, tags)")
 	f.BoolVarP(&o.dryRun, "dry-run", "n", false, "print the decisions, remove nothing")
+	f.StringVar(&o.host, "host", "", "apply the rules to this host's snapshots only")
 	return cmd
 }
 

@@ -99,7 +99,7 @@ itself show as files snapshots named after their first path.`,
 }
 
 func (a *app) lsCmd() *cobra.Command {
-	var target string
+	var target, host string
 	var long bool
 	cmd := &cobra.Command{
 		Use:   "ls SNAPSHOT|latest [PATH]",
@@ -108,7 +108,7 @@ func (a *app) lsCmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			return a.withEngine(ctx, noLock, "", func(ctx context.Context, e engine.Engine) error {
-				sn, err := findSnapshot(ctx, e, args[0], snapshotFilter(target, ""))
+				sn, err := findPerTarget(ctx, e, args[0], target, host)
 				if err != nil {
 					return err
 				}
@@ -153,6 +153,7 @@ func (a *app) lsCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&target, "target", "", "with latest: the latest snapshot of this target")
+	cmd.Flags().StringVar(&host, "host", "", "with latest: the latest snapshot of this host")
 	cmd.Flags().BoolVarP(&long, "long", "l", false, "mode, owner, group, size, time and link target of each entry")
 	return cmd
 }
