@@ -131,7 +131,7 @@ some source data unreadable, 5 restore finished but some entries could not be re
 		a.checkCmd(), a.pruneCmd(), a.forgetCmd(), a.unlockCmd(), a.versionCmd(), a.replicateCmd(), a.runCmd(), a.failoverCmd(), a.statusCmd())
 	root.AddCommand(a.systemdCmd(), a.daemonCmd(), a.historyCmd())
 	root.AddCommand(a.configCmd(), a.keyCmd())
-	root.AddCommand(a.drillCmd())
+	root.AddCommand(a.drillCmd(), a.tagCmd())
 	root.AddCommand(a.walCmd(), a.binlogCmd())
 	root.AddCommand(a.exportCmd(), a.sanitizeCmd())
 	root.AddCommand(a.browseCmds()...)

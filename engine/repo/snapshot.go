@@ -207,6 +207,28 @@ func (r *Repository) DeleteSnapshot(ctx context.Context, id snapshot.ID) error {
 	return nil
 }
 
+// RewriteSnapshot replaces snapshot id's manifest by what edit makes of
+// it (tag --add/--remove/--set) and returns the new ID. The new manifest
+// is written first (SaveSnapshot: under the caller's lock, the lease
+// confirmed around the write) and only then the old one deleted, so a
+// crash between the two leaves both, never neither; the blobs they
+// reference are the same, so no prune can take them from either.
+func (r *Repository) RewriteSnapshot(ctx context.Context, id snapshot.ID, edit func(*snapshot.Snapshot)) (snapshot.ID, error) {
+	sn, err := r.LoadSnapshot(ctx, id)
+	if err != nil {
+		return snapshot.ID{}, err
+	}
+	edit(sn)
+	nid, err := r.SaveSnapshot(ctx, sn)
+	if err != nil {
+		return snapshot.ID{}, err
+	}
+	if err := r.DeleteSnapshot(ctx, id); err != nil {
+		return nid, fmt.Errorf("snapshot %s saved as %s, but the old manifest stays (forget it): %w", id.Short(), nid.Short(), err)
+	}
+	return nid, nil
+}
+
 // SaveRecord stores a small record (a run journal entry, say) under
 // records/<kind>/<UTC time>-<random>, compressed and encrypted to owner and
 // host like every metadata object, and returns its key. Records are not
