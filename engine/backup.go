@@ -44,7 +44,8 @@ type BackupOptions struct {
 	NoParent bool
 	Workers  int // default: GOMAXPROCS
 	Progress *Progress
-	// Time overrides the snapshot time (tests).
+	// Time overrides the snapshot time (backup --time: imports from other
+	// tools, retention tests over simulated years).
 	Time time.Time
 }
 
@@ -106,7 +107,7 @@ func Backup(ctx context.Context, r *repo.Repository, src Source, opts BackupOpti
 	sn.Stats.Blobs = after.Blobs - before.Blobs
 	sn.Stats.BytesRead = opts.Progress.BytesRead.Load()
 	sn.Stats.Duration = time.Since(start).Seconds()
-	sn.RecoveryPoint.Time = start.UTC()
+	sn.RecoveryPoint.Time = sn.Time // start, or the time the caller gave
 	if rp, ok := src.(RecoveryPointer); ok {
 		t, details := rp.RecoveryPoint()
 		if !t.IsZero() {

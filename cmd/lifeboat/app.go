@@ -135,6 +135,9 @@ some source data unreadable, 5 restore finished but some entries could not be re
 	root.AddCommand(a.walCmd(), a.binlogCmd())
 	root.AddCommand(a.exportCmd(), a.sanitizeCmd())
 	root.AddCommand(a.browseCmds()...)
+	root.InitDefaultHelpCmd()
+	root.InitDefaultCompletionCmd()
+	guardCommands(root)
 	return root
 }
 
@@ -311,7 +314,7 @@ func (a *app) credentials() (repo.Credentials, error) {
 	if kf := a.v.GetString("key-file"); kf != "" {
 		kc, err := repo.ReadKeyFile(kf)
 		if err != nil {
-			return c, err
+			return c, usageNotFound("--key-file", err)
 		}
 		c.Identities, c.Pins = kc.Identities, kc.Pins
 	} else if a.policy != nil && a.policy.Repositories.Primary.KeyFile != "" {

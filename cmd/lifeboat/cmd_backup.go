@@ -21,6 +21,7 @@ type backupOptions struct {
 	parent        string
 	force         bool
 	oneFileSystem bool
+	time          string // --time: the snapshot's time instead of now
 	// workers overrides the backup's reader count (database dumps: one
 	// per dump stream); consistent, when set, describes a database
 	// snapshot's recovery point on a line before the summary.
@@ -52,12 +53,16 @@ the exit code is 4.`,
 	f.StringVar(&o.parent, "parent", "", "compare with this snapshot instead of the latest of the same target")
 	f.BoolVar(&o.force, "force", false, "read every file, ignoring the parent snapshot")
 	f.BoolVarP(&o.oneFileSystem, "one-file-system", "x", false, "do not cross mount points")
+	timeFlag(f, &o)
 	cmd.AddCommand(files, a.backupMySQLCmd(), a.backupPostgresCmd())
 	cmd.AddCommand(a.targetBackupCmds()...)
 	return cmd
 }
 
 func (a *app) runBackupFiles(cmd *cobra.Command, o backupOptions, paths []string) error {
+	if err := files.CheckExcludes(o.excludes); err != nil {
+		return usagef("--exclude: %v", err)
+	}
 	src := &files.Source{Roots: paths, Options: files.Options{Excludes: o.excludes, OneFileSystem: o.oneFileSystem}}
 	return a.backupSource(cmd.Context(), o, src, "processed")
 }
@@ -118,6 +123,25 @@ func commonBackupFlags(f *pflag.FlagSet, o *backupOptions, kind string, force bo
 	if force {
 		f.BoolVar(&o.force, "force", false, "read everything, ignoring the parent snapshot")
 	}
+	timeFlag(f, o)
+}
+
+func timeFlag(f *pflag.FlagSet, o *backupOptions) {
+	f.StringVar(&o.time, "time", "", `record this as the snapshot's time instead of now (restic's --time): RFC 3339 or "2006-01-02 15:04:05" local time`)
+}
+
+// parseSnapshotTime reads --time: RFC 3339, or restic's
+// "2006-01-02 15:04:05" (also without seconds) in the local zone.
+func parseSnapshotTime(s string) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t, nil
+	}
+	for _, layout := range []string{"2006-01-02 15:04:05", "2006-01-02 15:04"} {
+		if t, err := time.ParseInLocation(layout, s, time.Local); err == nil {
+			return t, nil
+		}
+	}
+	return time.Time{}, usagef("--time %q: want RFC 3339 (2027-09-15T02:30:00+02:00) or \"2027-09-15 02:30:00\" (local time)", s)
 }
 
 // backupSource runs one backup of src on the repository's engine, with
@@ -126,6 +150,13 @@ func (a *app) backupSource(ctx context.Context, o backupOptions, src engine.Sour
 	return a.withEngine(ctx, sharedLock, "backup", func(ctx context.Context, e engine.Engine) error {
 		opts := engine.BackupOptions{Target: o.target, Host: o.host, Tags: o.tags, NoParent: o.force, Progress: &engine.Progress{},
 			Workers: o.workers}
+		if o.time != "" {
+			t, err := parseSnapshotTime(o.time)
+			if err != nil {
+				return err
+			}
+			opts.Time = t
+		}
 		if o.parent != "" {
 			p, err := findSnapshot(ctx, e, o.parent, nil)
 			if err != nil {

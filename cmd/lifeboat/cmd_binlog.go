@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"os"
@@ -10,6 +11,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/lifeboat-backup/lifeboat/engine/pitr"
+	"github.com/lifeboat-backup/lifeboat/engine/repo"
+	"github.com/lifeboat-backup/lifeboat/engine/storage"
 	"github.com/lifeboat-backup/lifeboat/policies"
 )
 
@@ -51,39 +54,77 @@ Exit codes: 0 stopped, 1 failure, 2 bad usage, 10 no repository, 13 gap in the b
 			if err != nil {
 				return err
 			}
-			var pw string
-			if !t.PasswordFile.IsZero() {
-				b, err := t.PasswordFile.Read()
-				if err != nil {
-					return fmt.Errorf("target %s: password: %w", t.Name, err)
-				}
-				pw = string(b)
-			}
-			if spool == "" {
-				spool = filepath.Join(stateDir(), "binlog", p.Name+"-"+t.Name)
-			}
-			var metrics string
-			if m := p.Metrics.Textfile; m != "" {
-				metrics = strings.TrimSuffix(m, ".prom") + "-binlog-" + t.Name + ".prom"
-			}
 			ctx := cmd.Context()
 			r, err := a.openRepo(ctx)
 			if err != nil {
 				return err
 			}
 			defer r.Bucket().Close()
-			level := slog.LevelInfo
-			if a.quiet {
-				level = slog.LevelWarn
-			}
-			log := slog.New(slog.NewTextHandler(a.stderr, &slog.HandlerOptions{Level: level}))
-			return pitr.RunArchive(ctx, pitr.ArchiveOptions{Policy: p.Name, Target: *t, Password: pw, Repo: r,
-				Spool: spool, Metrics: metrics, Log: log})
+			return a.binlogArchive(ctx, p, t, r, spool)
 		},
 	}
 	cmd.Flags().StringVar(&target, "target", "", "the mysql target (may be left out when one target has an archive block)")
 	cmd.Flags().StringVar(&spool, "spool", "", "private working directory (default: STATE/binlog/POLICY-TARGET)")
 	return cmd
+}
+
+// binlogArchive runs target t's archiver into r until ctx ends.
+func (a *app) binlogArchive(ctx context.Context, p *policies.Policy, t *policies.Target, r *repo.Repository, spool string) error {
+	var pw string
+	if !t.PasswordFile.IsZero() {
+		b, err := t.PasswordFile.Read()
+		if err != nil {
+			return fmt.Errorf("target %s: password: %w", t.Name, err)
+		}
+		pw = string(b)
+	}
+	if spool == "" {
+		spool = filepath.Join(stateDir(), "binlog", p.Name+"-"+t.Name)
+	}
+	var metrics string
+	if m := p.Metrics.Textfile; m != "" {
+		metrics = strings.TrimSuffix(m, ".prom") + "-binlog-" + t.Name + ".prom"
+	}
+	level := slog.LevelInfo
+	if a.quiet {
+		level = slog.LevelWarn
+	}
+	log := slog.New(slog.NewTextHandler(a.stderr, &slog.HandlerOptions{Level: level}))
+	return pitr.RunArchive(ctx, pitr.ArchiveOptions{Policy: p.Name, Target: *t, Password: pw, Repo: r,
+		Spool: spool, Metrics: metrics, Log: log})
+}
+
+// daemonArchive is the daemon's binlog archiver of one target: the
+// policy's own repository and key file (the daemon serves several
+// policies at once, so the global flags and the environment do not
+// apply).
+func (a *app) daemonArchive(ctx context.Context, p *policies.Policy, target string) error {
+	t, err := p.Target(target)
+	if err != nil {
+		return err
+	}
+	prim := p.Repositories.Primary
+	if prim.KeyFile == "" {
+		return fmt.Errorf("policy %s: the daemon's binlog archiver needs repositories.primary.key_file (the host key)", p.Name)
+	}
+	data, err := prim.KeyFile.Read()
+	if err != nil {
+		return fmt.Errorf("policy %s: repositories.primary.key_file: %w", p.Name, err)
+	}
+	creds, err := repo.ParseCredentials(data)
+	if err != nil {
+		return fmt.Errorf("policy %s: repositories.primary.key_file: %w", p.Name, err)
+	}
+	b, err := storage.OpenWith(ctx, prim.URL, storage.OpenOptions{Ping: true})
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	r, err := repo.OpenUnindexed(ctx, b, creds)
+	if err != nil {
+		return fmt.Errorf("%s: %w", storage.Redact(prim.URL), err)
+	}
+	return a.binlogArchive(ctx, p, t, r, "")
 }
 
 // archiveTarget is the target named (or the policy's one target with an

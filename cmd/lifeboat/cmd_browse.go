@@ -213,7 +213,7 @@ owner key (exit 12 with a host key).`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.withBrowse(cmd.Context(), readLock, "dump", func(ctx context.Context, r browse.Repo) error {
-				sn, err := r.FindSnapshot(ctx, args[0], snapshotFilter(target, ""))
+				sn, err := findPerTarget(ctx, r, args[0], target, "")
 				if err != nil {
 					return err
 				}

@@ -40,8 +40,6 @@ func (a *app) configCmd() *cobra.Command {
   lifeboat config validate FILE                          check FILE: "ok", or every problem with file:line:column
   lifeboat config example [--preset magento2|orocommerce] print a commented, valid policy
   lifeboat config schema                                 print the JSON Schema (draft 2020-12) for editors`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
 	cmd.AddCommand(a.configValidateCmd(), a.configExampleCmd(), a.configSchemaCmd())
 	return cmd

@@ -41,7 +41,7 @@ func (a *app) sanitizeConfig(path, rulesFile string) (*policies.Policy, *sanitiz
 // the owner key) or restic. The snapshot is closed after fn.
 func (a *app) withSnapshot(ctx context.Context, purpose, ref, target string, fn func(context.Context, snapshot.Reader) error) error {
 	return a.withEngine(ctx, readLock, purpose, func(ctx context.Context, e engine.Engine) error {
-		sn, err := e.FindSnapshot(ctx, ref, snapshotFilter(target, ""))
+		sn, err := findPerTarget(ctx, e, ref, target, "", "mysql", "postgres")
 		if err != nil {
 			return err
 		}

@@ -81,7 +81,7 @@ restored (listed), 12 wrong key.`,
 			}
 			ctx := cmd.Context()
 			return a.withEngine(ctx, readLock, "restore", func(ctx context.Context, e engine.Engine) error {
-				sn, err := findSnapshot(ctx, e, args[0], snapshotFilter(o.target, o.host))
+				sn, err := findPerTarget(ctx, e, args[0], o.target, o.host)
 				if err != nil {
 					return err
 				}

@@ -204,6 +204,7 @@ the daemon: a running run is interrupted and recorded.
 					return a.runPolicy(ctx, p, nil, journal)
 				},
 				LastRun: func(p *policies.Policy) (time.Time, error) { return schedule.LastStart(journal, p.Name) },
+				Archive: a.daemonArchive,
 				Log:     log,
 			}
 			log.Info("daemon started", "policies", len(ps))

@@ -108,7 +108,7 @@ func (a *app) lsCmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			return a.withEngine(ctx, noLock, "", func(ctx context.Context, e engine.Engine) error {
-				sn, err := findSnapshot(ctx, e, args[0], snapshotFilter(target, host))
+				sn, err := findPerTarget(ctx, e, args[0], target, host)
 				if err != nil {
 					return err
 				}

@@ -10,6 +10,7 @@ import (
 	"github.com/lifeboat-backup/lifeboat/engine/logarchive"
 	"github.com/lifeboat-backup/lifeboat/internal/atomicfile"
 	"github.com/lifeboat-backup/lifeboat/policies"
+	"github.com/lifeboat-backup/lifeboat/targets/postgres"
 	"github.com/lifeboat-backup/lifeboat/targets/postgres/wal"
 )
 
@@ -92,7 +93,56 @@ which makes PostgreSQL stop recovery rather than take the archive as ended.`,
 			return err
 		},
 	}
-	for _, c := range []*cobra.Command{push, fetch} {
+	var every time.Duration
+	sw := &cobra.Command{
+		Use:   "switch --policy P --target T [--every 10s]",
+		Short: "Force a WAL segment switch every --every while WAL is written (an RPO archive_timeout does not keep)",
+		Long: `Connect to the target's server (its dsn and password_file) and call pg_switch_wal() every --every
+(default 10s), which closes the current segment when WAL was written since the last switch and does
+nothing otherwise; PostgreSQL then archives it with wal push. archive_timeout should do this, but
+on a busy host PostgreSQL 15 was seen not to switch for 26 s with archive_timeout = 10s
+(docs/pitr.md, "RPO"). Runs until stopped (a systemd service, Restart=always). The user needs
+EXECUTE on pg_switch_wal (superuser, or GRANT EXECUTE ON FUNCTION pg_switch_wal() TO it).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			t, err := a.walTarget(target)
+			if err != nil {
+				return err
+			}
+			if every < time.Second {
+				return usagef("--every must be at least 1s")
+			}
+			var pw string
+			if !t.PasswordFile.IsZero() {
+				b, err := t.PasswordFile.Read()
+				if err != nil {
+					return fmt.Errorf("target %s: password: %w", t.Name, err)
+				}
+				pw = strings.TrimRight(string(b), "\r\n")
+			}
+			conn, err := postgres.ParseDSN(t.DSN, pw)
+			if err != nil {
+				return usageError{err}
+			}
+			psql, err := postgres.Binary("", "psql")
+			if err != nil {
+				return err
+			}
+			se, err := postgres.OpenSession(cmd.Context(), psql, conn, "postgres")
+			if err != nil {
+				return err
+			}
+			defer se.Close()
+			a.printf("switching WAL segments of %s every %s\n", t.Name, every)
+			return (&wal.Switcher{DB: se, Every: every, OnSwitch: func(seg string) {
+				if !a.quiet {
+					fmt.Fprintf(a.stdout, "%s closed %s\n", time.Now().UTC().Format(time.RFC3339), seg)
+				}
+			}}).Run(cmd.Context())
+		},
+	}
+	sw.Flags().DurationVar(&every, "every", 10*time.Second, "switch when WAL was written and this much time passed")
+	for _, c := range []*cobra.Command{push, fetch, sw} {
 		c.Flags().StringVar(&target, "target", "", "the policy's postgres target (may be left out with one target)")
 		cmd.AddCommand(c)
 	}

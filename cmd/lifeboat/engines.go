@@ -2,6 +2,9 @@ package main
 
 import (
 	"context"
+	"slices"
+	"sort"
+	"strings"
 
 	"github.com/lifeboat-backup/lifeboat/engine"
 	"github.com/lifeboat-backup/lifeboat/engine/repo"
@@ -116,4 +119,41 @@ func (a *app) engineAt(ctx context.Context, from string, mode lockMode, purpose 
 		return nil, nil, nil, err
 	}
 	return ctx, re, func() {}, nil
+}
+
+// snapshotFinder is what latestOf needs: the engines and browse.Repo.
+type snapshotFinder interface {
+	Snapshots(ctx context.Context) ([]*snapshot.Snapshot, error)
+	FindSnapshot(ctx context.Context, ref string, filter func(*snapshot.Snapshot) bool) (*snapshot.Snapshot, error)
+}
+
+// findPerTarget resolves ref as findSnapshot does, but "latest" is per
+// target: among the snapshots kinds allows (none: all), without --target on a repository that holds several targets
+// (of host, when given) it is a usage error listing them, as restic
+// requires --host/--path. Before, `restore latest` restored whichever
+// target was newest: a MySQL dump's raw files instead of the file tree.
+func findPerTarget(ctx context.Context, r snapshotFinder, ref, target, host string, kinds ...string) (*snapshot.Snapshot, error) {
+	filter := func(s *snapshot.Snapshot) bool {
+		return (target == "" || s.Target == target) && (host == "" || s.Host == host) &&
+			(len(kinds) == 0 || slices.Contains(kinds, s.Kind))
+	}
+	if ref == "latest" && target == "" {
+		sns, err := r.Snapshots(ctx)
+		if err != nil {
+			return nil, err
+		}
+		seen := map[string]bool{}
+		var names []string
+		for _, s := range sns {
+			if s.Suspect == "" && filter(s) && !seen[s.Target] {
+				seen[s.Target] = true
+				names = append(names, s.Target)
+			}
+		}
+		if len(names) > 1 {
+			sort.Strings(names)
+			return nil, usagef("latest is per target and the repository holds %d: give --target (one of %s)", len(names), strings.Join(names, ", "))
+		}
+	}
+	return r.FindSnapshot(ctx, ref, filter)
 }

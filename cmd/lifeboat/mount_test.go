@@ -1,9 +1,9 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
+	"io"
 	"os"
 	osexec "os/exec"
 	"path/filepath"
@@ -24,9 +24,9 @@ func mounted(t *testing.T, c *cli, mp string) (stop func()) {
 	}
 	require.NoError(t, os.MkdirAll(mp, 0o755))
 	ctx, cancel := context.WithCancel(context.Background())
-	var errb bytes.Buffer
+	errb := &syncBuffer{} // console_test.go
 	done := make(chan int, 1)
-	go func() { done <- newApp(strings.NewReader(""), &bytes.Buffer{}, &errb).run(ctx, []string{"mount", mp}) }()
+	go func() { done <- newApp(strings.NewReader(""), io.Discard, errb).run(ctx, []string{"mount", mp}) }()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		if _, err := os.Stat(filepath.Join(mp, "ids")); err == nil {

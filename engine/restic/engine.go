@@ -101,6 +101,10 @@ func (e *Engine) Backup(ctx context.Context, src engine.Source, opts engine.Back
 	if opts.NoParent {
 		args = append(args, "--force")
 	}
+	if !opts.Time.IsZero() {
+		// restic reads --time in its (our inherited) local zone
+		args = append(args, "--time", opts.Time.Local().Format("2006-01-02 15:04:05"))
+	}
 	var res *engine.BackupResult
 	var err error
 	if fs, ok := src.(*files.Source); ok {
@@ -113,6 +117,9 @@ func (e *Engine) Backup(ctx context.Context, src engine.Source, opts engine.Back
 	}
 	sn := res.Snapshot
 	sn.Time, sn.Host, sn.Target, sn.Kind, sn.Tags = start.UTC(), opts.Host, opts.Target, src.Kind(), opts.Tags
+	if !opts.Time.IsZero() {
+		sn.Time = opts.Time.Truncate(time.Second).UTC()
+	}
 	sn.Stats.Duration = time.Since(start).Seconds()
 	if sn.RecoveryPoint.Time.IsZero() {
 		sn.RecoveryPoint.Time = sn.Time

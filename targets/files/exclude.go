@@ -67,6 +67,13 @@ func newExcluder(patterns []string) (*excluder, error) {
 	return ex, nil
 }
 
+// CheckExcludes reports the first malformed exclude pattern, so a command
+// can refuse it as a usage error before it opens anything.
+func CheckExcludes(patterns []string) error {
+	_, err := newExcluder(patterns)
+	return err
+}
+
 // empty reports whether there is nothing to exclude.
 func (ex *excluder) empty() bool { return ex == nil || len(ex.pats) == 0 }
 

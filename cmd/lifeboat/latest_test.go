@@ -1,0 +1,48 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// `latest` is per target: with several targets in the repository, restore,
+// ls and dump need --target (exit 2 naming the targets) instead of taking
+// whichever target was newest.
+func TestCLILatestIsPerTarget(t *testing.T) {
+	c, dir, src := setup(t)
+	c.env["LIFEBOAT_KEY_FILE"] = filepath.Join(dir, "owner.key")
+	c.ok("backup", "files", src, "--target", "www")
+	// one target: latest needs no --target
+	c.ok("restore", "latest", "--to", filepath.Join(dir, "one"))
+	assert.FileExists(t, filepath.Join(dir, "one", "src", "sub", "a.txt"))
+
+	other := filepath.Join(dir, "db")
+	require.NoError(t, os.MkdirAll(other, 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(other, "dump.sql"), []byte("select 1;\n"), 0o644))
+	c.ok("backup", "files", other, "--target", "mysql-dump") // newest
+
+	for _, args := range [][]string{
+		{"restore", "latest", "--to", filepath.Join(dir, "two")},
+		{"ls", "latest"},
+		{"dump", "latest", "/"},
+	} {
+		out, errs, code := c.run(args...)
+		assert.Equal(t, exitUsage, code, "%v: %s", args, errs)
+		assert.Contains(t, errs, "give --target (one of mysql-dump, www)", "%v", args)
+		assert.Empty(t, out, "%v", args)
+	}
+	assert.NoDirExists(t, filepath.Join(dir, "two"), "nothing restored")
+
+	c.ok("restore", "latest", "--target", "www", "--to", filepath.Join(dir, "www"))
+	assert.FileExists(t, filepath.Join(dir, "www", "src", "sub", "a.txt"))
+	assert.NoFileExists(t, filepath.Join(dir, "www", "db", "dump.sql"))
+	assert.Contains(t, c.ok("ls", "latest", "--target", "mysql-dump"), "dump.sql")
+	// an ID needs no --target
+	id := lastJSON(t, c.ok("backup", "files", src, "--target", "www", "--json"))["snapshot_id"].(string)
+	c.ok("restore", id[:8], "--to", filepath.Join(dir, "byid"))
+	assert.FileExists(t, filepath.Join(dir, "byid", "src", "sub", "a.txt"))
+}
