@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -15,6 +17,10 @@ import (
 
 type backupOptions struct {
 	excludes      []string
+	iexcludes     []string
+	excludeFiles  []string
+	ifPresent     []string
+	excludeCaches bool
 	tags          []string
 	host          string
 	target        string
@@ -47,6 +53,10 @@ the exit code is 4.`,
 	}
 	f := files.Flags()
 	f.StringArrayVar(&o.excludes, "exclude", nil, "exclude entries matching GLOB (path as stored or base name; ** allowed), repeatable")
+	f.StringArrayVar(&o.iexcludes, "iexclude", nil, "like --exclude, ignoring case, repeatable")
+	f.StringArrayVar(&o.excludeFiles, "exclude-file", nil, "read --exclude patterns from FILE, one a line (# comments, blank lines skipped), repeatable")
+	f.StringArrayVar(&o.ifPresent, "exclude-if-present", nil, "leave out directories holding an entry named FILE, repeatable")
+	f.BoolVar(&o.excludeCaches, "exclude-caches", false, "leave out directories holding a CACHEDIR.TAG with the standard signature")
 	f.StringArrayVar(&o.tags, "tag", nil, "tag the snapshot, repeatable")
 	f.StringVar(&o.host, "host", "", "host name recorded in the snapshot (default: this host)")
 	f.StringVar(&o.target, "target", "", "target name recorded in the snapshot (default: files)")
@@ -60,10 +70,24 @@ the exit code is 4.`,
 }
 
 func (a *app) runBackupFiles(cmd *cobra.Command, o backupOptions, paths []string) error {
-	if err := files.CheckExcludes(o.excludes); err != nil {
+	excludes := o.excludes
+	for _, name := range o.excludeFiles {
+		pats, err := readExcludeFile(name)
+		if err != nil {
+			return err
+		}
+		excludes = append(excludes, pats...)
+	}
+	if err := files.CheckExcludes(excludes, o.iexcludes); err != nil {
 		return usagef("--exclude: %v", err)
 	}
-	src := &files.Source{Roots: paths, Options: files.Options{Excludes: o.excludes, OneFileSystem: o.oneFileSystem}}
+	for _, name := range o.ifPresent {
+		if name == "" || strings.Contains(name, "/") {
+			return usagef("--exclude-if-present %q: want a file name", name)
+		}
+	}
+	src := &files.Source{Roots: paths, Options: files.Options{Excludes: excludes, IExcludes: o.iexcludes,
+		ExcludeIfPresent: o.ifPresent, ExcludeCaches: o.excludeCaches, OneFileSystem: o.oneFileSystem}}
 	return a.backupSource(cmd.Context(), o, src, "processed")
 }
 
@@ -181,4 +205,23 @@ func (a *app) backupSource(ctx context.Context, o backupOptions, src engine.Sour
 		}
 		return a.backupSummary(res)
 	})
+}
+
+// readExcludeFile reads --exclude-file: one pattern a line, blank lines
+// and lines starting with # skipped, surrounding blanks trimmed (restic's
+// --exclude-file). A file that cannot be read is a usage error naming it.
+func readExcludeFile(name string) ([]string, error) {
+	data, err := os.ReadFile(name)
+	if err != nil {
+		return nil, usagef("--exclude-file: %v", err)
+	}
+	var pats []string
+	for _, line := range strings.Split(string(data), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		pats = append(pats, line)
+	}
+	return pats, nil
 }

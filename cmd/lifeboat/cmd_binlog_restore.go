@@ -27,7 +27,7 @@ func addBinlogPITRFlags(f *pflag.FlagSet) *binlogPITRFlags {
 	p := &binlogPITRFlags{}
 	f.StringVar(&p.gtid, "until-gtid", "", "mysql: point-in-time restore up to and including this transaction (domain-server-seq)")
 	f.StringVar(&p.pos, "until-position", "", "mysql: point-in-time restore of the transactions that end at or before FILE:POS")
-	f.BoolVar(&p.dryRun, "dry-run", false, "mysql, with --until*: print the plan (base snapshot, segments, transactions) and restore nothing")
+	f.BoolVarP(&p.dryRun, "dry-run", "n", false, "mysql, with --until*: print the plan (base snapshot, segments, transactions) and restore nothing")
 	return p
 }
 

@@ -204,7 +204,7 @@ referenced blob. Repacking data packs needs the owner key; with a host key such 
 		},
 	}
 	f := cmd.Flags()
-	f.BoolVar(&o.DryRun, "dry-run", false, "only report what would be removed")
+	f.BoolVarP(&o.DryRun, "dry-run", "n", false, "only report what would be removed")
 	f.DurationVar(&o.Grace, "grace", repo.DefaultGrace, "keep unindexed packs younger than this (a backup may still index them)")
 	f.Float64Var(&o.RepackUnused, "repack-unused", 0.2, "repack packs with more than this share of unused bytes")
 	return cmd

@@ -143,7 +143,7 @@ printed; --now runs them.`,
 	f := cmd.Flags()
 	f.BoolVar(&user, "user", false, "units for the user's systemd instance (~/.config/systemd/user)")
 	f.StringVar(&dir, "dir", "", "write the units here instead")
-	f.BoolVar(&dryRun, "dry-run", false, "print the units, write nothing")
+	f.BoolVarP(&dryRun, "dry-run", "n", false, "print the units, write nothing")
 	f.BoolVar(&now, "now", false, "run systemctl daemon-reload and enable --now the timers")
 	f.StringVar(&journal, "journal", "", "journal directory passed to the units (default /var/lib/lifeboat/journal; --user: ~/.local/state/lifeboat/journal)")
 	f.StringVar(&binary, "binary", "", "lifeboat binary the units run (default: this one)")

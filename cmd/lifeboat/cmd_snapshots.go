@@ -46,7 +46,8 @@ func toJSON(s *snapshot.Snapshot) snapshotJSON {
 }
 
 func (a *app) snapshotsCmd() *cobra.Command {
-	var target, host, tag string
+	var target, host string
+	var tags []string
 	cmd := &cobra.Command{
 		Use:   "snapshots",
 		Short: "List snapshots (takes no lock: never blocks or is blocked by a backup)",
@@ -65,7 +66,7 @@ itself show as files snapshots named after their first path.`,
 				keep := snapshotFilter(target, host)
 				out := []snapshotJSON{}
 				for _, s := range sns {
-					if keep(s) && (tag == "" || slices.Contains(s.Tags, tag)) {
+					if keep(s) && hasTags(s.Tags, tags) {
 						out = append(out, toJSON(s))
 					}
 				}
@@ -94,7 +95,7 @@ itself show as files snapshots named after their first path.`,
 	}
 	cmd.Flags().StringVar(&target, "target", "", "only this target")
 	cmd.Flags().StringVar(&host, "host", "", "only this host")
-	cmd.Flags().StringVar(&tag, "tag", "", "only snapshots with this tag")
+	cmd.Flags().StringArrayVar(&tags, "tag", nil, "only snapshots with this tag; repeatable: any of them, and a,b needs both (restic's --tag)")
 	return cmd
 }
 
@@ -202,4 +203,26 @@ func lsLine(n *snapshot.Node) string {
 		line += " => " + fmt.Sprintf("%q", n.HardlinkTo)
 	}
 	return line
+}
+
+// hasTags is restic's --tag filter: true without filters, else when the
+// snapshot carries every tag of at least one filter ("a,b" needs both,
+// repeated filters are alternatives).
+func hasTags(have, filters []string) bool {
+	if len(filters) == 0 {
+		return true
+	}
+	for _, f := range filters {
+		all := true
+		for _, t := range strings.Split(f, ",") {
+			if t != "" && !slices.Contains(have, t) {
+				all = false
+				break
+			}
+		}
+		if all {
+			return true
+		}
+	}
+	return false
 }

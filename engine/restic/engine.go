@@ -139,6 +139,15 @@ func (e *Engine) backupFiles(ctx context.Context, src *files.Source, args []stri
 	for _, x := range src.Options.Excludes {
 		args = append(args, "--exclude", x)
 	}
+	for _, x := range src.Options.IExcludes {
+		args = append(args, "--iexclude", x)
+	}
+	for _, x := range src.Options.ExcludeIfPresent {
+		args = append(args, "--exclude-if-present", x)
+	}
+	if src.Options.ExcludeCaches {
+		args = append(args, "--exclude-caches")
+	}
 	if src.Options.OneFileSystem {
 		args = append(args, "--one-file-system")
 	}

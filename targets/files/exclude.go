@@ -3,6 +3,7 @@ package files
 import (
 	"fmt"
 	"path"
+	"slices"
 	"strings"
 )
 
@@ -31,14 +32,26 @@ type pattern struct {
 	raw      string
 	anchored bool
 	dirOnly  bool
+	fold     bool // --iexclude: matched without regard to case
 	segs     []string
 }
 
 func newExcluder(patterns []string) (*excluder, error) {
+	return newFoldExcluder(patterns, nil)
+}
+
+// newFoldExcluder also takes case-insensitive patterns (ipatterns, restic's
+// --iexclude): they and the path components they meet are lower-cased
+// (Unicode simple folding) before matching.
+func newFoldExcluder(patterns, ipatterns []string) (*excluder, error) {
 	ex := &excluder{}
-	for _, raw := range patterns {
-		p := pattern{raw: raw}
+	all := append(slices.Clone(patterns), ipatterns...)
+	for i, raw := range all {
+		p := pattern{raw: raw, fold: i >= len(patterns)}
 		s := raw
+		if p.fold {
+			s = strings.ToLower(s)
+		}
 		if strings.HasPrefix(s, "/") {
 			p.anchored = true
 			s = strings.TrimLeft(s, "/")
@@ -69,8 +82,8 @@ func newExcluder(patterns []string) (*excluder, error) {
 
 // CheckExcludes reports the first malformed exclude pattern, so a command
 // can refuse it as a usage error before it opens anything.
-func CheckExcludes(patterns []string) error {
-	_, err := newExcluder(patterns)
+func CheckExcludes(patterns, ipatterns []string) error {
+	_, err := newFoldExcluder(patterns, ipatterns)
 	return err
 }
 
@@ -86,9 +99,17 @@ func (ex *excluder) match(rel string, dirOnly bool) (string, bool) {
 		return "", false
 	}
 	comps := strings.Split(rel, "/")
+	var lower []string
 	for i := range ex.pats {
 		p := &ex.pats[i]
-		if p.dirOnly == dirOnly && matchSegs(p.segs, comps, p.anchored) {
+		cs := comps
+		if p.fold {
+			if lower == nil {
+				lower = strings.Split(strings.ToLower(rel), "/")
+			}
+			cs = lower
+		}
+		if p.dirOnly == dirOnly && matchSegs(p.segs, cs, p.anchored) {
 			return p.raw, true
 		}
 	}

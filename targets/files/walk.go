@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"os/user"
@@ -25,6 +26,17 @@ type Options struct {
 	// docs/files-target.md for the syntax. Excluded directories are not
 	// descended.
 	Excludes []string
+	// IExcludes are Excludes matched without regard to case (restic's
+	// --iexclude).
+	IExcludes []string
+	// ExcludeIfPresent leaves out every directory (with its content) that
+	// holds an entry of one of these names (restic's
+	// --exclude-if-present).
+	ExcludeIfPresent []string
+	// ExcludeCaches leaves out every directory holding a CACHEDIR.TAG file
+	// that starts with the signature of the Cache Directory Tagging
+	// Specification (restic's and borg's --exclude-caches).
+	ExcludeCaches bool
 	// OneFileSystem stops at mount points below a root: the mount point
 	// directory itself is delivered, its content is not.
 	OneFileSystem bool
@@ -63,7 +75,7 @@ var ErrDuplicateRoot = errors.New("two roots with the same base name")
 // Memory is bounded by the names of the directories on the current path
 // plus one record per hard-linked inode whose links have not all been seen.
 func Walk(ctx context.Context, roots []string, opts Options, fn func(e snapshot.Entry, src string) error) error {
-	ex, err := newExcluder(opts.Excludes)
+	ex, err := newFoldExcluder(opts.Excludes, opts.IExcludes)
 	if err != nil {
 		return err
 	}
@@ -146,6 +158,9 @@ func (w *walker) visit(src, rel string, rootDev uint64, isRoot bool) error {
 	isDir := st.Mode&unix.S_IFMT == unix.S_IFDIR
 	if isDir {
 		if _, ok := w.ex.match(rel, true); ok {
+			return nil
+		}
+		if w.tagged(src) {
 			return nil
 		}
 	}
@@ -448,4 +463,30 @@ func retryRange(buf *[]byte, get func([]byte) (int, error), size func() (int, er
 		*buf = make([]byte, need)
 	}
 	return 0, unix.ERANGE
+}
+
+// cacheDirSignature starts a CACHEDIR.TAG file
+// (https://bford.info/cachedir/).
+const cacheDirSignature = "Signature: 8a477f597d28d172789f06886806bc55"
+
+// tagged reports whether directory src is left out by ExcludeIfPresent or
+// ExcludeCaches.
+func (w *walker) tagged(src string) bool {
+	for _, name := range w.opts.ExcludeIfPresent {
+		if _, err := os.Lstat(filepath.Join(src, name)); err == nil {
+			return true
+		}
+	}
+	if w.opts.ExcludeCaches {
+		f, err := os.OpenFile(filepath.Join(src, "CACHEDIR.TAG"), os.O_RDONLY|unix.O_NONBLOCK|unix.O_NOFOLLOW, 0)
+		if err != nil {
+			return false
+		}
+		defer f.Close()
+		buf := make([]byte, len(cacheDirSignature))
+		if _, err := io.ReadFull(f, buf); err == nil && string(buf) == cacheDirSignature {
+			return true
+		}
+	}
+	return false
 }
