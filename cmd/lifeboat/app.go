@@ -524,19 +524,6 @@ func (a *app) progress(status func() string) (stop func()) {
 	return func() { close(done); <-finished }
 }
 
-func formatBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
-}
-
 // warn prints a warning: something around a command's work went wrong
 // without changing its result (a journal, a notification, metrics).
 func (a *app) warn(err error) { fmt.Fprintln(a.stderr, "warning: "+err.Error()) }

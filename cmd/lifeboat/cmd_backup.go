@@ -12,6 +12,7 @@ import (
 
 	"github.com/lifeboat-backup/lifeboat/engine"
 	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
+	"github.com/lifeboat-backup/lifeboat/internal/humanize"
 	"github.com/lifeboat-backup/lifeboat/targets/files"
 )
 
@@ -117,8 +118,8 @@ func (a *app) backupSummary(res *engine.BackupResult) error {
 		}
 		fmt.Fprintf(a.stdout, "snapshot %s saved (target %s, parent %s)\n", sn.ID.Short(), sn.Target, parent)
 		fmt.Fprintf(a.stdout, "  %d files, %d dirs, %d others, %s in, %s read\n", st.Files, st.Dirs, st.Others,
-			formatBytes(st.BytesIn), formatBytes(st.BytesRead))
-		fmt.Fprintf(a.stdout, "  added %s (%s stored) in %.1fs\n", formatBytes(st.BytesAdded), formatBytes(st.BytesStored), st.Duration)
+			humanize.Bytes(st.BytesIn), humanize.Bytes(st.BytesRead))
+		fmt.Fprintf(a.stdout, "  added %s (%s stored) in %.1fs\n", humanize.Bytes(st.BytesAdded), humanize.Bytes(st.BytesStored), st.Duration)
 	}
 	if len(res.Warnings) > 0 {
 		return partialError{len(res.Warnings)}
@@ -191,7 +192,7 @@ func (a *app) backupSource(ctx context.Context, o backupOptions, src engine.Sour
 		start := time.Now()
 		stop := a.progress(func() string {
 			b := opts.Progress.Bytes.Load()
-			return fmt.Sprintf("%d entries, %s %s, %.0f MB/s", opts.Progress.Files.Load(), formatBytes(b), verb,
+			return fmt.Sprintf("%d entries, %s %s, %.0f MB/s", opts.Progress.Files.Load(), humanize.Bytes(b), verb,
 				float64(b)/1e6/max(time.Since(start).Seconds(), 0.001))
 		})
 		res, err := e.Backup(ctx, src, opts)

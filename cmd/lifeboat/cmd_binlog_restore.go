@@ -12,6 +12,7 @@ import (
 	"github.com/lifeboat-backup/lifeboat/engine/pitr"
 	"github.com/lifeboat-backup/lifeboat/engine/repo"
 	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
+	"github.com/lifeboat-backup/lifeboat/internal/humanize"
 	"github.com/lifeboat-backup/lifeboat/policies"
 	"github.com/lifeboat-backup/lifeboat/targets/mysql/binlog"
 )
@@ -171,7 +172,7 @@ func (a *app) printPlan(pl *pitr.Plan) {
 		return
 	}
 	first, last := pl.Chain[0], pl.Chain[len(pl.Chain)-1]
-	fmt.Fprintf(a.stdout, "  %d binlog segments (%s), %s to %s, events %s to %s\n", len(pl.Chain), formatBytes(bytes),
+	fmt.Fprintf(a.stdout, "  %d binlog segments (%s), %s to %s, events %s to %s\n", len(pl.Chain), humanize.Bytes(bytes),
 		first.Name, last.Name, first.FirstTime.UTC().Format(time.RFC3339), last.LastTime.UTC().Format(time.RFC3339))
 }
 
@@ -179,7 +180,7 @@ func (a *app) printReplay(verb string, r binlog.Replay) {
 	if a.json {
 		return
 	}
-	fmt.Fprintf(a.stdout, "  %s %d transactions (%d events, %s) from %d segments\n", verb, r.Transactions, r.Events, formatBytes(r.Bytes), r.Segments)
+	fmt.Fprintf(a.stdout, "  %s %d transactions (%d events, %s) from %d segments\n", verb, r.Transactions, r.Events, humanize.Bytes(r.Bytes), r.Segments)
 	if r.Transactions > 0 {
 		fmt.Fprintf(a.stdout, "  last transaction: GTID %s at %s, ends at %s\n", r.LastGTID, r.LastTime.UTC().Format(time.RFC3339), r.LastEnd)
 	}

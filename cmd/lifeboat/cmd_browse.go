@@ -11,6 +11,7 @@ import (
 
 	"github.com/lifeboat-backup/lifeboat/engine"
 	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
+	"github.com/lifeboat-backup/lifeboat/internal/humanize"
 	"github.com/lifeboat-backup/lifeboat/restore/browse"
 	"github.com/lifeboat-backup/lifeboat/targets/files"
 )
@@ -60,12 +61,12 @@ key suffices. --json prints one "change" line per entry and a "statistics" line 
 							browse.Change
 						}{"change", c})
 					}
-					size := formatBytes(c.SizeAfter)
+					size := humanize.Bytes(c.SizeAfter)
 					switch c.Modifier {
 					case browse.Removed:
-						size = formatBytes(c.SizeBefore)
+						size = humanize.Bytes(c.SizeBefore)
 					case browse.Modified:
-						size = formatBytes(c.SizeBefore) + " -> " + formatBytes(c.SizeAfter)
+						size = humanize.Bytes(c.SizeBefore) + " -> " + humanize.Bytes(c.SizeAfter)
 					}
 					if c.Type != snapshot.TypeFile && c.Modifier != browse.Modified {
 						size = string(c.Type)
@@ -85,7 +86,7 @@ key suffices. --json prints one "change" line per entry and a "statistics" line 
 				fmt.Fprintf(a.stdout, "\nFiles:       %5d new, %5d removed, %5d changed\n", st.Added.Files, st.Removed.Files, st.ChangedFiles)
 				fmt.Fprintf(a.stdout, "Dirs:        %5d new, %5d removed\n", st.Added.Dirs, st.Removed.Dirs)
 				fmt.Fprintf(a.stdout, "Others:      %5d new, %5d removed\n", st.Added.Others, st.Removed.Others)
-				fmt.Fprintf(a.stdout, "Added:   %s\nRemoved: %s\n", formatBytes(st.Added.Bytes), formatBytes(st.Removed.Bytes))
+				fmt.Fprintf(a.stdout, "Added:   %s\nRemoved: %s\n", humanize.Bytes(st.Added.Bytes), humanize.Bytes(st.Removed.Bytes))
 				return nil
 			})
 		},
@@ -254,12 +255,12 @@ compression ratio (native repositories).`,
 				fmt.Fprintf(a.stdout, "     Snapshots processed:  %d\n", st.SnapshotsCount)
 				if mode == browse.ModeRestoreSize {
 					fmt.Fprintf(a.stdout, "        Total File Count:  %d\n", st.TotalFileCount)
-					fmt.Fprintf(a.stdout, "              Total Size:  %s\n", formatBytes(st.TotalSize))
+					fmt.Fprintf(a.stdout, "              Total Size:  %s\n", humanize.Bytes(st.TotalSize))
 					return nil
 				}
 				fmt.Fprintf(a.stdout, "        Total Blob Count:  %d\n", st.TotalBlobCount)
-				fmt.Fprintf(a.stdout, " Total Uncompressed Size:  %s\n", formatBytes(st.TotalUncompressedSize))
-				fmt.Fprintf(a.stdout, "              Total Size:  %s\n", formatBytes(st.TotalSize))
+				fmt.Fprintf(a.stdout, " Total Uncompressed Size:  %s\n", humanize.Bytes(st.TotalUncompressedSize))
+				fmt.Fprintf(a.stdout, "              Total Size:  %s\n", humanize.Bytes(st.TotalSize))
 				fmt.Fprintf(a.stdout, "       Compression Ratio:  %.2fx\n", st.CompressionRatio)
 				return nil
 			})

@@ -13,6 +13,7 @@ import (
 	"github.com/lifeboat-backup/lifeboat/engine"
 	"github.com/lifeboat-backup/lifeboat/engine/repo"
 	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
+	"github.com/lifeboat-backup/lifeboat/internal/humanize"
 	"github.com/lifeboat-backup/lifeboat/policies"
 	"github.com/lifeboat-backup/lifeboat/sanitize"
 	"github.com/lifeboat-backup/lifeboat/targets/mysql"
@@ -225,7 +226,7 @@ Exit codes: 0 ok, 1 failure or lint findings, 2 bad rules, key or flags, 12 wron
 					verb = "loaded"
 				}
 				fmt.Fprintf(a.stdout, "%s snapshot %s (%s) sanitized to %s: %d tables, %s of SQL in %.1fs%s\n",
-					verb, sn.ID.Short(), sn.Target, rec.Output, len(st.Tables), formatBytes(st.Bytes), rec.DurationSec, enc)
+					verb, sn.ID.Short(), sn.Target, rec.Output, len(st.Tables), humanize.Bytes(st.Bytes), rec.DurationSec, enc)
 				return nil
 			})
 		},

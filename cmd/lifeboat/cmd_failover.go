@@ -17,6 +17,7 @@ import (
 	"github.com/lifeboat-backup/lifeboat/engine/schedule"
 	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
 	"github.com/lifeboat-backup/lifeboat/engine/storage"
+	"github.com/lifeboat-backup/lifeboat/internal/humanize"
 )
 
 func (a *app) failoverCmd() *cobra.Command {
@@ -280,7 +281,7 @@ func (a *app) printStatus(st *policyStatus) {
 			fmt.Fprintf(a.stdout, "    %-12s newest snapshot %s (%s old)\n", termSafe(t), ts.Local().Format(time.RFC3339), time.Since(ts).Round(time.Second))
 		}
 		if r.Lag != nil {
-			fmt.Fprintf(a.stdout, "    lag %s, %d snapshots and %s pending", r.Lag.Lag.Round(time.Second), r.Lag.SnapshotsMissing, formatBytes(r.Lag.BytesPending))
+			fmt.Fprintf(a.stdout, "    lag %s, %d snapshots and %s pending", r.Lag.Lag.Round(time.Second), r.Lag.SnapshotsMissing, humanize.Bytes(r.Lag.BytesPending))
 			if r.MaxLag > 0 {
 				fmt.Fprintf(a.stdout, " (max_lag %s)", r.MaxLag)
 			}

@@ -17,6 +17,7 @@ import (
 	"github.com/lifeboat-backup/lifeboat/engine"
 	"github.com/lifeboat-backup/lifeboat/engine/repo"
 	"github.com/lifeboat-backup/lifeboat/engine/restic"
+	"github.com/lifeboat-backup/lifeboat/internal/humanize"
 )
 
 func (a *app) checkCmd() *cobra.Command {
@@ -192,7 +193,7 @@ referenced blob. Repacking data packs needs the owner key; with a host key such 
 					verb = "would delete"
 				}
 				fmt.Fprintf(a.stdout, "%s %d unused packs and %d orphaned packs, repacked %d, kept %d (%d partly used); %s freed\n",
-					verb, res.PacksDeleted, res.PacksUnindexed, res.PacksRepacked, res.PacksKept, res.PartlyUsedKept, formatBytes(res.BytesFreed))
+					verb, res.PacksDeleted, res.PacksUnindexed, res.PacksRepacked, res.PacksKept, res.PartlyUsedKept, humanize.Bytes(res.BytesFreed))
 				if res.PacksMarked > 0 || res.PacksWaiting > 0 {
 					fmt.Fprintf(a.stdout, "%d packs marked for deletion, %d wait for backups that started before their mark; a later prune deletes them\n", res.PacksMarked, res.PacksWaiting)
 				}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/lifeboat-backup/lifeboat/engine/schedule"
 	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
+	"github.com/lifeboat-backup/lifeboat/internal/humanize"
 	"github.com/lifeboat-backup/lifeboat/policies"
 	"github.com/lifeboat-backup/lifeboat/restore"
 	"github.com/lifeboat-backup/lifeboat/targets/mysql"
@@ -138,7 +139,7 @@ func parseRenames(ss []string) (map[string]string, error) {
 func (a *app) restoreProgress(p *snapshot.Progress, start time.Time, items, done string) func() {
 	return a.progress(func() string {
 		b := p.Bytes.Load()
-		return fmt.Sprintf("%d %s, %s %s, %.0f MB/s", p.Files.Load(), items, formatBytes(b), done, float64(b)/1e6/max(time.Since(start).Seconds(), 0.001))
+		return fmt.Sprintf("%d %s, %s %s, %.0f MB/s", p.Files.Load(), items, humanize.Bytes(b), done, float64(b)/1e6/max(time.Since(start).Seconds(), 0.001))
 	})
 }
 
@@ -158,7 +159,7 @@ func (a *app) restoreMySQL(ctx context.Context, s snapshot.Reader, to string, m 
 				summary:  map[string]any{"databases": st.Databases, "tables": st.Tables, "objects": st.Objects, "bytes": st.Bytes},
 				warnings: st.Warnings,
 				details: fmt.Sprintf("%d databases, %d tables, %d views/triggers/routines/events, %s of rows",
-					st.Databases, st.Tables, st.Objects, formatBytes(st.Bytes)),
+					st.Databases, st.Tables, st.Objects, humanize.Bytes(st.Bytes)),
 			}
 			if m.users {
 				res.summary["users"] = st.Users

@@ -10,8 +10,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/lifeboat-backup/lifeboat/engine"
 	"github.com/spf13/pflag"
+
+	"github.com/lifeboat-backup/lifeboat/engine"
+	"github.com/lifeboat-backup/lifeboat/internal/humanize"
 
 	"github.com/lifeboat-backup/lifeboat/engine/logarchive"
 	"github.com/lifeboat-backup/lifeboat/engine/repo"
@@ -114,7 +116,7 @@ func (a *app) restorePGPITR(ctx context.Context, o restoreOptions, pf pitrFlags,
 		d := base.RecoveryPoint.Details
 		a.printf("restored base %s (taken %s, WAL %s..%s on timeline %s) to %s: %d files, %s in %.1fs\n",
 			base.ID.Short(), base.RecoveryPoint.Time.Local().Format(time.RFC3339), d["start_lsn"], d["end_lsn"], d["timeline"],
-			dir, st.Files, formatBytes(st.Bytes), time.Since(started).Seconds())
+			dir, st.Files, humanize.Bytes(st.Bytes), time.Since(started).Seconds())
 		a.printf("recovery to %s; restore_command = '%s'\n", point.Until, restoreCmd)
 		if !pf.start {
 			a.printf("start the server on %s (as its owner) to recover: it reads the policy, the lifeboat binary and the owner key named in restore_command\n", dir)

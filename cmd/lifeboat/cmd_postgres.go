@@ -10,6 +10,7 @@ import (
 
 	"github.com/lifeboat-backup/lifeboat/engine/schedule"
 	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
+	"github.com/lifeboat-backup/lifeboat/internal/humanize"
 	"github.com/lifeboat-backup/lifeboat/policies"
 	"github.com/lifeboat-backup/lifeboat/restore"
 	"github.com/lifeboat-backup/lifeboat/targets/postgres"
@@ -111,7 +112,7 @@ func (a *app) restorePostgres(ctx context.Context, s snapshot.Reader, to string,
 				summary:  map[string]any{"databases": st.Databases, "bytes": st.Bytes, "globals": st.Globals},
 				warnings: st.Warnings,
 				point:    ", WAL LSN " + s.Info().RecoveryPoint.Details["lsn"],
-				details:  fmt.Sprintf("databases %s, %s of archives", strings.Join(st.Databases, ", "), formatBytes(st.Bytes)),
+				details:  fmt.Sprintf("databases %s, %s of archives", strings.Join(st.Databases, ", "), humanize.Bytes(st.Bytes)),
 			}, nil
 		})
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/lifeboat-backup/lifeboat/engine/replicate"
 	"github.com/lifeboat-backup/lifeboat/engine/repo"
 	"github.com/lifeboat-backup/lifeboat/engine/storage"
+	"github.com/lifeboat-backup/lifeboat/internal/humanize"
 	"github.com/lifeboat-backup/lifeboat/policies"
 )
 
@@ -119,7 +120,7 @@ func (a *app) replicateOne(ctx context.Context, r *repo.Repository, d policies.S
 	stop := a.progress(func() string {
 		p := last.Load()
 		return fmt.Sprintf("%s: copied %d of %d objects, %s of %s", d.Name, p.Objects, p.ObjectsTotal,
-			formatBytes(p.Bytes), formatBytes(p.BytesTotal))
+			humanize.Bytes(p.Bytes), humanize.Bytes(p.BytesTotal))
 	})
 	opts.Progress = func(p replicate.Progress) { last.Store(&p) }
 	res, err := replicate.Replicate(ctx, r, dst, opts)
@@ -134,7 +135,7 @@ func (a *app) replicateOne(ctx context.Context, r *repo.Repository, d policies.S
 			"snapshots": res.Snapshots, "lag_seconds": res.Lag.Seconds()})
 	}
 	fmt.Fprintf(a.stdout, "replicated to %s (%s): %d objects copied (%s), %d damaged recopied, %d removed, %d kept until their delete_after; %d snapshots; lag was %s\n",
-		d.Name, storage.Redact(d.URL), res.Copied, formatBytes(res.Bytes), res.Recopied, res.Deleted, res.Pending, res.Snapshots, res.Lag.Round(time.Second))
+		d.Name, storage.Redact(d.URL), res.Copied, humanize.Bytes(res.Bytes), res.Recopied, res.Deleted, res.Pending, res.Snapshots, res.Lag.Round(time.Second))
 	if res.Postponed != "" {
 		fmt.Fprintf(a.stderr, "warning: %s: deletions postponed to the next run: %s\n", d.Name, res.Postponed)
 	}

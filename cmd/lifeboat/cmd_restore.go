@@ -12,6 +12,7 @@ import (
 	"github.com/lifeboat-backup/lifeboat/engine"
 	"github.com/lifeboat-backup/lifeboat/engine/repo"
 	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
+	"github.com/lifeboat-backup/lifeboat/internal/humanize"
 	"github.com/lifeboat-backup/lifeboat/policies"
 )
 
@@ -175,7 +176,7 @@ func (a *app) restoreFrom(ctx context.Context, r snapshot.Repository, sn *snapsh
 	}
 	fmt.Fprintf(a.stdout, "restored snapshot %s (%s, taken %s, %s old) to %s\n", sn.ID.Short(), termSafe(sn.Target),
 		sn.Time.Local().Format(time.RFC3339), time.Since(sn.RecoveryPoint.Time).Round(time.Second), o.to)
-	fmt.Fprintf(a.stdout, "  %d files, %d dirs, %d others, %s in %.1fs\n", st.Files, st.Dirs, st.Other, formatBytes(st.Bytes), el)
+	fmt.Fprintf(a.stdout, "  %d files, %d dirs, %d others, %s in %.1fs\n", st.Files, st.Dirs, st.Other, humanize.Bytes(st.Bytes), el)
 	if st.DevicesSkipped > 0 {
 		fmt.Fprintf(a.stdout, "  %d device nodes not restored (--devices restores them)\n", st.DevicesSkipped)
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/lifeboat-backup/lifeboat/engine"
 	"github.com/lifeboat-backup/lifeboat/engine/schedule"
+	"github.com/lifeboat-backup/lifeboat/internal/humanize"
 	"github.com/lifeboat-backup/lifeboat/policies"
 )
 
@@ -102,7 +103,7 @@ func (a *app) runSummary(res *engine.RunResult) error {
 			id = id[:8]
 		}
 		fmt.Fprintf(a.stdout, "  target %-12s snapshot %s, %s in, %s added, %.1fs\n", termSafe(t.Name), id,
-			formatBytes(t.BytesIn), formatBytes(t.BytesAdded), t.Seconds)
+			humanize.Bytes(t.BytesIn), humanize.Bytes(t.BytesAdded), t.Seconds)
 		for _, w := range t.Warnings {
 			fmt.Fprintf(a.stdout, "    unreadable: %s\n", termSafe(w))
 		}
@@ -110,7 +111,7 @@ func (a *app) runSummary(res *engine.RunResult) error {
 	fmt.Fprintf(a.stdout, "  retention: %d snapshots forgotten\n", len(res.Forgotten))
 	if res.Pruned {
 		fmt.Fprintf(a.stdout, "  prune: %d packs deleted, %d repacked, %s freed\n", res.Prune.PacksDeleted+res.Prune.PacksUnindexed,
-			res.Prune.PacksRepacked, formatBytes(res.Prune.BytesFreed))
+			res.Prune.PacksRepacked, humanize.Bytes(res.Prune.BytesFreed))
 	}
 	for _, s := range res.Replicas {
 		if s.Error != "" {
@@ -118,7 +119,7 @@ func (a *app) runSummary(res *engine.RunResult) error {
 			continue
 		}
 		fmt.Fprintf(a.stdout, "  replicate %s: %d objects (%s) copied; lag before: %s\n", s.Name, s.Copied,
-			formatBytes(s.Bytes), time.Duration(s.Lag*1e9).Round(time.Second))
+			humanize.Bytes(s.Bytes), time.Duration(s.Lag*1e9).Round(time.Second))
 	}
 	return nil
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/lifeboat-backup/lifeboat/engine"
 	"github.com/lifeboat-backup/lifeboat/engine/notify"
 	"github.com/lifeboat-backup/lifeboat/engine/schedule"
+	"github.com/lifeboat-backup/lifeboat/internal/humanize"
 	"github.com/lifeboat-backup/lifeboat/policies"
 )
 
@@ -303,7 +304,7 @@ func printRun(a *app, r engine.RunResult) {
 		if len(id) > 8 {
 			id = id[:8]
 		}
-		fmt.Fprintf(a.stdout, "    %-14s %s  %s in, %s added, %.1fs", termSafe(t.Name), termSafe(id), formatBytes(t.BytesIn), formatBytes(t.BytesAdded), t.Seconds)
+		fmt.Fprintf(a.stdout, "    %-14s %s  %s in, %s added, %.1fs", termSafe(t.Name), termSafe(id), humanize.Bytes(t.BytesIn), humanize.Bytes(t.BytesAdded), t.Seconds)
 		if len(t.Warnings) > 0 {
 			fmt.Fprintf(a.stdout, ", %d unreadable", len(t.Warnings))
 		}

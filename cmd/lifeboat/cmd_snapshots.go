@@ -15,6 +15,7 @@ import (
 	"github.com/lifeboat-backup/lifeboat/engine/repo"
 	"github.com/lifeboat-backup/lifeboat/engine/restic"
 	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
+	"github.com/lifeboat-backup/lifeboat/internal/humanize"
 	"github.com/lifeboat-backup/lifeboat/targets/files"
 )
 
@@ -77,7 +78,7 @@ itself show as files snapshots named after their first path.`,
 				fmt.Fprintln(tw, "ID\tTime\tTarget\tHost\tTags\tSize\tPaths")
 				for _, s := range out {
 					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.ShortID, s.Time.Local().Format("2006-01-02 15:04:05"),
-						termSafe(s.Target), termSafe(s.Host), strings.Join(termSafeAll(s.Tags), ","), formatBytes(s.Stats.BytesIn),
+						termSafe(s.Target), termSafe(s.Host), strings.Join(termSafeAll(s.Tags), ","), humanize.Bytes(s.Stats.BytesIn),
 						strings.Join(termSafeAll(s.Paths), " "))
 				}
 				if err := tw.Flush(); err != nil {

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
+	"github.com/lifeboat-backup/lifeboat/internal/humanize"
 	"github.com/lifeboat-backup/lifeboat/restore"
 	"github.com/lifeboat-backup/lifeboat/targets/bucket"
 	"github.com/lifeboat-backup/lifeboat/targets/exec"
@@ -132,7 +133,7 @@ func (a *app) restoreTargetKind(ctx context.Context, s snapshot.Reader, to strin
 	p := &snapshot.Progress{}
 	stop := a.progress(func() string {
 		b := p.Bytes.Load()
-		return fmt.Sprintf("%s restored, %.0f MB/s", formatBytes(b), float64(b)/1e6/max(time.Since(start).Seconds(), 0.001))
+		return fmt.Sprintf("%s restored, %.0f MB/s", humanize.Bytes(b), float64(b)/1e6/max(time.Since(start).Seconds(), 0.001))
 	})
 	defer stop()
 	summary := map[string]any{"message_type": "summary", "snapshot_id": sn.ID.String(), "target": sn.Target,
@@ -149,7 +150,7 @@ func (a *app) restoreTargetKind(ctx context.Context, s snapshot.Reader, to strin
 		}
 		summary["to"], summary["bytes"], summary["written"], summary["zero_bytes"], summary["sha256"], summary["device"] =
 			to, st.Bytes, st.Written, st.ZeroBytes, st.SHA256, st.Device
-		text = fmt.Sprintf("  %s (%s of data, %s zeros), sha256 %s", formatBytes(st.Bytes), formatBytes(st.Written), formatBytes(st.ZeroBytes), st.SHA256)
+		text = fmt.Sprintf("  %s (%s of data, %s zeros), sha256 %s", humanize.Bytes(st.Bytes), humanize.Bytes(st.Written), humanize.Bytes(st.ZeroBytes), st.SHA256)
 	case "bucket":
 		if to == "" {
 			return true, usagef("--to URL|DIR is required")
@@ -159,7 +160,7 @@ func (a *app) restoreTargetKind(ctx context.Context, s snapshot.Reader, to strin
 			return true, err
 		}
 		summary["to"], summary["files"], summary["bytes"] = to, st.Objects, st.Bytes
-		text = fmt.Sprintf("  %d objects, %s", st.Objects, formatBytes(st.Bytes))
+		text = fmt.Sprintf("  %d objects, %s", st.Objects, humanize.Bytes(st.Bytes))
 	case "exec":
 		argv, err := splitCommand(t.toCommand)
 		if err != nil {
@@ -179,7 +180,7 @@ func (a *app) restoreTargetKind(ctx context.Context, s snapshot.Reader, to strin
 			to = "command " + t.toCommand
 		}
 		summary["to"], summary["bytes"], summary["sha256"], summary["name"] = to, st.Bytes, st.SHA256, st.Name
-		text = fmt.Sprintf("  %s, sha256 %s", formatBytes(st.Bytes), st.SHA256)
+		text = fmt.Sprintf("  %s, sha256 %s", humanize.Bytes(st.Bytes), st.SHA256)
 		if to == "-" {
 			return true, nil
 		}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/lifeboat-backup/lifeboat/engine"
+	"github.com/lifeboat-backup/lifeboat/internal/humanize"
 	"github.com/lifeboat-backup/lifeboat/policies"
 	"github.com/lifeboat-backup/lifeboat/restore/drill"
 )
@@ -87,7 +88,7 @@ func evaluate(p *policies.Policy, runs []engine.RunResult, drills []drill.Report
 		add(Check{What: "last run", Value: "none recorded", Level: Amber, Reason: "no run of this policy in the journal"})
 	} else {
 		r := runs[len(runs)-1]
-		val := fmt.Sprintf("%s ago, took %s, %s added", age(now.Sub(r.End)), dur(r.End.Sub(r.Start)), size(added(r)))
+		val := fmt.Sprintf("%s ago, took %s, %s added", age(now.Sub(r.End)), dur(r.End.Sub(r.Start)), humanize.Bytes(added(r)))
 		switch {
 		case !r.OK():
 			add(Check{What: "last run", Value: "FAILED " + val, Level: Red, Reason: strings.Join(r.Errors, "; ")})
@@ -155,7 +156,7 @@ func evaluate(p *policies.Policy, runs []engine.RunResult, drills []drill.Report
 			case *r.Lag == 0:
 				add(Check{What: what, Value: "lag 0s", Level: Green, Reason: "in sync with the primary"})
 			default:
-				val := fmt.Sprintf("lag %s, %d snapshots, %s pending", age(*r.Lag), r.SnapshotsMissing, size(r.BytesPending))
+				val := fmt.Sprintf("lag %s, %d snapshots, %s pending", age(*r.Lag), r.SnapshotsMissing, humanize.Bytes(r.BytesPending))
 				if r.MaxLag > 0 && *r.Lag > r.MaxLag {
 					add(Check{What: what, Value: val, Level: Red, Reason: fmt.Sprintf("the lag exceeds max_lag %s", dur(r.MaxLag))})
 				} else {
@@ -250,17 +251,4 @@ func age(d time.Duration) string {
 		return d.Round(time.Minute).String()
 	}
 	return d.Round(time.Second).String()
-}
-
-func size(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

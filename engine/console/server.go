@@ -26,6 +26,7 @@ import (
 	"github.com/lifeboat-backup/lifeboat/engine"
 	"github.com/lifeboat-backup/lifeboat/engine/notify"
 	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
+	"github.com/lifeboat-backup/lifeboat/internal/humanize"
 	"github.com/lifeboat-backup/lifeboat/policies"
 	"github.com/lifeboat-backup/lifeboat/restore/browse"
 	"github.com/lifeboat-backup/lifeboat/restore/drill"
@@ -271,14 +272,14 @@ func (s *Server) history(w http.ResponseWriter, r *http.Request) {
 		dur = append(dur, Point{T: run.Start, V: run.End.Sub(run.Start).Seconds(), Bad: !run.OK()})
 		add = append(add, Point{T: run.Start, V: float64(added(run)), Bad: !run.OK()})
 		row := runRow{Start: run.Start.UTC().Format("2006-01-02 15:04:05"), Status: "ok", Level: Green,
-			Duration: secs(run.End.Sub(run.Start).Seconds()), Added: size(added(run)), Log: slices.Clone(run.Errors)}
+			Duration: secs(run.End.Sub(run.Start).Seconds()), Added: humanize.Bytes(added(run)), Log: slices.Clone(run.Errors)}
 		if !run.OK() {
 			row.Status, row.Level = "failed", Red
 		} else if run.Partial {
 			row.Status, row.Level = "partial", Amber
 		}
 		for _, t := range run.Targets {
-			line := fmt.Sprintf("%s: %s in, %s added, %s", t.Name, size(t.BytesIn), size(t.BytesAdded), secs(t.Seconds))
+			line := fmt.Sprintf("%s: %s in, %s added, %s", t.Name, humanize.Bytes(t.BytesIn), humanize.Bytes(t.BytesAdded), secs(t.Seconds))
 			if t.Snapshot != "" {
 				line += ", snapshot " + t.Snapshot[:min(8, len(t.Snapshot))]
 			}
@@ -324,7 +325,7 @@ func (s *Server) history(w http.ResponseWriter, r *http.Request) {
 		newChart("Drill RTO", []string{"RTO"}, []string{"s-blue"}, [][]Point{rto}, rtoObj, secs),
 		newChart("Drill RPO", []string{"RPO"}, []string{"s-teal"}, [][]Point{rpo}, rpoObj, secs),
 		newChart("Run duration", []string{"duration"}, []string{"s-blue"}, [][]Point{dur}, 0, secs),
-		newChart("Bytes added per run", []string{"added"}, []string{"s-teal"}, [][]Point{add}, 0, func(v float64) string { return size(int64(v)) }),
+		newChart("Bytes added per run", []string{"added"}, []string{"s-teal"}, [][]Point{add}, 0, func(v float64) string { return humanize.Bytes(int64(v)) }),
 	}
 	s.render(w, "history", "History "+name, "history", data)
 }
@@ -361,7 +362,7 @@ func (s *Server) snapshots(w http.ResponseWriter, r *http.Request) {
 				continue
 			}
 			rows = append(rows, snapRow{ID: sn.ID.String(), Short: sn.ID.Short(), Time: sn.Time.UTC().Format("2006-01-02 15:04:05"),
-				Target: sn.Target, Kind: sn.Kind, Host: sn.Host, Tags: strings.Join(sn.Tags, ", "), Size: size(sn.Stats.BytesIn), Files: sn.Stats.Files})
+				Target: sn.Target, Kind: sn.Kind, Host: sn.Host, Tags: strings.Join(sn.Tags, ", "), Size: humanize.Bytes(sn.Stats.BytesIn), Files: sn.Stats.Files})
 		}
 		data["Snapshots"], data["CanRead"] = rows, repo.CanReadData()
 		return nil
@@ -444,8 +445,8 @@ func (s *Server) tree(w http.ResponseWriter, r *http.Request) {
 			} else {
 				owner += fmt.Sprintf(":%d", n.GID)
 			}
-			rows = append(rows, treeRow{Name: path.Base(n.Path), Path: n.Path, Type: string(n.Type), Mode: modeString(n),
-				Owner: owner, Size: size(n.Size), MTime: n.ModTime.UTC().Format("2006-01-02 15:04:05"), Link: n.LinkTarget,
+			rows = append(rows, treeRow{Name: path.Base(n.Path), Path: n.Path, Type: string(n.Type), Mode: n.FileMode().String(),
+				Owner: owner, Size: humanize.Bytes(n.Size), MTime: n.ModTime.UTC().Format("2006-01-02 15:04:05"), Link: n.LinkTarget,
 				Dir: n.Type == snapshot.TypeDir, Downloadable: n.Type == snapshot.TypeFile || n.Type == snapshot.TypeDir})
 		}
 		if !found {
@@ -463,25 +464,6 @@ func (s *Server) tree(w http.ResponseWriter, r *http.Request) {
 			"Crumbs": crumbs, "Entries": rows, "CanRead": repo.CanReadData()})
 		return nil
 	})
-}
-
-func modeString(n *snapshot.Node) string {
-	fm := fs.FileMode(n.Mode)
-	switch n.Type {
-	case snapshot.TypeDir:
-		fm |= fs.ModeDir
-	case snapshot.TypeSymlink:
-		fm |= fs.ModeSymlink
-	case snapshot.TypeDevice:
-		fm |= fs.ModeDevice
-	case snapshot.TypeCharDev:
-		fm |= fs.ModeDevice | fs.ModeCharDevice
-	case snapshot.TypeFIFO:
-		fm |= fs.ModeNamedPipe
-	case snapshot.TypeSocket:
-		fm |= fs.ModeSocket
-	}
-	return fm.String()
 }
 
 // download sends a file or directory as .tar.zst; without the owner key
@@ -555,7 +537,7 @@ func (s *Server) diff(w http.ResponseWriter, r *http.Request) {
 		var rows []changeRow
 		st, err := browse.Diff(ctx, repo, a, b, func(c browse.Change) error {
 			if len(rows) < maxChanges {
-				rows = append(rows, changeRow{Modifier: c.Modifier, Path: c.Path, Type: string(c.Type), Before: size(c.SizeBefore), After: size(c.SizeAfter)})
+				rows = append(rows, changeRow{Modifier: c.Modifier, Path: c.Path, Type: string(c.Type), Before: humanize.Bytes(c.SizeBefore), After: humanize.Bytes(c.SizeAfter)})
 			} else {
 				data["Truncated"] = true
 			}
@@ -564,7 +546,7 @@ func (s *Server) diff(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			return err
 		}
-		data["Changes"], data["Stats"], data["Added"], data["Removed"] = rows, st, size(st.Added.Bytes), size(st.Removed.Bytes)
+		data["Changes"], data["Stats"], data["Added"], data["Removed"] = rows, st, humanize.Bytes(st.Added.Bytes), humanize.Bytes(st.Removed.Bytes)
 		return nil
 	})
 	if err != nil {

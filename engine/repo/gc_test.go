@@ -144,3 +144,29 @@ func TestMarkRipeNeedsNewerLocks(t *testing.T) {
 	require.NoError(t, wl.Unlock(ctx))
 	require.NoError(t, pl.Unlock(ctx))
 }
+
+// TestPruneUnderSharedLock: a prune under a shared lock (a policy run that
+// prunes after its backups) keeps other prunes out with a maintenance lock
+// of its own, and counts its own shared lock as done.
+func TestPruneUnderSharedLock(t *testing.T) {
+	tr := repotest.Init(t, memBucket(t), repotest.SmallChunks, 512<<10)
+	r := tr.Open(t, tr.Owner)
+	sn := backupDir(t, r, makeTree(t, 1<<20, 54))
+	require.NoError(t, r.DeleteSnapshot(ctx, sn.ID))
+
+	other := tr.Open(t, tr.Owner)
+	ol, err := other.LockForPrune(ctx, "prune", 0)
+	require.NoError(t, err)
+	lk, err := r.Lock(ctx, false, "run", 0)
+	require.NoError(t, err)
+	_, err = r.Prune(ctx, repo.PruneOptions{Grace: -1})
+	assert.True(t, repo.IsLocked(err), "a prune beside another prune: %v", err)
+	require.NoError(t, ol.Unlock(ctx))
+
+	res, err := r.Prune(ctx, repo.PruneOptions{Grace: -1})
+	require.NoError(t, err)
+	assert.Positive(t, res.PacksDeleted, "its own shared lock does not hold its marks back")
+	require.NoError(t, lk.Unlock(ctx))
+	assert.Empty(t, listObjects(t, tr.Bucket, "locks/"))
+	requireClean(t, tr)
+}

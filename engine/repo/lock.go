@@ -122,6 +122,20 @@ type Lock struct {
 	lost   chan struct{}
 	stopMu sync.Once
 	lostMu sync.Once
+	// companion is a lock of this same process whose work is done (the
+	// shared lock of a policy run that prunes after its backups): others
+	// does not count it.
+	companion *Lock
+}
+
+// keepsPrunesOut reports whether l excludes other prunes.
+func (l *Lock) keepsPrunesOut() bool {
+	if l == nil {
+		return false
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.info.Exclusive || l.info.Maintenance
 }
 
 // Lost is closed when the lock is found lost.
@@ -482,15 +496,22 @@ func (l *Lock) others(ctx context.Context, b *blob.Bucket) ([]LockInfo, error) {
 	var locks []LockInfo
 	var now time.Time
 	var before, after string
+	var comp [2]string
 	for try := 0; ; try++ {
 		// The refresh may replace our object during the listing: either
 		// one tells the storage's time; when neither was read, list again.
 		before = l.Key()
+		if l.companion != nil {
+			comp[0] = l.companion.Key()
+		}
 		var err error
 		if locks, err = ListLocks(ctx, b); err != nil {
 			return nil, err
 		}
 		after = l.Key()
+		if l.companion != nil {
+			comp[1] = l.companion.Key() // it may have refreshed meanwhile
+		}
 		var ok bool
 		if now, ok = storageNow(locks, after); !ok {
 			now, ok = storageNow(locks, before)
@@ -507,6 +528,7 @@ func (l *Lock) others(ctx context.Context, b *blob.Bucket) ([]LockInfo, error) {
 	for _, o := range locks {
 		switch {
 		case o.key == before || o.key == after:
+		case l.companion != nil && (o.key == comp[0] || o.key == comp[1]):
 		case o.stale(now, here):
 			_ = b.Delete(ctx, o.key)
 		default:

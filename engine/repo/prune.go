@@ -86,6 +86,19 @@ func (r *Repository) Prune(ctx context.Context, opts PruneOptions) (*PruneResult
 	if opts.RepackUnused == 0 {
 		opts.RepackUnused = 0.2
 	}
+	// Two prunes at once could each index what the other deletes: under a
+	// lock that does not keep other prunes out (a policy run's shared lock,
+	// or none), prune takes a maintenance lock for itself. The caller's own
+	// lock counts as ours: its work before the prune is done.
+	if !r.lock.keepsPrunesOut() {
+		ml, err := acquireLock(ctx, r.b, lockKind{maintenance: true, marks: true}, "prune", 0)
+		if err != nil {
+			return nil, fmt.Errorf("prune: %w", err)
+		}
+		defer ml.Unlock(context.WithoutCancel(ctx))
+		ml.companion, r.lock = r.lock, ml
+		defer func() { r.lock = ml.companion }()
+	}
 	res := &PruneResult{}
 	marked, err := r.prunePass(ctx, opts, res)
 	if err != nil {
