@@ -183,7 +183,11 @@ func (a *app) backupSource(ctx context.Context, o backupOptions, src engine.Sour
 			opts.Time = t
 		}
 		if o.parent != "" {
-			p, err := findSnapshot(ctx, e, o.parent, nil)
+			target := o.target
+			if target == "" {
+				target = src.Kind()
+			}
+			p, err := findPerTarget(ctx, e, o.parent, target, o.host) // latest: of this target
 			if err != nil {
 				return err
 			}

@@ -33,7 +33,8 @@ func (a *app) withBrowse(ctx context.Context, mode lockMode, purpose string, fn 
 }
 
 func (a *app) diffCmd() *cobra.Command {
-	return &cobra.Command{
+	var target string
+	cmd := &cobra.Command{
 		Use:   "diff SNAPSHOT1 SNAPSHOT2",
 		Short: "Show the entries added, removed and changed between two snapshots (host key suffices)",
 		Long: `Compare two snapshots entry by entry, like restic diff: "+" added, "-" removed, "M" content
@@ -43,11 +44,11 @@ key suffices. --json prints one "change" line per entry and a "statistics" line 
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.withBrowse(cmd.Context(), noLock, "", func(ctx context.Context, r browse.Repo) error {
-				sa, err := r.FindSnapshot(ctx, args[0], nil)
+				sa, err := findPerTarget(ctx, r, args[0], target, "")
 				if err != nil {
 					return err
 				}
-				sb, err := r.FindSnapshot(ctx, args[1], nil)
+				sb, err := findPerTarget(ctx, r, args[1], target, "")
 				if err != nil {
 					return err
 				}
@@ -91,6 +92,8 @@ key suffices. --json prints one "change" line per entry and a "statistics" line 
 			})
 		},
 	}
+	cmd.Flags().StringVar(&target, "target", "", "with latest: the latest snapshot of this target")
+	return cmd
 }
 
 type findMatchJSON struct {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"testing"
@@ -29,6 +30,7 @@ func TestCLILatestIsPerTarget(t *testing.T) {
 		{"restore", "latest", "--to", filepath.Join(dir, "two")},
 		{"ls", "latest"},
 		{"dump", "latest", "/"},
+		{"diff", "latest", "latest"},
 	} {
 		out, errs, code := c.run(args...)
 		assert.Equal(t, exitUsage, code, "%v: %s", args, errs)
@@ -41,6 +43,16 @@ func TestCLILatestIsPerTarget(t *testing.T) {
 	assert.FileExists(t, filepath.Join(dir, "www", "src", "sub", "a.txt"))
 	assert.NoFileExists(t, filepath.Join(dir, "www", "db", "dump.sql"))
 	assert.Contains(t, c.ok("ls", "latest", "--target", "mysql-dump"), "dump.sql")
+	c.ok("diff", "latest", "latest", "--target", "www")
+	// backup --parent latest: the latest of the backup's own target
+	sum := lastJSON(t, c.ok("backup", "files", src, "--target", "www", "--parent", "latest", "--json"))
+	var sns []struct {
+		ID     string `json:"id"`
+		Target string `json:"target"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(c.ok("snapshots", "--json", "--target", "www")), &sns))
+	require.Len(t, sns, 2)
+	assert.Equal(t, sns[0].ID, sum["parent"], "parent is www's latest, not the newer mysql-dump snapshot")
 	// an ID needs no --target
 	id := lastJSON(t, c.ok("backup", "files", src, "--target", "www", "--json"))["snapshot_id"].(string)
 	c.ok("restore", id[:8], "--to", filepath.Join(dir, "byid"))
