@@ -80,6 +80,7 @@ func Files(ctx context.Context, r *repo.Repository, sn *snapshot.Snapshot, dest 
 		}
 	}
 	matched := false
+	var top []string // the first top-level entries
 	g, gctx := errgroup.WithContext(ctx)
 	// The reader creates files ahead of the workers (it also handles
 	// directories and links), so give it room to run ahead.
@@ -141,6 +142,9 @@ func Files(ctx context.Context, r *repo.Repository, sn *snapshot.Snapshot, dest 
 			}
 			if n.Type == snapshot.TypeFile && n.Links > 1 {
 				linked[n.Path] = n
+			}
+			if !strings.Contains(n.Path, "/") && len(top) < 4 {
+				top = append(top, n.Path) // for the hint when nothing matches
 			}
 			sel, parent := selected(n.Path, opts.Include)
 			if !sel && !parent {
@@ -220,7 +224,12 @@ func Files(ctx context.Context, r *repo.Repository, sn *snapshot.Snapshot, dest 
 		return nil, err
 	}
 	if !matched && len(opts.Include) > 0 {
-		return nil, fmt.Errorf("--include %s: %w in snapshot %s", strings.Join(opts.Include, ", "), repo.ErrNotFound, sn.ID.Short())
+		hint := ""
+		if len(top) > 0 {
+			hint = fmt.Sprintf(" (paths are stored under each root's base name, not the source path: the snapshot's top level is %s; `lifeboat ls %s` lists them)",
+				strings.Join(top, ", "), sn.ID.Short())
+		}
+		return nil, fmt.Errorf("--include %s: %w in snapshot %s%s", strings.Join(opts.Include, ", "), repo.ErrNotFound, sn.ID.Short(), hint)
 	}
 	st.Files, st.Bytes, st.Failed = restored.Load(), bytes.Load(), int64(len(failures))
 	if len(failures) > 0 {

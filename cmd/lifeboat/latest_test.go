@@ -58,3 +58,16 @@ func TestCLILatestIsPerTarget(t *testing.T) {
 	c.ok("restore", id[:8], "--to", filepath.Join(dir, "byid"))
 	assert.FileExists(t, filepath.Join(dir, "byid", "src", "sub", "a.txt"))
 }
+
+// restore --include with the source path (a restic habit) finds nothing:
+// the error shows how paths are stored.
+func TestCLIRestoreIncludeHint(t *testing.T) {
+	c, dir, src := setup(t)
+	c.env["LIFEBOAT_KEY_FILE"] = filepath.Join(dir, "owner.key")
+	c.ok("backup", "files", src)
+	_, errs, code := c.run("restore", "latest", "--to", filepath.Join(dir, "out"), "--include", filepath.Join(src, "sub"))
+	assert.Equal(t, exitFailure, code, errs)
+	assert.Contains(t, errs, "the snapshot's top level is src;")
+	c.ok("restore", "latest", "--to", filepath.Join(dir, "out"), "--include", "src/sub")
+	assert.FileExists(t, filepath.Join(dir, "out", "src", "sub", "a.txt"))
+}
