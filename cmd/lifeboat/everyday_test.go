@@ -87,9 +87,12 @@ func TestCLIBackupExcludeOptions(t *testing.T) {
 	ls := c.ok("ls", "latest")
 	assert.Contains(t, ls, "src/keep.txt")
 	assert.Contains(t, ls, "src/sub/a.txt")
-	for _, gone := range []string{"IMG.PNG", "notes.log", "src/tmp", "src/build", "src/cache"} {
+	for _, gone := range []string{"IMG.PNG", "notes.log", "src/tmp", "src/build/a.o", "src/cache/blob"} {
 		assert.NotContains(t, ls, gone)
 	}
+	// as restic: a tagged directory keeps itself and its tag file
+	assert.Contains(t, ls, "src/build/.nobackup")
+	assert.Contains(t, ls, "src/cache/CACHEDIR.TAG")
 	_, errs, code := c.run("backup", "files", src, "--exclude-file", filepath.Join(dir, "missing.txt"))
 	assert.Equal(t, exitUsage, code, errs)
 	assert.Contains(t, errs, "missing.txt")

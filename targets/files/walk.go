@@ -29,12 +29,12 @@ type Options struct {
 	// IExcludes are Excludes matched without regard to case (restic's
 	// --iexclude).
 	IExcludes []string
-	// ExcludeIfPresent leaves out every directory (with its content) that
-	// holds an entry of one of these names (restic's
-	// --exclude-if-present).
+	// ExcludeIfPresent leaves out the content of every directory that
+	// holds an entry of one of these names, but for the directory itself
+	// and those entries (restic's --exclude-if-present).
 	ExcludeIfPresent []string
-	// ExcludeCaches leaves out every directory holding a CACHEDIR.TAG file
-	// that starts with the signature of the Cache Directory Tagging
+	// ExcludeCaches does the same for every directory holding a
+	// CACHEDIR.TAG file that starts with the signature of the Cache Directory Tagging
 	// Specification (restic's and borg's --exclude-caches).
 	ExcludeCaches bool
 	// OneFileSystem stops at mount points below a root: the mount point
@@ -160,9 +160,10 @@ func (w *walker) visit(src, rel string, rootDev uint64, isRoot bool) error {
 		if _, ok := w.ex.match(rel, true); ok {
 			return nil
 		}
-		if w.tagged(src) {
-			return nil
-		}
+	}
+	var tags []string // a tagged directory keeps only its tag files
+	if isDir {
+		tags = w.tagged(src)
 	}
 	e := w.entry(rel, &st)
 	if isRoot {
@@ -210,6 +211,9 @@ func (w *walker) visit(src, rel string, rootDev uint64, isRoot bool) error {
 	names, err := readNames(src)
 	if err != nil {
 		return w.fail(src, "readdir", err)
+	}
+	if tags != nil {
+		names = tags
 	}
 	slices.Sort(names) // byte order, as targets.ComparePaths
 	for _, name := range names {
@@ -469,24 +473,27 @@ func retryRange(buf *[]byte, get func([]byte) (int, error), size func() (int, er
 // (https://bford.info/cachedir/).
 const cacheDirSignature = "Signature: 8a477f597d28d172789f06886806bc55"
 
-// tagged reports whether directory src is left out by ExcludeIfPresent or
-// ExcludeCaches.
-func (w *walker) tagged(src string) bool {
+// tagged returns, for a directory src that ExcludeIfPresent or
+// ExcludeCaches leaves out, the tag files it holds (sorted): as restic
+// does, the directory and its tag files are kept, nothing else in it. Nil:
+// not tagged.
+func (w *walker) tagged(src string) []string {
+	var tags []string
 	for _, name := range w.opts.ExcludeIfPresent {
-		if _, err := os.Lstat(filepath.Join(src, name)); err == nil {
-			return true
+		if _, err := os.Lstat(filepath.Join(src, name)); err == nil && !slices.Contains(tags, name) {
+			tags = append(tags, name)
 		}
 	}
-	if w.opts.ExcludeCaches {
+	if w.opts.ExcludeCaches && !slices.Contains(tags, "CACHEDIR.TAG") {
 		f, err := os.OpenFile(filepath.Join(src, "CACHEDIR.TAG"), os.O_RDONLY|unix.O_NONBLOCK|unix.O_NOFOLLOW, 0)
-		if err != nil {
-			return false
-		}
-		defer f.Close()
-		buf := make([]byte, len(cacheDirSignature))
-		if _, err := io.ReadFull(f, buf); err == nil && string(buf) == cacheDirSignature {
-			return true
+		if err == nil {
+			buf := make([]byte, len(cacheDirSignature))
+			if _, err := io.ReadFull(f, buf); err == nil && string(buf) == cacheDirSignature {
+				tags = append(tags, "CACHEDIR.TAG")
+			}
+			_ = f.Close()
 		}
 	}
-	return false
+	slices.Sort(tags)
+	return tags
 }

@@ -43,10 +43,11 @@ func TestWalkExcludeMore(t *testing.T) {
 		{"exclude is case-sensitive", Options{Excludes: []string{"*.jpg"}}, without("r/photo.jpg")},
 		{"iexclude ignores case", Options{IExcludes: []string{"*.jpg"}}, without("r/photo.jpg", "r/Photo.JPG")},
 		{"iexclude pattern case too", Options{IExcludes: []string{"/R/DOCS/*.txt"}}, without("r/Docs/Readme.TXT")},
-		{"if present", Options{ExcludeIfPresent: []string{".nobackup"}}, without("r/build")},
-		{"caches with the signature only", Options{ExcludeCaches: true}, without("r/cache")},
+		// as restic: the directory and its tag file stay, nothing else in it
+		{"if present", Options{ExcludeIfPresent: []string{".nobackup"}}, without("r/build/out.o")},
+		{"caches with the signature only", Options{ExcludeCaches: true}, without("r/cache/blob")},
 		{"both", Options{ExcludeCaches: true, ExcludeIfPresent: []string{".nobackup"}, IExcludes: []string{"PHOTO.*"}},
-			without("r/cache", "r/build", "r/Photo.JPG", "r/photo.jpg")},
+			without("r/cache/blob", "r/build/out.o", "r/Photo.JPG", "r/photo.jpg")},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			assert.Equal(t, tt.want, paths(walkAll(t, []string{dir}, tt.opts)))
