@@ -128,14 +128,16 @@ type snapshotFinder interface {
 }
 
 // findPerTarget resolves ref as findSnapshot does, but "latest" is per
-// target: among the snapshots kinds allows (none: all), without --target on a repository that holds several targets
+// target: among the snapshots kinds allows (none: all; a named target is
+// taken whatever its kind, so the caller can say why it does not fit),
+// without --target on a repository that holds several targets
 // (of host, when given) it is a usage error listing them, as restic
 // requires --host/--path. Before, `restore latest` restored whichever
 // target was newest: a MySQL dump's raw files instead of the file tree.
 func findPerTarget(ctx context.Context, r snapshotFinder, ref, target, host string, kinds ...string) (*snapshot.Snapshot, error) {
 	filter := func(s *snapshot.Snapshot) bool {
 		return (target == "" || s.Target == target) && (host == "" || s.Host == host) &&
-			(len(kinds) == 0 || slices.Contains(kinds, s.Kind))
+			(len(kinds) == 0 || target != "" || slices.Contains(kinds, s.Kind))
 	}
 	if ref == "latest" && target == "" {
 		sns, err := r.Snapshots(ctx)

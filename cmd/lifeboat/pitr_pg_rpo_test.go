@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -58,12 +59,14 @@ func TestPITRPGRPOSwitch(t *testing.T) {
 	var out bytes.Buffer
 	sw.Stdout, sw.Stderr = &out, &out
 	require.NoError(t, sw.Start())
-	defer func() {
+	stop := sync.OnceFunc(func() { // the output is read only after the process ended
 		cancel()
 		_ = sw.Wait()
 		t.Logf("wal switch:\n%s", out.String())
-	}()
+	})
+	defer stop()
 	worst := measureRPO(t, p, secs, "wal switch --every 10s")
+	stop()
 	require.LessOrEqual(t, worst, 15*time.Second)
 	require.Contains(t, out.String(), "closed 0000000100000000000000")
 }
