@@ -276,8 +276,8 @@ func Chown(dir string, o Owner) error {
 
 // RestoreOptions tune Restore.
 type RestoreOptions struct {
-	BinDir   string      // mariabackup; default PATH
-	Owner    Owner       // owner of the data directory (OwnerFor)
+	BinDir   string             // mariabackup; default PATH
+	Owner    Owner              // owner of the data directory (OwnerFor)
 	Progress *snapshot.Progress // files and bytes unpacked so far (may be nil)
 }
 
