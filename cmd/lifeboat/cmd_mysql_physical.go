@@ -64,7 +64,7 @@ func (a *app) restoreDatadir(ctx context.Context, ref string, o restoreOptions) 
 func (a *app) restoreBase(ctx context.Context, e engine.Engine, sn *snapshot.Snapshot, dir string, owner physical.Owner) (physical.ExtractStats, error) {
 	var st physical.ExtractStats
 	p := &snapshot.Progress{}
-	stop := a.restoreProgress(p, time.Now(), "files", "unpacked")
+	stop := a.restoreProgress(p, "files", 0, sn.Stats.BytesIn) // payload of the stream, a little less than its size
 	defer stop()
 	err := snapshot.WithReader(ctx, e, sn, func(s snapshot.Reader) (err error) {
 		st, err = physical.RestoreSnapshot(ctx, s, dir, physical.RestoreOptions{Owner: owner, Progress: p})
@@ -130,7 +130,7 @@ func (a *app) pitrDatadir(ctx context.Context, e engine.Engine, pl *pitr.Plan, s
 	if !physical.IsBase(pl.Base) {
 		err := snapshot.WithReader(ctx, e, pl.Base, func(s snapshot.Reader) error {
 			p := &snapshot.Progress{}
-			stop := a.restoreProgress(p, time.Now(), "tables", "loaded")
+			stop := a.restoreProgress(p, "tables", 0, 0)
 			defer stop()
 			rs, err := restore.MySQL(ctx, s, restore.MySQLOptions{DSN: url, Password: srv.Password, NoBinlog: true, Progress: p})
 			if err == nil {
