@@ -100,7 +100,7 @@ type Target struct {
 	Method        string    `yaml:"method" kinds:"mysql,postgres" enum:"logical,physical" doc:"logical (a dump, default) or physical (postgres: pg_basebackup of the whole cluster, the base of point-in-time recovery; docs/pitr.md)"`
 
 	// files
-	Paths         []string `yaml:"paths" req:"files" kinds:"files" doc:"directory trees to back up (absolute paths)"`
+	Paths            []string `yaml:"paths" req:"files" kinds:"files" doc:"directory trees to back up (absolute paths)"`
 	Exclude          []string `yaml:"exclude" kinds:"files,bucket" doc:"glob patterns left out"`
 	IExclude         []string `yaml:"iexclude" kinds:"files" doc:"glob patterns left out, matched regardless of case (restic's --iexclude)"`
 	ExcludeFile      []string `yaml:"exclude_file" kinds:"files" doc:"files of exclude patterns, one a line, # comments (restic's --exclude-file; absolute paths, read at each run)"`
