@@ -169,6 +169,6 @@ func (r *resumingReader) reopen() error {
 	return nil
 }
 
-func (r *resumingReader) Close() error                       { return r.rd.Close() }
+func (r *resumingReader) Close() error                         { return r.rd.Close() }
 func (r *resumingReader) Attributes() *driver.ReaderAttributes { return &r.attrs }
-func (r *resumingReader) As(i any) bool                      { return r.rd.As(i) }
+func (r *resumingReader) As(i any) bool                        { return r.rd.As(i) }
