@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -257,6 +258,7 @@ func StartThrottle(t testing.TB, endpoint string, fail func(n int, r *http.Reque
 	}
 	th := &Throttle{ln: ln, Status: http.StatusServiceUnavailable, Code: "SlowDown", fail: fail}
 	rp := httputil.NewSingleHostReverseProxy(u) // keeps the Host header: signatures stay valid
+	rp.ErrorLog = log.New(io.Discard, "", 0)    // clients that give up are the point
 	th.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		n := int(th.n.Add(1) - 1)
 		if th.fail(n, r) {
