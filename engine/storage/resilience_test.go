@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -249,4 +250,47 @@ func TestS3LostAnswerIsOurs(t *testing.T) {
 	px.CutAfter(20)
 	err = storage.WriteNew(ctx, b, "snapshots/theirs", data)
 	require.True(t, errors.Is(err, storage.ErrExist), "got %v", err)
+}
+
+// TestS3BandwidthLimit: SetLimits holds the throughput of uploads and
+// downloads to the limit (within 10 % over, allowing for the burst), over
+// several connections at once. Not parallel: the limit is the process's.
+func TestS3BandwidthLimit(t *testing.T) {
+	srv := miniotest.Shared(t)
+	b, _ := faultBucket(t, srv, srv.Endpoint, nil)
+	ctx := context.Background()
+	t.Cleanup(func() { _ = storage.SetLimits(0, 0) })
+	const size, conns = 1 << 20, 3 // 3 MiB in all
+	data := randomBytes(size)
+	measure := func(what string, limitKiB int, op func(i int) error) {
+		start := time.Now()
+		var wg sync.WaitGroup
+		errs := make([]error, conns)
+		for i := range conns {
+			wg.Add(1)
+			go func() { defer wg.Done(); errs[i] = op(i) }()
+		}
+		wg.Wait()
+		took := time.Since(start)
+		for _, err := range errs {
+			require.NoError(t, err)
+		}
+		rate := float64(conns*size) / 1024 / took.Seconds()
+		t.Logf("%s: %d x %d KiB in %v: %.0f KiB/s (limit %d KiB/s)", what, conns, size>>10, took.Round(time.Millisecond), rate, limitKiB)
+		assert.LessOrEqual(t, rate, 1.1*float64(limitKiB), "%s: the limit holds", what)
+		assert.GreaterOrEqual(t, rate, 0.5*float64(limitKiB), "%s: and is not far below it", what)
+	}
+	require.NoError(t, storage.SetLimits(1024, 0))
+	measure("upload", 1024, func(i int) error {
+		return storage.WriteNew(ctx, b, fmt.Sprintf("data/00/%d", i), data)
+	})
+	require.NoError(t, storage.SetLimits(0, 2048))
+	measure("download", 2048, func(i int) error {
+		got, err := storage.Read(ctx, b, fmt.Sprintf("data/00/%d", i))
+		if err == nil && !bytes.Equal(got, data) {
+			err = errors.New("read back differs")
+		}
+		return err
+	})
+	require.Error(t, storage.SetLimits(-1, 0))
 }

@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/time/rate"
 )
 
 // Timeouts bound how long an object store may stay silent. None of them
@@ -39,7 +41,7 @@ func newHTTPClient(t Timeouts, maxConns int) *http.Client {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
 		c, err := d.DialContext(ctx, network, addr)
-		if err != nil || t.Idle <= 0 {
+		if err != nil {
 			return c, err
 		}
 		pc := &progressConn{Conn: c, idle: t.Idle}
@@ -77,6 +79,9 @@ type progressConn struct {
 // touch moves the deadline to now+idle, at most about every idle/16 (a
 // deadline update is cheap but not free) unless force.
 func (c *progressConn) touch(force bool) {
+	if c.idle <= 0 {
+		return
+	}
 	now := time.Now()
 	if !force && now.UnixNano()-c.last.Load() < int64(c.idle/16) {
 		return
@@ -94,12 +99,19 @@ func (c *progressConn) draining() bool {
 }
 
 func (c *progressConn) Read(p []byte) (int, error) {
+	var l = curLimits.Load()
+	if l != nil && l.down != nil {
+		p = p[:chunk(l.down, len(p))]
+	}
 	for {
 		n, err := c.Conn.Read(p)
 		if n > 0 {
 			c.touch(false)
+			if l != nil {
+				take(l.down, n)
+			}
 		}
-		if n == 0 && isTimeout(err) && c.draining() {
+		if n == 0 && c.idle > 0 && isTimeout(err) && c.draining() {
 			c.touch(true)
 			continue
 		}
@@ -108,20 +120,32 @@ func (c *progressConn) Read(p []byte) (int, error) {
 }
 
 func (c *progressConn) Write(p []byte) (int, error) {
-	c.touch(false)
-	done := 0
-	for {
-		n, err := c.Conn.Write(p[done:])
-		done += n
-		if n > 0 {
-			c.touch(false)
-		}
-		if err != nil && isTimeout(err) && (n > 0 || c.draining()) {
-			c.touch(true)
-			continue
-		}
-		return done, err
+	var up *rate.Limiter
+	if l := curLimits.Load(); l != nil {
+		up = l.up
 	}
+	done := 0
+	for done < len(p) {
+		end := done + chunk(up, len(p)-done)
+		take(up, end-done)
+		c.touch(false)
+		for done < end {
+			n, err := c.Conn.Write(p[done:end])
+			done += n
+			if n > 0 {
+				c.touch(false)
+			}
+			if err == nil {
+				continue
+			}
+			if c.idle > 0 && isTimeout(err) && (n > 0 || c.draining()) {
+				c.touch(true)
+				continue
+			}
+			return done, err
+		}
+	}
+	return done, nil
 }
 
 func isTimeout(err error) bool {
