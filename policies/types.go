@@ -95,7 +95,7 @@ type Target struct {
 	SplitBytes    Size      `yaml:"split_bytes" kinds:"mysql" doc:"InnoDB tables bigger than this are read in primary-key ranges on several connections; default 64MiB"`
 	LockMode      string    `yaml:"lock_mode" kinds:"mysql" enum:"ftwrl,backup_lock,single" doc:"consistency: FLUSH TABLES WITH READ LOCK, backup locks, or single transaction (InnoDB only, no global lock); default ftwrl"`
 	Users         bool      `yaml:"users" kinds:"mysql" doc:"also back up user accounts, roles and grants (password hashes included; needs SELECT on the mysql database); lifeboat restore --users re-creates them"`
-	Archive       *Archive  `yaml:"archive" kinds:"mysql" doc:"continuous binary-log archive for point-in-time restores, run by lifeboat binlog archive (docs/pitr.md)"`
+	Archive       *Archive  `yaml:"archive" kinds:"mysql,postgres" doc:"continuous log archive for point-in-time restores: mysql binary log by lifeboat binlog archive, postgres WAL streamed by lifeboat wal receive (docs/pitr.md)"`
 	Globals       bool      `yaml:"globals" kinds:"postgres" doc:"also back up roles and tablespaces (pg_dumpall --globals-only); restores and drills re-create them"`
 	Method        string    `yaml:"method" kinds:"mysql,postgres" enum:"logical,physical" doc:"logical (a dump, default) or physical (postgres: pg_basebackup of the whole cluster, the base of point-in-time recovery; docs/pitr.md)"`
 
