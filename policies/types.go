@@ -121,11 +121,11 @@ type Target struct {
 }
 
 // Archive configures the continuous archive of a database's log (the
-// MySQL/MariaDB binary log) into the repository.
+// MySQL/MariaDB binary log, PostgreSQL's WAL) into the repository.
 type Archive struct {
 	MaxDelay    Duration `yaml:"max_delay" doc:"an archived event is stored at most this long after the server wrote it (the archive's RPO); 1s to 1h, default 30s"`
-	SegmentSize Size     `yaml:"segment_size" doc:"a segment is also cut at this size; 64KiB to 1GiB, default 16MiB"`
-	ServerID    int      `yaml:"server_id" doc:"replica server id the archiver connects with, unique among the server's replicas; default derived from the policy and target names"`
+	SegmentSize Size     `yaml:"segment_size" doc:"a segment is also cut at this size (mysql; PostgreSQL's WAL segment size is the server's); 64KiB to 1GiB, default 16MiB"`
+	ServerID    int      `yaml:"server_id" doc:"replica server id the archiver connects with, unique among the server's replicas (mysql); default derived from the policy and target names"`
 }
 
 // Archive limits.
