@@ -27,6 +27,8 @@ type walReceiver struct {
 	out  *bytes.Buffer
 	done chan struct{}
 	code int
+	cpu  time.Duration // user + system of the lifeboat process
+	ran  time.Duration
 }
 
 func (p *pitrPG) startReceiver(spool string) *walReceiver {
@@ -34,9 +36,14 @@ func (p *pitrPG) startReceiver(spool string) *walReceiver {
 	w := &walReceiver{cmd: cmd, out: &bytes.Buffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = w.out, w.out
 	require.NoError(p.t, cmd.Start())
+	begin := time.Now()
 	go func() {
 		defer close(w.done)
 		err := cmd.Wait()
+		w.ran = time.Since(begin)
+		if ps := cmd.ProcessState; ps != nil {
+			w.cpu = ps.UserTime() + ps.SystemTime()
+		}
 		if ee, ok := err.(*exec.ExitError); ok {
 			w.code = ee.ExitCode()
 		}
@@ -154,6 +161,7 @@ func TestPITRPGStreamRPO(t *testing.T) {
 	// The receiver killed and started again, a forced switch (pg_receivewal
 	// completes that segment) and a server restart: nothing is lost.
 	outs = append(outs, rc.stop(syscall.SIGKILL))
+	t.Logf("receiver CPU %s in %s (the lifeboat process: reading, compressing, encrypting, uploading; pg_receivewal not counted)", rc.cpu.Round(10*time.Millisecond), rc.ran.Round(time.Second))
 	rc = p.startReceiver(spool)
 	stopped = sync.OnceFunc(func() { outs = append(outs, rc.stop(syscall.SIGTERM)) })
 	l.run(2 * time.Second)
