@@ -190,8 +190,8 @@ type drill struct {
 	// physical: a mysql target whose latest snapshot is a physical base
 	// runs on its own server, started on the restored data directory.
 	physical map[string]*mariadb.Server
-	pg      pgDrill
-	now     func() time.Time
+	pg       pgDrill
+	now      func() time.Time
 }
 
 // pgDrill is the PostgreSQL side of a drill.
