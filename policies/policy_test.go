@@ -160,7 +160,12 @@ func TestMalformed(t *testing.T) {
 			`policy.yaml:14:12: retention: expected a mapping, got a list`,
 		}},
 		{"key of another kind", strings.Replace(minimal, "paths: [/srv/media]", "paths: [/srv/media]\n    jobs: 4", 1), []string{
-			`policy.yaml:14:5: targets[1].jobs: not allowed for kind files (allowed: name, kind, tags, hooks, paths, exclude, one_file_system)`,
+			`policy.yaml:14:5: targets[1].jobs: not allowed for kind files (allowed: name, kind, tags, hooks, paths, exclude, iexclude, exclude_file, exclude_if_present, exclude_caches, one_file_system)`,
+		}},
+		{"files exclude options", strings.Replace(minimal, "paths: [/srv/media]", "paths: [/srv/media]\n    exclude_file: [excludes.txt]\n    exclude_if_present: [a/.nobackup]\n    iexclude: [\"[\"]", 1), []string{
+			`policy.yaml:14:20: targets[1].exclude_file[0]: "excludes.txt" is not an absolute path`,
+			`policy.yaml:15:26: targets[1].exclude_if_present[0]: "a/.nobackup" is not a file name`,
+			`policy.yaml:16:16: targets[1].iexclude[0]: "[" is not a glob pattern`,
 		}},
 		{"yaml syntax error", minimal + "schedule:\n  calendar: \"daily\n", []string{
 			`policy.yaml:15: YAML syntax: found unexpected end of stream`,

@@ -205,6 +205,18 @@ func (c *checker) targets(p *Policy) {
 				}
 			}
 			c.patterns(path+".exclude", t.Exclude)
+			c.patterns(path+".iexclude", t.IExclude)
+			for j, f := range t.ExcludeFile {
+				if f == "" {
+					c.add(indexPath(path+".exclude_file", j), "", nil, "empty value")
+				}
+				c.absPath(indexPath(path+".exclude_file", j), f)
+			}
+			for j, n := range t.ExcludeIfPresent {
+				if n == "" || strings.Contains(n, "/") || n == "." || n == ".." {
+					c.add(indexPath(path+".exclude_if_present", j), n, nil, "%q is not a file name", n)
+				}
+			}
 		case KindExec:
 			c.argv(path+".command", t.Command)
 			c.argv(path+".restore_command", t.RestoreCommand)

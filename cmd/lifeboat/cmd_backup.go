@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
 	"strings"
 	"time"
 
@@ -74,9 +73,9 @@ the exit code is 4.`,
 func (a *app) runBackupFiles(cmd *cobra.Command, o backupOptions, paths []string) error {
 	excludes := o.excludes
 	for _, name := range o.excludeFiles {
-		pats, err := readExcludeFile(name)
+		pats, err := files.ReadExcludeFile(name)
 		if err != nil {
-			return err
+			return usagef("--exclude-file: %v", err)
 		}
 		excludes = append(excludes, pats...)
 	}
@@ -208,23 +207,4 @@ func (a *app) backupSource(ctx context.Context, o backupOptions, src engine.Sour
 		}
 		return a.backupSummary(res)
 	})
-}
-
-// readExcludeFile reads --exclude-file: one pattern a line, blank lines
-// and lines starting with # skipped, surrounding blanks trimmed (restic's
-// --exclude-file). A file that cannot be read is a usage error naming it.
-func readExcludeFile(name string) ([]string, error) {
-	data, err := os.ReadFile(name)
-	if err != nil {
-		return nil, usagef("--exclude-file: %v", err)
-	}
-	var pats []string
-	for _, line := range strings.Split(string(data), "\n") {
-		line = strings.TrimSpace(line)
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		pats = append(pats, line)
-	}
-	return pats, nil
 }
