@@ -99,7 +99,7 @@ type Target struct {
 	Users         bool      `yaml:"users" kinds:"mysql" doc:"also back up user accounts, roles and grants (password hashes included; needs SELECT on the mysql database); lifeboat restore --users re-creates them"`
 	Archive       *Archive  `yaml:"archive" kinds:"mysql" doc:"continuous binary-log archive for point-in-time restores, run by lifeboat binlog archive (docs/pitr.md)"`
 	Globals       bool      `yaml:"globals" kinds:"postgres" doc:"also back up roles and tablespaces (pg_dumpall --globals-only); restores and drills re-create them"`
-	Method        string    `yaml:"method" kinds:"mysql,postgres" enum:"logical,physical" doc:"logical (a dump, default) or physical (postgres: pg_basebackup of the whole cluster, the base of point-in-time recovery; docs/pitr.md)"`
+	Method        string    `yaml:"method" kinds:"mysql,postgres" enum:"logical,physical" doc:"logical (a dump, default) or physical (postgres: pg_basebackup of the whole cluster; mysql: mariabackup of the whole server, on its host; the base of point-in-time recovery; docs/pitr.md)"`
 
 	// files
 	Paths            []string `yaml:"paths" req:"files" kinds:"files" doc:"directory trees to back up (absolute paths)"`

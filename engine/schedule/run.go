@@ -17,6 +17,7 @@ import (
 	"github.com/lifeboat-backup/lifeboat/targets/exec"
 	"github.com/lifeboat-backup/lifeboat/targets/files"
 	"github.com/lifeboat-backup/lifeboat/targets/mysql"
+	myphysical "github.com/lifeboat-backup/lifeboat/targets/mysql/physical"
 	"github.com/lifeboat-backup/lifeboat/targets/postgres"
 	"github.com/lifeboat-backup/lifeboat/targets/postgres/physical"
 	"github.com/lifeboat-backup/lifeboat/targets/volume"
@@ -55,12 +56,12 @@ func SourceFor(t policies.Target, pw string) (engine.Source, error) {
 		return &files.Source{Roots: t.Paths, Options: files.Options{Excludes: excludes, IExcludes: t.IExclude,
 			ExcludeIfPresent: t.ExcludeIfPresent, ExcludeCaches: t.ExcludeCaches, OneFileSystem: t.OneFileSystem}}, nil
 	case "mysql":
-		if t.Method == "physical" {
-			return nil, fmt.Errorf("target %s: method physical is not supported for mysql by this lifeboat yet", t.Name)
-		}
 		pw, err := password(t, pw)
 		if err != nil {
 			return nil, err
+		}
+		if t.Method == myphysical.Method {
+			return myphysical.New(myphysical.Options{DSN: t.DSN, Password: pw})
 		}
 		return mysql.New(mysql.Options{DSN: t.DSN, Password: pw, Databases: t.Databases, ExcludeTables: t.ExcludeTables,
 			Jobs: t.Jobs, LockMode: mysql.LockMode(t.LockMode), Users: t.Users, SplitBytes: int64(t.SplitBytes)})
