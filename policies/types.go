@@ -97,7 +97,7 @@ type Target struct {
 	SplitBytes    Size      `yaml:"split_bytes" kinds:"mysql" doc:"InnoDB tables bigger than this are read in primary-key ranges on several connections; default 64MiB"`
 	LockMode      string    `yaml:"lock_mode" kinds:"mysql" enum:"ftwrl,backup_lock,single" doc:"consistency: FLUSH TABLES WITH READ LOCK, backup locks, or single transaction (InnoDB only, no global lock); default ftwrl"`
 	Users         bool      `yaml:"users" kinds:"mysql" doc:"also back up user accounts, roles and grants (password hashes included; needs SELECT on the mysql database); lifeboat restore --users re-creates them"`
-	Archive       *Archive  `yaml:"archive" kinds:"mysql" doc:"continuous binary-log archive for point-in-time restores, run by lifeboat binlog archive (docs/pitr.md)"`
+	Archive       *Archive  `yaml:"archive" kinds:"mysql,postgres" doc:"continuous log archive for point-in-time restores: mysql binary log by lifeboat binlog archive, postgres WAL streamed by lifeboat wal receive (docs/pitr.md)"`
 	Globals       bool      `yaml:"globals" kinds:"postgres" doc:"also back up roles and tablespaces (pg_dumpall --globals-only); restores and drills re-create them"`
 	Method        string    `yaml:"method" kinds:"mysql,postgres" enum:"logical,physical" doc:"logical (a dump, default) or physical (postgres: pg_basebackup of the whole cluster; mysql: mariabackup of the whole server, on its host; the base of point-in-time recovery; docs/pitr.md)"`
 
@@ -148,11 +148,11 @@ func (h Hooks) IsZero() bool { return len(h.Before) == 0 && len(h.After) == 0 &&
 type Commands []string
 
 // Archive configures the continuous archive of a database's log (the
-// MySQL/MariaDB binary log) into the repository.
+// MySQL/MariaDB binary log, PostgreSQL's WAL) into the repository.
 type Archive struct {
 	MaxDelay    Duration `yaml:"max_delay" doc:"an archived event is stored at most this long after the server wrote it (the archive's RPO); 1s to 1h, default 30s"`
-	SegmentSize Size     `yaml:"segment_size" doc:"a segment is also cut at this size; 64KiB to 1GiB, default 16MiB"`
-	ServerID    int      `yaml:"server_id" doc:"replica server id the archiver connects with, unique among the server's replicas; default derived from the policy and target names"`
+	SegmentSize Size     `yaml:"segment_size" doc:"a segment is also cut at this size (mysql; PostgreSQL's WAL segment size is the server's); 64KiB to 1GiB, default 16MiB"`
+	ServerID    int      `yaml:"server_id" doc:"replica server id the archiver connects with, unique among the server's replicas (mysql); default derived from the policy and target names"`
 }
 
 // Archive limits.
