@@ -24,7 +24,7 @@ import (
 // addPITRFlags adds the point-in-time recovery flags (restore, failover).
 func addPITRFlags(f *pflag.FlagSet, o *pitrFlags) {
 	f.StringVar(&o.until, "until", "", "point-in-time restore to TIME (RFC 3339, or YYYY-MM-DD HH:MM:SS in the policy's time zone, up to and including that second) or latest; postgres also an LSN or a restore point name (docs/pitr.md)")
-	f.StringVar(&o.toDatadir, "to-datadir", "", "with --until: the empty PostgreSQL data directory to restore into")
+	f.StringVar(&o.toDatadir, "to-datadir", "", "the empty data directory to restore into: PostgreSQL with --until; MySQL/MariaDB a physical SNAPSHOT, or with --until any base plus the binary log")
 	f.BoolVar(&o.start, "start", false, "with --until: start the server and wait until recovery finished")
 	f.StringArrayVar(&o.pgOptions, "pg-option", nil, "with --start: a server option for pg_ctl -o (e.g. \"-p 5433\"), repeatable")
 	f.BoolVar(&o.noArchive, "no-archive", false, "with --until: archive_mode off in the restored cluster (drills and copies)")

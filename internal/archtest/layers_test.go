@@ -22,13 +22,13 @@ const module = "github.com/lifeboat-backup/lifeboat"
 var layers = [][]string{
 	// 0: the model and small utilities
 	{"engine/snapshot", "retention", "targets", "internal/atomicfile", "internal/inflight", "internal/jsonl",
-		"internal/redact", "internal/zeros", "internal/scratch", "internal/humanize"},
+		"internal/redact", "internal/zeros", "internal/scratch", "internal/humanize", "internal/report"},
 	// 1: storage, configuration, chunking
 	{"engine/storage", "policies", "engine/repo/chunker"},
 	// 2: the native repository and what lives beside it
 	{"engine/repo", "engine/logarchive", "engine/replicate"},
 	// 3: sources: what is backed up and how it is read
-	{"targets/files", "targets/mysql", "targets/postgres", "targets/exec", "targets/bucket", "targets/volume"},
+	{"targets/files", "targets/mysql", "targets/mysql/physical", "targets/postgres", "targets/exec", "targets/bucket", "targets/volume"},
 	// 4: pipelines over snapshots
 	{"restore", "sanitize", "engine/pitr"},
 	// 5: repository engines: the Engine interface, the native adapter and backup pipeline, restic
