@@ -25,6 +25,7 @@ import (
 	"github.com/lifeboat-backup/lifeboat/policies"
 	"github.com/lifeboat-backup/lifeboat/restore"
 	"github.com/lifeboat-backup/lifeboat/targets/mysql"
+	"github.com/lifeboat-backup/lifeboat/targets/mysql/physical"
 	"github.com/lifeboat-backup/lifeboat/targets/postgres"
 )
 
@@ -186,8 +187,11 @@ type drill struct {
 	pw      string
 	dirs    map[string]string // files target -> restore root
 	mysqlOK map[string]bool   // mysql target restored
-	pg      pgDrill
-	now     func() time.Time
+	// physical: a mysql target whose latest snapshot is a physical base
+	// runs on its own server, started on the restored data directory.
+	physical map[string]*mariadb.Server
+	pg       pgDrill
+	now      func() time.Time
 }
 
 // pgDrill is the PostgreSQL side of a drill.
@@ -225,7 +229,7 @@ func Run(ctx context.Context, r snapshot.Repository, o Options) (rep *Report, er
 	if o.From == "" {
 		o.From = "primary"
 	}
-	d := &drill{o: o, p: p, r: r, now: o.Now, dirs: map[string]string{}, mysqlOK: map[string]bool{},
+	d := &drill{o: o, p: p, r: r, now: o.Now, dirs: map[string]string{}, mysqlOK: map[string]bool{}, physical: map[string]*mariadb.Server{},
 		pg: pgDrill{dbs: map[string][]string{}, owner: map[string]string{}}}
 	start := d.now()
 	d.rep = &Report{Schema: Schema, Kind: "drill", Policy: p.Name, Host: p.Host, From: o.From, Start: start.UTC(),
@@ -396,6 +400,10 @@ func contains(list []string, s string) bool {
 // teardown stops the scratch servers and removes the scratch directory.
 // It runs on success, failure and cancellation alike.
 func (d *drill) teardown() {
+	for name, s := range d.physical {
+		s.Stop()
+		d.logf("server on the restored data directory of %s stopped", name)
+	}
 	if d.server != nil {
 		d.server.Stop()
 		d.logf("scratch server stopped")
@@ -462,6 +470,9 @@ func (d *drill) scratchServer(ctx context.Context) error {
 }
 
 func (d *drill) restoreMySQL(ctx context.Context, t *policies.Target, s snapshot.Reader, dt *Target) error {
+	if physical.IsBase(s.Info()) {
+		return d.restorePhysical(ctx, t, s, dt)
+	}
 	if err := d.scratchServer(ctx); err != nil {
 		return err
 	}
@@ -489,6 +500,32 @@ func (d *drill) restoreMySQL(ctx context.Context, t *policies.Target, s snapshot
 	}
 	d.mysqlOK[t.Name] = true
 	dt.Databases, dt.Tables, dt.Bytes = st.Databases, st.Tables, st.Bytes
+	return nil
+}
+
+// restorePhysical restores a physical base into a data directory under
+// the drill's directory (unpacked, prepared) and starts a server on it
+// (loopback, a throw-away account): the time until it answers is part of
+// the restore, as it is for an operator.
+func (d *drill) restorePhysical(ctx context.Context, t *policies.Target, s snapshot.Reader, dt *Target) error {
+	dir := filepath.Join(d.dir, fmt.Sprintf("physical-%d", len(d.physical)))
+	data := filepath.Join(dir, "db")
+	st, err := physical.RestoreSnapshot(ctx, s, data, physical.RestoreOptions{Owner: physical.Owner{UID: os.Geteuid(), GID: os.Getegid()}})
+	if err != nil {
+		return err
+	}
+	srv, err := mariadb.StartOn(ctx, mariadb.Options{Server: d.p.Drill.MySQL.ServerBinary, Dir: dir,
+		DefaultsFile: filepath.Join(data, "backup-my.cnf"), StartTimeout: 30 * time.Minute}, data)
+	if err != nil {
+		return fmt.Errorf("target %s: %w", t.Name, err)
+	}
+	d.physical[t.Name] = srv
+	if d.o.Scratch != nil {
+		d.o.Scratch(d.dir, srv.Pid())
+	}
+	d.logf("server on the restored physical base of %s started on %s (pid %d)", t.Name, srv.Addr, srv.Pid())
+	d.mysqlOK[t.Name] = true
+	dt.Bytes = st.Bytes
 	return nil
 }
 
@@ -567,7 +604,12 @@ func (d *drill) sqlCheck(ctx context.Context, c policies.DrillCheck) (string, er
 			return "", err
 		}
 	} else {
-		db, err := d.open(ctx)
+		var db *sql.DB
+		if srv := d.physical[t.Name]; srv != nil {
+			db, err = srv.DB()
+		} else {
+			db, err = d.open(ctx)
+		}
 		if err != nil {
 			return "", err
 		}
