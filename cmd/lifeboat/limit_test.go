@@ -60,3 +60,15 @@ func TestCLIBandwidthLimits(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, data, got)
 }
+
+// TestCLIUploadsFlag: --uploads sets the packs uploaded at once; out of
+// range is a usage error (exit 2), as is a negative bandwidth limit.
+func TestCLIUploadsFlag(t *testing.T) {
+	c, dir, src := setup(t)
+	c.env["LIFEBOAT_KEY_FILE"] = filepath.Join(dir, "host.key")
+	c.ok("backup", "files", src, "--uploads", "8")
+	for _, bad := range [][]string{{"--uploads", "0"}, {"--uploads", "1000"}, {"--limit-upload", "-1"}} {
+		_, errs, code := c.run(append([]string{"backup", "files", src}, bad...)...)
+		assert.Equal(t, 2, code, "%v: %s", bad, errs)
+	}
+}
