@@ -86,6 +86,14 @@ func (r *Repository) finishAsync(ctx context.Context, p *packWriter) error {
 		return err
 	}
 	r.finishSlots <- struct{}{}
+	if err := r.finishError(); err != nil {
+		// An upload failed while this saver waited for a slot: do not
+		// start another one that would fail the same way (a dead store
+		// makes each take the whole retry schedule).
+		<-r.finishSlots
+		p.abort()
+		return err
+	}
 	r.finishing.Add(1)
 	// The caller's context may end before Flush (an errgroup's does when
 	// its Wait returns); the finish belongs to the repository now.
