@@ -25,6 +25,7 @@ type Policy struct {
 	Sanitize     Sanitize     `yaml:"sanitize" doc:"sanitized exports for developers"`
 	Notify       Notify       `yaml:"notify" doc:"notifications"`
 	Metrics      Metrics      `yaml:"metrics" doc:"Prometheus metrics"`
+	Hooks        Hooks        `yaml:"hooks" doc:"shell commands run around the whole run: before the first target, after success, on error"`
 
 	// File is the name the policy was parsed under (Load: its path).
 	File string `yaml:"-"`
@@ -81,9 +82,10 @@ var Kinds = []string{KindMySQL, KindPostgres, KindFiles, KindBucket, KindVolume,
 // Target is one thing to back up. Which keys apply depends on Kind (the
 // kinds tag); a key given for another kind is an error.
 type Target struct {
-	Name string   `yaml:"name" req:"1" doc:"unique target name (letters, digits, . _ -); snapshots are tagged with it"`
-	Kind string   `yaml:"kind" req:"1" enum:"mysql,postgres,files,bucket,volume,exec" doc:"what kind of source this is"`
-	Tags []string `yaml:"tags" doc:"extra snapshot tags"`
+	Name  string   `yaml:"name" req:"1" doc:"unique target name (letters, digits, . _ -); snapshots are tagged with it"`
+	Kind  string   `yaml:"kind" req:"1" enum:"mysql,postgres,files,bucket,volume,exec" doc:"what kind of source this is"`
+	Tags  []string `yaml:"tags" doc:"extra snapshot tags"`
+	Hooks Hooks    `yaml:"hooks" doc:"shell commands run around this target's backup: a failing before hook fails the target without a snapshot"`
 
 	// mysql, postgres
 	DSN           string    `yaml:"dsn" req:"mysql,postgres" kinds:"mysql,postgres" doc:"connection string without password (mysql: user@tcp(host:3306)/; postgres: postgres://user@host:5432/db), or env:NAME: the variable holds it (a password there is allowed)"`
@@ -123,6 +125,27 @@ type Target struct {
 	After     []string `yaml:"after" kinds:"volume" doc:"command run after reading, also after a failure"`
 	BlockSize Size     `yaml:"block_size" kinds:"volume" doc:"aligned block size the volume is cut into: a power of two from 4KiB to 16MiB; default 256KiB"`
 }
+
+// Hooks are shell command lines run around a policy run or one target's
+// backup, as borgmatic's before/after/on_error hooks (docs/policy.md,
+// "Hooks").
+type Hooks struct {
+	Before  Commands `yaml:"before" doc:"run first; one failing (non-zero exit, timeout) fails the target (policy level: every target) without a snapshot"`
+	After   Commands `yaml:"after" doc:"run after success (target: its snapshot saved; policy: the whole run ok)"`
+	OnError Commands `yaml:"on_error" doc:"run after a failure (a before hook, the backup, an after hook; policy: any step of the run)"`
+	Timeout Duration `yaml:"timeout" doc:"time limit of each command, then it is killed and fails; default 5m"`
+}
+
+// DefaultHookTimeout is a hook command's time limit when hooks.timeout is
+// not given.
+const DefaultHookTimeout = Duration(5 * time.Minute)
+
+// IsZero reports whether no hook command is configured.
+func (h Hooks) IsZero() bool { return len(h.Before) == 0 && len(h.After) == 0 && len(h.OnError) == 0 }
+
+// Commands are shell command lines (run with sh -c), written as one
+// string or a list of them.
+type Commands []string
 
 // Archive configures the continuous archive of a database's log (the
 // MySQL/MariaDB binary log, PostgreSQL's WAL) into the repository.
@@ -180,6 +203,7 @@ type Drill struct {
 	MySQL    DrillServer  `yaml:"mysql" doc:"scratch server for mysql targets"`
 	Postgres DrillServer  `yaml:"postgres" doc:"scratch server for postgres targets"`
 	Checks   []DrillCheck `yaml:"checks" doc:"health checks run after the restore"`
+	PITR     bool         `yaml:"pitr" doc:"targets with a log archive are restored to a random point between their newest base and the archive's end (postgres: a physical base recovered with the WAL archive; docs/pitr.md), not to the snapshot"`
 }
 
 // DrillServer is where a drill restores a database: a scratch server
