@@ -129,6 +129,7 @@ drill:
 		{"backup", []string{"backup", "files", src}, host, false},
 		//V1
 		{"snapshots", []string{"snapshots"}, host, false},
+		{"snapshots", []string{"snapshots", "--group-by", "host"}, host, false},
 		{"ls", []string{"ls", "latest", "src/sub"}, host, false},
 		{"restore", []string{"restore", "latest", "--target", "files", "--to", filepath.Join(dir, "out")}, owner, false},
 		//V2
