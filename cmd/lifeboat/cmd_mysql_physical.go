@@ -13,6 +13,7 @@ import (
 	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
 	"github.com/lifeboat-backup/lifeboat/internal/humanize"
 	"github.com/lifeboat-backup/lifeboat/internal/scratch/mariadb"
+	"github.com/lifeboat-backup/lifeboat/policies"
 	"github.com/lifeboat-backup/lifeboat/restore"
 	"github.com/lifeboat-backup/lifeboat/targets/mysql/binlog"
 	"github.com/lifeboat-backup/lifeboat/targets/mysql/physical"
@@ -30,6 +31,9 @@ func (a *app) restoreDatadir(ctx context.Context, ref string, o restoreOptions) 
 		sn, err := findPerTarget(ctx, e, ref, o.target, o.host)
 		if err != nil {
 			return err
+		}
+		if sn.Kind == policies.KindPostgres {
+			return usagef("snapshot %s is a postgres snapshot: a postgres base is restored into a data directory with --until (e.g. --until latest --to-datadir DIR)", sn.ID.Short())
 		}
 		if !physical.IsBase(sn) {
 			return usagef("snapshot %s is not a physical mysql base (method: physical): --to-datadir takes those (restore dumps with --to mysql://)", sn.ID.Short())

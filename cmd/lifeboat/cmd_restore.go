@@ -34,11 +34,13 @@ func (a *app) restoreCmd() *cobra.Command {
 	var my *mysqlRestoreFlags
 	var bp *binlogPITRFlags
 	cmd := &cobra.Command{
-		Use:   "restore SNAPSHOT|latest --to DIR|--to-datadir DIR [--include PATH]... | restore --until TIME|latest|LSN|NAME --to-datadir DIR|--to mysql://...",
+		Use:   "restore SNAPSHOT|latest --to DIR|--to-datadir DIR [--include PATTERN]... | restore --until TIME|latest|LSN|NAME --to-datadir DIR|--to mysql://...",
 		Short: "Restore a snapshot, or paths in it, to a directory",
 		Long: `Restore a snapshot to DIR: entries keep their stored paths (media/x restores to DIR/media/x).
---include restores only the given paths (as listed by ls) and what is below them, reading only
-the byte ranges those files need. Every blob is verified against its ID. Needs the owner key.
+--include restores only what matches the given patterns (stored paths, as listed by ls) and what
+is below them, reading only the byte ranges those files need. Patterns are restic's: * ? [...]
+within a name, ** across directories; a leading / anchors at the top level, otherwise a pattern
+matches at any depth (--include '*.png', --include /www/img, --include 'img/**/*.jpg'). Every blob is verified against its ID. Needs the owner key.
 
 A snapshot's metadata is what its backup host wrote: unless asked, setuid/setgid bits of files
 are cleared (--keep-setuid), only user.* xattrs are restored (--xattrs all|user|none) and device
@@ -103,7 +105,7 @@ restored (listed), 12 wrong key.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.to, "to", "", "destination directory (created if missing)")
-	f.StringArrayVar(&o.includes, "include", nil, "restore only this path and below, repeatable")
+	f.StringArrayVar(&o.includes, "include", nil, "restore only what matches this pattern (restic's: *, **, leading / anchors) and below, repeatable")
 	addFilesRestoreFlags(f, &o)
 	f.StringVar(&o.target, "target", "", "with latest: the latest snapshot of this target")
 	f.StringVar(&o.host, "host", "", "with latest: the latest snapshot of this host")

@@ -45,8 +45,9 @@ func matchingPrefix(log []commit, lo, hi int, sums map[string]string) int {
 // --until ... --to-datadir picks the newest base before the point, of
 // either method, replays the archive on a temporary server and leaves a
 // data directory a plain mariadbd starts on with exactly the rows
-// committed up to the point; restore latest --to-datadir restores the
-// physical base alone. The host key cannot: exit 12.
+// committed up to the point (the last point by failover from the
+// secondary); restore latest --to-datadir restores the physical base
+// alone. The host key cannot: exit 12.
 func TestPITRPhysical(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary, runs MariaDB under load")
@@ -106,14 +107,21 @@ func TestPITRPhysical(t *testing.T) {
 	hout, hcode = e.run(nil, "restore", "latest", "--policy", e.policy, "--target", "shop", "--to-datadir", filepath.Join(dirs, "host2"))
 	require.Equal(t, exitWrongKey, hcode, hout)
 
+	// The secondary gets the newest segments with replicate: the last
+	// point is restored from there (failover).
+	e.must(nil, "replicate", e.policy)
 	for i, pt := range []struct {
 		at     time.Time
 		method string
 	}{{p1, "logical"}, {p2, "physical"}, {last, "physical"}} {
 		dir := filepath.Join(dirs, pt.method+"-"+pt.at.Format("150405"))
 		start := time.Now()
-		out := e.must(owner, "restore", "--policy", e.policy, "--target", "shop", "--until", pt.at.UTC().Format(time.RFC3339), "--to-datadir", dir)
-		t.Logf("restore --until %s --to-datadir: %.1fs\n%s", pt.at.Format(time.RFC3339), time.Since(start).Seconds(), out)
+		args := []string{"restore", "--policy", e.policy}
+		if i == 2 {
+			args = []string{"failover", e.policy, "--from", "dr"}
+		}
+		out := e.must(owner, append(args, "--target", "shop", "--until", pt.at.UTC().Format(time.RFC3339), "--to-datadir", dir)...)
+		t.Logf("%s --until %s --to-datadir: %.1fs\n%s", args[0], pt.at.Format(time.RFC3339), time.Since(start).Seconds(), out)
 		assert.Contains(t, out, pt.method+" base")
 		assert.Contains(t, out, "last transaction: GTID")
 		fi, err := os.Stat(dir)
