@@ -26,9 +26,9 @@ func TestArchiveBlock(t *testing.T) {
 
 	_, err = Parse("policy.yaml", []byte(with("    archive:\n      max_delay: 500ms\n      segment_size: 1KiB\n      server_id: 0\n")))
 	assert.Equal(t, []string{
-		`policy.yaml:11:18: targets[0].archive.max_delay: must be from 1s to 1h`,
-		`policy.yaml:12:21: targets[0].archive.segment_size: must be from 64KiB to 1GiB`,
-		`policy.yaml:13:18: targets[0].archive.server_id: must be from 1 to 4294967295`,
+		`policy.yaml:12:18: targets[0].archive.max_delay: must be from 1s to 1h`,
+		`policy.yaml:13:21: targets[0].archive.segment_size: must be from 64KiB to 1GiB`,
+		`policy.yaml:14:18: targets[0].archive.server_id: must be from 1 to 4294967295`,
 	}, lines(problems(t, err)))
 
 	_, err = Parse("policy.yaml", []byte(strings.Replace(minimal, "    paths: [/srv/media]\n", "    paths: [/srv/media]\n    archive:\n      max_delay: 10s\n", 1)))

@@ -15,8 +15,8 @@ func TestEmptyURLIsAProblem(t *testing.T) {
 		{strings.Replace(minimal, "url: file:///tmp/repo", `url: ""`, 1),
 			"policy.yaml:5:10: repositories.primary.url: empty: give a URL"},
 		{minimal + "  - name: b\n    kind: bucket\n    url: ''\n",
-			"policy.yaml:15:10: targets[2].url: empty: give a URL"},
-		{minimal + "notify:\n  ping_url: \"\"\n", "policy.yaml:14:13: notify.ping_url: empty: give an http(s) URL"},
+			"policy.yaml:16:10: targets[2].url: empty: give a URL"},
+		{minimal + "notify:\n  ping_url: \"\"\n", "policy.yaml:15:13: notify.ping_url: empty: give an http(s) URL"},
 	} {
 		_, err := Parse("policy.yaml", []byte(tt.yaml))
 		require.Error(t, err, tt.yaml)
@@ -27,10 +27,10 @@ func TestEmptyURLIsAProblem(t *testing.T) {
 func TestDSNFromEnvironment(t *testing.T) {
 	y := strings.Replace(minimal, "dsn: root@tcp(127.0.0.1:3306)/", "dsn: env:SHOP_DSN", 1)
 	_, err := Parse("policy.yaml", []byte(y), WithEnviron([]string{"HOME=/root"}))
-	assert.Equal(t, []string{"policy.yaml:9:10: targets[0].dsn: environment variable SHOP_DSN is not set (dsn: env:SHOP_DSN)"},
+	assert.Equal(t, []string{"policy.yaml:10:10: targets[0].dsn: environment variable SHOP_DSN is not set (dsn: env:SHOP_DSN)"},
 		lines(problems(t, err)))
 	_, err = Parse("policy.yaml", []byte(y), WithEnviron([]string{"SHOP_DSN= "}))
-	assert.Equal(t, []string{"policy.yaml:9:10: targets[0].dsn: environment variable SHOP_DSN is empty (dsn: env:SHOP_DSN)"},
+	assert.Equal(t, []string{"policy.yaml:10:10: targets[0].dsn: environment variable SHOP_DSN is empty (dsn: env:SHOP_DSN)"},
 		lines(problems(t, err)))
 
 	// The variable's value is the DSN; a password in it is fine (the
@@ -42,7 +42,7 @@ func TestDSNFromEnvironment(t *testing.T) {
 
 	drill := minimal + "drill:\n  postgres:\n    dsn: env:SCRATCH_PG\n"
 	_, err = Parse("policy.yaml", []byte(drill), WithEnviron([]string{}))
-	assert.Equal(t, []string{"policy.yaml:15:10: drill.postgres.dsn: environment variable SCRATCH_PG is not set (dsn: env:SCRATCH_PG)"},
+	assert.Equal(t, []string{"policy.yaml:16:10: drill.postgres.dsn: environment variable SCRATCH_PG is not set (dsn: env:SCRATCH_PG)"},
 		lines(problems(t, err)))
 }
 
@@ -76,14 +76,14 @@ func TestDurationOverflow(t *testing.T) {
 	}
 	y := minimal + "objectives:\n  rpo: 9223372036854775808ns\n"
 	_, err := Parse("policy.yaml", []byte(y))
-	assert.Equal(t, []string{`policy.yaml:14:8: objectives.rpo: "9223372036854775808ns" is too long (at most 106751d, about 292 years)`},
+	assert.Equal(t, []string{`policy.yaml:15:8: objectives.rpo: "9223372036854775808ns" is too long (at most 106751d, about 292 years)`},
 		lines(problems(t, err)))
 }
 
 func TestPostgresDSNForm(t *testing.T) {
 	y := strings.Replace(minimal, "kind: mysql\n    dsn: root@tcp(127.0.0.1:3306)/", "kind: postgres\n    dsn: host=db user=app dbname=shop", 1)
 	_, err := Parse("policy.yaml", []byte(y))
-	assert.Equal(t, []string{"policy.yaml:9:10: targets[0].dsn: not a postgres:// URL (key=value connection strings are not supported): postgres://user@host:5432/db"},
+	assert.Equal(t, []string{"policy.yaml:10:10: targets[0].dsn: not a postgres:// URL (key=value connection strings are not supported): postgres://user@host:5432/db"},
 		lines(problems(t, err)))
 	_, err = Parse("policy.yaml", []byte(strings.Replace(y, "host=db user=app dbname=shop", "postgres://app@db:5432/shop", 1)))
 	require.NoError(t, err)

@@ -1,6 +1,7 @@
 package policies
 
 import (
+	"bytes"
 	"errors"
 	"os"
 	"strings"
@@ -18,6 +19,7 @@ name: t
 repositories:
   primary:
     url: file:///tmp/repo
+    key_file: /etc/lifeboat/host.key
 targets:
   - name: db
     kind: mysql
@@ -43,7 +45,15 @@ func lines(es ValidationErrors) []string {
 }
 
 func TestReferenceExample(t *testing.T) {
-	p, err := Load("testdata/policy-example.yaml")
+	// The shared reference example (kept byte-identical below) holds a
+	// placeholder recipient that is no age recipient: the one problem.
+	_, err := Load("testdata/policy-example.yaml")
+	assert.Equal(t, []string{`testdata/policy-example.yaml:89:18: sanitize.export.recipients[0]: "age1developerpublickey..." is not an age recipient (age1..., ssh-ed25519 ..., ssh-rsa ...): malformed recipient "age1developerpublickey...": invalid character data part: s[5]=111`},
+		lines(problems(t, err)))
+	data, err := os.ReadFile("testdata/policy-example.yaml")
+	require.NoError(t, err)
+	data = bytes.Replace(data, []byte("age1developerpublickey..."), []byte("age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p"), 1)
+	p, err := Parse("testdata/policy-example.yaml", data)
 	require.NoError(t, err)
 	assert.Equal(t, "shop-prod", p.Name)
 	assert.Equal(t, "shop-db-1", p.Host)
@@ -106,93 +116,116 @@ func TestMalformed(t *testing.T) {
 			`policy.yaml:6:5: repositories.primary.key_fil: unknown key (did you mean "key_file"?) (allowed: url, engine, key_file, password_file, password)`,
 		}},
 		{"bad duration", minimal + "objectives:\n  rpo: 26 hours\n", []string{
-			`policy.yaml:14:8: objectives.rpo: "26 hours" is not a duration (e.g. 15m, 26h, 7d, 2w)`,
+			`policy.yaml:15:8: objectives.rpo: "26 hours" is not a duration (e.g. 15m, 26h, 7d, 2w)`,
 		}},
 		{"bad calendar", minimal + "schedule:\n  calendar: \"Mon..Fri 2:61\"\n", []string{
-			`policy.yaml:14:13: schedule.calendar: "Mon..Fri 2:61" is not a supported calendar expression: minute: "61" is out of range 0..59 (e.g. daily, "*-*-* 02:30:00", "Mon..Fri 02:00")`,
+			`policy.yaml:15:13: schedule.calendar: "Mon..Fri 2:61" is not a supported calendar expression: minute: "61" is out of range 0..59 (e.g. daily, "*-*-* 02:30:00", "Mon..Fri 02:00")`,
 		}},
 		{"bad lock_mode", strings.Replace(minimal, "    dsn: root@tcp(127.0.0.1:3306)/\n",
 			"    dsn: root@tcp(127.0.0.1:3306)/\n    lock_mode: ftwr\n", 1), []string{
-			`policy.yaml:10:16: targets[0].lock_mode: "ftwr" is not allowed (allowed: ftwrl, backup_lock, single)`,
+			`policy.yaml:11:16: targets[0].lock_mode: "ftwr" is not allowed (allowed: ftwrl, backup_lock, single)`,
 		}},
 		{"inline password", strings.Replace(minimal, "    dsn: root@tcp(127.0.0.1:3306)/\n",
 			"    dsn: root@tcp(127.0.0.1:3306)/\n    password: hunter2\n", 1), []string{
-			`policy.yaml:10:15: targets[0].password: inline secrets are not allowed: use password_file: PATH or env:NAME`,
+			`policy.yaml:11:15: targets[0].password: inline secrets are not allowed: use password_file: PATH or env:NAME`,
 		}},
 		{"password in DSN", strings.Replace(minimal, "root@", "root:hunter2@", 1), []string{
-			`policy.yaml:9:10: targets[0].dsn: the DSN holds a password: inline secrets are not allowed (use password_file: PATH or env:NAME)`,
+			`policy.yaml:10:10: targets[0].dsn: the DSN holds a password: inline secrets are not allowed (use password_file: PATH or env:NAME)`,
 		}},
 		{"unknown secret key", minimal + "notify:\n  webhook:\n    url: https://h.example.com/x\n    token: abc\n", []string{
-			`policy.yaml:16:5: notify.webhook.token: inline secrets are not allowed: use password_file: PATH or env:NAME`,
+			`policy.yaml:17:5: notify.webhook.token: inline secrets are not allowed: use password_file: PATH or env:NAME`,
 		}},
 		{"duplicate target names", strings.Replace(minimal, "name: media", "name: db", 1), []string{
-			`policy.yaml:10:11: targets[1].name: duplicate target name "db" (first at line 7)`,
+			`policy.yaml:11:11: targets[1].name: duplicate target name "db" (first at line 8)`,
 		}},
 		{"check referencing unknown target", minimal + "drill:\n  checks:\n    - name: rows\n      target: shop\n      sql: SELECT 1\n", []string{
-			`policy.yaml:16:15: drill.checks[0].target: unknown target "shop" (allowed: db, media)`,
+			`policy.yaml:17:15: drill.checks[0].target: unknown target "shop" (allowed: db, media)`,
 		}},
 		{"bad timezone", minimal + "retention:\n  timezone: Europe/Berlinn\n", []string{
-			`policy.yaml:14:13: retention.timezone: unknown time zone "Europe/Berlinn" (use an IANA name such as Europe/Berlin, or UTC)`,
+			`policy.yaml:15:13: retention.timezone: unknown time zone "Europe/Berlinn" (use an IANA name such as Europe/Berlin, or UTC)`,
 		}},
 		{"missing kind", strings.Replace(minimal, "    kind: mysql\n", "", 1), []string{
-			`policy.yaml:7:5: targets[0].kind: required (allowed: mysql, postgres, files, bucket, volume, exec)`,
+			`policy.yaml:8:5: targets[0].kind: required (allowed: mysql, postgres, files, bucket, volume, exec)`,
 		}},
 		{"missing primary url", strings.Replace(minimal, "    url: file:///tmp/repo\n", "    engine: native\n", 1), []string{
 			`policy.yaml:5:5: repositories.primary.url: required`,
 		}},
-		{"missing repositories", strings.Replace(minimal, "repositories:\n  primary:\n    url: file:///tmp/repo\n", "", 1), []string{
+		{"missing repositories", strings.Replace(minimal, "repositories:\n  primary:\n    url: file:///tmp/repo\n    key_file: /etc/lifeboat/host.key\n", "", 1), []string{
 			`policy.yaml:1:1: repositories: required`,
 		}},
 		{"string where list expected", strings.Replace(minimal, "paths: [/srv/media]", "paths: /srv/media", 1), []string{
-			`policy.yaml:12:12: targets[1].paths: expected a list, got the string "/srv/media" (write [a, b] or one "- item" per line)`,
+			`policy.yaml:13:12: targets[1].paths: expected a list, got the string "/srv/media" (write [a, b] or one "- item" per line)`,
 		}},
 		{"list where mapping expected", minimal + "retention: [7d]\n", []string{
-			`policy.yaml:13:12: retention: expected a mapping, got a list`,
+			`policy.yaml:14:12: retention: expected a mapping, got a list`,
 		}},
 		{"key of another kind", strings.Replace(minimal, "paths: [/srv/media]", "paths: [/srv/media]\n    jobs: 4", 1), []string{
-			`policy.yaml:13:5: targets[1].jobs: not allowed for kind files (allowed: name, kind, tags, paths, exclude, one_file_system)`,
+			`policy.yaml:14:5: targets[1].jobs: not allowed for kind files (allowed: name, kind, tags, paths, exclude, iexclude, exclude_file, exclude_if_present, exclude_caches, one_file_system)`,
+		}},
+		{"files exclude options", strings.Replace(minimal, "paths: [/srv/media]", "paths: [/srv/media]\n    exclude_file: [excludes.txt]\n    exclude_if_present: [a/.nobackup]\n    iexclude: [\"[\"]", 1), []string{
+			`policy.yaml:14:20: targets[1].exclude_file[0]: "excludes.txt" is not an absolute path`,
+			`policy.yaml:15:26: targets[1].exclude_if_present[0]: "a/.nobackup" is not a file name`,
+			`policy.yaml:16:16: targets[1].iexclude[0]: "[" is not a glob pattern`,
 		}},
 		{"yaml syntax error", minimal + "schedule:\n  calendar: \"daily\n", []string{
-			`policy.yaml:14: YAML syntax: found unexpected end of stream`,
+			`policy.yaml:15: YAML syntax: found unexpected end of stream`,
 		}},
 		{"bad url scheme", strings.Replace(minimal, "file:///tmp/repo", "ftp://x/repo", 1), []string{
 			`policy.yaml:5:10: repositories.primary.url: scheme "ftp" is not supported (allowed: file, mem, s3, gs, azblob)`,
 		}},
 		{"duplicate key", minimal + "name: u\n", []string{
-			`policy.yaml:13:1: name: duplicate key (first at line 2)`,
+			`policy.yaml:14:1: name: duplicate key (first at line 2)`,
 		}},
 		{"negative count", minimal + "retention:\n  keep_daily: -1\n", []string{
-			`policy.yaml:14:15: retention.keep_daily: must not be negative`,
+			`policy.yaml:15:15: retention.keep_daily: must not be negative`,
 		}},
 		{"check with two kinds", minimal + "drill:\n  checks:\n    - name: c\n      command: [true]\n      http: http://x/\n", []string{
-			`policy.yaml:17:13: drill.checks[0].http: a check has one of sql, path, command or http, not both command and http`,
+			`policy.yaml:18:13: drill.checks[0].http: a check has one of sql, path, command or http, not both command and http`,
 		}},
 		{"check database on a mysql target", minimal + "drill:\n  checks:\n    - name: c\n      target: db\n      sql: SELECT 1\n      database: shop\n", []string{
-			`policy.yaml:18:17: drill.checks[0].database: database applies to sql checks on a postgres target (mysql queries name their database)`,
+			`policy.yaml:19:17: drill.checks[0].database: database applies to sql checks on a postgres target (mysql queries name their database)`,
 		}},
 		{"check database on a path check", minimal + "drill:\n  checks:\n    - name: c\n      target: media\n      path: x\n      database: shop\n", []string{
-			`policy.yaml:18:17: drill.checks[0].database: database does not apply to a path check`,
+			`policy.yaml:19:17: drill.checks[0].database: database does not apply to a path check`,
 		}},
 		{"check database the postgres target does not back up", strings.Replace(strings.Replace(minimal, "kind: mysql", "kind: postgres\n    databases: [oro]", 1), "root@tcp(127.0.0.1:3306)/", "postgres://root@127.0.0.1:5432/", 1) +
 			"drill:\n  checks:\n    - name: c\n      target: db\n      sql: SELECT 1\n      database: shop\n", []string{
-			`policy.yaml:19:17: drill.checks[0].database: target "db" does not back up database "shop" (allowed: oro)`,
+			`policy.yaml:20:17: drill.checks[0].database: target "db" does not back up database "shop" (allowed: oro)`,
 		}},
 		{"volume block size", minimal + "  - name: disk\n    kind: volume\n    path: /dev/vdb\n    block_size: 100KiB\n", []string{
-			`policy.yaml:16:17: targets[2].block_size: must be a power of two from 4KiB to 16MiB`,
+			`policy.yaml:17:17: targets[2].block_size: must be a power of two from 4KiB to 16MiB`,
 		}},
 		{"sanitize rule", minimal + "sanitize:\n  rules:\n    customer:\n      email: fake:mail\n", []string{
-			`policy.yaml:16:14: sanitize.rules.customer.email: "fake:mail": unknown fake kind "mail" (allowed: ` + strings.Join(FakeKinds, ", ") + `)`,
+			`policy.yaml:17:14: sanitize.rules.customer.email: "fake:mail": unknown fake kind "mail" (allowed: ` + strings.Join(FakeKinds, ", ") + `)`,
 		}},
 		{"age recipient", minimal + "sanitize:\n  export:\n    recipients: [AGE-SECRET-KEY-1XYZ]\n", []string{
-			`policy.yaml:15:18: sanitize.export.recipients[0]: "AGE-SECRET-KEY-1XYZ" is not an age recipient (age1..., ssh-ed25519 ..., ssh-rsa ...)`,
+			`policy.yaml:16:18: sanitize.export.recipients[0]: "AGE-SECRET-KEY-1XYZ" is not an age recipient (age1..., ssh-ed25519 ..., ssh-rsa ...): malformed recipient "AGE-SECRET-KEY-1XYZ": separator '1' at invalid position: pos=15, len=19`,
 		}},
-		{"secondary password on a native repository", strings.Replace(minimal, "    url: file:///tmp/repo\n",
-			"    url: file:///tmp/repo\n  secondaries:\n    - name: dr\n      url: file:///tmp/dr\n      password_file: /p\n", 1), []string{
-			`policy.yaml:9:22: repositories.secondaries[0].password_file: a native secondary is a byte copy of the primary and opens with its keys: password_file is for restic secondaries`,
+		{"bogus age1 recipient", minimal + "sanitize:\n  export:\n    recipients: [age1notarecipient]\n", []string{
+			`policy.yaml:16:18: sanitize.export.recipients[0]: "age1notarecipient" is not an age recipient (age1..., ssh-ed25519 ..., ssh-rsa ...): malformed recipient "age1notarecipient": invalid character data part: s[1]=111`,
+		}},
+		{"no key for the primary", strings.Replace(minimal, "    key_file: /etc/lifeboat/host.key\n", "", 1), []string{
+			`policy.yaml:4:3: repositories.primary: no key: give key_file (an age identity file: the host key on backup hosts) or password_file (passphrase mode)`,
+		}},
+		{"no password for a restic primary", strings.Replace(minimal, "    key_file: /etc/lifeboat/host.key\n", "    engine: restic\n", 1), []string{
+			`policy.yaml:4:3: repositories.primary: no password: give password_file (the restic repository's password, a file or env:NAME)`,
+		}},
+		{"restic repository string on the native engine", strings.Replace(minimal, "file:///tmp/repo", "sftp:u@h:/srv/repo", 1), []string{
+			`policy.yaml:5:10: repositories.primary.url: scheme "sftp" is not supported (allowed: file, mem, s3, gs, azblob)`,
+		}},
+		{"restic rest: with a password", strings.Replace(minimal, "    url: file:///tmp/repo\n    key_file: /etc/lifeboat/host.key\n", "    url: rest:https://u:pw@h:8000/repo\n    engine: restic\n    password_file: /p\n", 1), []string{
+			`policy.yaml:5:10: repositories.primary.url: the repository string holds a password: inline secrets are not allowed (restic reads a REST server's credentials from RESTIC_REST_USERNAME and RESTIC_REST_PASSWORD)`,
+		}},
+		{"restic: not a repository", strings.Replace(minimal, "    url: file:///tmp/repo\n    key_file: /etc/lifeboat/host.key\n", "    url: ftp:h/repo\n    engine: restic\n    password_file: /p\n", 1), []string{
+			`policy.yaml:5:10: repositories.primary.url: "ftp:h/repo" is not a restic repository: give file:///path, s3://bucket/prefix?endpoint=..., or restic's own form (/srv/restic-repo, sftp:, rest:, s3:, b2:, azure:, gs:, rclone:)`,
+		}},
+		{"secondary password on a native repository", strings.Replace(minimal, "    url: file:///tmp/repo\n    key_file: /etc/lifeboat/host.key\n",
+			"    url: file:///tmp/repo\n    key_file: /etc/lifeboat/host.key\n  secondaries:\n    - name: dr\n      url: file:///tmp/dr\n      password_file: /p\n", 1), []string{
+			`policy.yaml:10:22: repositories.secondaries[0].password_file: a native secondary is a byte copy of the primary and opens with its keys: password_file is for restic secondaries`,
 		}},
 		{"empty", "", []string{`policy.yaml: empty policy`}},
 		{"two documents", minimal + "---\nversion: 1\n", []string{
-			`policy.yaml:13:1: a policy is one YAML document: remove the second`,
+			`policy.yaml:14:1: a policy is one YAML document: remove the second`,
 		}},
 	}
 	for _, tt := range tests {
@@ -246,6 +279,7 @@ notify:
 	_, err := Parse("policy.yaml", []byte(y))
 	want := []string{
 		`policy.yaml:1:10: version: version 2 is not supported (allowed: 1)`,
+		`policy.yaml:4:3: repositories.primary: no key: give key_file (an age identity file: the host key on backup hosts) or password_file (passphrase mode)`,
 		`policy.yaml:6:13: repositories.primary.engine: "borg" is not allowed (allowed: native, restic)`,
 		`policy.yaml:11:16: targets[0].lock_mode: "ftwr" is not allowed (allowed: ftwrl, backup_lock, single)`,
 		`policy.yaml:12:11: targets[0].jobs: expected an integer, got the string "many"`,
@@ -445,4 +479,23 @@ func FuzzParse(f *testing.F) {
 			t.Fatal("valid policy without targets")
 		}
 	})
+}
+
+// TestResticRepositoryStrings: a restic user's RESTIC_REPOSITORY works
+// verbatim with engine: restic.
+func TestResticRepositoryStrings(t *testing.T) {
+	for _, u := range []string{
+		"/srv/restic-repo", "local:/srv/restic-repo", "sftp:backup@host.example.com:/srv/restic-repo",
+		"sftp://backup@host.example.com:2222//srv/restic-repo", "rest:https://host.example.com:8000/shop",
+		"rest:http://127.0.0.1:8000/", "s3:s3.amazonaws.com/bucket/shop", "s3:http://127.0.0.1:9000/bucket",
+		"b2:bucket:shop", "azure:container:/shop", "gs:bucket:/shop", "rclone:remote:shop",
+		"file:///srv/restic-repo", "s3://bucket/shop?endpoint=http://127.0.0.1:9000",
+	} {
+		y := strings.Replace(minimal, "    url: file:///tmp/repo\n    key_file: /etc/lifeboat/host.key\n",
+			"    url: "+u+"\n    engine: restic\n    password_file: /etc/lifeboat/restic.pass\n", 1)
+		p, err := Parse("policy.yaml", []byte(y))
+		if assert.NoError(t, err, u) {
+			assert.Equal(t, u, p.Repositories.Primary.URL)
+		}
+	}
 }

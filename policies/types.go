@@ -100,9 +100,13 @@ type Target struct {
 	Method        string    `yaml:"method" kinds:"mysql,postgres" enum:"logical,physical" doc:"logical (a dump, default) or physical (postgres: pg_basebackup of the whole cluster, the base of point-in-time recovery; docs/pitr.md)"`
 
 	// files
-	Paths         []string `yaml:"paths" req:"files" kinds:"files" doc:"directory trees to back up (absolute paths)"`
-	Exclude       []string `yaml:"exclude" kinds:"files,bucket" doc:"glob patterns left out"`
-	OneFileSystem bool     `yaml:"one_file_system" kinds:"files" doc:"do not cross file-system boundaries"`
+	Paths            []string `yaml:"paths" req:"files" kinds:"files" doc:"directory trees to back up (absolute paths)"`
+	Exclude          []string `yaml:"exclude" kinds:"files,bucket" doc:"glob patterns left out"`
+	IExclude         []string `yaml:"iexclude" kinds:"files" doc:"glob patterns left out, matched regardless of case (restic's --iexclude)"`
+	ExcludeFile      []string `yaml:"exclude_file" kinds:"files" doc:"files of exclude patterns, one a line, # comments (restic's --exclude-file; absolute paths, read at each run)"`
+	ExcludeIfPresent []string `yaml:"exclude_if_present" kinds:"files" doc:"file names: a directory holding one keeps only itself and that file (restic's --exclude-if-present)"`
+	ExcludeCaches    bool     `yaml:"exclude_caches" kinds:"files" doc:"leave out the content of directories with a CACHEDIR.TAG (restic's --exclude-caches)"`
+	OneFileSystem    bool     `yaml:"one_file_system" kinds:"files" doc:"do not cross file-system boundaries"`
 
 	// exec
 	Command        []string `yaml:"command" req:"exec" kinds:"exec" doc:"command whose stdout is backed up (argv, no shell)"`

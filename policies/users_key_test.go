@@ -22,7 +22,7 @@ func TestUsersKey(t *testing.T) {
 
 	for _, tc := range []struct{ name, yaml, want string }{
 		{"files target", strings.Replace(minimal, "paths: [/srv/media]", "paths: [/srv/media]\n    users: true", 1),
-			"policy.yaml:13:5: targets[1].users: not allowed for kind files"},
+			"policy.yaml:14:5: targets[1].users: not allowed for kind files"},
 		{"not a bool", strings.Replace(minimal, mysqlTarget, mysqlTarget+"    users: all\n", 1),
 			"targets[0].users"},
 	} {

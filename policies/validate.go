@@ -12,6 +12,9 @@ import (
 	"strings"
 	"time"
 
+	"filippo.io/age"
+	"filippo.io/age/agessh"
+
 	"github.com/lifeboat-backup/lifeboat/internal/redact"
 )
 
@@ -78,6 +81,20 @@ func (c *checker) storageURL(path, u string) {
 	}
 }
 
+// resticURL checks a repository of the restic engine: lifeboat's file://
+// and s3:// URLs, or restic's own repository string, verbatim.
+func (c *checker) resticURL(path, u string) {
+	if u == "" {
+		if c.src.has(path) {
+			c.add(path, "", nil, "empty: give a repository (e.g. /srv/restic-repo, sftp:user@host:/srv/repo, s3://bucket/prefix)")
+		}
+		return
+	}
+	if err := checkResticRepository(u); err != nil {
+		c.add(path, redact.String(u), nil, "%v", err)
+	}
+}
+
 func (c *checker) httpURL(path, u string) {
 	if u == "" {
 		if c.src.has(path) {
@@ -98,16 +115,31 @@ func (c *checker) passwords(path string, pw, file SecretRef) {
 
 func (c *checker) repositories(p *Policy) {
 	pr := p.Repositories.Primary
-	c.storageURL("repositories.primary.url", pr.URL)
+	url := c.storageURL
+	if pr.Engine == "restic" {
+		url = c.resticURL
+	}
+	url("repositories.primary.url", pr.URL)
 	if pr.Engine == "restic" && pr.KeyFile != "" {
 		c.add("repositories.primary.key_file", "", nil, "the restic engine has no age keys: use password_file")
 	}
 	c.passwords("repositories.primary", pr.Password, pr.PasswordFile)
+	if c.src.has("repositories.primary") && pr.KeyFile == "" && pr.PasswordFile == "" && pr.Password == "" {
+		msg := "no key: give key_file (an age identity file: the host key on backup hosts) or password_file (passphrase mode)"
+		if pr.Engine == "restic" {
+			msg = "no password: give password_file (the restic repository's password, a file or env:NAME)"
+		}
+		e := c.src.errAt("repositories.primary", "", nil, "%s", msg)
+		if k := c.src.keys["repositories.primary"]; k != nil {
+			e.Line, e.Column = k.Line, k.Column // the primary: key, not its first value
+		}
+		c.errs = append(c.errs, e)
+	}
 	names := map[string]string{}
 	for i, s := range p.Repositories.Secondaries {
 		path := indexPath("repositories.secondaries", i)
 		c.unique(names, path+".name", s.Name, "secondary")
-		c.storageURL(path+".url", s.URL)
+		url(path+".url", s.URL)
 		if s.URL != "" && s.URL == pr.URL {
 			c.add(path+".url", s.URL, nil, "a secondary must not be the primary repository")
 		}
@@ -169,6 +201,18 @@ func (c *checker) targets(p *Policy) {
 				}
 			}
 			c.patterns(path+".exclude", t.Exclude)
+			c.patterns(path+".iexclude", t.IExclude)
+			for j, f := range t.ExcludeFile {
+				if f == "" {
+					c.add(indexPath(path+".exclude_file", j), "", nil, "empty value")
+				}
+				c.absPath(indexPath(path+".exclude_file", j), f)
+			}
+			for j, n := range t.ExcludeIfPresent {
+				if n == "" || strings.Contains(n, "/") || n == "." || n == ".." {
+					c.add(indexPath(path+".exclude_if_present", j), n, nil, "%q is not a file name", n)
+				}
+			}
 		case KindExec:
 			c.argv(path+".command", t.Command)
 			c.argv(path+".restore_command", t.RestoreCommand)
@@ -379,11 +423,14 @@ func (c *checker) sanitize(p *Policy) {
 	c.tableRules(s.Rules, "sanitize.rules")
 	for i, r := range s.Export.Recipients {
 		path := indexPath("sanitize.export.recipients", i)
-		switch {
-		case strings.HasPrefix(r, "age1") && !strings.ContainsAny(r, " \t"):
-		case strings.HasPrefix(r, "ssh-ed25519 ") || strings.HasPrefix(r, "ssh-rsa "):
-		default:
-			c.add(path, r, nil, "%q is not an age recipient (age1..., ssh-ed25519 ..., ssh-rsa ...)", truncate(r))
+		var err error
+		if strings.HasPrefix(r, "ssh-") {
+			_, err = agessh.ParseRecipient(r)
+		} else {
+			_, err = age.ParseX25519Recipient(r)
+		}
+		if err != nil {
+			c.add(path, truncate(r), nil, "%q is not an age recipient (age1..., ssh-ed25519 ..., ssh-rsa ...): %v", truncate(r), err)
 		}
 	}
 }

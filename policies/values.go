@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -240,6 +241,59 @@ func checkStorageURL(s string) error {
 	}
 	if u.Scheme != "mem" && u.Host == "" && u.Path == "" && u.Opaque == "" {
 		return fmt.Errorf("%q names no bucket or directory", redact.String(s))
+	}
+	return nil
+}
+
+// ResticSchemes are the prefixes of restic's own repository strings
+// (RESTIC_REPOSITORY), which a policy with engine: restic may give
+// verbatim: sftp:user@host:/srv/repo, rest:https://host:8000/,
+// s3:s3.amazonaws.com/bucket, b2:bucket:path, azure:container:/path,
+// gs:bucket:/path, rclone:remote:path, swift:container:/path,
+// local:/srv/repo. An absolute path (/srv/restic-repo) is one too.
+var ResticSchemes = []string{"local", "sftp", "rest", "s3", "b2", "azure", "gs", "rclone", "swift"}
+
+// IsResticLocation reports whether s is in restic's own form (an absolute
+// path, or one of ResticSchemes followed by ':' and not by "//", which
+// is lifeboat's URL form: s3://bucket is lifeboat's, s3:host/bucket
+// restic's). sftp:// is restic's form only.
+func IsResticLocation(s string) bool {
+	if strings.HasPrefix(s, "/") {
+		return true
+	}
+	scheme, rest, ok := strings.Cut(s, ":")
+	if !ok || !slices.Contains(ResticSchemes, scheme) {
+		return false
+	}
+	return scheme == "sftp" || !strings.HasPrefix(rest, "//")
+}
+
+// checkResticRepository accepts what the restic engine runs: lifeboat's
+// file:// and s3:// URLs, and restic's own repository strings.
+func checkResticRepository(s string) error {
+	if !IsResticLocation(s) {
+		u, err := url.Parse(s)
+		if err == nil && (u.Scheme == "file" || u.Scheme == "s3") {
+			return checkStorageURL(s)
+		}
+		return fmt.Errorf("%q is not a restic repository: give file:///path, s3://bucket/prefix?endpoint=..., or restic's own form (/srv/restic-repo, sftp:, rest:, s3:, b2:, azure:, gs:, rclone:)", redact.String(s))
+	}
+	scheme, rest, _ := strings.Cut(s, ":")
+	if strings.HasPrefix(s, "/") {
+		scheme, rest = "local", s
+	}
+	if strings.TrimSpace(rest) == "" || strings.ContainsAny(s, "\x00\n") {
+		return fmt.Errorf("%q names no %s location", redact.String(s), scheme)
+	}
+	if scheme == "local" && !strings.HasPrefix(rest, "/") {
+		return fmt.Errorf("%q is not an absolute path", redact.String(s))
+	}
+	// rest:https://user:pass@host/, sftp://user:pass@host/ may embed a password.
+	if _, r, ok := strings.Cut(s, "://"); ok {
+		host, _, _ := strings.Cut(r, "/")
+		if userinfo, _, found := strings.Cut(host, "@"); found && strings.Contains(userinfo, ":") {
+			return errors.New("the repository string holds a password: inline secrets are not allowed (restic reads a REST server's credentials from RESTIC_REST_USERNAME and RESTIC_REST_PASSWORD)")
+		}
 	}
 	return nil
 }

@@ -38,6 +38,7 @@ func newRootCommand(stdout io.Writer) *cobra.Command {
 		newCompareTreesCommand(),
 		newGenShopCommand(),
 		newTortureCommand(),
+		newGenRepoCommand(),
 	)
 	return root
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/lifeboat-backup/lifeboat/engine/restic"
 	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
 	"github.com/lifeboat-backup/lifeboat/engine/storage"
+	"github.com/lifeboat-backup/lifeboat/internal/report"
 	"github.com/lifeboat-backup/lifeboat/policies"
 	"github.com/lifeboat-backup/lifeboat/restore/drill"
 	"github.com/lifeboat-backup/lifeboat/targets/mysql/binlog"
@@ -69,6 +70,7 @@ type app struct {
 	policy         *policies.Policy // from --policy or the run/replicate argument
 	flags          *pflag.FlagSet   // the global flags (option tells given from default)
 	warned         map[string]bool  // environment variables a policy overruled, named once
+	printer        *report.Printer  // out()
 }
 
 func newApp(stdin io.Reader, stdout, stderr io.Writer) *app {
@@ -160,10 +162,31 @@ func (a *app) run(ctx context.Context, args []string) int {
 	}
 	if a.json {
 		_ = json.NewEncoder(a.stderr).Encode(map[string]any{"error": err.Error(), "exit_code": code})
+		if workCommand(cmd) && !a.out().Summarized() {
+			// The JSON contract (docs/json.md): a command that does work
+			// ends with one summary, also when it fails.
+			_ = a.emit(map[string]any{"message_type": report.TypeError, "error": err.Error(), "exit_code": code})
+			_ = a.emit(map[string]any{"message_type": report.TypeSummary, "ok": false, "error": err.Error(), "exit_code": code})
+		}
 	} else {
 		fmt.Fprintln(a.stderr, "lifeboat: "+termLines(msg))
 	}
 	return code
+}
+
+// workCommands print JSON lines with a message_type and end with exactly
+// one summary, also on failure (docs/json.md).
+var workCommands = map[string]bool{"backup": true, "restore": true, "forget": true, "prune": true, "check": true,
+	"replicate": true, "run": true, "drill": true, "export": true}
+
+// workCommand reports whether cmd is, or is under, a work command.
+func workCommand(cmd *cobra.Command) bool {
+	for ; cmd != nil && cmd.HasParent(); cmd = cmd.Parent() {
+		if !cmd.Parent().HasParent() {
+			return workCommands[cmd.Name()]
+		}
+	}
+	return false
 }
 
 // exitCode maps typed errors to exit codes, in this one place.
@@ -476,10 +499,19 @@ func lockLost(ctx context.Context, err error) error {
 	return err
 }
 
-// emit prints one JSON object (a line) in --json mode.
-func (a *app) emit(v any) error {
-	return json.NewEncoder(a.stdout).Encode(v)
+// out is the command's printer (internal/report), made on first use,
+// after the flags are parsed.
+func (a *app) out() *report.Printer {
+	if a.printer == nil {
+		f, ok := a.stderr.(*os.File)
+		a.printer = report.New(a.stdout, a.stderr, report.Options{JSON: a.json, Quiet: a.quiet,
+			Terminal: ok && term.IsTerminal(int(f.Fd())), FPS: report.FPSFromEnv()})
+	}
+	return a.printer
 }
+
+// emit prints one JSON object (a line) in --json mode.
+func (a *app) emit(v any) error { return a.out().JSON(v) }
 
 // printf prints text unless in --json or --quiet mode.
 func (a *app) printf(format string, args ...any) {
@@ -489,39 +521,16 @@ func (a *app) printf(format string, args ...any) {
 	fmt.Fprintf(a.stdout, format, args...)
 }
 
-// isTTY reports whether progress lines should be drawn: stderr is a
-// terminal and neither --json nor --quiet is set.
-func (a *app) isTTY() bool {
-	if a.json || a.quiet {
-		return false
-	}
-	f, ok := a.stderr.(*os.File)
-	return ok && term.IsTerminal(int(f.Fd()))
-}
+// progress redraws status() on stderr while running on a terminal (text
+// only: nothing in JSON); the returned stop function clears the line.
+func (a *app) progress(status func() string) (stop func()) { return a.out().ProgressText(status) }
 
-// progress redraws status() on stderr every interval while running on a
-// TTY; the returned stop function clears the line.
-func (a *app) progress(status func() string) (stop func()) {
-	if !a.isTTY() {
-		return func() {}
-	}
-	done := make(chan struct{})
-	finished := make(chan struct{})
-	go func() {
-		defer close(finished)
-		t := time.NewTicker(500 * time.Millisecond)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				fmt.Fprint(a.stderr, "\r\033[K")
-				return
-			case <-t.C:
-				fmt.Fprintf(a.stderr, "\r\033[K%s", status())
-			}
-		}
-	}()
-	return func() { close(done); <-finished }
+// progressOf reports a phase with a known or unknown total: status lines
+// in JSON, a redrawn line with percent and ETA on a terminal, nothing
+// otherwise (report.Printer.Progress). count is read at every tick.
+func (a *app) progressOf(count func() report.Counter) (stop func()) {
+	start := time.Now()
+	return a.out().Progress(func() report.Status { return report.Make(count(), time.Since(start)) })
 }
 
 // warn prints a warning: something around a command's work went wrong

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
 	"strings"
 	"time"
 
@@ -13,6 +12,7 @@ import (
 	"github.com/lifeboat-backup/lifeboat/engine"
 	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
 	"github.com/lifeboat-backup/lifeboat/internal/humanize"
+	"github.com/lifeboat-backup/lifeboat/internal/report"
 	"github.com/lifeboat-backup/lifeboat/targets/files"
 )
 
@@ -73,9 +73,9 @@ the exit code is 4.`,
 func (a *app) runBackupFiles(cmd *cobra.Command, o backupOptions, paths []string) error {
 	excludes := o.excludes
 	for _, name := range o.excludeFiles {
-		pats, err := readExcludeFile(name)
+		pats, err := files.ReadExcludeFile(name)
 		if err != nil {
-			return err
+			return usagef("--exclude-file: %v", err)
 		}
 		excludes = append(excludes, pats...)
 	}
@@ -89,7 +89,7 @@ func (a *app) runBackupFiles(cmd *cobra.Command, o backupOptions, paths []string
 	}
 	src := &files.Source{Roots: paths, Options: files.Options{Excludes: excludes, IExcludes: o.iexcludes,
 		ExcludeIfPresent: o.ifPresent, ExcludeCaches: o.excludeCaches, OneFileSystem: o.oneFileSystem}}
-	return a.backupSource(cmd.Context(), o, src, "processed")
+	return a.backupSource(cmd.Context(), o, src)
 }
 
 func (a *app) backupSummary(res *engine.BackupResult) error {
@@ -171,7 +171,7 @@ func parseSnapshotTime(s string) (time.Time, error) {
 
 // backupSource runs one backup of src on the repository's engine, with
 // progress and the summary.
-func (a *app) backupSource(ctx context.Context, o backupOptions, src engine.Source, verb string) error {
+func (a *app) backupSource(ctx context.Context, o backupOptions, src engine.Source) error {
 	return a.withEngine(ctx, sharedLock, "backup", func(ctx context.Context, e engine.Engine) error {
 		opts := engine.BackupOptions{Target: o.target, Host: o.host, Tags: o.tags, NoParent: o.force, Progress: &engine.Progress{},
 			Workers: o.workers}
@@ -193,11 +193,8 @@ func (a *app) backupSource(ctx context.Context, o backupOptions, src engine.Sour
 			}
 			opts.Parent = &p.ID
 		}
-		start := time.Now()
-		stop := a.progress(func() string {
-			b := opts.Progress.Bytes.Load()
-			return fmt.Sprintf("%d entries, %s %s, %.0f MB/s", opts.Progress.Files.Load(), humanize.Bytes(b), verb,
-				float64(b)/1e6/max(time.Since(start).Seconds(), 0.001))
+		stop := a.progressOf(func() report.Counter {
+			return report.Counter{Phase: "backup", Unit: "entries", Files: opts.Progress.Files.Load(), Bytes: opts.Progress.Bytes.Load()}
 		})
 		res, err := e.Backup(ctx, src, opts)
 		stop()
@@ -210,23 +207,4 @@ func (a *app) backupSource(ctx context.Context, o backupOptions, src engine.Sour
 		}
 		return a.backupSummary(res)
 	})
-}
-
-// readExcludeFile reads --exclude-file: one pattern a line, blank lines
-// and lines starting with # skipped, surrounding blanks trimmed (restic's
-// --exclude-file). A file that cannot be read is a usage error naming it.
-func readExcludeFile(name string) ([]string, error) {
-	data, err := os.ReadFile(name)
-	if err != nil {
-		return nil, usagef("--exclude-file: %v", err)
-	}
-	var pats []string
-	for _, line := range strings.Split(string(data), "\n") {
-		line = strings.TrimSpace(line)
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		pats = append(pats, line)
-	}
-	return pats, nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -178,7 +179,7 @@ those named by --snapshot (restic's own file trees are skipped: restic find read
 			})
 		},
 	}
-	cmd.Flags().StringSliceVar(&refs, "snapshot", nil, "only these snapshots (ID prefixes or latest; repeatable)")
+	cmd.Flags().StringSliceVar(&refs, "snapshot", nil, "only these snapshots (ID prefixes, or latest: the latest of each target; repeatable)")
 	cmd.Flags().StringVar(&target, "target", "", "only snapshots of this target")
 	cmd.Flags().StringVar(&host, "host", "", "only snapshots of this host")
 	cmd.Flags().BoolVarP(&ignoreCase, "ignore-case", "i", false, "match regardless of case")
@@ -187,23 +188,64 @@ those named by --snapshot (restic's own file trees are skipped: restic find read
 }
 
 // selectSnapshots resolves refs (none: all snapshots filter keeps).
+// latest is per target, as everywhere: it names the latest snapshot of
+// each target filter keeps (one with --target).
 func (a *app) selectSnapshots(ctx context.Context, r browse.Repo, refs []string, filter func(*snapshot.Snapshot) bool) ([]*snapshot.Snapshot, error) {
-	if len(refs) == 0 {
+	var all []*snapshot.Snapshot
+	if len(refs) == 0 || slices.Contains(refs, "latest") {
 		sns, err := r.Snapshots(ctx)
 		if err != nil {
 			return nil, err
 		}
-		return slices.DeleteFunc(sns, func(s *snapshot.Snapshot) bool { return !filter(s) }), nil
+		all = slices.DeleteFunc(sns, func(s *snapshot.Snapshot) bool { return !filter(s) })
+	}
+	if len(refs) == 0 {
+		return all, nil
 	}
 	var out []*snapshot.Snapshot
+	add := func(sn *snapshot.Snapshot) {
+		if !slices.ContainsFunc(out, func(s *snapshot.Snapshot) bool { return s.ID == sn.ID }) {
+			out = append(out, sn)
+		}
+	}
 	for _, ref := range refs {
+		if ref == "latest" {
+			latest := latestPerTarget(all)
+			if len(latest) == 0 {
+				return nil, fmt.Errorf("latest: no snapshot matches")
+			}
+			for _, sn := range latest {
+				add(sn)
+			}
+			continue
+		}
 		sn, err := r.FindSnapshot(ctx, ref, filter)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, sn)
+		add(sn)
 	}
 	return out, nil
+}
+
+// latestPerTarget returns the newest intact snapshot of each target in
+// sns (oldest first), in target order.
+func latestPerTarget(sns []*snapshot.Snapshot) []*snapshot.Snapshot {
+	newest := map[string]*snapshot.Snapshot{}
+	for _, s := range sns {
+		if s.Suspect != "" {
+			continue
+		}
+		if n := newest[s.Target]; n == nil || !s.Time.Before(n.Time) {
+			newest[s.Target] = s
+		}
+	}
+	out := make([]*snapshot.Snapshot, 0, len(newest))
+	for _, s := range newest {
+		out = append(out, s)
+	}
+	slices.SortFunc(out, func(a, b *snapshot.Snapshot) int { return strings.Compare(a.Target, b.Target) })
+	return out
 }
 
 func (a *app) dumpCmd() *cobra.Command {

@@ -12,6 +12,7 @@ import (
 	"github.com/lifeboat-backup/lifeboat/engine"
 	"github.com/lifeboat-backup/lifeboat/engine/schedule"
 	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
+	"github.com/lifeboat-backup/lifeboat/internal/report"
 	"github.com/lifeboat-backup/lifeboat/retention"
 )
 
@@ -90,6 +91,14 @@ See docs/retention.md.`,
 				}
 				if o.dryRun {
 					a.printWindows(ws, "would remove")
+					if a.json {
+						var would []string
+						for _, id := range ids {
+							would = append(would, id.String())
+						}
+						return a.emit(map[string]any{"message_type": "summary", "dry_run": true, "removed": []string{},
+							"would_remove": nonNil(would), "segments_removed": 0})
+					}
 					return nil
 				}
 				if err := e.Forget(ctx, ids); err != nil {
@@ -106,7 +115,7 @@ See docs/retention.md.`,
 					return err
 				}
 				if a.json {
-					return a.emit(map[string]any{"message_type": "summary", "removed": nonNil(removed), "segments_removed": segs})
+					return a.emit(map[string]any{"message_type": "summary", "dry_run": false, "removed": nonNil(removed), "segments_removed": segs})
 				}
 				return nil
 			})
@@ -182,7 +191,11 @@ func (a *app) applyRetention(ctx context.Context, e engine.Engine, rules retenti
 			drop = append(drop, byID[d.Snapshot.ID].ID)
 		}
 		if a.json {
-			if err := a.emit(map[string]any{"message_type": "decision", "id": d.Snapshot.ID, "time": d.Snapshot.Time,
+			action := "remove"
+			if d.Keep {
+				action = "keep"
+			}
+			if err := a.emit(map[string]any{"message_type": report.TypeVerbose, "action": action, "id": d.Snapshot.ID, "time": d.Snapshot.Time,
 				"group": d.Group, "keep": d.Keep, "reasons": nonNil(d.Reasons), "dry_run": dryRun}); err != nil {
 				return nil, err
 			}

@@ -18,6 +18,7 @@ import (
 	"github.com/lifeboat-backup/lifeboat/engine/repo"
 	"github.com/lifeboat-backup/lifeboat/engine/restic"
 	"github.com/lifeboat-backup/lifeboat/internal/humanize"
+	"github.com/lifeboat-backup/lifeboat/internal/report"
 )
 
 func (a *app) checkCmd() *cobra.Command {
@@ -58,7 +59,9 @@ listed; --forget-damaged removes them. See docs/reliability.md.`,
 			}
 			return a.withRepo(ctx, readLock, "check", func(ctx context.Context, r *repo.Repository) error {
 				var done, total atomic.Int64
-				stop := a.progress(func() string { return fmt.Sprintf("read %d of %d packs", done.Load(), total.Load()) })
+				stop := a.progressOf(func() report.Counter {
+					return report.Counter{Phase: "check", Unit: "packs", Files: done.Load(), TotalFiles: total.Load()}
+				})
 				res, err := r.Check(ctx, repo.CheckOptions{ReadDataPercent: pct, Progress: func(d, t int) {
 					done.Store(int64(d))
 					total.Store(int64(t))
@@ -115,7 +118,9 @@ listed; --forget-damaged removes them. See docs/reliability.md.`,
 func (a *app) repair(ctx context.Context, opts repo.RepairOptions) error {
 	return a.withRepo(ctx, exclusiveLock, "repair", func(ctx context.Context, r *repo.Repository) error {
 		var done, total atomic.Int64
-		stop := a.progress(func() string { return fmt.Sprintf("read %d of %d packs", done.Load(), total.Load()) })
+		stop := a.progressOf(func() report.Counter {
+			return report.Counter{Phase: "repair", Unit: "packs", Files: done.Load(), TotalFiles: total.Load()}
+		})
 		opts.Progress = func(d, t int) {
 			done.Store(int64(d))
 			total.Store(int64(t))

@@ -14,6 +14,7 @@ import (
 	"github.com/lifeboat-backup/lifeboat/engine/schedule"
 	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
 	"github.com/lifeboat-backup/lifeboat/internal/humanize"
+	"github.com/lifeboat-backup/lifeboat/internal/report"
 	"github.com/lifeboat-backup/lifeboat/policies"
 	"github.com/lifeboat-backup/lifeboat/restore"
 	"github.com/lifeboat-backup/lifeboat/targets/mysql"
@@ -82,7 +83,7 @@ The DSN is mysql://user@host:port/ or user@tcp(host:port)/. The password comes f
 				}
 				return pos
 			}
-			return a.backupSource(cmd.Context(), o, src, "dumped")
+			return a.backupSource(cmd.Context(), o, src)
 		},
 	}
 	f := cmd.Flags()
@@ -134,12 +135,13 @@ func parseRenames(ss []string) (map[string]string, error) {
 	return m, nil
 }
 
-// restoreProgress draws "N ITEMS, SIZE DONE, R MB/s" while a restore that
-// started at start runs; the returned func stops it.
-func (a *app) restoreProgress(p *snapshot.Progress, start time.Time, items, done string) func() {
-	return a.progress(func() string {
-		b := p.Bytes.Load()
-		return fmt.Sprintf("%d %s, %s %s, %.0f MB/s", p.Files.Load(), items, humanize.Bytes(b), done, float64(b)/1e6/max(time.Since(start).Seconds(), 0.001))
+// restoreProgress reports a restore of p's counts: with percent and time
+// left when a total is known (> 0: a whole files snapshot's size and entry
+// count are in its stats); the returned func stops it.
+func (a *app) restoreProgress(p *snapshot.Progress, unit string, totalFiles, totalBytes int64) func() {
+	return a.progressOf(func() report.Counter {
+		return report.Counter{Phase: "restore", Unit: unit, Files: p.Files.Load(), TotalFiles: totalFiles,
+			Bytes: p.Bytes.Load(), TotalBytes: totalBytes}
 	})
 }
 
@@ -148,7 +150,7 @@ func isMySQLDestination(to string) bool { return strings.HasPrefix(to, "mysql://
 // restoreMySQL restores snapshot s (of any engine) into the server named
 // by to.
 func (a *app) restoreMySQL(ctx context.Context, s snapshot.Reader, to string, m *mysqlRestoreFlags) error {
-	return a.restoreDatabase(s, mysql.Redact(to), m, []string{"LIFEBOAT_MYSQL_PASSWORD", "MYSQL_PWD"}, "tables", "loaded",
+	return a.restoreDatabase(s, mysql.Redact(to), m, []string{"LIFEBOAT_MYSQL_PASSWORD", "MYSQL_PWD"}, "tables",
 		func(pw string, rename map[string]string, p *snapshot.Progress) (*dbRestored, error) {
 			st, err := restore.MySQL(ctx, s, restore.MySQLOptions{DSN: to, Password: pw, Databases: m.databases, Tables: m.tables,
 				Rename: rename, Jobs: m.jobs, NoBinlog: m.noBinlog, Users: m.users, Progress: p})
@@ -180,7 +182,7 @@ type dbRestored struct {
 // restoreDatabase runs a database restore: the password (--password-file,
 // else the first of envs set), --rename, progress, and the summary, with
 // run doing the kind's own part.
-func (a *app) restoreDatabase(s snapshot.Reader, dest string, m *mysqlRestoreFlags, envs []string, items, verb string,
+func (a *app) restoreDatabase(s snapshot.Reader, dest string, m *mysqlRestoreFlags, envs []string, items string,
 	run func(pw string, rename map[string]string, p *snapshot.Progress) (*dbRestored, error)) error {
 	sn := s.Info()
 	pw, err := databasePassword(m.passwordFile, envs...)
@@ -193,7 +195,7 @@ func (a *app) restoreDatabase(s snapshot.Reader, dest string, m *mysqlRestoreFla
 	}
 	p := &snapshot.Progress{}
 	start := time.Now()
-	stop := a.restoreProgress(p, start, items, verb)
+	stop := a.restoreProgress(p, items, 0, 0)
 	res, err := run(pw, rename, p)
 	stop()
 	if err != nil {

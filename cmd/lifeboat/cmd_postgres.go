@@ -54,7 +54,7 @@ The password comes from --password-file, $LIFEBOAT_POSTGRES_PASSWORD, the DSN, $
 			o.consistent = func(rp snapshot.RecoveryPoint) string {
 				return fmt.Sprintf("WAL LSN %s; databases %s", rp.Details["lsn"], rp.Details["databases"])
 			}
-			return a.backupSource(cmd.Context(), o, src, "dumped")
+			return a.backupSource(cmd.Context(), o, src)
 		},
 	}
 	f := cmd.Flags()
@@ -100,7 +100,7 @@ func (a *app) restorePostgres(ctx context.Context, s snapshot.Reader, to string,
 	if pg == nil {
 		pg = &postgresRestoreFlags{}
 	}
-	return a.restoreDatabase(s, postgres.Redact(to), m, []string{"LIFEBOAT_POSTGRES_PASSWORD"}, "databases", "of archives restored",
+	return a.restoreDatabase(s, postgres.Redact(to), m, []string{"LIFEBOAT_POSTGRES_PASSWORD"}, "databases",
 		func(pw string, rename map[string]string, p *snapshot.Progress) (*dbRestored, error) {
 			st, err := restore.Postgres(ctx, s, restore.PostgresOptions{DSN: to, Password: pw, Databases: m.databases,
 				Rename: rename, Jobs: m.jobs, TempDir: pg.tempDir, Globals: pg.globals, NoOwner: pg.noOwner,

@@ -14,6 +14,7 @@ import (
 	"github.com/lifeboat-backup/lifeboat/engine/repo"
 	"github.com/lifeboat-backup/lifeboat/engine/storage"
 	"github.com/lifeboat-backup/lifeboat/internal/humanize"
+	"github.com/lifeboat-backup/lifeboat/internal/report"
 	"github.com/lifeboat-backup/lifeboat/policies"
 )
 
@@ -117,10 +118,10 @@ func (a *app) replicateOne(ctx context.Context, r *repo.Repository, d policies.S
 	defer dst.Close()
 	var last atomic.Pointer[replicate.Progress]
 	last.Store(&replicate.Progress{})
-	stop := a.progress(func() string {
+	stop := a.progressOf(func() report.Counter {
 		p := last.Load()
-		return fmt.Sprintf("%s: copied %d of %d objects, %s of %s", d.Name, p.Objects, p.ObjectsTotal,
-			humanize.Bytes(p.Bytes), humanize.Bytes(p.BytesTotal))
+		return report.Counter{Phase: "replicate", Target: d.Name, Unit: "objects", Files: int64(p.Objects),
+			TotalFiles: int64(p.ObjectsTotal), Bytes: p.Bytes, TotalBytes: p.BytesTotal}
 	})
 	opts.Progress = func(p replicate.Progress) { last.Store(&p) }
 	res, err := replicate.Replicate(ctx, r, dst, opts)

@@ -150,7 +150,11 @@ func (a *app) restoreFrom(ctx context.Context, r snapshot.Repository, sn *snapsh
 	}
 	start := time.Now()
 	p := &snapshot.Progress{}
-	stop := a.restoreProgress(p, start, "entries", "restored")
+	var totalFiles, totalBytes int64 // known for a whole snapshot
+	if len(o.includes) == 0 {
+		totalFiles, totalBytes = sn.Stats.Files+sn.Stats.Others, sn.Stats.BytesIn
+	}
+	stop := a.restoreProgress(p, "entries", totalFiles, totalBytes)
 	st, err := r.RestoreFiles(ctx, sn, o.to, snapshot.RestoreOptions{Include: o.includes, Progress: p, Entries: fo,
 		OnFailure: func(f snapshot.Failure) {
 			if a.json {

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -13,6 +15,7 @@ import (
 	"github.com/lifeboat-backup/lifeboat/engine"
 	"github.com/lifeboat-backup/lifeboat/engine/schedule"
 	"github.com/lifeboat-backup/lifeboat/internal/humanize"
+	"github.com/lifeboat-backup/lifeboat/internal/report"
 	"github.com/lifeboat-backup/lifeboat/policies"
 )
 
@@ -63,9 +66,41 @@ func (a *app) runPolicy(ctx context.Context, p *policies.Policy, targets []strin
 	open := func(ctx context.Context, fn func(context.Context, engine.Engine) error) error {
 		return a.withEngine(ctx, sharedLock, "run "+p.Name, fn)
 	}
+	count := 0
+	for _, t := range p.Targets {
+		if len(targets) == 0 || slices.Contains(targets, t.Name) {
+			count++
+		}
+	}
+	// The target being backed up: its name, number and counts, for
+	// per-target progress while the run goes on.
+	type running struct {
+		name   string
+		number int
+		start  time.Time
+		prog   *engine.Progress
+	}
+	var cur atomic.Pointer[running]
+	stop := a.out().Progress(func() report.Status {
+		r := cur.Load()
+		if r == nil {
+			return report.Status{MessageType: report.TypeStatus, Phase: "start", Unit: "targets", TotalFiles: int64(count)}
+		}
+		return report.Make(report.Counter{Phase: "backup", Unit: "entries", Target: r.name, TargetNumber: r.number, TargetOf: count,
+			Files: r.prog.Files.Load(), Bytes: r.prog.Bytes.Load()}, time.Since(r.start))
+	})
 	res, err := schedule.RunPolicy(ctx, p, open, schedule.PolicyRun{Journal: journal, Targets: targets,
-		Progress: func(string) *engine.Progress { return &engine.Progress{} },
-		Warn:     a.warn})
+		Progress: func(name string) *engine.Progress {
+			r := &running{name: name, start: time.Now(), prog: &engine.Progress{}}
+			if old := cur.Load(); old != nil {
+				r.number = old.number
+			}
+			r.number++
+			cur.Store(r)
+			return r.prog
+		},
+		Warn: a.warn})
+	stop()
 	if res == nil {
 		return err
 	}

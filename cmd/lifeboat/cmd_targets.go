@@ -50,7 +50,7 @@ A failed read or hook fails the backup: no snapshot is saved.`,
 			if err != nil {
 				return usageError{err}
 			}
-			return a.backupSource(cmd.Context(), vo, src, "read")
+			return a.backupSource(cmd.Context(), vo, src)
 		},
 	}
 	vol.Flags().StringVar(&before, "before", "", "command run before the read")
@@ -76,7 +76,7 @@ skipped and named; the snapshot is still saved and the exit code is 4.`,
 			if err != nil {
 				return usageError{err}
 			}
-			return a.backupSource(cmd.Context(), bo, src, "processed")
+			return a.backupSource(cmd.Context(), bo, src)
 		},
 	}
 	bkt.Flags().StringVar(&bucketOpts.Prefix, "prefix", "", "only objects whose keys start with P")
@@ -101,7 +101,7 @@ lifeboat restore SNAPSHOT --to FILE or --to-command 'COMMAND ARGS'.`,
 			if err != nil {
 				return usageError{err}
 			}
-			return a.backupSource(cmd.Context(), eo, src, "streamed")
+			return a.backupSource(cmd.Context(), eo, src)
 		},
 	}
 	ex.Flags().StringVar(&name, "name", "", "name of the stream in the snapshot (e.g. redis.rdb)")
@@ -131,10 +131,7 @@ func (a *app) restoreTargetKind(ctx context.Context, s snapshot.Reader, to strin
 	sn := s.Info()
 	start := time.Now()
 	p := &snapshot.Progress{}
-	stop := a.progress(func() string {
-		b := p.Bytes.Load()
-		return fmt.Sprintf("%s restored, %.0f MB/s", humanize.Bytes(b), float64(b)/1e6/max(time.Since(start).Seconds(), 0.001))
-	})
+	stop := a.restoreProgress(p, "entries", 0, sn.Stats.BytesIn) // a volume's size, a bucket's or stream's content
 	defer stop()
 	summary := map[string]any{"message_type": "summary", "snapshot_id": sn.ID.String(), "target": sn.Target,
 		"kind": sn.Kind, "recovery_point": sn.RecoveryPoint.Time}

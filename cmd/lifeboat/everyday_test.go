@@ -83,17 +83,45 @@ func TestCLIBackupExcludeOptions(t *testing.T) {
 	}
 	exf := filepath.Join(dir, "excludes.txt")
 	require.NoError(t, os.WriteFile(exf, []byte("# logs and scratch\n*.log\n\n  tmp/  \n"), 0o644))
-	c.ok("backup", "files", src, "--exclude-file", exf, "--iexclude", "*.png", "--exclude-if-present", ".nobackup", "--exclude-caches")
-	ls := c.ok("ls", "latest")
-	assert.Contains(t, ls, "src/keep.txt")
-	assert.Contains(t, ls, "src/sub/a.txt")
-	for _, gone := range []string{"IMG.PNG", "notes.log", "src/tmp", "src/build/a.o", "src/cache/blob"} {
-		assert.NotContains(t, ls, gone)
+	excluded := func(ls string) {
+		t.Helper()
+		assert.Contains(t, ls, "src/keep.txt")
+		assert.Contains(t, ls, "src/sub/a.txt")
+		for _, gone := range []string{"IMG.PNG", "notes.log", "src/tmp", "src/build/a.o", "src/cache/blob"} {
+			assert.NotContains(t, ls, gone)
+		}
+		// as restic: a tagged directory keeps itself and its tag file
+		assert.Contains(t, ls, "src/build/.nobackup")
+		assert.Contains(t, ls, "src/cache/CACHEDIR.TAG")
 	}
-	// as restic: a tagged directory keeps itself and its tag file
-	assert.Contains(t, ls, "src/build/.nobackup")
-	assert.Contains(t, ls, "src/cache/CACHEDIR.TAG")
-	_, errs, code := c.run("backup", "files", src, "--exclude-file", filepath.Join(dir, "missing.txt"))
+	c.ok("backup", "files", src, "--exclude-file", exf, "--iexclude", "*.png", "--exclude-if-present", ".nobackup", "--exclude-caches")
+	excluded(c.ok("ls", "latest"))
+
+	// the same options in a policy's files target
+	policy := filepath.Join(dir, "policy.yaml")
+	require.NoError(t, os.WriteFile(policy, []byte(`version: 1
+name: everyday
+repositories:
+  primary:
+    url: `+c.env["LIFEBOAT_REPO"]+`
+    key_file: `+filepath.Join(dir, "host.key")+`
+targets:
+  - name: www
+    kind: files
+    paths: [`+src+`]
+    exclude_file: [`+exf+`]
+    iexclude: ["*.png"]
+    exclude_if_present: [.nobackup]
+    exclude_caches: true
+`), 0o600))
+	c.ok("config", "validate", policy)
+	c.ok("run", policy, "--journal", filepath.Join(dir, "journal.jsonl"))
+	excluded(c.ok("ls", "latest", "--target", "www"))
+	require.NoError(t, os.Remove(exf))
+	_, errs, code := c.run("run", policy, "--journal", filepath.Join(dir, "journal.jsonl"))
+	assert.Equal(t, exitFailure, code, errs)
+	assert.Contains(t, errs, "excludes.txt", "the run names the exclude file it cannot read")
+	_, errs, code = c.run("backup", "files", src, "--exclude-file", filepath.Join(dir, "missing.txt"))
 	assert.Equal(t, exitUsage, code, errs)
 	assert.Contains(t, errs, "missing.txt")
 	_, errs, code = c.run("backup", "files", src, "--iexclude", "[z")

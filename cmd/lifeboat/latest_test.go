@@ -39,6 +39,14 @@ func TestCLILatestIsPerTarget(t *testing.T) {
 	}
 	assert.NoDirExists(t, filepath.Join(dir, "two"), "nothing restored")
 
+	// find and stats search: their latest is the latest of each target
+	count := func(args ...string) float64 {
+		return lastJSON(t, c.ok(append([]string{"stats", "--json"}, args...)...))["snapshots_count"].(float64)
+	}
+	assert.Equal(t, 2.0, count("latest"), "the latest of www and of mysql-dump")
+	assert.Equal(t, 1.0, count("latest", "--target", "www"))
+	assert.Contains(t, c.ok("find", "a.txt", "--snapshot", "latest"), "1 matches in 2 snapshots")
+
 	c.ok("restore", "latest", "--target", "www", "--to", filepath.Join(dir, "www"))
 	assert.FileExists(t, filepath.Join(dir, "www", "src", "sub", "a.txt"))
 	assert.NoFileExists(t, filepath.Join(dir, "www", "db", "dump.sql"))

@@ -21,6 +21,7 @@ host: web-1
 repositories:
   primary:
     url: file:///tmp/none
+    key_file: /etc/lifeboat/host.key
   secondaries:
     - name: dr
       url: file:///tmp/none-dr

@@ -186,6 +186,22 @@ func (s *Server) render(w http.ResponseWriter, page, title, nav string, data map
 	w.Write(b.Bytes())
 }
 
+// pagePolicy returns the policy a per-policy page's path names. Without
+// one it renders the page's index (data lists every policy), with an
+// unknown one it answers 404; both return a nil policy.
+func (s *Server) pagePolicy(w http.ResponseWriter, r *http.Request, page, title string, data map[string]any) (string, *policies.Policy) {
+	name := r.PathValue("policy")
+	if name == "" {
+		s.render(w, page, title, page, data)
+		return "", nil
+	}
+	p := s.policy(name)
+	if p == nil {
+		http.NotFound(w, r)
+	}
+	return name, p
+}
+
 func (s *Server) policy(name string) *policies.Policy {
 	for _, p := range s.o.Policies {
 		if p.Name == name {
@@ -246,14 +262,8 @@ type drillRow struct {
 
 func (s *Server) history(w http.ResponseWriter, r *http.Request) {
 	data := map[string]any{"All": s.names()}
-	name := r.PathValue("policy")
-	if name == "" {
-		s.render(w, "history", "History", "history", data)
-		return
-	}
-	p := s.policy(name)
+	name, p := s.pagePolicy(w, r, "history", "History", data)
 	if p == nil {
-		http.NotFound(w, r)
 		return
 	}
 	runs, err := s.o.Runs(name)
@@ -337,14 +347,8 @@ type snapRow struct {
 
 func (s *Server) snapshots(w http.ResponseWriter, r *http.Request) {
 	data := map[string]any{"All": s.names()}
-	name := r.PathValue("policy")
-	if name == "" {
-		s.render(w, "snapshots", "Snapshots", "snapshots", data)
-		return
-	}
-	p := s.policy(name)
+	name, p := s.pagePolicy(w, r, "snapshots", "Snapshots", data)
 	if p == nil {
-		http.NotFound(w, r)
 		return
 	}
 	q := r.URL.Query()

@@ -23,7 +23,7 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 1<<20); return &b
 // concurrency is the number of concurrent callers. It reports whether the
 // blob was new.
 func (r *Repository) SaveBlob(ctx context.Context, t BlobType, id snapshot.ID, data []byte) (bool, error) {
-	if !r.idx.claim(id) {
+	if !r.untracked && !r.idx.claim(id) {
 		return false, nil
 	}
 	bp := bufPool.Get().(*[]byte)
@@ -130,7 +130,9 @@ func (r *Repository) finishPack(ctx context.Context, p *packWriter) error {
 	if err != nil {
 		return err
 	}
-	r.idx.AddPack(info)
+	if !r.untracked {
+		r.idx.AddPack(info)
+	}
 	r.mu.Lock()
 	r.stats.Packs++
 	r.pending = append(r.pending, info)

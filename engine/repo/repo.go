@@ -56,6 +56,8 @@ type Repository struct {
 
 	badSnapshots []error       // manifests Snapshots skipped (under mu)
 	maxSkew      time.Duration // SetMaxClockSkew
+
+	untracked bool // SkipIndexTracking
 }
 
 // SaveStats counts what SaveBlob stored.
@@ -302,6 +304,13 @@ func (r *Repository) lockKind(ctx context.Context, kind lockKind, purpose string
 	r.lock = lk
 	return lk, nil
 }
+
+// SkipIndexTracking is for generators that write many blobs they know to
+// be new (lifeboat-dev gen-repo): SaveBlob stores without looking the blob
+// up, and finished packs go into index files but not into the in-memory
+// index, so memory stays bounded however many blobs are written. Call it
+// before the first SaveBlob; blobs saved afterwards are not deduplicated.
+func (r *Repository) SkipIndexTracking() { r.untracked = true }
 
 // Config returns the repository configuration.
 func (r *Repository) Config() Config { return r.cfg }

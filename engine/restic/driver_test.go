@@ -38,6 +38,16 @@ func TestLocation(t *testing.T) {
 		{url: "gs://bucket", err: "supports file:// and s3://"},
 		{url: "mem://", err: "supports file:// and s3://"},
 		{url: "%zz", err: "invalid URL escape"},
+		{url: "sftp:backup@host:/srv/restic-repo", loc: "sftp:backup@host:/srv/restic-repo"},
+		{url: "sftp://backup@host:2222//srv/repo", loc: "sftp://backup@host:2222//srv/repo"},
+		{url: "rest:https://host:8000/shop", loc: "rest:https://host:8000/shop"},
+		{url: "s3:http://127.0.0.1:9000/bucket/shop", loc: "s3:http://127.0.0.1:9000/bucket/shop"},
+		{url: "s3:s3.amazonaws.com/bucket", loc: "s3:s3.amazonaws.com/bucket"},
+		{url: "b2:bucket:shop", loc: "b2:bucket:shop"},
+		{url: "azure:container:/shop", loc: "azure:container:/shop"},
+		{url: "gs:bucket:/shop", loc: "gs:bucket:/shop"},
+		{url: "rclone:remote:shop", loc: "rclone:remote:shop"},
+		{url: "local:/srv/repo", loc: "local:/srv/repo"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.url, func(t *testing.T) {

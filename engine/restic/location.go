@@ -5,6 +5,8 @@ import (
 	"net/url"
 	"path"
 	"strings"
+
+	"github.com/lifeboat-backup/lifeboat/policies"
 )
 
 // Location maps a repository URL in lifeboat's form to restic's form and
@@ -15,12 +17,17 @@ import (
 //	s3://bucket/prefix?endpoint=http://h:9000&region=r
 //	s3://bucket?prefix=p&endpoint=...        -> s3:http://h:9000/bucket/prefix, AWS_DEFAULT_REGION=r
 //	s3://bucket/prefix (no endpoint)         -> s3:s3.amazonaws.com/bucket/prefix
+//	sftp:u@h:/srv/repo, rest:https://h/, s3:h/bucket, b2:, azure:, gs:b:/p, rclone:, swift:, local:
+//	                                         -> verbatim (restic's own form, policies.IsResticLocation)
 //
 // S3 credentials come from the environment (AWS_ACCESS_KEY_ID,
 // AWS_SECRET_ACCESS_KEY), as for the native engine.
 func Location(raw string) (string, []string, error) {
 	if strings.HasPrefix(raw, "/") {
 		return path.Clean(raw), nil, nil
+	}
+	if policies.IsResticLocation(raw) {
+		return raw, nil, nil // as RESTIC_REPOSITORY would be
 	}
 	u, err := url.Parse(raw)
 	if err != nil {
@@ -54,5 +61,5 @@ func Location(raw string) (string, []string, error) {
 		}
 		return loc, env, nil
 	}
-	return "", nil, fmt.Errorf("restic repository URL %q: the restic engine supports file:// and s3:// locations", raw)
+	return "", nil, fmt.Errorf("restic repository URL %q: the restic engine supports file:// and s3:// locations and restic's own repository strings (sftp:, rest:, s3:, b2:, azure:, gs:, rclone:)", raw)
 }

@@ -43,7 +43,16 @@ type RunOptions struct {
 func SourceFor(t policies.Target, pw string) (engine.Source, error) {
 	switch t.Kind {
 	case "files":
-		return &files.Source{Roots: t.Paths, Options: files.Options{Excludes: t.Exclude, OneFileSystem: t.OneFileSystem}}, nil
+		excludes := slices.Clone(t.Exclude)
+		for _, name := range t.ExcludeFile {
+			pats, err := files.ReadExcludeFile(name)
+			if err != nil {
+				return nil, fmt.Errorf("target %s: exclude_file: %w", t.Name, err)
+			}
+			excludes = append(excludes, pats...)
+		}
+		return &files.Source{Roots: t.Paths, Options: files.Options{Excludes: excludes, IExcludes: t.IExclude,
+			ExcludeIfPresent: t.ExcludeIfPresent, ExcludeCaches: t.ExcludeCaches, OneFileSystem: t.OneFileSystem}}, nil
 	case "mysql":
 		if t.Method == "physical" {
 			return nil, fmt.Errorf("target %s: method physical is not supported for mysql by this lifeboat yet", t.Name)

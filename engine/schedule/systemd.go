@@ -195,7 +195,15 @@ func hardening(p *policies.Policy, o UnitOptions) sandbox {
 	return h
 }
 
+// fileURLPath is the local directory a repository or bucket URL names
+// (file:///dir, and restic's own /dir and local:/dir), or "".
 func fileURLPath(s string) string {
+	if p, ok := strings.CutPrefix(s, "local:"); ok {
+		s = p
+	}
+	if filepath.IsAbs(s) {
+		return filepath.Clean(s)
+	}
 	u, err := url.Parse(s)
 	if err != nil || u.Scheme != "file" {
 		return ""

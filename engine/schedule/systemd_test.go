@@ -203,3 +203,17 @@ func TestSystemdAnalyzeVerify(t *testing.T) {
 		}
 	}
 }
+
+// A restic repository given as restic's plain path (or local:/path) is a
+// local directory the unit must be able to write.
+func TestSystemdResticPathWritable(t *testing.T) {
+	for _, u := range []string{"/srv/restic-repo", "local:/srv/restic-repo"} {
+		p, err := policies.Parse("policy.yaml", []byte(strings.Replace(strings.Replace(unitPolicyBase,
+			"file:///srv/backup/shop", u, 1), "    password_file: /etc/lifeboat/repo.pass\n",
+			"    engine: restic\n    password_file: /etc/lifeboat/repo.pass\n", 1)+"targets:\n  - name: www\n    kind: files\n    paths: [/var/www]\n"))
+		require.NoError(t, err)
+		units, err := SystemdUnits(p, unitOpts)
+		require.NoError(t, err)
+		assert.Contains(t, strings.Split(units[0].Text, "\n"), "ReadWritePaths=-/srv/restic-repo", u)
+	}
+}

@@ -390,6 +390,60 @@ func (h *harness) opForgetKeep(o *op) {
 	h.reconcile(o)
 }
 
+// opTag adds a tag to a random live snapshot. The command writes the
+// manifest anew under a new ID and then deletes the old one, so the old ID
+// may vanish through this operation only, and the new one (it keeps the
+// op-N tag) must restore like the backup that made it.
+func (h *harness) opTag(o *op) {
+	id, ok := pick(o.r, h.aliveIDs(true))
+	retry := h.retryLock(o)
+	h.maybeKill(o)
+	if !ok {
+		h.logf(o, "no snapshot to tag")
+		return
+	}
+	rec := h.rec(id)
+	h.markPending(o, []string{id})
+	res := h.lifeboat(o, h.owner, h.primary, append(append([]string{"tag", "--add", fmt.Sprintf("t-%d", o.id)}, retry...), id)...)
+	var removed []string
+	if res.code == 0 {
+		changes, _ := summaryLine(res.stdout)["snapshots"].([]any)
+		for _, c := range changes {
+			m, _ := c.(map[string]any)
+			oldID, _ := m["old_id"].(string)
+			newID, _ := m["new_id"].(string)
+			if oldID != id || newID == "" {
+				h.violate(o, "tag %s exit 0 reported a change of %q to %q", short(id), oldID, newID)
+				continue
+			}
+			removed = append(removed, oldID)
+			h.mu.Lock()
+			h.addSnap(newID, rec)
+			h.mu.Unlock()
+			h.logf(o, "snapshot %s is now %s", short(oldID), short(newID))
+		}
+		if len(changes) != 1 {
+			h.violate(o, "tag %s exit 0 with %d changes, want 1", short(id), len(changes))
+		}
+	} else {
+		if h.excuse(o, res) == "" && !h.goneMeanwhile(id) {
+			h.anomaly(o, res)
+		}
+		h.reconcile(o) // a killed tag may have written the new manifest, deleted the old, both or neither
+	}
+	h.forgotten(o, removed)
+	h.reconcile(o)
+}
+
+// goneMeanwhile says whether the oracle saw snapshot id go (a forget that
+// ran beside the command that failed on it).
+func (h *harness) goneMeanwhile(id string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	s := h.snaps[id]
+	return s != nil && s.gone
+}
+
 // prune returns the prune command: with a test lease, its grace period
 // (1 h by default, 12 real leases) shrinks in proportion, or nothing a
 // forget releases would be freed within a run and the tmpfs would fill.

@@ -72,6 +72,7 @@ var kinds = []kind{
 	{name: "backup", weight: 30},
 	{name: "forget", weight: 4},
 	{name: "forget-keep", weight: 3},
+	{name: "tag", weight: 3},
 	{name: "prune", weight: 6},
 	{name: "prune-race", weight: 3},
 	{name: "check", weight: 3},
@@ -292,6 +293,9 @@ func (h *harness) setup(ctx context.Context) error {
 	if help, err := exec.CommandContext(ctx, h.bin, "check", "--help").Output(); err == nil {
 		h.canRepair = strings.Contains(string(help), "--forget-damaged")
 	}
+	if err := exec.CommandContext(ctx, h.bin, "tag", "--help").Run(); err != nil {
+		h.enabled["tag"] = false // an older binary
+	}
 	h.owner, h.host = filepath.Join(h.dir, "owner.key"), filepath.Join(h.dir, "host.key")
 	h.start = time.Now()
 	init := &op{id: 0, kind: "init"}
@@ -386,6 +390,8 @@ func (h *harness) run(ctx context.Context, o *op) {
 		h.opForget(o)
 	case "forget-keep":
 		h.opForgetKeep(o)
+	case "tag":
+		h.opTag(o)
 	case "prune":
 		h.opPrune(o)
 	case "prune-race":

@@ -2,6 +2,7 @@ package files
 
 import (
 	"fmt"
+	"os"
 	"path"
 	"slices"
 	"strings"
@@ -85,6 +86,24 @@ func newFoldExcluder(patterns, ipatterns []string) (*excluder, error) {
 func CheckExcludes(patterns, ipatterns []string) error {
 	_, err := newFoldExcluder(patterns, ipatterns)
 	return err
+}
+
+// ReadExcludeFile reads an exclude file as restic's --exclude-file does:
+// a pattern a line; blank lines and lines starting with # are skipped.
+func ReadExcludeFile(name string) ([]string, error) {
+	data, err := os.ReadFile(name)
+	if err != nil {
+		return nil, err
+	}
+	var pats []string
+	for _, line := range strings.Split(string(data), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		pats = append(pats, line)
+	}
+	return pats, nil
 }
 
 // empty reports whether there is nothing to exclude.
