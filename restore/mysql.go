@@ -548,6 +548,8 @@ func loadData(ctx context.Context, s snapshot.Reader, db *sql.DB, setup []string
 				return err
 			}
 			defer c.Close()
+			stmts := insertStmts{}
+			defer stmts.close()
 			for j := range jobs {
 				name := mysql.QuoteName(j.d.target) + "." + mysql.QuoteName(j.table)
 				if j.load == nil {
@@ -558,7 +560,7 @@ func loadData(ctx context.Context, s snapshot.Reader, db *sql.DB, setup []string
 					warn(warns)
 					total.Add(n)
 				} else if j.piece != nil {
-					warns, err := loadPiece(gctx, c, name, j.load, j.piece, mode.maxPacket)
+					warns, err := loadPiece(gctx, c, stmts, name, j.load, j.piece, mode.maxPacket)
 					if err != nil {
 						return err
 					}
@@ -692,20 +694,20 @@ func loadStream(ctx context.Context, s snapshot.Reader, c *sql.Conn, d *mysqlDB,
 // pieceAttempts bounds how often a piece is loaded.
 const pieceAttempts = 5
 
-// loadPiece loads one piece of a table (as INSERT when load.insert and
-// its rows fit in a statement under maxPacket, else with LOAD DATA),
+// loadPiece loads one piece of a table (as prepared INSERTs when
+// load.insert and no row is near maxPacket, else with LOAD DATA),
 // again when the server rolled it back as a deadlock victim (1213) or
 // after a lock wait timeout (1205): pieces of one table load on several
 // connections at once, and InnoDB may pick one of them to roll back. The
 // piece is in memory, so it is simply loaded again, up to pieceAttempts
 // times.
-func loadPiece(ctx context.Context, c *sql.Conn, name string, load *pieceLoad, piece []byte, maxPacket int64) ([]string, error) {
-	insert := load.insert && insertFits(piece, len(load.cols), insertPrefix(name, load.cols), maxPacket-insertStmtBytes)
+func loadPiece(ctx context.Context, c *sql.Conn, stmts insertStmts, name string, load *pieceLoad, piece []byte, maxPacket int64) ([]string, error) {
+	insert := load.insert && insertFits(piece, maxPacket/2)
 	for attempt := 1; ; attempt++ {
 		var warns []string
 		var err error
 		if insert {
-			warns, err = insertRows(ctx, c, name, load.cols, piece)
+			warns, err = insertRows(ctx, c, stmts, name, load.cols, piece)
 		} else {
 			warns, err = loadRows(ctx, c, name, load.cols, bytes.NewReader(piece), nil)
 		}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"strings"
@@ -20,14 +19,14 @@ import (
 // with every value given, so the pieces of such a table load one at a
 // time. A multi-row INSERT is a "simple insert" in that mode (its row
 // count is known when it starts) and takes only a short mutex, so its
-// pieces load on all connections at once. The server parses the INSERT's
-// literals, which costs more than LOAD DATA's field reader: in mode 0
-// INSERT takes the table lock too and in mode 2 neither does, so only
-// mode 1 gains (docs/benchmarks.md, "AUTO-INC lock: pieces as INSERT").
+// pieces load on all connections at once. The statements are prepared
+// once per table and row count and the values go in the binary protocol,
+// so the server neither parses nor unescapes them. In mode 0 INSERT takes
+// the table lock too and in mode 2 neither does, so only mode 1 gains
+// (docs/benchmarks.md, "AUTO-INC lock: pieces as INSERT").
 
-// insertStmtBytes bounds one INSERT statement (as mariadb-dump's
-// net_buffer_length does): a statement's parse tree lives in the server's
-// memory while it runs.
+// insertStmtBytes is about the rows' bytes one INSERT takes (as
+// mariadb-dump's net_buffer_length).
 const insertStmtBytes = 1 << 20
 
 // autoIncLockMode reads the server's innodb_autoinc_lock_mode and
@@ -56,17 +55,16 @@ func hasAutoIncrement(create string) bool {
 	return false
 }
 
-// insertFits tells whether every row of piece fits in one INSERT statement
-// of at most maxStmt bytes after prefix (a field at worst doubles, with
-// two quotes and a comma each, and the row's parentheses).
-func insertFits(piece []byte, ncols int, prefix string, maxStmt int64) bool {
-	limit := (maxStmt - int64(len(prefix)) - int64(3*ncols) - 4) / 2
+// insertFits tells whether every row of piece is shorter than limit
+// bytes: the driver sends each value inline or as long data, but one
+// value must fit in the server's max_allowed_packet.
+func insertFits(piece []byte, limit int64) bool {
 	for len(piece) > 0 {
 		i := bytes.IndexByte(piece, '\n')
 		if i < 0 {
 			i = len(piece)
 		}
-		if int64(i) > limit {
+		if int64(i) >= limit {
 			return false
 		}
 		piece = piece[min(i+1, len(piece)):]
@@ -83,93 +81,126 @@ func insertPrefix(name string, cols []string) string {
 	return "INSERT INTO " + name + " (" + strings.Join(quoted, ", ") + ") VALUES "
 }
 
-// appendValues appends one row of the LOAD DATA text format (line, without
-// its newline) as a parenthesized list of string literals for a session
-// with SET NAMES binary: a field that is exactly \N is NULL; the others are
-// quoted with their escapes kept (a backslash means the same in a literal
-// as in LOAD DATA, except before % and _, where a literal keeps it), and a
-// quote gets a backslash. A string literal stored into a column converts
-// as LOAD DATA's field does. It returns the number of fields.
-func appendValues(dst, line []byte) ([]byte, int) {
-	dst = append(dst, '(')
+// insertParams bounds the placeholders of one prepared INSERT: the driver
+// sends a value longer than max_allowed_packet / (params+1) as a separate
+// long-data packet, so fewer placeholders keep values inline.
+const insertParams = 4096
+
+// insertStmts are a connection's prepared multi-row INSERTs, by table and
+// row count (a power of two, so a table needs few of them).
+type insertStmts map[string]*sql.Stmt
+
+// close closes the statements.
+func (ss insertStmts) close() {
+	for _, st := range ss {
+		st.Close()
+	}
+}
+
+// stmt returns the prepared INSERT of rows rows into name, preparing it
+// on c the first time.
+func (ss insertStmts) stmt(ctx context.Context, c *sql.Conn, name string, cols []string, rows int) (*sql.Stmt, error) {
+	key := fmt.Sprintf("%d %s", rows, name)
+	if st := ss[key]; st != nil {
+		return st, nil
+	}
+	var b strings.Builder
+	b.WriteString(insertPrefix(name, cols))
+	row := "(?" + strings.Repeat(",?", len(cols)-1) + ")"
+	for i := range rows {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(row)
+	}
+	st, err := c.PrepareContext(ctx, b.String())
+	if err != nil {
+		return nil, err
+	}
+	ss[key] = st
+	return st, nil
+}
+
+// batchRows is the rows of one INSERT for a piece: about insertStmtBytes
+// of rows and at most insertParams values, rounded down to a power of two.
+func batchRows(piece []byte, ncols int) int {
+	rows := max(1, bytes.Count(piece, []byte{'\n'}))
+	n := min(insertParams/ncols, max(1, insertStmtBytes/max(1, len(piece)/rows)))
+	p := 1
+	for p*2 <= n {
+		p *= 2
+	}
+	return p
+}
+
+// appendFields unescapes one row of the LOAD DATA text format (line,
+// without its newline) into buf and appends its values to args: []byte,
+// or nil for \N (NULL). It returns the number of fields.
+func appendFields(buf []byte, args []any, line []byte) ([]byte, []any, int) {
 	n := 0
 	for {
 		n++
 		if len(line) >= 2 && line[0] == '\\' && line[1] == 'N' && (len(line) == 2 || line[2] == '\t') {
-			dst = append(dst, "NULL"...)
+			args = append(args, nil)
 			line = line[2:]
 		} else {
-			dst = append(dst, '\'')
-			start, i := 0, 0
-			for i < len(line) {
-				if i+8 <= len(line) && !literalSpecial(binary.LittleEndian.Uint64(line[i:])) {
-					i += 8
-					continue
-				}
+			start := len(buf)
+			i := 0
+			for i < len(line) && line[i] != '\t' {
 				c := line[i]
-				if c == '\t' {
-					break
+				if c == '\\' && i+1 < len(line) {
+					i++
+					c = unescapeLoadData[line[i]]
 				}
-				switch c {
-				case '\'':
-					dst = append(dst, line[start:i]...)
-					dst = append(dst, '\\', '\'')
-					start = i + 1
-				case '\\':
-					if i+1 < len(line) {
-						if e := line[i+1]; e == '%' || e == '_' {
-							dst = append(dst, line[start:i]...)
-							dst = append(dst, e)
-							start = i + 2
-						}
-						i++ // the escaped byte is never a separator
-					} else {
-						// A lone backslash at the end: LOAD DATA keeps it.
-						dst = append(dst, line[start:i]...)
-						dst = append(dst, '\\', '\\')
-						start = i + 1
-					}
-				}
+				buf = append(buf, c)
 				i++
 			}
-			dst = append(dst, line[start:i]...)
-			dst = append(dst, '\'')
+			v := buf[start:len(buf):len(buf)]
+			if v == nil {
+				v = []byte{} // empty, not NULL
+			}
+			args = append(args, v)
 			line = line[i:]
 		}
 		if len(line) == 0 {
-			break
+			return buf, args, n
 		}
-		// line[0] is the tab before the next field.
-		dst = append(dst, ',')
-		line = line[1:]
+		line = line[1:] // the tab before the next field
 	}
-	return append(dst, ')'), n
 }
 
-// literalSpecial reports whether one of the eight bytes of x is a tab,
-// backslash or quote (see needsEscape in targets/mysql).
-func literalSpecial(x uint64) bool {
-	const ones, highs = 0x0101010101010101, 0x8080808080808080
-	zero := func(y uint64) uint64 { return (y - ones) &^ y & highs }
-	return zero(x^'\t'*ones)|zero(x^'\\'*ones)|zero(x^'\''*ones) != 0
-}
+// unescapeLoadData maps the byte after a backslash to the byte it stands
+// for in LOAD DATA's text format (other bytes stand for themselves).
+var unescapeLoadData = func() (t [256]byte) {
+	for i := range t {
+		t[i] = byte(i)
+	}
+	t['0'], t['b'], t['n'], t['r'], t['t'], t['Z'] = 0, '\b', '\n', '\r', '\t', 0x1a
+	return t
+}()
 
 // insertRows loads piece (rows of the LOAD DATA text format, each ended by
-// a newline) into table name as multi-row INSERT statements of about
-// insertStmtBytes, in one transaction; it returns at most 3 of the
-// server's warnings.
-func insertRows(ctx context.Context, c *sql.Conn, name string, cols []string, piece []byte) ([]string, error) {
-	prefix := insertPrefix(name, cols)
+// a newline) into table name with prepared multi-row INSERT statements
+// (values in the binary protocol: nothing to parse or unescape on the
+// server), in one transaction; it returns at most 3 of the server's
+// warnings.
+func insertRows(ctx context.Context, c *sql.Conn, ss insertStmts, name string, cols []string, piece []byte) ([]string, error) {
 	if _, err := c.ExecContext(ctx, "BEGIN"); err != nil {
 		return nil, err
 	}
 	var warns []string
-	stmt := make([]byte, 0, insertStmtBytes+64<<10)
-	flush := func() error {
-		if _, err := c.ExecContext(ctx, string(stmt)); err != nil {
+	full := batchRows(piece, len(cols))
+	buf := make([]byte, 0, len(piece))
+	args := make([]any, 0, full*len(cols))
+	exec := func(rows int) error {
+		st, err := ss.stmt(ctx, c, name, cols, rows)
+		if err != nil {
 			return err
 		}
-		stmt = stmt[:0]
+		if _, err := st.ExecContext(ctx, args[:rows*len(cols)]...); err != nil {
+			return err
+		}
+		args = append(args[:0], args[rows*len(cols):]...)
 		if len(warns) >= 3 {
 			return nil
 		}
@@ -182,25 +213,27 @@ func insertRows(ctx context.Context, c *sql.Conn, name string, cols []string, pi
 		return err
 	}
 	var err error
+	rows := 0
 	for rest := piece; len(rest) > 0 && err == nil; {
 		i := bytes.IndexByte(rest, '\n')
 		if i < 0 {
 			err = errors.New("data does not end with a newline")
 			break
 		}
-		if len(stmt) == 0 {
-			stmt = append(stmt, prefix...)
-		} else {
-			stmt = append(stmt, ',')
-		}
 		var n int
-		if stmt, n = appendValues(stmt, rest[:i]); n != len(cols) {
+		if buf, args, n = appendFields(buf, args, rest[:i]); n != len(cols) {
 			err = fmt.Errorf("a row has %d fields, the header names %d columns", n, len(cols))
 			break
 		}
 		rest = rest[i+1:]
-		if len(stmt) >= insertStmtBytes || len(rest) == 0 {
-			err = flush()
+		if rows++; rows == full {
+			err, rows = exec(full), 0
+		}
+	}
+	// The rest in batches of powers of two.
+	for p := full / 2; rows > 0 && err == nil; p /= 2 {
+		if rows >= p {
+			err, rows = exec(p), rows-p
 		}
 	}
 	if err != nil {

@@ -50,7 +50,7 @@ func testLoadPieceRetries(t *testing.T, insert bool) {
 		_, _ = blocker.ExecContext(ctx, "ROLLBACK")
 	}()
 	start := time.Now()
-	_, err = loadPiece(ctx, c, "`lp`.`t`", load, []byte("1\ta\n2\tb\n3\tc\n"), 64<<20)
+	_, err = loadPiece(ctx, c, insertStmts{}, "`lp`.`t`", load, []byte("1\ta\n2\tb\n3\tc\n"), 64<<20)
 	<-released
 	require.NoError(t, err)
 	require.Greater(t, time.Since(start), time.Second, "the first attempt waited for the lock and timed out")
@@ -61,6 +61,6 @@ func testLoadPieceRetries(t *testing.T, insert bool) {
 	require.Equal(t, "b", v)
 
 	// Other errors are not retried.
-	_, err = loadPiece(ctx, c, "`lp`.`gone`", load, []byte("1\tx\n"), 64<<20)
+	_, err = loadPiece(ctx, c, insertStmts{}, "`lp`.`gone`", load, []byte("1\tx\n"), 64<<20)
 	require.ErrorContains(t, err, "Error 1146")
 }
