@@ -31,6 +31,17 @@ type ReplicaResult struct {
 	Error       string `json:"error,omitempty"`
 }
 
+// HookResult is one hook command of a run (policies.Hooks).
+type HookResult struct {
+	Hook     string  `json:"hook"`             // before, after, on_error
+	Target   string  `json:"target,omitempty"` // "": the policy's hooks
+	Command  string  `json:"command"`          // redacted
+	ExitCode int     `json:"exit_code"`        // -1: did not exit (killed, not started)
+	Seconds  float64 `json:"duration_seconds"`
+	Output   string  `json:"output,omitempty"` // stdout and stderr, the last 4 KiB, redacted
+	Error    string  `json:"error,omitempty"`
+}
+
 // RunResult is the record of one `lifeboat run`: what the journal keeps.
 type RunResult struct {
 	Policy    string         `json:"policy"`
@@ -44,6 +55,7 @@ type RunResult struct {
 	SegmentsRemoved int               `json:"segments_removed,omitempty"`
 	Prune           *repo.PruneResult `json:"prune,omitempty"`
 	Replicas        []ReplicaResult   `json:"replicas,omitempty"`
+	Hooks           []HookResult      `json:"hooks,omitempty"`
 	Errors          []string          `json:"errors,omitempty"`
 	Partial         bool              `json:"partial"` // some source entries were unreadable
 	// Snapshots of this policy and host, and the repository's stored

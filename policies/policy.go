@@ -135,8 +135,14 @@ func applyDefaults(p *Policy, hostname func() (string, error)) {
 		pr.Engine = "native"
 	}
 	movePassword(&pr.Password, &pr.PasswordFile)
+	if p.Hooks.Timeout == 0 {
+		p.Hooks.Timeout = DefaultHookTimeout
+	}
 	for i := range p.Targets {
 		t := &p.Targets[i]
+		if t.Hooks.Timeout == 0 {
+			t.Hooks.Timeout = DefaultHookTimeout
+		}
 		if t.Kind == KindMySQL || t.Kind == KindPostgres {
 			if t.Jobs == 0 {
 				t.Jobs = 2

@@ -160,7 +160,7 @@ func TestMalformed(t *testing.T) {
 			`policy.yaml:14:12: retention: expected a mapping, got a list`,
 		}},
 		{"key of another kind", strings.Replace(minimal, "paths: [/srv/media]", "paths: [/srv/media]\n    jobs: 4", 1), []string{
-			`policy.yaml:14:5: targets[1].jobs: not allowed for kind files (allowed: name, kind, tags, paths, exclude, iexclude, exclude_file, exclude_if_present, exclude_caches, one_file_system)`,
+			`policy.yaml:14:5: targets[1].jobs: not allowed for kind files (allowed: name, kind, tags, hooks, paths, exclude, iexclude, exclude_file, exclude_if_present, exclude_caches, one_file_system)`,
 		}},
 		{"files exclude options", strings.Replace(minimal, "paths: [/srv/media]", "paths: [/srv/media]\n    exclude_file: [excludes.txt]\n    exclude_if_present: [a/.nobackup]\n    iexclude: [\"[\"]", 1), []string{
 			`policy.yaml:14:20: targets[1].exclude_file[0]: "excludes.txt" is not an absolute path`,
@@ -497,5 +497,32 @@ func TestResticRepositoryStrings(t *testing.T) {
 		if assert.NoError(t, err, u) {
 			assert.Equal(t, u, p.Repositories.Primary.URL)
 		}
+	}
+}
+
+// TestHooks: a hook is one shell command line or a list of them, per
+// policy and per target (any kind), with a default timeout; a wrong
+// shape is an error at its line and column.
+func TestHooks(t *testing.T) {
+	y := minimal + "hooks:\n  before: systemctl stop cron\n  on_error: [\"logger failed\", \"systemctl start cron\"]\n  timeout: 30s\n"
+	y = strings.Replace(y, "    paths: [/srv/media]\n", "    paths: [/srv/media]\n    hooks:\n      after: touch /tmp/done\n", 1)
+	p, err := Parse("policy.yaml", []byte(y))
+	require.NoError(t, err)
+	assert.Equal(t, Commands{"systemctl stop cron"}, p.Hooks.Before)
+	assert.Equal(t, Commands{"logger failed", "systemctl start cron"}, p.Hooks.OnError)
+	assert.Equal(t, 30*time.Second, p.Hooks.Timeout.D())
+	assert.Equal(t, Commands{"touch /tmp/done"}, p.Targets[1].Hooks.After)
+	assert.Equal(t, DefaultHookTimeout, p.Targets[1].Hooks.Timeout)
+	assert.Empty(t, p.Targets[0].Hooks.Before)
+
+	for _, tt := range []struct{ hooks, want string }{
+		{"hooks:\n  before: {cmd: x}\n", `policy.yaml:15:11: hooks.before: expected a shell command line (a string, or a list of them), got a mapping`},
+		{"hooks:\n  after: [ok, 3]\n", `policy.yaml:15:15: hooks.after[1]: expected a shell command line (a string, or a list of them), got the number 3`},
+		{"hooks:\n  on_error: \" \"\n", `policy.yaml:15:13: hooks.on_error: empty command`},
+		{"hooks:\n  before: x\n  timeout: 0s\n", `policy.yaml:16:12: hooks.timeout: must be greater than 0`},
+		{"hooks:\n  befor: x\n", `policy.yaml:15:3: hooks.befor: unknown key (did you mean "before"?) (allowed: before, after, on_error, timeout)`},
+	} {
+		_, err := Parse("policy.yaml", []byte(minimal+tt.hooks))
+		assert.Equal(t, []string{tt.want}, lines(problems(t, err)), tt.hooks)
 	}
 }

@@ -198,3 +198,32 @@ func ParseRules(name string, data []byte) (map[string]TableRules, error) {
 	}
 	return rules, nil
 }
+
+// decodeNode reads one command line (a string) or a list of them.
+func (c *Commands) decodeNode(d *decoder, n *yaml.Node, path string) {
+	items := []*yaml.Node{n}
+	if n.Kind == yaml.SequenceNode {
+		items = n.Content
+	}
+	var out Commands
+	for i, it := range items {
+		p := path
+		if n.Kind == yaml.SequenceNode {
+			p = indexPath(path, i)
+		}
+		for it.Kind == yaml.AliasNode && it.Alias != nil {
+			it = it.Alias
+		}
+		if it.Kind != yaml.ScalarNode || it.ShortTag() != "!!str" {
+			d.errorf(it, p, "", nil, "expected a shell command line (a string, or a list of them), got %s", describe(it))
+			return
+		}
+		if strings.TrimSpace(it.Value) == "" {
+			d.errorf(it, p, "", nil, "empty command")
+			return
+		}
+		d.src.values[p] = it
+		out = append(out, it.Value)
+	}
+	*c = out
+}

@@ -48,6 +48,9 @@ func schemaFor(t reflect.Type, fi *fieldInfo) obj {
 		}
 	case reflect.TypeFor[Size]():
 		s = clone(sizeSchema)
+	case reflect.TypeFor[Commands]():
+		cmd := obj{"type": "string", "minLength": 1}
+		s = obj{"oneOf": []any{cmd, obj{"type": "array", "items": cmd}}}
 	case reflect.TypeFor[TableRules]():
 		s = obj{"oneOf": []any{
 			obj{"enum": []any{TableTruncate, TableSkip}},

@@ -25,6 +25,7 @@ type Policy struct {
 	Sanitize     Sanitize     `yaml:"sanitize" doc:"sanitized exports for developers"`
 	Notify       Notify       `yaml:"notify" doc:"notifications"`
 	Metrics      Metrics      `yaml:"metrics" doc:"Prometheus metrics"`
+	Hooks        Hooks        `yaml:"hooks" doc:"shell commands run around the whole run: before the first target, after success, on error"`
 
 	// File is the name the policy was parsed under (Load: its path).
 	File string `yaml:"-"`
@@ -81,9 +82,10 @@ var Kinds = []string{KindMySQL, KindPostgres, KindFiles, KindBucket, KindVolume,
 // Target is one thing to back up. Which keys apply depends on Kind (the
 // kinds tag); a key given for another kind is an error.
 type Target struct {
-	Name string   `yaml:"name" req:"1" doc:"unique target name (letters, digits, . _ -); snapshots are tagged with it"`
-	Kind string   `yaml:"kind" req:"1" enum:"mysql,postgres,files,bucket,volume,exec" doc:"what kind of source this is"`
-	Tags []string `yaml:"tags" doc:"extra snapshot tags"`
+	Name  string   `yaml:"name" req:"1" doc:"unique target name (letters, digits, . _ -); snapshots are tagged with it"`
+	Kind  string   `yaml:"kind" req:"1" enum:"mysql,postgres,files,bucket,volume,exec" doc:"what kind of source this is"`
+	Tags  []string `yaml:"tags" doc:"extra snapshot tags"`
+	Hooks Hooks    `yaml:"hooks" doc:"shell commands run around this target's backup: a failing before hook fails the target without a snapshot"`
 
 	// mysql, postgres
 	DSN           string    `yaml:"dsn" req:"mysql,postgres" kinds:"mysql,postgres" doc:"connection string without password (mysql: user@tcp(host:3306)/; postgres: postgres://user@host:5432/db), or env:NAME: the variable holds it (a password there is allowed)"`
@@ -95,9 +97,9 @@ type Target struct {
 	SplitBytes    Size      `yaml:"split_bytes" kinds:"mysql" doc:"InnoDB tables bigger than this are read in primary-key ranges on several connections; default 64MiB"`
 	LockMode      string    `yaml:"lock_mode" kinds:"mysql" enum:"ftwrl,backup_lock,single" doc:"consistency: FLUSH TABLES WITH READ LOCK, backup locks, or single transaction (InnoDB only, no global lock); default ftwrl"`
 	Users         bool      `yaml:"users" kinds:"mysql" doc:"also back up user accounts, roles and grants (password hashes included; needs SELECT on the mysql database); lifeboat restore --users re-creates them"`
-	Archive       *Archive  `yaml:"archive" kinds:"mysql" doc:"continuous binary-log archive for point-in-time restores, run by lifeboat binlog archive (docs/pitr.md)"`
+	Archive       *Archive  `yaml:"archive" kinds:"mysql,postgres" doc:"continuous log archive for point-in-time restores: mysql binary log by lifeboat binlog archive, postgres WAL streamed by lifeboat wal receive (docs/pitr.md)"`
 	Globals       bool      `yaml:"globals" kinds:"postgres" doc:"also back up roles and tablespaces (pg_dumpall --globals-only); restores and drills re-create them"`
-	Method        string    `yaml:"method" kinds:"mysql,postgres" enum:"logical,physical" doc:"logical (a dump, default) or physical (postgres: pg_basebackup of the whole cluster, the base of point-in-time recovery; docs/pitr.md)"`
+	Method        string    `yaml:"method" kinds:"mysql,postgres" enum:"logical,physical" doc:"logical (a dump, default) or physical (postgres: pg_basebackup of the whole cluster; mysql: mariabackup of the whole server, on its host; the base of point-in-time recovery; docs/pitr.md)"`
 
 	// files
 	Paths            []string `yaml:"paths" req:"files" kinds:"files" doc:"directory trees to back up (absolute paths)"`
@@ -124,12 +126,33 @@ type Target struct {
 	BlockSize Size     `yaml:"block_size" kinds:"volume" doc:"aligned block size the volume is cut into: a power of two from 4KiB to 16MiB; default 256KiB"`
 }
 
+// Hooks are shell command lines run around a policy run or one target's
+// backup, as borgmatic's before/after/on_error hooks (docs/policy.md,
+// "Hooks").
+type Hooks struct {
+	Before  Commands `yaml:"before" doc:"run first; one failing (non-zero exit, timeout) fails the target (policy level: every target) without a snapshot"`
+	After   Commands `yaml:"after" doc:"run after success (target: its snapshot saved; policy: the whole run ok)"`
+	OnError Commands `yaml:"on_error" doc:"run after a failure (a before hook, the backup, an after hook; policy: any step of the run)"`
+	Timeout Duration `yaml:"timeout" doc:"time limit of each command, then it is killed and fails; default 5m"`
+}
+
+// DefaultHookTimeout is a hook command's time limit when hooks.timeout is
+// not given.
+const DefaultHookTimeout = Duration(5 * time.Minute)
+
+// IsZero reports whether no hook command is configured.
+func (h Hooks) IsZero() bool { return len(h.Before) == 0 && len(h.After) == 0 && len(h.OnError) == 0 }
+
+// Commands are shell command lines (run with sh -c), written as one
+// string or a list of them.
+type Commands []string
+
 // Archive configures the continuous archive of a database's log (the
-// MySQL/MariaDB binary log) into the repository.
+// MySQL/MariaDB binary log, PostgreSQL's WAL) into the repository.
 type Archive struct {
 	MaxDelay    Duration `yaml:"max_delay" doc:"an archived event is stored at most this long after the server wrote it (the archive's RPO); 1s to 1h, default 30s"`
-	SegmentSize Size     `yaml:"segment_size" doc:"a segment is also cut at this size; 64KiB to 1GiB, default 16MiB"`
-	ServerID    int      `yaml:"server_id" doc:"replica server id the archiver connects with, unique among the server's replicas; default derived from the policy and target names"`
+	SegmentSize Size     `yaml:"segment_size" doc:"a segment is also cut at this size (mysql; PostgreSQL's WAL segment size is the server's); 64KiB to 1GiB, default 16MiB"`
+	ServerID    int      `yaml:"server_id" doc:"replica server id the archiver connects with, unique among the server's replicas (mysql); default derived from the policy and target names"`
 }
 
 // Archive limits.
@@ -180,6 +203,7 @@ type Drill struct {
 	MySQL    DrillServer  `yaml:"mysql" doc:"scratch server for mysql targets"`
 	Postgres DrillServer  `yaml:"postgres" doc:"scratch server for postgres targets"`
 	Checks   []DrillCheck `yaml:"checks" doc:"health checks run after the restore"`
+	PITR     bool         `yaml:"pitr" doc:"targets with a log archive are restored to a random point between their newest base and the archive's end (postgres: a physical base recovered with the WAL archive; docs/pitr.md), not to the snapshot"`
 }
 
 // DrillServer is where a drill restores a database: a scratch server

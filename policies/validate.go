@@ -56,6 +56,10 @@ func validate(p *Policy, src *source) ValidationErrors {
 	if src.has("objectives.rto") && p.Objectives.RTO <= 0 {
 		c.add("objectives.rto", p.Objectives.RTO.String(), nil, "must be greater than 0")
 	}
+	c.hooks("hooks", p.Hooks)
+	for i, t := range p.Targets {
+		c.hooks(indexPath("targets", i)+".hooks", t.Hooks)
+	}
 	c.drill(p)
 	c.sanitize(p)
 	c.notify(p)
@@ -298,6 +302,15 @@ func (c *checker) absPath(path, f string) {
 func (c *checker) argv(path string, argv []string) {
 	if c.src.has(path) && (len(argv) == 0 || argv[0] == "") {
 		c.add(path, "", nil, "needs a command: a list, program first (e.g. [redis-cli, --rdb, \"-\"])")
+	}
+}
+
+func (c *checker) hooks(path string, h Hooks) {
+	if c.src.has(path+".timeout") && h.Timeout <= 0 {
+		c.add(path+".timeout", h.Timeout.String(), nil, "must be greater than 0")
+	}
+	if c.src.has(path+".timeout") && h.IsZero() {
+		c.add(path+".timeout", h.Timeout.String(), nil, "no hook to time: add before, after or on_error")
 	}
 }
 

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"path"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -18,23 +20,99 @@ import (
 	"github.com/lifeboat-backup/lifeboat/targets/files"
 )
 
-// selected reports whether path is to be restored (at or below an
-// include) and whether it is a parent directory of an include, which is
-// created but not restored whole.
-func selected(path string, include []string) (restore, parent bool) {
-	if len(include) == 0 {
-		return true, false
-	}
-	for _, inc := range include {
-		inc = strings.Trim(inc, "/")
-		if inc == "" || path == inc || strings.HasPrefix(path, inc+"/") {
-			return true, false
+// includes are restic's --include patterns: a pattern is matched against
+// a stored path one element at a time (path.Match: *, ?, [...] within an
+// element; ** any number of elements). A pattern that starts with / is
+// anchored at the snapshot's top level, one without matches at any depth
+// (bin/gunzip also matches usr/lib/bin/gunzip), and an entry matched
+// selects everything below it.
+type includes [][]string
+
+func parseIncludes(pats []string) (includes, error) {
+	var out includes
+	for _, pat := range pats {
+		anchored := strings.HasPrefix(pat, "/")
+		p := strings.Trim(pat, "/")
+		if p == "" {
+			return nil, fmt.Errorf("--include %q: an empty pattern", pat)
 		}
-		if strings.HasPrefix(inc, path+"/") {
-			parent = true
+		elems := strings.Split(p, "/")
+		for _, e := range elems {
+			if e == "" || e == "." || e == ".." {
+				return nil, fmt.Errorf("--include %q: %w: %q element", pat, files.ErrUnsafePath, e)
+			}
+			if _, err := path.Match(e, ""); err != nil {
+				return nil, fmt.Errorf("--include %q: %w", pat, err)
+			}
+		}
+		if !anchored {
+			elems = append([]string{"**"}, elems...)
+		}
+		out = append(out, append(elems, "**")) // and everything below
+	}
+	return out, nil
+}
+
+// match reports whether the stored path p is selected (no patterns:
+// everything is).
+func (inc includes) match(p string) bool {
+	if len(inc) == 0 {
+		return true
+	}
+	elems := strings.Split(p, "/")
+	for _, pat := range inc {
+		if matchElems(pat, elems) {
+			return true
 		}
 	}
-	return false, parent
+	return false
+}
+
+func matchElems(pat, elems []string) bool {
+	for len(pat) > 0 {
+		if pat[0] == "**" {
+			for i := 0; i <= len(elems); i++ {
+				if matchElems(pat[1:], elems[i:]) {
+					return true
+				}
+			}
+			return false
+		}
+		if len(elems) == 0 {
+			return false
+		}
+		if ok, _ := path.Match(pat[0], elems[0]); !ok {
+			return false
+		}
+		pat, elems = pat[1:], elems[1:]
+	}
+	return len(elems) == 0
+}
+
+// includeHint explains, when the patterns matched nothing, how paths are
+// stored: under each root's base name (/srv/www/img is www/img), with the
+// snapshot's top level and a few stored paths, and the pattern rewritten
+// when it names a source path.
+func includeHint(sn *snapshot.Snapshot, pats, top, samples []string) string {
+	if len(top) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, " (paths are stored under each root's base name, not the source path: the snapshot's top level is %s", strings.Join(top, ", "))
+	if len(samples) > 0 {
+		fmt.Fprintf(&b, "; stored paths look like %s", strings.Join(samples, ", "))
+	}
+	for _, pat := range pats {
+		elems := strings.Split(strings.Trim(pat, "/"), "/")
+		for i, e := range elems {
+			if i > 0 && slices.Contains(top, e) {
+				fmt.Fprintf(&b, "; for %s try --include %s", pat, strings.Join(elems[i:], "/"))
+				break
+			}
+		}
+	}
+	fmt.Fprintf(&b, ". Patterns work as restic's: * ? [...] within a name, ** across directories, a leading / anchors at the top level; `lifeboat ls %s` lists the paths)", sn.ID.Short())
+	return b.String()
 }
 
 // Files restores the file entries of sn under dest. File contents are
@@ -59,10 +137,9 @@ func Files(ctx context.Context, r *repo.Repository, sn *snapshot.Snapshot, dest 
 	if opts.Progress == nil {
 		opts.Progress = &snapshot.Progress{}
 	}
-	for _, inc := range opts.Include {
-		if err := files.CheckPath(strings.Trim(inc, "/")); err != nil {
-			return nil, fmt.Errorf("--include %q: %w", inc, err)
-		}
+	inc, err := parseIncludes(opts.Include)
+	if err != nil {
+		return nil, err
 	}
 	rs, err := files.NewRestorer(dest, opts.Entries)
 	if err != nil {
@@ -82,7 +159,10 @@ func Files(ctx context.Context, r *repo.Repository, sn *snapshot.Snapshot, dest 
 		}
 	}
 	matched := false
-	var top []string // the first top-level entries
+	var top, samples []string // the first top-level entries and deeper paths, for the hint
+	// Directories not selected themselves are created only once an entry
+	// below them is (a pattern may match at any depth).
+	pending := map[string]*snapshot.Node{}
 	g, gctx := errgroup.WithContext(ctx)
 	// The reader creates files ahead of the workers (it also handles
 	// directories and links), so give it room to run ahead.
@@ -159,12 +239,36 @@ func Files(ctx context.Context, r *repo.Repository, sn *snapshot.Snapshot, dest 
 			}
 			if !strings.Contains(n.Path, "/") && len(top) < 4 {
 				top = append(top, n.Path) // for the hint when nothing matches
+			} else if strings.Count(n.Path, "/") > 0 && len(samples) < 3 && n.Type != snapshot.TypeDir {
+				samples = append(samples, n.Path)
 			}
-			sel, parent := selected(n.Path, opts.Include)
-			if !sel && !parent {
+			if !inc.match(n.Path) {
+				if n.Type == snapshot.TypeDir {
+					pending[n.Path] = n
+				}
 				continue
 			}
-			matched = matched || sel
+			matched = true
+			// Create the directories above n that were put off.
+			for i := 0; i < len(n.Path); i++ {
+				if n.Path[i] != '/' {
+					continue
+				}
+				d := pending[n.Path[:i]]
+				if d == nil {
+					continue
+				}
+				delete(pending, d.Path)
+				err := rs.Dir(d.Entry)
+				if err == nil {
+					err = rs.Finish(d.Entry)
+				}
+				if err != nil {
+					fail(d.Path, err)
+					continue
+				}
+				st.Dirs++
+			}
 			switch n.Type {
 			case snapshot.TypeDir:
 				err := rs.Dir(n.Entry)
@@ -238,12 +342,8 @@ func Files(ctx context.Context, r *repo.Repository, sn *snapshot.Snapshot, dest 
 		return nil, err
 	}
 	if !matched && len(opts.Include) > 0 {
-		hint := ""
-		if len(top) > 0 {
-			hint = fmt.Sprintf(" (paths are stored under each root's base name, not the source path: the snapshot's top level is %s; `lifeboat ls %s` lists them)",
-				strings.Join(top, ", "), sn.ID.Short())
-		}
-		return nil, fmt.Errorf("--include %s: %w in snapshot %s%s", strings.Join(opts.Include, ", "), repo.ErrNotFound, sn.ID.Short(), hint)
+		return nil, fmt.Errorf("--include %s: %w in snapshot %s%s", strings.Join(opts.Include, ", "), repo.ErrNotFound, sn.ID.Short(),
+			includeHint(sn, opts.Include, top, samples))
 	}
 	st.Files, st.Bytes, st.Failed = restored.Load(), bytes.Load(), int64(len(failures))
 	if len(failures) > 0 {

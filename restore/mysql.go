@@ -21,6 +21,7 @@ import (
 	"github.com/lifeboat-backup/lifeboat/engine/repo"
 	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
 	"github.com/lifeboat-backup/lifeboat/targets/mysql"
+	"github.com/lifeboat-backup/lifeboat/targets/mysql/physical"
 )
 
 // MySQLOptions configure a restore of a mysql snapshot into a server.
@@ -107,6 +108,9 @@ func MySQL(ctx context.Context, s snapshot.Reader, opts MySQLOptions) (*MySQLSta
 	sn := s.Info()
 	if sn.Kind != "mysql" {
 		return nil, fmt.Errorf("snapshot %s is a %s snapshot, not mysql: restore it to a directory", sn.ID.Short(), sn.Kind)
+	}
+	if physical.IsBase(sn) {
+		return nil, fmt.Errorf("snapshot %s is a physical base (mariabackup), not a dump: restore it into an empty data directory with --to-datadir DIR", sn.ID.Short())
 	}
 	if opts.Jobs <= 0 {
 		opts.Jobs = runtime.GOMAXPROCS(0)

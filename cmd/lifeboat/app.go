@@ -25,6 +25,7 @@ import (
 	"github.com/lifeboat-backup/lifeboat/policies"
 	"github.com/lifeboat-backup/lifeboat/restore/drill"
 	"github.com/lifeboat-backup/lifeboat/targets/mysql/binlog"
+	"github.com/lifeboat-backup/lifeboat/targets/postgres/wal"
 )
 
 // Exit codes (design.md, "Conventions"); set only in exitCode.
@@ -95,7 +96,7 @@ LIFEBOAT_PASSPHRASE_FILE. A policy's own repository is never overridden by the e
 
 Exit codes: 0 ok, 1 failure, 2 bad usage, 3 objective violated (drill), 4 snapshot saved but
 some source data unreadable, 5 restore finished but some entries could not be restored
-(listed), 10 no repository, 11 repository locked, 12 wrong key, 13 gap in a binlog archive,
+(listed), 10 no repository, 11 repository locked, 12 wrong key, 13 gap in a binlog or WAL archive,
 130 interrupted.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
@@ -196,6 +197,7 @@ func exitCode(ctx context.Context, err error) int {
 	var ie *snapshot.IncompleteError
 	var ve policies.ValidationErrors
 	var gap *binlog.GapError
+	var walGap *wal.GapError
 	switch {
 	case ctx.Err() != nil:
 		return exitInterrupted
@@ -213,7 +215,7 @@ func exitCode(ctx context.Context, err error) int {
 		return exitLocked
 	case errors.Is(err, repo.ErrWrongKey), errors.Is(err, repo.ErrNoDataKey), errors.Is(err, restic.ErrWrongPassword):
 		return exitWrongKey
-	case errors.As(err, &gap):
+	case errors.As(err, &gap), errors.As(err, &walGap):
 		return exitGap
 	}
 	return exitFailure

@@ -94,7 +94,8 @@ func (a *app) binlogArchive(ctx context.Context, p *policies.Policy, t *policies
 		Spool: spool, Metrics: metrics, Log: log})
 }
 
-// daemonArchive is the daemon's binlog archiver of one target: the
+// daemonArchive is the daemon's log archiver of one target (binlog
+// archive for mysql, wal receive for postgres): the
 // policy's own repository and key file (the daemon serves several
 // policies at once, so the global flags and the environment do not
 // apply).
@@ -105,7 +106,7 @@ func (a *app) daemonArchive(ctx context.Context, p *policies.Policy, target stri
 	}
 	prim := p.Repositories.Primary
 	if prim.KeyFile == "" {
-		return fmt.Errorf("policy %s: the daemon's binlog archiver needs repositories.primary.key_file (the host key)", p.Name)
+		return fmt.Errorf("policy %s: the daemon's log archiver needs repositories.primary.key_file (the host key)", p.Name)
 	}
 	data, err := prim.KeyFile.Read()
 	if err != nil {
@@ -123,6 +124,9 @@ func (a *app) daemonArchive(ctx context.Context, p *policies.Policy, target stri
 	r, err := repo.OpenUnindexed(ctx, b, creds)
 	if err != nil {
 		return fmt.Errorf("%s: %w", storage.Redact(prim.URL), err)
+	}
+	if t.Kind == policies.KindPostgres {
+		return a.walReceive(ctx, p, t, r, "", "")
 	}
 	return a.binlogArchive(ctx, p, t, r, "")
 }

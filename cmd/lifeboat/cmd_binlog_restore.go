@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -15,6 +16,8 @@ import (
 	"github.com/lifeboat-backup/lifeboat/internal/humanize"
 	"github.com/lifeboat-backup/lifeboat/policies"
 	"github.com/lifeboat-backup/lifeboat/targets/mysql/binlog"
+	"github.com/lifeboat-backup/lifeboat/targets/mysql/physical"
+	"github.com/lifeboat-backup/lifeboat/targets/postgres/wal"
 )
 
 // binlogPITRFlags are restore's point-in-time flags of mysql targets
@@ -38,12 +41,17 @@ func (a *app) isBinlogPITR(o restoreOptions, pf *binlogPITRFlags) bool {
 	if pf.gtid != "" || pf.pos != "" || pf.dryRun || isMySQLDestination(o.to) {
 		return true
 	}
-	if o.pitr.toDatadir != "" || a.policy == nil {
+	if a.policy == nil {
 		return false
 	}
 	if o.target != "" {
 		t, err := a.policy.Target(o.target)
 		return err == nil && t.Kind == policies.KindMySQL
+	}
+	if o.pitr.toDatadir != "" {
+		if _, err := a.walTarget(""); err == nil {
+			return false // the policy's one target is postgres
+		}
 	}
 	_, err := archiveTarget(a.policy, "")
 	return err == nil
@@ -57,8 +65,12 @@ func (a *app) restoreBinlogPITR(ctx context.Context, o restoreOptions, my *mysql
 	if len(my.renames) > 0 || len(my.tables) > 0 || len(my.databases) > 0 || my.users {
 		return usagef("--rename, --tables, --databases and --users cannot be combined with --until: the replayed binary log names databases inside statements and applies to every database (restore whole, to a separate server, then copy what you need)")
 	}
-	if !pf.dryRun && !isMySQLDestination(o.to) {
-		return usagef("--until restores into a MySQL server: --to mysql://USER@HOST:PORT/ (or --dry-run)")
+	toDatadir := o.pitr.toDatadir != ""
+	if toDatadir && o.to != "" {
+		return usagef("give --to mysql://... or --to-datadir DIR, not both")
+	}
+	if !pf.dryRun && !isMySQLDestination(o.to) && !toDatadir {
+		return usagef("--until restores into a MySQL server (--to mysql://USER@HOST:PORT/) or an empty data directory (--to-datadir DIR), or --dry-run")
 	}
 	var loc *time.Location
 	if a.policy != nil {
@@ -90,6 +102,11 @@ func (a *app) restoreBinlogPITR(ctx context.Context, o restoreOptions, my *mysql
 		if err != nil {
 			return err
 		}
+		if !toDatadir {
+			// A physical base is a data directory, not something to load
+			// into a running server.
+			snaps = slices.DeleteFunc(snaps, physical.IsBase)
+		}
 		pl, err := pitr.Choose(snaps, target, segs, point)
 		if err != nil {
 			return fmt.Errorf("point-in-time restore of %s to %s refused: %w", target, point, err)
@@ -108,6 +125,9 @@ func (a *app) restoreBinlogPITR(ctx context.Context, o restoreOptions, my *mysql
 			return nil
 		}
 		a.announce(pl.Base)
+		if toDatadir {
+			return a.pitrDatadir(ctx, e, pl, st, o.pitr.toDatadir)
+		}
 		if err := snapshot.WithReader(ctx, e, pl.Base, func(s snapshot.Reader) error { return a.restoreMySQL(ctx, s, o.to, my) }); err != nil {
 			return err
 		}
@@ -246,8 +266,9 @@ func (a *app) printBinlogWindows(ws []binlogWindow) {
 	}
 }
 
-// binlogNewest gives drills the newest archived binlog event of the
-// policy's archived mysql targets (native repositories; nil otherwise).
+// binlogNewest gives drills the newest archived event of a target's log
+// archive: the binlog of archived mysql targets, the WAL of postgres
+// targets (native repositories; nil otherwise).
 func binlogNewest(p *policies.Policy, e engine.Engine) func(context.Context, string) (time.Time, bool, error) {
 	n, ok := e.(engine.Native)
 	if !ok {
@@ -255,6 +276,18 @@ func binlogNewest(p *policies.Policy, e engine.Engine) func(context.Context, str
 	}
 	return func(ctx context.Context, target string) (time.Time, bool, error) {
 		t, err := p.Target(target)
+		if err == nil && t.Kind == policies.KindPostgres {
+			// WAL from wal push or wal receive: the newest last write,
+			// streamed partial segments included.
+			segs, _, err := logarchive.New(n.R).List(ctx, target, wal.Stream)
+			var newest time.Time
+			for _, s := range segs {
+				if _, _, partial := wal.ParsePartial(s.Name); (partial || wal.IsSegment(s.Name)) && s.EndTime().After(newest) {
+					newest = s.EndTime()
+				}
+			}
+			return newest, !newest.IsZero(), err
+		}
 		if err != nil || t.Kind != policies.KindMySQL || t.Archive == nil {
 			return time.Time{}, false, nil
 		}

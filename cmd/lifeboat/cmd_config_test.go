@@ -44,7 +44,7 @@ func TestCLIConfig(t *testing.T) {
 	assert.Equal(t, 2, code)
 	assert.Equal(t, bad+":1:1: repositories: required\n"+
 		bad+":7:16: targets[0].lock_mode: \"ftwr\" is not allowed (allowed: ftwrl, backup_lock, single)\n"+
-		bad+":8:1: foo: unknown key (allowed: version, name, host, repositories, targets, schedule, retention, replication, objectives, drill, sanitize, notify, metrics)\n", out)
+		bad+":8:1: foo: unknown key (allowed: version, name, host, repositories, targets, schedule, retention, replication, objectives, drill, sanitize, notify, metrics, hooks)\n", out)
 	assert.Contains(t, errs, "3 problems")
 
 	out, _, code = runConfig(t, "config", "validate", "--json", bad)

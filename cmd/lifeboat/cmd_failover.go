@@ -37,7 +37,7 @@ The summary says which recovery point was restored and how old it is.
 postgres targets with a WAL archive: --until TIME|latest|LSN|NAME --to-datadir DIR [--start]
 recovers to a point from the secondary's bases and WAL (docs/pitr.md), as restore --until does.
 mysql targets with a binlog archive: --until TIME|latest, --until-gtid or --until-position with
---to mysql://... restore the secondary's newest snapshot before the point and replay its
+--to mysql://... (or --to-datadir DIR) restore the secondary's newest snapshot before the point and replay its
 archived binlog up to it.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) (err error) {
@@ -50,7 +50,7 @@ archived binlog up to it.`,
 			if err != nil {
 				return usageError{err}
 			}
-			if o.pitr.toDatadir != "" {
+			if o.pitr.toDatadir != "" && !a.isBinlogPITR(o, bp) {
 				// PostgreSQL point-in-time recovery from the secondary's
 				// bases and WAL (docs/pitr.md).
 				o.pitr.policy = args[0]

@@ -2,9 +2,7 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,14 +15,13 @@ import (
 
 	"github.com/lifeboat-backup/lifeboat/engine/logarchive"
 	"github.com/lifeboat-backup/lifeboat/engine/repo"
-	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
 	"github.com/lifeboat-backup/lifeboat/targets/postgres/physical"
 )
 
 // addPITRFlags adds the point-in-time recovery flags (restore, failover).
 func addPITRFlags(f *pflag.FlagSet, o *pitrFlags) {
 	f.StringVar(&o.until, "until", "", "point-in-time restore to TIME (RFC 3339, or YYYY-MM-DD HH:MM:SS in the policy's time zone, up to and including that second) or latest; postgres also an LSN or a restore point name (docs/pitr.md)")
-	f.StringVar(&o.toDatadir, "to-datadir", "", "with --until: the empty PostgreSQL data directory to restore into")
+	f.StringVar(&o.toDatadir, "to-datadir", "", "the empty data directory to restore into: PostgreSQL with --until; MySQL/MariaDB a physical SNAPSHOT, or with --until any base plus the binary log")
 	f.BoolVar(&o.start, "start", false, "with --until: start the server and wait until recovery finished")
 	f.StringArrayVar(&o.pgOptions, "pg-option", nil, "with --start: a server option for pg_ctl -o (e.g. \"-p 5433\"), repeatable")
 	f.BoolVar(&o.noArchive, "no-archive", false, "with --until: archive_mode off in the restored cluster (drills and copies)")
@@ -106,7 +103,7 @@ func (a *app) restorePGPITR(ctx context.Context, o restoreOptions, pf pitrFlags,
 			return err
 		}
 		started := time.Now()
-		st, err := untarBase(ctx, r.SnapshotReader(base), dir, owner)
+		st, err := physical.UntarBase(ctx, r.SnapshotReader(base), dir, owner)
 		if err != nil {
 			return err
 		}
@@ -138,26 +135,6 @@ func (a *app) restorePGPITR(ctx context.Context, o restoreOptions, pf pitrFlags,
 		}
 		return nil
 	}(n.R))
-}
-
-// untarBase unpacks the base's base.tar into dir.
-func untarBase(ctx context.Context, s snapshot.Reader, dir string, owner physical.Owner) (physical.UntarStats, error) {
-	tr := s.Tree(ctx)
-	for {
-		n, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			return physical.UntarStats{}, fmt.Errorf("snapshot %s has no %s: not a physical base", s.Info().ID.Short(), physical.Entry)
-		}
-		if err != nil {
-			return physical.UntarStats{}, err
-		}
-		if n.Path != physical.Entry {
-			continue
-		}
-		rd := s.Open(ctx, n)
-		defer rd.Close()
-		return physical.Untar(ctx, rd, dir, owner)
-	}
 }
 
 // restoreCommand is the restore_command the recovered server runs: this

@@ -58,6 +58,7 @@ repository with the same password (created with the same chunker parameters if m
 			ctx := cmd.Context()
 			return a.withEngine(ctx, sharedLock, "replicate", func(ctx context.Context, e engine.Engine) error {
 				var lagging []string
+				var done []map[string]any // --json: each secondary, in the one summary
 				for _, d := range dests {
 					var lag time.Duration
 					switch e := e.(type) {
@@ -78,6 +79,10 @@ repository with the same password (created with the same chunker parameters if m
 							return fmt.Errorf("replicate to %s: %w", d.Name, err)
 						}
 						lag = res.Lag
+						done = append(done, map[string]any{"secondary": d.Name, "to": storage.Redact(d.URL), "engine": "native",
+							"copied": res.Copied, "bytes": res.Bytes, "recopied": res.Recopied, "deleted": res.Deleted,
+							"pending_deletion": res.Pending, "deletions_postponed": res.Postponed,
+							"snapshots": res.Snapshots, "lag_seconds": res.Lag.Seconds()})
 					default:
 						if verifyAll {
 							return usagef("--verify-all works on native repositories (restic: lifeboat check on the secondary)")
@@ -86,13 +91,21 @@ repository with the same password (created with the same chunker parameters if m
 						if err != nil {
 							return fmt.Errorf("replicate to %s: %w", d.Name, err)
 						}
-						if err := a.replicaSummary(d, st); err != nil {
-							return err
+						if !a.json {
+							fmt.Fprintf(a.stdout, "replicated to %s (%s, restic copy): %d snapshots copied; lag was %s\n",
+								d.Name, storage.Redact(d.URL), st.Copied, st.Lag.Round(time.Second))
 						}
+						done = append(done, map[string]any{"secondary": d.Name, "to": storage.Redact(d.URL), "engine": "restic",
+							"snapshots_copied": st.Copied, "lag_seconds": st.Lag.Seconds()})
 						lag = st.Lag
 					}
 					if limit := d.MaxLag.D(); limit > 0 && lag > limit {
 						lagging = append(lagging, fmt.Sprintf("%s was %s behind (max_lag %s)", d.Name, lag.Round(time.Second), limit))
+					}
+				}
+				if a.json {
+					if err := a.emit(map[string]any{"message_type": "summary", "secondaries": done}); err != nil {
+						return err
 					}
 				}
 				if len(lagging) > 0 {
@@ -109,7 +122,8 @@ repository with the same password (created with the same chunker parameters if m
 	return cmd
 }
 
-// replicateOne copies r to one secondary and prints its summary.
+// replicateOne copies r to one secondary and prints what it did (text;
+// in JSON the command's one summary holds it).
 func (a *app) replicateOne(ctx context.Context, r *repo.Repository, d policies.Secondary, opts replicate.Options) (*replicate.Result, error) {
 	dst, err := storage.OpenWith(ctx, d.URL, storage.OpenOptions{Create: true, Ping: true})
 	if err != nil {
@@ -130,10 +144,7 @@ func (a *app) replicateOne(ctx context.Context, r *repo.Repository, d policies.S
 		return nil, err
 	}
 	if a.json {
-		return res, a.emit(map[string]any{"message_type": "summary", "secondary": d.Name, "to": storage.Redact(d.URL),
-			"copied": res.Copied, "bytes": res.Bytes, "recopied": res.Recopied, "deleted": res.Deleted,
-			"pending_deletion": res.Pending, "deletions_postponed": res.Postponed,
-			"snapshots": res.Snapshots, "lag_seconds": res.Lag.Seconds()})
+		return res, nil // in the command's summary
 	}
 	fmt.Fprintf(a.stdout, "replicated to %s (%s): %d objects copied (%s), %d damaged recopied, %d removed, %d kept until their delete_after; %d snapshots; lag was %s\n",
 		d.Name, storage.Redact(d.URL), res.Copied, humanize.Bytes(res.Bytes), res.Recopied, res.Deleted, res.Pending, res.Snapshots, res.Lag.Round(time.Second))
@@ -141,15 +152,4 @@ func (a *app) replicateOne(ctx context.Context, r *repo.Repository, d policies.S
 		fmt.Fprintf(a.stderr, "warning: %s: deletions postponed to the next run: %s\n", d.Name, res.Postponed)
 	}
 	return res, nil
-}
-
-// replicaSummary prints what a restic copy did.
-func (a *app) replicaSummary(d policies.Secondary, st *engine.ReplicaStats) error {
-	if a.json {
-		return a.emit(map[string]any{"message_type": "summary", "secondary": d.Name, "to": storage.Redact(d.URL),
-			"engine": "restic", "snapshots_copied": st.Copied, "lag_seconds": st.Lag.Seconds()})
-	}
-	fmt.Fprintf(a.stdout, "replicated to %s (%s, restic copy): %d snapshots copied; lag was %s\n",
-		d.Name, storage.Redact(d.URL), st.Copied, st.Lag.Round(time.Second))
-	return nil
 }

@@ -34,11 +34,13 @@ func (a *app) restoreCmd() *cobra.Command {
 	var my *mysqlRestoreFlags
 	var bp *binlogPITRFlags
 	cmd := &cobra.Command{
-		Use:   "restore SNAPSHOT|latest --to DIR [--include PATH]... | restore --until TIME|latest|LSN|NAME --to-datadir DIR|--to mysql://...",
+		Use:   "restore SNAPSHOT|latest --to DIR|--to-datadir DIR [--include PATTERN]... | restore --until TIME|latest|LSN|NAME --to-datadir DIR|--to mysql://...",
 		Short: "Restore a snapshot, or paths in it, to a directory",
 		Long: `Restore a snapshot to DIR: entries keep their stored paths (media/x restores to DIR/media/x).
---include restores only the given paths (as listed by ls) and what is below them, reading only
-the byte ranges those files need. Every blob is verified against its ID. Needs the owner key.
+--include restores only what matches the given patterns (stored paths, as listed by ls) and what
+is below them, reading only the byte ranges those files need. Patterns are restic's: * ? [...]
+within a name, ** across directories; a leading / anchors at the top level, otherwise a pattern
+matches at any depth (--include '*.png', --include /www/img, --include 'img/**/*.jpg'). Every blob is verified against its ID. Needs the owner key.
 
 A snapshot's metadata is what its backup host wrote: unless asked, setuid/setgid bits of files
 are cleared (--keep-setuid), only user.* xattrs are restored (--xattrs all|user|none) and device
@@ -56,12 +58,22 @@ absolute path); --start starts the server and waits until it recovered and was p
 Point-in-time restore of a mysql target with a binlog archive (docs/pitr.md): --until TIME|latest,
 --until-gtid or --until-position with --to mysql://...: the newest snapshot before the point is
 restored and the archived transactions up to the point replayed; --dry-run prints the plan. A
-point the archive cannot reach (a gap, past its end) is refused with the reason.
+point the archive cannot reach (a gap, past its end) is refused with the reason. With
+--to-datadir DIR instead of --to, the newest base of either method (physical: mariabackup;
+logical: a dump, loaded into a new data directory) is restored into the empty DIR, a temporary
+mariadbd on it replays the binary log, and DIR is left ready for a plain mariadbd.
+
+A physical mysql base (method: physical) restores with SNAPSHOT|latest --to-datadir DIR: the
+mariabackup stream is unpacked into the empty DIR and prepared (mariabackup --prepare); DIR is
+owned by the server's user (DIR's owner, or the mysql user when lifeboat runs as root).
 
 Exit codes: 0 ok, 1 failure, 2 bad usage, 5 restore finished but some entries could not be
 restored (listed), 12 wrong key.`,
 		Args: cobra.RangeArgs(0, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 1 && o.pitr.toDatadir != "" && o.pitr.until == "" && bp.gtid == "" && bp.pos == "" {
+				return a.restoreDatadir(cmd.Context(), args[0], o)
+			}
 			if o.pitr.until != "" || o.pitr.toDatadir != "" || bp.gtid != "" || bp.pos != "" {
 				if len(args) > 0 {
 					return usagef("--until restores the newest base before the point: no SNAPSHOT argument")
@@ -93,7 +105,7 @@ restored (listed), 12 wrong key.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.to, "to", "", "destination directory (created if missing)")
-	f.StringArrayVar(&o.includes, "include", nil, "restore only this path and below, repeatable")
+	f.StringArrayVar(&o.includes, "include", nil, "restore only what matches this pattern (restic's: *, **, leading / anchors) and below, repeatable")
 	addFilesRestoreFlags(f, &o)
 	f.StringVar(&o.target, "target", "", "with latest: the latest snapshot of this target")
 	f.StringVar(&o.host, "host", "", "with latest: the latest snapshot of this host")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"path"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -122,6 +123,15 @@ func (a *app) lsCmd() *cobra.Command {
 				if err != nil {
 					return err
 				}
+				if a.json { // restic's ls --json: the snapshot, then its nodes
+					if err := a.emit(struct {
+						snapshotJSON
+						StructType  string `json:"struct_type"`
+						MessageType string `json:"message_type"`
+					}{toJSON(sn), "snapshot", "snapshot"}); err != nil {
+						return err
+					}
+				}
 				n := 0
 				for {
 					node, err := tr.Next()
@@ -181,7 +191,7 @@ func treeOf(ctx context.Context, e engine.Engine, sn *snapshot.Snapshot) (snapsh
 }
 
 func lsJSON(n *snapshot.Node) map[string]any {
-	return map[string]any{"path": n.Path, "type": n.Type, "mode": fmt.Sprintf("%04o", files.UnixMode(n.Mode)),
+	return map[string]any{"struct_type": "node", "message_type": "node", "name": path.Base(n.Path), "path": n.Path, "type": n.Type, "mode": fmt.Sprintf("%04o", files.UnixMode(n.Mode)),
 		"size": n.Size, "mtime": n.ModTime, "uid": n.UID, "gid": n.GID, "user": n.User, "group": n.Group,
 		"link": n.LinkTarget, "hardlink": n.HardlinkTo, "blobs": len(n.Content)}
 }

@@ -89,7 +89,11 @@ which makes PostgreSQL stop recovery rather than take the archive as ended.`,
 				return err
 			}
 			defer r.Bucket().Close()
-			_, err = wal.Fetch(cmd.Context(), logarchive.New(r), t.Name, args[0], args[1])
+			served, _, err := wal.Fetch(cmd.Context(), logarchive.New(r), t.Name, args[0], args[1])
+			if err == nil && served != args[0] {
+				// In the server log: recovery ends in this segment.
+				fmt.Fprintf(a.stderr, "lifeboat: %s is not archived whole; served its streamed version %s\n", args[0], served)
+			}
 			return err
 		},
 	}
@@ -146,6 +150,7 @@ EXECUTE on pg_switch_wal (superuser, or GRANT EXECUTE ON FUNCTION pg_switch_wal(
 		c.Flags().StringVar(&target, "target", "", "the policy's postgres target (may be left out with one target)")
 		cmd.AddCommand(c)
 	}
+	cmd.AddCommand(a.walReceiveCmd())
 	return cmd
 }
 

@@ -40,8 +40,9 @@ func (SystemClock) After(d time.Duration) <-chan time.Time { return time.After(d
 //     overran is caught up once, right away, like Persistent=true.
 //   - Cancelling the context stops it: waits end at once, a running run
 //     gets the cancelled context and Serve returns when it has ended.
-//   - With Archive set, every mysql target with an archive block has its
-//     binlog archiver running beside the schedule, restarted when it ends.
+//   - With Archive set, every mysql or postgres target with an archive
+//     block has its log archiver (binlog archive, wal receive) running
+//     beside the schedule, restarted when it ends.
 type Daemon struct {
 	Policies []*policies.Policy
 	// Run runs one policy once (the code path of `lifeboat run`); its
@@ -50,11 +51,12 @@ type Daemon struct {
 	// LastRun returns when the policy's last run started (zero: never),
 	// from the journal. Optional: without it nothing is caught up.
 	LastRun func(p *policies.Policy) (time.Time, error)
-	// Archive, when set, runs the binlog archiver of one archived mysql
-	// target (the code path of `lifeboat binlog archive`) until ctx ends;
-	// the daemon starts it for every such target of its policies and
-	// starts it again 5 s after it returns (Restart=always of the
-	// lifeboat-binlog@ unit), also after a gap.
+	// Archive, when set, runs the log archiver of one archived target
+	// (the code path of `lifeboat binlog archive` for mysql, `lifeboat wal
+	// receive` for postgres) until ctx ends; the daemon starts it for
+	// every such target of its policies and starts it again 5 s after it
+	// returns (Restart=always of the lifeboat-binlog@ and
+	// lifeboat-walreceive@ units), also after a gap.
 	Archive func(ctx context.Context, p *policies.Policy, target string) error
 	// Clock defaults to SystemClock.
 	Clock Clock
@@ -102,7 +104,7 @@ func (d *Daemon) Serve(ctx context.Context) error {
 			d.loop(ctx, p)
 		}()
 		for _, t := range p.Targets {
-			if d.Archive == nil || t.Kind != policies.KindMySQL || t.Archive == nil {
+			if d.Archive == nil || (t.Kind != policies.KindMySQL && t.Kind != policies.KindPostgres) || t.Archive == nil {
 				continue
 			}
 			wg.Add(1)
@@ -123,12 +125,12 @@ const archiveRestart = 5 * time.Second
 // archive keeps one target's binlog archiver running until ctx ends.
 func (d *Daemon) archive(ctx context.Context, p *policies.Policy, target string) {
 	for {
-		d.Log.Info("binlog archive", "policy", p.Name, "target", target)
+		d.Log.Info("log archive", "policy", p.Name, "target", target)
 		err := d.Archive(ctx, p, target)
 		if ctx.Err() != nil {
 			return
 		}
-		d.Log.Error("binlog archive ended; starting it again", "policy", p.Name, "target", target, "in", archiveRestart, "error", err)
+		d.Log.Error("log archive ended; starting it again", "policy", p.Name, "target", target, "in", archiveRestart, "error", err)
 		select {
 		case <-ctx.Done():
 			return

@@ -66,3 +66,28 @@ func TestDaemonRunsArchivers(t *testing.T) {
 	defer mu.Unlock()
 	assert.Equal(t, map[string]int{"db": 2}, calls)
 }
+
+// A postgres target with an archive block gets its WAL receiver from the
+// same hook; one without gets none.
+func TestDaemonRunsWALReceivers(t *testing.T) {
+	p := daemonPolicy(t, "shop", "daily", "0")
+	p.Targets = []policies.Target{
+		{Name: "pg", Kind: policies.KindPostgres, Archive: &policies.Archive{}},
+		{Name: "pgdump", Kind: policies.KindPostgres},
+	}
+	started := make(chan string, 10)
+	ctx, cancel := context.WithCancel(context.Background())
+	d := &Daemon{Policies: []*policies.Policy{p}, Clock: newFakeClock(utc("2026-12-07 10:00")),
+		Run: func(context.Context, *policies.Policy) error { return nil },
+		Archive: func(ctx context.Context, p *policies.Policy, target string) error {
+			started <- target
+			<-ctx.Done()
+			return nil
+		}}
+	done := make(chan error, 1)
+	go func() { done <- d.Serve(ctx) }()
+	require.Equal(t, "pg", <-started)
+	cancel()
+	require.NoError(t, <-done)
+	assert.Empty(t, started)
+}

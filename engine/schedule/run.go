@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"runtime"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/lifeboat-backup/lifeboat/engine"
@@ -16,6 +17,7 @@ import (
 	"github.com/lifeboat-backup/lifeboat/targets/exec"
 	"github.com/lifeboat-backup/lifeboat/targets/files"
 	"github.com/lifeboat-backup/lifeboat/targets/mysql"
+	myphysical "github.com/lifeboat-backup/lifeboat/targets/mysql/physical"
 	"github.com/lifeboat-backup/lifeboat/targets/postgres"
 	"github.com/lifeboat-backup/lifeboat/targets/postgres/physical"
 	"github.com/lifeboat-backup/lifeboat/targets/volume"
@@ -54,12 +56,12 @@ func SourceFor(t policies.Target, pw string) (engine.Source, error) {
 		return &files.Source{Roots: t.Paths, Options: files.Options{Excludes: excludes, IExcludes: t.IExclude,
 			ExcludeIfPresent: t.ExcludeIfPresent, ExcludeCaches: t.ExcludeCaches, OneFileSystem: t.OneFileSystem}}, nil
 	case "mysql":
-		if t.Method == "physical" {
-			return nil, fmt.Errorf("target %s: method physical is not supported for mysql by this lifeboat yet", t.Name)
-		}
 		pw, err := password(t, pw)
 		if err != nil {
 			return nil, err
+		}
+		if t.Method == myphysical.Method {
+			return myphysical.New(myphysical.Options{DSN: t.DSN, Password: pw})
 		}
 		return mysql.New(mysql.Options{DSN: t.DSN, Password: pw, Databases: t.Databases, ExcludeTables: t.ExcludeTables,
 			Jobs: t.Jobs, LockMode: mysql.LockMode(t.LockMode), Users: t.Users, SplitBytes: int64(t.SplitBytes)})
@@ -134,6 +136,18 @@ func Run(ctx context.Context, p *policies.Policy, e engine.Engine, opts RunOptio
 	}
 	res := &engine.RunResult{Policy: p.Name, Host: p.Host, Start: now().UTC()}
 	fail := func(format string, args ...any) { res.Errors = append(res.Errors, fmt.Sprintf(format, args...)) }
+	polEnv := hookEnv{policy: p.Name, host: p.Host}
+	// The policy's before hooks: one failing fails every target, without
+	// a snapshot, and the run ends after its on_error hooks.
+	if err := runHooks(ctx, res, HookBefore, p.Hooks.Before, p.Hooks.Timeout.D(), polEnv); err != nil {
+		for _, t := range p.Targets {
+			if len(opts.Targets) == 0 || slices.Contains(opts.Targets, t.Name) {
+				res.Targets = append(res.Targets, engine.TargetResult{Name: t.Name, Kind: t.Kind, Error: "not run: policy " + err.Error()})
+			}
+		}
+		fail("policy %v", err)
+		return finishRun(ctx, p, e, res, now)
+	}
 
 	for _, t := range p.Targets {
 		if len(opts.Targets) > 0 && !slices.Contains(opts.Targets, t.Name) {
@@ -141,7 +155,11 @@ func Run(ctx context.Context, p *policies.Policy, e engine.Engine, opts RunOptio
 		}
 		tr := engine.TargetResult{Name: t.Name, Kind: t.Kind}
 		start := now()
+		env := hookEnv{policy: p.Name, host: p.Host, target: t.Name, kind: t.Kind}
 		src, err := SourceFor(t, "")
+		if err == nil {
+			err = runHooks(ctx, res, HookBefore, t.Hooks.Before, t.Hooks.Timeout.D(), env)
+		}
 		if err == nil {
 			var prog *engine.Progress
 			if opts.Progress != nil {
@@ -154,6 +172,14 @@ func Run(ctx context.Context, p *policies.Policy, e engine.Engine, opts RunOptio
 				st := br.Snapshot.Stats
 				tr.Snapshot, tr.BytesIn, tr.BytesAdded, tr.Warnings = br.Snapshot.ID.String(), st.BytesIn, st.BytesAdded, br.Warnings
 				res.Partial = res.Partial || len(br.Warnings) > 0
+				env.snapshots = []string{tr.Snapshot}
+				err = runHooks(ctx, res, HookAfter, t.Hooks.After, t.Hooks.Timeout.D(), env)
+			}
+		}
+		if err != nil && len(t.Hooks.OnError) > 0 && ctx.Err() == nil {
+			env.err = redactText(err.Error())
+			if herr := runHooks(ctx, res, HookOnError, t.Hooks.OnError, t.Hooks.Timeout.D(), env); herr != nil {
+				err = fmt.Errorf("%w; %v", err, herr)
 			}
 		}
 		tr.Seconds = now().Sub(start).Seconds()
@@ -192,6 +218,29 @@ func Run(ctx context.Context, p *policies.Policy, e engine.Engine, opts RunOptio
 		}
 		rr.LagExceeded = sec.MaxLag.D() > 0 && rr.Lag > sec.MaxLag.D().Seconds()
 		res.Replicas = append(res.Replicas, rr)
+	}
+	// The policy's after hooks when every step succeeded, else on_error.
+	if res.OK() {
+		for _, t := range res.Targets {
+			polEnv.snapshots = append(polEnv.snapshots, t.Snapshot)
+		}
+		if err := runHooks(ctx, res, HookAfter, p.Hooks.After, p.Hooks.Timeout.D(), polEnv); err != nil {
+			fail("policy %v", err)
+		}
+	}
+	return finishRun(ctx, p, e, res, now)
+}
+
+// finishRun runs the policy's on_error hooks after a failed run, counts
+// the policy's snapshots and the repository's size, and saves the
+// journal's copy in the repository.
+func finishRun(ctx context.Context, p *policies.Policy, e engine.Engine, res *engine.RunResult, now func() time.Time) (*engine.RunResult, error) {
+	fail := func(format string, args ...any) { res.Errors = append(res.Errors, fmt.Sprintf(format, args...)) }
+	if !res.OK() && len(p.Hooks.OnError) > 0 && ctx.Err() == nil {
+		env := hookEnv{policy: p.Name, host: p.Host, err: redactText(strings.Join(res.Errors, "; "))}
+		if err := runHooks(ctx, res, HookOnError, p.Hooks.OnError, p.Hooks.Timeout.D(), env); err != nil {
+			fail("policy %v", err)
+		}
 	}
 	if sns, err := e.Snapshots(ctx); err == nil {
 		for _, s := range sns {

@@ -161,8 +161,9 @@ func hardening(p *policies.Policy, o UnitOptions) sandbox {
 		}
 	}
 	var reads []string
-	volumeHooks, execs := false, false
+	volumeHooks, execs := false, !p.Hooks.IsZero()
 	for _, t := range p.Targets {
+		execs = execs || !t.Hooks.IsZero()
 		switch t.Kind {
 		case policies.KindFiles:
 			reads = append(reads, t.Paths...)
@@ -183,10 +184,10 @@ func hardening(p *policies.Policy, o UnitOptions) sandbox {
 		h.protectSystem, h.protectHome, h.protectKernel = "", "read-only", false
 		h.comments = append(h.comments, "volume before/after hooks (LVM snapshots, fsfreeze) need a writable system: ProtectSystem is off.")
 	case execs:
-		// exec targets run arbitrary dump commands: keep /usr, /boot and
-		// /etc read-only, the rest writable for their scratch files.
+		// exec targets and hooks run arbitrary commands: keep /usr, /boot
+		// and /etc read-only, the rest writable for their scratch files.
 		h.protectSystem, h.protectHome = "full", "read-only"
-		h.comments = append(h.comments, "exec targets run commands lifeboat does not know: ProtectSystem=full, not strict.")
+		h.comments = append(h.comments, "exec targets and hooks run commands lifeboat does not know: ProtectSystem=full, not strict.")
 	}
 	if h.protectHome == "yes" && slices.ContainsFunc(append(reads, h.rw...), func(d string) bool { return underAny(filepath.Clean(d), homeDirs) }) {
 		h.protectHome = "read-only"

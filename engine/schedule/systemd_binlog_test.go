@@ -35,3 +35,21 @@ func TestSystemdBinlogUnit(t *testing.T) {
 	require.NoError(t, err)
 	assert.Len(t, units, 2, "no archive block, no binlog unit")
 }
+
+func TestSystemdWALReceiveUnit(t *testing.T) {
+	pg := "  - name: pg\n    kind: postgres\n    dsn: postgres://backup@127.0.0.1:5432/postgres\n    method: physical\n    archive:\n      max_delay: 10s\n"
+	units, err := SystemdUnits(parseUnitPolicy(t, "targets:\n"+pg), unitOpts)
+	require.NoError(t, err)
+	require.Len(t, units, 3)
+	u := units[2]
+	assert.Equal(t, "lifeboat-walreceive@shop.service", u.Name)
+	lines := strings.Split(u.Text, "\n")
+	for _, l := range []string{
+		"Description=lifeboat WAL receiver of pg (policy shop)",
+		"ExecStart=/usr/local/bin/lifeboat wal receive --policy /etc/lifeboat/shop.yaml --target pg --spool /var/lib/lifeboat/walreceive/shop-pg",
+		"Type=simple", "Restart=always", "StartLimitIntervalSec=0", "SuccessExitStatus=130",
+		"ReadWritePaths=-/var/lib/lifeboat/walreceive",
+	} {
+		assert.Contains(t, lines, l)
+	}
+}

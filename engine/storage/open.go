@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -30,6 +31,10 @@ type OpenOptions struct {
 	// endpoint or bad credentials fail here rather than at the first
 	// read or write. See Ping.
 	Ping bool
+	// Logger receives one warning per retried request of an s3:// bucket
+	// (operation, object, attempt, redacted URL, reason); nil means
+	// slog.Default().
+	Logger *slog.Logger
 }
 
 // Open opens the bucket at rawURL without creating or contacting anything
@@ -58,7 +63,13 @@ func OpenWith(ctx context.Context, rawURL string, opts OpenOptions) (*blob.Bucke
 	if err != nil {
 		return nil, err
 	}
-	b, err := blob.DefaultURLMux().OpenBucketURL(ctx, u)
+	mux := blob.DefaultURLMux()
+	if u.Scheme == "s3" {
+		// lifeboat's own S3 opener: timeouts, retries, resumed reads.
+		mux = new(blob.URLMux)
+		mux.RegisterBucket("s3", &s3Opener{log: opts.Logger})
+	}
+	b, err := mux.OpenBucketURL(ctx, u)
 	if err != nil {
 		if dir != "" && errors.Is(err, fs.ErrNotExist) {
 			return nil, &kindError{ErrNotExist, fmt.Errorf("storage: repository %s: directory %s does not exist", Redact(rawURL), dir)}

@@ -6,6 +6,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
+	"hash/crc32"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -59,6 +62,13 @@ type Writer struct {
 	bw     *blob.Writer // drivers that honour IfNotExist
 	fw     *fileWriter  // file:// buckets opened by Open
 	closed bool
+
+	// For bw: whether a request of the upload was retried, and a checksum
+	// and the size of what was written, to recognize our own object when
+	// a retried upload finds the key taken (see Close).
+	ws  *writeState
+	crc hash.Hash32
+	n   int64
 }
 
 // NewWriter starts a write-once object key (blob.WriterOptions.IfNotExist).
@@ -86,6 +96,9 @@ func NewWriter(ctx context.Context, b *blob.Bucket, key string) (*Writer, error)
 		w.fw = fw
 		return w, nil
 	}
+	w.ws = &writeState{}
+	w.crc = crc32.New(crc32.MakeTable(crc32.Castagnoli))
+	ctx = context.WithValue(ctx, writeStateKey{}, w.ws)
 	bw, err := b.NewWriter(ctx, key, &blob.WriterOptions{
 		IfNotExist:  true,
 		ContentType: "application/octet-stream", // no sniffing, no buffering
@@ -107,6 +120,8 @@ func (w *Writer) Write(p []byte) (int, error) {
 		return w.fw.Write(p)
 	}
 	n, err := w.bw.Write(p)
+	w.crc.Write(p[:n])
+	w.n += int64(n)
 	return n, Wrap(err)
 }
 
@@ -121,19 +136,47 @@ func (w *Writer) Close() error {
 		return w.fw.Close()
 	}
 	err := Wrap(w.bw.Close())
-	if err == nil || errors.Is(err, ErrExist) || w.ctx.Err() != nil {
+	if err == nil || w.ctx.Err() != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(w.ctx), 2*time.Minute)
+	defer cancel()
+	if errors.Is(err, ErrExist) {
+		// A retried request finds the object there: if it holds what was
+		// written, the first attempt made it and only its answer was lost.
+		if w.ws.retried.Load() && w.isOurs(ctx) {
+			return nil
+		}
 		return err
 	}
 	// A store may refuse a conditional upload before it has read the body
 	// (MinIO answers 412 at once and closes the connection); the client,
 	// still sending, then sees only a reset. A failed upload leaves no
-	// object, so if the key exists now, it was taken by another writer.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(w.ctx), 30*time.Second)
-	defer cancel()
+	// object, so if the key exists now, it was taken by another writer,
+	// or it is ours and the answer was lost.
 	if ok, xerr := w.b.Exists(ctx, w.key); xerr == nil && ok {
+		if w.isOurs(ctx) {
+			return nil
+		}
 		return &kindError{ErrExist, fmt.Errorf("storage: object %s already exists (the write failed: %w)", w.key, err)}
 	}
 	return err
+}
+
+// isOurs tells whether the object at w.key has the size and checksum of
+// what w wrote.
+func (w *Writer) isOurs(ctx context.Context) bool {
+	rd, err := w.b.NewReader(ctx, w.key, nil)
+	if err != nil {
+		return false
+	}
+	defer rd.Close()
+	if rd.Size() != w.n {
+		return false
+	}
+	h := crc32.New(crc32.MakeTable(crc32.Castagnoli))
+	n, err := io.Copy(h, rd)
+	return err == nil && n == w.n && h.Sum32() == w.crc.Sum32()
 }
 
 // Abort discards the object; it is a no-op after Close.

@@ -28,7 +28,7 @@ var layers = [][]string{
 	// 2: the native repository and what lives beside it
 	{"engine/repo", "engine/logarchive", "engine/replicate"},
 	// 3: sources: what is backed up and how it is read
-	{"targets/files", "targets/mysql", "targets/postgres", "targets/exec", "targets/bucket", "targets/volume"},
+	{"targets/files", "targets/mysql", "targets/mysql/physical", "targets/postgres", "targets/exec", "targets/bucket", "targets/volume"},
 	// 4: pipelines over snapshots
 	{"restore", "sanitize", "engine/pitr"},
 	// 5: repository engines: the Engine interface, the native adapter and backup pipeline, restic

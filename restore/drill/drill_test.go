@@ -27,6 +27,7 @@ import (
 	"github.com/lifeboat-backup/lifeboat/targets/files"
 	"github.com/lifeboat-backup/lifeboat/targets/mysql"
 	"github.com/lifeboat-backup/lifeboat/targets/mysql/mysqltest"
+	"github.com/lifeboat-backup/lifeboat/targets/mysql/physical"
 	"github.com/lifeboat-backup/lifeboat/targets/postgres"
 	"github.com/lifeboat-backup/lifeboat/targets/postgres/postgrestest"
 )
@@ -620,4 +621,44 @@ func TestDrillRepository(t *testing.T) {
 	require.Equal(t, drill.Errored, rep.Status, "a refused drill is journaled as an error")
 	require.Len(t, rep.Errors, 1)
 	require.False(t, rep.End.IsZero())
+}
+
+// TestDrillPhysical: the latest snapshot of a mysql target is a physical
+// base: the drill restores it into a data directory, starts a server on
+// it, runs the SQL checks there and tears it all down.
+func TestDrillPhysical(t *testing.T) {
+	if _, err := physical.Binary("", "mariabackup"); err != nil {
+		if mysqltest.Required() {
+			t.Fatal(err)
+		}
+		t.Skip(err)
+	}
+	srv := mysqltest.Start(t)
+	db := srv.DB(t, "")
+	_, err := shop.Generate(context.Background(), db, shop.Options{Database: "phys_shop", Rows: 200, Replace: true})
+	require.NoError(t, err)
+	_, r := repotest.Mem(t)
+	src, err := physical.New(physical.Options{DSN: srv.DSN(), Password: srv.Password})
+	require.NoError(t, err)
+	_, err = engine.Backup(context.Background(), r, src, engine.BackupOptions{Target: "shopdb", Host: "drillhost", Workers: 2})
+	require.NoError(t, err)
+	var want string
+	require.NoError(t, db.QueryRow("SELECT COUNT(*) FROM phys_shop.sales_order").Scan(&want))
+
+	p := &policies.Policy{Version: 1, Name: "drillphys", Host: "drillhost",
+		Targets:    []policies.Target{{Name: "shopdb", Kind: policies.KindMySQL, Method: "physical", DSN: srv.DSN()}},
+		Objectives: policies.Objectives{RPO: policies.Duration(time.Hour), RTO: policies.Duration(10 * time.Minute)},
+		Drill: policies.Drill{Checks: []policies.DrillCheck{
+			{Name: "orders", Target: "shopdb", SQL: "SELECT COUNT(*) FROM phys_shop.sales_order", Expect: want, Timeout: policies.Duration(time.Minute)},
+		}}}
+	var dir string
+	var pid int
+	rep, err := drill.Run(context.Background(), engine.Native{R: r}, drill.Options{Policy: p, TempDir: t.TempDir(),
+		Scratch: func(d string, p int) { dir = d; pid = max(pid, p) }})
+	require.NoError(t, err)
+	require.Equal(t, drill.Passed, rep.Status, "%+v", rep)
+	require.True(t, rep.Checks[0].OK, "%+v", rep.Checks[0])
+	require.NotZero(t, pid, "a server was started on the restored data directory")
+	require.Greater(t, rep.Targets[0].Bytes, int64(0))
+	gone(t, dir, pid)
 }

@@ -19,6 +19,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -43,6 +44,9 @@ type Options struct {
 	User, Password string
 	// StartTimeout bounds the wait for the server to answer; default 60s.
 	StartTimeout time.Duration
+	// DefaultsFile (StartOn only) is read instead of no option file: a
+	// restored backup's backup-my.cnf (its InnoDB page and log settings).
+	DefaultsFile string
 }
 
 // Server is one MariaDB server on 127.0.0.1.
@@ -121,12 +125,8 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 	}
 	scratchproc.Defaults(&o.User, &o.Password, &o.StartTimeout)
 	s := &Server{DataDir: filepath.Join(o.Dir, "db"), Socket: filepath.Join(o.Dir, "mysqld.sock"), User: o.User, Password: o.Password}
-	args := []string{"--no-defaults", "--datadir=" + s.DataDir, "--auth-root-authentication-method=normal", "--skip-test-db"}
-	if os.Geteuid() == 0 {
-		args = append(args, "--user=root")
-	}
-	if out, err := exec.CommandContext(ctx, install, args...).CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("mariadb-install-db: %v\n%s", err, out)
+	if err := installDB(ctx, install, s.DataDir); err != nil {
+		return nil, err
 	}
 	for attempt := 0; ; attempt++ {
 		port, err := scratchproc.FreePort()
@@ -147,6 +147,27 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// Install makes dataDir a new, empty data directory (mariadb-install-db:
+// system tables only; root@localhost without a password, socket only).
+func Install(ctx context.Context, o Options, dataDir string) error {
+	_, install, err := o.Binaries()
+	if err != nil {
+		return err
+	}
+	return installDB(ctx, install, dataDir)
+}
+
+func installDB(ctx context.Context, install, dataDir string) error {
+	args := []string{"--no-defaults", "--datadir=" + dataDir, "--auth-root-authentication-method=normal", "--skip-test-db"}
+	if os.Geteuid() == 0 {
+		args = append(args, "--user=root")
+	}
+	if out, err := exec.CommandContext(ctx, install, args...).CombinedOutput(); err != nil {
+		return fmt.Errorf("mariadb-install-db on %s: %v\n%s", dataDir, err, out)
+	}
+	return nil
 }
 
 func (s *Server) start(ctx context.Context, server, dir string, timeout time.Duration) error {
@@ -238,3 +259,115 @@ func (s *Server) Restart(ctx context.Context) error {
 
 // Kill kills the server at once.
 func (s *Server) Kill() { s.proc.Kill() }
+
+// StartOn starts a server on an existing data directory (a restored
+// one: its grants are unknown) on a free loopback port, with the socket,
+// pid file and error log in o.Dir and without a binary log (what it
+// applies is not logged again). An init file creates User@127.0.0.1 with
+// Password and all privileges (default User: a fresh lifeboat_tmp_ name);
+// DropUser removes it again before Shutdown. Install is not used.
+func StartOn(ctx context.Context, o Options, dataDir string) (*Server, error) {
+	name := o.Server
+	if name == "" {
+		name = "mariadbd"
+	}
+	server, err := Look(name)
+	if err != nil {
+		return nil, err
+	}
+	if o.Dir == "" {
+		return nil, errors.New("mariadb: no directory")
+	}
+	if o.User == "" {
+		// A name the restored grants cannot hold already (CREATE OR
+		// REPLACE must not replace a real account).
+		o.User = fmt.Sprintf("lifeboat_tmp_%d_%d", os.Getpid(), time.Now().UnixNano()%1e9)
+	}
+	scratchproc.Defaults(&o.User, &o.Password, &o.StartTimeout)
+	s := &Server{DataDir: dataDir, Socket: filepath.Join(o.Dir, "mysqld.sock"), User: o.User, Password: o.Password,
+		binary: server, dir: o.Dir, timeout: o.StartTimeout, log: filepath.Join(o.Dir, "error.log")}
+	init := filepath.Join(o.Dir, "init.sql")
+	q := fmt.Sprintf("CREATE OR REPLACE USER '%s'@'127.0.0.1' IDENTIFIED BY '%s';\nGRANT ALL PRIVILEGES ON *.* TO '%s'@'127.0.0.1' WITH GRANT OPTION;\n",
+		s.User, s.Password, s.User)
+	if err := os.WriteFile(init, []byte(q), 0o600); err != nil {
+		return nil, err
+	}
+	defer os.Remove(init)
+	for attempt := 0; ; attempt++ {
+		if s.Port, err = scratchproc.FreePort(); err != nil {
+			return nil, err
+		}
+		s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(s.Port))
+		defaults := "--no-defaults"
+		if o.DefaultsFile != "" {
+			defaults = "--defaults-file=" + o.DefaultsFile
+		}
+		args := []string{defaults, "--datadir=" + dataDir, "--socket=" + s.Socket,
+			"--port=" + strconv.Itoa(s.Port), "--bind-address=127.0.0.1", "--skip-name-resolve",
+			"--pid-file=" + filepath.Join(o.Dir, "mariadbd.pid"), "--log-error=" + s.log,
+			"--skip-log-bin", "--skip-slave-start", "--init-file=" + init, "--local-infile=1",
+			"--innodb-buffer-pool-size=256M", "--max-allowed-packet=1G", "--innodb-fast-shutdown=0"}
+		if os.Geteuid() == 0 {
+			args = append(args, "--user=root")
+		}
+		cmd := exec.Command(server, args...)
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		err = s.proc.Start(ctx, cmd, o.StartTimeout, func() bool { return s.ping(ctx) == nil })
+		if err == nil {
+			return s, nil
+		}
+		if ctx.Err() != nil {
+			return nil, err
+		}
+		if attempt == 2 {
+			return nil, fmt.Errorf("mariadbd on %s: %w: %s\n%s", dataDir, err, out.String(), s.Logs())
+		}
+	}
+}
+
+// DB opens a connection pool to the server as User over TCP.
+func (s *Server) DB() (*sql.DB, error) {
+	cfg := driver.NewConfig()
+	cfg.User, cfg.Passwd, cfg.Net, cfg.Addr = s.User, s.Password, "tcp", s.Addr
+	c, err := driver.NewConnector(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return sql.OpenDB(c), nil
+}
+
+func (s *Server) ping(ctx context.Context) error {
+	db, err := s.DB()
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	return db.PingContext(ctx)
+}
+
+// DropUser removes the account StartOn created (from the server's own
+// connection: the data directory keeps no trace of it).
+func (s *Server) DropUser(ctx context.Context) error {
+	db, err := s.DB()
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(1)
+	_, err = db.ExecContext(ctx, fmt.Sprintf("DROP USER '%s'@'127.0.0.1'", s.User))
+	return err
+}
+
+// Shutdown stops the server cleanly (SIGTERM: InnoDB flushes everything,
+// StartOn sets a slow shutdown) and waits up to grace before it kills
+// it; it reports whether the server ended by itself.
+func (s *Server) Shutdown(grace time.Duration) error {
+	s.proc.Stop(syscall.SIGTERM, grace)
+	if !strings.Contains(s.Logs(), "Shutdown complete") {
+		return fmt.Errorf("mariadbd on %s did not shut down cleanly within %s:\n%s", s.DataDir, grace, s.Logs())
+	}
+	return nil
+}

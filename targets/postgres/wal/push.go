@@ -21,6 +21,11 @@ import (
 type Archive interface {
 	Put(ctx context.Context, seg logarchive.Segment, data []byte) (bool, error)
 	Fetch(ctx context.Context, target, stream, name string) ([]byte, logarchive.Segment, error)
+	Names(ctx context.Context, target, stream, prefix string) ([]string, error)
+}
+
+type putter interface {
+	Put(ctx context.Context, seg logarchive.Segment, data []byte) (bool, error)
 }
 
 // PushResult says what one archive_command call stored.
@@ -101,7 +106,7 @@ func readyAhead(walDir, name string, n int) []string {
 // pushFile archives one file. A segment's header records its timeline,
 // start and end LSN, and its modification time as the last event time
 // (PostgreSQL writes a segment until it switches to the next one).
-func pushFile(ctx context.Context, a Archive, target, path string) (bool, logarchive.Segment, error) {
+func pushFile(ctx context.Context, a putter, target, path string) (bool, logarchive.Segment, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return false, logarchive.Segment{}, fmt.Errorf("wal push: %w", err)
@@ -156,18 +161,27 @@ var ErrNotFound = logarchive.ErrNotFound
 
 // Fetch writes the archived file name of target to dest
 // (restore_command's %f and %p): complete or not at all (a temporary file
-// beside dest, fsynced, renamed into place).
-func Fetch(ctx context.Context, a Archive, target, name, dest string) (int64, error) {
+// beside dest, fsynced, renamed into place). A segment that is not
+// archived whole but was streamed (wal receive) is served from its
+// newest partial version: recovery replays what it holds and ends there.
+// served names the object written.
+func Fetch(ctx context.Context, a Archive, target, name, dest string) (served string, n int64, err error) {
 	if !ValidName(name) {
-		return 0, fmt.Errorf("wal fetch: %q is not a WAL file name", name)
+		return "", 0, fmt.Errorf("wal fetch: %q is not a WAL file name", name)
 	}
-	data, _, err := a.Fetch(ctx, target, Stream, name)
+	data, served, err := fetchSegment(ctx, a, target, name)
 	if err != nil {
 		if errors.Is(err, logarchive.ErrNotFound) {
-			return 0, err
+			return "", 0, err
 		}
-		return 0, fmt.Errorf("wal fetch %s: %w", name, err)
+		return "", 0, fmt.Errorf("wal fetch %s: %w", served, err)
 	}
+	n, err = writeAtomic(data, dest)
+	return served, n, err
+}
+
+// writeAtomic writes data to dest through a fsynced temporary file.
+func writeAtomic(data []byte, dest string) (int64, error) {
 	tmp, err := os.CreateTemp(filepath.Dir(dest), ".lifeboat-wal-*")
 	if err != nil {
 		return 0, fmt.Errorf("wal fetch: %w", err)

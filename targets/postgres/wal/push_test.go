@@ -45,12 +45,40 @@ func TestPushAheadAndFetch(t *testing.T) {
 	require.Empty(t, Chain(segs, ""))
 
 	dest := filepath.Join(t.TempDir(), "RECOVERYXLOG")
-	n, err := Fetch(ctx, owner, "db", names[2], dest)
+	served, n, err := Fetch(ctx, owner, "db", names[2], dest)
 	require.NoError(t, err)
+	require.Equal(t, names[2], served)
 	require.Equal(t, int64(1<<20), n)
 	got, _ := os.ReadFile(dest)
 	require.Equal(t, bytes.Repeat([]byte{2}, 1<<20), got)
-	_, err = Fetch(ctx, owner, "db", names[3], dest)
+	_, _, err = Fetch(ctx, owner, "db", names[3], dest)
+	require.ErrorIs(t, err, ErrNotFound)
+
+	// A segment streamed but not archived whole: the partial version
+	// with the most bytes received is served, until the whole one is.
+	for i, got := range []int64{0x100, 0x3000, 0x2000} {
+		data := bytes.Repeat([]byte{byte(0x40 + i)}, 1<<20)
+		_, err := host.Put(ctx, logarchive.Segment{Target: "db", Stream: Stream, Name: PartialName(names[3], got)}, data)
+		require.NoError(t, err)
+	}
+	served, _, err = Fetch(ctx, owner, "db", names[3], dest)
+	require.NoError(t, err)
+	require.Equal(t, "000000010000000000000004.00003000.partial", served)
+	got, _ = os.ReadFile(dest)
+	require.Equal(t, byte(0x41), got[0])
+	seg, rcv, ok := ParsePartial(served)
+	require.True(t, ok)
+	require.Equal(t, names[3], seg)
+	require.Equal(t, int64(0x3000), rcv)
+	_, err = Push(ctx, host, "db", filepath.Join(walDir, names[3]), 1)
+	require.NoError(t, err)
+	served, _, err = Fetch(ctx, owner, "db", names[3], dest)
+	require.NoError(t, err)
+	require.Equal(t, names[3], served)
+	got, _ = os.ReadFile(dest)
+	require.Equal(t, byte(3), got[0])
+	// Other files never fall back to partials.
+	_, _, err = Fetch(ctx, owner, "db", "00000002.history", dest)
 	require.ErrorIs(t, err, ErrNotFound)
 
 	_, err = Push(ctx, host, "db", filepath.Join(walDir, "RECOVERYXLOG"), 1)
