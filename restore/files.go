@@ -171,6 +171,11 @@ func Files(ctx context.Context, r *repo.Repository, sn *snapshot.Snapshot, dest 
 		g.Go(func() error {
 			var buf []byte
 			for j := range jobs {
+				if gctx.Err() != nil {
+					// Cancelled: drain the jobs, leaving no temporary file.
+					abortJob(j, gctx.Err())
+					continue
+				}
 				var err error
 				buf, err = restoreFile(gctx, r, j, buf, opts.Progress)
 				if j.seg != nil {
@@ -183,16 +188,15 @@ func Files(ctx context.Context, r *repo.Repository, sn *snapshot.Snapshot, dest 
 				}
 				if err != nil {
 					j.f.Abort()
-					if gctx.Err() != nil {
-						return gctx.Err()
+					if gctx.Err() == nil {
+						fail(j.n.Path, err)
 					}
-					fail(j.n.Path, err)
 					continue
 				}
 				restored.Add(1)
 				bytes.Add(j.n.Size)
 			}
-			return nil
+			return gctx.Err()
 		})
 	}
 	// Content of multiply linked files by path, for a hard link whose first
@@ -211,12 +215,13 @@ func Files(ctx context.Context, r *repo.Repository, sn *snapshot.Snapshot, dest 
 		if n.Links > 1 {
 			sent[n.Path] = true
 		}
-		for i, j := range fileJobs(r, n, f, opts.Workers) {
+		js := fileJobs(r, n, f, opts.Workers)
+		for i, j := range js {
 			select {
 			case jobs <- j:
 			case <-gctx.Done():
-				if i == 0 {
-					f.Abort()
+				for _, j := range js[i:] {
+					abortJob(j, gctx.Err())
 				}
 				return gctx.Err()
 			}
@@ -442,6 +447,14 @@ func fileJobs(r *repo.Repository, n *snapshot.Node, f *files.File, workers int) 
 		jobs[i].seg = seg
 	}
 	return jobs
+}
+
+// abortJob drops job j unwritten (err: why): the file is aborted unless
+// other segments of it are still out (the last one aborts it).
+func abortJob(j fileJob, err error) {
+	if j.seg == nil || j.seg.done(err) != errMoreSegments {
+		j.f.Abort()
+	}
 }
 
 // restoreFile writes j's blobs at their offsets; on an error the caller

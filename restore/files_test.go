@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -100,4 +101,45 @@ func TestFilesBigFileSegmentFails(t *testing.T) {
 	entries, err := os.ReadDir(filepath.Join(dest, "srv"))
 	require.NoError(t, err)
 	require.Len(t, entries, 1, "only small.txt, no temporary file left")
+}
+
+// openFDs counts the process's open file descriptors.
+func openFDs(t *testing.T) int {
+	t.Helper()
+	fds, err := os.ReadDir("/proc/self/fd")
+	require.NoError(t, err)
+	return len(fds)
+}
+
+// TestFilesCancelLeavesNothing: a restore cancelled while the segments of
+// a big file are being written (some sent, some not yet) returns the
+// cancellation and leaves no file open: every temporary file is committed
+// or aborted.
+func TestFilesCancelLeavesNothing(t *testing.T) {
+	_, r, sn, big := bigFileSnapshot(t)
+	_, err := restore.Files(context.Background(), r, sn, filepath.Join(t.TempDir(), "out"), snapshot.RestoreOptions{Workers: 4})
+	require.NoError(t, err)
+	before := openFDs(t)
+	for _, at := range []int64{1, 4 << 20, 12 << 20, 30 << 20} {
+		ctx, cancel := context.WithCancel(context.Background())
+		p := &snapshot.Progress{}
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for p.Bytes.Load() < at && ctx.Err() == nil {
+				runtime.Gosched()
+			}
+			cancel()
+		}()
+		dest := filepath.Join(t.TempDir(), "out")
+		_, err := restore.Files(ctx, r, sn, dest, snapshot.RestoreOptions{Workers: 4, Progress: p})
+		cancel()
+		<-done
+		if err == nil {
+			require.Equal(t, int64(len(big)+5), p.Bytes.Load(), "cancelled at %d after the end", at)
+			continue
+		}
+		require.ErrorIs(t, err, context.Canceled, "cancelled at %d", at)
+		require.Equal(t, before, openFDs(t), "cancelled at %d: files left open", at)
+	}
 }
