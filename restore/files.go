@@ -318,7 +318,7 @@ func Files(ctx context.Context, r *repo.Repository, sn *snapshot.Snapshot, dest 
 					continue
 				}
 				st.Other++
-				opts.Progress.Files.Add(1)
+				opts.Progress.Restored(n.Path, 0)
 			}
 		}
 	})
@@ -330,7 +330,7 @@ func Files(ctx context.Context, r *repo.Repository, sn *snapshot.Snapshot, dest 
 				continue
 			}
 			st.Other++
-			opts.Progress.Files.Add(1)
+			opts.Progress.Restored(n.Path, 0)
 		}
 	}
 	if cerr := rs.Close(); err == nil && cerr != nil {
@@ -490,6 +490,6 @@ func commitFile(j fileJob, p *snapshot.Progress) error {
 	if err := j.f.Commit(); err != nil {
 		return err
 	}
-	p.Files.Add(1)
+	p.Restored(j.n.Path, j.n.Size)
 	return nil
 }

@@ -173,8 +173,8 @@ func parseSnapshotTime(s string) (time.Time, error) {
 // progress and the summary.
 func (a *app) backupSource(ctx context.Context, o backupOptions, src engine.Source) error {
 	return a.withEngine(ctx, sharedLock, "backup", func(ctx context.Context, e engine.Engine) error {
-		opts := engine.BackupOptions{Target: o.target, Host: o.host, Tags: o.tags, NoParent: o.force, Progress: &engine.Progress{},
-			Workers: o.workers}
+		opts := engine.BackupOptions{Target: o.target, Host: o.host, Tags: o.tags, NoParent: o.force,
+			Progress: &engine.Progress{File: a.verboseFile("data_size")}, Workers: o.workers}
 		if o.time != "" {
 			t, err := parseSnapshotTime(o.time)
 			if err != nil {
