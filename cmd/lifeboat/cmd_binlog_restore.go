@@ -17,6 +17,7 @@ import (
 	"github.com/lifeboat-backup/lifeboat/policies"
 	"github.com/lifeboat-backup/lifeboat/targets/mysql/binlog"
 	"github.com/lifeboat-backup/lifeboat/targets/mysql/physical"
+	"github.com/lifeboat-backup/lifeboat/targets/postgres/wal"
 )
 
 // binlogPITRFlags are restore's point-in-time flags of mysql targets
@@ -265,8 +266,9 @@ func (a *app) printBinlogWindows(ws []binlogWindow) {
 	}
 }
 
-// binlogNewest gives drills the newest archived binlog event of the
-// policy's archived mysql targets (native repositories; nil otherwise).
+// binlogNewest gives drills the newest archived event of a target's log
+// archive: the binlog of archived mysql targets, the WAL of postgres
+// targets (native repositories; nil otherwise).
 func binlogNewest(p *policies.Policy, e engine.Engine) func(context.Context, string) (time.Time, bool, error) {
 	n, ok := e.(engine.Native)
 	if !ok {
@@ -274,6 +276,18 @@ func binlogNewest(p *policies.Policy, e engine.Engine) func(context.Context, str
 	}
 	return func(ctx context.Context, target string) (time.Time, bool, error) {
 		t, err := p.Target(target)
+		if err == nil && t.Kind == policies.KindPostgres {
+			// WAL from wal push or wal receive: the newest last write,
+			// streamed partial segments included.
+			segs, _, err := logarchive.New(n.R).List(ctx, target, wal.Stream)
+			var newest time.Time
+			for _, s := range segs {
+				if _, _, partial := wal.ParsePartial(s.Name); (partial || wal.IsSegment(s.Name)) && s.EndTime().After(newest) {
+					newest = s.EndTime()
+				}
+			}
+			return newest, !newest.IsZero(), err
+		}
 		if err != nil || t.Kind != policies.KindMySQL || t.Archive == nil {
 			return time.Time{}, false, nil
 		}

@@ -74,7 +74,13 @@ Exit codes: 0 passed, 1 a check failed (or the drill could not run), 3 an object
 			if spot {
 				rep, err = drill.SpotCheck(ctx, r, drill.SpotCheckOptions{Policy: p, From: from, Targets: targets})
 			} else {
-				o := drill.Options{Policy: p, From: from, Targets: targets, TempDir: tmp, Archived: binlogNewest(p, r)}
+				var repoURL string
+				if from != "primary" {
+					sec, _ := p.Secondary(from)
+					repoURL = sec.URL
+				}
+				o := drill.Options{Policy: p, From: from, Targets: targets, TempDir: tmp, Archived: binlogNewest(p, r),
+					RestoreCommand: func(target string) (string, error) { return a.restoreCommand(p.File, target, repoURL) }}
 				if !a.json && !a.quiet {
 					o.Log = a.stderr
 				}

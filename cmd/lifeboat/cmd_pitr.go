@@ -2,9 +2,7 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,7 +15,6 @@ import (
 
 	"github.com/lifeboat-backup/lifeboat/engine/logarchive"
 	"github.com/lifeboat-backup/lifeboat/engine/repo"
-	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
 	"github.com/lifeboat-backup/lifeboat/targets/postgres/physical"
 )
 
@@ -106,7 +103,7 @@ func (a *app) restorePGPITR(ctx context.Context, o restoreOptions, pf pitrFlags,
 			return err
 		}
 		started := time.Now()
-		st, err := untarBase(ctx, r.SnapshotReader(base), dir, owner)
+		st, err := physical.UntarBase(ctx, r.SnapshotReader(base), dir, owner)
 		if err != nil {
 			return err
 		}
@@ -138,26 +135,6 @@ func (a *app) restorePGPITR(ctx context.Context, o restoreOptions, pf pitrFlags,
 		}
 		return nil
 	}(n.R))
-}
-
-// untarBase unpacks the base's base.tar into dir.
-func untarBase(ctx context.Context, s snapshot.Reader, dir string, owner physical.Owner) (physical.UntarStats, error) {
-	tr := s.Tree(ctx)
-	for {
-		n, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			return physical.UntarStats{}, fmt.Errorf("snapshot %s has no %s: not a physical base", s.Info().ID.Short(), physical.Entry)
-		}
-		if err != nil {
-			return physical.UntarStats{}, err
-		}
-		if n.Path != physical.Entry {
-			continue
-		}
-		rd := s.Open(ctx, n)
-		defer rd.Close()
-		return physical.Untar(ctx, rd, dir, owner)
-	}
 }
 
 // restoreCommand is the restore_command the recovered server runs: this

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math/rand/v2"
 	"net/http"
 	"os"
 	"os/exec"
@@ -27,6 +28,7 @@ import (
 	"github.com/lifeboat-backup/lifeboat/targets/mysql"
 	"github.com/lifeboat-backup/lifeboat/targets/mysql/physical"
 	"github.com/lifeboat-backup/lifeboat/targets/postgres"
+	pgphysical "github.com/lifeboat-backup/lifeboat/targets/postgres/physical"
 )
 
 // Errors of a drill; the CLI maps ErrObjectiveViolated to exit 3 and
@@ -72,6 +74,14 @@ type Options struct {
 	// holds (ok false: none). The RPO of a target with an archive is
 	// measured from it: a point-in-time restore reaches that far.
 	Archived func(ctx context.Context, target string) (newest time.Time, ok bool, err error)
+	// RestoreCommand gives the restore_command of a postgres target's WAL
+	// archive (lifeboat wal fetch naming this binary, the policy and the
+	// owner key): physical bases are recovered with it. nil: physical
+	// bases are not drilled.
+	RestoreCommand func(target string) (string, error)
+	// Rand picks the random recovery point of drill.pitr (a value in
+	// [0, 1)); default math/rand/v2.
+	Rand func() float64
 }
 
 // Measure is one measured duration against its objective.
@@ -101,12 +111,17 @@ type Target struct {
 	// ArchivedUntil: the newest event of the target's log archive, which
 	// RPOSeconds is measured from when it is after the recovery point.
 	ArchivedUntil time.Time `json:"archived_until,omitzero"`
-	RestoreSecs   float64   `json:"restore_seconds,omitempty"`
-	Files         int64     `json:"files,omitempty"`
-	Bytes         int64     `json:"bytes,omitempty"`
-	Databases     int       `json:"databases,omitempty"`
-	Tables        int       `json:"tables,omitempty"`
-	Error         string    `json:"error,omitempty"`
+	// PITRPoint: the point a physical base was recovered to (drill.pitr:
+	// a random time between the base and ArchivedUntil; else latest), and
+	// what the server reported reaching.
+	PITRPoint   string  `json:"pitr_point,omitempty"`
+	Reached     string  `json:"reached,omitempty"`
+	RestoreSecs float64 `json:"restore_seconds,omitempty"`
+	Files       int64   `json:"files,omitempty"`
+	Bytes       int64   `json:"bytes,omitempty"`
+	Databases   int     `json:"databases,omitempty"`
+	Tables      int     `json:"tables,omitempty"`
+	Error       string  `json:"error,omitempty"`
 }
 
 // CheckResult is the outcome of one health check.
@@ -196,11 +211,13 @@ type drill struct {
 
 // pgDrill is the PostgreSQL side of a drill.
 type pgDrill struct {
-	server *pgscratch.Server   // scratch server started here
-	conn   *postgres.Conn      // where postgres targets are restored
-	binDir string              // client programs ("" : PATH)
-	dbs    map[string][]string // postgres target -> databases restored
-	owner  map[string]string   // database -> postgres target restored into it
+	server *pgscratch.Server         // scratch server started here
+	conn   *postgres.Conn            // where postgres targets are restored
+	binDir string                    // client programs ("" : PATH)
+	dbs    map[string][]string       // postgres target -> databases restored
+	owner  map[string]string         // database -> postgres target restored into it
+	pitr   []*pitrServer             // clusters recovered from physical bases
+	conns  map[string]*postgres.Conn // physical target -> its recovered cluster
 }
 
 func (d *drill) logf(format string, args ...any) {
@@ -229,8 +246,11 @@ func Run(ctx context.Context, r snapshot.Repository, o Options) (rep *Report, er
 	if o.From == "" {
 		o.From = "primary"
 	}
+	if o.Rand == nil {
+		o.Rand = rand.Float64
+	}
 	d := &drill{o: o, p: p, r: r, now: o.Now, dirs: map[string]string{}, mysqlOK: map[string]bool{}, physical: map[string]*mariadb.Server{},
-		pg: pgDrill{dbs: map[string][]string{}, owner: map[string]string{}}}
+		pg: pgDrill{dbs: map[string][]string{}, owner: map[string]string{}, conns: map[string]*postgres.Conn{}}}
 	start := d.now()
 	d.rep = &Report{Schema: Schema, Kind: "drill", Policy: p.Name, Host: p.Host, From: o.From, Start: start.UTC(),
 		Phases: []Phase{}, Targets: []Target{}, Checks: []CheckResult{}}
@@ -281,7 +301,10 @@ func Run(ctx context.Context, r snapshot.Repository, o Options) (rep *Report, er
 			rep.Targets = append(rep.Targets, dt)
 			continue
 		}
-		sn, err := r.FindSnapshot(ctx, "latest", func(s *snapshot.Snapshot) bool { return s.Target == t.Name && s.Host == p.Host })
+		phys := t.Kind == policies.KindPostgres && t.Method == pgphysical.Method
+		sn, err := r.FindSnapshot(ctx, "latest", func(s *snapshot.Snapshot) bool {
+			return s.Target == t.Name && s.Host == p.Host && (!phys || pgphysical.IsBase(s, t.Name))
+		})
 		if errors.Is(err, repo.ErrNotFound) {
 			return rep, fmt.Errorf("target %s: no snapshot of host %s to drill: %w", t.Name, p.Host, err)
 		}
@@ -289,13 +312,29 @@ func Run(ctx context.Context, r snapshot.Repository, o Options) (rep *Report, er
 			return rep, fmt.Errorf("target %s: %w", t.Name, err)
 		}
 		dt.Snapshot, dt.SnapshotTime = sn.ID.String(), sn.Time.UTC()
+		// The archive's end before the restore: a PITR drill picks its
+		// point before it, and the RPO is measured from it.
+		var newest time.Time
+		archived := false
+		if o.Archived != nil {
+			var aerr error
+			if newest, archived, aerr = o.Archived(ctx, t.Name); aerr != nil {
+				rep.Notes = append(rep.Notes, fmt.Sprintf("target %s: log archive: %v", t.Name, aerr))
+				archived = false
+			}
+		}
+		if phys && archived {
+			dt.ArchivedUntil = newest.UTC()
+		}
 		t0 := d.now()
-		switch t.Kind {
-		case policies.KindFiles:
+		switch {
+		case phys:
+			err = d.restorePostgresPhysical(ctx, &t, sn, &dt)
+		case t.Kind == policies.KindFiles:
 			err = d.restoreFiles(ctx, &t, sn, &dt)
-		case policies.KindMySQL:
+		case t.Kind == policies.KindMySQL:
 			err = snapshot.WithReader(ctx, d.r, sn, func(s snapshot.Reader) error { return d.restoreMySQL(ctx, &t, s, &dt) })
-		case policies.KindPostgres:
+		case t.Kind == policies.KindPostgres:
 			err = snapshot.WithReader(ctx, d.r, sn, func(s snapshot.Reader) error { return d.restorePostgres(ctx, &t, s, &dt) })
 		}
 		if ctx.Err() != nil {
@@ -308,16 +347,14 @@ func Run(ctx context.Context, r snapshot.Repository, o Options) (rep *Report, er
 		if rp.IsZero() {
 			rp = sn.Time
 		}
-		dt.RecoveryPoint = rp.UTC()
+		if dt.RecoveryPoint.IsZero() { // a PITR drill set its point
+			dt.RecoveryPoint = rp.UTC()
+		}
 		dt.RPOSeconds = start.Sub(rp).Seconds()
-		if o.Archived != nil {
-			if newest, ok, aerr := o.Archived(ctx, t.Name); aerr != nil {
-				rep.Notes = append(rep.Notes, fmt.Sprintf("target %s: log archive: %v", t.Name, aerr))
-			} else if ok && newest.After(rp) {
-				dt.ArchivedUntil = newest.UTC()
-				dt.RPOSeconds = start.Sub(newest).Seconds()
-				rep.Notes = append(rep.Notes, fmt.Sprintf("target %s: RPO measured from its log archive (newest archived event %s), not from the snapshot", t.Name, newest.UTC().Format(time.RFC3339)))
-			}
+		if archived && newest.After(rp) {
+			dt.ArchivedUntil = newest.UTC()
+			dt.RPOSeconds = start.Sub(newest).Seconds()
+			rep.Notes = append(rep.Notes, fmt.Sprintf("target %s: RPO measured from its log archive (newest archived event %s), not from the snapshot", t.Name, newest.UTC().Format(time.RFC3339)))
 		}
 		rpo = max(rpo, dt.RPOSeconds)
 		if err != nil {
@@ -411,6 +448,13 @@ func (d *drill) teardown() {
 	if d.pg.server != nil {
 		d.pg.server.Stop()
 		d.logf("scratch postgres stopped")
+	}
+	for _, s := range d.pg.pitr {
+		ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+		if err := pgphysical.Stop(ctx, d.pg.binDir, s.data, s.owner); err != nil && s.conn != nil {
+			d.rep.Errors = append(d.rep.Errors, "teardown: "+err.Error())
+		}
+		cancel()
 	}
 	if d.dir != "" {
 		if err := os.RemoveAll(d.dir); err != nil {
@@ -722,8 +766,12 @@ func (d *drill) commandCheck(ctx context.Context, c policies.DrillCheck) (string
 	if d.dsn != "" {
 		cmd.Env = append(cmd.Env, "LIFEBOAT_DRILL_MYSQL_DSN="+d.dsn, "LIFEBOAT_DRILL_MYSQL_PASSWORD="+d.pw)
 	}
-	if d.pg.conn != nil {
-		cmd.Env = append(cmd.Env, "LIFEBOAT_DRILL_POSTGRES_URL="+d.pg.conn.String(), "LIFEBOAT_DRILL_POSTGRES_PASSWORD="+d.pg.conn.Password)
+	pgc := d.pg.conn
+	if pgc == nil && len(d.pg.pitr) > 0 {
+		pgc = d.pg.pitr[0].conn
+	}
+	if pgc != nil {
+		cmd.Env = append(cmd.Env, "LIFEBOAT_DRILL_POSTGRES_URL="+pgc.String(), "LIFEBOAT_DRILL_POSTGRES_PASSWORD="+pgc.Password)
 	}
 	for name, dir := range d.dirs {
 		key := strings.NewReplacer("-", "_", ".", "_").Replace(strings.ToUpper(name))
@@ -911,9 +959,13 @@ func (d *drill) pgQuery(ctx context.Context, t *policies.Target, database, q str
 	if err != nil {
 		return sql.NullString{}, err
 	}
+	conn := d.pg.conn
+	if c, ok := d.pg.conns[t.Name]; ok {
+		conn = c
+	}
 	cmd := exec.CommandContext(ctx, psql, "-X", "-w", "-q", "--csv", "-t", "-P", "null="+pgNull,
-		"-v", "ON_ERROR_STOP=1", "-d", d.pg.conn.URL(db), "-f", "-")
-	cmd.Env = d.pg.conn.Env()
+		"-v", "ON_ERROR_STOP=1", "-d", conn.URL(db), "-f", "-")
+	cmd.Env = conn.Env()
 	cmd.Stdin = strings.NewReader(q)
 	cmd.WaitDelay = 2 * time.Second
 	var out, stderr bytes.Buffer

@@ -18,6 +18,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
 )
 
 // Owner is who the restored data directory belongs to (the server's user).
@@ -385,4 +387,42 @@ func serverProgram(binDir, name string) (string, error) {
 		return best, nil
 	}
 	return exec.LookPath(name)
+}
+
+// Stop stops a server started by Start (pg_ctl stop -m fast, as the data
+// directory's owner).
+func Stop(ctx context.Context, binDir, dataDir string, o Owner) error {
+	pgctl, err := serverProgram(binDir, "pg_ctl")
+	if err != nil {
+		return err
+	}
+	cmd := exec.CommandContext(ctx, pgctl, "stop", "-D", dataDir, "-m", "fast", "-w", "-t", "60")
+	if os.Geteuid() == 0 {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(o.UID), Gid: uint32(o.GID)}}
+	}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("pg_ctl stop %s: %v: %s", dataDir, err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// UntarBase unpacks the base.tar of physical base s into dir (made by
+// PrepareDir).
+func UntarBase(ctx context.Context, s snapshot.Reader, dir string, owner Owner) (UntarStats, error) {
+	tr := s.Tree(ctx)
+	for {
+		n, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			return UntarStats{}, fmt.Errorf("snapshot %s has no %s: not a physical base", s.Info().ID.Short(), Entry)
+		}
+		if err != nil {
+			return UntarStats{}, err
+		}
+		if n.Path != Entry {
+			continue
+		}
+		rd := s.Open(ctx, n)
+		defer rd.Close()
+		return Untar(ctx, rd, dir, owner)
+	}
 }
