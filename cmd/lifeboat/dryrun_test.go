@@ -77,3 +77,25 @@ func countSnapshots(t *testing.T, c *cli) int {
 	require.NoError(t, json.Unmarshal([]byte(c.ok("snapshots", "--json")), &sns))
 	return len(sns)
 }
+
+// On the restic engine, --dry-run is restic's own: its summary has no
+// snapshot ID, and no snapshot is saved.
+func TestResticEngineBackupDryRun(t *testing.T) {
+	bin := useRestic(t)
+	dir := t.TempDir()
+	pass := filepath.Join(dir, "pass")
+	require.NoError(t, os.WriteFile(pass, []byte("pw\n"), 0o600))
+	c := &cli{t: t, env: map[string]string{"LIFEBOAT_REPO": "file://" + filepath.Join(dir, "repo"), "LIFEBOAT_ENGINE": "restic",
+		"LIFEBOAT_PASSPHRASE_FILE": pass, "LIFEBOAT_RESTIC": bin}}
+	c.ok("init")
+	src := filepath.Join(dir, "src")
+	require.NoError(t, os.MkdirAll(src, 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(src, "a.txt"), bytes.Repeat([]byte("lifeboat "), 1000), 0o644))
+	dry := lastJSON(t, c.ok("backup", "files", src, "-n", "--json"))
+	assert.Equal(t, true, dry["dry_run"])
+	assert.EqualValues(t, 1, dry["files"])
+	assert.Positive(t, dry["bytes_added"])
+	assert.Equal(t, 0, countSnapshots(t, c))
+	c.ok("backup", "files", src)
+	assert.Equal(t, 1, countSnapshots(t, c))
+}
