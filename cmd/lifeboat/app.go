@@ -113,11 +113,14 @@ some source data unreadable, 5 restore finished but some entries could not be re
 	pf.String("policy", "", "work through this policy's primary repository and key (env LIFEBOAT_POLICY)")
 	pf.String("engine", "", "repository engine: native or restic (env LIFEBOAT_ENGINE; default: the policy's, else native)")
 	pf.Duration("retry-lock", 0, "wait this long for a conflicting lock to go away")
+	pf.Int("uploads", repo.DefaultUploads, "full packs uploaded at once in the background while new ones are filled (env LIFEBOAT_UPLOADS); each holds up to a pack in memory on s3://")
+	pf.Int("limit-upload", 0, "limit what is sent to s3:// stores to this many KiB/s, all connections together (env LIFEBOAT_LIMIT_UPLOAD; 0: none)")
+	pf.Int("limit-download", 0, "limit what is received from s3:// stores to this many KiB/s, all connections together (env LIFEBOAT_LIMIT_DOWNLOAD; 0: none)")
 	pf.BoolVar(&a.json, "json", false, "print JSON lines (summary last) instead of text")
 	pf.BoolVarP(&a.quiet, "quiet", "q", false, "print only the summary and errors")
 	pf.StringVar(&a.cpuProfile, "cpu-profile", "", "write a CPU profile to this file (for performance work)")
 	_ = pf.MarkHidden("cpu-profile")
-	for _, name := range []string{"repo", "key-file", "passphrase-file", "pin", "retry-lock", "policy", "engine"} {
+	for _, name := range []string{"repo", "key-file", "passphrase-file", "pin", "retry-lock", "policy", "engine", "limit-upload", "limit-download", "uploads"} {
 		_ = a.v.BindPFlag(name, pf.Lookup(name))
 	}
 	root.SetIn(a.stdin)
@@ -127,6 +130,11 @@ some source data unreadable, 5 restore finished but some entries could not be re
 	root.PersistentPreRunE = func(*cobra.Command, []string) error {
 		if err := a.startProfile(); err != nil {
 			return err
+		}
+		// Always set (0: none), so an in-process run never inherits the
+		// limits of the one before.
+		if err := storage.SetLimits(a.v.GetInt("limit-upload"), a.v.GetInt("limit-download")); err != nil {
+			return usageError{err}
 		}
 		return a.usePolicy()
 	}
@@ -412,6 +420,12 @@ func (a *app) openRepoAt(ctx context.Context, url string) (*repo.Repository, err
 	for _, w := range r.Warnings() {
 		fmt.Fprintf(a.stderr, "warning: %s: %s\n", storage.Redact(url), w)
 	}
+	n := a.v.GetInt("uploads")
+	if n < 1 || n > 256 {
+		_ = b.Close()
+		return nil, usagef("--uploads %d: want 1 to 256", n)
+	}
+	r.SetUploads(n)
 	return r, nil
 }
 
