@@ -30,6 +30,10 @@ type Progress struct {
 	Files     atomic.Int64 // entries finished
 	Bytes     atomic.Int64 // content bytes processed (read, or skipped as unchanged)
 	BytesRead atomic.Int64 // content bytes actually read
+	// File, if set, is called for each file stored, in the snapshot's
+	// order, one call at a time (backup -v): action is new (no file at
+	// that path in the parent), modified or unchanged (not read again).
+	File func(path, action string, size int64)
 }
 
 // BackupOptions configure one backup.
@@ -172,6 +176,7 @@ func (b *backup) warn(path string, err error) {
 type fileJob struct {
 	node    *snapshot.Node
 	open    Opener
+	action  string // new, modified or unchanged (Progress.File)
 	err     error
 	pending []*chunkTask
 	done    chan struct{}
@@ -273,7 +278,8 @@ func (b *backup) run(ctx context.Context, src Source, parent *snapshot.Snapshot)
 			j := &fileJob{node: &snapshot.Node{Entry: e}, open: open, done: make(chan struct{})}
 			reuse := false
 			if e.Type == snapshot.TypeFile {
-				reuse = b.unchanged(pc, j.node)
+				j.action = b.unchanged(pc, j.node)
+				reuse = j.action == "unchanged"
 			}
 			if batch = append(batch, j); len(batch) == orderedBatch {
 				if err := send(); err != nil {
@@ -340,17 +346,21 @@ func (b *backup) countNew(id snapshot.ID, n int) {
 // orderedBatch is how many entries go to the metadata stream at once.
 const orderedBatch = 256
 
-// unchanged reports whether a file matches its parent entry (size, mtime,
-// ctime, inode) and all of the parent's blobs are still indexed and add up
-// to its size; if so the node takes the parent's content list.
-func (b *backup) unchanged(pc *parentCursor, n *snapshot.Node) bool {
+// unchanged compares a file with its parent entry: "unchanged" when they
+// match (size, mtime, ctime, inode) and all of the parent's blobs are
+// still indexed and add up to its size (the node then takes the parent's
+// content list); "modified" when the parent has a file there, "new" when
+// not.
+func (b *backup) unchanged(pc *parentCursor, n *snapshot.Node) string {
 	if pc == nil {
-		return false
+		return "new"
 	}
 	p := pc.find(n.Path)
-	if p == nil || p.Type != snapshot.TypeFile || p.Size != n.Size || !p.ModTime.Equal(n.ModTime) ||
-		!p.ChangeTime.Equal(n.ChangeTime) || p.Inode != n.Inode {
-		return false
+	if p == nil || p.Type != snapshot.TypeFile {
+		return "new"
+	}
+	if p.Size != n.Size || !p.ModTime.Equal(n.ModTime) || !p.ChangeTime.Equal(n.ChangeTime) || p.Inode != n.Inode {
+		return "modified"
 	}
 	// Every blob still indexed, and together exactly the file's size: a
 	// parent's content list is a host's claim, and must at least add up.
@@ -359,15 +369,15 @@ func (b *backup) unchanged(pc *parentCursor, n *snapshot.Node) bool {
 	for _, id := range p.Content {
 		loc, ok := idx.Lookup(id)
 		if !ok || !idx.Reusable(id) {
-			return false // not stored, or only in a pack prune marked for deletion
+			return "modified" // not stored, or only in a pack prune marked for deletion: read again
 		}
 		total += int64(loc.RawLength)
 	}
 	if total != n.Size {
-		return false
+		return "modified"
 	}
 	n.Content = p.Content
-	return true
+	return "unchanged"
 }
 
 // chunkFile reads one file, cuts it into chunks (content-defined with c,
@@ -551,6 +561,9 @@ func (b *backup) addToTree(ctx context.Context, tw *repo.TreeWriter, st *snapsho
 		case snapshot.TypeFile:
 			st.Files++
 			st.BytesIn += j.node.Size
+			if b.opts.Progress.File != nil {
+				b.opts.Progress.File(j.node.Path, j.action, j.node.Size)
+			}
 		case snapshot.TypeDir:
 			st.Dirs++
 		default:

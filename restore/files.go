@@ -299,7 +299,7 @@ func Files(ctx context.Context, r *repo.Repository, sn *snapshot.Snapshot, dest 
 					continue
 				}
 				st.Other++
-				opts.Progress.Files.Add(1)
+				opts.Progress.Restored(n.Path, 0)
 			}
 		}
 	})
@@ -311,7 +311,7 @@ func Files(ctx context.Context, r *repo.Repository, sn *snapshot.Snapshot, dest 
 				continue
 			}
 			st.Other++
-			opts.Progress.Files.Add(1)
+			opts.Progress.Restored(n.Path, 0)
 		}
 	}
 	if cerr := rs.Close(); err == nil && cerr != nil {
@@ -374,6 +374,6 @@ func restoreFile(ctx context.Context, r *repo.Repository, j fileJob, buf []byte,
 	if err := f.Commit(); err != nil {
 		return buf, err
 	}
-	p.Files.Add(1)
+	p.Restored(n.Path, n.Size)
 	return buf, nil
 }

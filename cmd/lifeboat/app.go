@@ -21,6 +21,7 @@ import (
 	"github.com/lifeboat-backup/lifeboat/engine/restic"
 	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
 	"github.com/lifeboat-backup/lifeboat/engine/storage"
+	"github.com/lifeboat-backup/lifeboat/internal/humanize"
 	"github.com/lifeboat-backup/lifeboat/internal/report"
 	"github.com/lifeboat-backup/lifeboat/policies"
 	"github.com/lifeboat-backup/lifeboat/restore/drill"
@@ -67,6 +68,7 @@ type app struct {
 	v              *viper.Viper
 	json           bool
 	quiet          bool
+	verbose        int // -v: list files (backup, restore)
 	cpuProfile     string
 	policy         *policies.Policy // from --policy or the run/replicate argument
 	drillKey       bool             // a drill: the policy's drill.key_file before its primary key_file
@@ -118,6 +120,7 @@ some source data unreadable, 5 restore finished but some entries could not be re
 	pf.Int("limit-download", 0, "limit what is received from s3:// stores to this many KiB/s, all connections together (env LIFEBOAT_LIMIT_DOWNLOAD; 0: none)")
 	pf.BoolVar(&a.json, "json", false, "print JSON lines (summary last) instead of text")
 	pf.BoolVarP(&a.quiet, "quiet", "q", false, "print only the summary and errors")
+	pf.CountVarP(&a.verbose, "verbose", "v", "list the files a backup stores (new, modified, unchanged) or a restore restores")
 	pf.StringVar(&a.cpuProfile, "cpu-profile", "", "write a CPU profile to this file (for performance work)")
 	_ = pf.MarkHidden("cpu-profile")
 	for _, name := range []string{"repo", "key-file", "passphrase-file", "pin", "retry-lock", "policy", "engine", "limit-upload", "limit-download", "uploads"} {
@@ -561,6 +564,22 @@ func (a *app) progress(status func() string) (stop func()) { return a.out().Prog
 func (a *app) progressOf(count func() report.Counter) (stop func()) {
 	start := time.Now()
 	return a.out().Progress(func() report.Status { return report.Make(count(), time.Since(start)) })
+}
+
+// verboseFile lists one file a backup stored or a restore restored (-v):
+// a verbose_status line in JSON, else "ACTION  PATH, SIZE" as restic's
+// -v does; nil without -v or with --quiet.
+func (a *app) verboseFile(sizeKey string) func(path, action string, size int64) {
+	if a.verbose == 0 || a.quiet {
+		return nil
+	}
+	return func(path, action string, size int64) {
+		if a.json {
+			_ = a.emit(map[string]any{"message_type": report.TypeVerbose, "action": action, "item": path, sizeKey: size})
+			return
+		}
+		a.out().Line("%-10s %s, %s", action, termSafe(path), humanize.Bytes(size))
+	}
 }
 
 // warn prints a warning: something around a command's work went wrong

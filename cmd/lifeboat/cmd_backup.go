@@ -215,8 +215,8 @@ func (a *app) backupSource(ctx context.Context, o backupOptions, src engine.Sour
 		mode = noLock // writes nothing, so needs no lock
 	}
 	return a.withEngine(ctx, mode, "backup", func(ctx context.Context, e engine.Engine) error {
-		opts := engine.BackupOptions{Target: o.target, Host: o.host, Tags: o.tags, NoParent: o.force, Progress: &engine.Progress{},
-			Workers: o.workers, DryRun: o.dryRun}
+		opts := engine.BackupOptions{Target: o.target, Host: o.host, Tags: o.tags, NoParent: o.force,
+			Progress: &engine.Progress{File: a.verboseFile("data_size")}, Workers: o.workers, DryRun: o.dryRun}
 		if o.time != "" {
 			t, err := parseSnapshotTime(o.time)
 			if err != nil {
