@@ -9,6 +9,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/lifeboat-backup/lifeboat/engine"
+	"github.com/lifeboat-backup/lifeboat/engine/logarchive"
 	"github.com/lifeboat-backup/lifeboat/restore/drill"
 )
 
@@ -81,6 +83,9 @@ Exit codes: 0 passed, 1 a check failed (or the drill could not run), 3 an object
 				}
 				o := drill.Options{Policy: p, From: from, Targets: targets, TempDir: tmp, Archived: binlogNewest(p, r),
 					RestoreCommand: func(target string) (string, error) { return a.restoreCommand(p.File, target, repoURL) }}
+				if n, ok := r.(engine.Native); ok {
+					o.LogArchive, o.Snapshots = logarchive.New(n.R), r.Snapshots
+				}
 				if !a.json && !a.quiet {
 					o.Log = a.stderr
 				}
