@@ -126,6 +126,7 @@ drill:
 	}
 	steps := []step{
 		{"init", []string{"init", "--repo", "file://" + filepath.Join(dir, "other"), "--host-key-out", filepath.Join(dir, "o.key"), "--owner-key-out", filepath.Join(dir, "oo.key")}, "", false},
+		{"backup", []string{"backup", "files", src, "--dry-run"}, host, false},
 		{"backup", []string{"backup", "files", src}, host, false},
 		{"backup", []string{"backup", "files", "-v", src}, host, false},
 		{"snapshots", []string{"snapshots"}, host, false},
