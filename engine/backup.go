@@ -30,6 +30,10 @@ type Progress struct {
 	Files     atomic.Int64 // entries finished
 	Bytes     atomic.Int64 // content bytes processed (read, or skipped as unchanged)
 	BytesRead atomic.Int64 // content bytes actually read
+	// File, if set, is called for each file stored, in the snapshot's
+	// order, one call at a time (backup -v): action is new (no file at
+	// that path in the parent), modified or unchanged (not read again).
+	File func(path, action string, size int64)
 }
 
 // BackupOptions configure one backup.
@@ -47,6 +51,12 @@ type BackupOptions struct {
 	// Time overrides the snapshot time (backup --time: imports from other
 	// tools, retention tests over simulated years).
 	Time time.Time
+	// DryRun reads and chunks everything as a backup would and counts what
+	// would be new, and writes nothing to the repository: no pack, no
+	// index, no snapshot (backup --dry-run). The result's snapshot has no
+	// ID; its Stats.BytesAdded and Blobs are the new data's raw size and
+	// count (BytesStored stays 0: nothing is compressed).
+	DryRun bool
 }
 
 // BackupResult is what a backup stored and what it could not read.
@@ -94,9 +104,17 @@ func Backup(ctx context.Context, r *repo.Repository, src Source, opts BackupOpti
 	}
 	before := r.Stats()
 	b := &backup{r: r, opts: opts, sn: sn, strict: strict}
+	if opts.DryRun {
+		b.wouldAdd = map[snapshot.ID]bool{}
+	}
 	if err := b.run(ctx, src, parent); err != nil {
 		r.Abort()
 		return nil, err
+	}
+	if opts.DryRun {
+		sn.Stats.BytesRead = opts.Progress.BytesRead.Load()
+		sn.Stats.Duration = time.Since(start).Seconds()
+		return &BackupResult{Snapshot: sn, Warnings: b.warnings}, nil
 	}
 	if err := r.Flush(ctx); err != nil {
 		return nil, err
@@ -142,6 +160,7 @@ type backup struct {
 	zeroIDs  map[int]snapshot.ID // IDs of all-zero chunks by length (under mu)
 	mu       sync.Mutex
 	warnings []string
+	wouldAdd map[snapshot.ID]bool // DryRun: the new blobs seen (under mu)
 }
 
 func (b *backup) warn(path string, err error) {
@@ -157,6 +176,7 @@ func (b *backup) warn(path string, err error) {
 type fileJob struct {
 	node    *snapshot.Node
 	open    Opener
+	action  string // new, modified or unchanged (Progress.File)
 	err     error
 	pending []*chunkTask
 	done    chan struct{}
@@ -258,7 +278,8 @@ func (b *backup) run(ctx context.Context, src Source, parent *snapshot.Snapshot)
 			j := &fileJob{node: &snapshot.Node{Entry: e}, open: open, done: make(chan struct{})}
 			reuse := false
 			if e.Type == snapshot.TypeFile {
-				reuse = b.unchanged(pc, j.node)
+				j.action = b.unchanged(pc, j.node)
+				reuse = j.action == "unchanged"
 			}
 			if batch = append(batch, j); len(batch) == orderedBatch {
 				if err := send(); err != nil {
@@ -295,7 +316,11 @@ func (b *backup) saveChunks(ctx context.Context, tasks <-chan *chunkTask) error 
 		data := *t.buf
 		t.id = b.blobID(data)
 		var err error
-		if !idx.Reusable(t.id) {
+		switch {
+		case idx.Reusable(t.id):
+		case b.wouldAdd != nil:
+			b.countNew(t.id, len(data))
+		default:
 			_, err = b.r.SaveBlob(ctx, repo.DataBlob, t.id, data)
 		}
 		chunkPool.Put(t.buf)
@@ -307,20 +332,35 @@ func (b *backup) saveChunks(ctx context.Context, tasks <-chan *chunkTask) error 
 	return nil
 }
 
+// countNew counts a blob a dry run would add, once per ID.
+func (b *backup) countNew(id snapshot.ID, n int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.wouldAdd[id] {
+		b.wouldAdd[id] = true
+		b.sn.Stats.BytesAdded += int64(n)
+		b.sn.Stats.Blobs++
+	}
+}
+
 // orderedBatch is how many entries go to the metadata stream at once.
 const orderedBatch = 256
 
-// unchanged reports whether a file matches its parent entry (size, mtime,
-// ctime, inode) and all of the parent's blobs are still indexed and add up
-// to its size; if so the node takes the parent's content list.
-func (b *backup) unchanged(pc *parentCursor, n *snapshot.Node) bool {
+// unchanged compares a file with its parent entry: "unchanged" when they
+// match (size, mtime, ctime, inode) and all of the parent's blobs are
+// still indexed and add up to its size (the node then takes the parent's
+// content list); "modified" when the parent has a file there, "new" when
+// not.
+func (b *backup) unchanged(pc *parentCursor, n *snapshot.Node) string {
 	if pc == nil {
-		return false
+		return "new"
 	}
 	p := pc.find(n.Path)
-	if p == nil || p.Type != snapshot.TypeFile || p.Size != n.Size || !p.ModTime.Equal(n.ModTime) ||
-		!p.ChangeTime.Equal(n.ChangeTime) || p.Inode != n.Inode {
-		return false
+	if p == nil || p.Type != snapshot.TypeFile {
+		return "new"
+	}
+	if p.Size != n.Size || !p.ModTime.Equal(n.ModTime) || !p.ChangeTime.Equal(n.ChangeTime) || p.Inode != n.Inode {
+		return "modified"
 	}
 	// Every blob still indexed, and together exactly the file's size: a
 	// parent's content list is a host's claim, and must at least add up.
@@ -329,15 +369,15 @@ func (b *backup) unchanged(pc *parentCursor, n *snapshot.Node) bool {
 	for _, id := range p.Content {
 		loc, ok := idx.Lookup(id)
 		if !ok || !idx.Reusable(id) {
-			return false // not stored, or only in a pack prune marked for deletion
+			return "modified" // not stored, or only in a pack prune marked for deletion: read again
 		}
 		total += int64(loc.RawLength)
 	}
 	if total != n.Size {
-		return false
+		return "modified"
 	}
 	n.Content = p.Content
-	return true
+	return "unchanged"
 }
 
 // chunkFile reads one file, cuts it into chunks (content-defined with c,
@@ -467,8 +507,17 @@ func (b *backup) blobID(data []byte) snapshot.ID {
 	return id
 }
 
-// writeTree writes the metadata stream in walk order as entries finish.
+// writeTree writes the metadata stream in walk order as entries finish (a
+// dry run only counts them).
 func (b *backup) writeTree(ctx context.Context, ordered <-chan []*fileJob) error {
+	if b.opts.DryRun {
+		for batch := range ordered {
+			if err := b.addToTree(ctx, nil, &b.sn.Stats, batch); err != nil {
+				return err
+			}
+		}
+		return ctx.Err()
+	}
 	tw := b.r.NewTreeWriter(ctx)
 	st := &b.sn.Stats
 	for batch := range ordered {
@@ -512,12 +561,18 @@ func (b *backup) addToTree(ctx context.Context, tw *repo.TreeWriter, st *snapsho
 		case snapshot.TypeFile:
 			st.Files++
 			st.BytesIn += j.node.Size
+			if b.opts.Progress.File != nil {
+				b.opts.Progress.File(j.node.Path, j.action, j.node.Size)
+			}
 		case snapshot.TypeDir:
 			st.Dirs++
 		default:
 			st.Others++
 		}
 		b.opts.Progress.Files.Add(1)
+		if tw == nil {
+			continue // dry run
+		}
 		if err := tw.Add(j.node); err != nil {
 			return err
 		}

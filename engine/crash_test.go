@@ -245,7 +245,10 @@ func TestCrashKill9(t *testing.T) {
 
 		// The rerun copies only what is missing, and the secondary then
 		// restores like the primary.
-		res := c.runJSON(c.hostKey, "replicate", "--to", "file://"+dr)
+		sum := c.runJSON(c.hostKey, "replicate", "--to", "file://"+dr)
+		secs, _ := sum["secondaries"].([]any)
+		require.Len(t, secs, 1, "summary: %v", sum)
+		res := secs[0].(map[string]any)
 		total := c.count("data") + c.count("index") + c.count("snapshots") + c.count("keys") + 1
 		t.Logf("killed after %d objects; rerun copied %.0f of %d objects", copiedBefore, res["copied"].(float64), total)
 		assert.Equal(t, float64(total-copiedBefore), res["copied"], "no object copied twice")

@@ -21,6 +21,7 @@ import (
 	"github.com/lifeboat-backup/lifeboat/engine/restic"
 	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
 	"github.com/lifeboat-backup/lifeboat/engine/storage"
+	"github.com/lifeboat-backup/lifeboat/internal/humanize"
 	"github.com/lifeboat-backup/lifeboat/internal/report"
 	"github.com/lifeboat-backup/lifeboat/policies"
 	"github.com/lifeboat-backup/lifeboat/restore/drill"
@@ -67,8 +68,10 @@ type app struct {
 	v              *viper.Viper
 	json           bool
 	quiet          bool
+	verbose        int // -v: list files (backup, restore)
 	cpuProfile     string
 	policy         *policies.Policy // from --policy or the run/replicate argument
+	drillKey       bool             // a drill: the policy's drill.key_file before its primary key_file
 	flags          *pflag.FlagSet   // the global flags (option tells given from default)
 	warned         map[string]bool  // environment variables a policy overruled, named once
 	printer        *report.Printer  // out()
@@ -112,11 +115,15 @@ some source data unreadable, 5 restore finished but some entries could not be re
 	pf.String("policy", "", "work through this policy's primary repository and key (env LIFEBOAT_POLICY)")
 	pf.String("engine", "", "repository engine: native or restic (env LIFEBOAT_ENGINE; default: the policy's, else native)")
 	pf.Duration("retry-lock", 0, "wait this long for a conflicting lock to go away")
+	pf.Int("uploads", repo.DefaultUploads, "full packs uploaded at once in the background while new ones are filled (env LIFEBOAT_UPLOADS); each holds up to a pack in memory on s3://")
+	pf.Int("limit-upload", 0, "limit what is sent to s3:// stores to this many KiB/s, all connections together (env LIFEBOAT_LIMIT_UPLOAD; 0: none)")
+	pf.Int("limit-download", 0, "limit what is received from s3:// stores to this many KiB/s, all connections together (env LIFEBOAT_LIMIT_DOWNLOAD; 0: none)")
 	pf.BoolVar(&a.json, "json", false, "print JSON lines (summary last) instead of text")
 	pf.BoolVarP(&a.quiet, "quiet", "q", false, "print only the summary and errors")
+	pf.CountVarP(&a.verbose, "verbose", "v", "list the files a backup stores (new, modified, unchanged) or a restore restores")
 	pf.StringVar(&a.cpuProfile, "cpu-profile", "", "write a CPU profile to this file (for performance work)")
 	_ = pf.MarkHidden("cpu-profile")
-	for _, name := range []string{"repo", "key-file", "passphrase-file", "pin", "retry-lock", "policy", "engine"} {
+	for _, name := range []string{"repo", "key-file", "passphrase-file", "pin", "retry-lock", "policy", "engine", "limit-upload", "limit-download", "uploads"} {
 		_ = a.v.BindPFlag(name, pf.Lookup(name))
 	}
 	root.SetIn(a.stdin)
@@ -126,6 +133,11 @@ some source data unreadable, 5 restore finished but some entries could not be re
 	root.PersistentPreRunE = func(*cobra.Command, []string) error {
 		if err := a.startProfile(); err != nil {
 			return err
+		}
+		// Always set (0: none), so an in-process run never inherits the
+		// limits of the one before.
+		if err := storage.SetLimits(a.v.GetInt("limit-upload"), a.v.GetInt("limit-download")); err != nil {
+			return usageError{err}
 		}
 		return a.usePolicy()
 	}
@@ -342,14 +354,14 @@ func (a *app) credentials() (repo.Credentials, error) {
 			return c, usageNotFound("--key-file", err)
 		}
 		c.Identities, c.Pins = kc.Identities, kc.Pins
-	} else if a.policy != nil && a.policy.Repositories.Primary.KeyFile != "" {
-		data, err := a.policy.Repositories.Primary.KeyFile.Read()
+	} else if ref, field := a.policyKeyFile(); ref != "" {
+		data, err := ref.Read()
 		if err != nil {
-			return c, fmt.Errorf("repositories.primary.key_file: %w", err)
+			return c, fmt.Errorf("%s: %w", field, err)
 		}
 		kc, err := repo.ParseCredentials(data)
 		if err != nil {
-			return c, fmt.Errorf("repositories.primary.key_file: %w", err)
+			return c, fmt.Errorf("%s: %w", field, err)
 		}
 		c.Identities, c.Pins = kc.Identities, kc.Pins
 	}
@@ -361,6 +373,19 @@ func (a *app) credentials() (repo.Credentials, error) {
 		c.Pins = append(c.Pins, p)
 	}
 	return c, nil
+}
+
+// policyKeyFile is the policy's key the command reads with, and its
+// field: a drill's drill.key_file (the owner key on the drill host), else
+// repositories.primary.key_file.
+func (a *app) policyKeyFile() (policies.SecretRef, string) {
+	switch {
+	case a.policy == nil:
+		return "", ""
+	case a.drillKey && a.policy.Drill.KeyFile != "":
+		return a.policy.Drill.KeyFile, "drill.key_file"
+	}
+	return a.policy.Repositories.Primary.KeyFile, "repositories.primary.key_file"
 }
 
 // openRepo opens the repository named by --repo with the given
@@ -398,6 +423,12 @@ func (a *app) openRepoAt(ctx context.Context, url string) (*repo.Repository, err
 	for _, w := range r.Warnings() {
 		fmt.Fprintf(a.stderr, "warning: %s: %s\n", storage.Redact(url), w)
 	}
+	n := a.v.GetInt("uploads")
+	if n < 1 || n > 256 {
+		_ = b.Close()
+		return nil, usagef("--uploads %d: want 1 to 256", n)
+	}
+	r.SetUploads(n)
 	return r, nil
 }
 
@@ -533,6 +564,22 @@ func (a *app) progress(status func() string) (stop func()) { return a.out().Prog
 func (a *app) progressOf(count func() report.Counter) (stop func()) {
 	start := time.Now()
 	return a.out().Progress(func() report.Status { return report.Make(count(), time.Since(start)) })
+}
+
+// verboseFile lists one file a backup stored or a restore restored (-v):
+// a verbose_status line in JSON, else "ACTION  PATH, SIZE" as restic's
+// -v does; nil without -v or with --quiet.
+func (a *app) verboseFile(sizeKey string) func(path, action string, size int64) {
+	if a.verbose == 0 || a.quiet {
+		return nil
+	}
+	return func(path, action string, size int64) {
+		if a.json {
+			_ = a.emit(map[string]any{"message_type": report.TypeVerbose, "action": action, "item": path, sizeKey: size})
+			return
+		}
+		a.out().Line("%-10s %s, %s", action, termSafe(path), humanize.Bytes(size))
+	}
 }
 
 // warn prints a warning: something around a command's work went wrong

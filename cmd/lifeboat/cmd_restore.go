@@ -162,6 +162,9 @@ func (a *app) restoreFrom(ctx context.Context, r snapshot.Repository, sn *snapsh
 	}
 	start := time.Now()
 	p := &snapshot.Progress{}
+	if list := a.verboseFile("size"); list != nil { // one line at a time: the printer locks
+		p.Entry = func(path string, size int64) { list(path, "restored", size) }
+	}
 	var totalFiles, totalBytes int64 // known for a whole snapshot
 	if len(o.includes) == 0 {
 		totalFiles, totalBytes = sn.Stats.Files+sn.Stats.Others, sn.Stats.BytesIn

@@ -63,12 +63,22 @@ func (r *Repository) store(ctx context.Context, t BlobType, id snapshot.ID, stor
 	return nil
 }
 
-// maxFinishing bounds the packs being finished (last upload part, fsync)
-// in the background while savers fill new ones.
-const maxFinishing = 2
+// DefaultUploads bounds the packs being finished (last upload part, or
+// the whole upload of a pack under the store's multipart threshold; fsync)
+// in the background while savers fill new ones; SetUploads changes it.
+const DefaultUploads = 2
+
+// SetUploads sets how many full packs may be uploaded in the background at
+// once (n >= 1; DefaultUploads unless set). Each holds up to a pack in
+// memory on s3:// until it is sent. Call it before the first SaveBlob.
+func (r *Repository) SetUploads(n int) {
+	if n >= 1 {
+		r.finishSlots = make(chan struct{}, n)
+	}
+}
 
 // finishAsync finishes a full pack in the background, so the saver that
-// filled it goes on compressing; at most maxFinishing at a time (the
+// filled it goes on compressing; at most SetUploads' n at a time (the
 // caller waits for a slot: backpressure). Flush waits for all of them.
 func (r *Repository) finishAsync(ctx context.Context, p *packWriter) error {
 	if err := r.finishError(); err != nil {
@@ -76,6 +86,14 @@ func (r *Repository) finishAsync(ctx context.Context, p *packWriter) error {
 		return err
 	}
 	r.finishSlots <- struct{}{}
+	if err := r.finishError(); err != nil {
+		// An upload failed while this saver waited for a slot: do not
+		// start another one that would fail the same way (a dead store
+		// makes each take the whole retry schedule).
+		<-r.finishSlots
+		p.abort()
+		return err
+	}
 	r.finishing.Add(1)
 	// The caller's context may end before Flush (an errgroup's does when
 	// its Wait returns); the finish belongs to the repository now.

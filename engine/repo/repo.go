@@ -258,7 +258,7 @@ func OpenUnindexed(ctx context.Context, b *blob.Bucket, creds Credentials) (*Rep
 		return nil, withWarnings(err, warns)
 	}
 	r := &Repository{b: b, cfg: cfg, key: k, ids: ids, warnings: warns, open: map[BlobType][]*packWriter{}, idx: NewIndex(),
-		finishSlots: make(chan struct{}, maxFinishing)}
+		finishSlots: make(chan struct{}, DefaultUploads)}
 	if r.packRecips, err = ParseRecipients(k.PackRecipients); err != nil {
 		return nil, err
 	}

@@ -74,6 +74,17 @@ type RestoreOptions struct {
 type Progress struct {
 	Files atomic.Int64
 	Bytes atomic.Int64
+	// Entry, if set, is called for each file and other non-directory entry
+	// restored (restore -v), possibly from several goroutines at once.
+	Entry func(path string, size int64)
+}
+
+// Restored counts one entry restored and reports it to Entry.
+func (p *Progress) Restored(path string, size int64) {
+	p.Files.Add(1)
+	if p.Entry != nil {
+		p.Entry(path, size)
+	}
 }
 
 // Failure is an entry that could not be restored, and why.

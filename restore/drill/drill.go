@@ -19,6 +19,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lifeboat-backup/lifeboat/engine/logarchive"
 	"github.com/lifeboat-backup/lifeboat/engine/repo"
 	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
 	"github.com/lifeboat-backup/lifeboat/internal/scratch/mariadb"
@@ -79,6 +80,11 @@ type Options struct {
 	// owner key): physical bases are recovered with it. nil: physical
 	// bases are not drilled.
 	RestoreCommand func(target string) (string, error)
+	// LogArchive and Snapshots give the native repository's log archive
+	// and snapshots: mysql targets with a binlog archive are drilled to a
+	// point with them (drill.pitr). nil: not a native repository.
+	LogArchive *logarchive.Archive
+	Snapshots  func(ctx context.Context) ([]*snapshot.Snapshot, error)
 	// Rand picks the random recovery point of drill.pitr (a value in
 	// [0, 1)); default math/rand/v2.
 	Rand func() float64
@@ -111,7 +117,7 @@ type Target struct {
 	// ArchivedUntil: the newest event of the target's log archive, which
 	// RPOSeconds is measured from when it is after the recovery point.
 	ArchivedUntil time.Time `json:"archived_until,omitzero"`
-	// PITRPoint: the point a physical base was recovered to (drill.pitr:
+	// PITRPoint: the point a base was recovered or replayed to (drill.pitr:
 	// a random time between the base and ArchivedUntil; else latest), and
 	// what the server reported reaching.
 	PITRPoint   string  `json:"pitr_point,omitempty"`
@@ -330,6 +336,8 @@ func Run(ctx context.Context, r snapshot.Repository, o Options) (rep *Report, er
 		switch {
 		case phys:
 			err = d.restorePostgresPhysical(ctx, &t, sn, &dt)
+		case t.Kind == policies.KindMySQL && p.Drill.PITR && t.Archive != nil && o.LogArchive != nil && o.Snapshots != nil:
+			err = d.restoreMySQLPITR(ctx, &t, newest, archived, &dt)
 		case t.Kind == policies.KindFiles:
 			err = d.restoreFiles(ctx, &t, sn, &dt)
 		case t.Kind == policies.KindMySQL:

@@ -8,13 +8,16 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/lifeboat-backup/lifeboat/engine/logarchive"
+	"github.com/lifeboat-backup/lifeboat/engine/pitr"
 	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
 	"github.com/lifeboat-backup/lifeboat/internal/scratch/scratchproc"
 	"github.com/lifeboat-backup/lifeboat/policies"
+	"github.com/lifeboat-backup/lifeboat/targets/mysql/binlog"
 	"github.com/lifeboat-backup/lifeboat/targets/postgres"
 	"github.com/lifeboat-backup/lifeboat/targets/postgres/physical"
 )
@@ -149,4 +152,68 @@ func (d *drill) pgList(ctx context.Context, c *postgres.Conn) ([]string, error) 
 		return nil, fmt.Errorf("recovered cluster: list databases: %v: %s", err, strings.TrimSpace(string(out)))
 	}
 	return strings.Fields(string(out)), nil
+}
+
+// restoreMySQLPITR restores a mysql target with a binlog archive to a
+// random point between its newest snapshot and the archive's end
+// (drill.pitr), as `restore --until` does: the snapshot pitr.Choose picks
+// for the point (a logical one loaded into the scratch server, a physical
+// base started on its own server), then the archived binary log replayed
+// into that server up to the point.
+func (d *drill) restoreMySQLPITR(ctx context.Context, t *policies.Target, newest time.Time, archived bool, dt *Target) error {
+	st := pitr.NewBinlog(d.o.LogArchive, t.Name)
+	segs, err := st.List(ctx)
+	if err != nil {
+		return err
+	}
+	snaps, err := d.o.Snapshots(ctx)
+	if err != nil {
+		return err
+	}
+	snaps = slices.DeleteFunc(snaps, func(s *snapshot.Snapshot) bool { return s.Target != t.Name || s.Host != d.p.Host })
+	var from time.Time
+	for _, s := range snaps {
+		if _, ok := pitr.SnapshotPos(s); ok && s.Suspect == "" && s.RecoveryPoint.Time.After(from) {
+			from = s.RecoveryPoint.Time
+		}
+	}
+	if from.IsZero() {
+		return fmt.Errorf("target %s: no snapshot of host %s with a binlog position to replay the archive on", t.Name, d.p.Host)
+	}
+	until := d.pickPoint(from, newest, archived)
+	point := binlog.Point{Latest: true}
+	if until.Latest {
+		d.rep.Notes = append(d.rep.Notes, fmt.Sprintf("target %s: no archived binary log after the snapshot: replayed to the end of the archive", t.Name))
+	} else {
+		// The binary log's resolution is the second: a point between
+		// the snapshot's second and the archive's last.
+		pt := until.Time.Truncate(time.Second)
+		point = binlog.Point{Time: pt}
+		until = logarchive.Until{Time: pt, Raw: pt.Format(time.RFC3339)}
+	}
+	pl, err := pitr.Choose(snaps, t.Name, segs, point)
+	if err != nil {
+		return fmt.Errorf("point-in-time restore of %s to %s refused: %w", t.Name, point, err)
+	}
+	dt.Snapshot, dt.SnapshotTime = pl.Base.ID.String(), pl.Base.Time.UTC()
+	err = snapshot.WithReader(ctx, d.r, pl.Base, func(s snapshot.Reader) error { return d.restoreMySQL(ctx, t, s, dt) })
+	if err != nil {
+		return err
+	}
+	dsn, pw := d.dsn, d.pw
+	if srv := d.physical[t.Name]; srv != nil {
+		dsn, pw = srv.DSN(), srv.Password
+	}
+	r, err := pitr.Replay(ctx, pl, st, binlog.ApplyOptions{DSN: dsn, Password: pw, NoBinlog: true})
+	if err != nil {
+		return fmt.Errorf("snapshot %s restored, replaying the binary log failed after %d transactions: %w", pl.Base.ID.Short(), r.Transactions, err)
+	}
+	dt.PITRPoint = until.Raw
+	dt.Reached = fmt.Sprintf("replayed %d transactions from %d segments from %s, last at %s (%s)", r.Transactions, r.Segments,
+		pl.From, r.LastTime.UTC().Format(time.RFC3339), r.LastEnd)
+	if !until.Latest {
+		dt.RecoveryPoint = until.Time
+	}
+	d.logf("target %s: snapshot %s + binary log to %s: %s", t.Name, pl.Base.ID.Short(), until.Raw, dt.Reached)
+	return nil
 }

@@ -83,6 +83,16 @@ func WriteMarkdown(w io.Writer, rep *Report, history []Report) error {
 			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s |\n", md(t.Name), t.Kind, id, rp, dur(t.RPOSeconds), dur(t.RestoreSecs), md(res))
 		}
 		b.WriteString("\n")
+		pitr := false
+		for _, t := range rep.Targets {
+			if t.PITRPoint != "" {
+				fmt.Fprintf(&b, "- %s: point-in-time to %s (archive to %s): %s\n", md(t.Name), md(t.PITRPoint), t.ArchivedUntil.Format(time.RFC3339), md(t.Reached))
+				pitr = true
+			}
+		}
+		if pitr {
+			b.WriteString("\n")
+		}
 	}
 	if len(rep.Checks) > 0 {
 		b.WriteString("## Checks\n\n| check | kind | result | value | time |\n|---|---|---|---|---|\n")
@@ -229,7 +239,8 @@ svg{background:#fafafa;border:1px solid #ddd;margin:0.5em 0}
 {{range .R.Phases}}<tr><td>{{.Name}}</td><td>{{dur .Seconds}}</td><td>{{.InRTO}}</td></tr>{{end}}</table>{{end}}
 {{if .R.Targets}}<h2>Targets</h2><table><tr><th>target</th><th>kind</th><th>snapshot</th><th>recovery point</th><th>RPO</th><th>restore</th><th>result</th></tr>
 {{range .R.Targets}}<tr><td>{{.Name}}</td><td>{{.Kind}}</td><td>{{short .Snapshot}}</td><td>{{ts .RecoveryPoint}}</td><td>{{dur .RPOSeconds}}</td><td>{{dur .RestoreSecs}}</td>
-<td>{{if .Skipped}}skipped: {{.Skipped}}{{else if .Error}}<span class="bad">FAILED: {{.Error}}</span>{{else}}<span class="ok">ok</span>{{end}}</td></tr>{{end}}</table>{{end}}
+<td>{{if .Skipped}}skipped: {{.Skipped}}{{else if .Error}}<span class="bad">FAILED: {{.Error}}</span>{{else}}<span class="ok">ok</span>{{end}}</td></tr>{{end}}</table>
+{{range .R.Targets}}{{if .PITRPoint}}<p>{{.Name}}: point-in-time to {{.PITRPoint}} (archive to {{ts .ArchivedUntil}}): {{.Reached}}</p>{{end}}{{end}}{{end}}
 {{if .R.Checks}}<h2>Checks</h2><table><tr><th>check</th><th>kind</th><th>result</th><th>value</th><th>time</th></tr>
 {{range .R.Checks}}<tr><td>{{.Name}}</td><td>{{.Kind}}</td><td>{{if .OK}}<span class="ok">ok</span>{{else}}<span class="bad">FAILED: {{.Message}}</span>{{end}}</td><td>{{.Value}}</td><td>{{dur .Seconds}}</td></tr>{{end}}</table>{{end}}
 {{range .R.SpotChecks}}<h2>Spot check {{.Target}}</h2><p>{{.LiveFiles}} files live, {{.SnapshotFiles}} in the snapshot; {{.Sampled}} sampled, {{.Matched}} matched, {{.Changed}} changed since the backup.</p>
