@@ -117,8 +117,10 @@ func includeHint(sn *snapshot.Snapshot, pats, top, samples []string) string {
 
 // Files restores the file entries of sn under dest. File contents are
 // written by Workers goroutines in parallel, each blob read with one ranged
-// read of its pack and verified against its ID. Each file is written under
-// a temporary name and renamed into place when complete (files.Restorer).
+// read of its pack and verified against its ID; a big file is written in
+// segments by several workers at once (fileJobs). Each file is written
+// under a temporary name and renamed into place when complete
+// (files.Restorer).
 //
 // An entry that cannot be restored (a damaged or missing pack, an unsafe
 // path, a conflict in dest) is reported through OnFailure and left out,
@@ -169,20 +171,32 @@ func Files(ctx context.Context, r *repo.Repository, sn *snapshot.Snapshot, dest 
 		g.Go(func() error {
 			var buf []byte
 			for j := range jobs {
+				if gctx.Err() != nil {
+					// Cancelled: drain the jobs, leaving no temporary file.
+					abortJob(j, gctx.Err())
+					continue
+				}
 				var err error
 				buf, err = restoreFile(gctx, r, j, buf, opts.Progress)
+				if j.seg != nil {
+					if err = j.seg.done(err); err == errMoreSegments {
+						continue
+					}
+				}
+				if err == nil {
+					err = commitFile(j, opts.Progress)
+				}
 				if err != nil {
 					j.f.Abort()
-					if gctx.Err() != nil {
-						return gctx.Err()
+					if gctx.Err() == nil {
+						fail(j.n.Path, err)
 					}
-					fail(j.n.Path, err)
 					continue
 				}
 				restored.Add(1)
 				bytes.Add(j.n.Size)
 			}
-			return nil
+			return gctx.Err()
 		})
 	}
 	// Content of multiply linked files by path, for a hard link whose first
@@ -201,13 +215,18 @@ func Files(ctx context.Context, r *repo.Repository, sn *snapshot.Snapshot, dest 
 		if n.Links > 1 {
 			sent[n.Path] = true
 		}
-		select {
-		case jobs <- fileJob{n, f}:
-			return nil
-		case <-gctx.Done():
-			f.Abort()
-			return gctx.Err()
+		js := fileJobs(r, n, f, opts.Workers)
+		for i, j := range js {
+			select {
+			case jobs <- j:
+			case <-gctx.Done():
+				for _, j := range js[i:] {
+					abortJob(j, gctx.Err())
+				}
+				return gctx.Err()
+			}
 		}
+		return nil
 	}
 	g.Go(func() error {
 		defer close(jobs)
@@ -346,34 +365,131 @@ func unjoin(err error) []error {
 	return []error{err}
 }
 
+// fileJob is a file to write, whole or one segment of it: blobs, the
+// file's content from offset off on.
 type fileJob struct {
-	n *snapshot.Node
-	f *files.File
+	n     *snapshot.Node
+	f     *files.File
+	blobs []snapshot.ID
+	off   int64
+	size  int64     // content bytes of blobs
+	seg   *segments // nil: the whole file
 }
 
-// restoreFile writes j's content and commits the file; on an error the
-// caller aborts it.
+// segmentBytes: files with at least 2 x segmentBytes of content (and more
+// than one blob) are written in segments of about this size by several
+// workers at once, so that a big file at the end of a restore keeps every
+// core busy instead of one.
+const segmentBytes = 8 << 20
+
+// segments tracks the segments of one file: the worker that ends the last
+// one commits the file (or aborts it if one failed).
+type segments struct {
+	pending atomic.Int32
+	mu      sync.Mutex
+	err     error
+}
+
+// errMoreSegments: other segments of the file are still being written.
+var errMoreSegments = errors.New("more segments to come")
+
+// done records the end of one segment (err: its failure) and returns
+// errMoreSegments unless it was the last; the last gets the first error.
+func (s *segments) done(err error) error {
+	s.mu.Lock()
+	if s.err == nil {
+		s.err = err
+	}
+	s.mu.Unlock()
+	if s.pending.Add(-1) > 0 {
+		return errMoreSegments
+	}
+	return s.err
+}
+
+// failed tells whether a segment of the file failed already.
+func (s *segments) failed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err != nil
+}
+
+// fileJobs returns the jobs that write n into f: one for the whole file,
+// or segments of about segmentBytes (blob sizes from the index) when the
+// file is big, there are several workers, and every blob is indexed.
+func fileJobs(r *repo.Repository, n *snapshot.Node, f *files.File, workers int) []fileJob {
+	whole := []fileJob{{n: n, f: f, blobs: n.Content, size: n.Size}}
+	if workers < 2 || n.Size < 2*segmentBytes || len(n.Content) < 2 {
+		return whole
+	}
+	var jobs []fileJob
+	start, off, segOff := 0, int64(0), int64(0)
+	for i, id := range n.Content {
+		loc, ok := r.Index().Lookup(id)
+		if !ok {
+			return whole // LoadBlob names the missing blob
+		}
+		off += int64(loc.RawLength)
+		if off-segOff >= segmentBytes || i == len(n.Content)-1 {
+			jobs = append(jobs, fileJob{n: n, f: f, blobs: n.Content[start : i+1], off: segOff, size: off - segOff})
+			start, segOff = i+1, off
+		}
+	}
+	if off != n.Size {
+		return whole // the whole-file job reports the mismatch
+	}
+	if len(jobs) < 2 {
+		return whole
+	}
+	seg := &segments{}
+	seg.pending.Store(int32(len(jobs)))
+	for i := range jobs {
+		jobs[i].seg = seg
+	}
+	return jobs
+}
+
+// abortJob drops job j unwritten (err: why): the file is aborted unless
+// other segments of it are still out (the last one aborts it).
+func abortJob(j fileJob, err error) {
+	if j.seg == nil || j.seg.done(err) != errMoreSegments {
+		j.f.Abort()
+	}
+}
+
+// restoreFile writes j's blobs at their offsets; on an error the caller
+// aborts the file.
 func restoreFile(ctx context.Context, r *repo.Repository, j fileJob, buf []byte, p *snapshot.Progress) ([]byte, error) {
-	n, f := j.n, j.f
-	var off int64
-	for _, id := range n.Content {
+	if j.seg != nil && j.seg.failed() {
+		return buf, nil // the failed segment's error is reported
+	}
+	off := j.off
+	for _, id := range j.blobs {
 		data, err := r.LoadBlob(ctx, id, buf)
 		if err != nil {
 			return buf, err
 		}
-		if err := files.WriteAtSparse(f.File, data, off); err != nil {
+		if err := files.WriteAtSparse(j.f.File, data, off); err != nil {
 			return buf, err
 		}
 		off += int64(len(data))
 		p.Bytes.Add(int64(len(data)))
 		buf = data[:0]
 	}
-	if off != n.Size {
-		return buf, fmt.Errorf("content is %d bytes, metadata says %d", off, n.Size)
+	if off-j.off != j.size {
+		if j.seg == nil {
+			return buf, fmt.Errorf("content is %d bytes, metadata says %d", off, j.n.Size)
+		}
+		return buf, fmt.Errorf("content at %d is %d bytes, the index says %d", j.off, off-j.off, j.size)
 	}
-	if err := f.Commit(); err != nil {
-		return buf, err
-	}
-	p.Restored(n.Path, n.Size)
 	return buf, nil
+}
+
+// commitFile commits a file whose content is written.
+func commitFile(j fileJob, p *snapshot.Progress) error {
+	if err := j.f.Commit(); err != nil {
+		return err
+	}
+	p.Restored(j.n.Path, j.n.Size)
+	return nil
 }

@@ -6,7 +6,6 @@ import (
 	"cmp"
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"io"
 	"path"
@@ -83,6 +82,8 @@ type mysqlDB struct {
 	// alter adds a table's deferred indexes and foreign keys after its data.
 	alter map[string]string
 	pk    map[string]bool // InnoDB with a primary key
+	// autoInc: the table has an AUTO_INCREMENT column.
+	autoInc map[string]bool
 }
 
 // sessionSetup makes a restore session take the dump's bytes and values
@@ -168,10 +169,8 @@ func MySQL(ctx context.Context, s snapshot.Reader, opts MySQLOptions) (*MySQLSta
 		}
 		for _, t := range d.Tables {
 			big := opts.DeferIndexesFrom > 0 && d.Data[t] != nil && d.Data[t].Size >= opts.DeferIndexesFrom
-			later, pk, err := createTable(ctx, s, ctl, d.Schema[t], big)
-			if pk {
-				d.pk[t] = true
-			}
+			later, pk, autoInc, err := createTable(ctx, s, ctl, d.Schema[t], big)
+			d.pk[t], d.autoInc[t] = pk, autoInc
 			if err != nil {
 				return nil, fmt.Errorf("create table %s.%s: %w", mysql.QuoteName(d.target), mysql.QuoteName(t), err)
 			}
@@ -182,7 +181,8 @@ func MySQL(ctx context.Context, s snapshot.Reader, opts MySQLOptions) (*MySQLSta
 		}
 	}
 	// Data, in parallel.
-	n, err := loadData(ctx, s, db, setup, dbs, opts, st)
+	lockMode, maxPacket := autoIncLockMode(ctx, ctl)
+	n, err := loadData(ctx, s, db, setup, dbs, opts, loadMode{autoIncInsert: lockMode == 1, maxPacket: maxPacket}, st)
 	if err != nil {
 		return nil, err
 	}
@@ -247,7 +247,7 @@ func readMySQLTree(ctx context.Context, s snapshot.Reader, opts MySQLOptions) ([
 		if len(opts.Databases) > 0 && !slices.Contains(opts.Databases, d.Name) {
 			continue
 		}
-		md := &mysqlDB{DB: d, target: d.Name, alter: map[string]string{}, pk: map[string]bool{}}
+		md := &mysqlDB{DB: d, target: d.Name, alter: map[string]string{}, pk: map[string]bool{}, autoInc: map[string]bool{}}
 		if t, ok := opts.Rename[d.Name]; ok && t != "" {
 			md.target = t
 		}
@@ -428,23 +428,24 @@ const deferIndexesFrom = 4 << 20
 // InnoDB table is created without its plain and spatial secondary keys and
 // its foreign keys, returned as ALTER TABLE clauses that add them back (in
 // their order, so SHOW CREATE TABLE comes out the same).
-// It also tells whether the table is InnoDB with a primary key: rows
-// then have no order of their own, and the table may be loaded in pieces.
-func createTable(ctx context.Context, s snapshot.Reader, c *sql.Conn, n *snapshot.Node, deferIndexes bool) ([]string, bool, error) {
+// It also tells whether the table is InnoDB with a primary key (rows
+// then have no order of their own, and the table may be loaded in pieces)
+// and whether it has an AUTO_INCREMENT column.
+func createTable(ctx context.Context, s snapshot.Reader, c *sql.Conn, n *snapshot.Node, deferIndexes bool) (later []string, pk, autoInc bool, err error) {
 	text, err := snapshot.ReadNode(ctx, s, n)
 	if err != nil {
-		return nil, false, err
+		return nil, false, false, err
 	}
 	o, err := mysql.ParseObject(text)
 	if err != nil {
-		return nil, false, err
+		return nil, false, false, err
 	}
-	pk := strings.Contains(o.Stmt, "\n  PRIMARY KEY (") && strings.Contains(o.Stmt, "\n) ENGINE=InnoDB")
-	var later []string
+	pk = strings.Contains(o.Stmt, "\n  PRIMARY KEY (") && strings.Contains(o.Stmt, "\n) ENGINE=InnoDB")
+	autoInc = hasAutoIncrement(o.Stmt)
 	if deferIndexes {
 		o.Stmt, later = splitIndexes(o.Stmt)
 	}
-	return later, pk, execObject(ctx, c, o)
+	return later, pk, autoInc, execObject(ctx, c, o)
 }
 
 // splitIndexes takes the plain (KEY) and SPATIAL KEY indexes and the
@@ -518,13 +519,23 @@ type loadJob struct {
 type pieceLoad struct {
 	cols    []string
 	pending atomic.Int64
+	// insert: load the pieces as multi-row INSERT (see mysql_insert.go).
+	insert bool
+}
+
+// loadMode is how pieces load on this server.
+type loadMode struct {
+	// autoIncInsert: pieces of tables with an AUTO_INCREMENT column load
+	// as INSERT (innodb_autoinc_lock_mode 1).
+	autoIncInsert bool
+	maxPacket     int64 // the server's max_allowed_packet
 }
 
 // loadData loads every table's rows with opts.Jobs connections: big
 // InnoDB tables with a primary key are cut into pieces at row boundaries
 // (largest table first) and loaded by all connections; the others each
 // stream straight from the repository in one transaction.
-func loadData(ctx context.Context, s snapshot.Reader, db *sql.DB, setup []string, dbs []*mysqlDB, opts MySQLOptions, st *MySQLStats) (int64, error) {
+func loadData(ctx context.Context, s snapshot.Reader, db *sql.DB, setup []string, dbs []*mysqlDB, opts MySQLOptions, mode loadMode, st *MySQLStats) (int64, error) {
 	jobs := make(chan loadJob)
 	g, gctx := errgroup.WithContext(ctx)
 	var total atomic.Int64
@@ -541,6 +552,8 @@ func loadData(ctx context.Context, s snapshot.Reader, db *sql.DB, setup []string
 				return err
 			}
 			defer c.Close()
+			stmts := insertStmts{}
+			defer stmts.close()
 			for j := range jobs {
 				name := mysql.QuoteName(j.d.target) + "." + mysql.QuoteName(j.table)
 				if j.load == nil {
@@ -551,7 +564,7 @@ func loadData(ctx context.Context, s snapshot.Reader, db *sql.DB, setup []string
 					warn(warns)
 					total.Add(n)
 				} else if j.piece != nil {
-					warns, err := loadPiece(gctx, c, name, j.load.cols, j.piece)
+					warns, err := loadPiece(gctx, c, stmts, name, j.load, j.piece, mode.maxPacket)
 					if err != nil {
 						return err
 					}
@@ -596,7 +609,8 @@ func loadData(ctx context.Context, s snapshot.Reader, db *sql.DB, setup []string
 		}
 		slices.SortStableFunc(big, func(a, b loadJob) int { return cmp.Compare(b.d.Data[b.table].Size, a.d.Data[a.table].Size) })
 		for _, j := range big {
-			if err := cutPieces(gctx, s, j, opts.PieceBytes, opts.Progress, send); err != nil {
+			insert := mode.autoIncInsert && j.d.autoInc[j.table]
+			if err := cutPieces(gctx, s, j, insert, opts.PieceBytes, opts.Progress, send); err != nil {
 				return err
 			}
 		}
@@ -617,7 +631,7 @@ func loadData(ctx context.Context, s snapshot.Reader, db *sql.DB, setup []string
 // bytes ending at a row boundary (a raw newline only ends a row: one in a
 // value is escaped), then a last job without rows that counts the cutting
 // as done.
-func cutPieces(ctx context.Context, s snapshot.Reader, j loadJob, size int64, p *snapshot.Progress, send func(loadJob) error) error {
+func cutPieces(ctx context.Context, s snapshot.Reader, j loadJob, insert bool, size int64, p *snapshot.Progress, send func(loadJob) error) error {
 	n := j.d.Data[j.table]
 	content := s.Open(ctx, n)
 	defer content.Close()
@@ -627,7 +641,7 @@ func cutPieces(ctx context.Context, s snapshot.Reader, j loadJob, size int64, p 
 	if err != nil {
 		return fmt.Errorf("restore %s: %w", n.Path, err)
 	}
-	load := &pieceLoad{cols: cols}
+	load := &pieceLoad{cols: cols, insert: insert}
 	load.pending.Store(1)
 	for {
 		piece := make([]byte, size, size+64<<10)
@@ -684,16 +698,24 @@ func loadStream(ctx context.Context, s snapshot.Reader, c *sql.Conn, d *mysqlDB,
 // pieceAttempts bounds how often a piece is loaded.
 const pieceAttempts = 5
 
-// loadPiece loads one piece of a table, again when the server rolled it
-// back as a deadlock victim (1213) or after a lock wait timeout (1205):
-// pieces of one table load on several connections at once, and InnoDB may
-// pick one of them to roll back. The piece is in memory, so it is simply
-// loaded again, up to pieceAttempts times.
-func loadPiece(ctx context.Context, c *sql.Conn, name string, cols []string, piece []byte) ([]string, error) {
+// loadPiece loads one piece of a table (as prepared INSERTs when
+// load.insert and no row is near maxPacket, else with LOAD DATA),
+// again when the server rolled it back as a deadlock victim (1213) or
+// after a lock wait timeout (1205): pieces of one table load on several
+// connections at once, and InnoDB may pick one of them to roll back. The
+// piece is in memory, so it is simply loaded again, up to pieceAttempts
+// times.
+func loadPiece(ctx context.Context, c *sql.Conn, stmts insertStmts, name string, load *pieceLoad, piece []byte, maxPacket int64) ([]string, error) {
+	insert := load.insert && insertFits(piece, maxPacket/2)
 	for attempt := 1; ; attempt++ {
-		warns, err := loadRows(ctx, c, name, cols, bytes.NewReader(piece), nil)
-		var me *driver.MySQLError
-		if err == nil || attempt == pieceAttempts || !errors.As(err, &me) || (me.Number != 1213 && me.Number != 1205) {
+		var warns []string
+		var err error
+		if insert {
+			warns, err = insertRows(ctx, c, stmts, name, load.cols, piece)
+		} else {
+			warns, err = loadRows(ctx, c, name, load.cols, bytes.NewReader(piece), nil)
+		}
+		if err == nil || attempt == pieceAttempts || !isRetryable(err) {
 			return warns, err
 		}
 	}

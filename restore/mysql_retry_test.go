@@ -2,6 +2,7 @@ package restore
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -12,11 +13,18 @@ import (
 
 // TestLoadPieceRetriesLockWait: a piece rolled back by the server after a
 // lock wait timeout (as after a deadlock) is loaded again; other errors
-// are not retried.
+// are not retried; loaded with LOAD DATA and as INSERT.
 func TestLoadPieceRetriesLockWait(t *testing.T) {
+	for _, insert := range []bool{false, true} {
+		t.Run(fmt.Sprintf("insert=%t", insert), func(t *testing.T) { testLoadPieceRetries(t, insert) })
+	}
+}
+
+func testLoadPieceRetries(t *testing.T, insert bool) {
 	srv := mysqltest.Shared(t)
 	db := srv.DB(t, "")
 	ctx := context.Background()
+	load := &pieceLoad{cols: []string{"id", "v"}, insert: insert}
 	for _, q := range []string{"DROP DATABASE IF EXISTS lp", "CREATE DATABASE lp", "CREATE TABLE lp.t (id INT PRIMARY KEY, v TEXT) ENGINE=InnoDB"} {
 		_, err := db.ExecContext(ctx, q)
 		require.NoError(t, err, q)
@@ -42,7 +50,7 @@ func TestLoadPieceRetriesLockWait(t *testing.T) {
 		_, _ = blocker.ExecContext(ctx, "ROLLBACK")
 	}()
 	start := time.Now()
-	_, err = loadPiece(ctx, c, "`lp`.`t`", []string{"id", "v"}, []byte("1\ta\n2\tb\n3\tc\n"))
+	_, err = loadPiece(ctx, c, insertStmts{}, "`lp`.`t`", load, []byte("1\ta\n2\tb\n3\tc\n"), 64<<20)
 	<-released
 	require.NoError(t, err)
 	require.Greater(t, time.Since(start), time.Second, "the first attempt waited for the lock and timed out")
@@ -53,6 +61,6 @@ func TestLoadPieceRetriesLockWait(t *testing.T) {
 	require.Equal(t, "b", v)
 
 	// Other errors are not retried.
-	_, err = loadPiece(ctx, c, "`lp`.`gone`", []string{"id", "v"}, []byte("1\tx\n"))
+	_, err = loadPiece(ctx, c, insertStmts{}, "`lp`.`gone`", load, []byte("1\tx\n"), 64<<20)
 	require.ErrorContains(t, err, "Error 1146")
 }
