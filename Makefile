@@ -33,6 +33,10 @@ install: build
 	install -d "$(DESTDIR)$(PREFIX)/bin"
 	install -m 0755 bin/lifeboat "$(DESTDIR)$(PREFIX)/bin/lifeboat"
 
+## man: the man pages (lifeboat man) to $(PREFIX)/share/man/man1 (default ~/.local/share/man/man1)
+man: build
+	bin/lifeboat man "$(DESTDIR)$(PREFIX)/share/man/man1"
+
 ## quickstart: run the README's quick start block literally in a fresh shell
 ## (env -i, a new HOME, a copy of the tree in a temp dir); fails on any error
 quickstart:

@@ -149,10 +149,12 @@ some source data unreadable, 5 restore finished but some entries could not be re
 	root.AddCommand(a.drillCmd(), a.tagCmd())
 	root.AddCommand(a.walCmd(), a.binlogCmd())
 	root.AddCommand(a.exportCmd(), a.sanitizeCmd())
+	root.AddCommand(a.manCmd())
 	root.AddCommand(a.browseCmds()...)
 	root.InitDefaultHelpCmd()
 	root.InitDefaultCompletionCmd()
 	guardCommands(root)
+	a.addCompletions(root)
 	return root
 }
 
