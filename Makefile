@@ -10,7 +10,7 @@ export LIFEBOAT_CACHE := $(CACHE)
 TEST_TIMEOUT ?= 30m
 PKGS    ?= ./...
 
-.PHONY: all deps build test test-short demo bench torture fmt vet
+.PHONY: all deps build install man quickstart test test-short demo bench torture fmt vet
 
 all: build
 
@@ -26,6 +26,21 @@ LDFLAGS := -X github.com/lifeboat-backup/lifeboat/engine.Version=$(VERSION)
 ## build: bin/lifeboat, a static binary (no cgo: one file to copy to a host)
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/lifeboat ./cmd/lifeboat
+
+## install: bin/lifeboat to $(PREFIX)/bin (default ~/.local/bin; PREFIX=/usr/local for all users)
+PREFIX ?= $(HOME)/.local
+install: build
+	install -d "$(DESTDIR)$(PREFIX)/bin"
+	install -m 0755 bin/lifeboat "$(DESTDIR)$(PREFIX)/bin/lifeboat"
+
+## man: the man pages (lifeboat man) to $(PREFIX)/share/man/man1 (default ~/.local/share/man/man1)
+man: build
+	bin/lifeboat man "$(DESTDIR)$(PREFIX)/share/man/man1"
+
+## quickstart: run the README's quick start block literally in a fresh shell
+## (env -i, a new HOME, a copy of the tree in a temp dir); fails on any error
+quickstart:
+	scripts/quickstart
 
 ## test: vet, every test with the race detector (MinIO tests must run), then
 ## the 1 GiB round trip through MinIO without -race (LIFEBOAT_LARGE_SIZE)

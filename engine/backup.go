@@ -51,6 +51,12 @@ type BackupOptions struct {
 	// Time overrides the snapshot time (backup --time: imports from other
 	// tools, retention tests over simulated years).
 	Time time.Time
+	// DryRun reads and chunks everything as a backup would and counts what
+	// would be new, and writes nothing to the repository: no pack, no
+	// index, no snapshot (backup --dry-run). The result's snapshot has no
+	// ID; its Stats.BytesAdded and Blobs are the new data's raw size and
+	// count (BytesStored stays 0: nothing is compressed).
+	DryRun bool
 }
 
 // BackupResult is what a backup stored and what it could not read.
@@ -98,9 +104,17 @@ func Backup(ctx context.Context, r *repo.Repository, src Source, opts BackupOpti
 	}
 	before := r.Stats()
 	b := &backup{r: r, opts: opts, sn: sn, strict: strict}
+	if opts.DryRun {
+		b.wouldAdd = map[snapshot.ID]bool{}
+	}
 	if err := b.run(ctx, src, parent); err != nil {
 		r.Abort()
 		return nil, err
+	}
+	if opts.DryRun {
+		sn.Stats.BytesRead = opts.Progress.BytesRead.Load()
+		sn.Stats.Duration = time.Since(start).Seconds()
+		return &BackupResult{Snapshot: sn, Warnings: b.warnings}, nil
 	}
 	if err := r.Flush(ctx); err != nil {
 		return nil, err
@@ -146,6 +160,7 @@ type backup struct {
 	zeroIDs  map[int]snapshot.ID // IDs of all-zero chunks by length (under mu)
 	mu       sync.Mutex
 	warnings []string
+	wouldAdd map[snapshot.ID]bool // DryRun: the new blobs seen (under mu)
 }
 
 func (b *backup) warn(path string, err error) {
@@ -301,7 +316,11 @@ func (b *backup) saveChunks(ctx context.Context, tasks <-chan *chunkTask) error 
 		data := *t.buf
 		t.id = b.blobID(data)
 		var err error
-		if !idx.Reusable(t.id) {
+		switch {
+		case idx.Reusable(t.id):
+		case b.wouldAdd != nil:
+			b.countNew(t.id, len(data))
+		default:
 			_, err = b.r.SaveBlob(ctx, repo.DataBlob, t.id, data)
 		}
 		chunkPool.Put(t.buf)
@@ -311,6 +330,17 @@ func (b *backup) saveChunks(ctx context.Context, tasks <-chan *chunkTask) error 
 		close(t.done)
 	}
 	return nil
+}
+
+// countNew counts a blob a dry run would add, once per ID.
+func (b *backup) countNew(id snapshot.ID, n int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.wouldAdd[id] {
+		b.wouldAdd[id] = true
+		b.sn.Stats.BytesAdded += int64(n)
+		b.sn.Stats.Blobs++
+	}
 }
 
 // orderedBatch is how many entries go to the metadata stream at once.
@@ -477,8 +507,17 @@ func (b *backup) blobID(data []byte) snapshot.ID {
 	return id
 }
 
-// writeTree writes the metadata stream in walk order as entries finish.
+// writeTree writes the metadata stream in walk order as entries finish (a
+// dry run only counts them).
 func (b *backup) writeTree(ctx context.Context, ordered <-chan []*fileJob) error {
+	if b.opts.DryRun {
+		for batch := range ordered {
+			if err := b.addToTree(ctx, nil, &b.sn.Stats, batch); err != nil {
+				return err
+			}
+		}
+		return ctx.Err()
+	}
 	tw := b.r.NewTreeWriter(ctx)
 	st := &b.sn.Stats
 	for batch := range ordered {
@@ -531,6 +570,9 @@ func (b *backup) addToTree(ctx context.Context, tw *repo.TreeWriter, st *snapsho
 			st.Others++
 		}
 		b.opts.Progress.Files.Add(1)
+		if tw == nil {
+			continue // dry run
+		}
 		if err := tw.Add(j.node); err != nil {
 			return err
 		}

@@ -32,6 +32,8 @@ var EnvOverrides = []EnvOverride{
 		setRef(func(p *Policy) *SecretRef { return &p.Repositories.Primary.KeyFile })},
 	{"LIFEBOAT_REPOSITORIES_PRIMARY_PASSWORD_FILE", "repositories.primary.password_file",
 		setRef(func(p *Policy) *SecretRef { return &p.Repositories.Primary.PasswordFile })},
+	{"LIFEBOAT_DRILL_KEY_FILE", "drill.key_file",
+		setRef(func(p *Policy) *SecretRef { return &p.Drill.KeyFile })},
 	{"LIFEBOAT_SANITIZE_KEY_FILE", "sanitize.key_file",
 		setRef(func(p *Policy) *SecretRef { return &p.Sanitize.KeyFile })},
 	{"LIFEBOAT_NOTIFY_WEBHOOK_URL", "notify.webhook.url",

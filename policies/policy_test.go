@@ -223,6 +223,10 @@ func TestMalformed(t *testing.T) {
 			"    url: file:///tmp/repo\n    key_file: /etc/lifeboat/host.key\n  secondaries:\n    - name: dr\n      url: file:///tmp/dr\n      password_file: /p\n", 1), []string{
 			`policy.yaml:10:22: repositories.secondaries[0].password_file: a native secondary is a byte copy of the primary and opens with its keys: password_file is for restic secondaries`,
 		}},
+		{"drill key file on a restic repository", strings.Replace(minimal, "    key_file: /etc/lifeboat/host.key\n", "    engine: restic\n    password_file: /p\n", 1) +
+			"drill:\n  key_file: /etc/lifeboat/owner.key\n", []string{
+			`policy.yaml:16:13: drill.key_file: the restic engine has no age keys: the drill reads with the repository's password`,
+		}},
 		{"empty", "", []string{`policy.yaml: empty policy`}},
 		{"two documents", minimal + "---\nversion: 1\n", []string{
 			`policy.yaml:14:1: a policy is one YAML document: remove the second`,

@@ -203,6 +203,7 @@ type Drill struct {
 	MySQL    DrillServer  `yaml:"mysql" doc:"scratch server for mysql targets"`
 	Postgres DrillServer  `yaml:"postgres" doc:"scratch server for postgres targets"`
 	Checks   []DrillCheck `yaml:"checks" doc:"health checks run after the restore"`
+	KeyFile  SecretRef    `yaml:"key_file" doc:"owner key (age identity file, or env:NAME) the drill reads content with when no --key-file is given: repositories.primary.key_file is the backup host's key, which cannot restore; native engine. Needed for systemd install of a drill timer (docs/drills.md)"`
 	PITR     bool         `yaml:"pitr" doc:"targets with a log archive are restored to a random point between their newest base and the archive's end (postgres: a physical base recovered with the WAL archive; mysql: a snapshot plus the binlog archive replayed; docs/pitr.md, docs/drills.md), not to the snapshot"`
 }
 

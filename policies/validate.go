@@ -335,6 +335,9 @@ var checkKeys = map[string][]string{
 }
 
 func (c *checker) drill(p *Policy) {
+	if p.Drill.KeyFile != "" && p.Repositories.Primary.Engine == "restic" {
+		c.add("drill.key_file", "", nil, "the restic engine has no age keys: the drill reads with the repository's password")
+	}
 	for _, s := range []struct {
 		path, kind string
 		srv        DrillServer

@@ -71,6 +71,7 @@ type app struct {
 	verbose        int // -v: list files (backup, restore)
 	cpuProfile     string
 	policy         *policies.Policy // from --policy or the run/replicate argument
+	drillKey       bool             // a drill: the policy's drill.key_file before its primary key_file
 	flags          *pflag.FlagSet   // the global flags (option tells given from default)
 	warned         map[string]bool  // environment variables a policy overruled, named once
 	printer        *report.Printer  // out()
@@ -148,10 +149,12 @@ some source data unreadable, 5 restore finished but some entries could not be re
 	root.AddCommand(a.drillCmd(), a.tagCmd())
 	root.AddCommand(a.walCmd(), a.binlogCmd())
 	root.AddCommand(a.exportCmd(), a.sanitizeCmd())
+	root.AddCommand(a.manCmd())
 	root.AddCommand(a.browseCmds()...)
 	root.InitDefaultHelpCmd()
 	root.InitDefaultCompletionCmd()
 	guardCommands(root)
+	a.addCompletions(root)
 	return root
 }
 
@@ -353,14 +356,14 @@ func (a *app) credentials() (repo.Credentials, error) {
 			return c, usageNotFound("--key-file", err)
 		}
 		c.Identities, c.Pins = kc.Identities, kc.Pins
-	} else if a.policy != nil && a.policy.Repositories.Primary.KeyFile != "" {
-		data, err := a.policy.Repositories.Primary.KeyFile.Read()
+	} else if ref, field := a.policyKeyFile(); ref != "" {
+		data, err := ref.Read()
 		if err != nil {
-			return c, fmt.Errorf("repositories.primary.key_file: %w", err)
+			return c, fmt.Errorf("%s: %w", field, err)
 		}
 		kc, err := repo.ParseCredentials(data)
 		if err != nil {
-			return c, fmt.Errorf("repositories.primary.key_file: %w", err)
+			return c, fmt.Errorf("%s: %w", field, err)
 		}
 		c.Identities, c.Pins = kc.Identities, kc.Pins
 	}
@@ -372,6 +375,19 @@ func (a *app) credentials() (repo.Credentials, error) {
 		c.Pins = append(c.Pins, p)
 	}
 	return c, nil
+}
+
+// policyKeyFile is the policy's key the command reads with, and its
+// field: a drill's drill.key_file (the owner key on the drill host), else
+// repositories.primary.key_file.
+func (a *app) policyKeyFile() (policies.SecretRef, string) {
+	switch {
+	case a.policy == nil:
+		return "", ""
+	case a.drillKey && a.policy.Drill.KeyFile != "":
+		return a.policy.Drill.KeyFile, "drill.key_file"
+	}
+	return a.policy.Repositories.Primary.KeyFile, "repositories.primary.key_file"
 }
 
 // openRepo opens the repository named by --repo with the given

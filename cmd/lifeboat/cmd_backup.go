@@ -29,6 +29,7 @@ type backupOptions struct {
 	force         bool
 	oneFileSystem bool
 	time          string // --time: the snapshot's time instead of now
+	dryRun        bool   // --dry-run: count what would be saved, write nothing
 	// workers overrides the backup's reader count (database dumps: one
 	// per dump stream); consistent, when set, describes a database
 	// snapshot's recovery point on a line before the summary.
@@ -48,7 +49,11 @@ func (a *app) backupCmd() *cobra.Command {
 		Long: `Back up directory trees. Each PATH is stored under its base name (/var/www/media/x
 becomes media/x). Files whose size, mtime, ctime and inode match the parent snapshot are
 not read again. Unreadable entries are skipped and named; the snapshot is still saved and
-the exit code is 4.`,
+the exit code is 4.
+
+--dry-run (-n) reads and chunks the files as a backup would and says what would be saved
+and how much of it is new, writing nothing to the repository: no pack, no index, no
+snapshot, no lock.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error { return a.runBackupFiles(cmd, o, args) },
 	}
@@ -64,6 +69,7 @@ the exit code is 4.`,
 	f.StringVar(&o.parent, "parent", "", "compare with this snapshot instead of the latest of the same target")
 	f.BoolVar(&o.force, "force", false, "read every file, ignoring the parent snapshot")
 	f.BoolVarP(&o.oneFileSystem, "one-file-system", "x", false, "do not cross mount points")
+	f.BoolVarP(&o.dryRun, "dry-run", "n", false, "say what would be saved and how much is new; write nothing to the repository")
 	timeFlag(f, &o)
 	cmd.AddCommand(files, a.backupMySQLCmd(), a.backupPostgresCmd())
 	cmd.AddCommand(a.targetBackupCmds()...)
@@ -127,6 +133,38 @@ func (a *app) backupSummary(res *engine.BackupResult) error {
 	return nil
 }
 
+// dryRunSummary says what a backup --dry-run would have saved.
+func (a *app) dryRunSummary(res *engine.BackupResult) error {
+	sn, st := res.Snapshot, res.Snapshot.Stats
+	if a.json {
+		if err := a.emit(map[string]any{
+			"message_type": "summary", "dry_run": true, "target": sn.Target, "host": sn.Host,
+			"files": st.Files, "dirs": st.Dirs, "others": st.Others, "bytes_in": st.BytesIn,
+			"bytes_read": st.BytesRead, "bytes_added": st.BytesAdded, "blobs_added": st.Blobs,
+			"duration_seconds": st.Duration, "warnings": nonNil(res.Warnings),
+		}); err != nil {
+			return err
+		}
+	} else {
+		for _, w := range res.Warnings {
+			fmt.Fprintf(a.stderr, "warning: could not read %s\n", termSafe(w))
+		}
+		parent := "none"
+		if sn.Parent != nil {
+			parent = sn.Parent.Short()
+		}
+		fmt.Fprintf(a.stdout, "dry run: nothing written (target %s, parent %s)\n", sn.Target, parent)
+		fmt.Fprintf(a.stdout, "  would save %d files, %d dirs, %d others, %s in (%s read)\n", st.Files, st.Dirs, st.Others,
+			humanize.Bytes(st.BytesIn), humanize.Bytes(st.BytesRead))
+		fmt.Fprintf(a.stdout, "  would add %s of new content in %d blobs (before compression; metadata not counted) in %.1fs\n",
+			humanize.Bytes(st.BytesAdded), st.Blobs, st.Duration)
+	}
+	if len(res.Warnings) > 0 {
+		return partialError{len(res.Warnings)}
+	}
+	return nil
+}
+
 // snapshotFilter selects snapshots by target and host ("" matches all).
 func snapshotFilter(target, host string) func(*snapshot.Snapshot) bool {
 	return func(s *snapshot.Snapshot) bool {
@@ -172,9 +210,13 @@ func parseSnapshotTime(s string) (time.Time, error) {
 // backupSource runs one backup of src on the repository's engine, with
 // progress and the summary.
 func (a *app) backupSource(ctx context.Context, o backupOptions, src engine.Source) error {
-	return a.withEngine(ctx, sharedLock, "backup", func(ctx context.Context, e engine.Engine) error {
+	mode := sharedLock
+	if o.dryRun {
+		mode = noLock // writes nothing, so needs no lock
+	}
+	return a.withEngine(ctx, mode, "backup", func(ctx context.Context, e engine.Engine) error {
 		opts := engine.BackupOptions{Target: o.target, Host: o.host, Tags: o.tags, NoParent: o.force,
-			Progress: &engine.Progress{File: a.verboseFile("data_size")}, Workers: o.workers}
+			Progress: &engine.Progress{File: a.verboseFile("data_size")}, Workers: o.workers, DryRun: o.dryRun}
 		if o.time != "" {
 			t, err := parseSnapshotTime(o.time)
 			if err != nil {
@@ -200,6 +242,9 @@ func (a *app) backupSource(ctx context.Context, o backupOptions, src engine.Sour
 		stop()
 		if err != nil {
 			return err
+		}
+		if o.dryRun {
+			return a.dryRunSummary(res)
 		}
 		if o.consistent != nil && !a.json && !a.quiet {
 			rp := res.Snapshot.RecoveryPoint

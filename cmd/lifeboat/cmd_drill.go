@@ -35,8 +35,8 @@ journal (POLICY.drills.jsonl); lifeboat_drill_* metrics go next to metrics.textf
 directory, 5% tolerance) with its latest snapshot and hashes a random sample of live files
 against the snapshot's content.
 
-Native repositories: needs the owner key (--key-file or LIFEBOAT_KEY_FILE): the policy's
-key_file is a host key, which cannot restore. Restic repositories (engine: restic): needs the
+Native repositories: needs the owner key: --key-file or LIFEBOAT_KEY_FILE, else the policy's
+drill.key_file (the policy's repositories.primary.key_file is a host key, which cannot restore). Restic repositories (engine: restic): needs the
 repository's password only (a secondary's own password_file, else the primary's);
 --spot-check is for native repositories only. See docs/drills.md.
 
@@ -47,7 +47,7 @@ Exit codes: 0 passed, 1 a check failed (or the drill could not run), 3 an object
 			if err != nil {
 				return err
 			}
-			a.policy = p
+			a.policy, a.drillKey = p, true
 			ctx := cmd.Context()
 			if from == "" {
 				from = "primary"

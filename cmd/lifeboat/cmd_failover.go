@@ -110,7 +110,8 @@ func (a *app) statusCmd() *cobra.Command {
 		Use:   "status POLICY",
 		Short: "Per repository: reachable, newest snapshot, replication lag; the last run",
 		Long: `Show the state of a policy: for the primary and every secondary whether it answers, its newest
-snapshot per target and, for secondaries, the replication lag (age of the newest primary
+snapshot per target, every host's snapshot count and newest (when more than one host
+writes into it: a fleet) and, for secondaries, the replication lag (age of the newest primary
 snapshot it lacks, and bytes pending) against the policy's max_lag; then the last run from the
 journal. Takes no lock. Exit 1 when a repository is unreachable or a lag exceeds max_lag.`,
 		Args: cobra.ExactArgs(1),
@@ -148,8 +149,11 @@ type repoStatus struct {
 	Reachable bool                 `json:"reachable"`
 	Error     string               `json:"error,omitempty"`
 	Newest    map[string]time.Time `json:"newest_per_target,omitempty"`
-	Lag       *replicate.LagInfo   `json:"lag,omitempty"`
-	MaxLag    time.Duration        `json:"max_lag_ns,omitempty"`
+	// Hosts: every host with snapshots in the repository (a fleet shares
+	// one), so a host that stopped backing up shows.
+	Hosts  map[string]hostStatus `json:"hosts,omitempty"`
+	Lag    *replicate.LagInfo    `json:"lag,omitempty"`
+	MaxLag time.Duration         `json:"max_lag_ns,omitempty"`
 	// Mode: what this host's storage credentials may do (native
 	// repositories; docs/security.md, "Append-only deployment").
 	Mode *repo.StorageMode `json:"storage_mode,omitempty"`
@@ -169,6 +173,12 @@ func probeMode(ctx context.Context, e engine.Engine, rs *repoStatus) error {
 	return nil
 }
 
+// hostStatus is one host's snapshots in a repository (status).
+type hostStatus struct {
+	Snapshots int       `json:"snapshots"`
+	Newest    time.Time `json:"newest"`
+}
+
 type policyStatus struct {
 	Policy       string         `json:"policy"`
 	Repositories []repoStatus   `json:"repositories"`
@@ -181,31 +191,38 @@ type policyStatus struct {
 func (a *app) policyStatus(ctx context.Context, journal string) (*policyStatus, error) {
 	p := a.policy
 	st := &policyStatus{Policy: p.Name}
-	// newest is the newest snapshot per target; a suspect one (dated in
-	// the future) is a problem, never the newest.
-	newest := func(e engine.Engine, repoName string) (map[string]time.Time, error) {
+	// newest fills the policy host's newest snapshot per target and every
+	// host's count and newest; a suspect snapshot (dated in the future) is
+	// a problem, never the newest.
+	newest := func(e engine.Engine, rs *repoStatus) error {
 		sns, err := e.Snapshots(ctx)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		m := map[string]time.Time{}
+		rs.Newest, rs.Hosts = map[string]time.Time{}, map[string]hostStatus{}
 		for _, s := range sns {
 			if s.Suspect != "" {
-				st.Problems = append(st.Problems, fmt.Sprintf("%s: snapshot %s is suspect: %s", repoName, s.ID.Short(), s.Suspect))
+				st.Problems = append(st.Problems, fmt.Sprintf("%s: snapshot %s is suspect: %s", rs.Name, s.ID.Short(), s.Suspect))
 				continue
 			}
-			if s.Host == p.Host && s.Time.After(m[s.Target]) {
-				m[s.Target] = s.Time
+			if s.Host == p.Host && s.Time.After(rs.Newest[s.Target]) {
+				rs.Newest[s.Target] = s.Time
 			}
+			h := rs.Hosts[s.Host]
+			h.Snapshots++
+			if s.Time.After(h.Newest) {
+				h.Newest = s.Time
+			}
+			rs.Hosts[s.Host] = h
 		}
-		return m, nil
+		return nil
 	}
 	prim := repoStatus{Name: "primary", URL: storage.Redact(p.Repositories.Primary.URL)}
 	_, pe, done, err := a.engineAt(ctx, "primary", noLock, "status")
 	if err == nil {
 		defer done()
 		prim.Reachable = true
-		if prim.Newest, err = newest(pe, "primary"); err == nil {
+		if err = newest(pe, &prim); err == nil {
 			err = probeMode(ctx, pe, &prim)
 		}
 	}
@@ -230,7 +247,7 @@ func (a *app) policyStatus(ctx context.Context, journal string) (*policyStatus, 
 		_, se, done, err := a.engineAt(ctx, sec.Name, noLock, "status")
 		if err == nil {
 			rs.Reachable = true
-			rs.Newest, err = newest(se, sec.Name)
+			err = newest(se, &rs)
 			if err == nil {
 				err = probeMode(ctx, se, &rs)
 			}
@@ -279,6 +296,13 @@ func (a *app) printStatus(st *policyStatus) {
 		for _, t := range slices.Sorted(maps.Keys(r.Newest)) {
 			ts := r.Newest[t]
 			fmt.Fprintf(a.stdout, "    %-12s newest snapshot %s (%s old)\n", termSafe(t), ts.Local().Format(time.RFC3339), time.Since(ts).Round(time.Second))
+		}
+		if len(r.Hosts) > 1 { // a fleet: every host's newest
+			for _, h := range slices.Sorted(maps.Keys(r.Hosts)) {
+				hs := r.Hosts[h]
+				fmt.Fprintf(a.stdout, "    host %-12s %d snapshots, newest %s (%s old)\n", termSafe(h), hs.Snapshots,
+					hs.Newest.Local().Format(time.RFC3339), time.Since(hs.Newest).Round(time.Second))
+			}
 		}
 		if r.Lag != nil {
 			fmt.Fprintf(a.stdout, "    lag %s, %d snapshots and %s pending", r.Lag.Lag.Round(time.Second), r.Lag.SnapshotsMissing, humanize.Bytes(r.Lag.BytesPending))

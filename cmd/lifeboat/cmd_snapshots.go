@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"path"
 	"slices"
 	"strings"
@@ -48,7 +49,7 @@ func toJSON(s *snapshot.Snapshot) snapshotJSON {
 }
 
 func (a *app) snapshotsCmd() *cobra.Command {
-	var target, host string
+	var target, host, groupBy string
 	var tags []string
 	cmd := &cobra.Command{
 		Use:   "snapshots",
@@ -72,17 +73,17 @@ itself show as files snapshots named after their first path.`,
 						out = append(out, toJSON(s))
 					}
 				}
+				switch groupBy {
+				case "":
+				case "host":
+					return a.printSnapshotsByHost(out)
+				default:
+					return usagef("--group-by %q: only host is supported", groupBy)
+				}
 				if a.json {
 					return a.emit(out)
 				}
-				tw := tabwriter.NewWriter(a.stdout, 0, 0, 2, ' ', 0)
-				fmt.Fprintln(tw, "ID\tTime\tTarget\tHost\tTags\tSize\tPaths")
-				for _, s := range out {
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.ShortID, s.Time.Local().Format("2006-01-02 15:04:05"),
-						termSafe(s.Target), termSafe(s.Host), strings.Join(termSafeAll(s.Tags), ","), humanize.Bytes(s.Stats.BytesIn),
-						strings.Join(termSafeAll(s.Paths), " "))
-				}
-				if err := tw.Flush(); err != nil {
+				if err := a.printSnapshotTable(out); err != nil {
 					return err
 				}
 				fmt.Fprintf(a.stdout, "%d snapshots\n", len(out))
@@ -97,8 +98,57 @@ itself show as files snapshots named after their first path.`,
 	}
 	cmd.Flags().StringVar(&target, "target", "", "only this target")
 	cmd.Flags().StringVar(&host, "host", "", "only this host")
+	cmd.Flags().StringVar(&groupBy, "group-by", "", "group the list: host (one block per host with its count and newest snapshot; JSON: restic's [{group_key, snapshots}])")
 	cmd.Flags().StringArrayVar(&tags, "tag", nil, "only snapshots with this tag; repeatable: any of them, and a,b needs both (restic's --tag)")
 	return cmd
+}
+
+// printSnapshotTable prints snapshots as the snapshots command's table.
+func (a *app) printSnapshotTable(out []snapshotJSON) error {
+	tw := tabwriter.NewWriter(a.stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tTime\tTarget\tHost\tTags\tSize\tPaths")
+	for _, s := range out {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.ShortID, s.Time.Local().Format("2006-01-02 15:04:05"),
+			termSafe(s.Target), termSafe(s.Host), strings.Join(termSafeAll(s.Tags), ","), humanize.Bytes(s.Stats.BytesIn),
+			strings.Join(termSafeAll(s.Paths), " "))
+	}
+	return tw.Flush()
+}
+
+// snapshotGroup is one host's snapshots (snapshots --group-by host); the
+// JSON is restic's group_key/snapshots form.
+type snapshotGroup struct {
+	Key       map[string]string `json:"group_key"`
+	Snapshots []snapshotJSON    `json:"snapshots"`
+}
+
+// printSnapshotsByHost prints out (oldest first) in one block per host,
+// hosts sorted by name.
+func (a *app) printSnapshotsByHost(out []snapshotJSON) error {
+	byHost := map[string][]snapshotJSON{}
+	for _, s := range out {
+		byHost[s.Host] = append(byHost[s.Host], s)
+	}
+	groups := []snapshotGroup{}
+	for _, h := range slices.Sorted(maps.Keys(byHost)) {
+		groups = append(groups, snapshotGroup{Key: map[string]string{"host": h}, Snapshots: byHost[h]})
+	}
+	if a.json {
+		return a.emit(groups)
+	}
+	for i, g := range groups {
+		if i > 0 {
+			fmt.Fprintln(a.stdout)
+		}
+		newest := g.Snapshots[len(g.Snapshots)-1]
+		fmt.Fprintf(a.stdout, "host %s: %d snapshots, newest %s (%s)\n", termSafe(g.Key["host"]), len(g.Snapshots),
+			newest.ShortID, newest.Time.Local().Format("2006-01-02 15:04:05"))
+		if err := a.printSnapshotTable(g.Snapshots); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(a.stdout, "%d snapshots of %d hosts\n", len(out), len(groups))
+	return nil
 }
 
 func (a *app) lsCmd() *cobra.Command {

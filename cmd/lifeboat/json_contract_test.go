@@ -126,9 +126,11 @@ drill:
 	}
 	steps := []step{
 		{"init", []string{"init", "--repo", "file://" + filepath.Join(dir, "other"), "--host-key-out", filepath.Join(dir, "o.key"), "--owner-key-out", filepath.Join(dir, "oo.key")}, "", false},
+		{"backup", []string{"backup", "files", src, "--dry-run"}, host, false},
 		{"backup", []string{"backup", "files", src}, host, false},
 		{"backup", []string{"backup", "files", "-v", src}, host, false},
 		{"snapshots", []string{"snapshots"}, host, false},
+		{"snapshots", []string{"snapshots", "--group-by", "host"}, host, false},
 		{"ls", []string{"ls", "latest", "src/sub"}, host, false},
 		{"restore", []string{"restore", "latest", "--target", "files", "--to", filepath.Join(dir, "out")}, owner, false},
 		{"restore", []string{"restore", "latest", "-v", "--target", "files", "--to", filepath.Join(dir, "out2")}, owner, false},

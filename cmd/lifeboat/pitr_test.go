@@ -460,7 +460,8 @@ func (e *pitrEnv) restoreAt(dst *mysqltest.Server, log []commit, p time.Time, ar
 // before the restart, one after, and the last archived second each give
 // exactly the rows committed up to that point (checksum per table). The
 // archive is never more than 15 s behind the server during the load
-// (measured from the archive's index). The archiver has only the host
+// (measured from the archive's index; a drill run during the load
+// reports its RPO from the archive, <= 15 s). The archiver has only the host
 // key, and a restore with it fails with exit 12.
 // LIFEBOAT_PITR_LONG=1 runs 5 minutes of load instead of about 20 s.
 func TestPITRMustShow(t *testing.T) {
@@ -526,8 +527,12 @@ func TestPITRMustShow(t *testing.T) {
 	db.SetMaxIdleConns(2)
 	gen.db.SetMaxIdleConns(1)
 	gen.gate.Unlock()
-	// Phase C: point 2 after the restart.
-	time.Sleep(phase)
+	// Phase C: point 2 after the restart. A drill under the load measures
+	// the RPO from the archive: the archive's lag, not the snapshot's age.
+	t0 := time.Now()
+	time.Sleep(phase / 2)
+	drillOut := e.must([]string{"LIFEBOAT_KEY_FILE=" + e.owner}, "drill", e.policy, "--journal", e.journal, "--json")
+	time.Sleep(max(0, phase-time.Since(t0)))
 	p2 := time.Now().Truncate(time.Second).Add(-time.Second)
 	time.Sleep(phase / 2)
 	cancel()
@@ -547,15 +552,12 @@ func TestPITRMustShow(t *testing.T) {
 	t.Logf("RPO: the newest archived event was at most %s behind the newest commit (max_delay 10s); %d segments", worstRPO, len(segs))
 	assert.LessOrEqual(t, worstRPO, 15*time.Second, "the archive fell more than 15 s behind")
 	rpoMu.Unlock()
-	// A drill measures the RPO from the archive: seconds, not the
-	// snapshot's age.
-	drillOut := e.must([]string{"LIFEBOAT_KEY_FILE=" + e.owner}, "drill", e.policy, "--journal", e.journal, "--json")
 	rep, ok := lastJSON(t, drillOut)["drill"].(map[string]any)
 	require.True(t, ok, drillOut)
 	tg := rep["targets"].([]any)[0].(map[string]any)
-	t.Logf("drill: RPO %.1fs (newest archived event %v), RTO %.1fs", tg["rpo_seconds"], tg["archived_until"], rep["rto"].(map[string]any)["seconds"])
+	t.Logf("drill under load: RPO %.1fs (newest archived event %v), RTO %.1fs", tg["rpo_seconds"], tg["archived_until"], rep["rto"].(map[string]any)["seconds"])
 	require.NotEmpty(t, tg["archived_until"], "the drill measured the RPO from the archive")
-	assert.Less(t, tg["rpo_seconds"].(float64), 60.0)
+	assert.LessOrEqual(t, tg["rpo_seconds"].(float64), 15.0, "the drill's report: RPO within max_delay 10s + 5s")
 	assert.Equal(t, true, rep["rpo"].(map[string]any)["met"])
 
 	srv.Kill()

@@ -60,6 +60,7 @@ func (e *Engine) Exists(ctx context.Context) (bool, error) {
 type backupSummary struct {
 	MessageType         string `json:"message_type"`
 	SnapshotID          string `json:"snapshot_id"`
+	DryRun              bool   `json:"dry_run"`
 	FilesNew            int64  `json:"files_new"`
 	FilesChanged        int64  `json:"files_changed"`
 	FilesUnmodified     int64  `json:"files_unmodified"`
@@ -100,6 +101,9 @@ func (e *Engine) Backup(ctx context.Context, src engine.Source, opts engine.Back
 	}
 	if opts.NoParent {
 		args = append(args, "--force")
+	}
+	if opts.DryRun {
+		args = append(args, "--dry-run") // restic's own: no snapshot, no ID in its summary
 	}
 	if !opts.Time.IsZero() {
 		// restic reads --time in its (our inherited) local zone
@@ -192,16 +196,19 @@ func parseBackup(out []byte) (*backupSummary, []string, error) {
 			warnings = append(warnings, fmt.Sprintf("%s: %s", m.Item, m.Error.Message))
 		}
 	}
-	if sum == nil || sum.SnapshotID == "" {
+	if sum == nil || (sum.SnapshotID == "" && !sum.DryRun) {
 		return nil, nil, fmt.Errorf("restic backup: no snapshot in its output (%d bytes of JSON)", len(out))
 	}
 	return sum, warnings, nil
 }
 
 func summarySnapshot(sum *backupSummary) (*snapshot.Snapshot, error) {
-	id, err := snapshot.ParseID(sum.SnapshotID)
-	if err != nil {
-		return nil, fmt.Errorf("restic backup: snapshot id: %v", err)
+	var id snapshot.ID
+	if !sum.DryRun {
+		var err error
+		if id, err = snapshot.ParseID(sum.SnapshotID); err != nil {
+			return nil, fmt.Errorf("restic backup: snapshot id: %v", err)
+		}
 	}
 	return &snapshot.Snapshot{ID: id, Stats: snapshot.Stats{
 		Files:      sum.FilesNew + sum.FilesChanged + sum.FilesUnmodified,

@@ -58,6 +58,9 @@ func SystemdUnits(p *policies.Policy, o UnitOptions) ([]Unit, error) {
 		{base + ".timer", timerUnit(fmt.Sprintf("lifeboat backup of policy %s", p.Name), p.Schedule)},
 	}
 	if !p.Drill.Schedule.Calendar.IsZero() {
+		if err := DrillCanRead(p); err != nil {
+			return nil, err
+		}
 		units = append(units,
 			Unit{base + "-drill.service", serviceUnit(p, o, fmt.Sprintf("lifeboat restore drill of policy %s", p.Name), "drill", journal)},
 			Unit{base + "-drill.timer", timerUnit(fmt.Sprintf("lifeboat restore drill of policy %s", p.Name), p.Drill.Schedule)})
@@ -161,6 +164,9 @@ func hardening(p *policies.Policy, o UnitOptions) sandbox {
 		}
 	}
 	var reads []string
+	if k := p.Drill.KeyFile; k != "" && k.EnvName() == "" && !p.Drill.Schedule.Calendar.IsZero() {
+		reads = append(reads, string(k)) // the drill reads the owner key (ProtectHome)
+	}
 	volumeHooks, execs := false, !p.Hooks.IsZero()
 	for _, t := range p.Targets {
 		execs = execs || !t.Hooks.IsZero()
