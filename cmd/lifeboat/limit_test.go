@@ -44,11 +44,14 @@ func TestCLIBandwidthLimits(t *testing.T) {
 		return rate
 	}
 	// The payload is 2 MiB; requests, index and metadata add a little, so
-	// the payload rate stays under the limit and within 40 % of it.
+	// the payload rate stays under the limit. The lower bound only catches
+	// a limiter that stalls: the time includes the command's start, and on
+	// a loaded machine (load average 30 on 2 cores) check --read-data
+	// reached 0.39 and replicate 0.5 of their limits (0.85-0.95 idle).
 	within := func(rate float64, limit int) {
 		t.Helper()
 		assert.LessOrEqual(t, rate, 1.05*float64(limit))
-		assert.GreaterOrEqual(t, rate, 0.6*float64(limit))
+		assert.GreaterOrEqual(t, rate, 0.25*float64(limit))
 	}
 	within(timed("backup", "files", src, "--limit-upload", "1024"), 1024)
 	within(timed("restore", "latest", "--to", filepath.Join(dir, "out"), "--limit-download", "1024"), 1024)

@@ -36,7 +36,7 @@ import (
 //
 // Short form 30-60 s; LIFEBOAT_FLEET_DURATION (a Go duration) runs longer,
 // LIFEBOAT_FLEET_URL uses another store (the 4-node MinIO of
-// scripts/minio-distributed.sh, say: an s3:// URL of an existing bucket).
+// scripts/minio-cluster, say: an s3:// URL of an existing bucket).
 func TestFleetBesidePrune(t *testing.T) {
 	if testing.Short() {
 		t.Skip("fleet: half a minute of work")
