@@ -46,5 +46,6 @@ Memory stays bounded; made for scale tests and benchmarks (docs/benchmarks.md).`
 	f.StringVar(&opts.Host, "host", "gen-host", "host of the snapshots")
 	f.StringVar(&opts.Target, "target", "gen", "target name (and top directory of the snapshots)")
 	f.Uint64Var(&opts.Seed, "seed", 1, "content seed")
+	f.IntVar(&opts.PackSize, "pack-size", 1<<20, "pack size in bytes (the repository's)")
 	return cmd
 }

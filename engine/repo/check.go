@@ -90,13 +90,9 @@ func (r *Repository) Check(ctx context.Context, opts CheckOptions) (*CheckResult
 			fail("%v", err)
 			continue
 		}
-		packs, err := decodeIndex(plain)
-		if err != nil {
+		if err := walkIndex(plain, idx.AddPack); err != nil {
 			fail("%v", &CorruptError{Object: key, Err: err})
 			continue
-		}
-		for _, p := range packs {
-			idx.AddPack(p)
 		}
 	}
 	r.idx = idx

@@ -4,9 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"sync"
-
-	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
+	"slices"
 )
 
 // Index file plaintext (zstd-compressed, then age-encrypted to the metadata
@@ -48,8 +46,30 @@ func encodeIndex(packs []PackInfo) []byte {
 var errShortIndex = errors.New("index data ends early (truncated)")
 
 func decodeIndex(data []byte) ([]PackInfo, error) {
+	packs := []PackInfo{}
+	err := walkIndex(data, func(p PackInfo) {
+		p.Blobs = slices.Clone(p.Blobs)
+		packs = append(packs, p)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return packs, nil
+}
+
+// walkIndex decodes an index file and calls fn (unless nil) for each pack;
+// the pack's Blobs slice is reused for the next one. fn is only called once
+// the whole file decoded: a damaged file contributes nothing.
+func walkIndex(data []byte, fn func(PackInfo)) error {
+	if err := walkIndexOnce(data, nil); err != nil || fn == nil {
+		return err
+	}
+	return walkIndexOnce(data, fn)
+}
+
+func walkIndexOnce(data []byte, fn func(PackInfo)) error {
 	if len(data) < len(indexMagic) || string(data[:len(indexMagic)]) != indexMagic {
-		return nil, errors.New("not an index (bad magic)")
+		return errors.New("not an index (bad magic)")
 	}
 	p := data[len(indexMagic):]
 	uv := func() (uint64, error) {
@@ -70,235 +90,66 @@ func decodeIndex(data []byte) ([]PackInfo, error) {
 	}
 	np, err := uv()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if np > uint64(len(p)) {
-		return nil, fmt.Errorf("index claims %d packs in %d bytes", np, len(p))
+		return fmt.Errorf("index claims %d packs in %d bytes", np, len(p))
 	}
-	packs := make([]PackInfo, 0, np)
+	var blobs []BlobInfo
 	for range np {
 		var pi PackInfo
 		if err := fixed(pi.ID[:]); err != nil {
-			return nil, err
+			return err
 		}
 		if err := fixed(pi.Hash[:]); err != nil {
-			return nil, err
+			return err
 		}
 		size, err := uv()
 		if err != nil {
-			return nil, err
+			return err
 		}
 		pi.Size = int64(size)
 		nb, err := uv()
 		if err != nil {
-			return nil, err
+			return err
 		}
 		if nb > uint64(len(p)) {
-			return nil, fmt.Errorf("index claims %d blobs in %d bytes", nb, len(p))
+			return fmt.Errorf("index claims %d blobs in %d bytes", nb, len(p))
 		}
-		pi.Blobs = make([]BlobInfo, nb)
+		if uint64(cap(blobs)) < nb {
+			blobs = make([]BlobInfo, nb)
+		}
+		pi.Blobs = blobs[:nb]
 		for i := range pi.Blobs {
 			b := &pi.Blobs[i]
 			if len(p) < 2 {
-				return nil, errShortIndex
+				return errShortIndex
 			}
 			b.Type, b.Compressed = BlobType(p[0]), p[1]&flagCompressed != 0
 			p = p[2:]
+			if b.Type != DataBlob && b.Type != TreeBlob {
+				return fmt.Errorf("blob %d of pack %s: unknown blob type %d", i, pi.ID.Short(), b.Type)
+			}
 			if err := fixed(b.ID[:]); err != nil {
-				return nil, err
+				return err
 			}
 			var vs [3]uint64
 			for j := range vs {
 				if vs[j], err = uv(); err != nil {
-					return nil, err
+					return err
 				}
 				if vs[j] > 1<<32-1 {
-					return nil, fmt.Errorf("blob %s: value %d out of range", b.ID.Short(), vs[j])
+					return fmt.Errorf("blob %s: value %d out of range", b.ID.Short(), vs[j])
 				}
 			}
 			b.Offset, b.Length, b.RawLength = uint32(vs[0]), uint32(vs[1]), uint32(vs[2])
 		}
-		packs = append(packs, pi)
+		if fn != nil {
+			fn(pi)
+		}
 	}
 	if len(p) != 0 {
-		return nil, fmt.Errorf("%d trailing bytes after the index", len(p))
+		return fmt.Errorf("%d trailing bytes after the index", len(p))
 	}
-	return packs, nil
-}
-
-// Location is where a blob is stored.
-type Location struct {
-	Pack     snapshot.ID
-	PackSize int64
-	BlobInfo
-}
-
-type blobLoc struct {
-	pack int32 // index into Index.packs
-	BlobInfo
-}
-
-// Index maps blob IDs to their packs; safe for concurrent use. It also
-// tracks blobs claimed by a running backup but not yet in a finished pack,
-// so concurrent savers store each blob once.
-type Index struct {
-	mu       sync.RWMutex
-	packs    []PackInfo
-	packPos  map[snapshot.ID]int32
-	blobs    map[snapshot.ID]blobLoc
-	dups     map[snapshot.ID][]blobLoc // further copies of a blob (rare: an interrupted prune, a forged index)
-	inflight map[snapshot.ID]struct{}
-	// cand holds the packs prune marked as deletion candidates: a blob
-	// whose first location is one of them has no other copy, and writers
-	// store it again rather than reference it (Reusable).
-	cand map[snapshot.ID]bool
-}
-
-// setCandidates names the packs prune marked (before any AddPack).
-func (x *Index) setCandidates(c map[snapshot.ID]bool) {
-	x.mu.Lock()
-	x.cand = c
-	x.mu.Unlock()
-}
-
-func (x *Index) candidate(pack snapshot.ID) bool {
-	x.mu.RLock()
-	defer x.mu.RUnlock()
-	return x.cand[pack]
-}
-
-// Reusable reports whether a writer may reference a blob without storing
-// it: it is stored in a pack that prune did not mark for deletion.
-func (x *Index) Reusable(id snapshot.ID) bool {
-	x.mu.RLock()
-	defer x.mu.RUnlock()
-	return x.reusable(id)
-}
-
-func (x *Index) reusable(id snapshot.ID) bool {
-	l, ok := x.blobs[id]
-	return ok && !x.cand[x.packs[l.pack].ID]
-}
-
-// NewIndex returns an empty index.
-func NewIndex() *Index {
-	return &Index{packPos: map[snapshot.ID]int32{}, blobs: map[snapshot.ID]blobLoc{}, dups: map[snapshot.ID][]blobLoc{}, inflight: map[snapshot.ID]struct{}{}}
-}
-
-// AddPack makes a pack's blobs visible. A blob stored in several packs (after
-// an interrupted prune, say) is looked up at its first location; the others
-// are kept as alternates for readers to fall back on.
-func (x *Index) AddPack(p PackInfo) {
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	if _, ok := x.packPos[p.ID]; ok {
-		return
-	}
-	pos := int32(len(x.packs))
-	x.packs = append(x.packs, PackInfo{ID: p.ID, Size: p.Size, Hash: p.Hash})
-	x.packPos[p.ID] = pos
-	for _, b := range p.Blobs {
-		delete(x.inflight, b.ID)
-		if old, ok := x.blobs[b.ID]; !ok {
-			x.blobs[b.ID] = blobLoc{pack: pos, BlobInfo: b}
-		} else if x.cand[x.packs[old.pack].ID] && !x.cand[p.ID] {
-			// A copy outside the candidates comes first.
-			x.blobs[b.ID] = blobLoc{pack: pos, BlobInfo: b}
-			x.dups[b.ID] = append(x.dups[b.ID], old)
-		} else {
-			x.dups[b.ID] = append(x.dups[b.ID], blobLoc{pack: pos, BlobInfo: b})
-		}
-	}
-}
-
-// Alternates returns the further copies of a blob besides Lookup's.
-func (x *Index) Alternates(id snapshot.ID) []Location {
-	x.mu.RLock()
-	defer x.mu.RUnlock()
-	var out []Location
-	for _, l := range x.dups[id] {
-		p := x.packs[l.pack]
-		out = append(out, Location{Pack: p.ID, PackSize: p.Size, BlobInfo: l.BlobInfo})
-	}
-	return out
-}
-
-// Has reports whether a blob is stored.
-func (x *Index) Has(id snapshot.ID) bool {
-	x.mu.RLock()
-	_, ok := x.blobs[id]
-	x.mu.RUnlock()
-	return ok
-}
-
-// Lookup returns where a blob is stored.
-func (x *Index) Lookup(id snapshot.ID) (Location, bool) {
-	x.mu.RLock()
-	defer x.mu.RUnlock()
-	l, ok := x.blobs[id]
-	if !ok {
-		return Location{}, false
-	}
-	p := x.packs[l.pack]
-	return Location{Pack: p.ID, PackSize: p.Size, BlobInfo: l.BlobInfo}, true
-}
-
-// claim reports whether the caller should store id: false when the blob is
-// stored (outside prune's candidates) or another saver already claimed it.
-func (x *Index) claim(id snapshot.ID) bool {
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	if x.reusable(id) {
-		return false
-	}
-	if _, ok := x.inflight[id]; ok {
-		return false
-	}
-	x.inflight[id] = struct{}{}
-	return true
-}
-
-// Packs returns the known packs (without blob lists).
-func (x *Index) Packs() []PackInfo {
-	x.mu.RLock()
-	defer x.mu.RUnlock()
-	return append([]PackInfo(nil), x.packs...)
-}
-
-// Len returns the number of blobs.
-func (x *Index) Len() int {
-	x.mu.RLock()
-	defer x.mu.RUnlock()
-	return len(x.blobs)
-}
-
-// EachCopy calls fn for every stored copy of every blob (Each and the
-// alternates).
-func (x *Index) EachCopy(fn func(Location)) {
-	x.Each(fn)
-	x.mu.RLock()
-	defer x.mu.RUnlock()
-	for _, ls := range x.dups {
-		for _, l := range ls {
-			p := x.packs[l.pack]
-			fn(Location{Pack: p.ID, PackSize: p.Size, BlobInfo: l.BlobInfo})
-		}
-	}
-}
-
-// Duplicates returns how many blobs are stored more than once.
-func (x *Index) Duplicates() int {
-	x.mu.RLock()
-	defer x.mu.RUnlock()
-	return len(x.dups)
-}
-
-// Each calls fn for every blob.
-func (x *Index) Each(fn func(Location)) {
-	x.mu.RLock()
-	defer x.mu.RUnlock()
-	for _, l := range x.blobs {
-		p := x.packs[l.pack]
-		fn(Location{Pack: p.ID, PackSize: p.Size, BlobInfo: l.BlobInfo})
-	}
+	return nil
 }

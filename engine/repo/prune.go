@@ -18,6 +18,14 @@ import (
 // DefaultGrace is how old a pack must be before prune deletes or repacks it.
 const DefaultGrace = time.Hour
 
+// The index files prune writes hold at most indexFilePacks packs and
+// indexFileBlobs blobs (unless one pack has more): readers decode a file
+// whole, so its size bounds their memory.
+const (
+	indexFilePacks = 4096
+	indexFileBlobs = 1 << 17
+)
+
 // PruneOptions tune prune.
 type PruneOptions struct {
 	// Grace keeps every pack younger than this, whether an index lists it
@@ -350,11 +358,16 @@ func (r *Repository) prunePass(ctx context.Context, opts PruneOptions, total *Pr
 	if err := r.lock.Confirm(ctx); err != nil {
 		return stop(err)
 	}
-	for start := 0; start < len(keepPacks); start += 4096 {
-		batch := keepPacks[start:min(start+4096, len(keepPacks))]
-		if err := r.writeIndex(ctx, batch); err != nil {
+	for len(keepPacks) > 0 {
+		n, blobs := 0, 0
+		for n < len(keepPacks) && n < indexFilePacks && (n == 0 || blobs+len(keepPacks[n].Blobs) <= indexFileBlobs) {
+			blobs += len(keepPacks[n].Blobs)
+			n++
+		}
+		if err := r.writeIndex(ctx, keepPacks[:n]); err != nil {
 			return false, err
 		}
+		keepPacks = keepPacks[n:]
 	}
 	if len(newMark) > 0 {
 		if err := r.writeMark(ctx, newMark); err != nil {

@@ -389,10 +389,12 @@ func (r *Repository) unseal(key string, data []byte) ([]byte, error) {
 	if err != nil {
 		return nil, corrupt(key, "%v", err)
 	}
-	plain, err := io.ReadAll(rd)
-	if err != nil {
+	var pb bytes.Buffer
+	pb.Grow(len(data) + bytes.MinRead) // the plaintext is a little shorter than the age file
+	if _, err := pb.ReadFrom(rd); err != nil {
 		return nil, corrupt(key, "%v", err)
 	}
+	plain := pb.Bytes()
 	if len(plain) == 0 {
 		return nil, corrupt(key, "empty")
 	}
@@ -423,22 +425,17 @@ func (r *Repository) LoadIndex(ctx context.Context) error {
 	idx.setCandidates(candidates(marks))
 	var bad []error
 	var later []PackInfo
-	err = r.eachIndexFile(ctx, func(key string, packs []PackInfo, err error) error {
-		if errors.Is(err, ErrNotFound) {
-			return nil // merged by a prune since the listing (readers without a lock)
+	err = r.walkIndexFiles(ctx, idx.reserve, func(p PackInfo) {
+		if idx.candidate(p.ID) {
+			p.Blobs = slices.Clone(p.Blobs)
+			later = append(later, p)
+		} else {
+			idx.AddPack(p)
 		}
-		if err != nil {
+	}, func(key string, err error) {
+		if !errors.Is(err, ErrNotFound) { // else merged by a prune since the listing (readers without a lock)
 			bad = append(bad, err)
-			return nil
 		}
-		for _, p := range packs {
-			if idx.candidate(p.ID) {
-				later = append(later, p)
-			} else {
-				idx.AddPack(p)
-			}
-		}
-		return nil
 	})
 	if err != nil {
 		return err
@@ -446,6 +443,7 @@ func (r *Repository) LoadIndex(ctx context.Context) error {
 	for _, p := range later {
 		idx.AddPack(p)
 	}
+	idx.seal()
 	r.idx, r.badIndexes = idx, bad
 	return nil
 }
@@ -480,6 +478,53 @@ func (r *Repository) eachIndexFile(ctx context.Context, fn func(key string, pack
 			mu.Lock()
 			defer mu.Unlock()
 			return fn(key, packs, err)
+		})
+	}
+	return g.Wait()
+}
+
+// walkIndexFiles is eachIndexFile for loading: each index file is decoded
+// from its plaintext pack by pack (walkIndex), without a PackInfo slice
+// of the whole file; pack is called (serialized, with a Blobs slice reused
+// afterwards) only for files that decode completely, bad for the others.
+// reserve (may be nil) is told first how large the files are in all.
+func (r *Repository) walkIndexFiles(ctx context.Context, reserve func(bytes int64), pack func(PackInfo), bad func(key string, err error)) error {
+	var keys []string
+	var total int64
+	err := listObjects(ctx, r.b, "index/", func(obj *blob.ListObject) {
+		if !obj.IsDir && !strings.HasSuffix(obj.Key, "/") {
+			keys = append(keys, obj.Key)
+			total += obj.Size
+		}
+	})
+	if err != nil {
+		return err
+	}
+	if reserve != nil {
+		reserve(total)
+	}
+	var mu sync.Mutex
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(runtime.GOMAXPROCS(0) + 2)
+	for _, key := range keys {
+		g.Go(func() error {
+			plain, err := r.loadMeta(gctx, key)
+			if err == nil {
+				if err = walkIndex(plain, nil); err != nil {
+					err = &CorruptError{Object: key, Err: err}
+				}
+			}
+			var ce *CorruptError
+			if err != nil && !errors.As(err, &ce) && !errors.Is(err, ErrNotFound) {
+				return err
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				bad(key, err)
+				return nil
+			}
+			return walkIndexOnce(plain, pack)
 		})
 	}
 	return g.Wait()

@@ -33,7 +33,7 @@ type Options struct {
 	Host         string // host of the snapshots (default "gen-host")
 	Target       string // target name and top directory (default "gen")
 	Seed         uint64 // varies the content, so two repositories share no blob
-	PackSize     int    // pack size (0: the repository default)
+	PackSize     int    // pack size (default 1 MiB: 16384 blobs of 64 bytes, as packs of small files hold thousands)
 }
 
 // Result describes what was written.
@@ -64,6 +64,9 @@ func (o *Options) defaults() error {
 	}
 	if o.Snapshots <= 0 {
 		o.Snapshots = 4
+	}
+	if o.PackSize == 0 {
+		o.PackSize = 1 << 20
 	}
 	if o.Host == "" {
 		o.Host = "gen-host"
