@@ -115,13 +115,7 @@ func (a *app) backupSummary(res *engine.BackupResult) error {
 			return err
 		}
 	} else {
-		for _, w := range res.Warnings {
-			fmt.Fprintf(a.stderr, "warning: could not read %s\n", termSafe(w))
-		}
-		parent := "none"
-		if sn.Parent != nil {
-			parent = sn.Parent.Short()
-		}
+		parent := a.warnUnread(res)
 		fmt.Fprintf(a.stdout, "snapshot %s saved (target %s, parent %s)\n", sn.ID.Short(), sn.Target, parent)
 		fmt.Fprintf(a.stdout, "  %d files, %d dirs, %d others, %s in, %s read\n", st.Files, st.Dirs, st.Others,
 			humanize.Bytes(st.BytesIn), humanize.Bytes(st.BytesRead))
@@ -131,6 +125,18 @@ func (a *app) backupSummary(res *engine.BackupResult) error {
 		return partialError{len(res.Warnings)}
 	}
 	return nil
+}
+
+// warnUnread prints the files a backup could not read and returns the
+// short ID of its parent ("none").
+func (a *app) warnUnread(res *engine.BackupResult) (parent string) {
+	for _, w := range res.Warnings {
+		fmt.Fprintf(a.stderr, "warning: could not read %s\n", termSafe(w))
+	}
+	if p := res.Snapshot.Parent; p != nil {
+		return p.Short()
+	}
+	return "none"
 }
 
 // dryRunSummary says what a backup --dry-run would have saved.
@@ -146,13 +152,7 @@ func (a *app) dryRunSummary(res *engine.BackupResult) error {
 			return err
 		}
 	} else {
-		for _, w := range res.Warnings {
-			fmt.Fprintf(a.stderr, "warning: could not read %s\n", termSafe(w))
-		}
-		parent := "none"
-		if sn.Parent != nil {
-			parent = sn.Parent.Short()
-		}
+		parent := a.warnUnread(res)
 		fmt.Fprintf(a.stdout, "dry run: nothing written (target %s, parent %s)\n", sn.Target, parent)
 		fmt.Fprintf(a.stdout, "  would save %d files, %d dirs, %d others, %s in (%s read)\n", st.Files, st.Dirs, st.Others,
 			humanize.Bytes(st.BytesIn), humanize.Bytes(st.BytesRead))
