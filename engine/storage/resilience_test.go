@@ -187,15 +187,19 @@ func TestS3SilentEndpoint(t *testing.T) {
 	t.Logf("silent for 3 s during an upload:\n%s", lb2.String())
 	assert.NotEmpty(t, lb2.lines(), "the silence was detected and retried")
 
-	// Slow but moving: 32 KiB every 10 ms is ~3 s for 8 MiB, with an
-	// idle timeout of 1 s and no retry.
-	px.SetDelay(10 * time.Millisecond)
+	// Slow but moving: a 20 ms delay per chunk makes 16 MiB take ~7 s, longer
+	// than an idle timeout of 3 s, with no retry. (1 s of idle was too
+	// little for the server's answer after the last byte under -race on
+	// a loaded machine.)
+	px.SetDelay(20 * time.Millisecond)
 	px.Set(miniotest.Delay)
-	b3, lb3 := faultBucket(t, srv, px.Endpoint(), fast("1"))
+	slow := fast("1")
+	slow.Set("idle_timeout", "3s")
+	b3, lb3 := faultBucket(t, srv, px.Endpoint(), slow)
 	start = time.Now()
-	require.NoError(t, storage.WriteNew(ctx, b3, "data/00/slow", randomBytes(8<<20)))
+	require.NoError(t, storage.WriteNew(ctx, b3, "data/00/slow", randomBytes(16<<20)))
 	t.Logf("slow upload took %v", time.Since(start).Round(time.Millisecond))
-	assert.Greater(t, time.Since(start), 2*time.Second, "the upload was slow")
+	assert.Greater(t, time.Since(start), 3*time.Second, "the upload was slower than the idle timeout")
 	assert.Empty(t, lb3.lines())
 }
 
