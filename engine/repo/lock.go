@@ -547,6 +547,11 @@ func (l *Lock) others(ctx context.Context, b *blob.Bucket) ([]LockInfo, error) {
 		if now, ok = clock.latest(own); ok {
 			break
 		}
+		// Not listed because it is gone: the lease ran out (a stalled
+		// refresh) and another process removed it as stale.
+		if err := l.Confirm(ctx); err != nil {
+			return nil, err
+		}
 		if try == 2 {
 			return nil, fmt.Errorf("list locks: own lock %s not listed, cannot read the storage's clock", own[len(own)-1])
 		}

@@ -172,3 +172,17 @@ func (r hookReader) As(any) bool                { return false }
 func (r hookReader) Attributes() *driver.ReaderAttributes {
 	return &driver.ReaderAttributes{ModTime: r.rd.ModTime(), Size: r.rd.Size()}
 }
+
+// TestOthersOwnLockRemoved: a lock whose object another process removed
+// as stale (its refresh stalled past the lease) is lost; others() says so
+// instead of failing on the storage's clock.
+func TestOthersOwnLockRemoved(t *testing.T) {
+	ctx := context.Background()
+	b := memblob.OpenBucket(nil)
+	l, err := AcquireLock(ctx, b, false, "test", 0)
+	require.NoError(t, err)
+	defer l.Unlock(ctx)
+	require.NoError(t, b.Delete(ctx, l.Key()))
+	_, err = l.others(ctx, b)
+	require.ErrorIs(t, err, ErrLockLost)
+}
