@@ -47,8 +47,8 @@ type Options struct {
 	// ExcludeTables are pg_dump --exclude-table patterns (table or
 	// schema.table, * and ? wildcards), applied to every database.
 	ExcludeTables []string
-	// Jobs is how many pg_dumps run at once (default 1; each is one
-	// connection). With Jobs > 1 each database is dumped as a pre-data
+	// Jobs is how many data pg_dumps run at once (default 1; each is one
+	// connection; the pre-data and post-data ones run beside them). With Jobs > 1 each database is dumped as a pre-data
 	// archive, up to Jobs data-only archives (tables spread by size) and
 	// a post-data archive, all from the same snapshot, so one database is
 	// dumped in parallel and restored in parallel without a local copy;
@@ -327,27 +327,30 @@ func (s *Source) Walk(ctx context.Context, warn func(string, error), fn func(sna
 	var items []item
 	if s.opts.Globals {
 		items = append(items, item{GlobalsFile, nil, func() (io.ReadCloser, error) {
-			return d.run(ctx, GlobalsFile, pgDumpAll, "-w", "--globals-only", "--no-role-passwords", "-d", s.conn.URL(s.controlDB()))
+			return d.run(ctx, GlobalsFile, false, pgDumpAll, "-w", "--globals-only", "--no-role-passwords", "-d", s.conn.URL(s.controlDB()))
 		}})
 	}
 	for _, db := range dbs {
 		items = append(items, item{path: EncodeName(db) + SuffixProps, mem: props[db]})
-		base := []string{"-w", "-Fc", "--snapshot=" + snapshots[db], "-d", s.conn.URL(db)}
+		// -Z0: the repository compresses (zstd) and deduplicates; a
+		// gzipped archive would cost pg_dump and pg_restore CPU and
+		// leave the repository nothing to compress or deduplicate.
+		base := []string{"-w", "-Fc", "-Z0", "--snapshot=" + snapshots[db], "-d", s.conn.URL(db)}
 		for _, p := range s.opts.ExcludeTables {
 			base = append(base, "--exclude-table="+p)
 		}
-		add := func(suffix, what string, args ...string) {
+		add := func(suffix, what string, data bool, args ...string) {
 			args = append(slices.Clone(base), args...)
 			items = append(items, item{EncodeName(db) + suffix, nil, func() (io.ReadCloser, error) {
-				return d.run(ctx, what, pgDump, args...)
+				return d.run(ctx, what, data, pgDump, args...)
 			}})
 		}
 		if !split {
-			add(SuffixDump, "pg_dump of "+db)
+			add(SuffixDump, "pg_dump of "+db, true)
 			continue
 		}
-		add(SuffixPre, "pg_dump --section=pre-data of "+db, "--section=pre-data")
-		add(SuffixPost, "pg_dump --section=post-data of "+db, "--section=post-data")
+		add(SuffixPre, "pg_dump --section=pre-data of "+db, false, "--section=pre-data")
+		add(SuffixPost, "pg_dump --section=post-data of "+db, false, "--section=post-data")
 		// The first data archive holds everything but the tables of the
 		// others: sequences, large objects, extension configuration and
 		// tables created since the listing.
@@ -359,9 +362,9 @@ func (s *Source) Walk(ctx context.Context, warn func(string, error), fn func(sna
 				args = append(args, "--table="+t)
 				rest = append(rest, "--exclude-table="+t)
 			}
-			add(DataSuffix(i+1), fmt.Sprintf("pg_dump --section=data (part %d) of %s", i+1, db), append([]string{"--section=data"}, args...)...)
+			add(DataSuffix(i+1), fmt.Sprintf("pg_dump --section=data (part %d) of %s", i+1, db), true, append([]string{"--section=data"}, args...)...)
 		}
-		add(DataSuffix(0), "pg_dump --section=data (part 0) of "+db, append([]string{"--section=data"}, rest...)...)
+		add(DataSuffix(0), "pg_dump --section=data (part 0) of "+db, true, append([]string{"--section=data"}, rest...)...)
 	}
 	slices.SortFunc(items, func(a, b item) int { return snapshot.ComparePaths(a.path, b.path) })
 	for _, it := range items {
@@ -521,12 +524,23 @@ func (s *Source) databases(ctl *Session) ([]string, error) {
 
 // run starts a dump program and returns its stdout; reading it to the
 // end returns the program's failure (with its stderr) instead of EOF.
-func (d *dump) run(ctx context.Context, what, bin string, args ...string) (io.ReadCloser, error) {
-	select {
-	case d.sem <- struct{}{}:
-	case <-ctx.Done():
-		d.streams.Finish(ctx.Err())
-		return nil, ctx.Err()
+// Programs dumping data (whole or data-only archives) run at most Jobs at
+// once; the others (schema sections, globals: catalog reads, mostly
+// waiting on the server) start when the engine opens them, so their
+// fixed cost overlaps the data dumps.
+func (d *dump) run(ctx context.Context, what string, data bool, bin string, args ...string) (io.ReadCloser, error) {
+	if data {
+		select {
+		case d.sem <- struct{}{}:
+		case <-ctx.Done():
+			d.streams.Finish(ctx.Err())
+			return nil, ctx.Err()
+		}
+	}
+	release := func() {
+		if data {
+			<-d.sem
+		}
 	}
 	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Env = d.s.conn.Env()
@@ -537,23 +551,24 @@ func (d *dump) run(ctx context.Context, what, bin string, args ...string) (io.Re
 		err = cmd.Start()
 	}
 	if err != nil {
-		<-d.sem
+		release()
 		err = fmt.Errorf("postgres: %s: %w", what, err)
 		d.streams.Finish(err)
 		return nil, err
 	}
-	return &procReader{what: what, cmd: cmd, out: out, stderr: stderr, d: d}, nil
+	return &procReader{what: what, cmd: cmd, out: out, stderr: stderr, d: d, release: release}, nil
 }
 
 // procReader reads a dump program's stdout.
 type procReader struct {
-	what   string
-	cmd    *exec.Cmd
-	out    io.ReadCloser
-	stderr *bytes.Buffer
-	d      *dump
-	err    error
-	done   bool
+	what    string
+	cmd     *exec.Cmd
+	out     io.ReadCloser
+	stderr  *bytes.Buffer
+	d       *dump
+	release func() // frees the program's place among the Jobs
+	err     error
+	done    bool
 }
 
 func (p *procReader) Read(b []byte) (int, error) {
@@ -584,7 +599,7 @@ func (p *procReader) end(readErr error) error {
 		_ = p.cmd.Process.Kill()
 	}
 	err := p.cmd.Wait()
-	<-p.d.sem
+	p.release()
 	if err == nil && readErr != nil {
 		err = readErr
 	}
