@@ -126,7 +126,43 @@ func Binary(binDir, name string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("postgres: %s not found on PATH (install postgresql-client-15 or newer, at least the server's version)", name)
 	}
-	return p, nil
+	return unwrap(p, name), nil
+}
+
+// libRoot holds Debian's versioned PostgreSQL programs (N/bin/NAME).
+var libRoot = "/usr/lib/postgresql"
+
+// unwrap returns the program Debian's pg_wrapper would run for path, a
+// link to it: the newest installed version's, which the wrapper picks
+// for psql and, with a remote server, the dump programs (all read older
+// servers). The wrapper is a Perl script deciding anew at each start,
+// 0.3-0.6 s of a loaded machine per program, and a backup or restore
+// starts several. With PGCLUSTER set (the wrapper's choice of a local
+// cluster's version) or no versioned program, path itself.
+func unwrap(path, name string) string {
+	if os.Getenv("PGCLUSTER") != "" {
+		return path
+	}
+	real, err := filepath.EvalSymlinks(path)
+	if err != nil || filepath.Base(real) != "pg_wrapper" {
+		return path
+	}
+	best, bestV := "", -1.0
+	cands, _ := filepath.Glob(filepath.Join(libRoot, "*", "bin", name))
+	for _, c := range cands {
+		v, err := strconv.ParseFloat(filepath.Base(filepath.Dir(filepath.Dir(c))), 64)
+		if err != nil || v <= bestV {
+			continue
+		}
+		if st, err := os.Stat(c); err != nil || st.IsDir() || st.Mode()&0o111 == 0 {
+			continue
+		}
+		best, bestV = c, v
+	}
+	if best == "" {
+		return path
+	}
+	return best
 }
 
 // Session is a psql process holding one connection, fed statements one
