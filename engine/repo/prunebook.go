@@ -68,11 +68,17 @@ func (r *Repository) loadPruneBook(ctx context.Context, cand map[snapshot.ID]boo
 	if len(damaged) > 0 {
 		return nil, fmt.Errorf("%w (and %d damaged index files in all; `lifeboat check --repair` rebuilds the index)", damaged[0], len(damaged))
 	}
+	return newPruneBook(x, files, file, cand), nil
+}
+
+// newPruneBook seals x (packs added, nothing looked up yet) and sizes the
+// bookkeeping for it.
+func newPruneBook(x *Index, files []string, file []int, cand map[snapshot.ID]bool) *pruneBook {
 	x.seal()
-	n, np := x.tab.n, len(file)
+	n, np := x.tab.n, len(x.packs)
 	return &pruneBook{x: x, packs: x.Packs(), files: files, file: file, cand: cand,
 		used: newBitset(n), kept: newBitset(n),
-		blobs: make([]int, np), keptN: make([]int, np), unused: make([]int64, np), keptData: make([]bool, np)}, nil
+		blobs: make([]int, np), keptN: make([]int, np), unused: make([]int64, np), keptData: make([]bool, np)}
 }
 
 // num returns a pack's number, if the index read lists it.
