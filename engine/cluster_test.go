@@ -101,7 +101,7 @@ func TestClusterNodeKilled(t *testing.T) {
 	sec := miniotest.Start(t)
 	sec.CreateBucket(t, "secondary")
 
-	logs := &syncBuf{}
+	logs := &miniotest.Log{}
 	url := "s3://primary?endpoint=" + cl.endpoint + "&region=us-east-1&use_path_style=true" + os.Getenv("LIFEBOAT_CLUSTER_PARAMS")
 	b, err := storage.OpenWith(ctx, url, storage.OpenOptions{Ping: true, Logger: slog.New(slog.NewTextHandler(logs, nil))})
 	require.NoError(t, err)

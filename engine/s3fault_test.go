@@ -1,13 +1,10 @@
 package engine_test
 
 import (
-	"bytes"
 	"context"
-	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,26 +13,8 @@ import (
 	"github.com/lifeboat-backup/lifeboat/engine/repo"
 	"github.com/lifeboat-backup/lifeboat/engine/repo/repotest"
 	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
-	"github.com/lifeboat-backup/lifeboat/engine/storage"
 	"github.com/lifeboat-backup/lifeboat/engine/storage/miniotest"
 )
-
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // flaky runs a cycle of network faults on px until stop is closed: the
 // endpoint resets connections, goes silent for longer than the idle
@@ -75,14 +54,9 @@ func flaky(px *miniotest.Proxy, stop <-chan struct{}) {
 func TestBackupThroughFaultyStore(t *testing.T) {
 	t.Parallel()
 	srv := miniotest.Shared(t)
-	srv.CreateBucket(t, "faulty-store")
 	th := miniotest.StartThrottle(t, srv.Endpoint, func(n int, _ *http.Request) bool { return n%4 == 1 })
 	px := miniotest.StartProxy(t, strings.TrimPrefix(th.Endpoint(), "http://"))
-	logs := &syncBuf{}
-	u := srv.URLVia(px.Endpoint(), "faulty-store", url.Values{"idle_timeout": {"1s"}, "connect_timeout": {"1s"}, "response_timeout": {"20s"}})
-	b, err := storage.OpenWith(context.Background(), u, storage.OpenOptions{Logger: slog.New(slog.NewTextHandler(logs, nil))})
-	require.NoError(t, err)
-	t.Cleanup(func() { b.Close() })
+	b, logs := srv.OpenVia(t, px.Endpoint(), "faulty-store", url.Values{"idle_timeout": {"1s"}, "connect_timeout": {"1s"}, "response_timeout": {"20s"}})
 
 	tr := repotest.Init(t, b, repotest.SmallChunks, 512<<10)
 	src := genTree(t, 6<<20, 26)

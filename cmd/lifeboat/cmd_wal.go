@@ -116,17 +116,9 @@ EXECUTE on pg_switch_wal (superuser, or GRANT EXECUTE ON FUNCTION pg_switch_wal(
 			if every < time.Second {
 				return usagef("--every must be at least 1s")
 			}
-			var pw string
-			if !t.PasswordFile.IsZero() {
-				b, err := t.PasswordFile.Read()
-				if err != nil {
-					return fmt.Errorf("target %s: password: %w", t.Name, err)
-				}
-				pw = strings.TrimRight(string(b), "\r\n")
-			}
-			conn, err := postgres.ParseDSN(t.DSN, pw)
+			conn, err := targetConn(t)
 			if err != nil {
-				return usageError{err}
+				return err
 			}
 			psql, err := postgres.Binary("", "psql")
 			if err != nil {
@@ -167,6 +159,24 @@ func (a *app) walTarget(name string) (*policies.Target, error) {
 		return nil, usagef("target %q is %s, not postgres", t.Name, t.Kind)
 	}
 	return t, nil
+}
+
+// targetConn is the connection to postgres target t's server: its dsn,
+// with the password of its password_file (line ends dropped).
+func targetConn(t *policies.Target) (*postgres.Conn, error) {
+	var pw string
+	if !t.PasswordFile.IsZero() {
+		b, err := t.PasswordFile.Read()
+		if err != nil {
+			return nil, fmt.Errorf("target %s: password: %w", t.Name, err)
+		}
+		pw = strings.TrimRight(string(b), "\r\n")
+	}
+	conn, err := postgres.ParseDSN(t.DSN, pw)
+	if err != nil {
+		return nil, usageError{err}
+	}
+	return conn, nil
 }
 
 // writeWALMetrics writes wal push's gauges as a Prometheus textfile

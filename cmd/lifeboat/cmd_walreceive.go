@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"path/filepath"
 	"regexp"
@@ -76,17 +75,9 @@ func walSlot(policy, target string) string {
 
 // walReceive runs target t's WAL receiver into r until ctx ends.
 func (a *app) walReceive(ctx context.Context, p *policies.Policy, t *policies.Target, r *repo.Repository, spool, slot string) error {
-	var pw string
-	if !t.PasswordFile.IsZero() {
-		b, err := t.PasswordFile.Read()
-		if err != nil {
-			return fmt.Errorf("target %s: password: %w", t.Name, err)
-		}
-		pw = strings.TrimRight(string(b), "\r\n")
-	}
-	conn, err := postgres.ParseDSN(t.DSN, pw)
+	conn, err := targetConn(t)
 	if err != nil {
-		return usageError{err}
+		return err
 	}
 	bin, err := postgres.Binary("", "pg_receivewal")
 	if err != nil {

@@ -7,10 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/url"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -22,44 +20,6 @@ import (
 	"github.com/lifeboat-backup/lifeboat/engine/storage"
 	"github.com/lifeboat-backup/lifeboat/engine/storage/miniotest"
 )
-
-// logBuf collects the retry log of a bucket.
-type logBuf struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
-func (l *logBuf) lines() []string {
-	s := strings.TrimSpace(l.String())
-	if s == "" {
-		return nil
-	}
-	return strings.Split(s, "\n")
-}
-
-// faultBucket opens a fresh bucket of the shared MinIO through endpoint (a
-// proxy's) with the given URL parameters; the retries log into the
-// returned buffer.
-func faultBucket(t *testing.T, srv *miniotest.Server, endpoint string, params url.Values) (*blob.Bucket, *logBuf) {
-	t.Helper()
-	name := newBucketName()
-	srv.CreateBucket(t, name)
-	lb := &logBuf{}
-	b := open(t, srv.URLVia(endpoint, name, params), storage.OpenOptions{Logger: slog.New(slog.NewTextHandler(lb, nil))})
-	return b, lb
-}
 
 func randomBytes(n int) []byte {
 	b := make([]byte, n)
@@ -80,7 +40,7 @@ func TestS3SlowDownRetried(t *testing.T) {
 	t.Parallel()
 	srv := miniotest.Shared(t)
 	th := miniotest.StartThrottle(t, srv.Endpoint, func(n int, _ *http.Request) bool { return n%3 != 2 })
-	b, lb := faultBucket(t, srv, th.Endpoint(), nil)
+	b, lb := srv.OpenVia(t, th.Endpoint(), newBucketName(), nil)
 	ctx := context.Background()
 
 	small, big := randomBytes(1000), randomBytes(17<<20) // big goes multipart
@@ -100,7 +60,7 @@ func TestS3SlowDownRetried(t *testing.T) {
 	require.NoError(t, err)
 	require.False(t, ok)
 
-	lines := lb.lines()
+	lines := lb.Lines()
 	t.Logf("%d requests, %d refused with SlowDown, %d retries logged", th.Requests(), th.Injected(), len(lines))
 	require.Positive(t, th.Injected())
 	// Every refused request was retried (none failed) and logged once.
@@ -117,14 +77,14 @@ func TestS3RetriesBounded(t *testing.T) {
 	t.Parallel()
 	srv := miniotest.Shared(t)
 	th := miniotest.StartThrottle(t, srv.Endpoint, func(int, *http.Request) bool { return true })
-	b, lb := faultBucket(t, srv, th.Endpoint(), url.Values{"max_attempts": {"3"}})
+	b, lb := srv.OpenVia(t, th.Endpoint(), newBucketName(), url.Values{"max_attempts": {"3"}})
 	start := time.Now()
 	_, err := storage.Read(context.Background(), b, "config")
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "config")
 	assert.Contains(t, err.Error(), "SlowDown")
 	assert.Equal(t, 3, th.Requests(), "3 attempts in all")
-	assert.Len(t, lb.lines(), 2, "2 retries, each logged once")
+	assert.Len(t, lb.Lines(), 2, "2 retries, each logged once")
 	t.Logf("gave up after %v: %v", time.Since(start).Round(time.Millisecond), err)
 }
 
@@ -134,7 +94,7 @@ func TestS3ConnectionResetRetried(t *testing.T) {
 	t.Parallel()
 	srv := miniotest.Shared(t)
 	px := miniotest.StartProxy(t, srv.Addr)
-	b, lb := faultBucket(t, srv, px.Endpoint(), nil)
+	b, lb := srv.OpenVia(t, px.Endpoint(), newBucketName(), nil)
 	ctx := context.Background()
 	data := randomBytes(3 << 20)
 	require.NoError(t, storage.WriteNew(ctx, b, "data/00/before", data))
@@ -150,7 +110,7 @@ func TestS3ConnectionResetRetried(t *testing.T) {
 	got, err = storage.Read(ctx, b, "data/00/during")
 	require.NoError(t, err)
 	require.True(t, bytes.Equal(data, got))
-	require.NotEmpty(t, lb.lines())
+	require.NotEmpty(t, lb.Lines())
 	t.Logf("retries:\n%s", lb.String())
 	assert.Contains(t, lb.String(), "object=data/00/during")
 }
@@ -163,7 +123,7 @@ func TestS3SilentEndpoint(t *testing.T) {
 	t.Parallel()
 	srv := miniotest.Shared(t)
 	px := miniotest.StartProxy(t, srv.Addr)
-	b, lb := faultBucket(t, srv, px.Endpoint(), fast("3"))
+	b, lb := srv.OpenVia(t, px.Endpoint(), newBucketName(), fast("3"))
 	ctx := context.Background()
 	data := randomBytes(4 << 20)
 	require.NoError(t, storage.WriteNew(ctx, b, "data/00/a", data))
@@ -176,16 +136,16 @@ func TestS3SilentEndpoint(t *testing.T) {
 	require.Error(t, err)
 	t.Logf("silent endpoint: failed after %v: %v", took.Round(time.Millisecond), err)
 	assert.Less(t, took, 20*time.Second)
-	assert.Len(t, lb.lines(), 2)
+	assert.Len(t, lb.Lines(), 2)
 
 	// Silent for a moment, in the middle of an upload.
 	px.Set(miniotest.Pass)
-	b2, lb2 := faultBucket(t, srv, px.Endpoint(), fast("10"))
+	b2, lb2 := srv.OpenVia(t, px.Endpoint(), newBucketName(), fast("10"))
 	time.AfterFunc(200*time.Millisecond, func() { px.Set(miniotest.Blackhole) })
 	time.AfterFunc(3200*time.Millisecond, func() { px.Set(miniotest.Pass) })
 	require.NoError(t, storage.WriteNew(ctx, b2, "data/00/b", randomBytes(24<<20)))
 	t.Logf("silent for 3 s during an upload:\n%s", lb2.String())
-	assert.NotEmpty(t, lb2.lines(), "the silence was detected and retried")
+	assert.NotEmpty(t, lb2.Lines(), "the silence was detected and retried")
 
 	// Slow but moving: a 20 ms delay per chunk makes 16 MiB take ~7 s, longer
 	// than an idle timeout of 3 s, with no retry. (1 s of idle was too
@@ -195,12 +155,12 @@ func TestS3SilentEndpoint(t *testing.T) {
 	px.Set(miniotest.Delay)
 	slow := fast("1")
 	slow.Set("idle_timeout", "3s")
-	b3, lb3 := faultBucket(t, srv, px.Endpoint(), slow)
+	b3, lb3 := srv.OpenVia(t, px.Endpoint(), newBucketName(), slow)
 	start = time.Now()
 	require.NoError(t, storage.WriteNew(ctx, b3, "data/00/slow", randomBytes(16<<20)))
 	t.Logf("slow upload took %v", time.Since(start).Round(time.Millisecond))
 	assert.Greater(t, time.Since(start), 3*time.Second, "the upload was slower than the idle timeout")
-	assert.Empty(t, lb3.lines())
+	assert.Empty(t, lb3.Lines())
 }
 
 // TestS3ReadResumes: a download cut in the middle of the body (a node
@@ -209,7 +169,7 @@ func TestS3ReadResumes(t *testing.T) {
 	t.Parallel()
 	srv := miniotest.Shared(t)
 	px := miniotest.StartProxy(t, srv.Addr)
-	b, lb := faultBucket(t, srv, px.Endpoint(), nil)
+	b, lb := srv.OpenVia(t, px.Endpoint(), newBucketName(), nil)
 	ctx := context.Background()
 	data := randomBytes(5 << 20)
 	require.NoError(t, storage.WriteNew(ctx, b, "data/00/x", data))
@@ -228,7 +188,7 @@ func TestS3ReadResumes(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, rd.Close())
 	require.True(t, bytes.Equal(data[1000:1000+3<<20], got), "range read back exactly")
-	assert.Len(t, lb.lines(), 2)
+	assert.Len(t, lb.Lines(), 2)
 }
 
 // TestS3LostAnswerIsOurs: the answer to a write-once PUT is lost after the
@@ -239,13 +199,13 @@ func TestS3LostAnswerIsOurs(t *testing.T) {
 	t.Parallel()
 	srv := miniotest.Shared(t)
 	px := miniotest.StartProxy(t, srv.Addr)
-	b, lb := faultBucket(t, srv, px.Endpoint(), nil)
+	b, lb := srv.OpenVia(t, px.Endpoint(), newBucketName(), nil)
 	ctx := context.Background()
 	data := randomBytes(100 << 10)
 
 	px.CutAfter(20) // in the response status line
 	require.NoError(t, storage.WriteNew(ctx, b, "snapshots/mine", data))
-	require.NotEmpty(t, lb.lines(), "the PUT was retried")
+	require.NotEmpty(t, lb.Lines(), "the PUT was retried")
 	got, err := storage.Read(ctx, b, "snapshots/mine")
 	require.NoError(t, err)
 	require.True(t, bytes.Equal(data, got))
@@ -261,7 +221,7 @@ func TestS3LostAnswerIsOurs(t *testing.T) {
 // several connections at once. Not parallel: the limit is the process's.
 func TestS3BandwidthLimit(t *testing.T) {
 	srv := miniotest.Shared(t)
-	b, _ := faultBucket(t, srv, srv.Endpoint, nil)
+	b, _ := srv.OpenVia(t, srv.Endpoint, newBucketName(), nil)
 	ctx := context.Background()
 	t.Cleanup(func() { _ = storage.SetLimits(0, 0) })
 	const size, conns = 1 << 20, 3 // 3 MiB in all

@@ -21,7 +21,7 @@ const module = "github.com/lifeboat-backup/lifeboat"
 // helper packages (…test, internal/testutil) sit with what they test.
 var layers = [][]string{
 	// 0: the model and small utilities
-	{"engine/snapshot", "retention", "targets", "internal/atomicfile", "internal/inflight", "internal/jsonl",
+	{"engine/snapshot", "retention", "targets", "targets/physicalbase", "internal/atomicfile", "internal/inflight", "internal/jsonl",
 		"internal/redact", "internal/zeros", "internal/scratch", "internal/humanize", "internal/report"},
 	// 1: storage, configuration, chunking
 	{"engine/storage", "policies", "engine/repo/chunker"},

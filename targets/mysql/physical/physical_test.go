@@ -90,7 +90,7 @@ func TestBackupRestoreStart(t *testing.T) {
 		require.NoError(t, err, string(out))
 	}
 	dir := filepath.Join(t.TempDir(), "datadir")
-	o := Owner{os.Geteuid(), os.Getegid()}
+	o := Owner{UID: os.Geteuid(), GID: os.Getegid()}
 	require.NoError(t, PrepareDir(dir, o))
 	var prog snapshot.Progress
 	st, err := Extract(context.Background(), bytes.NewReader(stream), dir, &prog)
@@ -177,7 +177,7 @@ func TestExtractRefuses(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "d")
-			require.NoError(t, PrepareDir(dir, Owner{os.Geteuid(), os.Getegid()}))
+			require.NoError(t, PrepareDir(dir, Owner{UID: os.Geteuid(), GID: os.Getegid()}))
 			_, err := Extract(context.Background(), bytes.NewReader(tc.stream), dir, nil)
 			require.ErrorContains(t, err, tc.want)
 		})

@@ -12,13 +12,13 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"time"
 
 	driver "github.com/go-sql-driver/mysql"
 
 	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
 	"github.com/lifeboat-backup/lifeboat/targets/mysql"
+	"github.com/lifeboat-backup/lifeboat/targets/physicalbase"
 )
 
 // Entry is the name of the one entry of a physical base snapshot.
@@ -43,10 +43,7 @@ type Options struct {
 type Source struct {
 	opts Options
 	cfg  *driver.Config
-
-	mu      sync.Mutex
-	rpTime  time.Time
-	details map[string]string
+	rp   physicalbase.Point
 }
 
 // New checks the options; it does not connect.
@@ -77,11 +74,7 @@ func (s *Source) AllOrNothing() bool { return true }
 // finished, at or after that point. Details: method=physical,
 // binlog_file, binlog_position, gtid_binlog_pos (as a logical dump's),
 // start_time, tool (mariabackup's version line).
-func (s *Source) RecoveryPoint() (time.Time, map[string]string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.rpTime, s.details
-}
+func (s *Source) RecoveryPoint() (time.Time, map[string]string) { return s.rp.Get() }
 
 // Walk implements engine.Source: one file entry, backup.xbstream, whose
 // content is mariabackup's stream (nothing is stored locally).
@@ -152,48 +145,14 @@ func (s *Source) start(ctx context.Context) (io.ReadCloser, error) {
 	}
 	target := filepath.Join(tmp, "target")
 	started := time.Now().UTC()
-	cmd := exec.CommandContext(ctx, bin, "--defaults-extra-file="+cnf, "--backup", "--stream=xbstream",
-		"--target-dir="+target, "--parallel=1")
-	cmd.WaitDelay = 5 * time.Second
-	stderr := &bytes.Buffer{}
-	cmd.Stderr = stderr
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		os.RemoveAll(tmp)
-		return nil, err
-	}
-	if err := cmd.Start(); err != nil {
-		os.RemoveAll(tmp)
-		return nil, fmt.Errorf("mysql: start mariabackup: %w", err)
-	}
-	return &stream{s: s, cmd: cmd, out: out, stderr: stderr, started: started, tmp: tmp}, nil
-}
-
-type stream struct {
-	s       *Source
-	cmd     *exec.Cmd
-	out     io.ReadCloser
-	stderr  *bytes.Buffer
-	started time.Time
-	tmp     string
-	done    bool
-	err     error
-}
-
-func (st *stream) Read(p []byte) (int, error) {
-	if st.done {
-		return 0, st.err
-	}
-	n, err := st.out.Read(p)
-	if err == io.EOF {
-		st.finish()
-		if st.err != nil {
-			return n, st.err
-		}
-		st.err = io.EOF
-		return n, io.EOF
-	}
-	return n, err
+	return physicalbase.Start(physicalbase.Tool{
+		Cmd: exec.CommandContext(ctx, bin, "--defaults-extra-file="+cnf, "--backup", "--stream=xbstream",
+			"--target-dir="+target, "--parallel=1"),
+		Kind:    "mysql",
+		Name:    "mariabackup",
+		Finish:  func(log string, waitErr error) error { return s.finish(started, log, waitErr) },
+		Cleanup: func() { os.RemoveAll(tmp) },
+	})
 }
 
 var (
@@ -221,40 +180,19 @@ func ParseBinlogInfo(log string) map[string]string {
 	return d
 }
 
-// finish waits for mariabackup and records the recovery point from its
-// log.
-func (st *stream) finish() {
-	st.done = true
-	defer os.RemoveAll(st.tmp)
-	if err := st.cmd.Wait(); err != nil {
-		st.err = fmt.Errorf("mysql: mariabackup failed (%v): %s", err, lastLines(st.stderr.String(), 15))
-		return
+// finish records the recovery point from the log of a mariabackup that
+// ended.
+func (s *Source) finish(started time.Time, log string, waitErr error) error {
+	if waitErr != nil {
+		return fmt.Errorf("mysql: mariabackup failed (%v): %s", waitErr, lastLines(log, 15))
 	}
-	log := st.stderr.String()
 	if !strings.Contains(log, "completed OK!") {
-		st.err = fmt.Errorf("mysql: mariabackup did not report success: %s", lastLines(log, 15))
-		return
+		return fmt.Errorf("mysql: mariabackup did not report success: %s", lastLines(log, 15))
 	}
 	d := ParseBinlogInfo(log)
-	d["start_time"] = st.started.Format(time.RFC3339Nano)
-	st.s.mu.Lock()
-	st.s.rpTime = time.Now().UTC()
-	st.s.details = d
-	st.s.mu.Unlock()
-}
-
-func (st *stream) Close() error {
-	if !st.done {
-		_ = st.cmd.Process.Kill()
-		_ = st.cmd.Wait()
-		st.done = true
-		os.RemoveAll(st.tmp)
-		return errors.New("mysql: mariabackup output not read to the end")
-	}
-	if st.err == io.EOF {
-		return nil
-	}
-	return st.err
+	d["start_time"] = started.Format(time.RFC3339Nano)
+	s.rp.Set(time.Now().UTC(), d)
+	return nil
 }
 
 // lastLines is the end of a tool's log, for its error.

@@ -64,7 +64,7 @@ func tarOf(t *testing.T, entries map[string]string, extra ...*tar.Header) []byte
 func TestUntarAndRecoverySettings(t *testing.T) {
 	ctx := context.Background()
 	dir := filepath.Join(t.TempDir(), "data")
-	o := Owner{os.Geteuid(), os.Getegid()}
+	o := Owner{UID: os.Geteuid(), GID: os.Getegid()}
 	require.NoError(t, PrepareDir(dir, o))
 	st, err := Untar(ctx, bytes.NewReader(tarOf(t, map[string]string{"PG_VERSION": "15\n", "base/1/1259": "page", "pg_wal/000000010000000000000002": "wal"})), dir, o)
 	require.NoError(t, err)

@@ -10,10 +10,10 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
+	"github.com/lifeboat-backup/lifeboat/targets/physicalbase"
 	"github.com/lifeboat-backup/lifeboat/targets/postgres"
 	"github.com/lifeboat-backup/lifeboat/targets/postgres/wal"
 )
@@ -37,10 +37,7 @@ type Options struct {
 type Source struct {
 	opts Options
 	conn *postgres.Conn
-
-	mu      sync.Mutex
-	rpTime  time.Time
-	details map[string]string
+	rp   physicalbase.Point
 }
 
 // New checks the options; it does not connect.
@@ -69,11 +66,7 @@ func (s *Source) AllOrNothing() bool { return true }
 // pg_basebackup returned (the time recorded). Details: method=physical,
 // start_lsn, end_lsn, timeline, start_wal (the first segment recovery
 // needs), start_time, wal_segment_size.
-func (s *Source) RecoveryPoint() (time.Time, map[string]string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.rpTime, s.details
-}
+func (s *Source) RecoveryPoint() (time.Time, map[string]string) { return s.rp.Get() }
 
 // Walk implements engine.Source: one file entry, base.tar, whose content
 // is pg_basebackup -Ft -X fetch -D - (the cluster plus the WAL from its
@@ -117,44 +110,12 @@ func (s *Source) start(ctx context.Context, segSize int64) (io.ReadCloser, error
 	cmd := exec.CommandContext(ctx, bin, "-D", "-", "-F", "tar", "-X", "fetch", "-c", "fast", "-v",
 		"-l", "lifeboat "+started.Format(time.RFC3339), "-d", s.conn.URL("postgres"))
 	cmd.Env = s.conn.Env()
-	cmd.WaitDelay = 5 * time.Second
-	stderr := &bytes.Buffer{}
-	cmd.Stderr = stderr
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("postgres: start pg_basebackup: %w", err)
-	}
-	return &stream{s: s, cmd: cmd, out: out, stderr: stderr, started: started, segSize: segSize}, nil
-}
-
-type stream struct {
-	s       *Source
-	cmd     *exec.Cmd
-	out     io.ReadCloser
-	stderr  *bytes.Buffer
-	started time.Time
-	segSize int64
-	done    bool
-	err     error
-}
-
-func (st *stream) Read(p []byte) (int, error) {
-	if st.done {
-		return 0, st.err
-	}
-	n, err := st.out.Read(p)
-	if err == io.EOF {
-		st.finish()
-		if st.err != nil {
-			return n, st.err
-		}
-		st.err = io.EOF
-		return n, io.EOF
-	}
-	return n, err
+	return physicalbase.Start(physicalbase.Tool{
+		Cmd:    cmd,
+		Kind:   "postgres",
+		Name:   "pg_basebackup",
+		Finish: func(log string, waitErr error) error { return s.finish(started, segSize, log, waitErr) },
+	})
 }
 
 var (
@@ -162,47 +123,28 @@ var (
 	endRE   = regexp.MustCompile(`write-ahead log end point: ([0-9A-F]+/[0-9A-F]+)`)
 )
 
-// finish waits for pg_basebackup and records the recovery point from its
-// verbose output.
-func (st *stream) finish() {
-	st.done = true
-	if err := st.cmd.Wait(); err != nil {
-		st.err = fmt.Errorf("postgres: pg_basebackup failed: %s (%v)", strings.TrimSpace(st.stderr.String()), err)
-		return
+// finish records the recovery point from the verbose output of a
+// pg_basebackup that ended.
+func (s *Source) finish(started time.Time, segSize int64, log string, waitErr error) error {
+	if waitErr != nil {
+		return fmt.Errorf("postgres: pg_basebackup failed: %s (%v)", strings.TrimSpace(log), waitErr)
 	}
 	ended := time.Now().UTC()
-	m1 := startRE.FindStringSubmatch(st.stderr.String())
-	m2 := endRE.FindStringSubmatch(st.stderr.String())
+	m1 := startRE.FindStringSubmatch(log)
+	m2 := endRE.FindStringSubmatch(log)
 	if m1 == nil || m2 == nil {
-		st.err = fmt.Errorf("postgres: pg_basebackup did not report its WAL start and end points: %s", strings.TrimSpace(st.stderr.String()))
-		return
+		return fmt.Errorf("postgres: pg_basebackup did not report its WAL start and end points: %s", strings.TrimSpace(log))
 	}
 	startLSN, err := wal.ParseLSN(m1[1])
 	if err != nil {
-		st.err = err
-		return
+		return err
 	}
 	tl, _ := strconv.ParseUint(m1[2], 10, 32)
-	st.s.mu.Lock()
-	st.s.rpTime = ended
-	st.s.details = map[string]string{
+	s.rp.Set(ended, map[string]string{
 		"method": Method, "start_lsn": m1[1], "end_lsn": m2[1], "timeline": m1[2],
-		"start_wal":        wal.SegmentOf(uint32(tl), startLSN, st.segSize),
-		"start_time":       st.started.Format(time.RFC3339Nano),
-		"wal_segment_size": strconv.FormatInt(st.segSize, 10),
-	}
-	st.s.mu.Unlock()
-}
-
-func (st *stream) Close() error {
-	if !st.done {
-		_ = st.cmd.Process.Kill()
-		_ = st.cmd.Wait()
-		st.done = true
-		return errors.New("postgres: pg_basebackup output not read to the end")
-	}
-	if st.err == io.EOF {
-		return nil
-	}
-	return st.err
+		"start_wal":        wal.SegmentOf(uint32(tl), startLSN, segSize),
+		"start_time":       started.Format(time.RFC3339Nano),
+		"wal_segment_size": strconv.FormatInt(segSize, 10),
+	})
+	return nil
 }
