@@ -18,6 +18,7 @@ import (
 	"github.com/lifeboat-backup/lifeboat/engine/repo"
 	"github.com/lifeboat-backup/lifeboat/engine/repo/chunker"
 	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
+	"github.com/lifeboat-backup/lifeboat/internal/blockdigest"
 	"github.com/lifeboat-backup/lifeboat/internal/zeros"
 )
 
@@ -172,23 +173,30 @@ func (b *backup) warn(path string, err error) {
 // fileJob is one entry on its way into the metadata stream; done is closed
 // when its content is cut into chunks (err set if it could not be read).
 // The IDs of its last chunks may still be computed then: they are in
-// pending, in order after node.Content.
+// pending, in order after node.Content. digest (FixedBlocks sources) takes
+// the blocks' sums in the same order.
 type fileJob struct {
 	node    *snapshot.Node
 	open    Opener
 	action  string // new, modified or unchanged (Progress.File)
 	err     error
 	pending []*chunkTask
+	digest  *blockdigest.Digest
 	done    chan struct{}
 }
 
 // chunkTask is one chunk on its way through hashing and saving: a future
 // for its ID. done is closed once id is set and the blob is stored or
-// known; a failed save stops the whole backup instead.
+// known; a failed save stops the whole backup instead. With sum set (a
+// fixed block), the saver also computes its block digest record.
 type chunkTask struct {
 	buf  *[]byte
 	id   snapshot.ID
 	done chan struct{}
+	sum  bool
+	n    int
+	zero bool
+	hash [32]byte
 }
 
 var chunkPool = sync.Pool{New: func() any { b := make([]byte, 0, 1<<20); return &b }}
@@ -197,7 +205,9 @@ var chunkPool = sync.Pool{New: func() any { b := make([]byte, 0, 1<<20); return 
 // fixed offsets (block devices, disk images). Their entries are cut into
 // aligned blocks of BlockSize bytes instead of content-defined chunks:
 // nothing shifts on a block device, so a write costs exactly the blocks it
-// touches, and the cut costs no scan.
+// touches, and the cut costs no scan. Their nodes record the content's
+// block digest (snapshot.BlockDigest, over the same blocks), which volume
+// restores verify without hashing the holes.
 type FixedBlocks interface {
 	BlockSize() int
 }
@@ -314,7 +324,14 @@ func (b *backup) saveChunks(ctx context.Context, tasks <-chan *chunkTask) error 
 	idx := b.r.Index()
 	for t := range tasks {
 		data := *t.buf
-		t.id = b.blobID(data)
+		var zero bool
+		t.id, zero = b.blobID(data)
+		if t.sum {
+			t.n, t.zero = len(data), zero
+			if !zero {
+				t.hash, _ = blockdigest.BlockSum(data)
+			}
+		}
 		var err error
 		switch {
 		case idx.Reusable(t.id):
@@ -396,6 +413,7 @@ func (b *backup) chunkFile(ctx context.Context, c *chunker.Chunker, block int, j
 	var next func() (*[]byte, error)
 	if c == nil {
 		next = fixedBlocks(f, block)
+		j.digest = blockdigest.New(block)
 	} else {
 		c.Reset(f)
 		next = func() (*[]byte, error) {
@@ -422,7 +440,7 @@ func (b *backup) chunkFile(ctx context.Context, c *chunker.Chunker, block int, j
 		size += n
 		b.opts.Progress.Bytes.Add(n)
 		b.opts.Progress.BytesRead.Add(n)
-		t := &chunkTask{buf: buf, done: make(chan struct{})}
+		t := &chunkTask{buf: buf, done: make(chan struct{}), sum: j.digest != nil}
 		select {
 		case tasks <- t:
 		case <-ctx.Done():
@@ -430,7 +448,10 @@ func (b *backup) chunkFile(ctx context.Context, c *chunker.Chunker, block int, j
 			return ctx.Err()
 		}
 		j.pending = append(j.pending, t)
-		j.collect()
+		if err := j.collect(); err != nil {
+			j.err = err
+			return nil
+		}
 	}
 	// The file may have changed while it was read; store what was read.
 	j.node.Size = size
@@ -458,21 +479,25 @@ func fixedBlocks(f io.Reader, block int) func() (*[]byte, error) {
 	}
 }
 
-// collect moves the IDs of the leading finished chunks to node.Content.
-func (j *fileJob) collect() {
+// collect moves the IDs of the leading finished chunks to node.Content
+// (and their sums to the digest).
+func (j *fileJob) collect() error {
 	for len(j.pending) > 0 {
 		select {
 		case <-j.pending[0].done:
 		default:
-			return
+			return nil
 		}
-		j.node.Content = append(j.node.Content, j.pending[0].id)
+		if err := j.take(j.pending[0]); err != nil {
+			return err
+		}
 		j.pending[0] = nil
 		j.pending = j.pending[1:]
 	}
+	return nil
 }
 
-// finish waits for the IDs still pending, in order.
+// finish waits for the IDs still pending, in order, and ends the digest.
 func (j *fileJob) finish(ctx context.Context) error {
 	for _, t := range j.pending {
 		select {
@@ -480,19 +505,32 @@ func (j *fileJob) finish(ctx context.Context) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		}
-		j.node.Content = append(j.node.Content, t.id)
+		if err := j.take(t); err != nil {
+			return err
+		}
 	}
 	j.pending = nil
+	if j.digest != nil {
+		j.node.Digest = &snapshot.BlockDigest{Version: blockdigest.Version, BlockSize: j.digest.BlockSize(), SHA256: j.digest.Sum()}
+	}
 	return nil
+}
+
+func (j *fileJob) take(t *chunkTask) error {
+	j.node.Content = append(j.node.Content, t.id)
+	if j.digest == nil {
+		return nil
+	}
+	return j.digest.AddBlock(t.n, t.hash, t.zero)
 }
 
 // blobID is r.BlobID with a shortcut for all-zero chunks (sparse images,
 // preallocated files): they recur with few lengths, so their IDs are
 // computed once per length. A non-zero chunk costs one compare of its
-// leading bytes.
-func (b *backup) blobID(data []byte) snapshot.ID {
+// leading bytes. zero tells which it was.
+func (b *backup) blobID(data []byte) (id snapshot.ID, zero bool) {
 	if len(data) == 0 || data[0] != 0 || data[len(data)-1] != 0 || !zeros.All(data) {
-		return b.r.BlobID(data)
+		return b.r.BlobID(data), false
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -504,7 +542,7 @@ func (b *backup) blobID(data []byte) snapshot.ID {
 		id = b.r.BlobID(data)
 		b.zeroIDs[len(data)] = id
 	}
-	return id
+	return id, true
 }
 
 // writeTree writes the metadata stream in walk order as entries finish (a

@@ -1,12 +1,14 @@
 package restore_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	osexec "os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -96,6 +98,9 @@ func TestPostgresOroRoundTrip(t *testing.T) {
 		"globals.sql", "oro+0-properties.json", "oro+1-pre.dump", "oro+2-data-00.dump", "oro+2-data-01.dump", "oro+3-post.dump"}, paths)
 	require.NotContains(t, strings.Join(sn.Paths, " "), s.Password)
 	require.False(t, rp.Time.IsZero())
+	// pg_dump does not compress (-Z0): the repository does, and can
+	// deduplicate the rows. The COPY text of audit db's log is readable.
+	require.Contains(t, readEntry(t, r, sn, "audit%20db+2-data-00.dump"), "100\tl100\n")
 
 	ctx := context.Background()
 	// Streamed (jobs 1), renamed, with globals.
@@ -479,4 +484,86 @@ func TestPostgresRestoreOpensArchivesInTreeOrder(t *testing.T) {
 		}
 	}
 	require.Equal(t, []string{"shop-eu.dump", "shop.at.dump", "shop.dump"}, archives)
+}
+
+// readEntry returns the content of a snapshot's file.
+func readEntry(t *testing.T, r *repo.Repository, sn *snapshot.Snapshot, path string) string {
+	t.Helper()
+	ctx := context.Background()
+	tr := r.NewTreeReader(ctx, sn)
+	for {
+		n, err := tr.Next()
+		require.NoError(t, err, "no entry %q", path)
+		if n.Path == path {
+			rc := r.SnapshotReader(sn).Open(ctx, n)
+			defer rc.Close()
+			b, err := io.ReadAll(rc)
+			require.NoError(t, err)
+			return string(b)
+		}
+	}
+}
+
+// compressedDumps replaces each whole archive by one of pg_dump's default
+// compression: what snapshots made before pg_dump ran with -Z0 hold.
+type compressedDumps struct {
+	*postgres.Source
+	s *postgrestest.Server
+}
+
+func (c compressedDumps) Walk(ctx context.Context, warn func(string, error), fn func(snapshot.Entry, func() (io.ReadCloser, error)) error) error {
+	pgDump, err := postgres.Binary("", "pg_dump")
+	if err != nil {
+		return err
+	}
+	conn, err := postgres.ParseDSN(c.s.URL(), c.s.Password)
+	if err != nil {
+		return err
+	}
+	return c.Source.Walk(ctx, warn, func(e snapshot.Entry, open func() (io.ReadCloser, error)) error {
+		db, ok := strings.CutSuffix(e.Path, postgres.SuffixDump)
+		if !ok {
+			return fn(e, open)
+		}
+		// The source's own archive is read and dropped (it waits for it).
+		rc, err := open()
+		if err != nil {
+			return err
+		}
+		_, err = io.Copy(io.Discard, rc)
+		rc.Close()
+		if err != nil {
+			return err
+		}
+		cmd := osexec.CommandContext(ctx, pgDump, "-w", "-Fc", "-d", conn.URL(db))
+		cmd.Env = conn.Env()
+		b, err := cmd.Output()
+		if err != nil {
+			return fmt.Errorf("pg_dump: %w", err)
+		}
+		e.Size = int64(len(b))
+		return fn(e, func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil })
+	})
+}
+
+func TestPostgresRestoresCompressedArchive(t *testing.T) {
+	s := postgrestest.Start(t)
+	s.CreateDatabase(t, "shop")
+	s.MustPSQL(t, "shop", `CREATE TABLE item (id int PRIMARY KEY, name text);
+		INSERT INTO item SELECT g, 'item number ' || g FROM generate_series(1, 2000) g`)
+	want := s.MustPSQL(t, "shop", `SELECT count(*) || ' ' || md5(string_agg(t::text, '|' ORDER BY id)) FROM item t`)
+	src, err := postgres.New(postgres.Options{DSN: s.URL(), Password: s.Password, Databases: []string{"shop"}})
+	require.NoError(t, err)
+	_, r := repotest.Mem(t)
+	ctx := context.Background()
+	res, err := engine.Backup(ctx, r, compressedDumps{src, s}, engine.BackupOptions{Workers: 2})
+	require.NoError(t, err)
+	archive := readEntry(t, r, res.Snapshot, "shop.dump")
+	require.NotContains(t, archive, "item number 1999", "the archive is compressed")
+	for jobs, name := range map[int]string{1: "shop1", 2: "shop2"} {
+		_, err = restore.Postgres(ctx, r.SnapshotReader(res.Snapshot), restore.PostgresOptions{DSN: s.URL(), Password: s.Password,
+			Rename: map[string]string{"shop": name}, Jobs: jobs, TempDir: t.TempDir()})
+		require.NoError(t, err)
+		require.Equal(t, want, s.MustPSQL(t, name, `SELECT count(*) || ' ' || md5(string_agg(t::text, '|' ORDER BY id)) FROM item t`))
+	}
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/lifeboat-backup/lifeboat/engine/repo"
 	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
+	"github.com/lifeboat-backup/lifeboat/internal/blockdigest"
 	"github.com/lifeboat-backup/lifeboat/internal/zeros"
 	"github.com/lifeboat-backup/lifeboat/targets/files"
 	"github.com/lifeboat-backup/lifeboat/targets/volume"
@@ -26,7 +27,8 @@ type VolumeOptions struct {
 	// Overwrite allows replacing an existing non-empty image file. Block
 	// devices are always written (they are named on purpose).
 	Overwrite bool
-	// NoHash skips the SHA-256 of the restored content.
+	// NoHash skips the digest of the restored content: neither verified
+	// nor reported.
 	NoHash   bool
 	Progress *snapshot.Progress
 }
@@ -38,15 +40,23 @@ type VolumeStats struct {
 	Written   int64  `json:"written"`    // bytes in non-zero blobs written
 	ZeroBytes int64  `json:"zero_bytes"` // bytes of all-zero blobs (holes in an image)
 	Device    bool   `json:"device"`
-	SHA256    string `json:"sha256,omitempty"`
+	// Digest is the block digest of the restored content, verified equal to
+	// the one recorded at backup (snapshot.BlockDigest, version 1).
+	Digest string `json:"digest,omitempty"`
+	// SHA256 is the SHA-256 of the whole restored content, holes included:
+	// computed instead for snapshots that record no digest (before it was
+	// recorded, or another engine's).
+	SHA256 string `json:"sha256,omitempty"`
 }
 
 // Volume restores a volume snapshot to dest: a block device (written in
 // full; may be named through a symlink) or an image file (created with at
 // most mode 0644, never through a symlink, ftruncated to the size,
-// all-zero pieces left as holes through files.WriteAtSparse). Blobs are verified on load;
-// the SHA-256 of the whole content is reported. A native snapshot is
-// restored blob by blob, loads in parallel; another engine's is copied
+// all-zero pieces left as holes through files.WriteAtSparse). Blobs are
+// verified on load, and the content as a whole against the block digest
+// recorded at backup (holes are not hashed); a snapshot without one gets
+// the SHA-256 of its whole content reported, as before. A native snapshot
+// is restored blob by blob, loads in parallel; another engine's is copied
 // from its content stream.
 func Volume(ctx context.Context, s snapshot.Reader, dest string, opts VolumeOptions) (*VolumeStats, error) {
 	sn := s.Info()
@@ -151,6 +161,57 @@ type hashItem struct {
 	zeros int
 }
 
+// contentHash is the digest a restore computes over the content: the block
+// digest recorded in the node, or the whole SHA-256 when it records none.
+type contentHash interface {
+	io.Writer
+	Zeros(n int64)
+	Sum() string
+}
+
+// newContentHash returns the digest to compute for n (nil with NoHash).
+func newContentHash(n *snapshot.Node, opts VolumeOptions) contentHash {
+	switch d := n.Digest; {
+	case opts.NoHash:
+		return nil
+	case d != nil && d.Version == blockdigest.Version && d.BlockSize > 0:
+		return blockdigest.New(d.BlockSize)
+	}
+	return &fullSHA256{Hash: sha256.New()}
+}
+
+// finishHash ends h: the block digest is compared with the recorded one
+// (a mismatch fails the restore), the whole SHA-256 is reported.
+func finishHash(h contentHash, n *snapshot.Node, st *VolumeStats) error {
+	sum := h.Sum()
+	if _, ok := h.(*fullSHA256); ok {
+		st.SHA256 = sum
+		return nil
+	}
+	if sum != n.Digest.SHA256 {
+		return fmt.Errorf("restored content does not match the digest recorded at backup (block digest %s, recorded %s)", sum, n.Digest.SHA256)
+	}
+	st.Digest = sum
+	return nil
+}
+
+// fullSHA256 is the SHA-256 of the whole content, zeros hashed too
+// (snapshots without a recorded digest).
+type fullSHA256 struct {
+	hash.Hash
+	zeros []byte
+}
+
+func (f *fullSHA256) Zeros(n int64) {
+	for n > 0 {
+		k := int(min(n, 1<<20))
+		f.Write(growZeros(&f.zeros, k))
+		n -= int64(k)
+	}
+}
+
+func (f *fullSHA256) Sum() string { return hex.EncodeToString(f.Hash.Sum(nil)) }
+
 var volumeBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1<<20); return &b }}
 
 // maxVolumeLoaders bounds the parallel blob loads of a volume restore.
@@ -159,10 +220,10 @@ const maxVolumeLoaders = 8
 // writeVolume restores n's content into f in three stages: loaders read,
 // decrypt and verify blobs ahead of the writer (in parallel, at most
 // 3 x min(GOMAXPROCS, maxVolumeLoaders) blobs in flight), the caller writes them in order, and a
-// hasher computes the SHA-256 of the content on its own core behind the
+// hasher computes the content's digest on its own core behind the
 // writes. All-zero blobs (holes) are recognized by ID after their first
-// load: not loaded again, not written to images, hashed from a shared
-// zero buffer.
+// load: not loaded again, not written to images, and not hashed by the
+// block digest (only counted).
 func writeVolume(ctx context.Context, r *repo.Repository, n *snapshot.Node, f *os.File, st *VolumeStats, opts VolumeOptions) (err error) {
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
@@ -227,21 +288,20 @@ func writeVolume(ctx context.Context, r *repo.Repository, n *snapshot.Node, f *o
 	}
 
 	var hq chan hashItem
-	var hashed chan string
-	if !opts.NoHash {
-		hq, hashed = make(chan hashItem, 4), make(chan string, 1)
+	var hashed chan struct{}
+	h := newContentHash(n, opts)
+	if h != nil {
+		hq, hashed = make(chan hashItem, 4), make(chan struct{})
 		go func(hq <-chan hashItem) { // its own copy: the loop below sets hq to nil when done
-			h := sha256.New()
-			var zeros []byte
+			defer close(hashed)
 			for it := range hq {
 				if it.buf == nil {
-					hashZeros(h, &zeros, it.zeros)
+					h.Zeros(int64(it.zeros))
 					continue
 				}
 				h.Write(it.data)
 				volumeBufs.Put(it.buf)
 			}
-			hashed <- hex.EncodeToString(h.Sum(nil))
 		}(hq)
 		defer func() {
 			if hq != nil { // an error: stop the hasher
@@ -305,27 +365,26 @@ func writeVolume(ctx context.Context, r *repo.Repository, n *snapshot.Node, f *o
 	if hq != nil {
 		close(hq)
 		hq = nil
-		st.SHA256 = <-hashed
+		<-hashed
+		return finishHash(h, n, st)
 	}
 	return nil
 }
 
 // copyVolume restores n's content into f from its content stream (a
 // restic archive): read in pieces of the default block size, all-zero
-// pieces left as holes in images, the SHA-256 computed on the way.
+// pieces left as holes in images, the digest computed on the way.
 func copyVolume(ctx context.Context, s snapshot.Reader, n *snapshot.Node, f *os.File, st *VolumeStats, opts VolumeOptions) error {
 	rc := s.Open(ctx, n)
 	defer rc.Close()
-	var h hash.Hash
-	if !opts.NoHash {
-		h = sha256.New()
-	}
+	h := newContentHash(n, opts)
 	buf := make([]byte, volume.DefaultBlockSize)
 	var off int64
 	for {
 		k, rerr := io.ReadFull(rc, buf)
 		if p := buf[:k]; k > 0 {
-			if zeros.All(p) {
+			zero := zeros.All(p)
+			if zero {
 				st.ZeroBytes += int64(k)
 			} else {
 				st.Written += int64(k)
@@ -339,7 +398,11 @@ func copyVolume(ctx context.Context, s snapshot.Reader, n *snapshot.Node, f *os.
 			if err != nil {
 				return err
 			}
-			if h != nil {
+			switch {
+			case h == nil:
+			case zero:
+				h.Zeros(int64(k))
+			default:
 				h.Write(p)
 			}
 			off += int64(k)
@@ -356,7 +419,7 @@ func copyVolume(ctx context.Context, s snapshot.Reader, n *snapshot.Node, f *os.
 		return fmt.Errorf("content is %d bytes, metadata says %d", off, n.Size)
 	}
 	if h != nil {
-		st.SHA256 = hex.EncodeToString(h.Sum(nil))
+		return finishHash(h, n, st)
 	}
 	return nil
 }
@@ -371,8 +434,4 @@ func growZeros(z *[]byte, n int) []byte {
 func writeZeros(f *os.File, z *[]byte, off int64, n int) error {
 	_, err := f.WriteAt(growZeros(z, n), off)
 	return err
-}
-
-func hashZeros(h hash.Hash, z *[]byte, n int) {
-	h.Write(growZeros(z, n))
 }

@@ -121,7 +121,7 @@ type targetRestoreFlags struct {
 func addTargetRestoreFlags(f *pflag.FlagSet, t *targetRestoreFlags) {
 	f.StringVar(&t.toCommand, "to-command", "", "exec snapshots: pipe the stream into this command (split like a shell, run without one)")
 	f.BoolVar(&t.overwrite, "overwrite", false, "volume snapshots: replace an existing non-empty image file")
-	f.BoolVar(&t.noHash, "no-hash", false, "volume snapshots: skip the SHA-256 of the restored content (blobs are verified either way)")
+	f.BoolVar(&t.noHash, "no-hash", false, "volume snapshots: skip the digest of the restored content, neither verified nor reported (blobs are verified either way)")
 	f.StringVar(&t.prefix, "prefix", "", "bucket snapshots restored to a bucket: put P before every key")
 }
 
@@ -145,9 +145,17 @@ func (a *app) restoreTargetKind(ctx context.Context, s snapshot.Reader, to strin
 		if err != nil {
 			return true, err
 		}
-		summary["to"], summary["bytes"], summary["written"], summary["zero_bytes"], summary["sha256"], summary["device"] =
-			to, st.Bytes, st.Written, st.ZeroBytes, st.SHA256, st.Device
-		text = fmt.Sprintf("  %s (%s of data, %s zeros), sha256 %s", humanize.Bytes(st.Bytes), humanize.Bytes(st.Written), humanize.Bytes(st.ZeroBytes), st.SHA256)
+		summary["to"], summary["bytes"], summary["written"], summary["zero_bytes"], summary["device"] =
+			to, st.Bytes, st.Written, st.ZeroBytes, st.Device
+		text = fmt.Sprintf("  %s (%s of data, %s zeros)", humanize.Bytes(st.Bytes), humanize.Bytes(st.Written), humanize.Bytes(st.ZeroBytes))
+		switch {
+		case st.Digest != "":
+			summary["digest"], summary["verified"] = st.Digest, true
+			text += ", verified against the block digest recorded at backup"
+		case st.SHA256 != "":
+			summary["sha256"] = st.SHA256
+			text += ", sha256 " + st.SHA256
+		}
 	case "bucket":
 		if to == "" {
 			return true, usagef("--to URL|DIR is required")

@@ -13,6 +13,7 @@ import (
 
 	"github.com/lifeboat-backup/lifeboat/engine"
 	"github.com/lifeboat-backup/lifeboat/engine/schedule"
+	"github.com/lifeboat-backup/lifeboat/internal/blockdigest"
 	"github.com/lifeboat-backup/lifeboat/policies"
 	"github.com/lifeboat-backup/lifeboat/targets/volume"
 )
@@ -59,13 +60,17 @@ func TestCLITargetsExecVolumeBucket(t *testing.T) {
 	gotImg, err := os.ReadFile(rimg)
 	require.NoError(t, err)
 	assert.True(t, bytes.Equal(wantImg, gotImg))
-	hi := sha256.Sum256(wantImg)
-	assert.Equal(t, hex.EncodeToString(hi[:]), rs["sha256"])
-	// Smaller blocks, and a restore without the whole-content hash.
+	bd := blockdigest.New(volume.DefaultBlockSize)
+	bd.Write(wantImg)
+	assert.Equal(t, bd.Sum(), rs["digest"], "the recorded block digest, verified")
+	assert.Equal(t, true, rs["verified"])
+	assert.Empty(t, rs["sha256"], "no whole-image SHA-256 where a digest is recorded")
+	// Smaller blocks, and a restore without the digest.
 	c.ok("backup", "volume", img, "--block-size", "65536")
 	rimg2 := filepath.Join(dir, "restored-64k.img")
 	rs = lastJSON(t, c.ok("restore", "latest", "--target", "volume", "--to", rimg2, "--no-hash", "--json"))
 	assert.Empty(t, rs["sha256"])
+	assert.Empty(t, rs["digest"])
 	gotImg, err = os.ReadFile(rimg2)
 	require.NoError(t, err)
 	assert.True(t, bytes.Equal(wantImg, gotImg))

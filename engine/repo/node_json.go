@@ -11,10 +11,11 @@ import (
 // byte-exact in the *_raw fields (base64), which win over the string ones.
 type nodeJSON struct {
 	snapshot.Entry
-	Content     []snapshot.ID `json:"content,omitempty"`
-	PathRaw     []byte        `json:"path_raw,omitempty"`
-	LinkRaw     []byte        `json:"link_raw,omitempty"`
-	HardlinkRaw []byte        `json:"hardlink_raw,omitempty"`
+	Content     []snapshot.ID         `json:"content,omitempty"`
+	Digest      *snapshot.BlockDigest `json:"digest,omitempty"`
+	PathRaw     []byte                `json:"path_raw,omitempty"`
+	LinkRaw     []byte                `json:"link_raw,omitempty"`
+	HardlinkRaw []byte                `json:"hardlink_raw,omitempty"`
 }
 
 func rawIfInvalid(s string) []byte {
@@ -25,12 +26,12 @@ func rawIfInvalid(s string) []byte {
 }
 
 func nodeToJSON(n *snapshot.Node) *nodeJSON {
-	return &nodeJSON{Entry: n.Entry, Content: n.Content,
+	return &nodeJSON{Entry: n.Entry, Content: n.Content, Digest: n.Digest,
 		PathRaw: rawIfInvalid(n.Path), LinkRaw: rawIfInvalid(n.LinkTarget), HardlinkRaw: rawIfInvalid(n.HardlinkTo)}
 }
 
 func (j *nodeJSON) node() *snapshot.Node {
-	n := &snapshot.Node{Entry: j.Entry, Content: j.Content}
+	n := &snapshot.Node{Entry: j.Entry, Content: j.Content, Digest: j.Digest}
 	if j.PathRaw != nil {
 		n.Path = string(j.PathRaw)
 	}

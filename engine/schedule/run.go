@@ -86,8 +86,16 @@ func SourceFor(t policies.Target, pw string) (engine.Source, error) {
 }
 
 // Workers is the backup's reader count for a target: a database target's
-// jobs are dumps read at once, as many workers (at least the CPUs).
-func Workers(t policies.Target) int { return max(runtime.GOMAXPROCS(0), t.Jobs) }
+// jobs are dumps read at once, as many workers (at least the CPUs). A
+// split postgres dump (jobs > 1) reads its pre-data and post-data
+// archives beside its data ones: two more.
+func Workers(t policies.Target) int {
+	n := t.Jobs
+	if t.Kind == policies.KindPostgres && t.Method != physical.Method && n > 1 {
+		n += 2
+	}
+	return max(runtime.GOMAXPROCS(0), n)
+}
 
 // password is pw, else a database target's password_file ("" when
 // unset).

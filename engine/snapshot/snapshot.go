@@ -9,6 +9,19 @@ import (
 type Node struct {
 	Entry
 	Content []ID `json:"content,omitempty"`
+	// Digest, if set, is the digest of the content recorded at backup
+	// (volumes), which a restore verifies.
+	Digest *BlockDigest `json:"digest,omitempty"`
+}
+
+// BlockDigest is a content digest that skips zeros: SHA-256 over the
+// SHA-256 of each BlockSize-byte block, runs of all-zero blocks recorded
+// as counts (internal/blockdigest defines version 1). A restore that does
+// not know the version verifies nothing with it.
+type BlockDigest struct {
+	Version   int    `json:"v"`
+	BlockSize int    `json:"block"`
+	SHA256    string `json:"sha256"`
 }
 
 // Snapshot is a snapshot manifest, stored as snapshots/<id> (encrypted to

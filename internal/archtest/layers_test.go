@@ -22,7 +22,7 @@ const module = "github.com/lifeboat-backup/lifeboat"
 var layers = [][]string{
 	// 0: the model and small utilities
 	{"engine/snapshot", "retention", "targets", "targets/physicalbase", "internal/atomicfile", "internal/inflight", "internal/jsonl",
-		"internal/redact", "internal/zeros", "internal/scratch", "internal/humanize", "internal/report"},
+		"internal/redact", "internal/zeros", "internal/blockdigest", "internal/scratch", "internal/humanize", "internal/report"},
 	// 1: storage, configuration, chunking
 	{"engine/storage", "policies", "engine/repo/chunker"},
 	// 2: the native repository and what lives beside it

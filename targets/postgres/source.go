@@ -47,8 +47,8 @@ type Options struct {
 	// ExcludeTables are pg_dump --exclude-table patterns (table or
 	// schema.table, * and ? wildcards), applied to every database.
 	ExcludeTables []string
-	// Jobs is how many pg_dumps run at once (default 1; each is one
-	// connection). With Jobs > 1 each database is dumped as a pre-data
+	// Jobs is how many data pg_dumps run at once (default 1; each is one
+	// connection; the pre-data and post-data ones run beside them). With Jobs > 1 each database is dumped as a pre-data
 	// archive, up to Jobs data-only archives (tables spread by size) and
 	// a post-data archive, all from the same snapshot, so one database is
 	// dumped in parallel and restored in parallel without a local copy;
@@ -126,7 +126,43 @@ func Binary(binDir, name string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("postgres: %s not found on PATH (install postgresql-client-15 or newer, at least the server's version)", name)
 	}
-	return p, nil
+	return unwrap(p, name), nil
+}
+
+// libRoot holds Debian's versioned PostgreSQL programs (N/bin/NAME).
+var libRoot = "/usr/lib/postgresql"
+
+// unwrap returns the program Debian's pg_wrapper would run for path, a
+// link to it: the newest installed version's, which the wrapper picks
+// for psql and, with a remote server, the dump programs (all read older
+// servers). The wrapper is a Perl script deciding anew at each start,
+// 0.3-0.6 s of a loaded machine per program, and a backup or restore
+// starts several. With PGCLUSTER set (the wrapper's choice of a local
+// cluster's version) or no versioned program, path itself.
+func unwrap(path, name string) string {
+	if os.Getenv("PGCLUSTER") != "" {
+		return path
+	}
+	real, err := filepath.EvalSymlinks(path)
+	if err != nil || filepath.Base(real) != "pg_wrapper" {
+		return path
+	}
+	best, bestV := "", -1.0
+	cands, _ := filepath.Glob(filepath.Join(libRoot, "*", "bin", name))
+	for _, c := range cands {
+		v, err := strconv.ParseFloat(filepath.Base(filepath.Dir(filepath.Dir(c))), 64)
+		if err != nil || v <= bestV {
+			continue
+		}
+		if st, err := os.Stat(c); err != nil || st.IsDir() || st.Mode()&0o111 == 0 {
+			continue
+		}
+		best, bestV = c, v
+	}
+	if best == "" {
+		return path
+	}
+	return best
 }
 
 // Session is a psql process holding one connection, fed statements one
@@ -327,27 +363,30 @@ func (s *Source) Walk(ctx context.Context, warn func(string, error), fn func(sna
 	var items []item
 	if s.opts.Globals {
 		items = append(items, item{GlobalsFile, nil, func() (io.ReadCloser, error) {
-			return d.run(ctx, GlobalsFile, pgDumpAll, "-w", "--globals-only", "--no-role-passwords", "-d", s.conn.URL(s.controlDB()))
+			return d.run(ctx, GlobalsFile, false, pgDumpAll, "-w", "--globals-only", "--no-role-passwords", "-d", s.conn.URL(s.controlDB()))
 		}})
 	}
 	for _, db := range dbs {
 		items = append(items, item{path: EncodeName(db) + SuffixProps, mem: props[db]})
-		base := []string{"-w", "-Fc", "--snapshot=" + snapshots[db], "-d", s.conn.URL(db)}
+		// -Z0: the repository compresses (zstd) and deduplicates; a
+		// gzipped archive would cost pg_dump and pg_restore CPU and
+		// leave the repository nothing to compress or deduplicate.
+		base := []string{"-w", "-Fc", "-Z0", "--snapshot=" + snapshots[db], "-d", s.conn.URL(db)}
 		for _, p := range s.opts.ExcludeTables {
 			base = append(base, "--exclude-table="+p)
 		}
-		add := func(suffix, what string, args ...string) {
+		add := func(suffix, what string, data bool, args ...string) {
 			args = append(slices.Clone(base), args...)
 			items = append(items, item{EncodeName(db) + suffix, nil, func() (io.ReadCloser, error) {
-				return d.run(ctx, what, pgDump, args...)
+				return d.run(ctx, what, data, pgDump, args...)
 			}})
 		}
 		if !split {
-			add(SuffixDump, "pg_dump of "+db)
+			add(SuffixDump, "pg_dump of "+db, true)
 			continue
 		}
-		add(SuffixPre, "pg_dump --section=pre-data of "+db, "--section=pre-data")
-		add(SuffixPost, "pg_dump --section=post-data of "+db, "--section=post-data")
+		add(SuffixPre, "pg_dump --section=pre-data of "+db, false, "--section=pre-data")
+		add(SuffixPost, "pg_dump --section=post-data of "+db, false, "--section=post-data")
 		// The first data archive holds everything but the tables of the
 		// others: sequences, large objects, extension configuration and
 		// tables created since the listing.
@@ -359,9 +398,9 @@ func (s *Source) Walk(ctx context.Context, warn func(string, error), fn func(sna
 				args = append(args, "--table="+t)
 				rest = append(rest, "--exclude-table="+t)
 			}
-			add(DataSuffix(i+1), fmt.Sprintf("pg_dump --section=data (part %d) of %s", i+1, db), append([]string{"--section=data"}, args...)...)
+			add(DataSuffix(i+1), fmt.Sprintf("pg_dump --section=data (part %d) of %s", i+1, db), true, append([]string{"--section=data"}, args...)...)
 		}
-		add(DataSuffix(0), "pg_dump --section=data (part 0) of "+db, append([]string{"--section=data"}, rest...)...)
+		add(DataSuffix(0), "pg_dump --section=data (part 0) of "+db, true, append([]string{"--section=data"}, rest...)...)
 	}
 	slices.SortFunc(items, func(a, b item) int { return snapshot.ComparePaths(a.path, b.path) })
 	for _, it := range items {
@@ -521,12 +560,23 @@ func (s *Source) databases(ctl *Session) ([]string, error) {
 
 // run starts a dump program and returns its stdout; reading it to the
 // end returns the program's failure (with its stderr) instead of EOF.
-func (d *dump) run(ctx context.Context, what, bin string, args ...string) (io.ReadCloser, error) {
-	select {
-	case d.sem <- struct{}{}:
-	case <-ctx.Done():
-		d.streams.Finish(ctx.Err())
-		return nil, ctx.Err()
+// Programs dumping data (whole or data-only archives) run at most Jobs at
+// once; the others (schema sections, globals: catalog reads, mostly
+// waiting on the server) start when the engine opens them, so their
+// fixed cost overlaps the data dumps.
+func (d *dump) run(ctx context.Context, what string, data bool, bin string, args ...string) (io.ReadCloser, error) {
+	if data {
+		select {
+		case d.sem <- struct{}{}:
+		case <-ctx.Done():
+			d.streams.Finish(ctx.Err())
+			return nil, ctx.Err()
+		}
+	}
+	release := func() {
+		if data {
+			<-d.sem
+		}
 	}
 	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Env = d.s.conn.Env()
@@ -537,23 +587,24 @@ func (d *dump) run(ctx context.Context, what, bin string, args ...string) (io.Re
 		err = cmd.Start()
 	}
 	if err != nil {
-		<-d.sem
+		release()
 		err = fmt.Errorf("postgres: %s: %w", what, err)
 		d.streams.Finish(err)
 		return nil, err
 	}
-	return &procReader{what: what, cmd: cmd, out: out, stderr: stderr, d: d}, nil
+	return &procReader{what: what, cmd: cmd, out: out, stderr: stderr, d: d, release: release}, nil
 }
 
 // procReader reads a dump program's stdout.
 type procReader struct {
-	what   string
-	cmd    *exec.Cmd
-	out    io.ReadCloser
-	stderr *bytes.Buffer
-	d      *dump
-	err    error
-	done   bool
+	what    string
+	cmd     *exec.Cmd
+	out     io.ReadCloser
+	stderr  *bytes.Buffer
+	d       *dump
+	release func() // frees the program's place among the Jobs
+	err     error
+	done    bool
 }
 
 func (p *procReader) Read(b []byte) (int, error) {
@@ -584,7 +635,7 @@ func (p *procReader) end(readErr error) error {
 		_ = p.cmd.Process.Kill()
 	}
 	err := p.cmd.Wait()
-	<-p.d.sem
+	p.release()
 	if err == nil && readErr != nil {
 		err = readErr
 	}

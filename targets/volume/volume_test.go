@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -23,6 +24,7 @@ import (
 	"github.com/lifeboat-backup/lifeboat/engine/repo/repotest"
 	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
 	"github.com/lifeboat-backup/lifeboat/engine/storage"
+	"github.com/lifeboat-backup/lifeboat/internal/blockdigest"
 	"github.com/lifeboat-backup/lifeboat/restore"
 	"github.com/lifeboat-backup/lifeboat/targets/volume"
 )
@@ -158,7 +160,8 @@ func TestSparseImageRoundTrip(t *testing.T) {
 			require.NoError(t, err)
 			want := fileSHA(t, img)
 			assert.Equal(t, want, fileSHA(t, out))
-			assert.Equal(t, want, vs.SHA256)
+			wantDigest := imageDigest(t, img, volume.DefaultBlockSize)
+			assert.Equal(t, wantDigest, vs.Digest, "verified against the recorded digest")
 			fi, err := os.Stat(out)
 			require.NoError(t, err)
 			assert.Equal(t, tc.size, fi.Size())
@@ -170,7 +173,7 @@ func TestSparseImageRoundTrip(t *testing.T) {
 			ss, err := restore.Volume(context.Background(), streamOnly{r.SnapshotReader(res.Snapshot)}, streamed, restore.VolumeOptions{})
 			require.NoError(t, err)
 			assert.Equal(t, want, fileSHA(t, streamed))
-			assert.Equal(t, want, ss.SHA256)
+			assert.Equal(t, wantDigest, ss.Digest)
 			assert.Equal(t, vs.Written+vs.ZeroBytes, ss.Written+ss.ZeroBytes)
 			assert.Less(t, allocated(t, streamed), tc.data+tc.data/4, "streamed image is sparse")
 			_, err = restore.Volume(context.Background(), cutShort{streamOnly{r.SnapshotReader(res.Snapshot)}},
@@ -448,5 +451,144 @@ func TestRestoreFailures(t *testing.T) {
 			}
 			assert.LessOrEqual(t, runtime.NumGoroutine(), goroutines, "restore goroutines end with it")
 		})
+	}
+}
+
+// imageDigest is the block digest of an image file as the definition
+// gives it (internal/blockdigest), computed from the file's bytes.
+func imageDigest(t testing.TB, path string, block int) string {
+	t.Helper()
+	f, err := os.Open(path)
+	require.NoError(t, err)
+	defer f.Close()
+	d := blockdigest.New(block)
+	_, err = io.Copy(d, f)
+	require.NoError(t, err)
+	return d.Sum()
+}
+
+// rewriteNode saves a copy of sn whose one node is changed by edit (a
+// tampered or damaged snapshot).
+func rewriteNode(t *testing.T, r *repo.Repository, sn *snapshot.Snapshot, edit func(*snapshot.Node)) *snapshot.Snapshot {
+	t.Helper()
+	ctx := context.Background()
+	tw := r.NewTreeWriter(ctx)
+	require.NoError(t, r.EachNode(ctx, sn, func(n *snapshot.Node) error {
+		if n.Type == snapshot.TypeFile {
+			edit(n)
+		}
+		return tw.Add(n)
+	}))
+	ids, err := tw.Close()
+	require.NoError(t, err)
+	require.NoError(t, r.Flush(ctx))
+	c := *sn
+	c.Tree = ids
+	_, err = r.SaveSnapshot(ctx, &c)
+	require.NoError(t, err)
+	return &c
+}
+
+// TestBlockDigest: a backup records the image's block digest; a restore
+// verifies it (both ways of restoring) and reports it instead of a
+// whole-image SHA-256. The digest tells a byte flipped in data or in a
+// hole of the image; a snapshot whose blobs are each intact but in the
+// wrong order, or whose recorded digest is wrong, fails its restore.
+func TestBlockDigest(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	img := filepath.Join(dir, "disk.img")
+	makeImage(t, img, 16*mib, 2*mib, 7)
+	const block = 64 << 10
+	r := newRepo(t)
+	res, err := backupVolume(t, r, volume.Options{Path: img, BlockSize: block})
+	require.NoError(t, err)
+	want := imageDigest(t, img, block)
+	var node *snapshot.Node
+	require.NoError(t, r.EachNode(ctx, res.Snapshot, func(n *snapshot.Node) error { node = n; return nil }))
+	require.NotNil(t, node.Digest)
+	assert.Equal(t, snapshot.BlockDigest{Version: 1, BlockSize: block, SHA256: want}, *node.Digest)
+
+	out := filepath.Join(dir, "out.img")
+	vs, err := restore.Volume(ctx, r.SnapshotReader(res.Snapshot), out, restore.VolumeOptions{})
+	require.NoError(t, err)
+	assert.Equal(t, want, vs.Digest)
+	assert.Empty(t, vs.SHA256)
+	assert.Equal(t, fileSHA(t, img), fileSHA(t, out))
+	ss, err := restore.Volume(ctx, streamOnly{r.SnapshotReader(res.Snapshot)}, filepath.Join(dir, "streamed.img"), restore.VolumeOptions{})
+	require.NoError(t, err)
+	assert.Equal(t, want, ss.Digest)
+	assert.Equal(t, want, imageDigest(t, out, block))
+
+	// One byte flipped in the written image: in data (the first extent
+	// starts at 0), then in a hole (the image's last byte).
+	f, err := os.OpenFile(out, os.O_RDWR, 0)
+	require.NoError(t, err)
+	for _, off := range []int64{1000, 16*mib - 1} {
+		var b [1]byte
+		_, err = f.ReadAt(b[:], off)
+		require.NoError(t, err)
+		_, err = f.WriteAt([]byte{b[0] ^ 0x20}, off)
+		require.NoError(t, err)
+		assert.NotEqual(t, want, imageDigest(t, out, block), "byte %d flipped", off)
+		_, err = f.WriteAt(b[:], off)
+		require.NoError(t, err)
+	}
+	require.NoError(t, f.Close())
+	assert.Equal(t, want, imageDigest(t, out, block))
+
+	// Blobs each intact (verified on load) but a data block and a zero
+	// block swapped: only the digest sees it.
+	swapped := rewriteNode(t, r, res.Snapshot, func(n *snapshot.Node) {
+		z := n.Content[len(n.Content)-1] // the image ends in a hole
+		require.NotEqual(t, z, n.Content[0])
+		n.Content[0], n.Content[len(n.Content)-1] = z, n.Content[0]
+	})
+	bad := restore.VolumeOptions{Overwrite: true}
+	_, err = restore.Volume(ctx, r.SnapshotReader(swapped), out, bad)
+	require.ErrorContains(t, err, "does not match the digest recorded at backup")
+	_, err = restore.Volume(ctx, streamOnly{r.SnapshotReader(swapped)}, out, bad)
+	require.ErrorContains(t, err, "does not match the digest recorded at backup")
+	_, err = restore.Volume(ctx, r.SnapshotReader(swapped), out, restore.VolumeOptions{Overwrite: true, NoHash: true})
+	require.NoError(t, err, "NoHash verifies nothing")
+
+	// A wrong digest fails; an unknown version is not used: the whole
+	// SHA-256 is reported as for old snapshots.
+	wrong := rewriteNode(t, r, res.Snapshot, func(n *snapshot.Node) { n.Digest.SHA256 = strings.Repeat("0", 64) })
+	_, err = restore.Volume(ctx, r.SnapshotReader(wrong), out, bad)
+	require.ErrorContains(t, err, "does not match the digest recorded at backup")
+	future := rewriteNode(t, r, res.Snapshot, func(n *snapshot.Node) { n.Digest.Version = 2 })
+	vs, err = restore.Volume(ctx, r.SnapshotReader(future), out, bad)
+	require.NoError(t, err)
+	assert.Empty(t, vs.Digest)
+	assert.Equal(t, fileSHA(t, img), vs.SHA256)
+}
+
+// TestRestoreOldSnapshot restores a snapshot made before the block digest
+// was recorded (testdata/v0): it restores as before, with the SHA-256 of
+// the whole content.
+func TestRestoreOldSnapshot(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	require.NoError(t, os.CopyFS(filepath.Join(dir, "repo"), os.DirFS("testdata/v0/repo")))
+	b, err := storage.OpenWith(ctx, "file://"+filepath.Join(dir, "repo"), storage.OpenOptions{})
+	require.NoError(t, err)
+	defer b.Close()
+	creds, err := repo.ReadKeyFile("testdata/v0/owner.key")
+	require.NoError(t, err)
+	r, err := repo.Open(ctx, b, creds)
+	require.NoError(t, err)
+	sn, err := r.FindSnapshot(ctx, "latest", nil)
+	require.NoError(t, err)
+	const want = "de35924debb13a96001a8c2194735d8b8b85d32ea36237f1200a3f62f8febd36"
+	for _, s := range []snapshot.Reader{r.SnapshotReader(sn), streamOnly{r.SnapshotReader(sn)}} {
+		out := filepath.Join(dir, "out.img")
+		vs, err := restore.Volume(ctx, s, out, restore.VolumeOptions{Overwrite: true})
+		require.NoError(t, err)
+		assert.Equal(t, want, vs.SHA256)
+		assert.Empty(t, vs.Digest)
+		assert.Equal(t, want, fileSHA(t, out))
+		assert.EqualValues(t, 2<<20, vs.Bytes)
+		assert.EqualValues(t, 1<<20, vs.Written)
 	}
 }
