@@ -59,9 +59,12 @@ func TestFleetBesidePrune(t *testing.T) {
 		srv.CreateBucket(t, "fleet")
 		b = openBucket(t, srv.URL("fleet", ""))
 	}
-	// Leases of seconds, so marks ripen within the test.
+	// Leases of seconds, so marks ripen within the test; 12 s, because
+	// under -race at load 25 on 2 cores a lock write can take over a
+	// second, and with 4 s leases (800 ms refreshes) most writers and
+	// every prune lost their lease (98 of 111 in one run).
 	oldLease, oldRefresh := repo.LockLease, repo.LockRefresh
-	repo.LockLease, repo.LockRefresh = 4*time.Second, 800*time.Millisecond
+	repo.LockLease, repo.LockRefresh = 12*time.Second, 2400*time.Millisecond
 	t.Cleanup(func() { repo.LockLease, repo.LockRefresh = oldLease, oldRefresh })
 
 	tr := repotest.Init(t, b, repotest.SmallChunks, 512<<10)

@@ -126,7 +126,16 @@ type Lock struct {
 	// shared lock of a policy run that prunes after its backups): others
 	// does not count it.
 	companion *Lock
+	// keys are the lock's recent object names, oldest first, the current
+	// one last; gen counts the objects it has had (the current one's
+	// number). A listing may show any object that was current while it
+	// ran, not only the first or the last.
+	keys []string
+	gen  int
 }
+
+// keepKeys bounds Lock.keys: refreshes during one listing of the locks.
+const keepKeys = 64
 
 // keepsPrunesOut reports whether l excludes other prunes.
 func (l *Lock) keepsPrunesOut() bool {
@@ -184,22 +193,37 @@ func (l LockInfo) stale(now time.Time, here origin) bool {
 
 // ListLocks returns the locks present.
 func ListLocks(ctx context.Context, b *blob.Bucket) ([]LockInfo, error) {
+	locks, _, err := listLocks(ctx, b)
+	return locks, err
+}
+
+// lockClock holds the storage's modification time of every lock object a
+// listing named, including those released before they could be read: a
+// refresh replaces its object (write the new one, delete the old) while a
+// slow listing reads the others, and the old object's listed time still
+// tells the storage's clock.
+type lockClock map[string]time.Time
+
+// listLocks returns the locks present and the listed objects' times.
+func listLocks(ctx context.Context, b *blob.Bucket) ([]LockInfo, lockClock, error) {
 	var locks []LockInfo
+	clock := lockClock{}
 	it := b.List(&blob.ListOptions{Prefix: "locks/"})
 	for {
 		obj, err := it.Next(ctx)
 		if err != nil {
 			if err == io.EOF {
-				return locks, nil
+				return locks, clock, nil
 			}
-			return nil, fmt.Errorf("list locks: %w", err)
+			return nil, nil, fmt.Errorf("list locks: %w", err)
 		}
+		clock[obj.Key] = obj.ModTime
 		data, err := b.ReadAll(ctx, obj.Key)
 		if err != nil {
 			if gcerrors.Code(err) == gcerrors.NotFound {
 				continue // released meanwhile
 			}
-			return nil, fmt.Errorf("read %s: %w", obj.Key, err)
+			return nil, nil, fmt.Errorf("read %s: %w", obj.Key, err)
 		}
 		var li LockInfo
 		if err := json.Unmarshal(data, &li); err != nil {
@@ -212,15 +236,21 @@ func ListLocks(ctx context.Context, b *blob.Bucket) ([]LockInfo, error) {
 	}
 }
 
-// storageNow returns the storage's time of the lock object self, as listed
-// in locks.
-func storageNow(locks []LockInfo, self string) (time.Time, bool) {
-	for _, l := range locks {
-		if l.key == self {
-			return l.modTime, !l.modTime.IsZero()
+// storageNow returns the storage's time of the lock object self, as listed.
+func (c lockClock) storageNow(self string) (time.Time, bool) {
+	t, ok := c[self]
+	return t, ok && !t.IsZero()
+}
+
+// latest returns the newest listed time of the objects named in keys.
+func (c lockClock) latest(keys []string) (time.Time, bool) {
+	var now time.Time
+	for _, k := range keys {
+		if t, ok := c.storageNow(k); ok && t.After(now) {
+			now = t
 		}
 	}
-	return time.Time{}, false
+	return now, !now.IsZero()
 }
 
 // RemoveStaleLocks deletes stale locks (all locks with all=true) and returns
@@ -232,11 +262,11 @@ func RemoveStaleLocks(ctx context.Context, b *blob.Bucket, all bool) (int, error
 		return 0, err
 	}
 	defer b.Delete(context.WithoutCancel(ctx), probe.key)
-	locks, err := ListLocks(ctx, b)
+	locks, clock, err := listLocks(ctx, b)
 	if err != nil {
 		return 0, err
 	}
-	now, ok := storageNow(locks, probe.key)
+	now, ok := clock.storageNow(probe.key)
 	if !ok && !all {
 		return 0, fmt.Errorf("list locks: %s not listed, cannot read the storage's clock", probe.key)
 	}
@@ -260,11 +290,11 @@ func RemoveStaleLocks(ctx context.Context, b *blob.Bucket, all bool) (int, error
 // kind, skipping self (already written), and removes stale ones on the way.
 // It also returns the storage's time of self, when listed.
 func conflict(ctx context.Context, b *blob.Bucket, self LockInfo) (*LockInfo, time.Time, error) {
-	locks, err := ListLocks(ctx, b)
+	locks, clock, err := listLocks(ctx, b)
 	if err != nil {
 		return nil, time.Time{}, err
 	}
-	now, ok := storageNow(locks, self.key)
+	now, ok := clock.storageNow(self.key)
 	here := thisOrigin()
 	for _, l := range locks {
 		if l.key == self.key {
@@ -351,7 +381,8 @@ func tryLock(ctx context.Context, b *blob.Bucket, kind lockKind, purpose string)
 	if info.Since = since; since.IsZero() {
 		info.Protocol = 0
 	}
-	l := &Lock{b: b, info: info, lastOK: start, stop: make(chan struct{}), done: make(chan struct{}), lost: make(chan struct{})}
+	l := &Lock{b: b, info: info, lastOK: start, stop: make(chan struct{}), done: make(chan struct{}), lost: make(chan struct{}),
+		keys: []string{info.key}}
 	go l.refresh()
 	return l, nil
 }
@@ -424,6 +455,10 @@ func (l *Lock) renew() bool {
 	}
 	old := l.info.key
 	l.info, l.lastOK = next, start
+	l.gen++
+	if l.keys = append(l.keys, next.key); len(l.keys) > keepKeys {
+		l.keys = l.keys[1:]
+	}
 	_ = l.b.Delete(ctx, old)
 	return true
 }
@@ -495,40 +530,41 @@ func (l *Lock) others(ctx context.Context, b *blob.Bucket) ([]LockInfo, error) {
 	}
 	var locks []LockInfo
 	var now time.Time
-	var before, after string
-	var comp [2]string
+	var own, comp []string
 	for try := 0; ; try++ {
-		// The refresh may replace our object during the listing: either
-		// one tells the storage's time; when neither was read, list again.
-		before = l.Key()
-		if l.companion != nil {
-			comp[0] = l.companion.Key()
-		}
+		// The refresh may replace our object (more than once) during the
+		// listing: any object of ours it shows tells the storage's time,
+		// even one deleted before it could be read; when none was
+		// listed, list again.
+		g, cg := l.generation(), l.companion.generation()
+		var clock lockClock
 		var err error
-		if locks, err = ListLocks(ctx, b); err != nil {
+		if locks, clock, err = listLocks(ctx, b); err != nil {
 			return nil, err
 		}
-		after = l.Key()
-		if l.companion != nil {
-			comp[1] = l.companion.Key() // it may have refreshed meanwhile
-		}
+		own, comp = l.keysSince(g), l.companion.keysSince(cg)
 		var ok bool
-		if now, ok = storageNow(locks, after); !ok {
-			now, ok = storageNow(locks, before)
-		}
-		if ok {
+		if now, ok = clock.latest(own); ok {
 			break
 		}
-		if try == 2 {
-			return nil, fmt.Errorf("list locks: own lock %s not listed, cannot read the storage's clock", after)
+		// Not listed because it is gone: the lease ran out (a stalled
+		// refresh) and another process removed it as stale.
+		if err := l.Confirm(ctx); err != nil {
+			return nil, err
 		}
+		if try == 2 {
+			return nil, fmt.Errorf("list locks: own lock %s not listed, cannot read the storage's clock", own[len(own)-1])
+		}
+	}
+	skip := make(map[string]bool, len(own)+len(comp))
+	for _, k := range append(own, comp...) {
+		skip[k] = true
 	}
 	here := thisOrigin()
 	var live []LockInfo
 	for _, o := range locks {
 		switch {
-		case o.key == before || o.key == after:
-		case l.companion != nil && (o.key == comp[0] || o.key == comp[1]):
+		case skip[o.key]:
 		case o.stale(now, here):
 			_ = b.Delete(ctx, o.key)
 		default:
@@ -536,6 +572,29 @@ func (l *Lock) others(ctx context.Context, b *blob.Bucket) ([]LockInfo, error) {
 		}
 	}
 	return live, nil
+}
+
+// generation returns the number of the lock's current object (0 for no
+// lock).
+func (l *Lock) generation() int {
+	if l == nil {
+		return 0
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.gen
+}
+
+// keysSince returns the lock's object names from generation g on, as far
+// as they are kept (none for no lock).
+func (l *Lock) keysSince(g int) []string {
+	if l == nil {
+		return nil
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	first := l.gen - len(l.keys) + 1 // generation of keys[0]
+	return append([]string(nil), l.keys[max(g-first, 0):]...)
 }
 
 // Key returns the object name of the lock (for tests and messages).
