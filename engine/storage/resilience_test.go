@@ -141,9 +141,10 @@ func TestS3SilentEndpoint(t *testing.T) {
 	// Silent for a moment, in the middle of an upload.
 	px.Set(miniotest.Pass)
 	b2, lb2 := srv.OpenVia(t, px.Endpoint(), newBucketName(), fast("10"))
+	big := randomBytes(24 << 20) // before the timers: under load this alone took longer than the silence
 	time.AfterFunc(200*time.Millisecond, func() { px.Set(miniotest.Blackhole) })
 	time.AfterFunc(3200*time.Millisecond, func() { px.Set(miniotest.Pass) })
-	require.NoError(t, storage.WriteNew(ctx, b2, "data/00/b", randomBytes(24<<20)))
+	require.NoError(t, storage.WriteNew(ctx, b2, "data/00/b", big))
 	t.Logf("silent for 3 s during an upload:\n%s", lb2.String())
 	assert.NotEmpty(t, lb2.Lines(), "the silence was detected and retried")
 
@@ -156,8 +157,9 @@ func TestS3SilentEndpoint(t *testing.T) {
 	slow := fast("1")
 	slow.Set("idle_timeout", "3s")
 	b3, lb3 := srv.OpenVia(t, px.Endpoint(), newBucketName(), slow)
+	big = randomBytes(16 << 20)
 	start = time.Now()
-	require.NoError(t, storage.WriteNew(ctx, b3, "data/00/slow", randomBytes(16<<20)))
+	require.NoError(t, storage.WriteNew(ctx, b3, "data/00/slow", big))
 	t.Logf("slow upload took %v", time.Since(start).Round(time.Millisecond))
 	assert.Greater(t, time.Since(start), 3*time.Second, "the upload was slower than the idle timeout")
 	assert.Empty(t, lb3.Lines())
