@@ -75,12 +75,16 @@ func (r *Repository) Check(ctx context.Context, opts CheckOptions) (*CheckResult
 	}
 	cand := candidates(marks)
 
-	// Index files, one by one, so a damaged one is named and the rest still count.
+	// Index files, one by one, so a damaged one is named and the rest still
+	// count. The index loaded before is let go first (the two are not held
+	// at once), and the new one is sized from the files' bytes.
+	r.idx = NewIndex()
 	idx := NewIndex()
-	keys, err := r.listKeys(ctx, "index/")
+	keys, total, err := r.listIndexFiles(ctx)
 	if err != nil {
 		return nil, err
 	}
+	idx.reserve(total)
 	for _, key := range keys {
 		plain, err := r.loadMeta(ctx, key)
 		if errors.Is(err, ErrNotFound) {

@@ -159,11 +159,15 @@ func (x *Index) reserve(indexBytes int64) {
 }
 
 // AddPack makes a pack's blobs visible.
-func (x *Index) AddPack(p PackInfo) {
+func (x *Index) AddPack(p PackInfo) { x.addPack(p) }
+
+// addPack is AddPack; false when the pack was known already (its blobs
+// are not added again).
+func (x *Index) addPack(p PackInfo) bool {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	if _, ok := x.packPos[p.ID]; ok {
-		return
+		return false
 	}
 	if len(x.packs) >= maxPacks {
 		panic("index: more than 2^28 packs")
@@ -187,6 +191,7 @@ func (x *Index) AddPack(p PackInfo) {
 		}
 		x.recent[b.ID] = append(x.recent[b.ID], e)
 	}
+	return true
 }
 
 // copies calls fn for each copy of id in order until fn returns false.

@@ -66,12 +66,6 @@ type PruneResult struct {
 	PacksWaiting int `json:"packs_waiting"`
 }
 
-type packUse struct {
-	info       PackInfo
-	used       []BlobInfo
-	unusedSize int64
-}
-
 // Prune removes data no snapshot references, in two phases, beside
 // writers (docs/repository.md, "Garbage collection beside writers"): it
 // deletes the candidates of ripe marks that are still unneeded, and marks
@@ -107,6 +101,20 @@ func (r *Repository) Prune(ctx context.Context, opts PruneOptions) (*PruneResult
 		ml.companion, r.lock = r.lock, ml
 		defer func() { r.lock = ml.companion }()
 	}
+	res, err := r.prune(ctx, opts)
+	// The index is loaded again (with the marks); the pass's index is let
+	// go first, so the two are not held at once.
+	r.idx = NewIndex()
+	if lerr := r.LoadIndex(ctx); err == nil && lerr != nil {
+		return res, lerr
+	}
+	if err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+func (r *Repository) prune(ctx context.Context, opts PruneOptions) (*PruneResult, error) {
 	res := &PruneResult{}
 	marked, err := r.prunePass(ctx, opts, res)
 	if err != nil {
@@ -123,7 +131,7 @@ func (r *Repository) Prune(ctx context.Context, opts PruneOptions) (*PruneResult
 			}
 		}
 	}
-	return res, r.LoadIndex(ctx)
+	return res, nil
 }
 
 // prunePass is one pass of Prune; it adds what it did to res and reports
@@ -168,75 +176,32 @@ func (r *Repository) prunePass(ctx context.Context, opts PruneOptions, total *Pr
 		return stop(err)
 	}
 
-	// 3. Every pack of every index file, with all its blobs.
-	var indexKeys []string
-	var packs []*packUse
-	seen := map[snapshot.ID]bool{}
-	var damaged []error
-	err = r.eachIndexFile(ctx, func(key string, ps []PackInfo, err error) error {
-		if err != nil {
-			damaged = append(damaged, err)
-			return nil
-		}
-		indexKeys = append(indexKeys, key)
-		for _, p := range ps {
-			if !seen[p.ID] {
-				seen[p.ID] = true
-				packs = append(packs, &packUse{info: p})
-			}
-		}
-		return nil
-	})
+	// 3. Every index file, into the compact index (prunebook.go). The
+	// index loaded before is let go first: the two are not held at once.
+	r.idx = NewIndex()
+	book, err := r.loadPruneBook(ctx, cand)
 	if err != nil {
 		return stop(err)
 	}
-	if len(damaged) > 0 {
-		return stop(fmt.Errorf("%w (and %d damaged index files in all; `lifeboat check --repair` rebuilds the index)", damaged[0], len(damaged)))
-	}
-	// Deterministic order, copies outside the candidates first: the same
-	// repository prunes the same way, and a blob keeps a copy no mark names.
-	slices.SortFunc(packs, func(a, b *packUse) int {
-		if ca, cb := cand[a.info.ID], cand[b.info.ID]; ca != cb {
-			if ca {
-				return 1
-			}
-			return -1
-		}
-		return bytes.Compare(a.info.ID[:], b.info.ID[:])
-	})
-	idx := NewIndex()
-	for _, p := range packs {
-		idx.AddPack(p.info)
-	}
-	r.idx = idx
+	r.idx = book.x
 
 	// 4. Everything the listed snapshots reference.
-	used, n, err := r.referenced(ctx, ids)
+	n, err := r.referenced(ctx, ids, book)
 	if err != nil {
 		return stop(err)
 	}
 	res.Snapshots = n
-	for id := range used {
-		if !r.idx.Has(id) {
-			return stop(fmt.Errorf("blob %s is referenced but not indexed (run check)", id))
-		}
-	}
 
 	// 5. Keep one copy of each used blob: among several, one that reads
 	// back and verifies (a host can write an index that claims a blob in a
 	// pack of garbage; bit rot hits one copy); without a verified copy, all.
-	keepers, err := r.chooseCopies(ctx, packs, used, res)
-	if err != nil {
-		return stop(err)
+	var buf []byte
+	verify := func(loc Location) (err error) {
+		buf, err = r.loadAt(ctx, loc, buf[:0])
+		return err
 	}
-	for _, p := range packs {
-		for _, b := range p.info.Blobs {
-			if k, ok := keepers[b.ID]; ok && (k.all || k.pack == p.info.ID) {
-				p.used = append(p.used, b)
-			} else {
-				p.unusedSize += int64(b.Length)
-			}
-		}
+	if err := book.choose(ctx, r.readData, verify, res); err != nil {
+		return stop(err)
 	}
 
 	stored, err := r.storedPacks(ctx)
@@ -250,7 +215,7 @@ func (r *Repository) prunePass(ctx context.Context, opts PruneOptions, total *Pr
 	}
 	// An unneeded pack is deleted when a ripe mark names it, waits when
 	// another mark does, and is marked now otherwise.
-	var keepPacks, obsolete []PackInfo
+	var obsolete []snapshot.ID
 	var newMark []snapshot.ID
 	unneeded := func(id snapshot.ID) bool {
 		switch {
@@ -264,53 +229,66 @@ func (r *Repository) prunePass(ctx context.Context, opts PruneOptions, total *Pr
 		}
 		return false
 	}
-	var repack []*packUse
-	for _, p := range packs {
-		switch {
-		case len(p.used) == len(p.info.Blobs):
-			keepPacks = append(keepPacks, p.info)
-		case recent(p.info.ID):
+	// Deterministic order, packs outside the candidates first: the same
+	// repository prunes the same way.
+	order := make([]uint32, len(book.packs))
+	for i := range order {
+		order[i] = uint32(i)
+	}
+	slices.SortFunc(order, func(a, b uint32) int {
+		pa, pb := &book.packs[a], &book.packs[b]
+		if ca, cb := cand[pa.ID], cand[pb.ID]; ca != cb {
+			if ca {
+				return 1
+			}
+			return -1
+		}
+		return bytes.Compare(pa.ID[:], pb.ID[:])
+	})
+	keep := make([]bool, len(book.packs))
+	var repack []uint32
+	for _, pn := range order {
+		p := &book.packs[pn]
+		keep[pn] = true
+		switch kept := book.keptN[pn]; {
+		case kept == book.blobs[pn]:
+		case recent(p.ID):
 			res.RecentKept++
-			keepPacks = append(keepPacks, p.info)
-		case len(p.used) == 0:
-			if unneeded(p.info.ID) {
-				obsolete = append(obsolete, p.info)
+		case kept == 0:
+			if unneeded(p.ID) {
+				keep[pn] = false
+				obsolete = append(obsolete, p.ID)
 				res.PacksDeleted++
-				res.BlobsRemoved += len(p.info.Blobs)
-				res.BytesFreed += p.info.Size
-			} else {
-				keepPacks = append(keepPacks, p.info)
+				res.BlobsRemoved += book.blobs[pn]
+				res.BytesFreed += p.Size
 			}
-		case float64(p.unusedSize) > opts.RepackUnused*float64(p.info.Size):
-			if p.used[0].Type == DataBlob && !r.readData {
-				res.NeedOwnerKey++
-				res.PartlyUsedKept++
-				keepPacks = append(keepPacks, p.info)
-				continue
-			}
+		case float64(book.unused[pn]) > opts.RepackUnused*float64(p.Size) && book.keptData[pn] && !r.readData:
+			res.NeedOwnerKey++
+			res.PartlyUsedKept++
+		case float64(book.unused[pn]) > opts.RepackUnused*float64(p.Size):
 			// Its used blobs are copied now; the pack itself stays
 			// indexed, a candidate, until a later pass deletes it.
-			repack = append(repack, p)
+			repack = append(repack, pn)
 			res.PacksRepacked++
-			keepPacks = append(keepPacks, p.info)
 			if allRipe {
 				res.PacksDeleted++
-				res.BytesFreed += p.unusedSize
-			} else if !cand[p.info.ID] || ripe[p.info.ID] {
-				newMark = append(newMark, p.info.ID)
+				res.BytesFreed += book.unused[pn]
+			} else if !cand[p.ID] || ripe[p.ID] {
+				newMark = append(newMark, p.ID)
 				res.PacksMarked++
 			}
 		default:
 			res.PartlyUsedKept++
-			keepPacks = append(keepPacks, p.info)
+		}
+		if keep[pn] {
+			res.PacksKept++
 		}
 	}
-	res.PacksKept = len(keepPacks)
 
 	// Packs no index lists, older than the grace period.
 	var unindexed []string
 	for id, sp := range stored {
-		if seen[id] || sp.ModTime.After(cutoff) {
+		if _, indexed := book.num(id); indexed || sp.ModTime.After(cutoff) {
 			continue
 		}
 		if unneeded(id) {
@@ -330,25 +308,12 @@ func (r *Repository) prunePass(ctx context.Context, opts PruneOptions, total *Pr
 		return false, nil
 	}
 	if len(obsolete) == 0 && len(repack) == 0 && len(unindexed) == 0 && len(staging) == 0 &&
-		len(newMark) == 0 && len(ripeMarks) == 0 && len(indexKeys) <= 1 {
+		len(newMark) == 0 && len(ripeMarks) == 0 && len(book.files) <= 1 {
 		return false, nil
 	}
 
 	// 6. Repack: copy used blobs as stored (no recompression) into new packs.
-	for _, p := range repack {
-		plain, _, err := readWholePack(ctx, r.b, p.info.ID, r.ids, &p.info.Hash)
-		if err != nil {
-			r.Abort()
-			return false, err
-		}
-		for _, b := range p.used {
-			if err := r.store(ctx, b.Type, b.ID, plain[b.Offset:b.Offset+b.Length], int(b.RawLength), b.Compressed); err != nil {
-				r.Abort()
-				return false, err
-			}
-		}
-	}
-	if err := r.Flush(ctx); err != nil {
+	if err := r.repack(ctx, book, repack); err != nil {
 		return false, err
 	}
 
@@ -358,16 +323,8 @@ func (r *Repository) prunePass(ctx context.Context, opts PruneOptions, total *Pr
 	if err := r.lock.Confirm(ctx); err != nil {
 		return stop(err)
 	}
-	for len(keepPacks) > 0 {
-		n, blobs := 0, 0
-		for n < len(keepPacks) && n < indexFilePacks && (n == 0 || blobs+len(keepPacks[n].Blobs) <= indexFileBlobs) {
-			blobs += len(keepPacks[n].Blobs)
-			n++
-		}
-		if err := r.writeIndex(ctx, keepPacks[:n]); err != nil {
-			return false, err
-		}
-		keepPacks = keepPacks[n:]
+	if err := r.writeKeptIndex(ctx, book, keep, res.PacksKept); err != nil {
+		return false, err
 	}
 	if len(newMark) > 0 {
 		if err := r.writeMark(ctx, newMark); err != nil {
@@ -386,18 +343,18 @@ func (r *Repository) prunePass(ctx context.Context, opts PruneOptions, total *Pr
 		}
 		return nil
 	}
-	for _, k := range indexKeys {
+	for _, k := range book.files {
 		if err := del(k); err != nil {
 			return false, err
 		}
 	}
-	res.IndexFilesMerged = len(indexKeys)
+	res.IndexFilesMerged = len(book.files)
 
 	// 8. The ripe candidates still unneeded, orphaned staging files, then
 	// the ripe marks (what they named is deleted, used again, or in the
 	// new mark).
-	for _, p := range obsolete {
-		if err := del(packKey(p.ID)); err != nil {
+	for _, id := range obsolete {
+		if err := del(packKey(id)); err != nil {
 			return false, err
 		}
 	}
@@ -449,83 +406,43 @@ func (r *Repository) oldStagingFiles(ctx context.Context, cutoff time.Time) ([]s
 	}
 }
 
-// referenced returns every blob the snapshots ids reference, and how many
-// of them there still are. A snapshot that cannot be read is an error; one
+// referenced records in book every blob the snapshots ids reference, and
+// returns how many of them there still are. A snapshot that cannot be
+// read, or that references a blob no index file lists, is an error; one
 // forgotten since the listing is skipped.
-func (r *Repository) referenced(ctx context.Context, ids []snapshot.ID) (map[snapshot.ID]bool, int, error) {
-	used := map[snapshot.ID]bool{}
+func (r *Repository) referenced(ctx context.Context, ids []snapshot.ID, book *pruneBook) (int, error) {
 	n := 0
+	use := func(id snapshot.ID) error {
+		if !book.markUsed(id) {
+			return fmt.Errorf("blob %s is referenced but not indexed (run check)", id)
+		}
+		return nil
+	}
 	for _, id := range ids {
 		sn, err := r.LoadSnapshot(ctx, id)
 		if errors.Is(err, ErrNotFound) {
 			continue
 		}
 		if err != nil {
-			return nil, 0, err
+			return 0, err
 		}
 		n++
 		for _, t := range sn.Tree {
-			used[t] = true
+			if err := use(t); err != nil {
+				return 0, err
+			}
 		}
 		err = r.EachNode(ctx, sn, func(n *snapshot.Node) error {
 			for _, c := range n.Content {
-				used[c] = true
+				if err := use(c); err != nil {
+					return err
+				}
 			}
 			return nil
 		})
 		if err != nil {
-			return nil, 0, err
+			return 0, err
 		}
 	}
-	return used, n, nil
-}
-
-// keeper says which copy of a used blob prune keeps: the one in pack, or
-// all of them.
-type keeper struct {
-	pack snapshot.ID
-	all  bool
-}
-
-// chooseCopies picks, for every used blob, the copy to keep. A blob stored
-// once keeps that copy. Of several copies (packs in ID order) the first
-// that reads back and matches its ID is kept; when none can be read with
-// our identity (a host key and data blobs) or none verifies, all stay.
-func (r *Repository) chooseCopies(ctx context.Context, packs []*packUse, used map[snapshot.ID]bool, res *PruneResult) (map[snapshot.ID]keeper, error) {
-	copies := map[snapshot.ID][]Location{}
-	for _, p := range packs {
-		for _, b := range p.info.Blobs {
-			if used[b.ID] {
-				copies[b.ID] = append(copies[b.ID], Location{Pack: p.info.ID, PackSize: p.info.Size, BlobInfo: b})
-			}
-		}
-	}
-	keep := make(map[snapshot.ID]keeper, len(copies))
-	var buf []byte
-	for id, locs := range copies {
-		if len(locs) == 1 {
-			keep[id] = keeper{pack: locs[0].Pack}
-			continue
-		}
-		res.DuplicatesChecked++
-		k := keeper{all: true}
-		for _, loc := range locs {
-			if loc.Type == DataBlob && !r.readData {
-				break // cannot tell the copies apart: keep them all
-			}
-			var err error
-			if buf, err = r.loadAt(ctx, loc, buf[:0]); err == nil {
-				k = keeper{pack: loc.Pack}
-				break
-			}
-			if ctx.Err() != nil {
-				return nil, ctx.Err()
-			}
-		}
-		if k.all && (locs[0].Type == TreeBlob || r.readData) {
-			res.Warnings = append(res.Warnings, fmt.Sprintf("blob %s: none of its %d copies verifies; all kept (run check --read-data)", id, len(locs)))
-		}
-		keep[id] = k
-	}
-	return keep, nil
+	return n, nil
 }

@@ -5,6 +5,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -288,5 +289,61 @@ func TestPruneRefusesOnUnreadableSnapshot(t *testing.T) {
 			assert.Contains(t, err.Error(), key)
 			assert.Equal(t, before, listObjects(t, tr.Bucket, ""), "prune deleted nothing")
 		})
+	}
+}
+
+// TestPruneSpilledOracle: prune on an index spilled to its temporary file
+// (after 40 entries) and repacking 3 blobs a batch deletes exactly the
+// packs the map-based bookkeeping it replaced would have deleted (wholly
+// unused and repacked ones) and keeps the rest; every kept snapshot
+// restores, check (reading every pack) is clean, a second prune has
+// nothing to do.
+func TestPruneSpilledOracle(t *testing.T) {
+	defer repo.SetPruneSpill(40, 3)()
+	for run := range 3 {
+		tr := repotest.Init(t, memBucket(t), repotest.SmallChunks, 128<<10)
+		r := tr.Open(t, tr.Owner)
+		a := makeTree(t, 2<<20, int64(100+run))
+		c := makeTree(t, 1<<20, int64(200+run))
+		srcs := []string{a, thinOut(t, a), c, thinOut(t, c)}
+		var snaps []*snapshot.Snapshot
+		for _, s := range srcs {
+			snaps = append(snaps, backupDir(t, r, s))
+		}
+		// Forget the full trees (their packs are then partly used) and,
+		// in the last run, a thinned one too (wholly unused packs).
+		forget := []int{0, 2}
+		if run == 2 {
+			forget = append(forget, 3)
+		}
+		for _, i := range forget {
+			require.NoError(t, r.DeleteSnapshot(ctx, snaps[i].ID))
+		}
+		deleted, kept, err := repo.ExpectedPrune(ctx, r, 0.2)
+		require.NoError(t, err)
+		require.NotEmpty(t, deleted)
+		require.NotEmpty(t, kept)
+
+		res, err := r.Prune(ctx, repo.PruneOptions{Grace: -1})
+		require.NoError(t, err)
+		t.Logf("run %d: prune %+v; expected %d packs deleted, %d kept", run, *res, len(deleted), len(kept))
+		after := listObjects(t, tr.Bucket, "data/")
+		for id := range deleted {
+			assert.NotContains(t, after, packKey(id), "run %d: pack %s deleted", run, id.Short())
+		}
+		for id := range kept {
+			assert.Contains(t, after, packKey(id), "run %d: pack %s kept", run, id.Short())
+		}
+		requireClean(t, tr)
+		r = tr.Open(t, tr.Owner)
+		for i, sn := range snaps {
+			if !slices.Contains(forget, i) {
+				restoreSame(t, r, sn, srcs[i])
+			}
+		}
+		res, err = r.Prune(ctx, repo.PruneOptions{Grace: -1})
+		require.NoError(t, err)
+		assert.Zero(t, res.PacksDeleted+res.PacksRepacked+res.PacksUnindexed+res.PacksMarked, "run %d: a second prune", run)
+		assert.Equal(t, after, listObjects(t, tr.Bucket, "data/"))
 	}
 }

@@ -425,7 +425,7 @@ func (r *Repository) LoadIndex(ctx context.Context) error {
 	idx.setCandidates(candidates(marks))
 	var bad []error
 	var later []PackInfo
-	err = r.walkIndexFiles(ctx, idx.reserve, func(p PackInfo) {
+	_, err = r.walkIndexFiles(ctx, idx.reserve, func(_ int, p PackInfo) {
 		if idx.candidate(p.ID) {
 			p.Blobs = slices.Clone(p.Blobs)
 			later = append(later, p)
@@ -486,19 +486,13 @@ func (r *Repository) eachIndexFile(ctx context.Context, fn func(key string, pack
 // walkIndexFiles is eachIndexFile for loading: each index file is decoded
 // from its plaintext pack by pack (walkIndex), without a PackInfo slice
 // of the whole file; pack is called (serialized, with a Blobs slice reused
-// afterwards) only for files that decode completely, bad for the others.
-// reserve (may be nil) is told first how large the files are in all.
-func (r *Repository) walkIndexFiles(ctx context.Context, reserve func(bytes int64), pack func(PackInfo), bad func(key string, err error)) error {
-	var keys []string
-	var total int64
-	err := listObjects(ctx, r.b, "index/", func(obj *blob.ListObject) {
-		if !obj.IsDir && !strings.HasSuffix(obj.Key, "/") {
-			keys = append(keys, obj.Key)
-			total += obj.Size
-		}
-	})
+// afterwards, and the file's number in the returned listing) only for
+// files that decode completely, bad for the others. reserve (may be nil)
+// is told first how large the files are in all.
+func (r *Repository) walkIndexFiles(ctx context.Context, reserve func(bytes int64), pack func(file int, p PackInfo), bad func(key string, err error)) ([]string, error) {
+	keys, total, err := r.listIndexFiles(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if reserve != nil {
 		reserve(total)
@@ -506,7 +500,7 @@ func (r *Repository) walkIndexFiles(ctx context.Context, reserve func(bytes int6
 	var mu sync.Mutex
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(runtime.GOMAXPROCS(0) + 2)
-	for _, key := range keys {
+	for i, key := range keys {
 		g.Go(func() error {
 			plain, err := r.loadMeta(gctx, key)
 			if err == nil {
@@ -524,10 +518,23 @@ func (r *Repository) walkIndexFiles(ctx context.Context, reserve func(bytes int6
 				bad(key, err)
 				return nil
 			}
-			return walkIndexOnce(plain, pack)
+			return walkIndexOnce(plain, func(p PackInfo) { pack(i, p) })
 		})
 	}
-	return g.Wait()
+	return keys, g.Wait()
+}
+
+// listIndexFiles lists the index files and their total size.
+func (r *Repository) listIndexFiles(ctx context.Context) ([]string, int64, error) {
+	var keys []string
+	var total int64
+	err := listObjects(ctx, r.b, "index/", func(obj *blob.ListObject) {
+		if !obj.IsDir && !strings.HasSuffix(obj.Key, "/") {
+			keys = append(keys, obj.Key)
+			total += obj.Size
+		}
+	})
+	return keys, total, err
 }
 
 func (r *Repository) listKeys(ctx context.Context, prefix string) ([]string, error) {
