@@ -162,7 +162,8 @@ func (a *app) walTarget(name string) (*policies.Target, error) {
 }
 
 // targetConn is the connection to postgres target t's server: its dsn,
-// with the password of its password_file (line ends dropped).
+// with the password of its password_file (SecretRef.Read drops the line
+// end).
 func targetConn(t *policies.Target) (*postgres.Conn, error) {
 	var pw string
 	if !t.PasswordFile.IsZero() {
@@ -170,7 +171,7 @@ func targetConn(t *policies.Target) (*postgres.Conn, error) {
 		if err != nil {
 			return nil, fmt.Errorf("target %s: password: %w", t.Name, err)
 		}
-		pw = strings.TrimRight(string(b), "\r\n")
+		pw = string(b)
 	}
 	conn, err := postgres.ParseDSN(t.DSN, pw)
 	if err != nil {

@@ -48,7 +48,8 @@ type Options struct {
 	// schema.table, * and ? wildcards), applied to every database.
 	ExcludeTables []string
 	// Jobs is how many data pg_dumps run at once (default 1; each is one
-	// connection; the pre-data and post-data ones run beside them). With Jobs > 1 each database is dumped as a pre-data
+	// connection; the pre-data and post-data ones run beside them). With
+	// Jobs > 1 each database is dumped as a pre-data
 	// archive, up to Jobs data-only archives (tables spread by size) and
 	// a post-data archive, all from the same snapshot, so one database is
 	// dumped in parallel and restored in parallel without a local copy;
