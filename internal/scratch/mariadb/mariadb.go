@@ -36,7 +36,8 @@ type Options struct {
 	// Install is mariadb-install-db; default: next to Server, else looked
 	// up like Server.
 	Install string
-	// Dir holds the data directory, socket, pid file and error log. It
+	// Dir holds the data directory, socket, pid file, error log and the
+	// server's temporary files (--tmpdir, apart from other servers). It
 	// must exist; the caller removes it.
 	Dir string
 	// User and Password of the TCP account created; default "lifeboat"
@@ -175,7 +176,7 @@ func (s *Server) start(ctx context.Context, server, dir string, timeout time.Dur
 	s.log = filepath.Join(dir, "error.log")
 	args := []string{"--no-defaults", "--datadir=" + s.DataDir, "--socket=" + s.Socket,
 		"--port=" + strconv.Itoa(s.Port), "--bind-address=127.0.0.1", "--skip-name-resolve",
-		"--pid-file=" + filepath.Join(dir, "mariadbd.pid"), "--log-error=" + s.log,
+		"--pid-file=" + filepath.Join(dir, "mariadbd.pid"), "--log-error=" + s.log, "--tmpdir=" + dir,
 		"--local-infile=1", "--server-id=1", "--log-bin=" + filepath.Join(s.DataDir, "binlog"),
 		"--innodb-buffer-pool-size=128M", "--innodb-flush-log-at-trx-commit=2", "--sync-binlog=0",
 		"--innodb-doublewrite=0", "--max-allowed-packet=64M", "--max-connections=200"}
@@ -304,7 +305,7 @@ func StartOn(ctx context.Context, o Options, dataDir string) (*Server, error) {
 		}
 		args := []string{defaults, "--datadir=" + dataDir, "--socket=" + s.Socket,
 			"--port=" + strconv.Itoa(s.Port), "--bind-address=127.0.0.1", "--skip-name-resolve",
-			"--pid-file=" + filepath.Join(o.Dir, "mariadbd.pid"), "--log-error=" + s.log,
+			"--pid-file=" + filepath.Join(o.Dir, "mariadbd.pid"), "--log-error=" + s.log, "--tmpdir=" + o.Dir,
 			"--skip-log-bin", "--skip-slave-start", "--init-file=" + init, "--local-infile=1",
 			"--innodb-buffer-pool-size=256M", "--max-allowed-packet=1G", "--innodb-fast-shutdown=0"}
 		if os.Geteuid() == 0 {

@@ -13,6 +13,7 @@ import (
 type Server interface {
 	Running() bool
 	Stop()
+	Logs() string // the tail of the server's log, shown when it died
 }
 
 // Shared holds the one server of a test binary. The zero value is ready.
@@ -42,9 +43,15 @@ func (s *Shared[S]) Get(t testing.TB, name string, start func(dir string) (S, er
 		t.Fatalf("%s: shared server: %v", name, s.err)
 	}
 	if !s.srv.Running() {
-		t.Fatalf("%s: the shared server was stopped (use Start for a server a test may stop)", name)
+		t.Fatalf("%s: the shared server is not running (it crashed, or a test stopped it: use Start for a server a test may stop); its log ends:\n%s", name, s.srv.Logs())
 	}
-	return s.srv
+	srv := s.srv
+	t.Cleanup(func() {
+		if !srv.Running() {
+			t.Errorf("%s: the shared server died during this test; its log ends:\n%s", name, srv.Logs())
+		}
+	})
+	return srv
 }
 
 // Main runs m, then stops the server and removes its data:
