@@ -120,7 +120,10 @@ func includeHint(sn *snapshot.Snapshot, pats, top, samples []string) string {
 // read of its pack and verified against its ID; a big file is written in
 // segments by several workers at once (fileJobs). Each file is written
 // under a temporary name and renamed into place when complete
-// (files.Restorer).
+// (files.Restorer). The worker that writes a file also creates it: on a
+// file system where creating an inode is costly (ext4 without a journal
+// skips recently deleted inodes one by one), many small files are then
+// created on every core, not by the one goroutine that reads the tree.
 //
 // An entry that cannot be restored (a damaged or missing pack, an unsafe
 // path, a conflict in dest) is reported through OnFailure and left out,
@@ -164,8 +167,9 @@ func Files(ctx context.Context, r *repo.Repository, sn *snapshot.Snapshot, dest 
 	// below them is (a pattern may match at any depth).
 	pending := map[string]*snapshot.Node{}
 	g, gctx := errgroup.WithContext(ctx)
-	// The reader creates files ahead of the workers (it also handles
-	// directories and links), so give it room to run ahead.
+	// The reader resolves the directories of files ahead of the workers
+	// (it also handles directories and links), so give it room to run
+	// ahead.
 	jobs := make(chan fileJob, 64)
 	for range opts.Workers {
 		g.Go(func() error {
@@ -175,6 +179,14 @@ func Files(ctx context.Context, r *repo.Repository, sn *snapshot.Snapshot, dest 
 					// Cancelled: drain the jobs, leaving no temporary file.
 					abortJob(j, gctx.Err())
 					continue
+				}
+				if j.create {
+					if err := j.f.Create(); err != nil {
+						if gctx.Err() == nil {
+							fail(j.n.Path, err)
+						}
+						continue
+					}
 				}
 				var err error
 				buf, err = restoreFile(gctx, r, j, buf, opts.Progress)
@@ -207,15 +219,22 @@ func Files(ctx context.Context, r *repo.Repository, sn *snapshot.Snapshot, dest 
 	sent := map[string]bool{}
 	var links []*snapshot.Node
 	sendFile := func(n *snapshot.Node) error {
-		f, err := rs.File(n.Entry)
+		f, err := rs.PrepareFile(n.Entry)
 		if err != nil {
+			fail(n.Path, err)
+			return nil
+		}
+		js := fileJobs(r, n, f, opts.Workers)
+		if len(js) == 1 {
+			js[0].create = true // by the worker that writes it
+		} else if err := f.Create(); err != nil {
+			// Segments share the file: it exists before they go out.
 			fail(n.Path, err)
 			return nil
 		}
 		if n.Links > 1 {
 			sent[n.Path] = true
 		}
-		js := fileJobs(r, n, f, opts.Workers)
 		for i, j := range js {
 			select {
 			case jobs <- j:
@@ -374,6 +393,9 @@ type fileJob struct {
 	off   int64
 	size  int64     // content bytes of blobs
 	seg   *segments // nil: the whole file
+	// create: f is only prepared (files.Restorer.PrepareFile); the worker
+	// creates it before writing.
+	create bool
 }
 
 // segmentBytes: files with at least 2 x segmentBytes of content (and more

@@ -8,10 +8,14 @@ import (
 	"encoding/hex"
 	"fmt"
 	"hash"
+	"hash/maphash"
 	"math/big"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/lifeboat-backup/lifeboat/policies"
 )
 
 // Built-in word lists for fakes: small, ASCII only (they fit any column
@@ -46,13 +50,15 @@ func lowerAll(ss []string) []string {
 }
 
 // faker derives fakes from a keyed HMAC-SHA256 of the original value.
-// Not safe for concurrent use (one per export).
+// Not safe for concurrent use (one per export worker).
 type faker struct {
 	key     []byte
-	mac     hash.Hash
-	cache   map[string][]byte // kind 0x00 value max -> fake
+	mac     hash.Hash // HMAC-SHA256 with key, Reset per value
+	in      []byte    // HMAC input: kind 0x00 value
+	out     [32]byte  // HMAC output
+	cache   *fakeCache
+	kinds   []kindStats // by fake kind (fakeKind)
 	ckey    []byte
-	kinds   map[string]*kindStats
 	scratch []byte // an uncached fake, valid until the next call
 }
 
@@ -62,51 +68,51 @@ func (f *faker) sum(kind string, v []byte) [32]byte {
 	if f.mac == nil {
 		f.mac = hmac.New(sha256.New, f.key)
 	}
+	// One Write, and no conversions or results that would escape to the
+	// heap through the hash.Hash interface.
+	f.in = append(append(append(f.in[:0], kind...), 0), v...)
 	m := f.mac
 	m.Reset()
-	m.Write([]byte(kind))
-	m.Write([]byte{0})
-	m.Write(v)
-	var out [32]byte
-	m.Sum(out[:0])
-	return out
+	m.Write(f.in)
+	m.Sum(f.out[:0])
+	return f.out
 }
 
-// cachedFake is fake with a small cache: names, cities and the same
-// customer's email repeat across rows and tables. A kind whose values
-// rarely repeat (phones, postcodes) stops using the cache after a trial:
-// a miss costs a lookup and an insert on top of the fake. The result is
-// shared: callers must not modify it.
-func (f *faker) cachedFake(kind string, v []byte, max int) []byte {
-	ks := f.kinds[kind]
-	if ks == nil {
-		if f.kinds == nil {
-			f.kinds = map[string]*kindStats{}
-		}
-		ks = &kindStats{}
-		f.kinds[kind] = ks
+// fakeKind is the index of a fake kind in policies.FakeKinds (-1: none).
+func fakeKind(kind string) int { return slices.Index(policies.FakeKinds, kind) }
+
+// cachedFake is fake of kind policies.FakeKinds[kid] with a small cache:
+// names, cities and the same customer's email repeat across rows and
+// tables. A kind whose values rarely repeat (phones, postcodes) stops
+// using the cache after a trial: a miss costs a lookup and an insert on
+// top of the fake. The result is valid until the next call; callers
+// must not modify it.
+func (f *faker) cachedFake(kid int, v []byte, max int) []byte {
+	kind := policies.FakeKinds[kid]
+	if f.kinds == nil {
+		f.kinds = make([]kindStats, len(policies.FakeKinds))
 	}
+	ks := &f.kinds[kid]
 	if len(v) > 256 || ks.off {
 		f.scratch = f.appendFake(f.scratch[:0], kind, v, max)
 		return f.scratch
 	}
-	f.ckey = append(append(append(append(f.ckey[:0], kind...), 0), v...), byte(max), byte(max>>8), byte(max>>16))
+	f.ckey = append(append(f.ckey[:0], byte(kid), byte(max), byte(max>>8), byte(max>>16)), v...)
 	ks.lookups++
-	if s, ok := f.cache[string(f.ckey)]; ok {
+	if f.cache == nil {
+		f.cache = newFakeCache()
+	}
+	e := f.cache.slot(f.ckey)
+	if string(e.key) == string(f.ckey) {
 		ks.hits++
-		return s
+		return e.val
 	}
 	if ks.lookups == cacheTrial && ks.hits < cacheTrial/4 {
 		ks.off = true
 	}
-	s := f.appendFake(nil, kind, v, max)
-	if f.cache == nil {
-		f.cache = make(map[string][]byte, cacheSize)
-	} else if len(f.cache) >= cacheSize {
-		clear(f.cache)
-	}
-	f.cache[string(f.ckey)] = s
-	return s
+	e.key = append(e.key[:0], f.ckey...)
+	e.val = f.appendFake(e.val[:0], kind, v, max)
+	return e.val
 }
 
 // kindStats decide whether a fake kind is worth caching.
@@ -122,6 +128,22 @@ const cacheTrial = 2048
 // cacheSize bounds the fake cache: small enough to stay in the CPU
 // caches (a miss costs about as much as making the fake).
 const cacheSize = 1 << 12
+
+// fakeCache is a direct-mapped cache of fakes: a key (kind, max, value)
+// has one slot, and a miss overwrites it, reusing its buffers (no
+// allocation once warm). Only speed depends on the seed.
+type fakeCache struct {
+	seed  maphash.Seed
+	slots [cacheSize]cacheSlot
+}
+
+type cacheSlot struct{ key, val []byte }
+
+func newFakeCache() *fakeCache { return &fakeCache{seed: maphash.MakeSeed()} }
+
+func (c *fakeCache) slot(key []byte) *cacheSlot {
+	return &c.slots[maphash.Bytes(c.seed, key)&(cacheSize-1)]
+}
 
 func pickWord(h [32]byte, i int, list []string) string {
 	return list[binary.BigEndian.Uint32(h[i*4:])%uint32(len(list))]

@@ -161,7 +161,7 @@ func (f *faker) apply(r *Rule, col *column, v []byte) []byte {
 	case policies.RuleFixed:
 		return r.fixed
 	case policies.RuleFake:
-		return f.cachedFake(r.Arg, v, col.max)
+		return f.cachedFake(r.kid, v, col.max)
 	case policies.RuleHash:
 		return []byte(fit(f.hashHex(v), col.max))
 	case policies.RuleMask:
@@ -180,7 +180,7 @@ func (f *faker) apply(r *Rule, col *column, v []byte) []byte {
 			if part.kind == "" {
 				b.WriteString(part.lit)
 			} else {
-				b.Write(f.cachedFake(part.kind, v, 0))
+				b.Write(f.cachedFake(part.kid, v, 0))
 			}
 		}
 		return []byte(fit(b.String(), col.max))

@@ -24,12 +24,16 @@ func rulesErrorf(format string, args ...any) error {
 type Rule struct {
 	Kind  string // policies.Rule* or "template"
 	Arg   string // fixed value, fake kind, kept characters (mask), template text
+	kid   int    // fake kind (fakeKind) of a fake rule
 	keep  int
 	fixed []byte // Arg of a fixed rule
 	tmpl  []tmplPart
 }
 
-type tmplPart struct{ lit, kind string }
+type tmplPart struct {
+	lit, kind string
+	kid       int // fakeKind(kind)
+}
 
 var placeholder = regexp.MustCompile(`\{([a-z0-9_]+)\}`)
 
@@ -52,6 +56,8 @@ func ParseRule(s string) (Rule, error) {
 		r.fixed = []byte(r.Arg)
 	}
 	switch r.Kind {
+	case policies.RuleFake:
+		r.kid = fakeKind(r.Arg)
 	case policies.RuleMask:
 		r.keep, _ = strconv.Atoi(r.Arg)
 	case policies.RuleFixed:
@@ -65,7 +71,7 @@ func ParseRule(s string) (Rule, error) {
 			if !slices.Contains(policies.FakeKinds, kind) {
 				return Rule{}, rulesErrorf("%q: unknown fake kind {%s} in template (allowed: %s)", s, kind, strings.Join(policies.FakeKinds, ", "))
 			}
-			r.tmpl = append(r.tmpl, tmplPart{lit: r.Arg[last:m[0]]}, tmplPart{kind: kind})
+			r.tmpl = append(r.tmpl, tmplPart{lit: r.Arg[last:m[0]]}, tmplPart{kind: kind, kid: fakeKind(kind)})
 			last = m[1]
 		}
 		r.tmpl = append(r.tmpl, tmplPart{lit: r.Arg[last:]})

@@ -375,8 +375,26 @@ type File struct {
 
 // File creates the file for e, without a name where the file system
 // offers O_TMPFILE, else under a temporary name, and returns it open for
-// writing. Nothing under e's name changes before Commit.
+// writing. Nothing under e's name changes before Commit. It is
+// PrepareFile followed by Create.
 func (r *Restorer) File(e snapshot.Entry) (*File, error) {
+	f, err := r.PrepareFile(e)
+	if err != nil {
+		return nil, err
+	}
+	if err := f.Create(); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+// PrepareFile does the part of File that follows the Restorer's current
+// directory: it resolves (and creates) e's parent directory and holds it.
+// The returned File is not open yet: Create creates it, and may run in
+// another goroutine, in parallel with other Creates and the Restorer's
+// other calls (creating an inode is most of a small file's cost in the
+// kernel). Abort releases a File whose Create was not called.
+func (r *Restorer) PrepareFile(e snapshot.Entry) (*File, error) {
 	if e.Type != snapshot.TypeFile {
 		return nil, fmt.Errorf("entry %q: File called for type %s", e.Path, e.Type)
 	}
@@ -389,12 +407,23 @@ func (r *Restorer) File(e snapshot.Entry) (*File, error) {
 	if err == nil {
 		dirfd, err = unix.Dup(pfd)
 	}
-	noTmpfile := r.noTmpfile
 	r.mu.Unlock()
 	if err != nil {
 		return nil, err
 	}
+	return &File{r: r, e: e, dirfd: dirfd}, nil
+}
+
+// Create creates the file PrepareFile prepared and opens it for writing,
+// ftruncated to the entry's size. On an error the File is released (as
+// by Abort).
+func (f *File) Create() error {
+	r, e, dirfd := f.r, f.e, f.dirfd
+	r.mu.Lock()
+	noTmpfile := r.noTmpfile
+	r.mu.Unlock()
 	fd, tmp := -1, ""
+	var err error
 	tmpfile := !noTmpfile
 	if tmpfile {
 		fd, err = unix.Openat(dirfd, ".", unix.O_RDWR|unix.O_TMPFILE|unix.O_CLOEXEC, 0o600)
@@ -417,17 +446,17 @@ func (r *Restorer) File(e snapshot.Entry) (*File, error) {
 		}
 	}
 	if err != nil {
-		unix.Close(dirfd)
-		return nil, fmt.Errorf("entry %q: create: %w", e.Path, err)
+		f.Abort()
+		return fmt.Errorf("entry %q: create: %w", e.Path, err)
 	}
-	f := &File{File: os.NewFile(uintptr(fd), r.root+"/"+e.Path), r: r, e: e, dirfd: dirfd, tmp: tmp}
+	f.File, f.tmp = os.NewFile(uintptr(fd), r.root+"/"+e.Path), tmp
 	if e.Size > 0 {
 		if err := unix.Ftruncate(fd, e.Size); err != nil {
 			f.Abort()
-			return nil, fmt.Errorf("entry %q: truncate: %w", e.Path, err)
+			return fmt.Errorf("entry %q: truncate: %w", e.Path, err)
 		}
 	}
-	return f, nil
+	return nil
 }
 
 // Commit applies the entry's owner, xattrs, mode and mtime through the
@@ -508,7 +537,9 @@ func (f *File) Abort() {
 	if f.dirfd < 0 {
 		return
 	}
-	f.File.Close()
+	if f.File != nil {
+		f.File.Close()
+	}
 	if f.tmp != "" {
 		unix.Unlinkat(f.dirfd, f.tmp, 0)
 	}

@@ -423,6 +423,75 @@ func TestRestoreFileUnnamedUntilCommit(t *testing.T) {
 	}
 }
 
+// PrepareFile resolves a file's directory while the Restorer walks on;
+// Create, run later and from other goroutines (as restore.Files' workers
+// do), still creates each file in its own directory, after the
+// Restorer's directory stack has moved elsewhere and closed those
+// directories. A prepared file that is aborted leaves nothing.
+func TestRestorePrepareFileCreateLater(t *testing.T) {
+	for _, named := range []bool{false, true} {
+		t.Run(map[bool]string{false: "O_TMPFILE", true: "temporary name"}[named], func(t *testing.T) {
+			dst := t.TempDir()
+			r, err := NewRestorer(dst, snapshot.EntryOptions{})
+			require.NoError(t, err)
+			r.noTmpfile = named
+			var prepared []*File
+			for d := range 4 {
+				for s := range 3 {
+					dir := fmt.Sprintf("d%d/s%d", d, s)
+					require.NoError(t, r.Dir(snapshot.Entry{Path: fmt.Sprintf("d%d", d), Type: snapshot.TypeDir, Mode: 0o755}))
+					require.NoError(t, r.Dir(snapshot.Entry{Path: dir, Type: snapshot.TypeDir, Mode: 0o755}))
+					for i := range 5 {
+						e := snapshot.Entry{Path: fmt.Sprintf("%s/f%d", dir, i), Type: snapshot.TypeFile, Size: int64(len(dir) + 3), Mode: 0o644}
+						f, err := r.PrepareFile(e)
+						require.NoError(t, err)
+						prepared = append(prepared, f)
+					}
+				}
+			}
+			abort, err := r.PrepareFile(snapshot.Entry{Path: "d0/s0/aborted", Type: snapshot.TypeFile, Size: 1, Mode: 0o644})
+			require.NoError(t, err)
+			abort.Abort()
+			abort.Abort()
+			var wg sync.WaitGroup
+			errs := make(chan error, len(prepared))
+			for w := range 3 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for i := w; i < len(prepared); i += 3 {
+						f := prepared[i]
+						if err := f.Create(); err != nil {
+							errs <- err
+							continue
+						}
+						if _, err := f.WriteAt([]byte(f.e.Path[:len(f.e.Path)-3]+"end"), 0); err != nil {
+							f.Abort()
+							errs <- err
+							continue
+						}
+						errs <- f.Commit()
+					}
+				}()
+			}
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				require.NoError(t, err)
+			}
+			require.NoError(t, r.Close())
+			for _, f := range prepared {
+				got, err := os.ReadFile(filepath.Join(dst, f.e.Path))
+				require.NoError(t, err)
+				assert.Equal(t, f.e.Path[:len(f.e.Path)-3]+"end", string(got))
+			}
+			entries, err := os.ReadDir(filepath.Join(dst, "d0/s0"))
+			require.NoError(t, err)
+			assert.Len(t, entries, 5, "only the committed files, no temporary or aborted one")
+		})
+	}
+}
+
 // BenchmarkRestoreSmallFile is the restorer's cost per small file (create,
 // write 4 KiB, Commit), 100 files per directory; on tmpfs it is what the
 // descriptor-based metadata and the unnamed-until-complete files cost.
