@@ -3,11 +3,13 @@ package repo
 import (
 	"context"
 	"fmt"
+	"io"
 	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"gocloud.dev/blob"
 	"gocloud.dev/blob/memblob"
 
 	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
@@ -49,10 +51,19 @@ func TestCheckPackHeaderAgainstIndex(t *testing.T) {
 	moved := real
 	moved.Offset++
 	ghost := BlobInfo{Type: DataBlob, ID: snapshot.ID{0xee}, Offset: 0, Length: 10, RawLength: 10}
-	// A second index file lists the pack again: every real entry (a pack
-	// indexed twice is sound), one at a wrong offset, one the pack lacks.
+	// The index files are replaced by one that lists the pack with every
+	// real entry, one at a wrong offset and one the pack lacks.
 	lying := p
 	lying.Blobs = append(append([]BlobInfo{}, p.Blobs...), moved, ghost)
+	it := b.List(&blob.ListOptions{Prefix: "index/"})
+	for {
+		obj, err := it.Next(ctx)
+		if err == io.EOF {
+			break
+		}
+		require.NoError(t, err)
+		require.NoError(t, b.Delete(ctx, obj.Key))
+	}
 	require.NoError(t, r.writeIndex(ctx, []PackInfo{lying}))
 
 	cr, err = r.Check(ctx, CheckOptions{ReadDataPercent: 100})
