@@ -42,12 +42,13 @@ man: build
 quickstart:
 	scripts/quickstart
 
-## test: vet, every test with the race detector (MinIO tests must run), then
-## the 1 GiB round trip through MinIO without -race (LIFEBOAT_LARGE_SIZE)
+## test: vet, the 1 GiB round trip through MinIO (LIFEBOAT_LARGE_SIZE) and a
+## year of daily backup+forget without -race, then every test with the race
+## detector (MinIO tests must run)
 test: deps
 	$(GO) vet $(PKGS)
 	test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
-	LIFEBOAT_REQUIRE_MINIO=1 LIFEBOAT_LARGE=1 $(GO) test -count=1 -timeout $(TEST_TIMEOUT) -run 'Large' ./engine/
+	LIFEBOAT_REQUIRE_MINIO=1 LIFEBOAT_LARGE=1 $(GO) test -count=1 -timeout $(TEST_TIMEOUT) -run 'TestLargeRoundTripMinIO|TestCLISeedRetentionOverDays' ./engine/ ./cmd/lifeboat/
 	LIFEBOAT_REQUIRE_MINIO=1 LIFEBOAT_REQUIRE_MARIADB=1 LIFEBOAT_REQUIRE_POSTGRES=1 LIFEBOAT_REQUIRE_REDIS=1 LIFEBOAT_REQUIRE_CHROMIUM=1 LIFEBOAT_REQUIRE_RESTIC=1 $(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) $(PKGS)
 
 ## test-short: quick tests, no deps needed

@@ -2,6 +2,7 @@ package restore
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/hex"
 	"encoding/json"
@@ -247,21 +248,43 @@ func readPostgresTree(ctx context.Context, s snapshot.Reader, opts PostgresOptio
 
 // pgRestoreSplit restores a database dumped in parts: the pre-data
 // archive (tables without indexes or constraints), then the data-only
-// archives, up to Jobs at once, each streamed from the repository into a
-// pg_restore of its own, then the post-data archive (indexes,
-// constraints, triggers: small, so with Jobs > 1 it is staged and
-// pg_restore --jobs builds the indexes in parallel).
+// and table archives, up to Jobs at once, largest first, each streamed
+// from the repository into a pg_restore of its own (a table archive's
+// data, then at once its indexes and constraints: postgres.SplitTOC),
+// then the post-data archive (the other tables' indexes, constraints,
+// triggers: small, so with Jobs > 1 it is staged and pg_restore --jobs
+// builds the indexes in parallel), then the rest of the table archives
+// (foreign keys, triggers, comments), Jobs at once, from their tables of
+// contents held in memory.
 func pgRestoreSplit(ctx context.Context, s snapshot.Reader, pgRestore string, conn *postgres.Conn, d *pgDB, opts PostgresOptions) (int64, error) {
 	total, err := pgRestoreArchive(ctx, s, pgRestore, conn, d, d.Pre, opts, 1)
 	if err != nil {
 		return total, err
 	}
+	n := max(jobs(s, opts.Jobs), 1)
+	// Tree order for a sequential reader (one at a time), else largest
+	// first, so the last archive to finish is a small one.
+	loads := slices.Concat(d.Data, d.Tables)
+	if n > 1 {
+		slices.SortStableFunc(loads, func(a, b *snapshot.Node) int { return cmp.Compare(b.Size, a.Size) })
+	}
+	tocs := map[*snapshot.Node]*postgres.TableTOC{}
 	var mu sync.Mutex
 	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(max(jobs(s, opts.Jobs), 1))
-	for _, n := range d.Data {
+	g.SetLimit(n)
+	for _, node := range loads {
 		g.Go(func() error {
-			k, err := pgRestoreArchive(gctx, s, pgRestore, conn, d, n, opts, 1)
+			var k int64
+			var err error
+			if slices.Contains(d.Tables, node) {
+				var toc *postgres.TableTOC
+				k, toc, err = pgRestoreTable(gctx, s, pgRestore, conn, d, node, opts)
+				mu.Lock()
+				tocs[node] = toc
+				mu.Unlock()
+			} else {
+				k, err = pgRestoreArchive(gctx, s, pgRestore, conn, d, node, opts, 1)
+			}
 			mu.Lock()
 			total += k
 			mu.Unlock()
@@ -271,25 +294,67 @@ func pgRestoreSplit(ctx context.Context, s snapshot.Reader, pgRestore string, co
 	if err := g.Wait(); err != nil {
 		return total, err
 	}
-	k, err := pgRestoreArchive(ctx, s, pgRestore, conn, d, d.Post, opts, jobs(s, opts.Jobs))
-	return total + k, err
+	k, err := pgRestoreArchive(ctx, s, pgRestore, conn, d, d.Post, opts, n)
+	total += k
+	if err != nil {
+		return total, err
+	}
+	g, gctx = errgroup.WithContext(ctx)
+	g.SetLimit(n)
+	for _, node := range d.Tables {
+		toc := tocs[node]
+		if len(toc.Later) == 0 {
+			continue
+		}
+		g.Go(func() error {
+			return pgRestoreRun(gctx, pgRestore, conn, d, node, bytes.NewReader(toc.Head), toc.Later, opts)
+		})
+	}
+	return total, g.Wait()
+}
+
+// pgRestoreTable restores a table archive's data, indexes and
+// constraints (toc.Now), streamed, its rows with COPY FREEZE where the
+// archive's format allows (postgres.FreezeCopy), and returns the archive
+// bytes read and its table of contents for the rest (toc.Later).
+func pgRestoreTable(ctx context.Context, s snapshot.Reader, pgRestore string, conn *postgres.Conn, d *pgDB, node *snapshot.Node, opts PostgresOptions) (int64, *postgres.TableTOC, error) {
+	content := s.Open(ctx, node)
+	defer content.Close()
+	counter := &countingReader{r: content, p: opts.Progress}
+	toc, err := postgres.ReadTableTOC(ctx, pgRestore, counter)
+	if err != nil {
+		return counter.n, nil, fmt.Errorf("restore database %q as %q: %s: %w", d.Name, d.target, node.Path, err)
+	}
+	// The table is new (pre-data made it): its rows load frozen, in one
+	// transaction with its indexes and constraints.
+	head, frozen := postgres.FreezeCopy(toc.Head)
+	var extra []string
+	if frozen {
+		extra = []string{"--single-transaction"}
+	}
+	if err := pgRestoreRun(ctx, pgRestore, conn, d, node, io.MultiReader(bytes.NewReader(head), counter), toc.Now, opts, extra...); err != nil {
+		return counter.n, nil, err
+	}
+	// pg_restore stops reading after the last item; the rest must be
+	// the archive's end.
+	if _, err := io.Copy(io.Discard, counter); err != nil {
+		return counter.n, nil, fmt.Errorf("restore %s: %w", node.Path, err)
+	}
+	if counter.n != node.Size {
+		return counter.n, nil, fmt.Errorf("restore %s: archive is %d bytes, metadata says %d", node.Path, counter.n, node.Size)
+	}
+	return counter.n, toc, nil
 }
 
 // pgRestoreArchive runs pg_restore of one archive of d into its database
 // and returns the archive bytes read: streamed into pg_restore's stdin,
 // or with jobs > 1 staged in a temporary file for pg_restore --jobs.
 func pgRestoreArchive(ctx context.Context, s snapshot.Reader, pgRestore string, conn *postgres.Conn, d *pgDB, node *snapshot.Node, opts PostgresOptions, jobs int) (int64, error) {
-	args := []string{"-w", "--exit-on-error", "-d", conn.URL(d.target)}
-	if opts.NoOwner {
-		args = append(args, "--no-owner")
-	}
-	if opts.NoPrivileges {
-		args = append(args, "--no-privileges")
-	}
 	content := s.Open(ctx, node)
 	defer content.Close()
 	counter := &countingReader{r: content, p: opts.Progress}
 	var stdin io.Reader = counter
+	var extra []string
 	if jobs > 1 {
 		f, err := os.CreateTemp(opts.TempDir, "lifeboat-pgrestore-*.dump")
 		if err != nil {
@@ -303,10 +368,44 @@ func pgRestoreArchive(ctx context.Context, s snapshot.Reader, pgRestore string, 
 		if err != nil {
 			return counter.n, fmt.Errorf("restore %s: temporary archive: %w", d.Name, err)
 		}
-		args = append(args, fmt.Sprintf("--jobs=%d", jobs), f.Name())
+		extra = []string{fmt.Sprintf("--jobs=%d", jobs), f.Name()}
 		stdin = nil
 	}
-	cmd := exec.CommandContext(ctx, pgRestore, args...)
+	if err := pgRestoreRun(ctx, pgRestore, conn, d, node, stdin, nil, opts, extra...); err != nil {
+		return counter.n, err
+	}
+	if counter.n != node.Size {
+		return counter.n, fmt.Errorf("restore %s: archive is %d bytes, metadata says %d", node.Path, counter.n, node.Size)
+	}
+	return counter.n, nil
+}
+
+// pgRestoreRun runs one pg_restore into d's database: of the archive on
+// stdin (nil: a file in extra), with list (not nil) as its --use-list.
+func pgRestoreRun(ctx context.Context, pgRestore string, conn *postgres.Conn, d *pgDB, node *snapshot.Node, stdin io.Reader, list []byte, opts PostgresOptions, extra ...string) error {
+	args := []string{"-w", "--exit-on-error", "-d", conn.URL(d.target)}
+	if opts.NoOwner {
+		args = append(args, "--no-owner")
+	}
+	if opts.NoPrivileges {
+		args = append(args, "--no-privileges")
+	}
+	if list != nil {
+		f, err := os.CreateTemp(opts.TempDir, "lifeboat-pgrestore-*.list")
+		if err != nil {
+			return fmt.Errorf("restore %s: list file: %w", node.Path, err)
+		}
+		defer os.Remove(f.Name())
+		_, err = f.Write(list)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return fmt.Errorf("restore %s: list file: %w", node.Path, err)
+		}
+		args = append(args, "--use-list="+f.Name())
+	}
+	cmd := exec.CommandContext(ctx, pgRestore, append(args, extra...)...)
 	cmd.Env = conn.Env()
 	if stdin != nil {
 		cmd.Stdin = stdin
@@ -318,12 +417,9 @@ func pgRestoreArchive(ctx context.Context, s snapshot.Reader, pgRestore string, 
 		if msg == "" {
 			msg = err.Error()
 		}
-		return counter.n, fmt.Errorf("restore database %q as %q: pg_restore of %s: %s", d.Name, d.target, node.Path, msg)
+		return fmt.Errorf("restore database %q as %q: pg_restore of %s: %s", d.Name, d.target, node.Path, msg)
 	}
-	if counter.n != node.Size {
-		return counter.n, fmt.Errorf("restore %s: archive is %d bytes, metadata says %d", node.Path, counter.n, node.Size)
-	}
-	return counter.n, nil
+	return nil
 }
 
 // readPostgresProps reads a database's recorded properties.

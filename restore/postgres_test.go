@@ -67,6 +67,11 @@ func TestPostgresOroRoundTrip(t *testing.T) {
 		INSERT INTO "My Schema"."Odd*Name.x?" SELECT g, 'q' || g FROM generate_series(1, 50) g;
 		CREATE TABLE "public"."Odd*Name" (id int); INSERT INTO "Odd*Name" VALUES (1);
 		SELECT lo_from_bytea(4242, 'large object ü')`)
+	// Items of a table archive restored after the post-data archive: a
+	// trigger, a comment on a foreign key.
+	s.MustPSQL(t, "oro", `CREATE FUNCTION touch() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN RETURN NEW; END$$;
+		CREATE TRIGGER oro_order_touch BEFORE UPDATE ON oro_order FOR EACH ROW EXECUTE FUNCTION touch();
+		COMMENT ON CONSTRAINT oro_order_customer_user_id_fkey ON oro_order IS 'fk comment'`)
 	extra := `SELECT (SELECT count(*) || md5(string_agg(t::text, '|' ORDER BY t::text)) FROM "My Schema"."Odd*Name.x?" t) || ' ' ||
 		(SELECT count(*) FROM "Odd*Name") || ' ' || encode(lo_get(4242), 'escape')`
 	wantExtra := s.MustPSQL(t, "oro", extra)
@@ -81,9 +86,9 @@ func TestPostgresOroRoundTrip(t *testing.T) {
 	rp := sn.RecoveryPoint
 	require.Regexp(t, `^[0-9A-F]+/[0-9A-F]+$`, rp.Details["lsn"])
 	require.Equal(t, "audit db,oro", rp.Details["databases"])
-	require.Equal(t, "custom-split", rp.Details["format"])
-	// Jobs 2: each database in a pre-data, two data-only and a post-data
-	// archive, in the order restore reads them.
+	require.Equal(t, "custom-tables", rp.Details["format"])
+	// Jobs 2: each database in a pre-data, a data-only, up to 8 table
+	// archives (the largest tables) and a post-data archive.
 	var paths []string
 	tr := r.NewTreeReader(context.Background(), sn)
 	for {
@@ -94,13 +99,18 @@ func TestPostgresOroRoundTrip(t *testing.T) {
 		require.NoError(t, err)
 		paths = append(paths, n.Path)
 	}
-	require.Equal(t, []string{"audit%20db+0-properties.json", "audit%20db+1-pre.dump", "audit%20db+2-data-00.dump", "audit%20db+3-post.dump",
-		"globals.sql", "oro+0-properties.json", "oro+1-pre.dump", "oro+2-data-00.dump", "oro+2-data-01.dump", "oro+3-post.dump"}, paths)
+	require.Equal(t, []string{"audit%20db+0-properties.json", "audit%20db+1-pre.dump", "audit%20db+2-data-00.dump", "audit%20db+2-table-00.dump",
+		"audit%20db+3-post.dump", "globals.sql", "oro+0-properties.json", "oro+1-pre.dump", "oro+2-data-00.dump",
+		"oro+2-table-00.dump", "oro+2-table-01.dump", "oro+2-table-02.dump", "oro+2-table-03.dump",
+		"oro+2-table-04.dump", "oro+2-table-05.dump", "oro+2-table-06.dump", "oro+2-table-07.dump", "oro+3-post.dump"}, paths)
 	require.NotContains(t, strings.Join(sn.Paths, " "), s.Password)
 	require.False(t, rp.Time.IsZero())
 	// pg_dump does not compress (-Z0): the repository does, and can
 	// deduplicate the rows. The COPY text of audit db's log is readable.
-	require.Contains(t, readEntry(t, r, sn, "audit%20db+2-data-00.dump"), "100\tl100\n")
+	require.Contains(t, readEntry(t, r, sn, "audit%20db+2-table-00.dump"), "100\tl100\n")
+	schema := pgSchema(t, s, "oro")
+	require.Contains(t, schema, "fk comment")
+	require.Contains(t, schema, "oro_order_touch")
 
 	ctx := context.Background()
 	// Streamed (jobs 1), renamed, with globals.
@@ -112,6 +122,10 @@ func TestPostgresOroRoundTrip(t *testing.T) {
 	require.Equal(t, wantExtra, s.MustPSQL(t, "oro_restored", extra))
 	require.Equal(t, "100", s.MustPSQL(t, "audit2", `SELECT count(*) FROM log`))
 	require.Equal(t, "t", s.MustPSQL(t, "oro_restored", `SELECT has_table_privilege('oro_reader', 'oro_order', 'SELECT')`))
+	require.Equal(t, schema, pgSchema(t, s, "oro_restored"), "indexes, constraints, triggers, comments")
+	// A table archive's rows load with COPY FREEZE: all pages frozen.
+	s.MustPSQL(t, "oro_restored", `CREATE EXTENSION pg_visibility`)
+	require.Equal(t, "t", s.MustPSQL(t, "oro_restored", `SELECT all_frozen > 0 AND all_frozen = pg_relation_size('oro_order') / 8192 FROM pg_visibility_map_summary('oro_order')`))
 
 	// Parallel from a temp file, into the database named in the URL.
 	st, err = restore.Postgres(ctx, r.SnapshotReader(sn), restore.PostgresOptions{DSN: s.URL() + "oro_parallel", Password: s.Password,
@@ -120,8 +134,20 @@ func TestPostgresOroRoundTrip(t *testing.T) {
 	require.Equal(t, []string{"oro_parallel"}, st.Databases)
 	require.Equal(t, want, pgDigests(t, s, "oro_parallel"))
 	require.Equal(t, wantExtra, s.MustPSQL(t, "oro_parallel", extra))
-	indexes := `SELECT string_agg(indexdef, ';' ORDER BY indexname) || (SELECT count(*) FROM pg_constraint WHERE contype = 'f') FROM pg_indexes WHERE schemaname = 'public'`
-	require.Equal(t, s.MustPSQL(t, "oro", indexes), s.MustPSQL(t, "oro_parallel", indexes), "post-data: indexes and foreign keys")
+	require.Equal(t, schema, pgSchema(t, s, "oro_parallel"), "post-data: indexes, constraints, triggers, comments")
+
+	// The split layout of earlier snapshots (data archives only, the
+	// post-data of every table in one archive): streamed and parallel.
+	old, err := engine.Backup(ctx, r, oldSplit{s, "oro"}, engine.BackupOptions{Workers: 2})
+	require.NoError(t, err)
+	for jobs, name := range map[int]string{1: "oro_old1", 2: "oro_old2"} {
+		_, err = restore.Postgres(ctx, r.SnapshotReader(old.Snapshot), restore.PostgresOptions{DSN: s.URL(), Password: s.Password,
+			Rename: map[string]string{"oro": name}, Jobs: jobs, TempDir: t.TempDir()})
+		require.NoError(t, err)
+		require.Equal(t, want, pgDigests(t, s, name))
+		require.Equal(t, wantExtra, s.MustPSQL(t, name, extra))
+		require.Equal(t, schema, pgSchema(t, s, name))
+	}
 
 	// Jobs 1: one whole archive per database (the format of older
 	// snapshots), restored streamed and staged.
@@ -134,14 +160,16 @@ func TestPostgresOroRoundTrip(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, want, pgDigests(t, s, name))
 		require.Equal(t, wantExtra, s.MustPSQL(t, name, extra))
+		require.Equal(t, schema, pgSchema(t, s, name))
 	}
 
 	// A split snapshot missing an archive is refused, naming what lacks.
 	src, err := postgres.New(postgres.Options{DSN: s.URL(), Password: s.Password, Databases: []string{"oro"}, Jobs: 3})
 	require.NoError(t, err)
 	for suffix, msg := range map[string]string{
-		postgres.SuffixPost:    `database "oro" is incomplete: pre-data, data and post-data archives expected`,
-		postgres.DataSuffix(0): `database "oro": data archive 0 of 2 is missing`,
+		postgres.SuffixPost:     `database "oro" is incomplete: pre-data, data and post-data archives expected`,
+		postgres.DataSuffix(0):  `database "oro" is incomplete: pre-data, data and post-data archives expected`,
+		postgres.TableSuffix(0): `database "oro": table archive 0 of 9 is missing`,
 	} {
 		bad, err := engine.Backup(ctx, r, dropEntries{src, suffix}, engine.BackupOptions{Workers: 2})
 		require.NoError(t, err)
@@ -211,6 +239,59 @@ func dbProps(t *testing.T, s *postgrestest.Server, db string) postgres.DatabaseP
 	require.NoError(t, json.Unmarshal([]byte(s.MustPSQL(t, db, postgres.PropsQuery(150000))), &p))
 	slices.Sort(p.ACL)
 	return p
+}
+
+// pgSchema lists database db's indexes, constraints, triggers and the
+// comments on constraints, each by its definition.
+func pgSchema(t *testing.T, s *postgrestest.Server, db string) string {
+	t.Helper()
+	return s.MustPSQL(t, db, `SELECT (SELECT string_agg(indexdef, E'\n' ORDER BY indexname) FROM pg_indexes WHERE schemaname NOT IN ('pg_catalog', 'information_schema'))
+		|| E'\n' || (SELECT string_agg(conrelid::regclass || ' ' || conname || ' ' || pg_get_constraintdef(oid) || ' ' || coalesce(obj_description(oid, 'pg_constraint'), ''), E'\n' ORDER BY conrelid::regclass::text, conname)
+			FROM pg_constraint WHERE connamespace <> 'pg_catalog'::regnamespace)
+		|| E'\n' || (SELECT string_agg(pg_get_triggerdef(oid), E'\n' ORDER BY tgname) FROM pg_trigger WHERE NOT tgisinternal)`)
+}
+
+// oldSplit is a source making db's snapshot in the split layout of
+// earlier snapshots: pre-data, data archive 0 (all but oro_order and
+// oro_email), data archive 1 (those two), post-data of every table.
+type oldSplit struct {
+	s  *postgrestest.Server
+	db string
+}
+
+func (o oldSplit) Kind() string    { return "postgres" }
+func (o oldSplit) Paths() []string { return []string{o.s.URL()} }
+
+func (o oldSplit) Walk(ctx context.Context, warn func(string, error), fn func(snapshot.Entry, func() (io.ReadCloser, error)) error) error {
+	pgDump, err := postgres.Binary(o.s.BinDir(), "pg_dump")
+	if err != nil {
+		return err
+	}
+	conn, err := postgres.ParseDSN(o.s.URL(), o.s.Password)
+	if err != nil {
+		return err
+	}
+	for _, e := range []struct {
+		suffix string
+		args   []string
+	}{
+		{postgres.SuffixPre, []string{"--section=pre-data"}},
+		{postgres.DataSuffix(0), []string{"--section=data", "--exclude-table=oro_order", "--exclude-table=oro_email"}},
+		{postgres.DataSuffix(1), []string{"--section=data", "--table=oro_order", "--table=oro_email"}},
+		{postgres.SuffixPost, []string{"--section=post-data"}},
+	} {
+		cmd := osexec.CommandContext(ctx, pgDump, append([]string{"-w", "-Fc", "-Z0", "-d", conn.URL(o.db)}, e.args...)...)
+		cmd.Env = conn.Env()
+		out, err := cmd.Output()
+		if err != nil {
+			return fmt.Errorf("pg_dump %v: %w", e.args, err)
+		}
+		ent := snapshot.Entry{Path: postgres.EncodeName(o.db) + e.suffix, Type: snapshot.TypeFile, Mode: 0o600, Size: int64(len(out))}
+		if err := fn(ent, func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(out)), nil }); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // dropEntries is a postgres source whose snapshots lack the entries

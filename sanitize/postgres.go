@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"os"
 	"os/exec"
 	"slices"
 	"strconv"
@@ -45,7 +46,13 @@ type pgProc struct {
 }
 
 func startPGRestore(ctx context.Context, s snapshot.Reader, bin string, n *snapshot.Node, args ...string) (*pgProc, error) {
-	p := &pgProc{what: n.Path, in: s.Open(ctx, n)}
+	return startPGRestoreFrom(ctx, s.Open(ctx, n), n.Path, bin, args...)
+}
+
+// startPGRestoreFrom runs pg_restore -f - on the archive in (closed by
+// wait), named what in errors.
+func startPGRestoreFrom(ctx context.Context, in io.ReadCloser, what, bin string, args ...string) (*pgProc, error) {
+	p := &pgProc{what: what, in: in}
 	p.cmd = exec.CommandContext(ctx, bin, append([]string{"-f", "-"}, args...)...)
 	p.cmd.Stdin = p.in
 	p.cmd.Stderr = &p.stderr
@@ -60,6 +67,14 @@ func startPGRestore(ctx context.Context, s snapshot.Reader, bin string, n *snaps
 	}
 	return p, nil
 }
+
+// readCloser reads from r and closes c.
+type readCloser struct {
+	io.Reader
+	c io.Closer
+}
+
+func (r readCloser) Close() error { return r.c.Close() }
 
 // wait ends the process and closes its input: an error says what
 // pg_restore said.
@@ -528,8 +543,29 @@ func exportPostgres(ctx context.Context, s snapshot.Reader, c *Config, o ExportO
 		fmt.Fprintf(p, "-- lifeboat sanitized export of snapshot %s (target %s, database %s, recovery point %s)\n",
 			sn.ID.Short(), sn.Target, d.Name, now.UTC().Format(time.RFC3339))
 		fmt.Fprintf(p, "-- Load with: createdb DB && psql -v ON_ERROR_STOP=1 -d DB -f this file\n\n")
-		for _, n := range d.Archives() {
-			proc, err := startPGRestore(ctx, s, bin, n, args...)
+		// A table archive's items other than the table's data, indexes
+		// and constraints (foreign keys, triggers, ...) go after the
+		// post-data archive, as restore does (postgres.SplitTOC).
+		export := func(what string, in io.ReadCloser, list []byte) error {
+			pargs := args
+			if list != nil {
+				f, err := os.CreateTemp("", "lifeboat-sanitize-*.list")
+				if err != nil {
+					in.Close()
+					return fmt.Errorf("%s: list file: %w", what, err)
+				}
+				defer os.Remove(f.Name())
+				_, err = f.Write(list)
+				if cerr := f.Close(); err == nil {
+					err = cerr
+				}
+				if err != nil {
+					in.Close()
+					return fmt.Errorf("%s: list file: %w", what, err)
+				}
+				pargs = append(slices.Clone(args), "--use-list="+f.Name())
+			}
+			proc, err := startPGRestoreFrom(ctx, in, what, bin, pargs...)
 			if err != nil {
 				return err
 			}
@@ -551,8 +587,30 @@ func exportPostgres(ctx context.Context, s snapshot.Reader, c *Config, o ExportO
 				}
 				return err
 			}
-			if err := proc.wait(); err != nil {
+			return proc.wait()
+		}
+		tocs := map[*snapshot.Node]*postgres.TableTOC{}
+		for _, n := range d.Archives() {
+			in := s.Open(ctx, n)
+			var list []byte
+			if slices.Contains(d.Tables, n) {
+				toc, err := postgres.ReadTableTOC(ctx, bin, in)
+				if err != nil {
+					in.Close()
+					return fmt.Errorf("%s: %w", n.Path, err)
+				}
+				tocs[n], list = toc, toc.Now
+				in = readCloser{io.MultiReader(bytes.NewReader(toc.Head), in), in}
+			}
+			if err := export(n.Path, in, list); err != nil {
 				return err
+			}
+		}
+		for _, n := range d.Tables {
+			if toc := tocs[n]; len(toc.Later) > 0 {
+				if err := export(n.Path, io.NopCloser(bytes.NewReader(toc.Head)), toc.Later); err != nil {
+					return err
+				}
 			}
 		}
 		p.WriteString("\n-- end of export\n")

@@ -10,6 +10,13 @@ import (
 	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
 )
 
+// The tests seal passphrase key files with a cheap scrypt (2^10, not
+// 2^18); productionScryptWorkFactor keeps the real one for
+// TestScryptWorkFactor (package variables are set before init runs).
+var productionScryptWorkFactor = scryptWorkFactor
+
+func init() { scryptWorkFactor = 10 }
+
 // InitFormat1 creates a repository as lifeboat wrote them before format 2
 // (unsigned config, one key file encrypted to owner + host) and returns
 // the generated owner and host identities.

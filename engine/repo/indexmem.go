@@ -334,6 +334,16 @@ func (x *Index) EachCopy(fn func(Location)) {
 	}
 }
 
+// EachCopyOf calls fn for every stored copy of blob id.
+func (x *Index) EachCopyOf(id snapshot.ID, fn func(Location)) {
+	x.rlock()
+	defer x.mu.RUnlock()
+	x.copies(id, func(e *entry) bool {
+		fn(x.location(e))
+		return true
+	})
+}
+
 // Each calls fn for every blob, at the copy Lookup returns.
 func (x *Index) Each(fn func(Location)) {
 	x.rlock()

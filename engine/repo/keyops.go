@@ -387,7 +387,7 @@ func (r *Repository) ChangePassphrase(ctx context.Context, passphrase string) ([
 	if i < 0 {
 		return nil, errors.New("this repository has owner and host keys, no passphrase (`lifeboat key add`/`rotate`)")
 	}
-	sr, err := age.NewScryptRecipient(passphrase)
+	sr, err := scryptRecipient(passphrase)
 	if err != nil {
 		return nil, err
 	}
@@ -441,7 +441,7 @@ func (r *Repository) Migrate(ctx context.Context, passphrase string, hostIdentit
 		if passphrase == "" {
 			return Pin{}, nil, errors.New("migrating a passphrase repository needs its passphrase")
 		}
-		sr, err := age.NewScryptRecipient(passphrase)
+		sr, err := scryptRecipient(passphrase)
 		if err != nil {
 			return Pin{}, nil, err
 		}

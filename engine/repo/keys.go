@@ -165,6 +165,23 @@ func (k *keyFile) signingKey() ed25519.PrivateKey {
 	return ed25519.NewKeyFromSeed(k.SigningKey)
 }
 
+// scryptWorkFactor is log2 of scrypt's N for passphrase key files: age's
+// default, 18 (about a second and 256 MiB per derivation). The tests of
+// this package lower it (as restic's TestUseLowSecurityKDFParameters
+// does): under the race detector one derivation at 18 takes over a minute
+// on a loaded 2-core machine. Opening reads the factor from the file.
+var scryptWorkFactor = 18
+
+// scryptRecipient seals passphrase key files.
+func scryptRecipient(passphrase string) (*age.ScryptRecipient, error) {
+	sr, err := age.NewScryptRecipient(passphrase)
+	if err != nil {
+		return nil, err
+	}
+	sr.SetWorkFactor(scryptWorkFactor)
+	return sr, nil
+}
+
 // identities returns the identities to try on key files.
 func (c Credentials) identities() ([]age.Identity, error) {
 	ids := c.Identities

@@ -143,7 +143,7 @@ func Init(ctx context.Context, b *blob.Bucket, opts InitOptions) (*InitResult, e
 		}
 		owner.Identity = secret
 		cfg.PackRecipients, cfg.MetaRecipients = []string{dataPub}, []string{dataPub}
-		sr, err := age.NewScryptRecipient(opts.Passphrase)
+		sr, err := scryptRecipient(opts.Passphrase)
 		if err != nil {
 			return nil, err
 		}

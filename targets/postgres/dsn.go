@@ -150,7 +150,7 @@ func DecodeName(s string) (string, error) {
 // Entry names in a postgres snapshot ('+' is always escaped by
 // EncodeName, so the suffixes cannot be part of a name). A database's
 // split entries (db+0-properties.json, db+1-pre.dump, db+2-data-NN.dump,
-// db+3-post.dump) follow each other in tree order, but its whole archive
+// db+2-table-NN.dump, db+3-post.dump) follow each other in tree order, but its whole archive
 // db.dump need not follow its properties: EncodeName keeps '-' and '.',
 // which sort after '+', so other databases' entries can come between
 // (shop+0-properties.json, shop-eu+0-properties.json, shop-eu.dump,
@@ -177,11 +177,17 @@ const (
 // DataSuffix ends the i-th data-only archive of a split database.
 func DataSuffix(i int) string { return fmt.Sprintf("+2-data-%02d.dump", i) }
 
-var dataSuffixRE = regexp.MustCompile(`^(.*)\+2-data-([0-9]{2,})\.dump$`)
+// TableSuffix ends the i-th table archive of a split database: one
+// table's data and post-data (pg_dump --section=data
+// --section=post-data --table=T), restored as soon as a connection is
+// free, its indexes right after its rows (docs/postgres-target.md).
+func TableSuffix(i int) string { return fmt.Sprintf("+2-table-%02d.dump", i) }
+
+var dataSuffixRE = regexp.MustCompile(`^(.*)\+2-(data|table)-([0-9]{2,})\.dump$`)
 
 // SplitEntry tells which database an entry name belongs to and what it
-// is: "props", "pre", "data" (with its index), "post", "whole" (a
-// complete archive); ok is false for other names.
+// is: "props", "pre", "data" or "table" (with its index), "post", "whole"
+// (a complete archive); ok is false for other names.
 func SplitEntry(path string) (db, part string, index int, ok bool) {
 	cut := func(suffix, what string) bool {
 		if strings.HasSuffix(path, suffix) {
@@ -191,11 +197,11 @@ func SplitEntry(path string) (db, part string, index int, ok bool) {
 		return false
 	}
 	if m := dataSuffixRE.FindStringSubmatch(path); m != nil {
-		n, err := strconv.Atoi(m[2])
+		n, err := strconv.Atoi(m[3])
 		if err != nil {
 			return "", "", 0, false
 		}
-		db, part, index = m[1], "data", n
+		db, part, index = m[1], m[2], n
 	} else if !cut(SuffixProps, "props") && !cut(SuffixPre, "pre") && !cut(SuffixPost, "post") && !cut(SuffixDump, "whole") {
 		return "", "", 0, false
 	}

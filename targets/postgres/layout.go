@@ -26,25 +26,31 @@ type Layout struct {
 }
 
 // Database is one database of a snapshot: one whole archive, or pre-data,
-// data-only and post-data archives (split, dumped with jobs > 1).
+// data-only, table and post-data archives (split, dumped with jobs > 1;
+// snapshots from before table archives have none).
 type Database struct {
 	Name  string
 	Props *snapshot.Node // nil in snapshots from before properties
 	Whole *snapshot.Node
 	Pre   *snapshot.Node
 	Data  []*snapshot.Node // in index order, none missing
-	Post  *snapshot.Node
+	// Tables are archives of one table's data and post-data each (in
+	// index order, none missing); Post then holds the post-data of the
+	// other tables only. Their items other than data, indexes and
+	// constraints (SplitTOC) come after Post.
+	Tables []*snapshot.Node
+	Post   *snapshot.Node
 
 	first int // tree position of the first archive
 }
 
-// Archives are the database's archives in load order: the whole one, or
-// pre-data, the data archives, post-data.
+// Archives are the database's archives in tree order: the whole one, or
+// pre-data, the data archives, the table archives, post-data.
 func (d *Database) Archives() []*snapshot.Node {
 	if d.Whole != nil {
 		return []*snapshot.Node{d.Whole}
 	}
-	return slices.Concat([]*snapshot.Node{d.Pre}, d.Data, []*snapshot.Node{d.Post})
+	return slices.Concat([]*snapshot.Node{d.Pre}, d.Data, d.Tables, []*snapshot.Node{d.Post})
 }
 
 // ReadLayout reads a postgres snapshot's nodes and checks them: only
@@ -56,6 +62,7 @@ func ReadLayout(nodes NodeReader) (*Layout, error) {
 	l := &Layout{}
 	byName := map[string]*Database{}
 	data := map[string]map[int]*snapshot.Node{}
+	tables := map[string]map[int]*snapshot.Node{}
 	for pos := 0; ; pos++ {
 		n, err := nodes.Next()
 		if errors.Is(err, io.EOF) {
@@ -83,6 +90,7 @@ func ReadLayout(nodes NodeReader) (*Layout, error) {
 			d = &Database{Name: name, first: -1}
 			byName[name] = d
 			data[name] = map[int]*snapshot.Node{}
+			tables[name] = map[int]*snapshot.Node{}
 			l.Databases = append(l.Databases, d)
 		}
 		if part != "props" && d.first < 0 {
@@ -95,6 +103,12 @@ func ReadLayout(nodes NodeReader) (*Layout, error) {
 				return nil, fmt.Errorf("database %q: data archive %d appears twice (%q)", name, i, n.Path)
 			}
 			data[name][i] = n
+			continue
+		case "table":
+			if tables[name][i] != nil {
+				return nil, fmt.Errorf("database %q: table archive %d appears twice (%q)", name, i, n.Path)
+			}
+			tables[name][i] = n
 			continue
 		case "props":
 			slot = &d.Props
@@ -111,7 +125,7 @@ func ReadLayout(nodes NodeReader) (*Layout, error) {
 		*slot = n
 	}
 	for _, d := range l.Databases {
-		if err := d.check(data[d.Name]); err != nil {
+		if err := d.check(data[d.Name], tables[d.Name]); err != nil {
 			return nil, err
 		}
 	}
@@ -123,9 +137,9 @@ func ReadLayout(nodes NodeReader) (*Layout, error) {
 }
 
 // check tells whether d's archives are complete and not mixed, and fills
-// d.Data from data (index -> node).
-func (d *Database) check(data map[int]*snapshot.Node) error {
-	split := d.Pre != nil || d.Post != nil || len(data) > 0
+// d.Data and d.Tables from data and tables (index -> node).
+func (d *Database) check(data, tables map[int]*snapshot.Node) error {
+	split := d.Pre != nil || d.Post != nil || len(data) > 0 || len(tables) > 0
 	switch {
 	case d.Whole != nil && split:
 		return fmt.Errorf("database %q has a whole archive and split archives", d.Name)
@@ -140,6 +154,13 @@ func (d *Database) check(data map[int]*snapshot.Node) error {
 			return fmt.Errorf("database %q: data archive %d of %d is missing", d.Name, i, len(data))
 		}
 		d.Data = append(d.Data, n)
+	}
+	for i := range len(tables) {
+		n := tables[i]
+		if n == nil {
+			return fmt.Errorf("database %q: table archive %d of %d is missing", d.Name, i, len(tables))
+		}
+		d.Tables = append(d.Tables, n)
 	}
 	return nil
 }

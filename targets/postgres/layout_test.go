@@ -55,6 +55,7 @@ func TestReadLayout(t *testing.T) {
 		"shop-eu+0-properties.json",
 		"shop-eu+1-pre.dump", "shop-eu+2-data-00.dump", "shop-eu+2-data-01.dump", "shop-eu+3-post.dump",
 		"shop.dump",
+		"tb+1-pre.dump", "tb+2-data-00.dump", "tb+2-table-00.dump", "tb+2-table-01.dump", "tb+3-post.dump",
 	)})
 	require.NoError(t, err)
 	require.Equal(t, "globals.sql", l.Globals.Path)
@@ -62,7 +63,7 @@ func TestReadLayout(t *testing.T) {
 	for _, d := range l.Databases {
 		names = append(names, d.Name)
 	}
-	require.Equal(t, []string{"üml", "shop-eu", "shop"}, names, "in the tree order of the first archive")
+	require.Equal(t, []string{"üml", "shop-eu", "shop", "tb"}, names, "in the tree order of the first archive")
 	eu, shop := l.Databases[1], l.Databases[2]
 	require.Equal(t, "shop-eu+0-properties.json", eu.Props.Path)
 	require.Equal(t, []string{"shop-eu+1-pre.dump", "shop-eu+2-data-00.dump", "shop-eu+2-data-01.dump", "shop-eu+3-post.dump"}, paths(eu.Archives()))
@@ -70,6 +71,10 @@ func TestReadLayout(t *testing.T) {
 	require.Equal(t, "shop+0-properties.json", shop.Props.Path)
 	require.Equal(t, []string{"shop.dump"}, paths(shop.Archives()))
 	require.Nil(t, l.Databases[0].Props, "snapshots from before properties")
+	require.Empty(t, eu.Tables, "snapshots from before table archives")
+	tb := l.Databases[3]
+	require.Equal(t, []string{"tb+2-table-00.dump", "tb+2-table-01.dump"}, paths(tb.Tables))
+	require.Equal(t, []string{"tb+1-pre.dump", "tb+2-data-00.dump", "tb+2-table-00.dump", "tb+2-table-01.dump", "tb+3-post.dump"}, paths(tb.Archives()))
 
 	l, err = postgres.ReadLayout(&nodeList{nodes: files("a.dump")})
 	require.NoError(t, err)
@@ -103,6 +108,13 @@ func TestReadLayoutBad(t *testing.T) {
 			`database "shop": data archive 1 of 2 is missing`},
 		{"data twice", files("shop+1-pre.dump", "shop+2-data-00.dump", "shop+2-data-000.dump", "shop+3-post.dump"), nil,
 			`database "shop": data archive 0 appears twice ("shop+2-data-000.dump")`},
+		{"whole and table", files("shop+2-table-00.dump", "shop.dump"), nil,
+			`database "shop" has a whole archive and split archives`},
+		{"tables without data", files("shop+1-pre.dump", "shop+2-table-00.dump", "shop+3-post.dump"), nil, `database "shop" is incomplete`},
+		{"table gap", files("shop+1-pre.dump", "shop+2-data-00.dump", "shop+2-table-01.dump", "shop+3-post.dump"), nil,
+			`database "shop": table archive 0 of 1 is missing`},
+		{"table twice", files("shop+1-pre.dump", "shop+2-data-00.dump", "shop+2-table-00.dump", "shop+2-table-000.dump", "shop+3-post.dump"), nil,
+			`database "shop": table archive 0 appears twice ("shop+2-table-000.dump")`},
 		{"same name encoded twice", files("sh%6Fp.dump", "shop.dump"), nil, `entry "shop.dump" appears twice`},
 		{"globals twice", files("globals.sql", "globals.sql", "shop.dump"), nil, `entry "globals.sql" appears twice`},
 	} {

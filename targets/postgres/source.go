@@ -49,11 +49,12 @@ type Options struct {
 	ExcludeTables []string
 	// Jobs is how many data pg_dumps run at once (default 1; each is one
 	// connection; the pre-data and post-data ones run beside them). With
-	// Jobs > 1 each database is dumped as a pre-data
-	// archive, up to Jobs data-only archives (tables spread by size) and
-	// a post-data archive, all from the same snapshot, so one database is
-	// dumped in parallel and restored in parallel without a local copy;
-	// with 1, as one whole archive.
+	// Jobs > 1 each database is dumped as a pre-data archive, a data-only
+	// archive, a table archive (data and post-data) for each of the
+	// 4 * Jobs largest tables and a post-data archive of the others, all
+	// from the same snapshot, so one database is dumped in parallel and
+	// restored in parallel without a local copy; with 1, as one whole
+	// archive.
 	Jobs int
 	// Globals adds pg_dumpall --globals-only (roles, tablespaces) as
 	// globals.sql; it needs a superuser (role passwords are left out).
@@ -313,7 +314,7 @@ func (s *Source) Walk(ctx context.Context, warn func(string, error), fn func(sna
 	split := s.opts.Jobs > 1
 	format := "custom"
 	if split {
-		format = "custom-split"
+		format = "custom-tables"
 	}
 	details := map[string]string{"server": s.conn.String(), "server_version": version, "format": format,
 		"databases": strings.Join(dbs, ",")}
@@ -386,22 +387,25 @@ func (s *Source) Walk(ctx context.Context, warn func(string, error), fn func(sna
 			add(SuffixDump, "pg_dump of "+db, true)
 			continue
 		}
-		add(SuffixPre, "pg_dump --section=pre-data of "+db, false, "--section=pre-data")
-		add(SuffixPost, "pg_dump --section=post-data of "+db, false, "--section=post-data")
-		// The first data archive holds everything but the tables of the
-		// others: sequences, large objects, extension configuration and
-		// tables created since the listing.
-		bs := spread(tables[db], s.opts.Jobs)
-		var rest []string
-		for i, b := range bs[1:] {
-			var args []string
-			for _, t := range b {
-				args = append(args, "--table="+t)
-				rest = append(rest, "--exclude-table="+t)
-			}
-			add(DataSuffix(i+1), fmt.Sprintf("pg_dump --section=data (part %d) of %s", i+1, db), true, append([]string{"--section=data"}, args...)...)
+		// Each of the largest tables has an archive of its own, with its
+		// data and post-data (indexes, constraints), so a restore loads
+		// them largest first on Jobs connections and builds a table's
+		// indexes as soon as its rows are in. Everything else is in data
+		// archive 0 (sequences, large objects, extension configuration,
+		// the smaller tables, tables created since the listing) and the
+		// post-data archive.
+		own := ownTables(tables[db], s.opts.Jobs)
+		var exclude []string
+		for _, t := range own {
+			exclude = append(exclude, "--exclude-table="+t)
 		}
-		add(DataSuffix(0), "pg_dump --section=data (part 0) of "+db, true, append([]string{"--section=data"}, rest...)...)
+		add(SuffixPre, "pg_dump --section=pre-data of "+db, false, "--section=pre-data")
+		add(SuffixPost, "pg_dump --section=post-data of "+db, false, append([]string{"--section=post-data"}, exclude...)...)
+		add(DataSuffix(0), "pg_dump --section=data of "+db, true, append([]string{"--section=data"}, exclude...)...)
+		for i, t := range own {
+			add(TableSuffix(i), fmt.Sprintf("pg_dump --section=data --section=post-data --table=%s of %s", t, db), true,
+				"--section=data", "--section=post-data", "--table="+t)
+		}
 	}
 	slices.SortFunc(items, func(a, b item) int { return snapshot.ComparePaths(a.path, b.path) })
 	for _, it := range items {
@@ -423,18 +427,20 @@ func (s *Source) Walk(ctx context.Context, warn func(string, error), fn func(sna
 	return d.streams.Wait(ctx)
 }
 
-// table is a table to dump: its pg_dump pattern matching exactly it, and
-// its size.
+// table is a table to dump: its pg_dump pattern matching exactly it, its
+// size, and whether it is a partition.
 type table struct {
-	pattern string
-	size    int64
+	pattern   string
+	size      int64
+	partition bool
 }
 
 // listTables lists the ordinary tables of the session's database (not
 // the catalogs', not extension members) with their size on disk.
 func listTables(se *Session, db string) ([]table, error) {
 	line, err := se.Query(`SELECT coalesce(string_agg(encode(convert_to(n.nspname, 'UTF8'), 'hex') || '.' ||
-		encode(convert_to(c.relname, 'UTF8'), 'hex') || '.' || coalesce(pg_table_size(c.oid), 0), ',' ORDER BY c.oid), '')
+		encode(convert_to(c.relname, 'UTF8'), 'hex') || '.' || coalesce(pg_table_size(c.oid), 0) || '.' ||
+		c.relispartition::text, ',' ORDER BY c.oid), '')
 		FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 		WHERE c.relkind = 'r' AND c.relpersistence <> 't' AND n.nspname NOT IN ('pg_catalog', 'information_schema')
 		AND n.nspname NOT LIKE 'pg\_toast%' AND n.nspname NOT LIKE 'pg\_temp\_%'
@@ -448,7 +454,7 @@ func listTables(se *Session, db string) ([]table, error) {
 			continue
 		}
 		p := strings.Split(f, ".")
-		if len(p) != 3 {
+		if len(p) != 4 {
 			return nil, fmt.Errorf("postgres: list tables of %q: unexpected %q", db, f)
 		}
 		schema, err1 := hex.DecodeString(p[0])
@@ -457,7 +463,8 @@ func listTables(se *Session, db string) ([]table, error) {
 		if err := errors.Join(err1, err2, err3); err != nil {
 			return nil, fmt.Errorf("postgres: list tables of %q: %w", db, err)
 		}
-		out = append(out, table{pattern: exactPattern(string(schema)) + "." + exactPattern(string(name)), size: size})
+		out = append(out, table{pattern: exactPattern(string(schema)) + "." + exactPattern(string(name)), size: size,
+			partition: p[3] == "true"})
 	}
 	return out, nil
 }
@@ -467,30 +474,19 @@ func listTables(se *Session, db string) ([]table, error) {
 // ones) are literal.
 func exactPattern(name string) string { return `"` + strings.ReplaceAll(name, `"`, `""`) + `"` }
 
-// spread distributes tables over n parts, largest first each to the
-// part with the least so far (the longest-processing-time rule), and
-// returns the parts' patterns.
-func spread(tables []table, n int) [][]string {
-	ts := slices.Clone(tables)
+// ownTables picks the tables that get an archive of their own: the 4 *
+// jobs largest, largest first, but no partitions (a partition's index is
+// attached to its partitioned table's, which is built with the other
+// tables' post-data). A few archives per connection let the restore
+// balance its connections and start a table's indexes while the other
+// connections still load; each costs the backup one more pg_dump (a
+// catalog read), so not every table gets one.
+func ownTables(tables []table, jobs int) []string {
+	ts := slices.DeleteFunc(slices.Clone(tables), func(t table) bool { return t.partition })
 	slices.SortStableFunc(ts, func(a, b table) int { return cmp.Compare(b.size, a.size) })
-	parts := make([][]string, n)
-	load := make([]int64, n)
-	for _, t := range ts {
-		i := 0
-		for j := range load {
-			if load[j] < load[i] {
-				i = j
-			}
-		}
-		parts[i] = append(parts[i], t.pattern)
-		load[i] += t.size + 1
-	}
-	// Empty parts dump nothing: drop them (part 0 always stays).
-	out := [][]string{parts[0]}
-	for _, p := range parts[1:] {
-		if len(p) > 0 {
-			out = append(out, p)
-		}
+	var out []string
+	for _, t := range ts[:min(len(ts), 4*jobs)] {
+		out = append(out, t.pattern)
 	}
 	return out
 }

@@ -6,23 +6,22 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-func TestSpread(t *testing.T) {
+func TestOwnTables(t *testing.T) {
 	tb := func(name string, size int64) table { return table{pattern: name, size: size} }
+	part := table{pattern: "p1", size: 1000, partition: true}
 	for _, tc := range []struct {
 		name   string
 		tables []table
-		n      int
-		want   [][]string
+		jobs   int
+		want   []string
 	}{
-		{"largest first, to the least loaded", []table{tb("a", 10), tb("b", 100), tb("c", 60), tb("d", 50)}, 2,
-			[][]string{{"b", "a"}, {"c", "d"}}},
-		{"three parts", []table{tb("a", 10), tb("b", 100), tb("c", 60), tb("d", 50)}, 3,
-			[][]string{{"b"}, {"c"}, {"d", "a"}}},
-		{"empty tables spread by count", []table{tb("a", 0), tb("b", 0), tb("c", 0)}, 2, [][]string{{"a", "c"}, {"b"}}},
-		{"fewer tables than parts: empty parts dropped", []table{tb("a", 5)}, 4, [][]string{{"a"}}},
-		{"no tables: part 0 stays", nil, 3, [][]string{nil}},
+		{"largest first", []table{tb("a", 10), tb("b", 100), tb("c", 60), tb("d", 50)}, 1, []string{"b", "c", "d", "a"}},
+		{"4 per job", []table{tb("a", 10), tb("b", 100), tb("c", 60), tb("d", 50), tb("e", 5)}, 1, []string{"b", "c", "d", "a"}},
+		{"ties keep the listing's order", []table{tb("a", 0), tb("b", 0), tb("c", 0)}, 2, []string{"a", "b", "c"}},
+		{"no partitions", []table{part, tb("a", 5)}, 2, []string{"a"}},
+		{"no tables", nil, 3, nil},
 	} {
-		t.Run(tc.name, func(t *testing.T) { require.Equal(t, tc.want, spread(tc.tables, tc.n)) })
+		t.Run(tc.name, func(t *testing.T) { require.Equal(t, tc.want, ownTables(tc.tables, tc.jobs)) })
 	}
 }
 
@@ -42,6 +41,8 @@ func TestSplitEntry(t *testing.T) {
 		{"oro+1-pre.dump", "oro", "pre", 0, true},
 		{"oro+2-data-00.dump", "oro", "data", 0, true},
 		{"oro+2-data-12.dump", "oro", "data", 12, true},
+		{"oro+2-table-03.dump", "oro", "table", 3, true},
+		{"oro+2-tables-03.dump", "", "", 0, false},
 		{"audit%20db+3-post.dump", "audit db", "post", 0, true},
 		{"x.pre.dump", "x.pre", "whole", 0, true},
 		{"globals.sql", "", "", 0, false},
@@ -58,4 +59,5 @@ func TestSplitEntry(t *testing.T) {
 		require.Equal(t, tc.index, i, tc.path)
 	}
 	require.Equal(t, "+2-data-03.dump", DataSuffix(3))
+	require.Equal(t, "+2-table-07.dump", TableSuffix(7))
 }

@@ -1,0 +1,103 @@
+package postgres
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os/exec"
+	"strings"
+)
+
+// TableTOC is the table of contents of a table archive (TableSuffix),
+// split for a restore in two steps: Now with the table's data, Later
+// once every table's data, indexes and constraints are in.
+type TableTOC struct {
+	// Head is the archive's first bytes, its whole table of contents
+	// among them: pg_restore reads the items of Later (no data) from it.
+	Head []byte
+	// Now and Later are pg_restore --use-list files. Now: the table's
+	// rows, its sequences' values, indexes and constraints (primary key,
+	// unique, exclusion), restored as soon as the archive is read. Later:
+	// everything else in the archive's order: foreign keys (they need
+	// the referenced table's data and key, maybe from another archive),
+	// triggers, rules, policies, comments, attached partition indexes.
+	Now, Later []byte
+}
+
+// tocHeadMax bounds how much of a table archive is held in memory to
+// read its table of contents (one table's: kilobytes).
+const tocHeadMax = 64 << 20
+
+// ReadTableTOC reads the start of a table archive from r, until
+// pg_restore --list can read its table of contents, and splits it
+// (SplitTOC). The rest of the archive is what r still holds: restore
+// io.MultiReader(bytes.NewReader(toc.Head), r).
+func ReadTableTOC(ctx context.Context, pgRestore string, r io.Reader) (*TableTOC, error) {
+	var head []byte
+	for limit := 256 << 10; ; limit *= 4 {
+		more := make([]byte, limit-len(head))
+		n, err := io.ReadFull(r, more)
+		head = append(head, more[:n]...)
+		eof := errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
+		if err != nil && !eof {
+			return nil, err
+		}
+		cmd := exec.CommandContext(ctx, pgRestore, "--list")
+		cmd.Stdin = bytes.NewReader(head)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		list, lerr := cmd.Output()
+		if lerr == nil {
+			toc := &TableTOC{Head: head}
+			toc.Now, toc.Later = SplitTOC(list)
+			return toc, nil
+		}
+		if eof || limit >= tocHeadMax {
+			msg := strings.TrimSpace(stderr.String())
+			if msg == "" {
+				msg = lerr.Error()
+			}
+			return nil, fmt.Errorf("pg_restore --list: %s", msg)
+		}
+	}
+}
+
+// nowKinds are the items restored with a table's data: pg_restore --list
+// names an item "ID; CATALOG-OID OBJECT-OID KIND ...".
+var nowKinds = []string{"TABLE DATA ", "SEQUENCE SET ", "INDEX ", "CONSTRAINT "}
+
+// SplitTOC splits pg_restore --list output of a table archive into the
+// list of items to restore with the table's data (Now) and the list of
+// the others (Later). Comment lines are left out.
+func SplitTOC(list []byte) (now, later []byte) {
+	for _, line := range strings.SplitAfter(string(list), "\n") {
+		if strings.HasPrefix(line, ";") || strings.TrimSpace(line) == "" {
+			continue
+		}
+		if !strings.HasSuffix(line, "\n") {
+			line += "\n"
+		}
+		f := strings.SplitN(line, " ", 4) // "ID;", catalog OID, object OID, kind and the rest
+		kind := ""
+		if len(f) == 4 {
+			kind = f[3]
+		}
+		if hasAnyPrefix(kind, nowKinds) && !strings.HasPrefix(kind, "INDEX ATTACH ") {
+			now = append(now, line...)
+		} else {
+			later = append(later, line...)
+		}
+	}
+	return now, later
+}
+
+func hasAnyPrefix(s string, prefixes []string) bool {
+	for _, p := range prefixes {
+		if strings.HasPrefix(s, p) {
+			return true
+		}
+	}
+	return false
+}
