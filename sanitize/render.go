@@ -2,7 +2,9 @@ package sanitize
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
+	"math/bits"
 	"time"
 	"unicode/utf8"
 )
@@ -130,29 +132,68 @@ func appendLiteral(dst []byte, k litKind, v []byte) []byte {
 		return append(dst, '\'')
 	case k == litNumber && isNumber(v):
 		return append(dst, v...)
-	case k == litBinary || !utf8.Valid(v):
-		if len(v) == 0 {
-			return append(dst, "''"...)
+	case k != litBinary:
+		if out, ok := appendQuoted(dst, v); ok {
+			return out
 		}
-		dst = append(dst, "X'"...)
-		for _, c := range v {
-			dst = append(dst, hexDigits[c>>4], hexDigits[c&15])
-		}
-		return append(dst, '\'')
 	}
+	if len(v) == 0 {
+		return append(dst, "''"...)
+	}
+	dst = append(dst, "X'"...)
+	for _, c := range v {
+		dst = append(dst, hexDigits[c>>4], hexDigits[c&15])
+	}
+	return append(dst, '\'')
+}
+
+// appendQuoted appends v quoted with backslash escapes; ok is false (and
+// dst unchanged) when v is not UTF-8. It checks eight bytes at a time
+// while none is escaped, and UTF-8 once from the first non-ASCII byte.
+func appendQuoted(dst, v []byte) (_ []byte, ok bool) {
+	from := len(dst)
 	dst = append(dst, '\'')
-	start := 0
-	for i, c := range v {
-		esc := sqlEscape[c]
-		if esc == 0 {
-			continue
+	start, ascii := 0, true // ascii: no byte >= 0x80 so far
+	for i := 0; i < len(v); i++ {
+		if i+8 <= len(v) {
+			x := binary.LittleEndian.Uint64(v[i:])
+			m := quoteEscapes(x)
+			if ascii {
+				m |= x & highBits
+			}
+			if m == 0 {
+				i += 7
+				continue
+			}
+			// The lowest flagged byte is one to look at (a false match
+			// can only sit above a true one).
+			i += bits.TrailingZeros64(m) >> 3
 		}
-		dst = append(dst, v[start:i]...)
-		dst = append(dst, '\\', esc)
-		start = i + 1
+		c := v[i]
+		if c >= 0x80 && ascii {
+			if !utf8.Valid(v[i:]) {
+				return dst[:from], false
+			}
+			ascii = false
+		}
+		if esc := sqlEscape[c]; esc != 0 {
+			dst = append(dst, v[start:i]...)
+			dst = append(dst, '\\', esc)
+			start = i + 1
+		}
 	}
 	dst = append(dst, v[start:]...)
-	return append(dst, '\'')
+	return append(dst, '\''), true
+}
+
+const lowBits, highBits = 0x0101010101010101, 0x8080808080808080
+
+// quoteEscapes flags (high bit of the byte) the bytes of x that a quoted
+// string escapes: NUL, \n, \r, \\, ' and ^Z (a byte b is zero in x^b
+// when x holds it). Only the lowest flag is exact.
+func quoteEscapes(x uint64) uint64 {
+	zero := func(y uint64) uint64 { return (y - lowBits) &^ y & highBits }
+	return zero(x) | zero(x^'\n'*lowBits) | zero(x^'\r'*lowBits) | zero(x^'\\'*lowBits) | zero(x^'\''*lowBits) | zero(x^0x1a*lowBits)
 }
 
 func isNumber(v []byte) bool {
@@ -192,18 +233,25 @@ func splitRow(line []byte, out [][]byte, arena []byte) ([][]byte, []byte) {
 	if cap(arena) < len(line) {
 		arena = make([]byte, 0, len(line))
 	}
+	// bs is the offset in line of its next backslash (len(line): none): a
+	// field that ends at or before it has no escapes. One search per
+	// backslash, not per field.
+	bs := bytes.IndexByte(line, '\\')
+	if bs < 0 {
+		bs = len(line)
+	}
 	for {
 		end := bytes.IndexByte(line, '\t')
 		last := end < 0
 		if last {
 			end = len(line)
 		}
-		f := line[:end]
+		f := line[:end:end]
 		switch {
+		case end <= bs:
+			out = append(out, f)
 		case len(f) == 2 && f[0] == '\\' && f[1] == 'N':
 			out = append(out, nil)
-		case bytes.IndexByte(f, '\\') < 0:
-			out = append(out, f[:len(f):len(f)])
 		default:
 			from := len(arena)
 			arena = unescape(arena, f)
@@ -213,6 +261,11 @@ func splitRow(line []byte, out [][]byte, arena []byte) ([][]byte, []byte) {
 			return out, arena
 		}
 		line = line[end+1:]
+		if bs -= end + 1; bs < 0 {
+			if bs = bytes.IndexByte(line, '\\'); bs < 0 {
+				bs = len(line)
+			}
+		}
 	}
 }
 

@@ -311,6 +311,9 @@ func TestCLIExportToServerCancelled(t *testing.T) {
 	require.NoError(t, b.Delete(ctx, "data/"+pack[:2]+"/"+pack))
 	_, err = conn.Exec("DROP DATABASE IF EXISTS ex_cut_dev")
 	require.NoError(t, err)
+	// A new handle: the cancelled export may have read that pack before
+	// the cancel reached it, and r keeps the readers of recent packs.
+	r = tr.Open(t, tr.Owner)
 	_, _, err = sanitize.Run(ctx, r.SnapshotReader(res.Snapshot), c, sanitize.RunOptions{Server: server, AllowUnruledPII: true,
 		Export: sanitize.ExportOptions{Rename: map[string]string{"ex_cut": "ex_cut_dev"}, Jobs: 1}})
 	require.Error(t, err)
