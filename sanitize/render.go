@@ -113,23 +113,7 @@ func appendLiteral(dst []byte, k litKind, v []byte) []byte {
 	}
 	switch {
 	case k == litBit:
-		dst = append(dst, "b'"...)
-		started := false
-		for _, c := range v {
-			for bit := 7; bit >= 0; bit-- {
-				one := c&(1<<bit) != 0
-				if one {
-					started = true
-				}
-				if started {
-					dst = append(dst, '0'+byte(c>>bit&1))
-				}
-			}
-		}
-		if !started {
-			dst = append(dst, '0')
-		}
-		return append(dst, '\'')
+		return appendBitLiteral(dst, v)
 	case k == litNumber && isNumber(v):
 		return append(dst, v...)
 	case k != litBinary:
@@ -137,6 +121,32 @@ func appendLiteral(dst []byte, k litKind, v []byte) []byte {
 			return out
 		}
 	}
+	return appendHexLiteral(dst, v)
+}
+
+// appendBitLiteral appends v as b'...' without leading zero bits.
+func appendBitLiteral(dst, v []byte) []byte {
+	dst = append(dst, "b'"...)
+	started := false
+	for _, c := range v {
+		for bit := 7; bit >= 0; bit-- {
+			one := c&(1<<bit) != 0
+			if one {
+				started = true
+			}
+			if started {
+				dst = append(dst, '0'+byte(c>>bit&1))
+			}
+		}
+	}
+	if !started {
+		dst = append(dst, '0')
+	}
+	return append(dst, '\'')
+}
+
+// appendHexLiteral appends v as X'...', or as an empty string literal.
+func appendHexLiteral(dst, v []byte) []byte {
 	if len(v) == 0 {
 		return append(dst, "''"...)
 	}

@@ -39,41 +39,19 @@ func splitRowRef(line []byte, out [][]byte, arena []byte) ([][]byte, []byte) {
 }
 
 // appendLiteralRef is appendLiteral before its eight-bytes-at-a-time fast
-// path: the reference of FuzzAppendLiteral.
+// path (the quoting; bit and hex literals are shared): the reference of
+// FuzzAppendLiteral.
 func appendLiteralRef(dst []byte, k litKind, v []byte) []byte {
 	if v == nil {
 		return append(dst, "NULL"...)
 	}
 	switch {
 	case k == litBit:
-		dst = append(dst, "b'"...)
-		started := false
-		for _, c := range v {
-			for bit := 7; bit >= 0; bit-- {
-				one := c&(1<<bit) != 0
-				if one {
-					started = true
-				}
-				if started {
-					dst = append(dst, '0'+byte(c>>bit&1))
-				}
-			}
-		}
-		if !started {
-			dst = append(dst, '0')
-		}
-		return append(dst, '\'')
+		return appendBitLiteral(dst, v)
 	case k == litNumber && isNumber(v):
 		return append(dst, v...)
 	case k == litBinary || !utf8.Valid(v):
-		if len(v) == 0 {
-			return append(dst, "''"...)
-		}
-		dst = append(dst, "X'"...)
-		for _, c := range v {
-			dst = append(dst, hexDigits[c>>4], hexDigits[c&15])
-		}
-		return append(dst, '\'')
+		return appendHexLiteral(dst, v)
 	}
 	dst = append(dst, '\'')
 	start := 0
