@@ -391,19 +391,12 @@ func pgRestoreRun(ctx context.Context, pgRestore string, conn *postgres.Conn, d 
 		args = append(args, "--no-privileges")
 	}
 	if list != nil {
-		f, err := os.CreateTemp(opts.TempDir, "lifeboat-pgrestore-*.list")
+		arg, remove, err := postgres.UseList(opts.TempDir, list)
 		if err != nil {
-			return fmt.Errorf("restore %s: list file: %w", node.Path, err)
+			return fmt.Errorf("restore %s: %w", node.Path, err)
 		}
-		defer os.Remove(f.Name())
-		_, err = f.Write(list)
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
-			return fmt.Errorf("restore %s: list file: %w", node.Path, err)
-		}
-		args = append(args, "--use-list="+f.Name())
+		defer remove()
+		args = append(args, arg)
 	}
 	cmd := exec.CommandContext(ctx, pgRestore, append(args, extra...)...)
 	cmd.Env = conn.Env()

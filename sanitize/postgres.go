@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"os"
 	"os/exec"
 	"slices"
 	"strconv"
@@ -549,21 +548,13 @@ func exportPostgres(ctx context.Context, s snapshot.Reader, c *Config, o ExportO
 		export := func(what string, in io.ReadCloser, list []byte) error {
 			pargs := args
 			if list != nil {
-				f, err := os.CreateTemp("", "lifeboat-sanitize-*.list")
+				arg, remove, err := postgres.UseList("", list)
 				if err != nil {
 					in.Close()
-					return fmt.Errorf("%s: list file: %w", what, err)
+					return fmt.Errorf("%s: %w", what, err)
 				}
-				defer os.Remove(f.Name())
-				_, err = f.Write(list)
-				if cerr := f.Close(); err == nil {
-					err = cerr
-				}
-				if err != nil {
-					in.Close()
-					return fmt.Errorf("%s: list file: %w", what, err)
-				}
-				pargs = append(slices.Clone(args), "--use-list="+f.Name())
+				defer remove()
+				pargs = append(slices.Clone(args), arg)
 			}
 			proc, err := startPGRestoreFrom(ctx, in, what, bin, pargs...)
 			if err != nil {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"os/exec"
 	"strings"
 )
@@ -62,6 +63,26 @@ func ReadTableTOC(ctx context.Context, pgRestore string, r io.Reader) (*TableTOC
 			return nil, fmt.Errorf("pg_restore --list: %s", msg)
 		}
 	}
+}
+
+// UseList writes list (pg_restore --list lines) to a temporary file in
+// dir ("": the system's) and returns pg_restore's --use-list argument for
+// it and a function that removes the file.
+func UseList(dir string, list []byte) (arg string, remove func(), err error) {
+	f, err := os.CreateTemp(dir, "lifeboat-pgrestore-*.list")
+	if err != nil {
+		return "", nil, fmt.Errorf("list file: %w", err)
+	}
+	remove = func() { _ = os.Remove(f.Name()) }
+	_, err = f.Write(list)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		remove()
+		return "", nil, fmt.Errorf("list file: %w", err)
+	}
+	return "--use-list=" + f.Name(), remove, nil
 }
 
 // nowKinds are the items restored with a table's data: pg_restore --list
