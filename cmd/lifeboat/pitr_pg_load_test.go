@@ -37,7 +37,9 @@ type pgLoad struct {
 }
 
 type commitRecord struct {
-	At       time.Time
+	// Sent is when the transaction was sent and At when its COMMIT
+	// returned: the server's commit timestamp lies between the two.
+	Sent, At time.Time
 	ID       int
 	Op       string
 	Checksum string
@@ -77,6 +79,7 @@ func (l *pgLoad) run(d time.Duration) int {
 			id, op = ids[l.rng.IntN(len(ids))], "delete"
 			stmt = fmt.Sprintf("DELETE FROM orders WHERE id = %d", id)
 		}
+		sent := time.Now()
 		_, err := se.Query("BEGIN; " + stmt + "; COMMIT; SELECT 1")
 		require.NoError(l.t, err)
 		sum := ""
@@ -86,7 +89,7 @@ func (l *pgLoad) run(d time.Duration) int {
 			sum = md5hex(v)
 			l.rows[id] = sum
 		}
-		l.log = append(l.log, commitRecord{At: time.Now(), ID: id, Op: op, Checksum: sum})
+		l.log = append(l.log, commitRecord{Sent: sent, At: time.Now(), ID: id, Op: op, Checksum: sum})
 	}
 	return n
 }
