@@ -107,13 +107,14 @@ func Postgres(ctx context.Context, s snapshot.Reader, opts PostgresOptions) (*Po
 	if err != nil {
 		return nil, err
 	}
-	ctl, err := postgres.OpenSession(ctx, psql, conn, "postgres")
+	ctl := &pgCtl{ctx: ctx, psql: psql, conn: conn}
+	defer ctl.close()
+	se, err := ctl.session()
 	if err != nil {
 		return nil, err
 	}
-	defer ctl.Close()
 	for _, d := range dbs {
-		n, err := ctl.Query("SELECT count(*) FROM pg_database WHERE datname = " + quoteLiteral(d.target))
+		n, err := se.Query("SELECT count(*) FROM pg_database WHERE datname = " + quoteLiteral(d.target))
 		if err != nil {
 			return nil, err
 		}
@@ -130,22 +131,22 @@ func Postgres(ctx context.Context, s snapshot.Reader, opts PostgresOptions) (*Po
 		}
 		st.Globals, st.Warnings = true, append(st.Warnings, warns...)
 	}
-	user, err := ctl.Query("SELECT current_user")
+	user, err := se.Query("SELECT current_user")
 	if err != nil {
 		return nil, err
 	}
-	roles, err := pgRoles(ctl)
+	roles, err := pgRoles(se)
 	if err != nil {
 		return nil, err
 	}
 	var created []string
 	fail := func(err error) (*PostgresStats, error) {
 		for _, name := range created {
-			if derr := ctl.Exec("DROP DATABASE IF EXISTS " + postgres.QuoteIdent(name)); derr != nil {
+			drop := "DROP DATABASE IF EXISTS " + postgres.QuoteIdent(name)
+			if derr := ctl.exec(postgres.Plain(drop)); derr != nil {
 				return nil, fmt.Errorf("%w (dropping the partial database %q failed too: %v)", err, name, derr)
 			}
 		}
-		_, _ = ctl.Query("SELECT 1") // wait for the drops
 		return nil, err
 	}
 	for _, d := range dbs {
@@ -159,7 +160,7 @@ func Postgres(ctx context.Context, s snapshot.Reader, opts PostgresOptions) (*Po
 		if props != nil {
 			create += props.CreateOptions()
 		}
-		if err := pgExec(ctx, psql, conn, postgres.Plain(create)); err != nil {
+		if err := ctl.exec(postgres.Plain(create)); err != nil {
 			if props != nil {
 				err = fmt.Errorf("%w (the original's encoding %s, locale provider %s, LC_COLLATE %s, LC_CTYPE %s must exist here; --no-db-properties uses the server's defaults)",
 					err, props.Encoding, props.LocaleProvider, props.Collate, props.Ctype)
@@ -181,7 +182,7 @@ func Postgres(ctx context.Context, s snapshot.Reader, opts PostgresOptions) (*Po
 			stmts, warns, err := props.Statements(postgres.Apply{Database: d.target, Owner: user, Roles: roles,
 				NoOwner: opts.NoOwner, NoPrivileges: opts.NoPrivileges})
 			if err == nil {
-				err = pgExec(ctx, psql, conn, stmts...)
+				err = ctl.exec(stmts...)
 			}
 			if err != nil {
 				return fail(fmt.Errorf("database %q: the original's properties: %w", d.target, err))
@@ -294,7 +295,7 @@ func pgRestoreSplit(ctx context.Context, s snapshot.Reader, pgRestore string, co
 	if err := g.Wait(); err != nil {
 		return total, err
 	}
-	k, err := pgRestoreArchive(ctx, s, pgRestore, conn, d, d.Post, opts, n)
+	k, err := pgRestorePost(ctx, s, pgRestore, conn, d, opts, n)
 	total += k
 	if err != nil {
 		return total, err
@@ -346,6 +347,69 @@ func pgRestoreTable(ctx context.Context, s snapshot.Reader, pgRestore string, co
 	return counter.n, toc, nil
 }
 
+// postPeekMax bounds the post-data archive read into memory to list it.
+const postPeekMax = 16 << 20
+
+// pgRestorePost restores the post-data archive with jobs > 1: read into
+// memory and listed (postgres.ListTOC), it is left out when it holds no
+// item (every table had a table archive), streamed into one pg_restore
+// when it builds at most one index or constraint, and otherwise staged
+// for pg_restore --jobs (as it is when it cannot be listed or is large).
+func pgRestorePost(ctx context.Context, s snapshot.Reader, pgRestore string, conn *postgres.Conn, d *pgDB, opts PostgresOptions, jobs int) (int64, error) {
+	node := d.Post
+	if jobs <= 1 || node.Size > postPeekMax {
+		return pgRestoreArchive(ctx, s, pgRestore, conn, d, node, opts, jobs)
+	}
+	content := s.Open(ctx, node)
+	counter := &countingReader{r: content, p: opts.Progress}
+	b, err := io.ReadAll(io.LimitReader(counter, postPeekMax+1))
+	content.Close()
+	if err != nil {
+		return counter.n, fmt.Errorf("restore %s: %w", node.Path, err)
+	}
+	if counter.n != node.Size {
+		return counter.n, fmt.Errorf("restore %s: archive is %d bytes, metadata says %d", node.Path, counter.n, node.Size)
+	}
+	list, ok, _ := postgres.ListTOC(b)
+	builds := 0
+	for _, line := range strings.Split(string(list), "\n") {
+		if f := strings.SplitN(line, " ", 4); len(f) == 4 && (strings.HasPrefix(f[3], "INDEX ") || strings.HasPrefix(f[3], "CONSTRAINT ")) {
+			builds++
+		}
+	}
+	switch {
+	case ok && len(list) == 0:
+		return counter.n, nil
+	case ok && builds <= 1:
+		return counter.n, pgRestoreRun(ctx, pgRestore, conn, d, node, bytes.NewReader(b), nil, opts)
+	}
+	name, remove, err := stageArchive(opts.TempDir, bytes.NewReader(b))
+	if err != nil {
+		return counter.n, fmt.Errorf("restore %s: temporary archive: %w", d.Name, err)
+	}
+	defer remove()
+	return counter.n, pgRestoreRun(ctx, pgRestore, conn, d, node, nil, nil, opts, fmt.Sprintf("--jobs=%d", jobs), name)
+}
+
+// stageArchive writes r to a temporary file in dir ("": the system's)
+// and returns its name and a function that removes it.
+func stageArchive(dir string, r io.Reader) (name string, remove func(), err error) {
+	f, err := os.CreateTemp(dir, "lifeboat-pgrestore-*.dump")
+	if err != nil {
+		return "", nil, err
+	}
+	remove = func() { _ = os.Remove(f.Name()) }
+	_, err = io.Copy(f, r)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		remove()
+		return "", nil, err
+	}
+	return f.Name(), remove, nil
+}
+
 // pgRestoreArchive runs pg_restore of one archive of d into its database
 // and returns the archive bytes read: streamed into pg_restore's stdin,
 // or with jobs > 1 staged in a temporary file for pg_restore --jobs.
@@ -356,19 +420,12 @@ func pgRestoreArchive(ctx context.Context, s snapshot.Reader, pgRestore string, 
 	var stdin io.Reader = counter
 	var extra []string
 	if jobs > 1 {
-		f, err := os.CreateTemp(opts.TempDir, "lifeboat-pgrestore-*.dump")
-		if err != nil {
-			return 0, fmt.Errorf("restore %s: temporary archive: %w", d.Name, err)
-		}
-		defer os.Remove(f.Name())
-		_, err = io.Copy(f, counter)
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
+		name, remove, err := stageArchive(opts.TempDir, counter)
 		if err != nil {
 			return counter.n, fmt.Errorf("restore %s: temporary archive: %w", d.Name, err)
 		}
-		extra = []string{fmt.Sprintf("--jobs=%d", jobs), f.Name()}
+		defer remove()
+		extra = []string{fmt.Sprintf("--jobs=%d", jobs), name}
 		stdin = nil
 	}
 	if err := pgRestoreRun(ctx, pgRestore, conn, d, node, stdin, nil, opts, extra...); err != nil {
@@ -449,29 +506,55 @@ func pgRoles(ctl *postgres.Session) (map[string]bool, error) {
 	return roles, nil
 }
 
-// pgExec runs statements in a session of their own (a failing one ends
-// its psql, not the caller's control session) and returns the first
-// error, naming the statement by its label (setting values, which can be
-// secrets, redacted, also from the server's message).
-func pgExec(ctx context.Context, psql string, conn *postgres.Conn, stmts ...postgres.Statement) error {
-	if len(stmts) == 0 {
-		return nil
+// pgCtl is restore's control session: one psql connection to the
+// server's postgres database for the checks, CREATE DATABASE, the
+// databases' properties and the drops after a failure, instead of a
+// process and a login per step.
+type pgCtl struct {
+	ctx  context.Context
+	psql string
+	conn *postgres.Conn
+	se   *postgres.Session // nil: none open (not yet, or ended by an error)
+}
+
+// session returns the open session, or opens one.
+func (c *pgCtl) session() (*postgres.Session, error) {
+	if c.se == nil {
+		se, err := postgres.OpenSession(c.ctx, c.psql, c.conn, "postgres")
+		if err != nil {
+			return nil, err
+		}
+		c.se = se
 	}
-	se, err := postgres.OpenSession(ctx, psql, conn, "postgres")
-	if err != nil {
-		return err
-	}
-	defer se.Close()
+	return c.se, nil
+}
+
+// exec runs statements one at a time and returns the first error,
+// naming the statement by its label (setting values, which can be
+// secrets, redacted, also from the server's message). A failing
+// statement ends psql (ON_ERROR_STOP); the next exec opens a new session.
+func (c *pgCtl) exec(stmts ...postgres.Statement) error {
 	for _, q := range stmts {
-		err := se.Exec(q.SQL)
+		se, err := c.session()
+		if err != nil {
+			return err
+		}
+		err = se.Exec(q.SQL)
 		if err == nil {
 			_, err = se.Query("SELECT 1") // the statement's error, if any
 		}
 		if err != nil {
+			c.se = nil
 			return fmt.Errorf("%s: %s", q.Label, q.Redact(err.Error()))
 		}
 	}
 	return nil
+}
+
+func (c *pgCtl) close() {
+	if c.se != nil {
+		_ = c.se.Close()
+	}
 }
 
 // runGlobals runs globals.sql with psql, without stopping on errors.

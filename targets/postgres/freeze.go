@@ -3,6 +3,8 @@ package postgres
 import (
 	"bytes"
 	"errors"
+	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -39,8 +41,11 @@ type archReader struct {
 }
 
 func (r *archReader) bytes(n int) ([]byte, error) {
-	if n < 0 || r.pos+n > len(r.b) {
+	if n < 0 {
 		return nil, errArchive
+	}
+	if r.pos+n > len(r.b) {
+		return nil, errShort
 	}
 	p := r.b[r.pos : r.pos+n]
 	r.pos += n
@@ -73,13 +78,37 @@ func (r *archReader) str() (string, error) {
 	return string(p), err
 }
 
-func (r *archReader) freeze() ([]byte, error) {
+// errShort: the table of contents goes on past the bytes at hand.
+var errShort = errors.New("archive: table of contents incomplete")
+
+// tocEntry is one item of an archive's table of contents.
+type tocEntry struct {
+	id                 int
+	tableOID, oid      string
+	tag, desc          string
+	namespace, owner   string
+	copyStmt           string
+	copyStart, copyEnd int // where copyStmt is in the archive (as str reads it)
+}
+
+// toc reads the header and the table of contents: its entries, then
+// r.pos is the end of the table of contents. It fails with errArchive
+// on an archive whose format version this reader does not know (1.14:
+// pg_dump 12 to 15, 1.15: 16) and with errShort when the bytes end
+// within the table of contents.
+func (r *archReader) toc() ([]tocEntry, error) {
 	magic, err := r.bytes(5)
-	if err != nil || string(magic) != "PGDMP" {
+	if err != nil && !strings.HasPrefix("PGDMP", string(r.b)) || err == nil && string(magic) != "PGDMP" {
 		return nil, errArchive
 	}
+	if err != nil {
+		return nil, err
+	}
 	v, err := r.bytes(6) // major, minor, revision, intSize, offSize, format
-	if err != nil || v[0] != 1 || (v[1] != 14 && v[1] != 15) || v[3] < 1 || v[3] > 8 || v[4] < 1 || v[4] > 8 || v[5] != 1 {
+	if err != nil {
+		return nil, err
+	}
+	if v[0] != 1 || (v[1] != 14 && v[1] != 15) || v[3] < 1 || v[3] > 8 || v[4] < 1 || v[4] > 8 || v[5] != 1 {
 		return nil, errArchive
 	}
 	minor := v[1]
@@ -103,21 +132,23 @@ func (r *archReader) freeze() ([]byte, error) {
 		}
 	}
 	count, err := r.int()
-	if err != nil || count < 0 {
+	if err != nil {
+		return nil, err
+	}
+	if count < 0 {
 		return nil, errArchive
 	}
-	var out bytes.Buffer
-	last := 0
+	var entries []tocEntry
 	for range count {
-		if _, err := r.int(); err != nil { // dump ID
+		var e tocEntry
+		if e.id, err = r.int(); err != nil { // dump ID
 			return nil, err
 		}
 		if _, err := r.int(); err != nil { // has data
 			return nil, err
 		}
-		var f [5]string // table OID, OID, tag, desc; then namespace
-		for i := range 4 {
-			if f[i], err = r.str(); err != nil {
+		for _, f := range []*string{&e.tableOID, &e.oid, &e.tag, &e.desc} {
+			if *f, err = r.str(); err != nil {
 				return nil, err
 			}
 		}
@@ -129,18 +160,21 @@ func (r *archReader) freeze() ([]byte, error) {
 				return nil, err
 			}
 		}
-		copyStart := r.pos
-		copyStmt, err := r.str()
-		if err != nil {
+		e.copyStart = r.pos
+		if e.copyStmt, err = r.str(); err != nil {
 			return nil, err
 		}
-		copyEnd := r.pos
-		if f[4], err = r.str(); err != nil {
+		e.copyEnd = r.pos
+		if e.namespace, err = r.str(); err != nil {
 			return nil, err
 		}
-		for range 4 { // tablespace, table access method, owner, "false" (WITH OIDS)
-			if _, err := r.str(); err != nil {
+		for _, f := range []*string{nil, nil, &e.owner, nil} { // tablespace, table access method, owner, "false" (WITH OIDS)
+			s, err := r.str()
+			if err != nil {
 				return nil, err
+			}
+			if f != nil {
+				*f = s
 			}
 		}
 		for { // dependencies, up to a NULL
@@ -158,18 +192,65 @@ func (r *archReader) freeze() ([]byte, error) {
 		if _, err := r.bytes(1 + r.offSize); err != nil { // data state and offset
 			return nil, err
 		}
-		if f[3] != "TABLE DATA" || !strings.HasPrefix(copyStmt, "COPY ") || !strings.HasSuffix(copyStmt, " FROM stdin;\n") {
+		entries = append(entries, e)
+	}
+	return entries, nil
+}
+
+func (r *archReader) freeze() ([]byte, error) {
+	entries, err := r.toc()
+	if err != nil {
+		return nil, err
+	}
+	var out bytes.Buffer
+	last := 0
+	for _, e := range entries {
+		if e.desc != "TABLE DATA" || !strings.HasPrefix(e.copyStmt, "COPY ") || !strings.HasSuffix(e.copyStmt, " FROM stdin;\n") {
 			continue
 		}
-		stmt := "TRUNCATE ONLY " + QuoteIdent(f[4]) + "." + QuoteIdent(f[2]) + ";\n" +
-			strings.TrimSuffix(copyStmt, ";\n") + " WITH (FREEZE);\n"
-		out.Write(r.b[last:copyStart])
+		stmt := "TRUNCATE ONLY " + QuoteIdent(e.namespace) + "." + QuoteIdent(e.tag) + ";\n" +
+			strings.TrimSuffix(e.copyStmt, ";\n") + " WITH (FREEZE);\n"
+		out.Write(r.b[last:e.copyStart])
 		r.writeStr(&out, stmt)
-		last = copyEnd
+		last = e.copyEnd
 	}
 	out.Write(r.b[last:])
 	return out.Bytes(), nil
 }
+
+// listSkip are the items pg_restore --list leaves out (restored always,
+// or only with --create).
+var listSkip = []string{"ENCODING", "STDSTRINGS", "SEARCHPATH", "DATABASE", "DATABASE PROPERTIES"}
+
+// ListTOC lists the table of contents of a custom archive whose first
+// bytes are head as pg_restore --list does without options ("ID;
+// TABLE-OID OID KIND SCHEMA NAME OWNER" per item, no comment lines), for
+// pg_restore --use-list and SplitTOC, without starting pg_restore. ok is
+// false when head ends within the table of contents (known: more bytes
+// may tell) or the archive's format version is not one this reader knows
+// (1.14, 1.15) or does not parse (known is false: ask pg_restore --list).
+func ListTOC(head []byte) (list []byte, ok, known bool) {
+	r := &archReader{b: head}
+	entries, err := r.toc()
+	if err != nil {
+		return nil, false, errors.Is(err, errShort)
+	}
+	var b bytes.Buffer
+	for _, e := range entries {
+		if slices.Contains(listSkip, e.desc) {
+			continue
+		}
+		ns := e.namespace
+		if ns == "" {
+			ns = "-"
+		}
+		fmt.Fprintf(&b, "%d; %s %s %s %s %s %s\n", e.id, e.tableOID, e.oid, e.desc, oneLine(ns), oneLine(e.tag), oneLine(e.owner))
+	}
+	return b.Bytes(), true, true
+}
+
+// oneLine replaces line breaks, as pg_restore --list does in names.
+func oneLine(s string) string { return strings.NewReplacer("\n", " ", "\r", " ").Replace(s) }
 
 // writeStr writes s as str reads it.
 func (r *archReader) writeStr(w *bytes.Buffer, s string) {

@@ -31,10 +31,11 @@ type TableTOC struct {
 // read its table of contents (one table's: kilobytes).
 const tocHeadMax = 64 << 20
 
-// ReadTableTOC reads the start of a table archive from r, until
-// pg_restore --list can read its table of contents, and splits it
-// (SplitTOC). The rest of the archive is what r still holds: restore
-// io.MultiReader(bytes.NewReader(toc.Head), r).
+// ReadTableTOC reads the start of a table archive from r, until its
+// table of contents can be read, and splits it (SplitTOC). Archives of
+// the format versions ListTOC knows are listed in-process; others by
+// pg_restore --list. The rest of the archive is what r still holds:
+// restore io.MultiReader(bytes.NewReader(toc.Head), r).
 func ReadTableTOC(ctx context.Context, pgRestore string, r io.Reader) (*TableTOC, error) {
 	var head []byte
 	for limit := 256 << 10; ; limit *= 4 {
@@ -45,11 +46,18 @@ func ReadTableTOC(ctx context.Context, pgRestore string, r io.Reader) (*TableTOC
 		if err != nil && !eof {
 			return nil, err
 		}
-		cmd := exec.CommandContext(ctx, pgRestore, "--list")
-		cmd.Stdin = bytes.NewReader(head)
+		list, ok, known := ListTOC(head)
+		if known && !ok && !eof && limit < tocHeadMax {
+			continue
+		}
+		var lerr error
 		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		list, lerr := cmd.Output()
+		if !ok {
+			cmd := exec.CommandContext(ctx, pgRestore, "--list")
+			cmd.Stdin = bytes.NewReader(head)
+			cmd.Stderr = &stderr
+			list, lerr = cmd.Output()
+		}
 		if lerr == nil {
 			toc := &TableTOC{Head: head}
 			toc.Now, toc.Later = SplitTOC(list)

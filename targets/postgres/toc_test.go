@@ -1,6 +1,10 @@
 package postgres
 
 import (
+	"bytes"
+	"os"
+	"os/exec"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -39,4 +43,49 @@ func TestSplitTOC(t *testing.T) {
 	now, later = SplitTOC(nil)
 	require.Empty(t, now)
 	require.Empty(t, later)
+}
+
+// TestListTOC: the in-process listing names the items pg_restore --list
+// names, in its order; a short head asks for more, an unknown format
+// version for pg_restore.
+func TestListTOC(t *testing.T) {
+	arch, err := os.ReadFile("testdata/table-1.14.dump")
+	require.NoError(t, err)
+	list, ok, known := ListTOC(arch)
+	require.True(t, ok)
+	require.True(t, known)
+	require.Equal(t, `3346; 0 16834 TABLE DATA public Odd T lifeboat
+3354; 0 0 SEQUENCE SET public Odd T_id_seq lifeboat
+3201; 2606 16841 CONSTRAINT public Odd T Odd T_pkey lifeboat
+3202; 1259 16842 INDEX public Odd T_v_idx lifeboat
+`, string(list))
+	for _, n := range []int{0, 5, 60, 200, len(arch) / 2} {
+		_, ok, known := ListTOC(arch[:n])
+		require.False(t, ok, n)
+		require.True(t, known, n)
+	}
+	for _, bad := range [][]byte{append([]byte("PGDMP\x01\x0d"), arch[7:]...), []byte("PGDMQ"), []byte("not an archive")} {
+		_, ok, known = ListTOC(bad)
+		require.False(t, ok)
+		require.False(t, known)
+	}
+
+	bin, err := Binary("", "pg_restore")
+	if err != nil {
+		if os.Getenv("LIFEBOAT_REQUIRE_POSTGRES") != "" {
+			t.Fatal(err)
+		}
+		t.Skip(err)
+	}
+	cmd := exec.Command(bin, "--list")
+	cmd.Stdin = bytes.NewReader(arch)
+	out, err := cmd.Output()
+	require.NoError(t, err)
+	var items []string
+	for _, line := range strings.Split(string(out), "\n") {
+		if line != "" && !strings.HasPrefix(line, ";") {
+			items = append(items, line)
+		}
+	}
+	require.Equal(t, strings.Join(items, "\n")+"\n", string(list))
 }
