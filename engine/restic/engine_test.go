@@ -317,21 +317,26 @@ func TestFilesBackupRestoreReplicate(t *testing.T) {
 // places, so restic's own chunking finds the old chunks after the change.
 func TestStreamDedupAfterInsert(t *testing.T) {
 	ctx := context.Background()
-	e := newRepo(t, "", "pw")
 	data := randomBytes(16<<20, 9)
 	entries := func(b []byte) []archived {
 		return []archived{{e: snapshot.Entry{Path: "db", Type: snapshot.TypeDir}}, {e: snapshot.Entry{Path: "db/t.tsv", Type: snapshot.TypeFile}, content: b}}
 	}
-	_, err := e.Backup(ctx, &streamSource{entries: entries(data)}, engine.BackupOptions{Target: "db", Host: "h"})
-	require.NoError(t, err)
 	changed := append(append(bytes.Clone(data[:5<<20]), "a row inserted in the middle\n"...), data[5<<20:]...)
-	res, err := e.Backup(ctx, &streamSource{entries: entries(changed)}, engine.BackupOptions{Target: "db", Host: "h"})
-	require.NoError(t, err)
-	t.Logf("added %d of %d bytes after an insert", res.Snapshot.Stats.BytesAdded, len(changed))
 	// restic's chunker polynomial is random per repository, so the chunks
-	// around the insert vary (2-4.5 MB measured, once 7.0 MB: restic's
-	// chunks reach 8 MiB); fixed-size frames stored everything after the
-	// insert again (11.2 MB = all of it).
+	// around the insert vary: 0.8-6.6 MB in 15 runs, once 11.5 MB (restic's
+	// chunks reach 8 MiB). Fixed-size frames stored everything after the
+	// insert again (11.2 MB = all of it), in every repository: the best of
+	// three repositories tells the two apart without a polynomial's luck.
+	best := int64(len(changed))
+	for i := range 3 {
+		e := newRepo(t, "", "pw")
+		_, err := e.Backup(ctx, &streamSource{entries: entries(data)}, engine.BackupOptions{Target: "db", Host: "h"})
+		require.NoError(t, err)
+		res, err := e.Backup(ctx, &streamSource{entries: entries(changed)}, engine.BackupOptions{Target: "db", Host: "h"})
+		require.NoError(t, err)
+		t.Logf("repository %d: added %d of %d bytes after an insert", i, res.Snapshot.Stats.BytesAdded, len(changed))
+		best = min(best, res.Snapshot.Stats.BytesAdded)
+	}
 	after := int64(len(changed) - 5<<20)
-	assert.Less(t, res.Snapshot.Stats.BytesAdded, after*3/4)
+	assert.Less(t, best, after*3/4)
 }

@@ -21,6 +21,9 @@ const (
 	// reads: the buffer is Max + min(readBlock, max(Max, minReadBlock)).
 	readBlock    = 4 << 20
 	minReadBlock = 64 << 10
+	// initialBuf is the buffer a Chunker starts with; it doubles up to
+	// bufSize as a stream needs.
+	initialBuf = 64 << 10
 	// normLevel is the FastCDC normalization level: the mask before Avg has
 	// log2(Avg)+normLevel bits, the mask after Avg log2(Avg)-normLevel.
 	normLevel = 2
@@ -110,9 +113,11 @@ func NewGear(key [32]byte) *Gear {
 }
 
 // Chunker splits a stream into content-defined chunks (FastCDC with
-// normalized chunking and a keyed gear table). It holds one buffer of
+// normalized chunking and a keyed gear table). It holds one buffer that
+// starts at 64 KiB and doubles while a stream needs more, up to
 // Max + min(4 MiB, max(Max, 64 KiB)) bytes (12 MiB with DefaultParams),
-// however long the stream. A Chunker is not safe for concurrent use.
+// however long the stream: a backup of small files never touches the
+// full size. A Chunker is not safe for concurrent use.
 type Chunker struct {
 	r   io.Reader
 	g   *Gear
@@ -162,7 +167,7 @@ func New(r io.Reader, g *Gear, p Params) *Chunker {
 		c.err = errors.New("chunker: nil Gear")
 	} else {
 		c.maskS, c.maskL = p.masks()
-		c.buf = make([]byte, bufSize(p))
+		c.buf = make([]byte, min(initialBuf, bufSize(p)))
 	}
 	c.Reset(r)
 	return c
@@ -214,11 +219,16 @@ func (c *Chunker) Next() ([]byte, error) {
 		}
 		// No cut point in the buffered data and the stream goes on: read
 		// more. The pending chunk is shorter than Max (else cut would have
-		// cut it), so after compaction the free space is at least the read
-		// block.
+		// cut it), so in a full-sized buffer compaction frees at least the
+		// read block; a smaller one doubles (moving the data to its start).
 		if c.end == len(c.buf) {
-			c.end = copy(c.buf, data)
+			buf := c.buf
+			if full := bufSize(c.p); len(buf) < full {
+				buf = make([]byte, min(2*len(buf), full))
+			}
+			c.end = copy(buf, data)
 			c.start = 0
+			c.buf = buf
 		}
 		n, err := c.r.Read(c.buf[c.end:])
 		if n < 0 || n > len(c.buf)-c.end {

@@ -402,6 +402,10 @@ func TestReset(t *testing.T) {
 	require.NoError(t, err)
 
 	c := New(bytes.NewReader(d1), g, p)
+	_, err = chunkAll(t, c) // grows the buffer to its full size
+	require.NoError(t, err)
+	require.Len(t, c.buf, bufSize(p))
+	c.Reset(bytes.NewReader(d1))
 	buf := c.buf
 	// Abandon the first stream half-way, after a reader error, then reuse.
 	_, err = c.Next()
@@ -431,12 +435,13 @@ func TestReset(t *testing.T) {
 	}
 }
 
-// TestBoundedMemory checks the buffer stays bufSize(p) however long the
-// stream, and chunks alias it (zero-copy) with a capped capacity.
+// TestBoundedMemory checks the buffer grows to bufSize(p) and stays
+// there however long the stream, and chunks alias it (zero-copy) with a
+// capped capacity.
 func TestBoundedMemory(t *testing.T) {
 	p := smallParams
 	c := New(io.LimitReader(rand.NewChaCha8([32]byte{9}), 64<<20), NewGear(testKey), p)
-	require.Len(t, c.buf, bufSize(p))
+	require.Len(t, c.buf, initialBuf)
 	var total int
 	for {
 		ch, err := c.Next()
@@ -453,6 +458,32 @@ func TestBoundedMemory(t *testing.T) {
 	}
 	assert.Equal(t, 64<<20, total)
 	assert.Len(t, c.buf, bufSize(p))
+}
+
+// TestSmallStreamsStaySmall checks that a Chunker reused for many small
+// streams (a backup of small files) keeps its initial buffer instead of
+// allocating the 12 MiB a large file needs, and that the doubling buffer
+// cuts a large stream as a full-sized one would.
+func TestSmallStreamsStaySmall(t *testing.T) {
+	g := NewGear(testKey)
+	c := New(nil, g, DefaultParams())
+	for i := range 100 {
+		c.Reset(bytes.NewReader(randomData(uint64(i), 40<<10)))
+		_, err := chunkAll(t, c)
+		require.NoError(t, err)
+	}
+	require.Len(t, c.buf, initialBuf)
+
+	big := randomData(99, 40<<20)
+	c.Reset(bytes.NewReader(big))
+	got, err := chunkAll(t, c)
+	require.NoError(t, err)
+	require.Len(t, c.buf, bufSize(DefaultParams()))
+	full := New(bytes.NewReader(big), g, DefaultParams())
+	full.buf = make([]byte, bufSize(DefaultParams()))
+	want, err := chunkAll(t, full)
+	require.NoError(t, err)
+	require.Equal(t, want, got)
 }
 
 func FuzzChunker(f *testing.F) {
