@@ -491,7 +491,7 @@ func restoreFile(ctx context.Context, r *repo.Repository, j fileJob, buf []byte,
 		if err != nil {
 			return buf, err
 		}
-		if err := files.WriteAtSparse(j.f.File, data, off); err != nil {
+		if err := files.WriteAtSparse(j.f, data, off); err != nil {
 			return buf, err
 		}
 		off += int64(len(data))

@@ -94,7 +94,27 @@ type Restorer struct {
 type openDir struct {
 	rel string
 	fd  int
+	own *newOwner // owner of the files created in it; nil until the first File
 }
+
+// newOwner is the owner the kernel gives a file created in one directory
+// of the stack (the process's fsuid, and its fsgid or the directory's
+// group when the directory is setgid): learnt by fstat of the first file
+// committed there, so that Commit leaves out the fchown of every later file
+// whose entry has that owner (a root restore of files owned by root). The
+// directory's own owner and mode must not change meanwhile: Finish applies
+// a directory's owner before its files are created (snapshot order), and
+// its mode (setgid) only at Close.
+type newOwner struct {
+	state    atomic.Int32 // ownerUnknown, ownerProbing or ownerKnown
+	uid, gid uint32       // written before state becomes ownerKnown
+}
+
+const (
+	ownerUnknown = iota
+	ownerProbing // one Commit is learning it; the others chown
+	ownerKnown
+)
 
 type deferredDir struct {
 	path string
@@ -361,16 +381,38 @@ func (r *Restorer) Dir(e snapshot.Entry) error {
 }
 
 // File is a regular file being restored: an *os.File open for writing
-// that has no name yet (O_TMPFILE) or an unpredictable temporary one,
-// ftruncated to its size so that ranges never written stay holes. Write
-// the content with WriteAt (WriteAtSparse keeps zero blocks as holes),
-// then Commit it, or Abort it.
+// that has no name yet (O_TMPFILE) or an unpredictable temporary one.
+// Write the content with WriteAt (WriteAtSparse(f, ...) keeps zero blocks
+// as holes), then Commit it, which gives it the entry's size (ranges never
+// written stay holes), or Abort it.
 type File struct {
 	*os.File
 	r     *Restorer
 	e     snapshot.Entry
-	dirfd int    // the directory, held for the link or rename; -1 when done
-	tmp   string // the temporary name; "" for an O_TMPFILE file
+	dirfd int       // the directory, held for the link or rename; -1 when done
+	own   *newOwner // the owner of files created in the directory
+	tmp   string    // the temporary name; "" for an O_TMPFILE file
+	// end is the end of the furthest File.WriteAt: where it reaches the
+	// entry's size, Commit need not ftruncate (writes through the
+	// embedded *os.File's other methods are not counted: Commit then
+	// ftruncates, which changes nothing).
+	end atomic.Int64
+}
+
+// WriteAt writes p at off like (*os.File).WriteAt and records how far the
+// file's content reaches. Writes to different ranges may run in parallel.
+func (f *File) WriteAt(p []byte, off int64) (int, error) {
+	n, err := f.File.WriteAt(p, off)
+	if n > 0 {
+		end := off + int64(n)
+		for {
+			cur := f.end.Load()
+			if end <= cur || f.end.CompareAndSwap(cur, end) {
+				break
+			}
+		}
+	}
+	return n, err
 }
 
 // File creates the file for e, without a name where the file system
@@ -404,18 +446,25 @@ func (r *Restorer) PrepareFile(e snapshot.Entry) (*File, error) {
 	r.mu.Lock()
 	pfd, _, err := r.parent(e.Path, true)
 	var dirfd int
+	var own *newOwner
 	if err == nil {
 		dirfd, err = unix.Dup(pfd)
+		// parent leaves e's directory on top of the stack.
+		top := &r.stack[len(r.stack)-1]
+		if top.own == nil {
+			top.own = &newOwner{}
+		}
+		own = top.own
 	}
 	r.mu.Unlock()
 	if err != nil {
 		return nil, err
 	}
-	return &File{r: r, e: e, dirfd: dirfd}, nil
+	return &File{r: r, e: e, dirfd: dirfd, own: own}, nil
 }
 
-// Create creates the file PrepareFile prepared and opens it for writing,
-// ftruncated to the entry's size. On an error the File is released (as
+// Create creates the file PrepareFile prepared and opens it for writing
+// (empty: Commit gives it its size). On an error the File is released (as
 // by Abort).
 func (f *File) Create() error {
 	r, e, dirfd := f.r, f.e, f.dirfd
@@ -450,25 +499,29 @@ func (f *File) Create() error {
 		return fmt.Errorf("entry %q: create: %w", e.Path, err)
 	}
 	f.File, f.tmp = os.NewFile(uintptr(fd), r.root+"/"+e.Path), tmp
-	if e.Size > 0 {
-		if err := unix.Ftruncate(fd, e.Size); err != nil {
-			f.Abort()
-			return fmt.Errorf("entry %q: truncate: %w", e.Path, err)
-		}
-	}
 	return nil
 }
 
-// Commit applies the entry's owner, xattrs, mode and mtime through the
-// descriptor, puts the file under its final name (linkat of the O_TMPFILE
-// file, or rename of the temporary name; an existing non-directory there
-// is replaced) and closes it. Commits of different files run in parallel.
-// On an error nothing of the file remains and nothing under the final
-// name changed.
+// Commit extends the file to the entry's size (ftruncate, unless its
+// WriteAt calls reached it), applies the entry's owner (fchown, unless the
+// file has it already), xattrs, mode and mtime through the descriptor,
+// puts the file under its final name (linkat of the O_TMPFILE file, or
+// rename of the temporary name; an existing non-directory there is
+// replaced) and closes it. Commits of different files run in parallel. On
+// an error nothing of the file remains and nothing under the final name
+// changed.
 func (f *File) Commit() error {
 	r, e := f.r, f.e
 	fd := int(f.Fd())
-	err := r.setMeta(fd, "", e)
+	var err error
+	if f.end.Load() < e.Size {
+		if err = unix.Ftruncate(fd, e.Size); err != nil {
+			err = fmt.Errorf("entry %q: truncate: %w", e.Path, err)
+		}
+	}
+	if err == nil {
+		err = r.setMeta(fd, "", e, f.ownedAs)
+	}
 	var st unix.Stat_t
 	if err == nil && e.Links > 1 {
 		err = unix.Fstat(fd, &st)
@@ -499,6 +552,33 @@ func (f *File) Commit() error {
 	unix.Close(f.dirfd)
 	f.dirfd = -1
 	return err
+}
+
+// ownedAs reports whether the file (open as fd) is owned by uid and gid
+// already: it is when files created in its directory get that owner, which
+// the first file committed there learns by fstat.
+func (f *File) ownedAs(fd, uid, gid int) bool {
+	o := f.own
+	if o == nil {
+		return false
+	}
+	switch o.state.Load() {
+	case ownerKnown:
+		return int(o.uid) == uid && int(o.gid) == gid
+	case ownerUnknown:
+		if !o.state.CompareAndSwap(ownerUnknown, ownerProbing) {
+			return false
+		}
+		var st unix.Stat_t
+		if unix.Fstat(fd, &st) != nil {
+			o.state.Store(ownerUnknown)
+			return false
+		}
+		o.uid, o.gid = st.Uid, st.Gid
+		o.state.Store(ownerKnown)
+		return int(st.Uid) == uid && int(st.Gid) == gid
+	}
+	return false
 }
 
 // link gives the O_TMPFILE file open as fd the name in f's directory,
@@ -695,13 +775,20 @@ func (r *Restorer) Finish(e snapshot.Entry) error {
 	}
 	defer unix.Close(ofd)
 	if e.Type == snapshot.TypeDir {
-		if err := r.setOwnerXattrs(ofd, procFD(ofd), e); err != nil {
+		if err := r.setOwnerXattrs(ofd, procFD(ofd), e, nil); err != nil {
 			return err
+		}
+		// Files created in it from now on get its new group if it is
+		// setgid: learn their owner anew.
+		for i := range r.stack {
+			if r.stack[i].rel == e.Path {
+				r.stack[i].own = nil
+			}
 		}
 		r.dirs = append(r.dirs, deferredDir{path: e.Path, mode: r.mode(e), mtim: timespec(e)})
 		return nil
 	}
-	return r.setMeta(ofd, procFD(ofd), e)
+	return r.setMeta(ofd, procFD(ofd), e, nil)
 }
 
 // openPath opens name in dirfd with O_PATH|O_NOFOLLOW and checks that it
@@ -748,8 +835,8 @@ func (r *Restorer) mode(e snapshot.Entry) uint32 {
 // setMeta applies owner, xattrs, mode and mtime of e to the object open
 // as fd: through fd itself when proc is "" (a regular descriptor), else
 // through proc, fd's /proc path (an O_PATH descriptor).
-func (r *Restorer) setMeta(fd int, proc string, e snapshot.Entry) error {
-	if err := r.setOwnerXattrs(fd, proc, e); err != nil {
+func (r *Restorer) setMeta(fd int, proc string, e snapshot.Entry, owned ownedFunc) error {
+	if err := r.setOwnerXattrs(fd, proc, e, owned); err != nil {
 		return err
 	}
 	mode := r.mode(e)
@@ -772,14 +859,21 @@ func (r *Restorer) setMeta(fd int, proc string, e snapshot.Entry) error {
 	return nil
 }
 
+// ownedFunc reports whether the object open as fd is owned by uid and gid
+// already (so that chown would change nothing); nil: not known.
+type ownedFunc func(fd, uid, gid int) bool
+
 // setOwnerXattrs applies owner and xattrs of e to the object open as fd
-// (see setMeta for proc).
-func (r *Restorer) setOwnerXattrs(fd int, proc string, e snapshot.Entry) error {
+// (see setMeta for proc; owned, if not nil, may tell that the owner is
+// right already).
+func (r *Restorer) setOwnerXattrs(fd int, proc string, e snapshot.Entry, owned ownedFunc) error {
 	if r.chown {
 		uid, gid := r.owner(e)
 		// AT_EMPTY_PATH: the object fd refers to, O_PATH or not.
-		if err := unix.Fchownat(fd, "", uid, gid, unix.AT_EMPTY_PATH); err != nil {
-			return fmt.Errorf("entry %q: chown: %w", e.Path, err)
+		if owned == nil || !owned(fd, uid, gid) {
+			if err := unix.Fchownat(fd, "", uid, gid, unix.AT_EMPTY_PATH); err != nil {
+				return fmt.Errorf("entry %q: chown: %w", e.Path, err)
+			}
 		}
 	}
 	return r.setXattrs(e, func(n string, v []byte) error {

@@ -46,7 +46,7 @@ func restoreTree(t *testing.T, src, dst string, opts snapshot.EntryOptions) {
 					j.f.Abort()
 					continue
 				}
-				if first = copyChunks(j.f.File, j.src, rng); first != nil {
+				if first = copyChunks(j.f, j.src, rng); first != nil {
 					j.f.Abort()
 					continue
 				}
@@ -95,7 +95,7 @@ func restoreTree(t *testing.T, src, dst string, opts snapshot.EntryOptions) {
 
 // copyChunks copies src into f in pieces of random length (not aligned to
 // blocks, like content-defined chunks), in order.
-func copyChunks(f *os.File, src string, rng *rand.Rand) error {
+func copyChunks(f io.WriterAt, src string, rng *rand.Rand) error {
 	in, err := os.Open(src)
 	if err != nil {
 		return err
@@ -489,6 +489,95 @@ func TestRestorePrepareFileCreateLater(t *testing.T) {
 			require.NoError(t, err)
 			assert.Len(t, entries, 5, "only the committed files, no temporary or aborted one")
 		})
+	}
+}
+
+// Commit gives a file its size: whether File.WriteAt reached it or not
+// (zero tail left as a hole, nothing written at all, or written through
+// the embedded *os.File, which File.WriteAt does not see).
+func TestRestoreFileSize(t *testing.T) {
+	dst := t.TempDir()
+	r, err := NewRestorer(dst, snapshot.EntryOptions{})
+	require.NoError(t, err)
+	data := append(bytes.Repeat([]byte{7}, 5000), make([]byte, 3*SparseBlock)...)
+	for _, tt := range []struct {
+		name  string
+		size  int64
+		write func(f *File) error
+	}{
+		{"full", 5000, func(f *File) error { return WriteAtSparse(f, data[:5000], 0) }},
+		{"zero-tail", int64(len(data)), func(f *File) error { return WriteAtSparse(f, data, 0) }},
+		{"holes-only", 1 << 20, func(f *File) error { return WriteAtSparse(f, data[5000:], 0) }},
+		{"empty", 0, func(f *File) error { return nil }},
+		{"os-file", int64(len(data)), func(f *File) error { _, err := f.File.WriteAt(data[:100], 0); return err }},
+		{"segments", 3 * 8192, func(f *File) error {
+			var wg sync.WaitGroup
+			for i := 2; i >= 0; i-- {
+				wg.Go(func() { f.WriteAt(bytes.Repeat([]byte{byte(i + 1)}, 8192), int64(i)*8192) })
+			}
+			wg.Wait()
+			return nil
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f, err := r.File(snapshot.Entry{Path: tt.name, Type: snapshot.TypeFile, Size: tt.size, Mode: 0o644})
+			require.NoError(t, err)
+			require.NoError(t, tt.write(f))
+			require.NoError(t, f.Commit())
+			fi, err := os.Stat(filepath.Join(dst, tt.name))
+			require.NoError(t, err)
+			assert.Equal(t, tt.size, fi.Size())
+		})
+	}
+	require.NoError(t, r.Close())
+	got, err := os.ReadFile(filepath.Join(dst, "zero-tail"))
+	require.NoError(t, err)
+	assert.Equal(t, data, got)
+}
+
+// Commit leaves out the chown only where a file has its entry's owner
+// already: in a setgid directory new files get the directory's group, not
+// the restoring process's, and those that should not keep it are chowned.
+func TestRestoreFileOwnerSetgidDir(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to restore owners")
+	}
+	dst := t.TempDir()
+	require.NoError(t, os.Mkdir(filepath.Join(dst, "sg"), 0o755))
+	require.NoError(t, os.Chown(filepath.Join(dst, "sg"), 0, 4321))
+	require.NoError(t, unix.Chmod(filepath.Join(dst, "sg"), 0o2775))
+	r, err := NewRestorer(dst, snapshot.EntryOptions{Owner: snapshot.OwnerOn, NumericOwner: true})
+	require.NoError(t, err)
+	for _, d := range []snapshot.Entry{
+		{Path: "plain", Type: snapshot.TypeDir, Mode: 0o755},
+		{Path: "sg", Type: snapshot.TypeDir, Mode: uint32(os.ModeSetgid | 0o775), GID: 4321},
+	} {
+		require.NoError(t, r.Dir(d))
+		require.NoError(t, r.Finish(d))
+	}
+	type owner struct{ uid, gid uint32 }
+	want := map[string]owner{}
+	var files []*File
+	for _, dir := range []string{"plain", "sg"} {
+		for i, o := range []owner{{0, 4321}, {0, 0}, {0, 0}, {1234, 4321}, {0, 4321}, {0, 0}} {
+			e := snapshot.Entry{Path: fmt.Sprintf("%s/f%d", dir, i), Type: snapshot.TypeFile, Size: 1, Mode: 0o644, UID: o.uid, GID: o.gid}
+			f, err := r.File(e)
+			require.NoError(t, err)
+			_, err = f.WriteAt([]byte{1}, 0)
+			require.NoError(t, err)
+			files = append(files, f)
+			want[e.Path] = o
+		}
+	}
+	// The first Commit in a directory learns the owner; commit in order.
+	for _, f := range files {
+		require.NoError(t, f.Commit())
+	}
+	require.NoError(t, r.Close())
+	for p, o := range want {
+		var st unix.Stat_t
+		require.NoError(t, unix.Stat(filepath.Join(dst, p), &st))
+		assert.Equal(t, o, owner{st.Uid, st.Gid}, p)
 	}
 }
 

@@ -2,7 +2,7 @@ package files
 
 import (
 	"bytes"
-	"os"
+	"io"
 )
 
 // SparseBlock is the granularity of WriteAtSparse.
@@ -13,10 +13,11 @@ var zeroBlock [SparseBlock]byte
 // WriteAtSparse writes p at offset off of f like f.WriteAt, but skips
 // all-zero pieces: every all-zero 4 KiB-aligned block (and all-zero
 // partial blocks at the edges of p), so that a file created by
-// Restorer.File (ftruncated to its size, reading as zeros) keeps its holes.
-// It must therefore only be used where the skipped ranges already read as
-// zeros. Non-zero runs are written with one WriteAt each.
-func WriteAtSparse(f *os.File, p []byte, off int64) error {
+// Restorer.File (sized by File.Commit, reading as zeros where nothing was
+// written) keeps its holes. It must therefore only be used where the
+// skipped ranges read as zeros. Non-zero runs are written with one WriteAt
+// each.
+func WriteAtSparse(f io.WriterAt, p []byte, off int64) error {
 	start := -1 // start in p of the pending non-zero run
 	i := 0
 	for i < len(p) {
