@@ -1,13 +1,10 @@
 package sanitize
 
 import (
-	"crypto/hmac"
-	"crypto/sha256"
 	"encoding/base32"
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
-	"hash"
 	"hash/maphash"
 	"math/big"
 	"slices"
@@ -53,9 +50,8 @@ func lowerAll(ss []string) []string {
 // Not safe for concurrent use (one per export worker).
 type faker struct {
 	key     []byte
-	mac     hash.Hash // HMAC-SHA256 with key, Reset per value
+	mac     *keyedMAC // HMAC-SHA256 with key
 	in      []byte    // HMAC input: kind 0x00 value
-	out     [32]byte  // HMAC output
 	cache   *fakeCache
 	kinds   []kindStats // by fake kind (fakeKind)
 	ckey    []byte
@@ -66,16 +62,10 @@ type faker struct {
 // same fake of a kind in every table and export with the same key.
 func (f *faker) sum(kind string, v []byte) [32]byte {
 	if f.mac == nil {
-		f.mac = hmac.New(sha256.New, f.key)
+		f.mac = newKeyedMAC(f.key)
 	}
-	// One Write, and no conversions or results that would escape to the
-	// heap through the hash.Hash interface.
 	f.in = append(append(append(f.in[:0], kind...), 0), v...)
-	m := f.mac
-	m.Reset()
-	m.Write(f.in)
-	m.Sum(f.out[:0])
-	return f.out
+	return f.mac.sum(f.in)
 }
 
 // fakeKind is the index of a fake kind in policies.FakeKinds (-1: none).
