@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -89,7 +90,9 @@ func TestS3RetriesBounded(t *testing.T) {
 }
 
 // TestS3ConnectionResetRetried: the endpoint resets every connection
-// for a second; a write and a read issued meanwhile succeed.
+// until both a write and a read issued meanwhile have been retried (a
+// fixed second was over before the write started on a loaded machine);
+// both then succeed.
 func TestS3ConnectionResetRetried(t *testing.T) {
 	t.Parallel()
 	srv := miniotest.Shared(t)
@@ -100,7 +103,14 @@ func TestS3ConnectionResetRetried(t *testing.T) {
 	require.NoError(t, storage.WriteNew(ctx, b, "data/00/before", data))
 
 	px.Set(miniotest.Reset)
-	time.AfterFunc(time.Second, func() { px.Set(miniotest.Pass) })
+	go func() {
+		defer px.Set(miniotest.Pass)
+		for end := time.Now().Add(30 * time.Second); time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
+			if l := lb.String(); strings.Contains(l, "object=data/00/before") && strings.Contains(l, "object=data/00/during") {
+				return
+			}
+		}
+	}()
 	errc := make(chan error, 1)
 	go func() { errc <- storage.WriteNew(ctx, b, "data/00/during", data) }()
 	got, err := storage.Read(ctx, b, "data/00/before")
