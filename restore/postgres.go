@@ -98,10 +98,6 @@ func Postgres(ctx context.Context, s snapshot.Reader, opts PostgresOptions) (*Po
 	if err != nil {
 		return nil, err
 	}
-	dbs, globals, err := readPostgresTree(ctx, s, opts, conn.Database())
-	if err != nil {
-		return nil, err
-	}
 	psql, err := postgres.Binary(opts.BinDir, "psql")
 	if err != nil {
 		return nil, err
@@ -112,10 +108,20 @@ func Postgres(ctx context.Context, s snapshot.Reader, opts PostgresOptions) (*Po
 	}
 	ctl := &pgCtl{ctx: ctx, psql: psql, conn: conn}
 	defer ctl.close()
-	se, err := ctl.session()
+	// psql starts and logs in while the snapshot's tree is read.
+	opened := make(chan error, 1)
+	go func() {
+		_, err := ctl.session()
+		opened <- err
+	}()
+	dbs, globals, err := readPostgresTree(ctx, s, opts, conn.Database())
+	if serr := <-opened; err == nil {
+		err = serr
+	}
 	if err != nil {
 		return nil, err
 	}
+	se := ctl.se
 	for _, d := range dbs {
 		n, err := se.Query("SELECT count(*) FROM pg_database WHERE datname = " + quoteLiteral(d.target))
 		if err != nil {
