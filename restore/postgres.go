@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -13,8 +14,10 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 
 	"golang.org/x/sync/errgroup"
+	"golang.org/x/sys/unix"
 
 	"github.com/lifeboat-backup/lifeboat/engine/snapshot"
 	"github.com/lifeboat-backup/lifeboat/targets/postgres"
@@ -95,10 +98,6 @@ func Postgres(ctx context.Context, s snapshot.Reader, opts PostgresOptions) (*Po
 	if err != nil {
 		return nil, err
 	}
-	dbs, globals, err := readPostgresTree(ctx, s, opts, conn.Database())
-	if err != nil {
-		return nil, err
-	}
 	psql, err := postgres.Binary(opts.BinDir, "psql")
 	if err != nil {
 		return nil, err
@@ -109,10 +108,20 @@ func Postgres(ctx context.Context, s snapshot.Reader, opts PostgresOptions) (*Po
 	}
 	ctl := &pgCtl{ctx: ctx, psql: psql, conn: conn}
 	defer ctl.close()
-	se, err := ctl.session()
+	// psql starts and logs in while the snapshot's tree is read.
+	opened := make(chan error, 1)
+	go func() {
+		_, err := ctl.session()
+		opened <- err
+	}()
+	dbs, globals, err := readPostgresTree(ctx, s, opts, conn.Database())
+	if serr := <-opened; err == nil {
+		err = serr
+	}
 	if err != nil {
 		return nil, err
 	}
+	se := ctl.se
 	for _, d := range dbs {
 		n, err := se.Query("SELECT count(*) FROM pg_database WHERE datname = " + quoteLiteral(d.target))
 		if err != nil {
@@ -457,19 +466,66 @@ func pgRestoreRun(ctx context.Context, pgRestore string, conn *postgres.Conn, d 
 	}
 	cmd := exec.CommandContext(ctx, pgRestore, append(args, extra...)...)
 	cmd.Env = conn.Env()
-	if stdin != nil {
-		cmd.Stdin = stdin
-	}
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
-	if err := cmd.Run(); err != nil {
+	fail := func(err error) error {
 		msg := strings.TrimSpace(stderr.String())
 		if msg == "" {
 			msg = err.Error()
 		}
 		return fmt.Errorf("restore database %q as %q: pg_restore of %s: %s", d.Name, d.target, node.Path, msg)
 	}
+	if stdin == nil {
+		if err := cmd.Run(); err != nil {
+			return fail(err)
+		}
+		return nil
+	}
+	// The archive goes through a pipe of pipeBuf bytes, written pipeBuf
+	// at a time (exec's own: 64 KiB, written 32 KiB at a time).
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		return fail(err)
+	}
+	growPipe(pw)
+	cmd.Stdin = pr
+	err = cmd.Start()
+	pr.Close()
+	if err != nil {
+		pw.Close()
+		return fail(err)
+	}
+	copied := make(chan error, 1)
+	go func() {
+		_, err := io.CopyBuffer(pw, stdin, make([]byte, pipeBuf))
+		pw.Close()
+		copied <- err
+	}()
+	werr := cmd.Wait()
+	cerr := <-copied
+	if werr != nil {
+		return fail(werr)
+	}
+	// pg_restore stops reading after the last item it restores: a write
+	// into the closed pipe is no error.
+	if cerr != nil && !errors.Is(cerr, syscall.EPIPE) {
+		return fail(cerr)
+	}
 	return nil
+}
+
+// pipeBuf is the buffer of a pipe into pg_restore, and the size of the
+// writes into it.
+const pipeBuf = 1 << 20
+
+// growPipe makes a pipe's buffer pipeBuf bytes (64 KiB by default), so
+// that a writer feeding a reader that takes 4 KiB at a time (pg_restore's
+// stdio) blocks and wakes once per pipeBuf, not every 64 KiB. Best
+// effort: a smaller limit (fs.pipe-max-size) leaves the default.
+func growPipe(w *os.File) {
+	if c, err := w.SyscallConn(); err == nil {
+		_ = c.Control(func(fd uintptr) { _, _ = unix.FcntlInt(fd, unix.F_SETPIPE_SZ, pipeBuf) })
+	}
 }
 
 // readPostgresProps reads a database's recorded properties.

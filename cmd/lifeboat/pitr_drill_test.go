@@ -78,25 +78,7 @@ func TestPITRDrill(t *testing.T) {
 
 	report := filepath.Join(e.dir, "drill.json")
 	dout := e.must([]string{"LIFEBOAT_KEY_FILE=" + e.owner}, "drill", e.policy, "--journal", e.journal, "-o", report)
-	var rep struct {
-		Status  string
-		RPO     struct{ Seconds float64 }
-		Targets []struct {
-			Name, Snapshot, Reached string
-			SnapshotTime            time.Time `json:"snapshot_time"`
-			PITRPoint               string    `json:"pitr_point"`
-			RecoveryPoint           time.Time `json:"recovery_point"`
-			ArchivedUntil           time.Time `json:"archived_until"`
-			RPOSeconds              float64   `json:"rpo_seconds"`
-		}
-		Checks []struct {
-			Name, Value string
-			OK          bool
-		}
-	}
-	b, err := os.ReadFile(report)
-	require.NoError(t, err)
-	require.NoError(t, json.Unmarshal(b, &rep), "%s", b)
+	rep, b := readDrillReport(t, report)
 	require.Equal(t, "passed", rep.Status, "%s\n%s", dout, b)
 	require.Len(t, rep.Targets, 1)
 	dt := rep.Targets[0]
@@ -124,4 +106,34 @@ func TestPITRDrill(t *testing.T) {
 		want = append(want, s)
 	}
 	t.Fatalf("orders at %s: %s, the commit log says one of %v (commits %d..%d)", pt, got, want, lo, hi)
+}
+
+// drillReport is what a PITR drill's -o report says (the fields the
+// drill tests look at).
+type drillReport struct {
+	Status  string
+	RPO     struct{ Seconds float64 }
+	Targets []struct {
+		Name, Snapshot, Reached string
+		SnapshotTime            time.Time `json:"snapshot_time"`
+		PITRPoint               string    `json:"pitr_point"`
+		RecoveryPoint           time.Time `json:"recovery_point"`
+		ArchivedUntil           time.Time `json:"archived_until"`
+		RPOSeconds              float64   `json:"rpo_seconds"`
+	}
+	Checks []struct {
+		Name, Value string
+		OK          bool
+	}
+}
+
+// readDrillReport reads a drill report, and returns its bytes for
+// failure messages.
+func readDrillReport(t *testing.T, path string) (drillReport, []byte) {
+	t.Helper()
+	var rep drillReport
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	require.NoError(t, json.Unmarshal(b, &rep), "%s", b)
+	return rep, b
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -76,24 +75,7 @@ func TestPITRPGDrill(t *testing.T) {
 	cmd.Env = append(os.Environ(), "LIFEBOAT_KEY_FILE="+p.owner)
 	out, err := cmd.CombinedOutput()
 	require.NoError(t, err, "%s", out)
-	var rep struct {
-		Status  string
-		RPO     struct{ Seconds float64 }
-		Targets []struct {
-			Name, Snapshot, Reached string
-			PITRPoint               string    `json:"pitr_point"`
-			RecoveryPoint           time.Time `json:"recovery_point"`
-			ArchivedUntil           time.Time `json:"archived_until"`
-			RPOSeconds              float64   `json:"rpo_seconds"`
-		}
-		Checks []struct {
-			Name, Value string
-			OK          bool
-		}
-	}
-	b, err := os.ReadFile(report)
-	require.NoError(t, err)
-	require.NoError(t, json.Unmarshal(b, &rep), "%s", b)
+	rep, b := readDrillReport(t, report)
 	require.Equal(t, "passed", rep.Status, "%s\n%s", out, b)
 	require.Len(t, rep.Targets, 1)
 	dt := rep.Targets[0]
