@@ -153,10 +153,21 @@ func appendDigits(dst []byte, h [32]byte, off, n int) []byte {
 
 func digits(h [32]byte, off, n int) string { return string(appendDigits(nil, h, off, n)) }
 
+// tagLen is the length of a fake's tag: 60 bits in base32.
+const tagLen = 12
+
 // hashHex is the hash rule's value: hex of the keyed hash.
-func (f *faker) hashHex(v []byte) string {
+func (f *faker) hashHex(v []byte) string { return string(f.appendHashHex(nil, v, 0)) }
+
+// appendHashHex appends hashHex(v) cut to max characters (0: no limit).
+func (f *faker) appendHashHex(dst, v []byte, max int) []byte {
 	h := f.sum("hash", v)
-	return hex.EncodeToString(h[:])
+	start := len(dst)
+	dst = hex.AppendEncode(dst, h[:])
+	if max > 0 && len(dst)-start > max {
+		dst = dst[:start+max]
+	}
+	return dst
 }
 
 // fake returns the fake of kind for v fitted to max characters (0: no
@@ -174,25 +185,28 @@ func (f *faker) appendFake(dst []byte, kind string, v []byte, max int) []byte {
 	n := binary.BigEndian.Uint32(h[0:]) % uint32(len(firstNames))
 	m := binary.BigEndian.Uint32(h[4:]) % uint32(len(lastNames))
 	first, last := firstNames[n], lastNames[m]
+	// tag (60 bits of base32) only for the kinds that use it.
 	var tagBuf [13]byte
-	lowerBase32.Encode(tagBuf[:], h[8:16])
-	tag := tagBuf[:12] // 60 bits
+	tag := func() []byte {
+		lowerBase32.Encode(tagBuf[:], h[8:16])
+		return tagBuf[:tagLen]
+	}
 	start := len(dst)
 	switch kind {
 	case "email":
 		domain := pickWord(h, 4, emailDomains)
-		local := len(first) + len(last) + len(tag) + 2
+		local := len(first) + len(last) + tagLen + 2
 		switch {
 		case max <= 0 || local+1+len(domain) <= max:
 			dst = append(dst, firstLower[n]...)
 			dst = append(dst, '.')
 			dst = append(dst, lastLower[m]...)
 			dst = append(dst, '.')
-			dst = append(append(append(dst, tag...), '@'), domain...)
-		case len(tag)+1+len(domain) <= max:
-			dst = append(append(append(dst, tag...), '@'), domain...)
+			dst = append(append(append(dst, tag()...), '@'), domain...)
+		case tagLen+1+len(domain) <= max:
+			dst = append(append(append(dst, tag()...), '@'), domain...)
 		default:
-			dst = append(append(dst, tag...), "@x.io"...)
+			dst = append(append(dst, tag()...), "@x.io"...)
 		}
 	case "first_name":
 		dst = append(dst, first...)
@@ -201,7 +215,7 @@ func (f *faker) appendFake(dst []byte, kind string, v []byte, max int) []byte {
 	case "name", "full_name":
 		dst = append(append(append(dst, first...), ' '), last...)
 	case "username":
-		dst = append(append(append(dst, firstLower[n]...), '_'), tag...)
+		dst = append(append(append(dst, firstLower[n]...), '_'), tag()...)
 	case "company":
 		dst = append(append(append(dst, last...), ' '), pickWord(h, 2, companyEnds)...)
 	case "phone":
@@ -228,7 +242,7 @@ func (f *faker) appendFake(dst []byte, kind string, v []byte, max int) []byte {
 			binary.BigEndian.Uint16(h[20:]), 1+binary.BigEndian.Uint16(h[22:])%0xfffe)
 	case "url":
 		dst = append(append(append(dst, "https://"...), pickWord(h, 4, emailDomains)...), '/')
-		dst = append(dst, tag...)
+		dst = append(dst, tag()...)
 	case "iban":
 		dst = append(dst, iban(digits(h, 12, 18))...)
 	case "vat":
@@ -244,7 +258,7 @@ func (f *faker) appendFake(dst []byte, kind string, v []byte, max int) []byte {
 			dst = append(dst, loremWords[int(h[i])%len(loremWords)]...)
 		}
 	default:
-		dst = append(dst, tag...)
+		dst = append(dst, tag()...)
 	}
 	if max > 0 && len(dst)-start > max {
 		dst = dst[:start+max]

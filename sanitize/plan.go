@@ -163,7 +163,8 @@ func (f *faker) apply(r *Rule, col *column, v []byte) []byte {
 	case policies.RuleFake:
 		return f.cachedFake(r.kid, v, col.max)
 	case policies.RuleHash:
-		return []byte(fit(f.hashHex(v), col.max))
+		f.scratch = f.appendHashHex(f.scratch[:0], v, col.max)
+		return f.scratch
 	case policies.RuleMask:
 		s := string(v)
 		if !utf8.ValidString(s) {
