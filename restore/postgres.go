@@ -600,6 +600,7 @@ func (c *pgCtl) exec(stmts ...postgres.Statement) error {
 			_, err = se.Query("SELECT 1") // the statement's error, if any
 		}
 		if err != nil {
+			_ = se.Close() // psql has ended: reap it
 			c.se = nil
 			return fmt.Errorf("%s: %s", q.Label, q.Redact(err.Error()))
 		}
