@@ -382,7 +382,7 @@ func pgRestorePost(ctx context.Context, s snapshot.Reader, pgRestore string, con
 	list, ok, _ := postgres.ListTOC(b)
 	builds := 0
 	for _, line := range strings.Split(string(list), "\n") {
-		if f := strings.SplitN(line, " ", 4); len(f) == 4 && (strings.HasPrefix(f[3], "INDEX ") || strings.HasPrefix(f[3], "CONSTRAINT ")) {
+		if kind := postgres.ListKind(line); strings.HasPrefix(kind, "INDEX ") || strings.HasPrefix(kind, "CONSTRAINT ") {
 			builds++
 		}
 	}

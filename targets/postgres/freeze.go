@@ -250,7 +250,9 @@ func ListTOC(head []byte) (list []byte, ok, known bool) {
 }
 
 // oneLine replaces line breaks, as pg_restore --list does in names.
-func oneLine(s string) string { return strings.NewReplacer("\n", " ", "\r", " ").Replace(s) }
+func oneLine(s string) string { return lineBreaks.Replace(s) }
+
+var lineBreaks = strings.NewReplacer("\n", " ", "\r", " ")
 
 // writeStr writes s as str reads it.
 func (r *archReader) writeStr(w *bytes.Buffer, s string) {

@@ -108,11 +108,7 @@ func SplitTOC(list []byte) (now, later []byte) {
 		if !strings.HasSuffix(line, "\n") {
 			line += "\n"
 		}
-		f := strings.SplitN(line, " ", 4) // "ID;", catalog OID, object OID, kind and the rest
-		kind := ""
-		if len(f) == 4 {
-			kind = f[3]
-		}
+		kind := ListKind(line)
 		if hasAnyPrefix(kind, nowKinds) && !strings.HasPrefix(kind, "INDEX ATTACH ") {
 			now = append(now, line...)
 		} else {
@@ -120,6 +116,16 @@ func SplitTOC(list []byte) (now, later []byte) {
 		}
 	}
 	return now, later
+}
+
+// ListKind is the kind and the rest of a pg_restore --list line ("ID;
+// catalog-OID object-OID KIND SCHEMA NAME OWNER"): "INDEX public i_x
+// owner"; "" for a line of another shape.
+func ListKind(line string) string {
+	if f := strings.SplitN(line, " ", 4); len(f) == 4 {
+		return f[3]
+	}
+	return ""
 }
 
 func hasAnyPrefix(s string, prefixes []string) bool {
